@@ -1,0 +1,346 @@
+//! The crate's one error type.
+//!
+//! Every fallible call returns [`Error`]. Failures to open a sealed value are
+//! deliberately one opaque variant, [`Error::DecryptionFailed`], whatever the
+//! cause (wrong key, flipped bit, value moved to another path), so errors are
+//! no oracle. Everything a caller can act on (an unknown key version, a bad
+//! path, a storage fault) has its own variant.
+
+use std::fmt;
+
+use crate::keyring::KeyState;
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Strongroom.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A sealed value did not open. Deliberately says nothing more.
+    #[error("decryption failed")]
+    DecryptionFailed,
+
+    /// A sealed value's framing is wrong (before any decryption was tried).
+    #[error("malformed sealed value: {0}")]
+    MalformedSealedValue(&'static str),
+
+    /// The sealed value names a key version the keyring does not have.
+    #[error("unknown key version {version}: the keyring has versions 1..={latest}")]
+    UnknownKeyVersion {
+        /// The version named in the sealed value's header.
+        version: u32,
+        /// The newest version the keyring holds.
+        latest: u32,
+    },
+
+    /// The key version exists but may no longer decrypt.
+    #[error(
+        "key version {version} is {state} (minimum decryption version is {min_decryption_version}); rewrap values sealed under it before retiring it"
+    )]
+    KeyVersionRetired {
+        /// The version named in the sealed value's header.
+        version: u32,
+        /// Its state.
+        state: KeyState,
+        /// The keyring's minimum decryption version.
+        min_decryption_version: u32,
+    },
+
+    /// A key state change that the key lifecycle forbids.
+    #[error("key version {version} cannot go from {from} to {to}")]
+    InvalidKeyTransition {
+        /// The key version.
+        version: u32,
+        /// Its current state.
+        from: KeyState,
+        /// The requested state.
+        to: KeyState,
+    },
+
+    /// A key version is still needed by stored values and cannot be destroyed.
+    #[error(
+        "key version {version} still protects {records} stored record(s) (first: {example}); run rewrap first"
+    )]
+    KeyInUse {
+        /// The key version.
+        version: u32,
+        /// How many records still need it.
+        records: u64,
+        /// One storage key that needs it.
+        example: String,
+    },
+
+    /// A path failed validation.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given (paths are not secret).
+        path: String,
+        /// What is wrong with it.
+        reason: PathError,
+    },
+
+    /// The store is sealed (locked): its keys are not in memory.
+    #[error("the store is sealed: call unseal first")]
+    Sealed,
+
+    /// `init` was called on storage that already holds a store.
+    #[error("storage already holds an initialised strongroom; use unseal instead of init")]
+    AlreadyInitialized,
+
+    /// `unseal` was called on storage that holds no store.
+    #[error("storage holds no strongroom; run init first")]
+    NotInitialized,
+
+    /// The root key from the key protector does not open the stored keyring.
+    #[error(
+        "unseal failed: the root key does not open this store's keyring (wrong key file, token or shares?)"
+    )]
+    UnsealFailed,
+
+    /// A problem with a root key file.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The key file's path.
+        path: String,
+        /// What is wrong with it.
+        reason: KeyFileError,
+    },
+
+    /// A key protector (software, HSM) failed.
+    #[error("key protector {protector}: {kind}: {message}")]
+    Protector {
+        /// Which protector ("software", "pkcs11").
+        protector: &'static str,
+        /// The kind of failure.
+        kind: ProtectorErrorKind,
+        /// Detail for the operator. Never contains key material or PINs.
+        message: String,
+    },
+
+    /// The storage backend failed.
+    #[error("storage ({backend}): {kind}: {message}")]
+    Storage {
+        /// Which backend ("memory", "sqlite", "postgres").
+        backend: &'static str,
+        /// The kind of failure.
+        kind: StorageErrorKind,
+        /// Detail for the operator.
+        message: String,
+    },
+
+    /// An atomic batch's precondition did not hold: someone else changed the
+    /// record first. Retry after re-reading.
+    #[error("storage record {key:?} changed concurrently; re-read and retry")]
+    StorageConflict {
+        /// The storage key whose expectation failed.
+        key: String,
+    },
+
+    /// A stored record (not a sealed value) could not be decoded.
+    #[error("stored record {key:?} is corrupt: {reason}")]
+    CorruptRecord {
+        /// The storage key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system random number generator failed")]
+    Random,
+
+    /// The caller passed an argument that cannot be used.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A versioned-secrets operation failed.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+
+    /// A policy check failed or a policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+
+    /// The audit trail could not be written or failed verification.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+
+    /// A lease operation failed.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
+
+    /// A credential rotation failed.
+    #[error(transparent)]
+    Rotation(#[from] crate::rotation::RotationError),
+
+    /// Shamir split or combine failed.
+    #[error(transparent)]
+    Shamir(#[from] crate::shamir::ShamirError),
+}
+
+/// Why a path was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// The path is empty.
+    #[error("the path is empty")]
+    Empty,
+    /// Two slashes in a row, or a leading or trailing slash.
+    #[error("empty segment (double, leading or trailing '/')")]
+    EmptySegment,
+    /// A `.` or `..` segment.
+    #[error("'.' and '..' segments are not allowed")]
+    DotSegment,
+    /// A character outside the allowed set.
+    #[error("character {0:?} is not allowed (use a-z, 0-9, '-', '_', '.', '/')")]
+    BadCharacter(char),
+    /// Upper-case letters (paths are lower-case so `Prod` cannot alias `prod`).
+    #[error("upper-case letters are not allowed (paths are lower-case)")]
+    UpperCase,
+    /// Too long.
+    #[error("longer than {max} bytes")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// Too many segments.
+    #[error("more than {max} segments")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// The path is under a prefix reserved for Strongroom's own records.
+    #[error("the 'sys' prefix is reserved")]
+    Reserved,
+}
+
+/// Why a key file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file can be read or written by group or others.
+    #[error(
+        "permissions {mode:o} are too open: the key file must be readable by its owner only (chmod 600)"
+    )]
+    LoosePermissions {
+        /// The file's mode bits.
+        mode: u32,
+    },
+    /// The file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// The content is not a base64-encoded 32-byte key.
+    #[error("content is not a base64-encoded 32-byte key")]
+    BadContent,
+    /// The file already exists (refusing to overwrite a key).
+    #[error("already exists; refusing to overwrite a root key")]
+    Exists,
+}
+
+/// Kinds of key protector failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtectorErrorKind {
+    /// The wrapped root key did not unwrap (wrong key, another token, tampering).
+    UnwrapFailed,
+    /// The PIN was rejected.
+    WrongPin,
+    /// The PIN is locked after too many failures.
+    PinLocked,
+    /// No token with the configured label.
+    TokenNotFound,
+    /// The token was removed.
+    TokenRemoved,
+    /// The wrapping key is not on the token.
+    KeyNotFound,
+    /// The module does not support a needed mechanism.
+    MechanismUnsupported,
+    /// The module library could not be loaded.
+    ModuleNotFound,
+    /// Configuration is incomplete or contradictory.
+    Config,
+    /// Anything else the device reported.
+    Device,
+}
+
+impl fmt::Display for ProtectorErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnwrapFailed => "unwrap failed",
+            Self::WrongPin => "wrong pin",
+            Self::PinLocked => "pin locked",
+            Self::TokenNotFound => "token not found",
+            Self::TokenRemoved => "token removed",
+            Self::KeyNotFound => "key not found",
+            Self::MechanismUnsupported => "mechanism not supported",
+            Self::ModuleNotFound => "module not found",
+            Self::Config => "configuration",
+            Self::Device => "device error",
+        })
+    }
+}
+
+/// Kinds of storage failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The backend could not be reached or opened.
+    Unavailable,
+    /// The backend's files or tables are damaged or are not a Strongroom store.
+    Corrupt,
+    /// The backend refused the operation (permissions, read-only, full disk).
+    Rejected,
+    /// A schema or format version this build does not understand.
+    UnsupportedVersion,
+    /// An injected or otherwise unclassified fault.
+    Other,
+}
+
+impl fmt::Display for StorageErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "unavailable",
+            Self::Corrupt => "corrupt",
+            Self::Rejected => "rejected",
+            Self::UnsupportedVersion => "unsupported version",
+            Self::Other => "failed",
+        })
+    }
+}
+
+impl Error {
+    /// Builds a storage error.
+    pub fn storage(
+        backend: &'static str,
+        kind: StorageErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Storage {
+            backend,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Builds a key protector error.
+    pub fn protector(
+        protector: &'static str,
+        kind: ProtectorErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Protector {
+            protector,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Builds a corrupt-record error.
+    pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::CorruptRecord {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}

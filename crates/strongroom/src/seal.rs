@@ -1,0 +1,418 @@
+//! Sealing: authenticated encryption of values bound to where they live.
+//!
+//! A [`SealedValue`] is a self-describing byte string (format v1, see
+//! `docs/FORMAT.md`):
+//!
+//! ```text
+//! offset  size  field
+//! 0       2     magic "SR" (0x53 0x52)
+//! 2       1     format version (1)
+//! 3       1     algorithm (1 = AES-256-GCM, 2 = ChaCha20-Poly1305)
+//! 4       4     keyring key version, big-endian u32
+//! 8       12    nonce
+//! 20      n     ciphertext
+//! 20+n    16    tag
+//! ```
+//!
+//! The associated data is the 20-byte header followed by the
+//! [`SealContext`] (path and version), so a value moved to another path or
+//! version, or relabelled with another key version or algorithm, fails to
+//! open. All failures after framing checks are one opaque
+//! [`Error::DecryptionFailed`].
+//!
+//! Nonces are random 96-bit values drawn from a per-thread pool that is
+//! refilled from the OS 64 nonces at a time; the pool remembers the process
+//! id it was filled in and is discarded when it finds itself in a forked
+//! child, so parent and child never share a nonce.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, SecretBytes};
+
+/// Magic bytes at the start of every sealed value.
+pub const MAGIC: [u8; 2] = *b"SR";
+/// The sealed-value format version this build writes.
+pub const FORMAT_VERSION: u8 = 1;
+/// Bytes before the ciphertext.
+pub const HEADER_LEN: usize = 20;
+/// Bytes of authentication tag after the ciphertext.
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed value adds to its plaintext.
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Length of keys for both algorithms.
+pub const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+
+/// The AEAD algorithm of a key and of the values it sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// AES-256-GCM (the default; fastest with AES-NI).
+    #[default]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305 (constant-time without AES hardware).
+    ChaCha20Poly1305,
+}
+
+impl Algorithm {
+    /// The id written into sealed values.
+    pub const fn id(self) -> u8 {
+        match self {
+            Self::Aes256Gcm => 1,
+            Self::ChaCha20Poly1305 => 2,
+        }
+    }
+
+    /// The algorithm with this id, if any.
+    pub const fn from_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(Self::Aes256Gcm),
+            2 => Some(Self::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+
+    /// The name used in documents and test vectors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Aes256Gcm => "aes-256-gcm",
+            Self::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+
+    /// The algorithm with this name, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Aes256Gcm, Self::ChaCha20Poly1305]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
+    fn ring(self) -> &'static aead::Algorithm {
+        match self {
+            Self::Aes256Gcm => &aead::AES_256_GCM,
+            Self::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a sealed value lives: bound into the associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealContext<'a> {
+    path: &'a str,
+    version: u64,
+}
+
+impl<'a> SealContext<'a> {
+    /// A context for `path` at `version`.
+    pub const fn new(path: &'a str, version: u64) -> Self {
+        Self { path, version }
+    }
+
+    /// The path.
+    pub const fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The version.
+    pub const fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// header || u32-BE path length || path || u64-BE version
+    fn aad(&self, header: &[u8; HEADER_LEN]) -> Result<Vec<u8>> {
+        let len = u32::try_from(self.path.len())
+            .map_err(|_| Error::InvalidArgument("context path longer than 4 GiB".into()))?;
+        let mut aad = Vec::with_capacity(HEADER_LEN + 4 + self.path.len() + 8);
+        aad.extend_from_slice(header);
+        aad.extend_from_slice(&len.to_be_bytes());
+        aad.extend_from_slice(self.path.as_bytes());
+        aad.extend_from_slice(&self.version.to_be_bytes());
+        Ok(aad)
+    }
+}
+
+/// A sealed value: header, ciphertext and tag. Not secret; safe to store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    bytes: Vec<u8>,
+}
+
+impl fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("algorithm", &self.algorithm())
+            .field("key_version", &self.key_version())
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Checks framing and returns (algorithm, key version).
+fn parse_header(bytes: &[u8]) -> Result<(Algorithm, u32)> {
+    if bytes.len() < OVERHEAD {
+        return Err(Error::MalformedSealedValue(
+            "shorter than the 36-byte header and tag",
+        ));
+    }
+    if bytes[0..2] != MAGIC {
+        return Err(Error::MalformedSealedValue("bad magic (not a sealed value)"));
+    }
+    if bytes[2] != FORMAT_VERSION {
+        return Err(Error::MalformedSealedValue("unsupported format version"));
+    }
+    let alg = Algorithm::from_id(bytes[3])
+        .ok_or(Error::MalformedSealedValue("unknown algorithm id"))?;
+    let mut kv = [0u8; 4];
+    kv.copy_from_slice(&bytes[4..8]);
+    Ok((alg, u32::from_be_bytes(kv)))
+}
+
+impl SealedValue {
+    /// Parses and checks the framing of `bytes` (copies them).
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        Self::from_vec(bytes.to_vec())
+    }
+
+    /// Like [`SealedValue::parse`] without copying.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
+        parse_header(&bytes)?;
+        Ok(Self { bytes })
+    }
+
+    /// The algorithm named in the header.
+    pub fn algorithm(&self) -> Algorithm {
+        Algorithm::from_id(self.bytes[3]).unwrap_or_default()
+    }
+
+    /// The keyring key version named in the header.
+    pub fn key_version(&self) -> u32 {
+        header_key_version(&self.bytes).unwrap_or(0)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The encoded bytes, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Length of the plaintext inside.
+    pub fn plaintext_len(&self) -> usize {
+        self.bytes.len() - OVERHEAD
+    }
+}
+
+/// The key version in a sealed value's header, after framing checks.
+pub fn header_key_version(bytes: &[u8]) -> Result<u32> {
+    parse_header(bytes).map(|(_, v)| v)
+}
+
+/// A buffer ready for [`DataKey::seal_in_place`]: `HEADER_LEN` bytes of room
+/// for the header, then `plaintext`, with capacity for the tag. Large values
+/// should be written straight into such a buffer instead of copied.
+pub fn seal_buffer(plaintext_capacity: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(OVERHEAD + plaintext_capacity);
+    v.resize(HEADER_LEN, 0);
+    v
+}
+
+/// A 256-bit data-encryption key with its algorithm. No `Debug` of the key,
+/// and the raw bytes are wiped on drop.
+pub struct DataKey {
+    algorithm: Algorithm,
+    key: LessSafeKey,
+    raw: SecretBytes,
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataKey {
+    /// A key from 32 raw bytes.
+    pub fn new(algorithm: Algorithm, raw: SecretBytes) -> Result<Self> {
+        if raw.len() != KEY_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "a {algorithm} key is {KEY_LEN} bytes, got {}",
+                raw.len()
+            )));
+        }
+        let unbound = UnboundKey::new(algorithm.ring(), raw.expose_secret())
+            .map_err(|_| Error::InvalidArgument("key rejected by the cipher".into()))?;
+        Ok(Self {
+            algorithm,
+            key: LessSafeKey::new(unbound),
+            raw,
+        })
+    }
+
+    /// A fresh random key.
+    pub fn generate(algorithm: Algorithm) -> Result<Self> {
+        Self::new(algorithm, SecretBytes::random(KEY_LEN)?)
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The raw key bytes, for wrapping the key under another key.
+    pub(crate) fn raw(&self) -> &SecretBytes {
+        &self.raw
+    }
+
+    /// Seals `plaintext` (copying it once into the output).
+    pub fn seal(
+        &self,
+        key_version: u32,
+        plaintext: &[u8],
+        context: &SealContext<'_>,
+    ) -> Result<SealedValue> {
+        let mut buf = seal_buffer(plaintext.len());
+        buf.extend_from_slice(plaintext);
+        self.seal_in_place(key_version, &mut buf, context)?;
+        Ok(SealedValue { bytes: buf })
+    }
+
+    /// Seals in place. On entry `buf[HEADER_LEN..]` is the plaintext and the
+    /// first `HEADER_LEN` bytes are room for the header (see
+    /// [`seal_buffer`]); on return `buf` is the whole sealed value. The
+    /// plaintext is never copied.
+    pub fn seal_in_place(
+        &self,
+        key_version: u32,
+        buf: &mut Vec<u8>,
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        let nonce = next_nonce()?;
+        self.seal_in_place_with_nonce(key_version, nonce, buf, context)
+    }
+
+    pub(crate) fn seal_in_place_with_nonce(
+        &self,
+        key_version: u32,
+        nonce: [u8; NONCE_LEN],
+        buf: &mut Vec<u8>,
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        if buf.len() < HEADER_LEN {
+            return Err(Error::InvalidArgument(
+                "seal_in_place needs HEADER_LEN bytes of room before the plaintext".into(),
+            ));
+        }
+        let mut header = [0u8; HEADER_LEN];
+        header[0..2].copy_from_slice(&MAGIC);
+        header[2] = FORMAT_VERSION;
+        header[3] = self.algorithm.id();
+        header[4..8].copy_from_slice(&key_version.to_be_bytes());
+        header[8..20].copy_from_slice(&nonce);
+        let aad = context.aad(&header)?;
+        buf[..HEADER_LEN].copy_from_slice(&header);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad),
+                &mut buf[HEADER_LEN..],
+            )
+            .map_err(|_| Error::InvalidArgument("plaintext too long for the cipher".into()))?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens a sealed value into a new secret.
+    pub fn open(&self, sealed: &SealedValue, context: &SealContext<'_>) -> Result<SecretBytes> {
+        let mut buf = sealed.bytes.clone();
+        let n = self.open_in_place(&mut buf, context)?.len();
+        // Move the plaintext to the front and drop header and tag in place.
+        buf.copy_within(HEADER_LEN..HEADER_LEN + n, 0);
+        buf.truncate(n);
+        Ok(SecretBytes::new(buf))
+    }
+
+    /// Opens in place; returns the plaintext as a slice of `buf`. On failure
+    /// the buffer's contents are unspecified but hold no plaintext.
+    pub fn open_in_place<'b>(
+        &self,
+        buf: &'b mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<&'b mut [u8]> {
+        let (alg, _) = parse_header(buf)?;
+        if alg != self.algorithm {
+            return Err(Error::DecryptionFailed);
+        }
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&buf[..HEADER_LEN]);
+        let aad = context.aad(&header)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&header[8..20]);
+        self.key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad),
+                &mut buf[HEADER_LEN..],
+            )
+            .map_err(|_| Error::DecryptionFailed)
+    }
+}
+
+/// Nonces drawn per OS random call.
+const NONCES_PER_REFILL: usize = 64;
+
+struct NoncePool {
+    pid: u32,
+    next: usize,
+    buf: [u8; NONCE_LEN * NONCES_PER_REFILL],
+}
+
+thread_local! {
+    static NONCES: RefCell<NoncePool> = const { RefCell::new(NoncePool {
+        pid: 0,
+        next: NONCES_PER_REFILL,
+        buf: [0; NONCE_LEN * NONCES_PER_REFILL],
+    }) };
+}
+
+/// A fresh random 96-bit nonce. The per-thread pool is refilled from the OS
+/// when empty and discarded when the process id changed (a `fork()` child).
+fn next_nonce() -> Result<[u8; NONCE_LEN]> {
+    NONCES.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let pid = std::process::id();
+        if pool.next >= NONCES_PER_REFILL || pool.pid != pid {
+            SystemRandom::new()
+                .fill(&mut pool.buf)
+                .map_err(|_| Error::Random)?;
+            pool.pid = pid;
+            pool.next = 0;
+        }
+        let i = pool.next * NONCE_LEN;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&pool.buf[i..i + NONCE_LEN]);
+        // Forget the used nonce so it cannot be handed out again.
+        pool.buf[i..i + NONCE_LEN].fill(0);
+        pool.next += 1;
+        Ok(nonce)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Benchmarks for Strongroom: see `benches/` and `report.py`.

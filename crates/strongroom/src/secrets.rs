@@ -682,10 +682,37 @@ impl SecretsStore {
     /// Otherwise fails with [`SecretError::CasMismatch`] carrying the current
     /// version. Versions beyond the limit are pruned in the same atomic write.
     pub async fn put(&self, path: &str, value: &[u8], cas: Option<u64>) -> Result<VersionInfo> {
+        self.put_with(path, value, cas, |_| Ok(())).await
+    }
+
+    /// [`SecretsStore::put`] with a check that learns whether this write
+    /// creates the secret or updates it, decided on the same read the atomic
+    /// write is conditioned on (so a policy distinguishing `create` from
+    /// `update` cannot be raced). `authorize` runs before the value is sealed,
+    /// possibly more than once if concurrent writers force a retry; an error
+    /// from it aborts the write and is returned as is.
+    pub async fn put_with<A>(
+        &self,
+        path: &str,
+        value: &[u8],
+        cas: Option<u64>,
+        authorize: A,
+    ) -> Result<VersionInfo>
+    where
+        A: Fn(WriteKind) -> Result<()> + Send + Sync,
+    {
         let path = SecretPath::parse(path)?;
+        let authorize = &authorize;
         let default_max = self.options.default_max_versions;
         let path_ref = &path;
         self.mutate(path_ref, |current| async move {
+            // authorise first, so a refused caller learns nothing (not even
+            // the current version from a CAS mismatch)
+            authorize(if current.is_some() {
+                WriteKind::Update
+            } else {
+                WriteKind::Create
+            })?;
             let current_version = current.as_ref().map_or(0, |m| m.current_version);
             if let Some(expected) = cas
                 && expected != current_version
@@ -1021,6 +1048,16 @@ impl SecretsStore {
     }
 }
 
+/// Whether a write creates a secret or adds a version to an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteKind {
+    /// No secret exists at the path: this write creates version 1.
+    Create,
+    /// The secret exists: this write adds a version.
+    Update,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum VersionOp {
     Delete,
@@ -1129,6 +1166,24 @@ mod tests {
             MetaRecord::decode("k", b"\xff"),
             Err(Error::CorruptRecord { .. })
         ));
+    }
+
+    #[test]
+    fn format_doc_example_decodes() {
+        // the example in docs/FORMAT.md, "Secrets store records"
+        let doc = include_str!("../../../docs/FORMAT.md");
+        let start = doc.find("{\"format\":1,\"current_version\":3").unwrap();
+        let end = start + doc[start..].find("\n```").unwrap();
+        let rec = MetaRecord::decode("kvm/x", doc[start..end].as_bytes()).unwrap();
+        assert_eq!(rec.current_version, 3);
+        assert_eq!(rec.oldest_version(), 2);
+        assert_eq!(rec.rotation_interval_secs, Some(2_592_000));
+        let v2 = rec.versions.get(&2).unwrap();
+        assert_eq!(
+            v2.deleted_at,
+            Some(Timestamp::from_millis(1_800_000_060_000))
+        );
+        assert_eq!(v2.destroyed_at, None);
     }
 
     #[test]

@@ -1102,3 +1102,47 @@ async fn sealed_store_refuses_work() {
     assert_eq!(value(&other, "prod/x").await, b"v");
     assert_eq!(other.metadata("prod/x").await.unwrap().current_version, 1);
 }
+
+#[tokio::test]
+async fn put_with_reports_create_or_update_and_can_refuse() {
+    use strongroom::secrets::WriteKind;
+    let f = fixture().await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |k: WriteKind| {
+        seen.lock().unwrap().push(k);
+        Ok(())
+    };
+    f.store
+        .put_with("prod/k", b"1", None, record)
+        .await
+        .unwrap();
+    f.store
+        .put_with("prod/k", b"2", Some(1), record)
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![WriteKind::Create, WriteKind::Update]
+    );
+
+    // a refusal aborts before anything is sealed or written, and before the
+    // CAS check (a refused caller does not learn the current version)
+    let before = f.mem.snapshot().await;
+    let deny_updates = |k: WriteKind| match k {
+        WriteKind::Create => Ok(()),
+        _ => Err(Error::InvalidArgument("updates not allowed".into())),
+    };
+    let e = f
+        .store
+        .put_with("prod/k", b"3", Some(99), deny_updates)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    assert_eq!(f.mem.snapshot().await, before);
+    assert_eq!(value(&f.store, "prod/k").await, b"2");
+    // the same check allows creating another secret
+    f.store
+        .put_with("prod/new", b"n", Some(0), deny_updates)
+        .await
+        .unwrap();
+}

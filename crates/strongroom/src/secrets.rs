@@ -1174,7 +1174,7 @@ mod tests {
         let doc = include_str!("../../../docs/FORMAT.md");
         let start = doc.find("{\"format\":1,\"current_version\":3").unwrap();
         let end = start + doc[start..].find("\n```").unwrap();
-        let rec = MetaRecord::decode("kvm/x", doc[start..end].as_bytes()).unwrap();
+        let rec = MetaRecord::decode("kvm/x", &doc.as_bytes()[start..end]).unwrap();
         assert_eq!(rec.current_version, 3);
         assert_eq!(rec.oldest_version(), 2);
         assert_eq!(rec.rotation_interval_secs, Some(2_592_000));

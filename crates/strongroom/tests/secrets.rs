@@ -1146,3 +1146,31 @@ async fn put_with_reports_create_or_update_and_can_refuse() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_metadata_update_and_cas_write_both_apply() {
+    let mem = MemoryStorage::new();
+    let shared = Arc::new(Rendezvous {
+        inner: mem.clone(),
+        barrier: std::sync::Mutex::new(None),
+    });
+    let f = fixture_with(shared.clone(), mem, 10).await;
+    f.store.put("prod/m", b"v1", None).await.unwrap();
+    for round in 1..=3u64 {
+        // both read the same record; one batch fails its precondition, and
+        // the loser re-reads: a metadata change does not move the version,
+        // so the CAS write still applies, and the owner change is not lost
+        shared.arm(2);
+        let (a, b) = (f.store.clone(), f.store.clone());
+        let w = tokio::spawn(async move { a.put("prod/m", b"v", Some(round)).await });
+        let u = tokio::spawn(async move {
+            b.update_metadata("prod/m", MetadataPatch::new().owner(format!("o{round}")))
+                .await
+        });
+        assert_eq!(w.await.unwrap().unwrap().version, round + 1);
+        u.await.unwrap().unwrap();
+        let m = f.store.metadata("prod/m").await.unwrap();
+        assert_eq!(m.current_version, round + 1);
+        assert_eq!(m.owner, Some(format!("o{round}")));
+    }
+}

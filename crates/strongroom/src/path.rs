@@ -277,10 +277,7 @@ mod tests {
         assert_eq!(reason("prod/x\n"), PathError::BadCharacter('\n'));
         assert_eq!(reason("prod/x\0"), PathError::BadCharacter('\0'));
         assert_eq!(reason("prod\\x"), PathError::BadCharacter('\\'));
-        assert_eq!(
-            reason("prod/%2e%2e/admin"),
-            PathError::BadCharacter('%')
-        );
+        assert_eq!(reason("prod/%2e%2e/admin"), PathError::BadCharacter('%'));
         assert_eq!(reason("prod/%2Fadmin"), PathError::BadCharacter('%'));
         assert_eq!(reason("sys"), PathError::Reserved);
         assert_eq!(reason("sys/keyring"), PathError::Reserved);

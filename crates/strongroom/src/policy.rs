@@ -282,7 +282,9 @@ impl Capabilities {
 
     /// The members, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = Capability> {
-        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
+        Capability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 
@@ -582,12 +584,8 @@ impl Policy {
                 message,
             }
         };
-        let file: PolicyFile = toml::from_str(text).map_err(|e| {
-            at(
-                e.span().unwrap_or(0..0),
-                e.message().trim_end().to_owned(),
-            )
-        })?;
+        let file: PolicyFile = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim_end().to_owned()))?;
         let name = file.name.get_ref();
         if name.trim().is_empty() || name.chars().any(char::is_control) {
             return Err(at(
@@ -599,8 +597,12 @@ impl Policy {
         let mut rules = Vec::with_capacity(file.path.len());
         for r in &file.path {
             let ptext = r.pattern.get_ref();
-            let pattern = PathPattern::compile(ptext)
-                .map_err(|reason| at(r.pattern.span(), format!("invalid pattern {ptext:?}: {reason}")))?;
+            let pattern = PathPattern::compile(ptext).map_err(|reason| {
+                at(
+                    r.pattern.span(),
+                    format!("invalid pattern {ptext:?}: {reason}"),
+                )
+            })?;
             if seen.insert(ptext, ()).is_some() {
                 return Err(at(
                     r.pattern.span(),
@@ -620,7 +622,10 @@ impl Policy {
                 if c.get_ref() == "deny" {
                     deny = true;
                 } else {
-                    let cap = c.get_ref().parse::<Capability>().map_err(|e| at(c.span(), e.to_string()))?;
+                    let cap = c
+                        .get_ref()
+                        .parse::<Capability>()
+                        .map_err(|e| at(c.span(), e.to_string()))?;
                     set = set.with(cap);
                 }
             }
@@ -632,7 +637,11 @@ impl Policy {
             }
             rules.push(Rule {
                 pattern,
-                access: if deny { Access::Deny } else { Access::Allow(set) },
+                access: if deny {
+                    Access::Deny
+                } else {
+                    Access::Allow(set)
+                },
             });
         }
         Ok(Self {
@@ -753,7 +762,10 @@ pub struct Principal {
 
 impl Principal {
     /// A principal holding `policies`.
-    pub fn new<'a>(name: impl Into<String>, policies: impl IntoIterator<Item = &'a Policy>) -> Self {
+    pub fn new<'a>(
+        name: impl Into<String>,
+        policies: impl IntoIterator<Item = &'a Policy>,
+    ) -> Self {
         let policies: Vec<&Policy> = policies.into_iter().collect();
         Self {
             name: name.into().into(),
@@ -819,7 +831,10 @@ impl PolicyRegistry {
     }
 
     /// Reads a policy file and adds it, returning its name.
-    pub fn load_toml_file(&mut self, path: impl AsRef<std::path::Path>) -> Result<String, PolicyError> {
+    pub fn load_toml_file(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<String, PolicyError> {
         let p = Policy::from_toml_file(path)?;
         let name = p.name.clone();
         self.insert(p);
@@ -861,11 +876,31 @@ mod tests {
     #[test]
     fn pattern_matching() {
         let cases: &[(&str, &[&str], &[&str])] = &[
-            ("prod/app/db", &["prod/app/db"], &["prod/app/db/x", "prod/app", "prod/app/dbx"]),
-            ("prod/app/*", &["prod/app/db", "prod/app/x/y"], &["prod/app", "prod/apple", "prod"]),
-            ("prod/app*", &["prod/app", "prod/apple", "prod/app/x/y"], &["prod/ap", "prod"]),
-            ("prod/+/db", &["prod/a/db", "prod/b/db"], &["prod/db", "prod/a/b/db", "prod/a/db/x"]),
-            ("+/app/*", &["prod/app/x", "dev/app/x/y"], &["prod/other/x", "prod/app"]),
+            (
+                "prod/app/db",
+                &["prod/app/db"],
+                &["prod/app/db/x", "prod/app", "prod/app/dbx"],
+            ),
+            (
+                "prod/app/*",
+                &["prod/app/db", "prod/app/x/y"],
+                &["prod/app", "prod/apple", "prod"],
+            ),
+            (
+                "prod/app*",
+                &["prod/app", "prod/apple", "prod/app/x/y"],
+                &["prod/ap", "prod"],
+            ),
+            (
+                "prod/+/db",
+                &["prod/a/db", "prod/b/db"],
+                &["prod/db", "prod/a/b/db", "prod/a/db/x"],
+            ),
+            (
+                "+/app/*",
+                &["prod/app/x", "dev/app/x/y"],
+                &["prod/other/x", "prod/app"],
+            ),
             ("prod/+/*", &["prod/a/b", "prod/a/b/c"], &["prod/a", "prod"]),
             ("prod/+", &["prod/a"], &["prod", "prod/a/b"]),
             ("*", &["a", "prod/x/y"], &[]),
@@ -885,11 +920,26 @@ mod tests {
     #[test]
     fn invalid_patterns() {
         for bad in [
-            "", "prod/*/x", "prod/**", "prod//x", "/prod", "prod/", "prod/../x", "prod/./*",
-            "Prod/*", "prod/a+/x", "prod/+*", "prod/x y", "prod/%2e/x", "sys/*",
+            "",
+            "prod/*/x",
+            "prod/**",
+            "prod//x",
+            "/prod",
+            "prod/",
+            "prod/../x",
+            "prod/./*",
+            "Prod/*",
+            "prod/a+/x",
+            "prod/+*",
+            "prod/x y",
+            "prod/%2e/x",
+            "sys/*",
             "pr\u{043e}d/*",
         ] {
-            assert!(PathPattern::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                PathPattern::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -901,15 +951,60 @@ mod tests {
             (&[("prod/app/*", &["read"])], Read, "prod/app/db", true),
             (&[("prod/app/*", &["read"])], Read, "prod/app", false),
             (&[("prod/app/*", &["read"])], Update, "prod/app/db", false),
-            (&[("prod/app/*", &["read"]), ("prod/app/db", &["update"])], Read, "prod/app/db", false),
-            (&[("prod/app/*", &["read"]), ("prod/app/db", &["update"])], Update, "prod/app/db", true),
-            (&[("prod/*", &["read"]), ("prod/app/*", &["list"])], Read, "prod/app/x", false),
-            (&[("prod/+/db", &["read"]), ("prod/app/*", &["list"])], Read, "prod/app/db", false),
-            (&[("prod/+/db", &["read"]), ("prod/*", &["list"])], Read, "prod/app/db", true),
-            (&[("prod/+/db", &["read"]), ("prod/+/*", &["list"])], Read, "prod/app/db", true),
-            (&[("+/+/db", &["read"]), ("+/app/db", &["list"])], Read, "prod/app/db", false),
-            (&[("prod/*", &["read"]), ("prod/secret/*", &["deny"])], Read, "prod/secret/k", false),
-            (&[("prod/*", &["deny"]), ("prod/app/db", &["read"])], Read, "prod/app/db", false),
+            (
+                &[("prod/app/*", &["read"]), ("prod/app/db", &["update"])],
+                Read,
+                "prod/app/db",
+                false,
+            ),
+            (
+                &[("prod/app/*", &["read"]), ("prod/app/db", &["update"])],
+                Update,
+                "prod/app/db",
+                true,
+            ),
+            (
+                &[("prod/*", &["read"]), ("prod/app/*", &["list"])],
+                Read,
+                "prod/app/x",
+                false,
+            ),
+            (
+                &[("prod/+/db", &["read"]), ("prod/app/*", &["list"])],
+                Read,
+                "prod/app/db",
+                false,
+            ),
+            (
+                &[("prod/+/db", &["read"]), ("prod/*", &["list"])],
+                Read,
+                "prod/app/db",
+                true,
+            ),
+            (
+                &[("prod/+/db", &["read"]), ("prod/+/*", &["list"])],
+                Read,
+                "prod/app/db",
+                true,
+            ),
+            (
+                &[("+/+/db", &["read"]), ("+/app/db", &["list"])],
+                Read,
+                "prod/app/db",
+                false,
+            ),
+            (
+                &[("prod/*", &["read"]), ("prod/secret/*", &["deny"])],
+                Read,
+                "prod/secret/k",
+                false,
+            ),
+            (
+                &[("prod/*", &["deny"]), ("prod/app/db", &["read"])],
+                Read,
+                "prod/app/db",
+                false,
+            ),
             (&[("prod/*", &["read"])], Read, "staging/db", false),
         ];
         for (i, &(rules, cap, path, allowed)) in rows.iter().enumerate() {
@@ -946,16 +1041,34 @@ mod tests {
     fn specificity_order() {
         let policy = Policy::new(
             "t",
-            ["*", "prod/*", "prod/+/*", "prod/+/db", "prod/app/*", "prod/app*", "prod/app/db", "+/app/db"]
-                .iter()
-                .map(|s| Rule::allow(s, [Read]).unwrap())
-                .collect(),
+            [
+                "*",
+                "prod/*",
+                "prod/+/*",
+                "prod/+/db",
+                "prod/app/*",
+                "prod/app*",
+                "prod/app/db",
+                "+/app/db",
+            ]
+            .iter()
+            .map(|s| Rule::allow(s, [Read]).unwrap())
+            .collect(),
         );
         let set = PolicySet::new([&policy]);
         let order: Vec<&str> = set.precedence().collect();
         assert_eq!(
             order,
-            ["prod/app/db", "prod/app/*", "prod/app*", "prod/+/db", "prod/*", "prod/+/*", "+/app/db", "*"]
+            [
+                "prod/app/db",
+                "prod/app/*",
+                "prod/app*",
+                "prod/+/db",
+                "prod/*",
+                "prod/+/*",
+                "+/app/db",
+                "*"
+            ]
         );
     }
 
@@ -969,14 +1082,25 @@ mod tests {
             ],
         );
         let set = PolicySet::new([&policy]);
-        assert_eq!(set.evaluate(Read, &p("prod/x")), Decision::Allowed { rule: "prod/*" });
-        assert_eq!(set.evaluate(Update, &p("prod/x")), Decision::NotGranted { rule: "prod/*" });
+        assert_eq!(
+            set.evaluate(Read, &p("prod/x")),
+            Decision::Allowed { rule: "prod/*" }
+        );
+        assert_eq!(
+            set.evaluate(Update, &p("prod/x")),
+            Decision::NotGranted { rule: "prod/*" }
+        );
         assert_eq!(
             set.evaluate(Read, &p("prod/admin/k")),
-            Decision::DeniedByRule { rule: "prod/admin/*" }
+            Decision::DeniedByRule {
+                rule: "prod/admin/*"
+            }
         );
         assert_eq!(set.evaluate(Read, &p("dev/x")), Decision::NoMatchingRule);
-        assert_eq!(set.capabilities(&p("prod/x")), Capabilities::NONE.with(Read).with(List));
+        assert_eq!(
+            set.capabilities(&p("prod/x")),
+            Capabilities::NONE.with(Read).with(List)
+        );
         assert!(set.capabilities(&p("prod/admin/k")).is_empty());
 
         let nobody = Principal::new("nobody", []);
@@ -984,10 +1108,16 @@ mod tests {
             let err = authorize(&nobody, cap, &p("prod/x")).unwrap_err();
             assert_eq!(
                 err,
-                PolicyError::Denied { principal: "nobody".into(), capability: cap, path: "prod/x".into() }
+                PolicyError::Denied {
+                    principal: "nobody".into(),
+                    capability: cap,
+                    path: "prod/x".into()
+                }
             );
         }
-        let msg = authorize(&nobody, Read, &p("prod/x")).unwrap_err().to_string();
+        let msg = authorize(&nobody, Read, &p("prod/x"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(msg, "principal \"nobody\" may not read \"prod/x\"");
     }
 
@@ -1013,7 +1143,10 @@ capabilities = ["deny"]
         reg.insert(policy);
         let svc = reg.principal("payment-svc", &["payment-svc"]).unwrap();
         assert!(svc.authorize(Read, &p("prod/payment-svc/postgres")).is_ok());
-        assert!(svc.authorize(Read, &p("prod/payment-svc/admin/root")).is_err());
+        assert!(
+            svc.authorize(Read, &p("prod/payment-svc/admin/root"))
+                .is_err()
+        );
         assert_eq!(
             reg.principal("x", &["nope"]).unwrap_err(),
             PolicyError::UnknownPolicy("nope".into())
@@ -1022,7 +1155,12 @@ capabilities = ["deny"]
 
     fn parse_err(text: &str) -> (usize, usize, String) {
         match Policy::from_toml_str(text) {
-            Err(PolicyError::Parse { line, column, message, .. }) => (line, column, message),
+            Err(PolicyError::Parse {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
             other => panic!("expected a parse error, got {other:?}"),
         }
     }
@@ -1037,21 +1175,31 @@ capabilities = ["deny"]
         assert_eq!((l, c), (5, 25), "{m}");
         assert!(m.contains("raed"), "{m}");
         // Invalid pattern: line 4, at the value.
-        let (l, c, m) = parse_err(&format!("{head}pattern = \"prod/../x\"\ncapabilities = [\"read\"]\n"));
+        let (l, c, m) = parse_err(&format!(
+            "{head}pattern = \"prod/../x\"\ncapabilities = [\"read\"]\n"
+        ));
         assert_eq!((l, c), (4, 11), "{m}");
         assert!(m.contains("'..'"), "{m}");
         // Upper case in a pattern.
-        let (l, _, m) = parse_err(&format!("{head}pattern = \"Prod/*\"\ncapabilities = [\"read\"]\n"));
+        let (l, _, m) = parse_err(&format!(
+            "{head}pattern = \"Prod/*\"\ncapabilities = [\"read\"]\n"
+        ));
         assert_eq!(l, 4, "{m}");
         // Unknown key.
-        let (l, _, m) = parse_err(&format!("{head}pattern = \"prod/*\"\ncapabilites = [\"read\"]\n"));
+        let (l, _, m) = parse_err(&format!(
+            "{head}pattern = \"prod/*\"\ncapabilites = [\"read\"]\n"
+        ));
         assert_eq!(l, 5, "{m}");
         assert!(m.contains("capabilites"), "{m}");
         // TOML syntax error.
-        let (l, _, m) = parse_err(&format!("{head}pattern = \"prod/*\ncapabilities = [\"read\"]\n"));
+        let (l, _, m) = parse_err(&format!(
+            "{head}pattern = \"prod/*\ncapabilities = [\"read\"]\n"
+        ));
         assert_eq!(l, 4, "{m}");
         // deny mixed with others.
-        let (l, c, m) = parse_err(&format!("{head}pattern = \"prod/*\"\ncapabilities = [\"deny\", \"read\"]\n"));
+        let (l, c, m) = parse_err(&format!(
+            "{head}pattern = \"prod/*\"\ncapabilities = [\"deny\", \"read\"]\n"
+        ));
         assert_eq!((l, c), (5, 16), "{m}");
         // Empty list.
         let (l, _, m) = parse_err(&format!("{head}pattern = \"prod/*\"\ncapabilities = []\n"));
@@ -1068,15 +1216,26 @@ capabilities = ["deny"]
         let (_, _, m) = parse_err("[[path]]\npattern = \"prod/*\"\ncapabilities = [\"read\"]\n");
         assert!(m.contains("name"), "{m}");
         // The message names the place.
-        let e = Policy::from_toml_str("name = \"p\"\n[[path]]\npattern = \"a//b\"\ncapabilities=[\"read\"]").unwrap_err();
-        assert!(e.to_string().starts_with("policy <string>:3:11: invalid pattern"), "{e}");
+        let e = Policy::from_toml_str(
+            "name = \"p\"\n[[path]]\npattern = \"a//b\"\ncapabilities=[\"read\"]",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("policy <string>:3:11: invalid pattern"),
+            "{e}"
+        );
     }
 
     #[test]
     fn toml_file_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("bad.toml");
-        std::fs::write(&f, "name = \"p\"\n[[path]]\npattern = \"x\"\ncapabilities = [\"fly\"]\n").unwrap();
+        std::fs::write(
+            &f,
+            "name = \"p\"\n[[path]]\npattern = \"x\"\ncapabilities = [\"fly\"]\n",
+        )
+        .unwrap();
         let e = Policy::from_toml_file(&f).unwrap_err();
         assert!(e.to_string().contains("bad.toml:4:17"), "{e}");
         let e = Policy::from_toml_file(dir.path().join("missing.toml")).unwrap_err();

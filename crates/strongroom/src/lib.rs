@@ -6,6 +6,7 @@
 //! audit trail, all inside your process.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
@@ -21,6 +22,11 @@ mod secret;
 pub mod secrets;
 pub mod shamir;
 pub mod storage;
+mod vault;
 
 pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
 pub use secret::{SecretBytes, SecretString};
+pub use vault::{
+    KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport, SEALED_PREFIX,
+    SealedRecord, Strongroom,
+};

@@ -215,10 +215,10 @@ impl Storage for MemoryStorage {
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
         let mut map = self.map.write().await;
         for op in &ops {
-            if let BatchOp::Expect { key, value } = op {
-                if map.get(key) != value.as_ref() {
-                    return Err(Error::StorageConflict { key: key.clone() });
-                }
+            if let BatchOp::Expect { key, value } = op
+                && map.get(key) != value.as_ref()
+            {
+                return Err(Error::StorageConflict { key: key.clone() });
             }
         }
         for op in ops {

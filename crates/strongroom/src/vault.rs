@@ -1,0 +1,713 @@
+//! [`Strongroom`]: one store, its keyring, its storage and its root-key protector.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use zeroize::Zeroizing;
+
+use crate::clock::{Clock, SystemClock};
+use crate::keyring::{KeyInfo, Keyring, KeyringOptions, TrySeal};
+use crate::protector::KeyProtector;
+use crate::seal::{self, Algorithm, DataKey, SealContext, SealedValue};
+use crate::storage::{BatchOp, DynStorage};
+use crate::{Error, Result, SecretBytes};
+
+/// Storage key of the protector-wrapped root key.
+pub const ROOT_KEY_RECORD: &str = "sys/root-key";
+/// Storage key of the keyring record (sealed under the root key).
+pub const KEYRING_RECORD: &str = "sys/keyring";
+/// Storage key of the rewrap progress cursor.
+pub const REWRAP_CURSOR: &str = "sys/rewrap-cursor";
+/// Prefix under which every keyring-sealed record lives (see [`SealedRecord`]).
+pub const SEALED_PREFIX: &str = "s/";
+
+const ROOT_RECORD_VERSION: u8 = 1;
+
+/// How a store is opened.
+#[derive(Clone)]
+pub struct Options {
+    /// Keyring tunables.
+    pub keyring: KeyringOptions,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            keyring: KeyringOptions::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("keyring", &self.keyring)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// What [`Strongroom::rewrap`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Records looked at.
+    pub scanned: u64,
+    /// Records re-sealed under the primary key.
+    pub rewrapped: u64,
+    /// Records that could not be opened (tampered, or under a retired key);
+    /// they are left exactly as they were.
+    pub unreadable: Vec<String>,
+}
+
+/// An unsealed store: the keyring in memory over a storage and a protector.
+///
+/// Cloning is cheap and clones share state. See the crate docs for an example.
+#[derive(Clone)]
+pub struct Strongroom {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: DynStorage,
+    root: RwLock<Option<Arc<DataKey>>>,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+    write_lock: tokio::sync::Mutex<()>,
+    options: Options,
+    protector_kind: &'static str,
+}
+
+impl fmt::Debug for Strongroom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Strongroom")
+            .field("storage", &self.inner.storage.backend())
+            .field("protector", &self.inner.protector_kind)
+            .field("sealed", &self.is_sealed())
+            .finish_non_exhaustive()
+    }
+}
+
+fn root_context() -> SealContext<'static> {
+    SealContext::new(KEYRING_RECORD, 0)
+}
+
+impl Strongroom {
+    /// Creates a new store in empty `storage`: a fresh root key wrapped by
+    /// `protector`, and a keyring with key version 1. Fails with
+    /// [`Error::AlreadyInitialized`] if the storage already holds a store.
+    pub async fn init(
+        storage: DynStorage,
+        protector: &dyn KeyProtector,
+        options: Options,
+    ) -> Result<Self> {
+        if storage.get(ROOT_KEY_RECORD).await?.is_some() {
+            return Err(Error::AlreadyInitialized);
+        }
+        let root_raw = SecretBytes::random(seal::KEY_LEN)?;
+        let wrapped = protector.wrap(&root_raw).await?;
+        let root = DataKey::new(Algorithm::Aes256Gcm, root_raw)?;
+        let mut keyring = Keyring::generate(options.keyring.algorithm, options.clock.now())?;
+        let (v, start, end) = keyring.reserve_block(&options.keyring, options.clock.now())?;
+        let sealed = root.seal(0, &keyring.encode()?, &root_context())?;
+        let mut root_record = vec![ROOT_RECORD_VERSION, protector.kind().len() as u8];
+        root_record.extend_from_slice(protector.kind().as_bytes());
+        root_record.extend_from_slice(&wrapped);
+        storage
+            .batch(vec![
+                BatchOp::expect(ROOT_KEY_RECORD, None),
+                BatchOp::expect(KEYRING_RECORD, None),
+                BatchOp::put(ROOT_KEY_RECORD, root_record),
+                BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
+            ])
+            .await
+            .map_err(|e| match e {
+                Error::StorageConflict { .. } => Error::AlreadyInitialized,
+                e => e,
+            })?;
+        keyring.set_reservation(v, start, end);
+        Ok(Self::assemble(
+            storage,
+            protector.kind(),
+            options,
+            root,
+            keyring,
+        ))
+    }
+
+    /// Opens an initialised store: unwraps the root key through `protector`
+    /// and loads the keyring.
+    pub async fn unseal(
+        storage: DynStorage,
+        protector: &dyn KeyProtector,
+        options: Options,
+    ) -> Result<Self> {
+        let record = storage
+            .get(ROOT_KEY_RECORD)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let bad = |r: &str| Error::corrupt(ROOT_KEY_RECORD, r.to_owned());
+        let (&ver, rest) = record.split_first().ok_or_else(|| bad("empty"))?;
+        if ver != ROOT_RECORD_VERSION {
+            return Err(bad("unsupported root key record version"));
+        }
+        let (&kind_len, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
+        let kind_len = usize::from(kind_len);
+        if rest.len() < kind_len {
+            return Err(bad("truncated"));
+        }
+        let (kind, wrapped) = rest.split_at(kind_len);
+        if kind != protector.kind().as_bytes() {
+            return Err(Error::InvalidArgument(format!(
+                "this store's root key is protected by {:?}, not by {:?}",
+                String::from_utf8_lossy(kind),
+                protector.kind()
+            )));
+        }
+        let root_raw = protector.unwrap(wrapped).await?;
+        let root = DataKey::new(Algorithm::Aes256Gcm, root_raw).map_err(|_| Error::UnsealFailed)?;
+        let (keyring, _) = load_keyring(&storage, &root).await?;
+        Ok(Self::assemble(
+            storage,
+            protector.kind(),
+            options,
+            root,
+            keyring,
+        ))
+    }
+
+    /// Whether `storage` already holds an initialised store.
+    pub async fn is_initialized(storage: &DynStorage) -> Result<bool> {
+        Ok(storage.get(ROOT_KEY_RECORD).await?.is_some())
+    }
+
+    fn assemble(
+        storage: DynStorage,
+        protector_kind: &'static str,
+        options: Options,
+        root: DataKey,
+        keyring: Keyring,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                root: RwLock::new(Some(Arc::new(root))),
+                keyring: RwLock::new(Some(Arc::new(keyring))),
+                write_lock: tokio::sync::Mutex::new(()),
+                options,
+                protector_kind,
+            }),
+        }
+    }
+
+    /// Forgets the root key and the keyring (their memory is wiped when the
+    /// last operation using them finishes). Every later call on this store or
+    /// its clones fails with [`Error::Sealed`]; unseal again to continue.
+    pub fn seal(&self) {
+        if let Ok(mut k) = self.inner.keyring.write() {
+            k.take();
+        }
+        if let Ok(mut r) = self.inner.root.write() {
+            r.take();
+        }
+    }
+
+    /// Whether [`Strongroom::seal`] was called.
+    pub fn is_sealed(&self) -> bool {
+        self.inner
+            .keyring
+            .read()
+            .map(|k| k.is_none())
+            .unwrap_or(true)
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &DynStorage {
+        &self.inner.storage
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.options.clock
+    }
+
+    /// The keyring in memory.
+    pub fn keyring(&self) -> Result<Arc<Keyring>> {
+        self.inner
+            .keyring
+            .read()
+            .ok()
+            .and_then(|k| k.clone())
+            .ok_or(Error::Sealed)
+    }
+
+    fn root(&self) -> Result<Arc<DataKey>> {
+        self.inner
+            .root
+            .read()
+            .ok()
+            .and_then(|k| k.clone())
+            .ok_or(Error::Sealed)
+    }
+
+    /// The store's audit HMAC key (kept in the keyring).
+    pub fn audit_key(&self) -> Result<SecretBytes> {
+        Ok(self.keyring()?.audit_key().clone())
+    }
+
+    /// Facts about every key version.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        Ok(self.keyring()?.keys())
+    }
+
+    // ----- sealing values -----
+
+    /// Seals `plaintext` under the primary key, bound to `context`.
+    pub async fn seal_value(
+        &self,
+        plaintext: &[u8],
+        context: &SealContext<'_>,
+    ) -> Result<SealedValue> {
+        let mut buf = seal::seal_buffer(plaintext.len());
+        buf.extend_from_slice(plaintext);
+        self.seal_value_in_place(&mut buf, context).await?;
+        SealedValue::from_vec(buf)
+    }
+
+    /// Seals in place: `buf` comes from [`seal::seal_buffer`] with the
+    /// plaintext appended, and leaves as the sealed value. No copy of the
+    /// plaintext is made, which matters for large values.
+    pub async fn seal_value_in_place(
+        &self,
+        buf: &mut Vec<u8>,
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        loop {
+            match self.keyring()?.try_seal_in_place(buf, context)? {
+                TrySeal::Sealed => return Ok(()),
+                TrySeal::NeedsReservation => self.reserve().await?,
+            }
+        }
+    }
+
+    /// Opens a sealed value bound to `context`.
+    pub fn open_value(
+        &self,
+        sealed: &SealedValue,
+        context: &SealContext<'_>,
+    ) -> Result<SecretBytes> {
+        self.keyring()?.open(sealed, context)
+    }
+
+    /// Opens in place; returns the plaintext as a slice of `buf`.
+    pub fn open_value_in_place<'b>(
+        &self,
+        buf: &'b mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<&'b mut [u8]> {
+        self.keyring()?.open_in_place(buf, context)
+    }
+
+    // ----- keyring administration -----
+
+    /// Adds a new key version and makes it primary. Returns it.
+    pub async fn rotate(&self) -> Result<KeyInfo> {
+        let alg = self.inner.options.keyring.algorithm;
+        let now = self.clock().now();
+        let v = self
+            .mutate_keyring(|k| {
+                let v = k.rotate(alg, now)?;
+                Ok((v, Some(v)))
+            })
+            .await?;
+        self.key_info(v)
+    }
+
+    /// Makes an active key version primary again.
+    pub async fn promote(&self, version: u32) -> Result<()> {
+        self.mutate_keyring(|k| k.set_primary(version).map(|()| ((), Some(version))))
+            .await
+    }
+
+    /// Sets the minimum decryption version: older keys are retired (they open
+    /// nothing until the minimum is lowered again).
+    pub async fn set_min_decryption_version(&self, min: u32) -> Result<()> {
+        self.mutate_keyring(|k| k.set_min_decryption_version(min).map(|()| ((), None)))
+            .await
+    }
+
+    /// Erases a retired key version. Refused with [`Error::KeyInUse`] while any
+    /// stored record is still sealed under it.
+    pub async fn destroy_key(&self, version: u32) -> Result<()> {
+        let mut in_use = 0u64;
+        let mut example = None;
+        self.scan_sealed(|key, bytes| {
+            if seal::header_key_version(record_sealed_bytes(bytes)?).ok() == Some(version) {
+                in_use += 1;
+                example.get_or_insert_with(|| key.to_owned());
+            }
+            Ok(())
+        })
+        .await?;
+        if let Some(example) = example {
+            return Err(Error::KeyInUse {
+                version,
+                records: in_use,
+                example,
+            });
+        }
+        self.mutate_keyring(|k| k.destroy(version).map(|()| ((), None)))
+            .await
+    }
+
+    /// Re-reads the keyring from storage (another process may have rotated).
+    pub async fn reload(&self) -> Result<()> {
+        let _guard = self.inner.write_lock.lock().await;
+        let root = self.root()?;
+        let (fresh, _) = load_keyring(&self.inner.storage, &root).await?;
+        self.install(fresh);
+        Ok(())
+    }
+
+    fn key_info(&self, version: u32) -> Result<KeyInfo> {
+        self.keys()?
+            .into_iter()
+            .find(|k| k.version == version)
+            .ok_or(Error::UnknownKeyVersion { version, latest: 0 })
+    }
+
+    fn install(&self, fresh: Keyring) {
+        if let Ok(mut slot) = self.inner.keyring.write() {
+            if let Some(old) = slot.as_ref() {
+                fresh.inherit_reservations(old);
+            }
+            *slot = Some(Arc::new(fresh));
+        }
+    }
+
+    /// Reserves the next block of encryptions for the primary key.
+    async fn reserve(&self) -> Result<()> {
+        if self.keyring()?.primary_has_room() {
+            return Ok(());
+        }
+        let opts = self.inner.options.keyring;
+        let now = self.clock().now();
+        let mut block = None;
+        self.mutate_keyring_with(
+            |k| {
+                let r = k.reserve_block(&opts, now)?;
+                block = Some(r);
+                Ok(((), None))
+            },
+            |k| k.primary_has_room(),
+        )
+        .await?;
+        if let (Some((v, start, end)), Ok(k)) = (block, self.keyring()) {
+            k.set_reservation(v, start, end);
+        }
+        Ok(())
+    }
+
+    async fn mutate_keyring<T>(
+        &self,
+        f: impl FnMut(&mut Keyring) -> Result<(T, Option<u32>)>,
+    ) -> Result<T> {
+        self.mutate_keyring_with(f, |_| false).await.and_then(|t| {
+            t.ok_or_else(|| Error::InvalidArgument("keyring mutation skipped".into()))
+        })
+    }
+
+    /// Read-modify-write of the stored keyring, retried on concurrent change.
+    /// `f` returns a value and optionally a key version that became primary
+    /// (which then gets a fresh reservation block). `skip` is checked under
+    /// the lock; if true nothing is done and `None` returned.
+    async fn mutate_keyring_with<T>(
+        &self,
+        mut f: impl FnMut(&mut Keyring) -> Result<(T, Option<u32>)>,
+        skip: impl Fn(&Keyring) -> bool,
+    ) -> Result<Option<T>> {
+        let _guard = self.inner.write_lock.lock().await;
+        if skip(&*self.keyring()?) {
+            return Ok(None);
+        }
+        let root = self.root()?;
+        let opts = self.inner.options.keyring;
+        for _ in 0..16 {
+            let (mut fresh, raw) = load_keyring(&self.inner.storage, &root).await?;
+            let (out, new_primary) = f(&mut fresh)?;
+            let reservation = match new_primary {
+                Some(_) => Some(fresh.reserve_block(&opts, self.clock().now())?),
+                None => None,
+            };
+            let sealed = root.seal(0, &fresh.encode()?, &root_context())?;
+            if self
+                .inner
+                .storage
+                .compare_and_set(KEYRING_RECORD, Some(&raw), Some(sealed.as_bytes()))
+                .await?
+            {
+                if let Some((v, start, end)) = reservation {
+                    fresh.set_reservation(v, start, end);
+                }
+                self.install(fresh);
+                return Ok(Some(out));
+            }
+        }
+        Err(Error::StorageConflict {
+            key: KEYRING_RECORD.into(),
+        })
+    }
+
+    // ----- sealed records -----
+
+    /// Builds a batch operation that stores `plaintext` sealed at storage key
+    /// `key` (which must start with [`SEALED_PREFIX`]), bound to `context`.
+    pub async fn sealed_put(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &SealContext<'_>,
+    ) -> Result<BatchOp> {
+        Ok(BatchOp::put(
+            key,
+            self.seal_record(key, plaintext, context).await?,
+        ))
+    }
+
+    async fn seal_record(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &SealContext<'_>,
+    ) -> Result<Vec<u8>> {
+        if !key.starts_with(SEALED_PREFIX) {
+            return Err(Error::InvalidArgument(format!(
+                "sealed records live under {SEALED_PREFIX:?}, not at {key:?}"
+            )));
+        }
+        let sealed = self.seal_value(plaintext, context).await?;
+        SealedRecord::encode(context, sealed.as_bytes())
+    }
+
+    /// Stores `plaintext` sealed at `key`, bound to `context`.
+    pub async fn put_sealed(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        let op = self.sealed_put(key, plaintext, context).await?;
+        self.inner.storage.batch(vec![op]).await
+    }
+
+    /// Reads and opens the sealed record at `key`, which must have been
+    /// stored for `context`. A record moved from another key or context
+    /// fails with [`Error::DecryptionFailed`].
+    pub async fn get_sealed(
+        &self,
+        key: &str,
+        context: &SealContext<'_>,
+    ) -> Result<Option<SecretBytes>> {
+        let Some(bytes) = self.inner.storage.get(key).await? else {
+            return Ok(None);
+        };
+        self.open_record(key, bytes, context).await.map(Some)
+    }
+
+    /// Opens a sealed record's bytes as read from `key`.
+    pub async fn open_record(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        context: &SealContext<'_>,
+    ) -> Result<SecretBytes> {
+        let start = {
+            let rec = SealedRecord::decode(key, &bytes)?;
+            if rec.path != context.path() || rec.version != context.version() {
+                return Err(Error::DecryptionFailed);
+            }
+            rec.sealed_offset
+        };
+        let mut buf = bytes;
+        let opened = match self.open_value_in_place(&mut buf[start..], context) {
+            Err(Error::UnknownKeyVersion { version, latest }) if version > latest => {
+                // Another process may have rotated: reload once.
+                self.reload().await?;
+                self.open_value_in_place(&mut buf[start..], context)?.len()
+            }
+            r => r?.len(),
+        };
+        let from = start + seal::HEADER_LEN;
+        buf.copy_within(from..from + opened, 0);
+        buf.truncate(opened);
+        Ok(SecretBytes::new(buf))
+    }
+
+    async fn scan_sealed(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .inner
+                .storage
+                .scan(SEALED_PREFIX, after.as_deref(), 500)
+                .await?;
+            for (k, v) in &page {
+                f(k, v)?;
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == 500 => after = Some(k.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Re-seals every stored record that is not under the primary key, in
+    /// batches of `batch_size`, without returning plaintext to the caller.
+    /// Progress is saved with each batch, so after a crash a new call resumes
+    /// where the last one stopped. Records that fail to open are reported and
+    /// left untouched.
+    pub async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
+        let batch_size = batch_size.clamp(1, 10_000);
+        let storage = &self.inner.storage;
+        let mut report = RewrapReport::default();
+        let mut after = storage
+            .get(REWRAP_CURSOR)
+            .await?
+            .and_then(|c| String::from_utf8(c).ok());
+        loop {
+            let page = storage
+                .scan(SEALED_PREFIX, after.as_deref(), batch_size)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            let last = last.clone();
+            let primary = self.keyring()?.primary_version();
+            let mut ops = Vec::new();
+            let mut rewrapped = 0;
+            for (key, bytes) in &page {
+                report.scanned += 1;
+                let current = SealedRecord::decode(key, bytes)
+                    .and_then(|r| seal::header_key_version(&bytes[r.sealed_offset..]));
+                match current {
+                    Ok(v) if v == primary => continue,
+                    Ok(_) => {}
+                    Err(_) => {
+                        report.unreadable.push(key.clone());
+                        continue;
+                    }
+                }
+                match self.reseal_record(key, bytes).await {
+                    Ok(new) => {
+                        ops.push(BatchOp::expect(key.clone(), Some(bytes.clone())));
+                        ops.push(BatchOp::put(key.clone(), new));
+                        rewrapped += 1;
+                    }
+                    Err(Error::Sealed) => return Err(Error::Sealed),
+                    Err(_) => report.unreadable.push(key.clone()),
+                }
+            }
+            ops.push(BatchOp::put(REWRAP_CURSOR, last.clone().into_bytes()));
+            match storage.batch(ops).await {
+                Ok(()) => report.rewrapped += rewrapped,
+                // A record changed under us: it was rewritten, so under the
+                // primary key already; redo this page.
+                Err(Error::StorageConflict { .. }) => {
+                    report.scanned -= page.len() as u64;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            after = Some(last);
+        }
+        storage.delete(REWRAP_CURSOR).await?;
+        Ok(report)
+    }
+
+    async fn reseal_record(&self, key: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+        let rec = SealedRecord::decode(key, bytes)?;
+        let path = rec.path.to_owned();
+        let ctx = SealContext::new(&path, rec.version);
+        let plain = self.open_record(key, bytes.to_vec(), &ctx).await?;
+        self.seal_record(key, plain.expose_secret(), &ctx).await
+    }
+}
+
+async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<(Keyring, Vec<u8>)> {
+    let raw = storage
+        .get(KEYRING_RECORD)
+        .await?
+        .ok_or_else(|| Error::corrupt(KEYRING_RECORD, "missing"))?;
+    let sealed = SealedValue::parse(&raw).map_err(|_| Error::UnsealFailed)?;
+    let plain = root
+        .open(&sealed, &root_context())
+        .map_err(|_| Error::UnsealFailed)?;
+    let plain = Zeroizing::new(plain.expose_secret().to_vec());
+    Ok((Keyring::decode(&plain)?, raw))
+}
+
+fn record_sealed_bytes(bytes: &[u8]) -> Result<&[u8]> {
+    let r = SealedRecord::decode("", bytes)?;
+    Ok(&bytes[r.sealed_offset..])
+}
+
+/// The envelope of a keyring-sealed record in storage (format v1):
+///
+/// ```text
+/// 1 byte   record version (1)
+/// 2 bytes  context path length, big-endian
+/// n bytes  context path (UTF-8)
+/// 8 bytes  context version, big-endian
+/// rest     the sealed value (see `docs/FORMAT.md`)
+/// ```
+///
+/// The context travels with the record so [`Strongroom::rewrap`] can re-seal
+/// it without knowing who wrote it; readers still supply the context they
+/// expect, and a mismatch fails like any other decryption failure.
+#[derive(Debug)]
+pub struct SealedRecord<'a> {
+    /// The context path.
+    pub path: &'a str,
+    /// The context version.
+    pub version: u64,
+    /// Offset of the sealed value within the record.
+    pub sealed_offset: usize,
+}
+
+impl<'a> SealedRecord<'a> {
+    /// Encodes a record.
+    pub fn encode(context: &SealContext<'_>, sealed: &[u8]) -> Result<Vec<u8>> {
+        let path = context.path().as_bytes();
+        let len = u16::try_from(path.len())
+            .map_err(|_| Error::InvalidArgument("context path longer than 65535 bytes".into()))?;
+        let mut out = Vec::with_capacity(11 + path.len() + sealed.len());
+        out.push(1);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(path);
+        out.extend_from_slice(&context.version().to_be_bytes());
+        out.extend_from_slice(sealed);
+        Ok(out)
+    }
+
+    /// Decodes the envelope of the record stored at `key`.
+    pub fn decode(key: &str, bytes: &'a [u8]) -> Result<Self> {
+        let bad = |r: &str| Error::corrupt(key, r.to_owned());
+        let (&v, rest) = bytes.split_first().ok_or_else(|| bad("empty record"))?;
+        if v != 1 {
+            return Err(bad("unsupported sealed record version"));
+        }
+        let len_bytes = rest.get(..2).ok_or_else(|| bad("truncated"))?;
+        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+        let path = rest.get(2..2 + len).ok_or_else(|| bad("truncated"))?;
+        let path = std::str::from_utf8(path).map_err(|_| bad("path is not UTF-8"))?;
+        let ver = rest
+            .get(2 + len..2 + len + 8)
+            .ok_or_else(|| bad("truncated"))?;
+        let mut v8 = [0u8; 8];
+        v8.copy_from_slice(ver);
+        Ok(Self {
+            path,
+            version: u64::from_be_bytes(v8),
+            sealed_offset: 1 + 2 + len + 8,
+        })
+    }
+}

@@ -1,0 +1,405 @@
+//! The store facade: init/unseal/seal, sealing values, keyring rotation,
+//! rewrap, reservation of encryption counts, and bad input.
+
+use std::sync::Arc;
+
+use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::keyring::{KeyState, KeyringOptions};
+use strongroom::protector::SoftwareProtector;
+use strongroom::seal::{SealContext, SealedValue};
+use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage, Storage};
+use strongroom::{Error, Options, ProtectorErrorKind, SecretBytes, Strongroom};
+
+fn protector() -> SoftwareProtector {
+    SoftwareProtector::from_key(SecretBytes::new(vec![42; 32])).unwrap()
+}
+
+fn options(threshold: u64, block: u64) -> Options {
+    Options {
+        keyring: KeyringOptions {
+            rotate_after_encryptions: threshold,
+            reservation_block: block,
+            ..Default::default()
+        },
+        clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
+    }
+}
+
+async fn fresh() -> (MemoryStorage, Strongroom) {
+    let mem = MemoryStorage::new();
+    let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
+        .await
+        .unwrap();
+    (mem, sr)
+}
+
+#[tokio::test]
+async fn init_unseal_seal_lifecycle() {
+    let (mem, sr) = fresh().await;
+    let ctx = SealContext::new("prod/db", 1);
+    let sealed = sr.seal_value(b"pw-1", &ctx).await.unwrap();
+    assert_eq!(
+        sr.open_value(&sealed, &ctx).unwrap().expose_secret(),
+        b"pw-1"
+    );
+
+    let storage: DynStorage = Arc::new(mem.clone());
+    assert!(matches!(
+        Strongroom::init(storage.clone(), &protector(), Options::default()).await,
+        Err(Error::AlreadyInitialized)
+    ));
+    // "restart": a second handle over the same storage opens the same values
+    let again = Strongroom::unseal(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.open_value(&sealed, &ctx).unwrap().expose_secret(),
+        b"pw-1"
+    );
+
+    sr.seal();
+    assert!(sr.is_sealed());
+    assert!(matches!(sr.open_value(&sealed, &ctx), Err(Error::Sealed)));
+    assert!(matches!(
+        sr.seal_value(b"x", &ctx).await,
+        Err(Error::Sealed)
+    ));
+    assert!(matches!(sr.rotate().await, Err(Error::Sealed)));
+    // other handles are unaffected
+    assert!(again.open_value(&sealed, &ctx).is_ok());
+}
+
+#[tokio::test]
+async fn unseal_errors_are_clear() {
+    let empty: DynStorage = Arc::new(MemoryStorage::new());
+    assert!(matches!(
+        Strongroom::unseal(empty, &protector(), Options::default()).await,
+        Err(Error::NotInitialized)
+    ));
+    let (mem, _sr) = fresh().await;
+    let wrong = SoftwareProtector::from_key(SecretBytes::new(vec![43; 32])).unwrap();
+    let e = Strongroom::unseal(Arc::new(mem.clone()), &wrong, Options::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Protector {
+                kind: ProtectorErrorKind::UnwrapFailed,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // a corrupted keyring record: the root key unwraps but the keyring does not open
+    let mut kr = mem.get(strongroom::KEYRING_RECORD).await.unwrap().unwrap();
+    let n = kr.len();
+    kr[n - 1] ^= 1;
+    mem.put(strongroom::KEYRING_RECORD, &kr).await.unwrap();
+    let e = Strongroom::unseal(Arc::new(mem.clone()), &protector(), Options::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UnsealFailed), "{e:?}");
+}
+
+#[tokio::test]
+async fn storage_sees_no_plaintext() {
+    let (mem, sr) = fresh().await;
+    let canary = b"canary-value-5d1e7b";
+    for v in 1..=3 {
+        let ctx = SealContext::new("prod/canary", v);
+        sr.put_sealed(&format!("s/kv/prod/canary/{v}"), canary, &ctx)
+            .await
+            .unwrap();
+    }
+    for (k, v) in mem.snapshot().await {
+        assert!(
+            !v.windows(canary.len()).any(|w| w == canary),
+            "plaintext at {k}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rotate_rewrap_retire_destroy() {
+    let (mem, sr) = fresh().await;
+    for i in 0..25u64 {
+        let path = format!("app/{i}");
+        sr.put_sealed(
+            &format!("s/t/{i:03}"),
+            path.as_bytes(),
+            &SealContext::new(&path, i),
+        )
+        .await
+        .unwrap();
+    }
+    let v2 = sr.rotate().await.unwrap();
+    assert_eq!((v2.version, v2.state), (2, KeyState::Primary));
+    let ctx = SealContext::new("x", 0);
+    assert_eq!(sr.seal_value(b"x", &ctx).await.unwrap().key_version(), 2);
+
+    // v1 cannot be destroyed while records need it, nor while active
+    sr.set_min_decryption_version(2).await.unwrap();
+    let e = sr.destroy_key(1).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::KeyInUse {
+                version: 1,
+                records: 25,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // retired: records under v1 are refused with a typed error
+    let e = sr
+        .get_sealed("s/t/000", &SealContext::new("app/0", 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::KeyVersionRetired { version: 1, .. }),
+        "{e:?}"
+    );
+    // rewrap reports them unreadable and changes nothing
+    let r = sr.rewrap(10).await.unwrap();
+    assert_eq!(r.unreadable.len(), 25);
+    sr.set_min_decryption_version(1).await.unwrap();
+
+    let r = sr.rewrap(10).await.unwrap();
+    assert_eq!((r.scanned, r.rewrapped), (25, 25));
+    assert!(r.unreadable.is_empty());
+    let r = sr.rewrap(10).await.unwrap();
+    assert_eq!(r.rewrapped, 0, "rewrap is idempotent");
+    for (k, v) in mem.snapshot().await {
+        if let Some(rest) = k.strip_prefix("s/") {
+            let rec = strongroom::SealedRecord::decode(&k, &v).unwrap();
+            assert_eq!(
+                strongroom::seal::header_key_version(&v[rec.sealed_offset..]).unwrap(),
+                2,
+                "{rest}"
+            );
+        }
+    }
+    sr.set_min_decryption_version(2).await.unwrap();
+    sr.destroy_key(1).await.unwrap();
+    let keys = sr.keys().unwrap();
+    assert_eq!(keys[0].state, KeyState::Destroyed);
+    for i in 0..25u64 {
+        let path = format!("app/{i}");
+        let got = sr
+            .get_sealed(&format!("s/t/{i:03}"), &SealContext::new(&path, i))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.expose_secret(), path.as_bytes());
+    }
+    // promote back to a destroyed key is refused; state unchanged
+    assert!(matches!(
+        sr.promote(1).await,
+        Err(Error::InvalidKeyTransition {
+            version: 1,
+            from: KeyState::Destroyed,
+            ..
+        })
+    ));
+    assert_eq!(sr.keyring().unwrap().primary_version(), 2);
+}
+
+#[tokio::test]
+async fn rewrap_resumes_after_a_crash() {
+    let mem = MemoryStorage::new();
+    let faulty = FaultyStorage::new(Arc::new(mem.clone()));
+    let storage: DynStorage = Arc::new(faulty.clone());
+    let sr = Strongroom::init(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap();
+    for i in 0..40u64 {
+        sr.put_sealed(
+            &format!("s/r/{i:03}"),
+            &i.to_be_bytes(),
+            &SealContext::new("r", i),
+        )
+        .await
+        .unwrap();
+    }
+    sr.rotate().await.unwrap();
+    faulty.fail_from_write(3); // two batches of 10 land, the third fails
+    assert!(matches!(sr.rewrap(10).await, Err(Error::Storage { .. })));
+    faulty.heal();
+    assert_eq!(
+        mem.get(strongroom::REWRAP_CURSOR).await.unwrap().as_deref(),
+        Some(&b"s/r/019"[..])
+    );
+    // a new process resumes from the cursor
+    let sr2 = Strongroom::unseal(storage, &protector(), Options::default())
+        .await
+        .unwrap();
+    let r = sr2.rewrap(10).await.unwrap();
+    assert_eq!((r.scanned, r.rewrapped), (20, 20));
+    assert_eq!(mem.get(strongroom::REWRAP_CURSOR).await.unwrap(), None);
+    for i in 0..40u64 {
+        let v = sr2
+            .get_sealed(&format!("s/r/{i:03}"), &SealContext::new("r", i))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.expose_secret(), &i.to_be_bytes());
+    }
+}
+
+#[tokio::test]
+async fn keyring_rotates_itself_at_the_threshold() {
+    let mem = MemoryStorage::new();
+    let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), options(10, 4))
+        .await
+        .unwrap();
+    let ctx = SealContext::new("c", 0);
+    let mut versions = Vec::new();
+    for _ in 0..25 {
+        versions.push(sr.seal_value(b"x", &ctx).await.unwrap().key_version());
+    }
+    assert_eq!(versions.iter().filter(|v| **v == 1).count(), 10);
+    assert_eq!(versions.iter().filter(|v| **v == 2).count(), 10);
+    assert_eq!(versions.iter().filter(|v| **v == 3).count(), 5);
+    let keys = sr.keys().unwrap();
+    assert_eq!(keys[0].encryptions_reserved, 10);
+    assert_eq!(keys[2].state, KeyState::Primary);
+}
+
+#[tokio::test]
+async fn encryption_count_never_goes_backwards_across_a_crash() {
+    let mem = MemoryStorage::new();
+    let storage: DynStorage = Arc::new(mem.clone());
+    let sr = Strongroom::init(storage.clone(), &protector(), options(1000, 8))
+        .await
+        .unwrap();
+    let ctx = SealContext::new("c", 0);
+    for _ in 0..3 {
+        sr.seal_value(b"x", &ctx).await.unwrap();
+    }
+    assert_eq!(sr.keys().unwrap()[0].encryptions_reserved, 8);
+    drop(sr); // crash: 5 reserved encryptions are lost, never reused
+    let sr = Strongroom::unseal(storage.clone(), &protector(), options(1000, 8))
+        .await
+        .unwrap();
+    sr.seal_value(b"x", &ctx).await.unwrap();
+    assert_eq!(sr.keys().unwrap()[0].encryptions_reserved, 16);
+
+    // two processes sharing the store reserve disjoint blocks
+    let other = Strongroom::unseal(storage, &protector(), options(1000, 8))
+        .await
+        .unwrap();
+    other.seal_value(b"x", &ctx).await.unwrap();
+    assert_eq!(other.keys().unwrap()[0].encryptions_reserved, 24);
+    for _ in 0..8 {
+        sr.seal_value(b"x", &ctx).await.unwrap();
+    }
+    sr.reload().await.unwrap();
+    assert_eq!(sr.keys().unwrap()[0].encryptions_reserved, 32);
+}
+
+#[tokio::test]
+async fn another_process_rotation_is_picked_up_on_read() {
+    let mem = MemoryStorage::new();
+    let storage: DynStorage = Arc::new(mem.clone());
+    let a = Strongroom::init(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap();
+    let b = Strongroom::unseal(storage, &protector(), Options::default())
+        .await
+        .unwrap();
+    a.rotate().await.unwrap();
+    let ctx = SealContext::new("shared/x", 1);
+    a.put_sealed("s/x", b"from-a", &ctx).await.unwrap();
+    let got = b.get_sealed("s/x", &ctx).await.unwrap().unwrap();
+    assert_eq!(got.expose_secret(), b"from-a");
+    assert_eq!(b.keyring().unwrap().primary_version(), 2);
+}
+
+#[tokio::test]
+async fn bad_sealed_values_get_typed_errors_and_lose_nothing() {
+    let (mem, sr) = fresh().await;
+    let ctx = SealContext::new("prod/db", 4);
+    sr.put_sealed("s/db", b"pw", &ctx).await.unwrap();
+    let good = mem.get("s/db").await.unwrap().unwrap();
+    // moved to another path or version
+    for other in [
+        SealContext::new("prod/other", 4),
+        SealContext::new("prod/db", 5),
+    ] {
+        assert!(matches!(
+            sr.get_sealed("s/db", &other).await,
+            Err(Error::DecryptionFailed)
+        ));
+    }
+    // envelope rewritten to claim the other context: still fails (AAD)
+    let moved_ctx = SealContext::new("prod/other", 4);
+    let rec = strongroom::SealedRecord::decode("s/db", &good).unwrap();
+    let forged = strongroom::SealedRecord::encode(&moved_ctx, &good[rec.sealed_offset..]).unwrap();
+    mem.put("s/moved", &forged).await.unwrap();
+    assert!(matches!(
+        sr.get_sealed("s/moved", &moved_ctx).await,
+        Err(Error::DecryptionFailed)
+    ));
+    // truncated envelope
+    mem.put("s/trunc", &good[..5]).await.unwrap();
+    assert!(matches!(
+        sr.get_sealed("s/trunc", &ctx).await,
+        Err(Error::CorruptRecord { .. })
+    ));
+    // unknown key version in the header
+    let mut unknown = good.clone();
+    let off = rec.sealed_offset + 4;
+    unknown[off..off + 4].copy_from_slice(&99u32.to_be_bytes());
+    mem.put("s/unknown", &unknown).await.unwrap();
+    let e = sr.get_sealed("s/unknown", &ctx).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnknownKeyVersion {
+                version: 99,
+                latest: 1
+            }
+        ),
+        "{e:?}"
+    );
+    // a value sealed directly: flipped tag
+    let sealed = sr.seal_value(b"abc", &ctx).await.unwrap();
+    let mut t = sealed.clone().into_bytes();
+    let n = t.len();
+    t[n - 1] ^= 0x80;
+    assert!(matches!(
+        sr.open_value(&SealedValue::from_vec(t).unwrap(), &ctx),
+        Err(Error::DecryptionFailed)
+    ));
+    // nothing was lost
+    assert_eq!(
+        sr.get_sealed("s/db", &ctx)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        b"pw"
+    );
+    assert_eq!(mem.get("s/db").await.unwrap().unwrap(), good);
+}
+
+#[tokio::test]
+async fn sealed_records_must_live_under_the_sealed_prefix() {
+    let (_mem, sr) = fresh().await;
+    let e = sr
+        .put_sealed("kv/x", b"v", &SealContext::new("x", 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)));
+}
+
+#[tokio::test]
+async fn debug_output_holds_no_keys() {
+    let (_mem, sr) = fresh().await;
+    let d = format!("{sr:?} {:?}", sr.keyring().unwrap());
+    assert!(d.contains("Strongroom"));
+    let audit = sr.audit_key().unwrap();
+    assert!(!d.contains(&hex::encode(audit.expose_secret())));
+}

@@ -384,10 +384,10 @@ impl Inner {
         let mut versions = Vec::with_capacity(handles.len());
         for h in handles {
             for a in session.get_attributes(h, &[AttributeType::Id])? {
-                if let Attribute::Id(id) = a {
-                    if let Some(v) = version_of(&id) {
-                        versions.push(v);
-                    }
+                if let Attribute::Id(id) = a
+                    && let Some(v) = version_of(&id)
+                {
+                    versions.push(v);
                 }
             }
         }
@@ -862,5 +862,87 @@ impl KeyProtector for Pkcs11Protector {
         let inner = Arc::clone(&self.inner);
         let wrapped = wrapped.to_vec();
         blocking(move || inner.unwrap(&wrapped)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cryptoki::context::Function;
+    use cryptoki::error::RvError;
+
+    #[test]
+    fn blob_header_round_trips_and_rejects_damage() {
+        let mut blob = encode_header(WrapMechanism::AesGcm, 7, "root").unwrap();
+        blob.extend_from_slice(&[0xAA; 60]);
+        let b = parse_blob(&blob).unwrap();
+        assert_eq!(b.version, 7);
+        assert_eq!(b.mechanism, WrapMechanism::AesGcm);
+        assert_eq!(b.label, b"root");
+        assert_eq!(b.header, &blob[..11]);
+        assert_eq!(b.body.len(), 60);
+        assert_eq!(Pkcs11Protector::wrapped_key_version(&blob), Some(7));
+
+        let mut bad_version = blob.clone();
+        bad_version[0] = 2;
+        assert!(parse_blob(&bad_version).is_none());
+        let mut bad_mech = blob.clone();
+        bad_mech[1] = 9;
+        assert!(parse_blob(&bad_mech).is_none());
+        // label longer than the blob, header only, empty
+        let mut long_label = blob[..7].to_vec();
+        long_label[6] = 200;
+        assert!(parse_blob(&long_label).is_none());
+        assert!(parse_blob(&blob[..11]).is_none());
+        assert!(parse_blob(&[]).is_none());
+        assert!(encode_header(WrapMechanism::AesGcm, 1, &"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn return_values_map_to_actionable_kinds() {
+        use ProtectorErrorKind as K;
+        let cases = [
+            (RvError::PinIncorrect, K::WrongPin),
+            (RvError::PinLocked, K::PinLocked),
+            (RvError::TokenNotPresent, K::TokenRemoved),
+            (RvError::DeviceRemoved, K::TokenRemoved),
+            (RvError::KeyHandleInvalid, K::KeyNotFound),
+            (RvError::MechanismInvalid, K::MechanismUnsupported),
+            (RvError::SlotIdInvalid, K::TokenNotFound),
+            (RvError::GeneralError, K::Device),
+        ];
+        for (rv, kind) in cases {
+            let e = error::map(CkError::Pkcs11(rv, Function::Login), "testing");
+            assert!(
+                matches!(e, Error::Protector { protector: "pkcs11", kind: k, .. } if k == kind),
+                "{rv:?}: {e:?}"
+            );
+        }
+        // a failed unwrap says nothing more, whatever the token said
+        for rv in [
+            RvError::GeneralError,
+            RvError::EncryptedDataInvalid,
+            RvError::WrappedKeyInvalid,
+            RvError::KeyFunctionNotPermitted,
+        ] {
+            let e = error::map_unwrap(CkError::Pkcs11(rv, Function::Decrypt));
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "key protector pkcs11: unwrap failed: {}",
+                    error::UNWRAP_FAILED
+                )
+            );
+        }
+        // but a pulled token is still reported as such
+        let e = error::map_unwrap(CkError::Pkcs11(RvError::DeviceRemoved, Function::Decrypt));
+        assert!(matches!(
+            e,
+            Error::Protector {
+                kind: K::TokenRemoved,
+                ..
+            }
+        ));
     }
 }

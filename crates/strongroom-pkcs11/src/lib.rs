@@ -535,6 +535,10 @@ impl Inner {
         let (version, mechanism) = *token::lock(&self.current);
         let mut blob = encode_header(mechanism, version, &self.key_label)?;
         let header = blob.clone();
+        let mut iv = [0u8; IV_LEN];
+        SystemRandom::new()
+            .fill(&mut iv)
+            .map_err(|_| Error::Random)?;
         let body = self.token.with_session(
             &self.pin,
             |s| {
@@ -543,11 +547,9 @@ impl Inner {
                 };
                 match mechanism {
                     WrapMechanism::AesGcm => {
-                        let mut iv = [0u8; IV_LEN];
-                        // An RNG failure surfaces as a device error below.
-                        if SystemRandom::new().fill(&mut iv).is_err() {
-                            return Err(CkError::InvalidValue);
-                        }
+                        // A retry (after a lost login) never reaches the
+                        // token twice with this IV: the first try failed
+                        // before encrypting.
                         let mut iv_param = iv;
                         let params = GcmParams::new(&mut iv_param, &header, TAG_BITS.into())?;
                         let ct =

@@ -132,6 +132,11 @@ impl Token {
         let mechanisms = ctx
             .get_mechanism_list(slot)
             .map_err(|e| map(e, "listing the token's mechanisms"))?;
+        tracing::debug!(
+            token = %label,
+            mechanisms = ?mechanisms,
+            "found PKCS#11 token"
+        );
         let mut salt = [0u8; 16];
         SystemRandom::new()
             .fill(&mut salt)

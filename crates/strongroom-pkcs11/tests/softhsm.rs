@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use strongroom::protector::{KeyProtector, conformance};
 use strongroom::{Error, ProtectorErrorKind, SecretBytes, SecretString};
@@ -359,4 +359,47 @@ async fn pin_never_shows_in_debug() {
 fn setup_script_exists() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-softhsm.sh");
     assert!(script.exists(), "{}", script.display());
+}
+
+#[tokio::test]
+async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
+    use strongroom::seal::SealContext;
+    use strongroom::storage::MemoryStorage;
+    use strongroom::{Options, Strongroom};
+
+    let mem = MemoryStorage::new();
+    let ctx = SealContext::new("app/db", 1);
+    {
+        let hsm = Pkcs11Protector::init_key(config("sr-main", "store-root"))
+            .await
+            .unwrap();
+        let sr = Strongroom::init(Arc::new(mem.clone()), &hsm, Options::default())
+            .await
+            .unwrap();
+        sr.put_sealed("s/app/db", b"pw-from-hsm", &ctx)
+            .await
+            .unwrap();
+    }
+    let before = mem.snapshot().await;
+
+    // the same key label on another token cannot unseal
+    let other = Pkcs11Protector::init_key(config("sr-other", "store-root"))
+        .await
+        .unwrap();
+    let e = Strongroom::unseal(Arc::new(mem.clone()), &other, Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(kind_of(&e), ProtectorErrorKind::UnwrapFailed, "{e}");
+    assert_eq!(mem.snapshot().await, before);
+
+    // "restart": a fresh protector opened from configuration
+    let hsm = Pkcs11Protector::open(config("sr-main", "store-root"))
+        .await
+        .unwrap();
+    let sr = Strongroom::unseal(Arc::new(mem.clone()), &hsm, Options::default())
+        .await
+        .unwrap();
+    let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();
+    assert_eq!(got.expose_secret(), b"pw-from-hsm");
+    assert_eq!(mem.snapshot().await, before);
 }

@@ -420,6 +420,16 @@ impl Inner {
     }
 
     fn key_not_found(&self, version: u32) -> Error {
+        if !self.token.is_present() {
+            return err(
+                ProtectorErrorKind::TokenRemoved,
+                format!(
+                    "token {:?} is no longer in slot {} (removed or deleted?)",
+                    self.token.label,
+                    self.token.slot.id()
+                ),
+            );
+        }
         err(
             ProtectorErrorKind::KeyNotFound,
             format!(

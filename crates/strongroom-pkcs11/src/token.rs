@@ -99,7 +99,14 @@ impl Token {
         let key = (canonical, label.to_owned());
         let mut tokens = lock(tokens());
         if let Some(t) = tokens.get(&key) {
-            return Ok(Arc::clone(t));
+            // Still the same token in the same slot? (A token pulled out and
+            // put back may come back in another slot.)
+            match t.ctx.get_token_info(t.slot) {
+                Ok(info) if info.label().trim_end() == label => return Ok(Arc::clone(t)),
+                _ => {
+                    tokens.remove(&key);
+                }
+            }
         }
         let slots = ctx
             .get_slots_with_token()
@@ -109,9 +116,12 @@ impl Token {
         for slot in slots {
             let info = match ctx.get_token_info(slot) {
                 Ok(info) => info,
-                // A token pulled out while we looked is simply not there.
-                Err(CkError::Pkcs11(RvError::TokenNotPresent, _)) => continue,
-                Err(e) => return Err(map(e, "reading token information")),
+                // A token pulled out (or deleted) while we looked is simply
+                // not there; SoftHSM says CKR_GENERAL_ERROR for a deleted one.
+                Err(e) => {
+                    tracing::debug!(slot = slot.id(), error = %e, "skipping unreadable slot");
+                    continue;
+                }
             };
             let this = info.label().trim_end();
             if this == label {
@@ -152,6 +162,11 @@ impl Token {
         });
         tokens.insert(key, Arc::clone(&token));
         Ok(token)
+    }
+
+    /// Whether the token is still in its slot.
+    pub(crate) fn is_present(&self) -> bool {
+        matches!(self.ctx.get_token_info(self.slot), Ok(info) if info.label().trim_end() == self.label)
     }
 
     fn pin_digest(&self, pin: &SecretString) -> [u8; 32] {

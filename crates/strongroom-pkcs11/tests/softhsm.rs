@@ -19,7 +19,7 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "1234-user";
 /// Tokens created at start (SoftHSM reads its token directory at
 /// `C_Initialize`, which happens once per process).
-const TOKENS: [&str; 4] = ["sr-main", "sr-other", "sr-pin", "sr-kwp"];
+const TOKENS: [&str; 5] = ["sr-main", "sr-other", "sr-pin", "sr-kwp", "sr-gone"];
 
 const MODULE_CANDIDATES: [&str; 3] = [
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -402,4 +402,33 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
     let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();
     assert_eq!(got.expose_secret(), b"pw-from-hsm");
     assert_eq!(mem.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn removed_token_is_reported() {
+    let p = Pkcs11Protector::init_key(config("sr-gone", "gone"))
+        .await
+        .unwrap();
+    let root = SecretBytes::random(32).unwrap();
+    let wrapped = p.wrap(&root).await.unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", hsm().dir.join("softhsm2.conf"))
+        .args(["--delete-token", "--token", "sr-gone"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the protector that was using it
+    let e = p.unwrap(&wrapped).await.unwrap_err();
+    assert_eq!(kind_of(&e), ProtectorErrorKind::TokenRemoved, "{e}");
+    let e = p.wrap(&root).await.unwrap_err();
+    assert_eq!(kind_of(&e), ProtectorErrorKind::TokenRemoved, "{e}");
+    // a new protector does not find it
+    let e = Pkcs11Protector::open(config("sr-gone", "gone"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind_of(&e), ProtectorErrorKind::TokenNotFound, "{e}");
 }

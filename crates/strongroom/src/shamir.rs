@@ -394,13 +394,30 @@ pub fn split(secret: &SecretBytes, threshold: u8, shares: u8) -> Result<Vec<Shar
     }
     let mut split_id = [0u8; SPLIT_ID_LEN];
     random_fill(&mut split_id)?;
+    let degree = usize::from(threshold) - 1;
+    let mut coefficients = Zeroizing::new(vec![0u8; secret.len() * degree]);
+    random_fill(&mut coefficients)?;
+    Ok(split_with(
+        secret,
+        threshold,
+        shares,
+        split_id,
+        &coefficients,
+    ))
+}
 
+/// [`split`] with given randomness (checked parameters; for vectors).
+/// `coefficients[b * (threshold - 1) + (j - 1)]` is the coefficient of
+/// `x^j` in the polynomial of secret byte `b`.
+fn split_with(
+    secret: &SecretBytes,
+    threshold: u8,
+    shares: u8,
+    split_id: [u8; SPLIT_ID_LEN],
+    coefficients: &[u8],
+) -> Vec<Share> {
     let len = secret.len();
     let degree = usize::from(threshold) - 1;
-    // coefficients[b * degree + (j - 1)] is the coefficient of x^j for byte b
-    let mut coefficients = Zeroizing::new(vec![0u8; len * degree]);
-    random_fill(&mut coefficients)?;
-
     let mut out = Vec::with_capacity(usize::from(shares));
     for x in 1..=shares {
         let mut y = Zeroizing::new(vec![0u8; len]);
@@ -423,7 +440,7 @@ pub fn split(secret: &SecretBytes, threshold: u8, shares: u8) -> Result<Vec<Shar
             SecretBytes::new(std::mem::take(&mut *y)),
         ));
     }
-    Ok(out)
+    out
 }
 
 /// Rebuilds the secret from at least `threshold` shares of one split.

@@ -19,6 +19,9 @@ cargo test --workspace --doc
 step "quickstart"
 bash scripts/quickstart.sh
 
+step "hsm example (root key in SoftHSM2)"
+cargo run --quiet -p strongroom-examples --example hsm
+
 for suite in bindings/python/test.sh bindings/swift/test.sh bindings/node/test.sh; do
   step "$suite"
   bash "$root/$suite"

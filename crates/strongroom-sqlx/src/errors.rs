@@ -6,10 +6,7 @@ use strongroom::{Error, StorageErrorKind};
 pub(crate) fn sqlite_kind(e: &sqlx::Error) -> StorageErrorKind {
     match e {
         sqlx::Error::Database(db) => {
-            let code = db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .unwrap_or(1);
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(1);
             match code & 0xff {
                 // SQLITE_CORRUPT, SQLITE_NOTADB
                 11 | 26 => StorageErrorKind::Corrupt,

@@ -324,7 +324,10 @@ async fn init_schema(path: &Path, writer: &SqlitePool) -> Result<()> {
         ));
     }
     if app_id != 0 && app_id != APPLICATION_ID {
-        return Err(corrupt(path, "is an SQLite database of another application"));
+        return Err(corrupt(
+            path,
+            "is an SQLite database of another application",
+        ));
     }
     if version == 0 {
         let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
@@ -464,7 +467,11 @@ impl Storage for SqliteStore {
             return Ok(());
         }
         let err = |e: sqlx::Error| sqlite_error(&self.path, "write failed", &e);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         for op in &ops {
             if let BatchOp::Expect { key, value } = op {
                 let current: Option<Vec<u8>> =

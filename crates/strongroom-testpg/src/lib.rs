@@ -47,8 +47,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use sqlx::{ConnectOptions, Connection};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use strongroom::SecretString;
 
 /// Names the superuser URL of an existing server to use instead of starting one.
@@ -203,7 +203,12 @@ impl TestPostgres {
         let initdb = pg_command(&bindir, "initdb", as_postgres)
             .arg("-D")
             .arg(&data)
-            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["-E", "UTF8", "--no-locale", "--no-sync"])
             .output();
@@ -517,8 +522,12 @@ fn free_port() -> Result<u16> {
 }
 
 fn random_password() -> Result<SecretString> {
-    let bytes = strongroom::SecretBytes::random(24)
-        .map_err(|e| io("cannot generate a password", std::io::Error::other(e.to_string())))?;
+    let bytes = strongroom::SecretBytes::random(24).map_err(|e| {
+        io(
+            "cannot generate a password",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     let mut s = String::with_capacity(48);
     for b in bytes.expose_secret() {
         s.push_str(&format!("{b:02x}"));

@@ -56,6 +56,10 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with
     /// a pool of up to 10 connections, and creates the table if missing.
     ///
+    /// The password is taken from the URL only (percent-encoded), never from
+    /// `PGPASSWORD` or `~/.pgpass`; to build the connection some other way
+    /// (TLS settings, a password from elsewhere) use [`PgStore::from_pool`].
+    ///
     /// # Errors
     ///
     /// [`StorageErrorKind::Unavailable`] if no connection could be made within
@@ -63,13 +67,18 @@ impl PgStore {
     /// login, the URL is malformed, or the role may not create or use the
     /// table.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| {
+        let mut options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| {
             Error::storage(
                 "postgres",
                 StorageErrorKind::Rejected,
                 "the connection URL is malformed (expected postgres://user:password@host:port/database)",
             )
         })?;
+        if !url_has_password(url) {
+            // sqlx would fall back to PGPASSWORD and ~/.pgpass; a password is
+            // only ever taken from what the caller passed.
+            options = options.password("");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -156,6 +165,23 @@ impl PgStore {
             }
         }
     }
+}
+
+/// Whether a connection URL carries a password (`user:password@` or a
+/// `password=` query parameter).
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    };
+    let authority = authority.split('/').next().unwrap_or("");
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    in_userinfo || query.split('&').any(|kv| kv.starts_with("password="))
 }
 
 /// The advisory lock key for a storage key: 32 bits of its SHA-256. Two keys
@@ -314,5 +340,29 @@ impl Storage for PgStore {
             }
         }
         tx.commit().await.map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_passwords_in_urls() {
+        assert!(url_has_password("postgres://u:p@h:5432/db"));
+        assert!(url_has_password("postgres://u:p%40x@h/db?sslmode=disable"));
+        assert!(url_has_password(
+            "postgres://u@h/db?sslmode=disable&password=x"
+        ));
+        assert!(!url_has_password("postgres://u@h:5432/db"));
+        assert!(!url_has_password("postgres://h/db"));
+        assert!(!url_has_password("not a url"));
+    }
+
+    #[test]
+    fn lock_ids_are_stable() {
+        // Every instance, whatever its build, must map a key to the same lock.
+        assert_eq!(lock_id(""), i32::from_be_bytes([0xe3, 0xb0, 0xc4, 0x42]));
+        assert_ne!(lock_id("a"), lock_id("b"));
     }
 }

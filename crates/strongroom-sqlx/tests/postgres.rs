@@ -196,6 +196,19 @@ async fn wrong_password_is_rejected_and_hidden() {
         !text.contains(pg.superuser_password().expose_secret()),
         "{text}"
     );
+    // No password in the URL: refused, nothing taken from PGPASSWORD or ~/.pgpass.
+    let url = format!(
+        "postgres://{}@{}:{}/postgres",
+        pg.superuser(),
+        pg.host(),
+        pg.port()
+    );
+    let err = PgStore::connect(&url).await.unwrap_err();
+    assert_eq!(
+        storage_kind(&err),
+        Some(StorageErrorKind::Rejected),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -309,3 +309,29 @@ async fn debug_names_only_the_path() {
     assert_eq!(s.backend(), "sqlite");
     assert_eq!(s.path(), path);
 }
+
+/// A copy taken while the store is open (as after a crash: the newest
+/// commits are only in the write-ahead log) opens with every commit.
+#[tokio::test]
+async fn crash_copy_with_write_ahead_log_opens_with_all_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    for i in 0..50u32 {
+        s.put(&format!("k/{i:02}"), &i.to_be_bytes()).await.unwrap();
+    }
+    let wal = dir.path().join("live.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "commits should sit in the WAL"
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::copy(&wal, dir.path().join("copy.db-wal")).unwrap();
+    s.close().await;
+
+    let c = SqliteStore::open(&copy).await.unwrap();
+    let all = c.scan("k/", None, 100).await.unwrap();
+    assert_eq!(all.len(), 50);
+    assert_eq!(all[49], ("k/49".to_owned(), 49u32.to_be_bytes().to_vec()));
+}

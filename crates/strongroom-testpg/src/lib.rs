@@ -21,6 +21,11 @@
 //! When the tests run as root, `initdb` and `pg_ctl` run as the `postgres`
 //! user (`runuser -u postgres --`), which owns the cluster directory.
 //!
+//! Each cluster lives in `$TMPDIR/strongroom-testpg-*` with an `owner.pid`
+//! file. A test process killed before it could stop its server leaves the
+//! cluster behind; the next private cluster started on the machine stops
+//! and removes clusters whose owner process no longer exists.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -185,10 +190,13 @@ impl TestPostgres {
     fn private() -> Result<Self> {
         let bindir = find_bindir()?;
         let as_postgres = running_as_root();
+        sweep_stale_clusters(&bindir, as_postgres);
         let dir = tempfile::Builder::new()
-            .prefix("strongroom-testpg-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(|e| io("cannot create a temporary directory", e))?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .map_err(|e| io("cannot write the owner file", e))?;
         let password = random_password()?;
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, format!("{}\n", password.expose_secret()))
@@ -401,6 +409,45 @@ impl Drop for TestPostgres {
     fn drop(&mut self) {
         self.stop();
         // The TempDir removes the directory when `cluster` drops.
+    }
+}
+
+/// The file in a cluster directory naming the process that owns it.
+const OWNER_FILE: &str = "owner.pid";
+/// The prefix of every cluster directory in the temporary directory.
+const DIR_PREFIX: &str = "strongroom-testpg-";
+
+/// Stops and removes clusters left behind by test processes that were killed
+/// before they could stop their server (their owner process is gone).
+fn sweep_stale_clusters(bindir: &Path, as_postgres: bool) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        // No owner file yet: another process is creating it right now.
+        let Some(pid) = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let data = dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            let _ = pg_command(bindir, "pg_ctl", as_postgres)
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdin(Stdio::null())
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -128,3 +128,34 @@ async fn dropping_the_last_handle_stops_and_removes_the_cluster() {
         "server still listening"
     );
 }
+
+/// A cluster whose owner process died is stopped and removed by the next
+/// private cluster that starts.
+#[tokio::test]
+async fn clusters_of_dead_processes_are_swept() {
+    if std::env::var_os(URL_ENV).is_some() {
+        return;
+    }
+    let orphan = TestPostgres::start().unwrap();
+    let dir = orphan.dir().unwrap().to_path_buf();
+    let port = orphan.port();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // Pretend the owner died: name a process that has exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    std::fs::write(dir.join("owner.pid"), dead.to_string()).unwrap();
+
+    let fresh = TestPostgres::start().unwrap();
+    assert!(!dir.exists(), "stale cluster directory not removed");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "stale server still listening"
+    );
+    // The live cluster is untouched.
+    let mut conn = sqlx::PgConnection::connect(&fresh.superuser_url())
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
+    drop(orphan);
+}

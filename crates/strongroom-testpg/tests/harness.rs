@@ -45,7 +45,10 @@ async fn shared_server_accepts_the_superuser_and_is_shared() {
     }
     let debug = format!("{pg:?}");
     assert!(!debug.contains(pg.superuser_password().expose_secret()));
-    assert!(pg.superuser_password().expose_secret().len() >= 32);
+    if std::env::var_os(URL_ENV).is_none() {
+        // a random password (hex of 24 random bytes), different per cluster
+        assert_eq!(pg.superuser_password().expose_secret().len(), 48);
+    }
 }
 
 #[tokio::test]
@@ -157,5 +160,22 @@ async fn clusters_of_dead_processes_are_swept() {
         .await
         .unwrap();
     sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
+    // Clusters copied from the cached template still get their own password.
+    let other = orphan.superuser_password();
+    assert_ne!(
+        other.expose_secret(),
+        fresh.superuser_password().expose_secret()
+    );
+    let err = sqlx::PgConnection::connect(&fresh.url_for(
+        fresh.superuser(),
+        other.expose_secret(),
+        "postgres",
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("28P01")
+    );
     drop(orphan);
 }

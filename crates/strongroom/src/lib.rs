@@ -17,12 +17,10 @@ pub mod policy;
 pub mod protector;
 pub mod rotation;
 pub mod seal;
-pub mod secrets;
 mod secret;
+pub mod secrets;
 pub mod shamir;
 pub mod storage;
 
-pub use error::{
-    Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind,
-};
+pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
 pub use secret::{SecretBytes, SecretString};

@@ -653,10 +653,10 @@ impl Default for LeaseConfig {
 impl LeaseConfig {
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(format!("lease config: {m}")));
-        if let Some(f) = self.expiring_soon_fraction {
-            if !(f > 0.0 && f < 1.0) {
-                return bad("expiring_soon_fraction must be between 0 and 1 (exclusive)");
-            }
+        if let Some(f) = self.expiring_soon_fraction
+            && !(f > 0.0 && f < 1.0)
+        {
+            return bad("expiring_soon_fraction must be between 0 and 1 (exclusive)");
         }
         if !(0.0..=1.0).contains(&self.retry.jitter) {
             return bad("retry.jitter must be between 0.0 and 1.0");
@@ -1192,12 +1192,11 @@ impl LeaseManager {
         if let Some(t) = old_due {
             mem.index.remove(t, id);
         }
-        if let Some(t) = new_due {
-            if t <= mem.loaded_until {
-                let earlier = mem.index.first().is_none_or(|(first, _)| t < first);
-                mem.index.insert(t, id);
-                woke_earlier = earlier;
-            }
+        if let Some(t) = new_due
+            && t <= mem.loaded_until
+        {
+            woke_earlier = mem.index.first().is_none_or(|(first, _)| t < first);
+            mem.index.insert(t, id);
         }
         if let Some(n) = new_count {
             if n == 0 {
@@ -1207,10 +1206,10 @@ impl LeaseManager {
             }
             mem.total = mem.total.saturating_add_signed(delta);
             for (i, q) in self.config.prefix_quotas.iter().enumerate() {
-                if under_prefix(&path, &q.prefix) {
-                    if let Some(c) = mem.quota_counts.get_mut(i) {
-                        *c = c.saturating_add_signed(delta);
-                    }
+                if under_prefix(&path, &q.prefix)
+                    && let Some(c) = mem.quota_counts.get_mut(i)
+                {
+                    *c = c.saturating_add_signed(delta);
                 }
             }
         }
@@ -1292,15 +1291,15 @@ impl LeaseManager {
 
     fn check_quotas(&self, path: &str) -> Result<()> {
         let mem = self.mem();
-        if let Some(limit) = self.config.max_leases {
-            if mem.total >= limit {
-                return Err(LeaseError::QuotaExceeded {
-                    scope: QuotaScope::Total,
-                    limit,
-                    count: mem.total,
-                }
-                .into());
+        if let Some(limit) = self.config.max_leases
+            && mem.total >= limit
+        {
+            return Err(LeaseError::QuotaExceeded {
+                scope: QuotaScope::Total,
+                limit,
+                count: mem.total,
             }
+            .into());
         }
         for (q, &count) in self.config.prefix_quotas.iter().zip(&mem.quota_counts) {
             if under_prefix(path, &q.prefix) && count >= q.max_leases {

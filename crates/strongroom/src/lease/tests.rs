@@ -141,13 +141,17 @@ fn backoff_doubles_up_to_the_max_and_jitter_only_shortens() {
 fn bad_config_is_refused() {
     let clock = Arc::new(crate::clock::ManualClock::new(Timestamp::from_secs(1)));
     let storage: DynStorage = Arc::new(crate::storage::MemoryStorage::new());
-    let mut c = LeaseConfig::default();
-    c.expiring_soon_fraction = Some(1.5);
+    let c = LeaseConfig {
+        expiring_soon_fraction: Some(1.5),
+        ..LeaseConfig::default()
+    };
     assert!(LeaseManager::new(storage.clone(), clock.clone(), c).is_err());
     let mut c = LeaseConfig::default();
     c.retry.max_attempts = 0;
     assert!(LeaseManager::new(storage.clone(), clock.clone(), c).is_err());
-    let mut c = LeaseConfig::default();
-    c.prefix_quotas.push(PrefixQuota::new("Bad//prefix", 3));
+    let c = LeaseConfig {
+        prefix_quotas: vec![PrefixQuota::new("Bad//prefix", 3)],
+        ..LeaseConfig::default()
+    };
     assert!(LeaseManager::new(storage, clock, c).is_err());
 }

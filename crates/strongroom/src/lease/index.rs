@@ -85,6 +85,26 @@ impl ExpiryIndex {
         }
     }
 
+    /// Adds many entries at once. Much faster than one insert at a time when
+    /// the batch is large compared with the index (a restart), because the
+    /// tree is then built in bulk.
+    pub fn extend<I: IntoIterator<Item = (Timestamp, LeaseId)>>(&mut self, entries: I) {
+        let entries = entries.into_iter().map(|(t, id)| {
+            let (hi, lo) = split(id);
+            (t.as_millis(), hi, lo)
+        });
+        if self.set.is_empty() {
+            self.set = entries.collect();
+            return;
+        }
+        let mut batch: BTreeSet<_> = entries.collect();
+        if batch.len() >= self.set.len() / 8 {
+            self.set.append(&mut batch);
+        } else {
+            self.set.extend(batch);
+        }
+    }
+
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.set.clear();
@@ -118,5 +138,33 @@ mod tests {
         assert!(ix.remove(Timestamp::from_millis(5), big));
         assert!(!ix.remove(Timestamp::from_millis(5), big));
         assert!(ix.is_empty());
+    }
+
+    #[test]
+    fn extend_in_bulk_and_in_small_batches() {
+        let mut ix = ExpiryIndex::new();
+        ix.extend(
+            (0..100u64).map(|i| (Timestamp::from_millis(i), LeaseId::from_u128(u128::from(i)))),
+        );
+        assert_eq!(ix.len(), 100);
+        // A small batch, including a duplicate and an earlier entry.
+        ix.extend([
+            (Timestamp::from_millis(5), LeaseId::from_u128(5)),
+            (Timestamp::from_millis(0), LeaseId::from_u128(999)),
+        ]);
+        assert_eq!(ix.len(), 101);
+        // A large batch.
+        ix.extend(
+            (100..300u64).map(|i| (Timestamp::from_millis(i), LeaseId::from_u128(u128::from(i)))),
+        );
+        assert_eq!(ix.len(), 301);
+        let mut prev = None;
+        let mut n = 0;
+        while let Some(e) = ix.pop_due(Timestamp::MAX) {
+            assert!(prev < Some(e));
+            prev = Some(e);
+            n += 1;
+        }
+        assert_eq!(n, 301);
     }
 }

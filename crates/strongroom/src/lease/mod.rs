@@ -885,20 +885,41 @@ fn count_key(path: &str) -> String {
     format!("{COUNT_PREFIX}{path}")
 }
 
-/// Parses `lease-exp/<16 hex>/<id>` without allocating.
+/// Parses `lease-exp/<16 hex>/<id>` without allocating. This runs once per
+/// due lease on restore, so it avoids the general-purpose parsers.
 fn parse_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
-    let rest = key.strip_prefix(EXP_PREFIX)?;
-    let (time, id) = (rest.get(..16)?, rest.get(17..)?);
-    if rest.as_bytes().get(16) != Some(&b'/') {
+    let rest = key.strip_prefix(EXP_PREFIX)?.as_bytes();
+    if rest.len() != 16 + 1 + ID_PREFIX.len() + 32
+        || rest.get(16) != Some(&b'/')
+        || rest.get(17..17 + ID_PREFIX.len()) != Some(ID_PREFIX.as_bytes())
+    {
         return None;
     }
-    let t = u64::from_str_radix(time, 16).ok()?;
-    let id = id.strip_prefix(ID_PREFIX)?;
-    if id.len() != 32 {
+    let t = hex_u64(rest.get(..16)?)?;
+    let id = rest.get(17 + ID_PREFIX.len()..)?;
+    let hi = hex_u64(id.get(..16)?)?;
+    let lo = hex_u64(id.get(16..)?)?;
+    Some((
+        Timestamp::from_millis(t),
+        LeaseId((u128::from(hi) << 64) | u128::from(lo)),
+    ))
+}
+
+/// Exactly 16 lower-case hex digits as a u64.
+fn hex_u64(digits: &[u8]) -> Option<u64> {
+    if digits.len() != 16 {
         return None;
     }
-    let v = u128::from_str_radix(id, 16).ok()?;
-    Some((Timestamp::from_millis(t), LeaseId(v)))
+    let mut v = 0u64;
+    for &b in digits {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
 }
 
 /// In-memory bookkeeping, guarded by a std mutex never held across `.await`.
@@ -1050,10 +1071,9 @@ impl LeaseManager {
         let until = self.clock.now() + self.config.restore_horizon;
         let mut entries = Vec::new();
         self.scan_index(None, until, &mut entries).await?;
+        let loaded = entries.len();
         let mut mem = self.mem();
-        for &(t, id) in &entries {
-            mem.index.insert(t, id);
-        }
+        mem.index.extend(entries);
         mem.loaded_until = until;
         mem.total = counts.values().sum();
         mem.quota_counts = self
@@ -1070,7 +1090,7 @@ impl LeaseManager {
             .collect();
         mem.path_counts = counts;
         Ok(RestoreStats {
-            loaded: entries.len(),
+            loaded,
             live_leases: mem.total,
         })
     }
@@ -1121,9 +1141,7 @@ impl LeaseManager {
         let mut entries = Vec::new();
         self.scan_index(Some(from), until, &mut entries).await?;
         let mut mem = self.mem();
-        for (t, id) in entries {
-            mem.index.insert(t, id);
-        }
+        mem.index.extend(entries);
         mem.loaded_until = until;
         Ok(())
     }

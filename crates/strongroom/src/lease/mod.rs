@@ -1164,33 +1164,35 @@ impl LeaseManager {
     async fn commit(&self, id: LeaseId, old: Option<&Lease>, change: Change) -> Result<()> {
         let mut ops = Vec::with_capacity(5);
         let old_due = old.and_then(Lease::due_at);
-        if let Some(t) = old_due {
-            ops.push(BatchOp::delete(exp_key(t, id)));
-        }
         let (path, delta): (String, i64) = match (&change, old) {
             (Change::Put(new), old) => (new.path.clone(), if old.is_none() { 1 } else { 0 }),
             (Change::Delete, Some(old)) => (old.path.clone(), -1),
             (Change::Delete, None) => return Ok(()),
         };
         let new_due = match &change {
+            Change::Put(new) => new.due_at(),
+            Change::Delete => None,
+        };
+        if old_due != new_due {
+            if let Some(t) = old_due {
+                ops.push(BatchOp::delete(exp_key(t, id)));
+            }
+            if let Some(t) = new_due {
+                ops.push(BatchOp::put(exp_key(t, id), Vec::new()));
+            }
+        }
+        match &change {
             Change::Put(new) => {
                 ops.push(BatchOp::put(rec_key(id), new.to_record_bytes()?));
-                if let Some(t) = new.due_at() {
-                    // A put after the delete of the same key wins, so an
-                    // unchanged due time keeps its entry.
-                    ops.push(BatchOp::put(exp_key(t, id), Vec::new()));
-                }
                 if old.is_none() {
                     ops.push(BatchOp::put(path_key(&path, id), Vec::new()));
                 }
-                new.due_at()
             }
             Change::Delete => {
                 ops.push(BatchOp::delete(rec_key(id)));
                 ops.push(BatchOp::delete(path_key(&path, id)));
-                None
             }
-        };
+        }
         let new_count = if delta != 0 {
             let current = self.mem().path_counts.get(&path).copied().unwrap_or(0);
             let n = current.saturating_add_signed(delta);
@@ -1207,7 +1209,9 @@ impl LeaseManager {
 
         let mut mem = self.mem();
         let mut woke_earlier = false;
-        if let Some(t) = old_due {
+        if let Some(t) = old_due
+            && old_due != new_due
+        {
             mem.index.remove(t, id);
         }
         if let Some(t) = new_due

@@ -907,3 +907,65 @@ async fn leases_beyond_the_horizon_are_loaded_as_it_moves() {
     assert_eq!(f.revoker.revoked_ids(), vec![near.id(), far.id()]);
     assert!(f.clock.now() >= START + 60 * MIN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_issue_renew_revoke_and_expiry_keep_counts_consistent() {
+    let f = fixture();
+    let task = f.manager.clone().spawn();
+    let mut handles = Vec::new();
+    for t in 0..4u32 {
+        let m = f.manager.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..100u32 {
+                let ttl = Duration::from_secs(u64::from(10 + (i * 7 + t) % 50));
+                let l = m
+                    .issue(
+                        &format!("db/creds/t{t}"),
+                        "test",
+                        ttl,
+                        10 * ttl,
+                        true,
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap();
+                match i % 4 {
+                    0 => {
+                        // May already be expired and revoked by the task.
+                        let _ = m.revoke(l.id()).await;
+                    }
+                    1 => {
+                        let _ = m.renew(l.id(), 2 * ttl).await;
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let clock = f.clock.clone();
+    let ticker = tokio::spawn(async move {
+        for _ in 0..50 {
+            clock.advance(Duration::from_secs(1));
+            tokio::task::yield_now().await;
+        }
+    });
+    for h in handles {
+        h.await.unwrap();
+    }
+    ticker.await.unwrap();
+    // Stop the task: whatever it was processing goes back into the index.
+    task.stop().await;
+    // Every lease expires within 1000 s of now; drive them all out.
+    f.clock.advance(Duration::from_secs(2000));
+    f.manager.run_due().await.unwrap();
+    assert_eq!(f.manager.stats().live_leases, 0);
+    assert!(f.manager.list("").await.unwrap().is_empty());
+    assert!(
+        lease_keys(&f.storage).await.is_empty(),
+        "{:?}",
+        lease_keys(&f.storage).await
+    );
+    let revoked = f.revoker.revoked_ids();
+    let distinct: HashSet<_> = revoked.iter().collect();
+    assert_eq!(distinct.len(), 400, "every lease revoked");
+}

@@ -789,19 +789,52 @@ pub struct LeaseStats {
 /// stops the task.
 #[derive(Debug)]
 pub struct TaskHandle {
-    handle: tokio::task::JoinHandle<()>,
+    handle: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TaskHandle {
     /// Whether the task has stopped.
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Stops the task and waits until it has stopped. A lease it was
+    /// processing goes back into the manager's index, so the next
+    /// [`LeaseManager::run_due`] picks it up.
+    pub async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+            // The task never panics; a cancellation error is the expected
+            // outcome.
+            let _ = h.await;
+        }
     }
 }
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        self.handle.abort();
+        if let Some(h) = &self.handle {
+            h.abort();
+        }
+    }
+}
+
+/// Puts a popped index entry back if its processing is abandoned (the
+/// background task cancelled mid-way), so no due lease is forgotten.
+struct Requeue<'a> {
+    mem: &'a Mutex<Mem>,
+    entry: Option<(Timestamp, LeaseId)>,
+}
+
+impl Drop for Requeue<'_> {
+    fn drop(&mut self) {
+        if let Some((t, id)) = self.entry.take() {
+            self.mem
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .index
+                .insert(t, id);
+        }
     }
 }
 
@@ -1598,10 +1631,16 @@ impl LeaseManager {
         let mut report = DueReport::default();
         loop {
             let next = self.mem().index.pop_due(now);
-            let Some((_, id)) = next else {
+            let Some((t, id)) = next else {
                 break;
             };
-            if let Err(e) = self.process_due(id, now, &mut report).await {
+            let mut requeue = Requeue {
+                mem: &self.mem,
+                entry: Some((t, id)),
+            };
+            let result = self.process_due(id, now, &mut report).await;
+            requeue.entry = None;
+            if let Err(e) = result {
                 tracing::warn!(lease = %id, error = %e, "processing a due lease failed; retrying later");
                 report.errors += 1;
                 // Keep it in memory so it is tried again; a stale entry is
@@ -1683,7 +1722,9 @@ impl LeaseManager {
     /// issued. Dropping the handle stops it. Needs a Tokio runtime.
     pub fn spawn(self: Arc<Self>) -> TaskHandle {
         let handle = tokio::spawn(async move { self.run_forever().await });
-        TaskHandle { handle }
+        TaskHandle {
+            handle: Some(handle),
+        }
     }
 
     async fn run_forever(&self) {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use strongroom::protector::KeyProtector;
 use strongroom::seal::SealContext;
-use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::storage::DynStorage;
 use strongroom::{Error, Options, SecretBytes, SecretString, Strongroom};
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Protector};
+use strongroom_sqlx::SqliteStore;
 
 const MODULES: [&str; 3] = [
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -42,12 +43,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(demo(module, pin))
+        .block_on(demo(module, pin, dir.path().join("store.db")))
 }
 
-async fn demo(module: PathBuf, pin: SecretString) -> Result<(), Box<dyn std::error::Error>> {
+async fn demo(
+    module: PathBuf,
+    pin: SecretString,
+    db_path: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = Pkcs11Config::new(&module, TOKEN, pin.clone(), "strongroom-root-kek");
-    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let storage: DynStorage = Arc::new(SqliteStore::open(&db_path).await?);
     let db = SealContext::new("apps/billing/db-password", 1);
 
     // --- first run: create the token key and the store -------------------
@@ -87,7 +92,9 @@ async fn demo(module: PathBuf, pin: SecretString) -> Result<(), Box<dyn std::err
         Ok(_) => return Err("a wrong PIN was accepted".into()),
     }
 
-    // --- second run: unseal through the token --------------------------------
+    // --- second run: a new process opens the file and unseals through the token
+    drop(storage);
+    let storage: DynStorage = Arc::new(SqliteStore::open(&db_path).await?);
     let hsm = Pkcs11Protector::open(config).await?;
     let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default()).await?;
     let secret = vault
@@ -100,6 +107,24 @@ async fn demo(module: PathBuf, pin: SecretString) -> Result<(), Box<dyn std::err
         hsm.kind(),
         hsm.current_version(),
         secret.len()
+    );
+
+    // --- rotate the token key: new key version in the token, root re-wrapped,
+    //     old token key destroyed; the store still unseals ----------------------
+    let old_version = hsm.current_version();
+    hsm.rotate().await?;
+    vault.rotate_root_key(&hsm).await?;
+    hsm.destroy_key_version(old_version).await?;
+    drop(vault);
+    let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default()).await?;
+    let again = vault
+        .get_sealed("s/apps/billing/db-password", &db)
+        .await?
+        .ok_or("the secret is gone")?;
+    assert_eq!(again.expose_secret(), b"correct horse battery staple");
+    println!(
+        "token key rotated v{old_version} -> v{} (old key destroyed); unsealed again: ok",
+        hsm.current_version()
     );
     Ok(())
 }

@@ -17,10 +17,12 @@ pub mod policy;
 pub mod protector;
 pub mod rotation;
 pub mod seal;
-mod secret;
 pub mod secrets;
+mod secret;
 pub mod shamir;
 pub mod storage;
 
-pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
+pub use error::{
+    Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind,
+};
 pub use secret::{SecretBytes, SecretString};

@@ -461,6 +461,13 @@ impl AuditEvent {
     }
 }
 
+/// `hmac-sha256:<hex>` of `value` under the value key derived from
+/// `audit_key`: what [`AuditLog::hmac`] returns, for an auditor who holds
+/// the audit key and a known value but no running log.
+pub fn audit_hmac(audit_key: &SecretBytes, value: &[u8]) -> Result<AuditHmac, AuditError> {
+    Ok(AuditKeys::derive(audit_key)?.value_hmac(value))
+}
+
 /// A random request id (16 random bytes as hex).
 pub fn new_request_id() -> crate::Result<String> {
     let b = SecretBytes::random(16)?;
@@ -610,6 +617,11 @@ impl AuditKeys {
         })
     }
 
+    fn value_hmac(&self, value: &[u8]) -> AuditHmac {
+        let tag = hmac::sign(&self.value, value);
+        AuditHmac(format!("{HMAC_PREFIX}{}", hex::encode(tag.as_ref())))
+    }
+
     fn record_mac(&self, record: &AuditRecord) -> String {
         hex::encode(hmac::sign(&self.chain, &record.canonical()).as_ref())
     }
@@ -699,8 +711,7 @@ impl AuditLog {
     /// which a value may appear in a record, and how an auditor finds a
     /// known value in the log.
     pub fn hmac(&self, value: &[u8]) -> AuditHmac {
-        let tag = hmac::sign(&self.keys.value, value);
-        AuditHmac(format!("{HMAC_PREFIX}{}", hex::encode(tag.as_ref())))
+        self.keys.value_hmac(value)
     }
 
     /// The current head of the chain.

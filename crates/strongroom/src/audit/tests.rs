@@ -419,6 +419,11 @@ async fn a_canary_appears_only_as_its_hmac() {
         "deterministic, so auditors can match"
     );
     assert_ne!(h, log.hmac(b"something else"));
+    assert_eq!(h, audit_hmac(&key(), CANARY.as_bytes()).unwrap());
+    assert_ne!(
+        h,
+        audit_hmac(&SecretBytes::new(vec![3; 32]), CANARY.as_bytes()).unwrap()
+    );
     // Not a plain HMAC under the audit key itself (the value key is derived).
     let raw = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, key().expose_secret()),

@@ -1214,7 +1214,8 @@ impl Inventory {
             .collect()
     }
 
-    /// Every path `principal` touched (allowed or denied), by path.
+    /// Every path `principal` touched or tried to (allowed, denied or
+    /// failed), by path.
     pub fn touched_by(&self, principal: &str) -> Vec<&AccessSummary> {
         self.entries
             .values()

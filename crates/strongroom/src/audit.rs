@@ -145,6 +145,10 @@ pub enum AuditError {
         reason: ChainBreak,
     },
 
+    /// A line is not an audit record of a known format.
+    #[error("malformed audit record: {0}")]
+    MalformedRecord(String),
+
     /// The audit key is too short.
     #[error("the audit key has {len} bytes; at least {MIN_AUDIT_KEY_BYTES} are needed")]
     WeakKey {
@@ -503,10 +507,7 @@ impl AuditRecord {
 
     /// Parses a JSON line (does not verify it).
     pub fn from_json_line(line: &str) -> Result<Self, AuditError> {
-        serde_json::from_str(line).map_err(|e| AuditError::ChainBroken {
-            seq: 0,
-            reason: ChainBreak::Malformed(e.to_string()),
-        })
+        serde_json::from_str(line).map_err(|e| AuditError::MalformedRecord(e.to_string()))
     }
 
     /// The chain head after this record.

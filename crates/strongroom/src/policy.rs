@@ -44,8 +44,9 @@
 //! 2. a pattern not ending in `*` beats one ending in `*`;
 //! 3. fewer `+` segments beat more;
 //! 4. a longer pattern beats a shorter one;
-//! 5. finally the lexicographically larger pattern wins (this only makes the
-//!    order total; it cannot change which capabilities apply in practice).
+//! 5. finally the lexicographically larger pattern wins (a tie-break that
+//!    makes the order total and deterministic: of `a/+/b/+` and `a/+/+/c`,
+//!    both matching `a/x/b/c`, `a/+/b/+` wins because `b` sorts after `+`).
 //!
 //! Worked examples (each row is checked by a test in this module):
 //!
@@ -56,9 +57,9 @@
 //! | `prod/app/*` = read                                       | update `prod/app/db`      | denied  | capability not granted                 |
 //! | `prod/app/*` = read, `prod/app/db` = update               | read `prod/app/db`        | denied  | exact rule is more specific, narrows   |
 //! | `prod/app/*` = read, `prod/app/db` = update               | update `prod/app/db`      | allowed | exact rule                             |
-//! | `prod/*` = read, `prod/app/*` = list                      | read `prod/app/x`         | denied  | longer glob is more specific           |
+//! | `prod/*` = read, `prod/app/*` = list                      | read `prod/app/x`         | denied  | first wildcard later in `prod/app/*`   |
 //! | `prod/+/db` = read, `prod/app/*` = list                   | read `prod/app/db`        | denied  | first wildcard later in `prod/app/*`   |
-//! | `prod/+/db` = read, `prod/*` = list                       | read `prod/app/db`        | allowed | first wildcard later in `prod/+/db`    |
+//! | `prod/+/db` = read, `+/app/*` = list                      | read `prod/app/db`        | allowed | first wildcard later in `prod/+/db`    |
 //! | `prod/+/db` = read, `prod/+/*` = list                     | read `prod/app/db`        | allowed | not ending in `*` beats ending in `*`  |
 //! | `+/+/db` = read, `+/app/db` = list                        | read `prod/app/db`        | denied  | first wildcard at same place, fewer `+`|
 //! | `prod/*` = read, `prod/secret/*` = deny                   | read `prod/secret/k`      | denied  | deny wins                              |
@@ -1107,7 +1108,7 @@ mod tests {
                 false,
             ),
             (
-                &[("prod/+/db", &["read"]), ("prod/*", &["list"])],
+                &[("prod/+/db", &["read"]), ("+/app/*", &["list"])],
                 Read,
                 "prod/app/db",
                 true,
@@ -1200,6 +1201,26 @@ mod tests {
                 "+/app/db",
                 "*"
             ]
+        );
+    }
+
+    #[test]
+    fn lexicographic_tie_break() {
+        let policy = Policy::new(
+            "t",
+            vec![
+                Rule::allow("a/+/b/+", [Read]).unwrap(),
+                Rule::allow("a/+/+/c", [List]).unwrap(),
+            ],
+        );
+        let set = PolicySet::new([&policy]);
+        assert_eq!(
+            set.evaluate(Read, &p("a/x/b/c")),
+            Decision::Allowed { rule: "a/+/b/+" }
+        );
+        assert_eq!(
+            set.evaluate(List, &p("a/x/b/c")),
+            Decision::NotGranted { rule: "a/+/b/+" }
         );
     }
 

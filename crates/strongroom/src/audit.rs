@@ -729,8 +729,13 @@ impl AuditLog {
     /// that verification will show). If none did, returns
     /// [`AuditError::NoSinkAccepted`], the sequence number is not used, and
     /// the caller must not go on with the operation.
+    ///
+    /// Cancel-safe in the sense that matters for the chain: if the returned
+    /// future is dropped while sinks are writing, the head still moves past
+    /// the record (some sink may hold it), so no sequence number is ever
+    /// used twice; sinks that did not get it show a gap.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let mut head = self.head.lock().await;
+        let head = self.head.lock().await;
         let seq = head
             .seq
             .checked_add(1)
@@ -745,6 +750,13 @@ impl AuditLog {
         };
         record.mac = self.keys.record_mac(&record);
         let line = record.to_json_line()?;
+        // From here on, if this future is dropped (the caller gave up) some
+        // sinks may already hold the record: the head must then move past
+        // it, or the next record would reuse its seq.
+        let mut head = AdvanceOnDrop {
+            head,
+            next: Some(record.checkpoint()),
+        };
 
         let timeout = self.sink_timeout;
         let (rec, line_ref) = (&record, line.as_str());
@@ -803,13 +815,29 @@ impl AuditLog {
             }
         }
         if accepted == 0 {
+            head.next = None;
             return Err(AuditError::NoSinkAccepted { seq, failures });
         }
         for f in &failures {
             tracing::warn!(target: "strongroom::audit", seq, sink = %f.sink, "audit sink did not accept a record: {}", f.message);
         }
-        *head = record.checkpoint();
+        drop(head);
         Ok(record)
+    }
+}
+
+/// Holds the chain head while an append is in flight and moves it to `next`
+/// when dropped, unless `next` was cleared (no sink accepted the record).
+struct AdvanceOnDrop<'a> {
+    head: tokio::sync::MutexGuard<'a, Checkpoint>,
+    next: Option<Checkpoint>,
+}
+
+impl Drop for AdvanceOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            *self.head = next;
+        }
     }
 }
 
@@ -1000,9 +1028,11 @@ pub enum FsyncPolicy {
 /// The file is opened in append mode (created with mode 0600 on Unix); each
 /// record is written with one `write` call of the whole line and its
 /// newline, then synced according to the [`FsyncPolicy`]. Writes run on
-/// tokio's blocking pool and are serialised in arrival order, so lines stay
-/// in sequence order. A write abandoned on timeout still completes in the
-/// background; later writes queue behind it.
+/// tokio's blocking pool, one at a time, so lines stay in sequence order. A
+/// write abandoned on timeout still completes in the background; while it
+/// is stuck, later records are refused by this sink at once (and go to the
+/// log's other sinks), which shows as a gap when this file is verified.
+/// Use one `JsonlFileSink` per file and one [`AuditLog`] per sink.
 pub struct JsonlFileSink {
     name: String,
     path: PathBuf,
@@ -1055,7 +1085,16 @@ impl AuditSink for JsonlFileSink {
     }
 
     async fn write(&self, _record: &AuditRecord, line: &str) -> Result<(), AuditError> {
-        let guard = Arc::clone(&self.file).lock_owned().await;
+        // Appends are serialised by the log, so the lock is only ever held
+        // here by an earlier write that timed out and is still stuck in the
+        // blocking pool (a hung disk). Fail at once rather than making every
+        // later append wait out its timeout too.
+        let guard = Arc::clone(&self.file)
+            .try_lock_owned()
+            .map_err(|_| AuditError::Sink {
+                sink: self.name.clone(),
+                message: "an earlier write has not finished (hung file system?)".into(),
+            })?;
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');

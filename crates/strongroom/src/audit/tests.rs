@@ -397,6 +397,30 @@ async fn a_hung_sink_times_out_while_another_accepts() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_append_never_reuses_a_seq() {
+    let hung = Arc::new(HangingSink::default());
+    let mem = Arc::new(MemorySink::new());
+    let log = AuditLog::new(key(), vec![mem.clone(), hung.clone()], clock())
+        .unwrap()
+        .with_sink_timeout(Duration::from_secs(10));
+    // The caller gives up after 1 ms: the memory sink already has record 1.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(1),
+        log.append(event("svc", Operation::Read, "prod/a")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert_eq!(mem.lines().len(), 1);
+    assert_eq!(log.head().await.seq, 1);
+    let rec = log
+        .append(event("svc", Operation::Read, "prod/b"))
+        .await
+        .unwrap();
+    assert_eq!(rec.seq, 2);
+    verify(mem.lines(), &key(), None, Some(&log.head().await)).unwrap();
+}
+
 #[tokio::test]
 async fn a_canary_appears_only_as_its_hmac() {
     const CANARY: &str = "canary-5b1f9e0c-password";

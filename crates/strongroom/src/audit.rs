@@ -1029,10 +1029,11 @@ pub enum FsyncPolicy {
 /// record is written with one `write` call of the whole line and its
 /// newline, then synced according to the [`FsyncPolicy`]. Writes run on
 /// tokio's blocking pool, one at a time, so lines stay in sequence order. A
-/// write abandoned on timeout still completes in the background; while it
-/// is stuck, later records are refused by this sink at once (and go to the
-/// log's other sinks), which shows as a gap when this file is verified.
-/// Use one `JsonlFileSink` per file and one [`AuditLog`] per sink.
+/// write abandoned on timeout still completes in the background and later
+/// writes wait for it (each within the log's sink timeout), so a hung disk
+/// costs each append at most the timeout and the records it refuses show as
+/// a gap when this file is verified. Use one `JsonlFileSink` per file and
+/// one [`AuditLog`] per sink.
 pub struct JsonlFileSink {
     name: String,
     path: PathBuf,
@@ -1085,16 +1086,11 @@ impl AuditSink for JsonlFileSink {
     }
 
     async fn write(&self, _record: &AuditRecord, line: &str) -> Result<(), AuditError> {
-        // Appends are serialised by the log, so the lock is only ever held
-        // here by an earlier write that timed out and is still stuck in the
-        // blocking pool (a hung disk). Fail at once rather than making every
-        // later append wait out its timeout too.
-        let guard = Arc::clone(&self.file)
-            .try_lock_owned()
-            .map_err(|_| AuditError::Sink {
-                sink: self.name.clone(),
-                message: "an earlier write has not finished (hung file system?)".into(),
-            })?;
+        // Appends are serialised by the log, so the lock is only held here
+        // by an earlier write still running in the blocking pool (a slow or
+        // hung disk, or a caller that gave up). Waiting for it keeps lines in
+        // order; the log's sink timeout bounds the wait.
+        let guard = Arc::clone(&self.file).lock_owned().await;
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');

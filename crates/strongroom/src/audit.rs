@@ -14,8 +14,8 @@
 //! named fields whose values can only be an [`AuditHmac`]:
 //! `hmac-sha256:<hex>` of a value (a password written, a token) under a key
 //! derived from the store's audit key. An auditor holding a known value can
-//! ask [`AuditLog::hmac`] for its HMAC and search the log for it; the log
-//! itself never reveals the value.
+//! ask [`AuditLog::hmac`] (or [`audit_hmac`], given the audit key) for its
+//! HMAC and search the log for it; the log itself never reveals the value.
 //!
 //! # Record format (version 1)
 //!
@@ -48,6 +48,11 @@
 //! str(request_id)  u64be(number of fields)  {str(name) str(value)} in name order
 //! str(prev)      -- the predecessor's mac as hex; 64 '0's for seq 1
 //! ```
+//!
+//! Vectors: `crates/strongroom/tests/vectors/audit-v1.json` (key, lines,
+//! head, value HMACs), reproduced byte for byte by a unit test and checked
+//! by an independent Python implementation beside it
+//! (`verify_audit_v1.py`, standard library only).
 //!
 //! # Verification
 //!

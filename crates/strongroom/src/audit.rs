@@ -14,8 +14,8 @@
 //! named fields whose values can only be an [`AuditHmac`]:
 //! `hmac-sha256:<hex>` of a value (a password written, a token) under a key
 //! derived from the store's audit key. An auditor holding a known value can
-//! ask [`AuditLog::hmac`] for its HMAC and search the log for it; the log
-//! itself never reveals the value.
+//! ask [`AuditLog::hmac`] (or [`audit_hmac`], given the audit key) for its
+//! HMAC and search the log for it; the log itself never reveals the value.
 //!
 //! # Record format (version 1)
 //!
@@ -48,6 +48,11 @@
 //! str(request_id)  u64be(number of fields)  {str(name) str(value)} in name order
 //! str(prev)      -- the predecessor's mac as hex; 64 '0's for seq 1
 //! ```
+//!
+//! Vectors: `crates/strongroom/tests/vectors/audit-v1.json` (key, lines,
+//! head, value HMACs), reproduced byte for byte by a unit test and checked
+//! by an independent Python implementation beside it
+//! (`verify_audit_v1.py`, standard library only).
 //!
 //! # Verification
 //!
@@ -144,6 +149,10 @@ pub enum AuditError {
         /// What is wrong.
         reason: ChainBreak,
     },
+
+    /// A line is not an audit record of a known format.
+    #[error("malformed audit record: {0}")]
+    MalformedRecord(String),
 
     /// The audit key is too short.
     #[error("the audit key has {len} bytes; at least {MIN_AUDIT_KEY_BYTES} are needed")]
@@ -461,6 +470,13 @@ impl AuditEvent {
     }
 }
 
+/// `hmac-sha256:<hex>` of `value` under the value key derived from
+/// `audit_key`: what [`AuditLog::hmac`] returns, for an auditor who holds
+/// the audit key and a known value but no running log.
+pub fn audit_hmac(audit_key: &SecretBytes, value: &[u8]) -> Result<AuditHmac, AuditError> {
+    Ok(AuditKeys::derive(audit_key)?.value_hmac(value))
+}
+
 /// A random request id (16 random bytes as hex).
 pub fn new_request_id() -> crate::Result<String> {
     let b = SecretBytes::random(16)?;
@@ -496,10 +512,7 @@ impl AuditRecord {
 
     /// Parses a JSON line (does not verify it).
     pub fn from_json_line(line: &str) -> Result<Self, AuditError> {
-        serde_json::from_str(line).map_err(|e| AuditError::ChainBroken {
-            seq: 0,
-            reason: ChainBreak::Malformed(e.to_string()),
-        })
+        serde_json::from_str(line).map_err(|e| AuditError::MalformedRecord(e.to_string()))
     }
 
     /// The chain head after this record.
@@ -610,6 +623,11 @@ impl AuditKeys {
         })
     }
 
+    fn value_hmac(&self, value: &[u8]) -> AuditHmac {
+        let tag = hmac::sign(&self.value, value);
+        AuditHmac(format!("{HMAC_PREFIX}{}", hex::encode(tag.as_ref())))
+    }
+
     fn record_mac(&self, record: &AuditRecord) -> String {
         hex::encode(hmac::sign(&self.chain, &record.canonical()).as_ref())
     }
@@ -699,8 +717,7 @@ impl AuditLog {
     /// which a value may appear in a record, and how an auditor finds a
     /// known value in the log.
     pub fn hmac(&self, value: &[u8]) -> AuditHmac {
-        let tag = hmac::sign(&self.keys.value, value);
-        AuditHmac(format!("{HMAC_PREFIX}{}", hex::encode(tag.as_ref())))
+        self.keys.value_hmac(value)
     }
 
     /// The current head of the chain.
@@ -717,8 +734,13 @@ impl AuditLog {
     /// that verification will show). If none did, returns
     /// [`AuditError::NoSinkAccepted`], the sequence number is not used, and
     /// the caller must not go on with the operation.
+    ///
+    /// Cancel-safe in the sense that matters for the chain: if the returned
+    /// future is dropped while sinks are writing, the head still moves past
+    /// the record (some sink may hold it), so no sequence number is ever
+    /// used twice; sinks that did not get it show a gap.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let mut head = self.head.lock().await;
+        let head = self.head.lock().await;
         let seq = head
             .seq
             .checked_add(1)
@@ -733,6 +755,13 @@ impl AuditLog {
         };
         record.mac = self.keys.record_mac(&record);
         let line = record.to_json_line()?;
+        // From here on, if this future is dropped (the caller gave up) some
+        // sinks may already hold the record: the head must then move past
+        // it, or the next record would reuse its seq.
+        let mut head = AdvanceOnDrop {
+            head,
+            next: Some(record.checkpoint()),
+        };
 
         let timeout = self.sink_timeout;
         let (rec, line_ref) = (&record, line.as_str());
@@ -791,13 +820,29 @@ impl AuditLog {
             }
         }
         if accepted == 0 {
+            head.next = None;
             return Err(AuditError::NoSinkAccepted { seq, failures });
         }
         for f in &failures {
             tracing::warn!(target: "strongroom::audit", seq, sink = %f.sink, "audit sink did not accept a record: {}", f.message);
         }
-        *head = record.checkpoint();
+        drop(head);
         Ok(record)
+    }
+}
+
+/// Holds the chain head while an append is in flight and moves it to `next`
+/// when dropped, unless `next` was cleared (no sink accepted the record).
+struct AdvanceOnDrop<'a> {
+    head: tokio::sync::MutexGuard<'a, Checkpoint>,
+    next: Option<Checkpoint>,
+}
+
+impl Drop for AdvanceOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            *self.head = next;
+        }
     }
 }
 
@@ -988,9 +1033,12 @@ pub enum FsyncPolicy {
 /// The file is opened in append mode (created with mode 0600 on Unix); each
 /// record is written with one `write` call of the whole line and its
 /// newline, then synced according to the [`FsyncPolicy`]. Writes run on
-/// tokio's blocking pool and are serialised in arrival order, so lines stay
-/// in sequence order. A write abandoned on timeout still completes in the
-/// background; later writes queue behind it.
+/// tokio's blocking pool, one at a time, so lines stay in sequence order. A
+/// write abandoned on timeout still completes in the background and later
+/// writes wait for it (each within the log's sink timeout), so a hung disk
+/// costs each append at most the timeout and the records it refuses show as
+/// a gap when this file is verified. Use one `JsonlFileSink` per file and
+/// one [`AuditLog`] per sink.
 pub struct JsonlFileSink {
     name: String,
     path: PathBuf,
@@ -1043,6 +1091,10 @@ impl AuditSink for JsonlFileSink {
     }
 
     async fn write(&self, _record: &AuditRecord, line: &str) -> Result<(), AuditError> {
+        // Appends are serialised by the log, so the lock is only held here
+        // by an earlier write still running in the blocking pool (a slow or
+        // hung disk, or a caller that gave up). Waiting for it keeps lines in
+        // order; the log's sink timeout bounds the wait.
         let guard = Arc::clone(&self.file).lock_owned().await;
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
@@ -1203,7 +1255,8 @@ impl Inventory {
             .collect()
     }
 
-    /// Every path `principal` touched (allowed or denied), by path.
+    /// Every path `principal` touched or tried to (allowed, denied or
+    /// failed), by path.
     pub fn touched_by(&self, principal: &str) -> Vec<&AccessSummary> {
         self.entries
             .values()

@@ -397,6 +397,30 @@ async fn a_hung_sink_times_out_while_another_accepts() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_append_never_reuses_a_seq() {
+    let hung = Arc::new(HangingSink::default());
+    let mem = Arc::new(MemorySink::new());
+    let log = AuditLog::new(key(), vec![mem.clone(), hung.clone()], clock())
+        .unwrap()
+        .with_sink_timeout(Duration::from_secs(10));
+    // The caller gives up after 1 ms: the memory sink already has record 1.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(1),
+        log.append(event("svc", Operation::Read, "prod/a")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert_eq!(mem.lines().len(), 1);
+    assert_eq!(log.head().await.seq, 1);
+    let rec = log
+        .append(event("svc", Operation::Read, "prod/b"))
+        .await
+        .unwrap();
+    assert_eq!(rec.seq, 2);
+    verify(mem.lines(), &key(), None, Some(&log.head().await)).unwrap();
+}
+
 #[tokio::test]
 async fn a_canary_appears_only_as_its_hmac() {
     const CANARY: &str = "canary-5b1f9e0c-password";
@@ -419,6 +443,11 @@ async fn a_canary_appears_only_as_its_hmac() {
         "deterministic, so auditors can match"
     );
     assert_ne!(h, log.hmac(b"something else"));
+    assert_eq!(h, audit_hmac(&key(), CANARY.as_bytes()).unwrap());
+    assert_ne!(
+        h,
+        audit_hmac(&SecretBytes::new(vec![3; 32]), CANARY.as_bytes()).unwrap()
+    );
     // Not a plain HMAC under the audit key itself (the value key is derived).
     let raw = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, key().expose_secret()),
@@ -659,3 +688,91 @@ async fn format_vector() {
 const FORMAT_VECTOR_TOKEN_HMAC: &str =
     "hmac-sha256:85193ba93aff8b89ccfb3a77464a1625515465629a090a93d90c78958c6300f4";
 const FORMAT_VECTOR_MAC: &str = "765aeb88f44997c1d4feebdff56b63fb4f16e5730bcb3d2eed3f12542a04a964";
+
+/// The records of the checked-in vector file `tests/vectors/audit-v1.json`,
+/// rebuilt: key bytes 0..32, clock from 1795320399123 ms advancing 1 s.
+async fn vector_log() -> (Vec<String>, Checkpoint) {
+    let sink = Arc::new(MemorySink::new());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_320_399_123)));
+    let log = AuditLog::new(key(), vec![sink.clone()], clock.clone()).unwrap();
+    let events = [
+        AuditEvent::new("payment-svc", Operation::Write, "req-1")
+            .with_path("prod/payment-svc/postgres")
+            .with_version(1)
+            .with_field("value", log.hmac(b"correct horse battery staple")),
+        AuditEvent::new("payment-svc", Operation::Read, "req-2")
+            .with_path("prod/payment-svc/postgres")
+            .with_version(1),
+        AuditEvent::new("web", Operation::Read, "req-3")
+            .with_path("prod/payment-svc/postgres")
+            .with_outcome(Outcome::Denied),
+        AuditEvent::new("payment-svc", Operation::LeaseIssue, "req-4")
+            .with_path("prod/db/readonly")
+            .with_lease_id("lease-0001")
+            .with_outcome(Outcome::Error {
+                kind: "backend_unavailable".into(),
+            }),
+    ];
+    for e in events {
+        log.append(e).await.unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    (sink.lines(), log.head().await)
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct VectorFile {
+    description: String,
+    audit_key_hex: String,
+    lines: Vec<String>,
+    head: Checkpoint,
+    value_hmacs: BTreeMap<String, String>,
+}
+
+#[tokio::test]
+async fn checked_in_vectors_verify_and_are_reproduced() {
+    let text = include_str!("../../tests/vectors/audit-v1.json");
+    let file: VectorFile = serde_json::from_str(text).unwrap();
+    let key = SecretBytes::new(hex::decode(&file.audit_key_hex).unwrap());
+    let report = verify(&file.lines, &key, None, Some(&file.head)).unwrap();
+    assert_eq!(report.records, 4);
+    for (value, expected) in &file.value_hmacs {
+        assert_eq!(
+            audit_hmac(&key, value.as_bytes()).unwrap().as_str(),
+            expected
+        );
+    }
+    let (lines, head) = vector_log().await;
+    assert_eq!(
+        lines, file.lines,
+        "the writer no longer produces the vectors"
+    );
+    assert_eq!(head, file.head);
+}
+
+/// Prints the vector file's content (run with `--nocapture` to refresh it
+/// after a deliberate format change, which also needs a new `v`).
+#[tokio::test]
+async fn print_vectors() {
+    let (lines, head) = vector_log().await;
+    let mut value_hmacs = BTreeMap::new();
+    for v in ["correct horse battery staple", "s.token"] {
+        value_hmacs.insert(
+            v.to_owned(),
+            audit_hmac(&key(), v.as_bytes())
+                .unwrap()
+                .as_str()
+                .to_owned(),
+        );
+    }
+    let file = VectorFile {
+        description: "Strongroom audit record format v1: verify `lines` with the audit key; the chain must end at `head`. value_hmacs maps known values to their audit HMACs.".into(),
+        audit_key_hex: hex::encode(key().expose_secret()),
+        lines,
+        head,
+        value_hmacs,
+    };
+    let text = serde_json::to_string_pretty(&file).unwrap();
+    assert!(text.contains("\"v\\\":1"));
+    println!("{text}");
+}

@@ -1,0 +1,623 @@
+//! Node.js binding of Strongroom (napi-rs).
+//!
+//! Each function converts its arguments, calls the core, and maps the result
+//! or error back; no behaviour lives here. The JavaScript layer beside this
+//! crate (`index.js`) turns the raw exports into the public API: the
+//! `Strongroom` class, the `Secret` wrapper and the typed error classes.
+//!
+//! Errors cross the boundary as a plain `Error` whose message is
+//! [`ERROR_MARK`] followed by a JSON object `{code, message, ...details}`;
+//! `index.js` parses it and throws the matching error class. Nothing secret is
+//! ever part of an error.
+//!
+//! Plaintexts come back as Buffers whose memory is owned by Rust and wiped
+//! (zeroized) when JavaScript garbage-collects the Buffer; `Secret.wipe()`
+//! zeroes the same memory earlier.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Waker};
+
+use napi::Status;
+use napi::bindgen_prelude::{
+    BigInt, Buffer, BufferSlice, Either, Env, PromiseRaw, within_runtime_if_available,
+};
+
+use napi_derive::napi;
+use serde_json::{Value, json};
+use strongroom::keyring::{KeyInfo, KeyringOptions};
+use strongroom::protector::SoftwareProtector;
+use strongroom::seal::{self, Algorithm, DataKey, SealContext, SealedValue};
+use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::{Error, KeyFileError, Options, SecretBytes, Strongroom};
+
+/// Prefix of every error message produced by this crate; the JSON payload
+/// follows it.
+const ERROR_MARK: &str = "\u{1}strongroom:";
+
+/// Plaintexts at least this long are sealed or opened on a worker thread;
+/// shorter ones on the calling thread, where the work costs less than the
+/// thread hop.
+const OFFLOAD_THRESHOLD: usize = 64 * 1024;
+
+// ----- errors -----
+
+/// The stable `code` string and structured details of a core error.
+fn classify(e: &Error) -> (&'static str, Value) {
+    match e {
+        Error::DecryptionFailed => ("ERR_STRONGROOM_DECRYPTION_FAILED", json!({})),
+        Error::MalformedSealedValue(_) => ("ERR_STRONGROOM_MALFORMED_SEALED_VALUE", json!({})),
+        Error::UnknownKeyVersion { version, latest } => (
+            "ERR_STRONGROOM_UNKNOWN_KEY_VERSION",
+            json!({ "version": version, "latest": latest }),
+        ),
+        Error::KeyVersionRetired {
+            version,
+            state,
+            min_decryption_version,
+        } => (
+            "ERR_STRONGROOM_KEY_VERSION_RETIRED",
+            json!({
+                "version": version,
+                "state": state.to_string(),
+                "minDecryptionVersion": min_decryption_version,
+            }),
+        ),
+        Error::InvalidKeyTransition { version, from, to } => (
+            "ERR_STRONGROOM_INVALID_KEY_TRANSITION",
+            json!({ "version": version, "from": from.to_string(), "to": to.to_string() }),
+        ),
+        Error::KeyInUse {
+            version,
+            records,
+            example,
+        } => (
+            "ERR_STRONGROOM_KEY_IN_USE",
+            json!({ "version": version, "records": records, "example": example }),
+        ),
+        Error::InvalidPath { path, reason } => (
+            "ERR_STRONGROOM_INVALID_PATH",
+            json!({ "path": path, "reason": reason.to_string() }),
+        ),
+        Error::Sealed => ("ERR_STRONGROOM_SEALED", json!({})),
+        Error::AlreadyInitialized => ("ERR_STRONGROOM_ALREADY_INITIALIZED", json!({})),
+        Error::NotInitialized => ("ERR_STRONGROOM_NOT_INITIALIZED", json!({})),
+        Error::UnsealFailed => ("ERR_STRONGROOM_UNSEAL_FAILED", json!({})),
+        Error::KeyFile { path, reason } => (
+            "ERR_STRONGROOM_KEY_FILE",
+            json!({ "path": path, "reason": key_file_reason(reason) }),
+        ),
+        Error::Protector {
+            protector, kind, ..
+        } => (
+            "ERR_STRONGROOM_PROTECTOR",
+            json!({ "protector": protector, "kind": format!("{kind:?}") }),
+        ),
+        Error::Storage { backend, kind, .. } => (
+            "ERR_STRONGROOM_STORAGE",
+            json!({ "backend": backend, "kind": format!("{kind:?}") }),
+        ),
+        Error::StorageConflict { key } => {
+            ("ERR_STRONGROOM_STORAGE_CONFLICT", json!({ "key": key }))
+        }
+        Error::CorruptRecord { key, .. } => {
+            ("ERR_STRONGROOM_CORRUPT_RECORD", json!({ "key": key }))
+        }
+        Error::Random => ("ERR_STRONGROOM_RANDOM", json!({})),
+        Error::InvalidArgument(_) => ("ERR_STRONGROOM_INVALID_ARGUMENT", json!({})),
+        // Secrets, policy, audit, lease, rotation and Shamir errors get their
+        // own codes as those modules gain variants.
+        _ => ("ERR_STRONGROOM", json!({})),
+    }
+}
+
+fn key_file_reason(reason: &KeyFileError) -> &'static str {
+    match reason {
+        KeyFileError::LoosePermissions { .. } => "LoosePermissions",
+        KeyFileError::Io(_) => "Io",
+        KeyFileError::BadContent => "BadContent",
+        KeyFileError::Exists => "Exists",
+        _ => "Other",
+    }
+}
+
+fn to_js(e: Error) -> napi::Error {
+    let (code, mut details) = classify(&e);
+    if let Value::Object(map) = &mut details {
+        map.insert("code".into(), code.into());
+        map.insert("message".into(), e.to_string().into());
+    }
+    napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
+}
+
+fn invalid(message: impl Into<String>) -> napi::Error {
+    to_js(Error::InvalidArgument(message.into()))
+}
+
+// ----- argument conversion -----
+
+/// A context version from a JS number (a non-negative safe integer) or bigint.
+fn context_version(v: &Either<f64, BigInt>) -> napi::Result<u64> {
+    match v {
+        Either::A(n) => {
+            if n.fract() == 0.0 && *n >= 0.0 && *n <= 9_007_199_254_740_991.0 {
+                Ok(*n as u64)
+            } else {
+                Err(invalid(format!(
+                    "version must be a non-negative integer (use a bigint above 2^53), got {n}"
+                )))
+            }
+        }
+        Either::B(b) => match b.get_u64() {
+            (false, v, true) => Ok(v),
+            _ => Err(invalid("version must be a bigint between 0 and 2^64-1")),
+        },
+    }
+}
+
+fn key_version(v: f64) -> napi::Result<u32> {
+    if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(invalid(format!(
+            "a key version is an integer between 0 and 2^32-1, got {v}"
+        )))
+    }
+}
+
+fn algorithm(name: &str) -> napi::Result<Algorithm> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        invalid(format!(
+            "unknown algorithm {name:?} (use \"aes-256-gcm\" or \"chacha20-poly1305\")"
+        ))
+    })
+}
+
+/// A plaintext argument: bytes or a UTF-8 string.
+fn plain_bytes<'a>(p: &'a Either<BufferSlice<'_>, String>) -> &'a [u8] {
+    match p {
+        Either::A(b) => b,
+        Either::B(s) => s.as_bytes(),
+    }
+}
+
+/// Hands a plaintext to JavaScript as a Buffer over Rust memory that is
+/// zeroized when the Buffer is garbage-collected.
+fn secret_buffer(env: &Env, secret: SecretBytes) -> napi::Result<BufferSlice<'_>> {
+    if secret.is_empty() {
+        return BufferSlice::copy_from(env, []);
+    }
+    let mut secret = secret;
+    let ptr = secret.expose_secret_mut().as_mut_ptr();
+    let len = secret.len();
+    // SAFETY: `ptr` points at `len` initialised bytes on the heap owned by
+    // `secret`. `secret` is moved into the finalize hint, which keeps that
+    // heap block alive and unmoved (moving a Vec does not move its buffer)
+    // until the engine calls the finalizer, which drops it (zeroizing it).
+    // Nothing else touches the bytes meanwhile.
+    #[allow(unsafe_code)]
+    unsafe {
+        BufferSlice::from_external(env, ptr, len, secret, |_, s: SecretBytes| drop(s))
+    }
+}
+
+/// The unwrapped result of a future that finished on its first poll, or
+/// the future itself.
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match within_runtime_if_available(|| std::pin::Pin::new(fut).poll(&mut cx)) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+// ----- key info -----
+
+/// Public facts about one key version.
+#[napi(object)]
+pub struct NativeKeyInfo {
+    /// The version number.
+    pub version: u32,
+    /// "primary", "active", "retired" or "destroyed".
+    pub state: String,
+    /// "aes-256-gcm" or "chacha20-poly1305".
+    pub algorithm: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: f64,
+    /// Encryptions reserved so far.
+    pub encryptions_reserved: f64,
+}
+
+impl From<KeyInfo> for NativeKeyInfo {
+    fn from(k: KeyInfo) -> Self {
+        Self {
+            version: k.version,
+            state: k.state.to_string(),
+            algorithm: k.algorithm.name().to_owned(),
+            created_ms: k.created.as_millis() as f64,
+            encryptions_reserved: k.encryptions_reserved as f64,
+        }
+    }
+}
+
+/// What a rewrap did.
+#[napi(object)]
+pub struct NativeRewrapReport {
+    /// Records looked at.
+    pub scanned: f64,
+    /// Records re-sealed under the primary key.
+    pub rewrapped: f64,
+    /// Storage keys of records that could not be opened.
+    pub unreadable: Vec<String>,
+}
+
+// ----- the store -----
+
+/// How the root key is supplied: raw bytes or a key file.
+fn protector(key: Option<&[u8]>, key_file: Option<&str>) -> napi::Result<SoftwareProtector> {
+    match (key, key_file) {
+        (Some(k), None) => SoftwareProtector::from_key(SecretBytes::copy_from(k)).map_err(to_js),
+        (None, Some(p)) => SoftwareProtector::from_key_file(p).map_err(to_js),
+        _ => Err(invalid("give exactly one of `key` (32 bytes) or `keyFile`")),
+    }
+}
+
+fn storage_for(path: &str) -> napi::Result<DynStorage> {
+    if path == ":memory:" {
+        return Ok(Arc::new(MemoryStorage::new()));
+    }
+    Err(to_js(Error::storage(
+        "sqlite",
+        strongroom::StorageErrorKind::Unavailable,
+        format!("cannot open {path:?}: SQLite storage is not in this build yet; use \":memory:\""),
+    )))
+}
+
+/// One store: its storage and the current unsealed (or sealed) handle.
+#[napi]
+pub struct NativeStrongroom {
+    storage: DynStorage,
+    options: Options,
+    current: Arc<RwLock<Strongroom>>,
+}
+
+/// Opens the store at `path` (`":memory:"` for an in-memory store).
+/// `mode` is "init" (must be empty), "unseal" (must exist) or "open"
+/// (unseal if it exists, else init).
+#[napi]
+pub fn open_store<'env>(
+    env: &'env Env,
+    path: String,
+    mode: String,
+    key: Option<Buffer>,
+    key_file: Option<String>,
+    algorithm_name: Option<String>,
+) -> napi::Result<PromiseRaw<'env, NativeStrongroom>> {
+    let storage = storage_for(&path)?;
+    let protector = protector(key.as_deref(), key_file.as_deref())?;
+    let mut options = Options::default();
+    if let Some(name) = algorithm_name {
+        options.keyring = KeyringOptions {
+            algorithm: algorithm(&name)?,
+            ..options.keyring
+        };
+    }
+    if !matches!(mode.as_str(), "init" | "unseal" | "open") {
+        return Err(invalid(format!(
+            "mode must be init, unseal or open, not {mode:?}"
+        )));
+    }
+    env.spawn_future(async move {
+        let init = match mode.as_str() {
+            "init" => true,
+            "unseal" => false,
+            _ => !Strongroom::is_initialized(&storage).await.map_err(to_js)?,
+        };
+        let sr = if init {
+            Strongroom::init(storage.clone(), &protector, options.clone()).await
+        } else {
+            Strongroom::unseal(storage.clone(), &protector, options.clone()).await
+        }
+        .map_err(to_js)?;
+        Ok(NativeStrongroom {
+            storage,
+            options,
+            current: Arc::new(RwLock::new(sr)),
+        })
+    })
+}
+
+#[napi]
+impl NativeStrongroom {
+    fn handle(&self) -> napi::Result<Strongroom> {
+        self.current
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| invalid("store handle poisoned"))
+    }
+
+    /// Seals `plaintext` under the primary key, bound to (path, version).
+    /// Resolves to the sealed bytes.
+    #[napi]
+    pub fn seal_value<'env>(
+        &self,
+        env: &'env Env,
+        plaintext: Either<BufferSlice<'_>, String>,
+        path: String,
+        version: Either<f64, BigInt>,
+    ) -> napi::Result<Either<BufferSlice<'env>, PromiseRaw<'env, Buffer>>> {
+        let sr = self.handle()?;
+        let version = context_version(&version)?;
+        let plain = plain_bytes(&plaintext);
+        let mut buf = seal::seal_buffer(plain.len());
+        buf.extend_from_slice(plain);
+        let offload = plain.len() >= OFFLOAD_THRESHOLD;
+        let mut fut = Box::pin(async move {
+            sr.seal_value_in_place(&mut buf, &SealContext::new(&path, version))
+                .await
+                .map(|()| buf)
+                .map_err(to_js)
+        });
+        // Sealing only waits when the key's encryption reservation must be
+        // renewed in storage; otherwise it is done on the first poll.
+        if !offload && let Some(done) = poll_once(&mut fut) {
+            return Ok(Either::A(BufferSlice::from_data(env, done?)?));
+        }
+        Ok(Either::B(env.spawn_future(async move {
+            fut.await.map(Buffer::from)
+        })?))
+    }
+
+    /// Opens a sealed value bound to (path, version). Returns the plaintext.
+    #[napi]
+    pub fn open_value<'env>(
+        &self,
+        env: &'env Env,
+        sealed: BufferSlice<'_>,
+        path: String,
+        version: Either<f64, BigInt>,
+    ) -> napi::Result<BufferSlice<'env>> {
+        let sr = self.handle()?;
+        let version = context_version(&version)?;
+        let mut buf = sealed.to_vec();
+        let n = sr
+            .open_value_in_place(&mut buf, &SealContext::new(&path, version))
+            .map_err(to_js)?
+            .len();
+        buf.copy_within(seal::HEADER_LEN..seal::HEADER_LEN + n, 0);
+        buf.truncate(n);
+        secret_buffer(env, SecretBytes::new(buf))
+    }
+
+    /// Stores `plaintext` sealed at storage key `key` (under "s/").
+    #[napi]
+    pub fn put_sealed<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        plaintext: Either<BufferSlice<'_>, String>,
+        path: String,
+        version: Either<f64, BigInt>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sr = self.handle()?;
+        let version = context_version(&version)?;
+        let plain = SecretBytes::copy_from(plain_bytes(&plaintext));
+        env.spawn_future(async move {
+            sr.put_sealed(
+                &key,
+                plain.expose_secret(),
+                &SealContext::new(&path, version),
+            )
+            .await
+            .map_err(to_js)
+        })
+    }
+
+    /// Reads and opens the record at `key`; `null` if there is none.
+    #[napi]
+    pub fn get_sealed<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        path: String,
+        version: Either<f64, BigInt>,
+    ) -> napi::Result<PromiseRaw<'env, Option<BufferSlice<'env>>>> {
+        let sr = self.handle()?;
+        let version = context_version(&version)?;
+        env.spawn_future_with_callback(
+            async move {
+                sr.get_sealed(&key, &SealContext::new(&path, version))
+                    .await
+                    .map_err(to_js)
+            },
+            |env, found| found.map(|s| secret_buffer(env, s)).transpose(),
+        )
+    }
+
+    /// Adds a key version and makes it primary.
+    #[napi]
+    pub fn rotate<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeKeyInfo>> {
+        let sr = self.handle()?;
+        env.spawn_future(async move { sr.rotate().await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Makes an active key version primary again.
+    #[napi]
+    pub fn promote<'env>(
+        &self,
+        env: &'env Env,
+        version: f64,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sr = self.handle()?;
+        let version = key_version(version)?;
+        env.spawn_future(async move { sr.promote(version).await.map_err(to_js) })
+    }
+
+    /// Retires key versions below `min`.
+    #[napi]
+    pub fn set_min_decryption_version<'env>(
+        &self,
+        env: &'env Env,
+        min: f64,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sr = self.handle()?;
+        let min = key_version(min)?;
+        env.spawn_future(async move { sr.set_min_decryption_version(min).await.map_err(to_js) })
+    }
+
+    /// Erases a retired key version that no stored record needs.
+    #[napi]
+    pub fn destroy_key<'env>(
+        &self,
+        env: &'env Env,
+        version: f64,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sr = self.handle()?;
+        let version = key_version(version)?;
+        env.spawn_future(async move { sr.destroy_key(version).await.map_err(to_js) })
+    }
+
+    /// Re-seals stored records under the primary key.
+    #[napi]
+    pub fn rewrap<'env>(
+        &self,
+        env: &'env Env,
+        batch_size: f64,
+    ) -> napi::Result<PromiseRaw<'env, NativeRewrapReport>> {
+        let sr = self.handle()?;
+        if !(batch_size >= 1.0 && batch_size.fract() == 0.0) {
+            return Err(invalid("batchSize must be a positive integer"));
+        }
+        let batch = batch_size.min(1e9) as usize;
+        env.spawn_future(async move {
+            sr.rewrap(batch)
+                .await
+                .map(|r| NativeRewrapReport {
+                    scanned: r.scanned as f64,
+                    rewrapped: r.rewrapped as f64,
+                    unreadable: r.unreadable,
+                })
+                .map_err(to_js)
+        })
+    }
+
+    /// Re-reads the keyring from storage.
+    #[napi]
+    pub fn reload<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sr = self.handle()?;
+        env.spawn_future(async move { sr.reload().await.map_err(to_js) })
+    }
+
+    /// Facts about every key version.
+    #[napi]
+    pub fn keys(&self) -> napi::Result<Vec<NativeKeyInfo>> {
+        Ok(self
+            .handle()?
+            .keys()
+            .map_err(to_js)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Forgets the keys until `unseal` is called.
+    #[napi]
+    pub fn seal(&self) -> napi::Result<()> {
+        self.handle()?.seal();
+        Ok(())
+    }
+
+    /// Whether the store is sealed.
+    #[napi(getter)]
+    pub fn is_sealed(&self) -> napi::Result<bool> {
+        Ok(self.handle()?.is_sealed())
+    }
+
+    /// Unseals the store again with the root key.
+    #[napi]
+    pub fn unseal<'env>(
+        &self,
+        env: &'env Env,
+        key: Option<Buffer>,
+        key_file: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let protector = protector(key.as_deref(), key_file.as_deref())?;
+        let storage = self.storage.clone();
+        let options = self.options.clone();
+        let current = self.current.clone();
+        env.spawn_future(async move {
+            let sr = Strongroom::unseal(storage, &protector, options)
+                .await
+                .map_err(to_js)?;
+            let mut slot = current
+                .write()
+                .map_err(|_| invalid("store handle poisoned"))?;
+            *slot = sr;
+            Ok(())
+        })
+    }
+}
+
+// ----- low-level sealing with a caller's key (test vectors) -----
+
+/// Seals `plaintext` with a raw 32-byte key, writing `key_version` into the
+/// header. The nonce is random.
+#[napi]
+pub fn seal_with_key<'env>(
+    env: &'env Env,
+    key: BufferSlice<'_>,
+    algorithm_name: String,
+    key_version_number: f64,
+    path: String,
+    version: Either<f64, BigInt>,
+    plaintext: Either<BufferSlice<'_>, String>,
+) -> napi::Result<BufferSlice<'env>> {
+    let key =
+        DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
+    let ctx_version = context_version(&version)?;
+    let sealed = key
+        .seal(
+            key_version(key_version_number)?,
+            plain_bytes(&plaintext),
+            &SealContext::new(&path, ctx_version),
+        )
+        .map_err(to_js)?;
+    BufferSlice::from_data(env, sealed.into_bytes())
+}
+
+/// Opens a sealed value with a raw 32-byte key.
+#[napi]
+pub fn open_sealed<'env>(
+    env: &'env Env,
+    key: BufferSlice<'_>,
+    algorithm_name: String,
+    path: String,
+    version: Either<f64, BigInt>,
+    sealed: BufferSlice<'_>,
+) -> napi::Result<BufferSlice<'env>> {
+    let key =
+        DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
+    let ctx_version = context_version(&version)?;
+    let sealed = SealedValue::parse(&sealed).map_err(to_js)?;
+    let plain = key
+        .open(&sealed, &SealContext::new(&path, ctx_version))
+        .map_err(to_js)?;
+    secret_buffer(env, plain)
+}
+
+/// Creates a key file (mode 0600) holding a fresh random root key.
+#[napi]
+pub fn generate_key_file(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, ()>> {
+    env.spawn_future(async move {
+        tokio::task::spawn_blocking(move || SoftwareProtector::generate_key_file(&path))
+            .await
+            .map_err(|e| invalid(format!("key file task failed: {e}")))?
+            .map_err(to_js)
+    })
+}
+
+/// The error-message prefix that marks a Strongroom error.
+#[napi]
+pub fn error_mark() -> &'static str {
+    ERROR_MARK
+}

@@ -210,6 +210,51 @@ function keyInfo (k) {
   }
 }
 
+// ----- storage -----
+
+/** Where a store keeps its (sealed) records. */
+class Storage {
+  #n
+
+  /** @private use Storage.memory() or Storage.open() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeStorage)) {
+      throw new TypeError('use Storage.memory() or Storage.open(path)')
+    }
+    this.#n = handle
+  }
+
+  /** A fresh in-memory storage (lost when the process ends). */
+  static memory () {
+    return new Storage(native.NativeStorage.memory())
+  }
+
+  /** Opens the storage at `path` (":memory:" for a fresh in-memory one). */
+  static async open (path) {
+    if (typeof path !== 'string') throw new TypeError('path must be a string')
+    return new Storage(await callAsync(() => native.openStorage(path)))
+  }
+
+  /** The backend's name ("memory", "sqlite", ...). */
+  get backend () {
+    return this.#n.backend
+  }
+
+  /** Whether the storage already holds a store. */
+  isInitialized () {
+    return callAsync(() => this.#n.isInitialized())
+  }
+
+  /** @private */
+  static handle (s) {
+    return s.#n
+  }
+
+  [util.inspect.custom] () {
+    return `Storage { backend: '${this.backend}' }`
+  }
+}
+
 // ----- the store -----
 
 /** A Strongroom store. Create one with open(), init() or unseal(). */
@@ -224,27 +269,35 @@ class Strongroom {
     this.#n = handle
   }
 
-  static async #create (path, mode, opts) {
-    if (typeof path !== 'string') throw new TypeError('path must be a string (":memory:" for memory)')
+  static async #create (where, mode, opts) {
     const [key, keyFile] = keyArgs(opts)
+    let storage = where
+    if (typeof where === 'string') storage = await Storage.open(where)
+    if (!(storage instanceof Storage)) {
+      throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
+    }
     const handle = await callAsync(() =>
-      native.openStore(path, mode, key, keyFile, opts && opts.algorithm))
+      native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm))
     return new Strongroom(handle)
   }
 
-  /** Unseals the store at `path`, creating it first if it is empty. */
-  static open (path, opts) {
-    return Strongroom.#create(path, 'open', opts)
+  /**
+   * Unseals the store in `storage` (a Storage or a path), creating it first
+   * if the storage is empty. opts: { key } (32 bytes) or { keyFile }, and
+   * optionally { algorithm } for new keys.
+   */
+  static open (storage, opts) {
+    return Strongroom.#create(storage, 'open', opts)
   }
 
-  /** Creates a new store at `path`; AlreadyInitialized if one exists. */
-  static init (path, opts) {
-    return Strongroom.#create(path, 'init', opts)
+  /** Creates a new store; AlreadyInitialized if the storage holds one. */
+  static init (storage, opts) {
+    return Strongroom.#create(storage, 'init', opts)
   }
 
-  /** Unseals an existing store; NotInitialized if there is none. */
-  static unseal (path, opts) {
-    return Strongroom.#create(path, 'unseal', opts)
+  /** Unseals an existing store; NotInitialized if the storage holds none. */
+  static unseal (storage, opts) {
+    return Strongroom.#create(storage, 'unseal', opts)
   }
 
   /** Seals a value under the primary key, bound to { path, version }. */
@@ -353,6 +406,11 @@ function openSealed (key, algorithm, path, version, sealed) {
     bytesArg('sealed', sealed))))
 }
 
+/** The keyring key version named in a sealed value's header. */
+function sealedKeyVersion (sealed) {
+  return call(() => native.sealedKeyVersion(bytesArg('sealed', sealed)))
+}
+
 /** Creates a key file (mode 0600) holding a fresh random root key. */
 function generateKeyFile (path) {
   return callAsync(() => native.generateKeyFile(path))
@@ -360,8 +418,10 @@ function generateKeyFile (path) {
 
 module.exports = {
   Strongroom,
+  Storage,
   Secret,
   sealWithKey,
+  sealedKeyVersion,
   openSealed,
   generateKeyFile,
   ...errorClasses

@@ -3,8 +3,10 @@ import strongroom from './index.js'
 
 export const {
   Strongroom,
+  Storage,
   Secret,
   sealWithKey,
+  sealedKeyVersion,
   openSealed,
   generateKeyFile,
   StrongroomError,

@@ -262,15 +262,55 @@ fn protector(key: Option<&[u8]>, key_file: Option<&str>) -> napi::Result<Softwar
     }
 }
 
-fn storage_for(path: &str) -> napi::Result<DynStorage> {
-    if path == ":memory:" {
-        return Ok(Arc::new(MemoryStorage::new()));
+/// A storage backend that stores can be opened on.
+#[napi]
+pub struct NativeStorage {
+    storage: DynStorage,
+}
+
+#[napi]
+impl NativeStorage {
+    /// A fresh in-memory storage.
+    #[napi(factory)]
+    pub fn memory() -> Self {
+        Self {
+            storage: Arc::new(MemoryStorage::new()),
+        }
     }
-    Err(to_js(Error::storage(
-        "sqlite",
-        strongroom::StorageErrorKind::Unavailable,
-        format!("cannot open {path:?}: SQLite storage is not in this build yet; use \":memory:\""),
-    )))
+
+    /// The backend's name ("memory", "sqlite", ...).
+    #[napi(getter)]
+    pub fn backend(&self) -> String {
+        self.storage.backend().to_owned()
+    }
+
+    /// Whether the storage already holds a store.
+    #[napi]
+    pub fn is_initialized<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
+        let storage = self.storage.clone();
+        env.spawn_future(async move {
+            Strongroom::is_initialized(&storage)
+                .await
+                .map_err(to_js)
+        })
+    }
+}
+
+/// Opens the storage at `path` (`":memory:"` for a fresh in-memory one).
+#[napi]
+pub fn open_storage(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, NativeStorage>> {
+    env.spawn_future(async move {
+        if path == ":memory:" {
+            return Ok(NativeStorage::memory());
+        }
+        Err(to_js(Error::storage(
+            "sqlite",
+            strongroom::StorageErrorKind::Unavailable,
+            format!(
+                "cannot open {path:?}: SQLite storage is not in this build yet; use \":memory:\""
+            ),
+        )))
+    })
 }
 
 /// One store: its storage and the current unsealed (or sealed) handle.
@@ -281,19 +321,18 @@ pub struct NativeStrongroom {
     current: Arc<RwLock<Strongroom>>,
 }
 
-/// Opens the store at `path` (`":memory:"` for an in-memory store).
-/// `mode` is "init" (must be empty), "unseal" (must exist) or "open"
+/// Opens a store on `storage`. `mode` is "init" (must be empty), "unseal" (must exist) or "open"
 /// (unseal if it exists, else init).
 #[napi]
 pub fn open_store<'env>(
     env: &'env Env,
-    path: String,
+    storage: &NativeStorage,
     mode: String,
     key: Option<Buffer>,
     key_file: Option<String>,
     algorithm_name: Option<String>,
 ) -> napi::Result<PromiseRaw<'env, NativeStrongroom>> {
-    let storage = storage_for(&path)?;
+    let storage = storage.storage.clone();
     let protector = protector(key.as_deref(), key_file.as_deref())?;
     let mut options = Options::default();
     if let Some(name) = algorithm_name {
@@ -361,7 +400,7 @@ impl NativeStrongroom {
         // Sealing only waits when the key's encryption reservation must be
         // renewed in storage; otherwise it is done on the first poll.
         if !offload && let Some(done) = poll_once(&mut fut) {
-            return Ok(Either::A(BufferSlice::from_data(env, done?)?));
+            return Ok(Either::A(BufferSlice::copy_from(env, done?)?));
         }
         Ok(Either::B(env.spawn_future(async move {
             fut.await.map(Buffer::from)
@@ -582,7 +621,7 @@ pub fn seal_with_key<'env>(
             &SealContext::new(&path, ctx_version),
         )
         .map_err(to_js)?;
-    BufferSlice::from_data(env, sealed.into_bytes())
+    BufferSlice::copy_from(env, sealed.as_bytes())
 }
 
 /// Opens a sealed value with a raw 32-byte key.
@@ -614,6 +653,12 @@ pub fn generate_key_file(env: &Env, path: String) -> napi::Result<PromiseRaw<'_,
             .map_err(|e| invalid(format!("key file task failed: {e}")))?
             .map_err(to_js)
     })
+}
+
+/// The keyring key version named in a sealed value's header.
+#[napi]
+pub fn sealed_key_version(sealed: BufferSlice<'_>) -> napi::Result<u32> {
+    seal::header_key_version(&sealed).map_err(to_js)
 }
 
 /// The error-message prefix that marks a Strongroom error.

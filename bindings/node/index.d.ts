@@ -49,8 +49,9 @@ export interface RewrapReport {
 
 /**
  * A plaintext that does not print itself: toString(), toJSON(), template
- * literals and util.inspect show a redaction. The bytes live in memory owned
- * by the native library and are zeroed when the Secret is garbage-collected.
+ * literals and util.inspect show a redaction. Opened values are decrypted in
+ * place in the Buffer the Secret wraps (the only copy of the plaintext);
+ * garbage collection does not zero memory, so call wipe() when done.
  */
 export declare class Secret {
   /** Wraps a Buffer (not copied: wipe() zeroes it) or a string. */

@@ -7,6 +7,14 @@ const util = require('node:util')
 const native = require('./binding.js')
 
 const MARK = native.errorMark()
+const HEADER_LEN = native.SEALED_HEADER_LEN
+const TAG_LEN = native.SEALED_TAG_LEN
+
+// Native open calls return the sealed value opened in place; the plaintext
+// is the part between header and tag.
+function openedPlaintext (b) {
+  return new Secret(b.subarray(HEADER_LEN, b.length - TAG_LEN))
+}
 
 // ----- errors -----
 
@@ -88,6 +96,10 @@ function mapError (e) {
   return e
 }
 
+function rethrowMapped (e) {
+  throw mapError(e)
+}
+
 function call (fn) {
   try {
     return fn()
@@ -110,8 +122,9 @@ const REDACTED = '[REDACTED]'
 
 /**
  * A plaintext that does not print itself. `reveal()` gives the bytes;
- * `wipe()` zeroes them. The bytes live in memory owned by the native
- * library, which also zeroes them when the Secret is garbage-collected.
+ * `wipe()` zeroes them. Opened values are decrypted in place in the Buffer
+ * the Secret wraps, so that Buffer is the only copy of the plaintext.
+ * JavaScript cannot zero memory on garbage collection: call wipe() when done.
  */
 class Secret {
   #bytes
@@ -302,18 +315,26 @@ class Strongroom {
 
   /** Seals a value under the primary key, bound to { path, version }. */
   sealValue (plaintext, context) {
-    return callAsync(() => {
+    try {
       const ctx = contextArg(context)
-      return this.#n.sealValue(plaintextArg(plaintext), ctx.path, ctx.version)
-    })
+      const r = this.#n.sealValue(plaintextArg(plaintext), ctx.path, ctx.version)
+      // Done on this thread unless the value is large or the key's
+      // encryption reservation had to be renewed in storage.
+      return r instanceof Promise ? r.catch(rethrowMapped) : Promise.resolve(r)
+    } catch (e) {
+      return Promise.reject(mapError(e))
+    }
   }
 
   /** Opens a sealed value bound to { path, version }; resolves to a Secret. */
   openValue (sealed, context) {
-    return callAsync(() => {
+    try {
       const ctx = contextArg(context)
-      return new Secret(this.#n.openValue(bytesArg('sealed', sealed), ctx.path, ctx.version))
-    })
+      return Promise.resolve(
+        openedPlaintext(this.#n.openValue(bytesArg('sealed', sealed), ctx.path, ctx.version)))
+    } catch (e) {
+      return Promise.reject(mapError(e))
+    }
   }
 
   /** Stores a value sealed at storage key `key` (which starts with "s/"). */
@@ -402,7 +423,7 @@ function sealWithKey (key, algorithm, keyVersion, path, version, plaintext) {
 
 /** Opens a sealed value with a raw 32-byte key; returns a Secret. */
 function openSealed (key, algorithm, path, version, sealed) {
-  return call(() => new Secret(native.openSealed(bytesArg('key', key), algorithm, path, version,
+  return call(() => openedPlaintext(native.openSealed(bytesArg('key', key), algorithm, path, version,
     bytesArg('sealed', sealed))))
 }
 

@@ -10,9 +10,10 @@
 //! `index.js` parses it and throws the matching error class. Nothing secret is
 //! ever part of an error.
 //!
-//! Plaintexts come back as Buffers whose memory is owned by Rust and wiped
-//! (zeroized) when JavaScript garbage-collects the Buffer; `Secret.wipe()`
-//! zeroes the same memory earlier.
+//! Plaintexts come back as Buffers in JavaScript-owned memory; where the core
+//! can open in place the value is opened right in that Buffer, so it is the
+//! only copy, and `Secret.wipe()` zeroes it. Any Rust-side copy is zeroized
+//! when it drops.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -27,7 +28,7 @@ use napi_derive::napi;
 use serde_json::{Value, json};
 use strongroom::keyring::{KeyInfo, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
-use strongroom::seal::{self, Algorithm, DataKey, SealContext, SealedValue};
+use strongroom::seal::{self, Algorithm, DataKey, SealContext};
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Error, KeyFileError, Options, SecretBytes, Strongroom};
 
@@ -181,24 +182,27 @@ fn plain_bytes<'a>(p: &'a Either<BufferSlice<'_>, String>) -> &'a [u8] {
     }
 }
 
-/// Hands a plaintext to JavaScript as a Buffer over Rust memory that is
-/// zeroized when the Buffer is garbage-collected.
+/// Copies a plaintext into a new JavaScript Buffer; the Rust copy is
+/// zeroized when `secret` drops at the end of this call.
 fn secret_buffer(env: &Env, secret: SecretBytes) -> napi::Result<BufferSlice<'_>> {
-    if secret.is_empty() {
-        return BufferSlice::copy_from(env, []);
-    }
-    let mut secret = secret;
-    let ptr = secret.expose_secret_mut().as_mut_ptr();
-    let len = secret.len();
-    // SAFETY: `ptr` points at `len` initialised bytes on the heap owned by
-    // `secret`. `secret` is moved into the finalize hint, which keeps that
-    // heap block alive and unmoved (moving a Vec does not move its buffer)
-    // until the engine calls the finalizer, which drops it (zeroizing it).
-    // Nothing else touches the bytes meanwhile.
-    #[allow(unsafe_code)]
-    unsafe {
-        BufferSlice::from_external(env, ptr, len, secret, |_, s: SecretBytes| drop(s))
-    }
+    BufferSlice::copy_from(env, secret.expose_secret())
+}
+
+/// Copies `sealed` into a new JavaScript Buffer and opens it there, so the
+/// only copy of the plaintext is in JavaScript-owned memory that
+/// `Secret.wipe()` zeroes. Returns the whole Buffer; the plaintext is bytes
+/// `HEADER_LEN..HEADER_LEN + n` (`n` = length - `OVERHEAD`), which `index.js`
+/// slices out. On failure the Buffer, which then holds no plaintext, is
+/// dropped.
+fn open_in_js_buffer<'env>(
+    env: &'env Env,
+    sealed: &[u8],
+    open: impl FnOnce(&mut [u8]) -> strongroom::Result<usize>,
+) -> napi::Result<BufferSlice<'env>> {
+    let mut out = BufferSlice::copy_from(env, sealed)?;
+    let n = open(&mut out).map_err(to_js)?;
+    debug_assert_eq!(n + seal::OVERHEAD, out.len());
+    Ok(out)
 }
 
 /// The unwrapped result of a future that finished on its first poll, or
@@ -288,11 +292,7 @@ impl NativeStorage {
     #[napi]
     pub fn is_initialized<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
         let storage = self.storage.clone();
-        env.spawn_future(async move {
-            Strongroom::is_initialized(&storage)
-                .await
-                .map_err(to_js)
-        })
+        env.spawn_future(async move { Strongroom::is_initialized(&storage).await.map_err(to_js) })
     }
 }
 
@@ -407,7 +407,9 @@ impl NativeStrongroom {
         })?))
     }
 
-    /// Opens a sealed value bound to (path, version). Returns the plaintext.
+    /// Opens a sealed value bound to (path, version). Returns a copy of the
+    /// sealed buffer opened in place: the plaintext is bytes
+    /// `HEADER_LEN..len - TAG_LEN` of it (see [`open_in_js_buffer`]).
     #[napi]
     pub fn open_value<'env>(
         &self,
@@ -418,14 +420,10 @@ impl NativeStrongroom {
     ) -> napi::Result<BufferSlice<'env>> {
         let sr = self.handle()?;
         let version = context_version(&version)?;
-        let mut buf = sealed.to_vec();
-        let n = sr
-            .open_value_in_place(&mut buf, &SealContext::new(&path, version))
-            .map_err(to_js)?
-            .len();
-        buf.copy_within(seal::HEADER_LEN..seal::HEADER_LEN + n, 0);
-        buf.truncate(n);
-        secret_buffer(env, SecretBytes::new(buf))
+        open_in_js_buffer(env, &sealed, |buf| {
+            sr.open_value_in_place(buf, &SealContext::new(&path, version))
+                .map(|p| p.len())
+        })
     }
 
     /// Stores `plaintext` sealed at storage key `key` (under "s/").
@@ -637,11 +635,10 @@ pub fn open_sealed<'env>(
     let key =
         DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
     let ctx_version = context_version(&version)?;
-    let sealed = SealedValue::parse(&sealed).map_err(to_js)?;
-    let plain = key
-        .open(&sealed, &SealContext::new(&path, ctx_version))
-        .map_err(to_js)?;
-    secret_buffer(env, plain)
+    open_in_js_buffer(env, &sealed, |buf| {
+        key.open_in_place(buf, &SealContext::new(&path, ctx_version))
+            .map(|p| p.len())
+    })
 }
 
 /// Creates a key file (mode 0600) holding a fresh random root key.
@@ -660,6 +657,14 @@ pub fn generate_key_file(env: &Env, path: String) -> napi::Result<PromiseRaw<'_,
 pub fn sealed_key_version(sealed: BufferSlice<'_>) -> napi::Result<u32> {
     seal::header_key_version(&sealed).map_err(to_js)
 }
+
+/// Bytes before the plaintext in a sealed value.
+#[napi]
+pub const SEALED_HEADER_LEN: u32 = seal::HEADER_LEN as u32;
+
+/// Bytes after the plaintext in a sealed value.
+#[napi]
+pub const SEALED_TAG_LEN: u32 = seal::TAG_LEN as u32;
 
 /// The error-message prefix that marks a Strongroom error.
 #[napi]

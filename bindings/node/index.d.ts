@@ -74,7 +74,7 @@ export declare class Storage {
   private constructor()
   /** A fresh in-memory storage (lost when the process ends). */
   static memory(): Storage
-  /** Opens the storage at `path`; ":memory:" for a fresh in-memory one. */
+  /** Opens the SQLite file at `path` (created if missing); ":memory:" for a fresh in-memory storage. */
   static open(path: string): Promise<Storage>
   /** "memory", "sqlite", ... */
   readonly backend: string

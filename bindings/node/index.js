@@ -242,7 +242,7 @@ class Storage {
     return new Storage(native.NativeStorage.memory())
   }
 
-  /** Opens the storage at `path` (":memory:" for a fresh in-memory one). */
+  /** Opens the SQLite file at `path` (created if missing); ":memory:" for a fresh in-memory storage. */
   static async open (path) {
     if (typeof path !== 'string') throw new TypeError('path must be a string')
     return new Storage(await callAsync(() => native.openStorage(path)))

@@ -296,20 +296,20 @@ impl NativeStorage {
     }
 }
 
-/// Opens the storage at `path` (`":memory:"` for a fresh in-memory one).
+/// Opens the storage at `path`: `":memory:"` for a fresh in-memory one,
+/// anything else an SQLite file (created if missing).
 #[napi]
 pub fn open_storage(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, NativeStorage>> {
     env.spawn_future(async move {
         if path == ":memory:" {
             return Ok(NativeStorage::memory());
         }
-        Err(to_js(Error::storage(
-            "sqlite",
-            strongroom::StorageErrorKind::Unavailable,
-            format!(
-                "cannot open {path:?}: SQLite storage is not in this build yet; use \":memory:\""
-            ),
-        )))
+        let store = strongroom_sqlx::SqliteStore::open(&path)
+            .await
+            .map_err(to_js)?;
+        Ok(NativeStorage {
+            storage: Arc::new(store),
+        })
     })
 }
 

@@ -187,12 +187,46 @@ test('concurrent seals get distinct nonces and all open', async () => {
   opened.forEach((o, i) => assert.equal(o.reveal().toString(), `v${i}`))
 })
 
-test('a store path that is not :memory: is a StorageError until SQLite lands', async () => {
-  const e = await Strongroom.open(path.join(os.tmpdir(), 'x.db'), { key: crypto.randomBytes(32) })
-    .catch((err) => err)
+test('SQLite: Strongroom.open(file, { keyFile }) persists across processes', async () => {
+  const dir = tmpdir()
+  const db = path.join(dir, 'store.db')
+  const keyFile = path.join(dir, 'root.key')
+  await sr.generateKeyFile(keyFile)
+  const store = await Strongroom.open(db, { keyFile })
+  assert.ok(fs.existsSync(db))
+  await store.putSealed('s/app/db', 'persisted value', ctx)
+  await store.rotate()
+  await assert.rejects(Strongroom.init(db, { keyFile }), sr.AlreadyInitialized)
+  const storage = await Storage.open(db)
+  assert.equal(storage.backend, 'sqlite')
+  assert.equal(await storage.isInitialized(), true)
+
+  // Another process unseals the same file and reads the record.
+  const { execFileSync } = require('node:child_process')
+  const script = `
+    const { Strongroom } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+    Strongroom.unseal(process.argv[1], { keyFile: process.argv[2] }).then(async (s) => {
+      const v = await s.getSealed('s/app/db', { path: 'prod/app/db', version: 1 })
+      process.stdout.write(v.reveal().toString() + ' ' + s.keys().length)
+    }).catch((e) => { console.error(e); process.exit(1) })`
+  const out = execFileSync(process.execPath, ['-e', script, db, keyFile], { encoding: 'utf8' })
+  assert.equal(out, 'persisted value 2')
+
+  await assert.rejects(Strongroom.unseal(db, { key: crypto.randomBytes(32) }), sr.ProtectorError)
+  fs.rmSync(dir, { recursive: true })
+})
+
+test('SQLite: a file that is not a store, or cannot be created, is a StorageError', async () => {
+  const dir = tmpdir()
+  const junk = path.join(dir, 'junk.db')
+  fs.writeFileSync(junk, 'this is not an sqlite database, just text that is long enough '.repeat(20))
+  const e = await Strongroom.open(junk, { key: crypto.randomBytes(32) }).catch((err) => err)
   assert.ok(e instanceof sr.StorageError, e)
   assert.equal(e.backend, 'sqlite')
-  assert.equal(e.kind, 'Unavailable')
+  assert.equal(e.kind, 'Corrupt')
+  const missing = await Storage.open(path.join(dir, 'no', 'such', 'dir', 'x.db')).catch((err) => err)
+  assert.ok(missing instanceof sr.StorageError, missing)
+  fs.rmSync(dir, { recursive: true })
 })
 
 test('sealing past an encryption reservation block renews it', async () => {

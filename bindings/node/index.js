@@ -8,12 +8,24 @@ const native = require('./binding.js')
 
 const MARK = native.errorMark()
 const HEADER_LEN = native.SEALED_HEADER_LEN
-const TAG_LEN = native.SEALED_TAG_LEN
+const OVERHEAD = native.SEALED_OVERHEAD
+// Values at least this long are sealed on a worker thread.
+const OFFLOAD_THRESHOLD = 64 * 1024
 
-// Native open calls return the sealed value opened in place; the plaintext
-// is the part between header and tag.
-function openedPlaintext (b) {
-  return new Secret(b.subarray(HEADER_LEN, b.length - TAG_LEN))
+// Opens a sealed value through `openInPlace(buf)`, which opens a private
+// copy in place and returns the plaintext length. That copy is the only
+// copy of the plaintext; it is zeroed if opening fails.
+function openCopy (sealed, openInPlace) {
+  sealed = bytesArg('sealed', sealed)
+  const buf = Buffer.allocUnsafe(sealed.length)
+  sealed.copy(buf)
+  try {
+    const n = openInPlace(buf)
+    return new Secret(buf.subarray(HEADER_LEN, HEADER_LEN + n))
+  } catch (e) {
+    buf.fill(0)
+    throw e
+  }
 }
 
 // ----- errors -----
@@ -317,10 +329,14 @@ class Strongroom {
   sealValue (plaintext, context) {
     try {
       const ctx = contextArg(context)
-      const r = this.#n.sealValue(plaintextArg(plaintext), ctx.path, ctx.version)
-      // Done on this thread unless the value is large or the key's
-      // encryption reservation had to be renewed in storage.
-      return r instanceof Promise ? r.catch(rethrowMapped) : Promise.resolve(r)
+      const p = plaintextArg(plaintext)
+      const len = typeof p === 'string' ? Buffer.byteLength(p) : p.length
+      // Small values are sealed on this thread, straight into `out`; large
+      // ones, or a seal that had to renew the key's encryption reservation
+      // in storage, resolve later with a new Buffer.
+      const out = len < OFFLOAD_THRESHOLD ? Buffer.allocUnsafe(len + OVERHEAD) : null
+      const later = this.#n.sealValue(out, p, ctx.path, ctx.version)
+      return later == null ? Promise.resolve(out) : later.catch(rethrowMapped)
     } catch (e) {
       return Promise.reject(mapError(e))
     }
@@ -330,8 +346,7 @@ class Strongroom {
   openValue (sealed, context) {
     try {
       const ctx = contextArg(context)
-      return Promise.resolve(
-        openedPlaintext(this.#n.openValue(bytesArg('sealed', sealed), ctx.path, ctx.version)))
+      return Promise.resolve(openCopy(sealed, (buf) => this.#n.openValue(buf, ctx.path, ctx.version)))
     } catch (e) {
       return Promise.reject(mapError(e))
     }
@@ -423,8 +438,8 @@ function sealWithKey (key, algorithm, keyVersion, path, version, plaintext) {
 
 /** Opens a sealed value with a raw 32-byte key; returns a Secret. */
 function openSealed (key, algorithm, path, version, sealed) {
-  return call(() => openedPlaintext(native.openSealed(bytesArg('key', key), algorithm, path, version,
-    bytesArg('sealed', sealed))))
+  return call(() => openCopy(sealed,
+    (buf) => native.openSealed(bytesArg('key', key), algorithm, path, version, buf)))
 }
 
 /** The keyring key version named in a sealed value's header. */

@@ -10,10 +10,10 @@
 //! `index.js` parses it and throws the matching error class. Nothing secret is
 //! ever part of an error.
 //!
-//! Plaintexts come back as Buffers in JavaScript-owned memory; where the core
-//! can open in place the value is opened right in that Buffer, so it is the
-//! only copy, and `Secret.wipe()` zeroes it. Any Rust-side copy is zeroized
-//! when it drops.
+//! Plaintexts come back in JavaScript-owned Buffers: `index.js` copies a
+//! sealed value into a fresh Buffer and the core opens it in place there, so
+//! that Buffer is the only copy of the plaintext and `Secret.wipe()` zeroes
+//! it. Any Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -188,23 +188,6 @@ fn secret_buffer(env: &Env, secret: SecretBytes) -> napi::Result<BufferSlice<'_>
     BufferSlice::copy_from(env, secret.expose_secret())
 }
 
-/// Copies `sealed` into a new JavaScript Buffer and opens it there, so the
-/// only copy of the plaintext is in JavaScript-owned memory that
-/// `Secret.wipe()` zeroes. Returns the whole Buffer; the plaintext is bytes
-/// `HEADER_LEN..HEADER_LEN + n` (`n` = length - `OVERHEAD`), which `index.js`
-/// slices out. On failure the Buffer, which then holds no plaintext, is
-/// dropped.
-fn open_in_js_buffer<'env>(
-    env: &'env Env,
-    sealed: &[u8],
-    open: impl FnOnce(&mut [u8]) -> strongroom::Result<usize>,
-) -> napi::Result<BufferSlice<'env>> {
-    let mut out = BufferSlice::copy_from(env, sealed)?;
-    let n = open(&mut out).map_err(to_js)?;
-    debug_assert_eq!(n + seal::OVERHEAD, out.len());
-    Ok(out)
-}
-
 /// The unwrapped result of a future that finished on its first poll, or
 /// the future itself.
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
@@ -376,54 +359,66 @@ impl NativeStrongroom {
     }
 
     /// Seals `plaintext` under the primary key, bound to (path, version).
-    /// Resolves to the sealed bytes.
+    ///
+    /// When `out` is given (a Buffer of exactly plaintext length +
+    /// `OVERHEAD` bytes) and sealing finishes on this thread, the sealed
+    /// value is written into it and `null` returned. Otherwise (no `out`,
+    /// a large value, or the key's encryption reservation had to be renewed
+    /// in storage) a Promise of a new Buffer is returned.
     #[napi]
     pub fn seal_value<'env>(
         &self,
         env: &'env Env,
+        out: Option<BufferSlice<'_>>,
         plaintext: Either<BufferSlice<'_>, String>,
         path: String,
         version: Either<f64, BigInt>,
-    ) -> napi::Result<Either<BufferSlice<'env>, PromiseRaw<'env, Buffer>>> {
+    ) -> napi::Result<Option<PromiseRaw<'env, Buffer>>> {
         let sr = self.handle()?;
         let version = context_version(&version)?;
         let plain = plain_bytes(&plaintext);
         let mut buf = seal::seal_buffer(plain.len());
         buf.extend_from_slice(plain);
-        let offload = plain.len() >= OFFLOAD_THRESHOLD;
         let mut fut = Box::pin(async move {
             sr.seal_value_in_place(&mut buf, &SealContext::new(&path, version))
                 .await
                 .map(|()| buf)
                 .map_err(to_js)
         });
-        // Sealing only waits when the key's encryption reservation must be
-        // renewed in storage; otherwise it is done on the first poll.
-        if !offload && let Some(done) = poll_once(&mut fut) {
-            return Ok(Either::A(BufferSlice::copy_from(env, done?)?));
+        if let Some(mut out) = out
+            && plain.len() < OFFLOAD_THRESHOLD
+            && let Some(done) = poll_once(&mut fut)
+        {
+            let done = done?;
+            if out.len() != done.len() {
+                return Err(invalid("output buffer has the wrong length"));
+            }
+            out.copy_from_slice(&done);
+            return Ok(None);
         }
-        Ok(Either::B(env.spawn_future(async move {
+        Ok(Some(env.spawn_future(async move {
             fut.await.map(Buffer::from)
         })?))
     }
 
-    /// Opens a sealed value bound to (path, version). Returns a copy of the
-    /// sealed buffer opened in place: the plaintext is bytes
-    /// `HEADER_LEN..len - TAG_LEN` of it (see [`open_in_js_buffer`]).
+    /// Opens in place `buf`, a copy of a sealed value bound to (path,
+    /// version), and returns the plaintext's length `n`: the plaintext is
+    /// `buf[HEADER_LEN..HEADER_LEN + n]`. On failure `buf` holds no
+    /// plaintext.
     #[napi]
-    pub fn open_value<'env>(
+    pub fn open_value(
         &self,
-        env: &'env Env,
-        sealed: BufferSlice<'_>,
+        mut buf: BufferSlice<'_>,
         path: String,
         version: Either<f64, BigInt>,
-    ) -> napi::Result<BufferSlice<'env>> {
+    ) -> napi::Result<u32> {
         let sr = self.handle()?;
         let version = context_version(&version)?;
-        open_in_js_buffer(env, &sealed, |buf| {
-            sr.open_value_in_place(buf, &SealContext::new(&path, version))
-                .map(|p| p.len())
-        })
+        let n = sr
+            .open_value_in_place(&mut buf, &SealContext::new(&path, version))
+            .map_err(to_js)?
+            .len();
+        Ok(n as u32)
     }
 
     /// Stores `plaintext` sealed at storage key `key` (under "s/").
@@ -622,23 +617,24 @@ pub fn seal_with_key<'env>(
     BufferSlice::copy_from(env, sealed.as_bytes())
 }
 
-/// Opens a sealed value with a raw 32-byte key.
+/// Opens in place `buf`, a copy of a sealed value, with a raw 32-byte key;
+/// returns the plaintext length `n` (the plaintext is
+/// `buf[HEADER_LEN..HEADER_LEN + n]`).
 #[napi]
-pub fn open_sealed<'env>(
-    env: &'env Env,
+pub fn open_sealed(
     key: BufferSlice<'_>,
     algorithm_name: String,
     path: String,
     version: Either<f64, BigInt>,
-    sealed: BufferSlice<'_>,
-) -> napi::Result<BufferSlice<'env>> {
-    let key =
-        DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
+    mut buf: BufferSlice<'_>,
+) -> napi::Result<u32> {
+    let key = DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
     let ctx_version = context_version(&version)?;
-    open_in_js_buffer(env, &sealed, |buf| {
-        key.open_in_place(buf, &SealContext::new(&path, ctx_version))
-            .map(|p| p.len())
-    })
+    let n = key
+        .open_in_place(&mut buf, &SealContext::new(&path, ctx_version))
+        .map_err(to_js)?
+        .len();
+    Ok(n as u32)
 }
 
 /// Creates a key file (mode 0600) holding a fresh random root key.
@@ -662,9 +658,9 @@ pub fn sealed_key_version(sealed: BufferSlice<'_>) -> napi::Result<u32> {
 #[napi]
 pub const SEALED_HEADER_LEN: u32 = seal::HEADER_LEN as u32;
 
-/// Bytes after the plaintext in a sealed value.
+/// Bytes a sealed value adds to its plaintext.
 #[napi]
-pub const SEALED_TAG_LEN: u32 = seal::TAG_LEN as u32;
+pub const SEALED_OVERHEAD: u32 = seal::OVERHEAD as u32;
 
 /// The error-message prefix that marks a Strongroom error.
 #[napi]

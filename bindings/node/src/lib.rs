@@ -628,7 +628,8 @@ pub fn open_sealed(
     version: Either<f64, BigInt>,
     mut buf: BufferSlice<'_>,
 ) -> napi::Result<u32> {
-    let key = DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
+    let key =
+        DataKey::new(algorithm(&algorithm_name)?, SecretBytes::copy_from(&key)).map_err(to_js)?;
     let ctx_version = context_version(&version)?;
     let n = key
         .open_in_place(&mut buf, &SealContext::new(&path, ctx_version))

@@ -238,3 +238,19 @@ test('sealing past an encryption reservation block renews it', async () => {
   assert.equal(store.keys()[0].encryptionsReserved, 2 * 65536)
   assert.ok((await store.openValue(last, ctx)).reveal().equals(value))
 })
+
+test('SQLite: a seal that must renew the reservation in storage resolves later', async () => {
+  const dir = tmpdir()
+  const store = await Strongroom.open(path.join(dir, 'r.db'), { key: crypto.randomBytes(32) })
+  const value = Buffer.alloc(16, 7)
+  for (let i = 0; i < 65536 - 1; i++) await store.sealValue(value, ctx)
+  // The reservation is used up: the next seals write a new block to SQLite.
+  const sealed = await Promise.all(Array.from({ length: 50 }, () => store.sealValue(value, ctx)))
+  assert.equal(store.keys()[0].encryptionsReserved, 2 * 65536)
+  assert.equal(new Set(sealed.map((s) => s.subarray(8, 20).toString('hex'))).size, 50)
+  for (const s of sealed) assert.ok((await store.openValue(s, ctx)).reveal().equals(value))
+  // Another handle on the file sees the persisted reservation.
+  const again = await Strongroom.unseal(path.join(dir, 'r.db'), { key: Buffer.alloc(32) }).catch((e) => e)
+  assert.ok(again instanceof sr.ProtectorError)
+  fs.rmSync(dir, { recursive: true })
+})

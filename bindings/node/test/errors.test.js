@@ -79,3 +79,11 @@ test('non-Strongroom errors pass through unchanged', async () => {
   const store = await sr.Strongroom.open(':memory:', { key: crypto.randomBytes(32) })
   await assert.rejects(store.openValue('not a buffer', { path: 'a', version: 1 }), TypeError)
 })
+
+test('every code the native side can produce has its class here', () => {
+  const src = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', 'src', 'lib.rs'), 'utf8')
+  const produced = new Set(src.match(/"ERR_STRONGROOM(?:_[A-Z_]+)?"/g).map((s) => s.slice(1, -1)))
+  assert.ok(produced.size >= 18)
+  const known = new Set(Object.values(sr).filter((v) => typeof v === 'function' && v.code).map((c) => c.code))
+  for (const code of produced) assert.ok(known.has(code), `${code} has no class`)
+})

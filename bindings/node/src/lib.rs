@@ -379,10 +379,12 @@ impl NativeStrongroom {
         let plain = plain_bytes(&plaintext);
         let mut buf = seal::seal_buffer(plain.len());
         buf.extend_from_slice(plain);
+        // Holds the plaintext until it is sealed in place; wiped if sealing fails.
+        let mut buf = SecretBytes::new(buf);
         let mut fut = Box::pin(async move {
-            sr.seal_value_in_place(&mut buf, &SealContext::new(&path, version))
+            sr.seal_value_in_place(buf.expose_secret_mut(), &SealContext::new(&path, version))
                 .await
-                .map(|()| buf)
+                .map(|()| std::mem::take(buf.expose_secret_mut()))
                 .map_err(to_js)
         });
         if let Some(mut out) = out

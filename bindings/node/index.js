@@ -1,0 +1,464 @@
+'use strict'
+// The public JavaScript API of Strongroom. Every method converts its
+// arguments, calls the native binding (binding.js, built by napi-rs from
+// src/lib.rs) and maps errors to the classes below. No logic lives here.
+
+const util = require('node:util')
+const native = require('./binding.js')
+
+const MARK = native.errorMark()
+const HEADER_LEN = native.SEALED_HEADER_LEN
+const OVERHEAD = native.SEALED_OVERHEAD
+// Values at least this long are sealed on a worker thread.
+const OFFLOAD_THRESHOLD = 64 * 1024
+
+// Opens a sealed value through `openInPlace(buf)`, which opens a private
+// copy in place and returns the plaintext length. That copy is the only
+// copy of the plaintext; it is zeroed if opening fails.
+function openCopy (sealed, openInPlace) {
+  sealed = bytesArg('sealed', sealed)
+  const buf = Buffer.allocUnsafe(sealed.length)
+  sealed.copy(buf)
+  try {
+    const n = openInPlace(buf)
+    return new Secret(buf.subarray(HEADER_LEN, HEADER_LEN + n))
+  } catch (e) {
+    buf.fill(0)
+    throw e
+  }
+}
+
+// ----- errors -----
+
+/** Base class of every error Strongroom throws. */
+class StrongroomError extends Error {
+  constructor (message, details) {
+    super(message)
+    Object.defineProperty(this, 'name', {
+      value: new.target.name,
+      enumerable: false,
+      configurable: true,
+      writable: true
+    })
+    if (details) {
+      for (const [k, v] of Object.entries(details)) {
+        if (k !== 'message' && k !== 'code') this[k] = v
+      }
+    }
+  }
+
+  /** The stable error code, e.g. `ERR_STRONGROOM_DECRYPTION_FAILED`. */
+  get code () {
+    return this.constructor.code
+  }
+}
+StrongroomError.code = 'ERR_STRONGROOM'
+
+const errorClasses = { StrongroomError }
+const byCode = new Map([[StrongroomError.code, StrongroomError]])
+
+function defineError (name, code) {
+  // A named class so stack traces and `err.name` show it.
+  const cls = { [name]: class extends StrongroomError {} }[name]
+  cls.code = code
+  errorClasses[name] = cls
+  byCode.set(code, cls)
+}
+
+for (const [name, code] of [
+  ['DecryptionFailed', 'ERR_STRONGROOM_DECRYPTION_FAILED'],
+  ['MalformedSealedValue', 'ERR_STRONGROOM_MALFORMED_SEALED_VALUE'],
+  ['UnknownKeyVersion', 'ERR_STRONGROOM_UNKNOWN_KEY_VERSION'],
+  ['KeyVersionRetired', 'ERR_STRONGROOM_KEY_VERSION_RETIRED'],
+  ['InvalidKeyTransition', 'ERR_STRONGROOM_INVALID_KEY_TRANSITION'],
+  ['KeyInUse', 'ERR_STRONGROOM_KEY_IN_USE'],
+  ['InvalidPath', 'ERR_STRONGROOM_INVALID_PATH'],
+  ['Sealed', 'ERR_STRONGROOM_SEALED'],
+  ['AlreadyInitialized', 'ERR_STRONGROOM_ALREADY_INITIALIZED'],
+  ['NotInitialized', 'ERR_STRONGROOM_NOT_INITIALIZED'],
+  ['UnsealFailed', 'ERR_STRONGROOM_UNSEAL_FAILED'],
+  ['KeyFileError', 'ERR_STRONGROOM_KEY_FILE'],
+  ['ProtectorError', 'ERR_STRONGROOM_PROTECTOR'],
+  ['StorageError', 'ERR_STRONGROOM_STORAGE'],
+  ['StorageConflict', 'ERR_STRONGROOM_STORAGE_CONFLICT'],
+  ['CorruptRecord', 'ERR_STRONGROOM_CORRUPT_RECORD'],
+  ['RandomFailure', 'ERR_STRONGROOM_RANDOM'],
+  ['InvalidArgument', 'ERR_STRONGROOM_INVALID_ARGUMENT'],
+  ['SecretWiped', 'ERR_STRONGROOM_SECRET_WIPED'],
+  // Raised once the policy, lease and secrets modules of the core have them.
+  ['PolicyDenied', 'ERR_STRONGROOM_POLICY_DENIED'],
+  ['LeaseExpired', 'ERR_STRONGROOM_LEASE_EXPIRED'],
+  ['CasConflict', 'ERR_STRONGROOM_CAS_CONFLICT']
+]) {
+  defineError(name, code)
+}
+
+/** Turns a native error into its Strongroom error class; other errors pass. */
+function mapError (e) {
+  if (e instanceof Error && typeof e.message === 'string' && e.message.startsWith(MARK)) {
+    let details
+    try {
+      details = JSON.parse(e.message.slice(MARK.length))
+    } catch {
+      return new StrongroomError(e.message.slice(MARK.length))
+    }
+    const cls = byCode.get(details.code) || StrongroomError
+    return new cls(details.message, details)
+  }
+  return e
+}
+
+function rethrowMapped (e) {
+  throw mapError(e)
+}
+
+function call (fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw mapError(e)
+  }
+}
+
+async function callAsync (fn) {
+  try {
+    return await fn()
+  } catch (e) {
+    throw mapError(e)
+  }
+}
+
+// ----- secrets -----
+
+const REDACTED = '[REDACTED]'
+
+/**
+ * A plaintext that does not print itself. `reveal()` gives the bytes;
+ * `wipe()` zeroes them. Opened values are decrypted in place in the Buffer
+ * the Secret wraps, so that Buffer is the only copy of the plaintext.
+ * JavaScript cannot zero memory on garbage collection: call wipe() when done.
+ */
+class Secret {
+  #bytes
+  #wiped = false
+
+  /** Wraps a Buffer (not copied: wipe() zeroes it). */
+  constructor (bytes) {
+    if (typeof bytes === 'string') bytes = Buffer.from(bytes, 'utf8')
+    if (!Buffer.isBuffer(bytes)) throw new TypeError('Secret wraps a Buffer or a string')
+    this.#bytes = bytes
+  }
+
+  /**
+   * The secret bytes. The Buffer returned is the secret's own storage, not
+   * a copy: wipe() zeroes it too.
+   */
+  reveal () {
+    if (this.#wiped) throw new errorClasses.SecretWiped('the secret was wiped')
+    return this.#bytes
+  }
+
+  /** Overwrites the bytes with zeros; reveal() then throws. */
+  wipe () {
+    this.#bytes.fill(0)
+    this.#wiped = true
+  }
+
+  /** Whether wipe() was called. */
+  get wiped () {
+    return this.#wiped
+  }
+
+  /** Length in bytes (not secret). */
+  get length () {
+    return this.#bytes.length
+  }
+
+  toString () {
+    return REDACTED
+  }
+
+  toJSON () {
+    return REDACTED
+  }
+
+  [Symbol.toPrimitive] () {
+    return REDACTED
+  }
+
+  [util.inspect.custom] () {
+    return this.#wiped ? 'Secret([WIPED])' : `Secret(${REDACTED})`
+  }
+}
+
+function plaintextArg (p) {
+  if (p instanceof Secret) return p.reveal()
+  if (Buffer.isBuffer(p) || typeof p === 'string') return p
+  if (p instanceof Uint8Array) return Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+  throw new TypeError('plaintext must be a Buffer, Uint8Array, string or Secret')
+}
+
+function bytesArg (name, b) {
+  if (Buffer.isBuffer(b)) return b
+  if (b instanceof Uint8Array) return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  throw new TypeError(`${name} must be a Buffer or Uint8Array`)
+}
+
+function contextArg (ctx) {
+  if (ctx === null || typeof ctx !== 'object' || typeof ctx.path !== 'string') {
+    throw new TypeError('context must be { path: string, version: number | bigint }')
+  }
+  if (typeof ctx.version !== 'number' && typeof ctx.version !== 'bigint') {
+    throw new TypeError('context.version must be a number or a bigint')
+  }
+  return ctx
+}
+
+function keyArgs (opts) {
+  opts = opts || {}
+  let key = opts.key
+  if (key instanceof Secret) key = key.reveal()
+  if (key !== undefined) key = bytesArg('key', key)
+  if (opts.keyFile !== undefined && typeof opts.keyFile !== 'string') {
+    throw new TypeError('keyFile must be a string path')
+  }
+  return [key, opts.keyFile]
+}
+
+function keyInfo (k) {
+  return {
+    version: k.version,
+    state: k.state,
+    algorithm: k.algorithm,
+    created: new Date(k.createdMs),
+    encryptionsReserved: k.encryptionsReserved
+  }
+}
+
+// ----- storage -----
+
+/** Where a store keeps its (sealed) records. */
+class Storage {
+  #n
+
+  /** @private use Storage.memory() or Storage.open() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeStorage)) {
+      throw new TypeError('use Storage.memory() or Storage.open(path)')
+    }
+    this.#n = handle
+  }
+
+  /** A fresh in-memory storage (lost when the process ends). */
+  static memory () {
+    return new Storage(native.NativeStorage.memory())
+  }
+
+  /** Opens the SQLite file at `path` (created if missing); ":memory:" for a fresh in-memory storage. */
+  static async open (path) {
+    if (typeof path !== 'string') throw new TypeError('path must be a string')
+    return new Storage(await callAsync(() => native.openStorage(path)))
+  }
+
+  /** The backend's name ("memory", "sqlite", ...). */
+  get backend () {
+    return this.#n.backend
+  }
+
+  /** Whether the storage already holds a store. */
+  isInitialized () {
+    return callAsync(() => this.#n.isInitialized())
+  }
+
+  /** @private */
+  static handle (s) {
+    return s.#n
+  }
+
+  [util.inspect.custom] () {
+    return `Storage { backend: '${this.backend}' }`
+  }
+}
+
+// ----- the store -----
+
+/** A Strongroom store. Create one with open(), init() or unseal(). */
+class Strongroom {
+  #n
+
+  /** @private use Strongroom.open / init / unseal */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeStrongroom)) {
+      throw new TypeError('use Strongroom.open(), Strongroom.init() or Strongroom.unseal()')
+    }
+    this.#n = handle
+  }
+
+  static async #create (where, mode, opts) {
+    const [key, keyFile] = keyArgs(opts)
+    let storage = where
+    if (typeof where === 'string') storage = await Storage.open(where)
+    if (!(storage instanceof Storage)) {
+      throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
+    }
+    const handle = await callAsync(() =>
+      native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm))
+    return new Strongroom(handle)
+  }
+
+  /**
+   * Unseals the store in `storage` (a Storage or a path), creating it first
+   * if the storage is empty. opts: { key } (32 bytes) or { keyFile }, and
+   * optionally { algorithm } for new keys.
+   */
+  static open (storage, opts) {
+    return Strongroom.#create(storage, 'open', opts)
+  }
+
+  /** Creates a new store; AlreadyInitialized if the storage holds one. */
+  static init (storage, opts) {
+    return Strongroom.#create(storage, 'init', opts)
+  }
+
+  /** Unseals an existing store; NotInitialized if the storage holds none. */
+  static unseal (storage, opts) {
+    return Strongroom.#create(storage, 'unseal', opts)
+  }
+
+  /** Seals a value under the primary key, bound to { path, version }. */
+  sealValue (plaintext, context) {
+    try {
+      const ctx = contextArg(context)
+      const p = plaintextArg(plaintext)
+      const len = typeof p === 'string' ? Buffer.byteLength(p) : p.length
+      // Small values are sealed on this thread, straight into `out`; large
+      // ones, or a seal that had to renew the key's encryption reservation
+      // in storage, resolve later with a new Buffer.
+      const out = len < OFFLOAD_THRESHOLD ? Buffer.allocUnsafe(len + OVERHEAD) : null
+      const later = this.#n.sealValue(out, p, ctx.path, ctx.version)
+      return later == null ? Promise.resolve(out) : later.catch(rethrowMapped)
+    } catch (e) {
+      return Promise.reject(mapError(e))
+    }
+  }
+
+  /** Opens a sealed value bound to { path, version }; resolves to a Secret. */
+  openValue (sealed, context) {
+    try {
+      const ctx = contextArg(context)
+      return Promise.resolve(openCopy(sealed, (buf) => this.#n.openValue(buf, ctx.path, ctx.version)))
+    } catch (e) {
+      return Promise.reject(mapError(e))
+    }
+  }
+
+  /** Stores a value sealed at storage key `key` (which starts with "s/"). */
+  putSealed (key, plaintext, context) {
+    return callAsync(async () => {
+      const ctx = contextArg(context)
+      await this.#n.putSealed(key, plaintextArg(plaintext), ctx.path, ctx.version)
+    })
+  }
+
+  /** Reads and opens the record at `key`; null if there is none. */
+  getSealed (key, context) {
+    return callAsync(async () => {
+      const ctx = contextArg(context)
+      const b = await this.#n.getSealed(key, ctx.path, ctx.version)
+      return b == null ? null : new Secret(b)
+    })
+  }
+
+  /** Adds a key version and makes it primary; resolves to its KeyInfo. */
+  rotate () {
+    return callAsync(async () => keyInfo(await this.#n.rotate()))
+  }
+
+  /** Makes an active key version primary again. */
+  promote (version) {
+    return callAsync(async () => { await this.#n.promote(version) })
+  }
+
+  /** Retires key versions below `min` (they open nothing until lowered). */
+  setMinDecryptionVersion (min) {
+    return callAsync(async () => { await this.#n.setMinDecryptionVersion(min) })
+  }
+
+  /** Erases a retired key version; KeyInUse while a stored record needs it. */
+  destroyKey (version) {
+    return callAsync(async () => { await this.#n.destroyKey(version) })
+  }
+
+  /** Re-seals stored records under the primary key, in batches. */
+  rewrap (opts) {
+    const batchSize = (opts && opts.batchSize) || 500
+    return callAsync(() => this.#n.rewrap(batchSize))
+  }
+
+  /** Re-reads the keyring from storage (another process may have rotated). */
+  reload () {
+    return callAsync(async () => { await this.#n.reload() })
+  }
+
+  /** Facts about every key version, oldest first. */
+  keys () {
+    return call(() => this.#n.keys().map(keyInfo))
+  }
+
+  /** Forgets the keys: every later call throws Sealed until unseal(). */
+  seal () {
+    call(() => this.#n.seal())
+  }
+
+  /** Whether seal() was called. */
+  get isSealed () {
+    return call(() => this.#n.isSealed)
+  }
+
+  /** Unseals this store again with its root key ({ key } or { keyFile }). */
+  unseal (opts) {
+    return callAsync(async () => {
+      const [key, keyFile] = keyArgs(opts)
+      await this.#n.unseal(key, keyFile)
+    })
+  }
+
+  [util.inspect.custom] () {
+    return `Strongroom { sealed: ${this.isSealed} }`
+  }
+}
+
+// ----- low level -----
+
+/** Seals with a raw 32-byte key (for test vectors and interop); random nonce. */
+function sealWithKey (key, algorithm, keyVersion, path, version, plaintext) {
+  return call(() => native.sealWithKey(bytesArg('key', key), algorithm, keyVersion, path, version,
+    plaintextArg(plaintext)))
+}
+
+/** Opens a sealed value with a raw 32-byte key; returns a Secret. */
+function openSealed (key, algorithm, path, version, sealed) {
+  return call(() => openCopy(sealed,
+    (buf) => native.openSealed(bytesArg('key', key), algorithm, path, version, buf)))
+}
+
+/** The keyring key version named in a sealed value's header. */
+function sealedKeyVersion (sealed) {
+  return call(() => native.sealedKeyVersion(bytesArg('sealed', sealed)))
+}
+
+/** Creates a key file (mode 0600) holding a fresh random root key. */
+function generateKeyFile (path) {
+  return callAsync(() => native.generateKeyFile(path))
+}
+
+module.exports = {
+  Strongroom,
+  Storage,
+  Secret,
+  sealWithKey,
+  sealedKeyVersion,
+  openSealed,
+  generateKeyFile,
+  ...errorClasses
+}

@@ -1,0 +1,52 @@
+// Compiled (not run) by test/types.test.js with `tsc --noEmit --strict`:
+// uses the API the way callers do, so index.d.ts must match it.
+import {
+  Strongroom, Storage, Secret, sealWithKey, openSealed, sealedKeyVersion, generateKeyFile,
+  StrongroomError, DecryptionFailed, UnknownKeyVersion, KeyInfo, RewrapReport, SealContext
+} from 'strongroom'
+
+async function main (): Promise<void> {
+  await generateKeyFile('/tmp/k')
+  const storage: Storage = Storage.memory()
+  const backend: string = storage.backend
+  const initialised: boolean = await storage.isInitialized()
+  const store: Strongroom = await Strongroom.open(storage, { keyFile: '/tmp/k' })
+  const other: Strongroom = await Strongroom.init(':memory:', { key: Buffer.alloc(32), algorithm: 'chacha20-poly1305' })
+  const ctx: SealContext = { path: 'prod/db', version: 1n }
+  const sealed: Buffer = await store.sealValue('x', ctx)
+  const secret: Secret = await store.openValue(sealed, { path: 'prod/db', version: 1 })
+  const bytes: Buffer = secret.reveal()
+  secret.wipe()
+  await store.putSealed('s/a', new Secret('y'), ctx)
+  const got: Secret | null = await store.getSealed('s/a', ctx)
+  const k: KeyInfo = await store.rotate()
+  const when: Date = k.created
+  const keys: KeyInfo[] = store.keys()
+  const report: RewrapReport = await store.rewrap({ batchSize: 10 })
+  await store.setMinDecryptionVersion(2)
+  await store.destroyKey(1)
+  await store.promote(2)
+  await store.reload()
+  store.seal()
+  const sealedNow: boolean = store.isSealed
+  await store.unseal({ key: Buffer.alloc(32) })
+  const raw: Buffer = sealWithKey(Buffer.alloc(32), 'aes-256-gcm', 1, 'p', 1, 'x')
+  const opened: Secret = openSealed(Buffer.alloc(32), 'aes-256-gcm', 'p', 1, raw)
+  const kv: number = sealedKeyVersion(raw)
+  try {
+    await store.openValue(raw, ctx)
+  } catch (e) {
+    if (e instanceof UnknownKeyVersion) {
+      const n: number = e.version + e.latest
+      void n
+    }
+    if (e instanceof DecryptionFailed) {
+      const code: string = e.code
+      const base: StrongroomError = e
+      void code; void base
+    }
+  }
+  void [backend, initialised, other, bytes, got, when, keys, report, sealedNow, opened, kv]
+}
+
+void main

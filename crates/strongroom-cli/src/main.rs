@@ -424,7 +424,10 @@ async fn run(command: Command) -> CliResult {
             } else {
                 println!("path: {}", got.path);
                 print_version(&got.version);
-                println!("value: {} bytes (use --reveal to print it)", got.value.len());
+                println!(
+                    "value: {} bytes (use --reveal to print it)",
+                    got.value.len()
+                );
             }
             open.close().await;
             Ok(())
@@ -846,7 +849,11 @@ fn pkcs11_config(
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_owned()
 }
 
 /// Reads a file holding secret material, refusing one that others can read.

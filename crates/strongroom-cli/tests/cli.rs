@@ -11,12 +11,14 @@ const VALUE: &str = "correct-horse-battery-staple-7f3a";
 
 struct Env {
     dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
     fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            vars: Vec::new(),
         }
     }
 
@@ -36,6 +38,7 @@ impl Env {
     fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
             .args(args)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -456,4 +459,93 @@ fn audit_verify_good_and_tampered() {
     other.init();
     let e = fails(&other.store(&["audit", "verify", &log_s], b""), 1);
     assert!(e.contains("seq 1"), "{e}");
+}
+
+/// A private SoftHSM2 token directory with one token, for this test only.
+fn softhsm_env() -> Env {
+    let mut env = Env::new();
+    let tokens = env.path("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = env.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", "cli-test"])
+        .args(["--so-pin", "12345678", "--pin", "1234"])
+        .output()
+        .expect("softhsm2-util must be installed (apt-get install softhsm2)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.vars
+        .push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
+    env
+}
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+#[test]
+fn pkcs11_protector_on_softhsm() {
+    let env = softhsm_env();
+    let db = env.db();
+    let pin_file = env.path("pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pin = pin_file.display().to_string();
+    let hsm = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        v.extend(
+            [
+                "--db",
+                &db,
+                "--pkcs11-module",
+                MODULE,
+                "--token",
+                "cli-test",
+                "--key-label",
+                "root",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        v
+    };
+    let run = |args: Vec<String>, stdin: &[u8]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run(&a, stdin)
+    };
+
+    // init generates the token key; the PIN comes from a file
+    let out = ok(&run(hsm(&["init", "--pin-file", &pin]), b""));
+    assert!(out.contains("protector: pkcs11"), "{out}");
+    // put reads the value from stdin, so the PIN must come from a file
+    let e = fails(&run(hsm(&["put", "a/b"]), VALUE.as_bytes()), 2);
+    assert!(e.contains("--pin-file"), "{e}");
+    ok(&run(
+        hsm(&["put", "a/b", "--pin-file", &pin]),
+        VALUE.as_bytes(),
+    ));
+    // get takes the PIN from stdin
+    let got = run(hsm(&["get", "a/b", "--reveal"]), b"1234\n");
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    let status = ok(&run(hsm(&["status"]), b"1234\n"));
+    assert!(status.contains("protector: pkcs11"), "{status}");
+    // a wrong PIN is an unseal failure, and the PIN is not echoed
+    let e = fails(&run(hsm(&["status"]), b"9999\n"), 5);
+    assert!(!e.contains("9999"), "{e}");
+    // a wrong token label is a protector error
+    let mut args = hsm(&["status", "--pin-file", &pin]);
+    let i = args.iter().position(|a| a == "cli-test").unwrap();
+    args[i] = "no-such-token".into();
+    fails(&run(args, b""), 7);
 }

@@ -222,6 +222,10 @@ struct InitArgs {
 
 #[derive(Debug, Args)]
 struct NewProtectorArgs {
+    /// Keep the store's PKCS#11 protector: generate the next version of its
+    /// token key and re-wrap the root key under it.
+    #[arg(long, conflicts_with_all = ["new_key_file", "new_pkcs11_module", "new_shamir"])]
+    rotate_token_key: bool,
     /// The new protector: this key file.
     #[arg(long, value_name = "FILE")]
     new_key_file: Option<PathBuf>,
@@ -376,7 +380,10 @@ async fn run(command: Command) -> CliResult {
             let sr = &open.sr;
             let keyring = sr.keyring()?;
             println!("database: {}", store.db.display());
-            println!("protector: {}", open.protector.kind());
+            println!("protector: {}", open.protector.as_dyn().kind());
+            if let Unsealer::Pkcs11(p) = &open.protector {
+                println!("token key version: {}", p.current_version());
+            }
             println!("primary key version: {}", keyring.primary_version());
             println!(
                 "minimum decryption version: {}",
@@ -543,6 +550,23 @@ async fn run(command: Command) -> CliResult {
             let open = Open::unseal(&store, true).await?;
             open.sr.destroy_key(version).await?;
             println!("key version {version} destroyed");
+            open.close().await;
+            Ok(())
+        }
+        Command::RotateRoot { store, new } if new.rotate_token_key => {
+            let open = Open::unseal(&store, true).await?;
+            let Unsealer::Pkcs11(p) = &open.protector else {
+                return Err(Failure::Usage(
+                    "--rotate-token-key needs the store's PKCS#11 protector (--pkcs11-module ...)"
+                        .into(),
+                ));
+            };
+            let old = p.current_version();
+            let new_version = p.rotate().await?;
+            open.sr.rotate_root_key(p).await?;
+            println!(
+                "root key replaced; it is now wrapped by token key version {new_version} (version {old} is no longer needed by this store)"
+            );
             open.close().await;
             Ok(())
         }
@@ -736,11 +760,26 @@ fn print_version(v: &VersionInfo) {
     println!("{line}");
 }
 
+/// The protector a store was unsealed with.
+enum Unsealer {
+    Other(Box<dyn KeyProtector>),
+    Pkcs11(Pkcs11Protector),
+}
+
+impl Unsealer {
+    fn as_dyn(&self) -> &dyn KeyProtector {
+        match self {
+            Self::Other(p) => p.as_ref(),
+            Self::Pkcs11(p) => p,
+        }
+    }
+}
+
 /// An unsealed store over its SQLite file.
 struct Open {
     sr: Strongroom,
     sqlite: Arc<SqliteStore>,
-    protector: Box<dyn KeyProtector>,
+    protector: Unsealer,
 }
 
 impl Open {
@@ -753,7 +792,7 @@ impl Open {
         let protector = store_protector(a, stdin_free).await?;
         let sqlite = Arc::new(SqliteStore::open(&a.db).await?);
         let storage: DynStorage = sqlite.clone();
-        match Strongroom::unseal(storage, protector.as_ref(), Options::default()).await {
+        match Strongroom::unseal(storage, protector.as_dyn(), Options::default()).await {
             Ok(sr) => Ok(Self {
                 sr,
                 sqlite,
@@ -772,7 +811,7 @@ impl Open {
     }
 }
 
-async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Box<dyn KeyProtector>> {
+async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Unsealer> {
     let chosen = [
         a.key_file.is_some(),
         a.pkcs11_module.is_some(),
@@ -787,7 +826,9 @@ async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Box<dyn K
         ));
     }
     if let Some(f) = &a.key_file {
-        return Ok(Box::new(SoftwareProtector::from_key_file(f)?));
+        return Ok(Unsealer::Other(Box::new(SoftwareProtector::from_key_file(
+            f,
+        )?)));
     }
     if let Some(module) = &a.pkcs11_module {
         let config = pkcs11_config(
@@ -797,7 +838,7 @@ async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Box<dyn K
             a.pin_file.as_deref(),
             stdin_free,
         )?;
-        return Ok(Box::new(Pkcs11Protector::open(config).await?));
+        return Ok(Unsealer::Pkcs11(Pkcs11Protector::open(config).await?));
     }
     if let Some(f) = &a.shamir_shares_file {
         let text = read_private_file(f, "shares file")?;
@@ -807,7 +848,9 @@ async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Box<dyn K
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .collect();
         let shares = Share::parse_all(&lines)?;
-        return Ok(Box::new(ShamirProtector::from_shares(&shares)?));
+        return Ok(Unsealer::Other(Box::new(ShamirProtector::from_shares(
+            &shares,
+        )?)));
     }
     Err(Failure::Usage("no protector given".into()))
 }

@@ -275,6 +275,14 @@ fn wrong_key_file_fails_to_unseal() {
     );
     assert!(e.contains("strongroom init"), "{e}");
     assert!(!Path::new(&missing).exists());
+    // a file that is not a database is a storage error
+    let junk = env.path("junk.db");
+    std::fs::write(&junk, vec![0x5a_u8; 8192]).unwrap();
+    let junk = junk.display().to_string();
+    fails(
+        &env.run(&["status", "--db", &junk, "--key-file", &env.key()], b""),
+        8,
+    );
     // two protectors at once is a usage error
     let shares = env.path("s.txt").display().to_string();
     fails(
@@ -543,6 +551,21 @@ fn pkcs11_protector_on_softhsm() {
     // a wrong PIN is an unseal failure, and the PIN is not echoed
     let e = fails(&run(hsm(&["status"]), b"9999\n"), 5);
     assert!(!e.contains("9999"), "{e}");
+    // rotate the token key and re-wrap the root key under the new version
+    let out = ok(&run(
+        hsm(&["rotate-root", "--rotate-token-key", "--pin-file", &pin]),
+        b"",
+    ));
+    assert!(out.contains("token key version 2"), "{out}");
+    let status = ok(&run(hsm(&["status"]), b"1234\n"));
+    assert!(status.contains("token key version: 2"), "{status}");
+    let got = run(hsm(&["get", "a/b", "--reveal", "--pin-file", &pin]), b"");
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    // --rotate-token-key needs a PKCS#11 store
+    let other = Env::new();
+    other.init();
+    fails(&other.store(&["rotate-root", "--rotate-token-key"], b""), 2);
     // a wrong token label is a protector error
     let mut args = hsm(&["status", "--pin-file", &pin]);
     let i = args.iter().position(|a| a == "cli-test").unwrap();

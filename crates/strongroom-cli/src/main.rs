@@ -186,7 +186,7 @@ struct StoreArgs {
     #[arg(long, value_name = "LABEL")]
     key_label: Option<String>,
     /// Read the token PIN from this file (mode 0600); otherwise it is read
-    /// from the first line of stdin when stdin is not needed for a value.
+    /// from the first line of a piped stdin when stdin is not needed for a value.
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
     /// Unseal with Shamir shares read from this file (mode 0600), one share per line.
@@ -873,6 +873,12 @@ fn pkcs11_config(
             SecretString::new(first_line(&text))
         }
         None if stdin_free => {
+            use std::io::IsTerminal as _;
+            if std::io::stdin().is_terminal() {
+                return Err(Failure::Usage(
+                    "stdin is a terminal and the PIN would be echoed: give --pin-file or pipe the PIN in".into(),
+                ));
+            }
             let mut line = Zeroizing::new(String::new());
             std::io::stdin()
                 .read_line(&mut line)

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use strongroom::audit::{AuditError, Checkpoint};
 use strongroom::keyring::KeyInfo;
 use strongroom::protector::{KeyProtector, SoftwareProtector};
-use strongroom::secrets::{SecretError, VersionInfo};
+use strongroom::secrets::{MetadataPatch, SecretError, VersionInfo};
 use strongroom::shamir::{ShamirProtector, Share};
 use strongroom::storage::DynStorage;
 use strongroom::{Error, Options, ProtectorErrorKind, SecretString, Strongroom};
@@ -99,8 +99,30 @@ enum Command {
     Undelete(VersionsArgs),
     /// Destroys versions: their sealed bytes are removed for good.
     Destroy(VersionsArgs),
-    /// Shows a secret's metadata and version list.
+    /// Shows a secret's metadata and version list; with options, changes it first.
     Metadata {
+        /// The secret's path.
+        path: String,
+        /// Sets the owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Sets the environment.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Replaces the tags (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tags: Option<Vec<String>>,
+        /// Sets the number of versions kept (lowering it prunes at once).
+        #[arg(long, value_name = "N")]
+        max_versions: Option<u32>,
+        /// Sets how often the secret should be rotated, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        rotation_interval: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Removes a secret entirely: its metadata and every version.
+    Purge {
         /// The secret's path.
         path: String,
         #[command(flatten)]
@@ -461,9 +483,51 @@ async fn run(command: Command) -> CliResult {
         Command::Delete(a) => change_versions(a, "deleted").await,
         Command::Undelete(a) => change_versions(a, "undeleted").await,
         Command::Destroy(a) => change_versions(a, "destroyed").await,
-        Command::Metadata { path, store } => {
+        Command::Purge { path, store } => {
             let open = Open::unseal(&store, true).await?;
-            let m = open.sr.secrets().metadata(&path).await?;
+            open.sr.secrets().delete_metadata(&path).await?;
+            println!("{path} removed with all its versions");
+            open.close().await;
+            Ok(())
+        }
+        Command::Metadata {
+            path,
+            owner,
+            environment,
+            tags,
+            max_versions,
+            rotation_interval,
+            store,
+        } => {
+            let open = Open::unseal(&store, true).await?;
+            let mut patch = MetadataPatch::new();
+            let mut changed = false;
+            if let Some(o) = owner {
+                patch = patch.owner(o);
+                changed = true;
+            }
+            if let Some(e) = environment {
+                patch = patch.environment(e);
+                changed = true;
+            }
+            if let Some(t) = tags {
+                patch = patch.tags(t);
+                changed = true;
+            }
+            if let Some(n) = max_versions {
+                patch = patch.max_versions(n);
+                changed = true;
+            }
+            if let Some(secs) = rotation_interval {
+                patch = patch.rotation_interval(std::time::Duration::from_secs(secs));
+                changed = true;
+            }
+            let secrets = open.sr.secrets();
+            let m = if changed {
+                secrets.update_metadata(&path, patch).await?
+            } else {
+                secrets.metadata(&path).await?
+            };
             println!("path: {}", m.path);
             println!("current version: {}", m.current_version);
             println!("oldest version: {}", m.oldest_version);

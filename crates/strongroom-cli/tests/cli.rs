@@ -202,6 +202,35 @@ fn full_lifecycle_across_invocations() {
     assert!(meta.contains("destroyed"), "{meta}");
     assert!(!meta.contains(VALUE));
 
+    // metadata changes, then purge
+    let meta = ok(&env.store(
+        &[
+            "metadata",
+            "prod/billing/api-key",
+            "--owner",
+            "team-billing",
+            "--tags",
+            "pci,db",
+            "--rotation-interval",
+            "86400",
+            "--max-versions",
+            "3",
+        ],
+        b"",
+    ));
+    assert!(meta.contains("owner: team-billing"), "{meta}");
+    assert!(meta.contains("tags: db, pci"), "{meta}");
+    assert!(meta.contains("rotation interval: 86400s"), "{meta}");
+    assert!(meta.contains("max versions: 3\n"), "{meta}");
+    let again = ok(&env.store(&["metadata", "prod/billing/api-key"], b""));
+    assert!(again.contains("owner: team-billing"), "{again}");
+    ok(&env.store(&["purge", "prod/billing/api-key"], b""));
+    fails(&env.store(&["metadata", "prod/billing/api-key"], b""), 3);
+    assert_eq!(
+        ok(&env.store(&["list", "--recursive"], b"")),
+        "prod/billing/db-password\n"
+    );
+
     // errors of other classes
     fails(&env.store(&["get", "prod/nothing-here"], b""), 3);
     fails(&env.store(&["get", "Prod/Bad"], b""), 11);

@@ -32,10 +32,10 @@ Exit codes:
   6   key file refused (loose permissions, bad content, already exists, unreadable)
   7   key protector or HSM error (module, token, key, mechanism, PIN locked)
   8   storage error (database unreadable, corrupt or unavailable)
-  9   store state: not initialised, already initialised, or sealed
+  9   store state: no database, not initialised, already initialised, or sealed
   10  keyring refused the change (unknown, retired or still-used key version)
   11  invalid argument or secret path
-  12  input/output error of the command itself (stdin, PIN or shares file)
+  12  input/output error of the command itself (stdin, PIN, shares or audit file)
   13  rewrap finished but left records it could not open
   14  other error";
 
@@ -480,9 +480,9 @@ async fn run(command: Command) -> CliResult {
             open.close().await;
             Ok(())
         }
-        Command::Delete(a) => change_versions(a, "deleted").await,
-        Command::Undelete(a) => change_versions(a, "undeleted").await,
-        Command::Destroy(a) => change_versions(a, "destroyed").await,
+        Command::Delete(a) => change_versions(a, VersionChange::Delete).await,
+        Command::Undelete(a) => change_versions(a, VersionChange::Undelete).await,
+        Command::Destroy(a) => change_versions(a, VersionChange::Destroy).await,
         Command::Purge { path, store } => {
             let open = Open::unseal(&store, true).await?;
             open.sr.secrets().delete_metadata(&path).await?;
@@ -784,13 +784,20 @@ async fn new_protector(
     Err(Failure::Usage("no new protector given".into()))
 }
 
-async fn change_versions(a: VersionsArgs, verb: &str) -> CliResult {
+#[derive(Debug, Clone, Copy)]
+enum VersionChange {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+async fn change_versions(a: VersionsArgs, change: VersionChange) -> CliResult {
     let open = Open::unseal(&a.store, true).await?;
     let secrets = open.sr.secrets();
-    let changed = match verb {
-        "deleted" => secrets.delete(&a.path, &a.versions).await?,
-        "undeleted" => secrets.undelete(&a.path, &a.versions).await?,
-        _ => secrets.destroy(&a.path, &a.versions).await?,
+    let (changed, verb) = match change {
+        VersionChange::Delete => (secrets.delete(&a.path, &a.versions).await?, "deleted"),
+        VersionChange::Undelete => (secrets.undelete(&a.path, &a.versions).await?, "undeleted"),
+        VersionChange::Destroy => (secrets.destroy(&a.path, &a.versions).await?, "destroyed"),
     };
     if changed.is_empty() {
         println!("{}: nothing changed", a.path);

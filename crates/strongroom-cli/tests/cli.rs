@@ -1,0 +1,607 @@
+//! End-to-end tests of the `strongroom` binary over real SQLite files.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+const VALUE: &str = "correct-horse-battery-staple-7f3a";
+
+struct Env {
+    dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            vars: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db(&self) -> String {
+        self.path("store.db").display().to_string()
+    }
+
+    fn key(&self) -> String {
+        self.path("root.key").display().to_string()
+    }
+
+    /// Runs the binary with `args`, feeding `stdin`.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(args)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // a command that exits without reading stdin closes the pipe early
+        match child.stdin.take().unwrap().write_all(stdin) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.unwrap(),
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a store command with `--db` and `--key-file` appended.
+    fn store(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let db = self.db();
+        let key = self.key();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--db", &db, "--key-file", &key]);
+        self.run(&all, stdin)
+    }
+
+    fn init(&self) {
+        ok(&self.run(&["keygen", &self.key()], b""));
+        ok(&self.run(
+            &["init", "--db", &self.db(), "--key-file", &self.key()],
+            b"",
+        ));
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    assert!(!stderr(o).contains(VALUE), "value leaked to stderr");
+    stdout(o)
+}
+
+#[track_caller]
+fn fails(o: &Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(!stderr(o).contains(VALUE), "value leaked to stderr");
+    stderr(o)
+}
+
+#[test]
+fn full_lifecycle_across_invocations() {
+    let env = Env::new();
+    env.init();
+    // the key file was written owner-only
+    let mode = std::fs::metadata(env.key()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let out = ok(&env.store(&["put", "prod/billing/db-password"], VALUE.as_bytes()));
+    assert!(out.contains("version 1"), "{out}");
+    ok(&env.store(&["put", "prod/billing/api-key", "--cas", "0"], b"k1"));
+    // a CAS mismatch has its own exit code
+    fails(
+        &env.store(&["put", "prod/billing/api-key", "--cas", "0"], b"k2"),
+        4,
+    );
+
+    // without --reveal: metadata only, never the value
+    let meta = ok(&env.store(&["get", "prod/billing/db-password"], b""));
+    assert!(!meta.contains(VALUE), "{meta}");
+    assert!(meta.contains("version 1"), "{meta}");
+    assert!(meta.contains(&format!("{} bytes", VALUE.len())), "{meta}");
+
+    // with --reveal: exactly the raw bytes
+    let revealed = env.store(&["get", "prod/billing/db-password", "--reveal"], b"");
+    ok(&revealed);
+    assert_eq!(revealed.stdout, VALUE.as_bytes());
+
+    assert_eq!(ok(&env.store(&["list"], b"")), "prod/\n");
+    assert_eq!(
+        ok(&env.store(&["list", "prod/billing"], b"")),
+        "api-key\ndb-password\n"
+    );
+    assert_eq!(
+        ok(&env.store(&["list", "--recursive"], b"")),
+        "prod/billing/api-key\nprod/billing/db-password\n"
+    );
+
+    let rot = ok(&env.store(&["rotate"], b""));
+    assert!(rot.contains("key version 2 is now primary"), "{rot}");
+    let rw = ok(&env.store(&["rewrap", "--batch", "1"], b""));
+    assert!(rw.contains("re-sealed 2"), "{rw}");
+
+    let status = ok(&env.store(&["status"], b""));
+    assert!(status.contains("primary key version: 2"), "{status}");
+    assert!(status.contains("protector: software"), "{status}");
+    let line1 = status.lines().find(|l| l.starts_with("1 ")).unwrap();
+    assert!(line1.contains("active"), "{status}");
+    let line2 = status.lines().find(|l| l.starts_with("2 ")).unwrap();
+    assert!(line2.contains("primary"), "{status}");
+    assert!(!status.contains(VALUE));
+
+    // key 1 protects nothing after rewrap: retire and destroy it
+    ok(&env.store(&["retire", "--min-version", "2"], b""));
+    ok(&env.store(&["destroy-key", "1"], b""));
+    let status = ok(&env.store(&["status"], b""));
+    let line1 = status.lines().find(|l| l.starts_with("1 ")).unwrap();
+    assert!(line1.contains("destroyed"), "{status}");
+    // destroying the primary is refused by the keyring
+    fails(&env.store(&["destroy-key", "2"], b""), 10);
+
+    // a fresh process still reads the value back (now under key 2)
+    let again = env.store(&["get", "prod/billing/db-password", "--reveal"], b"");
+    ok(&again);
+    assert_eq!(again.stdout, VALUE.as_bytes());
+
+    // versions: delete, read fails with the not-found class, undelete, destroy
+    ok(&env.store(&["put", "prod/billing/db-password"], b"second-value"));
+    let out = ok(&env.store(
+        &["delete", "prod/billing/db-password", "--versions", "2"],
+        b"",
+    ));
+    assert!(out.contains("deleted version(s) 2"), "{out}");
+    fails(&env.store(&["get", "prod/billing/db-password"], b""), 3);
+    ok(&env.store(
+        &["undelete", "prod/billing/db-password", "--versions", "2"],
+        b"",
+    ));
+    ok(&env.store(
+        &["destroy", "prod/billing/db-password", "--versions", "1"],
+        b"",
+    ));
+    let e = fails(
+        &env.store(
+            &[
+                "get",
+                "prod/billing/db-password",
+                "--version",
+                "1",
+                "--reveal",
+            ],
+            b"",
+        ),
+        3,
+    );
+    assert!(e.contains("destroyed"), "{e}");
+    let meta = ok(&env.store(&["metadata", "prod/billing/db-password"], b""));
+    assert!(meta.contains("current version: 2"), "{meta}");
+    assert!(meta.contains("destroyed"), "{meta}");
+    assert!(!meta.contains(VALUE));
+
+    // metadata changes, then purge
+    let meta = ok(&env.store(
+        &[
+            "metadata",
+            "prod/billing/api-key",
+            "--owner",
+            "team-billing",
+            "--tags",
+            "pci,db",
+            "--rotation-interval",
+            "86400",
+            "--max-versions",
+            "3",
+        ],
+        b"",
+    ));
+    assert!(meta.contains("owner: team-billing"), "{meta}");
+    assert!(meta.contains("tags: db, pci"), "{meta}");
+    assert!(meta.contains("rotation interval: 86400s"), "{meta}");
+    assert!(meta.contains("max versions: 3\n"), "{meta}");
+    let again = ok(&env.store(&["metadata", "prod/billing/api-key"], b""));
+    assert!(again.contains("owner: team-billing"), "{again}");
+    ok(&env.store(&["purge", "prod/billing/api-key"], b""));
+    fails(&env.store(&["metadata", "prod/billing/api-key"], b""), 3);
+    assert_eq!(
+        ok(&env.store(&["list", "--recursive"], b"")),
+        "prod/billing/db-password\n"
+    );
+
+    // errors of other classes
+    fails(&env.store(&["get", "prod/nothing-here"], b""), 3);
+    fails(&env.store(&["get", "Prod/Bad"], b""), 11);
+    fails(
+        &env.run(&["init", "--db", &env.db(), "--key-file", &env.key()], b""),
+        9,
+    );
+
+    // the value never reached the database file in clear
+    let raw = std::fs::read(env.path("store.db")).unwrap();
+    assert!(!raw.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
+}
+
+#[test]
+fn loose_key_file_is_refused_with_a_clear_message() {
+    let env = Env::new();
+    env.init();
+    std::fs::set_permissions(env.key(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = fails(&env.store(&["status"], b""), 6);
+    assert!(e.contains("chmod 600"), "{e}");
+    assert!(e.contains("644"), "{e}");
+    // keygen refuses to overwrite
+    std::fs::set_permissions(env.key(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = fails(&env.run(&["keygen", &env.key()], b""), 6);
+    assert!(e.contains("already exists"), "{e}");
+}
+
+#[test]
+fn wrong_key_file_fails_to_unseal() {
+    let env = Env::new();
+    env.init();
+    ok(&env.store(&["put", "app/token"], VALUE.as_bytes()));
+    let other = env.path("other.key").display().to_string();
+    ok(&env.run(&["keygen", &other], b""));
+    let e = fails(
+        &env.run(
+            &[
+                "get",
+                "app/token",
+                "--reveal",
+                "--db",
+                &env.db(),
+                "--key-file",
+                &other,
+            ],
+            b"",
+        ),
+        5,
+    );
+    assert!(e.contains("wrong key file"), "{e}");
+    assert!(
+        !stdout(&env.run(
+            &[
+                "get",
+                "app/token",
+                "--reveal",
+                "--db",
+                &env.db(),
+                "--key-file",
+                &other
+            ],
+            b""
+        ))
+        .contains(VALUE)
+    );
+    // a missing database is reported, not created
+    let missing = env.path("missing.db").display().to_string();
+    let e = fails(
+        &env.run(&["status", "--db", &missing, "--key-file", &env.key()], b""),
+        9,
+    );
+    assert!(e.contains("strongroom init"), "{e}");
+    assert!(!Path::new(&missing).exists());
+    // a file that is not a database is a storage error
+    let junk = env.path("junk.db");
+    std::fs::write(&junk, vec![0x5a_u8; 8192]).unwrap();
+    let junk = junk.display().to_string();
+    fails(
+        &env.run(&["status", "--db", &junk, "--key-file", &env.key()], b""),
+        8,
+    );
+    // two protectors at once is a usage error
+    let shares = env.path("s.txt").display().to_string();
+    fails(
+        &env.run(
+            &[
+                "status",
+                "--db",
+                &env.db(),
+                "--key-file",
+                &env.key(),
+                "--shamir-shares-file",
+                &shares,
+            ],
+            b"",
+        ),
+        2,
+    );
+}
+
+#[test]
+fn shamir_init_prints_shares_once_and_unseals_with_k() {
+    let env = Env::new();
+    let db = env.db();
+    let out = env.run(&["init", "--db", &db, "--shamir", "2/3"], b"");
+    let shares = ok(&out);
+    let lines: Vec<&str> = shares.lines().collect();
+    assert_eq!(lines.len(), 3, "{shares}");
+    assert!(lines.iter().all(|l| l.starts_with("srs1-")));
+    assert!(stderr(&out).contains("shown once"), "{}", stderr(&out));
+    // no share is stored in the database
+    let raw = std::fs::read(env.path("store.db")).unwrap();
+    for l in &lines {
+        assert!(!raw.windows(l.len()).any(|w| w == l.as_bytes()));
+    }
+    let write = |name: &str, content: &str, mode: u32| {
+        let p = env.path(name);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    };
+    let two = write(
+        "two.txt",
+        &format!("# holders A and C\n{}\n{}\n", lines[0], lines[2]),
+        0o600,
+    );
+    let one = write("one.txt", &format!("{}\n", lines[1]), 0o600);
+    let loose = write("loose.txt", &format!("{}\n{}\n", lines[0], lines[1]), 0o640);
+
+    ok(&env.run(
+        &["put", "a/b", "--db", &db, "--shamir-shares-file", &two],
+        VALUE.as_bytes(),
+    ));
+    let got = env.run(
+        &[
+            "get",
+            "a/b",
+            "--reveal",
+            "--db",
+            &db,
+            "--shamir-shares-file",
+            &two,
+        ],
+        b"",
+    );
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    let e = fails(
+        &env.run(&["status", "--db", &db, "--shamir-shares-file", &one], b""),
+        5,
+    );
+    assert!(e.contains("too few shares"), "{e}");
+    let e = fails(
+        &env.run(
+            &["status", "--db", &db, "--shamir-shares-file", &loose],
+            b"",
+        ),
+        12,
+    );
+    assert!(e.contains("chmod 600"), "{e}");
+}
+
+#[test]
+fn rotate_root_moves_to_a_new_key_file() {
+    let env = Env::new();
+    env.init();
+    ok(&env.store(&["put", "a/b"], VALUE.as_bytes()));
+    let new_key = env.path("new.key").display().to_string();
+    ok(&env.run(&["keygen", &new_key], b""));
+    let out = ok(&env.store(&["rotate-root", "--new-key-file", &new_key], b""));
+    assert!(out.contains("software"), "{out}");
+    // the old key no longer opens the store; the new one does
+    fails(&env.store(&["status"], b""), 5);
+    let got = env.run(
+        &[
+            "get",
+            "a/b",
+            "--reveal",
+            "--db",
+            &env.db(),
+            "--key-file",
+            &new_key,
+        ],
+        b"",
+    );
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+}
+
+/// Writes an audit log through the library with the store's audit key.
+fn write_audit_log(env: &Env, file: &Path, records: u64) {
+    use strongroom::audit::{AuditEvent, AuditLog, FsyncPolicy, JsonlFileSink, Operation};
+    use strongroom::protector::SoftwareProtector;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap());
+        let protector = SoftwareProtector::from_key_file(env.key()).unwrap();
+        let sr = strongroom::Strongroom::unseal(
+            sqlite.clone(),
+            &protector,
+            strongroom::Options::default(),
+        )
+        .await
+        .unwrap();
+        let sink = Arc::new(JsonlFileSink::open(file, FsyncPolicy::EveryRecord).unwrap());
+        let log = AuditLog::new(sr.audit_key().unwrap(), vec![sink], sr.clock().clone()).unwrap();
+        for i in 0..records {
+            log.append(
+                AuditEvent::new("svc-billing", Operation::Read, format!("req-{i}"))
+                    .with_path("prod/billing/db-password"),
+            )
+            .await
+            .unwrap();
+        }
+        sqlite.close().await;
+    });
+}
+
+#[test]
+fn audit_verify_good_and_tampered() {
+    let env = Env::new();
+    env.init();
+    let log = env.path("audit.jsonl");
+    write_audit_log(&env, &log, 4);
+    let log_s = log.display().to_string();
+
+    let out = ok(&env.store(&["audit", "verify", &log_s], b""));
+    assert!(
+        out.starts_with("ok: 4 record(s) verified; head 4:"),
+        "{out}"
+    );
+    let head = out.trim().rsplit_once("head ").unwrap().1.to_owned();
+    // the saved head matches
+    ok(&env.store(&["audit", "verify", &log_s, "--checkpoint", &head], b""));
+
+    // truncated: the last record removed, caught by the checkpoint
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let truncated = env.path("truncated.jsonl");
+    std::fs::write(&truncated, format!("{}\n", lines[..3].join("\n"))).unwrap();
+    let t = truncated.display().to_string();
+    ok(&env.store(&["audit", "verify", &t], b""));
+    let e = fails(
+        &env.store(&["audit", "verify", &t, "--checkpoint", &head], b""),
+        1,
+    );
+    assert!(e.contains("seq 4"), "{e}");
+
+    // an edited record: the first broken seq is reported
+    let tampered = env.path("tampered.jsonl");
+    std::fs::write(&tampered, text.replacen("req-1", "req-X", 1)).unwrap();
+    let e = fails(
+        &env.store(&["audit", "verify", &tampered.display().to_string()], b""),
+        1,
+    );
+    assert!(e.contains("broken at seq 2"), "{e}");
+
+    // another store's key does not verify this log
+    let other = Env::new();
+    other.init();
+    let e = fails(&other.store(&["audit", "verify", &log_s], b""), 1);
+    assert!(e.contains("seq 1"), "{e}");
+}
+
+/// A private SoftHSM2 token directory with one token, for this test only.
+fn softhsm_env() -> Env {
+    let mut env = Env::new();
+    let tokens = env.path("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = env.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", "cli-test"])
+        .args(["--so-pin", "12345678", "--pin", "1234"])
+        .output()
+        .expect("softhsm2-util must be installed (apt-get install softhsm2)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.vars
+        .push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
+    env
+}
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+#[test]
+fn pkcs11_protector_on_softhsm() {
+    let env = softhsm_env();
+    let db = env.db();
+    let pin_file = env.path("pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pin = pin_file.display().to_string();
+    let hsm = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        v.extend(
+            [
+                "--db",
+                &db,
+                "--pkcs11-module",
+                MODULE,
+                "--token",
+                "cli-test",
+                "--key-label",
+                "root",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        v
+    };
+    let run = |args: Vec<String>, stdin: &[u8]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run(&a, stdin)
+    };
+
+    // init generates the token key; the PIN comes from a file
+    let out = ok(&run(hsm(&["init", "--pin-file", &pin]), b""));
+    assert!(out.contains("protector: pkcs11"), "{out}");
+    // put reads the value from stdin, so the PIN must come from a file
+    let e = fails(&run(hsm(&["put", "a/b"]), VALUE.as_bytes()), 2);
+    assert!(e.contains("--pin-file"), "{e}");
+    ok(&run(
+        hsm(&["put", "a/b", "--pin-file", &pin]),
+        VALUE.as_bytes(),
+    ));
+    // get takes the PIN from stdin
+    let got = run(hsm(&["get", "a/b", "--reveal"]), b"1234\n");
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    let status = ok(&run(hsm(&["status"]), b"1234\n"));
+    assert!(status.contains("protector: pkcs11"), "{status}");
+    // a wrong PIN is an unseal failure, and the PIN is not echoed
+    let e = fails(&run(hsm(&["status"]), b"9999\n"), 5);
+    assert!(!e.contains("9999"), "{e}");
+    // rotate the token key and re-wrap the root key under the new version
+    let out = ok(&run(
+        hsm(&["rotate-root", "--rotate-token-key", "--pin-file", &pin]),
+        b"",
+    ));
+    assert!(out.contains("token key version 2"), "{out}");
+    let status = ok(&run(hsm(&["status"]), b"1234\n"));
+    assert!(status.contains("token key version: 2"), "{status}");
+    let got = run(hsm(&["get", "a/b", "--reveal", "--pin-file", &pin]), b"");
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    // --rotate-token-key needs a PKCS#11 store
+    let other = Env::new();
+    other.init();
+    fails(&other.store(&["rotate-root", "--rotate-token-key"], b""), 2);
+    // a wrong token label is a protector error
+    let mut args = hsm(&["status", "--pin-file", &pin]);
+    let i = args.iter().position(|a| a == "cli-test").unwrap();
+    args[i] = "no-such-token".into();
+    fails(&run(args, b""), 7);
+}

@@ -135,14 +135,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{
-    AuditEvent, AuditLog, AuditRecord, AuditSink, Checkpoint, Operation, Outcome,
-    new_request_id, verify_jsonl_file,
+    AuditEvent, AuditLog, AuditRecord, AuditSink, Checkpoint, Operation, Outcome, new_request_id,
+    verify_jsonl_file,
 };
 use crate::path::SecretPath;
 use crate::policy::{Capability, PolicyError, Principal};
 use crate::secrets::{
-    MetadataPatch, SecretError, SecretMetadata, SecretVersion, SecretsStore, VersionInfo,
-    WriteKind,
+    MetadataPatch, SecretError, SecretMetadata, SecretVersion, SecretsStore, VersionInfo, WriteKind,
 };
 use crate::storage::BatchOp;
 use crate::{Error, Result, Strongroom};
@@ -478,13 +477,15 @@ impl Handle {
             }
         };
         if let Some(cap) = needed {
-            let denied = self.principal.authorize(cap, &p).err().unwrap_or_else(|| {
-                PolicyError::Denied {
-                    principal: self.principal.name().to_owned(),
-                    capability: cap,
-                    path: p.as_str().to_owned(),
-                }
-            });
+            let denied =
+                self.principal
+                    .authorize(cap, &p)
+                    .err()
+                    .unwrap_or_else(|| PolicyError::Denied {
+                        principal: self.principal.name().to_owned(),
+                        capability: cap,
+                        path: p.as_str().to_owned(),
+                    });
             self.record(event.with_outcome(Outcome::Denied)).await?;
             return Err(denied.into());
         }

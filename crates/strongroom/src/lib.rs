@@ -23,13 +23,15 @@ pub mod policy;
 pub mod protector;
 pub mod rotation;
 pub mod seal;
-mod secret;
 pub mod secrets;
+mod secret;
 pub mod shamir;
 pub mod storage;
 mod vault;
 
-pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
+pub use error::{
+    Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind,
+};
 pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{

@@ -198,10 +198,7 @@ pub mod conformance {
     pub async fn wrapped_bytes_hide_the_key(p: &dyn KeyProtector) {
         let root = SecretBytes::random(32).unwrap();
         let w = p.wrap(&root).await.unwrap();
-        assert!(
-            !w.windows(8)
-                .any(|win| root.expose_secret().windows(8).any(|r| r == win))
-        );
+        assert!(!w.windows(8).any(|win| root.expose_secret().windows(8).any(|r| r == win)));
     }
 
     pub async fn tampering_is_detected(p: &dyn KeyProtector) {
@@ -212,45 +209,21 @@ pub mod conformance {
             t[i] ^= 0x01;
             let e = p.unwrap(&t).await.unwrap_err();
             assert!(
-                matches!(
-                    e,
-                    Error::Protector {
-                        kind: ProtectorErrorKind::UnwrapFailed,
-                        ..
-                    }
-                ),
+                matches!(e, Error::Protector { kind: ProtectorErrorKind::UnwrapFailed, .. }),
                 "flip at {i}: {e:?}"
             );
         }
         let e = p.unwrap(&w[..w.len() - 1]).await.unwrap_err();
-        assert!(matches!(
-            e,
-            Error::Protector {
-                kind: ProtectorErrorKind::UnwrapFailed,
-                ..
-            }
-        ));
+        assert!(matches!(e, Error::Protector { kind: ProtectorErrorKind::UnwrapFailed, .. }));
         let e = p.unwrap(&[]).await.unwrap_err();
-        assert!(matches!(
-            e,
-            Error::Protector {
-                kind: ProtectorErrorKind::UnwrapFailed,
-                ..
-            }
-        ));
+        assert!(matches!(e, Error::Protector { kind: ProtectorErrorKind::UnwrapFailed, .. }));
     }
 
     pub async fn other_protector_cannot_unwrap(a: &dyn KeyProtector, b: &dyn KeyProtector) {
         let root = SecretBytes::random(32).unwrap();
         let w = a.wrap(&root).await.unwrap();
         let e = b.unwrap(&w).await.unwrap_err();
-        assert!(matches!(
-            e,
-            Error::Protector {
-                kind: ProtectorErrorKind::UnwrapFailed,
-                ..
-            }
-        ));
+        assert!(matches!(e, Error::Protector { kind: ProtectorErrorKind::UnwrapFailed, .. }));
     }
 }
 
@@ -276,19 +249,13 @@ mod tests {
         SoftwareProtector::from_key_file(&path).unwrap();
         assert!(matches!(
             SoftwareProtector::generate_key_file(&path),
-            Err(Error::KeyFile {
-                reason: KeyFileError::Exists,
-                ..
-            })
+            Err(Error::KeyFile { reason: KeyFileError::Exists, .. })
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = SoftwareProtector::from_key_file(&path).unwrap_err();
         assert!(matches!(
             e,
-            Error::KeyFile {
-                reason: KeyFileError::LoosePermissions { mode: 0o644 },
-                ..
-            }
+            Error::KeyFile { reason: KeyFileError::LoosePermissions { mode: 0o644 }, .. }
         ));
         assert!(e.to_string().contains("chmod 600"), "{e}");
     }
@@ -303,17 +270,11 @@ mod tests {
         std::io::Write::write_all(&mut o.open(&path).unwrap(), b"not base64!!").unwrap();
         assert!(matches!(
             SoftwareProtector::from_key_file(&path),
-            Err(Error::KeyFile {
-                reason: KeyFileError::BadContent,
-                ..
-            })
+            Err(Error::KeyFile { reason: KeyFileError::BadContent, .. })
         ));
         assert!(matches!(
             SoftwareProtector::from_key_file(dir.path().join("missing")),
-            Err(Error::KeyFile {
-                reason: KeyFileError::Io(_),
-                ..
-            })
+            Err(Error::KeyFile { reason: KeyFileError::Io(_), .. })
         ));
     }
 

@@ -184,15 +184,13 @@ fn parse_header(bytes: &[u8]) -> Result<(Algorithm, u32)> {
         ));
     }
     if bytes[0..2] != MAGIC {
-        return Err(Error::MalformedSealedValue(
-            "bad magic (not a sealed value)",
-        ));
+        return Err(Error::MalformedSealedValue("bad magic (not a sealed value)"));
     }
     if bytes[2] != FORMAT_VERSION {
         return Err(Error::MalformedSealedValue("unsupported format version"));
     }
-    let alg =
-        Algorithm::from_id(bytes[3]).ok_or(Error::MalformedSealedValue("unknown algorithm id"))?;
+    let alg = Algorithm::from_id(bytes[3])
+        .ok_or(Error::MalformedSealedValue("unknown algorithm id"))?;
     let mut kv = [0u8; 4];
     kv.copy_from_slice(&bytes[4..8]);
     Ok((alg, u32::from_be_bytes(kv)))

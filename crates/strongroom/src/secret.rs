@@ -178,9 +178,6 @@ mod tests {
     fn non_utf8_into_string_is_none() {
         assert!(SecretBytes::new(vec![0xff, 0xfe]).into_string().is_none());
         let s = SecretBytes::from("ok").into_string();
-        assert_eq!(
-            s.map(|s| s.expose_secret().to_owned()).as_deref(),
-            Some("ok")
-        );
+        assert_eq!(s.map(|s| s.expose_secret().to_owned()).as_deref(), Some("ok"));
     }
 }

@@ -46,11 +46,7 @@ impl std::fmt::Debug for BatchOp {
             Self::Put { key, value } => write!(f, "Put({key:?}, {} bytes)", value.len()),
             Self::Delete { key } => write!(f, "Delete({key:?})"),
             Self::Expect { key, value } => {
-                write!(
-                    f,
-                    "Expect({key:?}, {:?} bytes)",
-                    value.as_ref().map(Vec::len)
-                )
+                write!(f, "Expect({key:?}, {:?} bytes)", value.as_ref().map(Vec::len))
             }
         }
     }
@@ -365,9 +361,7 @@ pub mod conformance {
 
     /// Keys come back in byte order and prefixes do not leak neighbours.
     pub async fn ordering_and_prefixes(s: &dyn Storage) {
-        for k in [
-            "b/2", "b/10", "a/1", "b/1", "ba", "b", "c/1", "b/\u{e9}", "b/~",
-        ] {
+        for k in ["b/2", "b/10", "a/1", "b/1", "ba", "b", "c/1", "b/\u{e9}", "b/~"] {
             s.put(k, k.as_bytes()).await.unwrap();
         }
         assert_eq!(
@@ -422,10 +416,7 @@ pub mod conformance {
             ])
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, Error::StorageConflict { ref key } if key == "x"),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::StorageConflict { ref key } if key == "x"), "{err:?}");
         assert_eq!(s.get("y").await.unwrap(), None);
         assert_eq!(s.get("x").await.unwrap().as_deref(), Some(&b"old"[..]));
         s.batch(vec![
@@ -444,16 +435,8 @@ pub mod conformance {
     pub async fn compare_and_set(s: &dyn Storage) {
         assert!(s.compare_and_set("c", None, Some(b"1")).await.unwrap());
         assert!(!s.compare_and_set("c", None, Some(b"2")).await.unwrap());
-        assert!(
-            !s.compare_and_set("c", Some(b"0"), Some(b"2"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            s.compare_and_set("c", Some(b"1"), Some(b"2"))
-                .await
-                .unwrap()
-        );
+        assert!(!s.compare_and_set("c", Some(b"0"), Some(b"2")).await.unwrap());
+        assert!(s.compare_and_set("c", Some(b"1"), Some(b"2")).await.unwrap());
         assert_eq!(s.get("c").await.unwrap().as_deref(), Some(&b"2"[..]));
         assert!(s.compare_and_set("c", Some(b"2"), None).await.unwrap());
         assert_eq!(s.get("c").await.unwrap(), None);
@@ -473,9 +456,7 @@ pub mod conformance {
         for i in 0..8u8 {
             let s = Arc::clone(&s);
             handles.push(tokio::spawn(async move {
-                s.compare_and_set("race", Some(b"0"), Some(&[b'a' + i]))
-                    .await
-                    .unwrap()
+                s.compare_and_set("race", Some(b"0"), Some(&[b'a' + i])).await.unwrap()
             }));
         }
         let mut wins = 0;
@@ -498,20 +479,12 @@ pub mod conformance {
         {
             let s = open_at().await;
             s.put("persist/a", b"1").await.unwrap();
-            s.batch(vec![BatchOp::put("persist/b", b"2".to_vec())])
-                .await
-                .unwrap();
+            s.batch(vec![BatchOp::put("persist/b", b"2".to_vec())]).await.unwrap();
             drop(s);
         }
         let s = open_at().await;
-        assert_eq!(
-            s.list("persist/").await.unwrap(),
-            vec!["persist/a", "persist/b"]
-        );
-        assert_eq!(
-            s.get("persist/b").await.unwrap().as_deref(),
-            Some(&b"2"[..])
-        );
+        assert_eq!(s.list("persist/").await.unwrap(), vec!["persist/a", "persist/b"]);
+        assert_eq!(s.get("persist/b").await.unwrap().as_deref(), Some(&b"2"[..]));
     }
 }
 

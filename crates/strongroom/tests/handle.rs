@@ -1013,3 +1013,72 @@ fn error_kinds_are_stable_codes() {
         "{k}"
     );
 }
+
+#[tokio::test]
+async fn request_ids_tie_intent_to_result() {
+    let (sr, _) = store().await;
+    let (log, sink) = memory_log(&sr).await;
+    let h = sr.as_principal(root(), log);
+    h.put("prod/a", b"1", None).await.unwrap();
+    h.put("prod/a", b"2", None).await.unwrap();
+    h.read("prod/a").await.unwrap();
+    let ids: Vec<String> = records(&sink)
+        .into_iter()
+        .map(|r| r.event.request_id)
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[2], ids[3]);
+    assert_ne!(ids[1], ids[2]);
+    assert_ne!(ids[3], ids[4]);
+    assert!(ids.iter().all(|i| i.len() == 32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_handles_keep_one_chain_and_the_saved_head_current() {
+    let (sr, _) = store().await;
+    sr.secrets().put("prod/a", b"v", None).await.unwrap();
+    let (log, sink) = memory_log(&sr).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let h = sr.as_principal(
+            principal(
+                &format!("svc-{i}"),
+                vec![allow("prod/*", &[Capability::Read])],
+            ),
+            log.clone(),
+        );
+        tasks.spawn(async move {
+            for _ in 0..8 {
+                h.read("prod/a").await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let head = sr.saved_audit_head().await.unwrap().unwrap();
+    assert_eq!(head, log.head().await);
+    assert_eq!(head.seq, 128);
+    verify(sink.lines(), &sr.audit_key().unwrap(), None, Some(&head)).unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_audit_file_with_a_saved_head_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sr, _) = store().await;
+    let (log, _sink) = memory_log(&sr).await;
+    sr.as_principal(root(), log)
+        .put("prod/a", b"1", None)
+        .await
+        .unwrap();
+    let missing = dir.path().join("gone.jsonl");
+    let err = sr
+        .open_audit_log(vec![Arc::new(MemorySink::new())], Some(&missing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Audit(AuditError::Io { .. })),
+        "{err:?}"
+    );
+}

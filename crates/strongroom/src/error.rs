@@ -357,8 +357,10 @@ impl Error {
     /// ```
     pub fn kind(&self) -> &'static str {
         use crate::audit::AuditError as A;
+        use crate::lease::LeaseError as L;
         use crate::policy::PolicyError as P;
         use crate::secrets::SecretError as S;
+        use crate::shamir::ShamirError as H;
         match self {
             Self::DecryptionFailed => "decryption_failed",
             Self::MalformedSealedValue(_) => "malformed_sealed_value",
@@ -406,9 +408,29 @@ impl Error {
                 A::Io { .. } => "audit_io",
                 A::Encode(_) => "audit_encode",
             },
-            Self::Lease(_) => "lease",
+            Self::Lease(e) => match e {
+                L::NotFound { .. } => "lease_not_found",
+                L::InvalidId { .. } => "lease_invalid_id",
+                L::NotRenewable { .. } => "lease_not_renewable",
+                L::Expired { .. } => "lease_expired",
+                L::NotActive { .. } => "lease_not_active",
+                L::QuotaExceeded { .. } => "lease_quota_exceeded",
+                L::NoRevoker { .. } => "lease_no_revoker",
+                L::InvalidTtl { .. } => "lease_invalid_ttl",
+                L::InvalidEngine { .. } => "lease_invalid_engine",
+                L::RevocationDeferred { .. } => "lease_revocation_deferred",
+                L::Irrevocable { .. } => "lease_irrevocable",
+            },
+            // Rotation is still being built: its variants get codes when it lands.
             Self::Rotation(_) => "rotation",
-            Self::Shamir(_) => "shamir",
+            Self::Shamir(e) => match e {
+                H::InvalidParameters { .. } => "shamir_invalid_parameters",
+                H::NoShares => "shamir_no_shares",
+                H::TooFewShares { .. } => "shamir_too_few_shares",
+                H::DuplicateShare { .. } => "shamir_duplicate_share",
+                H::DifferentSplits { .. } => "shamir_different_splits",
+                H::CorruptShare { .. } => "shamir_corrupt_share",
+            },
         }
     }
 }

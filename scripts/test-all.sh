@@ -19,6 +19,9 @@ cargo test --workspace --doc
 step "quickstart"
 bash scripts/quickstart.sh
 
+step "policies example (policy files, handles, verified audit file)"
+cargo run --quiet -p strongroom-examples --example policies
+
 step "hsm example (root key in SoftHSM2)"
 cargo run --quiet -p strongroom-examples --example hsm
 

@@ -344,3 +344,93 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// A short, stable, machine-readable code for the error (`snake_case`),
+    /// for audit records ([`Outcome::Error`](crate::audit::Outcome::Error)),
+    /// metrics and language bindings. Codes never change meaning once
+    /// released; new variants get new codes. The code never quotes a value.
+    ///
+    /// ```
+    /// use strongroom::Error;
+    /// assert_eq!(Error::DecryptionFailed.kind(), "decryption_failed");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        use crate::audit::AuditError as A;
+        use crate::lease::LeaseError as L;
+        use crate::policy::PolicyError as P;
+        use crate::secrets::SecretError as S;
+        use crate::shamir::ShamirError as H;
+        match self {
+            Self::DecryptionFailed => "decryption_failed",
+            Self::MalformedSealedValue(_) => "malformed_sealed_value",
+            Self::UnknownKeyVersion { .. } => "unknown_key_version",
+            Self::KeyVersionRetired { .. } => "key_version_retired",
+            Self::InvalidKeyTransition { .. } => "invalid_key_transition",
+            Self::KeyInUse { .. } => "key_in_use",
+            Self::InvalidPath { .. } => "invalid_path",
+            Self::Sealed => "sealed",
+            Self::AlreadyInitialized => "already_initialized",
+            Self::NotInitialized => "not_initialized",
+            Self::UnsealFailed => "unseal_failed",
+            Self::KeyFile { .. } => "key_file",
+            Self::Protector { .. } => "protector",
+            Self::Storage { .. } => "storage",
+            Self::StorageConflict { .. } => "storage_conflict",
+            Self::CorruptRecord { .. } => "corrupt_record",
+            Self::Random => "random",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::Secret(e) => match e {
+                S::NotFound { .. } => "not_found",
+                S::VersionDeleted { .. } => "version_deleted",
+                S::VersionDestroyed { .. } => "version_destroyed",
+                S::VersionPruned { .. } => "version_pruned",
+                S::CasMismatch { .. } => "cas_mismatch",
+                S::InvalidMetadata { .. } => "invalid_metadata",
+                S::Contended { .. } => "contended",
+            },
+            Self::Policy(e) => match e {
+                P::Denied { .. } => "policy_denied",
+                P::Parse { .. } => "policy_parse",
+                P::InvalidPattern { .. } => "invalid_pattern",
+                P::UnknownCapability(_) => "unknown_capability",
+                P::UnknownPolicy(_) => "unknown_policy",
+                P::Io { .. } => "policy_io",
+            },
+            Self::Audit(e) => match e {
+                A::NoSinkAccepted { .. } => "audit_no_sink_accepted",
+                A::Sink { .. } => "audit_sink",
+                A::ChainBroken { .. } => "audit_chain_broken",
+                A::MalformedRecord(_) => "audit_malformed_record",
+                A::WeakKey { .. } => "audit_weak_key",
+                A::NoSinks => "audit_no_sinks",
+                A::SequenceExhausted => "audit_sequence_exhausted",
+                A::Io { .. } => "audit_io",
+                A::Encode(_) => "audit_encode",
+            },
+            Self::Lease(e) => match e {
+                L::NotFound { .. } => "lease_not_found",
+                L::InvalidId { .. } => "lease_invalid_id",
+                L::NotRenewable { .. } => "lease_not_renewable",
+                L::Expired { .. } => "lease_expired",
+                L::NotActive { .. } => "lease_not_active",
+                L::QuotaExceeded { .. } => "lease_quota_exceeded",
+                L::NoRevoker { .. } => "lease_no_revoker",
+                L::InvalidTtl { .. } => "lease_invalid_ttl",
+                L::InvalidEngine { .. } => "lease_invalid_engine",
+                L::RevocationDeferred { .. } => "lease_revocation_deferred",
+                L::Irrevocable { .. } => "lease_irrevocable",
+            },
+            // Rotation is still being built: its variants get codes when it lands.
+            Self::Rotation(_) => "rotation",
+            Self::Shamir(e) => match e {
+                H::InvalidParameters { .. } => "shamir_invalid_parameters",
+                H::NoShares => "shamir_no_shares",
+                H::TooFewShares { .. } => "shamir_too_few_shares",
+                H::DuplicateShare { .. } => "shamir_duplicate_share",
+                H::DifferentSplits { .. } => "shamir_different_splits",
+                H::CorruptShare { .. } => "shamir_corrupt_share",
+            },
+        }
+    }
+}

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod clock;
 mod error;
+pub mod handle;
 pub mod keyring;
 pub mod lease;
 pub mod path;
@@ -29,6 +30,7 @@ pub mod storage;
 mod vault;
 
 pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
+pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
     KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport, SEALED_PREFIX,

@@ -969,3 +969,67 @@ async fn concurrent_issue_renew_revoke_and_expiry_keep_counts_consistent() {
     let distinct: HashSet<_> = revoked.iter().collect();
     assert_eq!(distinct.len(), 400, "every lease revoked");
 }
+
+#[tokio::test]
+async fn lease_events_are_audited_including_irrevocable() {
+    use strongroom::audit::{AuditLog, MemorySink, Operation, Outcome};
+    let f = fixture();
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(
+        AuditLog::new(
+            strongroom::SecretBytes::new(vec![5; 32]),
+            vec![sink.clone()],
+            f.clock.clone(),
+        )
+        .unwrap(),
+    );
+    let _task = f.manager.audit_events(audit.clone());
+    let ok = f.issue("db/creds/ok", MIN, 10 * MIN).await;
+    let bad = f.issue("db/creds/bad", MIN, 10 * MIN).await;
+    f.revoker.fail_for(bad.id());
+    f.manager.revoke(ok.id()).await.unwrap();
+    for step in [MIN, Duration::from_secs(10), Duration::from_secs(20)] {
+        f.clock.advance(step);
+        f.manager.run_due().await.unwrap();
+    }
+    // Wait (without sleeping) for the forwarding task to write 4 records.
+    let records = loop {
+        let r = sink.records().unwrap();
+        if r.len() >= 4 {
+            break r;
+        }
+        tokio::task::yield_now().await;
+    };
+    let summary: Vec<(Operation, Option<String>, Outcome)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.event.operation,
+                r.event.lease_id.clone(),
+                r.event.outcome.clone(),
+            )
+        })
+        .collect();
+    let ok_id = Some(ok.id().to_string());
+    let bad_id = Some(bad.id().to_string());
+    assert_eq!(
+        summary,
+        vec![
+            (Operation::LeaseIssue, ok_id.clone(), Outcome::Allowed),
+            (Operation::LeaseIssue, bad_id.clone(), Outcome::Allowed),
+            (Operation::LeaseRevoke, ok_id, Outcome::Allowed),
+            (
+                Operation::LeaseRevoke,
+                bad_id,
+                Outcome::Error {
+                    kind: "irrevocable".into()
+                }
+            ),
+        ]
+    );
+    // revocation data never reaches the audit trail
+    for r in &records {
+        let line = r.to_json_line().unwrap();
+        assert!(!line.contains("role-for-"), "{line}");
+    }
+}

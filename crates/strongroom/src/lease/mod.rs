@@ -1716,6 +1716,42 @@ impl LeaseManager {
         }
     }
 
+    /// Writes every lease event to `audit` as principal `"lease-manager"`:
+    /// issue, renewal, revocation (forced or not) and irrevocable leases
+    /// (outcome error `irrevocable`, so an operator is told). Events carry
+    /// the lease id and path, never revocation data. If the audit task falls
+    /// behind the event stream, the number of events it missed is itself
+    /// audited (`lease_events_lost`) so the gap is visible in the trail.
+    /// Dropping the returned handle stops the task.
+    pub fn audit_events(&self, audit: Arc<crate::audit::AuditLog>) -> TaskHandle {
+        use crate::audit::{AuditEvent, Operation, Outcome};
+        use tokio::sync::broadcast::error::RecvError;
+        let mut rx = self.subscribe();
+        let handle = tokio::spawn(async move {
+            loop {
+                let event = match rx.recv().await {
+                    Ok(event) => match event_to_audit(event) {
+                        Some(e) => e,
+                        None => continue,
+                    },
+                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Lagged(missed)) => {
+                        AuditEvent::new("lease-manager", Operation::LeaseRevoke, "lease-events")
+                            .with_outcome(Outcome::Error {
+                                kind: format!("lease_events_lost:{missed}"),
+                            })
+                    }
+                };
+                if let Err(e) = audit.append(event).await {
+                    tracing::error!(error = %e, "lease audit event could not be written");
+                }
+            }
+        });
+        TaskHandle {
+            handle: Some(handle),
+        }
+    }
+
     /// Starts the background task that runs [`LeaseManager::run_due`]
     /// whenever something is due: it waits on the clock's `sleep_until` for
     /// the next deadline, or on a notification when an earlier lease is
@@ -1762,4 +1798,32 @@ impl LastKey for Vec<(String, Vec<u8>)> {
     fn last_key(&self) -> Option<String> {
         self.last().map(|(k, _)| k.clone())
     }
+}
+
+/// The audit form of a lease event (`None` for events that are not audited).
+fn event_to_audit(event: LeaseEvent) -> Option<crate::audit::AuditEvent> {
+    use crate::audit::{AuditEvent, Operation, Outcome};
+    let (op, id, path, outcome) = match event {
+        LeaseEvent::Issued { id, path, .. } => (Operation::LeaseIssue, id, path, Outcome::Allowed),
+        LeaseEvent::Renewed { id, path, .. } => (Operation::LeaseRenew, id, path, Outcome::Allowed),
+        LeaseEvent::Revoked { id, path, .. } => {
+            (Operation::LeaseRevoke, id, path, Outcome::Allowed)
+        }
+        LeaseEvent::Irrevocable { id, path, .. } => (
+            Operation::LeaseRevoke,
+            id,
+            path,
+            Outcome::Error {
+                kind: "irrevocable".into(),
+            },
+        ),
+        LeaseEvent::ExpiringSoon { .. } => return None,
+    };
+    let text = id.to_string();
+    Some(
+        AuditEvent::new("lease-manager", op, text.clone())
+            .with_path(path)
+            .with_lease_id(text)
+            .with_outcome(outcome),
+    )
 }

@@ -52,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dynamic;
 mod errors;
 mod postgres;
 mod sqlite;

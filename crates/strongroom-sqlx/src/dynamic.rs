@@ -963,12 +963,22 @@ impl PgDynamicCredentials {
         if lease.expires_at() != expiry {
             // The clock moved while the role was created: align VALID UNTIL
             // with the lease's end.
-            set_valid_until(&self.pool, &role, lease.expires_at()).await?;
+            if let Err(e) = set_valid_until(&self.pool, &role, lease.expires_at()).await {
+                // The caller will not get the password: take the role back.
+                if let Err(revoke_err) = self.leases.revoke(lease.id()).await {
+                    tracing::warn!(lease = %lease.id(), error = %revoke_err, "revoking a lease whose issue failed; the manager retries");
+                }
+                return Err(e);
+            }
         }
         self.maybe_crash(Point::AfterLease)?;
 
         // 4. Done: the lease owns the role.
-        self.storage.delete(&intent_key).await?;
+        if let Err(e) = self.storage.delete(&intent_key).await {
+            // Harmless: the lease owns the role, and the next sweep clears
+            // the intent.
+            tracing::warn!(role = %role, error = %e, "cannot delete an intent record; the sweep will");
+        }
         self.maybe_crash(Point::AfterIntentCleared)?;
         Ok((
             lease,

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use strongroom::clock::{Clock, ManualClock, Timestamp};
 use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseManager, Revoker};
-use strongroom::storage::{BatchOp, DynStorage, MemoryStorage};
+use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom_sqlx::PgStore;
 use strongroom_sqlx::dynamic::{
     CrashPoint, INTENT_PREFIX, PgCredential, PgDynError, PgDynamicConfig, PgDynamicCredentials,
@@ -51,6 +51,10 @@ impl Env {
     }
 
     async fn with_storage(label: &str, storage: DynStorage) -> Self {
+        Self::with_config(label, storage, LeaseConfig::default()).await
+    }
+
+    async fn with_config(label: &str, storage: DynStorage, lease_config: LeaseConfig) -> Self {
         let pg = TestPostgres::shared().unwrap();
         let url = pg.fresh_database(label).await.unwrap();
         let db = url.rsplit('/').next().unwrap().to_owned();
@@ -61,9 +65,8 @@ impl Env {
             .unwrap();
         let clock = Arc::new(ManualClock::new(real_now()));
         let prefix = format!("sr_{label}_");
-        let leases = Arc::new(
-            LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
-        );
+        let leases =
+            Arc::new(LeaseManager::new(storage.clone(), clock.clone(), lease_config).unwrap());
         let engine = PgDynamicCredentials::new(
             admin.clone(),
             leases.clone(),
@@ -504,6 +507,28 @@ async fn hostile_inputs_are_quoted_or_refused() {
 }
 
 #[tokio::test]
+async fn a_refused_lease_leaves_no_role() {
+    let mut lease_config = LeaseConfig::default();
+    lease_config.max_leases = Some(1);
+    let env = Env::with_config("quota", Arc::new(MemoryStorage::new()), lease_config).await;
+    let def = PgRoleDefinition::new("q").unwrap();
+    let (_lease, cred) = env.engine.issue(&def, None).await.unwrap();
+    let err = env.engine.issue(&def, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PgDynError::Core(strongroom::Error::Lease(LeaseError::QuotaExceeded { .. }))
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        env.prefixed_roles().await,
+        BTreeSet::from([cred.username.clone()])
+    );
+    assert!(env.storage.list(INTENT_PREFIX).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn templates_and_owned_objects() {
     let env = Env::new("tmpl").await;
     env.exec("CREATE ROLE tmpl_owner NOLOGIN").await;
@@ -686,18 +711,22 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
     }
     let issue_ms = t0.elapsed().as_millis();
     let t1 = Instant::now();
-    let records: Vec<(String, Vec<u8>)> = mem.snapshot().await.into_iter().collect();
-    for chunk in records.chunks(5_000) {
-        storage
-            .batch(
-                chunk
-                    .iter()
-                    .map(|(k, v)| BatchOp::put(k.clone(), v.clone()))
-                    .collect(),
-            )
-            .await
-            .unwrap();
-    }
+    // Loading fixtures: one INSERT of every record (the store's batch API
+    // would take a lock per key, about 10 s for these 40,000 records).
+    let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = mem
+        .snapshot()
+        .await
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO strongroom_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])",
+    )
+    .bind(&keys)
+    .bind(&values)
+    .execute(store.pool())
+    .await
+    .unwrap();
     let copy_ms = t1.elapsed().as_millis();
 
     env.restart();

@@ -789,3 +789,209 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
         restored.loaded, first.revoked, rest.revoked
     );
 }
+
+const CHILD_DB: &str = "STRONGROOM_DYN_CHILD_DB";
+const CHILD_STORE: &str = "STRONGROOM_DYN_CHILD_STORE";
+const CHILD_PREFIX: &str = "STRONGROOM_DYN_CHILD_PREFIX";
+const CHILD_ABORT_AT: &str = "STRONGROOM_DYN_CHILD_ABORT_AT";
+
+/// The child process of `killed_processes_leave_nothing_unowned`: when
+/// started by it (the variables above set), issues roles in a loop over a
+/// SQLite store, revoking every third one, and prints a line after each
+/// issue, until it is killed; or, with `CHILD_ABORT_AT` set to an index of
+/// [`CrashPoint::ALL`], issues one role and then kills itself (SIGKILL: no
+/// destructors, no clean-up) at that point of the second issue. Run directly it has nothing to do.
+#[test]
+fn child_process_entry() {
+    let (Ok(db), Ok(store), Ok(prefix)) = (
+        std::env::var(CHILD_DB),
+        std::env::var(CHILD_STORE),
+        std::env::var(CHILD_PREFIX),
+    ) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        use std::io::Write;
+        let admin = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&db)
+            .await
+            .unwrap();
+        let storage: DynStorage =
+            Arc::new(strongroom_sqlx::SqliteStore::open(&store).await.unwrap());
+        let clock = Arc::new(ManualClock::new(real_now()));
+        let leases = Arc::new(
+            LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
+        );
+        let engine =
+            PgDynamicCredentials::new(admin, leases.clone(), storage, clock, config(&prefix))
+                .unwrap();
+        let def = PgRoleDefinition::new("k").unwrap();
+        let abort_at = std::env::var(CHILD_ABORT_AT)
+            .ok()
+            .map(|i| CrashPoint::ALL[i.parse::<usize>().unwrap()]);
+        for i in 0u64.. {
+            if i == 1 && abort_at.is_some() {
+                engine.crash_at(abort_at);
+            }
+            let (lease, cred) = match engine.issue(&def, None).await {
+                Ok(issued) => issued,
+                Err(PgDynError::Crashed(_)) => {
+                    // Die as a killed process does: SIGKILL, no clean-up.
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &std::process::id().to_string()])
+                        .status();
+                    std::process::exit(101)
+                }
+                Err(e) => panic!("{e}"),
+            };
+            println!("issued {}", cred.username);
+            std::io::stdout().flush().unwrap();
+            if i % 3 == 2 {
+                leases.revoke(lease.id()).await.unwrap();
+            }
+        }
+    });
+}
+
+/// Kills a child process that issues and revokes roles, at a different
+/// moment each round (right after its k-th issue, while the next issue or
+/// revocation is under way), then checks that a sweep leaves exactly the
+/// roles that leases own, no intents, and no lease without its role.
+#[test]
+fn killed_processes_leave_nothing_unowned() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pg = TestPostgres::shared().unwrap();
+    let url = rt.block_on(pg.fresh_database("kill")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store.db");
+    let prefix = "sr_kill_";
+    let mut issued = 0;
+    // Killed by the parent at a moment that varies with the round.
+    for round in 0..6 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DB, &url)
+            .env(CHILD_STORE, &store_path)
+            .env(CHILD_PREFIX, prefix)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = 0;
+        while seen < round + 1 {
+            let line = lines.next().expect("the child stopped early").unwrap();
+            if line.starts_with("issued ") {
+                seen += 1;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        issued += seen;
+    }
+    for (i, point) in CrashPoint::ALL.iter().enumerate() {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DB, &url)
+            .env(CHILD_STORE, &store_path)
+            .env(CHILD_PREFIX, prefix)
+            .env(CHILD_ABORT_AT, i.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{point:?}: the child was not killed"
+        );
+        issued += 1;
+    }
+
+    rt.block_on(async {
+        let storage: DynStorage = Arc::new(
+            strongroom_sqlx::SqliteStore::open(&store_path)
+                .await
+                .unwrap(),
+        );
+        let admin = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
+        // Later than every intent's grace period.
+        let clock = Arc::new(ManualClock::new(real_now() + 10 * MIN));
+        let leases = Arc::new(
+            LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
+        );
+        let engine = PgDynamicCredentials::new(
+            admin.clone(),
+            leases.clone(),
+            storage.clone(),
+            clock,
+            config(prefix),
+        )
+        .unwrap();
+        let report = engine.sweep().await.unwrap();
+        let roles: BTreeSet<String> = sqlx::query_scalar(
+            "SELECT rolname::text FROM pg_roles WHERE starts_with(rolname::text, $1)",
+        )
+        .bind(prefix)
+        .fetch_all(&admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+        let mut leased = BTreeSet::new();
+        for id in leases.list("database").await.unwrap() {
+            let lease = leases.lookup(id).await.unwrap();
+            leased.insert(PgDynamicCredentials::role_of(&lease).unwrap());
+        }
+        assert_eq!(roles, leased, "{report:?}");
+        assert!(storage.list(INTENT_PREFIX).await.unwrap().is_empty());
+        // The child that died after creating a role and before storing
+        // its lease left one role to drop; those that died after their
+        // intent or their lease, one intent each to clear.
+        assert_eq!(report.dropped_roles.len(), 1, "{report:?}");
+        assert!(report.cleared_intents >= 2, "{report:?}");
+        assert!(!roles.is_empty());
+        println!(
+            "killed 10 children after {issued} issues: {} roles leased, sweep {report:?}",
+            roles.len()
+        );
+        // Revoking everything leaves no role behind.
+        assert!(leases.revoke_prefix("").await.unwrap().pending.is_empty());
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_roles WHERE starts_with(rolname::text, $1)",
+        )
+        .bind(prefix)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert_eq!(left, 0);
+    });
+}

@@ -46,6 +46,11 @@
 //! role that does not exist. Nothing stored here is secret: the password is
 //! handed to the caller only.
 //!
+//! Both records are a version byte (1) followed by postcard: the lease's
+//! revocation data is `{ role, definition, revocation format strings,
+//! owned-objects action }`, and the intent record is `{ created_at (ms),
+//! lease path, that same plan }`. A unit test pins the encoding.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -772,9 +777,15 @@ impl PgDynamicCredentials {
                 prefix: p.chars().take(80).collect(),
             });
         }
-        if config.mount.is_empty() || config.mount.contains('/') {
+        let segment = |v: &str| {
+            !v.is_empty()
+                && v.len() <= MAX_DEFINITION_NAME
+                && v.bytes()
+                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        };
+        if !segment(&config.mount) || !segment(&config.engine) {
             return Err(strongroom::Error::InvalidArgument(
-                "pg dynamic credentials: mount must be one path segment".to_owned(),
+                "pg dynamic credentials: mount and engine must be 1 to 64 characters from a-z, 0-9, '_', '-'".to_owned(),
             )
             .into());
         }
@@ -1574,6 +1585,36 @@ mod tests {
             password: p,
         };
         assert!(!format!("{c:?}").contains(c.password.expose_secret()));
+    }
+
+    /// The stored form of revocation data, pinned: a change here needs a
+    /// new record version.
+    #[test]
+    fn revocation_data_vector() {
+        let plan = RolePlan {
+            role: "sr_ro_00112233".into(),
+            definition: "ro".into(),
+            revocation: vec!["REVOKE ALL ON t FROM %1$I".into()],
+            owned: PgOwnedObjects::ReassignTo("owner".into()),
+        };
+        let bytes = plan.to_bytes().unwrap();
+        assert_eq!(hex(&bytes), VECTOR);
+        assert_eq!(RolePlan::from_bytes("k", &bytes).unwrap(), plan);
+        let mut other = bytes.clone();
+        other[0] = 2;
+        assert!(matches!(
+            RolePlan::from_bytes("k", &other),
+            Err(PgDynError::CorruptRecord { .. })
+        ));
+        assert!(RolePlan::from_bytes("k", &[]).is_err());
+        assert!(RolePlan::from_bytes("k", &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    // 01 version | 0e "sr_ro_00112233" | 02 "ro" | 01 (one statement) 19 "REVOKE ALL ON t FROM %1$I" | 01 (ReassignTo) 05 "owner"
+    const VECTOR: &str = "010e73725f726f5f303031313232333302726f01195245564f4b4520414c4c204f4e20742046524f4d202531244901056f776e6572";
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     #[test]

@@ -496,6 +496,33 @@ async fn hostile_inputs_are_quoted_or_refused() {
         Err(PgDynError::InvalidTemplate { .. })
     ));
 
+    // Engine settings that would reach role names or lease paths are checked.
+    for prefix in ["", "Sr_", "sr\"; --", "1sr_", "ŝr_", &"s".repeat(25)] {
+        let r = PgDynamicCredentials::new(
+            env.admin.clone(),
+            env.leases.clone(),
+            env.storage.clone(),
+            env.clock.clone(),
+            config(prefix),
+        );
+        assert!(
+            matches!(r, Err(PgDynError::InvalidRolePrefix { .. })),
+            "{prefix:?}"
+        );
+    }
+    let mut bad_mount = config("sr_hostile_");
+    bad_mount.mount = "db/../x".into();
+    assert!(
+        PgDynamicCredentials::new(
+            env.admin.clone(),
+            env.leases.clone(),
+            env.storage.clone(),
+            env.clock.clone(),
+            bad_mount,
+        )
+        .is_err()
+    );
+
     // Everything still stands.
     assert!(env.role_exists("postgres").await);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM allowed")

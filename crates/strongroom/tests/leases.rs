@@ -461,11 +461,11 @@ async fn background_task_retries_and_gives_up() {
     for step in [10, 20] {
         loop {
             let l = f.manager.lookup(lease.id()).await.unwrap();
-            if let LeaseState::Revoking { next_try, .. } = l.state() {
-                if *next_try > f.clock.now() {
-                    assert_eq!(*next_try, f.clock.now() + Duration::from_secs(step));
-                    break;
-                }
+            if let LeaseState::Revoking { next_try, .. } = l.state()
+                && *next_try > f.clock.now()
+            {
+                assert_eq!(*next_try, f.clock.now() + Duration::from_secs(step));
+                break;
             }
             tokio::task::yield_now().await;
         }

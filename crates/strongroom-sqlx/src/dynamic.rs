@@ -14,6 +14,11 @@
 //! runs the revocation statements, reassigns or drops what the role owns and
 //! drops the role. Revocation is idempotent.
 //!
+//! The administrative connection needs `CREATEROLE` and the privileges it
+//! grants (with grant option), not superuser: a non-superuser administrator
+//! makes itself a member of each role it creates, in the same transaction,
+//! so that it may end the role's sessions and drop what it owns.
+//!
 //! # Nothing from a caller is pasted into SQL
 //!
 //! `CREATE ROLE` and `ALTER ROLE` take no bind parameters, so every statement
@@ -1045,6 +1050,22 @@ impl PgDynamicCredentials {
         for grant in &definition.grants {
             let (sql, args) = grant.statement(role)?;
             run_format(&mut tx, &sql, &args, "a grant failed").await?;
+        }
+        // A non-superuser administrator (CREATEROLE) must be a member of the
+        // role to end its sessions and drop what it owns on revocation.
+        let superuser: bool =
+            sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("cannot read the administrator's attributes"))?;
+        if !superuser {
+            run_format(
+                &mut tx,
+                "GRANT %I TO CURRENT_USER",
+                &[role],
+                "cannot make the administrator a member of the role",
+            )
+            .await?;
         }
         tx.commit()
             .await

@@ -555,6 +555,73 @@ async fn a_refused_lease_leaves_no_role() {
     assert!(env.storage.list(INTENT_PREFIX).await.unwrap().is_empty());
 }
 
+/// The administrator needs no superuser: CREATEROLE and grant options do.
+#[tokio::test]
+async fn a_createrole_administrator_issues_and_revokes() {
+    let env = Env::new("nosuper").await;
+    env.exec(
+        "CREATE TABLE allowed (x int); INSERT INTO allowed VALUES (1); \
+         CREATE ROLE nosuper_admin LOGIN CREATEROLE PASSWORD 'adminpw'; \
+         GRANT SELECT ON allowed TO nosuper_admin WITH GRANT OPTION; \
+         GRANT CREATE ON SCHEMA public TO nosuper_admin WITH GRANT OPTION",
+    )
+    .await;
+    let sql = format!(
+        "GRANT CONNECT ON DATABASE {} TO nosuper_admin WITH GRANT OPTION",
+        quote_ident(&env.db)
+    );
+    env.admin.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    let admin = PgPool::connect(&env.pg.url_for("nosuper_admin", "adminpw", &env.db))
+        .await
+        .unwrap();
+    let leases = Arc::new(
+        LeaseManager::new(
+            env.storage.clone(),
+            env.clock.clone(),
+            LeaseConfig::default(),
+        )
+        .unwrap(),
+    );
+    let engine = PgDynamicCredentials::new(
+        admin,
+        leases.clone(),
+        env.storage.clone(),
+        env.clock.clone(),
+        config(&env.prefix),
+    )
+    .unwrap();
+    let def = PgRoleDefinition::new("app")
+        .unwrap()
+        .grant(PgGrant::new(
+            [PgPrivilege::Connect],
+            PgObject::database(env.db.clone()),
+        ))
+        .grant(PgGrant::new(
+            [PgPrivilege::Create],
+            PgObject::schema("public"),
+        ))
+        .grant(PgGrant::new(
+            [PgPrivilege::Select],
+            PgObject::table("public", "allowed"),
+        ));
+    let (lease, cred) = engine.issue(&def, None).await.unwrap();
+    let mut conn = env.login(&cred).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM allowed")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    conn.execute("CREATE TABLE made_by_dynamic (x int)")
+        .await
+        .unwrap();
+    leases.renew(lease.id(), 30 * MIN).await.unwrap();
+    leases.revoke(lease.id()).await.unwrap();
+    assert!(!env.role_exists(&cred.username).await);
+    assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err());
+    let err = env.login(&cred).await.unwrap_err();
+    assert_eq!(sqlstate(&err).as_deref(), Some("28P01"), "{err}");
+}
+
 #[tokio::test]
 async fn templates_and_owned_objects() {
     let env = Env::new("tmpl").await;

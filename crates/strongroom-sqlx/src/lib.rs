@@ -1,4 +1,13 @@
-//! SQLite and PostgreSQL storage backends for Strongroom.
+//! SQLite and PostgreSQL storage backends for Strongroom, and dynamic
+//! PostgreSQL credentials.
+//!
+//! [`dynamic::PgDynamicCredentials`] issues a fresh PostgreSQL login role per
+//! request under a [`strongroom::lease::Lease`]: generated name and password,
+//! `VALID UNTIL` at the lease's end (moved on renewal), the grants its
+//! [`dynamic::PgRoleDefinition`] names, all in one transaction; revocation
+//! ends the role's sessions and drops it; every statement is quoted by the
+//! server; an intent record and [`dynamic::PgDynamicCredentials::sweep`] make
+//! it crash-safe. See the [`dynamic`] module.
 //!
 //! Both types implement [`strongroom::storage::Storage`]: an ordered key/value
 //! store with atomic batches and preconditions. Strongroom seals every secret
@@ -52,6 +61,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dynamic;
 mod errors;
 mod postgres;
 mod sqlite;

@@ -304,10 +304,9 @@ pub(crate) fn to_py(e: Error) -> PyErr {
                 ("kind", Attr::Str(kind.to_string())),
             ],
         ),
-        Error::StorageConflict { key } => (
-            StorageConflict::new_err(msg),
-            vec![("key", Attr::Str(key))],
-        ),
+        Error::StorageConflict { key } => {
+            (StorageConflict::new_err(msg), vec![("key", Attr::Str(key))])
+        }
         Error::CorruptRecord { key, .. } => {
             (CorruptRecord::new_err(msg), vec![("key", Attr::Str(key))])
         }

@@ -132,7 +132,9 @@ impl Secret {
     /// An immutable copy of the value. Python cannot wipe `bytes`: prefer
     /// `as_bytearray()` or use the copy briefly.
     fn reveal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = PyBytes::new(py, &[]).get_type().call1((self.buf.bind(py),))?;
+        let b = PyBytes::new(py, &[])
+            .get_type()
+            .call1((self.buf.bind(py),))?;
         Ok(b.cast_into::<PyBytes>()?)
     }
 
@@ -408,14 +410,24 @@ impl<'py> IntoPyObject<'py> for BytesOut {
     }
 }
 
-async fn seal_value(core: Core, plaintext: SecretBytes, path: String, version: u64) -> strongroom::Result<BytesOut> {
+async fn seal_value(
+    core: Core,
+    plaintext: SecretBytes,
+    path: String,
+    version: u64,
+) -> strongroom::Result<BytesOut> {
     let sealed = core
         .seal_value(plaintext.expose_secret(), &SealContext::new(&path, version))
         .await?;
     Ok(BytesOut(sealed.into_bytes()))
 }
 
-fn open_value(core: &Core, sealed: &[u8], path: &str, version: u64) -> strongroom::Result<SecretBytes> {
+fn open_value(
+    core: &Core,
+    sealed: &[u8],
+    path: &str,
+    version: u64,
+) -> strongroom::Result<SecretBytes> {
     let sealed = SealedValue::parse(sealed)?;
     core.open_value(&sealed, &SealContext::new(path, version))
 }
@@ -427,13 +439,23 @@ async fn put_sealed(
     path: String,
     version: u64,
 ) -> strongroom::Result<()> {
-    core.put_sealed(&key, plaintext.expose_secret(), &SealContext::new(&path, version))
-        .await
+    core.put_sealed(
+        &key,
+        plaintext.expose_secret(),
+        &SealContext::new(&path, version),
+    )
+    .await
 }
 
-async fn get_sealed(core: Core, key: String, path: String, version: u64) -> strongroom::Result<SecretOptOut> {
+async fn get_sealed(
+    core: Core,
+    key: String,
+    path: String,
+    version: u64,
+) -> strongroom::Result<SecretOptOut> {
     Ok(SecretOptOut(
-        core.get_sealed(&key, &SealContext::new(&path, version)).await?,
+        core.get_sealed(&key, &SealContext::new(&path, version))
+            .await?,
     ))
 }
 
@@ -512,7 +534,10 @@ impl Strongroom {
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let plaintext = secret_input(plaintext)?;
-        awaitable(py, put_sealed(self.core.clone(), key, plaintext, path, version))
+        awaitable(
+            py,
+            put_sealed(self.core.clone(), key, plaintext, path, version),
+        )
     }
 
     /// Reads and opens the sealed record at `key`; resolves to a `Secret` or `None`.
@@ -545,7 +570,10 @@ impl Strongroom {
         min: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        awaitable(py, async move { core.set_min_decryption_version(min).await })
+        awaitable(
+            py,
+            async move { core.set_min_decryption_version(min).await },
+        )
     }
 
     /// Erases a retired key version (refused while records need it).
@@ -558,7 +586,10 @@ impl Strongroom {
     #[pyo3(signature = (batch_size = 500))]
     fn rewrap<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        awaitable(py, async move { core.rewrap(batch_size).await.map(ReportOut) })
+        awaitable(
+            py,
+            async move { core.rewrap(batch_size).await.map(ReportOut) },
+        )
     }
 
     /// Re-reads the keyring from storage.
@@ -590,7 +621,10 @@ impl BlockingStrongroom {
     #[staticmethod]
     fn init(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), protector.inner.clone());
-        let core = block(py, async move { Core::init(s, &*p, Options::default()).await })?;
+        let core = block(
+            py,
+            async move { Core::init(s, &*p, Options::default()).await },
+        )?;
         Ok(Self { core })
     }
 
@@ -598,7 +632,10 @@ impl BlockingStrongroom {
     #[staticmethod]
     fn unseal(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), protector.inner.clone());
-        let core = block(py, async move { Core::unseal(s, &*p, Options::default()).await })?;
+        let core = block(
+            py,
+            async move { Core::unseal(s, &*p, Options::default()).await },
+        )?;
         Ok(Self { core })
     }
 
@@ -651,7 +688,10 @@ impl BlockingStrongroom {
         version: u64,
     ) -> PyResult<()> {
         let plaintext = secret_input(plaintext)?;
-        block(py, put_sealed(self.core.clone(), key, plaintext, path, version))
+        block(
+            py,
+            put_sealed(self.core.clone(), key, plaintext, path, version),
+        )
     }
 
     /// Reads and opens the sealed record at `key`; `None` if absent.
@@ -680,7 +720,10 @@ impl BlockingStrongroom {
     /// Retires every key version below `min`.
     fn set_min_decryption_version(&self, py: Python<'_>, min: u32) -> PyResult<()> {
         let core = self.core.clone();
-        block(py, async move { core.set_min_decryption_version(min).await })
+        block(
+            py,
+            async move { core.set_min_decryption_version(min).await },
+        )
     }
 
     /// Erases a retired key version (refused while records need it).
@@ -730,7 +773,13 @@ fn seal_with_key<'py>(
     let key = DataKey::new(self::algorithm(algorithm)?, secret_input(key)?).map_err(to_py)?;
     let plaintext = secret_input(plaintext)?;
     let sealed = py
-        .detach(|| key.seal(key_version, plaintext.expose_secret(), &SealContext::new(path, version)))
+        .detach(|| {
+            key.seal(
+                key_version,
+                plaintext.expose_secret(),
+                &SealContext::new(path, version),
+            )
+        })
         .map_err(to_py)?;
     Ok(bytes_out(py, sealed.into_bytes()))
 }
@@ -778,7 +827,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeyInfo>()?;
     m.add_class::<RewrapReport>()?;
     m.add_class::<Strongroom>()?;
-    m.add("BlockingStrongroom", m.py().get_type::<BlockingStrongroom>())?;
+    m.add(
+        "BlockingStrongroom",
+        m.py().get_type::<BlockingStrongroom>(),
+    )?;
     m.add_function(wrap_pyfunction!(seal_with_key, m)?)?;
     m.add_function(wrap_pyfunction!(open_sealed, m)?)?;
     m.add_function(wrap_pyfunction!(sealed_key_version, m)?)?;

@@ -32,12 +32,11 @@ trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/Sources/Strongroom" "$TMP/Sources/StrongroomFFI/include"
 mv "$TMP/swift/Strongroom.swift" "$TMP/Sources/Strongroom/Strongroom.swift"
 mv "$TMP/swift/StrongroomFFI.h" "$TMP/Sources/StrongroomFFI/include/StrongroomFFI.h"
-mv "$TMP/swift/StrongroomFFI.modulemap" "$TMP/Sources/StrongroomFFI/include/module.modulemap"
 
 SRC="$HERE/Sources"
 if [ "$CHECK" = 1 ]; then
     if ! diff -r "$TMP/Sources/Strongroom" "$SRC/Strongroom" >/dev/null \
-        || ! diff -r "$TMP/Sources/StrongroomFFI/include" "$SRC/StrongroomFFI/include" >/dev/null; then
+        || ! diff "$TMP/Sources/StrongroomFFI/include/StrongroomFFI.h" "$SRC/StrongroomFFI/include/StrongroomFFI.h" >/dev/null; then
         echo "generate.sh: bindings/swift/Sources is stale; run bindings/swift/generate.sh and commit" >&2
         diff -ru "$SRC" "$TMP/Sources" | head -40 >&2 || true
         exit 1
@@ -45,7 +44,7 @@ if [ "$CHECK" = 1 ]; then
 else
     mkdir -p "$SRC/Strongroom" "$SRC/StrongroomFFI/include"
     cp "$TMP/Sources/Strongroom/Strongroom.swift" "$SRC/Strongroom/Strongroom.swift"
-    cp "$TMP/Sources/StrongroomFFI/include/"* "$SRC/StrongroomFFI/include/"
+    cp "$TMP/Sources/StrongroomFFI/include/StrongroomFFI.h" "$SRC/StrongroomFFI/include/"
 fi
 
 if [ -n "$PYOUT" ]; then

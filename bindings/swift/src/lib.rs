@@ -119,9 +119,10 @@ pub enum StrongroomError {
         /// The message.
         message: String,
     },
-    /// The storage backend failed.
+    /// The storage backend failed. (Not `Storage`, which would shadow the
+    /// `Storage` class inside the Swift enum.)
     #[error("{message}")]
-    Storage {
+    StorageFailed {
         /// Which backend.
         backend: String,
         /// The kind of failure.
@@ -262,7 +263,7 @@ impl From<Error> for StrongroomError {
                 kind: kind.to_string(),
                 message,
             },
-            Error::Storage { backend, kind, .. } => Self::Storage {
+            Error::Storage { backend, kind, .. } => Self::StorageFailed {
                 backend: backend.into(),
                 kind: kind.to_string(),
                 message,

@@ -1952,9 +1952,10 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          */message: String
     )
     /**
-     * The storage backend failed.
+     * The storage backend failed. (Not `Storage`, which would shadow the
+     * `Storage` class inside the Swift enum.)
      */
-    case Storage(
+    case StorageFailed(
         /**
          * Which backend.
          */backend: String, 
@@ -2162,7 +2163,7 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             kind: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Storage(
+        case 14: return .StorageFailed(
             backend: try FfiConverterString.read(from: &buf), 
             kind: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
@@ -2299,7 +2300,7 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Storage(backend,kind,message):
+        case let .StorageFailed(backend,kind,message):
             writeInt(&buf, Int32(14))
             FfiConverterString.write(backend, into: &buf)
             FfiConverterString.write(kind, into: &buf)

@@ -7,14 +7,16 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PySlice};
+use pyo3::types::{PyByteArray, PyBytes};
 use strongroom::keyring::KeyInfo as CoreKeyInfo;
 use strongroom::protector::SoftwareProtector as CoreProtector;
-use strongroom::seal::{Algorithm, DataKey, SealContext, SealedValue};
+use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
+use zeroize::{Zeroize as _, Zeroizing};
 
 mod errors;
 
@@ -26,12 +28,49 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
 }
 
-/// Runs a core future to completion on the binding's runtime, GIL released.
+/// Values at least this large are sealed and opened with the GIL released;
+/// smaller ones take well under a microsecond, less than releasing and
+/// re-taking the GIL costs.
+const DETACH_THRESHOLD: usize = 4096;
+
+/// Runs a core future to completion on the binding's runtime.
+///
+/// With `detach_now` the GIL is released from the start (every call that
+/// touches storage, and large values). Otherwise (sealing a small value) the
+/// future is first polled once with the GIL held, inside the runtime's
+/// context; if it has to wait (a key reservation written to storage), the
+/// GIL is released and the runtime drives it to completion.
 fn block<T: Send>(
     py: Python<'_>,
+    detach_now: bool,
     fut: impl Future<Output = strongroom::Result<T>> + Send,
 ) -> PyResult<T> {
+    let mut fut = std::pin::pin!(fut);
+    if !detach_now {
+        let polled = {
+            let _ctx = runtime().enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            fut.as_mut().poll(&mut cx)
+        };
+        if let Poll::Ready(r) = polled {
+            return r.map_err(to_py);
+        }
+    }
     py.detach(|| runtime().block_on(fut)).map_err(to_py)
+}
+
+/// Runs CPU-only core work, with the GIL released for large values.
+fn compute<T: Send>(
+    py: Python<'_>,
+    len: usize,
+    f: impl FnOnce() -> strongroom::Result<T> + Send,
+) -> PyResult<T> {
+    if len >= DETACH_THRESHOLD {
+        py.detach(f)
+    } else {
+        f()
+    }
+    .map_err(to_py)
 }
 
 /// Wraps a core future as a Python awaitable.
@@ -70,6 +109,21 @@ fn secret_input(obj: &Bound<'_, PyAny>) -> PyResult<SecretBytes> {
     Ok(SecretBytes::copy_from(b.as_bytes()))
 }
 
+/// Copies bytes-like input into a buffer laid out for sealing in place
+/// (header room, then the plaintext); wiped on drop.
+fn seal_input(obj: &Bound<'_, PyAny>) -> PyResult<Zeroizing<Vec<u8>>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let b = b.as_bytes();
+        let mut buf = Zeroizing::new(strongroom::seal::seal_buffer(b.len()));
+        buf.extend_from_slice(b);
+        return Ok(buf);
+    }
+    let s = secret_input(obj)?;
+    let mut buf = Zeroizing::new(strongroom::seal::seal_buffer(s.len()));
+    buf.extend_from_slice(s.expose_secret());
+    Ok(buf)
+}
+
 // ---------------------------------------------------------------------------
 // Secret
 
@@ -88,8 +142,12 @@ pub struct Secret {
 impl Secret {
     fn new(py: Python<'_>, value: SecretBytes) -> Self {
         // `value` is wiped when it drops at the end of this function.
+        Self::from_slice(py, value.expose_secret())
+    }
+
+    fn from_slice(py: Python<'_>, value: &[u8]) -> Self {
         Self {
-            buf: PyByteArray::new(py, value.expose_secret()).unbind(),
+            buf: PyByteArray::new(py, value).unbind(),
         }
     }
 
@@ -97,14 +155,14 @@ impl Secret {
         Ok(SecretBytes::new(self.buf.bind(py).to_vec()))
     }
 
-    fn zero(&self, py: Python<'_>) -> PyResult<()> {
+    fn zero(&self, py: Python<'_>) {
         let buf = self.buf.bind(py);
-        let n = buf.len();
-        if n > 0 {
-            // Same-length slice assignment writes in place (no reallocation).
-            buf.set_item(PySlice::full(py), PyBytes::new(py, &vec![0u8; n]))?;
-        }
-        Ok(())
+        // SAFETY: we hold the GIL (`py`) and run no Python code while the
+        // slice lives, so nothing can resize or free the bytearray under it;
+        // the slice is dropped before this function returns.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { buf.as_bytes_mut() };
+        bytes.zeroize();
     }
 }
 
@@ -144,8 +202,8 @@ impl Secret {
     }
 
     /// Overwrites the value with zeros.
-    fn wipe(&self, py: Python<'_>) -> PyResult<()> {
-        self.zero(py)
+    fn wipe(&self, py: Python<'_>) {
+        self.zero(py);
     }
 
     fn __len__(&self, py: Python<'_>) -> usize {
@@ -169,9 +227,7 @@ impl Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        Python::attach(|py| {
-            let _ = self.zero(py);
-        });
+        Python::attach(|py| self.zero(py));
     }
 }
 
@@ -204,7 +260,7 @@ impl Storage {
     /// Whether the storage already holds an initialised store (blocking).
     fn is_initialized(&self, py: Python<'_>) -> PyResult<bool> {
         let s = self.inner.clone();
-        block(py, async move { Core::is_initialized(&s).await })
+        block(py, true, async move { Core::is_initialized(&s).await })
     }
 
     fn __repr__(&self) -> String {
@@ -410,16 +466,16 @@ impl<'py> IntoPyObject<'py> for BytesOut {
     }
 }
 
+/// Seals `buf` (from [`seal_input`]) in place; returns the sealed bytes.
 async fn seal_value(
     core: Core,
-    plaintext: SecretBytes,
+    mut buf: Zeroizing<Vec<u8>>,
     path: String,
     version: u64,
 ) -> strongroom::Result<BytesOut> {
-    let sealed = core
-        .seal_value(plaintext.expose_secret(), &SealContext::new(&path, version))
+    core.seal_value_in_place(&mut buf, &SealContext::new(&path, version))
         .await?;
-    Ok(BytesOut(sealed.into_bytes()))
+    Ok(BytesOut(std::mem::take(&mut *buf)))
 }
 
 fn open_value(
@@ -428,8 +484,9 @@ fn open_value(
     path: &str,
     version: u64,
 ) -> strongroom::Result<SecretBytes> {
-    let sealed = SealedValue::parse(sealed)?;
-    core.open_value(&sealed, &SealContext::new(path, version))
+    let mut buf = Zeroizing::new(sealed.to_vec());
+    let plain = core.open_value_in_place(&mut buf, &SealContext::new(path, version))?;
+    Ok(SecretBytes::copy_from(plain))
 }
 
 async fn put_sealed(
@@ -506,8 +563,8 @@ impl Strongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let plaintext = secret_input(plaintext)?;
-        awaitable(py, seal_value(self.core.clone(), plaintext, path, version))
+        let buf = seal_input(plaintext)?;
+        awaitable(py, seal_value(self.core.clone(), buf, path, version))
     }
 
     /// Opens a sealed value bound to `path` and `version`; resolves to a `Secret`.
@@ -621,10 +678,9 @@ impl BlockingStrongroom {
     #[staticmethod]
     fn init(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), protector.inner.clone());
-        let core = block(
-            py,
-            async move { Core::init(s, &*p, Options::default()).await },
-        )?;
+        let core = block(py, true, async move {
+            Core::init(s, &*p, Options::default()).await
+        })?;
         Ok(Self { core })
     }
 
@@ -632,10 +688,9 @@ impl BlockingStrongroom {
     #[staticmethod]
     fn unseal(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), protector.inner.clone());
-        let core = block(
-            py,
-            async move { Core::unseal(s, &*p, Options::default()).await },
-        )?;
+        let core = block(py, true, async move {
+            Core::unseal(s, &*p, Options::default()).await
+        })?;
         Ok(Self { core })
     }
 
@@ -658,8 +713,24 @@ impl BlockingStrongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let plaintext = secret_input(plaintext)?;
-        let out = block(py, seal_value(self.core.clone(), plaintext, path, version))?;
+        if let Ok(b) = plaintext.cast::<PyBytes>() {
+            let b = b.as_bytes();
+            if b.len() < DETACH_THRESHOLD {
+                // Fast path: seal straight into the result's buffer.
+                let ctx = SealContext::new(&path, version);
+                let mut sealed = Ok(false);
+                let out = PyBytes::new_with(py, b.len() + OVERHEAD, |out| {
+                    sealed = self.core.try_seal_value_into(b, out, &ctx);
+                    Ok(())
+                })?;
+                if sealed.map_err(to_py)? {
+                    return Ok(out);
+                }
+            }
+        }
+        let buf = seal_input(plaintext)?;
+        let large = buf.len() >= DETACH_THRESHOLD;
+        let out = block(py, large, seal_value(self.core.clone(), buf, path, version))?;
         Ok(bytes_out(py, out.0))
     }
 
@@ -672,10 +743,11 @@ impl BlockingStrongroom {
         version: u64,
     ) -> PyResult<Bound<'py, Secret>> {
         let core = &self.core;
-        let s = py
-            .detach(|| open_value(core, sealed, path, version))
-            .map_err(to_py)?;
-        Bound::new(py, Secret::new(py, s))
+        let ctx = SealContext::new(path, version);
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let b: &mut [u8] = &mut buf;
+        let plain = compute(py, sealed.len(), move || core.open_value_in_place(b, &ctx))?;
+        Bound::new(py, Secret::from_slice(py, plain))
     }
 
     /// Stores `plaintext` sealed at storage key `key` (under "s/").
@@ -690,6 +762,7 @@ impl BlockingStrongroom {
         let plaintext = secret_input(plaintext)?;
         block(
             py,
+            true,
             put_sealed(self.core.clone(), key, plaintext, path, version),
         )
     }
@@ -702,47 +775,46 @@ impl BlockingStrongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        block(py, get_sealed(self.core.clone(), key, path, version))?.into_pyobject(py)
+        block(py, true, get_sealed(self.core.clone(), key, path, version))?.into_pyobject(py)
     }
 
     /// Adds a key version and makes it primary.
     fn rotate(&self, py: Python<'_>) -> PyResult<KeyInfo> {
         let core = self.core.clone();
-        block(py, async move { core.rotate().await }).map(KeyInfo::from)
+        block(py, true, async move { core.rotate().await }).map(KeyInfo::from)
     }
 
     /// Makes an active key version primary again.
     fn promote(&self, py: Python<'_>, version: u32) -> PyResult<()> {
         let core = self.core.clone();
-        block(py, async move { core.promote(version).await })
+        block(py, true, async move { core.promote(version).await })
     }
 
     /// Retires every key version below `min`.
     fn set_min_decryption_version(&self, py: Python<'_>, min: u32) -> PyResult<()> {
         let core = self.core.clone();
-        block(
-            py,
-            async move { core.set_min_decryption_version(min).await },
-        )
+        block(py, true, async move {
+            core.set_min_decryption_version(min).await
+        })
     }
 
     /// Erases a retired key version (refused while records need it).
     fn destroy_key(&self, py: Python<'_>, version: u32) -> PyResult<()> {
         let core = self.core.clone();
-        block(py, async move { core.destroy_key(version).await })
+        block(py, true, async move { core.destroy_key(version).await })
     }
 
     /// Re-seals stored records under the primary key.
     #[pyo3(signature = (batch_size = 500))]
     fn rewrap(&self, py: Python<'_>, batch_size: usize) -> PyResult<RewrapReport> {
         let core = self.core.clone();
-        block(py, async move { core.rewrap(batch_size).await }).map(RewrapReport::from)
+        block(py, true, async move { core.rewrap(batch_size).await }).map(RewrapReport::from)
     }
 
     /// Re-reads the keyring from storage.
     fn reload(&self, py: Python<'_>) -> PyResult<()> {
         let core = self.core.clone();
-        block(py, async move { core.reload().await })
+        block(py, true, async move { core.reload().await })
     }
 
     /// Facts about every key version.
@@ -772,15 +844,13 @@ fn seal_with_key<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let key = DataKey::new(self::algorithm(algorithm)?, secret_input(key)?).map_err(to_py)?;
     let plaintext = secret_input(plaintext)?;
-    let sealed = py
-        .detach(|| {
-            key.seal(
-                key_version,
-                plaintext.expose_secret(),
-                &SealContext::new(path, version),
-            )
-        })
-        .map_err(to_py)?;
+    let sealed = compute(py, plaintext.len(), || {
+        key.seal(
+            key_version,
+            plaintext.expose_secret(),
+            &SealContext::new(path, version),
+        )
+    })?;
     Ok(bytes_out(py, sealed.into_bytes()))
 }
 
@@ -796,12 +866,10 @@ fn open_sealed<'py>(
     sealed: &[u8],
 ) -> PyResult<Bound<'py, Secret>> {
     let key = DataKey::new(self::algorithm(algorithm)?, secret_input(key)?).map_err(to_py)?;
-    let opened = py
-        .detach(|| {
-            let sealed = SealedValue::parse(sealed)?;
-            key.open(&sealed, &SealContext::new(path, version))
-        })
-        .map_err(to_py)?;
+    let opened = compute(py, sealed.len(), || {
+        let sealed = SealedValue::parse(sealed)?;
+        key.open(&sealed, &SealContext::new(path, version))
+    })?;
     Bound::new(py, Secret::new(py, opened))
 }
 

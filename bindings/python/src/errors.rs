@@ -4,6 +4,9 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::{PyErr, create_exception};
 use strongroom::Error;
+use strongroom::lease::LeaseError as CoreLeaseError;
+use strongroom::policy::PolicyError as CorePolicyError;
+use strongroom::secrets::SecretError;
 
 create_exception!(
     strongroom,
@@ -312,11 +315,16 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         }
         Error::Random => (RandomFailed::new_err(msg), vec![]),
         Error::InvalidArgument(_) => (InvalidArgument::new_err(msg), vec![]),
-        // The subsystem enums are still empty; their variants map onto the
-        // subclasses (CasConflict, PolicyDenied, LeaseExpired) as they land.
+        // Subsystem errors: the variants a caller acts on get a subclass;
+        // the rest raise the subsystem's base class.
+        Error::Secret(SecretError::CasMismatch { .. }) => (CasConflict::new_err(msg), vec![]),
         Error::Secret(_) => (SecretStoreError::new_err(msg), vec![]),
+        Error::Policy(CorePolicyError::Denied { path, .. }) => {
+            (PolicyDenied::new_err(msg), vec![("path", Attr::Str(path))])
+        }
         Error::Policy(_) => (PolicyError::new_err(msg), vec![]),
         Error::Audit(_) => (AuditError::new_err(msg), vec![]),
+        Error::Lease(CoreLeaseError::Expired { .. }) => (LeaseExpired::new_err(msg), vec![]),
         Error::Lease(_) => (LeaseError::new_err(msg), vec![]),
         Error::Rotation(_) => (RotationError::new_err(msg), vec![]),
         Error::Shamir(_) => (ShamirError::new_err(msg), vec![]),

@@ -251,6 +251,16 @@ impl Storage {
         }
     }
 
+    /// An SQLite store in the file at `path` (created if missing; its
+    /// directory must exist). Blocks while it opens, GIL released.
+    #[staticmethod]
+    fn sqlite(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let store = block(py, true, strongroom_sqlx::SqliteStore::open(path))?;
+        Ok(Self {
+            inner: Arc::new(store),
+        })
+    }
+
     /// The backend's name ("memory", "sqlite", ...).
     #[getter]
     fn backend(&self) -> &'static str {
@@ -713,25 +723,40 @@ impl BlockingStrongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        if let Ok(b) = plaintext.cast::<PyBytes>() {
-            let b = b.as_bytes();
-            if b.len() < DETACH_THRESHOLD {
-                // Fast path: seal straight into the result's buffer.
-                let ctx = SealContext::new(&path, version);
-                let mut sealed = Ok(false);
-                let out = PyBytes::new_with(py, b.len() + OVERHEAD, |out| {
-                    sealed = self.core.try_seal_value_into(b, out, &ctx);
-                    Ok(())
-                })?;
-                if sealed.map_err(to_py)? {
-                    return Ok(out);
-                }
+        // `bytes` are immutable and read in place; anything else is copied
+        // into a buffer wiped on drop.
+        let owned;
+        let plain: &[u8] = match plaintext.cast::<PyBytes>() {
+            Ok(b) => b.as_bytes(),
+            Err(_) => {
+                owned = secret_input(plaintext)?;
+                owned.expose_secret()
             }
-        }
-        let buf = seal_input(plaintext)?;
-        let large = buf.len() >= DETACH_THRESHOLD;
-        let out = block(py, large, seal_value(self.core.clone(), buf, path, version))?;
-        Ok(bytes_out(py, out.0))
+        };
+        let (core, ctx) = (&self.core, SealContext::new(&path, version));
+        let large = plain.len() >= DETACH_THRESHOLD;
+        // Seal straight into the result's buffer (not yet visible to any
+        // Python code, so it may be written with the GIL released).
+        let mut result = Ok(());
+        let out = PyBytes::new_with(py, plain.len() + OVERHEAD, |out| {
+            result = (|| {
+                if !large && core.try_seal_value_into(plain, out, &ctx)? {
+                    return Ok(());
+                }
+                py.detach(|| {
+                    if core.try_seal_value_into(plain, out, &ctx)? {
+                        return Ok(());
+                    }
+                    // The primary key needs encryptions reserved in storage.
+                    let sealed = runtime().block_on(core.seal_value(plain, &ctx))?;
+                    out.copy_from_slice(sealed.as_bytes());
+                    Ok(())
+                })
+            })();
+            Ok(())
+        })?;
+        result.map_err(to_py)?;
+        Ok(out)
     }
 
     /// Opens a sealed value bound to `path` and `version`.
@@ -742,12 +767,34 @@ impl BlockingStrongroom {
         path: &str,
         version: u64,
     ) -> PyResult<Bound<'py, Secret>> {
-        let core = &self.core;
-        let ctx = SealContext::new(path, version);
-        let mut buf = Zeroizing::new(sealed.to_vec());
-        let b: &mut [u8] = &mut buf;
-        let plain = compute(py, sealed.len(), move || core.open_value_in_place(b, &ctx))?;
-        Bound::new(py, Secret::from_slice(py, plain))
+        let (core, ctx) = (&self.core, SealContext::new(path, version));
+        if sealed.len() < DETACH_THRESHOLD {
+            let mut buf = Zeroizing::new(sealed.to_vec());
+            let plain = core.open_value_in_place(&mut buf, &ctx).map_err(to_py)?;
+            return Bound::new(py, Secret::from_slice(py, plain));
+        }
+        // Large: copy, open and write the plaintext into a fresh bytearray
+        // with the GIL released.
+        let len = sealed.len().saturating_sub(OVERHEAD);
+        let secret = Secret {
+            buf: PyByteArray::new_with(py, len, |_| Ok(()))?.unbind(),
+        };
+        let target = secret.buf.bind(py);
+        // SAFETY: the bytearray was just created and no Python code holds a
+        // reference to it, so nothing can read, resize or free it while the
+        // slice is written below, with or without the GIL.
+        #[allow(unsafe_code)]
+        let dst = unsafe { target.as_bytes_mut() };
+        py.detach(|| {
+            let mut buf = Zeroizing::new(sealed.to_vec());
+            let plain = core.open_value_in_place(&mut buf, &ctx)?;
+            dst.get_mut(..plain.len())
+                .ok_or_else(|| strongroom::Error::InvalidArgument("length mismatch".into()))?
+                .copy_from_slice(plain);
+            Ok(())
+        })
+        .map_err(to_py)?;
+        Bound::new(py, secret)
     }
 
     /// Stores `plaintext` sealed at storage key `key` (under "s/").

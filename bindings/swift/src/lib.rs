@@ -6,8 +6,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use strongroom::keyring::{KeyInfo as CoreKeyInfo, KeyState as CoreKeyState};
+use strongroom::lease::LeaseError;
+use strongroom::policy::PolicyError;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, SealContext, SealedValue};
+use strongroom::secrets::SecretError;
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Error, Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::Zeroize as _;
@@ -272,11 +275,14 @@ impl From<Error> for StrongroomError {
             Error::CorruptRecord { key, .. } => Self::CorruptRecord { key, message },
             Error::Random => Self::Random { message },
             Error::InvalidArgument(_) => Self::InvalidArgument { message },
-            // The subsystem enums are still empty; their variants map onto
-            // CasConflict, PolicyDenied and LeaseExpired as they land.
+            // Subsystem errors: the variants a caller acts on get a case;
+            // the rest map onto the subsystem's case.
+            Error::Secret(SecretError::CasMismatch { .. }) => Self::CasConflict { message },
             Error::Secret(_) => Self::SecretStore { message },
+            Error::Policy(PolicyError::Denied { .. }) => Self::PolicyDenied { message },
             Error::Policy(_) => Self::Policy { message },
             Error::Audit(_) => Self::Audit { message },
+            Error::Lease(LeaseError::Expired { .. }) => Self::LeaseExpired { message },
             Error::Lease(_) => Self::Lease { message },
             Error::Rotation(_) => Self::Rotation { message },
             Error::Shamir(_) => Self::Shamir { message },
@@ -369,6 +375,15 @@ impl Storage {
         Arc::new(Self {
             inner: Arc::new(MemoryStorage::new()),
         })
+    }
+
+    /// An SQLite store in the file at `path` (created if missing).
+    #[uniffi::constructor]
+    pub async fn sqlite(path: String) -> Result<Arc<Self>> {
+        let store = strongroom_sqlx::SqliteStore::open(path).await?;
+        Ok(Arc::new(Self {
+            inner: Arc::new(store),
+        }))
     }
 
     /// The backend's name.

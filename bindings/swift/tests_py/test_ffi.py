@@ -170,3 +170,29 @@ def test_secret_redacted_and_wiped():
     assert s.len() == 13 and s.reveal() == b"correct horse"
     s.wipe()
     assert s.reveal() == bytes(13)
+
+
+def test_store_file_across_languages(tmp_path):
+    """S2 for stores: write uniffi-store.db, read the Python one if present;
+    plus an SQLite reopen."""
+    async def go():
+        d = xlang_dir()
+        for f in ("uniffi-store.db", "uniffi-store.db-wal", "uniffi-store.db-shm", "uniffi-store.key"):
+            (d / f).unlink(missing_ok=True)
+        sr.generate_key_file(str(d / "uniffi-store.key"))
+        prot = sr.SoftwareProtector.from_key_file(str(d / "uniffi-store.key"))
+        room = await sr.Strongroom.create(await sr.Storage.sqlite(str(d / "uniffi-store.db")), prot)
+        await room.put_sealed("s/xlang", b"stored by uniffi", "xlang", 1)
+        again = await sr.Strongroom.unseal(await sr.Storage.sqlite(str(d / "uniffi-store.db")), prot)
+        assert (await again.get_sealed("s/xlang", "xlang", 1)).reveal() == b"stored by uniffi"
+        if (d / "python-store.db").exists():
+            other = await sr.Strongroom.unseal(
+                await sr.Storage.sqlite(str(d / "python-store.db")),
+                sr.SoftwareProtector.from_key_file(str(d / "python-store.key")))
+            assert (await other.get_sealed("s/xlang", "xlang", 1)).reveal() == b"stored by python"
+        (tmp_path / "junk").write_bytes(b"not sqlite" * 300)
+        with pytest.raises(E.StorageFailed) as e:
+            await sr.Storage.sqlite(str(tmp_path / "junk"))
+        assert e.value.backend == "sqlite" and e.value.kind == "corrupt"
+
+    run(go())

@@ -441,8 +441,10 @@ impl Keyring {
         Ok(out)
     }
 
-    /// Decodes what [`Keyring::encode`] wrote, checking every invariant.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+    /// Decodes a keyring record's plaintext (as stored sealed under the root
+    /// key), checking every invariant. Public for tools and fuzzing; a store
+    /// decodes its keyring itself at unseal.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bad = |reason: &str| Error::corrupt("sys/keyring", reason.to_owned());
         let (&version, body) = bytes.split_first().ok_or_else(|| bad("empty record"))?;
         if version != KEYRING_RECORD_VERSION {

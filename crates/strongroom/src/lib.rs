@@ -17,6 +17,7 @@ pub mod clock;
 mod error;
 pub mod keyring;
 pub mod lease;
+pub mod path;
 pub mod policy;
 pub mod protector;
 pub mod rotation;

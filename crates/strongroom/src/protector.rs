@@ -134,27 +134,42 @@ impl KeyProtector for SoftwareProtector {
     }
 
     async fn wrap(&self, root_key: &SecretBytes) -> Result<Vec<u8>> {
-        let sealed = self.kek.seal(
-            0,
-            root_key.expose_secret(),
-            &SealContext::new(ROOT_WRAP_CONTEXT, 0),
-        )?;
-        Ok(sealed.into_bytes())
+        wrap_root_key(&self.kek, root_key)
     }
 
     async fn unwrap(&self, wrapped: &[u8]) -> Result<SecretBytes> {
-        let unwrap_failed = || {
-            Error::protector(
-                "software",
-                ProtectorErrorKind::UnwrapFailed,
-                "the wrapped root key does not open with this key (wrong key file?)",
-            )
-        };
-        let sealed = SealedValue::parse(wrapped).map_err(|_| unwrap_failed())?;
-        self.kek
-            .open(&sealed, &SealContext::new(ROOT_WRAP_CONTEXT, 0))
-            .map_err(|_| unwrap_failed())
+        unwrap_root_key(
+            &self.kek,
+            wrapped,
+            "software",
+            "the wrapped root key does not open with this key (wrong key file?)",
+        )
     }
+}
+
+/// Wraps the root key under an in-memory key-encryption key (the format
+/// shared by the software and Shamir protectors).
+pub(crate) fn wrap_root_key(kek: &DataKey, root_key: &SecretBytes) -> Result<Vec<u8>> {
+    let sealed = kek.seal(
+        0,
+        root_key.expose_secret(),
+        &SealContext::new(ROOT_WRAP_CONTEXT, 0),
+    )?;
+    Ok(sealed.into_bytes())
+}
+
+/// Reverses [`wrap_root_key`]; any failure is one opaque
+/// [`ProtectorErrorKind::UnwrapFailed`] naming `protector`, with `hint`.
+pub(crate) fn unwrap_root_key(
+    kek: &DataKey,
+    wrapped: &[u8],
+    protector: &'static str,
+    hint: &'static str,
+) -> Result<SecretBytes> {
+    let unwrap_failed = || Error::protector(protector, ProtectorErrorKind::UnwrapFailed, hint);
+    let sealed = SealedValue::parse(wrapped).map_err(|_| unwrap_failed())?;
+    kek.open(&sealed, &SealContext::new(ROOT_WRAP_CONTEXT, 0))
+        .map_err(|_| unwrap_failed())
 }
 
 /// The conformance suite every [`KeyProtector`] runs.

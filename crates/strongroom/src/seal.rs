@@ -21,9 +21,12 @@
 //! [`Error::DecryptionFailed`].
 //!
 //! Nonces are random 96-bit values drawn from a per-thread pool that is
-//! refilled from the OS 64 nonces at a time; the pool remembers the process
-//! id it was filled in and is discarded when it finds itself in a forked
-//! child, so parent and child never share a nonce.
+//! refilled from the OS 64 nonces at a time (one `getrandom` call per 64
+//! seals instead of one per seal). A `pthread_atfork` child handler bumps a
+//! fork counter; a pool that sees the counter changed discards its unused
+//! nonces before handing out another, so a parent and its forked child never
+//! share a nonce. (If the handler cannot be registered the pool compares the
+//! process id on every draw instead.)
 
 use std::cell::RefCell;
 use std::fmt;
@@ -129,16 +132,31 @@ impl<'a> SealContext<'a> {
         self.version
     }
 
-    /// header || u32-BE path length || path || u64-BE version
-    fn aad(&self, header: &[u8; HEADER_LEN]) -> Result<Vec<u8>> {
+    /// Calls `f` with the associated data:
+    /// header || u32-BE path length || path || u64-BE version.
+    /// Built on the stack for paths up to 200 bytes (no allocation).
+    fn with_aad<T>(&self, header: &[u8; HEADER_LEN], f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let len = u32::try_from(self.path.len())
             .map_err(|_| Error::InvalidArgument("context path longer than 4 GiB".into()))?;
-        let mut aad = Vec::with_capacity(HEADER_LEN + 4 + self.path.len() + 8);
-        aad.extend_from_slice(header);
-        aad.extend_from_slice(&len.to_be_bytes());
-        aad.extend_from_slice(self.path.as_bytes());
-        aad.extend_from_slice(&self.version.to_be_bytes());
-        Ok(aad)
+        let total = HEADER_LEN + 4 + self.path.len() + 8;
+        let fill = |aad: &mut [u8]| {
+            let (h, rest) = aad.split_at_mut(HEADER_LEN);
+            h.copy_from_slice(header);
+            let (l, rest) = rest.split_at_mut(4);
+            l.copy_from_slice(&len.to_be_bytes());
+            let (p, v) = rest.split_at_mut(self.path.len());
+            p.copy_from_slice(self.path.as_bytes());
+            v.copy_from_slice(&self.version.to_be_bytes());
+        };
+        let mut stack = [0u8; 232];
+        if let Some(aad) = stack.get_mut(..total) {
+            fill(aad);
+            Ok(f(aad))
+        } else {
+            let mut heap = vec![0u8; total];
+            fill(&mut heap);
+            Ok(f(&heap))
+        }
     }
 }
 
@@ -332,27 +350,29 @@ impl DataKey {
         header[3] = self.algorithm.id();
         header[4..8].copy_from_slice(&key_version.to_be_bytes());
         header[8..20].copy_from_slice(&next_nonce()?);
-        let aad = context.aad(&header)?;
         let (head, rest) = out.split_at_mut(HEADER_LEN);
         let (body, tag_out) = rest.split_at_mut(plaintext.len());
         head.copy_from_slice(&header);
         body.copy_from_slice(plaintext);
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&header[8..20]);
-        match self.key.seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&aad),
-            body,
-        ) {
+        let sealed = context.with_aad(&header, |aad| {
+            self.key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut *body,
+            )
+        });
+        match sealed.and_then(|r| {
+            r.map_err(|_| Error::InvalidArgument("plaintext too long for the cipher".into()))
+        }) {
             Ok(tag) => {
                 tag_out.copy_from_slice(tag.as_ref());
                 Ok(())
             }
-            Err(_) => {
+            Err(e) => {
                 zeroize::Zeroize::zeroize(body);
-                Err(Error::InvalidArgument(
-                    "plaintext too long for the cipher".into(),
-                ))
+                Err(e)
             }
         }
     }
@@ -375,15 +395,15 @@ impl DataKey {
         header[3] = self.algorithm.id();
         header[4..8].copy_from_slice(&key_version.to_be_bytes());
         header[8..20].copy_from_slice(&nonce);
-        let aad = context.aad(&header)?;
         buf[..HEADER_LEN].copy_from_slice(&header);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad),
-                &mut buf[HEADER_LEN..],
-            )
+        let tag = context
+            .with_aad(&header, |aad| {
+                self.key.seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    &mut buf[HEADER_LEN..],
+                )
+            })?
             .map_err(|_| Error::InvalidArgument("plaintext too long for the cipher".into()))?;
         buf.extend_from_slice(tag.as_ref());
         Ok(())
@@ -412,15 +432,16 @@ impl DataKey {
         }
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&buf[..HEADER_LEN]);
-        let aad = context.aad(&header)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&header[8..20]);
-        self.key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad),
-                &mut buf[HEADER_LEN..],
-            )
+        context
+            .with_aad(&header, |aad| {
+                self.key.open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    &mut buf[HEADER_LEN..],
+                )
+            })?
             .map_err(|_| Error::DecryptionFailed)
     }
 }
@@ -428,31 +449,62 @@ impl DataKey {
 /// Nonces drawn per OS random call.
 const NONCES_PER_REFILL: usize = 64;
 
+/// How a pool notices that it now lives in a forked child.
+enum ForkCheck {
+    /// A counter bumped by a `pthread_atfork` child handler: one relaxed
+    /// atomic load per nonce.
+    Atfork(forkguard::atfork::Guard),
+    /// Fallback if the handler could not be registered: compare the process
+    /// id (one `getpid` system call per nonce).
+    Pid(u32),
+}
+
+impl ForkCheck {
+    fn new() -> Self {
+        match forkguard::atfork::Guard::try_new() {
+            Ok(g) => Self::Atfork(g),
+            Err(_) => Self::Pid(std::process::id()),
+        }
+    }
+
+    /// True once in a process forked since the last call.
+    fn forked(&mut self) -> bool {
+        match self {
+            Self::Atfork(g) => g.detected_fork(),
+            Self::Pid(pid) => {
+                let now = std::process::id();
+                std::mem::replace(pid, now) != now
+            }
+        }
+    }
+}
+
 struct NoncePool {
-    pid: u32,
+    fork: ForkCheck,
     next: usize,
     buf: [u8; NONCE_LEN * NONCES_PER_REFILL],
 }
 
 thread_local! {
-    static NONCES: RefCell<NoncePool> = const { RefCell::new(NoncePool {
-        pid: 0,
-        next: NONCES_PER_REFILL,
-        buf: [0; NONCE_LEN * NONCES_PER_REFILL],
-    }) };
+    static NONCES: RefCell<Option<NoncePool>> = const { RefCell::new(None) };
 }
 
-/// A fresh random 96-bit nonce. The per-thread pool is refilled from the OS
-/// when empty and discarded when the process id changed (a `fork()` child).
+/// A fresh random 96-bit nonce from the per-thread pool. The pool is refilled
+/// from the OS when empty, and discarded unused when it finds itself in a
+/// process forked since it was filled, so a parent and its child never hand
+/// out the same nonce.
 fn next_nonce() -> Result<[u8; NONCE_LEN]> {
-    NONCES.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let pid = std::process::id();
-        if pool.next >= NONCES_PER_REFILL || pool.pid != pid {
+    NONCES.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let pool = slot.get_or_insert_with(|| NoncePool {
+            fork: ForkCheck::new(),
+            next: NONCES_PER_REFILL,
+            buf: [0; NONCE_LEN * NONCES_PER_REFILL],
+        });
+        if pool.fork.forked() || pool.next >= NONCES_PER_REFILL {
             SystemRandom::new()
                 .fill(&mut pool.buf)
                 .map_err(|_| Error::Random)?;
-            pool.pid = pid;
             pool.next = 0;
         }
         let i = pool.next * NONCE_LEN;

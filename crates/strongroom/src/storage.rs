@@ -318,7 +318,7 @@ impl Storage for FaultyStorage {
 
 /// The conformance suite every [`Storage`] backend runs.
 ///
-/// ```ignore
+/// ```text
 /// #[tokio::test]
 /// async fn conformance() {
 ///     strongroom::storage::conformance::run_all(|| async { my_store().await }).await;

@@ -111,9 +111,7 @@ impl Strongroom {
         let mut keyring = Keyring::generate(options.keyring.algorithm, options.clock.now())?;
         let (v, start, end) = keyring.reserve_block(&options.keyring, options.clock.now())?;
         let sealed = root.seal(0, &keyring.encode()?, &root_context())?;
-        let mut root_record = vec![ROOT_RECORD_VERSION, protector.kind().len() as u8];
-        root_record.extend_from_slice(protector.kind().as_bytes());
-        root_record.extend_from_slice(&wrapped);
+        let root_record = encode_root_record(protector.kind(), &wrapped)?;
         storage
             .batch(vec![
                 BatchOp::expect(ROOT_KEY_RECORD, None),
@@ -387,6 +385,51 @@ impl Strongroom {
         Ok(())
     }
 
+    /// Replaces the root key with a fresh one wrapped by `protector`, which
+    /// may be the same protector (after rotating its own key, e.g. a new HSM
+    /// token key version) or another one (moving from a key file to an HSM).
+    /// The keyring is re-sealed under the new root key and both records are
+    /// written in one atomic batch, so a crash leaves either the old or the
+    /// new root in force, never a mix. Afterwards the old protector's key is
+    /// no longer needed. Values sealed by the keyring are untouched.
+    pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
+        let _guard = self.inner.write_lock.lock().await;
+        let old_root = self.root()?;
+        let storage = &self.inner.storage;
+        let old_record = storage
+            .get(ROOT_KEY_RECORD)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let (keyring, raw) = load_keyring(storage, &old_root).await?;
+        let new_raw = SecretBytes::random(seal::KEY_LEN)?;
+        let wrapped = protector.wrap(&new_raw).await?;
+        // Prove the protector can unwrap what it wrapped before relying on it.
+        if protector.unwrap(&wrapped).await? != new_raw {
+            return Err(Error::protector(
+                protector.kind(),
+                crate::ProtectorErrorKind::UnwrapFailed,
+                "the new protector did not return the root key it wrapped",
+            ));
+        }
+        let new_root = DataKey::new(Algorithm::Aes256Gcm, new_raw)?;
+        let sealed = new_root.seal(0, &keyring.encode()?, &root_context())?;
+        storage
+            .batch(vec![
+                BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
+                BatchOp::expect(KEYRING_RECORD, Some(raw)),
+                BatchOp::put(
+                    ROOT_KEY_RECORD,
+                    encode_root_record(protector.kind(), &wrapped)?,
+                ),
+                BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
+            ])
+            .await?;
+        if let Ok(mut slot) = self.inner.root.write() {
+            *slot = Some(Arc::new(new_root));
+        }
+        Ok(())
+    }
+
     fn key_info(&self, version: u32) -> Result<KeyInfo> {
         self.keys()?
             .into_iter()
@@ -647,6 +690,17 @@ impl Strongroom {
         let plain = self.open_record(key, bytes.to_vec(), &ctx).await?;
         self.seal_record(key, plain.expose_secret(), &ctx).await
     }
+}
+
+fn encode_root_record(kind: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+    let kind_len = u8::try_from(kind.len())
+        .map_err(|_| Error::InvalidArgument("protector kind longer than 255 bytes".into()))?;
+    let mut record = Vec::with_capacity(2 + kind.len() + wrapped.len());
+    record.push(ROOT_RECORD_VERSION);
+    record.push(kind_len);
+    record.extend_from_slice(kind.as_bytes());
+    record.extend_from_slice(wrapped);
+    Ok(record)
 }
 
 async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<(Keyring, Vec<u8>)> {

@@ -436,3 +436,42 @@ async fn try_seal_value_into_waits_for_nothing_and_reports_a_needed_reservation(
         assert_eq!(sr.open_value(&v, &ctx).unwrap().expose_secret(), b"pw-1");
     }
 }
+
+#[tokio::test]
+async fn root_key_rotation_moves_to_another_protector() {
+    let (mem, sr) = fresh().await;
+    let storage: DynStorage = Arc::new(mem.clone());
+    let ctx = SealContext::new("prod/db", 1);
+    sr.put_sealed("s/db", b"pw", &ctx).await.unwrap();
+    let before = mem.get("s/db").await.unwrap();
+    let new = SoftwareProtector::from_key(SecretBytes::new(vec![77; 32])).unwrap();
+    sr.rotate_root_key(&new).await.unwrap();
+    // the old protector no longer opens the store; the new one does
+    let e = Strongroom::unseal(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::Protector {
+            kind: ProtectorErrorKind::UnwrapFailed,
+            ..
+        }
+    ));
+    let again = Strongroom::unseal(storage, &new, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .get_sealed("s/db", &ctx)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        b"pw"
+    );
+    // values were not touched, and the running handle keeps working
+    assert_eq!(mem.get("s/db").await.unwrap(), before);
+    sr.rotate().await.unwrap();
+    again.reload().await.unwrap();
+    assert_eq!(again.keyring().unwrap().primary_version(), 2);
+}

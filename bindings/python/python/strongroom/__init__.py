@@ -48,6 +48,30 @@ from ._native import (
 )
 from . import blocking
 
+
+def _protector(key_file, key):
+    if (key_file is None) == (key is None):
+        raise InvalidArgument("give exactly one of key_file= or key=")
+    if key_file is not None:
+        return SoftwareProtector.from_key_file(key_file)
+    return SoftwareProtector.from_key(key)
+
+
+def _storage(path):
+    return Storage.memory() if str(path) == ":memory:" else Storage.sqlite(path)
+
+
+async def open(path, *, key_file=None, key=None) -> Strongroom:
+    """Opens the store at `path` (an SQLite file, or ":memory:"), creating it
+    on first use, with a software root key from `key_file` or `key`."""
+    storage, protector = _storage(path), _protector(key_file, key)
+    if not storage.is_initialized():
+        try:
+            return await Strongroom.init(storage, protector)
+        except AlreadyInitialized:
+            pass  # another process created it first
+    return await Strongroom.unseal(storage, protector)
+
 __all__ = [
     "AlreadyInitialized",
     "AuditError",
@@ -85,6 +109,7 @@ __all__ = [
     "UnsealFailed",
     "__version__",
     "blocking",
+    "open",
     "open_sealed",
     "seal_with_key",
     "sealed_key_version",

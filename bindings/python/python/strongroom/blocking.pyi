@@ -1,4 +1,5 @@
-from typing import Optional
+from os import PathLike
+from typing import Optional, Union
 
 from . import KeyInfo, RewrapReport, Secret, SoftwareProtector, Storage, _Bytes
 
@@ -23,3 +24,8 @@ class Strongroom:
     def rewrap(self, batch_size: int = 500) -> RewrapReport: ...
     def reload(self) -> None: ...
     def keys(self) -> list[KeyInfo]: ...
+
+def open(
+    path: Union[str, PathLike[str]], *, key_file: Union[str, PathLike[str], None] = None,
+    key: Optional[_Bytes] = None
+) -> Strongroom: ...

@@ -1007,6 +1007,24 @@ public static func memory() -> Storage  {
 })
 }
     
+    /**
+     * An SQLite store in the file at `path` (created if missing).
+     */
+public static func sqlite(path: String)async throws  -> Storage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_storage_sqlite(FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStorage_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
 
     
     /**
@@ -2663,6 +2681,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_storage_memory() != 50092) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_storage_sqlite() != 43095) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_strongroom_create() != 33794) {

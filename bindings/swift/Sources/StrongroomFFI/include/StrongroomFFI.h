@@ -319,6 +319,11 @@ uint64_t uniffi_strongroom_ffi_fn_constructor_storage_memory(RustCallStatus *_No
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_STORAGE_SQLITE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_STORAGE_SQLITE
+uint64_t uniffi_strongroom_ffi_fn_constructor_storage_sqlite(RustBuffer path
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STORAGE_BACKEND
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STORAGE_BACKEND
 RustBuffer uniffi_strongroom_ffi_fn_method_storage_backend(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -852,6 +857,12 @@ uint16_t uniffi_strongroom_ffi_checksum_constructor_softwareprotector_from_key_f
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STORAGE_MEMORY
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STORAGE_MEMORY
 uint16_t uniffi_strongroom_ffi_checksum_constructor_storage_memory(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STORAGE_SQLITE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STORAGE_SQLITE
+uint16_t uniffi_strongroom_ffi_checksum_constructor_storage_sqlite(void
     
 );
 #endif

@@ -1,0 +1,971 @@
+//! Public-API tests of the lease manager. Time only moves through a
+//! `ManualClock`; nothing sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strongroom::clock::{Clock, ManualClock, Timestamp};
+use strongroom::lease::{
+    Lease, LeaseConfig, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseState, PrefixQuota,
+    QuotaScope, Revoker,
+};
+use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage};
+use strongroom::{Error, StorageErrorKind};
+use tokio::sync::broadcast;
+
+const START: Timestamp = Timestamp::from_secs(1_800_000_000);
+const MIN: Duration = Duration::from_secs(60);
+
+/// A revoker that records what it was asked and fails on command.
+#[derive(Debug, Default)]
+struct TestRevoker {
+    fail_ids: Mutex<HashSet<LeaseId>>,
+    fail_all: AtomicBool,
+    fail_renew: AtomicBool,
+    revoked: Mutex<Vec<(LeaseId, Vec<u8>)>>,
+    renewed: Mutex<Vec<(LeaseId, Timestamp)>>,
+}
+
+impl TestRevoker {
+    fn fail_for(&self, id: LeaseId) {
+        self.fail_ids.lock().unwrap().insert(id);
+    }
+    fn heal(&self) {
+        self.fail_ids.lock().unwrap().clear();
+        self.fail_all.store(false, Ordering::SeqCst);
+    }
+    fn revoked_ids(&self) -> Vec<LeaseId> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Revoker for TestRevoker {
+    async fn revoke(&self, lease: &Lease) -> strongroom::Result<()> {
+        if self.fail_all.load(Ordering::SeqCst)
+            || self.fail_ids.lock().unwrap().contains(&lease.id())
+        {
+            return Err(Error::storage(
+                "test-engine",
+                StorageErrorKind::Unavailable,
+                "engine unreachable",
+            ));
+        }
+        self.revoked
+            .lock()
+            .unwrap()
+            .push((lease.id(), lease.revocation_data().to_vec()));
+        Ok(())
+    }
+
+    async fn renew(&self, lease: &Lease, new_expiry: Timestamp) -> strongroom::Result<()> {
+        if self.fail_renew.load(Ordering::SeqCst) {
+            return Err(Error::InvalidArgument("engine refused renewal".into()));
+        }
+        self.renewed.lock().unwrap().push((lease.id(), new_expiry));
+        Ok(())
+    }
+}
+
+struct Fixture {
+    clock: Arc<ManualClock>,
+    storage: DynStorage,
+    revoker: Arc<TestRevoker>,
+    manager: Arc<LeaseManager>,
+}
+
+fn config() -> LeaseConfig {
+    let mut c = LeaseConfig::default();
+    c.retry.jitter = 0.0;
+    c.retry.base = Duration::from_secs(10);
+    c.retry.max = Duration::from_secs(600);
+    c.retry.max_attempts = 3;
+    c
+}
+
+fn manager_over(
+    storage: DynStorage,
+    clock: &Arc<ManualClock>,
+    config: LeaseConfig,
+) -> (Arc<LeaseManager>, Arc<TestRevoker>) {
+    let manager = Arc::new(LeaseManager::new(storage, clock.clone(), config).unwrap());
+    let revoker = Arc::new(TestRevoker::default());
+    manager.register_revoker("test", revoker.clone());
+    (manager, revoker)
+}
+
+fn fixture_with(config: LeaseConfig) -> Fixture {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let (manager, revoker) = manager_over(storage.clone(), &clock, config);
+    Fixture {
+        clock,
+        storage,
+        revoker,
+        manager,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(config())
+}
+
+impl Fixture {
+    async fn issue(&self, path: &str, ttl: Duration, max_ttl: Duration) -> Lease {
+        self.manager
+            .issue(
+                path,
+                "test",
+                ttl,
+                max_ttl,
+                true,
+                format!("role-for-{path}").into_bytes(),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+fn lease_err(e: Error) -> LeaseError {
+    match e {
+        Error::Lease(l) => l,
+        other => panic!("expected a lease error, got {other:?}"),
+    }
+}
+
+fn drain(rx: &mut broadcast::Receiver<LeaseEvent>) -> Vec<LeaseEvent> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        out.push(e);
+    }
+    out
+}
+
+async fn next_event(rx: &mut broadcast::Receiver<LeaseEvent>) -> LeaseEvent {
+    // A safety net against a hung test, not a way of letting time pass: the
+    // clock the manager reads is the ManualClock.
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("an event arrives")
+        .expect("channel open")
+}
+
+async fn lease_keys(storage: &DynStorage) -> Vec<String> {
+    let mut keys = storage.list("lease").await.unwrap();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn issue_lookup_list_renew_revoke() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let a = f.issue("database/creds/readonly", 10 * MIN, 60 * MIN).await;
+    let b = f.issue("database/creds/admin", 10 * MIN, 60 * MIN).await;
+    let c = f.issue("pki/issue/web", 10 * MIN, 60 * MIN).await;
+    assert_ne!(a.id(), b.id());
+    assert_eq!(a.path(), "database/creds/readonly");
+    assert_eq!(a.issued_at(), START);
+    assert_eq!(a.expires_at(), START + 10 * MIN);
+    assert_eq!(a.max_expires_at(), START + 60 * MIN);
+    assert_eq!(a.state(), &LeaseState::Active);
+    assert_eq!(f.manager.lookup(a.id()).await.unwrap(), a);
+    assert_eq!(f.manager.stats().live_leases, 3);
+
+    let mut under_db = f.manager.list("database/creds").await.unwrap();
+    under_db.sort();
+    let mut want = vec![a.id(), b.id()];
+    want.sort();
+    assert_eq!(under_db, want);
+    assert_eq!(f.manager.list("").await.unwrap().len(), 3);
+    assert!(f.manager.list("database/cred").await.unwrap().is_empty());
+
+    f.clock.advance(5 * MIN);
+    let renewed = f.manager.renew(a.id(), 20 * MIN).await.unwrap();
+    assert_eq!(renewed.expires_at(), START + 25 * MIN);
+    assert_eq!(
+        f.manager.lookup(a.id()).await.unwrap().expires_at(),
+        START + 25 * MIN
+    );
+    assert_eq!(
+        f.revoker.renewed.lock().unwrap().as_slice(),
+        &[(a.id(), START + 25 * MIN)]
+    );
+
+    let revoked = f.manager.revoke(a.id()).await.unwrap();
+    assert_eq!(revoked.state(), &LeaseState::Revoked);
+    assert_eq!(
+        f.revoker.revoked.lock().unwrap().as_slice(),
+        &[(a.id(), b"role-for-database/creds/readonly".to_vec())]
+    );
+    let err = lease_err(f.manager.lookup(a.id()).await.unwrap_err());
+    assert!(matches!(err, LeaseError::NotFound { id } if id == a.id()));
+    assert!(matches!(
+        lease_err(f.manager.revoke(a.id()).await.unwrap_err()),
+        LeaseError::NotFound { .. }
+    ));
+    assert_eq!(f.manager.stats().live_leases, 2);
+    assert_eq!(f.manager.list("").await.unwrap().len(), 2);
+
+    let events = drain(&mut rx);
+    assert!(matches!(&events[0], LeaseEvent::Issued { id, .. } if *id == a.id()));
+    assert!(matches!(&events[1], LeaseEvent::Issued { id, .. } if *id == b.id()));
+    assert!(matches!(&events[2], LeaseEvent::Issued { id, .. } if *id == c.id()));
+    assert!(
+        matches!(&events[3], LeaseEvent::Renewed { id, expires_at, capped: false, .. } if *id == a.id() && *expires_at == START + 25 * MIN)
+    );
+    assert!(matches!(&events[4], LeaseEvent::Revoked { id, forced: false, .. } if *id == a.id()));
+    assert_eq!(events.len(), 5);
+}
+
+#[tokio::test]
+async fn renewal_at_the_max_ttl_boundary_cannot_make_a_lease_immortal() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let lease = f
+        .issue(
+            "database/creds/app",
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+        )
+        .await;
+    let hard_end = START + Duration::from_secs(120);
+
+    f.clock.set(START + Duration::from_secs(50));
+    let r1 = f
+        .manager
+        .renew(lease.id(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(r1.expires_at(), START + Duration::from_secs(110));
+    f.clock.set(START + Duration::from_secs(100));
+    let r2 = f
+        .manager
+        .renew(lease.id(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(r2.expires_at(), hard_end);
+    f.clock.set(START + Duration::from_millis(119_500));
+    let renewed = f
+        .manager
+        .renew(lease.id(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(renewed.expires_at(), hard_end, "capped at issue + max ttl");
+    // Again, 1 ms before the end: still capped, never moved forward.
+    f.clock.set(hard_end - Duration::from_millis(1));
+    let again = f
+        .manager
+        .renew(lease.id(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(again.expires_at(), hard_end);
+    assert_eq!(
+        f.revoker.renewed.lock().unwrap().last(),
+        Some(&(lease.id(), hard_end))
+    );
+    let capped: Vec<bool> = drain(&mut rx)
+        .into_iter()
+        .filter_map(|e| match e {
+            LeaseEvent::Renewed { capped, .. } => Some(capped),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(capped, [false, true, true, true]);
+
+    // At the end, renewal is refused and expiry revokes it.
+    f.clock.set(hard_end);
+    let err = lease_err(
+        f.manager
+            .renew(lease.id(), Duration::from_secs(3600))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(err, LeaseError::Expired { expired_at, .. } if expired_at == hard_end),
+        "{err}"
+    );
+    let report = f.manager.run_due().await.unwrap();
+    assert_eq!(report.revoked, 1);
+    assert_eq!(f.revoker.revoked_ids(), vec![lease.id()]);
+    assert!(
+        lease_keys(&f.storage).await.is_empty(),
+        "nothing left in storage"
+    );
+}
+
+#[tokio::test]
+async fn renew_refusals_are_typed() {
+    let f = fixture();
+    let fixed = f
+        .manager
+        .issue("db/creds/fixed", "test", MIN, 10 * MIN, false, Vec::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        lease_err(f.manager.renew(fixed.id(), MIN).await.unwrap_err()),
+        LeaseError::NotRenewable { .. }
+    ));
+    let lease = f.issue("db/creds/x", MIN, 10 * MIN).await;
+    assert!(matches!(
+        lease_err(
+            f.manager
+                .renew(lease.id(), Duration::ZERO)
+                .await
+                .unwrap_err()
+        ),
+        LeaseError::InvalidTtl { .. }
+    ));
+    // The engine refusing the renewal leaves the lease as it was.
+    f.revoker.fail_renew.store(true, Ordering::SeqCst);
+    assert!(f.manager.renew(lease.id(), 5 * MIN).await.is_err());
+    assert_eq!(f.manager.lookup(lease.id()).await.unwrap(), lease);
+    f.revoker.fail_renew.store(false, Ordering::SeqCst);
+    // Expired but not yet processed: refused as expired.
+    f.clock.advance(MIN);
+    let err = lease_err(f.manager.renew(lease.id(), MIN).await.unwrap_err());
+    assert!(matches!(err, LeaseError::Expired { .. }), "{err}");
+    assert!(err.to_string().contains("expired at"), "{err}");
+    // Unknown ids, bad ids, bad input to issue.
+    let unknown = LeaseId::generate().unwrap();
+    assert!(matches!(
+        lease_err(f.manager.renew(unknown, MIN).await.unwrap_err()),
+        LeaseError::NotFound { .. }
+    ));
+    assert!(matches!(
+        f.manager
+            .issue("Bad/Path", "test", MIN, MIN, true, Vec::new())
+            .await,
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        lease_err(
+            f.manager
+                .issue("a/b", "nobody", MIN, MIN, true, Vec::new())
+                .await
+                .unwrap_err()
+        ),
+        LeaseError::NoRevoker { .. }
+    ));
+    assert!(matches!(
+        lease_err(
+            f.manager
+                .issue("a/b", "test", Duration::ZERO, MIN, true, Vec::new())
+                .await
+                .unwrap_err()
+        ),
+        LeaseError::InvalidTtl { .. }
+    ));
+    // A TTL above the max TTL is cut to it.
+    let cut = f.issue("a/b", 10 * MIN, MIN).await;
+    assert_eq!(cut.expires_at(), f.clock.now() + MIN);
+}
+
+#[tokio::test]
+async fn expiry_revokes_when_the_clock_moves() {
+    let f = fixture();
+    let short = f.issue("db/creds/a", MIN, 60 * MIN).await;
+    let mid = f.issue("db/creds/b", 5 * MIN, 60 * MIN).await;
+    let long = f.issue("db/creds/c", 30 * MIN, 60 * MIN).await;
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 0);
+    f.clock.advance(MIN - Duration::from_millis(1));
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 0);
+    f.clock.advance(Duration::from_millis(1));
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 1);
+    assert_eq!(f.revoker.revoked_ids(), vec![short.id()]);
+    f.clock.advance(10 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 1);
+    assert_eq!(f.revoker.revoked_ids(), vec![short.id(), mid.id()]);
+    assert_eq!(
+        f.manager.lookup(long.id()).await.unwrap().state(),
+        &LeaseState::Active
+    );
+    f.clock.advance(20 * MIN);
+    assert_eq!(f.manager.tick().await.unwrap().revoked, 1);
+    assert_eq!(f.manager.stats().live_leases, 0);
+    assert!(lease_keys(&f.storage).await.is_empty());
+}
+
+#[tokio::test]
+async fn background_task_revokes_when_the_clock_is_advanced() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let task = f.manager.clone().spawn();
+    let long = f.issue("db/creds/long", 60 * MIN, 120 * MIN).await;
+    assert!(matches!(
+        next_event(&mut rx).await,
+        LeaseEvent::Issued { .. }
+    ));
+    // Let the task go to sleep on the long lease's deadline.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // An earlier lease wakes it through the notification.
+    let short = f
+        .issue("db/creds/short", Duration::from_secs(10), MIN)
+        .await;
+    assert!(matches!(
+        next_event(&mut rx).await,
+        LeaseEvent::Issued { .. }
+    ));
+    f.clock.advance(Duration::from_secs(8));
+    match next_event(&mut rx).await {
+        LeaseEvent::ExpiringSoon { id, expires_at, .. } => {
+            assert_eq!(id, short.id());
+            assert_eq!(expires_at, START + Duration::from_secs(10));
+        }
+        other => panic!("{other:?}"),
+    }
+    f.clock.advance(Duration::from_secs(2));
+    match next_event(&mut rx).await {
+        LeaseEvent::Revoked { id, .. } => assert_eq!(id, short.id()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.revoker.revoked_ids(), vec![short.id()]);
+
+    // Dropping the handle stops the task: nothing is revoked any more.
+    drop(task);
+    f.clock.advance(3 * 60 * MIN);
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        f.manager.lookup(long.id()).await.unwrap().state(),
+        &LeaseState::Active
+    );
+    assert_eq!(f.revoker.revoked_ids(), vec![short.id()]);
+}
+
+#[tokio::test]
+async fn background_task_retries_and_gives_up() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let _task = f.manager.clone().spawn();
+    let lease = f.issue("db/creds/x", MIN, MIN).await;
+    f.revoker.fail_for(lease.id());
+    f.clock.advance(MIN);
+    assert!(matches!(
+        next_event(&mut rx).await,
+        LeaseEvent::Issued { .. }
+    ));
+    // Each retry happens once the clock reaches it: 10 s, then 20 s later.
+    for step in [10, 20] {
+        loop {
+            let l = f.manager.lookup(lease.id()).await.unwrap();
+            if let LeaseState::Revoking { next_try, .. } = l.state()
+                && *next_try > f.clock.now()
+            {
+                assert_eq!(*next_try, f.clock.now() + Duration::from_secs(step));
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        f.clock.advance(Duration::from_secs(step));
+    }
+    match next_event(&mut rx).await {
+        LeaseEvent::Irrevocable {
+            id,
+            attempts,
+            reason,
+            ..
+        } => {
+            assert_eq!(id, lease.id());
+            assert_eq!(attempts, 3);
+            assert!(reason.contains("engine unreachable"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn backoff_then_irrevocable_then_force_revoke() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let lease = f.issue("db/creds/x", MIN, 10 * MIN).await;
+    f.revoker.fail_for(lease.id());
+    f.clock.advance(MIN);
+    let r = f.manager.run_due().await.unwrap();
+    assert_eq!((r.revoked, r.deferred), (0, 1));
+    let after1 = f.clock.now() + Duration::from_secs(10);
+    assert_eq!(
+        f.manager.lookup(lease.id()).await.unwrap().state(),
+        &LeaseState::Revoking {
+            attempts: 1,
+            next_try: after1
+        }
+    );
+    // Not retried before its time.
+    f.clock.advance(Duration::from_secs(9));
+    assert_eq!(f.manager.run_due().await.unwrap(), Default::default());
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(f.manager.run_due().await.unwrap().deferred, 1);
+    let after2 = f.clock.now() + Duration::from_secs(20);
+    assert_eq!(
+        f.manager.lookup(lease.id()).await.unwrap().state(),
+        &LeaseState::Revoking {
+            attempts: 2,
+            next_try: after2
+        }
+    );
+    f.clock.advance(Duration::from_secs(20));
+    assert_eq!(f.manager.run_due().await.unwrap().irrevocable, 1);
+    assert_eq!(
+        f.manager.lookup(lease.id()).await.unwrap().state(),
+        &LeaseState::Irrevocable { attempts: 3 }
+    );
+    // Irrevocable leases are not retried by the schedule and still count.
+    f.clock.advance(60 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap(), Default::default());
+    assert_eq!(f.manager.stats().live_leases, 1);
+    assert_eq!(f.manager.stats().in_memory, 0);
+    // A plain revoke still fails, with a typed error.
+    let err = lease_err(f.manager.revoke(lease.id()).await.unwrap_err());
+    assert!(
+        matches!(err, LeaseError::Irrevocable { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("force_revoke"), "{err}");
+    // Force removes it.
+    let forced = f.manager.force_revoke(lease.id()).await.unwrap();
+    assert_eq!(forced.state(), &LeaseState::Revoked);
+    assert!(f.manager.lookup(lease.id()).await.is_err());
+    assert_eq!(f.manager.stats().live_leases, 0);
+    assert!(lease_keys(&f.storage).await.is_empty());
+
+    let events = drain(&mut rx);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            LeaseEvent::Issued { .. } => "issued",
+            LeaseEvent::ExpiringSoon { .. } => "soon",
+            LeaseEvent::Irrevocable { .. } => "irrevocable",
+            LeaseEvent::Revoked { forced: true, .. } => "forced",
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // No expiring-soon event: the clock jumped straight past the expiry.
+    assert_eq!(kinds, ["issued", "irrevocable", "irrevocable", "forced"]);
+}
+
+#[tokio::test]
+async fn an_explicit_revoke_that_fails_is_retried_by_the_schedule() {
+    let f = fixture();
+    let lease = f.issue("db/creds/x", 60 * MIN, 60 * MIN).await;
+    f.revoker.fail_for(lease.id());
+    let err = lease_err(f.manager.revoke(lease.id()).await.unwrap_err());
+    assert!(
+        matches!(err, LeaseError::RevocationDeferred { attempts: 1, .. }),
+        "{err}"
+    );
+    f.revoker.heal();
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 1);
+    assert_eq!(f.revoker.revoked_ids(), vec![lease.id()]);
+}
+
+#[tokio::test]
+async fn one_failing_lease_does_not_block_the_others() {
+    let f = fixture();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(f.issue(&format!("db/creds/r{i}"), MIN, MIN).await.id());
+    }
+    let bad = ids[17];
+    f.revoker.fail_for(bad);
+    f.clock.advance(MIN);
+    let report = f.manager.run_due().await.unwrap();
+    assert_eq!(report.revoked, 49);
+    assert_eq!(report.deferred, 1);
+    let revoked: HashSet<_> = f.revoker.revoked_ids().into_iter().collect();
+    assert_eq!(revoked.len(), 49);
+    assert!(!revoked.contains(&bad));
+    assert!(matches!(
+        f.manager.lookup(bad).await.unwrap().state(),
+        LeaseState::Revoking { attempts: 1, .. }
+    ));
+    // Leases issued later still expire on time while it keeps failing.
+    let later = f.issue("db/creds/later", MIN, MIN).await;
+    f.clock.advance(MIN);
+    let report = f.manager.run_due().await.unwrap();
+    assert_eq!((report.revoked, report.deferred), (1, 1));
+    assert!(f.revoker.revoked_ids().contains(&later.id()));
+}
+
+#[tokio::test]
+async fn quotas_refuse_new_leases_with_a_clear_error() {
+    let mut c = config();
+    c.max_leases = Some(5);
+    c.prefix_quotas = vec![PrefixQuota::new("db/creds", 2)];
+    let f = fixture_with(c);
+    let first = f.issue("db/creds/a", MIN, MIN).await;
+    f.issue("db/creds/b", MIN, MIN).await;
+    let err = lease_err(
+        f.manager
+            .issue("db/creds/a", "test", MIN, MIN, true, Vec::new())
+            .await
+            .unwrap_err(),
+    );
+    match &err {
+        LeaseError::QuotaExceeded {
+            scope,
+            limit,
+            count,
+        } => {
+            assert_eq!(scope, &QuotaScope::Prefix("db/creds".into()));
+            assert_eq!((*limit, *count), (2, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("db/creds") && msg.contains('2'), "{msg}");
+    // Whole segments: db/credsx is not under db/creds.
+    f.issue("db/credsx", MIN, MIN).await;
+    f.issue("pki/a", MIN, MIN).await;
+    f.issue("pki/b", MIN, MIN).await;
+    let err = lease_err(
+        f.manager
+            .issue("pki/c", "test", MIN, MIN, true, Vec::new())
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(
+            err,
+            LeaseError::QuotaExceeded {
+                scope: QuotaScope::Total,
+                limit: 5,
+                count: 5
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("store-wide"), "{err}");
+    // Revoking frees room.
+    f.manager.revoke(first.id()).await.unwrap();
+    f.issue("db/creds/c", MIN, MIN).await;
+    assert_eq!(f.manager.stats().live_leases, 5);
+
+    // Counts survive a restart.
+    let mut c = config();
+    c.max_leases = Some(5);
+    let (again, _) = manager_over(f.storage.clone(), &f.clock, c);
+    assert_eq!(again.restore().await.unwrap().live_leases, 5);
+    assert!(
+        again
+            .issue("x/y", "test", MIN, MIN, true, Vec::new())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn revoke_prefix_takes_whole_segments_and_reports_failures() {
+    let f = fixture();
+    let a = f.issue("db/creds/a", 10 * MIN, 10 * MIN).await;
+    let b = f.issue("db/creds/b/deep", 10 * MIN, 10 * MIN).await;
+    let c = f.issue("db/creds", 10 * MIN, 10 * MIN).await;
+    let x = f.issue("db/credsx", 10 * MIN, 10 * MIN).await;
+    let p = f.issue("pki/a", 10 * MIN, 10 * MIN).await;
+    f.revoker.fail_for(b.id());
+    let out = f.manager.revoke_prefix("db/creds").await.unwrap();
+    let got: HashSet<_> = out.revoked.iter().copied().collect();
+    assert_eq!(got, HashSet::from([a.id(), c.id()]));
+    assert_eq!(out.pending, vec![b.id()]);
+    let mut left = f.manager.list("").await.unwrap();
+    left.sort();
+    let mut want = vec![b.id(), x.id(), p.id()];
+    want.sort();
+    assert_eq!(left, want);
+    assert!(matches!(
+        f.manager.revoke_prefix("Bad Prefix").await,
+        Err(Error::InvalidPath { .. })
+    ));
+}
+
+#[tokio::test]
+async fn events_arrive_in_order_without_revocation_data() {
+    let f = fixture();
+    let mut rx = f.manager.subscribe();
+    let lease = f.issue("db/creds/app", 40 * MIN, 120 * MIN).await;
+    f.clock.advance(29 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().expiring_soon, 0);
+    f.clock.advance(MIN); // 75 % of 40 minutes
+    assert_eq!(f.manager.run_due().await.unwrap().expiring_soon, 1);
+    // Sent once.
+    f.clock.advance(MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().expiring_soon, 0);
+    // Renewal re-arms it at 75 % of the new span: 40 min from t=31 -> t=61.
+    f.manager.renew(lease.id(), 40 * MIN).await.unwrap();
+    f.clock.advance(30 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().expiring_soon, 1);
+    f.clock.advance(10 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 1);
+
+    let events = drain(&mut rx);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            LeaseEvent::Issued { .. } => "issued",
+            LeaseEvent::ExpiringSoon { .. } => "soon",
+            LeaseEvent::Renewed { .. } => "renewed",
+            LeaseEvent::Revoked { .. } => "revoked",
+            LeaseEvent::Irrevocable { .. } => "irrevocable",
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["issued", "soon", "renewed", "soon", "revoked"]);
+    for e in &events {
+        let text = format!("{e:?}");
+        assert!(!text.contains("role-for"), "revocation data leaked: {text}");
+        assert!(text.contains(&lease.id().to_string()));
+    }
+}
+
+#[tokio::test]
+async fn restart_with_10_000_live_leases_loads_only_due_soon_ones() {
+    let mut c = config();
+    c.expiring_soon_fraction = None;
+    c.restore_horizon = 10 * MIN;
+    let f = fixture_with(c.clone());
+    let n: u64 = 10_000;
+    for i in 1..=n {
+        // One lease expiring every minute, for a week.
+        f.manager
+            .issue(
+                &format!("db/creds/r{}", i % 7),
+                "test",
+                i as u32 * MIN,
+                20_000 * MIN,
+                true,
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.manager.stats().live_leases, n);
+    drop(f.manager);
+
+    // A fresh manager over the same storage.
+    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, c);
+    let stats = manager.restore().await.unwrap();
+    assert_eq!(stats.live_leases, n);
+    assert_eq!(
+        stats.loaded, 10,
+        "only the leases due within the 10 minute horizon"
+    );
+    assert_eq!(manager.stats().in_memory, 10);
+
+    // Move through the week an hour at a time: every lease is revoked when
+    // its time comes and memory never holds more than the next stretch.
+    let mut max_in_memory = 0;
+    let mut revoked = 0;
+    let end = START + n as u32 * MIN;
+    while f.clock.now() < end {
+        f.clock.advance(60 * MIN);
+        let report = manager.run_due().await.unwrap();
+        revoked += report.revoked;
+        let now = f.clock.now();
+        let expected_revoked = ((now.as_secs() - START.as_secs()) / 60).min(n) as usize;
+        assert_eq!(revoked, expected_revoked, "at {now}");
+        max_in_memory = max_in_memory.max(manager.stats().in_memory);
+    }
+    assert_eq!(revoked, n as usize);
+    assert!(
+        max_in_memory <= 10,
+        "in memory at most the horizon's worth, saw {max_in_memory}"
+    );
+    assert_eq!(
+        revoker.revoked_ids().iter().collect::<HashSet<_>>().len(),
+        n as usize
+    );
+    assert_eq!(manager.stats().live_leases, 0);
+    assert!(lease_keys(&f.storage).await.is_empty());
+}
+
+#[tokio::test]
+async fn pending_revocations_survive_a_restart() {
+    let f = fixture();
+    let lease = f.issue("db/creds/x", MIN, MIN).await;
+    let other = f.issue("db/creds/y", 60 * MIN, 60 * MIN).await;
+    f.revoker.fail_for(lease.id());
+    f.clock.advance(MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().deferred, 1);
+    drop(f.manager);
+
+    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, config());
+    manager.restore().await.unwrap();
+    assert!(matches!(
+        manager.lookup(lease.id()).await.unwrap().state(),
+        LeaseState::Revoking { attempts: 1, .. }
+    ));
+    let mut rx = manager.subscribe();
+    let _task = manager.clone().spawn();
+    f.clock.advance(Duration::from_secs(10));
+    match next_event(&mut rx).await {
+        LeaseEvent::Revoked { id, .. } => assert_eq!(id, lease.id()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(revoker.revoked_ids(), vec![lease.id()]);
+    assert_eq!(
+        manager.lookup(other.id()).await.unwrap().state(),
+        &LeaseState::Active
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_no_half_written_lease() {
+    let clock = Arc::new(ManualClock::new(START));
+    let inner = MemoryStorage::new();
+    let faulty = FaultyStorage::new(Arc::new(inner.clone()));
+    let (manager, revoker) = manager_over(Arc::new(faulty.clone()), &clock, config());
+    manager.restore().await.unwrap();
+    let mut rx = manager.subscribe();
+
+    // Issue fails: nothing stored, nothing counted, no event.
+    faulty.fail_from_write(1);
+    let err = manager
+        .issue("db/creds/x", "test", MIN, MIN, true, b"data".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(inner.snapshot().await.is_empty());
+    assert_eq!(manager.stats().live_leases, 0);
+    assert_eq!(manager.stats().in_memory, 0);
+    assert!(drain(&mut rx).is_empty());
+
+    faulty.heal();
+    let lease = manager
+        .issue("db/creds/x", "test", MIN, 10 * MIN, true, b"data".to_vec())
+        .await
+        .unwrap();
+    let stored = inner.snapshot().await;
+    assert_eq!(stored.len(), 4, "{:?}", stored.keys());
+    let before = stored.clone();
+
+    // Renewal fails: the old record and index stay as they were.
+    faulty.fail_from_write(1);
+    assert!(manager.renew(lease.id(), 5 * MIN).await.is_err());
+    assert_eq!(inner.snapshot().await, before);
+    assert_eq!(manager.lookup(lease.id()).await.unwrap(), lease);
+
+    // The engine revokes but recording it fails: the lease is still whole
+    // and a later revocation (idempotent engine) completes it.
+    assert!(manager.revoke(lease.id()).await.is_err());
+    assert_eq!(inner.snapshot().await, before);
+    faulty.heal();
+    manager.revoke(lease.id()).await.unwrap();
+    assert!(inner.snapshot().await.is_empty());
+    assert_eq!(revoker.revoked_ids(), vec![lease.id(), lease.id()]);
+
+    // Expiry processing that cannot write retries later instead of losing
+    // the lease.
+    let l2 = manager
+        .issue("db/creds/y", "test", MIN, MIN, true, Vec::new())
+        .await
+        .unwrap();
+    clock.advance(MIN);
+    faulty.fail_from_write(1);
+    let report = manager.run_due().await.unwrap();
+    assert_eq!(report.errors, 1);
+    assert!(manager.lookup(l2.id()).await.is_ok());
+    faulty.heal();
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(manager.run_due().await.unwrap().revoked, 1);
+    assert!(inner.snapshot().await.is_empty());
+}
+
+#[tokio::test]
+async fn leases_beyond_the_horizon_are_loaded_as_it_moves() {
+    let mut c = config();
+    c.restore_horizon = 10 * MIN;
+    let f = fixture_with(c);
+    let far = f.issue("db/creds/far", 60 * MIN, 60 * MIN).await;
+    // 75 % of 60 minutes is beyond the 10 minute horizon: storage only.
+    assert_eq!(f.manager.stats().in_memory, 0);
+    let near = f.issue("db/creds/near", 4 * MIN, 60 * MIN).await;
+    assert_eq!(f.manager.stats().in_memory, 1);
+    f.clock.advance(4 * MIN);
+    assert_eq!(f.manager.run_due().await.unwrap().revoked, 1);
+    assert_eq!(f.revoker.revoked_ids(), vec![near.id()]);
+    let mut rx = f.manager.subscribe();
+    for _ in 0..14 {
+        f.clock.advance(5 * MIN);
+        f.manager.run_due().await.unwrap();
+    }
+    let events = drain(&mut rx);
+    assert!(matches!(&events[0], LeaseEvent::ExpiringSoon { id, .. } if *id == far.id()));
+    assert!(matches!(&events[1], LeaseEvent::Revoked { id, .. } if *id == far.id()));
+    assert_eq!(f.revoker.revoked_ids(), vec![near.id(), far.id()]);
+    assert!(f.clock.now() >= START + 60 * MIN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_issue_renew_revoke_and_expiry_keep_counts_consistent() {
+    let f = fixture();
+    let task = f.manager.clone().spawn();
+    let mut handles = Vec::new();
+    for t in 0..4u32 {
+        let m = f.manager.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..100u32 {
+                let ttl = Duration::from_secs(u64::from(10 + (i * 7 + t) % 50));
+                let l = m
+                    .issue(
+                        &format!("db/creds/t{t}"),
+                        "test",
+                        ttl,
+                        10 * ttl,
+                        true,
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap();
+                match i % 4 {
+                    0 => {
+                        // May already be expired and revoked by the task.
+                        let _ = m.revoke(l.id()).await;
+                    }
+                    1 => {
+                        let _ = m.renew(l.id(), 2 * ttl).await;
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let clock = f.clock.clone();
+    let ticker = tokio::spawn(async move {
+        for _ in 0..50 {
+            clock.advance(Duration::from_secs(1));
+            tokio::task::yield_now().await;
+        }
+    });
+    for h in handles {
+        h.await.unwrap();
+    }
+    ticker.await.unwrap();
+    // Stop the task: whatever it was processing goes back into the index.
+    task.stop().await;
+    // Every lease expires within 1000 s of now; drive them all out.
+    f.clock.advance(Duration::from_secs(2000));
+    f.manager.run_due().await.unwrap();
+    assert_eq!(f.manager.stats().live_leases, 0);
+    assert!(f.manager.list("").await.unwrap().is_empty());
+    assert!(
+        lease_keys(&f.storage).await.is_empty(),
+        "{:?}",
+        lease_keys(&f.storage).await
+    );
+    let revoked = f.revoker.revoked_ids();
+    let distinct: HashSet<_> = revoked.iter().collect();
+    assert_eq!(distinct.len(), 400, "every lease revoked");
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: Rust (unit, integration, doctests; PostgreSQL tests start a
+# private cluster from the machine's initdb; PKCS#11 tests use SoftHSM2),
+# the quickstart, and the Python, Node and uniffi binding suites.
+# Installs what it needs (SoftHSM2 via apt when missing; Python packages in a
+# venv; npm packages) and leaves no server running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+bash scripts/setup-softhsm.sh
+
+step "cargo test --workspace"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+step "quickstart"
+bash scripts/quickstart.sh
+
+step "hsm example (root key in SoftHSM2)"
+cargo run --quiet -p strongroom-examples --example hsm
+
+for suite in bindings/python/test.sh bindings/swift/test.sh bindings/node/test.sh; do
+  step "$suite"
+  bash "$root/$suite"
+done
+
+step "all tests passed"

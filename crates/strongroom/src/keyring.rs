@@ -198,6 +198,21 @@ impl Keyring {
         buf: &mut Vec<u8>,
         ctx: &SealContext<'_>,
     ) -> Result<TrySeal> {
+        self.try_seal_with(|key, version| key.seal_in_place(version, buf, ctx))
+    }
+
+    /// Seals `plaintext` into `out` (see [`DataKey::seal_into`]) with the
+    /// primary key if the local reservation allows; writes nothing otherwise.
+    pub(crate) fn try_seal_into(
+        &self,
+        plaintext: &[u8],
+        out: &mut [u8],
+        ctx: &SealContext<'_>,
+    ) -> Result<TrySeal> {
+        self.try_seal_with(|key, version| key.seal_into(version, plaintext, out, ctx))
+    }
+
+    fn try_seal_with(&self, seal: impl FnOnce(&DataKey, u32) -> Result<()>) -> Result<TrySeal> {
         let e = self.primary_entry()?;
         let n = e.used.fetch_add(1, Ordering::AcqRel);
         if n >= e.reserved.load(Ordering::Acquire) {
@@ -207,7 +222,7 @@ impl Keyring {
             .key
             .as_ref()
             .ok_or_else(|| Error::corrupt("sys/keyring", "primary key has no material"))?;
-        key.seal_in_place(self.primary, buf, ctx)?;
+        seal(key, self.primary)?;
         Ok(TrySeal::Sealed)
     }
 

@@ -326,6 +326,57 @@ impl DataKey {
         self.seal_in_place_with_nonce(key_version, nonce, buf, context)
     }
 
+    /// Seals `plaintext` into `out`, which must be exactly
+    /// `plaintext.len() + OVERHEAD` bytes (for example a buffer a host
+    /// language owns), copying the plaintext once. On error `out` holds no
+    /// plaintext.
+    pub fn seal_into(
+        &self,
+        key_version: u32,
+        plaintext: &[u8],
+        out: &mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        if out.len() != plaintext.len() + OVERHEAD {
+            return Err(Error::InvalidArgument(format!(
+                "seal_into needs an output of {} bytes, got {}",
+                plaintext.len() + OVERHEAD,
+                out.len()
+            )));
+        }
+        let mut header = [0u8; HEADER_LEN];
+        header[0..2].copy_from_slice(&MAGIC);
+        header[2] = FORMAT_VERSION;
+        header[3] = self.algorithm.id();
+        header[4..8].copy_from_slice(&key_version.to_be_bytes());
+        header[8..20].copy_from_slice(&next_nonce()?);
+        let (head, rest) = out.split_at_mut(HEADER_LEN);
+        let (body, tag_out) = rest.split_at_mut(plaintext.len());
+        head.copy_from_slice(&header);
+        body.copy_from_slice(plaintext);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&header[8..20]);
+        let sealed = context.with_aad(&header, |aad| {
+            self.key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut *body,
+            )
+        });
+        match sealed.and_then(|r| {
+            r.map_err(|_| Error::InvalidArgument("plaintext too long for the cipher".into()))
+        }) {
+            Ok(tag) => {
+                tag_out.copy_from_slice(tag.as_ref());
+                Ok(())
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(body);
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) fn seal_in_place_with_nonce(
         &self,
         key_version: u32,

@@ -289,6 +289,23 @@ impl Strongroom {
         }
     }
 
+    /// Seals `plaintext` into `out` (exactly `plaintext.len() +`
+    /// [`seal::OVERHEAD`] bytes, e.g. a buffer owned by a host language)
+    /// without waiting. Returns `Ok(false)` and writes nothing when the
+    /// primary key first needs a new block of encryptions reserved in
+    /// storage; [`Strongroom::seal_value`] does that reservation.
+    pub fn try_seal_value_into(
+        &self,
+        plaintext: &[u8],
+        out: &mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<bool> {
+        Ok(matches!(
+            self.keyring()?.try_seal_into(plaintext, out, context)?,
+            TrySeal::Sealed
+        ))
+    }
+
     /// Opens a sealed value bound to `context`.
     pub fn open_value(
         &self,

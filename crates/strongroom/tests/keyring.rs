@@ -405,6 +405,39 @@ async fn debug_output_holds_no_keys() {
 }
 
 #[tokio::test]
+async fn try_seal_value_into_waits_for_nothing_and_reports_a_needed_reservation() {
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let options = Options {
+        keyring: KeyringOptions {
+            reservation_block: 2,
+            ..KeyringOptions::default()
+        },
+        ..Options::default()
+    };
+    let sr = Strongroom::init(storage, &protector(), options)
+        .await
+        .unwrap();
+    let ctx = SealContext::new("prod/db", 1);
+    let mut sealed = Vec::new();
+    for _ in 0..2 {
+        let mut out = vec![0u8; 4 + strongroom::seal::OVERHEAD];
+        assert!(sr.try_seal_value_into(b"pw-1", &mut out, &ctx).unwrap());
+        sealed.push(out);
+    }
+    let mut out = vec![0u8; 4 + strongroom::seal::OVERHEAD];
+    assert!(!sr.try_seal_value_into(b"pw-1", &mut out, &ctx).unwrap());
+    assert!(out.iter().all(|&b| b == 0), "nothing written");
+    // seal_value reserves a new block; the fast path works again after it.
+    sr.seal_value(b"pw-2", &ctx).await.unwrap();
+    assert!(sr.try_seal_value_into(b"pw-1", &mut out, &ctx).unwrap());
+    sealed.push(out);
+    for s in sealed {
+        let v = SealedValue::from_vec(s).unwrap();
+        assert_eq!(sr.open_value(&v, &ctx).unwrap().expose_secret(), b"pw-1");
+    }
+}
+
+#[tokio::test]
 async fn root_key_rotation_moves_to_another_protector() {
     let (mem, sr) = fresh().await;
     let storage: DynStorage = Arc::new(mem.clone());

@@ -267,3 +267,22 @@ fn print_vectors_for_docs() {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     }
 }
+
+#[test]
+fn seal_into_a_caller_buffer() {
+    for alg in [Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+        let k = key(alg);
+        let ctx = SealContext::new("prod/db", 3);
+        let mut out = vec![0u8; 5 + OVERHEAD];
+        k.seal_into(4, b"hello", &mut out, &ctx).unwrap();
+        let s = SealedValue::from_vec(out).unwrap();
+        assert_eq!((s.key_version(), s.algorithm()), (4, alg));
+        assert_eq!(k.open(&s, &ctx).unwrap().expose_secret(), b"hello");
+        let mut short = vec![0u8; 5 + OVERHEAD - 1];
+        assert!(matches!(
+            k.seal_into(4, b"hello", &mut short, &ctx),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(short.iter().all(|&b| b == 0));
+    }
+}

@@ -1,0 +1,21 @@
+"""The blocking API: the same methods as :class:`strongroom.Strongroom`,
+returning results instead of awaitables. Each call releases the GIL while it
+runs on the extension's runtime, so other Python threads keep going."""
+
+from ._native import AlreadyInitialized
+from ._native import BlockingStrongroom as Strongroom
+
+__all__ = ["Strongroom", "open"]
+
+
+def open(path, *, key_file=None, key=None) -> Strongroom:
+    """Blocking form of :func:`strongroom.open`."""
+    from . import _protector, _storage
+
+    storage, protector = _storage(path), _protector(key_file, key)
+    if not storage.is_initialized():
+        try:
+            return Strongroom.init(storage, protector)
+        except AlreadyInitialized:
+            pass
+    return Strongroom.unseal(storage, protector)

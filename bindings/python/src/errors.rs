@@ -1,0 +1,347 @@
+//! The exception hierarchy and the one function mapping core errors onto it.
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::{PyErr, create_exception};
+use strongroom::Error;
+use strongroom::lease::LeaseError as CoreLeaseError;
+use strongroom::policy::PolicyError as CorePolicyError;
+use strongroom::secrets::SecretError;
+
+create_exception!(
+    strongroom,
+    StrongroomError,
+    PyException,
+    "Base class of every error Strongroom raises."
+);
+create_exception!(
+    strongroom,
+    DecryptionFailed,
+    StrongroomError,
+    "A sealed value did not open (wrong key, tampered, moved to another path or version)."
+);
+create_exception!(
+    strongroom,
+    MalformedSealedValue,
+    StrongroomError,
+    "The bytes are not a sealed value this build can read."
+);
+create_exception!(
+    strongroom,
+    UnknownKeyVersion,
+    StrongroomError,
+    "The sealed value names a key version the keyring does not have."
+);
+create_exception!(
+    strongroom,
+    KeyVersionRetired,
+    StrongroomError,
+    "The key version exists but is retired or destroyed."
+);
+create_exception!(
+    strongroom,
+    InvalidKeyTransition,
+    StrongroomError,
+    "A key state change the key lifecycle forbids."
+);
+create_exception!(
+    strongroom,
+    KeyInUse,
+    StrongroomError,
+    "A key version still protects stored records; run rewrap first."
+);
+create_exception!(
+    strongroom,
+    InvalidPath,
+    StrongroomError,
+    "A path failed validation."
+);
+create_exception!(
+    strongroom,
+    Sealed,
+    StrongroomError,
+    "The store is sealed: unseal it first."
+);
+create_exception!(
+    strongroom,
+    AlreadyInitialized,
+    StrongroomError,
+    "init on storage that already holds a store."
+);
+create_exception!(
+    strongroom,
+    NotInitialized,
+    StrongroomError,
+    "unseal on storage that holds no store."
+);
+create_exception!(
+    strongroom,
+    UnsealFailed,
+    StrongroomError,
+    "The root key does not open this store's keyring."
+);
+create_exception!(
+    strongroom,
+    KeyFileError,
+    StrongroomError,
+    "A root key file is missing, unreadable, malformed or too open."
+);
+create_exception!(
+    strongroom,
+    ProtectorError,
+    StrongroomError,
+    "A key protector (software key, HSM) failed."
+);
+create_exception!(
+    strongroom,
+    StorageError,
+    StrongroomError,
+    "The storage backend failed."
+);
+create_exception!(
+    strongroom,
+    StorageConflict,
+    StrongroomError,
+    "A record changed concurrently; re-read and retry."
+);
+create_exception!(
+    strongroom,
+    CorruptRecord,
+    StrongroomError,
+    "A stored record could not be decoded."
+);
+create_exception!(
+    strongroom,
+    RandomFailed,
+    StrongroomError,
+    "The operating system random number generator failed."
+);
+create_exception!(
+    strongroom,
+    InvalidArgument,
+    StrongroomError,
+    "An argument cannot be used."
+);
+create_exception!(
+    strongroom,
+    SecretStoreError,
+    StrongroomError,
+    "A versioned-secrets operation failed."
+);
+create_exception!(
+    strongroom,
+    CasConflict,
+    SecretStoreError,
+    "A check-and-set write found another version than expected."
+);
+create_exception!(
+    strongroom,
+    PolicyError,
+    StrongroomError,
+    "A policy could not be loaded or evaluated."
+);
+create_exception!(
+    strongroom,
+    PolicyDenied,
+    PolicyError,
+    "The policy does not allow this operation."
+);
+create_exception!(
+    strongroom,
+    AuditError,
+    StrongroomError,
+    "The audit trail could not be written or failed verification."
+);
+create_exception!(
+    strongroom,
+    LeaseError,
+    StrongroomError,
+    "A lease operation failed."
+);
+create_exception!(
+    strongroom,
+    LeaseExpired,
+    LeaseError,
+    "The lease has expired or was revoked."
+);
+create_exception!(
+    strongroom,
+    RotationError,
+    StrongroomError,
+    "A credential rotation failed."
+);
+create_exception!(
+    strongroom,
+    ShamirError,
+    StrongroomError,
+    "Shamir split or combine failed."
+);
+
+/// Adds every exception class to the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    macro_rules! add {
+        ($($t:ident),* $(,)?) => { $( m.add(stringify!($t), py.get_type::<$t>())?; )* };
+    }
+    add!(
+        StrongroomError,
+        DecryptionFailed,
+        MalformedSealedValue,
+        UnknownKeyVersion,
+        KeyVersionRetired,
+        InvalidKeyTransition,
+        KeyInUse,
+        InvalidPath,
+        Sealed,
+        AlreadyInitialized,
+        NotInitialized,
+        UnsealFailed,
+        KeyFileError,
+        ProtectorError,
+        StorageError,
+        StorageConflict,
+        CorruptRecord,
+        RandomFailed,
+        InvalidArgument,
+        SecretStoreError,
+        CasConflict,
+        PolicyError,
+        PolicyDenied,
+        AuditError,
+        LeaseError,
+        LeaseExpired,
+        RotationError,
+        ShamirError,
+    );
+    Ok(())
+}
+
+/// Attributes set on the raised exception (all public facts, never secrets).
+type Attrs = Vec<(&'static str, Attr)>;
+
+enum Attr {
+    Int(u64),
+    Str(String),
+}
+
+/// Maps a core error onto its exception class, with the error's fields as
+/// attributes (`err.version`, `err.key`, ...) and its message as text.
+pub(crate) fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    let (err, attrs): (PyErr, Attrs) = match e {
+        Error::DecryptionFailed => (DecryptionFailed::new_err(msg), vec![]),
+        Error::MalformedSealedValue(_) => (MalformedSealedValue::new_err(msg), vec![]),
+        Error::UnknownKeyVersion { version, latest } => (
+            UnknownKeyVersion::new_err(msg),
+            vec![
+                ("version", Attr::Int(version.into())),
+                ("latest", Attr::Int(latest.into())),
+            ],
+        ),
+        Error::KeyVersionRetired {
+            version,
+            state,
+            min_decryption_version,
+        } => (
+            KeyVersionRetired::new_err(msg),
+            vec![
+                ("version", Attr::Int(version.into())),
+                ("state", Attr::Str(state.to_string())),
+                (
+                    "min_decryption_version",
+                    Attr::Int(min_decryption_version.into()),
+                ),
+            ],
+        ),
+        Error::InvalidKeyTransition { version, from, to } => (
+            InvalidKeyTransition::new_err(msg),
+            vec![
+                ("version", Attr::Int(version.into())),
+                ("from_state", Attr::Str(from.to_string())),
+                ("to_state", Attr::Str(to.to_string())),
+            ],
+        ),
+        Error::KeyInUse {
+            version,
+            records,
+            example,
+        } => (
+            KeyInUse::new_err(msg),
+            vec![
+                ("version", Attr::Int(version.into())),
+                ("records", Attr::Int(records)),
+                ("example", Attr::Str(example)),
+            ],
+        ),
+        Error::InvalidPath { path, reason } => (
+            InvalidPath::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("reason", Attr::Str(reason.to_string())),
+            ],
+        ),
+        Error::Sealed => (Sealed::new_err(msg), vec![]),
+        Error::AlreadyInitialized => (AlreadyInitialized::new_err(msg), vec![]),
+        Error::NotInitialized => (NotInitialized::new_err(msg), vec![]),
+        Error::UnsealFailed => (UnsealFailed::new_err(msg), vec![]),
+        Error::KeyFile { path, reason } => (
+            KeyFileError::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("reason", Attr::Str(reason.to_string())),
+            ],
+        ),
+        Error::Protector {
+            protector, kind, ..
+        } => (
+            ProtectorError::new_err(msg),
+            vec![
+                ("protector", Attr::Str(protector.into())),
+                ("kind", Attr::Str(kind.to_string())),
+            ],
+        ),
+        Error::Storage { backend, kind, .. } => (
+            StorageError::new_err(msg),
+            vec![
+                ("backend", Attr::Str(backend.into())),
+                ("kind", Attr::Str(kind.to_string())),
+            ],
+        ),
+        Error::StorageConflict { key } => {
+            (StorageConflict::new_err(msg), vec![("key", Attr::Str(key))])
+        }
+        Error::CorruptRecord { key, .. } => {
+            (CorruptRecord::new_err(msg), vec![("key", Attr::Str(key))])
+        }
+        Error::Random => (RandomFailed::new_err(msg), vec![]),
+        Error::InvalidArgument(_) => (InvalidArgument::new_err(msg), vec![]),
+        // Subsystem errors: the variants a caller acts on get a subclass;
+        // the rest raise the subsystem's base class.
+        Error::Secret(SecretError::CasMismatch { .. }) => (CasConflict::new_err(msg), vec![]),
+        Error::Secret(_) => (SecretStoreError::new_err(msg), vec![]),
+        Error::Policy(CorePolicyError::Denied { path, .. }) => {
+            (PolicyDenied::new_err(msg), vec![("path", Attr::Str(path))])
+        }
+        Error::Policy(_) => (PolicyError::new_err(msg), vec![]),
+        Error::Audit(_) => (AuditError::new_err(msg), vec![]),
+        Error::Lease(CoreLeaseError::Expired { .. }) => (LeaseExpired::new_err(msg), vec![]),
+        Error::Lease(_) => (LeaseError::new_err(msg), vec![]),
+        Error::Rotation(_) => (RotationError::new_err(msg), vec![]),
+        Error::Shamir(_) => (ShamirError::new_err(msg), vec![]),
+        _ => (StrongroomError::new_err(msg), vec![]),
+    };
+    if !attrs.is_empty() {
+        Python::attach(|py| {
+            let value = err.value(py);
+            for (name, attr) in attrs {
+                // Setting an attribute on a fresh exception instance cannot
+                // fail in practice; if it did, the exception is still raised.
+                let _ = match attr {
+                    Attr::Int(i) => value.setattr(name, i),
+                    Attr::Str(s) => value.setattr(name, s),
+                };
+            }
+        });
+    }
+    err
+}

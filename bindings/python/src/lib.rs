@@ -1,0 +1,954 @@
+//! Python bindings for Strongroom.
+//!
+//! Every method converts its arguments, calls the core, and maps the result
+//! or error back; there is no logic here. Async methods return awaitables
+//! driven by a tokio runtime this module owns; blocking methods run the same
+//! futures on that runtime with the GIL released.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+use strongroom::keyring::KeyInfo as CoreKeyInfo;
+use strongroom::protector::SoftwareProtector as CoreProtector;
+use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
+use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
+use zeroize::{Zeroize as _, Zeroizing};
+
+mod errors;
+
+use errors::to_py;
+
+type Core = strongroom::Strongroom;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// Values at least this large are sealed and opened with the GIL released;
+/// smaller ones take well under a microsecond, less than releasing and
+/// re-taking the GIL costs.
+const DETACH_THRESHOLD: usize = 4096;
+
+/// Runs a core future to completion on the binding's runtime.
+///
+/// With `detach_now` the GIL is released from the start (every call that
+/// touches storage, and large values). Otherwise (sealing a small value) the
+/// future is first polled once with the GIL held, inside the runtime's
+/// context; if it has to wait (a key reservation written to storage), the
+/// GIL is released and the runtime drives it to completion.
+fn block<T: Send>(
+    py: Python<'_>,
+    detach_now: bool,
+    fut: impl Future<Output = strongroom::Result<T>> + Send,
+) -> PyResult<T> {
+    let mut fut = std::pin::pin!(fut);
+    if !detach_now {
+        let polled = {
+            let _ctx = runtime().enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            fut.as_mut().poll(&mut cx)
+        };
+        if let Poll::Ready(r) = polled {
+            return r.map_err(to_py);
+        }
+    }
+    py.detach(|| runtime().block_on(fut)).map_err(to_py)
+}
+
+/// Runs CPU-only core work, with the GIL released for large values.
+fn compute<T: Send>(
+    py: Python<'_>,
+    len: usize,
+    f: impl FnOnce() -> strongroom::Result<T> + Send,
+) -> PyResult<T> {
+    if len >= DETACH_THRESHOLD {
+        py.detach(f)
+    } else {
+        f()
+    }
+    .map_err(to_py)
+}
+
+/// Wraps a core future as a Python awaitable.
+fn awaitable<'py, T>(
+    py: Python<'py>,
+    fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    pyo3_async_runtimes::tokio::future_into_py(py, async move { fut.await.map_err(to_py) })
+}
+
+fn algorithm(name: &str) -> PyResult<Algorithm> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        to_py(strongroom::Error::InvalidArgument(format!(
+            "unknown algorithm {name:?} (use \"aes-256-gcm\" or \"chacha20-poly1305\")"
+        )))
+    })
+}
+
+/// Copies bytes-like input (`bytes`, `bytearray`, `memoryview`, or a
+/// [`Secret`]) into a buffer that is wiped on drop.
+fn secret_input(obj: &Bound<'_, PyAny>) -> PyResult<SecretBytes> {
+    if let Ok(s) = obj.cast::<Secret>() {
+        return s.get().to_secret(obj.py());
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(SecretBytes::copy_from(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(SecretBytes::new(b.to_vec()));
+    }
+    let b = PyBytes::new(obj.py(), &[]).get_type().call1((obj,))?;
+    let b = b.cast::<PyBytes>()?;
+    Ok(SecretBytes::copy_from(b.as_bytes()))
+}
+
+/// Copies bytes-like input into a buffer laid out for sealing in place
+/// (header room, then the plaintext); wiped on drop.
+fn seal_input(obj: &Bound<'_, PyAny>) -> PyResult<Zeroizing<Vec<u8>>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let b = b.as_bytes();
+        let mut buf = Zeroizing::new(strongroom::seal::seal_buffer(b.len()));
+        buf.extend_from_slice(b);
+        return Ok(buf);
+    }
+    let s = secret_input(obj)?;
+    let mut buf = Zeroizing::new(strongroom::seal::seal_buffer(s.len()));
+    buf.extend_from_slice(s.expose_secret());
+    Ok(buf)
+}
+
+// ---------------------------------------------------------------------------
+// Secret
+
+/// A secret returned by Strongroom.
+///
+/// Its value lives in a `bytearray` owned by this object; `repr()` and
+/// `str()` never show it. `wipe()` overwrites it with zeros (also done when
+/// the object is garbage-collected). `reveal()` returns an immutable `bytes`
+/// copy that Python cannot wipe; `as_bytearray()` gives the backing buffer
+/// itself, which `wipe()` zeroes.
+#[pyclass(module = "strongroom", frozen)]
+pub struct Secret {
+    buf: Py<PyByteArray>,
+}
+
+impl Secret {
+    fn new(py: Python<'_>, value: SecretBytes) -> Self {
+        // `value` is wiped when it drops at the end of this function.
+        Self::from_slice(py, value.expose_secret())
+    }
+
+    fn from_slice(py: Python<'_>, value: &[u8]) -> Self {
+        Self {
+            buf: PyByteArray::new(py, value).unbind(),
+        }
+    }
+
+    fn to_secret(&self, py: Python<'_>) -> PyResult<SecretBytes> {
+        Ok(SecretBytes::new(self.buf.bind(py).to_vec()))
+    }
+
+    fn zero(&self, py: Python<'_>) {
+        let buf = self.buf.bind(py);
+        // SAFETY: we hold the GIL (`py`) and run no Python code while the
+        // slice lives, so nothing can resize or free the bytearray under it;
+        // the slice is dropped before this function returns.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { buf.as_bytes_mut() };
+        bytes.zeroize();
+    }
+}
+
+/// Converts a core secret into a [`Secret`] when handed to Python.
+struct SecretOut(SecretBytes);
+
+impl<'py> IntoPyObject<'py> for SecretOut {
+    type Target = Secret;
+    type Output = Bound<'py, Secret>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Bound::new(py, Secret::new(py, self.0))
+    }
+}
+
+#[pymethods]
+impl Secret {
+    /// A new secret holding a copy of `value`.
+    #[new]
+    fn py_new(value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self::new(value.py(), secret_input(value)?))
+    }
+
+    /// An immutable copy of the value. Python cannot wipe `bytes`: prefer
+    /// `as_bytearray()` or use the copy briefly.
+    fn reveal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = PyBytes::new(py, &[])
+            .get_type()
+            .call1((self.buf.bind(py),))?;
+        Ok(b.cast_into::<PyBytes>()?)
+    }
+
+    /// The backing `bytearray` itself (not a copy); `wipe()` zeroes it.
+    fn as_bytearray<'py>(&self, py: Python<'py>) -> Bound<'py, PyByteArray> {
+        self.buf.bind(py).clone()
+    }
+
+    /// Overwrites the value with zeros.
+    fn wipe(&self, py: Python<'_>) {
+        self.zero(py);
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.buf.bind(py).len()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("Secret([REDACTED; {} bytes])", self.buf.bind(py).len())
+    }
+
+    fn __str__(&self, py: Python<'_>) -> String {
+        self.__repr__(py)
+    }
+
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "a Secret cannot be pickled",
+        ))
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        Python::attach(|py| self.zero(py));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Storage, protectors, plain data
+
+/// Where a store keeps its records.
+#[pyclass(module = "strongroom", frozen)]
+#[derive(Clone)]
+pub struct Storage {
+    inner: DynStorage,
+}
+
+#[pymethods]
+impl Storage {
+    /// In-memory storage (lost when the last reference goes).
+    #[staticmethod]
+    fn memory() -> Self {
+        Self {
+            inner: Arc::new(MemoryStorage::new()),
+        }
+    }
+
+    /// An SQLite store in the file at `path` (created if missing; its
+    /// directory must exist). Blocks while it opens, GIL released.
+    #[staticmethod]
+    fn sqlite(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let store = block(py, true, strongroom_sqlx::SqliteStore::open(path))?;
+        Ok(Self {
+            inner: Arc::new(store),
+        })
+    }
+
+    /// The backend's name ("memory", "sqlite", ...).
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    /// Whether the storage already holds an initialised store (blocking).
+    fn is_initialized(&self, py: Python<'_>) -> PyResult<bool> {
+        let s = self.inner.clone();
+        block(py, true, async move { Core::is_initialized(&s).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Storage({:?})", self.inner.backend())
+    }
+}
+
+/// A root-key protector holding a 256-bit key in process memory.
+#[pyclass(module = "strongroom", frozen)]
+pub struct SoftwareProtector {
+    inner: Arc<CoreProtector>,
+}
+
+#[pymethods]
+impl SoftwareProtector {
+    /// From 32 key bytes.
+    #[staticmethod]
+    fn from_key(key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let key = secret_input(key)?;
+        Ok(Self {
+            inner: Arc::new(CoreProtector::from_key(key).map_err(to_py)?),
+        })
+    }
+
+    /// From a key file (one line of base64, mode 0600).
+    #[staticmethod]
+    fn from_key_file(path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            inner: Arc::new(CoreProtector::from_key_file(path).map_err(to_py)?),
+        })
+    }
+
+    /// Writes a new key file with a fresh random key (mode 0600; never
+    /// overwrites).
+    #[staticmethod]
+    fn generate_key_file(path: std::path::PathBuf) -> PyResult<()> {
+        CoreProtector::generate_key_file(path).map_err(to_py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}
+
+/// Public facts about one key version.
+#[pyclass(module = "strongroom", frozen, get_all)]
+pub struct KeyInfo {
+    /// The version number.
+    version: u32,
+    /// "primary", "active", "retired" or "destroyed".
+    state: String,
+    /// "aes-256-gcm" or "chacha20-poly1305".
+    algorithm: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    created_ms: u64,
+    /// Encryptions reserved so far.
+    encryptions_reserved: u64,
+}
+
+impl From<CoreKeyInfo> for KeyInfo {
+    fn from(k: CoreKeyInfo) -> Self {
+        Self {
+            version: k.version,
+            state: k.state.to_string(),
+            algorithm: k.algorithm.name().into(),
+            created_ms: k.created.as_millis(),
+            encryptions_reserved: k.encryptions_reserved,
+        }
+    }
+}
+
+#[pymethods]
+impl KeyInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "KeyInfo(version={}, state={:?}, algorithm={:?})",
+            self.version, self.state, self.algorithm
+        )
+    }
+}
+
+/// What a rewrap did.
+#[pyclass(module = "strongroom", frozen, get_all)]
+pub struct RewrapReport {
+    /// Records looked at.
+    scanned: u64,
+    /// Records re-sealed under the primary key.
+    rewrapped: u64,
+    /// Storage keys of records that could not be opened (left untouched).
+    unreadable: Vec<String>,
+}
+
+impl From<CoreRewrapReport> for RewrapReport {
+    fn from(r: CoreRewrapReport) -> Self {
+        Self {
+            scanned: r.scanned,
+            rewrapped: r.rewrapped,
+            unreadable: r.unreadable,
+        }
+    }
+}
+
+#[pymethods]
+impl RewrapReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "RewrapReport(scanned={}, rewrapped={}, unreadable={:?})",
+            self.scanned, self.rewrapped, self.unreadable
+        )
+    }
+}
+
+fn keys(core: &Core) -> PyResult<Vec<KeyInfo>> {
+    Ok(core
+        .keys()
+        .map_err(to_py)?
+        .into_iter()
+        .map(KeyInfo::from)
+        .collect())
+}
+
+fn bytes_out(py: Python<'_>, v: Vec<u8>) -> Bound<'_, PyBytes> {
+    PyBytes::new(py, &v)
+}
+
+// ---------------------------------------------------------------------------
+// The store: the same surface twice, async and blocking.
+
+/// An unsealed store (asyncio API). Create with `await Strongroom.init(...)`
+/// or `await Strongroom.unseal(...)`.
+#[pyclass(module = "strongroom", frozen)]
+pub struct Strongroom {
+    core: Core,
+}
+
+/// An unsealed store (blocking API; same methods as `Strongroom`, not
+/// awaitables). Exposed as `strongroom.blocking.Strongroom`.
+#[pyclass(module = "strongroom.blocking", name = "Strongroom", frozen)]
+pub struct BlockingStrongroom {
+    core: Core,
+}
+
+struct AsyncOut(Core);
+
+impl<'py> IntoPyObject<'py> for AsyncOut {
+    type Target = Strongroom;
+    type Output = Bound<'py, Strongroom>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Bound::new(py, Strongroom { core: self.0 })
+    }
+}
+
+struct ReportOut(CoreRewrapReport);
+
+impl<'py> IntoPyObject<'py> for ReportOut {
+    type Target = RewrapReport;
+    type Output = Bound<'py, RewrapReport>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Bound::new(py, RewrapReport::from(self.0))
+    }
+}
+
+struct KeyInfoOut(CoreKeyInfo);
+
+impl<'py> IntoPyObject<'py> for KeyInfoOut {
+    type Target = KeyInfo;
+    type Output = Bound<'py, KeyInfo>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Bound::new(py, KeyInfo::from(self.0))
+    }
+}
+
+struct SecretOptOut(Option<SecretBytes>);
+
+impl<'py> IntoPyObject<'py> for SecretOptOut {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        match self.0 {
+            Some(s) => Ok(SecretOut(s).into_pyobject(py)?.into_any()),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+}
+
+struct BytesOut(Vec<u8>);
+
+impl<'py> IntoPyObject<'py> for BytesOut {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Ok(bytes_out(py, self.0))
+    }
+}
+
+/// Seals `buf` (from [`seal_input`]) in place; returns the sealed bytes.
+async fn seal_value(
+    core: Core,
+    mut buf: Zeroizing<Vec<u8>>,
+    path: String,
+    version: u64,
+) -> strongroom::Result<BytesOut> {
+    core.seal_value_in_place(&mut buf, &SealContext::new(&path, version))
+        .await?;
+    Ok(BytesOut(std::mem::take(&mut *buf)))
+}
+
+fn open_value(
+    core: &Core,
+    sealed: &[u8],
+    path: &str,
+    version: u64,
+) -> strongroom::Result<SecretBytes> {
+    let mut buf = Zeroizing::new(sealed.to_vec());
+    let plain = core.open_value_in_place(&mut buf, &SealContext::new(path, version))?;
+    Ok(SecretBytes::copy_from(plain))
+}
+
+async fn put_sealed(
+    core: Core,
+    key: String,
+    plaintext: SecretBytes,
+    path: String,
+    version: u64,
+) -> strongroom::Result<()> {
+    core.put_sealed(
+        &key,
+        plaintext.expose_secret(),
+        &SealContext::new(&path, version),
+    )
+    .await
+}
+
+async fn get_sealed(
+    core: Core,
+    key: String,
+    path: String,
+    version: u64,
+) -> strongroom::Result<SecretOptOut> {
+    Ok(SecretOptOut(
+        core.get_sealed(&key, &SealContext::new(&path, version))
+            .await?,
+    ))
+}
+
+#[pymethods]
+impl Strongroom {
+    /// Creates a new store in empty `storage` (awaitable).
+    #[staticmethod]
+    fn init<'py>(
+        py: Python<'py>,
+        storage: &Storage,
+        protector: &SoftwareProtector,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        awaitable(py, async move {
+            Core::init(s, &*p, Options::default()).await.map(AsyncOut)
+        })
+    }
+
+    /// Opens an initialised store (awaitable).
+    #[staticmethod]
+    fn unseal<'py>(
+        py: Python<'py>,
+        storage: &Storage,
+        protector: &SoftwareProtector,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        awaitable(py, async move {
+            Core::unseal(s, &*p, Options::default()).await.map(AsyncOut)
+        })
+    }
+
+    /// Forgets the keys; later calls raise `Sealed`.
+    fn seal(&self) {
+        self.core.seal();
+    }
+
+    /// Whether `seal()` was called.
+    #[getter]
+    fn is_sealed(&self) -> bool {
+        self.core.is_sealed()
+    }
+
+    /// Seals `plaintext` bound to `path` and `version`; resolves to `bytes`.
+    fn seal_value<'py>(
+        &self,
+        py: Python<'py>,
+        plaintext: &Bound<'py, PyAny>,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let buf = seal_input(plaintext)?;
+        awaitable(py, seal_value(self.core.clone(), buf, path, version))
+    }
+
+    /// Opens a sealed value bound to `path` and `version`; resolves to a `Secret`.
+    fn open_value<'py>(
+        &self,
+        py: Python<'py>,
+        sealed: Vec<u8>,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(py, async move {
+            open_value(&core, &sealed, &path, version).map(SecretOut)
+        })
+    }
+
+    /// Stores `plaintext` sealed at storage key `key` (under "s/").
+    fn put_sealed<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        plaintext: &Bound<'py, PyAny>,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let plaintext = secret_input(plaintext)?;
+        awaitable(
+            py,
+            put_sealed(self.core.clone(), key, plaintext, path, version),
+        )
+    }
+
+    /// Reads and opens the sealed record at `key`; resolves to a `Secret` or `None`.
+    fn get_sealed<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, get_sealed(self.core.clone(), key, path, version))
+    }
+
+    /// Adds a key version and makes it primary; resolves to its `KeyInfo`.
+    fn rotate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(py, async move { core.rotate().await.map(KeyInfoOut) })
+    }
+
+    /// Makes an active key version primary again.
+    fn promote<'py>(&self, py: Python<'py>, version: u32) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(py, async move { core.promote(version).await })
+    }
+
+    /// Retires every key version below `min`.
+    fn set_min_decryption_version<'py>(
+        &self,
+        py: Python<'py>,
+        min: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(
+            py,
+            async move { core.set_min_decryption_version(min).await },
+        )
+    }
+
+    /// Erases a retired key version (refused while records need it).
+    fn destroy_key<'py>(&self, py: Python<'py>, version: u32) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(py, async move { core.destroy_key(version).await })
+    }
+
+    /// Re-seals stored records under the primary key; resolves to a `RewrapReport`.
+    #[pyo3(signature = (batch_size = 500))]
+    fn rewrap<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(
+            py,
+            async move { core.rewrap(batch_size).await.map(ReportOut) },
+        )
+    }
+
+    /// Re-reads the keyring from storage.
+    fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        awaitable(py, async move { core.reload().await })
+    }
+
+    /// Facts about every key version.
+    fn keys(&self) -> PyResult<Vec<KeyInfo>> {
+        keys(&self.core)
+    }
+
+    /// The blocking view of this same store.
+    fn blocking(&self) -> BlockingStrongroom {
+        BlockingStrongroom {
+            core: self.core.clone(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.core)
+    }
+}
+
+#[pymethods]
+impl BlockingStrongroom {
+    /// Creates a new store in empty `storage`.
+    #[staticmethod]
+    fn init(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
+        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        let core = block(py, true, async move {
+            Core::init(s, &*p, Options::default()).await
+        })?;
+        Ok(Self { core })
+    }
+
+    /// Opens an initialised store.
+    #[staticmethod]
+    fn unseal(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
+        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        let core = block(py, true, async move {
+            Core::unseal(s, &*p, Options::default()).await
+        })?;
+        Ok(Self { core })
+    }
+
+    /// Forgets the keys; later calls raise `Sealed`.
+    fn seal(&self) {
+        self.core.seal();
+    }
+
+    /// Whether `seal()` was called.
+    #[getter]
+    fn is_sealed(&self) -> bool {
+        self.core.is_sealed()
+    }
+
+    /// Seals `plaintext` bound to `path` and `version`.
+    fn seal_value<'py>(
+        &self,
+        py: Python<'py>,
+        plaintext: &Bound<'py, PyAny>,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        // `bytes` are immutable and read in place; anything else is copied
+        // into a buffer wiped on drop.
+        let owned;
+        let plain: &[u8] = match plaintext.cast::<PyBytes>() {
+            Ok(b) => b.as_bytes(),
+            Err(_) => {
+                owned = secret_input(plaintext)?;
+                owned.expose_secret()
+            }
+        };
+        let (core, ctx) = (&self.core, SealContext::new(&path, version));
+        let large = plain.len() >= DETACH_THRESHOLD;
+        // Seal straight into the result's buffer (not yet visible to any
+        // Python code, so it may be written with the GIL released).
+        let mut result = Ok(());
+        let out = PyBytes::new_with(py, plain.len() + OVERHEAD, |out| {
+            result = (|| {
+                if !large && core.try_seal_value_into(plain, out, &ctx)? {
+                    return Ok(());
+                }
+                py.detach(|| {
+                    if core.try_seal_value_into(plain, out, &ctx)? {
+                        return Ok(());
+                    }
+                    // The primary key needs encryptions reserved in storage.
+                    let sealed = runtime().block_on(core.seal_value(plain, &ctx))?;
+                    out.copy_from_slice(sealed.as_bytes());
+                    Ok(())
+                })
+            })();
+            Ok(())
+        })?;
+        result.map_err(to_py)?;
+        Ok(out)
+    }
+
+    /// Opens a sealed value bound to `path` and `version`.
+    fn open_value<'py>(
+        &self,
+        py: Python<'py>,
+        sealed: &[u8],
+        path: &str,
+        version: u64,
+    ) -> PyResult<Bound<'py, Secret>> {
+        let (core, ctx) = (&self.core, SealContext::new(path, version));
+        if sealed.len() < DETACH_THRESHOLD {
+            let mut buf = Zeroizing::new(sealed.to_vec());
+            let plain = core.open_value_in_place(&mut buf, &ctx).map_err(to_py)?;
+            return Bound::new(py, Secret::from_slice(py, plain));
+        }
+        // Large: copy, open and write the plaintext into a fresh bytearray
+        // with the GIL released.
+        let len = sealed.len().saturating_sub(OVERHEAD);
+        let secret = Secret {
+            buf: PyByteArray::new_with(py, len, |_| Ok(()))?.unbind(),
+        };
+        let target = secret.buf.bind(py);
+        // SAFETY: the bytearray was just created and no Python code holds a
+        // reference to it, so nothing can read, resize or free it while the
+        // slice is written below, with or without the GIL.
+        #[allow(unsafe_code)]
+        let dst = unsafe { target.as_bytes_mut() };
+        py.detach(|| {
+            let mut buf = Zeroizing::new(sealed.to_vec());
+            let plain = core.open_value_in_place(&mut buf, &ctx)?;
+            dst.get_mut(..plain.len())
+                .ok_or_else(|| strongroom::Error::InvalidArgument("length mismatch".into()))?
+                .copy_from_slice(plain);
+            Ok(())
+        })
+        .map_err(to_py)?;
+        Bound::new(py, secret)
+    }
+
+    /// Stores `plaintext` sealed at storage key `key` (under "s/").
+    fn put_sealed(
+        &self,
+        py: Python<'_>,
+        key: String,
+        plaintext: &Bound<'_, PyAny>,
+        path: String,
+        version: u64,
+    ) -> PyResult<()> {
+        let plaintext = secret_input(plaintext)?;
+        block(
+            py,
+            true,
+            put_sealed(self.core.clone(), key, plaintext, path, version),
+        )
+    }
+
+    /// Reads and opens the sealed record at `key`; `None` if absent.
+    fn get_sealed<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        path: String,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        block(py, true, get_sealed(self.core.clone(), key, path, version))?.into_pyobject(py)
+    }
+
+    /// Adds a key version and makes it primary.
+    fn rotate(&self, py: Python<'_>) -> PyResult<KeyInfo> {
+        let core = self.core.clone();
+        block(py, true, async move { core.rotate().await }).map(KeyInfo::from)
+    }
+
+    /// Makes an active key version primary again.
+    fn promote(&self, py: Python<'_>, version: u32) -> PyResult<()> {
+        let core = self.core.clone();
+        block(py, true, async move { core.promote(version).await })
+    }
+
+    /// Retires every key version below `min`.
+    fn set_min_decryption_version(&self, py: Python<'_>, min: u32) -> PyResult<()> {
+        let core = self.core.clone();
+        block(py, true, async move {
+            core.set_min_decryption_version(min).await
+        })
+    }
+
+    /// Erases a retired key version (refused while records need it).
+    fn destroy_key(&self, py: Python<'_>, version: u32) -> PyResult<()> {
+        let core = self.core.clone();
+        block(py, true, async move { core.destroy_key(version).await })
+    }
+
+    /// Re-seals stored records under the primary key.
+    #[pyo3(signature = (batch_size = 500))]
+    fn rewrap(&self, py: Python<'_>, batch_size: usize) -> PyResult<RewrapReport> {
+        let core = self.core.clone();
+        block(py, true, async move { core.rewrap(batch_size).await }).map(RewrapReport::from)
+    }
+
+    /// Re-reads the keyring from storage.
+    fn reload(&self, py: Python<'_>) -> PyResult<()> {
+        let core = self.core.clone();
+        block(py, true, async move { core.reload().await })
+    }
+
+    /// Facts about every key version.
+    fn keys(&self) -> PyResult<Vec<KeyInfo>> {
+        keys(&self.core)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.core)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Low-level sealing with a caller-supplied key (format vectors, interop).
+
+/// Seals `plaintext` with a 32-byte `key` of `algorithm`, writing
+/// `key_version` into the header; the nonce is random. Returns the sealed bytes.
+#[pyfunction]
+fn seal_with_key<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    algorithm: &str,
+    key_version: u32,
+    path: &str,
+    version: u64,
+    plaintext: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key = DataKey::new(self::algorithm(algorithm)?, secret_input(key)?).map_err(to_py)?;
+    let plaintext = secret_input(plaintext)?;
+    let sealed = compute(py, plaintext.len(), || {
+        key.seal(
+            key_version,
+            plaintext.expose_secret(),
+            &SealContext::new(path, version),
+        )
+    })?;
+    Ok(bytes_out(py, sealed.into_bytes()))
+}
+
+/// Opens `sealed` with a 32-byte `key` of `algorithm`, bound to `path` and
+/// `version`. Returns a `Secret`.
+#[pyfunction]
+fn open_sealed<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    algorithm: &str,
+    path: &str,
+    version: u64,
+    sealed: &[u8],
+) -> PyResult<Bound<'py, Secret>> {
+    let key = DataKey::new(self::algorithm(algorithm)?, secret_input(key)?).map_err(to_py)?;
+    let opened = compute(py, sealed.len(), || {
+        let sealed = SealedValue::parse(sealed)?;
+        key.open(&sealed, &SealContext::new(path, version))
+    })?;
+    Bound::new(py, Secret::new(py, opened))
+}
+
+/// The key version named in a sealed value's header.
+#[pyfunction]
+fn sealed_key_version(sealed: &[u8]) -> PyResult<u32> {
+    strongroom::seal::header_key_version(sealed).map_err(to_py)
+}
+
+/// The native module; `strongroom/__init__.py` re-exports it.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(2)
+        .thread_name("strongroom")
+        .enable_time();
+    pyo3_async_runtimes::tokio::init(builder);
+    errors::register(m)?;
+    m.add_class::<Secret>()?;
+    m.add_class::<Storage>()?;
+    m.add_class::<SoftwareProtector>()?;
+    m.add_class::<KeyInfo>()?;
+    m.add_class::<RewrapReport>()?;
+    m.add_class::<Strongroom>()?;
+    m.add(
+        "BlockingStrongroom",
+        m.py().get_type::<BlockingStrongroom>(),
+    )?;
+    m.add_function(wrap_pyfunction!(seal_with_key, m)?)?;
+    m.add_function(wrap_pyfunction!(open_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(sealed_key_version, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

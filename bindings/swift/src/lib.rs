@@ -1,0 +1,677 @@
+//! The uniffi FFI of Strongroom: the surface Swift (and, for testing here,
+//! uniffi's Python bindings) see. Each function converts, calls the core and
+//! maps the result; async functions run on uniffi's tokio support.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use strongroom::keyring::{KeyInfo as CoreKeyInfo, KeyState as CoreKeyState};
+use strongroom::lease::LeaseError;
+use strongroom::policy::PolicyError;
+use strongroom::protector::SoftwareProtector as CoreProtector;
+use strongroom::seal::{Algorithm, DataKey, SealContext, SealedValue};
+use strongroom::secrets::SecretError;
+use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::{Error, Options, RewrapReport as CoreRewrapReport, SecretBytes};
+use zeroize::Zeroize as _;
+
+uniffi::setup_scaffolding!();
+
+type Core = strongroom::Strongroom;
+
+/// Every failure, one case per core error variant (Swift: an enum).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum StrongroomError {
+    /// A sealed value did not open.
+    #[error("{message}")]
+    DecryptionFailed {
+        /// The message.
+        message: String,
+    },
+    /// The bytes are not a sealed value this build can read.
+    #[error("{message}")]
+    MalformedSealedValue {
+        /// The message.
+        message: String,
+    },
+    /// The sealed value names a key version the keyring does not have.
+    #[error("{message}")]
+    UnknownKeyVersion {
+        /// The key version in the value's header.
+        version: u32,
+        /// The newest version the keyring holds.
+        latest: u32,
+        /// The message.
+        message: String,
+    },
+    /// The key version is retired or destroyed.
+    #[error("{message}")]
+    KeyVersionRetired {
+        /// The key version.
+        version: u32,
+        /// The keyring's minimum decryption version.
+        min_decryption_version: u32,
+        /// The message.
+        message: String,
+    },
+    /// A key state change the lifecycle forbids.
+    #[error("{message}")]
+    InvalidKeyTransition {
+        /// The key version.
+        version: u32,
+        /// The message.
+        message: String,
+    },
+    /// A key version still protects stored records.
+    #[error("{message}")]
+    KeyInUse {
+        /// The key version.
+        version: u32,
+        /// How many records need it.
+        records: u64,
+        /// The message.
+        message: String,
+    },
+    /// A path failed validation.
+    #[error("{message}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// The message.
+        message: String,
+    },
+    /// The store is sealed.
+    #[error("{message}")]
+    Sealed {
+        /// The message.
+        message: String,
+    },
+    /// init on storage that already holds a store.
+    #[error("{message}")]
+    AlreadyInitialized {
+        /// The message.
+        message: String,
+    },
+    /// unseal on storage that holds no store.
+    #[error("{message}")]
+    NotInitialized {
+        /// The message.
+        message: String,
+    },
+    /// The root key does not open the keyring.
+    #[error("{message}")]
+    UnsealFailed {
+        /// The message.
+        message: String,
+    },
+    /// A root key file problem.
+    #[error("{message}")]
+    KeyFile {
+        /// The file's path.
+        path: String,
+        /// The message.
+        message: String,
+    },
+    /// A key protector failed.
+    #[error("{message}")]
+    Protector {
+        /// Which protector.
+        protector: String,
+        /// The kind of failure ("unwrap failed", "wrong pin", ...).
+        kind: String,
+        /// The message.
+        message: String,
+    },
+    /// The storage backend failed. (Not `Storage`, which would shadow the
+    /// `Storage` class inside the Swift enum.)
+    #[error("{message}")]
+    StorageFailed {
+        /// Which backend.
+        backend: String,
+        /// The kind of failure.
+        kind: String,
+        /// The message.
+        message: String,
+    },
+    /// A record changed concurrently.
+    #[error("{message}")]
+    StorageConflict {
+        /// The storage key.
+        key: String,
+        /// The message.
+        message: String,
+    },
+    /// A stored record could not be decoded.
+    #[error("{message}")]
+    CorruptRecord {
+        /// The storage key.
+        key: String,
+        /// The message.
+        message: String,
+    },
+    /// The OS random number generator failed.
+    #[error("{message}")]
+    Random {
+        /// The message.
+        message: String,
+    },
+    /// An argument cannot be used.
+    #[error("{message}")]
+    InvalidArgument {
+        /// The message.
+        message: String,
+    },
+    /// A versioned-secrets operation failed.
+    #[error("{message}")]
+    SecretStore {
+        /// The message.
+        message: String,
+    },
+    /// A check-and-set write found another version (secrets store).
+    #[error("{message}")]
+    CasConflict {
+        /// The message.
+        message: String,
+    },
+    /// A policy could not be loaded or evaluated.
+    #[error("{message}")]
+    Policy {
+        /// The message.
+        message: String,
+    },
+    /// The policy denies the operation.
+    #[error("{message}")]
+    PolicyDenied {
+        /// The message.
+        message: String,
+    },
+    /// The audit trail failed.
+    #[error("{message}")]
+    Audit {
+        /// The message.
+        message: String,
+    },
+    /// A lease operation failed.
+    #[error("{message}")]
+    Lease {
+        /// The message.
+        message: String,
+    },
+    /// The lease expired or was revoked.
+    #[error("{message}")]
+    LeaseExpired {
+        /// The message.
+        message: String,
+    },
+    /// A credential rotation failed.
+    #[error("{message}")]
+    Rotation {
+        /// The message.
+        message: String,
+    },
+    /// Shamir split or combine failed.
+    #[error("{message}")]
+    Shamir {
+        /// The message.
+        message: String,
+    },
+    /// A failure this build of the FFI does not know yet.
+    #[error("{message}")]
+    Other {
+        /// The message.
+        message: String,
+    },
+}
+
+impl From<Error> for StrongroomError {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::DecryptionFailed => Self::DecryptionFailed { message },
+            Error::MalformedSealedValue(_) => Self::MalformedSealedValue { message },
+            Error::UnknownKeyVersion { version, latest } => Self::UnknownKeyVersion {
+                version,
+                latest,
+                message,
+            },
+            Error::KeyVersionRetired {
+                version,
+                min_decryption_version,
+                ..
+            } => Self::KeyVersionRetired {
+                version,
+                min_decryption_version,
+                message,
+            },
+            Error::InvalidKeyTransition { version, .. } => {
+                Self::InvalidKeyTransition { version, message }
+            }
+            Error::KeyInUse {
+                version, records, ..
+            } => Self::KeyInUse {
+                version,
+                records,
+                message,
+            },
+            Error::InvalidPath { path, .. } => Self::InvalidPath { path, message },
+            Error::Sealed => Self::Sealed { message },
+            Error::AlreadyInitialized => Self::AlreadyInitialized { message },
+            Error::NotInitialized => Self::NotInitialized { message },
+            Error::UnsealFailed => Self::UnsealFailed { message },
+            Error::KeyFile { path, .. } => Self::KeyFile { path, message },
+            Error::Protector {
+                protector, kind, ..
+            } => Self::Protector {
+                protector: protector.into(),
+                kind: kind.to_string(),
+                message,
+            },
+            Error::Storage { backend, kind, .. } => Self::StorageFailed {
+                backend: backend.into(),
+                kind: kind.to_string(),
+                message,
+            },
+            Error::StorageConflict { key } => Self::StorageConflict { key, message },
+            Error::CorruptRecord { key, .. } => Self::CorruptRecord { key, message },
+            Error::Random => Self::Random { message },
+            Error::InvalidArgument(_) => Self::InvalidArgument { message },
+            // Subsystem errors: the variants a caller acts on get a case;
+            // the rest map onto the subsystem's case.
+            Error::Secret(SecretError::CasMismatch { .. }) => Self::CasConflict { message },
+            Error::Secret(_) => Self::SecretStore { message },
+            Error::Policy(PolicyError::Denied { .. }) => Self::PolicyDenied { message },
+            Error::Policy(_) => Self::Policy { message },
+            Error::Audit(_) => Self::Audit { message },
+            Error::Lease(LeaseError::Expired { .. }) => Self::LeaseExpired { message },
+            Error::Lease(_) => Self::Lease { message },
+            Error::Rotation(_) => Self::Rotation { message },
+            Error::Shamir(_) => Self::Shamir { message },
+            _ => Self::Other { message },
+        }
+    }
+}
+
+type Result<T, E = StrongroomError> = std::result::Result<T, E>;
+
+fn algorithm(name: &str) -> Result<Algorithm> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown algorithm {name:?} (use \"aes-256-gcm\" or \"chacha20-poly1305\")"
+        ))
+        .into()
+    })
+}
+
+/// A secret returned by Strongroom. Its description is a redaction; `wipe()`
+/// zeroes the Rust-owned buffer. Copies returned by `reveal()` belong to the
+/// host language and are not wiped by this object.
+#[derive(uniffi::Object)]
+#[uniffi::export(Debug, Display)]
+pub struct Secret {
+    value: Mutex<SecretBytes>,
+}
+
+impl Secret {
+    fn new(value: SecretBytes) -> Arc<Self> {
+        Arc::new(Self {
+            value: Mutex::new(value),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut SecretBytes) -> T) -> T {
+        match self.value.lock() {
+            Ok(mut v) => f(&mut v),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret([REDACTED; {} bytes])", self.with(|v| v.len()))
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[uniffi::export]
+impl Secret {
+    /// A copy of the value (host-language memory, not wiped by `wipe()`).
+    pub fn reveal(&self) -> Vec<u8> {
+        self.with(|v| v.expose_secret().to_vec())
+    }
+
+    /// Overwrites the value with zeros (the length is kept).
+    pub fn wipe(&self) {
+        self.with(|v| v.expose_secret_mut().as_mut_slice().zeroize());
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.with(|v| v.len() as u64)
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.with(|v| v.is_empty())
+    }
+}
+
+/// Where a store keeps its records.
+#[derive(uniffi::Object)]
+pub struct Storage {
+    inner: DynStorage,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Storage {
+    /// In-memory storage.
+    #[uniffi::constructor]
+    pub fn memory() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Arc::new(MemoryStorage::new()),
+        })
+    }
+
+    /// An SQLite store in the file at `path` (created if missing).
+    #[uniffi::constructor]
+    pub async fn sqlite(path: String) -> Result<Arc<Self>> {
+        let store = strongroom_sqlx::SqliteStore::open(path).await?;
+        Ok(Arc::new(Self {
+            inner: Arc::new(store),
+        }))
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> String {
+        self.inner.backend().into()
+    }
+
+    /// Whether the storage holds an initialised store.
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(Core::is_initialized(&self.inner).await?)
+    }
+}
+
+/// A root-key protector holding a 256-bit key in process memory.
+#[derive(uniffi::Object)]
+pub struct SoftwareProtector {
+    inner: CoreProtector,
+}
+
+#[uniffi::export]
+impl SoftwareProtector {
+    /// From 32 key bytes.
+    #[uniffi::constructor]
+    pub fn from_key(key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            inner: CoreProtector::from_key(SecretBytes::new(key))?,
+        }))
+    }
+
+    /// From a key file (one line of base64, mode 0600).
+    #[uniffi::constructor]
+    pub fn from_key_file(path: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            inner: CoreProtector::from_key_file(path)?,
+        }))
+    }
+}
+
+/// Writes a new key file holding a fresh random key (mode 0600; never
+/// overwrites).
+#[uniffi::export]
+pub fn generate_key_file(path: String) -> Result<()> {
+    Ok(CoreProtector::generate_key_file(path)?)
+}
+
+/// A key version's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyState {
+    /// Seals new values and opens old ones.
+    Primary,
+    /// Opens values.
+    Active,
+    /// Opens nothing until the minimum decryption version is lowered.
+    Retired,
+    /// Key material erased.
+    Destroyed,
+}
+
+/// Public facts about one key version.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct KeyInfo {
+    /// The version number.
+    pub version: u32,
+    /// Its state.
+    pub state: KeyState,
+    /// "aes-256-gcm" or "chacha20-poly1305".
+    pub algorithm: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Encryptions reserved so far.
+    pub encryptions_reserved: u64,
+}
+
+impl From<CoreKeyInfo> for KeyInfo {
+    fn from(k: CoreKeyInfo) -> Self {
+        Self {
+            version: k.version,
+            state: match k.state {
+                CoreKeyState::Primary => KeyState::Primary,
+                CoreKeyState::Active => KeyState::Active,
+                CoreKeyState::Retired => KeyState::Retired,
+                CoreKeyState::Destroyed => KeyState::Destroyed,
+            },
+            algorithm: k.algorithm.name().into(),
+            created_ms: k.created.as_millis(),
+            encryptions_reserved: k.encryptions_reserved,
+        }
+    }
+}
+
+/// What a rewrap did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RewrapReport {
+    /// Records looked at.
+    pub scanned: u64,
+    /// Records re-sealed under the primary key.
+    pub rewrapped: u64,
+    /// Storage keys of records that could not be opened.
+    pub unreadable: Vec<String>,
+}
+
+impl From<CoreRewrapReport> for RewrapReport {
+    fn from(r: CoreRewrapReport) -> Self {
+        Self {
+            scanned: r.scanned,
+            rewrapped: r.rewrapped,
+            unreadable: r.unreadable,
+        }
+    }
+}
+
+/// An unsealed store.
+#[derive(uniffi::Object)]
+#[uniffi::export(Debug)]
+pub struct Strongroom {
+    core: Core,
+}
+
+impl fmt::Debug for Strongroom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.core, f)
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Strongroom {
+    /// Creates a new store in empty `storage`.
+    #[uniffi::constructor]
+    pub async fn create(
+        storage: Arc<Storage>,
+        protector: Arc<SoftwareProtector>,
+    ) -> Result<Arc<Self>> {
+        let core = Core::init(storage.inner.clone(), &protector.inner, Options::default()).await?;
+        Ok(Arc::new(Self { core }))
+    }
+
+    /// Opens an initialised store.
+    #[uniffi::constructor]
+    pub async fn unseal(
+        storage: Arc<Storage>,
+        protector: Arc<SoftwareProtector>,
+    ) -> Result<Arc<Self>> {
+        let core =
+            Core::unseal(storage.inner.clone(), &protector.inner, Options::default()).await?;
+        Ok(Arc::new(Self { core }))
+    }
+
+    /// Forgets the keys; later calls fail with `Sealed`.
+    pub fn seal(&self) {
+        self.core.seal();
+    }
+
+    /// Whether `seal()` was called.
+    pub fn is_sealed(&self) -> bool {
+        self.core.is_sealed()
+    }
+
+    /// Seals `plaintext` bound to `path` and `version`.
+    pub async fn seal_value(
+        &self,
+        plaintext: Vec<u8>,
+        path: String,
+        version: u64,
+    ) -> Result<Vec<u8>> {
+        let plaintext = SecretBytes::new(plaintext);
+        let sealed = self
+            .core
+            .seal_value(plaintext.expose_secret(), &SealContext::new(&path, version))
+            .await?;
+        Ok(sealed.into_bytes())
+    }
+
+    /// Opens a sealed value bound to `path` and `version`.
+    pub fn open_value(&self, sealed: Vec<u8>, path: String, version: u64) -> Result<Arc<Secret>> {
+        let sealed = SealedValue::from_vec(sealed)?;
+        let opened = self
+            .core
+            .open_value(&sealed, &SealContext::new(&path, version))?;
+        Ok(Secret::new(opened))
+    }
+
+    /// Stores `plaintext` sealed at storage key `key` (under "s/").
+    pub async fn put_sealed(
+        &self,
+        key: String,
+        plaintext: Vec<u8>,
+        path: String,
+        version: u64,
+    ) -> Result<()> {
+        let plaintext = SecretBytes::new(plaintext);
+        Ok(self
+            .core
+            .put_sealed(
+                &key,
+                plaintext.expose_secret(),
+                &SealContext::new(&path, version),
+            )
+            .await?)
+    }
+
+    /// Reads and opens the sealed record at `key`; nil if absent.
+    pub async fn get_sealed(
+        &self,
+        key: String,
+        path: String,
+        version: u64,
+    ) -> Result<Option<Arc<Secret>>> {
+        let got = self
+            .core
+            .get_sealed(&key, &SealContext::new(&path, version))
+            .await?;
+        Ok(got.map(Secret::new))
+    }
+
+    /// Adds a key version and makes it primary.
+    pub async fn rotate(&self) -> Result<KeyInfo> {
+        Ok(self.core.rotate().await?.into())
+    }
+
+    /// Makes an active key version primary again.
+    pub async fn promote(&self, version: u32) -> Result<()> {
+        Ok(self.core.promote(version).await?)
+    }
+
+    /// Retires every key version below `min`.
+    pub async fn set_min_decryption_version(&self, min: u32) -> Result<()> {
+        Ok(self.core.set_min_decryption_version(min).await?)
+    }
+
+    /// Erases a retired key version (refused while records need it).
+    pub async fn destroy_key(&self, version: u32) -> Result<()> {
+        Ok(self.core.destroy_key(version).await?)
+    }
+
+    /// Re-seals stored records under the primary key.
+    pub async fn rewrap(&self, batch_size: u32) -> Result<RewrapReport> {
+        Ok(self.core.rewrap(batch_size as usize).await?.into())
+    }
+
+    /// Re-reads the keyring from storage.
+    pub async fn reload(&self) -> Result<()> {
+        Ok(self.core.reload().await?)
+    }
+
+    /// Facts about every key version.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        Ok(self.core.keys()?.into_iter().map(KeyInfo::from).collect())
+    }
+}
+
+/// Seals `plaintext` with a caller's 32-byte `key`; the nonce is random.
+#[uniffi::export]
+pub fn seal_with_key(
+    key: Vec<u8>,
+    algorithm: String,
+    key_version: u32,
+    path: String,
+    version: u64,
+    plaintext: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let key = DataKey::new(self::algorithm(&algorithm)?, SecretBytes::new(key))?;
+    let plaintext = SecretBytes::new(plaintext);
+    let sealed = key.seal(
+        key_version,
+        plaintext.expose_secret(),
+        &SealContext::new(&path, version),
+    )?;
+    Ok(sealed.into_bytes())
+}
+
+/// Opens `sealed` with a caller's 32-byte `key`.
+#[uniffi::export]
+pub fn open_sealed(
+    key: Vec<u8>,
+    algorithm: String,
+    path: String,
+    version: u64,
+    sealed: Vec<u8>,
+) -> Result<Arc<Secret>> {
+    let key = DataKey::new(self::algorithm(&algorithm)?, SecretBytes::new(key))?;
+    let sealed = SealedValue::from_vec(sealed)?;
+    Ok(Secret::new(
+        key.open(&sealed, &SealContext::new(&path, version))?,
+    ))
+}
+
+/// The key version named in a sealed value's header.
+#[uniffi::export]
+pub fn sealed_key_version(sealed: Vec<u8>) -> Result<u32> {
+    Ok(strongroom::seal::header_key_version(&sealed)?)
+}

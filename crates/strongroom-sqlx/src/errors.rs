@@ -1,0 +1,80 @@
+//! Mapping sqlx errors to Strongroom's storage error kinds.
+
+use strongroom::{Error, StorageErrorKind};
+
+/// Classifies an SQLite failure. `code` is SQLite's (extended) result code.
+pub(crate) fn sqlite_kind(e: &sqlx::Error) -> StorageErrorKind {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(1);
+            match code & 0xff {
+                // SQLITE_CORRUPT, SQLITE_NOTADB
+                11 | 26 => StorageErrorKind::Corrupt,
+                // SQLITE_PERM, SQLITE_READONLY, SQLITE_FULL, SQLITE_AUTH
+                3 | 8 | 13 | 23 => StorageErrorKind::Rejected,
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PROTOCOL
+                5 | 6 | 10 | 14 | 15 => StorageErrorKind::Unavailable,
+                _ => StorageErrorKind::Other,
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StorageErrorKind::Unavailable,
+        _ => StorageErrorKind::Other,
+    }
+}
+
+/// Classifies a PostgreSQL failure by SQLSTATE.
+pub(crate) fn pg_kind(e: &sqlx::Error) -> StorageErrorKind {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.get(..2).unwrap_or("") {
+                // invalid authorization, insufficient privilege / syntax-or-access class
+                "28" => StorageErrorKind::Rejected,
+                "42" if code == "42501" => StorageErrorKind::Rejected,
+                // disk full, out of memory, too many connections
+                "53" if code == "53300" => StorageErrorKind::Unavailable,
+                "53" => StorageErrorKind::Rejected,
+                // read-only transaction
+                "25" if code == "25006" => StorageErrorKind::Rejected,
+                // connection exception, operator intervention (shutdown), system error
+                "08" | "57" | "58" => StorageErrorKind::Unavailable,
+                // invalid catalog name (no such database)
+                "3D" => StorageErrorKind::Unavailable,
+                // data corrupted, index corrupted
+                "XX" if code == "XX001" || code == "XX002" => StorageErrorKind::Corrupt,
+                _ => StorageErrorKind::Other,
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StorageErrorKind::Unavailable,
+        sqlx::Error::Configuration(_) => StorageErrorKind::Rejected,
+        _ => StorageErrorKind::Other,
+    }
+}
+
+/// A storage error for the PostgreSQL backend.
+pub(crate) fn pg(what: &str, e: sqlx::Error) -> Error {
+    let kind = pg_kind(&e);
+    Error::storage("postgres", kind, format!("{what}: {}", describe(&e)))
+}
+
+/// The error's text, with the SQLSTATE for database errors.
+pub(crate) fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::PoolTimedOut => {
+            "timed out waiting for a database connection (is the server running and reachable?)"
+                .to_owned()
+        }
+        other => other.to_string(),
+    }
+}

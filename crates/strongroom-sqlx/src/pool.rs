@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
-use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use strongroom::Strongroom;
 use strongroom::rotation::{
@@ -310,19 +309,22 @@ struct Recycle {
     origin: Instant,
     /// Milliseconds since `origin` of the last swap; u64::MAX: none.
     swapped_at_ms: AtomicU64,
+    /// Start of the current recycling wave (the first swap after the last
+    /// wave ended), so frequent swaps do not postpone recycling forever.
+    wave_start_ms: AtomicU64,
     window_ms: u64,
     recycled: Arc<Counters>,
 }
 
 impl Recycle {
     /// Whether a connection of this age should be closed now.
-    fn should_close(&self, meta: &PoolConnectionMetadata) -> bool {
+    fn should_close(&self, age: Duration) -> bool {
         let swapped = self.swapped_at_ms.load(Ordering::Relaxed);
         if swapped == u64::MAX {
             return false;
         }
         let now_ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let created_ms = now_ms.saturating_sub(u64::try_from(meta.age.as_millis()).unwrap_or(0));
+        let created_ms = now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(0));
         if created_ms >= swapped {
             return false;
         }
@@ -331,7 +333,8 @@ impl Recycle {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(17)
             % self.window_ms.max(1);
-        let close = now_ms.saturating_sub(swapped) >= jitter;
+        let wave = self.wave_start_ms.load(Ordering::Relaxed).min(swapped);
+        let close = now_ms.saturating_sub(wave) >= jitter;
         if close {
             self.recycled.recycled.fetch_add(1, Ordering::Relaxed);
         }
@@ -418,6 +421,7 @@ impl HealingPool {
         let recycle = Arc::new(Recycle {
             origin: Instant::now(),
             swapped_at_ms: AtomicU64::new(u64::MAX),
+            wave_start_ms: AtomicU64::new(u64::MAX),
             window_ms: u64::try_from(options.recycle_window.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
@@ -451,11 +455,11 @@ impl HealingPool {
         let pool = pool_options
             .acquire_timeout(timeout)
             .after_release(move |_conn, meta| {
-                let keep = !r1.should_close(&meta);
+                let keep = !r1.should_close(meta.age);
                 Box::pin(async move { Ok(keep) })
             })
             .before_acquire(move |_conn, meta| {
-                let keep = !r2.should_close(&meta);
+                let keep = !r2.should_close(meta.age);
                 Box::pin(async move { Ok(keep) })
             })
             .connect_lazy_with(first_opts);
@@ -637,7 +641,12 @@ fn swap_inner(inner: &Inner, c: &Credential, reactive: bool) -> Result<(), Heali
         *a = (c.version(), c.identity().to_owned());
     }
     let now_ms = u64::try_from(inner.recycle.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-    inner.recycle.swapped_at_ms.store(now_ms, Ordering::Relaxed);
+    let r = &inner.recycle;
+    let wave = r.wave_start_ms.load(Ordering::Relaxed);
+    if wave == u64::MAX || now_ms.saturating_sub(wave) > r.window_ms {
+        r.wave_start_ms.store(now_ms, Ordering::Relaxed);
+    }
+    r.swapped_at_ms.store(now_ms, Ordering::Relaxed);
     inner.generation.fetch_add(1, Ordering::AcqRel);
     inner.counters.swaps.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
@@ -708,5 +717,66 @@ async fn watch_source(weak: Weak<Inner>, source: Arc<dyn CredentialSource>) {
             }
         }
         inner.changes.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(classify_code("28P01", "", false), ErrorClass::Credential);
+        let hba = "pg_hba.conf rejects connection for host \"127.0.0.1\"";
+        assert_eq!(classify_code("28000", hba, true), ErrorClass::HbaRejected);
+        assert_eq!(
+            classify_code("28000", "x", false),
+            ErrorClass::NotAuthorized
+        );
+        assert_eq!(classify_code("28000", "x", true), ErrorClass::Credential);
+        assert_eq!(
+            classify_code("3D000", "", true),
+            ErrorClass::DatabaseMissing
+        );
+        assert_eq!(
+            classify_code("53300", "", true),
+            ErrorClass::TooManyConnections
+        );
+        assert_eq!(classify_code("57P03", "", true), ErrorClass::Unavailable);
+        assert_eq!(classify_code("08006", "", true), ErrorClass::Network);
+        assert_eq!(classify_code("42P01", "", true), ErrorClass::Other);
+    }
+
+    fn meta(age_ms: u64) -> Duration {
+        Duration::from_millis(age_ms)
+    }
+
+    #[test]
+    fn recycling_closes_only_connections_older_than_the_swap_and_all_within_the_window() {
+        let r = Recycle {
+            origin: Instant::now() - Duration::from_secs(100),
+            swapped_at_ms: AtomicU64::new(u64::MAX),
+            wave_start_ms: AtomicU64::new(u64::MAX),
+            window_ms: 1000,
+            recycled: Arc::default(),
+        };
+        // no swap yet: nothing closes
+        assert!(!r.should_close(meta(50_000)));
+        let now = u64::try_from(r.origin.elapsed().as_millis()).unwrap();
+        // a swap 2 windows ago: every older connection closes, newer ones stay
+        r.swapped_at_ms.store(now - 2000, Ordering::Relaxed);
+        r.wave_start_ms.store(now - 2000, Ordering::Relaxed);
+        for age in [2_500, 3_000, 10_000, 50_000] {
+            assert!(r.should_close(meta(age)), "age {age}");
+        }
+        assert!(!r.should_close(meta(1_000)));
+        // a swap just now: old connections close gradually (not all at once)
+        r.swapped_at_ms.store(now, Ordering::Relaxed);
+        r.wave_start_ms.store(now, Ordering::Relaxed);
+        let closed = (0..200u64)
+            .filter(|i| r.should_close(meta(5_000 + i * 7)))
+            .count();
+        assert!(closed < 100, "{closed} of 200 closed at once");
+        assert!(r.recycled.recycled.load(Ordering::Relaxed) >= 4);
     }
 }

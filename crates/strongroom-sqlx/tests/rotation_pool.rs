@@ -500,6 +500,11 @@ async fn load_test_64_workers_zero_failures_during_rotation() {
         assert!(rotations >= 2, "{mode}: only {rotations} rotations");
         assert!(m.swaps >= rotations / 2, "{mode}: {m:?}");
         assert_eq!(m.failures, 0);
+        if mode == "alternating" {
+            // both roles stay valid: every swap is proactive, no login fails
+            assert_eq!(m.refreshes, 0, "{m:?}");
+            assert!(m.recycled > 0, "old connections are recycled: {m:?}");
+        }
         pool.pool().close().await;
     }
 }

@@ -16,9 +16,9 @@
 //!
 //! Every statement is built on the server with `format('%I', ...)` and
 //! `format('%L', ...)` from bound parameters (`CREATE/ALTER ROLE` take no bind
-//! parameters); no caller text is pasted into SQL. Passwords travel to the
-//! server inside `ALTER ROLE`, which the server hashes (SCRAM); keep
-//! `log_statement` below `ddl` on servers whose logs must not see them.
+//! parameters); no caller text is pasted into SQL. Passwords never travel
+//! to the server: `ALTER ROLE` receives the SCRAM-SHA-256 verifier computed
+//! here ([`scram_verifier`]), so statement logs never see a password.
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -78,12 +78,50 @@ async fn exec_formatted(
     Ok(())
 }
 
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802,
+/// RFC 7677), computed here so that the password itself never reaches the
+/// server, its statement log or `pg_stat_activity`. The password must be
+/// ASCII without control characters (SASLprep is then the identity); the
+/// generated ones are base62.
+pub fn scram_verifier(password: &[u8]) -> Result<zeroize::Zeroizing<String>, TargetError> {
+    use base64::Engine as _;
+    use ring::{digest, hmac, pbkdf2};
+    if !password.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(TargetError::permanent(
+            "password must be printable ASCII to compute a SCRAM verifier",
+        ));
+    }
+    const ITERATIONS: u32 = 4096;
+    let salt = SecretBytes::random(16)
+        .map_err(|_| TargetError::transient("random number generator failed"))?;
+    let mut salted = zeroize::Zeroizing::new([0u8; 32]);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::MIN.saturating_add(ITERATIONS - 1),
+        salt.expose_secret(),
+        password,
+        &mut *salted,
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &*salted);
+    let client_key = hmac::sign(&key, b"Client Key");
+    let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
+    let server_key = hmac::sign(&key, b"Server Key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(zeroize::Zeroizing::new(format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        b64.encode(salt.expose_secret()),
+        b64.encode(stored_key.as_ref()),
+        b64.encode(server_key.as_ref())
+    )))
+}
+
 async fn set_password(admin: &PgPool, role: &str, c: &Credential) -> Result<(), TargetError> {
+    let verifier = scram_verifier(c.secret().expose_secret())?;
     exec_formatted(
         admin,
         "SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)",
         role,
-        Some(secret_str(c)?),
+        Some(verifier.as_str()),
     )
     .await
     .map_err(|e| sql_err("alter role password", &e))

@@ -325,7 +325,20 @@ impl strongroom_sqlx::pool::CredentialSource for FixedSource {
 async fn alternating_roles_share_objects_and_both_work_through_the_switch() {
     let env = Env::new("alt").await;
     let base = unique("app");
-    let rot = PgAlternatingRotator::new(env.admin.clone(), env.target.clone(), &base).unwrap();
+    // an admin session that logs every statement, to check that no password
+    // reaches the server's log
+    let logging_admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            env.admin
+                .connect_options()
+                .as_ref()
+                .clone()
+                .options([("log_statement", "all")]),
+        )
+        .await
+        .unwrap();
+    let rot = PgAlternatingRotator::new(logging_admin, env.target.clone(), &base).unwrap();
     rot.ensure_roles().await.unwrap();
     rot.ensure_roles().await.unwrap(); // idempotent
     let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
@@ -342,6 +355,22 @@ async fn alternating_roles_share_objects_and_both_work_through_the_switch() {
     // both valid until the previous is revoked
     env.login(&v1).await.unwrap();
     env.login(&v2).await.unwrap();
+    // the server stored a SCRAM verifier and never saw the password
+    let stored: String =
+        sqlx::query_scalar("SELECT rolpassword::text FROM pg_authid WHERE rolname = $1")
+            .bind(v2.identity())
+            .fetch_one(&env.admin)
+            .await
+            .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    let log = env.pg.read_log();
+    if env.pg.log_path().is_some() {
+        assert!(log.contains("ALTER ROLE"), "statement logging is on");
+    }
+    for v in [&v1, &v2] {
+        let pw = std::str::from_utf8(v.secret().expose_secret()).unwrap();
+        assert!(!log.contains(pw), "a password reached the server log");
+    }
 
     // an object created by _a is usable and droppable by _b
     let opts = |c: &Credential| {

@@ -352,6 +352,8 @@ struct Inner {
     /// Bumped at every refresh attempt (single flight).
     refresh_epoch: AtomicU64,
     refresh_lock: tokio::sync::Mutex<RefreshOutcome>,
+    /// A copy of the last completed refresh's outcome, readable at any time.
+    last_outcome: Mutex<RefreshOutcome>,
     active: Mutex<(u64, String)>,
     /// Bumped by the watcher at every source change.
     changes: watch::Sender<u64>,
@@ -475,6 +477,10 @@ impl HealingPool {
                 ok: true,
                 tried: vec![first.version()],
             }),
+            last_outcome: Mutex::new(RefreshOutcome {
+                ok: true,
+                tried: vec![first.version()],
+            }),
             active: Mutex::new((first.version(), first.identity().to_owned())),
             changes: watch::channel(0).0,
             counters,
@@ -548,6 +554,7 @@ impl HealingPool {
     {
         let budget = self.inner.options.budget;
         let deadline = tokio::time::Instant::now() + budget;
+        let mut refused = false;
         let r = tokio::time::timeout_at(deadline, async {
             loop {
                 let generation = self.inner.generation.load(Ordering::Acquire);
@@ -560,6 +567,7 @@ impl HealingPool {
                 if class != ErrorClass::Credential {
                     return Err(HealingError::Database { class, source: err });
                 }
+                refused = true;
                 let version = self.active_version();
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 let _ = self.inner.events.send(PoolEvent::Retrying { version });
@@ -573,14 +581,22 @@ impl HealingPool {
         let r = match r {
             Ok(r) => r,
             Err(_) => {
-                let last = self.inner.refresh_lock.try_lock().ok().map(|o| o.clone());
-                match last {
-                    Some(o) if !o.ok => Err(HealingError::NoWorkingCredential {
+                // Out of time: if the server refused our login, say so,
+                // with what the last completed refresh tried.
+                let last = self
+                    .inner
+                    .last_outcome
+                    .lock()
+                    .map(|o| o.clone())
+                    .unwrap_or_default();
+                if refused {
+                    Err(HealingError::NoWorkingCredential {
                         credential: self.inner.source.name().to_owned(),
-                        tried: o.tried,
+                        tried: if last.ok { Vec::new() } else { last.tried },
                         budget,
-                    }),
-                    _ => Err(HealingError::BudgetExceeded { budget }),
+                    })
+                } else {
+                    Err(HealingError::BudgetExceeded { budget })
                 }
             }
         };
@@ -617,6 +633,9 @@ impl HealingPool {
                     }
                 };
                 inner.refresh_epoch.fetch_add(1, Ordering::AcqRel);
+                if let Ok(mut copy) = inner.last_outcome.lock() {
+                    *copy = last.clone();
+                }
             }
             last.clone()
         };

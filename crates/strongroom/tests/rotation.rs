@@ -769,3 +769,45 @@ async fn api_keys_verify_current_and_previous_during_the_overlap_only() {
     );
     assert!(!format!("{verifier:?}").contains("sk_test_"));
 }
+
+#[tokio::test]
+async fn schedule_backs_off_on_the_clock_after_a_failed_rotation() {
+    let f = Fixture::new(false).await;
+    let engine = Arc::new(
+        f.open(RotationOptions {
+            interval: Some(Duration::from_secs(3600)),
+            ..fast_options()
+        })
+        .await,
+    );
+    f.model.fail_test.store(1_000, Ordering::SeqCst);
+    let mut rx = engine.subscribe();
+    let _handle = engine.spawn_schedule();
+    let rolled_back = |rx: &mut tokio::sync::broadcast::Receiver<RotationEvent>| {
+        let mut rx = rx.resubscribe();
+        async move {
+            loop {
+                let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                    .await
+                    .expect("event in time")
+                    .unwrap();
+                if ev.step == RotationStep::RollBack && ev.outcome == StepOutcome::Completed {
+                    return ev.version;
+                }
+            }
+        }
+    };
+    let first = rolled_back(&mut rx);
+    assert_eq!(first.await, 1);
+    // no hot loop: without the clock moving, no new attempt starts
+    for _ in 0..500 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(f.model.set_secrets.lock().unwrap().len(), 1);
+    let second = tokio::spawn(rolled_back(&mut rx));
+    tokio::task::yield_now().await;
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(second.await.unwrap(), 2);
+    assert_eq!(f.model.set_secrets.lock().unwrap().len(), 2);
+    assert!(f.staged().await.current.is_none());
+}

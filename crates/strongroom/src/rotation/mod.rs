@@ -858,12 +858,20 @@ impl RotationEngine {
     /// [`RotationError::RolledBack`] if the new version did not work (the
     /// current one is untouched).
     pub async fn rotate_now(&self) -> Result<RotationReport> {
+        let r = self.rotate_inner().await;
+        // tell the schedule (it recomputes its next deadline)
+        self.wake.notify_one();
+        r
+    }
+
+    /// [`RotationEngine::rotate_now`] without waking the schedule (which
+    /// calls this itself).
+    async fn rotate_inner(&self) -> Result<RotationReport> {
         let _local = self.local.lock().await;
         let mut s = self.acquire().await?;
         let mut report = RotationReport::default();
         let r = self.rotate_locked(&mut s, &mut report).await;
         self.finish(&mut s, r).await?;
-        self.wake.notify_one();
         match report.rolled_back {
             Some((version, step)) => Err(RotationError::RolledBack {
                 credential: self.name.clone(),
@@ -904,6 +912,12 @@ impl RotationEngine {
     /// Continues an interrupted rotation (after a crash), and revokes the
     /// previous version if its grace period is over. Returns what was done.
     pub async fn resume(&self) -> Result<RotationReport> {
+        let r = self.resume_inner().await;
+        self.wake.notify_one();
+        r
+    }
+
+    async fn resume_inner(&self) -> Result<RotationReport> {
         let _local = self.local.lock().await;
         let mut report = RotationReport::default();
         let (_, st) = read_state(&self.sr, &self.name).await?;
@@ -920,7 +934,6 @@ impl RotationEngine {
         }
         .await;
         self.finish(&mut s, r).await?;
-        self.wake.notify_one();
         Ok(report)
     }
 
@@ -1380,7 +1393,9 @@ impl RotationEngine {
             loop {
                 let due = match engine.next_due().await {
                     Ok(d) => d,
-                    Err(_) => Some(engine.now() + engine.options.backoff_max),
+                    Err(_) => {
+                        Some(engine.now() + engine.options.backoff_max.max(Duration::from_secs(1)))
+                    }
                 };
                 match due {
                     Some(t) => {
@@ -1396,7 +1411,8 @@ impl RotationEngine {
                 }
                 if engine.tick().await.is_err() {
                     // Failed steps were reported as events; wait before retrying.
-                    let retry = engine.now() + engine.options.backoff_max;
+                    let retry =
+                        engine.now() + engine.options.backoff_max.max(Duration::from_secs(1));
                     tokio::select! {
                         () = engine.sr.clock().sleep_until(retry) => {}
                         () = engine.wake.notified() => {}
@@ -1409,7 +1425,7 @@ impl RotationEngine {
 
     /// One scheduled pass: resume/revoke, then rotate if the interval passed.
     async fn tick(&self) -> Result<()> {
-        self.resume().await?;
+        self.resume_inner().await?;
         let (_, s) = read_state(&self.sr, &self.name).await?;
         let now = self.now();
         let rotate = match (self.options.interval, s.last_promoted) {
@@ -1418,7 +1434,7 @@ impl RotationEngine {
             (None, _) => false,
         };
         if rotate {
-            self.rotate_now().await?;
+            self.rotate_inner().await?;
         }
         Ok(())
     }

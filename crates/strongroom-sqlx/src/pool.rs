@@ -5,8 +5,11 @@
 //! - **Proactive**: when the source reports a change (a rotation promoted a
 //!   new version), the pool's connect options are swapped
 //!   (`Pool::set_connect_options`); connections opened before the swap are
-//!   closed gradually as they are released or picked up (each at a jittered
-//!   point within [`HealingOptions::recycle_window`]), never while in use.
+//!   closed gradually as they are released after use (each at a jittered
+//!   point within [`HealingOptions::recycle_window`], at most one per
+//!   window / pool size), never while in use. If the current version stops
+//!   logging in without a promotion (a single-user rotation just set the
+//!   pending password), the pool moves to whichever stored version works.
 //! - **Reactive**: when a login fails with a credential error, one refresh
 //!   runs for all waiting callers (single flight): it tries the stored
 //!   versions in the order pending, current, previous, swaps to the first
@@ -313,6 +316,12 @@ struct Recycle {
     /// wave ended), so frequent swaps do not postpone recycling forever.
     wave_start_ms: AtomicU64,
     window_ms: u64,
+    /// At most one connection is closed per `spacing_ms` (window divided by
+    /// the pool size), so recycling never turns into a login storm however
+    /// often credentials change.
+    spacing_ms: u64,
+    /// Milliseconds since `origin` of the last close; u64::MAX: none.
+    last_close_ms: AtomicU64,
     recycled: Arc<Counters>,
 }
 
@@ -334,7 +343,18 @@ impl Recycle {
             .rotate_left(17)
             % self.window_ms.max(1);
         let wave = self.wave_start_ms.load(Ordering::Relaxed).min(swapped);
-        let close = now_ms.saturating_sub(wave) >= jitter;
+        if now_ms.saturating_sub(wave) < jitter {
+            return false;
+        }
+        let last = self.last_close_ms.load(Ordering::Relaxed);
+        if last != u64::MAX && now_ms.saturating_sub(last) < self.spacing_ms {
+            return false;
+        }
+        // one winner per spacing interval
+        let close = self
+            .last_close_ms
+            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
         if close {
             self.recycled.recycled.fetch_add(1, Ordering::Relaxed);
         }
@@ -420,13 +440,16 @@ impl HealingPool {
         options: HealingOptions,
     ) -> Result<Self, HealingError> {
         let counters = Arc::new(Counters::default());
+        let window_ms = u64::try_from(options.recycle_window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let recycle = Arc::new(Recycle {
             origin: Instant::now(),
             swapped_at_ms: AtomicU64::new(u64::MAX),
             wave_start_ms: AtomicU64::new(u64::MAX),
-            window_ms: u64::try_from(options.recycle_window.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
+            window_ms,
+            spacing_ms: window_ms / u64::from(pool_options.get_max_connections().max(1)),
+            last_close_ms: AtomicU64::new(u64::MAX),
             recycled: counters.clone(),
         });
         let (first, first_opts) =
@@ -453,15 +476,12 @@ impl HealingPool {
             };
         let timeout = pool_options.get_acquire_timeout().min(options.budget);
         let r1 = recycle.clone();
-        let r2 = recycle.clone();
+        // Old connections are closed after use (on release, off the
+        // caller's path), never while picked up for a query.
         let pool = pool_options
             .acquire_timeout(timeout)
             .after_release(move |_conn, meta| {
                 let keep = !r1.should_close(meta.age);
-                Box::pin(async move { Ok(keep) })
-            })
-            .before_acquire(move |_conn, meta| {
-                let keep = !r2.should_close(meta.age);
                 Box::pin(async move { Ok(keep) })
             })
             .connect_lazy_with(first_opts);
@@ -733,6 +753,24 @@ async fn watch_source(weak: Weak<Inner>, source: Arc<dyn CredentialSource>) {
             let active = inner.active.lock().map(|a| a.0).unwrap_or(0);
             if cur.version() != active {
                 let _ = swap_inner(&inner, &cur, false);
+            } else if let Ok(opts) = options_for(&inner.base, &cur) {
+                // Still on current: check it still logs in (a single-user
+                // rotation may just have replaced its password) and if not,
+                // move to whichever stored version works, before callers
+                // fail on it.
+                let refused = match opts.connect().await {
+                    Ok(conn) => {
+                        let _ = conn.close().await;
+                        false
+                    }
+                    Err(e) => classify(&e, inner.options.external_auth) == ErrorClass::Credential,
+                };
+                if refused
+                    && let Ok((Some(c), _)) =
+                        find_working(&inner.base, &*inner.source, &inner.options).await
+                {
+                    let _ = swap_inner(&inner, &c, false);
+                }
             }
         }
         inner.changes.send_modify(|n| *n += 1);
@@ -777,6 +815,8 @@ mod tests {
             swapped_at_ms: AtomicU64::new(u64::MAX),
             wave_start_ms: AtomicU64::new(u64::MAX),
             window_ms: 1000,
+            spacing_ms: 0,
+            last_close_ms: AtomicU64::new(u64::MAX),
             recycled: Arc::default(),
         };
         // no swap yet: nothing closes
@@ -797,5 +837,19 @@ mod tests {
             .count();
         assert!(closed < 100, "{closed} of 200 closed at once");
         assert!(r.recycled.recycled.load(Ordering::Relaxed) >= 4);
+
+        // spacing: after one close, no other until the interval passes
+        let spaced = Recycle {
+            spacing_ms: 60_000,
+            last_close_ms: AtomicU64::new(u64::MAX),
+            origin: r.origin,
+            swapped_at_ms: AtomicU64::new(now - 2000),
+            wave_start_ms: AtomicU64::new(now - 2000),
+            window_ms: 1000,
+            recycled: Arc::default(),
+        };
+        assert!(spaced.should_close(meta(10_000)));
+        assert!(!spaced.should_close(meta(10_000)));
+        assert!(!spaced.should_close(meta(20_000)));
     }
 }

@@ -8,7 +8,8 @@
 //! Run: `cargo bench --bench pool` (starts a private PostgreSQL cluster
 //! through strongroom-testpg, or uses `STRONGROOM_TEST_PG_URL`).
 //! Environment: `POOL_BENCH_SECS` (default 5) per phase, `POOL_BENCH_WORKERS`
-//! (default 8) per pool.
+//! (default 8) per pool, `POOL_BENCH_ROTATE_EVERY_MS` (default 0: rotations
+//! back to back; otherwise a pause between rotations).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -142,6 +143,12 @@ fn main() -> BenchResult<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
     let run_for = Duration::from_secs(secs);
+    let pace = Duration::from_millis(
+        std::env::var("POOL_BENCH_ROTATE_EVERY_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -178,7 +185,7 @@ fn main() -> BenchResult<()> {
             .await?;
 
         println!(
-            "pool benchmark: {workers} workers per pool, {secs}s per phase, SELECT 1, both pools at once"
+            "pool benchmark: {workers} workers per pool, {secs}s per phase, SELECT 1, both pools at once, pause between rotations {pace:?}"
         );
         for mode in ["alternating", "single-user"] {
             let protector = SoftwareProtector::from_key(SecretBytes::new(vec![3; 32]))?;
@@ -250,6 +257,9 @@ fn main() -> BenchResult<()> {
                         match engine.rotate_now().await {
                             Ok(_) => {
                                 rotations.fetch_add(1, Ordering::Relaxed);
+                                if !pace.is_zero() {
+                                    tokio::time::sleep(pace).await;
+                                }
                             }
                             Err(e) => {
                                 eprintln!("rotation failed: {e}");

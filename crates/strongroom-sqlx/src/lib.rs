@@ -71,3 +71,5 @@ pub use sqlite::{SqliteDiagnostics, SqliteStore};
 
 /// The name of the table both backends keep their records in.
 pub const TABLE: &str = "strongroom_kv";
+pub mod pool;
+pub mod rotate;

@@ -1,0 +1,798 @@
+//! PostgreSQL rotators and the self-healing pool against a real server
+//! (a private cluster from strongroom-testpg, or `STRONGROOM_TEST_PG_URL`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+use strongroom::clock::{ManualClock, SystemClock, Timestamp};
+use strongroom::protector::SoftwareProtector;
+use strongroom::rotation::{
+    Credential, RotationEngine, RotationOptions, Rotator, StagedCredentials, load_staged,
+};
+use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage};
+use strongroom::{Options, SecretBytes, Strongroom};
+use strongroom_sqlx::pool::{
+    ErrorClass, HealingError, HealingOptions, HealingPool, RotatedSource, classify, classify_code,
+};
+use strongroom_sqlx::rotate::{PgAlternatingRotator, PgSingleUserRotator};
+use strongroom_testpg::TestPostgres;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique(label: &str) -> String {
+    format!(
+        "t{}_{}_{label}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Env {
+    pg: Arc<TestPostgres>,
+    admin: PgPool,
+    /// Host, port and database of the test database (no user).
+    target: PgConnectOptions,
+}
+
+impl Env {
+    async fn new(label: &str) -> Self {
+        let pg = TestPostgres::shared().unwrap();
+        let url = pg.fresh_database(label).await.unwrap();
+        let admin_opts = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .disable_statement_logging();
+        let db = admin_opts.get_database().unwrap().to_owned();
+        let admin = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(admin_opts)
+            .await
+            .unwrap();
+        let target = PgConnectOptions::new()
+            .host(pg.host())
+            .port(pg.port())
+            .database(&db);
+        Self { pg, admin, target }
+    }
+
+    async fn exec(&self, template: &'static str, a: &str, b: Option<&str>) {
+        let mut q = sqlx::query_scalar::<_, String>(template).bind(a);
+        if let Some(b) = b {
+            q = q.bind(b);
+        }
+        let stmt = q.fetch_one(&self.admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+    }
+
+    async fn login(&self, c: &Credential) -> Result<(), sqlx::Error> {
+        let opts = self
+            .target
+            .clone()
+            .username(c.identity())
+            .password(std::str::from_utf8(c.secret().expose_secret()).unwrap());
+        let conn = opts.connect().await?;
+        conn.close().await
+    }
+}
+
+async fn store(clock: Arc<dyn strongroom::clock::Clock>, storage: DynStorage) -> Strongroom {
+    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
+    Strongroom::init(
+        storage,
+        &protector,
+        Options {
+            clock,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn fast() -> RotationOptions {
+    RotationOptions {
+        grace_period: Duration::from_secs(3600),
+        max_attempts: 3,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        ..RotationOptions::default()
+    }
+}
+
+fn code(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.code().unwrap_or_default().into_owned(),
+        other => format!("{other}"),
+    }
+}
+
+/// Each error class produced by the real server, and the healing pool's
+/// reaction to each: no refresh, an immediate error.
+#[tokio::test]
+async fn classification_against_the_real_server() {
+    let env = Env::new("classify").await;
+    let role = unique("cls");
+    env.exec(
+        "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
+        &role,
+        Some("right-pw"),
+    )
+    .await;
+    let good = Credential::new(1, role.clone(), SecretBytes::from("right-pw"));
+    env.login(&good).await.unwrap();
+
+    // 28P01: wrong password
+    let wrong = Credential::new(1, role.clone(), SecretBytes::from("wrong-pw"));
+    let e = env.login(&wrong).await.unwrap_err();
+    assert_eq!(code(&e), "28P01");
+    assert_eq!(classify(&e, false), ErrorClass::Credential);
+
+    // 3D000: missing database
+    let e = env
+        .target
+        .clone()
+        .database("no_such_database_here")
+        .username(&role)
+        .password("right-pw")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "3D000");
+    assert_eq!(classify(&e, true), ErrorClass::DatabaseMissing);
+
+    // network: nothing listens on this port
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = env
+        .target
+        .clone()
+        .port(port)
+        .username(&role)
+        .password("x")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(classify(&e, true), ErrorClass::Network, "{e}");
+
+    // 28000 without pg_hba: a role that may not log in
+    let nologin = unique("nologin");
+    env.exec(
+        "SELECT format('CREATE ROLE %I NOLOGIN PASSWORD %L', $1::text, $2::text)",
+        &nologin,
+        Some("pw"),
+    )
+    .await;
+    let e = env
+        .login(&Credential::new(
+            1,
+            nologin.clone(),
+            SecretBytes::from("pw"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "28000");
+    assert_eq!(classify(&e, false), ErrorClass::NotAuthorized);
+    assert_eq!(classify(&e, true), ErrorClass::Credential);
+
+    // 28000 from a pg_hba.conf reject line: never a credential failure
+    let rejected = unique("hba");
+    env.exec(
+        "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
+        &rejected,
+        Some("pw"),
+    )
+    .await;
+    let hba_file: String = sqlx::query_scalar("SHOW hba_file")
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    let old = std::fs::read_to_string(&hba_file).unwrap();
+    std::fs::write(
+        &hba_file,
+        format!("host all {rejected} 127.0.0.1/32 reject\n{old}"),
+    )
+    .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&env.admin)
+        .await
+        .unwrap();
+    let hba_cred = Credential::new(1, rejected.clone(), SecretBytes::from("pw"));
+    // the postmaster applies the reload asynchronously: try a bounded number
+    // of logins until the reject line is in force
+    let mut hba_err = None;
+    for _ in 0..500 {
+        match env.login(&hba_cred).await {
+            Ok(()) => tokio::task::yield_now().await,
+            Err(e) => {
+                hba_err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = hba_err.expect("the pg_hba reject line took effect");
+    assert_eq!(code(&e), "28000", "{e}");
+    assert_eq!(classify(&e, false), ErrorClass::HbaRejected);
+    assert_eq!(classify(&e, true), ErrorClass::HbaRejected);
+
+    // 53300: connection limit
+    let limited = unique("limited");
+    env.exec(
+        "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L CONNECTION LIMIT 0', $1::text, $2::text)",
+        &limited,
+        Some("pw"),
+    )
+    .await;
+    let e = env
+        .login(&Credential::new(
+            1,
+            limited.clone(),
+            SecretBytes::from("pw"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "53300");
+    assert_eq!(classify(&e, true), ErrorClass::TooManyConnections);
+
+    // 57P03 cannot be provoked on demand on a running server; its code:
+    assert_eq!(
+        classify_code("57P03", "the database system is starting up", true),
+        ErrorClass::Unavailable
+    );
+
+    // The healing pool: none of these triggers a refresh loop; each fails
+    // at once with its class, well within the budget.
+    let budget = Duration::from_secs(5);
+    for (name, cred_role, db, expect) in [
+        ("hba", rejected.as_str(), None, ErrorClass::HbaRejected),
+        (
+            "db",
+            role.as_str(),
+            Some("no_such_database_here"),
+            ErrorClass::DatabaseMissing,
+        ),
+        (
+            "limit",
+            limited.as_str(),
+            None,
+            ErrorClass::TooManyConnections,
+        ),
+        ("nologin", nologin.as_str(), None, ErrorClass::NotAuthorized),
+    ] {
+        let source = Arc::new(FixedSource(StagedCredentials {
+            current: Some(Credential::new(
+                1,
+                cred_role,
+                SecretBytes::from(if cred_role == role { "right-pw" } else { "pw" }),
+            )),
+            ..StagedCredentials::default()
+        }));
+        let mut base = env.target.clone();
+        if let Some(db) = db {
+            base = base.database(db);
+        }
+        let start = Instant::now();
+        let err = HealingPool::connect(
+            base,
+            PgPoolOptions::new(),
+            source,
+            HealingOptions {
+                budget,
+                ..HealingOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(2), "{name} looped");
+        match err {
+            HealingError::Database { class, .. } => assert_eq!(class, expect, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    // restore pg_hba.conf for other tests
+    std::fs::write(&hba_file, old).unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&env.admin)
+        .await
+        .unwrap();
+    drop(env.pg);
+}
+
+/// A source with fixed credentials.
+#[derive(Debug)]
+struct FixedSource(StagedCredentials);
+
+#[async_trait::async_trait]
+impl strongroom_sqlx::pool::CredentialSource for FixedSource {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+    async fn staged(&self) -> strongroom::Result<StagedCredentials> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn alternating_roles_share_objects_and_both_work_through_the_switch() {
+    let env = Env::new("alt").await;
+    let base = unique("app");
+    // an admin session that logs every statement, to check that no password
+    // reaches the server's log
+    let logging_admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            env.admin
+                .connect_options()
+                .as_ref()
+                .clone()
+                .options([("log_statement", "all")]),
+        )
+        .await
+        .unwrap();
+    let rot = PgAlternatingRotator::new(logging_admin, env.target.clone(), &base).unwrap();
+    rot.ensure_roles().await.unwrap();
+    rot.ensure_roles().await.unwrap(); // idempotent
+    let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
+    let engine = RotationEngine::open(sr.clone(), "db/app", Arc::new(rot.clone()), fast())
+        .await
+        .unwrap();
+    engine.rotate_now().await.unwrap();
+    let v1 = engine.staged().await.unwrap().current.unwrap();
+    assert_eq!(v1.identity(), format!("{base}_a"));
+    engine.rotate_now().await.unwrap();
+    let staged = engine.staged().await.unwrap();
+    let v2 = staged.current.clone().unwrap();
+    assert_eq!(v2.identity(), format!("{base}_b"));
+    // both valid until the previous is revoked
+    env.login(&v1).await.unwrap();
+    env.login(&v2).await.unwrap();
+    // the server stored a SCRAM verifier and never saw the password
+    let stored: String =
+        sqlx::query_scalar("SELECT rolpassword::text FROM pg_authid WHERE rolname = $1")
+            .bind(v2.identity())
+            .fetch_one(&env.admin)
+            .await
+            .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    let log = env.pg.read_log();
+    if env.pg.log_path().is_some() {
+        assert!(log.contains("ALTER ROLE"), "statement logging is on");
+    }
+    for v in [&v1, &v2] {
+        let pw = std::str::from_utf8(v.secret().expose_secret()).unwrap();
+        assert!(!log.contains(pw), "a password reached the server log");
+    }
+
+    // an object created by _a is usable and droppable by _b
+    let opts = |c: &Credential| {
+        env.target
+            .clone()
+            .username(c.identity())
+            .password(std::str::from_utf8(c.secret().expose_secret()).unwrap())
+    };
+    let mut a = opts(&v1).connect().await.unwrap();
+    sqlx::query("CREATE TABLE shared_t (x int)")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = 'shared_t'",
+    )
+    .fetch_one(&mut a)
+    .await
+    .unwrap();
+    assert_eq!(owner, format!("{base}_owner"));
+    let mut b = opts(&v2).connect().await.unwrap();
+    sqlx::query("INSERT INTO shared_t VALUES (1)")
+        .execute(&mut b)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE shared_t")
+        .execute(&mut b)
+        .await
+        .unwrap();
+
+    // revoking previous disables _a's password; _b keeps working
+    let e3 = RotationEngine::open(
+        sr.clone(),
+        "db/app",
+        Arc::new(rot.clone()),
+        RotationOptions {
+            grace_period: Duration::ZERO,
+            ..fast()
+        },
+    )
+    .await
+    .unwrap();
+    // grace was an hour when promoted; a rotation revokes previous early
+    e3.rotate_now().await.unwrap();
+    assert_eq!(code(&env.login(&v1).await.unwrap_err()), "28P01");
+    env.login(&v2).await.unwrap();
+    let v3 = e3.staged().await.unwrap().current.unwrap();
+    assert_eq!(v3.identity(), format!("{base}_a"));
+    env.login(&v3).await.unwrap();
+}
+
+/// Rotation under load: 64 workers query through the healing pool in a
+/// loop while the credential is rotated back to back, first with
+/// alternating users, then with a single user. No query may fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_test_64_workers_zero_failures_during_rotation() {
+    let env = Env::new("load").await;
+    for mode in ["alternating", "single-user"] {
+        let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
+        let rotator: Arc<dyn Rotator> = if mode == "alternating" {
+            let r = PgAlternatingRotator::new(env.admin.clone(), env.target.clone(), &unique("ld"))
+                .unwrap();
+            r.ensure_roles().await.unwrap();
+            Arc::new(r)
+        } else {
+            let role = unique("single");
+            env.exec(
+                "SELECT format('CREATE ROLE %I LOGIN', $1::text)",
+                &role,
+                None,
+            )
+            .await;
+            Arc::new(PgSingleUserRotator::new(
+                env.admin.clone(),
+                env.target.clone(),
+                &role,
+            ))
+        };
+        let engine = Arc::new(
+            RotationEngine::open(sr.clone(), "db/load", rotator, fast())
+                .await
+                .unwrap(),
+        );
+        engine.rotate_now().await.unwrap();
+        let pool = HealingPool::connect(
+            env.target.clone(),
+            PgPoolOptions::new()
+                .max_connections(16)
+                // short lifetimes force new logins throughout the test
+                .max_lifetime(Duration::from_millis(1500)),
+            Arc::new(RotatedSource::with_engine(sr.clone(), &engine)),
+            HealingOptions {
+                budget: Duration::from_secs(10),
+                recycle_window: Duration::from_millis(200),
+                ..HealingOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+        let run_for = Duration::from_secs(5);
+        let end = Instant::now() + run_for;
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..64 {
+            let pool = pool.clone();
+            let ok = ok.clone();
+            let failed = failed.clone();
+            workers.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    let r = pool
+                        .run(|p| async move {
+                            sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&p).await
+                        })
+                        .await;
+                    match r {
+                        Ok(1) => ok.fetch_add(1, Ordering::Relaxed),
+                        Ok(_) | Err(_) => {
+                            if let Err(e) = r {
+                                eprintln!("query failed: {e}");
+                            }
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            }));
+        }
+        let rotations = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    engine.rotate_now().await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        for w in workers {
+            w.await.unwrap();
+        }
+        let rotations = rotations.await.unwrap();
+        let m = pool.metrics();
+        println!(
+            "load test ({mode}): {} queries ok, {} failed, {rotations} rotations, {} refreshes, {} retries, {} swaps, {} connections recycled in {run_for:?}",
+            ok.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+            m.refreshes,
+            m.retries,
+            m.swaps,
+            m.recycled
+        );
+        assert_eq!(failed.load(Ordering::Relaxed), 0, "{mode}");
+        assert!(ok.load(Ordering::Relaxed) > 200, "{mode}");
+        assert!(rotations >= 2, "{mode}: only {rotations} rotations");
+        assert!(m.swaps >= rotations / 2, "{mode}: {m:?}");
+        assert_eq!(m.failures, 0);
+        if mode == "alternating" {
+            // both roles stay valid: every swap is proactive, no login fails
+            assert_eq!(m.refreshes, 0, "{m:?}");
+            assert!(m.recycled > 0, "old connections are recycled: {m:?}");
+        }
+        pool.pool().close().await;
+    }
+}
+
+/// Crash points between every rotation step against the real server, with
+/// a probe that logs in continuously with whatever is stored and never
+/// finds every stored credential invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_points_never_leave_no_working_credential() {
+    let env = Arc::new(Env::new("crash").await);
+    for mode in ["alternating", "single-user"] {
+        let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+        let mem = MemoryStorage::new();
+        let faulty = FaultyStorage::new(Arc::new(mem.clone()));
+        let sr = store(Arc::new(clock.clone()), Arc::new(faulty.clone())).await;
+        let probe_sr = sr.clone();
+        let rotator: Arc<dyn Rotator> = if mode == "alternating" {
+            let r = PgAlternatingRotator::new(env.admin.clone(), env.target.clone(), &unique("cr"))
+                .unwrap();
+            r.ensure_roles().await.unwrap();
+            Arc::new(r)
+        } else {
+            let role = unique("crs");
+            env.exec(
+                "SELECT format('CREATE ROLE %I LOGIN', $1::text)",
+                &role,
+                None,
+            )
+            .await;
+            Arc::new(PgSingleUserRotator::new(
+                env.admin.clone(),
+                env.target.clone(),
+                &role,
+            ))
+        };
+        let opts = || RotationOptions {
+            owner_id: Some("the-service".into()),
+            ..fast()
+        };
+        let open = || RotationEngine::open(sr.clone(), "db/crash", rotator.clone(), opts());
+        let engine = open().await.unwrap();
+        engine.rotate_now().await.unwrap();
+        drop(engine);
+
+        // The probe: log in with every stored version until one works.
+        // A violation is two full passes over the same stored state with
+        // no working credential (a password change can flip which version
+        // works between two attempts of one pass).
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(AtomicU64::new(0));
+        let probes = Arc::new(AtomicU64::new(0));
+        let probe = {
+            let (env, stop, violations, probes) = (
+                env.clone(),
+                stop.clone(),
+                violations.clone(),
+                probes.clone(),
+            );
+            tokio::spawn(async move {
+                let mut failed_state: Option<Vec<u8>> = None;
+                while !stop.load(Ordering::SeqCst) {
+                    let state = probe_sr.storage().get("rot/db/crash").await.unwrap();
+                    let staged = load_staged(&probe_sr, "db/crash").await.unwrap();
+                    let mut works = false;
+                    for c in staged.in_try_order() {
+                        if env.login(c).await.is_ok() {
+                            works = true;
+                            break;
+                        }
+                    }
+                    probes.fetch_add(1, Ordering::Relaxed);
+                    if works {
+                        failed_state = None;
+                    } else if failed_state.is_some() && failed_state == state {
+                        violations.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failed_state = state;
+                    }
+                }
+            })
+        };
+
+        let mut crash_points = 0;
+        for n in 1..=16u64 {
+            let engine = open().await.unwrap();
+            let before = engine.status().await.unwrap().current.unwrap();
+            faulty.fail_from_write(n);
+            let r = engine.rotate_now().await;
+            drop(engine); // the crash
+            faulty.heal();
+            if r.is_ok() {
+                break;
+            }
+            crash_points += 1;
+            // restart with the same owner id: takes over its own lock
+            let engine = open().await.unwrap();
+            engine.resume().await.unwrap();
+            let st = engine.status().await.unwrap();
+            assert!(
+                st.in_flight.is_none() && st.pending.is_none(),
+                "{mode} n={n}"
+            );
+            let cur = engine.staged().await.unwrap().current.unwrap();
+            assert!(cur.version() >= before, "{mode} n={n}");
+            env.login(&cur)
+                .await
+                .unwrap_or_else(|e| panic!("{mode} n={n}: current does not work: {e}"));
+            clock.advance(Duration::from_secs(1));
+        }
+        stop.store(true, Ordering::SeqCst);
+        probe.await.unwrap();
+        println!(
+            "crash points ({mode}): {crash_points} crashes resumed, {} probe passes, {} violations",
+            probes.load(Ordering::Relaxed),
+            violations.load(Ordering::SeqCst)
+        );
+        assert!(crash_points >= 6, "{mode}: {crash_points}");
+        assert_eq!(violations.load(Ordering::SeqCst), 0, "{mode}");
+        assert!(probes.load(Ordering::Relaxed) > 0);
+        let _ = mem;
+    }
+}
+
+/// Reactive healing with single flight: a pool that does not follow the
+/// engine finds its password changed; all 32 concurrent callers share one
+/// refresh and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_failure_heals_with_one_refresh_for_all_callers() {
+    let env = Env::new("flight").await;
+    let role = unique("fl");
+    env.exec(
+        "SELECT format('CREATE ROLE %I LOGIN', $1::text)",
+        &role,
+        None,
+    )
+    .await;
+    let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
+    let engine = RotationEngine::open(
+        sr.clone(),
+        "db/flight",
+        Arc::new(PgSingleUserRotator::new(
+            env.admin.clone(),
+            env.target.clone(),
+            &role,
+        )),
+        fast(),
+    )
+    .await
+    .unwrap();
+    engine.rotate_now().await.unwrap();
+    let pool = HealingPool::connect(
+        env.target.clone(),
+        PgPoolOptions::new().max_connections(8),
+        Arc::new(RotatedSource::new(sr.clone(), "db/flight")),
+        HealingOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pool.active_version(), 1);
+    // the pool holds no connection yet; the password changes under it
+    engine.rotate_now().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            pool.run(|p| async move {
+                sqlx::query_scalar::<_, String>("SELECT session_user::text")
+                    .fetch_one(&p)
+                    .await
+            })
+            .await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), role);
+    }
+    let m = pool.metrics();
+    assert_eq!(m.refreshes, 1, "{m:?}");
+    assert!(m.retries >= 1, "{m:?}");
+    assert_eq!(m.failures, 0);
+    assert_eq!(pool.active_version(), 2);
+}
+
+/// A revoked credential with nothing to replace it: a clear error once the
+/// budget is spent, not a hang and not a refresh loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_credential_without_replacement_fails_after_the_budget() {
+    let env = Env::new("revoked").await;
+    let role = unique("rv");
+    env.exec(
+        "SELECT format('CREATE ROLE %I LOGIN', $1::text)",
+        &role,
+        None,
+    )
+    .await;
+    let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
+    let engine = RotationEngine::open(
+        sr.clone(),
+        "db/revoked",
+        Arc::new(PgSingleUserRotator::new(
+            env.admin.clone(),
+            env.target.clone(),
+            &role,
+        )),
+        fast(),
+    )
+    .await
+    .unwrap();
+    engine.rotate_now().await.unwrap();
+    let budget = Duration::from_secs(3);
+    let pool = HealingPool::connect(
+        env.target.clone(),
+        PgPoolOptions::new(),
+        Arc::new(RotatedSource::with_engine(sr.clone(), &engine)),
+        HealingOptions {
+            budget,
+            ..HealingOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // revoked out of band
+    env.exec(
+        "SELECT format('ALTER ROLE %I PASSWORD NULL', $1::text)",
+        &role,
+        None,
+    )
+    .await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            pool.run(|p| async move { sqlx::query("SELECT 1").execute(&p).await })
+                .await
+        }));
+    }
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        match &err {
+            HealingError::NoWorkingCredential {
+                tried, budget: b, ..
+            } => {
+                assert_eq!(tried, &vec![1]);
+                assert_eq!(*b, budget);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("refused every stored version"));
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= budget, "{elapsed:?}");
+    assert!(elapsed < budget + Duration::from_secs(3), "{elapsed:?}");
+    let m = pool.metrics();
+    assert_eq!(m.refreshes, 1, "no refresh loop: {m:?}");
+    assert_eq!(m.failures, 8);
+    // a new version arriving heals the pool
+    engine.rotate_now().await.unwrap();
+    pool.run(|p| async move { sqlx::query("SELECT 1").execute(&p).await })
+        .await
+        .unwrap();
+}

@@ -811,3 +811,53 @@ async fn schedule_backs_off_on_the_clock_after_a_failed_rotation() {
     assert_eq!(f.model.set_secrets.lock().unwrap().len(), 2);
     assert!(f.staged().await.current.is_none());
 }
+
+#[tokio::test]
+async fn rotation_steps_land_in_the_audit_chain() {
+    use strongroom::audit::{AuditLog, MemorySink, Operation};
+    let f = Fixture::new(false).await;
+    let sink = Arc::new(MemorySink::new());
+    let log = Arc::new(
+        AuditLog::new(
+            SecretBytes::new(vec![6; 32]),
+            vec![sink.clone()],
+            Arc::new(f.clock.clone()),
+        )
+        .unwrap(),
+    );
+    let engine = f
+        .open(RotationOptions {
+            audit: Some(log.clone()),
+            ..fast_options()
+        })
+        .await;
+    engine.rotate_now().await.unwrap();
+    let records = sink.records().unwrap();
+    assert_eq!(records.len(), 8);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.event.operation == Operation::Rotate)
+    );
+    assert!(records.iter().all(|r| r.event.version == Some(1)));
+    assert!(
+        records[0]
+            .event
+            .request_id
+            .contains("CreatePending:started")
+    );
+    assert!(records[7].event.request_id.contains("Promote:completed"));
+    // the chain verifies, and the secret is not in it
+    let secret = f.staged().await.current.unwrap();
+    let secret_text = String::from_utf8_lossy(secret.secret().expose_secret()).into_owned();
+    for r in &records {
+        assert!(!r.to_json_line().unwrap().contains(&secret_text));
+    }
+    strongroom::audit::verify(
+        records.iter().cloned(),
+        &SecretBytes::new(vec![6; 32]),
+        None,
+        Some(&log.head().await),
+    )
+    .unwrap();
+}

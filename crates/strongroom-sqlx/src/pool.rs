@@ -62,6 +62,10 @@ pub enum ErrorClass {
     TooManyConnections,
     /// The server cannot accept connections now (`57P03`).
     Unavailable,
+    /// The server ended the session (`57P01`, e.g. when a revoked role's
+    /// sessions are terminated): the statement was rolled back; retried
+    /// (bounded) on a fresh connection.
+    Terminated,
     /// A network, TLS or timeout error.
     Network,
     /// Anything else (query errors and the like).
@@ -98,6 +102,7 @@ pub fn classify_code(code: &str, message: &str, external_auth: bool) -> ErrorCla
         "3D000" => ErrorClass::DatabaseMissing,
         "53300" => ErrorClass::TooManyConnections,
         "57P03" => ErrorClass::Unavailable,
+        "57P01" => ErrorClass::Terminated,
         c if c.starts_with("08") => ErrorClass::Network,
         _ => ErrorClass::Other,
     }
@@ -334,7 +339,12 @@ impl Recycle {
         }
         let now_ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         let created_ms = now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(0));
-        if created_ms >= swapped {
+        // A connection whose login began before the swap finishes after it,
+        // still with the old credentials; so connections created up to a
+        // grace period after the swap are recycled too (a new-credential one
+        // among them just reconnects once).
+        let grace = self.window_ms.min(2_000);
+        if created_ms >= swapped.saturating_add(grace) {
             return false;
         }
         // A per-connection point in [0, window): a hash of its creation time.
@@ -575,6 +585,7 @@ impl HealingPool {
         let budget = self.inner.options.budget;
         let deadline = tokio::time::Instant::now() + budget;
         let mut refused = false;
+        let mut terminated = 0u32;
         let r = tokio::time::timeout_at(deadline, async {
             loop {
                 let generation = self.inner.generation.load(Ordering::Acquire);
@@ -584,6 +595,14 @@ impl HealingPool {
                     Err(e) => e,
                 };
                 let class = classify(&err, self.inner.options.external_auth);
+                if class == ErrorClass::Terminated && terminated < 3 {
+                    // The server killed the session (its role was revoked
+                    // after the pool moved on): the statement was rolled
+                    // back, so run the operation again on another connection.
+                    terminated += 1;
+                    self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if class != ErrorClass::Credential {
                     return Err(HealingError::Database { class, source: err });
                 }
@@ -739,6 +758,124 @@ async fn find_working(
         }
     }
     Err(FindError::None(tried))
+}
+
+/// A [`CredentialSource`] over dynamic PostgreSQL credentials: it holds a
+/// lease and, once `refresh_fraction` of the lease's TTL has passed by the
+/// clock, issues a fresh credential (a new login role) and reports the
+/// change, so the pool swaps before the old lease ends. The previous
+/// credential stays in `previous` and keeps working until its own lease ends
+/// (PostgreSQL refuses it after `VALID UNTIL`, and revocation terminates its
+/// sessions); with the default fraction of one half, the pool has half a TTL
+/// to recycle its old connections, which must exceed
+/// [`HealingOptions::recycle_window`]; give the pool an `idle_timeout` well
+/// under half the TTL too, so an idle connection opened with the old role is
+/// closed before that role is revoked.
+pub struct LeaseSource {
+    engine: Arc<crate::dynamic::PgDynamicCredentials>,
+    definition: crate::dynamic::PgRoleDefinition,
+    ttl: Option<Duration>,
+    clock: Arc<dyn strongroom::clock::Clock>,
+    refresh_fraction: f64,
+    slots: tokio::sync::Mutex<LeaseSlots>,
+}
+
+struct LeaseSlots {
+    version: u64,
+    refresh_at: strongroom::clock::Timestamp,
+    current: Option<Credential>,
+    previous: Option<Credential>,
+}
+
+impl fmt::Debug for LeaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseSource")
+            .field("definition", &self.definition.name())
+            .field("refresh_fraction", &self.refresh_fraction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeaseSource {
+    /// Issues the first credential from `definition` (TTL `ttl`, or the
+    /// definition's default) and refreshes at `refresh_fraction` (0.05..=0.95)
+    /// of each lease's TTL.
+    pub async fn new(
+        engine: Arc<crate::dynamic::PgDynamicCredentials>,
+        definition: crate::dynamic::PgRoleDefinition,
+        ttl: Option<Duration>,
+        clock: Arc<dyn strongroom::clock::Clock>,
+        refresh_fraction: f64,
+    ) -> strongroom::Result<Self> {
+        let source = Self {
+            engine,
+            definition,
+            ttl,
+            clock,
+            refresh_fraction: refresh_fraction.clamp(0.05, 0.95),
+            slots: tokio::sync::Mutex::new(LeaseSlots {
+                version: 0,
+                refresh_at: strongroom::clock::Timestamp::MAX,
+                current: None,
+                previous: None,
+            }),
+        };
+        source.replace().await?;
+        Ok(source)
+    }
+
+    /// Issues a new credential now; the current one becomes `previous`.
+    pub async fn replace(&self) -> strongroom::Result<()> {
+        let (lease, cred) = self
+            .engine
+            .issue(&self.definition, self.ttl)
+            .await
+            .map_err(strongroom::Error::from)?;
+        let mut slots = self.slots.lock().await;
+        slots.version += 1;
+        let life = lease.expires_at().saturating_since(lease.issued_at());
+        slots.refresh_at = lease.issued_at() + life.mul_f64(self.refresh_fraction);
+        let next = Credential::new(
+            slots.version,
+            cred.username.clone(),
+            strongroom::SecretBytes::copy_from(cred.password.expose_secret().as_bytes()),
+        );
+        slots.previous = slots.current.replace(next);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CredentialSource for LeaseSource {
+    fn name(&self) -> &str {
+        self.definition.name()
+    }
+
+    async fn staged(&self) -> strongroom::Result<StagedCredentials> {
+        let slots = self.slots.lock().await;
+        Ok(StagedCredentials {
+            pending: None,
+            current: slots.current.clone(),
+            previous: slots.previous.clone(),
+        })
+    }
+
+    async fn changed(&self) {
+        loop {
+            let at = self.slots.lock().await.refresh_at;
+            self.clock.sleep_until(at).await;
+            match self.replace().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, definition = self.definition.name(), "could not issue a replacement credential; retrying");
+                    // Try again a little later by the same clock; the old
+                    // lease is still valid until its end.
+                    let retry = self.clock.now() + Duration::from_secs(1);
+                    self.slots.lock().await.refresh_at = retry;
+                }
+            }
+        }
+    }
 }
 
 /// Follows the source: on each change, swap proactively to the current

@@ -5,6 +5,10 @@ export const {
   Strongroom,
   Storage,
   Secret,
+  SecretsStore,
+  Policy,
+  AuditLog,
+  verifyAuditFile,
   sealWithKey,
   sealedKeyVersion,
   openSealed,
@@ -31,7 +35,13 @@ export const {
   SecretWiped,
   PolicyDenied,
   LeaseExpired,
-  CasConflict
+  CasConflict,
+  NotFound,
+  VersionDeleted,
+  VersionDestroyed,
+  VersionPruned,
+  PolicyParseError,
+  AuditChainBroken
 } = strongroom
 
 export default strongroom

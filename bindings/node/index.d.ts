@@ -143,6 +143,80 @@ export declare class Strongroom {
   openAuditLog(options: AuditLogOptions): Promise<AuditLog>
   /** The secrets store as seen by `principal` holding `policies`: every call checked and audited. */
   asPrincipal(principal: string, policies: Policy[], audit: AuditLog): SecretsStore
+
+  /** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
+  leaseManager(clock?: Clock): LeaseManager
+}
+
+/** A clock: the system clock, or a manual one tests move. */
+export declare class Clock {
+  private constructor()
+  static system(): Clock
+  /** A manual clock at `startMs` (ms since the epoch; default 0). */
+  static manual(startMs?: number): Clock
+  /** ms since the epoch. */
+  now(): number
+  /** Moves a manual clock forward; throws InvalidArgument for the system clock. */
+  advance(ms: number): void
+}
+
+/** Public facts about a lease. */
+export interface Lease {
+  /** "lease_" and 32 hex digits. */
+  id: string
+  path: string
+  engine: string
+  issuedAt: Date
+  ttlMs: number
+  maxTtlMs: number
+  expiresAt: Date
+  maxExpiresAt: Date
+  renewable: boolean
+  /** "active", "revoked", or a pending revocation's description. */
+  state: string
+}
+
+/** Options of LeaseManager.issue. */
+export interface IssueOptions {
+  /** The engine that revokes the lease (default and only built-in: "noop"). */
+  engine?: string
+  ttlMs: number
+  /** Default: ttlMs. */
+  maxTtlMs?: number
+  /** Default: true. */
+  renewable?: boolean
+}
+
+/** What LeaseManager.runDue did. */
+export interface DueReport {
+  revoked: number
+  deferred: number
+  irrevocable: number
+  expiringSoon: number
+  errors: number
+}
+
+/** A lease event. */
+export interface LeaseEvent {
+  kind: 'issued' | 'renewed' | 'expiring_soon' | 'revoked' | 'irrevocable' | 'other'
+  id: string | null
+  path: string | null
+  expiresAt?: Date
+}
+
+/** Leases kept in a store's storage. */
+export declare class LeaseManager {
+  private constructor()
+  issue(path: string, options: IssueOptions): Promise<Lease>
+  /** Rejects with LeaseExpired once the lease expired, LeaseNotRenewable, LeaseNotFound. */
+  renew(id: string, incrementMs: number): Promise<Lease>
+  revoke(id: string): Promise<Lease>
+  lookup(id: string): Promise<Lease>
+  list(prefix?: string): Promise<string[]>
+  /** Revokes expired leases and sends expiring-soon events at the clock's current time. */
+  runDue(): Promise<DueReport>
+  /** The events since the last call, oldest first. */
+  takeEvents(): LeaseEvent[]
 }
 
 /** Options of SecretsStore.put. */
@@ -351,8 +425,26 @@ export declare class PolicyDenied extends StrongroomError {
   readonly capability: string
   readonly path: string
 }
-/** Reserved: raised once the binding exposes leases. */
-export declare class LeaseExpired extends StrongroomError {}
+/** The lease expired; request a new one. */
+export declare class LeaseExpired extends StrongroomError {
+  readonly id: string
+  /** ms since the epoch. */
+  readonly expiredAt: number
+}
+export declare class LeaseNotFound extends StrongroomError {
+  readonly id: string
+}
+export declare class LeaseNotRenewable extends StrongroomError {
+  readonly id: string
+}
+export declare class LeaseInvalidId extends StrongroomError {}
+export declare class LeaseQuotaExceeded extends StrongroomError {
+  readonly limit: number
+  readonly count: number
+}
+export declare class LeaseNoRevoker extends StrongroomError {
+  readonly engine: string
+}
 /** A check-and-set write found another current version. */
 export declare class CasConflict extends StrongroomError {
   readonly path: string

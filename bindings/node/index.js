@@ -95,7 +95,13 @@ for (const [name, code] of [
   ['VersionDestroyed', 'ERR_STRONGROOM_VERSION_DESTROYED'],
   ['VersionPruned', 'ERR_STRONGROOM_VERSION_PRUNED'],
   ['PolicyParseError', 'ERR_STRONGROOM_POLICY_PARSE'],
-  ['AuditChainBroken', 'ERR_STRONGROOM_AUDIT_CHAIN_BROKEN']
+  ['AuditChainBroken', 'ERR_STRONGROOM_AUDIT_CHAIN_BROKEN'],
+  // Leases.
+  ['LeaseNotFound', 'ERR_STRONGROOM_LEASE_NOT_FOUND'],
+  ['LeaseNotRenewable', 'ERR_STRONGROOM_LEASE_NOT_RENEWABLE'],
+  ['LeaseInvalidId', 'ERR_STRONGROOM_LEASE_INVALID_ID'],
+  ['LeaseQuotaExceeded', 'ERR_STRONGROOM_LEASE_QUOTA_EXCEEDED'],
+  ['LeaseNoRevoker', 'ERR_STRONGROOM_LEASE_NO_REVOKER']
 ]) {
   defineError(name, code)
 }
@@ -657,6 +663,124 @@ function verifyAuditFile (path, store) {
   })
 }
 
+// ----- leases -----
+
+/** A clock: Clock.system() or Clock.manual(startMs), which tests move with advance(ms). */
+class Clock {
+  #n
+
+  /** @private use Clock.system() or Clock.manual() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeClock)) throw new TypeError('use Clock.system() or Clock.manual(startMs)')
+    this.#n = handle
+  }
+
+  /** The system clock. */
+  static system () {
+    return new Clock(native.NativeClock.system())
+  }
+
+  /** A manual clock at `startMs` (ms since the epoch; default 0). */
+  static manual (startMs) {
+    return new Clock(call(() => native.NativeClock.manual(startMs ?? 0)))
+  }
+
+  /** The current time, ms since the epoch. */
+  now () {
+    return this.#n.now()
+  }
+
+  /** Moves a manual clock forward by `ms`; InvalidArgument for the system clock. */
+  advance (ms) {
+    call(() => this.#n.advance(ms))
+  }
+
+  static handle (c) {
+    return c.#n
+  }
+}
+
+function leaseOut (l) {
+  return {
+    id: l.id,
+    path: l.path,
+    engine: l.engine,
+    issuedAt: new Date(l.issuedMs),
+    ttlMs: l.ttlMs,
+    maxTtlMs: l.maxTtlMs,
+    expiresAt: new Date(l.expiresMs),
+    maxExpiresAt: new Date(l.maxExpiresMs),
+    renewable: l.renewable,
+    state: l.state
+  }
+}
+
+/**
+ * Leases kept in a store's storage (store.leaseManager(clock)). The built-in
+ * engine "noop" revokes by doing nothing.
+ */
+class LeaseManager {
+  #n
+
+  /** @private use store.leaseManager() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeLeaseManager)) throw new TypeError('use store.leaseManager()')
+    this.#n = handle
+  }
+
+  /** Issues a lease: opts { engine = "noop", ttlMs, maxTtlMs = ttlMs, renewable = true }. */
+  issue (path, opts) {
+    return callAsync(async () => {
+      opts = opts || {}
+      const ttl = opts.ttlMs
+      const maxTtl = opts.maxTtlMs ?? ttl
+      return leaseOut(await this.#n.issue(path, opts.engine ?? 'noop', ttl, maxTtl, opts.renewable ?? true))
+    })
+  }
+
+  /** Renews a lease to expire `incrementMs` from now (capped by its max TTL); LeaseExpired once it expired. */
+  renew (id, incrementMs) {
+    return callAsync(async () => leaseOut(await this.#n.renew(id, incrementMs)))
+  }
+
+  /** Revokes a lease now. */
+  revoke (id) {
+    return callAsync(async () => leaseOut(await this.#n.revoke(id)))
+  }
+
+  /** The lease with this id; LeaseNotFound once revoked. */
+  lookup (id) {
+    return callAsync(async () => leaseOut(await this.#n.lookup(id)))
+  }
+
+  /** Ids of the live leases under `prefix` ("" for all). */
+  list (prefix) {
+    return callAsync(() => this.#n.list(prefix ?? ''))
+  }
+
+  /** Revokes what expired and sends expiring-soon events, at the clock's current time. */
+  runDue () {
+    return callAsync(() => this.#n.runDue())
+  }
+
+  /** The events since the last call, oldest first: { kind, id, path, expiresAt? }. */
+  takeEvents () {
+    return call(() => this.#n.takeEvents().map((e) => {
+      const out = { kind: e.kind, id: e.id ?? null, path: e.path ?? null }
+      if (e.expiresMs != null) out.expiresAt = new Date(e.expiresMs)
+      return out
+    }))
+  }
+}
+
+/** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
+Strongroom.prototype.leaseManager = function leaseManager (clock) {
+  return call(() => {
+    if (clock !== undefined && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
+    return new LeaseManager(Strongroom.handle(this).leaseManager(clock && Clock.handle(clock)))
+  })
+}
+
 // ----- low level -----
 
 /** Seals with a raw 32-byte key (for test vectors and interop); random nonce. */
@@ -689,6 +813,8 @@ module.exports = {
   Policy,
   AuditLog,
   verifyAuditFile,
+  Clock,
+  LeaseManager,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

@@ -9,6 +9,8 @@ export const {
   Policy,
   AuditLog,
   verifyAuditFile,
+  Clock,
+  LeaseManager,
   sealWithKey,
   sealedKeyVersion,
   openSealed,
@@ -41,7 +43,12 @@ export const {
   VersionDestroyed,
   VersionPruned,
   PolicyParseError,
-  AuditChainBroken
+  AuditChainBroken,
+  LeaseNotFound,
+  LeaseNotRenewable,
+  LeaseInvalidId,
+  LeaseQuotaExceeded,
+  LeaseNoRevoker
 } = strongroom
 
 export default strongroom

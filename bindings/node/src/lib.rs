@@ -49,6 +49,7 @@ const OFFLOAD_THRESHOLD: usize = 64 * 1024;
 /// `ERR_STRONGROOM_CAS_CONFLICT`.
 fn classify(e: &Error) -> (String, Value) {
     use strongroom::audit::AuditError;
+    use strongroom::lease::LeaseError;
     use strongroom::secrets::SecretError;
     let code = match e.kind() {
         "cas_mismatch" => "ERR_STRONGROOM_CAS_CONFLICT".to_owned(),
@@ -121,6 +122,22 @@ fn classify(e: &Error) -> (String, Value) {
                 version,
                 oldest,
             } => json!({ "path": path, "version": version, "oldest": oldest }),
+            _ => json!({}),
+        },
+        Error::Lease(l) => match l {
+            LeaseError::Expired { id, expired_at } => {
+                json!({ "id": id.to_string(), "expiredAt": ms(*expired_at) })
+            }
+            LeaseError::NotFound { id } | LeaseError::NotRenewable { id } => {
+                json!({ "id": id.to_string() })
+            }
+            LeaseError::NotActive { id, state } => {
+                json!({ "id": id.to_string(), "state": state.to_string() })
+            }
+            LeaseError::QuotaExceeded { limit, count, .. } => {
+                json!({ "limit": limit, "count": count })
+            }
+            LeaseError::NoRevoker { engine } => json!({ "engine": engine }),
             _ => json!({}),
         },
         Error::Audit(AuditError::ChainBroken { seq, reason }) => {
@@ -1117,6 +1134,339 @@ impl NativeStrongroom {
                 records: report.records as f64,
                 head: report.head.into(),
             })
+        })
+    }
+}
+
+// ----- leases -----
+
+/// A clock: the system clock, or a manual one tests move.
+#[napi]
+pub struct NativeClock {
+    clock: Arc<dyn strongroom::clock::Clock>,
+    manual: Option<strongroom::clock::ManualClock>,
+}
+
+fn millis(what: &str, v: f64) -> napi::Result<u64> {
+    if v.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&v) {
+        Ok(v as u64)
+    } else {
+        Err(invalid(format!(
+            "{what} must be a non-negative integer number of milliseconds, got {v}"
+        )))
+    }
+}
+
+fn duration_ms(what: &str, v: f64) -> napi::Result<std::time::Duration> {
+    millis(what, v).map(std::time::Duration::from_millis)
+}
+
+#[napi]
+impl NativeClock {
+    /// The system clock.
+    #[napi(factory)]
+    pub fn system() -> Self {
+        Self {
+            clock: Arc::new(strongroom::clock::SystemClock),
+            manual: None,
+        }
+    }
+
+    /// A manual clock starting at `start_ms` (ms since the epoch).
+    #[napi(factory)]
+    pub fn manual(start_ms: f64) -> napi::Result<Self> {
+        let m = strongroom::clock::ManualClock::new(strongroom::clock::Timestamp::from_millis(
+            millis("startMs", start_ms)?,
+        ));
+        Ok(Self {
+            clock: Arc::new(m.clone()),
+            manual: Some(m),
+        })
+    }
+
+    /// The current time (ms since the epoch).
+    #[napi]
+    pub fn now(&self) -> f64 {
+        ms(self.clock.now())
+    }
+
+    /// Moves a manual clock forward by `by_ms`.
+    #[napi]
+    pub fn advance(&self, by_ms: f64) -> napi::Result<()> {
+        let by = duration_ms("ms", by_ms)?;
+        match &self.manual {
+            Some(m) => {
+                m.advance(by);
+                Ok(())
+            }
+            None => Err(invalid("only a manual clock can be advanced")),
+        }
+    }
+}
+
+/// A revoker for leases that stand for nothing outside the store: revoking
+/// one succeeds at once.
+#[derive(Debug)]
+struct NoopRevoker;
+
+#[async_trait::async_trait]
+impl strongroom::lease::Revoker for NoopRevoker {
+    async fn revoke(&self, _lease: &strongroom::lease::Lease) -> strongroom::Result<()> {
+        Ok(())
+    }
+}
+
+/// Public facts about a lease (never its revocation data).
+#[napi(object)]
+pub struct NativeLease {
+    /// "lease_" and 32 hex digits.
+    pub id: String,
+    /// The path it was issued for.
+    pub path: String,
+    /// The engine that revokes it.
+    pub engine: String,
+    /// Issue time (ms).
+    pub issued_ms: f64,
+    /// Current TTL (ms).
+    pub ttl_ms: f64,
+    /// Maximum TTL (ms).
+    pub max_ttl_ms: f64,
+    /// Expiry (ms).
+    pub expires_ms: f64,
+    /// The latest expiry renewals may reach (ms).
+    pub max_expires_ms: f64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+    /// "active", "revoked", or a description of a pending revocation.
+    pub state: String,
+}
+
+impl From<strongroom::lease::Lease> for NativeLease {
+    fn from(l: strongroom::lease::Lease) -> Self {
+        Self {
+            id: l.id().to_string(),
+            path: l.path().to_owned(),
+            engine: l.engine().to_owned(),
+            issued_ms: ms(l.issued_at()),
+            ttl_ms: l.ttl().as_millis() as f64,
+            max_ttl_ms: l.max_ttl().as_millis() as f64,
+            expires_ms: ms(l.expires_at()),
+            max_expires_ms: ms(l.max_expires_at()),
+            renewable: l.renewable(),
+            state: l.state().to_string(),
+        }
+    }
+}
+
+/// A lease event.
+#[napi(object)]
+pub struct NativeLeaseEvent {
+    /// "issued", "renewed", "expiring_soon", "revoked", "irrevocable" or "other".
+    pub kind: String,
+    /// The lease id.
+    pub id: Option<String>,
+    /// The lease's path.
+    pub path: Option<String>,
+    /// The expiry, for issued / renewed / expiring_soon (ms).
+    pub expires_ms: Option<f64>,
+}
+
+impl From<strongroom::lease::LeaseEvent> for NativeLeaseEvent {
+    fn from(e: strongroom::lease::LeaseEvent) -> Self {
+        use strongroom::lease::LeaseEvent as E;
+        let (kind, id, path, expires) = match e {
+            E::Issued {
+                id,
+                path,
+                expires_at,
+            } => ("issued", Some(id), Some(path), Some(expires_at)),
+            E::Renewed {
+                id,
+                path,
+                expires_at,
+                ..
+            } => ("renewed", Some(id), Some(path), Some(expires_at)),
+            E::ExpiringSoon {
+                id,
+                path,
+                expires_at,
+            } => ("expiring_soon", Some(id), Some(path), Some(expires_at)),
+            E::Revoked { id, path, .. } => ("revoked", Some(id), Some(path), None),
+            E::Irrevocable { id, path, .. } => ("irrevocable", Some(id), Some(path), None),
+            _ => ("other", None, None, None),
+        };
+        Self {
+            kind: kind.to_owned(),
+            id: id.map(|i| i.to_string()),
+            path,
+            expires_ms: expires.map(ms),
+        }
+    }
+}
+
+/// What a runDue() pass did.
+#[napi(object)]
+pub struct NativeDueReport {
+    /// Leases revoked.
+    pub revoked: u32,
+    /// Revocations that failed and were rescheduled.
+    pub deferred: u32,
+    /// Leases that became irrevocable.
+    pub irrevocable: u32,
+    /// Expiring-soon events sent.
+    pub expiring_soon: u32,
+    /// Leases that could not be processed.
+    pub errors: u32,
+}
+
+/// Leases over a store's storage, with the built-in "noop" engine.
+#[napi]
+pub struct NativeLeaseManager {
+    manager: Arc<strongroom::lease::LeaseManager>,
+    events: std::sync::Mutex<tokio::sync::broadcast::Receiver<strongroom::lease::LeaseEvent>>,
+}
+
+fn lease_id(text: &str) -> napi::Result<strongroom::lease::LeaseId> {
+    text.parse().map_err(to_js)
+}
+
+#[napi]
+impl NativeLeaseManager {
+    /// Issues a lease on `path` for `engine` ("noop" is built in).
+    #[napi]
+    pub fn issue<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        engine: String,
+        ttl_ms: f64,
+        max_ttl_ms: f64,
+        renewable: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let ttl = duration_ms("ttlMs", ttl_ms)?;
+        let max_ttl = duration_ms("maxTtlMs", max_ttl_ms)?;
+        env.spawn_future(async move {
+            m.issue(&path, &engine, ttl, max_ttl, renewable, Vec::new())
+                .await
+                .map(Into::into)
+                .map_err(to_js)
+        })
+    }
+
+    /// Renews a lease to expire `increment_ms` from now (capped by max TTL).
+    #[napi]
+    pub fn renew<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        increment_ms: f64,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        let inc = duration_ms("incrementMs", increment_ms)?;
+        env.spawn_future(async move { m.renew(id, inc).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Revokes a lease now.
+    #[napi]
+    pub fn revoke<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        env.spawn_future(async move { m.revoke(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// The lease with this id.
+    #[napi]
+    pub fn lookup<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        env.spawn_future(async move { m.lookup(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Ids of the live leases under `prefix`.
+    #[napi]
+    pub fn list<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+    ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let m = self.manager.clone();
+        env.spawn_future(async move {
+            m.list(&prefix)
+                .await
+                .map(|ids| ids.iter().map(ToString::to_string).collect())
+                .map_err(to_js)
+        })
+    }
+
+    /// Processes everything due at the clock's current time.
+    #[napi]
+    pub fn run_due<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeDueReport>> {
+        let m = self.manager.clone();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        env.spawn_future(async move {
+            let r = m.run_due().await.map_err(to_js)?;
+            Ok(NativeDueReport {
+                revoked: n(r.revoked),
+                deferred: n(r.deferred),
+                irrevocable: n(r.irrevocable),
+                expiring_soon: n(r.expiring_soon),
+                errors: n(r.errors),
+            })
+        })
+    }
+
+    /// The events since the last call (oldest first); events the buffer
+    /// could not hold are skipped.
+    #[napi]
+    pub fn take_events(&self) -> napi::Result<Vec<NativeLeaseEvent>> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut rx = self
+            .events
+            .lock()
+            .map_err(|_| invalid("lease events poisoned"))?;
+        let mut out = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(e) => out.push(e.into()),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[napi]
+impl NativeStrongroom {
+    /// A lease manager over this store's storage, timed by `clock` (the
+    /// store's clock if none), with the "noop" engine registered.
+    #[napi]
+    pub fn lease_manager(&self, clock: Option<&NativeClock>) -> napi::Result<NativeLeaseManager> {
+        let clock = match clock {
+            Some(c) => c.clock.clone(),
+            None => self.handle()?.clock().clone(),
+        };
+        let m = strongroom::lease::LeaseManager::new(
+            self.storage.clone(),
+            clock,
+            strongroom::lease::LeaseConfig::default(),
+        )
+        .map_err(to_js)?;
+        m.register_revoker("noop", Arc::new(NoopRevoker));
+        let events = std::sync::Mutex::new(m.subscribe());
+        Ok(NativeLeaseManager {
+            manager: Arc::new(m),
+            events,
         })
     }
 }

@@ -4,7 +4,8 @@ import {
   Strongroom, Storage, Secret, sealWithKey, openSealed, sealedKeyVersion, generateKeyFile,
   StrongroomError, DecryptionFailed, UnknownKeyVersion, KeyInfo, RewrapReport, SealContext,
   SecretsStore, Policy, AuditLog, verifyAuditFile, VersionInfo, SecretValue, SecretMetadata,
-  AuditReport, AuditCheckpoint, CasConflict, AuditChainBroken, PolicyDenied
+  AuditReport, AuditCheckpoint, CasConflict, AuditChainBroken, PolicyDenied,
+  Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -74,6 +75,19 @@ async function main (): Promise<void> {
     if (e instanceof PolicyDenied) { const p: string = e.path; void p }
   }
   void [value, names, md.versions, who, head, lines, rep]
+
+  const clock: Clock = Clock.manual(0)
+  const leases: LeaseManager = store.leaseManager(clock)
+  const lease: Lease = await leases.issue('prod/app/db', { ttlMs: 1000 })
+  clock.advance(2000)
+  try {
+    await leases.renew(lease.id, 1000)
+  } catch (e) {
+    if (e instanceof LeaseExpired) { const at: number = e.expiredAt; void at }
+  }
+  const due: DueReport = await leases.runDue()
+  const events: LeaseEvent[] = leases.takeEvents()
+  void [due, events, store.leaseManager()]
 }
 
 void main

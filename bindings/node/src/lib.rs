@@ -1056,8 +1056,9 @@ impl NativeStrongroom {
     }
 
     /// Opens an audit log keyed by this store, continuing its saved chain:
-    /// to the JSON-lines file `file` (verified first if it exists; fsync
-    /// after every record unless `fsync` is false) and/or to memory.
+    /// to the JSON-lines file `file` (created if missing, then verified up
+    /// to the store's saved head; fsync after every record unless `fsync`
+    /// is false) and/or to memory.
     #[napi]
     pub fn open_audit_log<'env>(
         &self,
@@ -1070,9 +1071,6 @@ impl NativeStrongroom {
         let sr = self.handle()?;
         env.spawn_future(async move {
             let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
-            let existed = file
-                .as_ref()
-                .is_some_and(|f| std::path::Path::new(f).exists());
             if let Some(f) = &file {
                 let policy = if fsync.unwrap_or(true) {
                     FsyncPolicy::EveryRecord
@@ -1087,12 +1085,9 @@ impl NativeStrongroom {
             if let Some(m) = &mem {
                 sinks.push(m.clone());
             }
-            // A file created just now is empty: verifying it would only
-            // compare it with a head saved by an earlier log.
-            let previous = file
-                .as_deref()
-                .filter(|_| existed)
-                .map(std::path::Path::new);
+            // The core verifies the file (from its first record up to the
+            // store's saved head) before continuing its chain.
+            let previous = file.as_deref().map(std::path::Path::new);
             let log = sr.open_audit_log(sinks, previous).await.map_err(to_js)?;
             Ok(NativeAuditLog {
                 log: Arc::new(log),

@@ -168,6 +168,30 @@ test('S9 audit file: verifies, and a tampered copy fails with the seq of the edi
   await assert.rejects(sr.verifyAuditFile(file, await store()), sr.AuditChainBroken)
 })
 
+test('S9 audit file: a reopened log continues the chain; a missing or edited file is refused', async () => {
+  const dir = tmpdir()
+  const file = path.join(dir, 'audit.jsonl')
+  const s = await store()
+  const policy = Policy.fromToml(POLICY)
+  const first = await s.openAuditLog({ file, fsync: false })
+  await s.asPrincipal('payment-svc', [policy], first).put('prod/payment-svc/a', 'v')
+  assert.equal((await first.head()).seq, 2)
+
+  const again = await s.openAuditLog({ file })
+  await s.asPrincipal('payment-svc', [policy], again).get('prod/payment-svc/a')
+  assert.equal((await again.head()).seq, 3)
+  const report = await sr.verifyAuditFile(file, s)
+  assert.equal(report.records, 3)
+
+  // A new file cannot silently restart a chain the store has a head for.
+  await assert.rejects(s.openAuditLog({ file: path.join(dir, 'other.jsonl') }), sr.AuditChainBroken)
+  // An edited file is not continued.
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n')
+  lines[0] = lines[0].replace('prod/payment-svc/a', 'prod/payment-svc/q')
+  fs.writeFileSync(file, lines.join('\n') + '\n')
+  await assert.rejects(s.openAuditLog({ file }), (e) => e instanceof sr.AuditChainBroken && e.seq === 1)
+})
+
 test('errors without a class of their own keep the core code', async () => {
   const s = await store()
   await s.putSecret('prod/app/x', 'v')

@@ -207,6 +207,8 @@ export interface LeaseEvent {
 /** Leases kept in a store's storage. */
 export declare class LeaseManager {
   private constructor()
+  /** Registers an engine whose revocations call `revoke` (a rejection defers; the manager retries). */
+  registerEngine(engine: string, revoke: (lease: Lease) => void | Promise<void>): void
   issue(path: string, options: IssueOptions): Promise<Lease>
   /** Rejects with LeaseExpired once the lease expired, LeaseNotRenewable, LeaseNotFound. */
   renew(id: string, incrementMs: number): Promise<Lease>

@@ -728,6 +728,16 @@ class LeaseManager {
     this.#n = handle
   }
 
+  /**
+   * Registers `engine`: revoking one of its leases calls `revoke(lease)`
+   * (may be async); a throw or rejection defers the revocation and the
+   * manager retries. The callback does not keep the process alive.
+   */
+  registerEngine (engine, revoke) {
+    if (typeof revoke !== 'function') throw new TypeError('revoke must be a function')
+    call(() => this.#n.registerEngine(engine, async (l) => { await revoke(leaseOut(l)) }))
+  }
+
   /** Issues a lease: opts { engine = "noop", ttlMs, maxTtlMs = ttlMs, renewable = true }. */
   issue (path, opts) {
     return callAsync(async () => {

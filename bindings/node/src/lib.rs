@@ -1465,3 +1465,58 @@ impl NativeStrongroom {
         })
     }
 }
+
+/// A JavaScript revocation callback: called with the lease, it returns a
+/// Promise that resolves when the engine took the credential back (a
+/// rejection defers the revocation; the manager retries).
+type JsRevokeFn = napi::threadsafe_function::ThreadsafeFunction<
+    NativeLease,
+    napi::bindgen_prelude::Promise<()>,
+    NativeLease,
+    Status,
+    false,
+    true,
+>;
+
+/// A revoker whose work is done by a JavaScript function.
+struct JsRevoker {
+    engine: String,
+    revoke: JsRevokeFn,
+}
+
+impl std::fmt::Debug for JsRevoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsRevoker")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl strongroom::lease::Revoker for JsRevoker {
+    async fn revoke(&self, lease: &strongroom::lease::Lease) -> strongroom::Result<()> {
+        let failed = |e: napi::Error| {
+            Error::InvalidArgument(format!(
+                "the JavaScript revoker of engine {} failed: {}",
+                self.engine, e.reason
+            ))
+        };
+        let promise = self
+            .revoke
+            .call_async(lease.clone().into())
+            .await
+            .map_err(failed)?;
+        promise.await.map_err(failed)
+    }
+}
+
+#[napi]
+impl NativeLeaseManager {
+    /// Registers `engine`, whose revocations call `revoke(lease)` (an async
+    /// JavaScript function). It does not keep the process alive.
+    #[napi(ts_args_type = "engine: string, revoke: (lease: NativeLease) => Promise<void>")]
+    pub fn register_engine(&self, engine: String, revoke: JsRevokeFn) {
+        self.manager
+            .register_revoker(engine.clone(), Arc::new(JsRevoker { engine, revoke }));
+    }
+}

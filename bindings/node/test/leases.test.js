@@ -70,3 +70,36 @@ test('S10 leases: revoke now, not renewable, unknown engine, bad id, system cloc
   const b = await sys.issue('prod/app/c', { ttlMs: 3_600_000 })
   assert.ok(b.expiresAt.getTime() > Date.now())
 })
+
+test('S10 leases: a JavaScript engine revokes; its failure defers and is retried', async () => {
+  const store = await Strongroom.open(':memory:', { key: crypto.randomBytes(32) })
+  const clock = Clock.manual(T0)
+  const leases = store.leaseManager(clock)
+  const revoked = []
+  let fail = true
+  leases.registerEngine('db', async (lease) => {
+    if (fail) throw new Error('db unreachable')
+    revoked.push(lease.id)
+  })
+  const l = await leases.issue('prod/app/db', { engine: 'db', ttlMs: 1000 })
+  assert.equal(l.engine, 'db')
+
+  clock.advance(2000)
+  const first = await leases.runDue()
+  assert.equal(first.revoked, 0)
+  assert.equal(first.deferred, 1)
+  assert.deepEqual(revoked, [])
+  assert.match((await leases.lookup(l.id)).state, /being revoked/)
+
+  fail = false
+  clock.advance(600_000)
+  const second = await leases.runDue()
+  assert.equal(second.revoked, 1)
+  assert.deepEqual(revoked, [l.id])
+  await assert.rejects(leases.lookup(l.id), sr.LeaseNotFound)
+
+  // revoke() now calls the engine at once.
+  const m = await leases.issue('prod/app/m', { engine: 'db', ttlMs: 60_000 })
+  await leases.revoke(m.id)
+  assert.deepEqual(revoked, [l.id, m.id])
+})

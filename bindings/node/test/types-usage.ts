@@ -78,7 +78,8 @@ async function main (): Promise<void> {
 
   const clock: Clock = Clock.manual(0)
   const leases: LeaseManager = store.leaseManager(clock)
-  const lease: Lease = await leases.issue('prod/app/db', { ttlMs: 1000 })
+  leases.registerEngine('db', async (l: Lease) => { void l.id })
+  const lease: Lease = await leases.issue('prod/app/db', { ttlMs: 1000, engine: 'db' })
   clock.advance(2000)
   try {
     await leases.renew(lease.id, 1000)

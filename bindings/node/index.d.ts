@@ -121,7 +121,218 @@ export declare class Strongroom {
   readonly isSealed: boolean
   /** Unseals this store again with its root key. */
   unseal(key: KeySource): Promise<void>
+
+  /** The versioned secrets store (no policy checks, no audit). */
+  secrets(): SecretsStore
+  /** secrets().put */
+  putSecret(path: string, value: Plaintext, options?: PutOptions): Promise<VersionInfo>
+  /** secrets().get */
+  getSecret(path: string, options?: GetOptions): Promise<SecretValue>
+  /** secrets().list */
+  listSecrets(prefix: string): Promise<string[]>
+  /** secrets().delete */
+  deleteSecret(path: string, versions?: number[]): Promise<number[]>
+  /** secrets().undelete */
+  undeleteSecret(path: string, versions?: number[]): Promise<number[]>
+  /** secrets().destroy */
+  destroySecret(path: string, versions?: number[]): Promise<number[]>
+  /** secrets().metadata */
+  secretMetadata(path: string): Promise<SecretMetadata>
+
+  /** Opens an audit log keyed by this store, continuing its saved chain. */
+  openAuditLog(options: AuditLogOptions): Promise<AuditLog>
+  /** The secrets store as seen by `principal` holding `policies`: every call checked and audited. */
+  asPrincipal(principal: string, policies: Policy[], audit: AuditLog): SecretsStore
+
+  /** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
+  leaseManager(clock?: Clock): LeaseManager
 }
+
+/** A clock: the system clock, or a manual one tests move. */
+export declare class Clock {
+  private constructor()
+  static system(): Clock
+  /** A manual clock at `startMs` (ms since the epoch; default 0). */
+  static manual(startMs?: number): Clock
+  /** ms since the epoch. */
+  now(): number
+  /** Moves a manual clock forward; throws InvalidArgument for the system clock. */
+  advance(ms: number): void
+}
+
+/** Public facts about a lease. */
+export interface Lease {
+  /** "lease_" and 32 hex digits. */
+  id: string
+  path: string
+  engine: string
+  issuedAt: Date
+  ttlMs: number
+  maxTtlMs: number
+  expiresAt: Date
+  maxExpiresAt: Date
+  renewable: boolean
+  /** "active", "revoked", or a pending revocation's description. */
+  state: string
+}
+
+/** Options of LeaseManager.issue. */
+export interface IssueOptions {
+  /** The engine that revokes the lease (default and only built-in: "noop"). */
+  engine?: string
+  ttlMs: number
+  /** Default: ttlMs. */
+  maxTtlMs?: number
+  /** Default: true. */
+  renewable?: boolean
+}
+
+/** What LeaseManager.runDue did. */
+export interface DueReport {
+  revoked: number
+  deferred: number
+  irrevocable: number
+  expiringSoon: number
+  errors: number
+}
+
+/** A lease event. */
+export interface LeaseEvent {
+  kind: 'issued' | 'renewed' | 'expiring_soon' | 'revoked' | 'irrevocable' | 'other'
+  id: string | null
+  path: string | null
+  expiresAt?: Date
+}
+
+/** Leases kept in a store's storage. */
+export declare class LeaseManager {
+  private constructor()
+  /** Registers an engine whose revocations call `revoke` (a rejection defers; the manager retries). */
+  registerEngine(engine: string, revoke: (lease: Lease) => void | Promise<void>): void
+  issue(path: string, options: IssueOptions): Promise<Lease>
+  /** Rejects with LeaseExpired once the lease expired, LeaseNotRenewable, LeaseNotFound. */
+  renew(id: string, incrementMs: number): Promise<Lease>
+  revoke(id: string): Promise<Lease>
+  lookup(id: string): Promise<Lease>
+  list(prefix?: string): Promise<string[]>
+  /** Revokes expired leases and sends expiring-soon events at the clock's current time. */
+  runDue(): Promise<DueReport>
+  /** The events since the last call, oldest first. */
+  takeEvents(): LeaseEvent[]
+}
+
+/** Options of SecretsStore.put. */
+export interface PutOptions {
+  /** Check-and-set: the expected current version (0: the secret must not exist). */
+  cas?: number | bigint
+}
+
+/** Options of SecretsStore.get. */
+export interface GetOptions {
+  /** A specific version (default: the newest). */
+  version?: number | bigint
+}
+
+/** Facts about one version of a secret (never its value). */
+export interface VersionInfo {
+  version: number
+  createdAt: Date
+  deletedAt?: Date
+  destroyedAt?: Date
+}
+
+/** A secret's value at one version. */
+export interface SecretValue extends VersionInfo {
+  value: Secret
+}
+
+/** A secret's metadata (no values). */
+export interface SecretMetadata {
+  path: string
+  currentVersion: number
+  oldestVersion: number
+  maxVersions: number | null
+  effectiveMaxVersions: number
+  createdAt: Date
+  updatedAt: Date
+  lastRotatedAt: Date | null
+  owner: string | null
+  environment: string | null
+  tags: string[]
+  custom: Record<string, string>
+  rotationIntervalMs: number | null
+  /** Every kept version, oldest first. */
+  versions: VersionInfo[]
+}
+
+/**
+ * The versioned secrets store: the store itself (Strongroom.secrets()) or a
+ * principal's view of it (Strongroom.asPrincipal()).
+ */
+export declare class SecretsStore {
+  private constructor()
+  /** The principal's name, or null for the store itself. */
+  readonly principal: string | null
+  /** Writes a new version; rejects with CasConflict (with `current`) when `cas` is stale. */
+  put(path: string, value: Plaintext, options?: PutOptions): Promise<VersionInfo>
+  /** Reads the newest version (or options.version); VersionDeleted, VersionDestroyed, NotFound otherwise. */
+  get(path: string, options?: GetOptions): Promise<SecretValue>
+  /** Names directly under `prefix` (sub-folders end with "/"). */
+  list(prefix: string): Promise<string[]>
+  /** Soft-deletes versions (the current one if none given); resolves to those changed. */
+  delete(path: string, versions?: number[]): Promise<number[]>
+  /** Restores soft-deleted versions; resolves to those changed. */
+  undelete(path: string, versions?: number[]): Promise<number[]>
+  /** Destroys versions (the current one if none given) for good; resolves to those changed. */
+  destroy(path: string, versions?: number[]): Promise<number[]>
+  /** The secret's metadata. */
+  metadata(path: string): Promise<SecretMetadata>
+}
+
+/** A path policy. */
+export declare class Policy {
+  private constructor()
+  /** Parses a policy from TOML; throws PolicyParseError. */
+  static fromToml(text: string): Policy
+  readonly name: string
+}
+
+/** Options of Strongroom.openAuditLog: a file and/or memory. */
+export interface AuditLogOptions {
+  /** A JSON-lines file (verified first if it exists). */
+  file?: string
+  /** Also keep records in memory (AuditLog.memoryLines()). */
+  memory?: boolean
+  /** fsync after every record (default true). */
+  fsync?: boolean
+}
+
+/** The head of an audit chain. */
+export interface AuditCheckpoint {
+  seq: number
+  mac: string
+}
+
+/** A tamper-evident audit log of one store. */
+export declare class AuditLog {
+  private constructor()
+  /** The chain head after the last record. */
+  head(): Promise<AuditCheckpoint>
+  /** The JSON lines held in memory (empty without a memory sink). */
+  memoryLines(): string[]
+}
+
+/** What verifyAuditFile saw. */
+export interface AuditReport {
+  records: number
+  head: AuditCheckpoint
+}
+
+/**
+ * Verifies a JSON-lines audit file with the store's audit key, up to the
+ * store's saved head; rejects with AuditChainBroken (`seq`) otherwise.
+ */
+export declare function verifyAuditFile(path: string, store: Strongroom): Promise<AuditReport>
 
 /** Seals with a raw 32-byte key (test vectors, interop). The nonce is random. */
 export declare function sealWithKey(
@@ -210,9 +421,71 @@ export declare class RandomFailure extends StrongroomError {}
 export declare class InvalidArgument extends StrongroomError {}
 /** reveal() after wipe(). */
 export declare class SecretWiped extends StrongroomError {}
-/** Reserved: raised once the core's policy module lands. */
-export declare class PolicyDenied extends StrongroomError {}
-/** Reserved: raised once the core's lease module lands. */
-export declare class LeaseExpired extends StrongroomError {}
-/** Reserved: raised once the core's secrets store lands. */
-export declare class CasConflict extends StrongroomError {}
+/** A principal's policies do not allow this; the attempt was audited. */
+export declare class PolicyDenied extends StrongroomError {
+  readonly principal: string
+  readonly capability: string
+  readonly path: string
+}
+/** The lease expired; request a new one. */
+export declare class LeaseExpired extends StrongroomError {
+  readonly id: string
+  /** ms since the epoch. */
+  readonly expiredAt: number
+}
+export declare class LeaseNotFound extends StrongroomError {
+  readonly id: string
+}
+export declare class LeaseNotRenewable extends StrongroomError {
+  readonly id: string
+}
+export declare class LeaseInvalidId extends StrongroomError {}
+export declare class LeaseQuotaExceeded extends StrongroomError {
+  readonly limit: number
+  readonly count: number
+}
+export declare class LeaseNoRevoker extends StrongroomError {
+  readonly engine: string
+}
+/** A check-and-set write found another current version. */
+export declare class CasConflict extends StrongroomError {
+  readonly path: string
+  /** The version the caller expected (0: absent). */
+  readonly expected: number
+  /** The actual current version (0: absent). */
+  readonly current: number
+}
+/** No secret at this path, or no such version. */
+export declare class NotFound extends StrongroomError {
+  readonly path: string
+  readonly version: number | null
+}
+/** The version was soft-deleted; undelete it to read it. */
+export declare class VersionDeleted extends StrongroomError {
+  readonly path: string
+  readonly version: number
+  /** ms since the epoch. */
+  readonly deletedAt: number
+}
+/** The version was destroyed for good. */
+export declare class VersionDestroyed extends StrongroomError {
+  readonly path: string
+  readonly version: number
+  /** ms since the epoch. */
+  readonly destroyedAt: number
+}
+/** The version was pruned (beyond max versions). */
+export declare class VersionPruned extends StrongroomError {
+  readonly path: string
+  readonly version: number
+  readonly oldest: number
+}
+/** A policy's TOML is wrong (the message gives line and column). */
+export declare class PolicyParseError extends StrongroomError {}
+/** An audit chain does not verify. */
+export declare class AuditChainBroken extends StrongroomError {
+  /** The first record that does not verify. */
+  readonly seq: number
+  /** What is wrong with it. */
+  readonly reason: string
+}

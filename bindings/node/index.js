@@ -88,7 +88,20 @@ for (const [name, code] of [
   // Raised once the policy, lease and secrets modules of the core have them.
   ['PolicyDenied', 'ERR_STRONGROOM_POLICY_DENIED'],
   ['LeaseExpired', 'ERR_STRONGROOM_LEASE_EXPIRED'],
-  ['CasConflict', 'ERR_STRONGROOM_CAS_CONFLICT']
+  ['CasConflict', 'ERR_STRONGROOM_CAS_CONFLICT'],
+  // The versioned secrets store, policies and the audit trail.
+  ['NotFound', 'ERR_STRONGROOM_NOT_FOUND'],
+  ['VersionDeleted', 'ERR_STRONGROOM_VERSION_DELETED'],
+  ['VersionDestroyed', 'ERR_STRONGROOM_VERSION_DESTROYED'],
+  ['VersionPruned', 'ERR_STRONGROOM_VERSION_PRUNED'],
+  ['PolicyParseError', 'ERR_STRONGROOM_POLICY_PARSE'],
+  ['AuditChainBroken', 'ERR_STRONGROOM_AUDIT_CHAIN_BROKEN'],
+  // Leases.
+  ['LeaseNotFound', 'ERR_STRONGROOM_LEASE_NOT_FOUND'],
+  ['LeaseNotRenewable', 'ERR_STRONGROOM_LEASE_NOT_RENEWABLE'],
+  ['LeaseInvalidId', 'ERR_STRONGROOM_LEASE_INVALID_ID'],
+  ['LeaseQuotaExceeded', 'ERR_STRONGROOM_LEASE_QUOTA_EXCEEDED'],
+  ['LeaseNoRevoker', 'ERR_STRONGROOM_LEASE_NO_REVOKER']
 ]) {
   defineError(name, code)
 }
@@ -102,8 +115,15 @@ function mapError (e) {
     } catch {
       return new StrongroomError(e.message.slice(MARK.length))
     }
-    const cls = byCode.get(details.code) || StrongroomError
-    return new cls(details.message, details)
+    const cls = byCode.get(details.code)
+    if (cls) return new cls(details.message, details)
+    // A core error without a class of its own: the base class, carrying
+    // the core's code (ERR_STRONGROOM_ + its upper-cased kind).
+    const err = new StrongroomError(details.message, details)
+    if (typeof details.code === 'string') {
+      Object.defineProperty(err, 'code', { value: details.code, enumerable: false })
+    }
+    return err
   }
   return e
 }
@@ -294,6 +314,11 @@ class Strongroom {
     this.#n = handle
   }
 
+  /** @private the native handle (for the secrets, policy and audit methods below) */
+  static handle (s) {
+    return s.#n
+  }
+
   static async #create (where, mode, opts) {
     const [key, keyFile] = keyArgs(opts)
     let storage = where
@@ -428,6 +453,344 @@ class Strongroom {
   }
 }
 
+// ----- versioned secrets, policies, audit -----
+
+function versionsArg (versions) {
+  if (versions === undefined || versions === null) return []
+  if (!Array.isArray(versions)) throw new TypeError('versions must be an array of numbers')
+  return versions
+}
+
+function versionInfo (v) {
+  const out = { version: v.version, createdAt: new Date(v.createdMs) }
+  if (v.deletedMs != null) out.deletedAt = new Date(v.deletedMs)
+  if (v.destroyedMs != null) out.destroyedAt = new Date(v.destroyedMs)
+  return out
+}
+
+function metadataOut (m) {
+  return {
+    path: m.path,
+    currentVersion: m.currentVersion,
+    oldestVersion: m.oldestVersion,
+    maxVersions: m.maxVersions ?? null,
+    effectiveMaxVersions: m.effectiveMaxVersions,
+    createdAt: new Date(m.createdMs),
+    updatedAt: new Date(m.updatedMs),
+    lastRotatedAt: m.lastRotatedMs == null ? null : new Date(m.lastRotatedMs),
+    owner: m.owner ?? null,
+    environment: m.environment ?? null,
+    tags: m.tags,
+    custom: m.custom,
+    rotationIntervalMs: m.rotationIntervalMs ?? null,
+    versions: m.versions.map(versionInfo)
+  }
+}
+
+/**
+ * The versioned secrets store: the store itself (`store.secrets()`, no
+ * policy checks or audit) or a principal's handle (`store.asPrincipal()`,
+ * every call checked against its policies and audited).
+ */
+class SecretsStore {
+  #n
+
+  /** @private use store.secrets() or store.asPrincipal() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeSecrets)) {
+      throw new TypeError('use store.secrets() or store.asPrincipal()')
+    }
+    this.#n = handle
+  }
+
+  /** The principal's name, or null for the store itself. */
+  get principal () {
+    return this.#n.principal ?? null
+  }
+
+  /**
+   * Writes a new version. opts.cas: the expected current version (0: the
+   * secret must not exist yet); CasConflict (with `current`) otherwise.
+   */
+  put (path, value, opts) {
+    return callAsync(async () => {
+      const cas = opts && opts.cas !== undefined ? opts.cas : undefined
+      return versionInfo(await this.#n.put(path, plaintextArg(value), cas))
+    })
+  }
+
+  /** Reads the newest version, or opts.version; resolves to { version, createdAt, value: Secret }. */
+  get (path, opts) {
+    return callAsync(async () => {
+      const version = opts && opts.version !== undefined ? opts.version : undefined
+      const r = await this.#n.get(path, version)
+      return { ...versionInfo(r.info), value: new Secret(r.value) }
+    })
+  }
+
+  /** Names directly under `prefix` (sub-folders end with "/"). */
+  list (prefix) {
+    return callAsync(() => this.#n.list(prefix))
+  }
+
+  /** Soft-deletes `versions` (the current one if none); resolves to those changed. */
+  delete (path, versions) {
+    return callAsync(async () => this.#n.delete(path, versionsArg(versions)))
+  }
+
+  /** Restores soft-deleted `versions`; resolves to those changed. */
+  undelete (path, versions) {
+    return callAsync(async () => this.#n.undelete(path, versionsArg(versions)))
+  }
+
+  /** Destroys `versions` (the current one if none) for good; resolves to those changed. */
+  destroy (path, versions) {
+    return callAsync(async () => this.#n.destroy(path, versionsArg(versions)))
+  }
+
+  /** The secret's metadata (no values). */
+  metadata (path) {
+    return callAsync(async () => metadataOut(await this.#n.metadata(path)))
+  }
+
+  [util.inspect.custom] () {
+    return `SecretsStore { principal: ${this.principal} }`
+  }
+}
+
+/** A path policy, parsed from TOML. */
+class Policy {
+  #n
+
+  /** @private use Policy.fromToml() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativePolicy)) throw new TypeError('use Policy.fromToml(text)')
+    this.#n = handle
+  }
+
+  /** Parses a policy from TOML; PolicyParseError with line and column otherwise. */
+  static fromToml (text) {
+    if (typeof text !== 'string') throw new TypeError('policy TOML must be a string')
+    return new Policy(call(() => native.NativePolicy.fromToml(text)))
+  }
+
+  /** The policy's name. */
+  get name () {
+    return this.#n.name
+  }
+
+  static handle (p) {
+    return p.#n
+  }
+}
+
+/** A tamper-evident audit log of one store. */
+class AuditLog {
+  #n
+
+  /** @private use store.openAuditLog() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeAuditLog)) throw new TypeError('use store.openAuditLog()')
+    this.#n = handle
+  }
+
+  /** The chain head { seq, mac } after the last record. */
+  head () {
+    return callAsync(() => this.#n.head())
+  }
+
+  /** The JSON lines the memory sink holds (empty without one). */
+  memoryLines () {
+    return this.#n.memoryLines()
+  }
+
+  static handle (a) {
+    return a.#n
+  }
+}
+
+Strongroom.prototype.secrets = function secrets () {
+  return new SecretsStore(Strongroom.handle(this).secrets())
+}
+for (const [name, op] of [
+  ['putSecret', 'put'], ['getSecret', 'get'], ['listSecrets', 'list'],
+  ['deleteSecret', 'delete'], ['undeleteSecret', 'undelete'],
+  ['destroySecret', 'destroy'], ['secretMetadata', 'metadata']
+]) {
+  Object.defineProperty(Strongroom.prototype, name, {
+    value: { [name] (...args) { return this.secrets()[op](...args) } }[name],
+    writable: true,
+    configurable: true
+  })
+}
+
+/**
+ * Opens an audit log keyed by this store, continuing its saved chain:
+ * opts.file (a JSON-lines file, verified first if it exists; fsync after
+ * every record unless opts.fsync is false) and/or opts.memory.
+ */
+Strongroom.prototype.openAuditLog = function openAuditLog (opts) {
+  return callAsync(async () => {
+    opts = opts || {}
+    if (opts.file !== undefined && typeof opts.file !== 'string') throw new TypeError('file must be a string path')
+    if (opts.file === undefined && !opts.memory) throw new TypeError('give opts.file and/or opts.memory: true')
+    return new AuditLog(await Strongroom.handle(this).openAuditLog(opts.file, Boolean(opts.memory), opts.fsync))
+  })
+}
+
+/** A SecretsStore through which principal `name`, holding `policies`, acts; audited to `audit`. */
+Strongroom.prototype.asPrincipal = function asPrincipal (name, policies, audit) {
+  return call(() => {
+    if (typeof name !== 'string') throw new TypeError('principal name must be a string')
+    if (!Array.isArray(policies) || !policies.every((p) => p instanceof Policy)) {
+      throw new TypeError('policies must be an array of Policy')
+    }
+    if (!(audit instanceof AuditLog)) throw new TypeError('audit must be an AuditLog')
+    return new SecretsStore(Strongroom.handle(this).asPrincipal(name, policies.map(Policy.handle),
+      AuditLog.handle(audit)))
+  })
+}
+
+/**
+ * Verifies the JSON-lines audit file at `path` with the store's audit key,
+ * up to the store's saved head. Resolves to { records, head }; rejects with
+ * AuditChainBroken (its `seq` is the first bad record) otherwise.
+ */
+function verifyAuditFile (path, store) {
+  return callAsync(async () => {
+    if (!(store instanceof Strongroom)) throw new TypeError('give the Strongroom that wrote the log')
+    return Strongroom.handle(store).verifyAuditFile(path)
+  })
+}
+
+// ----- leases -----
+
+/** A clock: Clock.system() or Clock.manual(startMs), which tests move with advance(ms). */
+class Clock {
+  #n
+
+  /** @private use Clock.system() or Clock.manual() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeClock)) throw new TypeError('use Clock.system() or Clock.manual(startMs)')
+    this.#n = handle
+  }
+
+  /** The system clock. */
+  static system () {
+    return new Clock(native.NativeClock.system())
+  }
+
+  /** A manual clock at `startMs` (ms since the epoch; default 0). */
+  static manual (startMs) {
+    return new Clock(call(() => native.NativeClock.manual(startMs ?? 0)))
+  }
+
+  /** The current time, ms since the epoch. */
+  now () {
+    return this.#n.now()
+  }
+
+  /** Moves a manual clock forward by `ms`; InvalidArgument for the system clock. */
+  advance (ms) {
+    call(() => this.#n.advance(ms))
+  }
+
+  static handle (c) {
+    return c.#n
+  }
+}
+
+function leaseOut (l) {
+  return {
+    id: l.id,
+    path: l.path,
+    engine: l.engine,
+    issuedAt: new Date(l.issuedMs),
+    ttlMs: l.ttlMs,
+    maxTtlMs: l.maxTtlMs,
+    expiresAt: new Date(l.expiresMs),
+    maxExpiresAt: new Date(l.maxExpiresMs),
+    renewable: l.renewable,
+    state: l.state
+  }
+}
+
+/**
+ * Leases kept in a store's storage (store.leaseManager(clock)). The built-in
+ * engine "noop" revokes by doing nothing.
+ */
+class LeaseManager {
+  #n
+
+  /** @private use store.leaseManager() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeLeaseManager)) throw new TypeError('use store.leaseManager()')
+    this.#n = handle
+  }
+
+  /**
+   * Registers `engine`: revoking one of its leases calls `revoke(lease)`
+   * (may be async); a throw or rejection defers the revocation and the
+   * manager retries. The callback does not keep the process alive.
+   */
+  registerEngine (engine, revoke) {
+    if (typeof revoke !== 'function') throw new TypeError('revoke must be a function')
+    call(() => this.#n.registerEngine(engine, async (l) => { await revoke(leaseOut(l)) }))
+  }
+
+  /** Issues a lease: opts { engine = "noop", ttlMs, maxTtlMs = ttlMs, renewable = true }. */
+  issue (path, opts) {
+    return callAsync(async () => {
+      opts = opts || {}
+      const ttl = opts.ttlMs
+      const maxTtl = opts.maxTtlMs ?? ttl
+      return leaseOut(await this.#n.issue(path, opts.engine ?? 'noop', ttl, maxTtl, opts.renewable ?? true))
+    })
+  }
+
+  /** Renews a lease to expire `incrementMs` from now (capped by its max TTL); LeaseExpired once it expired. */
+  renew (id, incrementMs) {
+    return callAsync(async () => leaseOut(await this.#n.renew(id, incrementMs)))
+  }
+
+  /** Revokes a lease now. */
+  revoke (id) {
+    return callAsync(async () => leaseOut(await this.#n.revoke(id)))
+  }
+
+  /** The lease with this id; LeaseNotFound once revoked. */
+  lookup (id) {
+    return callAsync(async () => leaseOut(await this.#n.lookup(id)))
+  }
+
+  /** Ids of the live leases under `prefix` ("" for all). */
+  list (prefix) {
+    return callAsync(() => this.#n.list(prefix ?? ''))
+  }
+
+  /** Revokes what expired and sends expiring-soon events, at the clock's current time. */
+  runDue () {
+    return callAsync(() => this.#n.runDue())
+  }
+
+  /** The events since the last call, oldest first: { kind, id, path, expiresAt? }. */
+  takeEvents () {
+    return call(() => this.#n.takeEvents().map((e) => {
+      const out = { kind: e.kind, id: e.id ?? null, path: e.path ?? null }
+      if (e.expiresMs != null) out.expiresAt = new Date(e.expiresMs)
+      return out
+    }))
+  }
+}
+
+/** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
+Strongroom.prototype.leaseManager = function leaseManager (clock) {
+  return call(() => {
+    if (clock !== undefined && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
+    return new LeaseManager(Strongroom.handle(this).leaseManager(clock && Clock.handle(clock)))
+  })
+}
+
 // ----- low level -----
 
 /** Seals with a raw 32-byte key (for test vectors and interop); random nonce. */
@@ -456,6 +819,12 @@ module.exports = {
   Strongroom,
   Storage,
   Secret,
+  SecretsStore,
+  Policy,
+  AuditLog,
+  verifyAuditFile,
+  Clock,
+  LeaseManager,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

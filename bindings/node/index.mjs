@@ -5,6 +5,12 @@ export const {
   Strongroom,
   Storage,
   Secret,
+  SecretsStore,
+  Policy,
+  AuditLog,
+  verifyAuditFile,
+  Clock,
+  LeaseManager,
   sealWithKey,
   sealedKeyVersion,
   openSealed,
@@ -31,7 +37,18 @@ export const {
   SecretWiped,
   PolicyDenied,
   LeaseExpired,
-  CasConflict
+  CasConflict,
+  NotFound,
+  VersionDeleted,
+  VersionDestroyed,
+  VersionPruned,
+  PolicyParseError,
+  AuditChainBroken,
+  LeaseNotFound,
+  LeaseNotRenewable,
+  LeaseInvalidId,
+  LeaseQuotaExceeded,
+  LeaseNoRevoker
 } = strongroom
 
 export default strongroom

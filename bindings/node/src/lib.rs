@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use napi::Status;
 use napi::bindgen_prelude::{
-    BigInt, Buffer, BufferSlice, Either, Env, PromiseRaw, within_runtime_if_available,
+    BigInt, Buffer, BufferSlice, Either, Env, Object, PromiseRaw, within_runtime_if_available,
 };
 
 use napi_derive::napi;
@@ -43,92 +43,114 @@ const OFFLOAD_THRESHOLD: usize = 64 * 1024;
 
 // ----- errors -----
 
-/// The stable `code` string and structured details of a core error.
-fn classify(e: &Error) -> (&'static str, Value) {
-    match e {
-        Error::DecryptionFailed => ("ERR_STRONGROOM_DECRYPTION_FAILED", json!({})),
-        Error::MalformedSealedValue(_) => ("ERR_STRONGROOM_MALFORMED_SEALED_VALUE", json!({})),
-        Error::UnknownKeyVersion { version, latest } => (
-            "ERR_STRONGROOM_UNKNOWN_KEY_VERSION",
-            json!({ "version": version, "latest": latest }),
-        ),
+/// The stable `code` string and structured details of a core error. The code
+/// is `ERR_STRONGROOM_` followed by the upper-cased [`Error::kind`], except
+/// for a check-and-set mismatch, which keeps its original
+/// `ERR_STRONGROOM_CAS_CONFLICT`.
+fn classify(e: &Error) -> (String, Value) {
+    use strongroom::audit::AuditError;
+    use strongroom::lease::LeaseError;
+    use strongroom::secrets::SecretError;
+    let code = match e.kind() {
+        "cas_mismatch" => "ERR_STRONGROOM_CAS_CONFLICT".to_owned(),
+        kind => format!("ERR_STRONGROOM_{}", kind.to_ascii_uppercase()),
+    };
+    let details = match e {
+        Error::UnknownKeyVersion { version, latest } => {
+            json!({ "version": version, "latest": latest })
+        }
         Error::KeyVersionRetired {
             version,
             state,
             min_decryption_version,
-        } => (
-            "ERR_STRONGROOM_KEY_VERSION_RETIRED",
-            json!({
-                "version": version,
-                "state": state.to_string(),
-                "minDecryptionVersion": min_decryption_version,
-            }),
-        ),
-        Error::InvalidKeyTransition { version, from, to } => (
-            "ERR_STRONGROOM_INVALID_KEY_TRANSITION",
-            json!({ "version": version, "from": from.to_string(), "to": to.to_string() }),
-        ),
+        } => json!({
+            "version": version,
+            "state": state.to_string(),
+            "minDecryptionVersion": min_decryption_version,
+        }),
+        Error::InvalidKeyTransition { version, from, to } => {
+            json!({ "version": version, "from": from.to_string(), "to": to.to_string() })
+        }
         Error::KeyInUse {
             version,
             records,
             example,
-        } => (
-            "ERR_STRONGROOM_KEY_IN_USE",
-            json!({ "version": version, "records": records, "example": example }),
-        ),
-        Error::InvalidPath { path, reason } => (
-            "ERR_STRONGROOM_INVALID_PATH",
-            json!({ "path": path, "reason": reason.to_string() }),
-        ),
-        Error::Sealed => ("ERR_STRONGROOM_SEALED", json!({})),
-        Error::AlreadyInitialized => ("ERR_STRONGROOM_ALREADY_INITIALIZED", json!({})),
-        Error::NotInitialized => ("ERR_STRONGROOM_NOT_INITIALIZED", json!({})),
-        Error::UnsealFailed => ("ERR_STRONGROOM_UNSEAL_FAILED", json!({})),
-        Error::KeyFile { path, reason } => (
-            "ERR_STRONGROOM_KEY_FILE",
-            json!({ "path": path, "reason": key_file_reason(reason) }),
-        ),
+        } => json!({ "version": version, "records": records, "example": example }),
+        Error::InvalidPath { path, reason } => {
+            json!({ "path": path, "reason": reason.to_string() })
+        }
+        Error::KeyFile { path, reason } => {
+            json!({ "path": path, "reason": key_file_reason(reason) })
+        }
         Error::Protector {
             protector, kind, ..
-        } => (
-            "ERR_STRONGROOM_PROTECTOR",
-            json!({ "protector": protector, "kind": format!("{kind:?}") }),
-        ),
-        Error::Storage { backend, kind, .. } => (
-            "ERR_STRONGROOM_STORAGE",
-            json!({ "backend": backend, "kind": format!("{kind:?}") }),
-        ),
-        Error::StorageConflict { key } => {
-            ("ERR_STRONGROOM_STORAGE_CONFLICT", json!({ "key": key }))
+        } => json!({ "protector": protector, "kind": format!("{kind:?}") }),
+        Error::Storage { backend, kind, .. } => {
+            json!({ "backend": backend, "kind": format!("{kind:?}") })
         }
-        Error::CorruptRecord { key, .. } => {
-            ("ERR_STRONGROOM_CORRUPT_RECORD", json!({ "key": key }))
+        Error::StorageConflict { key } | Error::CorruptRecord { key, .. } => {
+            json!({ "key": key })
         }
-        Error::Random => ("ERR_STRONGROOM_RANDOM", json!({})),
-        Error::InvalidArgument(_) => ("ERR_STRONGROOM_INVALID_ARGUMENT", json!({})),
         Error::Policy(strongroom::policy::PolicyError::Denied {
             principal,
             capability,
             path,
-        }) => (
-            "ERR_STRONGROOM_POLICY_DENIED",
-            json!({ "principal": principal, "capability": capability.to_string(), "path": path }),
-        ),
-        Error::Secret(strongroom::secrets::SecretError::CasMismatch {
-            path,
-            expected,
-            current,
-        }) => (
-            "ERR_STRONGROOM_CAS_CONFLICT",
-            json!({ "path": path.to_string(), "expected": expected, "current": current }),
-        ),
-        Error::Lease(strongroom::lease::LeaseError::Expired { .. }) => {
-            ("ERR_STRONGROOM_LEASE_EXPIRED", json!({}))
+        }) => {
+            json!({ "principal": principal, "capability": capability.to_string(), "path": path })
         }
-        // Other secrets, policy, audit, lease, rotation and Shamir errors share
-        // the base class until they need their own.
-        _ => ("ERR_STRONGROOM", json!({})),
-    }
+        Error::Secret(s) => match s {
+            SecretError::CasMismatch {
+                path,
+                expected,
+                current,
+            } => json!({ "path": path, "expected": expected, "current": current }),
+            SecretError::NotFound { path, version } => {
+                json!({ "path": path, "version": version })
+            }
+            SecretError::VersionDeleted {
+                path,
+                version,
+                deleted_at,
+            } => json!({ "path": path, "version": version, "deletedAt": ms(*deleted_at) }),
+            SecretError::VersionDestroyed {
+                path,
+                version,
+                destroyed_at,
+            } => json!({ "path": path, "version": version, "destroyedAt": ms(*destroyed_at) }),
+            SecretError::VersionPruned {
+                path,
+                version,
+                oldest,
+            } => json!({ "path": path, "version": version, "oldest": oldest }),
+            _ => json!({}),
+        },
+        Error::Lease(l) => match l {
+            LeaseError::Expired { id, expired_at } => {
+                json!({ "id": id.to_string(), "expiredAt": ms(*expired_at) })
+            }
+            LeaseError::NotFound { id } | LeaseError::NotRenewable { id } => {
+                json!({ "id": id.to_string() })
+            }
+            LeaseError::NotActive { id, state } => {
+                json!({ "id": id.to_string(), "state": state.to_string() })
+            }
+            LeaseError::QuotaExceeded { limit, count, .. } => {
+                json!({ "limit": limit, "count": count })
+            }
+            LeaseError::NoRevoker { engine } => json!({ "engine": engine }),
+            _ => json!({}),
+        },
+        Error::Audit(AuditError::ChainBroken { seq, reason }) => {
+            json!({ "seq": seq, "reason": reason.to_string() })
+        }
+        _ => json!({}),
+    };
+    (code, details)
+}
+
+/// A timestamp as milliseconds since the Unix epoch.
+fn ms(t: strongroom::clock::Timestamp) -> f64 {
+    t.as_millis() as f64
 }
 
 fn key_file_reason(reason: &KeyFileError) -> &'static str {
@@ -144,7 +166,7 @@ fn key_file_reason(reason: &KeyFileError) -> &'static str {
 fn to_js(e: Error) -> napi::Error {
     let (code, mut details) = classify(&e);
     if let Value::Object(map) = &mut details {
-        map.insert("code".into(), code.into());
+        map.insert("code".into(), Value::String(code));
         map.insert("message".into(), e.to_string().into());
     }
     napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
@@ -688,4 +710,813 @@ pub const SEALED_OVERHEAD: u32 = seal::OVERHEAD as u32;
 #[napi]
 pub fn error_mark() -> &'static str {
     ERROR_MARK
+}
+
+// ----- versioned secrets, principals, policies and audit -----
+
+/// Facts about one version of a secret (never its value).
+#[napi(object)]
+pub struct NativeVersionInfo {
+    /// The version number.
+    pub version: f64,
+    /// When it was written (ms since the epoch).
+    pub created_ms: f64,
+    /// When it was soft-deleted, if it is.
+    pub deleted_ms: Option<f64>,
+    /// When it was destroyed, if it was.
+    pub destroyed_ms: Option<f64>,
+}
+
+impl From<&strongroom::secrets::VersionInfo> for NativeVersionInfo {
+    fn from(v: &strongroom::secrets::VersionInfo) -> Self {
+        Self {
+            version: v.version as f64,
+            created_ms: ms(v.created_at),
+            deleted_ms: v.deleted_at.map(ms),
+            destroyed_ms: v.destroyed_at.map(ms),
+        }
+    }
+}
+
+/// A secret's metadata (no values).
+#[napi(object)]
+pub struct NativeSecretMetadata {
+    /// The canonical path.
+    pub path: String,
+    /// The newest version.
+    pub current_version: f64,
+    /// The oldest version still kept.
+    pub oldest_version: f64,
+    /// The secret's own version limit, if set.
+    pub max_versions: Option<u32>,
+    /// The version limit in force.
+    pub effective_max_versions: u32,
+    /// When version 1 was written (ms).
+    pub created_ms: f64,
+    /// When the secret last changed (ms).
+    pub updated_ms: f64,
+    /// When a version last replaced an earlier one (ms).
+    pub last_rotated_ms: Option<f64>,
+    /// The owner.
+    pub owner: Option<String>,
+    /// The environment.
+    pub environment: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Custom key-values.
+    pub custom: std::collections::HashMap<String, String>,
+    /// Rotation interval in milliseconds.
+    pub rotation_interval_ms: Option<f64>,
+    /// Every kept version, oldest first.
+    pub versions: Vec<NativeVersionInfo>,
+}
+
+impl From<strongroom::secrets::SecretMetadata> for NativeSecretMetadata {
+    fn from(m: strongroom::secrets::SecretMetadata) -> Self {
+        Self {
+            path: m.path.as_str().to_owned(),
+            current_version: m.current_version as f64,
+            oldest_version: m.oldest_version as f64,
+            max_versions: m.max_versions,
+            effective_max_versions: m.effective_max_versions,
+            created_ms: ms(m.created_at),
+            updated_ms: ms(m.updated_at),
+            last_rotated_ms: m.last_rotated_at.map(ms),
+            owner: m.owner,
+            environment: m.environment,
+            tags: m.tags.into_iter().collect(),
+            custom: m.custom.into_iter().collect(),
+            rotation_interval_ms: m.rotation_interval.map(|d| d.as_millis() as f64),
+            versions: m.versions.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Whom the secrets calls go to: the store itself (no policy, no audit;
+/// follows the store through seal/unseal) or a principal's handle.
+#[derive(Clone)]
+enum Target {
+    Store(Arc<RwLock<Strongroom>>),
+    Handle(strongroom::Handle),
+}
+
+/// The versioned secrets store, directly or through a principal's handle.
+#[napi]
+pub struct NativeSecrets {
+    target: Target,
+}
+
+fn versions_arg(versions: Option<Vec<Either<f64, BigInt>>>) -> napi::Result<Vec<u64>> {
+    versions
+        .unwrap_or_default()
+        .iter()
+        .map(context_version)
+        .collect()
+}
+
+fn versions_out(v: Vec<u64>) -> Vec<f64> {
+    v.into_iter().map(|n| n as f64).collect()
+}
+
+/// Runs `$store_op` on the store or `$handle_op` on the handle, with the
+/// same arguments; evaluates to the core's `Result`.
+macro_rules! on_target {
+    ($t:expr, $store_op:ident, $handle_op:ident ( $($arg:expr),* )) => {
+        match &$t {
+            Target::Store(s) => {
+                let store = s
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .secrets();
+                store.$store_op($($arg),*).await
+            }
+            Target::Handle(h) => h.$handle_op($($arg),*).await,
+        }
+    };
+}
+
+#[napi]
+impl NativeSecrets {
+    /// The principal's name, or `null` for the store itself.
+    #[napi(getter)]
+    pub fn principal(&self) -> Option<String> {
+        match &self.target {
+            Target::Handle(h) => Some(h.principal().name().to_owned()),
+            Target::Store(_) => None,
+        }
+    }
+
+    /// Writes a new version; `cas` is the expected current version (0: the
+    /// secret must not exist).
+    #[napi]
+    pub fn put<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        value: Either<BufferSlice<'_>, String>,
+        cas: Option<Either<f64, BigInt>>,
+    ) -> napi::Result<PromiseRaw<'env, NativeVersionInfo>> {
+        let t = self.target.clone();
+        let cas = cas.as_ref().map(context_version).transpose()?;
+        let value = SecretBytes::copy_from(plain_bytes(&value));
+        env.spawn_future(async move {
+            let v = on_target!(t, put, put(&path, value.expose_secret(), cas)).map_err(to_js)?;
+            Ok((&v).into())
+        })
+    }
+
+    /// Reads the newest version (or `version`): resolves to
+    /// `{ info, value }` with `value` a Buffer holding the only JavaScript
+    /// copy of the plaintext.
+    #[napi(ts_return_type = "Promise<{ info: NativeVersionInfo, value: Buffer }>")]
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        version: Option<Either<f64, BigInt>>,
+    ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
+        let t = self.target.clone();
+        let version = version.as_ref().map(context_version).transpose()?;
+        env.spawn_future_with_callback(
+            async move {
+                match version {
+                    Some(v) => on_target!(t, get_version, read_version(&path, v)),
+                    None => on_target!(t, get, read(&path)),
+                }
+                .map_err(to_js)
+            },
+            |env, found| {
+                let mut obj = Object::new(env)?;
+                obj.set("info", NativeVersionInfo::from(&found.version))?;
+                obj.set("value", secret_buffer(env, found.value)?)?;
+                Ok(obj)
+            },
+        )
+    }
+
+    /// Names directly under `prefix`; sub-folders end with "/".
+    #[napi]
+    pub fn list<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+    ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let t = self.target.clone();
+        env.spawn_future(async move { on_target!(t, list, list(&prefix)).map_err(to_js) })
+    }
+
+    /// Soft-deletes versions (the current one if empty); returns those changed.
+    #[napi]
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        versions: Option<Vec<Either<f64, BigInt>>>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
+        let t = self.target.clone();
+        let versions = versions_arg(versions)?;
+        env.spawn_future(async move {
+            on_target!(t, delete, delete(&path, &versions))
+                .map(versions_out)
+                .map_err(to_js)
+        })
+    }
+
+    /// Restores soft-deleted versions; returns those changed.
+    #[napi]
+    pub fn undelete<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        versions: Option<Vec<Either<f64, BigInt>>>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
+        let t = self.target.clone();
+        let versions = versions_arg(versions)?;
+        env.spawn_future(async move {
+            on_target!(t, undelete, undelete(&path, &versions))
+                .map(versions_out)
+                .map_err(to_js)
+        })
+    }
+
+    /// Destroys versions (the current one if empty) for good; returns those changed.
+    #[napi]
+    pub fn destroy<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        versions: Option<Vec<Either<f64, BigInt>>>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
+        let t = self.target.clone();
+        let versions = versions_arg(versions)?;
+        env.spawn_future(async move {
+            on_target!(t, destroy, destroy(&path, &versions))
+                .map(versions_out)
+                .map_err(to_js)
+        })
+    }
+
+    /// The secret's metadata.
+    #[napi]
+    pub fn metadata<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeSecretMetadata>> {
+        let t = self.target.clone();
+        env.spawn_future(async move {
+            on_target!(t, metadata, metadata(&path))
+                .map(Into::into)
+                .map_err(to_js)
+        })
+    }
+}
+
+/// A policy parsed from TOML.
+#[napi]
+pub struct NativePolicy {
+    policy: strongroom::policy::Policy,
+}
+
+#[napi]
+impl NativePolicy {
+    /// Parses a policy from TOML text.
+    #[napi(factory)]
+    pub fn from_toml(text: String) -> napi::Result<Self> {
+        strongroom::policy::Policy::from_toml_str(&text)
+            .map(|policy| Self { policy })
+            .map_err(|e| to_js(e.into()))
+    }
+
+    /// The policy's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.policy.name.clone()
+    }
+}
+
+/// The head of an audit chain.
+#[napi(object)]
+pub struct NativeCheckpoint {
+    /// The last record's sequence number (0 before any record).
+    pub seq: f64,
+    /// The last record's MAC (hex).
+    pub mac: String,
+}
+
+impl From<strongroom::audit::Checkpoint> for NativeCheckpoint {
+    fn from(c: strongroom::audit::Checkpoint) -> Self {
+        Self {
+            seq: c.seq as f64,
+            mac: c.mac,
+        }
+    }
+}
+
+/// An audit log of a store, writing to a JSON-lines file and/or memory.
+#[napi]
+pub struct NativeAuditLog {
+    log: Arc<strongroom::audit::AuditLog>,
+    memory: Option<Arc<strongroom::audit::MemorySink>>,
+}
+
+#[napi]
+impl NativeAuditLog {
+    /// The chain head after the last record.
+    #[napi]
+    pub fn head<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeCheckpoint>> {
+        let log = self.log.clone();
+        env.spawn_future(async move { Ok(log.head().await.into()) })
+    }
+
+    /// The JSON lines the memory sink holds (empty without one).
+    #[napi]
+    pub fn memory_lines(&self) -> Vec<String> {
+        self.memory.as_ref().map(|m| m.lines()).unwrap_or_default()
+    }
+}
+
+/// What verifying an audit file saw.
+#[napi(object)]
+pub struct NativeVerifyReport {
+    /// Records verified.
+    pub records: f64,
+    /// The head after the last record.
+    pub head: NativeCheckpoint,
+}
+
+#[napi]
+impl NativeStrongroom {
+    /// The versioned secrets store (no policy checks, no audit).
+    #[napi]
+    pub fn secrets(&self) -> NativeSecrets {
+        NativeSecrets {
+            target: Target::Store(self.current.clone()),
+        }
+    }
+
+    /// Opens an audit log keyed by this store, continuing its saved chain:
+    /// to the JSON-lines file `file` (created if missing, then verified up
+    /// to the store's saved head; fsync after every record unless `fsync`
+    /// is false) and/or to memory.
+    #[napi]
+    pub fn open_audit_log<'env>(
+        &self,
+        env: &'env Env,
+        file: Option<String>,
+        memory: bool,
+        fsync: Option<bool>,
+    ) -> napi::Result<PromiseRaw<'env, NativeAuditLog>> {
+        use strongroom::audit::{AuditSink, FsyncPolicy, JsonlFileSink, MemorySink};
+        let sr = self.handle()?;
+        env.spawn_future(async move {
+            let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
+            if let Some(f) = &file {
+                let policy = if fsync.unwrap_or(true) {
+                    FsyncPolicy::EveryRecord
+                } else {
+                    FsyncPolicy::OsBuffered
+                };
+                sinks.push(Arc::new(
+                    JsonlFileSink::open(f, policy).map_err(|e| to_js(e.into()))?,
+                ));
+            }
+            let mem = memory.then(|| Arc::new(MemorySink::new()));
+            if let Some(m) = &mem {
+                sinks.push(m.clone());
+            }
+            // The core verifies the file (from its first record up to the
+            // store's saved head) before continuing its chain.
+            let previous = file.as_deref().map(std::path::Path::new);
+            let log = sr.open_audit_log(sinks, previous).await.map_err(to_js)?;
+            Ok(NativeAuditLog {
+                log: Arc::new(log),
+                memory: mem,
+            })
+        })
+    }
+
+    /// A handle through which `principal`, holding `policies`, uses the
+    /// secrets store: every call checked and audited to `audit`.
+    #[napi]
+    pub fn as_principal(
+        &self,
+        principal: String,
+        policies: Vec<&NativePolicy>,
+        audit: &NativeAuditLog,
+    ) -> napi::Result<NativeSecrets> {
+        let p = strongroom::policy::Principal::new(principal, policies.iter().map(|p| &p.policy));
+        Ok(NativeSecrets {
+            target: Target::Handle(self.handle()?.as_principal(p, audit.log.clone())),
+        })
+    }
+
+    /// Verifies the JSON-lines audit file at `path` with this store's audit
+    /// key, from its first record up to (at least) the store's saved head.
+    #[napi]
+    pub fn verify_audit_file<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeVerifyReport>> {
+        let sr = self.handle()?;
+        env.spawn_future(async move {
+            let key = sr.audit_key().map_err(to_js)?;
+            let saved = sr.saved_audit_head().await.map_err(to_js)?;
+            let report = strongroom::audit::verify_jsonl_file(&path, &key, None, saved.as_ref())
+                .map_err(|e| to_js(e.into()))?;
+            Ok(NativeVerifyReport {
+                records: report.records as f64,
+                head: report.head.into(),
+            })
+        })
+    }
+}
+
+// ----- leases -----
+
+/// A clock: the system clock, or a manual one tests move.
+#[napi]
+pub struct NativeClock {
+    clock: Arc<dyn strongroom::clock::Clock>,
+    manual: Option<strongroom::clock::ManualClock>,
+}
+
+fn millis(what: &str, v: f64) -> napi::Result<u64> {
+    if v.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&v) {
+        Ok(v as u64)
+    } else {
+        Err(invalid(format!(
+            "{what} must be a non-negative integer number of milliseconds, got {v}"
+        )))
+    }
+}
+
+fn duration_ms(what: &str, v: f64) -> napi::Result<std::time::Duration> {
+    millis(what, v).map(std::time::Duration::from_millis)
+}
+
+#[napi]
+impl NativeClock {
+    /// The system clock.
+    #[napi(factory)]
+    pub fn system() -> Self {
+        Self {
+            clock: Arc::new(strongroom::clock::SystemClock),
+            manual: None,
+        }
+    }
+
+    /// A manual clock starting at `start_ms` (ms since the epoch).
+    #[napi(factory)]
+    pub fn manual(start_ms: f64) -> napi::Result<Self> {
+        let m = strongroom::clock::ManualClock::new(strongroom::clock::Timestamp::from_millis(
+            millis("startMs", start_ms)?,
+        ));
+        Ok(Self {
+            clock: Arc::new(m.clone()),
+            manual: Some(m),
+        })
+    }
+
+    /// The current time (ms since the epoch).
+    #[napi]
+    pub fn now(&self) -> f64 {
+        ms(self.clock.now())
+    }
+
+    /// Moves a manual clock forward by `by_ms`.
+    #[napi]
+    pub fn advance(&self, by_ms: f64) -> napi::Result<()> {
+        let by = duration_ms("ms", by_ms)?;
+        match &self.manual {
+            Some(m) => {
+                m.advance(by);
+                Ok(())
+            }
+            None => Err(invalid("only a manual clock can be advanced")),
+        }
+    }
+}
+
+/// A revoker for leases that stand for nothing outside the store: revoking
+/// one succeeds at once.
+#[derive(Debug)]
+struct NoopRevoker;
+
+#[async_trait::async_trait]
+impl strongroom::lease::Revoker for NoopRevoker {
+    async fn revoke(&self, _lease: &strongroom::lease::Lease) -> strongroom::Result<()> {
+        Ok(())
+    }
+}
+
+/// Public facts about a lease (never its revocation data).
+#[napi(object)]
+pub struct NativeLease {
+    /// "lease_" and 32 hex digits.
+    pub id: String,
+    /// The path it was issued for.
+    pub path: String,
+    /// The engine that revokes it.
+    pub engine: String,
+    /// Issue time (ms).
+    pub issued_ms: f64,
+    /// Current TTL (ms).
+    pub ttl_ms: f64,
+    /// Maximum TTL (ms).
+    pub max_ttl_ms: f64,
+    /// Expiry (ms).
+    pub expires_ms: f64,
+    /// The latest expiry renewals may reach (ms).
+    pub max_expires_ms: f64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+    /// "active", "revoked", or a description of a pending revocation.
+    pub state: String,
+}
+
+impl From<strongroom::lease::Lease> for NativeLease {
+    fn from(l: strongroom::lease::Lease) -> Self {
+        Self {
+            id: l.id().to_string(),
+            path: l.path().to_owned(),
+            engine: l.engine().to_owned(),
+            issued_ms: ms(l.issued_at()),
+            ttl_ms: l.ttl().as_millis() as f64,
+            max_ttl_ms: l.max_ttl().as_millis() as f64,
+            expires_ms: ms(l.expires_at()),
+            max_expires_ms: ms(l.max_expires_at()),
+            renewable: l.renewable(),
+            state: l.state().to_string(),
+        }
+    }
+}
+
+/// A lease event.
+#[napi(object)]
+pub struct NativeLeaseEvent {
+    /// "issued", "renewed", "expiring_soon", "revoked", "irrevocable" or "other".
+    pub kind: String,
+    /// The lease id.
+    pub id: Option<String>,
+    /// The lease's path.
+    pub path: Option<String>,
+    /// The expiry, for issued / renewed / expiring_soon (ms).
+    pub expires_ms: Option<f64>,
+}
+
+impl From<strongroom::lease::LeaseEvent> for NativeLeaseEvent {
+    fn from(e: strongroom::lease::LeaseEvent) -> Self {
+        use strongroom::lease::LeaseEvent as E;
+        let (kind, id, path, expires) = match e {
+            E::Issued {
+                id,
+                path,
+                expires_at,
+            } => ("issued", Some(id), Some(path), Some(expires_at)),
+            E::Renewed {
+                id,
+                path,
+                expires_at,
+                ..
+            } => ("renewed", Some(id), Some(path), Some(expires_at)),
+            E::ExpiringSoon {
+                id,
+                path,
+                expires_at,
+            } => ("expiring_soon", Some(id), Some(path), Some(expires_at)),
+            E::Revoked { id, path, .. } => ("revoked", Some(id), Some(path), None),
+            E::Irrevocable { id, path, .. } => ("irrevocable", Some(id), Some(path), None),
+            _ => ("other", None, None, None),
+        };
+        Self {
+            kind: kind.to_owned(),
+            id: id.map(|i| i.to_string()),
+            path,
+            expires_ms: expires.map(ms),
+        }
+    }
+}
+
+/// What a runDue() pass did.
+#[napi(object)]
+pub struct NativeDueReport {
+    /// Leases revoked.
+    pub revoked: u32,
+    /// Revocations that failed and were rescheduled.
+    pub deferred: u32,
+    /// Leases that became irrevocable.
+    pub irrevocable: u32,
+    /// Expiring-soon events sent.
+    pub expiring_soon: u32,
+    /// Leases that could not be processed.
+    pub errors: u32,
+}
+
+/// Leases over a store's storage, with the built-in "noop" engine.
+#[napi]
+pub struct NativeLeaseManager {
+    manager: Arc<strongroom::lease::LeaseManager>,
+    events: std::sync::Mutex<tokio::sync::broadcast::Receiver<strongroom::lease::LeaseEvent>>,
+}
+
+fn lease_id(text: &str) -> napi::Result<strongroom::lease::LeaseId> {
+    text.parse().map_err(to_js)
+}
+
+#[napi]
+impl NativeLeaseManager {
+    /// Issues a lease on `path` for `engine` ("noop" is built in).
+    #[napi]
+    pub fn issue<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        engine: String,
+        ttl_ms: f64,
+        max_ttl_ms: f64,
+        renewable: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let ttl = duration_ms("ttlMs", ttl_ms)?;
+        let max_ttl = duration_ms("maxTtlMs", max_ttl_ms)?;
+        env.spawn_future(async move {
+            m.issue(&path, &engine, ttl, max_ttl, renewable, Vec::new())
+                .await
+                .map(Into::into)
+                .map_err(to_js)
+        })
+    }
+
+    /// Renews a lease to expire `increment_ms` from now (capped by max TTL).
+    #[napi]
+    pub fn renew<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        increment_ms: f64,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        let inc = duration_ms("incrementMs", increment_ms)?;
+        env.spawn_future(async move { m.renew(id, inc).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Revokes a lease now.
+    #[napi]
+    pub fn revoke<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        env.spawn_future(async move { m.revoke(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// The lease with this id.
+    #[napi]
+    pub fn lookup<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        env.spawn_future(async move { m.lookup(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Ids of the live leases under `prefix`.
+    #[napi]
+    pub fn list<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+    ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let m = self.manager.clone();
+        env.spawn_future(async move {
+            m.list(&prefix)
+                .await
+                .map(|ids| ids.iter().map(ToString::to_string).collect())
+                .map_err(to_js)
+        })
+    }
+
+    /// Processes everything due at the clock's current time.
+    #[napi]
+    pub fn run_due<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeDueReport>> {
+        let m = self.manager.clone();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        env.spawn_future(async move {
+            let r = m.run_due().await.map_err(to_js)?;
+            Ok(NativeDueReport {
+                revoked: n(r.revoked),
+                deferred: n(r.deferred),
+                irrevocable: n(r.irrevocable),
+                expiring_soon: n(r.expiring_soon),
+                errors: n(r.errors),
+            })
+        })
+    }
+
+    /// The events since the last call (oldest first); events the buffer
+    /// could not hold are skipped.
+    #[napi]
+    pub fn take_events(&self) -> napi::Result<Vec<NativeLeaseEvent>> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut rx = self
+            .events
+            .lock()
+            .map_err(|_| invalid("lease events poisoned"))?;
+        let mut out = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(e) => out.push(e.into()),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[napi]
+impl NativeStrongroom {
+    /// A lease manager over this store's storage, timed by `clock` (the
+    /// store's clock if none), with the "noop" engine registered.
+    #[napi]
+    pub fn lease_manager(&self, clock: Option<&NativeClock>) -> napi::Result<NativeLeaseManager> {
+        let clock = match clock {
+            Some(c) => c.clock.clone(),
+            None => self.handle()?.clock().clone(),
+        };
+        let m = strongroom::lease::LeaseManager::new(
+            self.storage.clone(),
+            clock,
+            strongroom::lease::LeaseConfig::default(),
+        )
+        .map_err(to_js)?;
+        m.register_revoker("noop", Arc::new(NoopRevoker));
+        let events = std::sync::Mutex::new(m.subscribe());
+        Ok(NativeLeaseManager {
+            manager: Arc::new(m),
+            events,
+        })
+    }
+}
+
+/// A JavaScript revocation callback: called with the lease, it returns a
+/// Promise that resolves when the engine took the credential back (a
+/// rejection defers the revocation; the manager retries).
+type JsRevokeFn = napi::threadsafe_function::ThreadsafeFunction<
+    NativeLease,
+    napi::bindgen_prelude::Promise<()>,
+    NativeLease,
+    Status,
+    false,
+    true,
+>;
+
+/// A revoker whose work is done by a JavaScript function.
+struct JsRevoker {
+    engine: String,
+    revoke: JsRevokeFn,
+}
+
+impl std::fmt::Debug for JsRevoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsRevoker")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl strongroom::lease::Revoker for JsRevoker {
+    async fn revoke(&self, lease: &strongroom::lease::Lease) -> strongroom::Result<()> {
+        let failed = |e: napi::Error| {
+            Error::InvalidArgument(format!(
+                "the JavaScript revoker of engine {} failed: {}",
+                self.engine, e.reason
+            ))
+        };
+        let promise = self
+            .revoke
+            .call_async(lease.clone().into())
+            .await
+            .map_err(failed)?;
+        promise.await.map_err(failed)
+    }
+}
+
+#[napi]
+impl NativeLeaseManager {
+    /// Registers `engine`, whose revocations call `revoke(lease)` (an async
+    /// JavaScript function). It does not keep the process alive.
+    #[napi(ts_args_type = "engine: string, revoke: (lease: NativeLease) => Promise<void>")]
+    pub fn register_engine(&self, engine: String, revoke: JsRevokeFn) {
+        self.manager
+            .register_revoker(engine.clone(), Arc::new(JsRevoker { engine, revoke }));
+    }
 }

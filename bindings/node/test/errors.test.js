@@ -80,10 +80,23 @@ test('non-Strongroom errors pass through unchanged', async () => {
   await assert.rejects(store.openValue('not a buffer', { path: 'a', version: 1 }), TypeError)
 })
 
-test('every code the native side can produce has its class here', () => {
-  const src = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', 'src', 'lib.rs'), 'utf8')
-  const produced = new Set(src.match(/"ERR_STRONGROOM(?:_[A-Z_]+)?"/g).map((s) => s.slice(1, -1)))
-  assert.ok(produced.size >= 18)
-  const known = new Set(Object.values(sr).filter((v) => typeof v === 'function' && v.code).map((c) => c.code))
-  for (const code of produced) assert.ok(known.has(code), `${code} has no class`)
+test('every error class names a core Error::kind (codes are ERR_STRONGROOM_ + the kind)', () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const src = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'crates', 'strongroom', 'src', 'error.rs'), 'utf8')
+  const kinds = [...src.slice(src.indexOf('pub fn kind(')).matchAll(/=> "([a-z_]+)"/g)].map((m) => m[1])
+  assert.ok(kinds.length >= 40)
+  // The one code kept from before the kinds existed.
+  const codes = new Set(kinds.map((k) =>
+    k === 'cas_mismatch' ? 'ERR_STRONGROOM_CAS_CONFLICT' : `ERR_STRONGROOM_${k.toUpperCase()}`))
+  const jsOnly = new Set(['ERR_STRONGROOM', 'ERR_STRONGROOM_SECRET_WIPED'])
+  const classes = Object.values(sr).filter((v) => typeof v === 'function' && v.code)
+  assert.ok(classes.length >= 28)
+  for (const cls of classes) {
+    if (!jsOnly.has(cls.code)) assert.ok(codes.has(cls.code), `${cls.name}: ${cls.code} is no core kind`)
+  }
+  // The native side derives the code from the kind, keeping CAS_CONFLICT.
+  const lib = fs.readFileSync(path.join(__dirname, '..', 'src', 'lib.rs'), 'utf8')
+  assert.match(lib, /"cas_mismatch" => "ERR_STRONGROOM_CAS_CONFLICT"/)
+  assert.match(lib, /format!\("ERR_STRONGROOM_\{\}", kind\.to_ascii_uppercase\(\)\)/)
 })

@@ -2,7 +2,10 @@
 // uses the API the way callers do, so index.d.ts must match it.
 import {
   Strongroom, Storage, Secret, sealWithKey, openSealed, sealedKeyVersion, generateKeyFile,
-  StrongroomError, DecryptionFailed, UnknownKeyVersion, KeyInfo, RewrapReport, SealContext
+  StrongroomError, DecryptionFailed, UnknownKeyVersion, KeyInfo, RewrapReport, SealContext,
+  SecretsStore, Policy, AuditLog, verifyAuditFile, VersionInfo, SecretValue, SecretMetadata,
+  AuditReport, AuditCheckpoint, CasConflict, AuditChainBroken, PolicyDenied,
+  Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -47,6 +50,45 @@ async function main (): Promise<void> {
     }
   }
   void [backend, initialised, other, bytes, got, when, keys, report, sealedNow, opened, kv]
+
+  const v: VersionInfo = await store.putSecret('prod/app/db', Buffer.from('pw'), { cas: 0 })
+  const sv: SecretValue = await store.getSecret('prod/app/db', { version: v.version })
+  const value: Secret = sv.value
+  const names: string[] = await store.listSecrets('prod/app')
+  const changed: number[] = await store.deleteSecret('prod/app/db', [1])
+  await store.undeleteSecret('prod/app/db', changed)
+  await store.destroySecret('prod/app/db')
+  const md: SecretMetadata = await store.secretMetadata('prod/app/db')
+  const policy: Policy = Policy.fromToml('name = "p"')
+  const audit: AuditLog = await store.openAuditLog({ file: '/tmp/a.jsonl', memory: true })
+  const svc: SecretsStore = store.asPrincipal('svc', [policy], audit)
+  const who: string | null = svc.principal
+  await svc.put('prod/app/db', 'x')
+  const head: AuditCheckpoint = await audit.head()
+  const lines: string[] = audit.memoryLines()
+  const rep: AuditReport = await verifyAuditFile('/tmp/a.jsonl', store)
+  try {
+    await svc.get('prod/app/db')
+  } catch (e) {
+    if (e instanceof CasConflict) { const c: number = e.current; void c }
+    if (e instanceof AuditChainBroken) { const s: number = e.seq; void s }
+    if (e instanceof PolicyDenied) { const p: string = e.path; void p }
+  }
+  void [value, names, md.versions, who, head, lines, rep]
+
+  const clock: Clock = Clock.manual(0)
+  const leases: LeaseManager = store.leaseManager(clock)
+  leases.registerEngine('db', async (l: Lease) => { void l.id })
+  const lease: Lease = await leases.issue('prod/app/db', { ttlMs: 1000, engine: 'db' })
+  clock.advance(2000)
+  try {
+    await leases.renew(lease.id, 1000)
+  } catch (e) {
+    if (e instanceof LeaseExpired) { const at: number = e.expiredAt; void at }
+  }
+  const due: DueReport = await leases.runDue()
+  const events: LeaseEvent[] = leases.takeEvents()
+  void [due, events, store.leaseManager()]
 }
 
 void main

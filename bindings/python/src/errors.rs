@@ -4,6 +4,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::{PyErr, create_exception};
 use strongroom::Error;
+use strongroom::audit::AuditError as CoreAuditError;
 use strongroom::lease::LeaseError as CoreLeaseError;
 use strongroom::policy::PolicyError as CorePolicyError;
 use strongroom::secrets::SecretError;
@@ -136,6 +137,24 @@ create_exception!(
 );
 create_exception!(
     strongroom,
+    NotFound,
+    SecretStoreError,
+    "No secret at this path, or the secret has no such version."
+);
+create_exception!(
+    strongroom,
+    VersionDeleted,
+    SecretStoreError,
+    "The version was soft-deleted; undelete_secret brings it back."
+);
+create_exception!(
+    strongroom,
+    VersionDestroyed,
+    SecretStoreError,
+    "The version was destroyed (or pruned): its value is gone for good."
+);
+create_exception!(
+    strongroom,
     PolicyError,
     StrongroomError,
     "A policy could not be loaded or evaluated."
@@ -151,6 +170,12 @@ create_exception!(
     AuditError,
     StrongroomError,
     "The audit trail could not be written or failed verification."
+);
+create_exception!(
+    strongroom,
+    AuditChainBroken,
+    AuditError,
+    "An audit chain does not verify at record `seq` (edited, deleted, reordered or truncated)."
 );
 create_exception!(
     strongroom,
@@ -205,9 +230,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         InvalidArgument,
         SecretStoreError,
         CasConflict,
+        NotFound,
+        VersionDeleted,
+        VersionDestroyed,
         PolicyError,
         PolicyDenied,
         AuditError,
+        AuditChainBroken,
         LeaseError,
         LeaseExpired,
         RotationError,
@@ -225,10 +254,12 @@ enum Attr {
 }
 
 /// Maps a core error onto its exception class, with the error's fields as
-/// attributes (`err.version`, `err.key`, ...) and its message as text.
+/// attributes (`err.version`, `err.key`, ...), its stable short code as
+/// `err.code` and its message as text.
 pub(crate) fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
-    let (err, attrs): (PyErr, Attrs) = match e {
+    let code = e.kind();
+    let (err, mut attrs): (PyErr, Attrs) = match e {
         Error::DecryptionFailed => (DecryptionFailed::new_err(msg), vec![]),
         Error::MalformedSealedValue(_) => (MalformedSealedValue::new_err(msg), vec![]),
         Error::UnknownKeyVersion { version, latest } => (
@@ -317,12 +348,82 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::InvalidArgument(_) => (InvalidArgument::new_err(msg), vec![]),
         // Subsystem errors: the variants a caller acts on get a subclass;
         // the rest raise the subsystem's base class.
-        Error::Secret(SecretError::CasMismatch { .. }) => (CasConflict::new_err(msg), vec![]),
-        Error::Secret(_) => (SecretStoreError::new_err(msg), vec![]),
-        Error::Policy(CorePolicyError::Denied { path, .. }) => {
-            (PolicyDenied::new_err(msg), vec![("path", Attr::Str(path))])
+        Error::Secret(SecretError::CasMismatch {
+            path,
+            expected,
+            current,
+        }) => (
+            CasConflict::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("expected", Attr::Int(expected)),
+                ("current", Attr::Int(current)),
+            ],
+        ),
+        Error::Secret(SecretError::NotFound { path, version }) => {
+            let mut a = vec![("path", Attr::Str(path))];
+            if let Some(v) = version {
+                a.push(("version", Attr::Int(v)));
+            }
+            (NotFound::new_err(msg), a)
         }
+        Error::Secret(SecretError::VersionDeleted {
+            path,
+            version,
+            deleted_at,
+        }) => (
+            VersionDeleted::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("version", Attr::Int(version)),
+                ("deleted_ms", Attr::Int(deleted_at.as_millis())),
+            ],
+        ),
+        Error::Secret(SecretError::VersionDestroyed {
+            path,
+            version,
+            destroyed_at,
+        }) => (
+            VersionDestroyed::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("version", Attr::Int(version)),
+                ("destroyed_ms", Attr::Int(destroyed_at.as_millis())),
+            ],
+        ),
+        Error::Secret(SecretError::VersionPruned {
+            path,
+            version,
+            oldest,
+        }) => (
+            VersionDestroyed::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("version", Attr::Int(version)),
+                ("oldest", Attr::Int(oldest)),
+            ],
+        ),
+        Error::Secret(_) => (SecretStoreError::new_err(msg), vec![]),
+        Error::Policy(CorePolicyError::Denied {
+            principal,
+            capability,
+            path,
+        }) => (
+            PolicyDenied::new_err(msg),
+            vec![
+                ("path", Attr::Str(path)),
+                ("principal", Attr::Str(principal)),
+                ("capability", Attr::Str(capability.to_string())),
+            ],
+        ),
         Error::Policy(_) => (PolicyError::new_err(msg), vec![]),
+        Error::Audit(CoreAuditError::ChainBroken { seq, reason }) => (
+            AuditChainBroken::new_err(msg),
+            vec![
+                ("seq", Attr::Int(seq)),
+                ("reason", Attr::Str(reason.to_string())),
+            ],
+        ),
         Error::Audit(_) => (AuditError::new_err(msg), vec![]),
         Error::Lease(CoreLeaseError::Expired { .. }) => (LeaseExpired::new_err(msg), vec![]),
         Error::Lease(_) => (LeaseError::new_err(msg), vec![]),
@@ -330,7 +431,9 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::Shamir(_) => (ShamirError::new_err(msg), vec![]),
         _ => (StrongroomError::new_err(msg), vec![]),
     };
-    if !attrs.is_empty() {
+    // The core's stable short code (`Error::kind`), on every exception.
+    attrs.push(("code", Attr::Str(code.to_owned())));
+    {
         Python::attach(|py| {
             let value = err.value(py);
             for (name, attr) in attrs {

@@ -19,8 +19,10 @@ use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::{Zeroize as _, Zeroizing};
 
 mod errors;
+mod store;
 
 use errors::to_py;
+use store::{Change, Target};
 
 type Core = strongroom::Strongroom;
 
@@ -526,6 +528,27 @@ async fn get_sealed(
     ))
 }
 
+impl Strongroom {
+    fn target(&self) -> Target {
+        Target::Store(self.core.clone())
+    }
+}
+
+impl BlockingStrongroom {
+    fn target(&self) -> Target {
+        Target::Store(self.core.clone())
+    }
+}
+
+/// The core store behind a `Strongroom` or a `blocking.Strongroom`.
+fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
+    if let Ok(s) = obj.cast::<Strongroom>() {
+        return Ok(s.get().core.clone());
+    }
+    let s = obj.cast::<BlockingStrongroom>()?;
+    Ok(s.get().core.clone())
+}
+
 #[pymethods]
 impl Strongroom {
     /// Creates a new store in empty `storage` (awaitable).
@@ -668,6 +691,105 @@ impl Strongroom {
     /// Facts about every key version.
     fn keys(&self) -> PyResult<Vec<KeyInfo>> {
         keys(&self.core)
+    }
+
+    // ----- versioned secrets (no policy, no audit), principals, audit -----
+
+    /// Writes a new version of the secret at `path`; `cas` is the expected
+    /// current version (0: must not exist). Resolves to its `VersionInfo`.
+    #[pyo3(signature = (path, value, cas = None))]
+    fn put_secret<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        value: &Bound<'py, PyAny>,
+        cas: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let value = secret_input(value)?;
+        awaitable(py, store::put(self.target(), path, value, cas))
+    }
+
+    /// Reads the newest version (or `version`); resolves to `(VersionInfo, Secret)`.
+    #[pyo3(signature = (path, version = None))]
+    fn get_secret<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        version: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, store::get(self.target(), path, version))
+    }
+
+    /// Names directly under `prefix`; sub-folders end with "/".
+    fn list_secrets<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, store::list(self.target(), prefix))
+    }
+
+    /// Soft-deletes `versions` (the current one if none); resolves to those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn delete_secret<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = versions.unwrap_or_default();
+        awaitable(py, store::change(self.target(), Change::Delete, path, v))
+    }
+
+    /// Restores soft-deleted `versions`; resolves to those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn undelete_secret<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = versions.unwrap_or_default();
+        awaitable(py, store::change(self.target(), Change::Undelete, path, v))
+    }
+
+    /// Destroys `versions` (the current one if none) for good; resolves to those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn destroy_secret<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = versions.unwrap_or_default();
+        awaitable(py, store::change(self.target(), Change::Destroy, path, v))
+    }
+
+    /// The secret's metadata; resolves to a `SecretMetadata`.
+    fn secret_metadata<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, store::metadata(self.target(), path))
+    }
+
+    /// Opens an audit log writing to the JSON-lines file `path` (created if
+    /// missing; an existing file is first verified up to the store's saved
+    /// head). Resolves to an `AuditLog`.
+    #[pyo3(signature = (path, fsync = true))]
+    fn open_audit_log<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        fsync: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, store::open_audit_log(self.core.clone(), path, fsync))
+    }
+
+    /// A handle through which `name`, holding `policies`, uses the secrets
+    /// store: every call checked and audited to `audit`.
+    fn as_principal(
+        &self,
+        name: String,
+        policies: Vec<PyRef<'_, store::Policy>>,
+        audit: &store::AuditLog,
+    ) -> store::Handle {
+        store::Handle {
+            inner: store::principal(&self.core, name, &policies, audit),
+        }
     }
 
     /// The blocking view of this same store.
@@ -869,6 +991,121 @@ impl BlockingStrongroom {
         keys(&self.core)
     }
 
+    // ----- versioned secrets (no policy, no audit), principals, audit -----
+
+    /// Writes a new version of the secret at `path`; `cas` is the expected
+    /// current version (0: must not exist). Returns its `VersionInfo`.
+    #[pyo3(signature = (path, value, cas = None))]
+    fn put_secret(
+        &self,
+        py: Python<'_>,
+        path: String,
+        value: &Bound<'_, PyAny>,
+        cas: Option<u64>,
+    ) -> PyResult<store::VersionInfo> {
+        let value = secret_input(value)?;
+        block(py, true, store::put(self.target(), path, value, cas))
+    }
+
+    /// Reads the newest version (or `version`): `(VersionInfo, Secret)`.
+    #[pyo3(signature = (path, version = None))]
+    fn get_secret(
+        &self,
+        py: Python<'_>,
+        path: String,
+        version: Option<u64>,
+    ) -> PyResult<store::ReadOut> {
+        block(py, true, store::get(self.target(), path, version))
+    }
+
+    /// Names directly under `prefix`; sub-folders end with "/".
+    fn list_secrets(&self, py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
+        block(py, true, store::list(self.target(), prefix))
+    }
+
+    /// Soft-deletes `versions` (the current one if none); returns those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn delete_secret(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        let v = versions.unwrap_or_default();
+        block(
+            py,
+            true,
+            store::change(self.target(), Change::Delete, path, v),
+        )
+    }
+
+    /// Restores soft-deleted `versions`; returns those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn undelete_secret(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        let v = versions.unwrap_or_default();
+        block(
+            py,
+            true,
+            store::change(self.target(), Change::Undelete, path, v),
+        )
+    }
+
+    /// Destroys `versions` (the current one if none) for good; returns those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn destroy_secret(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        let v = versions.unwrap_or_default();
+        block(
+            py,
+            true,
+            store::change(self.target(), Change::Destroy, path, v),
+        )
+    }
+
+    /// The secret's metadata.
+    fn secret_metadata(&self, py: Python<'_>, path: String) -> PyResult<store::MetadataOut> {
+        block(py, true, store::metadata(self.target(), path))
+    }
+
+    /// Opens an audit log writing to the JSON-lines file `path` (created if
+    /// missing; an existing file is first verified up to the store's saved
+    /// head).
+    #[pyo3(signature = (path, fsync = true))]
+    fn open_audit_log(
+        &self,
+        py: Python<'_>,
+        path: String,
+        fsync: bool,
+    ) -> PyResult<store::AuditLog> {
+        block(
+            py,
+            true,
+            store::open_audit_log(self.core.clone(), path, fsync),
+        )
+    }
+
+    /// A handle through which `name`, holding `policies`, uses the secrets
+    /// store: every call checked and audited to `audit`.
+    fn as_principal(
+        &self,
+        name: String,
+        policies: Vec<PyRef<'_, store::Policy>>,
+        audit: &store::AuditLog,
+    ) -> store::BlockingHandle {
+        store::BlockingHandle {
+            inner: store::principal(&self.core, name, &policies, audit),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!("{:?}", self.core)
     }
@@ -946,6 +1183,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "BlockingStrongroom",
         m.py().get_type::<BlockingStrongroom>(),
     )?;
+    m.add_class::<store::VersionInfo>()?;
+    m.add_class::<store::SecretMetadata>()?;
+    m.add_class::<store::Policy>()?;
+    m.add_class::<store::AuditLog>()?;
+    m.add_class::<store::AuditReport>()?;
+    m.add_class::<store::Handle>()?;
+    m.add("BlockingHandle", m.py().get_type::<store::BlockingHandle>())?;
+    m.add_function(wrap_pyfunction!(store::verify_audit_file, m)?)?;
     m.add_function(wrap_pyfunction!(seal_with_key, m)?)?;
     m.add_function(wrap_pyfunction!(open_sealed, m)?)?;
     m.add_function(wrap_pyfunction!(sealed_key_version, m)?)?;

@@ -3,9 +3,10 @@ returning results instead of awaitables. Each call releases the GIL while it
 runs on the extension's runtime, so other Python threads keep going."""
 
 from ._native import AlreadyInitialized
+from ._native import BlockingHandle as Handle
 from ._native import BlockingStrongroom as Strongroom
 
-__all__ = ["Strongroom", "open"]
+__all__ = ["Handle", "Strongroom", "open"]
 
 
 def open(path, *, key_file=None, key=None) -> Strongroom:

@@ -528,7 +528,10 @@ impl Inner {
         ];
         self.token.with_session(
             &self.pin,
-            |s| s.generate_key(&Mechanism::AesKeyGen, &template),
+            |s| {
+                let _writing = token_objects_lock();
+                s.generate_key(&Mechanism::AesKeyGen, &template)
+            },
             |e| map(e, "generating the token key"),
         )?;
         tracing::info!(
@@ -838,7 +841,10 @@ impl Pkcs11Protector {
             let found = inner.token.with_session(
                 &inner.pin,
                 |s| match inner.find_key(s, version)? {
-                    Some(h) => s.destroy_object(h).map(|()| true),
+                    Some(h) => {
+                        let _writing = token_objects_lock();
+                        s.destroy_object(h).map(|()| true)
+                    }
                     None => Ok(false),
                 },
                 |e| map(e, "destroying a token key version"),
@@ -875,6 +881,17 @@ impl KeyProtector for Pkcs11Protector {
         let wrapped = wrapped.to_vec();
         blocking(move || inner.unwrap(&wrapped)).await
     }
+}
+
+/// Serialises creating and destroying persistent token objects within this
+/// process. SoftHSM's file object store fails concurrent key generation on
+/// one token with `CKR_GENERAL_ERROR`; these calls are rare (init, rotate,
+/// destroy), so one process-wide lock costs nothing that matters.
+fn token_objects_lock() -> std::sync::MutexGuard<'static, ()> {
+    static TOKEN_OBJECTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TOKEN_OBJECTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -19,13 +19,22 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "1234-user";
 /// Tokens created at start (SoftHSM reads its token directory at
 /// `C_Initialize`, which happens once per process).
-const TOKENS: [&str; 5] = ["sr-main", "sr-other", "sr-pin", "sr-kwp", "sr-gone"];
+const TOKENS: [&str; 10] = [
+    "sr-main", "sr-other", "sr-pin", "sr-kwp", "sr-gone", "sr-conf", "sr-store", "sr-debug",
+    "sr-del", "sr-rot",
+];
 
 const MODULE_CANDIDATES: [&str; 3] = [
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
 ];
+
+/// SoftHSM 2.6's file object store intermittently fails key generation
+/// (`CKR_GENERAL_ERROR`) when other test threads generate keys on, search or
+/// delete tokens at the same moment. The tests take turns through this lock;
+/// concurrency inside one protector is still tested (`concurrent_use_from_many_tasks`).
+static TOKEN_DIR: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 struct Hsm {
     module: PathBuf,
@@ -101,10 +110,11 @@ fn kind_of(e: &Error) -> ProtectorErrorKind {
 
 #[tokio::test]
 async fn conformance_with_aes_gcm() {
-    let a = Pkcs11Protector::init_key(config("sr-main", "conf-a"))
+    let _exclusive = TOKEN_DIR.write().await;
+    let a = Pkcs11Protector::init_key(config("sr-conf", "conf-a"))
         .await
         .unwrap();
-    let b = Pkcs11Protector::init_key(config("sr-main", "conf-b"))
+    let b = Pkcs11Protector::init_key(config("sr-conf", "conf-b"))
         .await
         .unwrap();
     assert_eq!(a.mechanism(), WrapMechanism::AesGcm);
@@ -117,6 +127,7 @@ async fn conformance_with_aes_gcm() {
 
 #[tokio::test]
 async fn conformance_with_aes_key_wrap_pad() {
+    let _exclusive = TOKEN_DIR.write().await;
     let cfg = |label| config("sr-kwp", label).with_mechanism(WrapMechanism::AesKeyWrapPad);
     let a = Pkcs11Protector::init_key(cfg("kwp-a")).await.unwrap();
     let b = Pkcs11Protector::init_key(cfg("kwp-b")).await.unwrap();
@@ -135,6 +146,7 @@ async fn conformance_with_aes_key_wrap_pad() {
 
 #[tokio::test]
 async fn token_key_is_sensitive_and_not_extractable() {
+    let _exclusive = TOKEN_DIR.write().await;
     let p = Pkcs11Protector::init_key(config("sr-main", "attrs"))
         .await
         .unwrap();
@@ -151,6 +163,7 @@ async fn token_key_is_sensitive_and_not_extractable() {
 
 #[tokio::test]
 async fn init_refuses_an_existing_key_and_open_finds_it() {
+    let _exclusive = TOKEN_DIR.write().await;
     let p = Pkcs11Protector::init_key(config("sr-main", "reopen"))
         .await
         .unwrap();
@@ -171,6 +184,7 @@ async fn init_refuses_an_existing_key_and_open_finds_it() {
 
 #[tokio::test]
 async fn wrong_pin_is_reported() {
+    let _exclusive = TOKEN_DIR.write().await;
     let wrong = |label| {
         Pkcs11Config::new(
             &hsm().module,
@@ -199,6 +213,7 @@ async fn wrong_pin_is_reported() {
 
 #[tokio::test]
 async fn missing_module_is_reported() {
+    let _exclusive = TOKEN_DIR.write().await;
     let _ = hsm();
     let cfg = Pkcs11Config::new(
         "/nonexistent/libpkcs11-missing.so",
@@ -219,6 +234,7 @@ async fn missing_module_is_reported() {
 
 #[tokio::test]
 async fn absent_token_is_reported() {
+    let _exclusive = TOKEN_DIR.write().await;
     let e = Pkcs11Protector::open(config("no-such-token", "k"))
         .await
         .unwrap_err();
@@ -230,6 +246,7 @@ async fn absent_token_is_reported() {
 
 #[tokio::test]
 async fn absent_key_is_reported() {
+    let _exclusive = TOKEN_DIR.write().await;
     let e = Pkcs11Protector::open(config("sr-main", "never-created"))
         .await
         .unwrap_err();
@@ -239,13 +256,14 @@ async fn absent_key_is_reported() {
 
 #[tokio::test]
 async fn key_deleted_from_the_token_is_reported() {
-    let p = Pkcs11Protector::init_key(config("sr-main", "deleted"))
+    let _exclusive = TOKEN_DIR.write().await;
+    let p = Pkcs11Protector::init_key(config("sr-del", "deleted"))
         .await
         .unwrap();
     let root = SecretBytes::random(32).unwrap();
     let wrapped = p.wrap(&root).await.unwrap();
     // another process (here: another protector) rotates and deletes version 1
-    let q = Pkcs11Protector::open(config("sr-main", "deleted"))
+    let q = Pkcs11Protector::open(config("sr-del", "deleted"))
         .await
         .unwrap();
     assert_eq!(q.rotate().await.unwrap(), 2);
@@ -262,6 +280,7 @@ async fn key_deleted_from_the_token_is_reported() {
 
 #[tokio::test]
 async fn blob_from_another_token_fails_opaquely() {
+    let _exclusive = TOKEN_DIR.write().await;
     // same key label and version on two tokens: only the key bytes differ
     let here = Pkcs11Protector::init_key(config("sr-main", "shared-label"))
         .await
@@ -281,7 +300,8 @@ async fn blob_from_another_token_fails_opaquely() {
 
 #[tokio::test]
 async fn rotation_inside_the_token() {
-    let p = Pkcs11Protector::init_key(config("sr-main", "rotating"))
+    let _exclusive = TOKEN_DIR.write().await;
+    let p = Pkcs11Protector::init_key(config("sr-rot", "rotating"))
         .await
         .unwrap();
     let root = SecretBytes::random(32).unwrap();
@@ -315,7 +335,7 @@ async fn rotation_inside_the_token() {
     assert_eq!(kind_of(&e), ProtectorErrorKind::KeyNotFound, "{e}");
 
     // after a restart, open picks the newest version
-    let q = Pkcs11Protector::open(config("sr-main", "rotating"))
+    let q = Pkcs11Protector::open(config("sr-rot", "rotating"))
         .await
         .unwrap();
     assert_eq!(q.current_version(), 2);
@@ -345,14 +365,15 @@ async fn concurrent_use_from_many_tasks() {
 
 #[tokio::test]
 async fn pin_never_shows_in_debug() {
-    let cfg = config("sr-main", "debug");
+    let _exclusive = TOKEN_DIR.write().await;
+    let cfg = config("sr-debug", "debug");
     let d = format!("{cfg:?}");
     assert!(!d.contains(USER_PIN), "{d}");
     assert!(d.contains("REDACTED"), "{d}");
     let p = Pkcs11Protector::init_key(cfg).await.unwrap();
     let d = format!("{p:?}");
     assert!(!d.contains(USER_PIN), "{d}");
-    assert!(d.contains("sr-main") && d.contains("debug"), "{d}");
+    assert!(d.contains("sr-debug") && d.contains("debug"), "{d}");
 }
 
 #[test]
@@ -363,6 +384,7 @@ fn setup_script_exists() {
 
 #[tokio::test]
 async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
+    let _exclusive = TOKEN_DIR.write().await;
     use strongroom::seal::SealContext;
     use strongroom::storage::MemoryStorage;
     use strongroom::{Options, Strongroom};
@@ -370,7 +392,7 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
     let mem = MemoryStorage::new();
     let ctx = SealContext::new("app/db", 1);
     {
-        let hsm = Pkcs11Protector::init_key(config("sr-main", "store-root"))
+        let hsm = Pkcs11Protector::init_key(config("sr-store", "store-root"))
             .await
             .unwrap();
         let sr = Strongroom::init(Arc::new(mem.clone()), &hsm, Options::default())
@@ -393,7 +415,7 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
     assert_eq!(mem.snapshot().await, before);
 
     // "restart": a fresh protector opened from configuration
-    let hsm = Pkcs11Protector::open(config("sr-main", "store-root"))
+    let hsm = Pkcs11Protector::open(config("sr-store", "store-root"))
         .await
         .unwrap();
     let sr = Strongroom::unseal(Arc::new(mem.clone()), &hsm, Options::default())
@@ -406,6 +428,7 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
 
 #[tokio::test]
 async fn removed_token_is_reported() {
+    let _exclusive = TOKEN_DIR.write().await;
     let p = Pkcs11Protector::init_key(config("sr-gone", "gone"))
         .await
         .unwrap();

@@ -19,9 +19,21 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "1234-user";
 /// Tokens created at start (SoftHSM reads its token directory at
 /// `C_Initialize`, which happens once per process).
-const TOKENS: [&str; 10] = [
-    "sr-main", "sr-other", "sr-pin", "sr-kwp", "sr-gone", "sr-conf", "sr-store", "sr-debug",
-    "sr-del", "sr-rot",
+const TOKENS: [&str; 14] = [
+    "sr-main",
+    "sr-other",
+    "sr-pin",
+    "sr-kwp",
+    "sr-gone",
+    "sr-conf",
+    "sr-store",
+    "sr-debug",
+    "sr-del",
+    "sr-rot",
+    "sr-attrs",
+    "sr-reopen",
+    "sr-blob1",
+    "sr-blob2",
 ];
 
 const MODULE_CANDIDATES: [&str; 3] = [
@@ -147,7 +159,7 @@ async fn conformance_with_aes_key_wrap_pad() {
 #[tokio::test]
 async fn token_key_is_sensitive_and_not_extractable() {
     let _exclusive = TOKEN_DIR.write().await;
-    let p = Pkcs11Protector::init_key(config("sr-main", "attrs"))
+    let p = Pkcs11Protector::init_key(config("sr-attrs", "attrs"))
         .await
         .unwrap();
     let info = p.key_info(1).await.unwrap();
@@ -164,18 +176,18 @@ async fn token_key_is_sensitive_and_not_extractable() {
 #[tokio::test]
 async fn init_refuses_an_existing_key_and_open_finds_it() {
     let _exclusive = TOKEN_DIR.write().await;
-    let p = Pkcs11Protector::init_key(config("sr-main", "reopen"))
+    let p = Pkcs11Protector::init_key(config("sr-reopen", "reopen"))
         .await
         .unwrap();
     let root = SecretBytes::random(32).unwrap();
     let wrapped = p.wrap(&root).await.unwrap();
-    let e = Pkcs11Protector::init_key(config("sr-main", "reopen"))
+    let e = Pkcs11Protector::init_key(config("sr-reopen", "reopen"))
         .await
         .unwrap_err();
     assert_eq!(kind_of(&e), ProtectorErrorKind::Config);
     assert!(e.to_string().contains("use Pkcs11Protector::open"), "{e}");
     // a "restart": a fresh protector from the same configuration
-    let q = Pkcs11Protector::open(config("sr-main", "reopen"))
+    let q = Pkcs11Protector::open(config("sr-reopen", "reopen"))
         .await
         .unwrap();
     assert_eq!(q.current_version(), 1);
@@ -282,10 +294,10 @@ async fn key_deleted_from_the_token_is_reported() {
 async fn blob_from_another_token_fails_opaquely() {
     let _exclusive = TOKEN_DIR.write().await;
     // same key label and version on two tokens: only the key bytes differ
-    let here = Pkcs11Protector::init_key(config("sr-main", "shared-label"))
+    let here = Pkcs11Protector::init_key(config("sr-blob1", "shared-label"))
         .await
         .unwrap();
-    let there = Pkcs11Protector::init_key(config("sr-other", "shared-label"))
+    let there = Pkcs11Protector::init_key(config("sr-blob2", "shared-label"))
         .await
         .unwrap();
     let root = SecretBytes::random(32).unwrap();

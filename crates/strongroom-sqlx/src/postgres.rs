@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
-use strongroom::storage::{BatchOp, Storage, prefix_upper_bound};
+use strongroom::storage::{BatchOp, Storage, prefix_upper_bound, scan_lower_bound};
 use strongroom::{Error, Result, StorageErrorKind};
 
 use crate::errors::pg;
@@ -242,14 +242,7 @@ impl Storage for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let lower = match start_after {
-            Some(a) if a >= prefix => {
-                let mut b = a.as_bytes().to_vec();
-                b.push(0);
-                b
-            }
-            _ => prefix.as_bytes().to_vec(),
-        };
+        let lower = scan_lower_bound(prefix, start_after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = match prefix_upper_bound(prefix) {
             Some(upper) => sqlx::query(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use strongroom::storage::{BatchOp, Storage, prefix_upper_bound};
+use strongroom::storage::{BatchOp, Storage, prefix_upper_bound, scan_lower_bound};
 use strongroom::{Error, Result, StorageErrorKind};
 
 use crate::errors::{describe, sqlite_kind};
@@ -422,15 +422,7 @@ impl Storage for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Inclusive lower bound: the prefix, or the smallest key after `start_after`.
-        let lower = match start_after {
-            Some(a) if a >= prefix => {
-                let mut b = a.as_bytes().to_vec();
-                b.push(0);
-                b
-            }
-            _ => prefix.as_bytes().to_vec(),
-        };
+        let lower = scan_lower_bound(prefix, start_after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = match prefix_upper_bound(prefix) {
             Some(upper) => sqlx::query(

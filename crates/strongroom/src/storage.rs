@@ -164,6 +164,21 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<Vec<u8>> {
     None
 }
 
+/// The smallest key (inclusive) a [`Storage::scan`] of `prefix` after
+/// `start_after` may return: the key just after `start_after` when that sorts
+/// at or after the prefix, otherwise the prefix itself. Backends pair it with
+/// [`prefix_upper_bound`] to turn a scan into a key range.
+pub fn scan_lower_bound(prefix: &str, start_after: Option<&str>) -> Vec<u8> {
+    match start_after {
+        Some(a) if a >= prefix => {
+            let mut b = a.as_bytes().to_vec();
+            b.push(0);
+            b
+        }
+        _ => prefix.as_bytes().to_vec(),
+    }
+}
+
 /// An in-memory store, for tests and ephemeral use. Clones share the same data.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {

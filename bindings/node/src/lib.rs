@@ -1496,10 +1496,10 @@ impl std::fmt::Debug for JsRevoker {
 impl strongroom::lease::Revoker for JsRevoker {
     async fn revoke(&self, lease: &strongroom::lease::Lease) -> strongroom::Result<()> {
         let failed = |e: napi::Error| {
-            Error::InvalidArgument(format!(
-                "the JavaScript revoker of engine {} failed: {}",
-                self.engine, e.reason
-            ))
+            Error::from(strongroom::lease::LeaseError::RevokerFailed {
+                engine: self.engine.clone(),
+                reason: format!("the JavaScript revoker threw: {}", e.reason),
+            })
         };
         let promise = self
             .revoke

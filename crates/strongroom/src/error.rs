@@ -359,6 +359,7 @@ impl Error {
         use crate::audit::AuditError as A;
         use crate::lease::LeaseError as L;
         use crate::policy::PolicyError as P;
+        use crate::rotation::RotationError as R;
         use crate::secrets::SecretError as S;
         use crate::shamir::ShamirError as H;
         match self {
@@ -420,9 +421,18 @@ impl Error {
                 L::InvalidEngine { .. } => "lease_invalid_engine",
                 L::RevocationDeferred { .. } => "lease_revocation_deferred",
                 L::Irrevocable { .. } => "lease_irrevocable",
+                L::RevokerFailed { .. } => "lease_revoker_failed",
             },
-            // Rotation is still being built: its variants get codes when it lands.
-            Self::Rotation(_) => "rotation",
+            Self::Rotation(e) => match e {
+                R::InvalidName { .. } => "rotation_invalid_name",
+                R::Busy { .. } => "rotation_busy",
+                R::LostLock { .. } => "rotation_lost_lock",
+                R::StepFailed { .. } => "rotation_step_failed",
+                R::RolledBack { .. } => "rotation_rolled_back",
+                R::AlreadyInitialized { .. } => "rotation_already_initialized",
+                R::CorruptState { .. } => "rotation_corrupt_state",
+                R::AuditRefused { .. } => "rotation_audit_refused",
+            },
             Self::Shamir(e) => match e {
                 H::InvalidParameters { .. } => "shamir_invalid_parameters",
                 H::NoShares => "shamir_no_shares",

@@ -200,6 +200,17 @@ pub enum LeaseError {
         /// The engine's last error message.
         reason: String,
     },
+
+    /// A revoker failed for a reason of its own (a binding's callback threw,
+    /// a target system refused). Revokers return this; the manager turns it
+    /// into a retry and, after too many, [`LeaseError::Irrevocable`].
+    #[error("the revoker of engine {engine:?} failed: {reason}")]
+    RevokerFailed {
+        /// The engine name.
+        engine: String,
+        /// What went wrong (never a secret).
+        reason: String,
+    },
 }
 
 /// The quota a refused lease ran into.

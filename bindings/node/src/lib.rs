@@ -15,6 +15,8 @@
 //! that Buffer is the only copy of the plaintext and `Secret.wipe()` zeroes
 //! it. Any Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
+pub mod fast;
+
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, Waker};
@@ -342,7 +344,28 @@ pub fn open_storage(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, Nati
 pub struct NativeStrongroom {
     storage: DynStorage,
     options: Options,
-    current: Arc<RwLock<Strongroom>>,
+    current: fast::Slot,
+    /// The store's id for the `sealValueInto` / `openValueInto` fast path.
+    id: u32,
+}
+
+impl NativeStrongroom {
+    fn new(storage: DynStorage, options: Options, sr: Strongroom) -> Self {
+        let current = Arc::new(RwLock::new(sr));
+        let id = fast::register(current.clone());
+        Self {
+            storage,
+            options,
+            current,
+            id,
+        }
+    }
+}
+
+impl Drop for NativeStrongroom {
+    fn drop(&mut self) {
+        fast::unregister(self.id);
+    }
 }
 
 /// Opens a store on `storage`. `mode` is "init" (must be empty), "unseal" (must exist) or "open"
@@ -382,16 +405,18 @@ pub fn open_store<'env>(
             Strongroom::unseal(storage.clone(), &protector, options.clone()).await
         }
         .map_err(to_js)?;
-        Ok(NativeStrongroom {
-            storage,
-            options,
-            current: Arc::new(RwLock::new(sr)),
-        })
+        Ok(NativeStrongroom::new(storage, options, sr))
     })
 }
 
 #[napi]
 impl NativeStrongroom {
+    /// The id naming this store in `sealValueInto` / `openValueInto`.
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     fn handle(&self) -> napi::Result<Strongroom> {
         self.current
             .read()

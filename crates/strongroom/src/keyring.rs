@@ -273,6 +273,13 @@ impl Keyring {
         self.decryption_key(sealed.key_version())?.open(sealed, ctx)
     }
 
+    /// Opens `sealed` into `out` (exactly `sealed.len() - OVERHEAD` bytes);
+    /// see [`DataKey::open_into`].
+    pub fn open_into(&self, sealed: &[u8], out: &mut [u8], ctx: &SealContext<'_>) -> Result<()> {
+        let v = crate::seal::header_key_version(sealed)?;
+        self.decryption_key(v)?.open_into(sealed, out, ctx)
+    }
+
     /// Opens in place.
     pub fn open_in_place<'b>(
         &self,

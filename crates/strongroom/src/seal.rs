@@ -419,6 +419,59 @@ impl DataKey {
         Ok(SecretBytes::new(buf))
     }
 
+    /// Opens `sealed` into `out`, which must be exactly `sealed.len() -
+    /// OVERHEAD` bytes (for example a buffer a host language owns): the
+    /// ciphertext is copied once into `out` and decrypted there, and
+    /// `sealed` is left as it was. The counterpart of [`DataKey::seal_into`].
+    /// On failure `out` is zeroed.
+    pub fn open_into(
+        &self,
+        sealed: &[u8],
+        out: &mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        let (alg, _) = parse_header(sealed)?;
+        let body_len = sealed.len() - OVERHEAD;
+        if out.len() != body_len {
+            return Err(Error::InvalidArgument(format!(
+                "open_into needs an output of {body_len} bytes, got {}",
+                out.len()
+            )));
+        }
+        if alg != self.algorithm {
+            return Err(Error::DecryptionFailed);
+        }
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&sealed[..HEADER_LEN]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&header[8..20]);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&sealed[HEADER_LEN + body_len..]);
+        out.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + body_len]);
+        let opened = context.with_aad(&header, |aad| {
+            self.key
+                .open_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    aead::Tag::from(tag),
+                    &mut *out,
+                    0..,
+                )
+                .map(|_| ())
+        });
+        match opened {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                zeroize::Zeroize::zeroize(out);
+                Err(Error::DecryptionFailed)
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(out);
+                Err(e)
+            }
+        }
+    }
+
     /// Opens in place; returns the plaintext as a slice of `buf`. On failure
     /// the buffer's contents are unspecified but hold no plaintext.
     pub fn open_in_place<'b>(

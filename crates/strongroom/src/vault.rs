@@ -315,6 +315,20 @@ impl Strongroom {
         self.keyring()?.open(sealed, context)
     }
 
+    /// Opens `sealed` into `out`, which must be exactly `sealed.len() -`
+    /// [`seal::OVERHEAD`] bytes (e.g. a buffer owned by a host language):
+    /// one copy of the ciphertext, decrypted in `out`; `sealed` is not
+    /// modified. The counterpart of [`Strongroom::try_seal_value_into`].
+    /// On failure `out` holds no plaintext.
+    pub fn open_value_into(
+        &self,
+        sealed: &[u8],
+        out: &mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        self.keyring()?.open_into(sealed, out, context)
+    }
+
     /// Opens in place; returns the plaintext as a slice of `buf`.
     pub fn open_value_in_place<'b>(
         &self,

@@ -405,6 +405,35 @@ async fn debug_output_holds_no_keys() {
 }
 
 #[tokio::test]
+async fn open_value_into_opens_into_a_caller_buffer_with_the_keyring_checks() {
+    let (_mem, sr) = fresh().await;
+    let ctx = SealContext::new("prod/db", 1);
+    let old = sr.seal_value(b"pw-1", &ctx).await.unwrap();
+    let mut out = [0u8; 4];
+    sr.open_value_into(old.as_bytes(), &mut out, &ctx).unwrap();
+    assert_eq!(&out, b"pw-1");
+    sr.rotate().await.unwrap();
+    sr.set_min_decryption_version(2).await.unwrap();
+    let mut out = [0u8; 4];
+    assert!(matches!(
+        sr.open_value_into(old.as_bytes(), &mut out, &ctx),
+        Err(Error::KeyVersionRetired { version: 1, .. })
+    ));
+    assert_eq!(out, [0u8; 4]);
+    let mut bad = old.as_bytes().to_vec();
+    bad[4..8].copy_from_slice(&99u32.to_be_bytes());
+    assert!(matches!(
+        sr.open_value_into(&bad, &mut out, &ctx),
+        Err(Error::UnknownKeyVersion { version: 99, .. })
+    ));
+    sr.seal();
+    assert!(matches!(
+        sr.open_value_into(old.as_bytes(), &mut out, &ctx),
+        Err(Error::Sealed)
+    ));
+}
+
+#[tokio::test]
 async fn try_seal_value_into_waits_for_nothing_and_reports_a_needed_reservation() {
     let storage: DynStorage = Arc::new(MemoryStorage::new());
     let options = Options {

@@ -286,3 +286,58 @@ fn seal_into_a_caller_buffer() {
         assert!(short.iter().all(|&b| b == 0));
     }
 }
+
+#[test]
+fn open_into_a_caller_buffer() {
+    for alg in [Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+        let k = key(alg);
+        let ctx = SealContext::new("prod/db", 3);
+        let s = k.seal(4, b"hello", &ctx).unwrap();
+        let mut out = [0u8; 5];
+        k.open_into(s.as_bytes(), &mut out, &ctx).unwrap();
+        assert_eq!(&out, b"hello");
+        // Wrong output length: refused before anything is written.
+        let mut long = [0u8; 6];
+        assert!(matches!(
+            k.open_into(s.as_bytes(), &mut long, &ctx),
+            Err(Error::InvalidArgument(_))
+        ));
+        // Another context, or any flipped bit: opaque failure, out zeroed.
+        let mut out = [0xaau8; 5];
+        assert!(matches!(
+            k.open_into(s.as_bytes(), &mut out, &SealContext::new("prod/db", 4)),
+            Err(Error::DecryptionFailed)
+        ));
+        assert_eq!(out, [0u8; 5]);
+        for i in 0..s.as_bytes().len() {
+            let mut t = s.as_bytes().to_vec();
+            t[i] ^= 0x01;
+            let mut out = [0u8; 5];
+            assert!(
+                matches!(
+                    k.open_into(&t, &mut out, &ctx),
+                    Err(Error::DecryptionFailed | Error::MalformedSealedValue(_))
+                ),
+                "flip at {i}"
+            );
+            assert_eq!(out, [0u8; 5], "no plaintext after a failure at {i}");
+        }
+        // Framing errors as for open.
+        assert!(matches!(
+            k.open_into(&s.as_bytes()[..OVERHEAD - 1], &mut [], &ctx),
+            Err(Error::MalformedSealedValue(_))
+        ));
+        // An empty plaintext.
+        let e = k.seal(4, b"", &ctx).unwrap();
+        k.open_into(e.as_bytes(), &mut [], &ctx).unwrap();
+        // The other algorithm's key refuses it opaquely.
+        let other = key(match alg {
+            Algorithm::Aes256Gcm => Algorithm::ChaCha20Poly1305,
+            _ => Algorithm::Aes256Gcm,
+        });
+        assert!(matches!(
+            other.open_into(s.as_bytes(), &mut [0u8; 5], &ctx),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+}

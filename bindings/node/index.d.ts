@@ -15,10 +15,27 @@ export interface SealContext {
   version: number | bigint
 }
 
-/** How the root key is supplied: raw bytes or an owner-only key file. */
+/**
+ * A key in a PKCS#11 token (an HSM; SoftHSM2 for tests) that wraps the root
+ * key. A new store generates the token key (refused if `keyLabel` is taken);
+ * unsealing opens it.
+ */
+export interface Pkcs11Options {
+  /** The module library, e.g. "/usr/lib/softhsm/libsofthsm2.so". */
+  module: string
+  /** The token's label (not a slot id). */
+  tokenLabel: string
+  /** The user PIN (a string is copied into a Buffer that is zeroed after the call). */
+  pin: string | Buffer | Uint8Array | Secret
+  /** The label of the token key. */
+  keyLabel: string
+}
+
+/** How the root key is supplied: raw bytes, an owner-only key file, or a PKCS#11 token key. */
 export type KeySource =
-  | { key: Buffer | Uint8Array | Secret; keyFile?: undefined }
-  | { keyFile: string; key?: undefined }
+  | { key: Buffer | Uint8Array | Secret; keyFile?: undefined; pkcs11?: undefined }
+  | { keyFile: string; key?: undefined; pkcs11?: undefined }
+  | { pkcs11: Pkcs11Options; key?: undefined; keyFile?: undefined }
 
 /** Options of Strongroom.open / init / unseal. */
 export type OpenOptions = KeySource & {
@@ -144,8 +161,108 @@ export declare class Strongroom {
   /** The secrets store as seen by `principal` holding `policies`: every call checked and audited. */
   asPrincipal(principal: string, policies: Policy[], audit: AuditLog): SecretsStore
 
-  /** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
-  leaseManager(clock?: Clock): LeaseManager
+  /**
+   * A lease manager over this store's storage, timed by `clock` (default:
+   * the store's clock); `maxLeases` caps the live leases.
+   */
+  leaseManager(clock?: Clock | null, options?: LeaseManagerOptions): LeaseManager
+
+  /** An API-key rotation of credential `name`; its verifier starts from the stored keys. */
+  apiKeyRotation(name: string, options: ApiKeyRotationOptions): Promise<ApiKeyRotation>
+}
+
+/** Options of Strongroom.leaseManager. */
+export interface LeaseManagerOptions {
+  /** The most live leases (LeaseQuotaExceeded beyond). Default: unlimited. */
+  maxLeases?: number
+}
+
+/** Options of Strongroom.apiKeyRotation: give `chars` or `hexBytes`. */
+export type ApiKeyRotationOptions = {
+  /** A fixed, non-secret prefix such as "sk_live_" (default ""). */
+  prefix?: string
+  /** How long the previous key stays valid after a rotation (default 1 hour). */
+  gracePeriodMs?: number
+  /** Attempts per rotation step before giving up (default 5). */
+  maxAttempts?: number
+} & (
+  | { /** Base62 characters after the prefix (22 or more for 128 bits). */ chars: number; hexBytes?: undefined }
+  | { /** Random bytes after the prefix, written in hex. */ hexBytes: number; chars?: undefined }
+)
+
+/** What ApiKeyRotation.verify matched. */
+export type Matched = 'current' | 'previous' | 'no_match'
+
+/** A stored key version. */
+export interface StagedKey {
+  version: number
+  /** The non-secret identity (for API keys, the prefix). */
+  identity: string
+  secret: Secret
+}
+
+/** The stored key versions by stage. */
+export interface StagedKeys {
+  pending: StagedKey | null
+  current: StagedKey | null
+  previous: StagedKey | null
+}
+
+/** What rotateNow / resume did. */
+export interface RotationReport {
+  /** The version made current, if any. */
+  promoted: number | null
+  /** The previous version revoked, if any. */
+  revoked: number | null
+}
+
+/** One version's history (no secret). */
+export interface RotationVersionInfo {
+  version: number
+  identity: string
+  createdAt: Date
+  promotedAt: Date | null
+  supersededAt: Date | null
+  revokedAt: Date | null
+  failedAt: Date | null
+}
+
+/** The non-secret state of a rotated credential. */
+export interface RotationStatus {
+  pending: number | null
+  current: number | null
+  previous: number | null
+  /** When the previous version is due to be revoked. */
+  revokePreviousAt: Date | null
+  lastPromotedAt: Date | null
+  /** A rotation step recorded but not finished ("create-pending", "set-in-target", ...). */
+  inFlight: { step: string; version: number } | null
+  /** Recent versions, oldest first. */
+  history: RotationVersionInfo[]
+}
+
+/**
+ * An API key rotated with overlap: versions move pending -> current ->
+ * previous; verify() accepts the current key and, until revokeDue() revokes
+ * it after the grace period, the previous one.
+ */
+export declare class ApiKeyRotation {
+  private constructor()
+  /** The credential name. */
+  readonly name: string
+  /** Makes a new key current (the current one becomes previous). */
+  rotateNow(): Promise<RotationReport>
+  /** Finishes an interrupted rotation; revokes the previous key if its grace period is over. */
+  resume(): Promise<RotationReport>
+  /** Revokes the previous key if its grace period is over; whether it did. */
+  revokeDue(): Promise<boolean>
+  status(): Promise<RotationStatus>
+  /** The stored keys (secrets as Secret). */
+  staged(): Promise<StagedKeys>
+  /** Reloads the verifier from storage (after another process rotated). */
+  sync(): Promise<void>
+  /** Checks a presented key in constant time. */
+  verify(presented: Plaintext): Matched
 }
 
 /** A clock: the system clock, or a manual one tests move. */
@@ -185,6 +302,21 @@ export interface IssueOptions {
   maxTtlMs?: number
   /** Default: true. */
   renewable?: boolean
+  /** What the engine's revoker needs (stored with the lease; given to the revoker as `lease.data`). */
+  data?: Plaintext
+}
+
+/** What a revoker is called with: the lease and its revocation data. */
+export interface RevocationRequest extends Lease {
+  data: Buffer
+}
+
+/** What LeaseManager.revokePrefix did. */
+export interface PrefixRevocation {
+  /** Leases revoked. */
+  revoked: string[]
+  /** Leases whose revocation failed and is retried. */
+  pending: string[]
 }
 
 /** What LeaseManager.runDue did. */
@@ -208,11 +340,16 @@ export interface LeaseEvent {
 export declare class LeaseManager {
   private constructor()
   /** Registers an engine whose revocations call `revoke` (a rejection defers; the manager retries). */
-  registerEngine(engine: string, revoke: (lease: Lease) => void | Promise<void>): void
+  registerEngine(engine: string, revoke: (lease: RevocationRequest) => void | Promise<void>): void
   issue(path: string, options: IssueOptions): Promise<Lease>
   /** Rejects with LeaseExpired once the lease expired, LeaseNotRenewable, LeaseNotFound. */
   renew(id: string, incrementMs: number): Promise<Lease>
+  /** Rejects with LeaseRevocationDeferred when the engine failed (the manager retries). */
   revoke(id: string): Promise<Lease>
+  /** Removes a lease whatever its engine says (tried once, failure ignored). */
+  forceRevoke(id: string): Promise<Lease>
+  /** Revokes every lease under `prefix` ("" for all). */
+  revokePrefix(prefix?: string): Promise<PrefixRevocation>
   lookup(id: string): Promise<Lease>
   list(prefix?: string): Promise<string[]>
   /** Revokes expired leases and sends expiring-soon events at the clock's current time. */
@@ -446,6 +583,72 @@ export declare class LeaseQuotaExceeded extends StrongroomError {
 }
 export declare class LeaseNoRevoker extends StrongroomError {
   readonly engine: string
+}
+/** The lease is being revoked or irrevocable and cannot be renewed. */
+export declare class LeaseNotActive extends StrongroomError {
+  readonly id: string
+  readonly state: string
+}
+export declare class LeaseInvalidTtl extends StrongroomError {}
+export declare class LeaseInvalidEngine extends StrongroomError {
+  readonly engine: string
+}
+/** The engine failed to revoke; the manager retries at `nextTry`. */
+export declare class LeaseRevocationDeferred extends StrongroomError {
+  readonly id: string
+  readonly attempts: number
+  /** ms since the epoch. */
+  readonly nextTry: number
+  /** The engine's failure (e.g. the revoker of engine "db" failed: ...). */
+  readonly reason: string
+}
+/** Revocation failed too often; revoke again once the engine works, or forceRevoke. */
+export declare class LeaseIrrevocable extends StrongroomError {
+  readonly id: string
+  readonly attempts: number
+  readonly reason: string
+}
+/** A revoker failed on its own (a JavaScript revoker threw or rejected). */
+export declare class LeaseRevokerFailed extends StrongroomError {
+  readonly engine: string
+  readonly reason: string
+}
+export declare class RotationInvalidName extends StrongroomError {
+  /** The name refused (at most 64 characters of it). */
+  readonly credential: string
+  readonly reason: string
+}
+/** Another engine holds the credential's rotation lock until `until` (ms). */
+export declare class RotationBusy extends StrongroomError {
+  readonly credential: string
+  readonly owner: string
+  readonly until: number
+}
+export declare class RotationLostLock extends StrongroomError {
+  readonly credential: string
+}
+/** A step kept failing; resume() retries it. */
+export declare class RotationStepFailed extends StrongroomError {
+  readonly credential: string
+  readonly version: number
+  readonly step: string
+  readonly attempts: number
+}
+/** The new version failed and was discarded; the current one is unchanged. */
+export declare class RotationRolledBack extends StrongroomError {
+  readonly credential: string
+  readonly version: number
+  readonly step: string
+}
+export declare class RotationAlreadyInitialized extends StrongroomError {
+  readonly credential: string
+}
+export declare class RotationCorruptState extends StrongroomError {
+  readonly credential: string
+}
+export declare class RotationAuditRefused extends StrongroomError {
+  readonly credential: string
+  readonly step: string
 }
 /** A check-and-set write found another current version. */
 export declare class CasConflict extends StrongroomError {

@@ -105,7 +105,22 @@ for (const [name, code] of [
   ['LeaseNotRenewable', 'ERR_STRONGROOM_LEASE_NOT_RENEWABLE'],
   ['LeaseInvalidId', 'ERR_STRONGROOM_LEASE_INVALID_ID'],
   ['LeaseQuotaExceeded', 'ERR_STRONGROOM_LEASE_QUOTA_EXCEEDED'],
-  ['LeaseNoRevoker', 'ERR_STRONGROOM_LEASE_NO_REVOKER']
+  ['LeaseNoRevoker', 'ERR_STRONGROOM_LEASE_NO_REVOKER'],
+  ['LeaseNotActive', 'ERR_STRONGROOM_LEASE_NOT_ACTIVE'],
+  ['LeaseInvalidTtl', 'ERR_STRONGROOM_LEASE_INVALID_TTL'],
+  ['LeaseInvalidEngine', 'ERR_STRONGROOM_LEASE_INVALID_ENGINE'],
+  ['LeaseRevocationDeferred', 'ERR_STRONGROOM_LEASE_REVOCATION_DEFERRED'],
+  ['LeaseIrrevocable', 'ERR_STRONGROOM_LEASE_IRREVOCABLE'],
+  ['LeaseRevokerFailed', 'ERR_STRONGROOM_LEASE_REVOKER_FAILED'],
+  // Dual-credential rotation.
+  ['RotationInvalidName', 'ERR_STRONGROOM_ROTATION_INVALID_NAME'],
+  ['RotationBusy', 'ERR_STRONGROOM_ROTATION_BUSY'],
+  ['RotationLostLock', 'ERR_STRONGROOM_ROTATION_LOST_LOCK'],
+  ['RotationStepFailed', 'ERR_STRONGROOM_ROTATION_STEP_FAILED'],
+  ['RotationRolledBack', 'ERR_STRONGROOM_ROTATION_ROLLED_BACK'],
+  ['RotationAlreadyInitialized', 'ERR_STRONGROOM_ROTATION_ALREADY_INITIALIZED'],
+  ['RotationCorruptState', 'ERR_STRONGROOM_ROTATION_CORRUPT_STATE'],
+  ['RotationAuditRefused', 'ERR_STRONGROOM_ROTATION_AUDIT_REFUSED']
 ]) {
   defineError(name, code)
 }
@@ -238,6 +253,8 @@ function contextArg (ctx) {
   return ctx
 }
 
+// The root key options: [key, keyFile, pkcs11, wipe]. Call wipe() once the
+// native call returned: it zeroes the PIN copy made here from a string.
 function keyArgs (opts) {
   opts = opts || {}
   let key = opts.key
@@ -246,7 +263,27 @@ function keyArgs (opts) {
   if (opts.keyFile !== undefined && typeof opts.keyFile !== 'string') {
     throw new TypeError('keyFile must be a string path')
   }
-  return [key, opts.keyFile]
+  let pkcs11
+  let wipe = () => {}
+  if (opts.pkcs11 !== undefined) {
+    const p = opts.pkcs11
+    if (p === null || typeof p !== 'object') throw new TypeError('pkcs11 must be { module, tokenLabel, pin, keyLabel }')
+    for (const f of ['module', 'tokenLabel', 'keyLabel']) {
+      if (typeof p[f] !== 'string') throw new TypeError(`pkcs11.${f} must be a string`)
+    }
+    let pin = p.pin
+    if (typeof pin === 'string') {
+      pin = Buffer.from(pin, 'utf8')
+      const copy = pin
+      wipe = () => copy.fill(0)
+    } else if (pin instanceof Secret) {
+      pin = pin.reveal()
+    } else {
+      pin = bytesArg('pkcs11.pin', pin)
+    }
+    pkcs11 = { module: p.module, tokenLabel: p.tokenLabel, pin, keyLabel: p.keyLabel }
+  }
+  return [key, opts.keyFile, pkcs11, wipe]
 }
 
 function keyInfo (k) {
@@ -327,15 +364,19 @@ class Strongroom {
   }
 
   static async #create (where, mode, opts) {
-    const [key, keyFile] = keyArgs(opts)
     let storage = where
     if (typeof where === 'string') storage = await Storage.open(where)
     if (!(storage instanceof Storage)) {
       throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
     }
-    const handle = await callAsync(() =>
-      native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm))
-    return new Strongroom(handle)
+    const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
+    let pending
+    try {
+      pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11))
+    } finally {
+      wipe()
+    }
+    return new Strongroom(await pending.catch(rethrowMapped))
   }
 
   /**
@@ -462,8 +503,14 @@ class Strongroom {
   /** Unseals this store again with its root key ({ key } or { keyFile }). */
   unseal (opts) {
     return callAsync(async () => {
-      const [key, keyFile] = keyArgs(opts)
-      await this.#n.unseal(key, keyFile)
+      const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
+      let pending
+      try {
+        pending = this.#n.unseal(key, keyFile, pkcs11)
+      } finally {
+        wipe()
+      }
+      await pending
     })
   }
 
@@ -754,16 +801,26 @@ class LeaseManager {
    */
   registerEngine (engine, revoke) {
     if (typeof revoke !== 'function') throw new TypeError('revoke must be a function')
-    call(() => this.#n.registerEngine(engine, async (l) => { await revoke(leaseOut(l)) }))
+    call(() => this.#n.registerEngine(engine, async (r) => {
+      const lease = leaseOut(r.lease)
+      lease.data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength)
+      await revoke(lease)
+    }))
   }
 
-  /** Issues a lease: opts { engine = "noop", ttlMs, maxTtlMs = ttlMs, renewable = true }. */
+  /**
+   * Issues a lease: opts { engine = "noop", ttlMs, maxTtlMs = ttlMs,
+   * renewable = true, data } (data: what the engine's revoker needs, stored
+   * with the lease and passed to the revoker as `lease.data`).
+   */
   issue (path, opts) {
     return callAsync(async () => {
       opts = opts || {}
       const ttl = opts.ttlMs
       const maxTtl = opts.maxTtlMs ?? ttl
-      return leaseOut(await this.#n.issue(path, opts.engine ?? 'noop', ttl, maxTtl, opts.renewable ?? true))
+      const data = opts.data === undefined ? undefined : plaintextArg(opts.data)
+      return leaseOut(await this.#n.issue(path, opts.engine ?? 'noop', ttl, maxTtl, opts.renewable ?? true,
+        typeof data === 'string' ? Buffer.from(data, 'utf8') : data))
     })
   }
 
@@ -775,6 +832,16 @@ class LeaseManager {
   /** Revokes a lease now. */
   revoke (id) {
     return callAsync(async () => leaseOut(await this.#n.revoke(id)))
+  }
+
+  /** Removes a lease whatever its engine says (tried once, failure ignored). */
+  forceRevoke (id) {
+    return callAsync(async () => leaseOut(await this.#n.forceRevoke(id)))
+  }
+
+  /** Revokes every lease under `prefix` ("" for all); resolves to { revoked, pending } ids. */
+  revokePrefix (prefix) {
+    return callAsync(() => this.#n.revokePrefix(prefix ?? ''))
   }
 
   /** The lease with this id; LeaseNotFound once revoked. */
@@ -802,11 +869,139 @@ class LeaseManager {
   }
 }
 
-/** A lease manager over this store's storage, timed by `clock` (default: the store's clock). */
-Strongroom.prototype.leaseManager = function leaseManager (clock) {
+/**
+ * A lease manager over this store's storage, timed by `clock` (default: the
+ * store's clock); opts.maxLeases caps the live leases (LeaseQuotaExceeded).
+ */
+Strongroom.prototype.leaseManager = function leaseManager (clock, opts) {
   return call(() => {
-    if (clock !== undefined && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
-    return new LeaseManager(Strongroom.handle(this).leaseManager(clock && Clock.handle(clock)))
+    if (clock !== undefined && clock !== null && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
+    const maxLeases = opts && opts.maxLeases
+    if (maxLeases !== undefined && typeof maxLeases !== 'number') throw new TypeError('maxLeases must be a number')
+    return new LeaseManager(Strongroom.handle(this).leaseManager(clock ? Clock.handle(clock) : undefined, maxLeases))
+  })
+}
+
+// ----- rotation -----
+
+function credentialOut (c) {
+  return c == null ? null : { version: c.version, identity: c.identity, secret: new Secret(c.secret) }
+}
+
+function rotationReport (r) {
+  return { promoted: r.promoted ?? null, revoked: r.revoked ?? null }
+}
+
+/**
+ * An API key rotated with overlap (store.apiKeyRotation()): versions move
+ * pending -> current -> previous, and verify() accepts the current key and,
+ * until the grace period ends and revokeDue() runs, the previous one.
+ */
+class ApiKeyRotation {
+  #n
+
+  /** @private use store.apiKeyRotation() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeApiKeyRotation)) throw new TypeError('use store.apiKeyRotation()')
+    this.#n = handle
+  }
+
+  /** The credential name. */
+  get name () {
+    return this.#n.name
+  }
+
+  /** Makes a new key current (the current one becomes previous); resolves to { promoted, revoked }. */
+  rotateNow () {
+    return callAsync(async () => rotationReport(await this.#n.rotateNow()))
+  }
+
+  /** Finishes an interrupted rotation and revokes a previous key whose grace period is over. */
+  resume () {
+    return callAsync(async () => rotationReport(await this.#n.resume()))
+  }
+
+  /** Revokes the previous key if its grace period is over; resolves to whether it did. */
+  revokeDue () {
+    return callAsync(() => this.#n.revokeDue())
+  }
+
+  /** The non-secret state: versions by stage, what is in flight, history. */
+  status () {
+    return callAsync(async () => {
+      const s = await this.#n.status()
+      const date = (v) => (v == null ? null : new Date(v))
+      return {
+        pending: s.pending ?? null,
+        current: s.current ?? null,
+        previous: s.previous ?? null,
+        revokePreviousAt: date(s.revokePreviousMs),
+        lastPromotedAt: date(s.lastPromotedMs),
+        inFlight: s.inFlightStep == null ? null : { step: s.inFlightStep, version: s.inFlightVersion },
+        history: s.history.map((h) => ({
+          version: h.version,
+          identity: h.identity,
+          createdAt: new Date(h.createdMs),
+          promotedAt: date(h.promotedMs),
+          supersededAt: date(h.supersededMs),
+          revokedAt: date(h.revokedMs),
+          failedAt: date(h.failedMs)
+        }))
+      }
+    })
+  }
+
+  /** The stored keys by stage: { pending, current, previous }, each null or { version, identity, secret: Secret }. */
+  staged () {
+    return callAsync(async () => {
+      const s = await this.#n.staged()
+      return { pending: credentialOut(s.pending), current: credentialOut(s.current), previous: credentialOut(s.previous) }
+    })
+  }
+
+  /** Reloads the verifier from storage (after another process rotated). */
+  sync () {
+    return callAsync(async () => { await this.#n.sync() })
+  }
+
+  /** Checks a presented key in constant time: "current", "previous" or "no_match". */
+  verify (presented) {
+    return call(() => this.#n.verify(plaintextArg(presented)))
+  }
+
+  [util.inspect.custom] () {
+    return `ApiKeyRotation { name: '${this.name}' }`
+  }
+}
+
+/**
+ * An API-key rotation of credential `name`. opts: { prefix = "", chars }
+ * (base62 characters) or { prefix, hexBytes } (random bytes in hex),
+ * gracePeriodMs (how long the previous key stays valid; default 1 hour),
+ * maxAttempts (per step, default 5). Its verifier starts from the stored keys.
+ */
+Strongroom.prototype.apiKeyRotation = function apiKeyRotation (name, opts) {
+  return callAsync(async () => {
+    if (typeof name !== 'string') throw new TypeError('name must be a string')
+    opts = opts || {}
+    const prefix = opts.prefix ?? ''
+    if (typeof prefix !== 'string') throw new TypeError('prefix must be a string')
+    let encoding, length
+    if (opts.chars !== undefined && opts.hexBytes === undefined) {
+      encoding = 'base62'
+      length = opts.chars
+    } else if (opts.hexBytes !== undefined && opts.chars === undefined) {
+      encoding = 'hex'
+      length = opts.hexBytes
+    } else {
+      throw new TypeError('give exactly one of opts.chars (base62) or opts.hexBytes (hex)')
+    }
+    if (!Number.isInteger(length) || length < 1 || length > 4096) {
+      throw new TypeError('the key length must be an integer between 1 and 4096')
+    }
+    const grace = opts.gracePeriodMs ?? 3_600_000
+    return new ApiKeyRotation(await Strongroom.handle(this).apiKeyRotation(name, prefix, encoding, length, grace,
+      opts.maxAttempts))
   })
 }
 
@@ -844,6 +1039,7 @@ module.exports = {
   verifyAuditFile,
   Clock,
   LeaseManager,
+  ApiKeyRotation,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

@@ -11,6 +11,7 @@ export const {
   verifyAuditFile,
   Clock,
   LeaseManager,
+  ApiKeyRotation,
   sealWithKey,
   sealedKeyVersion,
   openSealed,
@@ -48,7 +49,21 @@ export const {
   LeaseNotRenewable,
   LeaseInvalidId,
   LeaseQuotaExceeded,
-  LeaseNoRevoker
+  LeaseNoRevoker,
+  LeaseNotActive,
+  LeaseInvalidTtl,
+  LeaseInvalidEngine,
+  LeaseRevocationDeferred,
+  LeaseIrrevocable,
+  LeaseRevokerFailed,
+  RotationInvalidName,
+  RotationBusy,
+  RotationLostLock,
+  RotationStepFailed,
+  RotationRolledBack,
+  RotationAlreadyInitialized,
+  RotationCorruptState,
+  RotationAuditRefused
 } = strongroom
 
 export default strongroom

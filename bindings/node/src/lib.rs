@@ -16,6 +16,7 @@
 //! it. Any Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
 pub mod fast;
+pub mod rotation;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -139,15 +140,78 @@ fn classify(e: &Error) -> (String, Value) {
             LeaseError::QuotaExceeded { limit, count, .. } => {
                 json!({ "limit": limit, "count": count })
             }
-            LeaseError::NoRevoker { engine } => json!({ "engine": engine }),
+            LeaseError::NoRevoker { engine } | LeaseError::InvalidEngine { engine } => {
+                json!({ "engine": engine })
+            }
+            LeaseError::RevocationDeferred {
+                id,
+                attempts,
+                next_try,
+                reason,
+            } => json!({
+                "id": id.to_string(),
+                "attempts": attempts,
+                "nextTry": ms(*next_try),
+                "reason": reason,
+            }),
+            LeaseError::Irrevocable {
+                id,
+                attempts,
+                reason,
+            } => json!({ "id": id.to_string(), "attempts": attempts, "reason": reason }),
+            LeaseError::RevokerFailed { engine, reason } => {
+                json!({ "engine": engine, "reason": reason })
+            }
             _ => json!({}),
         },
+        Error::Rotation(r) => rotation_details(r),
         Error::Audit(AuditError::ChainBroken { seq, reason }) => {
             json!({ "seq": seq, "reason": reason.to_string() })
         }
         _ => json!({}),
     };
     (code, details)
+}
+
+/// The details of a rotation error (never a secret: the messages are the
+/// target system's, which must not contain one).
+fn rotation_details(r: &strongroom::rotation::RotationError) -> Value {
+    use strongroom::rotation::RotationError as R;
+    match r {
+        // `credential`, not `name`: an Error's `name` is its class.
+        R::InvalidName { name, reason } => json!({ "credential": name, "reason": reason }),
+        R::Busy {
+            credential,
+            owner,
+            until,
+        } => json!({ "credential": credential, "owner": owner, "until": ms(*until) }),
+        R::LostLock { credential } | R::AlreadyInitialized { credential } => {
+            json!({ "credential": credential })
+        }
+        R::StepFailed {
+            credential,
+            version,
+            step,
+            attempts,
+            ..
+        } => json!({
+            "credential": credential,
+            "version": version,
+            "step": step.to_string(),
+            "attempts": attempts,
+        }),
+        R::RolledBack {
+            credential,
+            version,
+            step,
+            ..
+        } => json!({ "credential": credential, "version": version, "step": step.to_string() }),
+        R::CorruptState { credential, .. } => json!({ "credential": credential }),
+        R::AuditRefused {
+            credential, step, ..
+        } => json!({ "credential": credential, "step": step.to_string() }),
+        _ => json!({}),
+    }
 }
 
 /// A timestamp as milliseconds since the Unix epoch.
@@ -283,12 +347,69 @@ pub struct NativeRewrapReport {
 
 // ----- the store -----
 
-/// How the root key is supplied: raw bytes or a key file.
-fn protector(key: Option<&[u8]>, key_file: Option<&str>) -> napi::Result<SoftwareProtector> {
-    match (key, key_file) {
-        (Some(k), None) => SoftwareProtector::from_key(SecretBytes::copy_from(k)).map_err(to_js),
-        (None, Some(p)) => SoftwareProtector::from_key_file(p).map_err(to_js),
-        _ => Err(invalid("give exactly one of `key` (32 bytes) or `keyFile`")),
+/// Where a PKCS#11 token keeps the key that wraps the root key.
+#[napi(object)]
+pub struct NativePkcs11Options {
+    /// The module library, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub module: String,
+    /// The token's label.
+    pub token_label: String,
+    /// The user PIN (UTF-8 bytes).
+    pub pin: Buffer,
+    /// The label of the token key.
+    pub key_label: String,
+}
+
+/// How the root key is supplied: raw bytes, a key file, or a key in a
+/// PKCS#11 token.
+enum RootKey {
+    Software(SoftwareProtector),
+    Pkcs11(strongroom_pkcs11::Pkcs11Config),
+}
+
+impl RootKey {
+    fn from_args(
+        key: Option<&[u8]>,
+        key_file: Option<&str>,
+        pkcs11: Option<NativePkcs11Options>,
+    ) -> napi::Result<Self> {
+        match (key, key_file, pkcs11) {
+            (Some(k), None, None) => SoftwareProtector::from_key(SecretBytes::copy_from(k))
+                .map(Self::Software)
+                .map_err(to_js),
+            (None, Some(p), None) => SoftwareProtector::from_key_file(p)
+                .map(Self::Software)
+                .map_err(to_js),
+            (None, None, Some(o)) => {
+                let pin = SecretBytes::copy_from(&o.pin)
+                    .into_string()
+                    .ok_or_else(|| invalid("the PKCS#11 PIN is not UTF-8"))?;
+                Ok(Self::Pkcs11(strongroom_pkcs11::Pkcs11Config::new(
+                    o.module,
+                    o.token_label,
+                    pin,
+                    o.key_label,
+                )))
+            }
+            _ => Err(invalid(
+                "give exactly one of `key` (32 bytes), `keyFile` or `pkcs11`",
+            )),
+        }
+    }
+
+    /// The protector. A PKCS#11 token key is generated when `create` (for
+    /// a new store; refused if the token already holds one with that label)
+    /// and opened otherwise.
+    async fn protector(
+        self,
+        create: bool,
+    ) -> strongroom::Result<Box<dyn strongroom::protector::KeyProtector>> {
+        use strongroom_pkcs11::Pkcs11Protector;
+        Ok(match self {
+            Self::Software(p) => Box::new(p),
+            Self::Pkcs11(c) if create => Box::new(Pkcs11Protector::init_key(c).await?),
+            Self::Pkcs11(c) => Box::new(Pkcs11Protector::open(c).await?),
+        })
     }
 }
 
@@ -378,9 +499,10 @@ pub fn open_store<'env>(
     key: Option<Buffer>,
     key_file: Option<String>,
     algorithm_name: Option<String>,
+    pkcs11: Option<NativePkcs11Options>,
 ) -> napi::Result<PromiseRaw<'env, NativeStrongroom>> {
     let storage = storage.storage.clone();
-    let protector = protector(key.as_deref(), key_file.as_deref())?;
+    let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
     let mut options = Options::default();
     if let Some(name) = algorithm_name {
         options.keyring = KeyringOptions {
@@ -399,10 +521,11 @@ pub fn open_store<'env>(
             "unseal" => false,
             _ => !Strongroom::is_initialized(&storage).await.map_err(to_js)?,
         };
+        let protector = root.protector(init).await.map_err(to_js)?;
         let sr = if init {
-            Strongroom::init(storage.clone(), &protector, options.clone()).await
+            Strongroom::init(storage.clone(), protector.as_ref(), options.clone()).await
         } else {
-            Strongroom::unseal(storage.clone(), &protector, options.clone()).await
+            Strongroom::unseal(storage.clone(), protector.as_ref(), options.clone()).await
         }
         .map_err(to_js)?;
         Ok(NativeStrongroom::new(storage, options, sr))
@@ -640,13 +763,15 @@ impl NativeStrongroom {
         env: &'env Env,
         key: Option<Buffer>,
         key_file: Option<String>,
+        pkcs11: Option<NativePkcs11Options>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let protector = protector(key.as_deref(), key_file.as_deref())?;
+        let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
         let storage = self.storage.clone();
         let options = self.options.clone();
         let current = self.current.clone();
         env.spawn_future(async move {
-            let sr = Strongroom::unseal(storage, &protector, options)
+            let protector = root.protector(false).await.map_err(to_js)?;
+            let sr = Strongroom::unseal(storage, protector.as_ref(), options)
                 .await
                 .map_err(to_js)?;
             let mut slot = current
@@ -1339,6 +1464,15 @@ pub struct NativeDueReport {
     pub errors: u32,
 }
 
+/// What revokePrefix() did.
+#[napi(object)]
+pub struct NativePrefixRevocation {
+    /// Leases revoked.
+    pub revoked: Vec<String>,
+    /// Leases whose revocation failed and is retried (or is irrevocable).
+    pub pending: Vec<String>,
+}
+
 /// Leases over a store's storage, with the built-in "noop" engine.
 #[napi]
 pub struct NativeLeaseManager {
@@ -1362,12 +1496,14 @@ impl NativeLeaseManager {
         ttl_ms: f64,
         max_ttl_ms: f64,
         renewable: bool,
+        data: Option<BufferSlice<'_>>,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
         let m = self.manager.clone();
         let ttl = duration_ms("ttlMs", ttl_ms)?;
         let max_ttl = duration_ms("maxTtlMs", max_ttl_ms)?;
+        let data = data.map(|d| d.to_vec()).unwrap_or_default();
         env.spawn_future(async move {
-            m.issue(&path, &engine, ttl, max_ttl, renewable, Vec::new())
+            m.issue(&path, &engine, ttl, max_ttl, renewable, data)
                 .await
                 .map(Into::into)
                 .map_err(to_js)
@@ -1398,6 +1534,38 @@ impl NativeLeaseManager {
         let m = self.manager.clone();
         let id = lease_id(&id)?;
         env.spawn_future(async move { m.revoke(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Removes a lease whatever its engine says (the revoker is tried once
+    /// and its failure ignored), for leases an operator cleaned up by hand.
+    #[napi]
+    pub fn force_revoke<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
+        let m = self.manager.clone();
+        let id = lease_id(&id)?;
+        env.spawn_future(async move { m.force_revoke(id).await.map(Into::into).map_err(to_js) })
+    }
+
+    /// Revokes every lease under `prefix` (whole segments; "" for all).
+    #[napi]
+    pub fn revoke_prefix<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+    ) -> napi::Result<PromiseRaw<'env, NativePrefixRevocation>> {
+        let m = self.manager.clone();
+        env.spawn_future(async move {
+            let r = m.revoke_prefix(&prefix).await.map_err(to_js)?;
+            let ids =
+                |v: Vec<strongroom::lease::LeaseId>| v.iter().map(ToString::to_string).collect();
+            Ok(NativePrefixRevocation {
+                revoked: ids(r.revoked),
+                pending: ids(r.pending),
+            })
+        })
     }
 
     /// The lease with this id.
@@ -1469,19 +1637,32 @@ impl NativeLeaseManager {
 #[napi]
 impl NativeStrongroom {
     /// A lease manager over this store's storage, timed by `clock` (the
-    /// store's clock if none), with the "noop" engine registered.
+    /// store's clock if none), with the "noop" engine registered; at most
+    /// `max_leases` live leases if given.
     #[napi]
-    pub fn lease_manager(&self, clock: Option<&NativeClock>) -> napi::Result<NativeLeaseManager> {
+    pub fn lease_manager(
+        &self,
+        clock: Option<&NativeClock>,
+        max_leases: Option<f64>,
+    ) -> napi::Result<NativeLeaseManager> {
         let clock = match clock {
             Some(c) => c.clock.clone(),
             None => self.handle()?.clock().clone(),
         };
-        let m = strongroom::lease::LeaseManager::new(
-            self.storage.clone(),
-            clock,
-            strongroom::lease::LeaseConfig::default(),
-        )
-        .map_err(to_js)?;
+        let mut config = strongroom::lease::LeaseConfig::default();
+        config.max_leases = max_leases
+            .map(|n| {
+                if n.fract() == 0.0 && (1.0..=9_007_199_254_740_991.0).contains(&n) {
+                    Ok(n as u64)
+                } else {
+                    Err(invalid(format!(
+                        "maxLeases must be a positive integer, got {n}"
+                    )))
+                }
+            })
+            .transpose()?;
+        let m = strongroom::lease::LeaseManager::new(self.storage.clone(), clock, config)
+            .map_err(to_js)?;
         m.register_revoker("noop", Arc::new(NoopRevoker));
         let events = std::sync::Mutex::new(m.subscribe());
         Ok(NativeLeaseManager {
@@ -1495,13 +1676,23 @@ impl NativeStrongroom {
 /// Promise that resolves when the engine took the credential back (a
 /// rejection defers the revocation; the manager retries).
 type JsRevokeFn = napi::threadsafe_function::ThreadsafeFunction<
-    NativeLease,
+    NativeRevokeRequest,
     napi::bindgen_prelude::Promise<()>,
-    NativeLease,
+    NativeRevokeRequest,
     Status,
     false,
     true,
 >;
+
+/// What a JavaScript revoker is called with: the lease and the revocation
+/// data it was issued with.
+#[napi(object)]
+pub struct NativeRevokeRequest {
+    /// The lease.
+    pub lease: NativeLease,
+    /// The revocation data given to `issue`.
+    pub data: napi::bindgen_prelude::Uint8Array,
+}
 
 /// A revoker whose work is done by a JavaScript function.
 struct JsRevoker {
@@ -1528,7 +1719,10 @@ impl strongroom::lease::Revoker for JsRevoker {
         };
         let promise = self
             .revoke
-            .call_async(lease.clone().into())
+            .call_async(NativeRevokeRequest {
+                lease: lease.clone().into(),
+                data: lease.revocation_data().to_vec().into(),
+            })
             .await
             .map_err(failed)?;
         promise.await.map_err(failed)
@@ -1539,7 +1733,9 @@ impl strongroom::lease::Revoker for JsRevoker {
 impl NativeLeaseManager {
     /// Registers `engine`, whose revocations call `revoke(lease)` (an async
     /// JavaScript function). It does not keep the process alive.
-    #[napi(ts_args_type = "engine: string, revoke: (lease: NativeLease) => Promise<void>")]
+    #[napi(
+        ts_args_type = "engine: string, revoke: (request: NativeRevokeRequest) => Promise<void>"
+    )]
     pub fn register_engine(&self, engine: String, revoke: JsRevokeFn) {
         self.manager
             .register_revoker(engine.clone(), Arc::new(JsRevoker { engine, revoke }));

@@ -5,7 +5,10 @@ import {
   StrongroomError, DecryptionFailed, UnknownKeyVersion, KeyInfo, RewrapReport, SealContext,
   SecretsStore, Policy, AuditLog, verifyAuditFile, VersionInfo, SecretValue, SecretMetadata,
   AuditReport, AuditCheckpoint, CasConflict, AuditChainBroken, PolicyDenied,
-  Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired
+  Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired,
+  RevocationRequest, PrefixRevocation, LeaseRevocationDeferred,
+  ApiKeyRotation, RotationReport, StagedKeys, Matched, RotationStatus, RotationInvalidName, RotationRolledBack,
+  Pkcs11Options
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -89,6 +92,41 @@ async function main (): Promise<void> {
   const due: DueReport = await leases.runDue()
   const events: LeaseEvent[] = leases.takeEvents()
   void [due, events, store.leaseManager()]
+
+  // S7 additions: revocation data, force / prefix revocation, quotas.
+  const quota: LeaseManager = store.leaseManager(null, { maxLeases: 2 })
+  quota.registerEngine('test', (r: RevocationRequest) => { void r.data.length })
+  const withData: Lease = await quota.issue('db/creds/app', { engine: 'test', ttlMs: 60_000, data: 'role-1' })
+  try {
+    await quota.revoke(withData.id)
+  } catch (e) {
+    if (e instanceof LeaseRevocationDeferred) { const r: string = e.reason; const n: number = e.nextTry; void [r, n] }
+  }
+  const forced: Lease = await quota.forceRevoke(withData.id)
+  const pr: PrefixRevocation = await quota.revokePrefix('db')
+  void [forced, pr.revoked, pr.pending]
+
+  // S8: API-key rotation.
+  const rot: ApiKeyRotation = await store.apiKeyRotation('svc/api-key', { prefix: 'sk_', chars: 32, gracePeriodMs: 0 })
+  const rotated: RotationReport = await rot.rotateNow()
+  const staged: StagedKeys = await rot.staged()
+  const m: Matched = staged.current ? rot.verify(staged.current.secret) : 'no_match'
+  const status: RotationStatus = await rot.status()
+  const revokedNow: boolean = await rot.revokeDue()
+  await rot.sync()
+  await store.apiKeyRotation('svc/hex', { hexBytes: 16 })
+  try {
+    await store.apiKeyRotation('Bad Name', { chars: 8 })
+  } catch (e) {
+    if (e instanceof RotationInvalidName) { const c: string = e.credential; void c }
+    if (e instanceof RotationRolledBack) { const s: string = e.step; void s }
+  }
+  void [rotated, m, status.history, revokedNow]
+
+  // S9: a PKCS#11 root key.
+  const hsmOpts: Pkcs11Options = { module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: '1234', keyLabel: 'k' }
+  const hsm: Strongroom = await Strongroom.init(Storage.memory(), { pkcs11: hsmOpts })
+  await hsm.unseal({ pkcs11: { ...hsmOpts, pin: Buffer.from('1234') } })
 }
 
 void main

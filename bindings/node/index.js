@@ -412,7 +412,7 @@ class Strongroom {
         const out = Buffer.allocUnsafe(len + OVERHEAD)
         if (sealValueInto(this.#id, p, out, ctx.path, ctx.version)) return Promise.resolve(out)
       }
-      return this.#n.sealValue(null, p, ctx.path, ctx.version).catch(rethrowMapped)
+      return this.#n.sealValue(p, ctx.path, ctx.version).catch(rethrowMapped)
     } catch (e) {
       return Promise.reject(mapError(e))
     }

@@ -10,22 +10,18 @@
 //! `index.js` parses it and throws the matching error class. Nothing secret is
 //! ever part of an error.
 //!
-//! Plaintexts come back in JavaScript-owned Buffers: `index.js` copies a
-//! sealed value into a fresh Buffer and the core opens it in place there, so
-//! that Buffer is the only copy of the plaintext and `Secret.wipe()` zeroes
-//! it. Any Rust-side copy (as in `get_sealed`) is zeroized when it drops.
+//! Plaintexts come back in JavaScript-owned Buffers: `openValue` decrypts
+//! straight into a Buffer `index.js` allocated (see [`fast`]), so that Buffer
+//! is the only copy of the plaintext and `Secret.wipe()` zeroes it. Any
+//! Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
 pub mod fast;
 pub mod rotation;
 
-use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll, Waker};
 
 use napi::Status;
-use napi::bindgen_prelude::{
-    BigInt, Buffer, BufferSlice, Either, Env, Object, PromiseRaw, within_runtime_if_available,
-};
+use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Either, Env, Object, PromiseRaw};
 
 use napi_derive::napi;
 use serde_json::{Value, json};
@@ -38,11 +34,6 @@ use strongroom::{Error, KeyFileError, Options, SecretBytes, Strongroom};
 /// Prefix of every error message produced by this crate; the JSON payload
 /// follows it.
 const ERROR_MARK: &str = "\u{1}strongroom:";
-
-/// Plaintexts at least this long are sealed or opened on a worker thread;
-/// shorter ones on the calling thread, where the work costs less than the
-/// thread hop.
-const OFFLOAD_THRESHOLD: usize = 64 * 1024;
 
 // ----- errors -----
 
@@ -295,16 +286,6 @@ fn secret_buffer(env: &Env, secret: SecretBytes) -> napi::Result<BufferSlice<'_>
     BufferSlice::copy_from(env, secret.expose_secret())
 }
 
-/// The unwrapped result of a future that finished on its first poll, or
-/// the future itself.
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match within_runtime_if_available(|| std::pin::Pin::new(fut).poll(&mut cx)) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
-}
-
 // ----- key info -----
 
 /// Public facts about one key version.
@@ -547,22 +528,18 @@ impl NativeStrongroom {
             .map_err(|_| invalid("store handle poisoned"))
     }
 
-    /// Seals `plaintext` under the primary key, bound to (path, version).
-    ///
-    /// When `out` is given (a Buffer of exactly plaintext length +
-    /// `OVERHEAD` bytes) and sealing finishes on this thread, the sealed
-    /// value is written into it and `null` returned. Otherwise (no `out`,
-    /// a large value, or the key's encryption reservation had to be renewed
-    /// in storage) a Promise of a new Buffer is returned.
+    /// Seals `plaintext` under the primary key, bound to (path, version),
+    /// on a worker thread: for large values, and for small ones when the
+    /// key's encryption reservation must be renewed in storage first (the
+    /// `sealValueInto` fast path said so). Resolves to a new Buffer.
     #[napi]
     pub fn seal_value<'env>(
         &self,
         env: &'env Env,
-        out: Option<BufferSlice<'_>>,
         plaintext: Either<BufferSlice<'_>, String>,
         path: String,
         version: Either<f64, BigInt>,
-    ) -> napi::Result<Option<PromiseRaw<'env, Buffer>>> {
+    ) -> napi::Result<PromiseRaw<'env, Buffer>> {
         let sr = self.handle()?;
         let version = context_version(&version)?;
         let plain = plain_bytes(&plaintext);
@@ -570,46 +547,12 @@ impl NativeStrongroom {
         buf.extend_from_slice(plain);
         // Holds the plaintext until it is sealed in place; wiped if sealing fails.
         let mut buf = SecretBytes::new(buf);
-        let mut fut = Box::pin(async move {
+        env.spawn_future(async move {
             sr.seal_value_in_place(buf.expose_secret_mut(), &SealContext::new(&path, version))
                 .await
-                .map(|()| std::mem::take(buf.expose_secret_mut()))
+                .map(|()| Buffer::from(std::mem::take(buf.expose_secret_mut())))
                 .map_err(to_js)
-        });
-        if let Some(mut out) = out
-            && plain.len() < OFFLOAD_THRESHOLD
-            && let Some(done) = poll_once(&mut fut)
-        {
-            let done = done?;
-            if out.len() != done.len() {
-                return Err(invalid("output buffer has the wrong length"));
-            }
-            out.copy_from_slice(&done);
-            return Ok(None);
-        }
-        Ok(Some(env.spawn_future(async move {
-            fut.await.map(Buffer::from)
-        })?))
-    }
-
-    /// Opens in place `buf`, a copy of a sealed value bound to (path,
-    /// version), and returns the plaintext's length `n`: the plaintext is
-    /// `buf[HEADER_LEN..HEADER_LEN + n]`. On failure `buf` holds no
-    /// plaintext.
-    #[napi]
-    pub fn open_value(
-        &self,
-        mut buf: BufferSlice<'_>,
-        path: String,
-        version: Either<f64, BigInt>,
-    ) -> napi::Result<u32> {
-        let sr = self.handle()?;
-        let version = context_version(&version)?;
-        let n = sr
-            .open_value_in_place(&mut buf, &SealContext::new(&path, version))
-            .map_err(to_js)?
-            .len();
-        Ok(n as u32)
+        })
     }
 
     /// Stores `plaintext` sealed at storage key `key` (under "s/").

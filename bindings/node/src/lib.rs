@@ -344,7 +344,7 @@ pub struct NativePkcs11Options {
 /// How the root key is supplied: raw bytes, a key file, or a key in a
 /// PKCS#11 token.
 enum RootKey {
-    Software(SoftwareProtector),
+    Software(Box<SoftwareProtector>),
     Pkcs11(strongroom_pkcs11::Pkcs11Config),
 }
 
@@ -356,10 +356,10 @@ impl RootKey {
     ) -> napi::Result<Self> {
         match (key, key_file, pkcs11) {
             (Some(k), None, None) => SoftwareProtector::from_key(SecretBytes::copy_from(k))
-                .map(Self::Software)
+                .map(|p| Self::Software(Box::new(p)))
                 .map_err(to_js),
             (None, Some(p), None) => SoftwareProtector::from_key_file(p)
-                .map(Self::Software)
+                .map(|p| Self::Software(Box::new(p)))
                 .map_err(to_js),
             (None, None, Some(o)) => {
                 let pin = SecretBytes::copy_from(&o.pin)
@@ -387,7 +387,7 @@ impl RootKey {
     ) -> strongroom::Result<Box<dyn strongroom::protector::KeyProtector>> {
         use strongroom_pkcs11::Pkcs11Protector;
         Ok(match self {
-            Self::Software(p) => Box::new(p),
+            Self::Software(p) => p,
             Self::Pkcs11(c) if create => Box::new(Pkcs11Protector::init_key(c).await?),
             Self::Pkcs11(c) => Box::new(Pkcs11Protector::open(c).await?),
         })
@@ -1431,6 +1431,7 @@ fn lease_id(text: &str) -> napi::Result<strongroom::lease::LeaseId> {
 impl NativeLeaseManager {
     /// Issues a lease on `path` for `engine` ("noop" is built in).
     #[napi]
+    #[allow(clippy::too_many_arguments)] // one per JavaScript argument
     pub fn issue<'env>(
         &self,
         env: &'env Env,

@@ -77,7 +77,7 @@ impl NativeStrongroom {
     /// `grace_period_ms` after a promotion. The verifier starts with the
     /// stored versions.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // one per JavaScript argument
     pub fn api_key_rotation<'env>(
         &self,
         env: &'env Env,

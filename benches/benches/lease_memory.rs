@@ -193,7 +193,10 @@ fn restore_figures(n: usize) {
             }
         })
     });
-    assert!(scanned > 0 && scanned < n, "packed index segments: {scanned}");
+    assert!(
+        scanned > 0 && scanned < n,
+        "packed index segments: {scanned}"
+    );
 
     // What a load-everything restart costs: scan every record and decode it.
     let (naive_restore, naive_loaded) = best_of(3, || {

@@ -939,6 +939,14 @@ fn parse_legacy_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
     Some((Timestamp::from_millis(t), id.parse().ok()?))
 }
 
+/// An index segment a change rewrites: its value as read (checked unchanged
+/// when the batch applies) and as it will be written (`None`: deleted).
+struct TouchedSegment {
+    key: String,
+    read: Option<Vec<u8>>,
+    write: Option<Vec<u8>>,
+}
+
 /// In-memory bookkeeping, guarded by a std mutex never held across `.await`.
 #[derive(Debug, Default)]
 struct Mem {
@@ -1304,30 +1312,36 @@ impl LeaseManager {
     ) -> Result<()> {
         let old_key = old_due.map(|t| segment::key(t, id));
         let new_key = new_due.map(|t| segment::key(t, id));
-        let mut touched: Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::with_capacity(2);
+        // (key, value as read, value to write); one entry when both are the
+        // same segment
+        let mut touched = Vec::with_capacity(2);
         for key in [&old_key, &new_key].into_iter().flatten() {
-            if touched.iter().all(|(k, _, _)| k != key) {
-                let value = self.storage.get(key).await?;
-                touched.push((key.clone(), value.clone(), value));
+            if touched.iter().all(|t: &TouchedSegment| &t.key != key) {
+                let read = self.storage.get(key).await?;
+                touched.push(TouchedSegment {
+                    key: key.clone(),
+                    write: read.clone(),
+                    read,
+                });
             }
         }
-        for (key, _, value) in &mut touched {
+        for seg in &mut touched {
             if let Some(t) = old_due
-                && old_key.as_ref() == Some(key)
+                && old_key.as_ref() == Some(&seg.key)
             {
-                *value = segment::remove(key, value.take(), t, id)?;
+                seg.write = segment::remove(&seg.key, seg.write.take(), t, id)?;
             }
             if let Some(t) = new_due
-                && new_key.as_ref() == Some(key)
+                && new_key.as_ref() == Some(&seg.key)
             {
-                *value = Some(segment::add(key, value.take(), t, id)?);
+                seg.write = Some(segment::add(&seg.key, seg.write.take(), t, id)?);
             }
         }
-        for (key, orig, value) in touched {
-            ops.push(BatchOp::expect(key.clone(), orig));
-            ops.push(match value {
-                Some(v) => BatchOp::put(key, v),
-                None => BatchOp::delete(key),
+        for seg in touched {
+            ops.push(BatchOp::expect(seg.key.clone(), seg.read));
+            ops.push(match seg.write {
+                Some(v) => BatchOp::put(seg.key, v),
+                None => BatchOp::delete(seg.key),
             });
         }
         Ok(())

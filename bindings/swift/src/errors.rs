@@ -686,7 +686,7 @@ fn lease(e: LeaseError, code: String, message: String) -> StrongroomError {
 }
 
 /// Shorthand for results of the FFI.
-pub type Result<T, E = StrongroomError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StrongroomError> = std::result::Result<T, E>;
 
 /// An `InvalidArgument` error.
 pub(crate) fn invalid(message: impl Into<String>) -> StrongroomError {

@@ -1,6 +1,11 @@
 //! The uniffi FFI of Strongroom: the surface Swift (and, for testing here,
 //! uniffi's Python bindings) see. Each function converts, calls the core and
 //! maps the result; async functions run on uniffi's tokio support.
+//!
+//! This file holds the keyring and sealing surface; `store` the versioned
+//! secrets, policies, handles and audit; `lease` leases and host-language
+//! revokers; `rotation` API-key rotation; `pkcs11` the PKCS#11 root key;
+//! `errors` the one error enum.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -20,15 +25,16 @@ mod pkcs11;
 mod rotation;
 mod store;
 
-pub use errors::{Result, StrongroomError};
+use errors::Result;
+pub use errors::StrongroomError;
 pub use lease::{
     Clock, DueReport, Lease, LeaseEvent, LeaseManager, LeaseOptions, LeaseRevoker,
     PrefixRevocation, RevokerError,
 };
 pub use pkcs11::Pkcs11Protector;
 pub use rotation::{
-    ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions, RotationReport,
-    RotationStatus, RotationVersion, StagedCredentials,
+    ApiKeyFormat, ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions,
+    RotationReport, RotationStatus, RotationVersion, StagedCredentials,
 };
 pub use store::{
     AuditLog, AuditReport, Handle, Policy, SecretMetadata, SecretRead, VersionInfo,

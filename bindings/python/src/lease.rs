@@ -617,7 +617,11 @@ fn new_manager(
     revoke_timeout: &Bound<'_, PyAny>,
     event_capacity: usize,
 ) -> PyResult<Arc<CoreManager>> {
-    let storage = crate::storage_of(storage)?;
+    let (storage, store_clock) = crate::storage_of(storage)?;
+    let clock = match (clock, store_clock) {
+        (None, Some(c)) => c,
+        (c, _) => clock_of(c),
+    };
     let mut config = LeaseConfig::default();
     config.max_leases = max_leases;
     let mut quotas: Vec<PrefixQuota> = prefix_quotas
@@ -631,7 +635,7 @@ fn new_manager(
     config.retry.max_attempts = max_revoke_attempts;
     config.revoke_timeout = seconds("revoke_timeout", revoke_timeout)?;
     config.event_capacity = event_capacity;
-    CoreManager::new(storage, clock_of(clock), config)
+    CoreManager::new(storage, clock, config)
         .map(Arc::new)
         .map_err(to_py)
 }
@@ -743,13 +747,14 @@ macro_rules! manager_new {
         #[pymethods]
         impl $t {
             /// A lease manager over `storage` (a `Storage`, or a store whose
-            /// storage to use), timed by `clock` (the system clock if
-            /// `None`). `max_leases` bounds live leases; `prefix_quotas`
-            /// maps path prefixes to limits; `expiring_soon_fraction` of a
-            /// TTL passes before an "expiring_soon" event (`None`: never);
-            /// revocation is tried `max_revoke_attempts` times before a
-            /// lease is irrevocable; one revoker call may take
-            /// `revoke_timeout` seconds.
+            /// storage to use), timed by `clock` (if `None`: the store's
+            /// clock, or the system clock for a `Storage`). `max_leases`
+            /// bounds live leases; `prefix_quotas` maps path prefixes to
+            /// limits; `expiring_soon_fraction` of a TTL passes before an
+            /// "expiring_soon" event (`None`: never); revocation is tried
+            /// `max_revoke_attempts` times before a lease is irrevocable;
+            /// one revoker call may take `revoke_timeout` seconds (async
+            /// revokers called from the blocking API are not cut short).
             #[new]
             #[pyo3(signature = (storage, clock = None, *, max_leases = None, prefix_quotas = None,
                 expiring_soon_fraction = Some(0.75), max_revoke_attempts = 8,

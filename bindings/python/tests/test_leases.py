@@ -222,15 +222,22 @@ def test_async_and_blocking_views_share_a_manager():
 
 
 def test_lease_manager_over_a_store(key_file):
-    """The manager can share a store's storage; leases survive a new manager."""
-    sr = strongroom.blocking.Strongroom.init(
-        strongroom.Storage.memory(), strongroom.SoftwareProtector.from_key_file(key_file)
-    )
+    """A manager can share a store's storage and clock; leases survive a new manager."""
     clock = strongroom.ManualClock(T0)
-    one = strongroom.blocking.LeaseManager(sr, clock)
+    sr = strongroom.blocking.Strongroom.init(
+        strongroom.Storage.memory(), strongroom.SoftwareProtector.from_key_file(key_file), clock
+    )
+    one = strongroom.blocking.LeaseManager(sr)  # the store's (manual) clock
     one.register_revoker("test", lambda lease: None)
     lease = one.issue("a/b", "test", 60, data=bytearray(b"x"))
+    assert lease.issued_at == T0
     two = strongroom.blocking.LeaseManager(sr, clock)
+    gone = []
+    two.register_revoker("test", lambda lease: gone.append(lease.id))
     assert two.lookup(lease.id).revocation_data.reveal() == b"x"
+    clock.advance(61)
+    assert two.run_due().revoked == 1 and gone == [lease.id]
     with pytest.raises(TypeError):
         strongroom.blocking.LeaseManager("not storage", clock)
+    with pytest.raises(strongroom.InvalidArgument):
+        strongroom.blocking.LeaseManager(sr, clock, expiring_soon_fraction=1.5)

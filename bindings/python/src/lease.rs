@@ -419,6 +419,42 @@ async fn next_event(
     }
 }
 
+/// How often a blocking wait for events checks for signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+impl LeaseEvents {
+    /// Waits up to `limit` (forever if `None`) in slices, checking for
+    /// signals between them: `None` on timeout, `Some(None)` once the
+    /// manager is gone. Receiving is cancel-safe, so no event is lost
+    /// between slices.
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        limit: Option<Duration>,
+    ) -> PyResult<Option<Option<LeaseEvent>>> {
+        let deadline = limit.map(|d| std::time::Instant::now() + d);
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(SIGNAL_CHECK),
+                None => SIGNAL_CHECK,
+            };
+            let rx = self.rx.clone();
+            let got = py.detach(|| {
+                runtime().block_on(async move { tokio::time::timeout(slice, next_event(rx)).await })
+            });
+            if let Ok(ev) = got {
+                return Ok(Some(ev));
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
 #[pymethods]
 impl LeaseEvents {
     fn __aiter__(slf: Py<Self>) -> Py<Self> {
@@ -439,14 +475,14 @@ impl LeaseEvents {
     }
 
     /// Blocks (GIL released) until the next event; stops once the manager
-    /// is gone.
-    fn __next__(&self, py: Python<'_>) -> Option<LeaseEvent> {
-        let rx = self.rx.clone();
-        py.detach(|| runtime().block_on(next_event(rx)))
+    /// is gone. Ctrl-C (any pending signal handler) interrupts it.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<LeaseEvent>> {
+        Ok(self.wait_for(py, None)?.flatten())
     }
 
     /// Waits up to `timeout` seconds (forever if `None`) for the next
-    /// event; `None` if none came. Blocks with the GIL released.
+    /// event; `None` if none came or the manager is gone. Blocks with the
+    /// GIL released; signals (Ctrl-C) interrupt it.
     #[pyo3(signature = (timeout = None))]
     fn wait(
         &self,
@@ -454,15 +490,7 @@ impl LeaseEvents {
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<LeaseEvent>> {
         let limit = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        let rx = self.rx.clone();
-        Ok(py.detach(|| {
-            runtime().block_on(async move {
-                match limit {
-                    Some(d) => tokio::time::timeout(d, next_event(rx)).await.ok().flatten(),
-                    None => next_event(rx).await,
-                }
-            })
-        }))
+        Ok(self.wait_for(py, limit)?.flatten())
     }
 
     /// The events that have arrived, without waiting.

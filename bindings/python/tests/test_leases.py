@@ -205,6 +205,13 @@ def test_events_blocking_wait_and_iteration():
     mgr.revoke(lease.id)
     assert next(iter(events)).kind == "revoked"
     assert mgr.live_leases == 0
+    other = mgr.issue("svc/other", "test", 60)
+    del mgr  # the manager goes: buffered events are still read, then iteration stops
+    import gc
+
+    gc.collect()
+    assert [(e.kind, e.id) for e in events] == [("issued", other.id)]
+    assert events.wait() is None
 
 
 def test_async_and_blocking_views_share_a_manager():

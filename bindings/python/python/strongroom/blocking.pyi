@@ -1,6 +1,7 @@
 from os import PathLike
 from typing import Optional, Union
 
+from . import Strongroom as _AsyncStrongroom
 from . import (
     AuditLog,
     DueReport,
@@ -96,7 +97,7 @@ class ApiKeyRotation:
 
     @staticmethod
     def open(
-        sr: object, name: str, *, prefix: str = "sk_", chars: int = 32,
+        sr: Union[Strongroom, _AsyncStrongroom], name: str, *, prefix: str = "sk_", chars: int = 32,
         grace_period: Optional[_Seconds] = None
     ) -> ApiKeyRotation: ...
     @property

@@ -262,6 +262,10 @@ mod ops {
         i.engine.revoke_due().await
     }
 
+    pub(super) async fn import_current(i: Inner, key: SecretBytes) -> strongroom::Result<u64> {
+        i.engine.import_current("api-key", key).await
+    }
+
     pub(super) async fn refresh(i: Inner) -> strongroom::Result<()> {
         i.verifier.sync(&i.engine.staged().await?)
     }
@@ -365,6 +369,20 @@ rotation_common!(ApiKeyRotation, {
         crate::awaitable(py, ops::revoke_due(self.inner.clone()))
     }
 
+    /// Stores a key issued before Strongroom managed it (str or
+    /// bytes-like; it need not match the format) as the current version, so
+    /// the next rotation keeps it valid as `previous` through the grace
+    /// period. Resolves to its version. Raises `RotationAlreadyInitialized`
+    /// if a current version exists.
+    fn import_current<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = self::presented(key)?;
+        crate::awaitable(py, ops::import_current(self.inner.clone(), key))
+    }
+
     /// Re-reads the stored versions into the verifier (after another engine
     /// or process rotated).
     fn refresh<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -415,6 +433,12 @@ rotation_common!(BlockingApiKeyRotation, {
     /// Revokes the previous key if its grace period is over.
     fn revoke_due(&self, py: Python<'_>) -> PyResult<bool> {
         block(py, true, ops::revoke_due(self.inner.clone()))
+    }
+
+    /// Stores an existing key as the current version; returns its version.
+    fn import_current(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let key = self::presented(key)?;
+        block(py, true, ops::import_current(self.inner.clone(), key))
     }
 
     /// Re-reads the stored versions into the verifier.

@@ -134,3 +134,22 @@ def test_refresh_sees_another_engines_rotation(key_file):
             await strongroom.ApiKeyRotation.open(sr, "svc/short", chars=8)
 
     asyncio.run(go())
+
+
+def test_import_an_existing_key_then_rotate_with_overlap(flavor, key_file):
+    async def go():
+        store_cls, rot_cls = STORES[flavor], ROTATIONS[flavor]
+        prot = strongroom.SoftwareProtector.from_key_file(key_file)
+        sr = await m(store_cls.init(strongroom.Storage.memory(), prot))
+        rot = await m(rot_cls.open(sr, "svc/legacy", grace_period=3600))
+        legacy = "key-from-the-old-env-file"  # predates the sk_ format
+        assert await m(rot.import_current(legacy)) == 1
+        assert rot.verify(legacy) == strongroom.Matched.Current
+        with pytest.raises(strongroom.RotationAlreadyInitialized):
+            await m(rot.import_current("another"))
+        await m(rot.rotate_now())
+        new = (await m(rot.staged())).current.secret.reveal()
+        assert rot.verify(new) == strongroom.Matched.Current
+        assert rot.verify(legacy) == strongroom.Matched.Previous
+
+    asyncio.run(go())

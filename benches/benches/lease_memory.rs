@@ -182,7 +182,7 @@ fn restore_figures(n: usize) {
             let mut count = 0usize;
             loop {
                 let page = storage
-                    .scan("lease-exp/", after.as_deref(), 4096)
+                    .scan("lease-due/", after.as_deref(), 4096)
                     .await
                     .unwrap();
                 count += page.len();
@@ -193,7 +193,10 @@ fn restore_figures(n: usize) {
             }
         })
     });
-    assert_eq!(scanned, n);
+    assert!(
+        scanned > 0 && scanned < n,
+        "packed index segments: {scanned}"
+    );
 
     // What a load-everything restart costs: scan every record and decode it.
     let (naive_restore, naive_loaded) = best_of(3, || {
@@ -241,7 +244,7 @@ fn restore_figures(n: usize) {
         ns_per(decode, n)
     );
     println!(
-        "(of which storage scan of the index keys alone: {:.1} ms)",
+        "(storage scan of the {scanned} index segments alone: {:.1} ms)",
         scan_only.as_secs_f64() * 1e3
     );
     println!(

@@ -9,7 +9,9 @@
 //! through strongroom-testpg, or uses `STRONGROOM_TEST_PG_URL`).
 //! Environment: `POOL_BENCH_SECS` (default 5) per phase, `POOL_BENCH_WORKERS`
 //! (default 8) per pool, `POOL_BENCH_ROTATE_EVERY_MS` (default 0: rotations
-//! back to back; otherwise a pause between rotations).
+//! back to back; otherwise a pause between rotations), `POOL_BENCH_MAX_LIFETIME_MS`
+//! (default none: connections live on; set it to make both pools log in
+//! again all the time, so new logins land inside single-user rotation windows).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -149,6 +151,15 @@ fn main() -> BenchResult<()> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
     );
+    let lifetime = std::env::var("POOL_BENCH_MAX_LIFETIME_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_millis);
+    let pool_options = move || {
+        PgPoolOptions::new()
+            .max_connections(workers as u32)
+            .max_lifetime(lifetime)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -174,8 +185,7 @@ fn main() -> BenchResult<()> {
             Some("bench-plain-pw"),
         )
         .await?;
-        let plain = PgPoolOptions::new()
-            .max_connections(workers as u32)
+        let plain = pool_options()
             .connect_with(
                 target
                     .clone()
@@ -185,7 +195,7 @@ fn main() -> BenchResult<()> {
             .await?;
 
         println!(
-            "pool benchmark: {workers} workers per pool, {secs}s per phase, SELECT 1, both pools at once, pause between rotations {pace:?}"
+            "pool benchmark: {workers} workers per pool, {secs}s per phase, SELECT 1, both pools at once, pause between rotations {pace:?}, connection lifetime {lifetime:?}"
         );
         for mode in ["alternating", "single-user"] {
             let protector = SoftwareProtector::from_key(SecretBytes::new(vec![3; 32]))?;
@@ -232,7 +242,7 @@ fn main() -> BenchResult<()> {
             engine.rotate_now().await?;
             let healing = HealingPool::connect(
                 target.clone(),
-                PgPoolOptions::new().max_connections(workers as u32),
+                pool_options(),
                 Arc::new(RotatedSource::with_engine(sr.clone(), &engine)),
                 HealingOptions {
                     budget: Duration::from_secs(10),

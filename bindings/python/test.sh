@@ -2,6 +2,7 @@
 # Builds the Python extension into a private venv and runs its pytest suite.
 # Needs python3 (>= 3.11) with venv, cargo, and access to PyPI on first run.
 # Re-runs reuse the venv and cargo's cache. Honours CARGO_TARGET_DIR.
+# tests/test_pkcs11.py needs SoftHSM2: bash scripts/setup-softhsm.sh.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

@@ -6,7 +6,9 @@ use pyo3::{PyErr, create_exception};
 use strongroom::Error;
 use strongroom::audit::AuditError as CoreAuditError;
 use strongroom::lease::LeaseError as CoreLeaseError;
+use strongroom::lease::QuotaScope;
 use strongroom::policy::PolicyError as CorePolicyError;
+use strongroom::rotation::RotationError as CoreRotationError;
 use strongroom::secrets::SecretError;
 
 create_exception!(
@@ -197,6 +199,120 @@ create_exception!(
 );
 create_exception!(
     strongroom,
+    LeaseNotFound,
+    LeaseError,
+    "No lease with this id: never issued, or already revoked."
+);
+create_exception!(
+    strongroom,
+    LeaseInvalidId,
+    LeaseError,
+    "The text is not a lease id ('lease_' and 32 lower-case hex digits)."
+);
+create_exception!(
+    strongroom,
+    LeaseNotRenewable,
+    LeaseError,
+    "The lease was issued as not renewable."
+);
+create_exception!(
+    strongroom,
+    LeaseNotActive,
+    LeaseError,
+    "The lease is being revoked or is irrevocable, so it cannot be renewed."
+);
+create_exception!(
+    strongroom,
+    LeaseQuotaExceeded,
+    LeaseError,
+    "Issuing would exceed a lease quota."
+);
+create_exception!(
+    strongroom,
+    LeaseNoRevoker,
+    LeaseError,
+    "No revoker is registered for the lease's engine."
+);
+create_exception!(
+    strongroom,
+    LeaseInvalidTtl,
+    LeaseError,
+    "A TTL or renewal increment cannot be used."
+);
+create_exception!(
+    strongroom,
+    LeaseInvalidEngine,
+    LeaseError,
+    "An engine name cannot be used."
+);
+create_exception!(
+    strongroom,
+    LeaseRevocationDeferred,
+    LeaseError,
+    "The revoker failed; the manager retries at `next_try`."
+);
+create_exception!(
+    strongroom,
+    LeaseIrrevocable,
+    LeaseError,
+    "Revocation failed too often; revoke again after fixing the engine, or force_revoke."
+);
+create_exception!(
+    strongroom,
+    LeaseRevokerFailed,
+    LeaseError,
+    "A revoker failed for a reason of its own (a Python revoker raised)."
+);
+create_exception!(
+    strongroom,
+    RotationInvalidName,
+    RotationError,
+    "The credential name cannot be used."
+);
+create_exception!(
+    strongroom,
+    RotationBusy,
+    RotationError,
+    "Another process or task is rotating this credential."
+);
+create_exception!(
+    strongroom,
+    RotationLostLock,
+    RotationError,
+    "Another process took over the rotation lock."
+);
+create_exception!(
+    strongroom,
+    RotationStepFailed,
+    RotationError,
+    "A rotation step kept failing; it is recorded and resumed later."
+);
+create_exception!(
+    strongroom,
+    RotationRolledBack,
+    RotationError,
+    "The new version did not work and was rolled back; the current one is unchanged."
+);
+create_exception!(
+    strongroom,
+    RotationAlreadyInitialized,
+    RotationError,
+    "The credential already has a current version."
+);
+create_exception!(
+    strongroom,
+    RotationCorruptState,
+    RotationError,
+    "The stored rotation state cannot be read."
+);
+create_exception!(
+    strongroom,
+    RotationAuditRefused,
+    RotationError,
+    "The audit hook refused to record a rotation step."
+);
+create_exception!(
+    strongroom,
     ShamirError,
     StrongroomError,
     "Shamir split or combine failed."
@@ -241,6 +357,25 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         LeaseExpired,
         RotationError,
         ShamirError,
+        LeaseNotFound,
+        LeaseInvalidId,
+        LeaseNotRenewable,
+        LeaseNotActive,
+        LeaseQuotaExceeded,
+        LeaseNoRevoker,
+        LeaseInvalidTtl,
+        LeaseInvalidEngine,
+        LeaseRevocationDeferred,
+        LeaseIrrevocable,
+        LeaseRevokerFailed,
+        RotationInvalidName,
+        RotationBusy,
+        RotationLostLock,
+        RotationStepFailed,
+        RotationRolledBack,
+        RotationAlreadyInitialized,
+        RotationCorruptState,
+        RotationAuditRefused,
     );
     Ok(())
 }
@@ -425,9 +560,8 @@ pub(crate) fn to_py(e: Error) -> PyErr {
             ],
         ),
         Error::Audit(_) => (AuditError::new_err(msg), vec![]),
-        Error::Lease(CoreLeaseError::Expired { .. }) => (LeaseExpired::new_err(msg), vec![]),
-        Error::Lease(_) => (LeaseError::new_err(msg), vec![]),
-        Error::Rotation(_) => (RotationError::new_err(msg), vec![]),
+        Error::Lease(l) => lease_error(l, msg),
+        Error::Rotation(r) => rotation_error(r, msg),
         Error::Shamir(_) => (ShamirError::new_err(msg), vec![]),
         _ => (StrongroomError::new_err(msg), vec![]),
     };
@@ -447,4 +581,163 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         });
     }
     err
+}
+
+fn id_attr(id: strongroom::lease::LeaseId) -> (&'static str, Attr) {
+    ("id", Attr::Str(id.to_string()))
+}
+
+/// One subclass of `LeaseError` per core variant.
+fn lease_error(e: CoreLeaseError, msg: String) -> (PyErr, Attrs) {
+    use CoreLeaseError as L;
+    match e {
+        L::NotFound { id } => (LeaseNotFound::new_err(msg), vec![id_attr(id)]),
+        L::InvalidId { text } => (
+            LeaseInvalidId::new_err(msg),
+            vec![("text", Attr::Str(text))],
+        ),
+        L::NotRenewable { id } => (LeaseNotRenewable::new_err(msg), vec![id_attr(id)]),
+        L::Expired { id, expired_at } => (
+            LeaseExpired::new_err(msg),
+            vec![
+                id_attr(id),
+                ("expired_at", Attr::Int(expired_at.as_millis())),
+            ],
+        ),
+        L::NotActive { id, state } => (
+            LeaseNotActive::new_err(msg),
+            vec![id_attr(id), ("state", Attr::Str(state.to_string()))],
+        ),
+        L::QuotaExceeded {
+            scope,
+            limit,
+            count,
+        } => {
+            let scope = match scope {
+                QuotaScope::Prefix(p) => p,
+                _ => String::new(),
+            };
+            (
+                LeaseQuotaExceeded::new_err(msg),
+                vec![
+                    ("prefix", Attr::Str(scope)),
+                    ("limit", Attr::Int(limit)),
+                    ("count", Attr::Int(count)),
+                ],
+            )
+        }
+        L::NoRevoker { engine } => (
+            LeaseNoRevoker::new_err(msg),
+            vec![("engine", Attr::Str(engine))],
+        ),
+        L::InvalidTtl { reason } => (
+            LeaseInvalidTtl::new_err(msg),
+            vec![("reason", Attr::Str(reason.into()))],
+        ),
+        L::InvalidEngine { engine } => (
+            LeaseInvalidEngine::new_err(msg),
+            vec![("engine", Attr::Str(engine))],
+        ),
+        L::RevocationDeferred {
+            id,
+            attempts,
+            next_try,
+            reason,
+        } => (
+            LeaseRevocationDeferred::new_err(msg),
+            vec![
+                id_attr(id),
+                ("attempts", Attr::Int(attempts.into())),
+                ("next_try", Attr::Int(next_try.as_millis())),
+                ("reason", Attr::Str(reason)),
+            ],
+        ),
+        L::Irrevocable {
+            id,
+            attempts,
+            reason,
+        } => (
+            LeaseIrrevocable::new_err(msg),
+            vec![
+                id_attr(id),
+                ("attempts", Attr::Int(attempts.into())),
+                ("reason", Attr::Str(reason)),
+            ],
+        ),
+        L::RevokerFailed { engine, reason } => (
+            LeaseRevokerFailed::new_err(msg),
+            vec![("engine", Attr::Str(engine)), ("reason", Attr::Str(reason))],
+        ),
+        _ => (LeaseError::new_err(msg), vec![]),
+    }
+}
+
+/// One subclass of `RotationError` per core variant.
+fn rotation_error(e: CoreRotationError, msg: String) -> (PyErr, Attrs) {
+    use CoreRotationError as R;
+    let cred = |c: String| ("credential", Attr::Str(c));
+    match e {
+        R::InvalidName { name, reason } => (
+            RotationInvalidName::new_err(msg),
+            vec![
+                ("name", Attr::Str(name)),
+                ("reason", Attr::Str(reason.into())),
+            ],
+        ),
+        R::Busy {
+            credential,
+            owner,
+            until,
+        } => (
+            RotationBusy::new_err(msg),
+            vec![
+                cred(credential),
+                ("owner", Attr::Str(owner)),
+                ("until", Attr::Int(until.as_millis())),
+            ],
+        ),
+        R::LostLock { credential } => (RotationLostLock::new_err(msg), vec![cred(credential)]),
+        R::StepFailed {
+            credential,
+            version,
+            step,
+            attempts,
+            ..
+        } => (
+            RotationStepFailed::new_err(msg),
+            vec![
+                cred(credential),
+                ("version", Attr::Int(version)),
+                ("step", Attr::Str(step.to_string())),
+                ("attempts", Attr::Int(attempts.into())),
+            ],
+        ),
+        R::RolledBack {
+            credential,
+            version,
+            step,
+            ..
+        } => (
+            RotationRolledBack::new_err(msg),
+            vec![
+                cred(credential),
+                ("version", Attr::Int(version)),
+                ("step", Attr::Str(step.to_string())),
+            ],
+        ),
+        R::AlreadyInitialized { credential } => (
+            RotationAlreadyInitialized::new_err(msg),
+            vec![cred(credential)],
+        ),
+        R::CorruptState { credential, .. } => {
+            (RotationCorruptState::new_err(msg), vec![cred(credential)])
+        }
+        R::AuditRefused {
+            credential, step, ..
+        } => (
+            RotationAuditRefused::new_err(msg),
+            vec![cred(credential), ("step", Attr::Str(step.to_string()))],
+        ),
+        _ => (RotationError::new_err(msg), vec![]),
+    }
 }

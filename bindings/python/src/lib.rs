@@ -11,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
+use strongroom::clock::Clock;
 use strongroom::keyring::KeyInfo as CoreKeyInfo;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
@@ -19,9 +20,13 @@ use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::{Zeroize as _, Zeroizing};
 
 mod errors;
+mod lease;
+mod pkcs11;
+mod rotation;
 mod store;
 
 use errors::to_py;
+use pkcs11::Protector;
 use store::{Change, Target};
 
 type Core = strongroom::Strongroom;
@@ -540,6 +545,30 @@ impl BlockingStrongroom {
     }
 }
 
+/// Store options with `clock` (the system clock if `None`).
+fn options(clock: Option<&lease::ManualClock>) -> Options {
+    let mut o = Options::default();
+    if clock.is_some() {
+        o.clock = lease::clock_of(clock);
+    }
+    o
+}
+
+/// The storage of a `Storage`, or of a store of either class together with
+/// the store's clock.
+fn storage_of(obj: &Bound<'_, PyAny>) -> PyResult<(DynStorage, Option<Arc<dyn Clock>>)> {
+    if let Ok(s) = obj.cast::<Storage>() {
+        return Ok((s.get().inner.clone(), None));
+    }
+    core_of(obj)
+        .map(|c| (c.storage().clone(), Some(c.clock().clone())))
+        .map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(
+                "expected a Storage, a Strongroom or a blocking.Strongroom",
+            )
+        })
+}
+
 /// The core store behind a `Strongroom` or a `blocking.Strongroom`.
 fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
     if let Ok(s) = obj.cast::<Strongroom>() {
@@ -551,29 +580,39 @@ fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
 
 #[pymethods]
 impl Strongroom {
-    /// Creates a new store in empty `storage` (awaitable).
+    /// Creates a new store in empty `storage` (awaitable). `protector` is a
+    /// `SoftwareProtector` or a `Pkcs11Protector`; `clock` (a `ManualClock`)
+    /// times rotation grace periods and records (default: system clock).
     #[staticmethod]
+    #[pyo3(signature = (storage, protector, clock = None))]
     fn init<'py>(
         py: Python<'py>,
         storage: &Storage,
-        protector: &SoftwareProtector,
+        protector: &Bound<'py, PyAny>,
+        clock: Option<PyRef<'py, lease::ManualClock>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let o = options(clock.as_deref());
         awaitable(py, async move {
-            Core::init(s, &*p, Options::default()).await.map(AsyncOut)
+            let p = p.resolve().await?;
+            Core::init(s, &*p, o).await.map(AsyncOut)
         })
     }
 
-    /// Opens an initialised store (awaitable).
+    /// Opens an initialised store (awaitable); arguments as for `init`.
     #[staticmethod]
+    #[pyo3(signature = (storage, protector, clock = None))]
     fn unseal<'py>(
         py: Python<'py>,
         storage: &Storage,
-        protector: &SoftwareProtector,
+        protector: &Bound<'py, PyAny>,
+        clock: Option<PyRef<'py, lease::ManualClock>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let o = options(clock.as_deref());
         awaitable(py, async move {
-            Core::unseal(s, &*p, Options::default()).await.map(AsyncOut)
+            let p = p.resolve().await?;
+            Core::unseal(s, &*p, o).await.map(AsyncOut)
         })
     }
 
@@ -806,22 +845,38 @@ impl Strongroom {
 
 #[pymethods]
 impl BlockingStrongroom {
-    /// Creates a new store in empty `storage`.
+    /// Creates a new store in empty `storage` (see `strongroom.Strongroom.init`).
     #[staticmethod]
-    fn init(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
-        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+    #[pyo3(signature = (storage, protector, clock = None))]
+    fn init(
+        py: Python<'_>,
+        storage: &Storage,
+        protector: &Bound<'_, PyAny>,
+        clock: Option<PyRef<'_, lease::ManualClock>>,
+    ) -> PyResult<Self> {
+        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let o = options(clock.as_deref());
         let core = block(py, true, async move {
-            Core::init(s, &*p, Options::default()).await
+            let p = p.resolve().await?;
+            Core::init(s, &*p, o).await
         })?;
         Ok(Self { core })
     }
 
     /// Opens an initialised store.
     #[staticmethod]
-    fn unseal(py: Python<'_>, storage: &Storage, protector: &SoftwareProtector) -> PyResult<Self> {
-        let (s, p) = (storage.inner.clone(), protector.inner.clone());
+    #[pyo3(signature = (storage, protector, clock = None))]
+    fn unseal(
+        py: Python<'_>,
+        storage: &Storage,
+        protector: &Bound<'_, PyAny>,
+        clock: Option<PyRef<'_, lease::ManualClock>>,
+    ) -> PyResult<Self> {
+        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let o = options(clock.as_deref());
         let core = block(py, true, async move {
-            Core::unseal(s, &*p, Options::default()).await
+            let p = p.resolve().await?;
+            Core::unseal(s, &*p, o).await
         })?;
         Ok(Self { core })
     }
@@ -1191,6 +1246,28 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Handle>()?;
     m.add("BlockingHandle", m.py().get_type::<store::BlockingHandle>())?;
     m.add_function(wrap_pyfunction!(store::verify_audit_file, m)?)?;
+    m.add_class::<pkcs11::Pkcs11Protector>()?;
+    m.add_class::<lease::ManualClock>()?;
+    m.add_class::<lease::Lease>()?;
+    m.add_class::<lease::LeaseEvent>()?;
+    m.add_class::<lease::LeaseEvents>()?;
+    m.add_class::<lease::DueReport>()?;
+    m.add_class::<lease::PrefixRevocation>()?;
+    m.add_class::<lease::LeaseManager>()?;
+    m.add(
+        "BlockingLeaseManager",
+        m.py().get_type::<lease::BlockingLeaseManager>(),
+    )?;
+    m.add_class::<rotation::Matched>()?;
+    m.add_class::<rotation::Credential>()?;
+    m.add_class::<rotation::Staged>()?;
+    m.add_class::<rotation::RotationStatus>()?;
+    m.add_class::<rotation::RotationReport>()?;
+    m.add_class::<rotation::ApiKeyRotation>()?;
+    m.add(
+        "BlockingApiKeyRotation",
+        m.py().get_type::<rotation::BlockingApiKeyRotation>(),
+    )?;
     m.add_function(wrap_pyfunction!(seal_with_key, m)?)?;
     m.add_function(wrap_pyfunction!(open_sealed, m)?)?;
     m.add_function(wrap_pyfunction!(sealed_key_version, m)?)?;

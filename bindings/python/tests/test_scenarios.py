@@ -122,11 +122,23 @@ def test_hierarchy():
     for name in ["DecryptionFailed", "MalformedSealedValue", "UnknownKeyVersion", "KeyVersionRetired",
                  "InvalidPath", "Sealed", "AlreadyInitialized", "NotInitialized", "UnsealFailed",
                  "KeyFileError", "ProtectorError", "StorageError", "StorageConflict", "PolicyDenied",
-                 "LeaseExpired", "CasConflict", "InvalidArgument", "KeyInUse"]:
+                 "LeaseExpired", "CasConflict", "InvalidArgument", "KeyInUse", "LeaseNotFound",
+                 "LeaseInvalidId", "LeaseNotRenewable", "LeaseNotActive", "LeaseQuotaExceeded",
+                 "LeaseNoRevoker", "LeaseInvalidTtl", "LeaseInvalidEngine", "LeaseRevocationDeferred",
+                 "LeaseIrrevocable", "LeaseRevokerFailed", "RotationInvalidName", "RotationBusy",
+                 "RotationLostLock", "RotationStepFailed", "RotationRolledBack",
+                 "RotationAlreadyInitialized", "RotationCorruptState", "RotationAuditRefused"]:
         cls = getattr(strongroom, name)
         assert issubclass(cls, strongroom.StrongroomError) and cls is not strongroom.StrongroomError
     assert issubclass(strongroom.PolicyDenied, strongroom.PolicyError)
     assert issubclass(strongroom.LeaseExpired, strongroom.LeaseError)
+    for name in dir(strongroom):
+        if name.startswith("Lease") and name.endswith(("Found", "Id", "Renewable", "Active", "Exceeded",
+                                                        "Revoker", "Ttl", "Engine", "Deferred",
+                                                        "Irrevocable", "Failed")):
+            assert issubclass(getattr(strongroom, name), strongroom.LeaseError), name
+        if name.startswith("Rotation") and name not in ("RotationError", "RotationReport", "RotationStatus"):
+            assert issubclass(getattr(strongroom, name), strongroom.RotationError), name
     assert issubclass(strongroom.CasConflict, strongroom.SecretStoreError)
 
 

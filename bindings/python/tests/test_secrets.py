@@ -1,5 +1,5 @@
-"""Versioned secrets, principal handles, policies and audit (S7-S9 of
-bindings/SCENARIOS.md), through the asyncio and the blocking API."""
+"""Versioned secrets, principal handles, policies and audit, through the
+asyncio and the blocking API."""
 
 import asyncio
 import inspect

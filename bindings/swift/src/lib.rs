@@ -1,297 +1,47 @@
 //! The uniffi FFI of Strongroom: the surface Swift (and, for testing here,
 //! uniffi's Python bindings) see. Each function converts, calls the core and
 //! maps the result; async functions run on uniffi's tokio support.
+//!
+//! This file holds the keyring and sealing surface; `store` the versioned
+//! secrets, policies, handles and audit; `lease` leases and host-language
+//! revokers; `rotation` API-key rotation; `pkcs11` the PKCS#11 root key;
+//! `errors` the one error enum.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use strongroom::keyring::{KeyInfo as CoreKeyInfo, KeyState as CoreKeyState};
-use strongroom::lease::LeaseError;
-use strongroom::policy::PolicyError;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, SealContext, SealedValue};
-use strongroom::secrets::SecretError;
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Error, Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::Zeroize as _;
 
 uniffi::setup_scaffolding!();
 
+mod errors;
+mod lease;
+mod pkcs11;
+mod rotation;
+mod store;
+
+use errors::Result;
+pub use errors::StrongroomError;
+pub use lease::{
+    Clock, DueReport, Lease, LeaseEvent, LeaseManager, LeaseOptions, LeaseRevoker,
+    PrefixRevocation, RevokerError,
+};
+pub use pkcs11::Pkcs11Protector;
+pub use rotation::{
+    ApiKeyFormat, ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions,
+    RotationReport, RotationStatus, RotationVersion, StagedCredentials,
+};
+pub use store::{
+    AuditLog, AuditReport, Handle, Policy, SecretMetadata, SecretRead, VersionInfo,
+    verify_audit_file,
+};
+
 type Core = strongroom::Strongroom;
-
-/// Every failure, one case per core error variant (Swift: an enum).
-#[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum StrongroomError {
-    /// A sealed value did not open.
-    #[error("{message}")]
-    DecryptionFailed {
-        /// The message.
-        message: String,
-    },
-    /// The bytes are not a sealed value this build can read.
-    #[error("{message}")]
-    MalformedSealedValue {
-        /// The message.
-        message: String,
-    },
-    /// The sealed value names a key version the keyring does not have.
-    #[error("{message}")]
-    UnknownKeyVersion {
-        /// The key version in the value's header.
-        version: u32,
-        /// The newest version the keyring holds.
-        latest: u32,
-        /// The message.
-        message: String,
-    },
-    /// The key version is retired or destroyed.
-    #[error("{message}")]
-    KeyVersionRetired {
-        /// The key version.
-        version: u32,
-        /// The keyring's minimum decryption version.
-        min_decryption_version: u32,
-        /// The message.
-        message: String,
-    },
-    /// A key state change the lifecycle forbids.
-    #[error("{message}")]
-    InvalidKeyTransition {
-        /// The key version.
-        version: u32,
-        /// The message.
-        message: String,
-    },
-    /// A key version still protects stored records.
-    #[error("{message}")]
-    KeyInUse {
-        /// The key version.
-        version: u32,
-        /// How many records need it.
-        records: u64,
-        /// The message.
-        message: String,
-    },
-    /// A path failed validation.
-    #[error("{message}")]
-    InvalidPath {
-        /// The path as given.
-        path: String,
-        /// The message.
-        message: String,
-    },
-    /// The store is sealed.
-    #[error("{message}")]
-    Sealed {
-        /// The message.
-        message: String,
-    },
-    /// init on storage that already holds a store.
-    #[error("{message}")]
-    AlreadyInitialized {
-        /// The message.
-        message: String,
-    },
-    /// unseal on storage that holds no store.
-    #[error("{message}")]
-    NotInitialized {
-        /// The message.
-        message: String,
-    },
-    /// The root key does not open the keyring.
-    #[error("{message}")]
-    UnsealFailed {
-        /// The message.
-        message: String,
-    },
-    /// A root key file problem.
-    #[error("{message}")]
-    KeyFile {
-        /// The file's path.
-        path: String,
-        /// The message.
-        message: String,
-    },
-    /// A key protector failed.
-    #[error("{message}")]
-    Protector {
-        /// Which protector.
-        protector: String,
-        /// The kind of failure ("unwrap failed", "wrong pin", ...).
-        kind: String,
-        /// The message.
-        message: String,
-    },
-    /// The storage backend failed. (Not `Storage`, which would shadow the
-    /// `Storage` class inside the Swift enum.)
-    #[error("{message}")]
-    StorageFailed {
-        /// Which backend.
-        backend: String,
-        /// The kind of failure.
-        kind: String,
-        /// The message.
-        message: String,
-    },
-    /// A record changed concurrently.
-    #[error("{message}")]
-    StorageConflict {
-        /// The storage key.
-        key: String,
-        /// The message.
-        message: String,
-    },
-    /// A stored record could not be decoded.
-    #[error("{message}")]
-    CorruptRecord {
-        /// The storage key.
-        key: String,
-        /// The message.
-        message: String,
-    },
-    /// The OS random number generator failed.
-    #[error("{message}")]
-    Random {
-        /// The message.
-        message: String,
-    },
-    /// An argument cannot be used.
-    #[error("{message}")]
-    InvalidArgument {
-        /// The message.
-        message: String,
-    },
-    /// A versioned-secrets operation failed.
-    #[error("{message}")]
-    SecretStore {
-        /// The message.
-        message: String,
-    },
-    /// A check-and-set write found another version (secrets store).
-    #[error("{message}")]
-    CasConflict {
-        /// The message.
-        message: String,
-    },
-    /// A policy could not be loaded or evaluated.
-    #[error("{message}")]
-    Policy {
-        /// The message.
-        message: String,
-    },
-    /// The policy denies the operation.
-    #[error("{message}")]
-    PolicyDenied {
-        /// The message.
-        message: String,
-    },
-    /// The audit trail failed.
-    #[error("{message}")]
-    Audit {
-        /// The message.
-        message: String,
-    },
-    /// A lease operation failed.
-    #[error("{message}")]
-    Lease {
-        /// The message.
-        message: String,
-    },
-    /// The lease expired or was revoked.
-    #[error("{message}")]
-    LeaseExpired {
-        /// The message.
-        message: String,
-    },
-    /// A credential rotation failed.
-    #[error("{message}")]
-    Rotation {
-        /// The message.
-        message: String,
-    },
-    /// Shamir split or combine failed.
-    #[error("{message}")]
-    Shamir {
-        /// The message.
-        message: String,
-    },
-    /// A failure this build of the FFI does not know yet.
-    #[error("{message}")]
-    Other {
-        /// The message.
-        message: String,
-    },
-}
-
-impl From<Error> for StrongroomError {
-    fn from(e: Error) -> Self {
-        let message = e.to_string();
-        match e {
-            Error::DecryptionFailed => Self::DecryptionFailed { message },
-            Error::MalformedSealedValue(_) => Self::MalformedSealedValue { message },
-            Error::UnknownKeyVersion { version, latest } => Self::UnknownKeyVersion {
-                version,
-                latest,
-                message,
-            },
-            Error::KeyVersionRetired {
-                version,
-                min_decryption_version,
-                ..
-            } => Self::KeyVersionRetired {
-                version,
-                min_decryption_version,
-                message,
-            },
-            Error::InvalidKeyTransition { version, .. } => {
-                Self::InvalidKeyTransition { version, message }
-            }
-            Error::KeyInUse {
-                version, records, ..
-            } => Self::KeyInUse {
-                version,
-                records,
-                message,
-            },
-            Error::InvalidPath { path, .. } => Self::InvalidPath { path, message },
-            Error::Sealed => Self::Sealed { message },
-            Error::AlreadyInitialized => Self::AlreadyInitialized { message },
-            Error::NotInitialized => Self::NotInitialized { message },
-            Error::UnsealFailed => Self::UnsealFailed { message },
-            Error::KeyFile { path, .. } => Self::KeyFile { path, message },
-            Error::Protector {
-                protector, kind, ..
-            } => Self::Protector {
-                protector: protector.into(),
-                kind: kind.to_string(),
-                message,
-            },
-            Error::Storage { backend, kind, .. } => Self::StorageFailed {
-                backend: backend.into(),
-                kind: kind.to_string(),
-                message,
-            },
-            Error::StorageConflict { key } => Self::StorageConflict { key, message },
-            Error::CorruptRecord { key, .. } => Self::CorruptRecord { key, message },
-            Error::Random => Self::Random { message },
-            Error::InvalidArgument(_) => Self::InvalidArgument { message },
-            // Subsystem errors: the variants a caller acts on get a case;
-            // the rest map onto the subsystem's case.
-            Error::Secret(SecretError::CasMismatch { .. }) => Self::CasConflict { message },
-            Error::Secret(_) => Self::SecretStore { message },
-            Error::Policy(PolicyError::Denied { .. }) => Self::PolicyDenied { message },
-            Error::Policy(_) => Self::Policy { message },
-            Error::Audit(_) => Self::Audit { message },
-            Error::Lease(LeaseError::Expired { .. }) => Self::LeaseExpired { message },
-            Error::Lease(_) => Self::Lease { message },
-            Error::Rotation(_) => Self::Rotation { message },
-            Error::Shamir(_) => Self::Shamir { message },
-            _ => Self::Other { message },
-        }
-    }
-}
-
-type Result<T, E = StrongroomError> = std::result::Result<T, E>;
 
 fn algorithm(name: &str) -> Result<Algorithm> {
     Algorithm::from_name(name).ok_or_else(|| {

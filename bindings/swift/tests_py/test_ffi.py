@@ -89,7 +89,7 @@ def test_lifecycle(tmp_path):
         assert (await again.get_sealed("s/app/db", "app/db", 1)).reveal() == b"pw-1"
         with pytest.raises(E.Protector) as e:
             await sr.Strongroom.unseal(storage, sr.SoftwareProtector.from_key(os.urandom(32)))
-        assert e.value.kind == "unwrap failed"
+        assert e.value.kind == "unwrap failed" and e.value.code == "protector"
         with pytest.raises(E.NotInitialized):
             await sr.Strongroom.unseal(sr.Storage.memory(), prot)
 
@@ -140,7 +140,7 @@ def test_bad_input(tmp_path):
         sealed[4:8] = (99).to_bytes(4, "big")
         with pytest.raises(E.UnknownKeyVersion) as e:
             room.open_value(bytes(sealed), "p", 1)
-        assert e.value.version == 99 and e.value.latest == 1
+        assert e.value.version == 99 and e.value.latest == 1 and e.value.code == "unknown_key_version"
         with pytest.raises(E.InvalidArgument):
             await room.put_sealed("outside/prefix", b"x", "p", 1)
 
@@ -157,8 +157,15 @@ def test_bad_input(tmp_path):
     assert "chmod 600" in e.value.message and e.value.path == kf
     with pytest.raises(E.KeyFile):
         sr.generate_key_file(kf)
-    for case in ("DecryptionFailed", "PolicyDenied", "LeaseExpired", "CasConflict", "StorageConflict"):
+    for case in ("DecryptionFailed", "PolicyDenied", "LeaseExpired", "CasConflict", "StorageConflict",
+                 "NotFound", "VersionDeleted", "VersionDestroyed", "AuditChainBroken", "LeaseNotFound",
+                 "LeaseInvalidId", "LeaseNotRenewable", "LeaseQuotaExceeded", "LeaseRevocationDeferred",
+                 "LeaseRevokerFailed", "RotationRolledBack", "Rotation", "Shamir", "Other"):
         assert issubclass(getattr(E, case), E)
+    # Every case carries the core's stable code and its message.
+    with pytest.raises(E.DecryptionFailed) as e:
+        sr.open_sealed(os.urandom(32), "aes-256-gcm", "p", 1, sr.seal_with_key(os.urandom(32), "aes-256-gcm", 1, "p", 1, b"x"))
+    assert (e.value.code, e.value.message) == ("decryption_failed", "decryption failed")
 
 
 # S6 -------------------------------------------------------------------------

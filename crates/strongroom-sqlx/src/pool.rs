@@ -4,10 +4,13 @@
 //!
 //! - **Proactive**: when the source reports a change (a rotation promoted a
 //!   new version), the pool's connect options are swapped
-//!   (`Pool::set_connect_options`); connections opened before the swap are
-//!   closed gradually as they are released after use (each at a jittered
-//!   point within [`HealingOptions::recycle_window`], at most one per
-//!   window / pool size), never while in use. If the current version stops
+//!   (`Pool::set_connect_options`). When the login role changes
+//!   (alternating users, a new dynamic role), connections opened before the
+//!   swap are closed gradually as they are released after use (each at a
+//!   jittered point within [`HealingOptions::recycle_window`], at most one
+//!   per window / pool size), never while in use. A new password for the
+//!   same role (single-user rotation) leaves open sessions valid, so they
+//!   are kept and only new logins use the new password. If the current version stops
 //!   logging in without a promotion (a single-user rotation just set the
 //!   pending password), the pool moves to whichever stored version works.
 //! - **Reactive**: when a login fails with a credential error, one refresh
@@ -24,7 +27,10 @@
 //! credentials that way), and never when it is a `pg_hba.conf` rejection.
 //! `3D000` (no such database), `53300` (too many connections), `57P03`
 //! (starting up), network and TLS errors are returned as they are, with no
-//! refresh. (sqlx's pool itself waits out `53300` and `57P03` until its
+//! refresh. A `28000` for a role that may not log in (how a revoked dynamic
+//! role looks while it is dropped) gets one refresh per operation: the pool
+//! moves to another stored version if one logs in, and returns the error at
+//! once if every stored version is refused that way. (sqlx's pool itself waits out `53300` and `57P03` until its
 //! acquire timeout; the healing pool caps that timeout at the budget.)
 
 use std::fmt;
@@ -586,6 +592,7 @@ impl HealingPool {
         let deadline = tokio::time::Instant::now() + budget;
         let mut refused = false;
         let mut terminated = 0u32;
+        let mut not_authorized_seen = false;
         let r = tokio::time::timeout_at(deadline, async {
             loop {
                 let generation = self.inner.generation.load(Ordering::Acquire);
@@ -603,7 +610,19 @@ impl HealingPool {
                     self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                if class != ErrorClass::Credential {
+                // A role that may not log in (`28000`) is how a revoked
+                // dynamic role looks while it is being dropped: worth one
+                // refresh, which moves to another stored version if one
+                // works and otherwise returns the error at once.
+                let auth_retry = match class {
+                    ErrorClass::Credential => true,
+                    ErrorClass::NotAuthorized if !not_authorized_seen => {
+                        not_authorized_seen = true;
+                        true
+                    }
+                    _ => false,
+                };
+                if !auth_retry {
                     return Err(HealingError::Database { class, source: err });
                 }
                 refused = true;
@@ -695,16 +714,29 @@ impl HealingPool {
 fn swap_inner(inner: &Inner, c: &Credential, reactive: bool) -> Result<(), HealingError> {
     let opts = options_for(&inner.base, c)?;
     inner.pool.set_connect_options(opts);
-    if let Ok(mut a) = inner.active.lock() {
-        *a = (c.version(), c.identity().to_owned());
+    let same_role = match inner.active.lock() {
+        Ok(mut a) => {
+            let same = a.1 == c.identity();
+            *a = (c.version(), c.identity().to_owned());
+            same
+        }
+        Err(_) => false,
+    };
+    // Connections logged in as another role are recycled: that role may be
+    // revoked (a lease ends, the other alternating user's password changes
+    // next). A new password for the same role (a single-user rotation)
+    // leaves open sessions valid, so they are kept: closing them would only
+    // send more logins into the rotation's window.
+    if !same_role {
+        let now_ms =
+            u64::try_from(inner.recycle.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let r = &inner.recycle;
+        let wave = r.wave_start_ms.load(Ordering::Relaxed);
+        if wave == u64::MAX || now_ms.saturating_sub(wave) > r.window_ms {
+            r.wave_start_ms.store(now_ms, Ordering::Relaxed);
+        }
+        r.swapped_at_ms.store(now_ms, Ordering::Relaxed);
     }
-    let now_ms = u64::try_from(inner.recycle.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-    let r = &inner.recycle;
-    let wave = r.wave_start_ms.load(Ordering::Relaxed);
-    if wave == u64::MAX || now_ms.saturating_sub(wave) > r.window_ms {
-        r.wave_start_ms.store(now_ms, Ordering::Relaxed);
-    }
-    r.swapped_at_ms.store(now_ms, Ordering::Relaxed);
     inner.generation.fetch_add(1, Ordering::AcqRel);
     inner.counters.swaps.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
@@ -733,31 +765,56 @@ async fn find_working(
     source: &dyn CredentialSource,
     options: &HealingOptions,
 ) -> Result<(Option<Credential>, Vec<u64>), FindError> {
-    let staged = source
-        .staged()
-        .await
-        .map_err(|e| FindError::Fatal(e.into()))?;
     let mut tried = Vec::new();
-    for c in staged.in_try_order() {
-        tried.push(c.version());
-        let opts = options_for(base, c).map_err(FindError::Fatal)?;
-        match opts.connect().await {
-            Ok(conn) => {
-                let _ = conn.close().await;
-                return Ok((Some(c.clone()), tried));
+    let mut refused = false;
+    let mut not_authorized = None;
+    // A second pass reads the store again: a rotation that set a new
+    // password while the first pass was logging in has stored that version
+    // first (write-ahead), so it is found without waiting for the promotion.
+    for _pass in 0..2 {
+        let staged = source
+            .staged()
+            .await
+            .map_err(|e| FindError::Fatal(e.into()))?;
+        let mut new_versions = false;
+        for c in staged.in_try_order() {
+            if tried.contains(&c.version()) {
+                continue;
             }
-            Err(e) => match classify(&e, options.external_auth) {
-                ErrorClass::Credential => continue,
-                class => {
-                    return Err(FindError::Fatal(HealingError::Database {
-                        class,
-                        source: e,
-                    }));
+            new_versions = true;
+            tried.push(c.version());
+            let opts = options_for(base, c).map_err(FindError::Fatal)?;
+            match opts.connect().await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    return Ok((Some(c.clone()), tried));
                 }
-            },
+                Err(e) => match classify(&e, options.external_auth) {
+                    ErrorClass::Credential => refused = true,
+                    // another stored version may still log in
+                    ErrorClass::NotAuthorized => not_authorized = Some(e),
+                    class => {
+                        return Err(FindError::Fatal(HealingError::Database {
+                            class,
+                            source: e,
+                        }));
+                    }
+                },
+            }
+        }
+        if !new_versions {
+            break;
         }
     }
-    Err(FindError::None(tried))
+    match not_authorized {
+        // Every version that failed was refused as a role, not a password:
+        // no refresh can help.
+        Some(e) if !refused => Err(FindError::Fatal(HealingError::Database {
+            class: ErrorClass::NotAuthorized,
+            source: e,
+        })),
+        _ => Err(FindError::None(tried)),
+    }
 }
 
 /// A [`CredentialSource`] over dynamic PostgreSQL credentials: it holds a

@@ -159,6 +159,29 @@ async fn pool_survives_a_dynamic_lease_expiring_and_being_replaced() {
     tokio::time::timeout(Duration::from_secs(30), wait_for(before + 400))
         .await
         .unwrap();
+
+    // The first lease reaches its end under load (10 min after issue; the
+    // replacement's own refresh point is later): the lease manager revokes
+    // its role, terminating any session still open with it.
+    clock.advance(5 * MIN - Duration::from_secs(1));
+    let report = leases.run_due().await.unwrap();
+    assert_eq!(report.revoked, 1);
+    let before = ok.load(Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), wait_for(before + 400))
+        .await
+        .unwrap();
+
+    // The second lease's refresh point and its end pass at once: the lease
+    // manager may revoke it before the source has issued the third and the
+    // pool swapped (logins then fail with 28000 or 28P01, sessions with
+    // 57P01). The pool heals either way.
+    clock.advance(5 * MIN + Duration::from_secs(2));
+    let report = leases.run_due().await.unwrap();
+    assert_eq!(report.revoked, 1);
+    let before = ok.load(Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), wait_for(before + 400))
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -166,26 +189,9 @@ async fn pool_survives_a_dynamic_lease_expiring_and_being_replaced() {
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,
-        "no query failed while the lease was replaced"
+        "no query failed while leases were replaced and revoked under load"
     );
-
-    // The first lease reaches its end (10 min after issue; the replacement's
-    // own refresh point is later): the lease manager revokes its role,
-    // terminating any session still open with it. The pool goes on.
-    clock.advance(5 * MIN - Duration::from_secs(1));
-    let report = leases.run_due().await.unwrap();
-    assert_eq!(report.revoked, 1);
-    for _ in 0..200 {
-        let n = pool
-            .run(|p| async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items")
-                    .fetch_one(&p)
-                    .await
-            })
-            .await
-            .unwrap();
-        assert_eq!(n, 2);
-    }
+    assert_eq!(pool.active_version(), 3);
     let role_left: Option<String> =
         sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname = $1")
             .bind(first.identity())

@@ -242,7 +242,9 @@ async fn classification_against_the_real_server() {
     assert_eq!(code(&e), "53300");
     assert_eq!(classify(&e, true), ErrorClass::TooManyConnections);
 
-    // 57P03 cannot be provoked on demand on a running server; its code:
+    // 57P03 needs a server of its own in a smart shutdown (see
+    // a_server_refusing_new_connections_is_unavailable_not_a_credential_failure);
+    // the starting-up message classifies the same way:
     assert_eq!(
         classify_code("57P03", "the database system is starting up", true),
         ErrorClass::Unavailable
@@ -533,6 +535,10 @@ async fn load_test_64_workers_zero_failures_during_rotation() {
             // both roles stay valid: every swap is proactive, no login fails
             assert_eq!(m.refreshes, 0, "{m:?}");
             assert!(m.recycled > 0, "old connections are recycled: {m:?}");
+        } else {
+            // a new password for the same role leaves open sessions valid:
+            // none is closed early (only max_lifetime ends them)
+            assert_eq!(m.recycled, 0, "{m:?}");
         }
         pool.pool().close().await;
     }
@@ -795,4 +801,78 @@ async fn revoked_credential_without_replacement_fails_after_the_budget() {
     pool.run(|p| async move { sqlx::query("SELECT 1").execute(&p).await })
         .await
         .unwrap();
+}
+
+/// `57P03` from a real server: a cluster of this test's own in a smart
+/// shutdown keeps its open session but refuses new logins with "the
+/// database system is shutting down". That is not a credential failure: no
+/// refresh, the error comes back at once.
+#[tokio::test]
+async fn a_server_refusing_new_connections_is_unavailable_not_a_credential_failure() {
+    let pg = TestPostgres::start().unwrap();
+    let admin_opts = pg.connect_options("postgres");
+    let mut held = admin_opts.connect().await.unwrap();
+    sqlx::query("CREATE ROLE shutdown_probe LOGIN PASSWORD 'probe-pw'")
+        .execute(&mut held)
+        .await
+        .unwrap();
+    if !pg.begin_smart_shutdown().unwrap() {
+        eprintln!("external server: not shutting it down; 57P03 checked by code only");
+        return;
+    }
+    let target = admin_opts
+        .clone()
+        .username("shutdown_probe")
+        .password("probe-pw");
+    // The postmaster changes state asynchronously: poll (bounded) until it
+    // refuses new logins.
+    let mut refused = None;
+    for _ in 0..500 {
+        match target.connect().await {
+            Ok(c) => {
+                let _ = c.close().await;
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refused.expect("the server refuses new logins during a smart shutdown");
+    assert_eq!(code(&e), "57P03", "{e}");
+    assert_eq!(classify(&e, true), ErrorClass::Unavailable);
+
+    let source = Arc::new(FixedSource(StagedCredentials {
+        current: Some(Credential::new(
+            1,
+            "shutdown_probe",
+            SecretBytes::from("probe-pw"),
+        )),
+        ..StagedCredentials::default()
+    }));
+    let start = Instant::now();
+    let err = HealingPool::connect(
+        admin_opts.clone(),
+        PgPoolOptions::new(),
+        source,
+        HealingOptions {
+            budget: Duration::from_secs(5),
+            ..HealingOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2), "no refresh loop");
+    match err {
+        HealingError::Database { class, .. } => assert_eq!(class, ErrorClass::Unavailable),
+        other => panic!("{other:?}"),
+    }
+    // the open session still works; closing it lets the shutdown finish
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut held)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    held.close().await.unwrap();
 }

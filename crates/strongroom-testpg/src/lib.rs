@@ -383,6 +383,24 @@ impl TestPostgres {
 
     /// Stops the server now (a private cluster only; no-op otherwise).
     /// Dropping the last handle does the same.
+    /// Starts a smart shutdown of this harness's own cluster and returns at
+    /// once: the server keeps its open sessions but refuses new ones with
+    /// SQLSTATE `57P03` until they end. Returns `false` (and does nothing)
+    /// for an external server named by the environment.
+    pub fn begin_smart_shutdown(&self) -> Result<bool> {
+        let Some(c) = &self.cluster else {
+            return Ok(false);
+        };
+        let out = pg_command(&c.bindir, "pg_ctl", c.as_postgres)
+            .arg("-D")
+            .arg(c.dir.path().join("data"))
+            .args(["-m", "smart", "-W", "stop"])
+            .stdin(Stdio::null())
+            .output();
+        check("pg_ctl stop -m smart", out)?;
+        Ok(true)
+    }
+
     fn stop(&self) {
         if let Some(c) = &self.cluster {
             let _ = pg_command(&c.bindir, "pg_ctl", c.as_postgres)

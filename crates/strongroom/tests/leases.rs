@@ -13,7 +13,7 @@ use strongroom::lease::{
     Lease, LeaseConfig, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseState, PrefixQuota,
     QuotaScope, Revoker,
 };
-use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage};
+use strongroom::storage::{BatchOp, DynStorage, FaultyStorage, MemoryStorage};
 use strongroom::{Error, StorageErrorKind};
 use tokio::sync::broadcast;
 
@@ -1032,4 +1032,80 @@ async fn lease_events_are_audited_including_irrevocable() {
         let line = r.to_json_line().unwrap();
         assert!(!line.contains("role-for-"), "{line}");
     }
+}
+
+/// Stores written before the packed index kept one `lease-exp/<due>/<id>`
+/// key per lease. The first restore converts them, in atomic batches, and a
+/// crash in the middle of the conversion leaves a store the next restore
+/// converts correctly: every lease is still revoked exactly once.
+#[tokio::test]
+async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
+    let mut c = config();
+    c.expiring_soon_fraction = None;
+    c.restore_horizon = 10 * MIN;
+    let f = fixture_with(c.clone());
+    let n: u32 = 5_000; // more than one conversion batch
+    let mut ids = Vec::new();
+    for i in 1..=n {
+        let lease = f
+            .manager
+            .issue(
+                "db/creds/app",
+                "test",
+                i * MIN,
+                20_000 * MIN,
+                true,
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        ids.push(lease.id());
+    }
+    drop(f.manager);
+
+    // Rewrite the index in the legacy layout.
+    let segments = f.storage.list("lease-due/").await.unwrap();
+    assert!(
+        !segments.is_empty() && segments.len() < 5_000,
+        "packed: {}",
+        segments.len()
+    );
+    let mut ops: Vec<BatchOp> = segments.into_iter().map(BatchOp::delete).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let due = START + (i as u32 + 1) * MIN;
+        ops.push(BatchOp::put(
+            format!("lease-exp/{:016x}/{id}", due.as_millis()),
+            Vec::new(),
+        ));
+    }
+    f.storage.batch(ops).await.unwrap();
+
+    // A restore that crashes after the first conversion batch.
+    let faulty = FaultyStorage::new(f.storage.clone());
+    faulty.fail_from_write(2);
+    let (crashed, _) = manager_over(Arc::new(faulty.clone()), &f.clock, c.clone());
+    let err = crashed.restore().await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    drop(crashed);
+    let left = f.storage.list("lease-exp/").await.unwrap().len();
+    assert!(
+        left > 0 && left < 5_000,
+        "half converted: {left} legacy keys left"
+    );
+
+    // The next restore finishes the conversion.
+    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, c);
+    let stats = manager.restore().await.unwrap();
+    assert_eq!(stats.live_leases, u64::from(n));
+    assert_eq!(stats.loaded, 10);
+    assert!(f.storage.list("lease-exp/").await.unwrap().is_empty());
+    let end = START + (n + 1) * MIN;
+    while f.clock.now() < end {
+        f.clock.advance(600 * MIN);
+        manager.run_due().await.unwrap();
+    }
+    let revoked = revoker.revoked_ids();
+    assert_eq!(revoked.len(), n as usize, "each lease revoked exactly once");
+    assert_eq!(revoked.iter().collect::<HashSet<_>>().len(), n as usize);
+    assert!(lease_keys(&f.storage).await.is_empty());
 }

@@ -771,6 +771,50 @@ async fn api_keys_verify_current_and_previous_during_the_overlap_only() {
 }
 
 #[tokio::test]
+async fn an_existing_api_key_is_imported_as_current_then_rotated_with_overlap() {
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let sr = Strongroom::init(storage, &protector(), self_options(&clock))
+        .await
+        .unwrap();
+    let verifier = Arc::new(ApiKeyVerifier::new().unwrap());
+    let engine = RotationEngine::open(
+        sr.clone(),
+        "svc/legacy-key",
+        Arc::new(ApiKeyRotator::new(
+            ApiKeyFormat::base62("sk_live_", 32),
+            verifier.clone(),
+        )),
+        fast_options(),
+    )
+    .await
+    .unwrap();
+    // an old key that predates the format
+    let legacy = b"legacy-key-from-the-env-file";
+    let err = engine
+        .import_current("svc", SecretBytes::from(Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "rotation_step_failed", "{err}");
+    let v = engine
+        .import_current("svc", SecretBytes::from(legacy.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+    assert_eq!(verifier.verify(legacy), Matched::Current);
+    engine.rotate_now().await.unwrap();
+    let k2 = engine.staged().await.unwrap().current.unwrap();
+    assert_eq!(
+        verifier.verify(k2.secret().expose_secret()),
+        Matched::Current
+    );
+    assert_eq!(verifier.verify(legacy), Matched::Previous);
+    clock.advance(Duration::from_secs(600));
+    assert!(engine.revoke_due().await.unwrap());
+    assert_eq!(verifier.verify(legacy), Matched::NoMatch);
+}
+
+#[tokio::test]
 async fn schedule_backs_off_on_the_clock_after_a_failed_rotation() {
     let f = Fixture::new(false).await;
     let engine = Arc::new(

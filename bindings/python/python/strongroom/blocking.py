@@ -3,10 +3,12 @@ returning results instead of awaitables. Each call releases the GIL while it
 runs on the extension's runtime, so other Python threads keep going."""
 
 from ._native import AlreadyInitialized
+from ._native import BlockingApiKeyRotation as ApiKeyRotation
 from ._native import BlockingHandle as Handle
+from ._native import BlockingLeaseManager as LeaseManager
 from ._native import BlockingStrongroom as Strongroom
 
-__all__ = ["Handle", "Strongroom", "open"]
+__all__ = ["ApiKeyRotation", "Handle", "LeaseManager", "Strongroom", "open"]
 
 
 def open(path, *, key_file=None, key=None) -> Strongroom:

@@ -460,7 +460,13 @@ fileprivate final class UniffiHandleMap<T>: @unchecked Sendable {
 
 
 // Public interface members begin here.
-
+// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+private let IDX_CALLBACK_FREE: Int32 = 0
+// Callback return codes
+private let UNIFFI_CALLBACK_SUCCESS: Int32 = 0
+private let UNIFFI_CALLBACK_ERROR: Int32 = 1
+private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -581,6 +587,2352 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
         writeBytes(&buf, value)
     }
 }
+
+
+
+
+/**
+ * Checks presented API keys against the current and previous keys, in
+ * constant time, holding only keyed hashes of them (never the keys).
+ */
+public protocol ApiKeyVerifierProtocol: AnyObject, Sendable {
+    
+    /**
+     * Which stored key `presented` is, if any.
+     */
+    func verify(presented: Data)  -> Matched
+    
+}
+/**
+ * Checks presented API keys against the current and previous keys, in
+ * constant time, holding only keyed hashes of them (never the keys).
+ */
+open class ApiKeyVerifier: ApiKeyVerifierProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_apikeyverifier(self.handle, $0) }
+    }
+    /**
+     * An empty verifier (a fresh random hashing key). Give it to
+     * `RotationEngine.apiKey`, which keeps it in step with the engine.
+     */
+public convenience init()throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_apikeyverifier_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_apikeyverifier(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Which stored key `presented` is, if any.
+     */
+open func verify(presented: Data) -> Matched  {
+    return try!  FfiConverterTypeMatched_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_apikeyverifier_verify(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(presented),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_apikeyverifier_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApiKeyVerifier: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ApiKeyVerifier
+
+    public static func lift(_ handle: UInt64) throws -> ApiKeyVerifier {
+        return ApiKeyVerifier(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ApiKeyVerifier) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApiKeyVerifier {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ApiKeyVerifier, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKeyVerifier_lift(_ handle: UInt64) throws -> ApiKeyVerifier {
+    return try FfiConverterTypeApiKeyVerifier.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKeyVerifier_lower(_ value: ApiKeyVerifier) -> UInt64 {
+    return FfiConverterTypeApiKeyVerifier.lower(value)
+}
+
+
+
+
+
+
+/**
+ * An audit log of a store, writing a JSON-lines file. From
+ * `Strongroom.openAuditLog(path:fsync:)`; give it to `asPrincipal`.
+ */
+public protocol AuditLogProtocol: AnyObject, Sendable {
+    
+    /**
+     * The JSON-lines file the log writes.
+     */
+    func path()  -> String
+    
+}
+/**
+ * An audit log of a store, writing a JSON-lines file. From
+ * `Strongroom.openAuditLog(path:fsync:)`; give it to `asPrincipal`.
+ */
+open class AuditLog: AuditLogProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_auditlog(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_auditlog(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The JSON-lines file the log writes.
+     */
+open func path() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_auditlog_path(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_auditlog_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditLog: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = AuditLog
+
+    public static func lift(_ handle: UInt64) throws -> AuditLog {
+        return AuditLog(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: AuditLog) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditLog {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AuditLog, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditLog_lift(_ handle: UInt64) throws -> AuditLog {
+    return try FfiConverterTypeAuditLog.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditLog_lower(_ value: AuditLog) -> UInt64 {
+    return FfiConverterTypeAuditLog.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A clock: the system clock, or a manual one that tests move.
+ */
+public protocol ClockProtocol: AnyObject, Sendable {
+    
+    /**
+     * Moves a manual clock forward by `by_ms`.
+     */
+    func advanceMs(byMs: UInt64) throws 
+    
+    /**
+     * The current time (ms since the Unix epoch).
+     */
+    func nowMs()  -> UInt64
+    
+    /**
+     * Sets a manual clock to `to_ms` (forward or back).
+     */
+    func setMs(toMs: UInt64) throws 
+    
+}
+/**
+ * A clock: the system clock, or a manual one that tests move.
+ */
+open class Clock: ClockProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_clock(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_clock(handle, $0) }
+    }
+
+    
+    /**
+     * A manual clock stopped at `start_ms` (ms since the Unix epoch).
+     */
+public static func manual(startMs: UInt64) -> Clock  {
+    return try!  FfiConverterTypeClock_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_clock_manual(
+        FfiConverterUInt64.lower(startMs),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The system clock.
+     */
+public static func system() -> Clock  {
+    return try!  FfiConverterTypeClock_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_clock_system(uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Moves a manual clock forward by `by_ms`.
+     */
+open func advanceMs(byMs: UInt64)throws   {try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_clock_advance_ms(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(byMs),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The current time (ms since the Unix epoch).
+     */
+open func nowMs() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_clock_now_ms(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Sets a manual clock to `to_ms` (forward or back).
+     */
+open func setMs(toMs: UInt64)throws   {try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_clock_set_ms(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(toMs),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_clock_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClock: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Clock
+
+    public static func lift(_ handle: UInt64) throws -> Clock {
+        return Clock(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Clock) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Clock {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Clock, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClock_lift(_ handle: UInt64) throws -> Clock {
+    return try FfiConverterTypeClock.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClock_lower(_ value: Clock) -> UInt64 {
+    return FfiConverterTypeClock.lower(value)
+}
+
+
+
+
+
+
+/**
+ * One version of a rotated credential. Its description is redacted; the
+ * secret comes out through `secret()`, a `Secret` that can be wiped.
+ */
+public protocol CredentialProtocol: AnyObject, Sendable {
+    
+    /**
+     * The non-secret identity (for API keys: the format's prefix).
+     */
+    func identity()  -> String
+    
+    /**
+     * The secret, as a new `Secret` (wiping it does not touch the store).
+     */
+    func secret()  -> Secret
+    
+    /**
+     * The version number.
+     */
+    func version()  -> UInt64
+    
+}
+/**
+ * One version of a rotated credential. Its description is redacted; the
+ * secret comes out through `secret()`, a `Secret` that can be wiped.
+ */
+open class Credential: CredentialProtocol, @unchecked Sendable, CustomDebugStringConvertible, CustomStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_credential(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_credential(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The non-secret identity (for API keys: the format's prefix).
+     */
+open func identity() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credential_identity(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The secret, as a new `Secret` (wiping it does not touch the store).
+     */
+open func secret() -> Secret  {
+    return try!  FfiConverterTypeSecret_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credential_secret(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The version number.
+     */
+open func version() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credential_version(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credential_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credential_uniffi_trait_display(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredential: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Credential
+
+    public static func lift(_ handle: UInt64) throws -> Credential {
+        return Credential(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Credential) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Credential {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Credential, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredential_lift(_ handle: UInt64) throws -> Credential {
+    return try FfiConverterTypeCredential.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredential_lower(_ value: Credential) -> UInt64 {
+    return FfiConverterTypeCredential.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A principal's handle to the secrets store: every call is checked
+ * against its policies (default deny, deny wins) and audited. From
+ * `Strongroom.asPrincipal(name:policies:audit:)`.
+ */
+public protocol HandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Soft-deletes `versions` (the current one if nil or empty; needs `delete`).
+     */
+    func delete(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
+    /**
+     * Destroys `versions` for good (the current one if nil or empty; needs `delete`).
+     */
+    func destroy(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
+    /**
+     * Names directly under `prefix` (needs `list` on the prefix);
+     * sub-folders end with "/".
+     */
+    func list(prefix: String) async throws  -> [String]
+    
+    /**
+     * The secret's metadata (needs `read`).
+     */
+    func metadata(path: String) async throws  -> SecretMetadata
+    
+    /**
+     * The principal's name.
+     */
+    func principal()  -> String
+    
+    /**
+     * Writes a new version (needs `create`, or `update` if the secret
+     * exists); `cas` is the expected current version (0: must not exist).
+     */
+    func put(path: String, value: Data, cas: UInt64?) async throws  -> VersionInfo
+    
+    /**
+     * Reads the newest version, or `version` (needs `read`).
+     */
+    func read(path: String, version: UInt64?) async throws  -> SecretRead
+    
+    /**
+     * Restores soft-deleted `versions` (needs `delete`).
+     */
+    func undelete(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
+}
+/**
+ * A principal's handle to the secrets store: every call is checked
+ * against its policies (default deny, deny wins) and audited. From
+ * `Strongroom.asPrincipal(name:policies:audit:)`.
+ */
+open class Handle: HandleProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_handle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_handle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Soft-deletes `versions` (the current one if nil or empty; needs `delete`).
+     */
+open func delete(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_delete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Destroys `versions` for good (the current one if nil or empty; needs `delete`).
+     */
+open func destroy(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_destroy(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Names directly under `prefix` (needs `list` on the prefix);
+     * sub-folders end with "/".
+     */
+open func list(prefix: String)async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_list(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(prefix)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The secret's metadata (needs `read`).
+     */
+open func metadata(path: String)async throws  -> SecretMetadata  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_metadata(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretMetadata_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The principal's name.
+     */
+open func principal() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_handle_principal(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Writes a new version (needs `create`, or `update` if the secret
+     * exists); `cas` is the expected current version (0: must not exist).
+     */
+open func put(path: String, value: Data, cas: UInt64? = nil)async throws  -> VersionInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_put(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterData.lower(value),FfiConverterOptionUInt64.lower(cas)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeVersionInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Reads the newest version, or `version` (needs `read`).
+     */
+open func read(path: String, version: UInt64? = nil)async throws  -> SecretRead  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_read(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionUInt64.lower(version)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretRead_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Restores soft-deleted `versions` (needs `delete`).
+     */
+open func undelete(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_undelete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_handle_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Handle
+
+    public static func lift(_ handle: UInt64) throws -> Handle {
+        return Handle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Handle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Handle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Handle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHandle_lift(_ handle: UInt64) throws -> Handle {
+    return try FfiConverterTypeHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHandle_lower(_ value: Handle) -> UInt64 {
+    return FfiConverterTypeHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Leases over a storage: issue, renew, revoke (through registered
+ * revokers), expire on `runDue()`, events.
+ */
+public protocol LeaseManagerProtocol: AnyObject, Sendable {
+    
+    /**
+     * Removes a lease whatever its revoker says (tried once, failure ignored).
+     */
+    func forceRevoke(id: String) async throws  -> Lease
+    
+    /**
+     * Issues a lease on `path` for `engine`; `revocation_data` is kept for
+     * the engine's revoker (never in events or `Lease`).
+     */
+    func issue(path: String, engine: String, ttlMs: UInt64, maxTtlMs: UInt64, renewable: Bool, revocationData: Data?) async throws  -> Lease
+    
+    /**
+     * Ids of the live leases under `prefix`.
+     */
+    func list(prefix: String) async throws  -> [String]
+    
+    /**
+     * The lease with this id (`LeaseInvalidId` for text that is no id,
+     * `LeaseNotFound` if none).
+     */
+    func lookup(id: String) async throws  -> Lease
+    
+    /**
+     * Registers `revoker` for `engine` (replacing an earlier one).
+     */
+    func registerRevoker(engine: String, revoker: LeaseRevoker) 
+    
+    /**
+     * Renews a lease to expire `increment_ms` from now (capped at its max TTL).
+     */
+    func renew(id: String, incrementMs: UInt64) async throws  -> Lease
+    
+    /**
+     * Revokes a lease now through its engine's revoker. If the revoker
+     * fails: `LeaseRevocationDeferred` (the manager retries).
+     */
+    func revoke(id: String) async throws  -> Lease
+    
+    /**
+     * Revokes every lease under `prefix` (whole segments; "" for all).
+     */
+    func revokePrefix(prefix: String) async throws  -> PrefixRevocation
+    
+    /**
+     * Processes everything due at the clock's current time (expiry,
+     * revocation retries, expiring-soon events).
+     */
+    func runDue() async throws  -> DueReport
+    
+    /**
+     * The events since the last call, oldest first (events a full buffer
+     * could not hold are skipped).
+     */
+    func takeEvents()  -> [LeaseEvent]
+    
+}
+/**
+ * Leases over a storage: issue, renew, revoke (through registered
+ * revokers), expire on `runDue()`, events.
+ */
+open class LeaseManager: LeaseManagerProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_leasemanager(self.handle, $0) }
+    }
+    /**
+     * A manager over `storage`, timed by `clock` (the system clock if nil).
+     * One manager should own a storage at a time.
+     */
+public convenience init(storage: Storage, clock: Clock? = nil, options: LeaseOptions? = nil)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_leasemanager_new(
+        FfiConverterTypeStorage_lower(storage),
+        FfiConverterOptionTypeClock.lower(clock),
+        FfiConverterOptionTypeLeaseOptions.lower(options),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_leasemanager(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Removes a lease whatever its revoker says (tried once, failure ignored).
+     */
+open func forceRevoke(id: String)async throws  -> Lease  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_force_revoke(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Issues a lease on `path` for `engine`; `revocation_data` is kept for
+     * the engine's revoker (never in events or `Lease`).
+     */
+open func issue(path: String, engine: String, ttlMs: UInt64, maxTtlMs: UInt64, renewable: Bool, revocationData: Data? = nil)async throws  -> Lease  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_issue(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterString.lower(engine),FfiConverterUInt64.lower(ttlMs),FfiConverterUInt64.lower(maxTtlMs),FfiConverterBool.lower(renewable),FfiConverterOptionData.lower(revocationData)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Ids of the live leases under `prefix`.
+     */
+open func list(prefix: String)async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_list(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(prefix)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The lease with this id (`LeaseInvalidId` for text that is no id,
+     * `LeaseNotFound` if none).
+     */
+open func lookup(id: String)async throws  -> Lease  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_lookup(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Registers `revoker` for `engine` (replacing an earlier one).
+     */
+open func registerRevoker(engine: String, revoker: LeaseRevoker)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasemanager_register_revoker(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(engine),
+        FfiConverterTypeLeaseRevoker_lower(revoker),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Renews a lease to expire `increment_ms` from now (capped at its max TTL).
+     */
+open func renew(id: String, incrementMs: UInt64)async throws  -> Lease  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_renew(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterUInt64.lower(incrementMs)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Revokes a lease now through its engine's revoker. If the revoker
+     * fails: `LeaseRevocationDeferred` (the manager retries).
+     */
+open func revoke(id: String)async throws  -> Lease  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_revoke(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Revokes every lease under `prefix` (whole segments; "" for all).
+     */
+open func revokePrefix(prefix: String)async throws  -> PrefixRevocation  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_revoke_prefix(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(prefix)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePrefixRevocation_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Processes everything due at the clock's current time (expiry,
+     * revocation retries, expiring-soon events).
+     */
+open func runDue()async throws  -> DueReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_run_due(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDueReport_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The events since the last call, oldest first (events a full buffer
+     * could not hold are skipped).
+     */
+open func takeEvents() -> [LeaseEvent]  {
+    return try!  FfiConverterSequenceTypeLeaseEvent.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasemanager_take_events(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasemanager_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseManager: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LeaseManager
+
+    public static func lift(_ handle: UInt64) throws -> LeaseManager {
+        return LeaseManager(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LeaseManager) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseManager {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LeaseManager, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseManager_lift(_ handle: UInt64) throws -> LeaseManager {
+    return try FfiConverterTypeLeaseManager.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseManager_lower(_ value: LeaseManager) -> UInt64 {
+    return FfiConverterTypeLeaseManager.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A revoker written in the host language: takes back what a lease stands
+ * for (a database role, a token). Must be idempotent; throw
+ * `RevokerError.Failed` (or any error) to have the manager retry later.
+ */
+public protocol LeaseRevoker: AnyObject, Sendable {
+    
+    /**
+     * Revokes `lease`, using the `revocation_data` it was issued with.
+     */
+    func revoke(lease: Lease, revocationData: Data) async throws 
+    
+}
+/**
+ * A revoker written in the host language: takes back what a lease stands
+ * for (a database role, a token). Must be idempotent; throw
+ * `RevokerError.Failed` (or any error) to have the manager retry later.
+ */
+open class LeaseRevokerImpl: LeaseRevoker, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_leaserevoker(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_leaserevoker(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Revokes `lease`, using the `revocation_data` it was issued with.
+     */
+open func revoke(lease: Lease, revocationData: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leaserevoker_revoke(
+                        self.uniffiCloneHandle(),FfiConverterTypeLease_lower(lease),FfiConverterData.lower(revocationData)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRevokerError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLeaseRevoker {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLeaseRevoker = UniffiVTableCallbackInterfaceLeaseRevoker(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLeaseRevoker.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LeaseRevoker: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLeaseRevoker.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LeaseRevoker: handle missing in uniffiClone")
+            }
+        },
+        revoke: { (
+            uniffiHandle: UInt64,
+            lease: RustBuffer,
+            revocationData: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLeaseRevoker.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.revoke(
+                     lease: try FfiConverterTypeLease_lift(lease),
+                     revocationData: try FfiConverterData.lift(revocationData)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeRevokerError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLeaseRevoker> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLeaseRevoker>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLeaseRevoker() {
+    uniffi_strongroom_ffi_fn_init_callback_vtable_leaserevoker(UniffiCallbackInterfaceLeaseRevoker.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseRevoker: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LeaseRevoker>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LeaseRevoker
+
+    public static func lift(_ handle: UInt64) throws -> LeaseRevoker {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LeaseRevokerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LeaseRevoker) -> UInt64 {
+         if let rustImpl = value as? LeaseRevokerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseRevoker {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LeaseRevoker, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseRevoker_lift(_ handle: UInt64) throws -> LeaseRevoker {
+    return try FfiConverterTypeLeaseRevoker.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseRevoker_lower(_ value: LeaseRevoker) -> UInt64 {
+    return FfiConverterTypeLeaseRevoker.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A root-key protector whose wrapping key lives in a PKCS#11 token: the
+ * module library, the token's label, the user PIN and the token key's
+ * label. Constructing it only records the settings; `initKey()` creates
+ * the token key (once per key label), `open()` connects to an existing
+ * one, and `Strongroom.createWithPkcs11` / `unsealWithPkcs11` connect on
+ * first use (so a wrong PIN fails there with `Protector`, kind "wrong pin").
+ */
+public protocol Pkcs11ProtectorProtocol: AnyObject, Sendable {
+    
+    /**
+     * Generates the token key (AES-256, made in the token, not
+     * extractable) and connects. Fails if the key label is already on the
+     * token.
+     */
+    func initKey() async throws 
+    
+    /**
+     * The token key's label.
+     */
+    func keyLabel()  -> String
+    
+    /**
+     * The token key version new wraps use (nil until connected).
+     */
+    func keyVersion()  -> UInt32?
+    
+    /**
+     * The PKCS#11 module path.
+     */
+    func modulePath()  -> String
+    
+    /**
+     * Connects to the existing token key (logs in, finds the key).
+     */
+    func `open`() async throws 
+    
+    /**
+     * The token's label.
+     */
+    func tokenLabel()  -> String
+    
+}
+/**
+ * A root-key protector whose wrapping key lives in a PKCS#11 token: the
+ * module library, the token's label, the user PIN and the token key's
+ * label. Constructing it only records the settings; `initKey()` creates
+ * the token key (once per key label), `open()` connects to an existing
+ * one, and `Strongroom.createWithPkcs11` / `unsealWithPkcs11` connect on
+ * first use (so a wrong PIN fails there with `Protector`, kind "wrong pin").
+ */
+open class Pkcs11Protector: Pkcs11ProtectorProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_pkcs11protector(self.handle, $0) }
+    }
+    /**
+     * Records the settings (no I/O). The PIN is moved into memory that is
+     * wiped on drop and is never printed.
+     */
+public convenience init(modulePath: String, tokenLabel: String, pin: String, keyLabel: String) {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_pkcs11protector_new(
+        FfiConverterString.lower(modulePath),
+        FfiConverterString.lower(tokenLabel),
+        FfiConverterString.lower(pin),
+        FfiConverterString.lower(keyLabel),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_pkcs11protector(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Generates the token key (AES-256, made in the token, not
+     * extractable) and connects. Fails if the key label is already on the
+     * token.
+     */
+open func initKey()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pkcs11protector_init_key(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The token key's label.
+     */
+open func keyLabel() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pkcs11protector_key_label(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The token key version new wraps use (nil until connected).
+     */
+open func keyVersion() -> UInt32?  {
+    return try!  FfiConverterOptionUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pkcs11protector_key_version(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The PKCS#11 module path.
+     */
+open func modulePath() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pkcs11protector_module_path(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Connects to the existing token key (logs in, finds the key).
+     */
+open func `open`()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pkcs11protector_open(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The token's label.
+     */
+open func tokenLabel() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pkcs11protector_token_label(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pkcs11protector_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePkcs11Protector: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Pkcs11Protector
+
+    public static func lift(_ handle: UInt64) throws -> Pkcs11Protector {
+        return Pkcs11Protector(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Pkcs11Protector) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Pkcs11Protector {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Pkcs11Protector, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePkcs11Protector_lift(_ handle: UInt64) throws -> Pkcs11Protector {
+    return try FfiConverterTypePkcs11Protector.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePkcs11Protector_lower(_ value: Pkcs11Protector) -> UInt64 {
+    return FfiConverterTypePkcs11Protector.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A policy parsed from TOML.
+ */
+public protocol PolicyProtocol: AnyObject, Sendable {
+    
+    /**
+     * The policy's name.
+     */
+    func name()  -> String
+    
+}
+/**
+ * A policy parsed from TOML.
+ */
+open class Policy: PolicyProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_policy(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_policy(handle, $0) }
+    }
+
+    
+    /**
+     * Parses a policy from TOML text (fails with `Policy`, naming the line
+     * and column of a mistake).
+     */
+public static func fromToml(text: String)throws  -> Policy  {
+    return try  FfiConverterTypePolicy_lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_policy_from_toml(
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The policy's name.
+     */
+open func name() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_policy_name(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_policy_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePolicy: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Policy
+
+    public static func lift(_ handle: UInt64) throws -> Policy {
+        return Policy(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Policy) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Policy {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Policy, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePolicy_lift(_ handle: UInt64) throws -> Policy {
+    return try FfiConverterTypePolicy.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePolicy_lower(_ value: Policy) -> UInt64 {
+    return FfiConverterTypePolicy.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Runs rotations of one credential: current / pending / previous versions,
+ * write-ahead steps, a lock shared across processes.
+ */
+public protocol RotationEngineProtocol: AnyObject, Sendable {
+    
+    /**
+     * The credential name.
+     */
+    func name()  -> String
+    
+    /**
+     * The lock owner id of this engine.
+     */
+    func ownerId()  -> String
+    
+    /**
+     * Continues an interrupted rotation and revokes the previous version
+     * if its grace period is over.
+     */
+    func resume() async throws  -> RotationReport
+    
+    /**
+     * Revokes the previous version if its grace period is over; returns
+     * whether it did.
+     */
+    func revokeDue() async throws  -> Bool
+    
+    /**
+     * Rotates now: finishes an interrupted rotation, revokes a previous
+     * version still in its grace period, then creates, sets, tests and
+     * promotes a new version. Fails with `RotationRolledBack` if the new
+     * version did not work (the current one is untouched).
+     */
+    func rotateNow() async throws  -> RotationReport
+    
+    /**
+     * The stored versions by stage.
+     */
+    func staged() async throws  -> StagedCredentials
+    
+    /**
+     * The non-secret state.
+     */
+    func status() async throws  -> RotationStatus
+    
+}
+/**
+ * Runs rotations of one credential: current / pending / previous versions,
+ * write-ahead steps, a lock shared across processes.
+ */
+open class RotationEngine: RotationEngineProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_rotationengine(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_rotationengine(handle, $0) }
+    }
+
+    
+    /**
+     * An engine rotating the API key `name` in `room`, generated in
+     * `format` and installed in `verifier`, which is first loaded with the
+     * versions already stored (so a second engine over the same store
+     * accepts the same keys). Does not rotate.
+     */
+public static func apiKey(room: Strongroom, name: String, format: ApiKeyFormat, verifier: ApiKeyVerifier, options: RotationOptions? = nil, audit: AuditLog? = nil)async throws  -> RotationEngine  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_rotationengine_api_key(FfiConverterTypeStrongroom_lower(room),FfiConverterString.lower(name),FfiConverterTypeApiKeyFormat_lower(format),FfiConverterTypeApiKeyVerifier_lower(verifier),FfiConverterOptionTypeRotationOptions.lower(options),FfiConverterOptionTypeAuditLog.lower(audit)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeRotationEngine_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+    /**
+     * The credential name.
+     */
+open func name() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_rotationengine_name(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The lock owner id of this engine.
+     */
+open func ownerId() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_rotationengine_owner_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Continues an interrupted rotation and revokes the previous version
+     * if its grace period is over.
+     */
+open func resume()async throws  -> RotationReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_resume(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRotationReport_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Revokes the previous version if its grace period is over; returns
+     * whether it did.
+     */
+open func revokeDue()async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_revoke_due(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_i8,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_i8,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Rotates now: finishes an interrupted rotation, revokes a previous
+     * version still in its grace period, then creates, sets, tests and
+     * promotes a new version. Fails with `RotationRolledBack` if the new
+     * version did not work (the current one is untouched).
+     */
+open func rotateNow()async throws  -> RotationReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_rotate_now(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRotationReport_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The stored versions by stage.
+     */
+open func staged()async throws  -> StagedCredentials  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_staged(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeStagedCredentials_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The non-secret state.
+     */
+open func status()async throws  -> RotationStatus  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRotationStatus_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_rotationengine_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRotationEngine: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = RotationEngine
+
+    public static func lift(_ handle: UInt64) throws -> RotationEngine {
+        return RotationEngine(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: RotationEngine) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RotationEngine {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RotationEngine, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationEngine_lift(_ handle: UInt64) throws -> RotationEngine {
+    return try FfiConverterTypeRotationEngine.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationEngine_lower(_ value: RotationEngine) -> UInt64 {
+    return FfiConverterTypeRotationEngine.lower(value)
+}
+
+
 
 
 
@@ -1178,6 +3530,56 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
      */
     func setMinDecryptionVersion(min: UInt32) async throws 
     
+    /**
+     * A handle through which `name`, holding `policies`, uses the secrets
+     * store: every call checked and audited to `audit`.
+     */
+    func asPrincipal(name: String, policies: [Policy], audit: AuditLog)  -> Handle
+    
+    /**
+     * Soft-deletes `versions` (the current one if nil or empty); returns those changed.
+     */
+    func deleteSecret(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
+    /**
+     * Destroys `versions` (the current one if nil or empty) for good; returns
+     * those changed.
+     */
+    func destroySecret(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
+    /**
+     * Reads the newest version, or `version`.
+     */
+    func getSecret(path: String, version: UInt64?) async throws  -> SecretRead
+    
+    /**
+     * Names directly under `prefix`; sub-folders end with "/".
+     */
+    func listSecrets(prefix: String) async throws  -> [String]
+    
+    /**
+     * Opens an audit log writing to the JSON-lines file `path` (created if
+     * missing; an existing file is first verified up to the store's saved
+     * head, and the chain continues from it). `fsync`: sync every record.
+     */
+    func openAuditLog(path: String, fsync: Bool) async throws  -> AuditLog
+    
+    /**
+     * Writes a new version of the secret at `path`; `cas` is the expected
+     * current version (0: must not exist yet).
+     */
+    func putSecret(path: String, value: Data, cas: UInt64?) async throws  -> VersionInfo
+    
+    /**
+     * The secret's metadata.
+     */
+    func secretMetadata(path: String) async throws  -> SecretMetadata
+    
+    /**
+     * Restores soft-deleted `versions`; returns those changed.
+     */
+    func undeleteSecret(path: String, versions: [UInt64]?) async throws  -> [UInt64]
+    
 }
 /**
  * An unsealed store.
@@ -1259,6 +3661,44 @@ public static func unseal(storage: Storage, protector: SoftwareProtector)async t
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_strongroom_ffi_fn_constructor_strongroom_unseal(FfiConverterTypeStorage_lower(storage),FfiConverterTypeSoftwareProtector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStrongroom_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Creates a new store in empty `storage`, its root key wrapped by the
+     * token key of `protector` (call `protector.initKey()` first for a new
+     * token key).
+     */
+public static func createWithPkcs11(storage: Storage, protector: Pkcs11Protector)async throws  -> Strongroom  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_strongroom_create_with_pkcs11(FfiConverterTypeStorage_lower(storage),FfiConverterTypePkcs11Protector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStrongroom_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Opens a store whose root key is wrapped by `protector`'s token key.
+     */
+public static func unsealWithPkcs11(storage: Storage, protector: Pkcs11Protector)async throws  -> Strongroom  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_strongroom_unseal_with_pkcs11(FfiConverterTypeStorage_lower(storage),FfiConverterTypePkcs11Protector_lower(protector)
                 )
             },
             pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
@@ -1492,6 +3932,178 @@ open func setMinDecryptionVersion(min: UInt32)async throws   {
         )
 }
     
+    /**
+     * A handle through which `name`, holding `policies`, uses the secrets
+     * store: every call checked and audited to `audit`.
+     */
+open func asPrincipal(name: String, policies: [Policy], audit: AuditLog) -> Handle  {
+    return try!  FfiConverterTypeHandle_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_strongroom_as_principal(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(name),
+        FfiConverterSequenceTypePolicy.lower(policies),
+        FfiConverterTypeAuditLog_lower(audit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Soft-deletes `versions` (the current one if nil or empty); returns those changed.
+     */
+open func deleteSecret(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_delete_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Destroys `versions` (the current one if nil or empty) for good; returns
+     * those changed.
+     */
+open func destroySecret(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_destroy_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Reads the newest version, or `version`.
+     */
+open func getSecret(path: String, version: UInt64? = nil)async throws  -> SecretRead  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_get_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionUInt64.lower(version)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretRead_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Names directly under `prefix`; sub-folders end with "/".
+     */
+open func listSecrets(prefix: String)async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_list_secrets(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(prefix)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Opens an audit log writing to the JSON-lines file `path` (created if
+     * missing; an existing file is first verified up to the store's saved
+     * head, and the chain continues from it). `fsync`: sync every record.
+     */
+open func openAuditLog(path: String, fsync: Bool = true)async throws  -> AuditLog  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_open_audit_log(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterBool.lower(fsync)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeAuditLog_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Writes a new version of the secret at `path`; `cas` is the expected
+     * current version (0: must not exist yet).
+     */
+open func putSecret(path: String, value: Data, cas: UInt64? = nil)async throws  -> VersionInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_put_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterData.lower(value),FfiConverterOptionUInt64.lower(cas)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeVersionInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The secret's metadata.
+     */
+open func secretMetadata(path: String)async throws  -> SecretMetadata  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_secret_metadata(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretMetadata_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Restores soft-deleted `versions`; returns those changed.
+     */
+open func undeleteSecret(path: String, versions: [UInt64]? = nil)async throws  -> [UInt64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_undelete_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterOptionSequenceUInt64.lower(versions)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
 
     
 // The local Rust `Debug` implementation.
@@ -1549,6 +4161,184 @@ public func FfiConverterTypeStrongroom_lower(_ value: Strongroom) -> UInt64 {
 }
 
 
+
+
+/**
+ * What verifying an audit file saw.
+ */
+public struct AuditReport: Equatable, Hashable {
+    /**
+     * Records verified.
+     */
+    public var records: UInt64
+    /**
+     * The last record's sequence number (0 for an empty file).
+     */
+    public var headSeq: UInt64
+    /**
+     * The last record's MAC (hex).
+     */
+    public var headMac: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Records verified.
+         */records: UInt64, 
+        /**
+         * The last record's sequence number (0 for an empty file).
+         */headSeq: UInt64, 
+        /**
+         * The last record's MAC (hex).
+         */headMac: String) {
+        self.records = records
+        self.headSeq = headSeq
+        self.headMac = headMac
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AuditReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditReport {
+        return
+            try AuditReport(
+                records: FfiConverterUInt64.read(from: &buf), 
+                headSeq: FfiConverterUInt64.read(from: &buf), 
+                headMac: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AuditReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterUInt64.write(value.headSeq, into: &buf)
+        FfiConverterString.write(value.headMac, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditReport_lift(_ buf: RustBuffer) throws -> AuditReport {
+    return try FfiConverterTypeAuditReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditReport_lower(_ value: AuditReport) -> RustBuffer {
+    return FfiConverterTypeAuditReport.lower(value)
+}
+
+
+/**
+ * What a `runDue()` pass did.
+ */
+public struct DueReport: Equatable, Hashable {
+    /**
+     * Leases revoked.
+     */
+    public var revoked: UInt64
+    /**
+     * Revocations that failed and were scheduled again.
+     */
+    public var deferred: UInt64
+    /**
+     * Leases that became irrevocable.
+     */
+    public var irrevocable: UInt64
+    /**
+     * Expiring-soon events sent.
+     */
+    public var expiringSoon: UInt64
+    /**
+     * Entries whose processing hit a storage error (retried later).
+     */
+    public var errors: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Leases revoked.
+         */revoked: UInt64, 
+        /**
+         * Revocations that failed and were scheduled again.
+         */deferred: UInt64, 
+        /**
+         * Leases that became irrevocable.
+         */irrevocable: UInt64, 
+        /**
+         * Expiring-soon events sent.
+         */expiringSoon: UInt64, 
+        /**
+         * Entries whose processing hit a storage error (retried later).
+         */errors: UInt64) {
+        self.revoked = revoked
+        self.deferred = deferred
+        self.irrevocable = irrevocable
+        self.expiringSoon = expiringSoon
+        self.errors = errors
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DueReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDueReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DueReport {
+        return
+            try DueReport(
+                revoked: FfiConverterUInt64.read(from: &buf), 
+                deferred: FfiConverterUInt64.read(from: &buf), 
+                irrevocable: FfiConverterUInt64.read(from: &buf), 
+                expiringSoon: FfiConverterUInt64.read(from: &buf), 
+                errors: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DueReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.revoked, into: &buf)
+        FfiConverterUInt64.write(value.deferred, into: &buf)
+        FfiConverterUInt64.write(value.irrevocable, into: &buf)
+        FfiConverterUInt64.write(value.expiringSoon, into: &buf)
+        FfiConverterUInt64.write(value.errors, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDueReport_lift(_ buf: RustBuffer) throws -> DueReport {
+    return try FfiConverterTypeDueReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDueReport_lower(_ value: DueReport) -> RustBuffer {
+    return FfiConverterTypeDueReport.lower(value)
+}
 
 
 /**
@@ -1651,6 +4441,303 @@ public func FfiConverterTypeKeyInfo_lower(_ value: KeyInfo) -> RustBuffer {
 
 
 /**
+ * Public facts about a lease (never its revocation data).
+ */
+public struct Lease: Equatable, Hashable {
+    /**
+     * "lease_" and 32 hex digits.
+     */
+    public var id: String
+    /**
+     * The path it was issued for.
+     */
+    public var path: String
+    /**
+     * The engine that revokes it.
+     */
+    public var engine: String
+    /**
+     * Issue time (ms since the Unix epoch).
+     */
+    public var issuedMs: UInt64
+    /**
+     * Current TTL (ms).
+     */
+    public var ttlMs: UInt64
+    /**
+     * Maximum TTL (ms).
+     */
+    public var maxTtlMs: UInt64
+    /**
+     * Expiry (ms since the Unix epoch).
+     */
+    public var expiresMs: UInt64
+    /**
+     * The latest expiry renewals may reach (ms since the Unix epoch).
+     */
+    public var maxExpiresMs: UInt64
+    /**
+     * Whether it can be renewed.
+     */
+    public var renewable: Bool
+    /**
+     * "active", "revoked", or a description of a pending revocation.
+     */
+    public var state: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * "lease_" and 32 hex digits.
+         */id: String, 
+        /**
+         * The path it was issued for.
+         */path: String, 
+        /**
+         * The engine that revokes it.
+         */engine: String, 
+        /**
+         * Issue time (ms since the Unix epoch).
+         */issuedMs: UInt64, 
+        /**
+         * Current TTL (ms).
+         */ttlMs: UInt64, 
+        /**
+         * Maximum TTL (ms).
+         */maxTtlMs: UInt64, 
+        /**
+         * Expiry (ms since the Unix epoch).
+         */expiresMs: UInt64, 
+        /**
+         * The latest expiry renewals may reach (ms since the Unix epoch).
+         */maxExpiresMs: UInt64, 
+        /**
+         * Whether it can be renewed.
+         */renewable: Bool, 
+        /**
+         * "active", "revoked", or a description of a pending revocation.
+         */state: String) {
+        self.id = id
+        self.path = path
+        self.engine = engine
+        self.issuedMs = issuedMs
+        self.ttlMs = ttlMs
+        self.maxTtlMs = maxTtlMs
+        self.expiresMs = expiresMs
+        self.maxExpiresMs = maxExpiresMs
+        self.renewable = renewable
+        self.state = state
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Lease: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLease: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Lease {
+        return
+            try Lease(
+                id: FfiConverterString.read(from: &buf), 
+                path: FfiConverterString.read(from: &buf), 
+                engine: FfiConverterString.read(from: &buf), 
+                issuedMs: FfiConverterUInt64.read(from: &buf), 
+                ttlMs: FfiConverterUInt64.read(from: &buf), 
+                maxTtlMs: FfiConverterUInt64.read(from: &buf), 
+                expiresMs: FfiConverterUInt64.read(from: &buf), 
+                maxExpiresMs: FfiConverterUInt64.read(from: &buf), 
+                renewable: FfiConverterBool.read(from: &buf), 
+                state: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Lease, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterString.write(value.engine, into: &buf)
+        FfiConverterUInt64.write(value.issuedMs, into: &buf)
+        FfiConverterUInt64.write(value.ttlMs, into: &buf)
+        FfiConverterUInt64.write(value.maxTtlMs, into: &buf)
+        FfiConverterUInt64.write(value.expiresMs, into: &buf)
+        FfiConverterUInt64.write(value.maxExpiresMs, into: &buf)
+        FfiConverterBool.write(value.renewable, into: &buf)
+        FfiConverterString.write(value.state, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLease_lift(_ buf: RustBuffer) throws -> Lease {
+    return try FfiConverterTypeLease.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLease_lower(_ value: Lease) -> RustBuffer {
+    return FfiConverterTypeLease.lower(value)
+}
+
+
+/**
+ * Settings of a lease manager; every field is optional (core defaults).
+ */
+public struct LeaseOptions: Equatable, Hashable {
+    /**
+     * The most live leases in the store (nil: unlimited).
+     */
+    public var maxLeases: UInt64?
+    /**
+     * Failed revocation attempts after which a lease is irrevocable.
+     */
+    public var maxRevokeAttempts: UInt32?
+    /**
+     * How long one revoker call may take before it counts as failed (ms).
+     */
+    public var revokeTimeoutMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The most live leases in the store (nil: unlimited).
+         */maxLeases: UInt64? = nil, 
+        /**
+         * Failed revocation attempts after which a lease is irrevocable.
+         */maxRevokeAttempts: UInt32? = nil, 
+        /**
+         * How long one revoker call may take before it counts as failed (ms).
+         */revokeTimeoutMs: UInt64? = nil) {
+        self.maxLeases = maxLeases
+        self.maxRevokeAttempts = maxRevokeAttempts
+        self.revokeTimeoutMs = revokeTimeoutMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LeaseOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseOptions {
+        return
+            try LeaseOptions(
+                maxLeases: FfiConverterOptionUInt64.read(from: &buf), 
+                maxRevokeAttempts: FfiConverterOptionUInt32.read(from: &buf), 
+                revokeTimeoutMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LeaseOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.maxLeases, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxRevokeAttempts, into: &buf)
+        FfiConverterOptionUInt64.write(value.revokeTimeoutMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseOptions_lift(_ buf: RustBuffer) throws -> LeaseOptions {
+    return try FfiConverterTypeLeaseOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseOptions_lower(_ value: LeaseOptions) -> RustBuffer {
+    return FfiConverterTypeLeaseOptions.lower(value)
+}
+
+
+/**
+ * What `revokePrefix()` did.
+ */
+public struct PrefixRevocation: Equatable, Hashable {
+    /**
+     * Ids of the leases revoked.
+     */
+    public var revoked: [String]
+    /**
+     * Ids of the leases whose revocation failed (being retried or irrevocable).
+     */
+    public var pending: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Ids of the leases revoked.
+         */revoked: [String], 
+        /**
+         * Ids of the leases whose revocation failed (being retried or irrevocable).
+         */pending: [String]) {
+        self.revoked = revoked
+        self.pending = pending
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PrefixRevocation: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePrefixRevocation: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PrefixRevocation {
+        return
+            try PrefixRevocation(
+                revoked: FfiConverterSequenceString.read(from: &buf), 
+                pending: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PrefixRevocation, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.revoked, into: &buf)
+        FfiConverterSequenceString.write(value.pending, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrefixRevocation_lift(_ buf: RustBuffer) throws -> PrefixRevocation {
+    return try FfiConverterTypePrefixRevocation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrefixRevocation_lower(_ value: PrefixRevocation) -> RustBuffer {
+    return FfiConverterTypePrefixRevocation.lower(value)
+}
+
+
+/**
  * What a rewrap did.
  */
 public struct RewrapReport: Equatable, Hashable {
@@ -1727,6 +4814,913 @@ public func FfiConverterTypeRewrapReport_lift(_ buf: RustBuffer) throws -> Rewra
 public func FfiConverterTypeRewrapReport_lower(_ value: RewrapReport) -> RustBuffer {
     return FfiConverterTypeRewrapReport.lower(value)
 }
+
+
+/**
+ * Settings of a rotation engine (defaults as in the core).
+ */
+public struct RotationOptions: Equatable, Hashable {
+    /**
+     * How long `previous` stays valid after a promotion (ms).
+     */
+    public var gracePeriodMs: UInt64
+    /**
+     * Attempts per step before giving up (at least 1).
+     */
+    public var maxAttempts: UInt32
+    /**
+     * The first retry delay (ms); doubles per attempt.
+     */
+    public var backoffInitialMs: UInt64
+    /**
+     * The longest retry delay (ms).
+     */
+    public var backoffMaxMs: UInt64
+    /**
+     * The lock owner id (nil: random per engine).
+     */
+    public var ownerId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * How long `previous` stays valid after a promotion (ms).
+         */gracePeriodMs: UInt64 = UInt64(3600000), 
+        /**
+         * Attempts per step before giving up (at least 1).
+         */maxAttempts: UInt32 = UInt32(5), 
+        /**
+         * The first retry delay (ms); doubles per attempt.
+         */backoffInitialMs: UInt64 = UInt64(1000), 
+        /**
+         * The longest retry delay (ms).
+         */backoffMaxMs: UInt64 = UInt64(60000), 
+        /**
+         * The lock owner id (nil: random per engine).
+         */ownerId: String? = nil) {
+        self.gracePeriodMs = gracePeriodMs
+        self.maxAttempts = maxAttempts
+        self.backoffInitialMs = backoffInitialMs
+        self.backoffMaxMs = backoffMaxMs
+        self.ownerId = ownerId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RotationOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRotationOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RotationOptions {
+        return
+            try RotationOptions(
+                gracePeriodMs: FfiConverterUInt64.read(from: &buf), 
+                maxAttempts: FfiConverterUInt32.read(from: &buf), 
+                backoffInitialMs: FfiConverterUInt64.read(from: &buf), 
+                backoffMaxMs: FfiConverterUInt64.read(from: &buf), 
+                ownerId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RotationOptions, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.gracePeriodMs, into: &buf)
+        FfiConverterUInt32.write(value.maxAttempts, into: &buf)
+        FfiConverterUInt64.write(value.backoffInitialMs, into: &buf)
+        FfiConverterUInt64.write(value.backoffMaxMs, into: &buf)
+        FfiConverterOptionString.write(value.ownerId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationOptions_lift(_ buf: RustBuffer) throws -> RotationOptions {
+    return try FfiConverterTypeRotationOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationOptions_lower(_ value: RotationOptions) -> RustBuffer {
+    return FfiConverterTypeRotationOptions.lower(value)
+}
+
+
+/**
+ * What one call to the engine did.
+ */
+public struct RotationReport: Equatable, Hashable {
+    /**
+     * The version promoted to current, if any.
+     */
+    public var promoted: UInt64?
+    /**
+     * The previous version revoked, if any.
+     */
+    public var revoked: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The version promoted to current, if any.
+         */promoted: UInt64?, 
+        /**
+         * The previous version revoked, if any.
+         */revoked: UInt64?) {
+        self.promoted = promoted
+        self.revoked = revoked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RotationReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRotationReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RotationReport {
+        return
+            try RotationReport(
+                promoted: FfiConverterOptionUInt64.read(from: &buf), 
+                revoked: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RotationReport, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.promoted, into: &buf)
+        FfiConverterOptionUInt64.write(value.revoked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationReport_lift(_ buf: RustBuffer) throws -> RotationReport {
+    return try FfiConverterTypeRotationReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationReport_lower(_ value: RotationReport) -> RustBuffer {
+    return FfiConverterTypeRotationReport.lower(value)
+}
+
+
+/**
+ * The non-secret state of a rotated credential.
+ */
+public struct RotationStatus: Equatable, Hashable {
+    /**
+     * The pending version, if any.
+     */
+    public var pending: UInt64?
+    /**
+     * The current version, if any.
+     */
+    public var current: UInt64?
+    /**
+     * The previous version, if any.
+     */
+    public var previous: UInt64?
+    /**
+     * When the previous version is due to be revoked (ms).
+     */
+    public var revokePreviousMs: UInt64?
+    /**
+     * When the current version was promoted (ms).
+     */
+    public var lastPromotedMs: UInt64?
+    /**
+     * The recorded step in flight ("create-pending", ...), if any.
+     */
+    public var inFlightStep: String?
+    /**
+     * The version the step in flight works on.
+     */
+    public var inFlightVersion: UInt64?
+    /**
+     * Recent versions, oldest first.
+     */
+    public var history: [RotationVersion]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The pending version, if any.
+         */pending: UInt64?, 
+        /**
+         * The current version, if any.
+         */current: UInt64?, 
+        /**
+         * The previous version, if any.
+         */previous: UInt64?, 
+        /**
+         * When the previous version is due to be revoked (ms).
+         */revokePreviousMs: UInt64?, 
+        /**
+         * When the current version was promoted (ms).
+         */lastPromotedMs: UInt64?, 
+        /**
+         * The recorded step in flight ("create-pending", ...), if any.
+         */inFlightStep: String?, 
+        /**
+         * The version the step in flight works on.
+         */inFlightVersion: UInt64?, 
+        /**
+         * Recent versions, oldest first.
+         */history: [RotationVersion]) {
+        self.pending = pending
+        self.current = current
+        self.previous = previous
+        self.revokePreviousMs = revokePreviousMs
+        self.lastPromotedMs = lastPromotedMs
+        self.inFlightStep = inFlightStep
+        self.inFlightVersion = inFlightVersion
+        self.history = history
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RotationStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRotationStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RotationStatus {
+        return
+            try RotationStatus(
+                pending: FfiConverterOptionUInt64.read(from: &buf), 
+                current: FfiConverterOptionUInt64.read(from: &buf), 
+                previous: FfiConverterOptionUInt64.read(from: &buf), 
+                revokePreviousMs: FfiConverterOptionUInt64.read(from: &buf), 
+                lastPromotedMs: FfiConverterOptionUInt64.read(from: &buf), 
+                inFlightStep: FfiConverterOptionString.read(from: &buf), 
+                inFlightVersion: FfiConverterOptionUInt64.read(from: &buf), 
+                history: FfiConverterSequenceTypeRotationVersion.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RotationStatus, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.pending, into: &buf)
+        FfiConverterOptionUInt64.write(value.current, into: &buf)
+        FfiConverterOptionUInt64.write(value.previous, into: &buf)
+        FfiConverterOptionUInt64.write(value.revokePreviousMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.lastPromotedMs, into: &buf)
+        FfiConverterOptionString.write(value.inFlightStep, into: &buf)
+        FfiConverterOptionUInt64.write(value.inFlightVersion, into: &buf)
+        FfiConverterSequenceTypeRotationVersion.write(value.history, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationStatus_lift(_ buf: RustBuffer) throws -> RotationStatus {
+    return try FfiConverterTypeRotationStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationStatus_lower(_ value: RotationStatus) -> RustBuffer {
+    return FfiConverterTypeRotationStatus.lower(value)
+}
+
+
+/**
+ * What happened to one version (no secrets).
+ */
+public struct RotationVersion: Equatable, Hashable {
+    /**
+     * The version number.
+     */
+    public var version: UInt64
+    /**
+     * Its non-secret identity.
+     */
+    public var identity: String
+    /**
+     * When it was created (ms since the Unix epoch).
+     */
+    public var createdMs: UInt64
+    /**
+     * When it became current.
+     */
+    public var promotedMs: UInt64?
+    /**
+     * When it stopped being current.
+     */
+    public var supersededMs: UInt64?
+    /**
+     * When it was revoked in the target.
+     */
+    public var revokedMs: UInt64?
+    /**
+     * When it was discarded after failing to set or test.
+     */
+    public var failedMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The version number.
+         */version: UInt64, 
+        /**
+         * Its non-secret identity.
+         */identity: String, 
+        /**
+         * When it was created (ms since the Unix epoch).
+         */createdMs: UInt64, 
+        /**
+         * When it became current.
+         */promotedMs: UInt64?, 
+        /**
+         * When it stopped being current.
+         */supersededMs: UInt64?, 
+        /**
+         * When it was revoked in the target.
+         */revokedMs: UInt64?, 
+        /**
+         * When it was discarded after failing to set or test.
+         */failedMs: UInt64?) {
+        self.version = version
+        self.identity = identity
+        self.createdMs = createdMs
+        self.promotedMs = promotedMs
+        self.supersededMs = supersededMs
+        self.revokedMs = revokedMs
+        self.failedMs = failedMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RotationVersion: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRotationVersion: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RotationVersion {
+        return
+            try RotationVersion(
+                version: FfiConverterUInt64.read(from: &buf), 
+                identity: FfiConverterString.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf), 
+                promotedMs: FfiConverterOptionUInt64.read(from: &buf), 
+                supersededMs: FfiConverterOptionUInt64.read(from: &buf), 
+                revokedMs: FfiConverterOptionUInt64.read(from: &buf), 
+                failedMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RotationVersion, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.version, into: &buf)
+        FfiConverterString.write(value.identity, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.promotedMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.supersededMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.revokedMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.failedMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationVersion_lift(_ buf: RustBuffer) throws -> RotationVersion {
+    return try FfiConverterTypeRotationVersion.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRotationVersion_lower(_ value: RotationVersion) -> RustBuffer {
+    return FfiConverterTypeRotationVersion.lower(value)
+}
+
+
+/**
+ * A secret's metadata (no values).
+ */
+public struct SecretMetadata: Equatable, Hashable {
+    /**
+     * The canonical path.
+     */
+    public var path: String
+    /**
+     * The newest version.
+     */
+    public var currentVersion: UInt64
+    /**
+     * The oldest version still kept.
+     */
+    public var oldestVersion: UInt64
+    /**
+     * The secret's own version limit, if set.
+     */
+    public var maxVersions: UInt32?
+    /**
+     * The version limit in force.
+     */
+    public var effectiveMaxVersions: UInt32
+    /**
+     * When version 1 was written (ms since the epoch).
+     */
+    public var createdMs: UInt64
+    /**
+     * When the secret last changed (ms since the epoch).
+     */
+    public var updatedMs: UInt64
+    /**
+     * The owner, if set.
+     */
+    public var owner: String?
+    /**
+     * The environment, if set.
+     */
+    public var environment: String?
+    /**
+     * Tags, sorted.
+     */
+    public var tags: [String]
+    /**
+     * Every kept version, oldest first.
+     */
+    public var versions: [VersionInfo]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The canonical path.
+         */path: String, 
+        /**
+         * The newest version.
+         */currentVersion: UInt64, 
+        /**
+         * The oldest version still kept.
+         */oldestVersion: UInt64, 
+        /**
+         * The secret's own version limit, if set.
+         */maxVersions: UInt32?, 
+        /**
+         * The version limit in force.
+         */effectiveMaxVersions: UInt32, 
+        /**
+         * When version 1 was written (ms since the epoch).
+         */createdMs: UInt64, 
+        /**
+         * When the secret last changed (ms since the epoch).
+         */updatedMs: UInt64, 
+        /**
+         * The owner, if set.
+         */owner: String?, 
+        /**
+         * The environment, if set.
+         */environment: String?, 
+        /**
+         * Tags, sorted.
+         */tags: [String], 
+        /**
+         * Every kept version, oldest first.
+         */versions: [VersionInfo]) {
+        self.path = path
+        self.currentVersion = currentVersion
+        self.oldestVersion = oldestVersion
+        self.maxVersions = maxVersions
+        self.effectiveMaxVersions = effectiveMaxVersions
+        self.createdMs = createdMs
+        self.updatedMs = updatedMs
+        self.owner = owner
+        self.environment = environment
+        self.tags = tags
+        self.versions = versions
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SecretMetadata: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSecretMetadata: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SecretMetadata {
+        return
+            try SecretMetadata(
+                path: FfiConverterString.read(from: &buf), 
+                currentVersion: FfiConverterUInt64.read(from: &buf), 
+                oldestVersion: FfiConverterUInt64.read(from: &buf), 
+                maxVersions: FfiConverterOptionUInt32.read(from: &buf), 
+                effectiveMaxVersions: FfiConverterUInt32.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf), 
+                updatedMs: FfiConverterUInt64.read(from: &buf), 
+                owner: FfiConverterOptionString.read(from: &buf), 
+                environment: FfiConverterOptionString.read(from: &buf), 
+                tags: FfiConverterSequenceString.read(from: &buf), 
+                versions: FfiConverterSequenceTypeVersionInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SecretMetadata, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterUInt64.write(value.currentVersion, into: &buf)
+        FfiConverterUInt64.write(value.oldestVersion, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxVersions, into: &buf)
+        FfiConverterUInt32.write(value.effectiveMaxVersions, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+        FfiConverterUInt64.write(value.updatedMs, into: &buf)
+        FfiConverterOptionString.write(value.owner, into: &buf)
+        FfiConverterOptionString.write(value.environment, into: &buf)
+        FfiConverterSequenceString.write(value.tags, into: &buf)
+        FfiConverterSequenceTypeVersionInfo.write(value.versions, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecretMetadata_lift(_ buf: RustBuffer) throws -> SecretMetadata {
+    return try FfiConverterTypeSecretMetadata.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecretMetadata_lower(_ value: SecretMetadata) -> RustBuffer {
+    return FfiConverterTypeSecretMetadata.lower(value)
+}
+
+
+/**
+ * One version read: its facts and its value (a redacted, wipeable `Secret`).
+ */
+public struct SecretRead {
+    /**
+     * Facts about the version read.
+     */
+    public var info: VersionInfo
+    /**
+     * The value.
+     */
+    public var secret: Secret
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Facts about the version read.
+         */info: VersionInfo, 
+        /**
+         * The value.
+         */secret: Secret) {
+        self.info = info
+        self.secret = secret
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SecretRead: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSecretRead: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SecretRead {
+        return
+            try SecretRead(
+                info: FfiConverterTypeVersionInfo.read(from: &buf), 
+                secret: FfiConverterTypeSecret.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SecretRead, into buf: inout [UInt8]) {
+        FfiConverterTypeVersionInfo.write(value.info, into: &buf)
+        FfiConverterTypeSecret.write(value.secret, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecretRead_lift(_ buf: RustBuffer) throws -> SecretRead {
+    return try FfiConverterTypeSecretRead.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecretRead_lower(_ value: SecretRead) -> RustBuffer {
+    return FfiConverterTypeSecretRead.lower(value)
+}
+
+
+/**
+ * The stored versions of a credential, by stage.
+ */
+public struct StagedCredentials {
+    /**
+     * The version being introduced, if a rotation is in flight.
+     */
+    public var pending: Credential?
+    /**
+     * The version clients should use.
+     */
+    public var current: Credential?
+    /**
+     * The version before, valid until the grace period ends.
+     */
+    public var previous: Credential?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The version being introduced, if a rotation is in flight.
+         */pending: Credential?, 
+        /**
+         * The version clients should use.
+         */current: Credential?, 
+        /**
+         * The version before, valid until the grace period ends.
+         */previous: Credential?) {
+        self.pending = pending
+        self.current = current
+        self.previous = previous
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StagedCredentials: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStagedCredentials: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StagedCredentials {
+        return
+            try StagedCredentials(
+                pending: FfiConverterOptionTypeCredential.read(from: &buf), 
+                current: FfiConverterOptionTypeCredential.read(from: &buf), 
+                previous: FfiConverterOptionTypeCredential.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StagedCredentials, into buf: inout [UInt8]) {
+        FfiConverterOptionTypeCredential.write(value.pending, into: &buf)
+        FfiConverterOptionTypeCredential.write(value.current, into: &buf)
+        FfiConverterOptionTypeCredential.write(value.previous, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStagedCredentials_lift(_ buf: RustBuffer) throws -> StagedCredentials {
+    return try FfiConverterTypeStagedCredentials.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStagedCredentials_lower(_ value: StagedCredentials) -> RustBuffer {
+    return FfiConverterTypeStagedCredentials.lower(value)
+}
+
+
+/**
+ * Facts about one version of a secret (never its value).
+ */
+public struct VersionInfo: Equatable, Hashable {
+    /**
+     * The version number (1 for the first write).
+     */
+    public var version: UInt64
+    /**
+     * When it was written (ms since the Unix epoch).
+     */
+    public var createdMs: UInt64
+    /**
+     * When it was soft-deleted, if it is.
+     */
+    public var deletedMs: UInt64?
+    /**
+     * When it was destroyed, if it was.
+     */
+    public var destroyedMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The version number (1 for the first write).
+         */version: UInt64, 
+        /**
+         * When it was written (ms since the Unix epoch).
+         */createdMs: UInt64, 
+        /**
+         * When it was soft-deleted, if it is.
+         */deletedMs: UInt64?, 
+        /**
+         * When it was destroyed, if it was.
+         */destroyedMs: UInt64?) {
+        self.version = version
+        self.createdMs = createdMs
+        self.deletedMs = deletedMs
+        self.destroyedMs = destroyedMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VersionInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVersionInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VersionInfo {
+        return
+            try VersionInfo(
+                version: FfiConverterUInt64.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf), 
+                deletedMs: FfiConverterOptionUInt64.read(from: &buf), 
+                destroyedMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VersionInfo, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.version, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.deletedMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.destroyedMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVersionInfo_lift(_ buf: RustBuffer) throws -> VersionInfo {
+    return try FfiConverterTypeVersionInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVersionInfo_lower(_ value: VersionInfo) -> RustBuffer {
+    return FfiConverterTypeVersionInfo.lower(value)
+}
+
+
+/**
+ * How generated API keys look.
+ */
+
+public enum ApiKeyFormat: Equatable, Hashable {
+    
+    /**
+     * `prefix` and `chars` characters from 0-9, A-Z, a-z.
+     */
+    case base62(
+        /**
+         * A fixed prefix ("sk_live_").
+         */prefix: String, 
+        /**
+         * Random characters after the prefix.
+         */chars: UInt32
+    )
+    /**
+     * `prefix` and `bytes` random bytes as lower-case hex.
+     */
+    case hex(
+        /**
+         * A fixed prefix.
+         */prefix: String, 
+        /**
+         * Random bytes (two hex digits each).
+         */bytes: UInt32
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ApiKeyFormat: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApiKeyFormat: FfiConverterRustBuffer {
+    typealias SwiftType = ApiKeyFormat
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApiKeyFormat {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .base62(prefix: try FfiConverterString.read(from: &buf), chars: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 2: return .hex(prefix: try FfiConverterString.read(from: &buf), bytes: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ApiKeyFormat, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .base62(prefix,chars):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(prefix, into: &buf)
+            FfiConverterUInt32.write(chars, into: &buf)
+            
+        
+        case let .hex(prefix,bytes):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(prefix, into: &buf)
+            FfiConverterUInt32.write(bytes, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKeyFormat_lift(_ buf: RustBuffer) throws -> ApiKeyFormat {
+    return try FfiConverterTypeApiKeyFormat.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKeyFormat_lower(_ value: ApiKeyFormat) -> RustBuffer {
+    return FfiConverterTypeApiKeyFormat.lower(value)
+}
+
 
 
 /**
@@ -1825,7 +5819,371 @@ public func FfiConverterTypeKeyState_lower(_ value: KeyState) -> RustBuffer {
 
 
 /**
- * Every failure, one case per core error variant (Swift: an enum).
+ * What happened to a lease (events never carry revocation data).
+ */
+
+public enum LeaseEvent: Equatable, Hashable {
+    
+    /**
+     * A lease was issued.
+     */
+    case issued(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its path.
+         */path: String, 
+        /**
+         * When it expires (ms).
+         */expiresMs: UInt64
+    )
+    /**
+     * A lease was renewed.
+     */
+    case renewed(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its path.
+         */path: String, 
+        /**
+         * Its new expiry (ms).
+         */expiresMs: UInt64, 
+        /**
+         * Whether the max TTL cut the renewal short.
+         */capped: Bool
+    )
+    /**
+     * The configured fraction of the lease's TTL has passed.
+     */
+    case expiringSoon(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its path.
+         */path: String, 
+        /**
+         * When it expires (ms).
+         */expiresMs: UInt64
+    )
+    /**
+     * A lease was revoked.
+     */
+    case revoked(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its path.
+         */path: String, 
+        /**
+         * Whether it was forced.
+         */forced: Bool
+    )
+    /**
+     * Revocation failed too often; an operator must act.
+     */
+    case irrevocable(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its path.
+         */path: String, 
+        /**
+         * Failed attempts.
+         */attempts: UInt32, 
+        /**
+         * The revoker's last failure.
+         */reason: String
+    )
+    /**
+     * An event this build of the FFI does not know.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LeaseEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseEvent: FfiConverterRustBuffer {
+    typealias SwiftType = LeaseEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .issued(id: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), expiresMs: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 2: return .renewed(id: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), expiresMs: try FfiConverterUInt64.read(from: &buf), capped: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 3: return .expiringSoon(id: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), expiresMs: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 4: return .revoked(id: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), forced: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 5: return .irrevocable(id: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), attempts: try FfiConverterUInt32.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LeaseEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .issued(id,path,expiresMs):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(expiresMs, into: &buf)
+            
+        
+        case let .renewed(id,path,expiresMs,capped):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(expiresMs, into: &buf)
+            FfiConverterBool.write(capped, into: &buf)
+            
+        
+        case let .expiringSoon(id,path,expiresMs):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(expiresMs, into: &buf)
+            
+        
+        case let .revoked(id,path,forced):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterBool.write(forced, into: &buf)
+            
+        
+        case let .irrevocable(id,path,attempts,reason):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt32.write(attempts, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .other:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseEvent_lift(_ buf: RustBuffer) throws -> LeaseEvent {
+    return try FfiConverterTypeLeaseEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseEvent_lower(_ value: LeaseEvent) -> RustBuffer {
+    return FfiConverterTypeLeaseEvent.lower(value)
+}
+
+
+
+/**
+ * What a presented API key matched.
+ */
+
+public enum Matched: Equatable, Hashable {
+    
+    /**
+     * The current key.
+     */
+    case current
+    /**
+     * The previous key, still valid during the grace period.
+     */
+    case previous
+    /**
+     * Neither.
+     */
+    case noMatch
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Matched: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMatched: FfiConverterRustBuffer {
+    typealias SwiftType = Matched
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Matched {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .current
+        
+        case 2: return .previous
+        
+        case 3: return .noMatch
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Matched, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .current:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .previous:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .noMatch:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMatched_lift(_ buf: RustBuffer) throws -> Matched {
+    return try FfiConverterTypeMatched.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMatched_lower(_ value: Matched) -> RustBuffer {
+    return FfiConverterTypeMatched.lower(value)
+}
+
+
+
+/**
+ * Why a host-language revoker failed.
+ */
+public 
+enum RevokerError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The revoker could not take the credential back (the manager retries).
+     */
+    case Failed(
+        /**
+         * What went wrong (never a secret: it is logged and reported).
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension RevokerError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRevokerError: FfiConverterRustBuffer {
+    typealias SwiftType = RevokerError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RevokerError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RevokerError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRevokerError_lift(_ buf: RustBuffer) throws -> RevokerError {
+    return try FfiConverterTypeRevokerError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRevokerError_lower(_ value: RevokerError) -> RustBuffer {
+    return FfiConverterTypeRevokerError.lower(value)
+}
+
+
+/**
+ * Every failure (Swift: an enum; uniffi's Python: subclasses of
+ * `StrongroomError`). Every case has `code` (`Error::kind()`, stable) and
+ * `message`.
  */
 public 
 enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -1837,6 +6195,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case DecryptionFailed(
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1844,6 +6205,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      * The bytes are not a sealed value this build can read.
      */
     case MalformedSealedValue(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -1859,6 +6223,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The newest version the keyring holds.
          */latest: UInt32, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1873,6 +6240,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The keyring's minimum decryption version.
          */minDecryptionVersion: UInt32, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1883,6 +6253,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
         /**
          * The key version.
          */version: UInt32, 
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -1898,6 +6271,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * How many records need it.
          */records: UInt64, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1909,6 +6285,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The path as given.
          */path: String, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1916,6 +6295,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      * The store is sealed.
      */
     case Sealed(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -1925,6 +6307,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case AlreadyInitialized(
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1933,6 +6318,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case NotInitialized(
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1940,6 +6328,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      * The root key does not open the keyring.
      */
     case UnsealFailed(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -1952,19 +6343,25 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The file's path.
          */path: String, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
     /**
-     * A key protector failed.
+     * A key protector failed (software key, PKCS#11 token).
      */
     case Protector(
         /**
-         * Which protector.
+         * Which protector ("software", "pkcs11").
          */protector: String, 
         /**
          * The kind of failure ("unwrap failed", "wrong pin", ...).
          */kind: String, 
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -1981,6 +6378,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The kind of failure.
          */kind: String, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -1991,6 +6391,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
         /**
          * The storage key.
          */key: String, 
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -2003,6 +6406,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          * The storage key.
          */key: String, 
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -2010,6 +6416,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      * The OS random number generator failed.
      */
     case Random(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -2019,29 +6428,97 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case InvalidArgument(
         /**
-         * The message.
-         */message: String
-    )
-    /**
-     * A versioned-secrets operation failed.
-     */
-    case SecretStore(
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
     )
     /**
-     * A check-and-set write found another version (secrets store).
+     * No secret at this path, or the secret has no such version.
+     */
+    case NotFound(
+        /**
+         * The path.
+         */path: String, 
+        /**
+         * The version asked for, if one was.
+         */version: UInt64?, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The version was soft-deleted; undelete brings it back.
+     */
+    case VersionDeleted(
+        /**
+         * The path.
+         */path: String, 
+        /**
+         * The version.
+         */version: UInt64, 
+        /**
+         * When it was deleted (ms since the Unix epoch).
+         */deletedMs: UInt64, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The version was destroyed (code `version_destroyed`) or pruned
+     * (code `version_pruned`, no `destroyed_ms`): its value is gone.
+     */
+    case VersionDestroyed(
+        /**
+         * The path.
+         */path: String, 
+        /**
+         * The version.
+         */version: UInt64, 
+        /**
+         * When it was destroyed (ms since the Unix epoch); nil if pruned.
+         */destroyedMs: UInt64?, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * A check-and-set write found another current version.
      */
     case CasConflict(
         /**
+         * The path.
+         */path: String, 
+        /**
+         * The version the caller expected (0: absent).
+         */expected: UInt64, 
+        /**
+         * The actual current version (0: absent).
+         */current: UInt64, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
     /**
-     * A policy could not be loaded or evaluated.
+     * Another versioned-secrets failure (invalid metadata, contention).
      */
-    case Policy(
+    case SecretStore(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -2051,37 +6528,251 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case PolicyDenied(
         /**
+         * The principal.
+         */principal: String, 
+        /**
+         * The capability asked for ("read", "create", ...).
+         */capability: String, 
+        /**
+         * The path.
+         */path: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
     /**
-     * The audit trail failed.
+     * A policy could not be loaded or parsed.
+     */
+    case Policy(
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * An audit chain does not verify at record `seq`.
+     */
+    case AuditChainBroken(
+        /**
+         * The first record that does not verify (or is missing).
+         */seq: UInt64, 
+        /**
+         * What is wrong.
+         */reason: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The audit trail could not be written or read.
      */
     case Audit(
         /**
-         * The message.
-         */message: String
-    )
-    /**
-     * A lease operation failed.
-     */
-    case Lease(
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
     )
     /**
-     * The lease expired or was revoked.
+     * No lease with this id (never issued, or revoked).
+     */
+    case LeaseNotFound(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The text is not a lease id.
+     */
+    case LeaseInvalidId(
+        /**
+         * The text as given.
+         */text: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The lease was issued as not renewable.
+     */
+    case LeaseNotRenewable(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The lease has expired.
      */
     case LeaseExpired(
         /**
+         * The lease id.
+         */id: String, 
+        /**
+         * When it expired (ms since the Unix epoch).
+         */expiredMs: UInt64, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
     /**
-     * A credential rotation failed.
+     * The lease is being revoked or is irrevocable.
+     */
+    case LeaseNotActive(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Its state.
+         */state: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * Issuing would exceed a lease quota.
+     */
+    case LeaseQuotaExceeded(
+        /**
+         * The quota's limit.
+         */limit: UInt64, 
+        /**
+         * Live leases counted against it.
+         */count: UInt64, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * The engine failed to revoke the lease; the manager retries.
+     */
+    case LeaseRevocationDeferred(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Failed attempts so far.
+         */attempts: UInt32, 
+        /**
+         * When the manager tries again (ms since the Unix epoch).
+         */nextTryMs: UInt64, 
+        /**
+         * The revoker's failure.
+         */reason: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * Revocation failed too often; revoke again or force_revoke.
+     */
+    case LeaseIrrevocable(
+        /**
+         * The lease id.
+         */id: String, 
+        /**
+         * Failed attempts.
+         */attempts: UInt32, 
+        /**
+         * The revoker's last failure.
+         */reason: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * A revoker failed on its own.
+     */
+    case LeaseRevokerFailed(
+        /**
+         * The engine.
+         */engine: String, 
+        /**
+         * What went wrong.
+         */reason: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * Another lease failure (no revoker, invalid TTL or engine name).
+     */
+    case Lease(
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * A rotation failed and was rolled back; the current version works.
+     */
+    case RotationRolledBack(
+        /**
+         * The credential.
+         */credential: String, 
+        /**
+         * The version rolled back.
+         */version: UInt64, 
+        /**
+         * The step that failed.
+         */step: String, 
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The message.
+         */message: String
+    )
+    /**
+     * Another credential rotation failure (busy, lost lock, bad name, ...).
      */
     case Rotation(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -2091,6 +6782,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case Shamir(
         /**
+         * The stable code.
+         */code: String, 
+        /**
          * The message.
          */message: String
     )
@@ -2098,6 +6792,9 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      * A failure this build of the FFI does not know yet.
      */
     case Other(
+        /**
+         * The stable code.
+         */code: String, 
         /**
          * The message.
          */message: String
@@ -2132,102 +6829,219 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
 
         
         case 1: return .DecryptionFailed(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 2: return .MalformedSealedValue(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 3: return .UnknownKeyVersion(
             version: try FfiConverterUInt32.read(from: &buf), 
             latest: try FfiConverterUInt32.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 4: return .KeyVersionRetired(
             version: try FfiConverterUInt32.read(from: &buf), 
             minDecryptionVersion: try FfiConverterUInt32.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 5: return .InvalidKeyTransition(
             version: try FfiConverterUInt32.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 6: return .KeyInUse(
             version: try FfiConverterUInt32.read(from: &buf), 
             records: try FfiConverterUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 7: return .InvalidPath(
             path: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 8: return .Sealed(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 9: return .AlreadyInitialized(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 10: return .NotInitialized(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 11: return .UnsealFailed(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 12: return .KeyFile(
             path: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 13: return .Protector(
             protector: try FfiConverterString.read(from: &buf), 
             kind: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 14: return .StorageFailed(
             backend: try FfiConverterString.read(from: &buf), 
             kind: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 15: return .StorageConflict(
             key: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 16: return .CorruptRecord(
             key: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 17: return .Random(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
         case 18: return .InvalidArgument(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .SecretStore(
+        case 19: return .NotFound(
+            path: try FfiConverterString.read(from: &buf), 
+            version: try FfiConverterOptionUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 20: return .CasConflict(
+        case 20: return .VersionDeleted(
+            path: try FfiConverterString.read(from: &buf), 
+            version: try FfiConverterUInt64.read(from: &buf), 
+            deletedMs: try FfiConverterUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .Policy(
+        case 21: return .VersionDestroyed(
+            path: try FfiConverterString.read(from: &buf), 
+            version: try FfiConverterUInt64.read(from: &buf), 
+            destroyedMs: try FfiConverterOptionUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 22: return .PolicyDenied(
+        case 22: return .CasConflict(
+            path: try FfiConverterString.read(from: &buf), 
+            expected: try FfiConverterUInt64.read(from: &buf), 
+            current: try FfiConverterUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 23: return .Audit(
+        case 23: return .SecretStore(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 24: return .Lease(
+        case 24: return .PolicyDenied(
+            principal: try FfiConverterString.read(from: &buf), 
+            capability: try FfiConverterString.read(from: &buf), 
+            path: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 25: return .LeaseExpired(
+        case 25: return .Policy(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 26: return .Rotation(
+        case 26: return .AuditChainBroken(
+            seq: try FfiConverterUInt64.read(from: &buf), 
+            reason: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 27: return .Shamir(
+        case 27: return .Audit(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 28: return .Other(
+        case 28: return .LeaseNotFound(
+            id: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 29: return .LeaseInvalidId(
+            text: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 30: return .LeaseNotRenewable(
+            id: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 31: return .LeaseExpired(
+            id: try FfiConverterString.read(from: &buf), 
+            expiredMs: try FfiConverterUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 32: return .LeaseNotActive(
+            id: try FfiConverterString.read(from: &buf), 
+            state: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 33: return .LeaseQuotaExceeded(
+            limit: try FfiConverterUInt64.read(from: &buf), 
+            count: try FfiConverterUInt64.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 34: return .LeaseRevocationDeferred(
+            id: try FfiConverterString.read(from: &buf), 
+            attempts: try FfiConverterUInt32.read(from: &buf), 
+            nextTryMs: try FfiConverterUInt64.read(from: &buf), 
+            reason: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 35: return .LeaseIrrevocable(
+            id: try FfiConverterString.read(from: &buf), 
+            attempts: try FfiConverterUInt32.read(from: &buf), 
+            reason: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 36: return .LeaseRevokerFailed(
+            engine: try FfiConverterString.read(from: &buf), 
+            reason: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 37: return .Lease(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 38: return .RotationRolledBack(
+            credential: try FfiConverterString.read(from: &buf), 
+            version: try FfiConverterUInt64.read(from: &buf), 
+            step: try FfiConverterString.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 39: return .Rotation(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 40: return .Shamir(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 41: return .Other(
+            code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -2242,158 +7056,301 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
 
         
         
-        case let .DecryptionFailed(message):
+        case let .DecryptionFailed(code,message):
             writeInt(&buf, Int32(1))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .MalformedSealedValue(message):
+        case let .MalformedSealedValue(code,message):
             writeInt(&buf, Int32(2))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .UnknownKeyVersion(version,latest,message):
+        case let .UnknownKeyVersion(version,latest,code,message):
             writeInt(&buf, Int32(3))
             FfiConverterUInt32.write(version, into: &buf)
             FfiConverterUInt32.write(latest, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .KeyVersionRetired(version,minDecryptionVersion,message):
+        case let .KeyVersionRetired(version,minDecryptionVersion,code,message):
             writeInt(&buf, Int32(4))
             FfiConverterUInt32.write(version, into: &buf)
             FfiConverterUInt32.write(minDecryptionVersion, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .InvalidKeyTransition(version,message):
+        case let .InvalidKeyTransition(version,code,message):
             writeInt(&buf, Int32(5))
             FfiConverterUInt32.write(version, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .KeyInUse(version,records,message):
+        case let .KeyInUse(version,records,code,message):
             writeInt(&buf, Int32(6))
             FfiConverterUInt32.write(version, into: &buf)
             FfiConverterUInt64.write(records, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .InvalidPath(path,message):
+        case let .InvalidPath(path,code,message):
             writeInt(&buf, Int32(7))
             FfiConverterString.write(path, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Sealed(message):
+        case let .Sealed(code,message):
             writeInt(&buf, Int32(8))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .AlreadyInitialized(message):
+        case let .AlreadyInitialized(code,message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .NotInitialized(message):
+        case let .NotInitialized(code,message):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .UnsealFailed(message):
+        case let .UnsealFailed(code,message):
             writeInt(&buf, Int32(11))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .KeyFile(path,message):
+        case let .KeyFile(path,code,message):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(path, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Protector(protector,kind,message):
+        case let .Protector(protector,kind,code,message):
             writeInt(&buf, Int32(13))
             FfiConverterString.write(protector, into: &buf)
             FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .StorageFailed(backend,kind,message):
+        case let .StorageFailed(backend,kind,code,message):
             writeInt(&buf, Int32(14))
             FfiConverterString.write(backend, into: &buf)
             FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .StorageConflict(key,message):
+        case let .StorageConflict(key,code,message):
             writeInt(&buf, Int32(15))
             FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .CorruptRecord(key,message):
+        case let .CorruptRecord(key,code,message):
             writeInt(&buf, Int32(16))
             FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Random(message):
+        case let .Random(code,message):
             writeInt(&buf, Int32(17))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .InvalidArgument(message):
+        case let .InvalidArgument(code,message):
             writeInt(&buf, Int32(18))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .SecretStore(message):
+        case let .NotFound(path,version,code,message):
             writeInt(&buf, Int32(19))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterOptionUInt64.write(version, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .CasConflict(message):
+        case let .VersionDeleted(path,version,deletedMs,code,message):
             writeInt(&buf, Int32(20))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(version, into: &buf)
+            FfiConverterUInt64.write(deletedMs, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Policy(message):
+        case let .VersionDestroyed(path,version,destroyedMs,code,message):
             writeInt(&buf, Int32(21))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(version, into: &buf)
+            FfiConverterOptionUInt64.write(destroyedMs, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .PolicyDenied(message):
+        case let .CasConflict(path,expected,current,code,message):
             writeInt(&buf, Int32(22))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(expected, into: &buf)
+            FfiConverterUInt64.write(current, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Audit(message):
+        case let .SecretStore(code,message):
             writeInt(&buf, Int32(23))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Lease(message):
+        case let .PolicyDenied(principal,capability,path,code,message):
             writeInt(&buf, Int32(24))
+            FfiConverterString.write(principal, into: &buf)
+            FfiConverterString.write(capability, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .LeaseExpired(message):
+        case let .Policy(code,message):
             writeInt(&buf, Int32(25))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Rotation(message):
+        case let .AuditChainBroken(seq,reason,code,message):
             writeInt(&buf, Int32(26))
+            FfiConverterUInt64.write(seq, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Shamir(message):
+        case let .Audit(code,message):
             writeInt(&buf, Int32(27))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Other(message):
+        case let .LeaseNotFound(id,code,message):
             writeInt(&buf, Int32(28))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseInvalidId(text,code,message):
+            writeInt(&buf, Int32(29))
+            FfiConverterString.write(text, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseNotRenewable(id,code,message):
+            writeInt(&buf, Int32(30))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseExpired(id,expiredMs,code,message):
+            writeInt(&buf, Int32(31))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterUInt64.write(expiredMs, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseNotActive(id,state,code,message):
+            writeInt(&buf, Int32(32))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterString.write(state, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseQuotaExceeded(limit,count,code,message):
+            writeInt(&buf, Int32(33))
+            FfiConverterUInt64.write(limit, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseRevocationDeferred(id,attempts,nextTryMs,reason,code,message):
+            writeInt(&buf, Int32(34))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterUInt32.write(attempts, into: &buf)
+            FfiConverterUInt64.write(nextTryMs, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseIrrevocable(id,attempts,reason,code,message):
+            writeInt(&buf, Int32(35))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterUInt32.write(attempts, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .LeaseRevokerFailed(engine,reason,code,message):
+            writeInt(&buf, Int32(36))
+            FfiConverterString.write(engine, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Lease(code,message):
+            writeInt(&buf, Int32(37))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .RotationRolledBack(credential,version,step,code,message):
+            writeInt(&buf, Int32(38))
+            FfiConverterString.write(credential, into: &buf)
+            FfiConverterUInt64.write(version, into: &buf)
+            FfiConverterString.write(step, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Rotation(code,message):
+            writeInt(&buf, Int32(39))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Shamir(code,message):
+            writeInt(&buf, Int32(40))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Other(code,message):
+            writeInt(&buf, Int32(41))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -2418,6 +7375,174 @@ public func FfiConverterTypeStrongroomError_lower(_ value: StrongroomError) -> R
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeAuditLog: FfiConverterRustBuffer {
+    typealias SwiftType = AuditLog?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAuditLog.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAuditLog.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeClock: FfiConverterRustBuffer {
+    typealias SwiftType = Clock?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeClock.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeClock.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCredential: FfiConverterRustBuffer {
+    typealias SwiftType = Credential?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCredential.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCredential.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
     typealias SwiftType = Secret?
 
@@ -2436,6 +7561,103 @@ fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeSecret.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLeaseOptions: FfiConverterRustBuffer {
+    typealias SwiftType = LeaseOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLeaseOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLeaseOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRotationOptions: FfiConverterRustBuffer {
+    typealias SwiftType = RotationOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRotationOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRotationOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionSequenceUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt64]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt64]
+
+    public static func write(_ value: [UInt64], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterUInt64.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UInt64] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UInt64]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterUInt64.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -2467,6 +7689,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePolicy: FfiConverterRustBuffer {
+    typealias SwiftType = [Policy]
+
+    public static func write(_ value: [Policy], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePolicy.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Policy] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Policy]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePolicy.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeKeyInfo: FfiConverterRustBuffer {
     typealias SwiftType = [KeyInfo]
 
@@ -2484,6 +7731,81 @@ fileprivate struct FfiConverterSequenceTypeKeyInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeKeyInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRotationVersion: FfiConverterRustBuffer {
+    typealias SwiftType = [RotationVersion]
+
+    public static func write(_ value: [RotationVersion], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRotationVersion.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RotationVersion] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RotationVersion]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRotationVersion.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeVersionInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [VersionInfo]
+
+    public static func write(_ value: [VersionInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeVersionInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [VersionInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [VersionInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeVersionInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLeaseEvent: FfiConverterRustBuffer {
+    typealias SwiftType = [LeaseEvent]
+
+    public static func write(_ value: [LeaseEvent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLeaseEvent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LeaseEvent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LeaseEvent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLeaseEvent.read(from: &buf))
         }
         return seq
     }
@@ -2535,6 +7857,96 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     } else {
         print("uniffiFutureContinuationCallback invalid handle")
     }
+}
+private func uniffiTraitInterfaceCallAsync<T>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird errors.
+        //
+        // On platforms that need extra machinery to make C-ABI calls, like JNA or ctypes, it's
+        // possible that we fail to make either call.  However, it doesn't seem like this is
+        // possible on Swift since swift can just make the C call directly.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+private func uniffiTraitInterfaceCallAsyncWithError<T, E>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    lowerError: @escaping (E) -> RustBuffer,
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch let error as E {
+            handleError(CALL_ERROR, lowerError(error))
+            return
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+// Borrow the callback handle map implementation to store foreign future handles
+// TODO: consolidate the handle-map code (https://github.com/mozilla/uniffi-rs/pull/1823)
+fileprivate let UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = UniffiHandleMap<UniffiForeignFutureTask>()
+
+// Protocol for tasks that handle foreign futures.
+//
+// Defining a protocol allows all tasks to be stored in the same handle map.  This can't be done
+// with the task object itself, since has generic parameters.
+fileprivate protocol UniffiForeignFutureTask {
+    func cancel()
+}
+
+extension Task: UniffiForeignFutureTask {}
+
+private func uniffiForeignFutureDroppedCallback(handle: UInt64) {
+    do {
+        let task = try UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle: handle)
+        // Set the cancellation flag on the task.  If it's still running, the code can check the
+        // cancellation flag or call `Task.checkCancellation()`.  If the task has completed, this is
+        // a no-op.
+        task.cancel()
+    } catch {
+        print("uniffiForeignFutureDroppedCallback: handle missing from handlemap")
+    }
+}
+
+// For testing
+public func uniffiForeignFutureHandleCountStrongroomFfi() -> Int {
+    UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
 }
 /**
  * Writes a new key file holding a fresh random key (mode 0600; never
@@ -2589,6 +8001,25 @@ public func sealedKeyVersion(sealed: Data)throws  -> UInt32  {
     )
 })
 }
+/**
+ * Verifies the JSON-lines audit file at `path` with `room`'s audit key,
+ * from its first record up to (at least) the store's saved head. Fails
+ * with `AuditChainBroken` (carrying `seq`) at the first bad record.
+ */
+public func verifyAuditFile(path: String, room: Strongroom)async throws  -> AuditReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_func_verify_audit_file(FfiConverterString.lower(path),FfiConverterTypeStrongroom_lower(room)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAuditReport_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
 
 private enum InitializationResult {
     case ok
@@ -2605,16 +8036,19 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_func_generate_key_file() != 5616) {
+    if (uniffi_strongroom_ffi_checksum_func_generate_key_file() != 17194) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_func_open_sealed() != 30850) {
+    if (uniffi_strongroom_ffi_checksum_func_open_sealed() != 17546) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_func_seal_with_key() != 56996) {
+    if (uniffi_strongroom_ffi_checksum_func_seal_with_key() != 28832) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_func_sealed_key_version() != 30273) {
+    if (uniffi_strongroom_ffi_checksum_func_sealed_key_version() != 34446) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_verify_audit_file() != 65210) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_secret_is_empty() != 8824) {
@@ -2632,67 +8066,245 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_storage_backend() != 8395) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_storage_is_initialized() != 20117) {
+    if (uniffi_strongroom_ffi_checksum_method_storage_is_initialized() != 33460) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_destroy_key() != 25747) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_destroy_key() != 45584) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_get_sealed() != 16738) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_get_sealed() != 20825) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_is_sealed() != 51488) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_keys() != 57182) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_keys() != 37287) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_open_value() != 43725) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_open_value() != 50171) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_promote() != 1306) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_promote() != 62238) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_put_sealed() != 5856) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_put_sealed() != 10441) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_reload() != 24943) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_reload() != 5077) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_rewrap() != 6750) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_rewrap() != 44783) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate() != 59672) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate() != 29280) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_seal() != 498) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_seal_value() != 22276) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_seal_value() != 17164) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_strongroom_set_min_decryption_version() != 1082) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_set_min_decryption_version() != 54743) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_softwareprotector_from_key() != 9612) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_as_principal() != 36940) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_softwareprotector_from_key_file() != 61421) {
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_delete_secret() != 20960) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_destroy_secret() != 1157) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_get_secret() != 4426) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_list_secrets() != 34293) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_open_audit_log() != 28978) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_put_secret() != 54663) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_secret_metadata() != 56874) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_undelete_secret() != 28461) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_clock_advance_ms() != 2104) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_clock_now_ms() != 45564) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_clock_set_ms() != 14128) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_force_revoke() != 51024) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_issue() != 42443) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_list() != 886) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_lookup() != 16441) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_register_revoker() != 37916) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_renew() != 55039) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_revoke() != 51887) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_revoke_prefix() != 36922) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_run_due() != 24229) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_take_events() != 3730) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leaserevoker_revoke() != 24296) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_init_key() != 34669) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_key_label() != 13910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_key_version() != 5166) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_module_path() != 50288) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_open() != 965) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_token_label() != 40338) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_apikeyverifier_verify() != 32496) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_credential_identity() != 54216) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_credential_secret() != 39211) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_credential_version() != 53988) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_name() != 59742) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_owner_id() != 47381) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_resume() != 35659) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_revoke_due() != 28331) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_rotate_now() != 29840) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_staged() != 32527) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_status() != 22264) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_auditlog_path() != 40479) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_delete() != 36276) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_destroy() != 23748) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_list() != 31725) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_metadata() != 2019) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_principal() != 62983) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_put() != 32674) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_read() != 34497) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_undelete() != 29091) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_policy_name() != 42389) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_softwareprotector_from_key() != 42279) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_softwareprotector_from_key_file() != 4497) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_storage_memory() != 50092) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_storage_sqlite() != 43095) {
+    if (uniffi_strongroom_ffi_checksum_constructor_storage_sqlite() != 18555) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_create() != 33794) {
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_create() != 13799) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal() != 28097) {
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal() != 51887) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_create_with_pkcs11() != 63927) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal_with_pkcs11() != 16797) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_clock_manual() != 60428) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_clock_system() != 60512) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_leasemanager_new() != 17871) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_pkcs11protector_new() != 16351) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_apikeyverifier_new() != 45637) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_rotationengine_api_key() != 27240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_policy_from_toml() != 29650) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitLeaseRevoker()
     return InitializationResult.ok
 }()
 

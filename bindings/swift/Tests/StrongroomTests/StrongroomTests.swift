@@ -46,7 +46,7 @@ private struct MatrixFile: Codable {
     let values: [MatrixValue]
 }
 
-private func expectError(
+func expectError(
     _ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line,
     _ check: (StrongroomError) -> Bool
 ) async {
@@ -164,7 +164,7 @@ final class StrongroomTests: XCTestCase {
         XCTAssertEqual(reopened?.reveal(), Data("pw-1".utf8))
         await expectError({
             _ = try await Strongroom.unseal(storage: storage, protector: SoftwareProtector.fromKey(key: randomKey()))
-        }) { if case .Protector(_, let kind, _) = $0 { return kind == "unwrap failed" } else { return false } }
+        }) { if case .Protector(_, let kind, let code, _) = $0 { return kind == "unwrap failed" && code == "protector" } else { return false } }
         await expectError({ _ = try await Strongroom.unseal(storage: Storage.memory(), protector: prot) }) {
             if case .NotInitialized = $0 { return true } else { return false }
         }
@@ -185,10 +185,10 @@ final class StrongroomTests: XCTestCase {
         XCTAssertEqual(try sealedKeyVersion(sealed: new), 2)
         try await room.setMinDecryptionVersion(min: 2)
         await expectError({ _ = try room.openValue(sealed: old, path: "o", version: 1) }) {
-            if case .KeyVersionRetired(let v, let min, _) = $0 { return v == 1 && min == 2 } else { return false }
+            if case .KeyVersionRetired(let v, let min, _, _) = $0 { return v == 1 && min == 2 } else { return false }
         }
         await expectError({ try await room.destroyKey(version: 1) }) {
-            if case .KeyInUse(_, let records, _) = $0 { return records == 3 } else { return false }
+            if case .KeyInUse(_, let records, _, _) = $0 { return records == 3 } else { return false }
         }
         try await room.setMinDecryptionVersion(min: 1)
         let report = try await room.rewrap(batchSize: 2)
@@ -212,7 +212,7 @@ final class StrongroomTests: XCTestCase {
         sealed.replaceSubrange(4..<8, with: [0, 0, 0, 99])
         let tampered = sealed
         await expectError({ _ = try room.openValue(sealed: tampered, path: "p", version: 1) }) {
-            if case .UnknownKeyVersion(let v, _, _) = $0 { return v == 99 } else { return false }
+            if case .UnknownKeyVersion(let v, _, let code, _) = $0 { return v == 99 && code == "unknown_key_version" } else { return false }
         }
         await expectError({ try await room.putSealed(key: "outside/prefix", plaintext: Data(), path: "p", version: 1) }) {
             if case .InvalidArgument = $0 { return true } else { return false }
@@ -227,7 +227,7 @@ final class StrongroomTests: XCTestCase {
         try generateKeyFile(path: keyFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
         await expectError({ _ = try SoftwareProtector.fromKeyFile(path: keyFile) }) {
-            if case .KeyFile(let path, let message) = $0 { return path == keyFile && message.contains("chmod 600") }
+            if case .KeyFile(let path, _, let message) = $0 { return path == keyFile && message.contains("chmod 600") }
             return false
         }
     }

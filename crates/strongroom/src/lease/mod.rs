@@ -16,15 +16,17 @@
 //! | key | value |
 //! | --- | --- |
 //! | `lease/<id>` | the lease record (a version byte, then postcard) |
-//! | `lease-exp/<due time, 16 hex digits of ms>/<id>` | empty: the expiry index |
+//! | `lease-due/<time bucket, 16 hex>/<shard, 2 hex>` | the expiry index: packed `(due time, id)` entries of one ~65 s bucket and shard |
 //! | `lease-path/<path>/<id>` | empty: the path index, for prefix revocation and listing |
 //! | `lease-count/<path>` | live leases under that exact path (u64, big-endian) |
 //!
 //! A lease's due time is when it next needs attention: its expiring-soon
 //! time, then its expiry, then (while revocation is being retried) its next
-//! try. On start, [`LeaseManager::restore`] reads only the index keys due
-//! within the restore horizon and the per-path counts; later leases are
-//! loaded as the horizon moves. Memory holds 24 bytes per due-soon lease in
+//! try. On start, [`LeaseManager::restore`] reads only the index segments
+//! due within the restore horizon and the per-path counts; later leases are
+//! loaded as the horizon moves. (Stores written before the packed index,
+//! with one `lease-exp/<due>/<id>` key per lease, are converted on the first
+//! restore, in atomic batches that can be re-run after a crash.) Memory holds 24 bytes per due-soon lease in
 //! an [`ExpiryIndex`]; full lease records are read from storage when needed.
 //!
 //! One manager should own a given storage at a time.
@@ -63,6 +65,7 @@
 //! ```
 
 mod index;
+mod segment;
 #[cfg(test)]
 mod tests;
 
@@ -84,7 +87,8 @@ use crate::{Error, PathError, Result};
 
 const RECORD_VERSION: u8 = 1;
 const REC_PREFIX: &str = "lease/";
-const EXP_PREFIX: &str = "lease-exp/";
+/// The index layout before packed segments (converted on restore).
+const LEGACY_EXP_PREFIX: &str = "lease-exp/";
 const PATH_PREFIX: &str = "lease-path/";
 const COUNT_PREFIX: &str = "lease-count/";
 const ID_PREFIX: &str = "lease_";
@@ -917,10 +921,6 @@ fn rec_key(id: LeaseId) -> String {
     format!("{REC_PREFIX}{id}")
 }
 
-fn exp_key(at: Timestamp, id: LeaseId) -> String {
-    format!("{EXP_PREFIX}{:016x}/{id}", at.as_millis())
-}
-
 fn path_key(path: &str, id: LeaseId) -> String {
     format!("{PATH_PREFIX}{path}/{id}")
 }
@@ -929,41 +929,22 @@ fn count_key(path: &str) -> String {
     format!("{COUNT_PREFIX}{path}")
 }
 
-/// Parses `lease-exp/<16 hex>/<id>` without allocating. This runs once per
-/// due lease on restore, so it avoids the general-purpose parsers.
-fn parse_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
-    let rest = key.strip_prefix(EXP_PREFIX)?.as_bytes();
-    if rest.len() != 16 + 1 + ID_PREFIX.len() + 32
-        || rest.get(16) != Some(&b'/')
-        || rest.get(17..17 + ID_PREFIX.len()) != Some(ID_PREFIX.as_bytes())
-    {
+/// Parses a legacy index key, `lease-exp/<16 hex>/lease_<32 hex>`.
+fn parse_legacy_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
+    let (t, id) = key.strip_prefix(LEGACY_EXP_PREFIX)?.split_once('/')?;
+    if t.len() != 16 {
         return None;
     }
-    let t = hex_u64(rest.get(..16)?)?;
-    let id = rest.get(17 + ID_PREFIX.len()..)?;
-    let hi = hex_u64(id.get(..16)?)?;
-    let lo = hex_u64(id.get(16..)?)?;
-    Some((
-        Timestamp::from_millis(t),
-        LeaseId((u128::from(hi) << 64) | u128::from(lo)),
-    ))
+    let t = u64::from_str_radix(t, 16).ok()?;
+    Some((Timestamp::from_millis(t), id.parse().ok()?))
 }
 
-/// Exactly 16 lower-case hex digits as a u64.
-fn hex_u64(digits: &[u8]) -> Option<u64> {
-    if digits.len() != 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &b in digits {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u64::from(d);
-    }
-    Some(v)
+/// An index segment a change rewrites: its value as read (checked unchanged
+/// when the batch applies) and as it will be written (`None`: deleted).
+struct TouchedSegment {
+    key: String,
+    read: Option<Vec<u8>>,
+    write: Option<Vec<u8>>,
 }
 
 /// In-memory bookkeeping, guarded by a std mutex never held across `.await`.
@@ -1092,6 +1073,7 @@ impl LeaseManager {
 
     async fn load_initial(&self) -> Result<RestoreStats> {
         let _w = self.write.lock().await;
+        self.convert_legacy_index().await?;
         let mut counts = HashMap::new();
         let mut after: Option<String> = None;
         loop {
@@ -1146,27 +1128,64 @@ impl LeaseManager {
         until: Timestamp,
         out: &mut Vec<(Timestamp, LeaseId)>,
     ) -> Result<()> {
-        // '~' sorts after every id at the same time, so this starts strictly
-        // after all entries due at `from`.
-        let mut after = from.map(|t| format!("{EXP_PREFIX}{:016x}/~", t.as_millis()));
+        let mut after = from.map(segment::scan_start);
         loop {
             let page = self
                 .storage
-                .scan(EXP_PREFIX, after.as_deref(), SCAN_PAGE)
+                .scan(segment::DUE_PREFIX, after.as_deref(), SCAN_PAGE)
                 .await?;
             let done = page.len() < SCAN_PAGE;
-            for (key, _) in &page {
-                let (t, id) = parse_exp_key(key)
-                    .ok_or_else(|| Error::corrupt(key.clone(), "bad lease index key"))?;
-                if t > until {
+            for (key, value) in &page {
+                let bucket = segment::bucket_of_key(key)
+                    .ok_or_else(|| Error::corrupt(key.clone(), "bad lease index segment key"))?;
+                if bucket > until.as_millis() {
                     return Ok(());
                 }
-                out.push((t, id));
+                segment::decode_into(key, value, from, until, out)?;
             }
             after = page.last_key();
             if done {
                 return Ok(());
             }
+        }
+    }
+
+    /// Converts a store's legacy per-lease index keys into segments, one
+    /// page at a time, each page in one atomic batch (segments checked
+    /// unchanged, entries added once, legacy keys deleted), so a crash
+    /// midway leaves a store this converts again correctly.
+    async fn convert_legacy_index(&self) -> Result<()> {
+        loop {
+            let page = self
+                .storage
+                .scan(LEGACY_EXP_PREFIX, None, SCAN_PAGE)
+                .await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            let mut segments: std::collections::BTreeMap<String, (Option<Vec<u8>>, Vec<u8>)> =
+                std::collections::BTreeMap::new();
+            let mut ops = Vec::with_capacity(page.len() + 16);
+            for (key, _) in &page {
+                let (t, id) = parse_legacy_exp_key(key)
+                    .ok_or_else(|| Error::corrupt(key.clone(), "bad lease index key"))?;
+                let seg = segment::key(t, id);
+                let current = match segments.remove(&seg) {
+                    Some((orig, value)) => (orig, Some(value)),
+                    None => {
+                        let orig = self.storage.get(&seg).await?;
+                        (orig.clone(), orig)
+                    }
+                };
+                let value = segment::add(&seg, current.1, t, id)?;
+                segments.insert(seg, (current.0, value));
+                ops.push(BatchOp::delete(key.clone()));
+            }
+            for (key, (orig, value)) in segments {
+                ops.push(BatchOp::expect(key.clone(), orig));
+                ops.push(BatchOp::put(key, value));
+            }
+            self.storage.batch(ops).await?;
         }
     }
 
@@ -1218,12 +1237,7 @@ impl LeaseManager {
             Change::Delete => None,
         };
         if old_due != new_due {
-            if let Some(t) = old_due {
-                ops.push(BatchOp::delete(exp_key(t, id)));
-            }
-            if let Some(t) = new_due {
-                ops.push(BatchOp::put(exp_key(t, id), Vec::new()));
-            }
+            self.index_ops(id, old_due, new_due, &mut ops).await?;
         }
         match &change {
             Change::Put(new) => {
@@ -1282,6 +1296,53 @@ impl LeaseManager {
         drop(mem);
         if woke_earlier {
             self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The batch operations that move `id`'s index entry from `old_due` to
+    /// `new_due`: each touched segment is read, checked unchanged when the
+    /// batch applies, and rewritten (or deleted once empty).
+    async fn index_ops(
+        &self,
+        id: LeaseId,
+        old_due: Option<Timestamp>,
+        new_due: Option<Timestamp>,
+        ops: &mut Vec<BatchOp>,
+    ) -> Result<()> {
+        let old_key = old_due.map(|t| segment::key(t, id));
+        let new_key = new_due.map(|t| segment::key(t, id));
+        // (key, value as read, value to write); one entry when both are the
+        // same segment
+        let mut touched = Vec::with_capacity(2);
+        for key in [&old_key, &new_key].into_iter().flatten() {
+            if touched.iter().all(|t: &TouchedSegment| &t.key != key) {
+                let read = self.storage.get(key).await?;
+                touched.push(TouchedSegment {
+                    key: key.clone(),
+                    write: read.clone(),
+                    read,
+                });
+            }
+        }
+        for seg in &mut touched {
+            if let Some(t) = old_due
+                && old_key.as_ref() == Some(&seg.key)
+            {
+                seg.write = segment::remove(&seg.key, seg.write.take(), t, id)?;
+            }
+            if let Some(t) = new_due
+                && new_key.as_ref() == Some(&seg.key)
+            {
+                seg.write = Some(segment::add(&seg.key, seg.write.take(), t, id)?);
+            }
+        }
+        for seg in touched {
+            ops.push(BatchOp::expect(seg.key.clone(), seg.read));
+            ops.push(match seg.write {
+                Some(v) => BatchOp::put(seg.key, v),
+                None => BatchOp::delete(seg.key),
+            });
         }
         Ok(())
     }

@@ -215,6 +215,13 @@ impl ApiKeyVerifier {
     }
 
     /// The version a presented key belongs to if it is the staged pending key.
+    fn has_pending(&self) -> bool {
+        self.slots
+            .read()
+            .map(|s| s.pending.is_some())
+            .unwrap_or(true)
+    }
+
     fn is_pending(&self, presented: &[u8]) -> bool {
         let t = hmac::sign(&self.key, presented);
         self.slots
@@ -282,9 +289,21 @@ impl Rotator for ApiKeyRotator {
 
     async fn test(
         &self,
-        _ctx: &RotationContext<'_>,
+        ctx: &RotationContext<'_>,
         pending: &Credential,
     ) -> std::result::Result<(), TargetError> {
+        // `import_current` of a key issued before Strongroom managed it:
+        // nothing was set, the key may predate the format, and the verifier
+        // learns it when the engine promotes it.
+        if ctx.current.is_none() && !self.verifier.has_pending() {
+            return if pending.secret().expose_secret().is_empty() {
+                Err(TargetError::permanent(
+                    "an imported api key cannot be empty",
+                ))
+            } else {
+                Ok(())
+            };
+        }
         if !self.format.matches(pending.secret().expose_secret()) {
             return Err(TargetError::permanent(
                 "generated key does not match the format",

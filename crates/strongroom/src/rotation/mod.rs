@@ -845,6 +845,16 @@ impl RotationEngine {
             failed: None,
         });
         self.write(&mut s, vec![op]).await?;
+        // The target learns that this version is current (an API-key
+        // verifier starts accepting it; database rotators have nothing to do).
+        if let Err((attempts, e)) = self
+            .attempt(RotationStep::Promote, version, || {
+                self.rotator.promote(&ctx, &cred)
+            })
+            .await
+        {
+            return Err(self.step_failed(RotationStep::Promote, version, attempts, &e));
+        }
         self.emit(RotationStep::Promote, version, StepOutcome::Completed)
             .await?;
         self.wake.notify_one();

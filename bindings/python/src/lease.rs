@@ -1,0 +1,1022 @@
+//! Leases: the manual clock, the lease manager (async and blocking), Python
+//! revokers, lease events.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
+use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
+use strongroom::clock::{Clock, ManualClock as CoreManualClock, SystemClock, Timestamp};
+use strongroom::lease::{
+    DueReport as CoreDueReport, Lease as CoreLease, LeaseConfig, LeaseError as CoreLeaseError,
+    LeaseEvent as CoreEvent, LeaseId, LeaseManager as CoreManager, LeaseState, PrefixQuota,
+    PrefixRevocation as CorePrefixRevocation, Revoker,
+};
+use strongroom::{Error, SecretBytes};
+use tokio::sync::broadcast;
+
+use crate::{Secret, block, runtime, to_py};
+
+pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
+    to_py(Error::InvalidArgument(msg.into()))
+}
+
+/// A duration in seconds from an `int`, a `float` or a `datetime.timedelta`.
+pub(crate) fn seconds(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    let secs: f64 = if obj.hasattr("total_seconds")? {
+        obj.call_method0("total_seconds")?.extract()?
+    } else {
+        obj.extract()
+            .map_err(|_| PyTypeError::new_err(format!("{what} must be a number of seconds")))?
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        invalid(format!(
+            "{what} must be a non-negative, finite number of seconds, got {secs}"
+        ))
+    })
+}
+
+fn as_secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------
+// Clock
+
+/// A clock that moves only when told to, for tests and simulations. Times
+/// are milliseconds since the Unix epoch; `advance` takes seconds.
+#[pyclass(module = "strongroom", frozen)]
+pub struct ManualClock {
+    pub(crate) inner: CoreManualClock,
+}
+
+#[pymethods]
+impl ManualClock {
+    /// A clock stopped at `start_ms` (milliseconds since the epoch).
+    #[new]
+    #[pyo3(signature = (start_ms = 0))]
+    fn py_new(start_ms: u64) -> Self {
+        Self {
+            inner: CoreManualClock::new(Timestamp::from_millis(start_ms)),
+        }
+    }
+
+    /// The current time, milliseconds since the epoch.
+    fn now(&self) -> u64 {
+        self.inner.now().as_millis()
+    }
+
+    /// Moves the clock forward by `seconds` (a number or a `timedelta`).
+    fn advance(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.advance(self::seconds("seconds", seconds)?);
+        Ok(())
+    }
+
+    /// Sets the clock to `ms` (forward or back).
+    fn set(&self, ms: u64) {
+        self.inner.set(Timestamp::from_millis(ms));
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ManualClock({})", self.inner.now().as_millis())
+    }
+}
+
+/// The clock to use: a [`ManualClock`]'s, or the system clock.
+pub(crate) fn clock_of(clock: Option<&ManualClock>) -> Arc<dyn Clock> {
+    match clock {
+        Some(c) => Arc::new(c.inner.clone()),
+        None => Arc::new(SystemClock),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain data
+
+/// A lease: what an engine handed out, and until when. Times are
+/// milliseconds since the epoch, durations seconds.
+#[pyclass(module = "strongroom", frozen)]
+pub struct Lease {
+    id: String,
+    path: String,
+    engine: String,
+    issued_at: u64,
+    expires_at: u64,
+    max_expires_at: u64,
+    ttl: f64,
+    max_ttl: f64,
+    renewable: bool,
+    state: &'static str,
+    attempts: u32,
+    next_try: Option<u64>,
+    /// Wiped when the `Lease` is dropped.
+    data: SecretBytes,
+}
+
+impl From<&CoreLease> for Lease {
+    fn from(l: &CoreLease) -> Self {
+        let (state, attempts, next_try) = match l.state() {
+            LeaseState::Active => ("active", 0, None),
+            LeaseState::Revoking { attempts, next_try } => {
+                ("revoking", *attempts, Some(next_try.as_millis()))
+            }
+            LeaseState::Revoked => ("revoked", 0, None),
+            LeaseState::Irrevocable { attempts } => ("irrevocable", *attempts, None),
+            _ => ("unknown", 0, None),
+        };
+        Self {
+            id: l.id().to_string(),
+            path: l.path().to_owned(),
+            engine: l.engine().to_owned(),
+            issued_at: l.issued_at().as_millis(),
+            expires_at: l.expires_at().as_millis(),
+            max_expires_at: l.max_expires_at().as_millis(),
+            ttl: as_secs(l.ttl()),
+            max_ttl: as_secs(l.max_ttl()),
+            renewable: l.renewable(),
+            state,
+            attempts,
+            next_try,
+            data: SecretBytes::copy_from(l.revocation_data()),
+        }
+    }
+}
+
+impl From<CoreLease> for Lease {
+    fn from(l: CoreLease) -> Self {
+        Self::from(&l)
+    }
+}
+
+#[pymethods]
+impl Lease {
+    /// "lease_" and 32 hex digits; not secret.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.id
+    }
+    /// The path that issued it.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+    /// The engine whose revoker takes it back.
+    #[getter]
+    fn engine(&self) -> &str {
+        &self.engine
+    }
+    /// Issue time (ms since the epoch).
+    #[getter]
+    fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+    /// Expiry (ms since the epoch), moved by renewals.
+    #[getter]
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+    /// The latest expiry a renewal can reach: issue time plus max TTL (ms).
+    #[getter]
+    fn max_expires_at(&self) -> u64 {
+        self.max_expires_at
+    }
+    /// The TTL it was issued with (seconds).
+    #[getter]
+    fn ttl(&self) -> f64 {
+        self.ttl
+    }
+    /// The max TTL (seconds).
+    #[getter]
+    fn max_ttl(&self) -> f64 {
+        self.max_ttl
+    }
+    /// Whether it may be renewed.
+    #[getter]
+    fn renewable(&self) -> bool {
+        self.renewable
+    }
+    /// "active", "revoking" (failed so far, being retried), "revoked" or
+    /// "irrevocable".
+    #[getter]
+    fn state(&self) -> &'static str {
+        self.state
+    }
+    /// Failed revocation attempts (0 unless revoking or irrevocable).
+    #[getter]
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    /// When a failed revocation is tried again (ms), while revoking.
+    #[getter]
+    fn next_try(&self) -> Option<u64> {
+        self.next_try
+    }
+    /// The engine's revocation data, as a new `Secret` (a copy per call).
+    #[getter]
+    fn revocation_data(&self, py: Python<'_>) -> Secret {
+        Secret::from_slice(py, self.data.expose_secret())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Lease(id={:?}, path={:?}, engine={:?}, expires_at={}, state={:?})",
+            self.id, self.path, self.engine, self.expires_at, self.state
+        )
+    }
+}
+
+/// What happened to a lease. Never carries revocation data.
+#[pyclass(module = "strongroom", frozen, get_all)]
+pub struct LeaseEvent {
+    /// "issued", "renewed", "expiring_soon", "revoked", "irrevocable" (or
+    /// "other" for kinds this binding does not know yet).
+    kind: &'static str,
+    /// The lease id.
+    id: Option<String>,
+    /// The lease's path.
+    path: Option<String>,
+    /// The (new) expiry for issued / renewed / expiring_soon (ms).
+    expires_at: Option<u64>,
+    /// Renewed: whether the max TTL cut the renewal short.
+    capped: bool,
+    /// Revoked: whether it was forced.
+    forced: bool,
+    /// Irrevocable: failed attempts.
+    attempts: Option<u32>,
+    /// Irrevocable: the engine's last error message.
+    reason: Option<String>,
+}
+
+impl From<CoreEvent> for LeaseEvent {
+    fn from(e: CoreEvent) -> Self {
+        let mut out = Self {
+            kind: "other",
+            id: None,
+            path: None,
+            expires_at: None,
+            capped: false,
+            forced: false,
+            attempts: None,
+            reason: None,
+        };
+        let (id, path) = match e {
+            CoreEvent::Issued {
+                id,
+                path,
+                expires_at,
+            } => {
+                out.kind = "issued";
+                out.expires_at = Some(expires_at.as_millis());
+                (id, path)
+            }
+            CoreEvent::Renewed {
+                id,
+                path,
+                expires_at,
+                capped,
+            } => {
+                out.kind = "renewed";
+                out.expires_at = Some(expires_at.as_millis());
+                out.capped = capped;
+                (id, path)
+            }
+            CoreEvent::ExpiringSoon {
+                id,
+                path,
+                expires_at,
+            } => {
+                out.kind = "expiring_soon";
+                out.expires_at = Some(expires_at.as_millis());
+                (id, path)
+            }
+            CoreEvent::Revoked { id, path, forced } => {
+                out.kind = "revoked";
+                out.forced = forced;
+                (id, path)
+            }
+            CoreEvent::Irrevocable {
+                id,
+                path,
+                attempts,
+                reason,
+            } => {
+                out.kind = "irrevocable";
+                out.attempts = Some(attempts);
+                out.reason = Some(reason);
+                (id, path)
+            }
+            _ => return out,
+        };
+        out.id = Some(id.to_string());
+        out.path = Some(path);
+        out
+    }
+}
+
+#[pymethods]
+impl LeaseEvent {
+    fn __repr__(&self) -> String {
+        format!(
+            "LeaseEvent(kind={:?}, id={:?}, path={:?})",
+            self.kind, self.id, self.path
+        )
+    }
+}
+
+/// What a `run_due()` pass did.
+#[pyclass(module = "strongroom", frozen, get_all)]
+pub struct DueReport {
+    /// Leases revoked.
+    revoked: usize,
+    /// Revocations that failed and were scheduled again.
+    deferred: usize,
+    /// Leases that became irrevocable.
+    irrevocable: usize,
+    /// Expiring-soon events sent.
+    expiring_soon: usize,
+    /// Leases whose processing hit a storage error (retried later).
+    errors: usize,
+}
+
+impl From<CoreDueReport> for DueReport {
+    fn from(r: CoreDueReport) -> Self {
+        Self {
+            revoked: r.revoked,
+            deferred: r.deferred,
+            irrevocable: r.irrevocable,
+            expiring_soon: r.expiring_soon,
+            errors: r.errors,
+        }
+    }
+}
+
+#[pymethods]
+impl DueReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "DueReport(revoked={}, deferred={}, irrevocable={}, expiring_soon={}, errors={})",
+            self.revoked, self.deferred, self.irrevocable, self.expiring_soon, self.errors
+        )
+    }
+}
+
+/// What `revoke_prefix()` did.
+#[pyclass(module = "strongroom", frozen, get_all)]
+pub struct PrefixRevocation {
+    /// Ids of the leases revoked.
+    revoked: Vec<String>,
+    /// Ids of the leases whose engine failed (being retried, or irrevocable).
+    pending: Vec<String>,
+}
+
+impl From<CorePrefixRevocation> for PrefixRevocation {
+    fn from(r: CorePrefixRevocation) -> Self {
+        let ids = |v: Vec<LeaseId>| v.iter().map(ToString::to_string).collect();
+        Self {
+            revoked: ids(r.revoked),
+            pending: ids(r.pending),
+        }
+    }
+}
+
+#[pymethods]
+impl PrefixRevocation {
+    fn __repr__(&self) -> String {
+        format!(
+            "PrefixRevocation(revoked={:?}, pending={:?})",
+            self.revoked, self.pending
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Events
+
+/// A subscription to lease events, from `manager.subscribe()`: events from
+/// then on, oldest first. `async for ev in events` (asyncio), `for ev in
+/// events` (blocks, GIL released), `events.wait(timeout)` or
+/// `events.drain()` (what has arrived, without waiting). A subscriber that
+/// falls more than the manager's `event_capacity` behind misses the oldest.
+#[pyclass(module = "strongroom", frozen)]
+pub struct LeaseEvents {
+    rx: Arc<tokio::sync::Mutex<broadcast::Receiver<CoreEvent>>>,
+}
+
+/// The next event; `None` once the manager is gone.
+async fn next_event(
+    rx: Arc<tokio::sync::Mutex<broadcast::Receiver<CoreEvent>>>,
+) -> Option<LeaseEvent> {
+    let mut rx = rx.lock().await;
+    loop {
+        match rx.recv().await {
+            Ok(e) => return Some(e.into()),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// How often a blocking wait for events checks for signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+impl LeaseEvents {
+    /// Waits up to `limit` (forever if `None`) in slices, checking for
+    /// signals between them: `None` on timeout, `Some(None)` once the
+    /// manager is gone. Receiving is cancel-safe, so no event is lost
+    /// between slices.
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        limit: Option<Duration>,
+    ) -> PyResult<Option<Option<LeaseEvent>>> {
+        let deadline = limit.map(|d| std::time::Instant::now() + d);
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(SIGNAL_CHECK),
+                None => SIGNAL_CHECK,
+            };
+            let rx = self.rx.clone();
+            let got = py.detach(|| {
+                runtime().block_on(async move { tokio::time::timeout(slice, next_event(rx)).await })
+            });
+            if let Ok(ev) = got {
+                return Ok(Some(ev));
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl LeaseEvents {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rx = self.rx.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            next_event(rx)
+                .await
+                .ok_or_else(|| PyStopAsyncIteration::new_err(()))
+        })
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Blocks (GIL released) until the next event; stops once the manager
+    /// is gone. Ctrl-C (any pending signal handler) interrupts it.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<LeaseEvent>> {
+        Ok(self.wait_for(py, None)?.flatten())
+    }
+
+    /// Waits up to `timeout` seconds (forever if `None`) for the next
+    /// event; `None` if none came or the manager is gone. Blocks with the
+    /// GIL released; signals (Ctrl-C) interrupt it.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<LeaseEvent>> {
+        let limit = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        Ok(self.wait_for(py, limit)?.flatten())
+    }
+
+    /// The events that have arrived, without waiting.
+    fn drain(&self) -> PyResult<Vec<LeaseEvent>> {
+        let mut rx = self
+            .rx
+            .try_lock()
+            .map_err(|_| invalid("another call is waiting on these lease events"))?;
+        let mut out = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(e) => out.push(e.into()),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return Ok(out),
+            }
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        "LeaseEvents()".into()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Python revokers
+
+tokio::task_local! {
+    /// The asyncio loop of the async call a core future runs for, so that
+    /// async Python revokers run on it.
+    static PY_LOOP: TaskLocals;
+}
+
+/// Wraps a lease future as an awaitable whose Python revokers run their
+/// coroutines on the caller's event loop.
+fn awaitable_on_loop<'py, T>(
+    py: Python<'py>,
+    fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+    crate::awaitable(py, PY_LOOP.scope(locals, fut))
+}
+
+/// Why a Python revoker failed, for `LeaseError::RevokerFailed`: the
+/// exception's type and message, cut to 300 characters.
+fn describe(e: &PyErr) -> String {
+    Python::attach(|py| {
+        let name = e
+            .get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".into());
+        let mut text = format!("the Python revoker raised {name}: {}", e.value(py));
+        if text.chars().count() > 300 {
+            text = text.chars().take(300).collect::<String>() + "...";
+        }
+        text
+    })
+}
+
+/// A revoker whose work is done by a Python callable, sync or async. It
+/// gets the `Lease`; returning (or its coroutine finishing) means revoked,
+/// raising means failed (the manager retries).
+struct PyRevoker {
+    engine: String,
+    callable: Py<PyAny>,
+}
+
+impl std::fmt::Debug for PyRevoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PyRevoker")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a revoker's coroutine is run.
+enum Pending<F> {
+    /// On the asyncio loop of the async call that revokes.
+    OnLoop(F),
+    /// With `asyncio.run` on a blocking-pool thread (the blocking API: the
+    /// caller's thread is waiting, and may itself be inside a running loop).
+    OnThread(Py<PyAny>),
+}
+
+#[async_trait::async_trait]
+impl Revoker for PyRevoker {
+    async fn revoke(&self, lease: &CoreLease) -> strongroom::Result<()> {
+        let failed = |reason: String| {
+            Error::from(CoreLeaseError::RevokerFailed {
+                engine: self.engine.clone(),
+                reason,
+            })
+        };
+        let pending = Python::attach(|py| {
+            let r = self.callable.bind(py).call1((Lease::from(lease),))?;
+            let inspect = py.import("inspect")?;
+            if !inspect
+                .call_method1("isawaitable", (&r,))?
+                .extract::<bool>()?
+            {
+                return Ok(None);
+            }
+            Ok(Some(match PY_LOOP.try_with(Clone::clone) {
+                Ok(locals) => {
+                    Pending::OnLoop(pyo3_async_runtimes::into_future_with_locals(&locals, r)?)
+                }
+                Err(_) => Pending::OnThread(r.unbind()),
+            }))
+        })
+        .map_err(|e| failed(describe(&e)))?;
+        match pending {
+            None => Ok(()),
+            Some(Pending::OnLoop(f)) => f.await.map(drop).map_err(|e| failed(describe(&e))),
+            Some(Pending::OnThread(coro)) => tokio::task::spawn_blocking(move || {
+                Python::attach(|py| py.import("asyncio")?.call_method1("run", (coro,)).map(drop))
+            })
+            .await
+            .map_err(|_| failed("the Python revoker's thread stopped unexpectedly".into()))?
+            .map_err(|e| failed(describe(&e))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The manager: the same surface twice, async and blocking.
+
+/// Leases in a store's storage (asyncio API): issue, renew, revoke, expire.
+/// Revocation runs the Python revoker registered for the lease's engine.
+#[pyclass(module = "strongroom", frozen)]
+pub struct LeaseManager {
+    inner: Arc<CoreManager>,
+}
+
+/// The blocking form of [`LeaseManager`] (`strongroom.blocking.LeaseManager`).
+#[pyclass(module = "strongroom.blocking", name = "LeaseManager", frozen)]
+pub struct BlockingLeaseManager {
+    inner: Arc<CoreManager>,
+}
+
+/// Builds the core manager from the constructor's arguments.
+#[allow(clippy::too_many_arguments)]
+fn new_manager(
+    storage: &Bound<'_, PyAny>,
+    clock: Option<&ManualClock>,
+    max_leases: Option<u64>,
+    prefix_quotas: Option<HashMap<String, u64>>,
+    expiring_soon_fraction: Option<f64>,
+    max_revoke_attempts: u32,
+    revoke_timeout: &Bound<'_, PyAny>,
+    event_capacity: usize,
+) -> PyResult<Arc<CoreManager>> {
+    let (storage, store_clock) = crate::storage_of(storage)?;
+    let clock = match (clock, store_clock) {
+        (None, Some(c)) => c,
+        (c, _) => clock_of(c),
+    };
+    let mut config = LeaseConfig::default();
+    config.max_leases = max_leases;
+    let mut quotas: Vec<PrefixQuota> = prefix_quotas
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, n)| PrefixQuota::new(p, n))
+        .collect();
+    quotas.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    config.prefix_quotas = quotas;
+    config.expiring_soon_fraction = expiring_soon_fraction;
+    config.retry.max_attempts = max_revoke_attempts;
+    config.revoke_timeout = seconds("revoke_timeout", revoke_timeout)?;
+    config.event_capacity = event_capacity;
+    CoreManager::new(storage, clock, config)
+        .map(Arc::new)
+        .map_err(to_py)
+}
+
+fn lease_id(text: &str) -> PyResult<LeaseId> {
+    text.parse().map_err(to_py)
+}
+
+fn register(m: &CoreManager, engine: String, revoker: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !revoker.is_callable() {
+        return Err(PyTypeError::new_err(
+            "the revoker must be a callable taking a Lease (a function or an async function)",
+        ));
+    }
+    m.register_revoker(
+        engine.clone(),
+        Arc::new(PyRevoker {
+            engine,
+            callable: revoker.clone().unbind(),
+        }),
+    );
+    Ok(())
+}
+
+fn subscribe(m: &CoreManager) -> LeaseEvents {
+    LeaseEvents {
+        rx: Arc::new(tokio::sync::Mutex::new(m.subscribe())),
+    }
+}
+
+fn data_of(data: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<u8>> {
+    // The core stores revocation data as plain bytes (it is an engine's
+    // handle, such as a role name, not a credential).
+    Ok(match data {
+        Some(d) => crate::secret_input(d)?.expose_secret().to_vec(),
+        None => Vec::new(),
+    })
+}
+
+mod ops {
+    //! The shared futures of the async and blocking classes.
+    use super::*;
+
+    pub(super) async fn issue(
+        m: Arc<CoreManager>,
+        path: String,
+        engine: String,
+        ttl: Duration,
+        max_ttl: Duration,
+        renewable: bool,
+        data: Vec<u8>,
+    ) -> strongroom::Result<Lease> {
+        m.issue(&path, &engine, ttl, max_ttl, renewable, data)
+            .await
+            .map(Lease::from)
+    }
+
+    pub(super) async fn renew(
+        m: Arc<CoreManager>,
+        id: LeaseId,
+        by: Duration,
+    ) -> strongroom::Result<Lease> {
+        m.renew(id, by).await.map(Lease::from)
+    }
+
+    pub(super) async fn revoke(
+        m: Arc<CoreManager>,
+        id: LeaseId,
+        force: bool,
+    ) -> strongroom::Result<Lease> {
+        if force {
+            m.force_revoke(id).await
+        } else {
+            m.revoke(id).await
+        }
+        .map(Lease::from)
+    }
+
+    pub(super) async fn revoke_prefix(
+        m: Arc<CoreManager>,
+        prefix: String,
+    ) -> strongroom::Result<PrefixRevocation> {
+        m.revoke_prefix(&prefix).await.map(PrefixRevocation::from)
+    }
+
+    pub(super) async fn lookup(m: Arc<CoreManager>, id: LeaseId) -> strongroom::Result<Lease> {
+        m.lookup(id).await.map(Lease::from)
+    }
+
+    pub(super) async fn list(
+        m: Arc<CoreManager>,
+        prefix: String,
+    ) -> strongroom::Result<Vec<String>> {
+        Ok(m.list(&prefix)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    pub(super) async fn run_due(m: Arc<CoreManager>) -> strongroom::Result<DueReport> {
+        m.run_due().await.map(DueReport::from)
+    }
+}
+
+/// Both classes' constructors take the same arguments.
+macro_rules! manager_new {
+    ($t:ident, { $($rest:tt)* }) => {
+        #[pymethods]
+        impl $t {
+            /// A lease manager over `storage` (a `Storage`, or a store whose
+            /// storage to use), timed by `clock` (if `None`: the store's
+            /// clock, or the system clock for a `Storage`). `max_leases`
+            /// bounds live leases; `prefix_quotas` maps path prefixes to
+            /// limits; `expiring_soon_fraction` of a TTL passes before an
+            /// "expiring_soon" event (`None`: never); revocation is tried
+            /// `max_revoke_attempts` times before a lease is irrevocable;
+            /// one revoker call may take `revoke_timeout` seconds (async
+            /// revokers called from the blocking API are not cut short).
+            #[new]
+            #[pyo3(signature = (storage, clock = None, *, max_leases = None, prefix_quotas = None,
+                expiring_soon_fraction = Some(0.75), max_revoke_attempts = 8,
+                revoke_timeout = None, event_capacity = 1024))]
+            #[allow(clippy::too_many_arguments)]
+            fn py_new(
+                py: Python<'_>,
+                storage: &Bound<'_, PyAny>,
+                clock: Option<PyRef<'_, ManualClock>>,
+                max_leases: Option<u64>,
+                prefix_quotas: Option<HashMap<String, u64>>,
+                expiring_soon_fraction: Option<f64>,
+                max_revoke_attempts: u32,
+                revoke_timeout: Option<&Bound<'_, PyAny>>,
+                event_capacity: usize,
+            ) -> PyResult<Self> {
+                let default_timeout = 30u32.into_pyobject(py)?.into_any();
+                Ok(Self {
+                    inner: new_manager(
+                        storage,
+                        clock.as_deref(),
+                        max_leases,
+                        prefix_quotas,
+                        expiring_soon_fraction,
+                        max_revoke_attempts,
+                        revoke_timeout.unwrap_or(&default_timeout),
+                        event_capacity,
+                    )?,
+                })
+            }
+
+            /// Registers (or replaces) the revoker of `engine`: a callable
+            /// taking the `Lease`, sync or async. Returning means revoked;
+            /// raising means the revocation failed and is retried (the
+            /// exception becomes a `lease_revoker_failed` reason).
+            fn register_revoker(&self, engine: String, revoker: &Bound<'_, PyAny>) -> PyResult<()> {
+                register(&self.inner, engine, revoker)
+            }
+
+            /// A subscription to every lease event from now on.
+            fn subscribe(&self) -> LeaseEvents {
+                subscribe(&self.inner)
+            }
+
+            /// Live leases in the store.
+            #[getter]
+            fn live_leases(&self) -> u64 {
+                self.inner.stats().live_leases
+            }
+
+            $($rest)*
+        }
+    };
+}
+
+manager_new!(LeaseManager, {
+    /// Issues a lease on `path` revoked by `engine`'s revoker, expiring
+    /// `ttl` seconds from now (renewals never past `max_ttl`, default
+    /// `ttl`). `data` (bytes-like) is handed to the revoker. Resolves to a
+    /// `Lease`; `LeaseQuotaExceeded` when a quota is full.
+    #[pyo3(signature = (path, engine, ttl, max_ttl = None, renewable = true, data = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn issue<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        engine: String,
+        ttl: &Bound<'py, PyAny>,
+        max_ttl: Option<&Bound<'py, PyAny>>,
+        renewable: bool,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ttl_d = seconds("ttl", ttl)?;
+        let max = max_ttl.map(|m| seconds("max_ttl", m)).transpose()?;
+        let data = data_of(data)?;
+        let f = ops::issue(
+            self.inner.clone(),
+            path,
+            engine,
+            ttl_d,
+            max.unwrap_or(ttl_d),
+            renewable,
+            data,
+        );
+        awaitable_on_loop(py, f)
+    }
+
+    /// Renews a lease to expire `increment` seconds from now, capped at its
+    /// max TTL. Resolves to the `Lease`.
+    fn renew<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        increment: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = ops::renew(
+            self.inner.clone(),
+            lease_id(id)?,
+            seconds("increment", increment)?,
+        );
+        awaitable_on_loop(py, f)
+    }
+
+    /// Revokes a lease now through its revoker; resolves to the `Lease`
+    /// (state "revoked"). `LeaseRevocationDeferred` if the revoker failed.
+    fn revoke<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::revoke(self.inner.clone(), lease_id(id)?, false))
+    }
+
+    /// Removes a lease whatever its revoker says (tried once).
+    fn force_revoke<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::revoke(self.inner.clone(), lease_id(id)?, true))
+    }
+
+    /// Revokes every lease under `prefix` (whole segments; "" for all);
+    /// resolves to a `PrefixRevocation`.
+    fn revoke_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::revoke_prefix(self.inner.clone(), prefix))
+    }
+
+    /// The lease with this id; `LeaseNotFound` once revoked.
+    fn lookup<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::lookup(self.inner.clone(), lease_id(id)?))
+    }
+
+    /// Ids of the live leases under `prefix` ("" for all), in path order.
+    #[pyo3(signature = (prefix = String::new()))]
+    fn list<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::list(self.inner.clone(), prefix))
+    }
+
+    /// Processes everything due at the clock's time (expiring-soon events,
+    /// revocations, retries); resolves to a `DueReport`.
+    fn run_due<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable_on_loop(py, ops::run_due(self.inner.clone()))
+    }
+
+    /// The blocking view of this same manager.
+    fn blocking(&self) -> BlockingLeaseManager {
+        BlockingLeaseManager {
+            inner: self.inner.clone(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "LeaseManager(live_leases={})",
+            self.inner.stats().live_leases
+        )
+    }
+});
+
+manager_new!(BlockingLeaseManager, {
+    /// Issues a lease (see `strongroom.LeaseManager.issue`).
+    #[pyo3(signature = (path, engine, ttl, max_ttl = None, renewable = true, data = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn issue(
+        &self,
+        py: Python<'_>,
+        path: String,
+        engine: String,
+        ttl: &Bound<'_, PyAny>,
+        max_ttl: Option<&Bound<'_, PyAny>>,
+        renewable: bool,
+        data: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Lease> {
+        let ttl_d = seconds("ttl", ttl)?;
+        let max = max_ttl.map(|m| seconds("max_ttl", m)).transpose()?;
+        let data = data_of(data)?;
+        let f = ops::issue(
+            self.inner.clone(),
+            path,
+            engine,
+            ttl_d,
+            max.unwrap_or(ttl_d),
+            renewable,
+            data,
+        );
+        block(py, true, f)
+    }
+
+    /// Renews a lease to expire `increment` seconds from now (capped).
+    fn renew(&self, py: Python<'_>, id: &str, increment: &Bound<'_, PyAny>) -> PyResult<Lease> {
+        let f = ops::renew(
+            self.inner.clone(),
+            lease_id(id)?,
+            seconds("increment", increment)?,
+        );
+        block(py, true, f)
+    }
+
+    /// Revokes a lease now through its revoker.
+    fn revoke(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        block(
+            py,
+            true,
+            ops::revoke(self.inner.clone(), lease_id(id)?, false),
+        )
+    }
+
+    /// Removes a lease whatever its revoker says (tried once).
+    fn force_revoke(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        block(
+            py,
+            true,
+            ops::revoke(self.inner.clone(), lease_id(id)?, true),
+        )
+    }
+
+    /// Revokes every lease under `prefix` ("" for all).
+    fn revoke_prefix(&self, py: Python<'_>, prefix: String) -> PyResult<PrefixRevocation> {
+        block(py, true, ops::revoke_prefix(self.inner.clone(), prefix))
+    }
+
+    /// The lease with this id.
+    fn lookup(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        block(py, true, ops::lookup(self.inner.clone(), lease_id(id)?))
+    }
+
+    /// Ids of the live leases under `prefix` ("" for all).
+    #[pyo3(signature = (prefix = String::new()))]
+    fn list(&self, py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
+        block(py, true, ops::list(self.inner.clone(), prefix))
+    }
+
+    /// Processes everything due at the clock's time.
+    fn run_due(&self, py: Python<'_>) -> PyResult<DueReport> {
+        block(py, true, ops::run_due(self.inner.clone()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "LeaseManager(live_leases={})",
+            self.inner.stats().live_leases
+        )
+    }
+});

@@ -1,0 +1,170 @@
+"""S7 of bindings/SCENARIOS.md through the uniffi FFI: leases on a manual
+clock, with revokers written in Python (a uniffi foreign trait)."""
+
+import asyncio
+
+import pytest
+import strongroom_ffi as sr
+
+E = sr.StrongroomError
+T0 = 1_700_000_000_000
+S = 1000  # ms
+
+
+class Recorder(sr.LeaseRevoker):
+    """Records what it revokes."""
+
+    def __init__(self):
+        self.revoked = []
+
+    async def revoke(self, lease, revocation_data):
+        await asyncio.sleep(0)  # a real await inside the callback
+        self.revoked.append((lease.id, lease.path, revocation_data))
+
+
+class Failing(sr.LeaseRevoker):
+    """Fails the way a revoker should: with RevokerError.Failed."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def revoke(self, lease, revocation_data):
+        self.calls += 1
+        raise sr.RevokerError.Failed("target refused: role is busy")
+
+
+class Crashing(sr.LeaseRevoker):
+    """Fails with an exception uniffi does not know."""
+
+    async def revoke(self, lease, revocation_data):
+        raise ValueError("boom from python")
+
+
+def run(coro):
+    # The revokers' coroutines run on this loop: the manager calls them
+    # while Python polls the Rust future (no uniffi_set_event_loop needed).
+    return asyncio.run(coro)
+
+
+def test_issue_renew_revoke_expire():
+    async def go():
+        clock = sr.Clock.manual(T0)
+        assert clock.now_ms() == T0
+        mgr = sr.LeaseManager(sr.Storage.memory(), clock, None)
+        rec = Recorder()
+        mgr.register_revoker("test", rec)
+
+        lease = await mgr.issue("db/creds/app", "test", 60 * S, 300 * S, True, b"role-1")
+        assert lease.id.startswith("lease_") and len(lease.id) == 6 + 32
+        assert lease.expires_ms == T0 + 60 * S and lease.max_expires_ms == T0 + 300 * S
+        assert (lease.path, lease.engine, lease.renewable, lease.state) == ("db/creds/app", "test", True, "active")
+        assert "role-1" not in repr(lease)
+
+        clock.advance_ms(50 * S)
+        assert (await mgr.renew(lease.id, 120 * S)).expires_ms == T0 + 170 * S
+        clock.advance_ms(100 * S)
+        assert (await mgr.renew(lease.id, 1000 * S)).expires_ms == T0 + 300 * S  # capped at max TTL
+        assert (await mgr.lookup(lease.id)).expires_ms == T0 + 300 * S
+
+        other = await mgr.issue("db/creds/app", "test", 60 * S, 60 * S, False, b"role-2")
+        with pytest.raises(E.LeaseNotRenewable) as e:
+            await mgr.renew(other.id, 10 * S)
+        assert e.value.id == other.id and e.value.code == "lease_not_renewable"
+        assert sorted(await mgr.list("db/creds")) == sorted([lease.id, other.id])
+
+        revoked = await mgr.revoke(other.id)
+        assert revoked.id == other.id and revoked.state == "revoked"
+        assert rec.revoked == [(other.id, "db/creds/app", b"role-2")]
+        with pytest.raises(E.LeaseNotFound) as e:
+            await mgr.lookup(other.id)
+        assert e.value.id == other.id and e.value.code == "lease_not_found"
+
+        assert (await mgr.run_due()).revoked == 0  # T0 + 150 s: nothing due yet
+        clock.advance_ms(151 * S)  # past T0 + 300 s
+        report = await mgr.run_due()
+        assert report.revoked == 1 and report.deferred == 0
+        assert rec.revoked[-1] == (lease.id, "db/creds/app", b"role-1")
+        with pytest.raises(E.LeaseNotFound):
+            await mgr.lookup(lease.id)
+
+        events = mgr.take_events()
+        assert any(ev.is_issued() and ev.id == lease.id and ev.expires_ms == T0 + 60 * S for ev in events)
+        renewed = [ev for ev in events if ev.is_renewed()]
+        assert [ev.capped for ev in renewed] == [False, True]
+        assert {ev.id for ev in events if ev.is_revoked()} == {lease.id, other.id}
+        assert mgr.take_events() == []  # drained
+
+        with pytest.raises(E.LeaseInvalidId) as e:
+            await mgr.lookup("nope")
+        assert e.value.text == "nope" and e.value.code == "lease_invalid_id"
+
+    run(go())
+
+
+def test_failing_revoker_defers_then_force_revoke():
+    async def go():
+        clock = sr.Clock.manual(T0)
+        mgr = sr.LeaseManager(sr.Storage.memory(), clock)
+        failing, crashing = Failing(), Crashing()
+        mgr.register_revoker("flaky", failing)
+        mgr.register_revoker("crashy", crashing)
+
+        lease = await mgr.issue("db/creds/flaky", "flaky", 60 * S, 300 * S, True, b"r")
+        with pytest.raises(E.LeaseRevocationDeferred) as e:
+            await mgr.revoke(lease.id)
+        err = e.value
+        assert err.id == lease.id and err.attempts == 1 and err.next_try_ms > T0
+        assert "target refused: role is busy" in err.reason and err.code == "lease_revocation_deferred"
+        assert failing.calls == 1
+        assert (await mgr.lookup(lease.id)).state.startswith("being revoked")
+
+        # A renewal of a lease being revoked is refused.
+        with pytest.raises(E.LeaseNotActive):
+            await mgr.renew(lease.id, 10 * S)
+
+        forced = await mgr.force_revoke(lease.id)
+        assert forced.id == lease.id
+        with pytest.raises(E.LeaseNotFound):
+            await mgr.lookup(lease.id)
+        assert any(ev.is_revoked() and ev.forced for ev in mgr.take_events())
+
+        # Any other exception from Python also defers (never crashes the manager).
+        crash = await mgr.issue("db/creds/crashy", "crashy", 60 * S, 300 * S, True)
+        with pytest.raises(E.LeaseRevocationDeferred) as e:
+            await mgr.revoke(crash.id)
+        assert "boom from python" in e.value.reason
+
+        # No revoker registered for the engine: refused at issue.
+        with pytest.raises(E.Lease) as e:
+            await mgr.issue("db/creds/none", "none", 60 * S, 300 * S, True)
+        assert e.value.code == "lease_no_revoker"
+
+    run(go())
+
+
+def test_revoke_prefix_and_quota():
+    async def go():
+        clock = sr.Clock.manual(T0)
+        mgr = sr.LeaseManager(sr.Storage.memory(), clock, sr.LeaseOptions(max_leases=2))
+        rec = Recorder()
+        mgr.register_revoker("test", rec)
+        a = await mgr.issue("db/creds/a", "test", 60 * S, 300 * S, True)
+        b = await mgr.issue("db/creds/b", "test", 60 * S, 300 * S, True)
+        with pytest.raises(E.LeaseQuotaExceeded) as e:
+            await mgr.issue("db/creds/c", "test", 60 * S, 300 * S, True)
+        assert (e.value.limit, e.value.count) == (2, 2) and e.value.code == "lease_quota_exceeded"
+
+        r = await mgr.revoke_prefix("db/creds")
+        assert sorted(r.revoked) == sorted([a.id, b.id]) and r.pending == []
+        assert sorted(x[0] for x in rec.revoked) == sorted([a.id, b.id])
+        assert await mgr.list("") == []
+        # Room again under the quota.
+        await mgr.issue("db/creds/c", "test", 60 * S, 300 * S, True)
+
+        with pytest.raises(E.Lease) as e:
+            await mgr.issue("db/creds/d", "Bad Engine", 60 * S, 300 * S, True)
+        assert e.value.code == "lease_invalid_engine"
+        with pytest.raises(E.InvalidArgument):
+            sr.Clock.system().advance_ms(1)
+
+    run(go())

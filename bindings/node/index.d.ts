@@ -259,6 +259,11 @@ export declare class ApiKeyRotation {
   status(): Promise<RotationStatus>
   /** The stored keys (secrets as Secret). */
   staged(): Promise<StagedKeys>
+  /**
+   * Adopts an existing key (not empty; it may predate the format) as the
+   * current version; RotationAlreadyInitialized once there is one.
+   */
+  importCurrent(key: Plaintext): Promise<number>
   /** Reloads the verifier from storage (after another process rotated). */
   sync(): Promise<void>
   /** Checks a presented key in constant time. */

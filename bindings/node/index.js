@@ -959,6 +959,16 @@ class ApiKeyRotation {
     })
   }
 
+  /**
+   * Adopts an existing key (one clients already use, possibly older than
+   * this rotation's format; not empty) as the current version;
+   * RotationAlreadyInitialized once there is a current version. Resolves to
+   * its version number.
+   */
+  importCurrent (key) {
+    return callAsync(() => this.#n.importCurrent(plaintextArg(key)))
+  }
+
   /** Reloads the verifier from storage (after another process rotated). */
   sync () {
     return callAsync(async () => { await this.#n.sync() })

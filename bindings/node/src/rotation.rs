@@ -10,6 +10,8 @@ use strongroom::rotation::{
     RotationOptions, StagedCredentials,
 };
 
+use strongroom::SecretBytes;
+
 use crate::{NativeStrongroom, duration_ms, invalid, ms, plain_bytes, to_js};
 
 /// What one rotation call did.
@@ -67,6 +69,9 @@ pub struct NativeRotationStatus {
 pub struct NativeApiKeyRotation {
     engine: Arc<RotationEngine>,
     verifier: Arc<ApiKeyVerifier>,
+    /// The key prefix: the identity of every version, as the core's
+    /// rotator records it.
+    prefix: String,
 }
 
 #[napi]
@@ -90,8 +95,8 @@ impl NativeStrongroom {
     ) -> napi::Result<PromiseRaw<'env, NativeApiKeyRotation>> {
         let sr = self.handle()?;
         let format = match encoding.as_str() {
-            "base62" => ApiKeyFormat::base62(prefix, length as usize),
-            "hex" => ApiKeyFormat::hex(prefix, length as usize),
+            "base62" => ApiKeyFormat::base62(prefix.clone(), length as usize),
+            "hex" => ApiKeyFormat::hex(prefix.clone(), length as usize),
             other => {
                 return Err(invalid(format!(
                     "encoding must be \"base62\" or \"hex\", not {other:?}"
@@ -118,6 +123,7 @@ impl NativeStrongroom {
             Ok(NativeApiKeyRotation {
                 engine: Arc::new(engine),
                 verifier,
+                prefix,
             })
         })
     }
@@ -244,6 +250,26 @@ impl NativeApiKeyRotation {
             async move { e.staged().await.map_err(to_js) },
             staged_object,
         )
+    }
+
+    /// Stores an existing key (one clients already use; it may predate the
+    /// format, but not be empty) as the current version; refused once a
+    /// current version exists. Resolves to its version number.
+    #[napi]
+    pub fn import_current<'env>(
+        &self,
+        env: &'env Env,
+        key: Either<BufferSlice<'_>, String>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
+        let e = self.engine.clone();
+        let identity = self.prefix.clone();
+        let key = SecretBytes::copy_from(plain_bytes(&key));
+        env.spawn_future(async move {
+            e.import_current(identity, key)
+                .await
+                .map(|v| v as f64)
+                .map_err(to_js)
+        })
     }
 
     /// Reloads the verifier from the stored versions (after another

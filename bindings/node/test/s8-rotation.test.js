@@ -143,6 +143,37 @@ test('S8 hex keys, bad names and options are typed errors', async () => {
   await assert.rejects(hex.staged(), sr.Sealed)
 })
 
+test('S8 importCurrent adopts an existing key (even one older than the format); an empty key or a second import is a typed error', async () => {
+  const { store } = await s3Store()
+  const rot = await store.apiKeyRotation('svc/legacy', { prefix: 'sk_', chars: 32, gracePeriodMs: 0 })
+  const e1 = await rot.importCurrent('').catch((err) => err)
+  assert.ok(e1 instanceof sr.RotationStepFailed, `got ${e1 && e1.name}`)
+  assert.equal(e1.code, 'ERR_STRONGROOM_ROTATION_STEP_FAILED')
+  assert.equal(e1.credential, 'svc/legacy')
+  assert.equal(e1.step, 'test-pending')
+  assert.equal(e1.version, 1)
+  assert.equal(typeof e1.attempts, 'number')
+  assert.equal((await rot.status()).current, null)
+
+  const legacy = 'legacy-key-from-before'
+  assert.equal(await rot.importCurrent(new Secret(legacy)), 1)
+  assert.equal(rot.verify(legacy), 'current')
+  const st = await rot.staged()
+  assert.equal(st.current.version, 1)
+  assert.equal(st.current.identity, 'sk_')
+  assert.equal(st.current.secret.reveal().toString(), legacy)
+
+  const e2 = await rot.importCurrent(legacy).catch((err) => err)
+  assert.ok(e2 instanceof sr.RotationAlreadyInitialized, `got ${e2 && e2.name}`)
+  assert.equal(e2.credential, 'svc/legacy')
+
+  // Rotating away from the imported key: it is previous, then revoked.
+  await rot.rotateNow()
+  assert.equal(rot.verify(legacy), 'previous')
+  assert.equal(await rot.revokeDue(), true)
+  assert.equal(rot.verify(legacy), 'no_match')
+})
+
 test('error classes exist for the lease and rotation codes of the core', () => {
   for (const [name, code] of [
     ['LeaseRevokerFailed', 'LEASE_REVOKER_FAILED'],

@@ -114,6 +114,7 @@ async function main (): Promise<void> {
   const status: RotationStatus = await rot.status()
   const revokedNow: boolean = await rot.revokeDue()
   await rot.sync()
+  const imported: number = await rot.importCurrent('legacy')
   await store.apiKeyRotation('svc/hex', { hexBytes: 16 })
   try {
     await store.apiKeyRotation('Bad Name', { chars: 8 })
@@ -121,7 +122,7 @@ async function main (): Promise<void> {
     if (e instanceof RotationInvalidName) { const c: string = e.credential; void c }
     if (e instanceof RotationRolledBack) { const s: string = e.step; void s }
   }
-  void [rotated, m, status.history, revokedNow]
+  void [rotated, m, status.history, revokedNow, imported]
 
   // S9: a PKCS#11 root key.
   const hsmOpts: Pkcs11Options = { module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: '1234', keyLabel: 'k' }

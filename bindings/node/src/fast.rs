@@ -75,13 +75,14 @@ fn with_store<T>(id: u32, f: impl FnOnce(&Strongroom) -> napi::Result<T>) -> nap
     f(&sr)
 }
 
-/// Paths shorter than this many bytes, less 4, are converted without
-/// allocating.
+/// The stack buffer for context paths: paths of fewer than
+/// `STACK_PATH - 4` bytes are converted without allocating.
 const STACK_PATH: usize = 256;
 
 /// Calls `f` with the UTF-8 text of the JavaScript string `s`. Short strings
 /// are copied by V8 into a stack buffer in one call; longer ones into a
-/// `String`. A value that is not a string is an `InvalidArgument`.
+/// `String`. A value that is not a string is refused (`StringExpected`;
+/// `index.js` checks the type first and throws a `TypeError`).
 fn with_str<T>(
     env: &Env,
     s: Unknown<'_>,

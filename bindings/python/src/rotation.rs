@@ -198,6 +198,9 @@ impl RotationReport {
 struct Inner {
     engine: Arc<RotationEngine>,
     verifier: Arc<ApiKeyVerifier>,
+    /// The key prefix: the identity of every version, as the core's
+    /// rotator records it.
+    prefix: Arc<str>,
 }
 
 async fn open(
@@ -207,6 +210,7 @@ async fn open(
     options: RotationOptions,
 ) -> strongroom::Result<Inner> {
     let verifier = Arc::new(ApiKeyVerifier::new()?);
+    let prefix: Arc<str> = Arc::from(format.prefix.as_str());
     let rotator = ApiKeyRotator::new(format, verifier.clone());
     let engine = RotationEngine::open(core, &name, Arc::new(rotator), options).await?;
     // Another engine (or process) may already have versions: accept them.
@@ -214,6 +218,7 @@ async fn open(
     Ok(Inner {
         engine: Arc::new(engine),
         verifier,
+        prefix,
     })
 }
 
@@ -263,7 +268,7 @@ mod ops {
     }
 
     pub(super) async fn import_current(i: Inner, key: SecretBytes) -> strongroom::Result<u64> {
-        i.engine.import_current("api-key", key).await
+        i.engine.import_current(i.prefix.to_string(), key).await
     }
 
     pub(super) async fn refresh(i: Inner) -> strongroom::Result<()> {

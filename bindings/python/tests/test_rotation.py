@@ -144,6 +144,7 @@ def test_import_an_existing_key_then_rotate_with_overlap(flavor, key_file):
         rot = await m(rot_cls.open(sr, "svc/legacy", grace_period=3600))
         legacy = "key-from-the-old-env-file"  # predates the sk_ format
         assert await m(rot.import_current(legacy)) == 1
+        assert (await m(rot.staged())).current.identity == "sk_"  # as the core's rotator records it
         assert rot.verify(legacy) == strongroom.Matched.Current
         with pytest.raises(strongroom.RotationAlreadyInitialized):
             await m(rot.import_current("another"))

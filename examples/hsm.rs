@@ -114,7 +114,9 @@ async fn demo(
     let old_version = hsm.current_version();
     hsm.rotate().await?;
     vault.rotate_root_key(&hsm).await?;
-    hsm.destroy_key_version(old_version).await?;
+    // refused if a store's root key were still wrapped under the old version
+    hsm.destroy_unused_key_version(old_version, std::slice::from_ref(&storage))
+        .await?;
     drop(vault);
     let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default()).await?;
     let again = vault

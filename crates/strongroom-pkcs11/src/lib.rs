@@ -827,8 +827,38 @@ impl Pkcs11Protector {
         parse_blob(wrapped).map(|b| b.version)
     }
 
+    /// Deletes an old token key version, after checking that none of
+    /// `stores` still has its root key wrapped under it (run
+    /// [`Strongroom::rotate_root_key`](strongroom::Strongroom::rotate_root_key)
+    /// with this protector after [`Pkcs11Protector::rotate`] first). A store
+    /// whose root key another protector holds is not affected and passes.
+    /// Refused with a `Config` error naming the version otherwise.
+    pub async fn destroy_unused_key_version(
+        &self,
+        version: u32,
+        stores: &[strongroom::storage::DynStorage],
+    ) -> Result<()> {
+        for storage in stores {
+            let record = strongroom::WrappedRootKey::read(storage).await?;
+            if record.protector_kind == self.kind()
+                && Self::wrapped_key_version(&record.wrapped) == Some(version)
+            {
+                return Err(err(
+                    ProtectorErrorKind::Config,
+                    format!(
+                        "token key version {version} still wraps a store's root key (storage {}); run rotate_root_key with this protector first",
+                        storage.backend()
+                    ),
+                ));
+            }
+        }
+        self.destroy_key_version(version).await
+    }
+
     /// Deletes an old token key version. Blobs wrapped under it can no longer
-    /// be unwrapped. The current version cannot be deleted.
+    /// be unwrapped. The current version cannot be deleted. Prefer
+    /// [`Pkcs11Protector::destroy_unused_key_version`], which checks the
+    /// stores first.
     pub async fn destroy_key_version(&self, version: u32) -> Result<()> {
         if version == self.current_version() {
             return Err(err(

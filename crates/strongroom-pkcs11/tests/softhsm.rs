@@ -19,7 +19,7 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "1234-user";
 /// Tokens created at start (SoftHSM reads its token directory at
 /// `C_Initialize`, which happens once per process).
-const TOKENS: [&str; 14] = [
+const TOKENS: [&str; 15] = [
     "sr-main",
     "sr-other",
     "sr-pin",
@@ -34,6 +34,7 @@ const TOKENS: [&str; 14] = [
     "sr-reopen",
     "sr-blob1",
     "sr-blob2",
+    "sr-guard",
 ];
 
 const MODULE_CANDIDATES: [&str; 3] = [
@@ -436,6 +437,57 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
     let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();
     assert_eq!(got.expose_secret(), b"pw-from-hsm");
     assert_eq!(mem.snapshot().await, before);
+}
+
+/// Deleting an old token key version is refused while a store's root key is
+/// still wrapped under it (rotated in the token, but `rotate_root_key` not
+/// run yet), and allowed once the root key is re-wrapped.
+#[tokio::test]
+async fn an_old_token_key_still_wrapping_a_root_key_is_not_destroyed() {
+    let _exclusive = TOKEN_DIR.write().await;
+    use strongroom::seal::SealContext;
+    use strongroom::storage::{DynStorage, MemoryStorage};
+    use strongroom::{Options, Strongroom, WrappedRootKey};
+
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let ctx = SealContext::new("app/db", 1);
+    let hsm = Pkcs11Protector::init_key(config("sr-guard", "guarded"))
+        .await
+        .unwrap();
+    let sr = Strongroom::init(storage.clone(), &hsm, Options::default())
+        .await
+        .unwrap();
+    sr.put_sealed("s/app/db", b"kept", &ctx).await.unwrap();
+    let root = WrappedRootKey::read(&storage).await.unwrap();
+    assert_eq!(root.protector_kind, hsm.kind());
+    assert_eq!(Pkcs11Protector::wrapped_key_version(&root.wrapped), Some(1));
+
+    assert_eq!(hsm.rotate().await.unwrap(), 2);
+    let e = hsm
+        .destroy_unused_key_version(1, std::slice::from_ref(&storage))
+        .await
+        .unwrap_err();
+    assert_eq!(kind_of(&e), ProtectorErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("rotate_root_key"), "{e}");
+    assert_eq!(
+        hsm.key_versions().await.unwrap(),
+        vec![1, 2],
+        "nothing destroyed"
+    );
+
+    sr.rotate_root_key(&hsm).await.unwrap();
+    let root = WrappedRootKey::read(&storage).await.unwrap();
+    assert_eq!(Pkcs11Protector::wrapped_key_version(&root.wrapped), Some(2));
+    hsm.destroy_unused_key_version(1, std::slice::from_ref(&storage))
+        .await
+        .unwrap();
+    assert_eq!(hsm.key_versions().await.unwrap(), vec![2]);
+    drop(sr);
+    let sr = Strongroom::unseal(storage, &hsm, Options::default())
+        .await
+        .unwrap();
+    let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();
+    assert_eq!(got.expose_secret(), b"kept");
 }
 
 #[tokio::test]

@@ -34,5 +34,5 @@ pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
     KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport, SEALED_PREFIX,
-    SealedRecord, Strongroom,
+    SealedRecord, Strongroom, WrappedRootKey,
 };

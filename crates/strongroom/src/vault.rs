@@ -141,29 +141,15 @@ impl Strongroom {
         protector: &dyn KeyProtector,
         options: Options,
     ) -> Result<Self> {
-        let record = storage
-            .get(ROOT_KEY_RECORD)
-            .await?
-            .ok_or(Error::NotInitialized)?;
-        let bad = |r: &str| Error::corrupt(ROOT_KEY_RECORD, r.to_owned());
-        let (&ver, rest) = record.split_first().ok_or_else(|| bad("empty"))?;
-        if ver != ROOT_RECORD_VERSION {
-            return Err(bad("unsupported root key record version"));
-        }
-        let (&kind_len, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
-        let kind_len = usize::from(kind_len);
-        if rest.len() < kind_len {
-            return Err(bad("truncated"));
-        }
-        let (kind, wrapped) = rest.split_at(kind_len);
-        if kind != protector.kind().as_bytes() {
+        let record = WrappedRootKey::read(&storage).await?;
+        if record.protector_kind != protector.kind() {
             return Err(Error::InvalidArgument(format!(
                 "this store's root key is protected by {:?}, not by {:?}",
-                String::from_utf8_lossy(kind),
+                record.protector_kind,
                 protector.kind()
             )));
         }
-        let root_raw = protector.unwrap(wrapped).await?;
+        let root_raw = protector.unwrap(&record.wrapped).await?;
         let root = DataKey::new(Algorithm::Aes256Gcm, root_raw).map_err(|_| Error::UnsealFailed)?;
         let (keyring, _) = load_keyring(&storage, &root).await?;
         Ok(Self::assemble(
@@ -703,6 +689,48 @@ impl Strongroom {
         let ctx = SealContext::new(&path, rec.version);
         let plain = self.open_record(key, bytes.to_vec(), &ctx).await?;
         self.seal_record(key, plain.expose_secret(), &ctx).await
+    }
+}
+
+/// A store's root key as its protector wrapped it (`sys/root-key`): which
+/// protector, and the wrapped blob. Not secret; useful to tell which
+/// protector key version a store still needs (for example before deleting
+/// an old HSM key version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WrappedRootKey {
+    /// The protector's kind, as [`KeyProtector::kind`] names it.
+    pub protector_kind: String,
+    /// The protector's wrapped blob.
+    pub wrapped: Vec<u8>,
+}
+
+impl WrappedRootKey {
+    /// Reads the record of the store in `storage`; [`Error::NotInitialized`]
+    /// if there is none, [`Error::CorruptRecord`] if it cannot be parsed.
+    pub async fn read(storage: &DynStorage) -> Result<Self> {
+        let record = storage
+            .get(ROOT_KEY_RECORD)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let bad = |r: &str| Error::corrupt(ROOT_KEY_RECORD, r.to_owned());
+        let (&ver, rest) = record.split_first().ok_or_else(|| bad("empty"))?;
+        if ver != ROOT_RECORD_VERSION {
+            return Err(bad("unsupported root key record version"));
+        }
+        let (&kind_len, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
+        let kind_len = usize::from(kind_len);
+        if rest.len() < kind_len {
+            return Err(bad("truncated"));
+        }
+        let (kind, wrapped) = rest.split_at(kind_len);
+        let protector_kind = std::str::from_utf8(kind)
+            .map_err(|_| bad("protector kind is not UTF-8"))?
+            .to_owned();
+        Ok(Self {
+            protector_kind,
+            wrapped: wrapped.to_vec(),
+        })
     }
 }
 

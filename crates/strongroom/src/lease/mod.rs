@@ -939,12 +939,55 @@ fn parse_legacy_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
     Some((Timestamp::from_millis(t), id.parse().ok()?))
 }
 
-/// An index segment a change rewrites: its value as read (checked unchanged
-/// when the batch applies) and as it will be written (`None`: deleted).
-struct TouchedSegment {
-    key: String,
-    read: Option<Vec<u8>>,
-    write: Option<Vec<u8>>,
+/// Index segments being rewritten in one batch: each is read once, on first
+/// touch, and written back with a check that it is still as read (`write`
+/// `None`: deleted once empty).
+#[derive(Default)]
+struct SegmentEdits {
+    segments: std::collections::BTreeMap<String, ReadWrite>,
+}
+
+/// A segment's value as read and as it will be written.
+type ReadWrite = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl SegmentEdits {
+    /// The value to write for segment `key`, read from storage on first touch.
+    async fn slot(&mut self, storage: &DynStorage, key: &str) -> Result<&mut Option<Vec<u8>>> {
+        let read = if self.segments.contains_key(key) {
+            None
+        } else {
+            Some(storage.get(key).await?)
+        };
+        let (_, write) = self.segments.entry(key.to_owned()).or_insert_with(|| {
+            let read = read.flatten();
+            (read.clone(), read)
+        });
+        Ok(write)
+    }
+
+    async fn add(&mut self, storage: &DynStorage, t: Timestamp, id: LeaseId) -> Result<()> {
+        let key = segment::key(t, id);
+        let write = self.slot(storage, &key).await?;
+        *write = Some(segment::add(&key, write.take(), t, id)?);
+        Ok(())
+    }
+
+    async fn remove(&mut self, storage: &DynStorage, t: Timestamp, id: LeaseId) -> Result<()> {
+        let key = segment::key(t, id);
+        let write = self.slot(storage, &key).await?;
+        *write = segment::remove(&key, write.take(), t, id)?;
+        Ok(())
+    }
+
+    fn push_ops(self, ops: &mut Vec<BatchOp>) {
+        for (key, (read, write)) in self.segments {
+            ops.push(BatchOp::expect(key.clone(), read));
+            ops.push(match write {
+                Some(v) => BatchOp::put(key, v),
+                None => BatchOp::delete(key),
+            });
+        }
+    }
 }
 
 /// In-memory bookkeeping, guarded by a std mutex never held across `.await`.
@@ -1163,28 +1206,15 @@ impl LeaseManager {
             if page.is_empty() {
                 return Ok(());
             }
-            let mut segments: std::collections::BTreeMap<String, (Option<Vec<u8>>, Vec<u8>)> =
-                std::collections::BTreeMap::new();
+            let mut edits = SegmentEdits::default();
             let mut ops = Vec::with_capacity(page.len() + 16);
             for (key, _) in &page {
                 let (t, id) = parse_legacy_exp_key(key)
                     .ok_or_else(|| Error::corrupt(key.clone(), "bad lease index key"))?;
-                let seg = segment::key(t, id);
-                let current = match segments.remove(&seg) {
-                    Some((orig, value)) => (orig, Some(value)),
-                    None => {
-                        let orig = self.storage.get(&seg).await?;
-                        (orig.clone(), orig)
-                    }
-                };
-                let value = segment::add(&seg, current.1, t, id)?;
-                segments.insert(seg, (current.0, value));
+                edits.add(&self.storage, t, id).await?;
                 ops.push(BatchOp::delete(key.clone()));
             }
-            for (key, (orig, value)) in segments {
-                ops.push(BatchOp::expect(key.clone(), orig));
-                ops.push(BatchOp::put(key, value));
-            }
+            edits.push_ops(&mut ops);
             self.storage.batch(ops).await?;
         }
     }
@@ -1310,40 +1340,14 @@ impl LeaseManager {
         new_due: Option<Timestamp>,
         ops: &mut Vec<BatchOp>,
     ) -> Result<()> {
-        let old_key = old_due.map(|t| segment::key(t, id));
-        let new_key = new_due.map(|t| segment::key(t, id));
-        // (key, value as read, value to write); one entry when both are the
-        // same segment
-        let mut touched = Vec::with_capacity(2);
-        for key in [&old_key, &new_key].into_iter().flatten() {
-            if touched.iter().all(|t: &TouchedSegment| &t.key != key) {
-                let read = self.storage.get(key).await?;
-                touched.push(TouchedSegment {
-                    key: key.clone(),
-                    write: read.clone(),
-                    read,
-                });
-            }
+        let mut edits = SegmentEdits::default();
+        if let Some(t) = old_due {
+            edits.remove(&self.storage, t, id).await?;
         }
-        for seg in &mut touched {
-            if let Some(t) = old_due
-                && old_key.as_ref() == Some(&seg.key)
-            {
-                seg.write = segment::remove(&seg.key, seg.write.take(), t, id)?;
-            }
-            if let Some(t) = new_due
-                && new_key.as_ref() == Some(&seg.key)
-            {
-                seg.write = Some(segment::add(&seg.key, seg.write.take(), t, id)?);
-            }
+        if let Some(t) = new_due {
+            edits.add(&self.storage, t, id).await?;
         }
-        for seg in touched {
-            ops.push(BatchOp::expect(seg.key.clone(), seg.read));
-            ops.push(match seg.write {
-                Some(v) => BatchOp::put(seg.key, v),
-                None => BatchOp::delete(seg.key),
-            });
-        }
+        edits.push_ops(ops);
         Ok(())
     }
 

@@ -36,7 +36,7 @@ Exit codes:
   10  keyring refused the change (unknown, retired or still-used key version)
   11  invalid argument or secret path
   12  input/output error of the command itself (stdin, PIN, shares or audit file)
-  13  rewrap finished but left records it could not open
+  13  rewrap finished but records remain on older key versions
   14  other error";
 
 /// Operate a Strongroom store kept in an SQLite file.
@@ -293,7 +293,7 @@ enum Failure {
     /// The database file does not exist.
     NoDatabase(PathBuf),
     /// Rewrap left unreadable records.
-    RewrapIncomplete(usize),
+    RewrapIncomplete(u64),
 }
 
 impl From<Error> for Failure {
@@ -315,7 +315,7 @@ impl std::fmt::Display for Failure {
             ),
             Self::RewrapIncomplete(n) => write!(
                 f,
-                "rewrap left {n} record(s) it could not open (listed above); they still need their old key"
+                "rewrap left {n} record(s) on older key versions (unreadable ones listed above); do not retire those versions yet"
             ),
         }
     }
@@ -591,16 +591,20 @@ async fn run(command: Command) -> CliResult {
             let report = open.sr.rewrap(batch).await?;
             open.close().await;
             println!(
-                "scanned {} record(s), re-sealed {} under the primary key",
-                report.scanned, report.rewrapped
+                "scanned {} record(s), re-sealed {} under key version {} ({} pass(es)); {} record(s) remain on other versions",
+                report.scanned,
+                report.rewrapped,
+                report.target_version,
+                report.passes,
+                report.remaining
             );
             for key in &report.unreadable {
                 println!("unreadable: {key}");
             }
-            if report.unreadable.is_empty() {
+            if report.is_complete() {
                 Ok(())
             } else {
-                Err(Failure::RewrapIncomplete(report.unreadable.len()))
+                Err(Failure::RewrapIncomplete(report.remaining))
             }
         }
         Command::Retire { min_version, store } => {

@@ -124,6 +124,9 @@ pub struct Keyring {
     pub(crate) primary: u32,
     pub(crate) min_decryption_version: u32,
     audit_key: SecretBytes,
+    /// The keyring generation this copy was loaded at (see
+    /// [`crate::KEYRING_GENERATION`]); not part of the encoded record.
+    pub(crate) generation: u64,
 }
 
 impl fmt::Debug for Keyring {
@@ -158,6 +161,7 @@ impl Keyring {
             primary: 1,
             min_decryption_version: 1,
             audit_key: SecretBytes::random(32)?,
+            generation: 0,
         })
     }
 
@@ -169,6 +173,32 @@ impl Keyring {
     /// The minimum decryption version.
     pub fn min_decryption_version(&self) -> u32 {
         self.min_decryption_version
+    }
+
+    /// The keyring generation this copy was loaded at. It grows with every
+    /// change that decides which key seals or which keys open (rotate,
+    /// promote, retire, destroy), and every sealed write to storage is
+    /// conditioned on it (see [`crate::Strongroom::commit`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// What a keyring generation stands for: the primary, the minimum
+    /// decryption version and each key's state. Reservations do not change
+    /// it.
+    pub(crate) fn sealing_state(&self) -> (u32, u32, Vec<(u32, KeyState)>) {
+        (
+            self.primary,
+            self.min_decryption_version,
+            self.keys.iter().map(|(v, e)| (*v, e.info.state)).collect(),
+        )
+    }
+
+    /// The key material of `version` whatever its state (short of
+    /// destroyed): for re-sealing values this process sealed itself moments
+    /// ago under a key that has since been retired elsewhere.
+    pub(crate) fn material(&self, version: u32) -> Option<&DataKey> {
+        self.keys.get(&version).and_then(|e| e.key.as_ref())
     }
 
     /// The newest key version.
@@ -505,6 +535,7 @@ impl Keyring {
             primary: record.primary,
             min_decryption_version: record.min_decryption_version,
             audit_key: SecretBytes::copy_from(&record.audit_key),
+            generation: 0,
         })
     }
 }

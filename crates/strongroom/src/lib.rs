@@ -13,6 +13,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
+pub mod changes;
 pub mod clock;
 mod error;
 pub mod handle;
@@ -33,6 +34,6 @@ pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, Stor
 pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
-    KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport, SEALED_PREFIX,
-    SealedRecord, Strongroom, WrappedRootKey,
+    KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport,
+    SEALED_PREFIX, SealedRecord, Strongroom, WrappedRootKey,
 };

@@ -662,7 +662,7 @@ impl SecretsStore {
                     out
                 }
             };
-            match self.sr.storage().batch(ops).await {
+            match self.sr.commit(ops).await {
                 Ok(()) => return Ok(out),
                 Err(Error::StorageConflict { .. }) => continue,
                 Err(e) => return Err(e),

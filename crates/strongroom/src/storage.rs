@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::RwLock;
 
+pub use crate::changes::{ChangeFeed, StorageEvent};
 use crate::{Error, Result, StorageErrorKind};
 
 /// One step of an atomic [`Storage::batch`].
@@ -126,6 +127,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Applies every operation atomically, or none of them.
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()>;
 
+    /// Notices of what every process sharing this store commits, or `None`
+    /// when the backend cannot announce changes (consumers then poll; see
+    /// [`crate::changes::ChangeWatcher`]). A notice arrives only after its
+    /// batch committed. Notices may be lost; consumers must treat a lagging
+    /// or closed feed as [`StorageEvent::Unknown`].
+    fn watch(&self) -> Option<ChangeFeed> {
+        None
+    }
+
     /// Sets `key` to `new` (`None`: delete) only if it currently holds
     /// `expected` (`None`: absent). Returns `false` on a mismatch.
     async fn compare_and_set(
@@ -179,10 +189,21 @@ pub fn scan_lower_bound(prefix: &str, start_after: Option<&str>) -> Vec<u8> {
     }
 }
 
-/// An in-memory store, for tests and ephemeral use. Clones share the same data.
-#[derive(Debug, Default, Clone)]
+/// An in-memory store, for tests and ephemeral use. Clones share the same
+/// data and announce their writes to each other's [`Storage::watch`] feeds.
+#[derive(Debug, Clone)]
 pub struct MemoryStorage {
     map: Arc<RwLock<BTreeMap<String, Vec<u8>>>>,
+    events: tokio::sync::broadcast::Sender<StorageEvent>,
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        Self {
+            map: Arc::default(),
+            events: tokio::sync::broadcast::channel(crate::changes::FEED_CAPACITY).0,
+        }
+    }
 }
 
 impl MemoryStorage {
@@ -236,18 +257,30 @@ impl Storage for MemoryStorage {
                 return Err(Error::StorageConflict { key: key.clone() });
             }
         }
+        let mut changed = Vec::new();
         for op in ops {
             match op {
                 BatchOp::Put { key, value } => {
+                    changed.push(key.clone());
                     map.insert(key, value);
                 }
                 BatchOp::Delete { key } => {
+                    changed.push(key.clone());
                     map.remove(&key);
                 }
                 BatchOp::Expect { .. } => {}
             }
         }
+        drop(map);
+        if !changed.is_empty() {
+            // no receivers is fine
+            let _ = self.events.send(StorageEvent::Changed(changed));
+        }
         Ok(())
+    }
+
+    fn watch(&self) -> Option<ChangeFeed> {
+        Some(self.events.subscribe())
     }
 }
 
@@ -328,6 +361,9 @@ impl Storage for FaultyStorage {
             ));
         }
         self.inner.batch(ops).await
+    }
+    fn watch(&self) -> Option<ChangeFeed> {
+        self.inner.watch()
     }
 }
 

@@ -1,5 +1,11 @@
 //! [`Strongroom`]: one store, its keyring, its storage and its root-key protector.
 
+mod coherence;
+mod rewrap;
+
+pub use coherence::KEYRING_GENERATION;
+pub use rewrap::RewrapReport;
+
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -22,6 +28,8 @@ pub const REWRAP_CURSOR: &str = "sys/rewrap-cursor";
 pub const SEALED_PREFIX: &str = "s/";
 
 const ROOT_RECORD_VERSION: u8 = 1;
+/// Read-modify-write attempts on the keyring record before giving up.
+const KEYRING_ATTEMPTS: usize = 16;
 
 /// How a store is opened.
 #[derive(Clone)]
@@ -30,6 +38,13 @@ pub struct Options {
     pub keyring: KeyringOptions,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// How often the store re-checks the keyring generation in storage when
+    /// the backend announces no change ([`crate::storage::Storage::watch`]):
+    /// the fallback for lost notices and for backends that cannot announce.
+    /// Correctness never depends on it (every sealed write is conditioned on
+    /// the generation); it bounds how long an idle process keeps a stale
+    /// keyring in memory.
+    pub refresh_fallback: std::time::Duration,
 }
 
 impl Default for Options {
@@ -37,6 +52,7 @@ impl Default for Options {
         Self {
             keyring: KeyringOptions::default(),
             clock: Arc::new(SystemClock),
+            refresh_fallback: crate::changes::DEFAULT_FALLBACK,
         }
     }
 }
@@ -46,20 +62,9 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("keyring", &self.keyring)
             .field("clock", &self.clock)
+            .field("refresh_fallback", &self.refresh_fallback)
             .finish()
     }
-}
-
-/// What [`Strongroom::rewrap`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RewrapReport {
-    /// Records looked at.
-    pub scanned: u64,
-    /// Records re-sealed under the primary key.
-    pub rewrapped: u64,
-    /// Records that could not be opened (tampered, or under a retired key);
-    /// they are left exactly as they were.
-    pub unreadable: Vec<String>,
 }
 
 /// An unsealed store: the keyring in memory over a storage and a protector.
@@ -151,7 +156,7 @@ impl Strongroom {
         }
         let root_raw = protector.unwrap(&record.wrapped).await?;
         let root = DataKey::new(Algorithm::Aes256Gcm, root_raw).map_err(|_| Error::UnsealFailed)?;
-        let (keyring, _) = load_keyring(&storage, &root).await?;
+        let keyring = load_keyring(&storage, &root).await?.keyring;
         Ok(Self::assemble(
             storage,
             protector.kind(),
@@ -173,7 +178,7 @@ impl Strongroom {
         root: DataKey,
         keyring: Keyring,
     ) -> Self {
-        Self {
+        let sr = Self {
             inner: Arc::new(Inner {
                 storage,
                 root: RwLock::new(Some(Arc::new(root))),
@@ -182,7 +187,9 @@ impl Strongroom {
                 options,
                 protector_kind,
             }),
-        }
+        };
+        coherence::spawn_refresher(&sr);
+        sr
     }
 
     /// Forgets the root key and the keyring (their memory is wiped when the
@@ -354,33 +361,55 @@ impl Strongroom {
 
     /// Erases a retired key version. Refused with [`Error::KeyInUse`] while any
     /// stored record is still sealed under it.
+    ///
+    /// Safe while other processes write: the scan starts only after the
+    /// stored keyring shows the version retired, from then on no process can
+    /// commit a value sealed under it (every sealed write is conditioned on
+    /// the keyring generation, see [`Strongroom::commit`]), and the erasure
+    /// is committed only if the keyring is still the one the scan started
+    /// from; otherwise the scan runs again.
     pub async fn destroy_key(&self, version: u32) -> Result<()> {
-        let mut in_use = 0u64;
-        let mut example = None;
-        self.scan_sealed(|key, bytes| {
-            if seal::header_key_version(record_sealed_bytes(bytes)?).ok() == Some(version) {
-                in_use += 1;
-                example.get_or_insert_with(|| key.to_owned());
+        let _guard = self.inner.write_lock.lock().await;
+        let root = self.root()?;
+        for _ in 0..KEYRING_ATTEMPTS {
+            let mut loaded = load_keyring(&self.inner.storage, &root).await?;
+            // refuse at once what the lifecycle refuses (not retired, unknown)
+            loaded.keyring.destroy(version)?;
+            let mut in_use = 0u64;
+            let mut example = None;
+            self.scan_sealed(|key, bytes| {
+                if seal::header_key_version(record_sealed_bytes(bytes)?).ok() == Some(version) {
+                    in_use += 1;
+                    example.get_or_insert_with(|| key.to_owned());
+                }
+                Ok(())
+            })
+            .await?;
+            if let Some(example) = example {
+                return Err(Error::KeyInUse {
+                    version,
+                    records: in_use,
+                    example,
+                });
             }
-            Ok(())
-        })
-        .await?;
-        if let Some(example) = example {
-            return Err(Error::KeyInUse {
-                version,
-                records: in_use,
-                example,
-            });
+            match self.store_keyring(&root, loaded, true).await? {
+                Some(fresh) => {
+                    self.install(fresh);
+                    return Ok(());
+                }
+                None => continue,
+            }
         }
-        self.mutate_keyring(|k| k.destroy(version).map(|()| ((), None)))
-            .await
+        Err(Error::StorageConflict {
+            key: KEYRING_RECORD.into(),
+        })
     }
 
     /// Re-reads the keyring from storage (another process may have rotated).
     pub async fn reload(&self) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
         let root = self.root()?;
-        let (fresh, _) = load_keyring(&self.inner.storage, &root).await?;
+        let fresh = load_keyring(&self.inner.storage, &root).await?.keyring;
         self.install(fresh);
         Ok(())
     }
@@ -400,7 +429,8 @@ impl Strongroom {
             .get(ROOT_KEY_RECORD)
             .await?
             .ok_or(Error::NotInitialized)?;
-        let (keyring, raw) = load_keyring(storage, &old_root).await?;
+        let loaded = load_keyring(storage, &old_root).await?;
+        let (keyring, raw) = (loaded.keyring, loaded.raw);
         let new_raw = SecretBytes::random(seal::KEY_LEN)?;
         let wrapped = protector.wrap(&new_raw).await?;
         // Prove the protector can unwrap what it wrapped before relying on it.
@@ -493,20 +523,17 @@ impl Strongroom {
         }
         let root = self.root()?;
         let opts = self.inner.options.keyring;
-        for _ in 0..16 {
-            let (mut fresh, raw) = load_keyring(&self.inner.storage, &root).await?;
-            let (out, new_primary) = f(&mut fresh)?;
+        for _ in 0..KEYRING_ATTEMPTS {
+            let mut loaded = load_keyring(&self.inner.storage, &root).await?;
+            let before = loaded.keyring.sealing_state();
+            let (out, new_primary) = f(&mut loaded.keyring)?;
             let reservation = match new_primary {
-                Some(_) => Some(fresh.reserve_block(&opts, self.clock().now())?),
+                Some(_) => Some(loaded.keyring.reserve_block(&opts, self.clock().now())?),
                 None => None,
             };
-            let sealed = root.seal(0, &fresh.encode()?, &root_context())?;
-            if self
-                .inner
-                .storage
-                .compare_and_set(KEYRING_RECORD, Some(&raw), Some(sealed.as_bytes()))
-                .await?
-            {
+            // A reservation that crossed the rotation threshold rotated too.
+            let bump = loaded.keyring.sealing_state() != before;
+            if let Some(fresh) = self.store_keyring(&root, loaded, bump).await? {
                 if let Some((v, start, end)) = reservation {
                     fresh.set_reservation(v, start, end);
                 }
@@ -517,6 +544,43 @@ impl Strongroom {
         Err(Error::StorageConflict {
             key: KEYRING_RECORD.into(),
         })
+    }
+
+    /// Writes a changed keyring back, on the condition that the stored one
+    /// is still `loaded.raw`; with `bump`, the generation moves on in the
+    /// same atomic batch. `None` when another process changed it first.
+    async fn store_keyring(
+        &self,
+        root: &DataKey,
+        loaded: LoadedKeyring,
+        bump: bool,
+    ) -> Result<Option<Keyring>> {
+        let LoadedKeyring {
+            mut keyring,
+            raw,
+            generation_raw,
+        } = loaded;
+        let sealed = root.seal(0, &keyring.encode()?, &root_context())?;
+        let mut ops = vec![
+            BatchOp::expect(KEYRING_RECORD, Some(raw)),
+            BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
+        ];
+        if bump {
+            let next = keyring.generation.checked_add(1).ok_or_else(|| {
+                Error::corrupt(KEYRING_GENERATION, "keyring generation exhausted")
+            })?;
+            ops.push(BatchOp::expect(KEYRING_GENERATION, generation_raw));
+            ops.push(BatchOp::put(
+                KEYRING_GENERATION,
+                coherence::encode_generation(next),
+            ));
+            keyring.generation = next;
+        }
+        match self.inner.storage.batch(ops).await {
+            Ok(()) => Ok(Some(keyring)),
+            Err(Error::StorageConflict { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     // ----- sealed records -----
@@ -558,7 +622,7 @@ impl Strongroom {
         context: &SealContext<'_>,
     ) -> Result<()> {
         let op = self.sealed_put(key, plaintext, context).await?;
-        self.inner.storage.batch(vec![op]).await
+        self.commit(vec![op]).await
     }
 
     /// Reads and opens the sealed record at `key`, which must have been
@@ -621,75 +685,6 @@ impl Strongroom {
             }
         }
     }
-
-    /// Re-seals every stored record that is not under the primary key, in
-    /// batches of `batch_size`, without returning plaintext to the caller.
-    /// Progress is saved with each batch, so after a crash a new call resumes
-    /// where the last one stopped. Records that fail to open are reported and
-    /// left untouched.
-    pub async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
-        let batch_size = batch_size.clamp(1, 10_000);
-        let storage = &self.inner.storage;
-        let mut report = RewrapReport::default();
-        let mut after = storage
-            .get(REWRAP_CURSOR)
-            .await?
-            .and_then(|c| String::from_utf8(c).ok());
-        loop {
-            let page = storage
-                .scan(SEALED_PREFIX, after.as_deref(), batch_size)
-                .await?;
-            let Some((last, _)) = page.last() else { break };
-            let last = last.clone();
-            let primary = self.keyring()?.primary_version();
-            let mut ops = Vec::new();
-            let mut rewrapped = 0;
-            for (key, bytes) in &page {
-                report.scanned += 1;
-                let current = SealedRecord::decode(key, bytes)
-                    .and_then(|r| seal::header_key_version(&bytes[r.sealed_offset..]));
-                match current {
-                    Ok(v) if v == primary => continue,
-                    Ok(_) => {}
-                    Err(_) => {
-                        report.unreadable.push(key.clone());
-                        continue;
-                    }
-                }
-                match self.reseal_record(key, bytes).await {
-                    Ok(new) => {
-                        ops.push(BatchOp::expect(key.clone(), Some(bytes.clone())));
-                        ops.push(BatchOp::put(key.clone(), new));
-                        rewrapped += 1;
-                    }
-                    Err(Error::Sealed) => return Err(Error::Sealed),
-                    Err(_) => report.unreadable.push(key.clone()),
-                }
-            }
-            ops.push(BatchOp::put(REWRAP_CURSOR, last.clone().into_bytes()));
-            match storage.batch(ops).await {
-                Ok(()) => report.rewrapped += rewrapped,
-                // A record changed under us: it was rewritten, so under the
-                // primary key already; redo this page.
-                Err(Error::StorageConflict { .. }) => {
-                    report.scanned -= page.len() as u64;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            after = Some(last);
-        }
-        storage.delete(REWRAP_CURSOR).await?;
-        Ok(report)
-    }
-
-    async fn reseal_record(&self, key: &str, bytes: &[u8]) -> Result<Vec<u8>> {
-        let rec = SealedRecord::decode(key, bytes)?;
-        let path = rec.path.to_owned();
-        let ctx = SealContext::new(&path, rec.version);
-        let plain = self.open_record(key, bytes.to_vec(), &ctx).await?;
-        self.seal_record(key, plain.expose_secret(), &ctx).await
-    }
 }
 
 /// A store's root key as its protector wrapped it (`sys/root-key`): which
@@ -745,7 +740,19 @@ fn encode_root_record(kind: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
     Ok(record)
 }
 
-async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<(Keyring, Vec<u8>)> {
+/// The keyring as stored: decoded, with the exact bytes read (for
+/// compare-and-set) and the generation record's bytes.
+struct LoadedKeyring {
+    keyring: Keyring,
+    raw: Vec<u8>,
+    generation_raw: Option<Vec<u8>>,
+}
+
+async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<LoadedKeyring> {
+    // The generation first: a keyring read after it is at least that new,
+    // so a stale pair can only make a sealed write conflict, never pass.
+    let generation_raw = storage.get(KEYRING_GENERATION).await?;
+    let generation = coherence::decode_generation(generation_raw.as_deref())?;
     let raw = storage
         .get(KEYRING_RECORD)
         .await?
@@ -755,7 +762,13 @@ async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<(Keyring, 
         .open(&sealed, &root_context())
         .map_err(|_| Error::UnsealFailed)?;
     let plain = Zeroizing::new(plain.expose_secret().to_vec());
-    Ok((Keyring::decode(&plain)?, raw))
+    let mut keyring = Keyring::decode(&plain)?;
+    keyring.generation = generation;
+    Ok(LoadedKeyring {
+        keyring,
+        raw,
+        generation_raw,
+    })
 }
 
 fn record_sealed_bytes(bytes: &[u8]) -> Result<&[u8]> {

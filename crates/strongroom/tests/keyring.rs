@@ -22,6 +22,7 @@ fn options(threshold: u64, block: u64) -> Options {
             ..Default::default()
         },
         clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
+        ..Options::default()
     }
 }
 
@@ -227,9 +228,10 @@ async fn rewrap_resumes_after_a_crash() {
     faulty.fail_from_write(3); // two batches of 10 land, the third fails
     assert!(matches!(sr.rewrap(10).await, Err(Error::Storage { .. })));
     faulty.heal();
+    // cursor format 2: target version 2, then the last key done
     assert_eq!(
         mem.get(strongroom::REWRAP_CURSOR).await.unwrap().as_deref(),
-        Some(&b"s/r/019"[..])
+        Some(&b"\x02\x00\x00\x00\x02s/r/019"[..])
     );
     // a new process resumes from the cursor
     let sr2 = Strongroom::unseal(storage, &protector(), Options::default())
@@ -237,6 +239,8 @@ async fn rewrap_resumes_after_a_crash() {
         .unwrap();
     let r = sr2.rewrap(10).await.unwrap();
     assert_eq!((r.scanned, r.rewrapped), (20, 20));
+    assert_eq!((r.target_version, r.remaining, r.passes), (2, 0, 1));
+    assert!(r.is_complete());
     assert_eq!(mem.get(strongroom::REWRAP_CURSOR).await.unwrap(), None);
     for i in 0..40u64 {
         let v = sr2
@@ -245,6 +249,174 @@ async fn rewrap_resumes_after_a_crash() {
             .unwrap()
             .unwrap();
         assert_eq!(v.expose_secret(), &i.to_be_bytes());
+    }
+}
+
+/// The reported failure: a rewrap killed halfway, another rotation, then a
+/// rewrap again used to resume the old cursor, skip the first half and
+/// report success with records left on the older key.
+#[tokio::test]
+async fn rewrap_after_a_rotation_in_between_starts_over_and_leaves_nothing_behind() {
+    let mem = MemoryStorage::new();
+    let faulty = FaultyStorage::new(Arc::new(mem.clone()));
+    let storage: DynStorage = Arc::new(faulty.clone());
+    let sr = Strongroom::init(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap();
+    for i in 0..60u64 {
+        sr.put_sealed(&format!("s/r/{i:03}"), b"v", &SealContext::new("r", i))
+            .await
+            .unwrap();
+    }
+    sr.rotate().await.unwrap(); // v2
+    faulty.fail_from_write(4);
+    assert!(sr.rewrap(10).await.is_err()); // 30 on v2, 30 on v1, cursor at 029
+    faulty.heal();
+    sr.rotate().await.unwrap(); // v3: the cursor's target is stale
+    let r = sr.rewrap(10).await.unwrap();
+    assert_eq!(r.target_version, 3);
+    assert_eq!(r.remaining, 0, "{r:?}");
+    assert_eq!(r.rewrapped, 60);
+    let versions: Vec<u32> = mem
+        .snapshot()
+        .await
+        .iter()
+        .filter(|(k, _)| k.starts_with("s/"))
+        .map(|(k, v)| {
+            let rec = strongroom::SealedRecord::decode(k, v).unwrap();
+            strongroom::seal::header_key_version(&v[rec.sealed_offset..]).unwrap()
+        })
+        .collect();
+    assert_eq!(versions.len(), 60);
+    assert!(versions.iter().all(|v| *v == 3), "{versions:?}");
+    // retiring v1 and v2 now loses nothing
+    sr.set_min_decryption_version(3).await.unwrap();
+    for i in 0..60u64 {
+        sr.get_sealed(&format!("s/r/{i:03}"), &SealContext::new("r", i))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A record rewrap cannot open is counted as remaining: the report is not
+/// complete and the CLI exits non-zero.
+#[tokio::test]
+async fn rewrap_counts_unreadable_records_as_remaining() {
+    let mem = MemoryStorage::new();
+    let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
+        .await
+        .unwrap();
+    for i in 0..5u64 {
+        sr.put_sealed(&format!("s/r/{i}"), b"v", &SealContext::new("r", i))
+            .await
+            .unwrap();
+    }
+    let mut bad = mem.get("s/r/2").await.unwrap().unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    mem.put("s/r/2", &bad).await.unwrap();
+    sr.rotate().await.unwrap();
+    let r = sr.rewrap(100).await.unwrap();
+    assert_eq!(r.unreadable, vec!["s/r/2".to_owned()]);
+    assert_eq!((r.rewrapped, r.remaining), (4, 1));
+    assert!(!r.is_complete());
+}
+
+/// A process whose keyring is stale (another process rotated and retired
+/// the key it seals with) cannot store a value under the retired key: its
+/// write conflicts on the generation, reloads, re-seals and lands under the
+/// new primary.
+#[tokio::test]
+async fn a_stale_process_never_stores_under_a_retired_key() {
+    let mem = MemoryStorage::new();
+    let a = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
+        .await
+        .unwrap();
+    // b: a second "process" on the same storage, with no change notices
+    // (plain wrapper without watch) so its keyring really is stale
+    let b = Strongroom::unseal(
+        Arc::new(FaultyStorage::new(Arc::new(NoWatch(mem.clone())))),
+        &protector(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.keyring().unwrap().primary_version(), 1);
+    a.rotate().await.unwrap();
+    a.set_min_decryption_version(2).await.unwrap();
+    assert_eq!(a.keyring_generation().unwrap(), 2);
+    // b still believes v1 is primary
+    assert_eq!(b.keyring().unwrap().primary_version(), 1);
+    b.put_sealed("s/x/1", b"payload", &SealContext::new("x", 1))
+        .await
+        .unwrap();
+    assert_eq!(b.keyring().unwrap().primary_version(), 2);
+    let raw = mem.get("s/x/1").await.unwrap().unwrap();
+    let rec = strongroom::SealedRecord::decode("s/x/1", &raw).unwrap();
+    assert_eq!(
+        strongroom::seal::header_key_version(&raw[rec.sealed_offset..]).unwrap(),
+        2
+    );
+    // and v1 can be destroyed without losing it
+    a.destroy_key(1).await.unwrap();
+    let got = a
+        .get_sealed("s/x/1", &SealContext::new("x", 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expose_secret(), b"payload");
+    // the secrets store's writes go the same way
+    a.rotate().await.unwrap();
+    a.set_min_decryption_version(3).await.unwrap();
+    b.secrets().put("app/db", b"pw", None).await.unwrap();
+    // s/x/1 is still on v2 (destroying it would lose it): rewrap first
+    assert!(matches!(
+        a.destroy_key(2).await,
+        Err(Error::KeyInUse {
+            version: 2,
+            records: 1,
+            ..
+        })
+    ));
+    // rewrap refuses to open under a retired key, so bring v2 back first
+    a.set_min_decryption_version(2).await.unwrap();
+    assert!(a.rewrap(100).await.unwrap().is_complete());
+    a.set_min_decryption_version(3).await.unwrap();
+    a.destroy_key(2).await.unwrap();
+    assert_eq!(
+        a.secrets()
+            .get("app/db")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"pw"
+    );
+}
+
+/// A storage without change notices (a plain delegate).
+#[derive(Debug)]
+struct NoWatch(MemoryStorage);
+
+#[async_trait::async_trait]
+impl strongroom::storage::Storage for NoWatch {
+    fn backend(&self) -> &'static str {
+        "nowatch"
+    }
+    async fn get(&self, key: &str) -> strongroom::Result<Option<Vec<u8>>> {
+        self.0.get(key).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> strongroom::Result<Vec<(String, Vec<u8>)>> {
+        self.0.scan(prefix, start_after, limit).await
+    }
+    async fn batch(&self, ops: Vec<strongroom::storage::BatchOp>) -> strongroom::Result<()> {
+        self.0.batch(ops).await
     }
 }
 

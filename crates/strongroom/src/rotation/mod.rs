@@ -1084,7 +1084,7 @@ impl RotationEngine {
             BatchOp::put(self.state_key.clone(), bytes.clone()),
         ];
         ops.extend(extra);
-        match self.sr.storage().batch(ops).await {
+        match self.sr.commit(ops).await {
             Ok(()) => {
                 s.raw = Some(bytes);
                 Ok(())

@@ -1,0 +1,224 @@
+//! Multi-process test support: members are real OS processes (the binaries
+//! in `src/bin`) that open one store (a SQLite file or a PostgreSQL
+//! database) and are SIGKILLed at random points by the tests in `tests/`.
+//!
+//! A member reports through lines on its standard output; the harness reads
+//! them back ([`Member::lines`]) and decides from storage and those reports
+//! whether anything was lost.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strongroom::protector::SoftwareProtector;
+use strongroom::storage::DynStorage;
+use strongroom::{Options, Strongroom};
+use strongroom_sqlx::{PgStore, SqliteStore};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Where a member's store lives: `sqlite:<path>` or a `postgres://` URL.
+pub async fn open_storage(spec: &str) -> DynStorage {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        Arc::new(SqliteStore::open(path).await.expect("open sqlite store"))
+    } else {
+        Arc::new(
+            PgStore::connect(spec)
+                .await
+                .expect("connect postgres store"),
+        )
+    }
+}
+
+/// Opens (and on first use initialises) the store at `spec` with the
+/// software root key in `key_file`. Safe to race from several processes:
+/// the loser of the initialisation unseals what the winner wrote.
+pub async fn open_store(spec: &str, key_file: &Path) -> Strongroom {
+    let storage = open_storage(spec).await;
+    let protector = SoftwareProtector::from_key_file(key_file).expect("key file");
+    if Strongroom::is_initialized(&storage).await.unwrap() {
+        return Strongroom::unseal(storage, &protector, Options::default())
+            .await
+            .expect("unseal");
+    }
+    match Strongroom::init(storage.clone(), &protector, Options::default()).await {
+        Ok(sr) => sr,
+        Err(strongroom::Error::AlreadyInitialized) => {
+            Strongroom::unseal(storage, &protector, Options::default())
+                .await
+                .expect("unseal")
+        }
+        Err(e) => panic!("init: {e}"),
+    }
+}
+
+/// A fresh directory with a software root key file, for one scenario.
+pub struct Scenario {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        SoftwareProtector::generate_key_file(dir.path().join("root.key")).expect("key file");
+        Self { dir }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("root.key")
+    }
+
+    /// A SQLite store spec inside this scenario's directory.
+    pub fn sqlite_spec(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("store.db").display())
+    }
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A fresh PostgreSQL database on the shared private test cluster.
+pub async fn postgres_spec(label: &str) -> String {
+    let pg = strongroom_testpg::TestPostgres::shared().expect("test postgres");
+    pg.fresh_database(label).await.expect("fresh database")
+}
+
+/// The path of one of this crate's member binaries (built by cargo for the
+/// integration tests).
+pub fn member_bin(name: &str) -> PathBuf {
+    // Integration tests run from target/<profile>/deps; binaries sit one up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(name)
+}
+
+/// One member process and the lines it printed.
+pub struct Member {
+    pub name: String,
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    collected: Vec<String>,
+}
+
+impl Member {
+    /// Starts binary `bin` with `args`; stdout lines are collected, stderr
+    /// is passed through (so a member's panic shows in the test output).
+    pub fn spawn(name: impl Into<String>, bin: &str, args: &[String]) -> Self {
+        let mut child = Command::new(member_bin(bin))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            name: name.into(),
+            child,
+            lines: rx,
+            collected: Vec::new(),
+        }
+    }
+
+    /// SIGKILL: no destructors, no flush, like a power cut for this process.
+    pub async fn kill9(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Waits for the process to exit; returns whether it exited with 0.
+    pub async fn wait(&mut self) -> bool {
+        self.child
+            .wait()
+            .await
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Waits at most `limit`; `None` if still running.
+    pub async fn wait_timeout(&mut self, limit: Duration) -> Option<bool> {
+        tokio::time::timeout(limit, self.wait()).await.ok()
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Every line printed so far (after a kill or exit: every line).
+    pub async fn lines(&mut self) -> &[String] {
+        while let Ok(l) = self.lines.try_recv() {
+            self.collected.push(l);
+        }
+        &self.collected
+    }
+
+    /// Waits until a line starting with `prefix` is printed; returns it.
+    pub async fn wait_for_line(&mut self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        if let Some(l) = self.collected.iter().find(|l| l.starts_with(prefix)) {
+            return Some(l.clone());
+        }
+        loop {
+            let l = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .ok()??;
+            self.collected.push(l.clone());
+            if l.starts_with(prefix) {
+                return Some(l);
+            }
+        }
+    }
+}
+
+/// A small deterministic PRNG for kill schedules (seeded, printed by tests
+/// so a failing schedule can be replayed).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Self {
+        let seed = std::env::var("CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let mut b = [0u8; 8];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+                u64::from_le_bytes(b)
+            });
+        eprintln!("chaos seed: CHAOS_SEED={seed}");
+        Self(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi` milliseconds.
+    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next_u64() % (hi - lo).max(1))
+    }
+}

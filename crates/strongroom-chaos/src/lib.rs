@@ -38,6 +38,22 @@ pub async fn open_storage(spec: &str) -> DynStorage {
     }
 }
 
+/// Unseals the store at `spec` with the first of `key_files` (software root
+/// keys) that opens it: a member restarted after a root-key rotation is
+/// given the old and the new key file.
+pub async fn unseal_any(spec: &str, key_files: &[PathBuf]) -> Strongroom {
+    let storage = open_storage(spec).await;
+    let mut last = Vec::new();
+    for k in key_files {
+        let protector = SoftwareProtector::from_key_file(k).expect("key file");
+        match Strongroom::unseal(storage.clone(), &protector, Options::default()).await {
+            Ok(sr) => return sr,
+            Err(e) => last.push(format!("{}: {e}", k.display())),
+        }
+    }
+    panic!("no key file opens the store: {last:?}")
+}
+
 /// Opens (and on first use initialises) the store at `spec` with the
 /// software root key in `key_file`. Safe to race from several processes:
 /// the loser of the initialisation unseals what the winner wrote.
@@ -88,10 +104,22 @@ impl Default for Scenario {
     }
 }
 
-/// A fresh PostgreSQL database on the shared private test cluster.
-pub async fn postgres_spec(label: &str) -> String {
-    let pg = strongroom_testpg::TestPostgres::shared().expect("test postgres");
-    pg.fresh_database(label).await.expect("fresh database")
+/// A fresh PostgreSQL database on the private test cluster, and the handle
+/// that keeps the cluster running: hold it for as long as members use the
+/// database (the cluster stops when the last handle drops).
+pub struct PgDatabase {
+    /// The superuser URL of the database (a store spec for members).
+    pub url: String,
+    /// The cluster.
+    pub cluster: Arc<strongroom_testpg::TestPostgres>,
+}
+
+/// A fresh PostgreSQL database on the shared private test cluster (started
+/// from the machine's `initdb` on first use).
+pub async fn postgres_db(label: &str) -> PgDatabase {
+    let cluster = strongroom_testpg::TestPostgres::shared().expect("test postgres");
+    let url = cluster.fresh_database(label).await.expect("fresh database");
+    PgDatabase { url, cluster }
 }
 
 /// The path of one of this crate's member binaries (built by cargo for the
@@ -141,9 +169,20 @@ impl Member {
     }
 
     /// SIGKILL: no destructors, no flush, like a power cut for this process.
+    /// Returns once everything the process printed has been collected.
     pub async fn kill9(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+        self.drain().await;
+    }
+
+    /// After exit: collects the last lines still in the pipe.
+    async fn drain(&mut self) {
+        while let Ok(Some(l)) =
+            tokio::time::timeout(Duration::from_secs(5), self.lines.recv()).await
+        {
+            self.collected.push(l);
+        }
     }
 
     /// Waits for the process to exit; returns whether it exited with 0.

@@ -605,3 +605,35 @@ fn pkcs11_protector_on_softhsm() {
     args[i] = "no-such-token".into();
     fails(&run(args, b""), 7);
 }
+
+/// A rewrap that leaves anything on an older key version says how much and
+/// exits 13, so a script never retires a version that still protects data.
+#[test]
+fn rewrap_exits_13_while_records_remain_on_older_versions() {
+    let env = Env::new();
+    env.init();
+    ok(&env.store(&["put", "app/a"], b"value-a"));
+    ok(&env.store(&["put", "app/b"], b"value-b"));
+    ok(&env.store(&["rotate"], b""));
+    // tamper with one stored record so it cannot be re-sealed
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use strongroom::storage::Storage as _;
+        let sqlite = strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap();
+        let key = sqlite.list("s/kv/app/b").await.unwrap().remove(0);
+        let mut raw = sqlite.get(&key).await.unwrap().unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        sqlite.put(&key, &raw).await.unwrap();
+        sqlite.close().await;
+    });
+    let out = fails(&env.store(&["rewrap"], b""), 13);
+    assert!(out.contains("1 record(s) on older key versions"), "{out}");
+    let out = env.store(&["rewrap"], b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 record(s) remain"), "{stdout}");
+    assert!(stdout.contains("unreadable: s/kv/app/b@"), "{stdout}");
+}

@@ -34,6 +34,7 @@ pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, Stor
 pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
-    KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD, RewrapReport,
-    SEALED_PREFIX, SealedRecord, Strongroom, WrappedRootKey,
+    KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD,
+    ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD, RewrapReport, SEALED_PREFIX, SealedRecord, Strongroom,
+    WrappedRootKey,
 };

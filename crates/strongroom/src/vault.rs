@@ -2,9 +2,11 @@
 
 mod coherence;
 mod rewrap;
+mod root;
 
 pub use coherence::KEYRING_GENERATION;
 pub use rewrap::RewrapReport;
+pub use root::{ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD};
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -370,9 +372,8 @@ impl Strongroom {
     /// from; otherwise the scan runs again.
     pub async fn destroy_key(&self, version: u32) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
-        let root = self.root()?;
         for _ in 0..KEYRING_ATTEMPTS {
-            let mut loaded = load_keyring(&self.inner.storage, &root).await?;
+            let (root, mut loaded) = self.load_current().await?;
             // refuse at once what the lifecycle refuses (not retired, unknown)
             loaded.keyring.destroy(version)?;
             let mut in_use = 0u64;
@@ -408,8 +409,7 @@ impl Strongroom {
     /// Re-reads the keyring from storage (another process may have rotated).
     pub async fn reload(&self) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
-        let root = self.root()?;
-        let fresh = load_keyring(&self.inner.storage, &root).await?.keyring;
+        let fresh = self.load_current().await?.1.keyring;
         self.install(fresh);
         Ok(())
     }
@@ -419,18 +419,20 @@ impl Strongroom {
     /// token key version) or another one (moving from a key file to an HSM).
     /// The keyring is re-sealed under the new root key and both records are
     /// written in one atomic batch, so a crash leaves either the old or the
-    /// new root in force, never a mix. Afterwards the old protector's key is
-    /// no longer needed. Values sealed by the keyring are untouched.
+    /// new root in force, never a mix. Values sealed by the keyring are
+    /// untouched.
+    ///
+    /// Other processes sharing the store follow the rotation through a
+    /// hand-over record that expires after [`ROOT_UPGRADE_GRACE`] (see
+    /// `FORMAT.md`); retire the old protector's key only after that.
     pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
-        let old_root = self.root()?;
         let storage = &self.inner.storage;
+        let (old_root, loaded) = self.load_current().await?;
         let old_record = storage
             .get(ROOT_KEY_RECORD)
             .await?
             .ok_or(Error::NotInitialized)?;
-        let loaded = load_keyring(storage, &old_root).await?;
-        let (keyring, raw) = (loaded.keyring, loaded.raw);
         let new_raw = SecretBytes::random(seal::KEY_LEN)?;
         let wrapped = protector.wrap(&new_raw).await?;
         // Prove the protector can unwrap what it wrapped before relying on it.
@@ -441,23 +443,35 @@ impl Strongroom {
                 "the new protector did not return the root key it wrapped",
             ));
         }
+        let handover = self.root_upgrade_ops(&old_root, &new_raw)?;
         let new_root = DataKey::new(Algorithm::Aes256Gcm, new_raw)?;
-        let sealed = new_root.seal(0, &keyring.encode()?, &root_context())?;
-        storage
-            .batch(vec![
-                BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
-                BatchOp::expect(KEYRING_RECORD, Some(raw)),
-                BatchOp::put(
-                    ROOT_KEY_RECORD,
-                    encode_root_record(protector.kind(), &wrapped)?,
-                ),
-                BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
-            ])
-            .await?;
+        let sealed = new_root.seal(0, &loaded.keyring.encode()?, &root_context())?;
+        let next_generation =
+            loaded.keyring.generation.checked_add(1).ok_or_else(|| {
+                Error::corrupt(KEYRING_GENERATION, "keyring generation exhausted")
+            })?;
+        let mut ops = vec![
+            BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
+            BatchOp::expect(KEYRING_RECORD, Some(loaded.raw)),
+            BatchOp::expect(KEYRING_GENERATION, loaded.generation_raw),
+            BatchOp::put(
+                ROOT_KEY_RECORD,
+                encode_root_record(protector.kind(), &wrapped)?,
+            ),
+            BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
+            // every live process hears of it and follows (see vault/root.rs)
+            BatchOp::put(
+                KEYRING_GENERATION,
+                coherence::encode_generation(next_generation),
+            ),
+        ];
+        ops.extend(handover);
+        storage.batch(ops).await?;
         if let Ok(mut slot) = self.inner.root.write() {
             *slot = Some(Arc::new(new_root));
         }
-        Ok(())
+        drop(_guard);
+        self.reload().await
     }
 
     fn key_info(&self, version: u32) -> Result<KeyInfo> {
@@ -521,10 +535,9 @@ impl Strongroom {
         if skip(&*self.keyring()?) {
             return Ok(None);
         }
-        let root = self.root()?;
         let opts = self.inner.options.keyring;
         for _ in 0..KEYRING_ATTEMPTS {
-            let mut loaded = load_keyring(&self.inner.storage, &root).await?;
+            let (root, mut loaded) = self.load_current().await?;
             let before = loaded.keyring.sealing_state();
             let (out, new_primary) = f(&mut loaded.keyring)?;
             let reservation = match new_primary {

@@ -676,3 +676,73 @@ async fn root_key_rotation_moves_to_another_protector() {
     again.reload().await.unwrap();
     assert_eq!(again.keyring().unwrap().primary_version(), 2);
 }
+
+/// A process still holding the old root key follows a root-key rotation
+/// made by another process (through the hand-over record) while it is
+/// within the grace period, and fails closed with a typed error after it.
+#[tokio::test]
+async fn other_processes_follow_a_root_key_rotation_within_the_grace_period() {
+    let mem = MemoryStorage::new();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let opts = |block: u64| Options {
+        keyring: KeyringOptions {
+            reservation_block: block,
+            ..KeyringOptions::default()
+        },
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let a = Strongroom::init(Arc::new(mem.clone()), &protector(), opts(4))
+        .await
+        .unwrap();
+    let stale = |block| {
+        let mem = mem.clone();
+        let o = opts(block);
+        async move {
+            Strongroom::unseal(Arc::new(NoWatch(mem)), &protector(), o)
+                .await
+                .unwrap()
+        }
+    };
+    let b = stale(4).await;
+    let c = stale(4).await;
+    let new = SoftwareProtector::from_key(SecretBytes::new(vec![77; 32])).unwrap();
+    a.rotate_root_key(&new).await.unwrap();
+    assert!(
+        mem.get(strongroom::ROOT_UPGRADE_RECORD)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // b writes well past its reserved block (4): each new reservation needs
+    // the keyring, now sealed under a root b never saw
+    for i in 0..20u64 {
+        b.put_sealed(&format!("s/b/{i}"), b"v", &SealContext::new("b", i))
+            .await
+            .unwrap();
+    }
+    b.rotate().await.unwrap();
+    a.reload().await.unwrap();
+    assert_eq!(a.keyring().unwrap().primary_version(), 2);
+    for i in 0..20u64 {
+        a.get_sealed(&format!("s/b/{i}"), &SealContext::new("b", i))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // c was paused past the grace period: the hand-over is refused (and
+    // swept); c fails closed and nothing it holds is written
+    clock.advance(strongroom::ROOT_UPGRADE_GRACE + std::time::Duration::from_secs(1));
+    assert!(matches!(c.reload().await, Err(Error::UnsealFailed)));
+    assert!(
+        mem.get(strongroom::ROOT_UPGRADE_RECORD)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // unsealing again with the new protector is the way back
+    let c = Strongroom::unseal(Arc::new(mem.clone()), &new, opts(4))
+        .await
+        .unwrap();
+    assert_eq!(c.keyring().unwrap().primary_version(), 2);
+}

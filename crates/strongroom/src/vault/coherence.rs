@@ -202,10 +202,15 @@ pub(super) fn spawn_refresher(sr: &Strongroom) {
             if sr.is_sealed() {
                 return;
             }
-            if event.touches(KEYRING_RECORD) {
-                if let Err(e) = sr.refresh_if_changed().await {
-                    tracing::debug!(error = %e, "keyring refresh failed; the next write will retry");
-                }
+            if event.touches(KEYRING_RECORD)
+                && let Err(e) = sr.refresh_if_changed().await
+            {
+                tracing::debug!(error = %e, "keyring refresh failed; the next write will retry");
+            }
+            if event == crate::changes::StorageEvent::Unknown
+                && let Err(e) = sr.sweep_root_upgrade().await
+            {
+                tracing::debug!(error = %e, "could not remove an expired root-key hand-over");
             }
         }
     });

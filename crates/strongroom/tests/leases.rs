@@ -857,10 +857,20 @@ async fn a_failed_write_leaves_no_half_written_lease() {
     assert_eq!(inner.snapshot().await, before);
     assert_eq!(manager.lookup(lease.id()).await.unwrap(), lease);
 
-    // The engine revokes but recording it fails: the lease is still whole
-    // and a later revocation (idempotent engine) completes it.
+    // The claim cannot be written: the engine is not called and nothing
+    // changes.
     assert!(manager.revoke(lease.id()).await.is_err());
     assert_eq!(inner.snapshot().await, before);
+    assert!(revoker.revoked_ids().is_empty());
+
+    // The claim is written and the engine revokes, but recording that
+    // fails: the lease stays, claimed, and a later revocation (idempotent
+    // engine) completes it.
+    faulty.fail_from_write(2);
+    assert!(manager.revoke(lease.id()).await.is_err());
+    let claimed = manager.lookup(lease.id()).await.unwrap();
+    assert_eq!(claimed.claim().unwrap().owner(), manager.member_id());
+    assert!(matches!(claimed.state(), LeaseState::Revoking { .. }));
     faulty.heal();
     manager.revoke(lease.id()).await.unwrap();
     assert!(inner.snapshot().await.is_empty());
@@ -1108,4 +1118,412 @@ async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
     assert_eq!(revoked.len(), n as usize, "each lease revoked exactly once");
     assert_eq!(revoked.iter().collect::<HashSet<_>>().len(), n as usize);
     assert!(lease_keys(&f.storage).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Several managers over one store: exactly-once expiry, claims that pass to
+// the others when a member dies, and a restarted member taking its own
+// claims back. A "dead" member is one whose task was aborted in the middle
+// of a revocation (its revoker never returns); time moves only through the
+// ManualClock.
+// ---------------------------------------------------------------------------
+
+/// The revoker of one member: completed revocations go to a log shared by
+/// all members. From call `hang_from` on (1-based), a call announces itself
+/// and waits on `gate` (forever unless opened).
+#[derive(Debug, Default)]
+struct MemberRevoker {
+    log: Arc<Mutex<Vec<LeaseId>>>,
+    calls: std::sync::atomic::AtomicUsize,
+    hang_from: Option<usize>,
+    started: Mutex<Vec<LeaseId>>,
+    entered: tokio::sync::Notify,
+    gate: tokio::sync::Notify,
+}
+
+impl MemberRevoker {
+    fn new(log: &Arc<Mutex<Vec<LeaseId>>>, hang_from: Option<usize>) -> Arc<Self> {
+        Arc::new(Self {
+            log: log.clone(),
+            hang_from,
+            ..Self::default()
+        })
+    }
+    fn completed_calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    async fn wait_entered(&self) {
+        tokio::time::timeout(Duration::from_secs(20), self.entered.notified())
+            .await
+            .expect("the revoker was entered");
+    }
+}
+
+#[async_trait]
+impl Revoker for MemberRevoker {
+    async fn revoke(&self, lease: &Lease) -> strongroom::Result<()> {
+        let n = self.started.lock().unwrap().len() + 1;
+        self.started.lock().unwrap().push(lease.id());
+        if self.hang_from.is_some_and(|h| n >= h) {
+            self.entered.notify_one();
+            self.gate.notified().await;
+        }
+        // Let the other members interleave.
+        tokio::task::yield_now().await;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push(lease.id());
+        Ok(())
+    }
+}
+
+/// Moves the clock by `by` (more than a third of the 30 s claim, less than
+/// all of it) and waits (without sleeping) until the live holder of `id`
+/// has renewed its claim, as it would in real time.
+async fn advance_while_held(clock: &ManualClock, m: &LeaseManager, id: LeaseId, by: Duration) {
+    clock.advance(by);
+    let want = clock.now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let claim = m.lookup(id).await.unwrap().claim().cloned().unwrap();
+        if claim.until() == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "claim not renewed");
+        tokio::task::yield_now().await;
+    }
+}
+
+fn member_config(member: &str) -> LeaseConfig {
+    let mut c = config();
+    c.expiring_soon_fraction = None;
+    c.member_id = Some(member.to_owned());
+    c
+}
+
+fn member(
+    storage: &DynStorage,
+    clock: &Arc<ManualClock>,
+    config: LeaseConfig,
+    revoker: Arc<MemberRevoker>,
+) -> Arc<LeaseManager> {
+    let m = Arc::new(LeaseManager::new(storage.clone(), clock.clone(), config).unwrap());
+    m.register_revoker("test", revoker);
+    m
+}
+
+/// Every id in `log` once, and exactly the ids in `issued`.
+fn assert_each_revoked_once(log: &Mutex<Vec<LeaseId>>, issued: &[LeaseId]) {
+    let log = log.lock().unwrap();
+    let distinct: HashSet<_> = log.iter().collect();
+    assert_eq!(
+        log.len(),
+        distinct.len(),
+        "{} revocations ran twice",
+        log.len() - distinct.len()
+    );
+    assert_eq!(distinct, issued.iter().collect::<HashSet<_>>());
+}
+
+async fn issue_many(m: &LeaseManager, n: usize, ttl: Duration) -> Vec<LeaseId> {
+    let requests = (0..n)
+        .map(|i| {
+            strongroom::lease::LeaseRequest::new(format!("db/creds/r{}", i % 5), "test", ttl, ttl)
+        })
+        .collect();
+    m.issue_batch(requests)
+        .await
+        .unwrap()
+        .iter()
+        .map(Lease::id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_managers_share_expiry_and_revoke_each_lease_exactly_once() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let mut managers = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..4 {
+        let mut c = member_config(&format!("m{i}"));
+        // Half-way events too: each must be sent by one manager only.
+        c.expiring_soon_fraction = Some(0.5);
+        // This test is about managers that stay alive: claims outlast any
+        // starvation of a task while the test moves the clock.
+        c.claim_ttl = 600 * MIN;
+        c.rescan_interval = Duration::from_secs(5);
+        c.event_capacity = 10_000;
+        let m = member(&storage, &clock, c, MemberRevoker::new(&log, None));
+        receivers.push(m.subscribe());
+        managers.push(m);
+    }
+    // Issue concurrently from every manager (one at a time and in batches),
+    // so index segments and counts are contended.
+    let mut issuers = Vec::new();
+    for (i, m) in managers.iter().enumerate() {
+        let m = m.clone();
+        issuers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for round in 0..10u32 {
+                let ttl = Duration::from_secs(u64::from(10 + (round * 7 + i as u32) % 90));
+                ids.extend(issue_many(&m, 40, ttl).await);
+                let l = m
+                    .issue("db/creds/one", "test", ttl, ttl, true, Vec::new())
+                    .await
+                    .unwrap();
+                ids.push(l.id());
+            }
+            ids
+        }));
+    }
+    let mut issued = Vec::new();
+    for h in issuers {
+        issued.extend(h.await.unwrap());
+    }
+    assert_eq!(issued.len(), 4 * 410);
+    let tasks: Vec<_> = managers.iter().map(|m| m.clone().spawn()).collect();
+    // Move the clock through every expiry while the background tasks and
+    // direct calls race each other.
+    for step in 0..120 {
+        clock.advance(Duration::from_secs(1));
+        let m = managers[step % 4].clone();
+        let direct = tokio::spawn(async move { m.run_due().await.unwrap() });
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        direct.await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !storage.list("lease/").await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "leases left");
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(tasks);
+    assert_each_revoked_once(&log, &issued);
+    assert!(lease_keys(&storage).await.is_empty());
+    // Each event was sent by one manager, once per lease.
+    let mut soon = Vec::new();
+    let mut revoked = Vec::new();
+    for rx in &mut receivers {
+        for e in drain(rx) {
+            match e {
+                LeaseEvent::ExpiringSoon { id, .. } => soon.push(id),
+                LeaseEvent::Revoked { id, .. } => revoked.push(id),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        soon.len(),
+        issued.len(),
+        "one expiring-soon event per lease"
+    );
+    assert_eq!(soon.iter().collect::<HashSet<_>>().len(), issued.len());
+    assert_eq!(revoked.len(), issued.len(), "one revoked event per lease");
+    // The work was shared.
+    let fresh = LeaseManager::new(storage.clone(), clock.clone(), config()).unwrap();
+    assert_eq!(fresh.restore().await.unwrap().live_leases, 0);
+}
+
+/// A member hangs in its tenth revocation and dies (its task is aborted):
+/// the other member leaves its claims alone while they last, then takes them
+/// over: it only cleans up the nine the dead member had revoked, and revokes
+/// the rest, including the one that was in flight.
+#[tokio::test]
+async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(10));
+    let rb = MemberRevoker::new(&log, None);
+    let a = member(&storage, &clock, member_config("a"), ra.clone());
+    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    // b started before the leases existed: it learns of them by rescanning.
+    b.restore().await.unwrap();
+    let issued = issue_many(&a, 50, MIN).await;
+    clock.advance(MIN);
+
+    let a2 = a.clone();
+    let dying = tokio::spawn(async move { a2.run_due().await });
+    ra.wait_entered().await;
+    dying.abort();
+    assert!(dying.await.unwrap_err().is_cancelled());
+    drop(a);
+    assert_eq!(ra.completed_calls(), 9);
+    let in_flight = *ra.started.lock().unwrap().last().unwrap();
+
+    // The dead member's claims are still live: b does nothing.
+    let report = b.run_due().await.unwrap();
+    assert_eq!(report.revoked, 0, "{report:?}");
+    assert_eq!(rb.completed_calls(), 0);
+    let mut marked = 0;
+    for id in &issued {
+        let lease = b.lookup(*id).await.unwrap();
+        let claim = lease.claim().expect("claimed by a");
+        assert_eq!(claim.owner(), "a");
+        if claim.revoked() {
+            marked += 1;
+        }
+    }
+    assert_eq!(marked, 9, "the revocations a finished are recorded");
+    assert!(
+        !b.lookup(in_flight)
+            .await
+            .unwrap()
+            .claim()
+            .unwrap()
+            .revoked()
+    );
+    // A renewal cannot revive a lease being revoked.
+    assert!(matches!(
+        lease_err(b.renew(in_flight, MIN).await.unwrap_err()),
+        LeaseError::Expired { .. }
+    ));
+
+    // Once the claims lapse, b takes everything over.
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    clock.advance(Duration::from_secs(1));
+    let report = b.run_due().await.unwrap();
+    assert_eq!(report.revoked, 50, "{report:?}");
+    assert_eq!(
+        rb.completed_calls(),
+        41,
+        "the nine a revoked are not revoked again"
+    );
+    assert_each_revoked_once(&log, &issued);
+    assert!(lease_keys(&storage).await.is_empty());
+    assert_eq!(b.stats().live_leases, 0);
+}
+
+/// A member started again with the same member id takes its own claims
+/// back at once, while another member keeps away from them.
+#[tokio::test]
+async fn a_restarted_member_takes_its_own_claims_back_at_once() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(5));
+    let a = member(&storage, &clock, member_config("node-a"), ra.clone());
+    let issued = issue_many(&a, 30, MIN).await;
+    clock.advance(MIN);
+    let a2 = a.clone();
+    let dying = tokio::spawn(async move { a2.run_due().await });
+    ra.wait_entered().await;
+    dying.abort();
+    let _ = dying.await;
+    drop(a);
+    assert_eq!(ra.completed_calls(), 4);
+
+    let rb = MemberRevoker::new(&log, None);
+    let b = member(&storage, &clock, member_config("node-b"), rb.clone());
+    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+
+    // Same id, same clock: no waiting for the claims to lapse.
+    let again = MemberRevoker::new(&log, None);
+    let restarted = member(&storage, &clock, member_config("node-a"), again.clone());
+    assert_eq!(restarted.member_id(), "node-a");
+    let report = restarted.run_due().await.unwrap();
+    assert_eq!(report.revoked, 30, "{report:?}");
+    assert_eq!(again.completed_calls(), 26);
+    assert_each_revoked_once(&log, &issued);
+    assert!(lease_keys(&storage).await.is_empty());
+}
+
+/// A revoker that runs longer than the claim lasts keeps its claim: the
+/// holder renews it while the call runs, so no other member steps in.
+#[tokio::test]
+async fn a_long_revocation_keeps_its_claim_while_its_member_lives() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(1));
+    let rb = MemberRevoker::new(&log, None);
+    let a = member(&storage, &clock, member_config("a"), ra.clone());
+    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let lease = a
+        .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
+        .await
+        .unwrap();
+    clock.advance(MIN);
+    let a2 = a.clone();
+    let working = tokio::spawn(async move { a2.run_due().await });
+    ra.wait_entered().await;
+    for _ in 0..6 {
+        advance_while_held(&clock, &a, lease.id(), Duration::from_secs(11)).await;
+        assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    }
+    // A manual revoke elsewhere waits for the holder and reports the
+    // revocation it made; the revoker runs once.
+    let b2 = b.clone();
+    let id = lease.id();
+    let manual = tokio::spawn(async move { b2.revoke(id).await });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!manual.is_finished());
+    ra.gate.notify_one();
+    assert_eq!(working.await.unwrap().unwrap().revoked, 1);
+    let revoked = manual.await.unwrap().unwrap();
+    assert_eq!(revoked.state(), &LeaseState::Revoked);
+    assert_eq!(rb.completed_calls(), 0);
+    assert_each_revoked_once(&log, &[lease.id()]);
+}
+
+/// A revocation on request claims the lease first, so expiry processing in
+/// another manager at the same moment leaves it alone (and a renewal is
+/// refused); if the requesting member dies mid-way, the lease is revoked by
+/// the others once the claim lapses.
+#[tokio::test]
+async fn a_manual_revoke_racing_expiry_runs_the_revoker_once() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(1));
+    let rb = MemberRevoker::new(&log, None);
+    let a = member(&storage, &clock, member_config("a"), ra.clone());
+    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let first = a
+        .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
+        .await
+        .unwrap();
+    let second = a
+        .issue("db/creds/y", "test", 10 * MIN, 10 * MIN, true, Vec::new())
+        .await
+        .unwrap();
+    let a2 = a.clone();
+    let id = first.id();
+    let manual = tokio::spawn(async move { a2.revoke(id).await });
+    ra.wait_entered().await;
+    for _ in 0..6 {
+        advance_while_held(&clock, &a, first.id(), Duration::from_secs(10)).await;
+    }
+    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    assert!(matches!(
+        lease_err(b.renew(first.id(), MIN).await.unwrap_err()),
+        LeaseError::NotActive {
+            state: LeaseState::Revoking { .. },
+            ..
+        }
+    ));
+    ra.gate.notify_one();
+    assert_eq!(manual.await.unwrap().unwrap().state(), &LeaseState::Revoked);
+    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    assert_each_revoked_once(&log, &[first.id()]);
+
+    // The requester dies holding its claim on the second lease.
+    let a2 = a.clone();
+    let id = second.id();
+    let dying = tokio::spawn(async move { a2.revoke(id).await });
+    ra.wait_entered().await;
+    dying.abort();
+    let _ = dying.await;
+    drop(a);
+    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(b.run_due().await.unwrap().revoked, 1);
+    assert_each_revoked_once(&log, &[first.id(), second.id()]);
+    assert!(lease_keys(&storage).await.is_empty());
 }

@@ -15,7 +15,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `lease/<id>` | the lease record (a version byte, then postcard) |
+//! | `lease/<id>` | the lease record (a version byte, then postcard; with the claim of the manager revoking it, if any) |
 //! | `lease-due/<time bucket, 16 hex>/<shard, 2 hex>` | the expiry index: packed `(due time, id)` entries of one ~65 s bucket and shard |
 //! | `lease-path/<path>/<id>` | empty: the path index, for prefix revocation and listing |
 //! | `lease-count/<path>` | live leases under that exact path (u64, big-endian) |
@@ -29,7 +29,26 @@
 //! restore, in atomic batches that can be re-run after a crash.) Memory holds 24 bytes per due-soon lease in
 //! an [`ExpiryIndex`]; full lease records are read from storage when needed.
 //!
-//! One manager should own a given storage at a time.
+//! # Several managers, one store
+//!
+//! Any number of managers, in one process or many, may share a storage
+//! (the replicas of a service on one PostgreSQL database, a service and the
+//! operator's CLI on one SQLite file). They share the expiry work: a due
+//! lease is claimed in one compare-and-set on its record before its revoker
+//! runs, the claim names the manager ([`LeaseConfig::member_id`]) and lapses
+//! after [`LeaseConfig::claim_ttl`] unless renewed, which the holder does
+//! while the revoker runs. Without crashes every lease is revoked once. A
+//! member that dies loses its claims to the others when they lapse, or at
+//! once to a manager started again with its member id; only a revocation
+//! that was under way at the crash runs again (revokers are idempotent).
+//! Revocation on request, renewal and expiry check the record they read is
+//! unchanged when they write, so they never act on the same lease version
+//! twice. Index segments and counts, which every manager edits, are written
+//! with the same check and retried when another manager was first. Managers
+//! learn of leases others issued by reading the index again every
+//! [`LeaseConfig::rescan_interval`]. Quotas are checked against the counts a
+//! manager has seen (exact for one manager; with several, as of each one's
+//! last change under a path).
 //!
 //! # Example
 //!
@@ -64,7 +83,10 @@
 //! # }).unwrap();
 //! ```
 
+mod claim;
+mod commit;
 mod index;
+mod record;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -79,13 +101,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OnceCell, broadcast};
 
+use commit::{Committed, LeaseWrite, Stored};
+
 pub use index::ExpiryIndex;
 
 use crate::clock::{Clock, Timestamp};
 use crate::storage::{BatchOp, DynStorage};
 use crate::{Error, PathError, Result};
 
-const RECORD_VERSION: u8 = 1;
 const REC_PREFIX: &str = "lease/";
 /// The index layout before packed segments (converted on restore).
 const LEGACY_EXP_PREFIX: &str = "lease-exp/";
@@ -356,6 +379,38 @@ pub struct Lease {
     renewable: bool,
     state: LeaseState,
     revocation_data: Vec<u8>,
+    claim: Option<LeaseClaim>,
+}
+
+/// A manager's hold on a lease while it revokes it: which member, until
+/// when (by that member's clock), and whether the engine has already
+/// confirmed the revocation (only the clean-up of the records is left).
+///
+/// Managers sharing a store claim a due lease in one compare-and-set before
+/// calling its revoker, so only one of them calls it. A member that dies
+/// holding a claim loses it to the others once `until` has passed; a
+/// manager started again with the same member id takes its own claims back
+/// at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseClaim {
+    owner: String,
+    until: Timestamp,
+    revoked: bool,
+}
+
+impl LeaseClaim {
+    /// The member id of the manager holding the claim.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+    /// When the claim lapses unless its holder renews it.
+    pub fn until(&self) -> Timestamp {
+        self.until
+    }
+    /// Whether the engine confirmed the revocation (clean-up is pending).
+    pub fn revoked(&self) -> bool {
+        self.revoked
+    }
 }
 
 impl fmt::Debug for Lease {
@@ -372,6 +427,7 @@ impl fmt::Debug for Lease {
             .field("expires_at", &self.expires_at)
             .field("renewable", &self.renewable)
             .field("state", &self.state)
+            .field("claim", &self.claim)
             .field(
                 "revocation_data",
                 &format_args!("[{} bytes]", self.revocation_data.len()),
@@ -442,121 +498,91 @@ impl Lease {
         }
     }
 
-    /// Encodes the stored record: a version byte, then postcard.
-    pub fn to_record_bytes(&self) -> Result<Vec<u8>> {
-        let rec = RecordV1 {
-            id: self.id.0,
-            path: &self.path,
-            engine: &self.engine,
-            issued_at: self.issued_at,
-            ttl_ms: millis(self.ttl),
-            max_ttl_ms: millis(self.max_ttl),
-            expires_at: self.expires_at,
-            expiring_soon_at: self.expiring_soon_at,
-            warned: self.warned,
-            renewable: self.renewable,
-            state: self.state.clone(),
-            revocation_data: &self.revocation_data,
-        };
-        postcard::to_extend(&rec, vec![RECORD_VERSION])
-            .map_err(|e| Error::InvalidArgument(format!("lease record does not encode: {e}")))
-    }
-
-    /// Decodes a stored record written by [`Lease::to_record_bytes`].
-    pub fn from_record_bytes(bytes: &[u8]) -> Result<Self> {
-        let key = "lease record";
-        let (version, body) = bytes
-            .split_first()
-            .ok_or_else(|| Error::corrupt(key, "empty record"))?;
-        if *version != RECORD_VERSION {
-            return Err(Error::corrupt(
-                key,
-                format!("unknown lease record version {version}"),
-            ));
+    /// Failed revocation attempts so far.
+    fn failed_attempts(&self) -> u32 {
+        match self.state {
+            LeaseState::Revoking { attempts, .. } | LeaseState::Irrevocable { attempts } => {
+                attempts
+            }
+            _ => 0,
         }
-        let rec: RecordV1Owned = postcard::from_bytes(body)
-            .map_err(|e| Error::corrupt(key, format!("lease record does not decode: {e}")))?;
-        Ok(Self {
-            id: LeaseId(rec.id),
-            path: rec.path,
-            engine: rec.engine,
-            issued_at: rec.issued_at,
-            ttl: Duration::from_millis(rec.ttl_ms),
-            max_ttl: Duration::from_millis(rec.max_ttl_ms),
-            expires_at: rec.expires_at,
-            expiring_soon_at: rec.expiring_soon_at,
-            warned: rec.warned,
-            renewable: rec.renewable,
-            state: rec.state,
-            revocation_data: rec.revocation_data,
-        })
+    }
+
+    /// Who is revoking this lease right now, if a manager has claimed it.
+    pub fn claim(&self) -> Option<&LeaseClaim> {
+        self.claim.as_ref()
+    }
+
+    /// Encodes the stored record: a version byte, then postcard (see
+    /// `docs/FORMAT.md`, "Lease records").
+    pub fn to_record_bytes(&self) -> Result<Vec<u8>> {
+        record::encode(self)
+    }
+
+    /// Decodes a stored record written by [`Lease::to_record_bytes`] (this
+    /// version or the one before).
+    pub fn from_record_bytes(bytes: &[u8]) -> Result<Self> {
+        record::decode(bytes)
     }
 }
 
-#[derive(Serialize)]
-struct RecordV1<'a> {
-    id: u128,
-    path: &'a str,
-    engine: &'a str,
-    issued_at: Timestamp,
-    ttl_ms: u64,
-    max_ttl_ms: u64,
-    expires_at: Timestamp,
-    expiring_soon_at: Timestamp,
-    warned: bool,
-    renewable: bool,
-    state: LeaseState,
-    #[serde(with = "bytes_as_slice")]
-    revocation_data: &'a [u8],
-}
-
-#[derive(Deserialize)]
-struct RecordV1Owned {
-    id: u128,
+/// One lease to issue with [`LeaseManager::issue_batch`].
+#[derive(Clone)]
+pub struct LeaseRequest {
     path: String,
     engine: String,
-    issued_at: Timestamp,
-    ttl_ms: u64,
-    max_ttl_ms: u64,
-    expires_at: Timestamp,
-    expiring_soon_at: Timestamp,
-    warned: bool,
+    ttl: Duration,
+    max_ttl: Duration,
     renewable: bool,
-    state: LeaseState,
-    #[serde(with = "bytes_as_slice")]
     revocation_data: Vec<u8>,
 }
 
-/// Bytes as one serde byte string (length then raw bytes) rather than a
-/// sequence of `u8` values: the same bytes in postcard, decoded in one copy.
-mod bytes_as_slice {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &&[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("bytes")
-        }
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_bytes(V)
+impl fmt::Debug for LeaseRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseRequest")
+            .field("path", &self.path)
+            .field("engine", &self.engine)
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .field(
+                "revocation_data",
+                &format_args!("[{} bytes]", self.revocation_data.len()),
+            )
+            .finish()
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl LeaseRequest {
+    /// A renewable lease for `path`, revoked through `engine`'s revoker,
+    /// expiring after `ttl` (cut to `max_ttl`), with no revocation data.
+    pub fn new(
+        path: impl Into<String>,
+        engine: impl Into<String>,
+        ttl: Duration,
+        max_ttl: Duration,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            engine: engine.into(),
+            ttl,
+            max_ttl,
+            renewable: true,
+            revocation_data: Vec::new(),
+        }
+    }
+
+    /// Whether the lease may be renewed (default true).
+    pub fn renewable(mut self, renewable: bool) -> Self {
+        self.renewable = renewable;
+        self
+    }
+
+    /// The engine's data for revoking it, stored as given.
+    pub fn revocation_data(mut self, data: Vec<u8>) -> Self {
+        self.revocation_data = data;
+        self
+    }
 }
 
 /// Takes back what an engine handed out. One per engine, registered with
@@ -649,6 +675,20 @@ pub struct LeaseConfig {
     pub revoke_timeout: Duration,
     /// Events buffered per subscriber before a slow one misses some.
     pub event_capacity: usize,
+    /// This manager's member id, the owner named in its claims. Default
+    /// (`None`): a random id per manager. Give a process a stable id (1 to
+    /// 64 characters from `A-Z a-z 0-9 . _ : -`) so that, started again, it
+    /// takes back the claims it held when it stopped without waiting for
+    /// them to lapse. Two live managers must never share an id.
+    pub member_id: Option<String>,
+    /// How long a claim on a due lease lasts without renewal. The holder
+    /// renews it while the revoker runs; a member that dies loses its claims
+    /// to the others this long after its last renewal. Default 30 s.
+    pub claim_ttl: Duration,
+    /// How often the stored expiry index is read again for leases that
+    /// other managers issued or renewed, or that a dead member had claimed.
+    /// Default 10 s.
+    pub rescan_interval: Duration,
 }
 
 impl Default for LeaseConfig {
@@ -661,6 +701,9 @@ impl Default for LeaseConfig {
             restore_horizon: Duration::from_secs(600),
             revoke_timeout: Duration::from_secs(30),
             event_capacity: 1024,
+            member_id: None,
+            claim_ttl: Duration::from_secs(30),
+            rescan_interval: Duration::from_secs(10),
         }
     }
 }
@@ -687,6 +730,15 @@ impl LeaseConfig {
         }
         if self.event_capacity == 0 {
             return bad("event_capacity must be at least 1");
+        }
+        if self.claim_ttl < Duration::from_millis(30) {
+            return bad("claim_ttl must be at least 30 ms");
+        }
+        if self.rescan_interval.is_zero() {
+            return bad("rescan_interval must be positive");
+        }
+        if let Some(id) = &self.member_id {
+            claim::validate_member_id(id)?;
         }
         for q in &self.prefix_quotas {
             if !q.prefix.is_empty() {
@@ -834,25 +886,6 @@ impl Drop for TaskHandle {
     }
 }
 
-/// Puts a popped index entry back if its processing is abandoned (the
-/// background task cancelled mid-way), so no due lease is forgotten.
-struct Requeue<'a> {
-    mem: &'a Mutex<Mem>,
-    entry: Option<(Timestamp, LeaseId)>,
-}
-
-impl Drop for Requeue<'_> {
-    fn drop(&mut self) {
-        if let Some((t, id)) = self.entry.take() {
-            self.mem
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .index
-                .insert(t, id);
-        }
-    }
-}
-
 /// Validates a lease path: lower-case segments of `a-z`, `0-9`, `-`, `_`,
 /// `.` separated by single slashes.
 fn validate_path(path: &str) -> Result<()> {
@@ -939,57 +972,6 @@ fn parse_legacy_exp_key(key: &str) -> Option<(Timestamp, LeaseId)> {
     Some((Timestamp::from_millis(t), id.parse().ok()?))
 }
 
-/// Index segments being rewritten in one batch: each is read once, on first
-/// touch, and written back with a check that it is still as read (`write`
-/// `None`: deleted once empty).
-#[derive(Default)]
-struct SegmentEdits {
-    segments: std::collections::BTreeMap<String, ReadWrite>,
-}
-
-/// A segment's value as read and as it will be written.
-type ReadWrite = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-impl SegmentEdits {
-    /// The value to write for segment `key`, read from storage on first touch.
-    async fn slot(&mut self, storage: &DynStorage, key: &str) -> Result<&mut Option<Vec<u8>>> {
-        let read = if self.segments.contains_key(key) {
-            None
-        } else {
-            Some(storage.get(key).await?)
-        };
-        let (_, write) = self.segments.entry(key.to_owned()).or_insert_with(|| {
-            let read = read.flatten();
-            (read.clone(), read)
-        });
-        Ok(write)
-    }
-
-    async fn add(&mut self, storage: &DynStorage, t: Timestamp, id: LeaseId) -> Result<()> {
-        let key = segment::key(t, id);
-        let write = self.slot(storage, &key).await?;
-        *write = Some(segment::add(&key, write.take(), t, id)?);
-        Ok(())
-    }
-
-    async fn remove(&mut self, storage: &DynStorage, t: Timestamp, id: LeaseId) -> Result<()> {
-        let key = segment::key(t, id);
-        let write = self.slot(storage, &key).await?;
-        *write = segment::remove(&key, write.take(), t, id)?;
-        Ok(())
-    }
-
-    fn push_ops(self, ops: &mut Vec<BatchOp>) {
-        for (key, (read, write)) in self.segments {
-            ops.push(BatchOp::expect(key.clone(), read));
-            ops.push(match write {
-                Some(v) => BatchOp::put(key, v),
-                None => BatchOp::delete(key),
-            });
-        }
-    }
-}
-
 /// In-memory bookkeeping, guarded by a std mutex never held across `.await`.
 #[derive(Debug, Default)]
 struct Mem {
@@ -999,11 +981,8 @@ struct Mem {
     total: u64,
     /// Parallel to `LeaseConfig::prefix_quotas`.
     quota_counts: Vec<u64>,
-}
-
-enum Change {
-    Put(Lease),
-    Delete,
+    /// When the stored index is next read again for others' changes.
+    next_rescan: Timestamp,
 }
 
 enum Attempt {
@@ -1028,11 +1007,19 @@ pub struct LeaseManager {
     config: LeaseConfig,
     revokers: RwLock<HashMap<String, Arc<dyn Revoker>>>,
     mem: Mutex<Mem>,
-    /// Serialises storage changes so counts and index stay consistent.
+    /// Serialises this manager's commits (other managers are kept apart
+    /// by the checks in each batch).
     write: tokio::sync::Mutex<()>,
     restored: OnceCell<RestoreStats>,
     events: broadcast::Sender<LeaseEvent>,
     wake: Notify,
+    /// This manager's member id: the owner of its claims.
+    member: String,
+    /// Leases a task of this manager is working on (claimed or about to
+    /// be), so two tasks of one manager never both act on a lease.
+    in_flight: Mutex<std::collections::HashSet<LeaseId>>,
+    /// Told whenever a lease leaves `in_flight`.
+    released: Notify,
 }
 
 impl LeaseManager {
@@ -1040,6 +1027,10 @@ impl LeaseManager {
     /// (every operation restores on first use if it has not been called).
     pub fn new(storage: DynStorage, clock: Arc<dyn Clock>, config: LeaseConfig) -> Result<Self> {
         config.validate()?;
+        let member = match &config.member_id {
+            Some(id) => id.clone(),
+            None => claim::random_member_id()?,
+        };
         let (events, _) = broadcast::channel(config.event_capacity);
         let mem = Mem {
             quota_counts: vec![0; config.prefix_quotas.len()],
@@ -1055,7 +1046,16 @@ impl LeaseManager {
             restored: OnceCell::new(),
             events,
             wake: Notify::new(),
+            member,
+            in_flight: Mutex::default(),
+            released: Notify::new(),
         })
+    }
+
+    /// This manager's member id, the owner named in its claims
+    /// ([`LeaseConfig::member_id`], or the random one it was given).
+    pub fn member_id(&self) -> &str {
+        &self.member
     }
 
     /// The manager's settings.
@@ -1137,13 +1137,15 @@ impl LeaseManager {
                 break;
             }
         }
-        let until = self.clock.now() + self.config.restore_horizon;
+        let now = self.clock.now();
+        let until = now + self.config.restore_horizon;
         let mut entries = Vec::new();
         self.scan_index(None, until, &mut entries).await?;
         let loaded = entries.len();
         let mut mem = self.mem();
         mem.index.extend(entries);
         mem.loaded_until = until;
+        mem.next_rescan = now + self.config.rescan_interval;
         mem.total = counts.values().sum();
         mem.quota_counts = self
             .config
@@ -1206,7 +1208,7 @@ impl LeaseManager {
             if page.is_empty() {
                 return Ok(());
             }
-            let mut edits = SegmentEdits::default();
+            let mut edits = commit::SegmentEdits::default();
             let mut ops = Vec::with_capacity(page.len() + 16);
             for (key, _) in &page {
                 let (t, id) = parse_legacy_exp_key(key)
@@ -1215,7 +1217,12 @@ impl LeaseManager {
                 ops.push(BatchOp::delete(key.clone()));
             }
             edits.push_ops(&mut ops);
-            self.storage.batch(ops).await?;
+            match self.storage.batch(ops).await {
+                // Another manager converted (part of) this page first: the
+                // next scan sees what is left.
+                Ok(()) | Err(Error::StorageConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -1236,118 +1243,6 @@ impl LeaseManager {
         let mut mem = self.mem();
         mem.index.extend(entries);
         mem.loaded_until = until;
-        Ok(())
-    }
-
-    async fn get(&self, id: LeaseId) -> Result<Option<Lease>> {
-        let key = rec_key(id);
-        match self.storage.get(&key).await? {
-            None => Ok(None),
-            Some(bytes) => Lease::from_record_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| match e {
-                    Error::CorruptRecord { reason, .. } => Error::CorruptRecord { key, reason },
-                    other => other,
-                }),
-        }
-    }
-
-    /// Writes a change of one lease in one batch and mirrors it in memory.
-    /// The caller holds `self.write` and passes the lease as stored now.
-    async fn commit(&self, id: LeaseId, old: Option<&Lease>, change: Change) -> Result<()> {
-        let mut ops = Vec::with_capacity(5);
-        let old_due = old.and_then(Lease::due_at);
-        let (path, delta): (String, i64) = match (&change, old) {
-            (Change::Put(new), old) => (new.path.clone(), if old.is_none() { 1 } else { 0 }),
-            (Change::Delete, Some(old)) => (old.path.clone(), -1),
-            (Change::Delete, None) => return Ok(()),
-        };
-        let new_due = match &change {
-            Change::Put(new) => new.due_at(),
-            Change::Delete => None,
-        };
-        if old_due != new_due {
-            self.index_ops(id, old_due, new_due, &mut ops).await?;
-        }
-        match &change {
-            Change::Put(new) => {
-                ops.push(BatchOp::put(rec_key(id), new.to_record_bytes()?));
-                if old.is_none() {
-                    ops.push(BatchOp::put(path_key(&path, id), Vec::new()));
-                }
-            }
-            Change::Delete => {
-                ops.push(BatchOp::delete(rec_key(id)));
-                ops.push(BatchOp::delete(path_key(&path, id)));
-            }
-        }
-        let new_count = if delta != 0 {
-            let current = self.mem().path_counts.get(&path).copied().unwrap_or(0);
-            let n = current.saturating_add_signed(delta);
-            ops.push(if n == 0 {
-                BatchOp::delete(count_key(&path))
-            } else {
-                BatchOp::put(count_key(&path), n.to_be_bytes().to_vec())
-            });
-            Some(n)
-        } else {
-            None
-        };
-        self.storage.batch(ops).await?;
-
-        let mut mem = self.mem();
-        let mut woke_earlier = false;
-        if let Some(t) = old_due
-            && old_due != new_due
-        {
-            mem.index.remove(t, id);
-        }
-        if let Some(t) = new_due
-            && t <= mem.loaded_until
-        {
-            woke_earlier = mem.index.first().is_none_or(|(first, _)| t < first);
-            mem.index.insert(t, id);
-        }
-        if let Some(n) = new_count {
-            if n == 0 {
-                mem.path_counts.remove(&path);
-            } else {
-                mem.path_counts.insert(path.clone(), n);
-            }
-            mem.total = mem.total.saturating_add_signed(delta);
-            for (i, q) in self.config.prefix_quotas.iter().enumerate() {
-                if under_prefix(&path, &q.prefix)
-                    && let Some(c) = mem.quota_counts.get_mut(i)
-                {
-                    *c = c.saturating_add_signed(delta);
-                }
-            }
-        }
-        drop(mem);
-        if woke_earlier {
-            self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// The batch operations that move `id`'s index entry from `old_due` to
-    /// `new_due`: each touched segment is read, checked unchanged when the
-    /// batch applies, and rewritten (or deleted once empty).
-    async fn index_ops(
-        &self,
-        id: LeaseId,
-        old_due: Option<Timestamp>,
-        new_due: Option<Timestamp>,
-        ops: &mut Vec<BatchOp>,
-    ) -> Result<()> {
-        let mut edits = SegmentEdits::default();
-        if let Some(t) = old_due {
-            edits.remove(&self.storage, t, id).await?;
-        }
-        if let Some(t) = new_due {
-            edits.add(&self.storage, t, id).await?;
-        }
-        edits.push_ops(ops);
         Ok(())
     }
 
@@ -1376,54 +1271,88 @@ impl LeaseManager {
         renewable: bool,
         revocation_data: Vec<u8>,
     ) -> Result<Lease> {
-        validate_path(path)?;
-        validate_engine(engine)?;
-        if ttl.is_zero() || max_ttl.is_zero() {
-            return Err(LeaseError::InvalidTtl {
-                reason: "ttl and max_ttl must be positive",
-            }
-            .into());
-        }
-        if self.revoker(engine).is_none() {
-            return Err(LeaseError::NoRevoker {
-                engine: engine.to_owned(),
-            }
-            .into());
-        }
-        self.restore().await?;
-        let ttl = ttl.min(max_ttl);
-        let id = LeaseId::generate()?;
-        let _w = self.write.lock().await;
-        self.check_quotas(path)?;
-        let now = self.clock.now();
-        let expires_at = now + ttl;
-        let lease = Lease {
-            id,
-            path: path.to_owned(),
-            engine: engine.to_owned(),
-            issued_at: now,
-            ttl,
-            max_ttl,
-            expires_at,
-            expiring_soon_at: self.expiring_soon_at(now, expires_at),
-            warned: false,
-            renewable,
-            state: LeaseState::Active,
-            revocation_data,
-        };
-        self.commit(id, None, Change::Put(lease.clone())).await?;
-        self.emit(LeaseEvent::Issued {
-            id,
-            path: lease.path.clone(),
-            expires_at,
-        });
-        Ok(lease)
+        let request = LeaseRequest::new(path, engine, ttl, max_ttl)
+            .renewable(renewable)
+            .revocation_data(revocation_data);
+        self.issue_batch(vec![request])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument("no lease was issued".into()))
     }
 
-    fn check_quotas(&self, path: &str) -> Result<()> {
+    /// Issues several leases in one atomic write: all of them or, on any
+    /// error, none. Quotas count the whole batch. Much faster than one
+    /// [`LeaseManager::issue`] per lease when many leases start at once,
+    /// because each index segment and count is written once per batch.
+    pub async fn issue_batch(&self, requests: Vec<LeaseRequest>) -> Result<Vec<Lease>> {
+        for r in &requests {
+            validate_path(&r.path)?;
+            validate_engine(&r.engine)?;
+            if r.ttl.is_zero() || r.max_ttl.is_zero() {
+                return Err(LeaseError::InvalidTtl {
+                    reason: "ttl and max_ttl must be positive",
+                }
+                .into());
+            }
+            if self.revoker(&r.engine).is_none() {
+                return Err(LeaseError::NoRevoker {
+                    engine: r.engine.clone(),
+                }
+                .into());
+            }
+        }
+        self.restore().await?;
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _w = self.write.lock().await;
+        self.check_quotas(&requests)?;
+        let now = self.clock.now();
+        let mut writes = Vec::with_capacity(requests.len());
+        for r in requests {
+            let ttl = r.ttl.min(r.max_ttl);
+            let expires_at = now + ttl;
+            writes.push(LeaseWrite::create(Lease {
+                id: LeaseId::generate()?,
+                path: r.path,
+                engine: r.engine,
+                issued_at: now,
+                ttl,
+                max_ttl: r.max_ttl,
+                expires_at,
+                expiring_soon_at: self.expiring_soon_at(now, expires_at),
+                warned: false,
+                renewable: r.renewable,
+                state: LeaseState::Active,
+                revocation_data: r.revocation_data,
+                claim: None,
+            }));
+        }
+        if let Committed::RecordChanged(id) = self.commit_locked(&writes).await? {
+            return Err(Error::InvalidArgument(format!(
+                "the new lease id {id} is already taken; issue again"
+            )));
+        }
+        drop(_w);
+        let leases: Vec<Lease> = writes.into_iter().filter_map(|w| w.new).collect();
+        for lease in &leases {
+            self.emit(LeaseEvent::Issued {
+                id: lease.id,
+                path: lease.path.clone(),
+                expires_at: lease.expires_at,
+            });
+        }
+        Ok(leases)
+    }
+
+    /// Refuses `requests` if they would take a quota past its limit. The
+    /// counts are this manager's view: exact for one manager, and for
+    /// several managers as of each one's last change under a path.
+    fn check_quotas(&self, requests: &[LeaseRequest]) -> Result<()> {
         let mem = self.mem();
+        let n = requests.len() as u64;
         if let Some(limit) = self.config.max_leases
-            && mem.total >= limit
+            && mem.total.saturating_add(n) > limit
         {
             return Err(LeaseError::QuotaExceeded {
                 scope: QuotaScope::Total,
@@ -1433,7 +1362,11 @@ impl LeaseManager {
             .into());
         }
         for (q, &count) in self.config.prefix_quotas.iter().zip(&mem.quota_counts) {
-            if under_prefix(path, &q.prefix) && count >= q.max_leases {
+            let k = requests
+                .iter()
+                .filter(|r| under_prefix(&r.path, &q.prefix))
+                .count() as u64;
+            if k > 0 && count.saturating_add(k) > q.max_leases {
                 return Err(LeaseError::QuotaExceeded {
                     scope: QuotaScope::Prefix(q.prefix.clone()),
                     limit: q.max_leases,
@@ -1447,8 +1380,9 @@ impl LeaseManager {
 
     /// The lease with this id.
     pub async fn lookup(&self, id: LeaseId) -> Result<Lease> {
-        self.get(id)
+        self.get_stored(id)
             .await?
+            .map(|s| s.lease)
             .ok_or_else(|| LeaseError::NotFound { id }.into())
     }
 
@@ -1475,6 +1409,7 @@ impl LeaseManager {
     /// Renews an active, renewable lease to expire `increment` from now, but
     /// never later than its issue time plus max TTL. The engine's
     /// [`Revoker::renew`] runs first; if it fails the lease is unchanged.
+    /// A lease that a manager has claimed for revocation cannot be renewed.
     pub async fn renew(&self, id: LeaseId, increment: Duration) -> Result<Lease> {
         if increment.is_zero() {
             return Err(LeaseError::InvalidTtl {
@@ -1484,40 +1419,70 @@ impl LeaseManager {
         }
         self.restore().await?;
         let now = self.clock.now();
-        let lease = self.renewable_lease(id, now).await?;
-        let hard_end = lease.max_expires_at();
+        let mut current = self.renewable_lease(id, now).await?;
+        let hard_end = current.lease.max_expires_at();
         let wanted = now + increment;
         let new_expiry = wanted.min(hard_end);
         let revoker = self
-            .revoker(&lease.engine)
+            .revoker(&current.lease.engine)
             .ok_or_else(|| LeaseError::NoRevoker {
-                engine: lease.engine.clone(),
+                engine: current.lease.engine.clone(),
             })?;
-        revoker.renew(&lease, new_expiry).await?;
+        revoker.renew(&current.lease, new_expiry).await?;
 
-        let _w = self.write.lock().await;
-        let current = self.renewable_lease(id, now).await?;
-        let mut renewed = current.clone();
-        renewed.expires_at = new_expiry;
-        renewed.expiring_soon_at = self.expiring_soon_at(now, new_expiry);
-        renewed.warned = false;
-        self.commit(id, Some(&current), Change::Put(renewed.clone()))
-            .await?;
-        self.emit(LeaseEvent::Renewed {
-            id,
-            path: renewed.path.clone(),
-            expires_at: new_expiry,
-            capped: wanted > hard_end,
-        });
-        Ok(renewed)
+        loop {
+            let mut renewed = current.lease.clone();
+            renewed.expires_at = new_expiry;
+            renewed.expiring_soon_at = self.expiring_soon_at(now, new_expiry);
+            renewed.warned = false;
+            match self
+                .commit(&[LeaseWrite::update(&current, renewed.clone())])
+                .await?
+            {
+                Committed::Done(_) => {
+                    self.emit(LeaseEvent::Renewed {
+                        id,
+                        path: renewed.path.clone(),
+                        expires_at: new_expiry,
+                        capped: wanted > hard_end,
+                    });
+                    return Ok(renewed);
+                }
+                // Changed since read (another manager claimed, renewed or
+                // warned it): check it again.
+                Committed::RecordChanged(_) => current = self.renewable_lease(id, now).await?,
+            }
+        }
     }
 
-    async fn renewable_lease(&self, id: LeaseId, now: Timestamp) -> Result<Lease> {
-        let lease = self.lookup(id).await?;
+    async fn renewable_lease(&self, id: LeaseId, now: Timestamp) -> Result<Stored> {
+        let stored = self
+            .get_stored(id)
+            .await?
+            .ok_or(LeaseError::NotFound { id })?;
+        let lease = &stored.lease;
+        if let Some(claim) = &lease.claim {
+            // Claimed for revocation: expired by the claimer's clock, or
+            // being revoked on request.
+            return Err(match lease.state {
+                LeaseState::Active => LeaseError::Expired {
+                    id,
+                    expired_at: lease.expires_at.min(now),
+                },
+                _ => LeaseError::NotActive {
+                    id,
+                    state: LeaseState::Revoking {
+                        attempts: lease.failed_attempts(),
+                        next_try: claim.until,
+                    },
+                },
+            }
+            .into());
+        }
         if lease.state != LeaseState::Active {
             return Err(LeaseError::NotActive {
                 id,
-                state: lease.state,
+                state: lease.state.clone(),
             }
             .into());
         }
@@ -1531,7 +1496,7 @@ impl LeaseManager {
         if !lease.renewable {
             return Err(LeaseError::NotRenewable { id }.into());
         }
-        Ok(lease)
+        Ok(stored)
     }
 
     /// Revokes a lease now through its engine. On success the lease is
@@ -1539,10 +1504,16 @@ impl LeaseManager {
     /// manager keeps retrying and this returns
     /// [`LeaseError::RevocationDeferred`] (or [`LeaseError::Irrevocable`]
     /// once attempts are used up).
+    ///
+    /// The lease is claimed before its revoker runs, so a manager expiring
+    /// it at the same moment (in this process or another) does not revoke
+    /// it too. If another manager holds it, this waits up to
+    /// [`LeaseConfig::revoke_timeout`] for that manager to finish; still
+    /// unfinished, it returns [`LeaseError::RevocationDeferred`] with the
+    /// claim's end as the next try.
     pub async fn revoke(&self, id: LeaseId) -> Result<Lease> {
         self.restore().await?;
-        let lease = self.lookup(id).await?;
-        match self.attempt_revocation(lease, false).await? {
+        match self.revoke_one(id, false, true).await? {
             Attempt::Revoked(l) => Ok(l),
             Attempt::Deferred {
                 attempts,
@@ -1568,91 +1539,41 @@ impl LeaseManager {
     /// Removes a lease whatever its engine says, for irrevocable leases an
     /// operator has cleaned up by hand. The revoker is tried once; its
     /// failure is logged and ignored. Sends [`LeaseEvent::Revoked`] with
-    /// `forced: true`.
+    /// `forced: true`. A lease another manager is revoking is left to it
+    /// ([`LeaseError::RevocationDeferred`]).
     pub async fn force_revoke(&self, id: LeaseId) -> Result<Lease> {
         self.restore().await?;
-        let lease = self.lookup(id).await?;
-        match self.attempt_revocation(lease, true).await? {
+        match self.revoke_one(id, true, true).await? {
             Attempt::Revoked(l) => Ok(l),
+            Attempt::Deferred {
+                attempts,
+                next_try,
+                reason,
+            } => Err(LeaseError::RevocationDeferred {
+                id,
+                attempts,
+                next_try,
+                reason,
+            }
+            .into()),
             _ => Err(LeaseError::NotFound { id }.into()),
         }
     }
 
     /// Revokes every lease under `prefix` (whole segments; `""` for all).
     /// Leases whose engine fails are left to the retry schedule and listed
-    /// as pending.
+    /// as pending, as are leases another manager is revoking right now.
     pub async fn revoke_prefix(&self, prefix: &str) -> Result<PrefixRevocation> {
         self.restore().await?;
         let mut out = PrefixRevocation::default();
         for id in self.list(prefix).await? {
-            let Some(lease) = self.get(id).await? else {
-                continue;
-            };
-            match self.attempt_revocation(lease, false).await? {
+            match self.revoke_one(id, false, false).await? {
                 Attempt::Revoked(_) => out.revoked.push(id),
                 Attempt::Deferred { .. } | Attempt::Irrevocable { .. } => out.pending.push(id),
                 Attempt::Gone => {}
             }
         }
         Ok(out)
-    }
-
-    /// Calls the engine, then records the outcome.
-    async fn attempt_revocation(&self, lease: Lease, force: bool) -> Result<Attempt> {
-        let id = lease.id;
-        let outcome = self.call_revoker(&lease).await;
-        let _w = self.write.lock().await;
-        let Some(current) = self.get(id).await? else {
-            return Ok(Attempt::Gone);
-        };
-        let now = self.clock.now();
-        match outcome {
-            Err(reason) if !force => {
-                let attempts = match current.state {
-                    LeaseState::Revoking { attempts, .. }
-                    | LeaseState::Irrevocable { attempts } => attempts,
-                    _ => 0,
-                }
-                .saturating_add(1);
-                let mut next = current.clone();
-                if attempts >= self.config.retry.max_attempts {
-                    next.state = LeaseState::Irrevocable { attempts };
-                    self.commit(id, Some(&current), Change::Put(next)).await?;
-                    tracing::error!(lease = %id, attempts, %reason, "lease is irrevocable");
-                    self.emit(LeaseEvent::Irrevocable {
-                        id,
-                        path: current.path.clone(),
-                        attempts,
-                        reason: reason.clone(),
-                    });
-                    Ok(Attempt::Irrevocable { attempts, reason })
-                } else {
-                    let next_try = now + self.backoff(attempts);
-                    next.state = LeaseState::Revoking { attempts, next_try };
-                    self.commit(id, Some(&current), Change::Put(next)).await?;
-                    tracing::warn!(lease = %id, attempts, %reason, %next_try, "lease revocation failed; retrying");
-                    Ok(Attempt::Deferred {
-                        attempts,
-                        next_try,
-                        reason,
-                    })
-                }
-            }
-            result => {
-                if let Err(reason) = &result {
-                    tracing::warn!(lease = %id, %reason, "forced revocation: the engine failed; removing the lease anyway");
-                }
-                self.commit(id, Some(&current), Change::Delete).await?;
-                self.emit(LeaseEvent::Revoked {
-                    id,
-                    path: current.path.clone(),
-                    forced: force,
-                });
-                let mut done = current;
-                done.state = LeaseState::Revoked;
-                Ok(Attempt::Revoked(done))
-            }
-        }
     }
 
     /// Runs the lease's revoker with the timeout; the error is a message.
@@ -1696,99 +1617,22 @@ impl LeaseManager {
             .max(Duration::from_millis(1))
     }
 
-    /// Processes everything due at the clock's current time: sends
-    /// expiring-soon events, revokes expired leases and retries failed
-    /// revocations. A lease whose engine fails is rescheduled and the others
-    /// go on. Tests call this directly after moving a `ManualClock`.
-    pub async fn run_due(&self) -> Result<DueReport> {
-        self.restore().await?;
-        let now = self.clock.now();
-        self.advance_horizon(now).await?;
-        let mut report = DueReport::default();
-        loop {
-            let next = self.mem().index.pop_due(now);
-            let Some((t, id)) = next else {
-                break;
-            };
-            let mut requeue = Requeue {
-                mem: &self.mem,
-                entry: Some((t, id)),
-            };
-            let result = self.process_due(id, now, &mut report).await;
-            requeue.entry = None;
-            if let Err(e) = result {
-                tracing::warn!(lease = %id, error = %e, "processing a due lease failed; retrying later");
-                report.errors += 1;
-                // Keep it in memory so it is tried again; a stale entry is
-                // harmless because processing re-reads the stored record.
-                let retry = now + self.config.retry.base;
-                self.mem().index.insert(retry, id);
-            }
-        }
-        Ok(report)
-    }
-
     /// Alias of [`LeaseManager::run_due`].
     pub async fn tick(&self) -> Result<DueReport> {
         self.run_due().await
     }
 
-    async fn process_due(&self, id: LeaseId, now: Timestamp, report: &mut DueReport) -> Result<()> {
-        let Some(lease) = self.get(id).await? else {
-            return Ok(());
-        };
-        match lease.due_at() {
-            Some(t) if t <= now => {}
-            // Not due (renewed, or an older entry): its current entry, if
-            // any, is elsewhere in the index.
-            _ => return Ok(()),
-        }
-        if lease.state == LeaseState::Active && now < lease.expires_at {
-            return self.mark_expiring_soon(id, now, report).await;
-        }
-        match self.attempt_revocation(lease, false).await? {
-            Attempt::Revoked(_) => report.revoked += 1,
-            Attempt::Deferred { .. } => report.deferred += 1,
-            Attempt::Irrevocable { .. } => report.irrevocable += 1,
-            Attempt::Gone => {}
-        }
-        Ok(())
-    }
-
-    async fn mark_expiring_soon(
-        &self,
-        id: LeaseId,
-        now: Timestamp,
-        report: &mut DueReport,
-    ) -> Result<()> {
-        let _w = self.write.lock().await;
-        let Some(current) = self.get(id).await? else {
-            return Ok(());
-        };
-        if current.state != LeaseState::Active || current.warned || now >= current.expires_at {
-            return Ok(());
-        }
-        let mut next = current.clone();
-        next.warned = true;
-        self.commit(id, Some(&current), Change::Put(next)).await?;
-        self.emit(LeaseEvent::ExpiringSoon {
-            id,
-            path: current.path.clone(),
-            expires_at: current.expires_at,
-        });
-        report.expiring_soon += 1;
-        Ok(())
-    }
-
     /// When the background task must next wake: the earliest entry in
-    /// memory, or when the horizon needs moving.
+    /// memory, when the horizon needs moving, or when the stored index is
+    /// next read again.
     fn next_wake(&self) -> Timestamp {
         let mem = self.mem();
         // One millisecond after the point where `advance_horizon` loads more.
         let refill = mem.loaded_until - self.config.restore_horizon / 2 + Duration::from_millis(1);
+        let soonest = refill.min(mem.next_rescan);
         match mem.index.first() {
-            Some((t, _)) => t.min(refill),
-            None => refill,
+            Some((t, _)) => t.min(soonest),
+            None => soonest,
         }
     }
 

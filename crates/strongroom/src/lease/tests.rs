@@ -42,9 +42,8 @@ fn legacy_index_keys_parse() {
     );
 }
 
-#[test]
-fn record_round_trip_and_version_check() {
-    let lease = Lease {
+fn sample_lease() -> Lease {
+    Lease {
         id: LeaseId::from_u128(7),
         path: "database/creds/readonly".into(),
         engine: "postgres".into(),
@@ -60,18 +59,39 @@ fn record_round_trip_and_version_check() {
             next_try: Timestamp::from_secs(170),
         },
         revocation_data: b"role-x".to_vec(),
-    };
+        claim: None,
+    }
+}
+
+#[test]
+fn record_round_trip_and_version_check() {
+    let mut lease = sample_lease();
     let bytes = lease.to_record_bytes().unwrap();
-    assert_eq!(bytes[0], RECORD_VERSION);
+    assert_eq!(bytes[0], record::RECORD_VERSION);
     assert_eq!(Lease::from_record_bytes(&bytes).unwrap(), lease);
+    lease.claim = Some(LeaseClaim {
+        owner: "node-1".into(),
+        until: Timestamp::from_secs(190),
+        revoked: true,
+    });
+    let claimed = lease.to_record_bytes().unwrap();
+    assert_eq!(Lease::from_record_bytes(&claimed).unwrap(), lease);
     let mut wrong = bytes.clone();
     wrong[0] = 9;
     assert!(matches!(
         Lease::from_record_bytes(&wrong),
         Err(Error::CorruptRecord { .. })
     ));
+    for cut in [1, 3] {
+        assert!(matches!(
+            Lease::from_record_bytes(&bytes[..bytes.len() - cut]),
+            Err(Error::CorruptRecord { .. })
+        ));
+    }
+    let mut trailing = claimed.clone();
+    trailing.push(0);
     assert!(matches!(
-        Lease::from_record_bytes(&bytes[..bytes.len() - 3]),
+        Lease::from_record_bytes(&trailing),
         Err(Error::CorruptRecord { .. })
     ));
     let dbg = format!("{lease:?}");
@@ -79,6 +99,50 @@ fn record_round_trip_and_version_check() {
         !dbg.contains("role-x") && dbg.contains("[6 bytes]"),
         "{dbg}"
     );
+}
+
+/// The record vectors documented in docs/FORMAT.md ("Lease records"): a
+/// version 1 record (written before claims) still decodes, with no claim,
+/// and version 2 records encode to exactly these bytes.
+#[test]
+fn record_vectors() {
+    let lease = sample_lease();
+    let v2 = hex::encode(lease.to_record_bytes().unwrap());
+    assert_eq!(v2, V2_UNCLAIMED);
+    let mut claimed = lease.clone();
+    claimed.claim = Some(LeaseClaim {
+        owner: "node-1".into(),
+        until: Timestamp::from_secs(190),
+        revoked: false,
+    });
+    assert_eq!(hex::encode(claimed.to_record_bytes().unwrap()), V2_CLAIMED);
+    // Version 1 is version 2 without the claim.
+    let mut v1 = hex::decode(V2_UNCLAIMED).unwrap();
+    v1[0] = record::RECORD_V1;
+    v1.pop();
+    assert_eq!(hex::encode(&v1), V1);
+    assert_eq!(
+        Lease::from_record_bytes(&hex::decode(V1).unwrap()).unwrap(),
+        lease
+    );
+}
+
+/// Written by the version 1 encoder (before claims), byte for byte.
+const V1: &str = "01071764617461626173652f63726564732f726561646f6e6c7908706f737467726573a08d06e0d403c0cf2480e209e8ec080101010290b00a06726f6c652d78";
+const V2_UNCLAIMED: &str = "02071764617461626173652f63726564732f726561646f6e6c7908706f737467726573a08d06e0d403c0cf2480e209e8ec080101010290b00a06726f6c652d7800";
+const V2_CLAIMED: &str = "02071764617461626173652f63726564732f726561646f6e6c7908706f737467726573a08d06e0d403c0cf2480e209e8ec080101010290b00a06726f6c652d7801066e6f64652d31b0cc0b00";
+
+#[test]
+fn member_ids_are_checked() {
+    for ok in ["node-1", "host.example:8080", "A_b-9"] {
+        claim::validate_member_id(ok).unwrap();
+    }
+    for bad in ["", "with space", "slash/id", &"x".repeat(65)] {
+        assert!(claim::validate_member_id(bad).is_err(), "{bad:?}");
+    }
+    let a = claim::random_member_id().unwrap();
+    assert!(a.starts_with("member-") && a.len() == 23, "{a}");
+    assert_ne!(a, claim::random_member_id().unwrap());
 }
 
 #[test]

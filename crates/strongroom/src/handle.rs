@@ -436,6 +436,17 @@ impl Handle {
         self.finish(event, result, |_| None).await
     }
 
+    /// Watches the secrets under `prefix` for changes made by any process
+    /// (capability `list` on the prefix path, as for [`Handle::list`]: a
+    /// watch reveals which paths change, never their values). Audited once,
+    /// as a list of the prefix, when the watch starts.
+    pub async fn watch(&self, prefix: &str) -> Result<crate::secrets::SecretWatch> {
+        let event = self.event(Operation::List, prefix)?;
+        let p = self.admit(&event, prefix, Capability::List).await?;
+        let result = self.store.watch(&format!("{}/", p.as_str()));
+        self.finish(event, result, |_| None).await
+    }
+
     /// Writes a new version of the secret at `path` with check-and-set as
     /// in [`SecretsStore::put`]. Needs `create` if no secret exists there,
     /// `update` if one does (decided race-free on the write's own read).

@@ -76,6 +76,10 @@ use crate::seal::SealContext;
 use crate::storage::BatchOp;
 use crate::{Error, Result, SecretBytes, Strongroom};
 
+mod watch;
+
+pub use watch::{SecretChange, SecretWatch};
+
 /// Storage prefix of the (plain, value-free) metadata records: `kvm/<path>`.
 pub const METADATA_PREFIX: &str = "kvm/";
 /// Storage prefix of the sealed version records: `s/kv/<path>@<version>`.

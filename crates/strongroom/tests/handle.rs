@@ -1082,3 +1082,56 @@ async fn a_missing_audit_file_with_a_saved_head_is_refused() {
         "{err:?}"
     );
 }
+
+/// A watch through a handle needs `list` on the prefix, is audited, and
+/// reports paths (never values) written by another store instance on the
+/// same storage (another process, as far as the handle can tell).
+#[tokio::test]
+async fn watch_needs_list_and_reports_other_writers_paths() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let mem = MemoryStorage::new();
+    let writer = store_on(Arc::new(mem.clone()), clock.clone(), true).await;
+    let reader = store_on(Arc::new(mem.clone()), clock, false).await;
+    let (log, sink) = memory_log(&reader).await;
+    let lister = reader.as_principal(
+        principal("lister", vec![allow("prod", &[Capability::List])]),
+        log.clone(),
+    );
+    let reader_only = reader.as_principal(
+        principal("reader", vec![allow("prod", &[Capability::Read])]),
+        log,
+    );
+    assert!(matches!(
+        reader_only.watch("prod").await,
+        Err(Error::Policy(PolicyError::Denied { .. }))
+    ));
+    assert!(lister.watch("admin").await.is_err());
+    let mut w = lister.watch("prod").await.unwrap();
+    writer
+        .secrets()
+        .put("admin/x", CANARY.as_bytes(), None)
+        .await
+        .unwrap();
+    writer
+        .secrets()
+        .put("prod/db", CANARY.as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.next().await,
+        strongroom::secrets::SecretChange::Changed(vec!["prod/db".into()])
+    );
+    let recs = records(&sink);
+    let outcomes: Vec<_> = recs
+        .iter()
+        .map(|r| (r.event.principal.clone(), r.event.outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("reader".into(), Outcome::Denied),
+            ("lister".into(), Outcome::Denied),
+            ("lister".into(), Outcome::Allowed),
+        ]
+    );
+}

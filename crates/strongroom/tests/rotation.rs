@@ -220,7 +220,11 @@ impl Fixture {
 
     /// A fresh process over the same storage.
     async fn open(&self, options: RotationOptions) -> RotationEngine {
-        let storage: DynStorage = Arc::new(self.faulty.clone());
+        self.open_over(Arc::new(self.faulty.clone()), options).await
+    }
+
+    /// A fresh process over `storage` (the same data, other faults).
+    async fn open_over(&self, storage: DynStorage, options: RotationOptions) -> RotationEngine {
         let sr = Strongroom::unseal(storage, &protector(), self_options(&self.clock))
             .await
             .unwrap();
@@ -535,20 +539,26 @@ async fn one_rotation_at_a_time_across_processes() {
 #[tokio::test]
 async fn an_expired_lock_is_taken_over_and_the_old_owner_stops() {
     let f = Fixture::new(false).await;
-    let a = Arc::new(f.open(fast_options()).await);
+    // a's own connection to storage fails while its step runs, so it
+    // cannot renew its lock: the lock lapses although a lives.
+    let a_storage = FaultyStorage::new(Arc::new(f.mem.clone()));
+    let a = Arc::new(
+        f.open_over(Arc::new(a_storage.clone()), fast_options())
+            .await,
+    );
     a.rotate_now().await.unwrap();
     f.model.block_set.store(true, Ordering::SeqCst);
     let a2 = a.clone();
     let task = tokio::spawn(async move { a2.rotate_now().await });
     f.model.entered.notified().await;
-    // a hangs past its lock; b takes over and finishes the rotation
+    a_storage.fail_from_write(1);
     f.clock.advance(Duration::from_secs(61));
     f.model.block_set.store(false, Ordering::SeqCst);
+    // b takes over and finishes the rotation (the recorded step again)
     let b = f.open(fast_options()).await;
     let r = b.resume().await.unwrap();
     assert_eq!(r.promoted, Some(2));
-    // a wakes up: its next write finds the record changed and it stops
-    f.model.release.notify_one();
+    // a gave its step up once the lock it could not renew lapsed
     let err = rotation_err(task.await.unwrap().unwrap_err());
     assert!(matches!(err, RotationError::LostLock { .. }), "{err:?}");
     let st = b.status().await.unwrap();
@@ -904,4 +914,143 @@ async fn rotation_steps_land_in_the_audit_chain() {
         Some(&log.head().await),
     )
     .unwrap();
+}
+
+/// Moves the clock by `by` and waits (without sleeping) until `holder`'s
+/// heartbeat has renewed the lock to `ttl` from the new time.
+async fn advance_while_locked(f: &Fixture, holder: &RotationEngine, by: Duration, ttl: Duration) {
+    f.clock.advance(by);
+    let want = f.clock.now() + ttl;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let locked = holder.status().await.unwrap().locked;
+        if locked.as_ref().is_some_and(|(_, until)| *until == want) {
+            assert_eq!(locked.unwrap().0, holder.owner_id());
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lock not renewed: {locked:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+fn short_lock(owner: &str) -> RotationOptions {
+    RotationOptions {
+        lock_ttl: Duration::from_secs(15),
+        owner_id: Some(owner.into()),
+        ..fast_options()
+    }
+}
+
+#[tokio::test]
+async fn the_default_lock_is_short() {
+    assert_eq!(RotationOptions::default().lock_ttl, Duration::from_secs(15));
+}
+
+/// A target step that runs four times longer than the lock keeps the lock:
+/// the holder's heartbeat renews it, and another process stays out.
+#[tokio::test]
+async fn a_heartbeat_keeps_the_lock_through_a_long_step() {
+    let f = Fixture::new(false).await;
+    let a = Arc::new(f.open(short_lock("proc-a")).await);
+    let b = f.open(short_lock("proc-b")).await;
+    a.rotate_now().await.unwrap();
+    f.model.block_set.store(true, Ordering::SeqCst);
+    let a2 = a.clone();
+    let task = tokio::spawn(async move { a2.rotate_now().await });
+    f.model.entered.notified().await;
+    let ttl = Duration::from_secs(15);
+    for _ in 0..10 {
+        advance_while_locked(&f, &a, Duration::from_secs(6), ttl).await;
+        assert!(matches!(
+            rotation_err(b.resume().await.unwrap_err()),
+            RotationError::Busy { ref owner, .. } if owner == "proc-a"
+        ));
+    }
+    f.model.block_set.store(false, Ordering::SeqCst);
+    f.model.release.notify_one();
+    assert_eq!(task.await.unwrap().unwrap().promoted, Some(2));
+    let st = b.status().await.unwrap();
+    assert_eq!((st.current, st.locked), (Some(2), None));
+    f.assert_current_works().await;
+}
+
+/// The holder dies in the middle of setting the new credential: another
+/// process takes the lock once it lapses (one TTL, not minutes) and
+/// completes the rotation forward from the recorded step.
+#[tokio::test]
+async fn a_dead_holder_is_replaced_within_one_lock_ttl() {
+    let f = Fixture::new(false).await;
+    let a = Arc::new(f.open(short_lock("proc-a")).await);
+    let b = f.open(short_lock("proc-b")).await;
+    a.rotate_now().await.unwrap();
+    f.model.block_set.store(true, Ordering::SeqCst);
+    let a2 = a.clone();
+    let task = tokio::spawn(async move { a2.rotate_now().await });
+    f.model.entered.notified().await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    drop(a);
+    f.model.block_set.store(false, Ordering::SeqCst);
+    let st = b.status().await.unwrap();
+    assert_eq!(st.in_flight, Some((RotationStep::SetInTarget, 2)));
+    let until = st.locked.unwrap().1;
+    assert_eq!(until, f.clock.now() + Duration::from_secs(15));
+    f.clock.advance(Duration::from_secs(14));
+    assert!(matches!(
+        rotation_err(b.resume().await.unwrap_err()),
+        RotationError::Busy { .. }
+    ));
+    f.clock.advance(Duration::from_secs(1));
+    let r = b.resume().await.unwrap();
+    assert_eq!(r.promoted, Some(2));
+    let st = b.status().await.unwrap();
+    assert_eq!((st.current, st.in_flight, st.locked), (Some(2), None, None));
+    f.assert_current_works().await;
+}
+
+/// A process restarted with the same owner id takes its lock back at once
+/// and finishes what it was doing; a process with another id waits.
+#[tokio::test]
+async fn a_restarted_holder_takes_its_own_lock_back_at_once() {
+    let f = Fixture::new(false).await;
+    let a = Arc::new(f.open(short_lock("node-1")).await);
+    a.rotate_now().await.unwrap();
+    f.model.block_set.store(true, Ordering::SeqCst);
+    let a2 = a.clone();
+    let task = tokio::spawn(async move { a2.rotate_now().await });
+    f.model.entered.notified().await;
+    task.abort();
+    let _ = task.await;
+    drop(a);
+    f.model.block_set.store(false, Ordering::SeqCst);
+    let other = f.open(short_lock("node-2")).await;
+    assert!(matches!(
+        rotation_err(other.resume().await.unwrap_err()),
+        RotationError::Busy { ref owner, .. } if owner == "node-1"
+    ));
+    let restarted = f.open(short_lock("node-1")).await;
+    let r = restarted.resume().await.unwrap();
+    assert_eq!(r.promoted, Some(2));
+    f.assert_current_works().await;
+}
+
+/// Importing a current credential releases the lock when it is done.
+#[tokio::test]
+async fn import_current_releases_its_lock() {
+    let f = Fixture::new(false).await;
+    let a = f.open(short_lock("proc-a")).await;
+    f.model
+        .passwords
+        .lock()
+        .unwrap()
+        .insert("app_a".into(), b"existing".to_vec());
+    a.import_current("app_a", SecretBytes::new(b"existing".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(a.status().await.unwrap().locked, None);
+    let b = f.open(short_lock("proc-b")).await;
+    assert_eq!(b.rotate_now().await.unwrap().promoted, Some(2));
 }

@@ -32,7 +32,13 @@
 //!
 //! Only one rotation of a credential runs at a time, across processes: the
 //! state record carries a lock (owner id and expiry by the clock) and every
-//! write is conditional on the record not having changed.
+//! write is conditional on the record not having changed. The lock is short
+//! ([`RotationOptions::lock_ttl`], 15 s by default) and renewed by a
+//! heartbeat while a step runs, so a process killed mid-rotation is replaced
+//! within one TTL: another engine's [`RotationEngine::resume`] (or its
+//! schedule) takes the lapsed lock and finishes or rolls back the recorded
+//! step, and a process restarted with the same
+//! [`RotationOptions::owner_id`] takes its own lock back at once.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -352,6 +358,9 @@ pub struct RotationStatus {
     pub last_promoted: Option<Timestamp>,
     /// The recorded step in flight, if a rotation was interrupted or is running.
     pub in_flight: Option<(RotationStep, u64)>,
+    /// The rotation lock as stored: its owner id and when it lapses unless
+    /// renewed (it may already have lapsed).
+    pub locked: Option<(String, Timestamp)>,
     /// Recent versions, oldest first (bounded).
     pub history: Vec<VersionInfo>,
 }
@@ -522,11 +531,16 @@ pub struct RotationOptions {
     pub backoff_initial: Duration,
     /// The longest retry delay. Default 60 s.
     pub backoff_max: Duration,
-    /// How long a rotation lock lasts without renewal (it is renewed at every
-    /// step). Default 5 minutes.
+    /// How long a rotation lock lasts without renewal. The holder renews it
+    /// at every step and, while a step runs, every third of this (a
+    /// heartbeat), so only a dead or stalled holder loses it. Another engine
+    /// takes over a lapsed lock and finishes or rolls back the recorded
+    /// step. Default 15 s.
     pub lock_ttl: Duration,
-    /// The lock owner id. Default: random per engine. A process restarting
-    /// with the same id takes over its own unexpired lock.
+    /// The lock owner id (a stable member id, such as the host or pod
+    /// name). Default: random per engine. A process restarting with the
+    /// same id takes over its own unexpired lock at once. Two live engines
+    /// must not share an id.
     pub owner_id: Option<String>,
     /// Versions kept in the history. Default 64.
     pub history_limit: usize,
@@ -542,7 +556,7 @@ impl Default for RotationOptions {
             max_attempts: 5,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
-            lock_ttl: Duration::from_secs(300),
+            lock_ttl: Duration::from_secs(15),
             owner_id: None,
             history_limit: 64,
             audit: None,
@@ -791,6 +805,7 @@ impl RotationEngine {
             revoke_previous_at: s.previous.and(s.revoke_after),
             last_promoted: s.last_promoted,
             in_flight: s.op.map(|o| (o.step, o.version)),
+            locked: s.lock.map(|l| (l.owner, l.expires)),
             history: s.history,
         })
     }
@@ -821,10 +836,13 @@ impl RotationEngine {
             previous: None,
         };
         let tested = self
-            .attempt(RotationStep::TestPending, version, || {
-                self.rotator.test(&ctx, &cred)
-            })
-            .await;
+            .holding(
+                &mut s,
+                self.attempt(RotationStep::TestPending, version, || {
+                    self.rotator.test(&ctx, &cred)
+                }),
+            )
+            .await?;
         if let Err((attempts, e)) = tested {
             self.release(&mut s).await?;
             return Err(self.step_failed(RotationStep::TestPending, version, attempts, &e));
@@ -834,7 +852,6 @@ impl RotationEngine {
         s.state.next_version = version + 1;
         s.state.current = Some(version);
         s.state.last_promoted = Some(now);
-        s.state.lock = None;
         s.state.history.push(VersionInfo {
             version,
             identity: cred.identity.clone(),
@@ -847,14 +864,22 @@ impl RotationEngine {
         self.write(&mut s, vec![op]).await?;
         // The target learns that this version is current (an API-key
         // verifier starts accepting it; database rotators have nothing to do).
-        if let Err((attempts, e)) = self
-            .attempt(RotationStep::Promote, version, || {
-                self.rotator.promote(&ctx, &cred)
-            })
-            .await
-        {
-            return Err(self.step_failed(RotationStep::Promote, version, attempts, &e));
-        }
+        let promoted = self
+            .holding(
+                &mut s,
+                self.attempt(RotationStep::Promote, version, || {
+                    self.rotator.promote(&ctx, &cred)
+                }),
+            )
+            .await;
+        let r = match promoted {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((attempts, e))) => {
+                Err(self.step_failed(RotationStep::Promote, version, attempts, &e))
+            }
+            Err(e) => Err(e),
+        };
+        self.finish(&mut s, r).await?;
         self.emit(RotationStep::Promote, version, StepOutcome::Completed)
             .await?;
         self.wake.notify_one();
@@ -1187,6 +1212,56 @@ impl RotationEngine {
         }
     }
 
+    /// Runs `work` (a step against the target, with its retries) while
+    /// renewing the session's lock every third of [`RotationOptions::lock_ttl`],
+    /// so a step that outlasts the TTL keeps the lock while this process
+    /// lives, and a process that dies loses it within one TTL. If the lock
+    /// was lost (another engine took over) or could not be renewed before it
+    /// lapsed, `work` is abandoned and this fails with
+    /// [`RotationError::LostLock`]; the recorded step is then the new
+    /// holder's to finish or roll back.
+    async fn holding<T>(&self, s: &mut Session, work: impl Future<Output = T>) -> Result<T> {
+        let ttl = self.options.lock_ttl;
+        let every = (ttl / 3).max(Duration::from_millis(1));
+        let mut held_until = s
+            .state
+            .lock
+            .as_ref()
+            .map_or_else(|| self.now(), |l| l.expires);
+        let mut next = held_until - ttl + every;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return Ok(out),
+                () = self.sr.clock().sleep_until(next) => {
+                    match self.write(s, vec![]).await {
+                        Ok(()) => {
+                            held_until = s.state.lock.as_ref().map_or(held_until, |l| l.expires);
+                            next = self.now() + every;
+                        }
+                        Err(e @ Error::Rotation(RotationError::LostLock { .. })) => {
+                            tracing::warn!(credential = %self.name, "rotation lock taken over while a step ran; abandoning the step");
+                            return Err(e);
+                        }
+                        Err(e) => {
+                            let now = self.now();
+                            if now >= held_until {
+                                tracing::warn!(credential = %self.name, error = %e, "could not renew the rotation lock before it lapsed; abandoning the step");
+                                return Err(RotationError::LostLock {
+                                    credential: self.name.clone(),
+                                }
+                                .into());
+                            }
+                            tracing::warn!(credential = %self.name, error = %e, "renewing the rotation lock failed; retrying");
+                            next = (now + every / 4).min(held_until);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs the recorded steps until none is left.
     async fn drive(&self, s: &mut Session, report: &mut RotationReport) -> Result<()> {
         while let Some(op) = s.state.op {
@@ -1221,7 +1296,9 @@ impl RotationEngine {
         };
         match op.step {
             RotationStep::CreatePending => {
-                let created = self.attempt(op.step, v, || self.rotator.create(&ctx)).await;
+                let created = self
+                    .holding(s, self.attempt(op.step, v, || self.rotator.create(&ctx)))
+                    .await?;
                 let mut cred = match created {
                     Ok(c) => c,
                     // Nothing was stored or set: just drop the attempt.
@@ -1254,11 +1331,17 @@ impl RotationEngine {
                     return Err(self.corrupt("pending version missing"));
                 };
                 let r = if op.step == RotationStep::SetInTarget {
-                    self.attempt(op.step, v, || self.rotator.set(&ctx, &pending))
-                        .await
+                    self.holding(
+                        s,
+                        self.attempt(op.step, v, || self.rotator.set(&ctx, &pending)),
+                    )
+                    .await?
                 } else {
-                    self.attempt(op.step, v, || self.rotator.test(&ctx, &pending))
-                        .await
+                    self.holding(
+                        s,
+                        self.attempt(op.step, v, || self.rotator.test(&ctx, &pending)),
+                    )
+                    .await?
                 };
                 match r {
                     Ok(()) => {
@@ -1286,8 +1369,11 @@ impl RotationEngine {
                     return Err(self.corrupt("pending version missing"));
                 };
                 if let Err((attempts, e)) = self
-                    .attempt(op.step, v, || self.rotator.promote(&ctx, &pending))
-                    .await
+                    .holding(
+                        s,
+                        self.attempt(op.step, v, || self.rotator.promote(&ctx, &pending)),
+                    )
+                    .await?
                 {
                     return Err(self.step_failed(op.step, v, attempts, &e));
                 }
@@ -1314,8 +1400,11 @@ impl RotationEngine {
             RotationStep::RevokePrevious => {
                 if let Some(old) = self.load(Some(v)).await?
                     && let Err((attempts, e)) = self
-                        .attempt(op.step, v, || self.rotator.revoke(&ctx, &old))
-                        .await
+                        .holding(
+                            s,
+                            self.attempt(op.step, v, || self.rotator.revoke(&ctx, &old)),
+                        )
+                        .await?
                 {
                     return Err(self.step_failed(op.step, v, attempts, &e));
                 }
@@ -1335,8 +1424,11 @@ impl RotationEngine {
             RotationStep::RollBack => {
                 if let Some(failed) = self.load(Some(v)).await?
                     && let Err((attempts, e)) = self
-                        .attempt(op.step, v, || self.rotator.rollback(&ctx, &failed))
-                        .await
+                        .holding(
+                            s,
+                            self.attempt(op.step, v, || self.rotator.rollback(&ctx, &failed)),
+                        )
+                        .await?
                 {
                     return Err(self.step_failed(op.step, v, attempts, &e));
                 }

@@ -1328,9 +1328,9 @@ async fn several_managers_share_expiry_and_revoke_each_lease_exactly_once() {
 }
 
 /// A member hangs in its tenth revocation and dies (its task is aborted):
-/// the other member leaves its claims alone while they last, then takes them
-/// over: it only cleans up the nine the dead member had revoked, and revokes
-/// the rest, including the one that was in flight.
+/// the other member revokes what the dead one had not claimed, leaves its
+/// claims alone while they last, then takes them over, revoking the lease
+/// that was in flight again but not the ones the dead member had finished.
 #[tokio::test]
 async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
     let clock = Arc::new(ManualClock::new(START));
@@ -1354,28 +1354,16 @@ async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
     assert_eq!(ra.completed_calls(), 9);
     let in_flight = *ra.started.lock().unwrap().last().unwrap();
 
-    // The dead member's claims are still live: b does nothing.
-    let report = b.run_due().await.unwrap();
-    assert_eq!(report.revoked, 0, "{report:?}");
-    assert_eq!(rb.completed_calls(), 0);
-    let mut marked = 0;
-    for id in &issued {
+    // b revokes what a had not claimed and leaves a's live claims alone.
+    b.run_due().await.unwrap();
+    let left = b.list("").await.unwrap();
+    assert!(left.contains(&in_flight));
+    for id in &left {
         let lease = b.lookup(*id).await.unwrap();
-        let claim = lease.claim().expect("claimed by a");
-        assert_eq!(claim.owner(), "a");
-        if claim.revoked() {
-            marked += 1;
-        }
+        assert_eq!(lease.claim().expect("claimed by a").owner(), "a");
     }
-    assert_eq!(marked, 9, "the revocations a finished are recorded");
-    assert!(
-        !b.lookup(in_flight)
-            .await
-            .unwrap()
-            .claim()
-            .unwrap()
-            .revoked()
-    );
+    let lease = b.lookup(in_flight).await.unwrap();
+    assert!(!lease.claim().unwrap().revoked());
     // A renewal cannot revive a lease being revoked.
     assert!(matches!(
         lease_err(b.renew(in_flight, MIN).await.unwrap_err()),
@@ -1383,11 +1371,13 @@ async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
     ));
 
     // Once the claims lapse, b takes everything over.
+    let before = rb.completed_calls();
     clock.advance(Duration::from_secs(29));
     assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    assert_eq!(rb.completed_calls(), before);
     clock.advance(Duration::from_secs(1));
     let report = b.run_due().await.unwrap();
-    assert_eq!(report.revoked, 50, "{report:?}");
+    assert_eq!(report.revoked, left.len(), "{report:?}");
     assert_eq!(
         rb.completed_calls(),
         41,
@@ -1396,6 +1386,64 @@ async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
     assert_each_revoked_once(&log, &issued);
     assert!(lease_keys(&storage).await.is_empty());
     assert_eq!(b.stats().live_leases, 0);
+}
+
+/// Leases whose revocations are claimed together (one index segment) by a
+/// member that dies after revoking the first and while revoking the
+/// second: the survivor only deletes the first (its revocation was
+/// recorded) and revokes the second, once.
+#[tokio::test]
+async fn a_revocation_recorded_before_a_crash_is_not_repeated() {
+    let clock = Arc::new(ManualClock::new(START));
+    let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(2));
+    let rb = MemberRevoker::new(&log, None);
+    let a = member(&storage, &clock, member_config("a"), ra.clone());
+    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    // Seventeen leases due at the same time: two share an index segment.
+    let ids = issue_many(&a, 17, MIN).await;
+    let mut by_shard: std::collections::HashMap<u128, Vec<LeaseId>> = Default::default();
+    for id in &ids {
+        by_shard.entry(id.as_u128() % 16).or_default().push(*id);
+    }
+    let pair: Vec<LeaseId> = by_shard
+        .into_values()
+        .find(|v| v.len() >= 2)
+        .unwrap()
+        .into_iter()
+        .take(2)
+        .collect();
+    for id in ids.iter().filter(|id| !pair.contains(id)) {
+        b.revoke(*id).await.unwrap();
+    }
+    clock.advance(MIN);
+    let a2 = a.clone();
+    let dying = tokio::spawn(async move { a2.run_due().await });
+    ra.wait_entered().await;
+    dying.abort();
+    let _ = dying.await;
+    drop(a);
+    let (done, in_flight) = {
+        let started = ra.started.lock().unwrap();
+        (started[0], started[1])
+    };
+    let recorded = b.lookup(done).await.unwrap();
+    assert!(recorded.claim().unwrap().revoked(), "{recorded:?}");
+    assert!(
+        !b.lookup(in_flight)
+            .await
+            .unwrap()
+            .claim()
+            .unwrap()
+            .revoked()
+    );
+    let calls = rb.completed_calls();
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(b.run_due().await.unwrap().revoked, 2);
+    assert_eq!(rb.completed_calls(), calls + 1, "only the one in flight");
+    assert_each_revoked_once(&log, &ids);
+    assert!(lease_keys(&storage).await.is_empty());
 }
 
 /// A member started again with the same member id takes its own claims
@@ -1417,17 +1465,24 @@ async fn a_restarted_member_takes_its_own_claims_back_at_once() {
     drop(a);
     assert_eq!(ra.completed_calls(), 4);
 
+    // Another member revokes what node-a had not claimed, nothing else.
     let rb = MemberRevoker::new(&log, None);
     let b = member(&storage, &clock, member_config("node-b"), rb.clone());
-    assert_eq!(b.run_due().await.unwrap().revoked, 0);
+    b.run_due().await.unwrap();
+    let left = b.list("").await.unwrap();
+    assert!(!left.is_empty());
+    for id in &left {
+        let lease = b.lookup(*id).await.unwrap();
+        assert_eq!(lease.claim().unwrap().owner(), "node-a");
+    }
 
     // Same id, same clock: no waiting for the claims to lapse.
     let again = MemberRevoker::new(&log, None);
     let restarted = member(&storage, &clock, member_config("node-a"), again.clone());
     assert_eq!(restarted.member_id(), "node-a");
     let report = restarted.run_due().await.unwrap();
-    assert_eq!(report.revoked, 30, "{report:?}");
-    assert_eq!(again.completed_calls(), 26);
+    assert_eq!(report.revoked, left.len(), "{report:?}");
+    assert_eq!(again.completed_calls() + rb.completed_calls(), 26);
     assert_each_revoked_once(&log, &issued);
     assert!(lease_keys(&storage).await.is_empty());
 }

@@ -32,10 +32,9 @@ use super::{
 use crate::clock::Timestamp;
 use crate::{Error, Result};
 
-/// Due entries taken from memory at a time; shuffled so that managers
-/// working through the same due leases mostly pick different ones.
+/// Due entries taken from memory at a time (then split into batches).
 const DUE_WINDOW: usize = 1024;
-/// Leases claimed in one batch.
+/// Leases claimed in one batch (all from one index segment).
 const CLAIM_BATCH: usize = 64;
 const MAX_MEMBER_ID_LEN: usize = 64;
 
@@ -67,19 +66,48 @@ pub(super) fn validate_member_id(id: &str) -> Result<()> {
 /// background task cancelled mid-way), so no due lease is forgotten.
 struct Requeue<'a> {
     mem: &'a Mutex<Mem>,
-    entries: Vec<(Timestamp, LeaseId)>,
+    chunks: Vec<Vec<(Timestamp, LeaseId)>>,
 }
 
 impl Drop for Requeue<'_> {
     fn drop(&mut self) {
-        if self.entries.is_empty() {
+        if self.chunks.is_empty() {
             return;
         }
         let mut mem = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
-        for (t, id) in self.entries.drain(..) {
+        for (t, id) in self.chunks.drain(..).flatten() {
             mem.index.insert(t, id);
         }
     }
+}
+
+/// Splits due entries into claim batches of one index segment each (so a
+/// batch's clean-up rewrites one segment), in random order: managers
+/// working through the same due leases then mostly take different batches
+/// and rewrite different segments.
+fn batches(
+    window: Vec<(Timestamp, LeaseId)>,
+    jitter: &mut Jitter,
+) -> Vec<Vec<(Timestamp, LeaseId)>> {
+    let mut by_segment: std::collections::BTreeMap<(u64, u8), Vec<_>> = Default::default();
+    for (t, id) in window {
+        by_segment
+            .entry(super::segment::segment_of(t, id))
+            .or_default()
+            .push((t, id));
+    }
+    let mut chunks = Vec::new();
+    for entries in by_segment.into_values() {
+        let mut rest = entries;
+        while rest.len() > CLAIM_BATCH {
+            let tail = rest.split_off(CLAIM_BATCH);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+    }
+    jitter.shuffle(&mut chunks);
+    chunks
 }
 
 /// Leases a task of this manager works on; released when dropped.
@@ -214,14 +242,11 @@ impl LeaseManager {
             }
             let mut requeue = Requeue {
                 mem: &self.mem,
-                entries: window,
+                chunks: batches(window, &mut jitter),
             };
-            jitter.shuffle(&mut requeue.entries);
-            while !requeue.entries.is_empty() {
-                let at = requeue.entries.len().saturating_sub(CLAIM_BATCH);
-                let chunk = requeue.entries[at..].to_vec();
+            while let Some(chunk) = requeue.chunks.last().cloned() {
                 let result = self.process_chunk(&chunk, now, &mut report).await;
-                requeue.entries.truncate(at);
+                requeue.chunks.pop();
                 if let Err(e) = result {
                     tracing::warn!(error = %e, leases = chunk.len(), "processing due leases failed; retrying later");
                     report.errors += chunk.len();

@@ -31,6 +31,13 @@ fn bucket(t: Timestamp) -> u64 {
     t.as_millis() & !(BUCKET_MS - 1)
 }
 
+/// The segment of entry `(t, id)` as (bucket start, shard): what
+/// [`key`] names.
+pub(super) fn segment_of(t: Timestamp, id: LeaseId) -> (u64, u8) {
+    // SHARDS is 16: the shard fits a u8.
+    (bucket(t), (id.as_u128() % SHARDS) as u8)
+}
+
 /// The segment holding the entry `(t, id)`.
 pub(super) fn key(t: Timestamp, id: LeaseId) -> String {
     format!(

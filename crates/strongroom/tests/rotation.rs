@@ -1054,3 +1054,51 @@ async fn import_current_releases_its_lock() {
     let b = f.open(short_lock("proc-b")).await;
     assert_eq!(b.rotate_now().await.unwrap().promoted, Some(2));
 }
+
+/// Another process's schedule, started while the holder is alive and
+/// renewing, takes the rotation over one lock TTL after the holder dies
+/// (not after the failure backoff) and finishes it.
+#[tokio::test]
+async fn a_schedule_takes_over_a_dead_holders_rotation() {
+    let f = Fixture::new(false).await;
+    let a = Arc::new(f.open(short_lock("proc-a")).await);
+    a.rotate_now().await.unwrap();
+    f.model.block_set.store(true, Ordering::SeqCst);
+    let a2 = a.clone();
+    let task = tokio::spawn(async move { a2.rotate_now().await });
+    f.model.entered.notified().await;
+    let b = Arc::new(
+        f.open(RotationOptions {
+            backoff_max: Duration::from_secs(600),
+            ..short_lock("proc-b")
+        })
+        .await,
+    );
+    let mut events = b.subscribe();
+    let _schedule = b.spawn_schedule();
+    let ttl = Duration::from_secs(15);
+    for _ in 0..5 {
+        advance_while_locked(&f, &a, Duration::from_secs(6), ttl).await;
+        // let b's schedule wake, find the lock renewed and go back to sleep
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+    task.abort();
+    let _ = task.await;
+    drop(a);
+    f.model.block_set.store(false, Ordering::SeqCst);
+    f.clock.advance(ttl);
+    let promoted = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.step == RotationStep::Promote && e.outcome == StepOutcome::Completed {
+                return e.version;
+            }
+        }
+    })
+    .await
+    .expect("b's schedule finished the rotation");
+    assert_eq!(promoted, 2);
+    f.assert_current_works().await;
+}

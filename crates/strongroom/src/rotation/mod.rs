@@ -1487,7 +1487,8 @@ impl RotationEngine {
     /// Starts the schedule: a background task that rotates every
     /// [`RotationOptions::interval`], revokes `previous` when its grace period
     /// ends and resumes interrupted rotations, waiting on the clock in
-    /// between. Errors are reported as events and retried after the backoff.
+    /// between. A rotation another engine holds is taken over when its lock
+    /// lapses. Errors are reported as events and retried after the backoff.
     /// Dropping the handle stops the task.
     pub fn spawn_schedule(self: &Arc<Self>) -> ScheduleHandle {
         let engine = Arc::clone(self);
@@ -1511,14 +1512,18 @@ impl RotationEngine {
                         continue;
                     }
                 }
-                if engine.tick().await.is_err() {
-                    // Failed steps were reported as events; wait before retrying.
-                    let retry =
-                        engine.now() + engine.options.backoff_max.max(Duration::from_secs(1));
-                    tokio::select! {
-                        () = engine.sr.clock().sleep_until(retry) => {}
-                        () = engine.wake.notified() => {}
-                    }
+                match engine.tick().await {
+                    // Busy: another engine holds the lock. Look again when
+                    // it lapses (next_due), not after the failure backoff,
+                    // so a dead holder is replaced within one lock TTL.
+                    Ok(()) | Err(Error::Rotation(RotationError::Busy { .. })) => continue,
+                    Err(_) => {}
+                }
+                // Failed steps were reported as events; wait before retrying.
+                let retry = engine.now() + engine.options.backoff_max.max(Duration::from_secs(1));
+                tokio::select! {
+                    () = engine.sr.clock().sleep_until(retry) => {}
+                    () = engine.wake.notified() => {}
                 }
             }
         });

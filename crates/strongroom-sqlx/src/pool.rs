@@ -2,24 +2,32 @@
 //! credentials come from a rotated credential (or, through
 //! [`CredentialSource`], from a dynamic lease).
 //!
-//! - **Proactive**: when the source reports a change (a rotation promoted a
-//!   new version), the pool's connect options are swapped
-//!   (`Pool::set_connect_options`). When the login role changes
+//! - **Proactive**: when the source reports a change, the pool's connect
+//!   options are swapped (`Pool::set_connect_options`). A [`RotatedSource`]
+//!   watches the credential's rotation record in storage
+//!   ([`strongroom::storage::Storage::watch`]: PostgreSQL `LISTEN/NOTIFY`,
+//!   SQLite `data_version`, or polling where the store cannot announce), so
+//!   a rotation done by another process reaches the pool within about a
+//!   second, before any login fails. When the login role changes
 //!   (alternating users, a new dynamic role), connections opened before the
 //!   swap are closed gradually as they are released after use (each at a
 //!   jittered point within [`HealingOptions::recycle_window`], at most one
 //!   per window / pool size), never while in use. A new password for the
 //!   same role (single-user rotation) leaves open sessions valid, so they
-//!   are kept and only new logins use the new password. If the current version stops
-//!   logging in without a promotion (a single-user rotation just set the
-//!   pending password), the pool moves to whichever stored version works.
+//!   are kept and only new logins use the new password. If the current
+//!   version stops logging in without a promotion (a single-user rotation
+//!   just set the pending password), the pool moves to whichever stored
+//!   version works.
 //! - **Reactive**: when a login fails with a credential error, one refresh
-//!   runs for all waiting callers (single flight): it tries the stored
-//!   versions in the order pending, current, previous, swaps to the first
-//!   that logs in, and the callers retry their operation. After a refresh
-//!   that found nothing working, callers wait for the source to change. The
-//!   whole operation, retries included, is bounded by
-//!   [`HealingOptions::budget`].
+//!   runs for all waiting callers (single flight): it reads the stored
+//!   versions (a consistent snapshot of the rotation record), tries them in
+//!   the order pending, current, previous, reads again if the rotation moved
+//!   on meanwhile, swaps to the first that logs in, and the callers retry
+//!   their operation. After a refresh that found nothing working, callers
+//!   try again when the source reports a change, when another caller's
+//!   refresh swaps, or after a short backoff (100 ms doubling to 1 s),
+//!   whichever comes first. The whole operation, retries included, is
+//!   bounded by [`HealingOptions::budget`].
 //!
 //! What is a credential failure ([`classify`]): SQLSTATE `28P01` (wrong or
 //! expired password, dropped role). `28000` only when
@@ -44,11 +52,17 @@ use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use strongroom::Strongroom;
+use strongroom::changes::{ChangeWatcher, DEFAULT_FALLBACK, StorageEvent};
 use strongroom::rotation::{
-    Credential, RotationEngine, RotationEvent, RotationStep, StagedCredentials, StepOutcome,
-    load_staged,
+    Credential, RotationEngine, RotationEvent, RotationStep, STATE_PREFIX, StagedCredentials,
+    StepOutcome, load_staged,
 };
 use tokio::sync::{broadcast, watch};
+
+/// The sqlx this pool is built on, for the operations given to
+/// [`HealingPool::run`] (they receive its [`PgPool`]) by crates that do not
+/// depend on sqlx themselves.
+pub use sqlx;
 
 /// How a connection or query error is treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,13 +144,40 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
     }
 }
 
+/// How often a [`RotatedSource`] reads the rotation record when the store
+/// cannot announce changes.
+pub const POLL_WITHOUT_NOTICES: Duration = Duration::from_millis(500);
+
+/// How many times a consistent read of the stored versions is attempted
+/// before the last read is used as it is.
+const SNAPSHOT_ATTEMPTS: usize = 8;
+
 /// A [`CredentialSource`] over a rotated credential in a [`Strongroom`].
-/// With an engine in the same process ([`RotatedSource::with_engine`]) it
-/// reports promotions as they happen.
+///
+/// It follows the credential's rotation record in storage: a change written
+/// by any process sharing the store (a promotion, a roll-back, a pending
+/// password set in the target) is reported through
+/// [`CredentialSource::changed`] as soon as the store announces it (see
+/// [`strongroom::storage::Storage::watch`]), and otherwise within the
+/// polling interval ([`POLL_WITHOUT_NOTICES`] when the store cannot
+/// announce; [`DEFAULT_FALLBACK`], for lost notices, when it can). With an
+/// engine in the same process ([`RotatedSource::with_engine`]) it also
+/// reports that engine's steps as they happen.
 pub struct RotatedSource {
     sr: Strongroom,
     name: String,
+    state_key: String,
     events: Option<tokio::sync::Mutex<broadcast::Receiver<RotationEvent>>>,
+    watch: tokio::sync::Mutex<RecordWatch>,
+    notified: bool,
+}
+
+/// The storage side of a [`RotatedSource`]'s change reports.
+struct RecordWatch {
+    watcher: ChangeWatcher,
+    /// The rotation record as the polling fallback last read it (`None`: not
+    /// read yet).
+    polled: Option<Option<Vec<u8>>>,
 }
 
 impl fmt::Debug for RotatedSource {
@@ -144,45 +185,100 @@ impl fmt::Debug for RotatedSource {
         f.debug_struct("RotatedSource")
             .field("name", &self.name)
             .field("events", &self.events.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl RotatedSource {
-    /// Reads credential `name` from `sr` (changes are noticed only on login
-    /// failures).
+    /// Reads credential `name` from `sr` and follows its rotation record in
+    /// storage (rotations done by any process). Give each pool its own
+    /// source: change reports are consumed by the pool that waits for them.
     pub fn new(sr: Strongroom, name: &str) -> Self {
+        let watch = Self::watch_store(&sr, None);
         Self {
-            sr,
+            state_key: format!("{STATE_PREFIX}{name}"),
             name: name.to_owned(),
-            events: None,
-        }
-    }
-
-    /// Reads the engine's credential and follows its events.
-    pub fn with_engine(sr: Strongroom, engine: &RotationEngine) -> Self {
-        Self {
             sr,
-            name: engine.name().to_owned(),
-            events: Some(tokio::sync::Mutex::new(engine.subscribe())),
+            events: None,
+            notified: watch.watcher.is_notified(),
+            watch: tokio::sync::Mutex::new(watch),
         }
     }
-}
 
-#[async_trait]
-impl CredentialSource for RotatedSource {
-    fn name(&self) -> &str {
-        &self.name
+    /// Reads the engine's credential, follows its events and its rotation
+    /// record in storage.
+    pub fn with_engine(sr: Strongroom, engine: &RotationEngine) -> Self {
+        let mut source = Self::new(sr, engine.name());
+        source.events = Some(tokio::sync::Mutex::new(engine.subscribe()));
+        source
     }
 
-    async fn staged(&self) -> strongroom::Result<StagedCredentials> {
-        load_staged(&self.sr, &self.name).await
+    /// Reads the rotation record every `every` when no notice arrives (by
+    /// default [`POLL_WITHOUT_NOTICES`] if the store cannot announce
+    /// changes, [`DEFAULT_FALLBACK`] if it can).
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        let watch = Self::watch_store(&self.sr, Some(every));
+        self.notified = watch.watcher.is_notified();
+        self.watch = tokio::sync::Mutex::new(watch);
+        self
     }
 
-    async fn changed(&self) {
-        let Some(events) = &self.events else {
-            return std::future::pending().await;
-        };
+    /// Whether the store announces changes (otherwise only polling finds
+    /// them).
+    pub fn is_notified(&self) -> bool {
+        self.notified
+    }
+
+    fn watch_store(sr: &Strongroom, every: Option<Duration>) -> RecordWatch {
+        let feed = sr.storage().watch();
+        let every = every.unwrap_or(if feed.is_some() {
+            DEFAULT_FALLBACK
+        } else {
+            POLL_WITHOUT_NOTICES
+        });
+        RecordWatch {
+            watcher: ChangeWatcher::new(feed, every),
+            polled: None,
+        }
+    }
+
+    /// Resolves when the rotation record changes in storage.
+    async fn record_changed(&self) {
+        let mut w = self.watch.lock().await;
+        loop {
+            match w.watcher.next().await {
+                StorageEvent::Changed(keys) => {
+                    // Version records change only in the same batch as the
+                    // rotation record.
+                    if keys.contains(&self.state_key) {
+                        return;
+                    }
+                }
+                StorageEvent::Unknown => {
+                    // Lost notices or the polling interval: compare the record.
+                    match self.sr.storage().get(&self.state_key).await {
+                        Ok(now) => {
+                            let changed = w.polled.as_ref() != Some(&now);
+                            w.polled = Some(now);
+                            if changed {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::debug!(
+                            credential = %self.name,
+                            error = %e,
+                            "could not read the rotation record; polling again"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves when the in-process engine completes a step that changes
+    /// what works.
+    async fn engine_changed(events: &tokio::sync::Mutex<broadcast::Receiver<RotationEvent>>) {
         let mut rx = events.lock().await;
         loop {
             match rx.recv().await {
@@ -201,6 +297,49 @@ impl CredentialSource for RotatedSource {
                 Err(broadcast::error::RecvError::Lagged(_)) => return,
                 Err(broadcast::error::RecvError::Closed) => {
                     return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialSource for RotatedSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stored versions as of one state of the rotation record. The
+    /// engine deletes a version record only in the batch that also rewrites
+    /// the rotation record, so a read during which the record did not change
+    /// saw every version that state names. (Reading the record and then the
+    /// versions it names, while a rotator elsewhere runs back to back, can
+    /// otherwise find them all revoked and deleted: an empty list.)
+    async fn staged(&self) -> strongroom::Result<StagedCredentials> {
+        let storage = self.sr.storage();
+        let mut before = storage.get(&self.state_key).await?;
+        let mut last = StagedCredentials::default();
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            last = load_staged(&self.sr, &self.name).await?;
+            let after = storage.get(&self.state_key).await?;
+            if after == before {
+                return Ok(last);
+            }
+            before = after;
+        }
+        // Still changing: a partial read is acceptable here, since a
+        // refresh that finds nothing working in it reads again.
+        tracing::debug!(credential = %self.name, "rotation record kept changing while read");
+        Ok(last)
+    }
+
+    async fn changed(&self) {
+        match &self.events {
+            None => self.record_changed().await,
+            Some(events) => {
+                tokio::select! {
+                    () = self.record_changed() => {}
+                    () = Self::engine_changed(events) => {}
                 }
             }
         }
@@ -237,15 +376,28 @@ impl Default for HealingOptions {
 #[non_exhaustive]
 pub enum HealingError {
     /// The server refused every stored version of the credential and no new
-    /// one arrived within the budget.
+    /// one arrived within the budget. `tried` is never empty (an empty
+    /// store is [`HealingError::NoStoredVersion`]).
     #[error(
         "credential {credential:?}: the server refused every stored version (tried {tried:?}) and none worked within {budget:?}; rotate or re-issue the credential"
     )]
     NoWorkingCredential {
         /// The credential name.
         credential: String,
-        /// The versions tried in the last refresh.
+        /// The versions refused: those the last failed refresh tried and
+        /// those the operation's own logins used.
         tried: Vec<u64>,
+        /// The time budget.
+        budget: Duration,
+    },
+    /// No stored version of the credential could be read, so there was
+    /// nothing to log in with.
+    #[error(
+        "credential {credential:?}: the store holds no readable version to log in with (not rotated or imported yet, or its version records were removed); rotate or import the credential"
+    )]
+    NoStoredVersion {
+        /// The credential name.
+        credential: String,
         /// The time budget.
         budget: Duration,
     },
@@ -308,6 +460,12 @@ pub enum PoolEvent {
         version: u64,
     },
 }
+
+/// The first wait before a caller tries again after a failed refresh; it
+/// doubles per failed refresh up to [`RETRY_MAX`].
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// The longest wait before a caller tries again after a failed refresh.
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Counters {
@@ -388,10 +546,9 @@ struct Inner {
     /// Bumped at every refresh attempt (single flight).
     refresh_epoch: AtomicU64,
     refresh_lock: tokio::sync::Mutex<RefreshOutcome>,
-    /// A copy of the last completed refresh's outcome, readable at any time.
-    last_outcome: Mutex<RefreshOutcome>,
     active: Mutex<(u64, String)>,
-    /// Bumped by the watcher at every source change.
+    /// Bumped at every source change the watcher handled and at every
+    /// swap: wakes callers waiting after a failed refresh.
     changes: watch::Sender<u64>,
     counters: Arc<Counters>,
     recycle: Arc<Recycle>,
@@ -472,18 +629,24 @@ impl HealingPool {
             match tokio::time::timeout(options.budget, find_working(&base, &*source, &options))
                 .await
             {
-                Ok(Ok((Some(c), _))) => {
+                Ok(Ok(Search { found: Some(c), .. })) => {
                     let o = options_for(&base, &c)?;
                     (c, o)
                 }
-                Ok(Ok((None, tried))) | Ok(Err(FindError::None(tried))) => {
+                Ok(Ok(Search { found: None, tried })) if tried.is_empty() => {
+                    return Err(HealingError::NoStoredVersion {
+                        credential: source.name().to_owned(),
+                        budget: options.budget,
+                    });
+                }
+                Ok(Ok(Search { found: None, tried })) => {
                     return Err(HealingError::NoWorkingCredential {
                         credential: source.name().to_owned(),
                         tried,
                         budget: options.budget,
                     });
                 }
-                Ok(Err(FindError::Fatal(e))) => return Err(e),
+                Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     return Err(HealingError::BudgetExceeded {
                         budget: options.budget,
@@ -510,10 +673,6 @@ impl HealingPool {
             generation: AtomicU64::new(0),
             refresh_epoch: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(RefreshOutcome {
-                ok: true,
-                tried: vec![first.version()],
-            }),
-            last_outcome: Mutex::new(RefreshOutcome {
                 ok: true,
                 tried: vec![first.version()],
             }),
@@ -590,13 +749,19 @@ impl HealingPool {
     {
         let budget = self.inner.options.budget;
         let deadline = tokio::time::Instant::now() + budget;
-        let mut refused = false;
+        // What this operation saw, for its error if it runs out of time:
+        // the versions its own logins were refused with, and the outcome
+        // of the last failed refresh it took part in.
+        let mut refused: Vec<u64> = Vec::new();
+        let mut last_failed: Option<RefreshOutcome> = None;
         let mut terminated = 0u32;
         let mut not_authorized_seen = false;
+        let mut retry_wait = RETRY_INITIAL;
         let r = tokio::time::timeout_at(deadline, async {
             loop {
                 let generation = self.inner.generation.load(Ordering::Acquire);
                 let epoch = self.inner.refresh_epoch.load(Ordering::Acquire);
+                let version = self.active_version();
                 let err = match op(self.inner.pool.clone()).await {
                     Ok(t) => return Ok(t),
                     Err(e) => e,
@@ -625,36 +790,49 @@ impl HealingPool {
                 if !auth_retry {
                     return Err(HealingError::Database { class, source: err });
                 }
-                refused = true;
-                let version = self.active_version();
+                if !refused.contains(&version) {
+                    refused.push(version);
+                }
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 let _ = self.inner.events.send(PoolEvent::Retrying { version });
                 if self.inner.generation.load(Ordering::Acquire) != generation {
                     continue; // someone already swapped
                 }
-                self.refresh(epoch).await?;
+                let outcome = self.refresh(epoch, retry_wait).await?;
+                if outcome.ok {
+                    retry_wait = RETRY_INITIAL;
+                } else {
+                    last_failed = Some(outcome);
+                    retry_wait = (retry_wait * 2).min(RETRY_MAX);
+                }
             }
         })
         .await;
         let r = match r {
             Ok(r) => r,
             Err(_) => {
-                // Out of time: if the server refused our login, say so,
-                // with what the last completed refresh tried.
-                let last = self
-                    .inner
-                    .last_outcome
-                    .lock()
-                    .map(|o| o.clone())
-                    .unwrap_or_default();
-                if refused {
-                    Err(HealingError::NoWorkingCredential {
-                        credential: self.inner.source.name().to_owned(),
-                        tried: if last.ok { Vec::new() } else { last.tried },
-                        budget,
-                    })
-                } else {
-                    Err(HealingError::BudgetExceeded { budget })
+                // Out of time: if the server refused our logins, say which
+                // versions were refused (this operation's own, and those
+                // its last failed refresh tried), or that none was stored.
+                let credential = self.inner.source.name().to_owned();
+                match last_failed {
+                    _ if refused.is_empty() => Err(HealingError::BudgetExceeded { budget }),
+                    Some(o) if o.tried.is_empty() => {
+                        Err(HealingError::NoStoredVersion { credential, budget })
+                    }
+                    last_failed => {
+                        let mut tried = last_failed.map(|o| o.tried).unwrap_or_default();
+                        for v in refused {
+                            if !tried.contains(&v) {
+                                tried.push(v);
+                            }
+                        }
+                        Err(HealingError::NoWorkingCredential {
+                            credential,
+                            tried,
+                            budget,
+                        })
+                    }
                 }
             }
         };
@@ -664,46 +842,62 @@ impl HealingPool {
         r
     }
 
-    /// One refresh for every caller that failed at `epoch` (single flight).
-    /// Returns once a working version is in place or, if none works, after
-    /// the source reports a change (the caller's deadline bounds the wait).
-    async fn refresh(&self, epoch: u64) -> Result<(), HealingError> {
+    /// One refresh for every caller that failed at `epoch` (single flight);
+    /// returns its outcome. When nothing works, returns after the source
+    /// reports a change, after any swap (another caller's refresh found a
+    /// working version), or after `wait`, whichever comes first: the caller
+    /// then tries again (the caller's deadline bounds it all). Waiting for
+    /// a change alone is not enough: a change can go unannounced (a source
+    /// that cannot announce, a lost notice, a pending version refused a
+    /// moment before the rotator set it).
+    async fn refresh(&self, epoch: u64, wait: Duration) -> Result<RefreshOutcome, HealingError> {
         let inner = &self.inner;
         let mut changes = inner.changes.subscribe();
         let outcome = {
             let mut last = inner.refresh_lock.lock().await;
             if inner.refresh_epoch.load(Ordering::Acquire) == epoch {
                 inner.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-                *last = match find_working(&inner.base, &*inner.source, &inner.options).await {
-                    Ok((Some(c), tried)) => {
-                        self.swap(&c, true)?;
+                let found = find_working(&inner.base, &*inner.source, &inner.options).await;
+                *last = match found {
+                    Ok(Search {
+                        found: Some(c),
+                        tried,
+                    }) => {
+                        if let Err(e) = self.swap(&c, true) {
+                            inner.refresh_epoch.fetch_add(1, Ordering::AcqRel);
+                            return Err(e);
+                        }
                         RefreshOutcome { ok: true, tried }
                     }
-                    Ok((None, tried)) | Err(FindError::None(tried)) => {
+                    Ok(Search { found: None, tried }) => {
+                        tracing::warn!(
+                            credential = inner.source.name(),
+                            ?tried,
+                            "no stored version logs in"
+                        );
                         let _ = inner.events.send(PoolEvent::RefreshFailed {
                             tried: tried.clone(),
                         });
                         RefreshOutcome { ok: false, tried }
                     }
-                    Err(FindError::Fatal(e)) => {
+                    Err(e) => {
                         inner.refresh_epoch.fetch_add(1, Ordering::AcqRel);
                         return Err(e);
                     }
                 };
                 inner.refresh_epoch.fetch_add(1, Ordering::AcqRel);
-                if let Ok(mut copy) = inner.last_outcome.lock() {
-                    *copy = last.clone();
-                }
             }
             last.clone()
         };
         if !outcome.ok {
-            // Nothing works now: wait for the source to change (or the deadline).
-            if changes.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            let _ = tokio::time::timeout(wait, async {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await;
         }
-        Ok(())
+        Ok(outcome)
     }
 
     fn swap(&self, c: &Credential, reactive: bool) -> Result<(), HealingError> {
@@ -750,70 +944,74 @@ fn swap_inner(inner: &Inner, c: &Credential, reactive: bool) -> Result<(), Heali
         identity: c.identity().to_owned(),
         reactive,
     });
+    // Callers waiting after a failed refresh try again with this version.
+    inner.changes.send_modify(|n| *n += 1);
     Ok(())
 }
 
-enum FindError {
-    None(Vec<u64>),
-    Fatal(HealingError),
+/// What a search of the stored versions found.
+struct Search {
+    /// The first version that logged in.
+    found: Option<Credential>,
+    /// The versions tried, in order, each once. Empty: no version was
+    /// stored (or readable) to try.
+    tried: Vec<u64>,
 }
 
 /// Tries the stored versions (pending, current, previous) with a direct
-/// login each; returns the first that works.
+/// login each; returns the first that works. Reads the source again while
+/// the stored versions keep changing (at most `MAX_PASSES` reads): a
+/// rotation running meanwhile may have promoted a version refused a moment
+/// ago because its password was not set yet, or stored a new one.
+/// `Err` is an error no refresh can help with.
 async fn find_working(
     base: &PgConnectOptions,
     source: &dyn CredentialSource,
     options: &HealingOptions,
-) -> Result<(Option<Credential>, Vec<u64>), FindError> {
+) -> Result<Search, HealingError> {
+    const MAX_PASSES: usize = 3;
     let mut tried = Vec::new();
     let mut refused = false;
     let mut not_authorized = None;
-    // A second pass reads the store again: a rotation that set a new
-    // password while the first pass was logging in has stored that version
-    // first (write-ahead), so it is found without waiting for the promotion.
-    for _pass in 0..2 {
-        let staged = source
-            .staged()
-            .await
-            .map_err(|e| FindError::Fatal(e.into()))?;
-        let mut new_versions = false;
+    let mut last_read: Option<Vec<u64>> = None;
+    for _pass in 0..MAX_PASSES {
+        let staged = source.staged().await?;
+        let read: Vec<u64> = staged.in_try_order().map(Credential::version).collect();
+        if last_read.as_ref() == Some(&read) {
+            // every version of this state was tried already
+            break;
+        }
+        last_read = Some(read);
         for c in staged.in_try_order() {
-            if tried.contains(&c.version()) {
-                continue;
+            if !tried.contains(&c.version()) {
+                tried.push(c.version());
             }
-            new_versions = true;
-            tried.push(c.version());
-            let opts = options_for(base, c).map_err(FindError::Fatal)?;
+            let opts = options_for(base, c)?;
             match opts.connect().await {
                 Ok(conn) => {
                     let _ = conn.close().await;
-                    return Ok((Some(c.clone()), tried));
+                    return Ok(Search {
+                        found: Some(c.clone()),
+                        tried,
+                    });
                 }
                 Err(e) => match classify(&e, options.external_auth) {
                     ErrorClass::Credential => refused = true,
                     // another stored version may still log in
                     ErrorClass::NotAuthorized => not_authorized = Some(e),
-                    class => {
-                        return Err(FindError::Fatal(HealingError::Database {
-                            class,
-                            source: e,
-                        }));
-                    }
+                    class => return Err(HealingError::Database { class, source: e }),
                 },
             }
-        }
-        if !new_versions {
-            break;
         }
     }
     match not_authorized {
         // Every version that failed was refused as a role, not a password:
         // no refresh can help.
-        Some(e) if !refused => Err(FindError::Fatal(HealingError::Database {
+        Some(e) if !refused => Err(HealingError::Database {
             class: ErrorClass::NotAuthorized,
             source: e,
-        })),
-        _ => Err(FindError::None(tried)),
+        }),
+        _ => Ok(Search { found: None, tried }),
     }
 }
 
@@ -935,39 +1133,62 @@ impl CredentialSource for LeaseSource {
     }
 }
 
-/// Follows the source: on each change, swap proactively to the current
-/// version if it differs, and wake callers waiting after a failed refresh.
+/// Follows the source: on each change, move to the current version if it
+/// is newer than the active one (or the active one is no longer stored),
+/// and wake callers waiting after a failed refresh.
 async fn watch_source(weak: Weak<Inner>, source: Arc<dyn CredentialSource>) {
     loop {
         source.changed().await;
         let Some(inner) = weak.upgrade() else { return };
-        if let Ok(staged) = source.staged().await
-            && let Some(cur) = staged.current
-        {
-            let active = inner.active.lock().map(|a| a.0).unwrap_or(0);
-            if cur.version() != active {
-                let _ = swap_inner(&inner, &cur, false);
-            } else if let Ok(opts) = options_for(&inner.base, &cur) {
-                // Still on current: check it still logs in (a single-user
-                // rotation may just have replaced its password) and if not,
-                // move to whichever stored version works, before callers
-                // fail on it.
-                let refused = match opts.connect().await {
-                    Ok(conn) => {
-                        let _ = conn.close().await;
-                        false
-                    }
-                    Err(e) => classify(&e, inner.options.external_auth) == ErrorClass::Credential,
-                };
-                if refused
-                    && let Ok((Some(c), _)) =
-                        find_working(&inner.base, &*inner.source, &inner.options).await
-                {
-                    let _ = swap_inner(&inner, &c, false);
-                }
-            }
-        }
+        follow(&inner).await;
         inner.changes.send_modify(|n| *n += 1);
+    }
+}
+
+async fn follow(inner: &Inner) {
+    let staged = match inner.source.staged().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(credential = inner.source.name(), error = %e, "could not read the stored versions after a change");
+            return;
+        }
+    };
+    let Some(cur) = &staged.current else { return };
+    let active = inner.active.lock().map(|a| a.0).unwrap_or(0);
+    let still_stored = staged.in_try_order().any(|c| c.version() == active);
+    if cur.version() > active || !still_stored {
+        let _ = swap_inner(inner, cur, false);
+        return;
+    }
+    // Still on current while a pending version of the same role is being
+    // set (a single-user rotation): check that current still logs in (the
+    // rotation may just have replaced its password) and if not, move to
+    // whichever stored version works, before callers fail on it. A pending
+    // version of another role (alternating users) cannot break current. An
+    // active version newer than current is a pending one a refresh found
+    // working: kept until it is promoted.
+    let same_role = staged
+        .pending
+        .as_ref()
+        .is_some_and(|p| p.identity() == cur.identity());
+    if cur.version() != active || !same_role {
+        return;
+    }
+    let Ok(opts) = options_for(&inner.base, cur) else {
+        return;
+    };
+    let refused = match opts.connect().await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            false
+        }
+        Err(e) => classify(&e, inner.options.external_auth) == ErrorClass::Credential,
+    };
+    if refused
+        && let Ok(Search { found: Some(c), .. }) =
+            find_working(&inner.base, &*inner.source, &inner.options).await
+    {
+        let _ = swap_inner(inner, &c, false);
     }
 }
 

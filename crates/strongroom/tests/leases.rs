@@ -1582,3 +1582,50 @@ async fn a_manual_revoke_racing_expiry_runs_the_revoker_once() {
     assert_each_revoked_once(&log, &[first.id(), second.id()]);
     assert!(lease_keys(&storage).await.is_empty());
 }
+
+/// Per-path counts are spread over shard keys; a store whose counts were
+/// written as one key per path (before shards) is counted the same, the old
+/// key is folded into a shard on the next change, and a path whose leases
+/// are all gone leaves no count keys behind.
+#[tokio::test]
+async fn counts_written_before_shards_are_read_and_folded() {
+    let f = fixture();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(f.issue("db/creds/x", 10 * MIN, 10 * MIN).await.id());
+    }
+    let shards = f.storage.list("lease-count/").await.unwrap();
+    assert!(
+        !shards.is_empty()
+            && shards
+                .iter()
+                .all(|k| k.starts_with("lease-count/db/creds/x#")),
+        "{shards:?}"
+    );
+    // Rewrite the count in the old layout.
+    let mut ops: Vec<BatchOp> = shards.into_iter().map(BatchOp::delete).collect();
+    ops.push(BatchOp::put(
+        "lease-count/db/creds/x",
+        3u64.to_be_bytes().to_vec(),
+    ));
+    f.storage.batch(ops).await.unwrap();
+
+    let (manager, _) = manager_over(f.storage.clone(), &f.clock, config());
+    assert_eq!(manager.restore().await.unwrap().live_leases, 3);
+    let fourth = manager
+        .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
+        .await
+        .unwrap();
+    ids.push(fourth.id());
+    assert_eq!(manager.stats().live_leases, 4);
+    let keys = f.storage.list("lease-count/").await.unwrap();
+    assert_eq!(keys.len(), 1, "folded into one shard: {keys:?}");
+    assert!(keys[0].starts_with("lease-count/db/creds/x#"));
+    let (again, _) = manager_over(f.storage.clone(), &f.clock, config());
+    assert_eq!(again.restore().await.unwrap().live_leases, 4);
+    for id in ids {
+        again.revoke(id).await.unwrap();
+    }
+    assert_eq!(again.stats().live_leases, 0);
+    assert!(lease_keys(&f.storage).await.is_empty());
+}

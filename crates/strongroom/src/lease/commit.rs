@@ -136,13 +136,37 @@ impl SegmentEdits {
     }
 }
 
-fn parse_count(key: &str, value: Option<&[u8]>) -> Result<u64> {
-    match value {
-        None => Ok(0),
-        Some(v) => <[u8; 8]>::try_from(v)
-            .map(u64::from_be_bytes)
-            .map_err(|_| Error::corrupt(key.to_owned(), "lease count is not 8 bytes")),
-    }
+/// Shards of each path's live-lease count. Every issue and clean-up
+/// changes a count; spreading a path's count over several keys (each commit
+/// changes one, chosen at random) keeps managers from conflicting on it.
+const COUNT_SHARDS: u64 = 8;
+
+/// One count key's contribution to its path's count: the key
+/// `lease-count/<path>` (written before shards, a u64) or a shard
+/// `lease-count/<path>#<k>` (an i64: one shard may go below zero when its
+/// leases were issued under another shard). Both 8 bytes, big-endian.
+pub(super) fn count_value(key: &str, value: &[u8]) -> Result<i128> {
+    let bytes = <[u8; 8]>::try_from(value)
+        .map_err(|_| Error::corrupt(key.to_owned(), "lease count is not 8 bytes"))?;
+    Ok(if key.contains('#') {
+        i128::from(i64::from_be_bytes(bytes))
+    } else {
+        i128::from(u64::from_be_bytes(bytes))
+    })
+}
+
+/// The path a count key counts (its shard suffix cut off).
+pub(super) fn count_path(key_after_prefix: &str) -> &str {
+    key_after_prefix
+        .split_once('#')
+        .map_or(key_after_prefix, |(path, _)| path)
+}
+
+fn shard_value(n: i128) -> Vec<u8> {
+    i64::try_from(n)
+        .unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+        .to_be_bytes()
+        .to_vec()
 }
 
 /// A small generator for jitter and shuffling (not for secrets).
@@ -265,15 +289,9 @@ impl LeaseManager {
             }
             let mut counts = Vec::with_capacity(deltas.len());
             for (&path, &delta) in &deltas {
-                let key = count_key(path);
-                let read = self.storage.get(&key).await?;
-                let n = parse_count(&key, read.as_deref())?.saturating_add_signed(delta);
-                ops.push(BatchOp::expect(key.clone(), read));
-                ops.push(if n == 0 {
-                    BatchOp::delete(key)
-                } else {
-                    BatchOp::put(key, n.to_be_bytes().to_vec())
-                });
+                let j = jitter.get_or_insert_with(Jitter::seeded);
+                let (n, count_ops) = self.count_ops(path, delta, j).await?;
+                ops.extend(count_ops);
                 counts.push((path, n));
             }
             edits.push_ops(&mut ops);
@@ -303,6 +321,66 @@ impl LeaseManager {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The operations that add `delta` to `path`'s count (one random shard,
+    /// checked unchanged; a count key from before shards is folded into it)
+    /// and the path's new count. When the count reaches zero, every key of
+    /// the path is checked unchanged and deleted, so a path without leases
+    /// leaves nothing behind. One scan reads all of the path's keys: the
+    /// unsharded key sorts first, then `#0..#7`, then other paths.
+    async fn count_ops(
+        &self,
+        path: &str,
+        delta: i64,
+        jitter: &mut Jitter,
+    ) -> Result<(u64, Vec<BatchOp>)> {
+        let base = count_key(path);
+        let shard_prefix = format!("{base}#");
+        let page = self
+            .storage
+            .scan(&base, None, 1 + COUNT_SHARDS as usize)
+            .await?;
+        let mut read = BTreeMap::new();
+        let mut total = i128::from(delta);
+        for (key, value) in page {
+            if key == base || key.starts_with(&shard_prefix) {
+                total += count_value(&key, &value)?;
+                read.insert(key, value);
+            }
+        }
+        let mut ops = Vec::with_capacity(2 * read.len() + 2);
+        if total <= 0 {
+            let all = std::iter::once(base.clone())
+                .chain((0..COUNT_SHARDS).map(|k| format!("{shard_prefix}{k}")));
+            for key in all {
+                let value = read.remove(&key);
+                let present = value.is_some();
+                ops.push(BatchOp::expect(key.clone(), value));
+                if present {
+                    ops.push(BatchOp::delete(key));
+                }
+            }
+            return Ok((0, ops));
+        }
+        let shard_key = format!("{shard_prefix}{}", jitter.below(COUNT_SHARDS));
+        let mut new_shard = i128::from(delta);
+        if let Some(value) = read.remove(&base) {
+            new_shard += count_value(&base, &value)?;
+            ops.push(BatchOp::expect(base.clone(), Some(value)));
+            ops.push(BatchOp::delete(base));
+        }
+        let shard = read.remove(&shard_key);
+        if let Some(value) = &shard {
+            new_shard += count_value(&shard_key, value)?;
+        }
+        ops.push(BatchOp::expect(shard_key.clone(), shard));
+        ops.push(if new_shard == 0 {
+            BatchOp::delete(shard_key)
+        } else {
+            BatchOp::put(shard_key, shard_value(new_shard))
+        });
+        Ok((u64::try_from(total).unwrap_or(u64::MAX), ops))
     }
 
     /// Mirrors a committed batch in memory: index entries and counts.

@@ -18,7 +18,7 @@
 //! | `lease/<id>` | the lease record (a version byte, then postcard; with the claim of the manager revoking it, if any) |
 //! | `lease-due/<time bucket, 16 hex>/<shard, 2 hex>` | the expiry index: packed `(due time, id)` entries of one ~65 s bucket and shard |
 //! | `lease-path/<path>/<id>` | empty: the path index, for prefix revocation and listing |
-//! | `lease-count/<path>` | live leases under that exact path (u64, big-endian) |
+//! | `lease-count/<path>#<k>` | live leases under that exact path: the sum of 8 shards (i64, big-endian; before shards, one u64 at `lease-count/<path>`) |
 //!
 //! A lease's due time is when it next needs attention: its expiring-soon
 //! time, then its expiry, then (while revocation is being retried) its next
@@ -1117,7 +1117,7 @@ impl LeaseManager {
     async fn load_initial(&self) -> Result<RestoreStats> {
         let _w = self.write.lock().await;
         self.convert_legacy_index().await?;
-        let mut counts = HashMap::new();
+        let mut sums: HashMap<String, i128> = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -1126,17 +1126,19 @@ impl LeaseManager {
                 .await?;
             let done = page.len() < SCAN_PAGE;
             for (key, value) in &page {
-                let path = key.get(COUNT_PREFIX.len()..).unwrap_or_default();
-                let n = <[u8; 8]>::try_from(value.as_slice())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| Error::corrupt(key.clone(), "lease count is not 8 bytes"))?;
-                counts.insert(path.to_owned(), n);
+                let path = commit::count_path(key.get(COUNT_PREFIX.len()..).unwrap_or_default());
+                *sums.entry(path.to_owned()).or_default() += commit::count_value(key, value)?;
             }
             after = page.last_key();
             if done {
                 break;
             }
         }
+        let counts: HashMap<String, u64> = sums
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(p, n)| (p, u64::try_from(n).unwrap_or(u64::MAX)))
+            .collect();
         let now = self.clock.now();
         let until = now + self.config.restore_horizon;
         let mut entries = Vec::new();

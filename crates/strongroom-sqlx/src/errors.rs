@@ -48,14 +48,24 @@ pub(crate) fn pg_kind(e: &sqlx::Error) -> StorageErrorKind {
                 _ => StorageErrorKind::Other,
             }
         }
+        // A certificate that does not verify, or TLS required but not
+        // offered: only a change of configuration helps.
+        sqlx::Error::Tls(_) => StorageErrorKind::Rejected,
+        sqlx::Error::Io(io) if tls_failure(io).is_some() => StorageErrorKind::Rejected,
         sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StorageErrorKind::Unavailable,
         sqlx::Error::Configuration(_) => StorageErrorKind::Rejected,
         _ => StorageErrorKind::Other,
     }
+}
+
+/// The TLS error inside an I/O error: sqlx reports a failed rustls
+/// handshake (a certificate that does not verify, say) as an I/O error
+/// wrapping the rustls error.
+fn tls_failure(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 /// A storage error for the PostgreSQL backend.
@@ -74,6 +84,12 @@ pub(crate) fn describe(e: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => {
             "timed out waiting for a database connection (is the server running and reachable?)"
                 .to_owned()
+        }
+        sqlx::Error::Io(io) if tls_failure(io).is_some() => format!(
+            "the TLS handshake failed: {io}; check sslmode, sslrootcert and the server's certificate"
+        ),
+        sqlx::Error::Tls(tls) => {
+            format!("TLS failed: {tls}; check sslmode, sslrootcert and the server's TLS settings")
         }
         other => other.to_string(),
     }

@@ -2,15 +2,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
-use strongroom::storage::{BatchOp, Storage, prefix_upper_bound, scan_lower_bound};
+use strongroom::changes::FEED_CAPACITY;
+use strongroom::storage::{
+    BatchOp, ChangeFeed, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
+};
 use strongroom::{Error, Result, StorageErrorKind};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
-use crate::errors::pg;
+use crate::errors::{describe, pg};
 
 /// The schema version this build writes, kept in the table's comment.
 const SCHEMA_VERSION: u32 = 1;
@@ -21,6 +27,14 @@ const COMMENT_PREFIX: &str = "strongroom kv schema ";
 const LOCK_CLASS: i32 = 0x5354_524D;
 /// How long [`PgStore::connect`] waits for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `LISTEN/NOTIFY` channel every batch announces its keys on.
+const CHANNEL: &str = "strongroom_kv";
+/// The first word of a notice payload: the payload format's version.
+const NOTICE_VERSION: &str = "sr1";
+/// PostgreSQL refuses payloads of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7999;
+/// The first and the longest wait before the listener reconnects.
+const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 /// A [`Storage`] in the PostgreSQL table `strongroom_kv`
 /// (`key BYTEA PRIMARY KEY, value BYTEA NOT NULL`).
@@ -36,12 +50,63 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// a table written by a newer Strongroom is refused with
 /// [`StorageErrorKind::UnsupportedVersion`].
 ///
-/// Errors: an unreachable server is [`StorageErrorKind::Unavailable`], a
-/// rejected login or missing privilege is [`StorageErrorKind::Rejected`].
-/// Connection URLs never appear in errors or `Debug` output.
+/// # TLS
+///
+/// Connections go through rustls (ring provider). [`PgStore::connect`]
+/// honours `sslmode` in the URL as libpq does: `disable`, `prefer` (the
+/// default, unless `PGSSLMODE` says otherwise: TLS when the server offers it,
+/// certificate not checked), `require` (TLS or no connection, certificate
+/// not checked), `verify-ca` (the certificate must chain to a trusted root)
+/// and `verify-full` (and name the host: a DNS name or, for an address such
+/// as `127.0.0.1`, an IP address entry). `sslrootcert=/path/ca.pem` adds
+/// the PEM certificates in that file to the trusted roots; note that the
+/// trusted roots also hold the public web PKI roots (webpki-roots), which
+/// libpq does not trust by default. Use `verify-full` with `sslrootcert`
+/// naming your own CA in production:
+///
+/// ```text
+/// postgres://app:pw@db.internal:5432/secrets?sslmode=verify-full&sslrootcert=/etc/strongroom/db-ca.pem
+/// ```
+///
+/// A certificate that does not verify, a server without TLS when `sslmode`
+/// requires it, or a server that refuses the encryption choice (a
+/// `hostssl`-only `pg_hba.conf` and `sslmode=disable`) fail with
+/// [`StorageErrorKind::Rejected`]: retrying cannot help, the configuration
+/// must change. The message names the cause (for example "invalid peer
+/// certificate: UnknownIssuer"), never the URL or the password.
+///
+/// # Change notification
+///
+/// Every batch that writes or deletes keys sends one `pg_notify` on the
+/// channel `strongroom_kv` inside its transaction (with its first key lock,
+/// so no extra round trip), and the notice is delivered only if the batch
+/// commits. [`Storage::watch`] starts, on its first call, a listener (one
+/// more connection, made with the pool's current connect options, so
+/// rotated credentials and TLS settings apply) that turns these notices
+/// into [`StorageEvent::Changed`] with the keys. The store's own commits are
+/// announced to its feeds directly when they commit (not again by the
+/// listener). The listener sends [`StorageEvent::Unknown`] when it starts
+/// listening and after every reconnection, as notices may have been missed
+/// meanwhile. It stops when the last clone of the store is dropped or on
+/// [`PgStore::close`]; the feeds then close.
+///
+/// The notice payload (format `sr1`) is one line `sr1 <origin>`, then one
+/// line per key with bytes outside printable ASCII and `%` percent-encoded;
+/// a batch whose keys do not fit PostgreSQL's 8000-byte payload limit sends
+/// `sr1 <origin> unknown` instead, which becomes [`StorageEvent::Unknown`].
+/// Channels are per database: stores in other schemas of the same database
+/// hear each other's notices (harmless, they only cause rereads).
+///
+/// # Errors
+///
+/// An unreachable server is [`StorageErrorKind::Unavailable`], a rejected
+/// login, missing privilege or failed TLS verification is
+/// [`StorageErrorKind::Rejected`]. Connection URLs never appear in errors or
+/// `Debug` output.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    changes: Arc<PgChanges>,
 }
 
 impl fmt::Debug for PgStore {
@@ -53,27 +118,32 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user:password@host:port/database`) with
-    /// a pool of up to 10 connections, and creates the table if missing.
+    /// Connects to `url` (`postgres://user:password@host:port/database`,
+    /// optionally `?sslmode=verify-full&sslrootcert=/path/ca.pem`; see
+    /// [TLS](PgStore#tls)) with a pool of up to 10 connections, and creates
+    /// the table if missing.
     ///
     /// The password is taken from the URL only (percent-encoded), never from
     /// `PGPASSWORD` or `~/.pgpass`; to build the connection some other way
-    /// (TLS settings, a password from elsewhere) use [`PgStore::from_pool`].
+    /// (client certificates, a password from elsewhere) use
+    /// [`PgStore::from_pool`].
     ///
     /// # Errors
     ///
     /// [`StorageErrorKind::Unavailable`] if no connection could be made within
     /// 10 seconds; [`StorageErrorKind::Rejected`] if the server refused the
-    /// login, the URL is malformed, or the role may not create or use the
-    /// table.
+    /// login or the connection's encryption, the server's certificate did
+    /// not verify, the URL is malformed (an unknown `sslmode` included), or
+    /// the role may not create or use the table.
     pub async fn connect(url: &str) -> Result<Self> {
         let mut options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| {
             Error::storage(
                 "postgres",
                 StorageErrorKind::Rejected,
-                "the connection URL is malformed (expected postgres://user:password@host:port/database)",
+                "the connection URL is malformed (expected postgres://user:password@host:port/database, optionally with ?sslmode=disable|prefer|require|verify-ca|verify-full and sslrootcert=<file>)",
             )
         })?;
+        check_certificate_files(url)?;
         if !url_has_password(url) {
             // sqlx would fall back to PGPASSWORD and ~/.pgpass; a password is
             // only ever taken from what the caller passed.
@@ -95,7 +165,10 @@ impl PgStore {
     ///
     /// As for [`PgStore::connect`].
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            changes: Arc::new(PgChanges::new()),
+        };
         store.init_schema().await?;
         Ok(store)
     }
@@ -105,9 +178,11 @@ impl PgStore {
         &self.pool
     }
 
-    /// Closes the pool's connections. Later calls fail with
-    /// [`StorageErrorKind::Unavailable`].
+    /// Stops the change listener (feeds from [`Storage::watch`] close) and
+    /// closes the pool's connections. Later calls fail with
+    /// [`StorageErrorKind::Unavailable`]; `watch` returns `None`.
     pub async fn close(&self) {
+        self.changes.close();
         self.pool.close().await;
     }
 
@@ -184,16 +259,75 @@ fn url_has_password(url: &str) -> bool {
     in_userinfo || query.split('&').any(|kv| kv.starts_with("password="))
 }
 
+/// Refuses a URL whose `sslrootcert`, `sslcert` or `sslkey` names a file
+/// that cannot be read, with a message naming the parameter (sqlx would
+/// report only "No such file or directory" on connecting).
+fn check_certificate_files(url: &str) -> Result<()> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let param = match name {
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" => "sslrootcert",
+            "sslcert" | "ssl-cert" => "sslcert",
+            "sslkey" | "ssl-key" => "sslkey",
+            _ => continue,
+        };
+        let value = query_decode(value);
+        let trimmed = value.trim();
+        if trimmed.starts_with("-----BEGIN") && trimmed.ends_with("-----") {
+            // PEM given inline
+            continue;
+        }
+        if let Err(e) = std::fs::File::open(&value) {
+            return Err(Error::storage(
+                "postgres",
+                StorageErrorKind::Rejected,
+                format!("{param} names a file that cannot be read ({value}: {e})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a URL query value (`%XX` escapes, `+` for a space).
+fn query_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The advisory lock key for a storage key: 32 bits of its SHA-256. Two keys
 /// sharing a lock only serialise their writers; they never conflict.
 fn lock_id(key: &str) -> i32 {
-    let digest = ring_digest(key.as_bytes());
+    let digest = sha256_prefix(key.as_bytes());
     i32::from_be_bytes(digest)
 }
 
-fn ring_digest(bytes: &[u8]) -> [u8; 4] {
+/// The first `N` bytes of the SHA-256 of `bytes`.
+fn sha256_prefix<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 4];
+    let mut out = [0u8; N];
     for (o, b) in out.iter_mut().zip(d.as_ref()) {
         *o = *b;
     }
@@ -206,12 +340,27 @@ fn op_key(op: &BatchOp) -> &str {
     }
 }
 
-async fn lock_keys(tx: &mut Transaction<'static, Postgres>, ops: &[BatchOp]) -> Result<()> {
+/// Takes the batch's key locks; sends `notice` (if any) with the first of
+/// them, which saves the round trip a statement of its own would cost. A
+/// notice is transactional wherever it is sent: delivered on commit only.
+async fn lock_keys(
+    tx: &mut Transaction<'static, Postgres>,
+    ops: &[BatchOp],
+    mut notice: Option<String>,
+) -> Result<()> {
     let ids: BTreeSet<i32> = ops.iter().map(|op| lock_id(op_key(op))).collect();
     for id in ids {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(LOCK_CLASS)
-            .bind(id)
+        let query = match notice.take() {
+            Some(payload) => sqlx::query("SELECT pg_advisory_xact_lock($1, $2), pg_notify($3, $4)")
+                .bind(LOCK_CLASS)
+                .bind(id)
+                .bind(CHANNEL)
+                .bind(payload),
+            None => sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(LOCK_CLASS)
+                .bind(id),
+        };
+        query
             .execute(&mut **tx)
             .await
             .map_err(|e| pg("cannot lock keys", e))?;
@@ -292,7 +441,16 @@ impl Storage for PgStore {
             .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(err)?;
-        lock_keys(&mut tx, &ops).await?;
+        let changed: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
+                BatchOp::Expect { .. } => None,
+            })
+            .collect();
+        // One notice per batch that writes, announcing its keys.
+        let notice = (!changed.is_empty()).then(|| notice_payload(&self.changes.origin, &changed));
+        lock_keys(&mut tx, &ops, notice).await?;
         // Every writer of these keys holds their locks, and each statement
         // below takes a fresh snapshot, so these reads see the latest commit.
         for op in &ops {
@@ -332,8 +490,210 @@ impl Storage for PgStore {
                 BatchOp::Expect { .. } => {}
             }
         }
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        if !changed.is_empty() {
+            self.changes.announce(StorageEvent::Changed(changed));
+        }
+        Ok(())
     }
+
+    fn watch(&self) -> Option<ChangeFeed> {
+        self.changes.subscribe(&self.pool)
+    }
+}
+
+/// The change feeds of one store and its clones, and the listener task
+/// filling them from other stores' notices.
+struct PgChanges {
+    /// Names this store (and its clones) in its notices, so its listener
+    /// skips the commits it already announced itself.
+    origin: String,
+    /// `None` once the store is closed.
+    sender: Mutex<Option<broadcast::Sender<StorageEvent>>>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can be left half-updated by a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PgChanges {
+    fn new() -> Self {
+        Self {
+            origin: new_origin(),
+            sender: Mutex::new(Some(broadcast::channel(FEED_CAPACITY).0)),
+            listener: Mutex::new(None),
+        }
+    }
+
+    fn announce(&self, event: StorageEvent) {
+        if let Some(tx) = lock(&self.sender).as_ref() {
+            // Having no subscribers is fine.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// A new feed; starts the listener if it is not running. `None` when the
+    /// store is closed or no tokio runtime is there to run the listener.
+    fn subscribe(&self, pool: &PgPool) -> Option<ChangeFeed> {
+        let sender = lock(&self.sender).clone()?;
+        let mut listener = lock(&self.listener);
+        if listener.as_ref().is_none_or(JoinHandle::is_finished) {
+            // A finished listener ran on a runtime that has shut down.
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            *listener =
+                Some(runtime.spawn(listen(pool.clone(), self.origin.clone(), sender.clone())));
+        }
+        Some(sender.subscribe())
+    }
+
+    fn close(&self) {
+        if let Some(task) = lock(&self.listener).take() {
+            task.abort();
+        }
+        // With the listener's copy gone too, subscribers see the feed close.
+        lock(&self.sender).take();
+    }
+}
+
+impl Drop for PgChanges {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A value unique to one store instance (random; a fallback from the process
+/// id and the clock if the system's random source fails).
+fn new_origin() -> String {
+    let mut b = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mixed = (u128::from(std::process::id()) << 64) ^ nanos;
+        b = sha256_prefix(&mixed.to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The `pg_notify` payload announcing `keys` (format `sr1`, see [`PgStore`]).
+fn notice_payload(origin: &str, keys: &[String]) -> String {
+    let mut out = format!("{NOTICE_VERSION} {origin}");
+    for key in keys {
+        out.push('\n');
+        for &b in key.as_bytes() {
+            if (0x21..=0x7e).contains(&b) && b != b'%' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        if out.len() > MAX_PAYLOAD {
+            return format!("{NOTICE_VERSION} {origin} unknown");
+        }
+    }
+    out
+}
+
+/// The event a notice payload announces; `None` for this store's own
+/// notices (`own_origin`), which it announced when it committed.
+fn parse_notice(payload: &str, own_origin: &str) -> Option<StorageEvent> {
+    let mut lines = payload.split('\n');
+    let header = lines.next().unwrap_or("");
+    let mut words = header.split(' ');
+    if words.next() != Some(NOTICE_VERSION) {
+        // Another format (a newer Strongroom, or not ours at all).
+        return Some(StorageEvent::Unknown);
+    }
+    let origin = words.next().unwrap_or("");
+    if origin == own_origin {
+        return None;
+    }
+    if words.next().is_some() {
+        return Some(StorageEvent::Unknown);
+    }
+    let keys: Option<Vec<String>> = lines.map(decode_key).collect();
+    match keys {
+        Some(keys) if !keys.is_empty() => Some(StorageEvent::Changed(keys)),
+        _ => Some(StorageEvent::Unknown),
+    }
+}
+
+fn decode_key(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The listener task: relays other stores' notices to `tx` until aborted,
+/// reconnecting (with the pool's current connect options) when the
+/// connection is lost.
+async fn listen(pool: PgPool, origin: String, tx: broadcast::Sender<StorageEvent>) {
+    let (first, longest) = LISTEN_BACKOFF;
+    let mut backoff = first;
+    loop {
+        match open_listener(&pool).await {
+            Ok(mut listener) => {
+                backoff = first;
+                // Commits made before LISTEN took effect were not heard.
+                let _ = tx.send(StorageEvent::Unknown);
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(notice)) => {
+                            if let Some(event) = parse_notice(notice.payload(), &origin) {
+                                let _ = tx.send(event);
+                            }
+                        }
+                        // The connection was lost and made again: notices
+                        // sent in between are gone.
+                        Ok(None) => {
+                            let _ = tx.send(StorageEvent::Unknown);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %describe(&e), "strongroom_kv listener lost its connection");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "cannot listen on strongroom_kv; change notices from other processes are late until it can");
+            }
+        }
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(longest);
+    }
+}
+
+async fn open_listener(pool: &PgPool) -> std::result::Result<PgListener, sqlx::Error> {
+    // A pool of its own (one connection, never recycled) made from the
+    // store pool's current options.
+    let options = (*pool.connect_options()).clone();
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_lazy_with(options);
+    let mut listener = PgListener::connect_with(&own).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
 }
 
 #[cfg(test)]
@@ -350,6 +710,59 @@ mod tests {
         assert!(!url_has_password("postgres://u@h:5432/db"));
         assert!(!url_has_password("postgres://h/db"));
         assert!(!url_has_password("not a url"));
+    }
+
+    #[test]
+    fn certificate_files_must_be_readable() {
+        assert!(check_certificate_files("postgres://u:p@h/db?sslmode=require").is_ok());
+        let err = check_certificate_files(
+            "postgres://u:p@h/db?sslmode=verify-full&sslrootcert=%2Fno%2Fsuch%20ca.pem",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sslrootcert") && text.contains("/no/such ca.pem"),
+            "{text}"
+        );
+        assert!(!text.contains("u:p"), "{text}");
+        assert!(check_certificate_files("postgres://h/db?sslkey=/no/such/key").is_err());
+        assert!(
+            check_certificate_files(
+                "postgres://h/db?sslrootcert=-----BEGIN%20CERTIFICATE-----x-----END%20CERTIFICATE-----"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn notices_round_trip_and_skip_their_origin() {
+        let keys = vec![
+            "kvm/app/db".to_owned(),
+            "s/kv/a b%\nc@0001".to_owned(),
+            "é/ü".to_owned(),
+        ];
+        let payload = notice_payload("00ff", &keys);
+        assert!(payload.is_ascii());
+        assert_eq!(payload.lines().count(), 4);
+        assert_eq!(
+            parse_notice(&payload, "abcd"),
+            Some(StorageEvent::Changed(keys))
+        );
+        assert_eq!(parse_notice(&payload, "00ff"), None);
+        // too long for one notice: Unknown
+        let many: Vec<String> = (0..200).map(|i| format!("some/long/key/{i:060}")).collect();
+        let payload = notice_payload("00ff", &many);
+        assert!(payload.len() <= MAX_PAYLOAD);
+        assert_eq!(parse_notice(&payload, "abcd"), Some(StorageEvent::Unknown));
+        // other formats and damaged payloads: Unknown
+        for other in ["", "sr2 x\nk", "sr1 x\nbad%zz", "sr1 x\n%ff", "sr1 x"] {
+            assert_eq!(
+                parse_notice(other, "abcd"),
+                Some(StorageEvent::Unknown),
+                "{other:?}"
+            );
+        }
+        assert_ne!(new_origin(), new_origin());
     }
 
     #[test]

@@ -3,13 +3,22 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use strongroom::storage::{BatchOp, Storage, prefix_upper_bound, scan_lower_bound};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+use strongroom::changes::FEED_CAPACITY;
+use strongroom::storage::{
+    BatchOp, ChangeFeed, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
+};
 use strongroom::{Error, Result, StorageErrorKind};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 use crate::errors::{describe, sqlite_kind};
 
@@ -21,6 +30,10 @@ const APPLICATION_ID: i64 = 0x5354_524D;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections used for reads.
 const READERS: u32 = 4;
+/// How often the change watcher checks `PRAGMA data_version`.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest wait before the change watcher reopens its connection.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A [`Storage`] in one SQLite file.
 ///
@@ -38,11 +51,27 @@ const READERS: u32 = 4;
 /// small pool of their own connections and never block writers.
 ///
 /// Clones are cheap and share the same connections.
+///
+/// # Change notification
+///
+/// [`Storage::watch`] feeds get this store's own commits as
+/// [`StorageEvent::Changed`] with their keys, as they commit. Commits by
+/// other processes (or other `SqliteStore`s on the same file) carry no keys
+/// SQLite could tell: the first call to `watch` starts a watcher with a
+/// read-only connection of its own that runs `PRAGMA data_version` every
+/// 100 ms (a check of a shared-memory counter, no table read). When it moved,
+/// the watcher asks this store's writer connection, whose `data_version`
+/// moves only for other connections' commits, and if they committed sends
+/// [`StorageEvent::Unknown`] (so this store's own commits are never reported
+/// twice). It also sends `Unknown` when it starts (commits before then were
+/// not watched) and after reopening its connection. It stops when the store
+/// is closed or its last clone dropped; the feeds then close.
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
     writer: SqlitePool,
     readers: SqlitePool,
+    changes: Arc<SqliteChanges>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -98,10 +127,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(false);
+        let changes = Arc::new(SqliteChanges::new());
+        let writer_connections = Arc::clone(&changes.writer_connections);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |_, _| {
+                // The watcher compares data_version only within one connection.
+                writer_connections.fetch_add(1, Ordering::AcqRel);
+                Box::pin(std::future::ready(Ok(())))
+            })
             .connect_with(options.clone().create_if_missing(true))
             .await
             .map_err(|e| sqlite_error(&path, "cannot open", &e))?;
@@ -139,6 +175,7 @@ impl SqliteStore {
                 path: path.clone(),
                 writer: store_writer,
                 readers,
+                changes,
             })
         }
         .await;
@@ -153,11 +190,13 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Closes every connection, checkpointing the WAL into the main file.
+    /// Stops the change watcher (feeds from [`Storage::watch`] close) and
+    /// closes every connection, checkpointing the WAL into the main file.
     /// Later calls on this store (or its clones) fail with
-    /// [`StorageErrorKind::Unavailable`]. Dropping the store also closes it,
-    /// in the background.
+    /// [`StorageErrorKind::Unavailable`]; `watch` returns `None`. Dropping
+    /// the store also closes it, in the background.
     pub async fn close(&self) {
+        self.changes.close();
         self.readers.close().await;
         self.writer.close().await;
     }
@@ -459,6 +498,13 @@ impl Storage for SqliteStore {
             return Ok(());
         }
         let err = |e: sqlx::Error| sqlite_error(&self.path, "write failed", &e);
+        let changed: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
+                BatchOp::Expect { .. } => None,
+            })
+            .collect();
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
@@ -501,6 +547,166 @@ impl Storage for SqliteStore {
                 BatchOp::Expect { .. } => {}
             }
         }
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        if !changed.is_empty() {
+            self.changes.announce(StorageEvent::Changed(changed));
+        }
+        Ok(())
     }
+
+    fn watch(&self) -> Option<ChangeFeed> {
+        self.changes.subscribe(&self.path, &self.writer)
+    }
+}
+
+/// The change feeds of one store and its clones, and the watcher task
+/// announcing other connections' commits.
+struct SqliteChanges {
+    /// `None` once the store is closed.
+    sender: Mutex<Option<broadcast::Sender<StorageEvent>>>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+    /// Connections the writer pool opened (the writer's `data_version` is
+    /// comparable only within one connection).
+    writer_connections: Arc<AtomicU64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can be left half-updated by a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SqliteChanges {
+    fn new() -> Self {
+        Self {
+            sender: Mutex::new(Some(broadcast::channel(FEED_CAPACITY).0)),
+            watcher: Mutex::new(None),
+            writer_connections: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn announce(&self, event: StorageEvent) {
+        if let Some(tx) = lock(&self.sender).as_ref() {
+            // Having no subscribers is fine.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// A new feed; starts the watcher if it is not running. `None` when the
+    /// store is closed or no tokio runtime is there to run the watcher.
+    fn subscribe(&self, path: &Path, writer: &SqlitePool) -> Option<ChangeFeed> {
+        let sender = lock(&self.sender).clone()?;
+        let mut watcher = lock(&self.watcher);
+        if watcher.as_ref().is_none_or(JoinHandle::is_finished) {
+            // A finished watcher ran on a runtime that has shut down.
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            *watcher = Some(runtime.spawn(watch_file(
+                path.to_path_buf(),
+                writer.clone(),
+                Arc::clone(&self.writer_connections),
+                sender.clone(),
+            )));
+        }
+        Some(sender.subscribe())
+    }
+
+    fn close(&self) {
+        if let Some(task) = lock(&self.watcher).take() {
+            task.abort();
+        }
+        // With the watcher's copy gone too, subscribers see the feed close.
+        lock(&self.sender).take();
+    }
+}
+
+impl Drop for SqliteChanges {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `PRAGMA data_version` on one connection.
+async fn data_version(conn: &mut SqliteConnection) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(conn)
+        .await
+}
+
+/// The writer connection's identity and `data_version`: it moves only when
+/// a connection other than the writer commits. `None` if it cannot be read.
+async fn writer_version(writer: &SqlitePool, connections: &AtomicU64) -> Option<(u64, i64)> {
+    let mut conn = writer.acquire().await.ok()?;
+    // Read while holding the writer's only connection, so this is its number.
+    let id = connections.load(Ordering::Acquire);
+    let v = data_version(&mut conn).await.ok()?;
+    Some((id, v))
+}
+
+/// The watcher task: watches through a connection of its own until that
+/// fails, then opens another, until aborted.
+async fn watch_file(
+    path: PathBuf,
+    writer: SqlitePool,
+    writer_connections: Arc<AtomicU64>,
+    tx: broadcast::Sender<StorageEvent>,
+) {
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut backoff = WATCH_INTERVAL;
+    loop {
+        if let Ok(conn) = options.connect().await
+            && watch_with(conn, &writer, &writer_connections, &tx).await
+        {
+            backoff = WATCH_INTERVAL;
+        }
+        if writer.is_closed() {
+            return;
+        }
+        // The file may be unreadable for a moment; once the watcher is back
+        // it says Unknown for whatever happened meanwhile.
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+    }
+}
+
+/// Every [`WATCH_INTERVAL`] checks on `conn` whether any connection
+/// committed, and if one other than the writer did sends
+/// [`StorageEvent::Unknown`]; returns when `conn` fails (`true` if it had
+/// worked). A baseline is always read before the `Unknown` that covers what
+/// it absorbed is sent, so no commit goes unannounced.
+async fn watch_with(
+    mut conn: SqliteConnection,
+    writer: &SqlitePool,
+    writer_connections: &AtomicU64,
+    tx: &broadcast::Sender<StorageEvent>,
+) -> bool {
+    let Ok(mut seen) = data_version(&mut conn).await else {
+        return false;
+    };
+    let mut writer_seen = writer_version(writer, writer_connections).await;
+    // Commits before now were not watched.
+    let _ = tx.send(StorageEvent::Unknown);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(now) = data_version(&mut conn).await else {
+            break;
+        };
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        // Someone committed: this store's writer, or another connection,
+        // which the writer's data_version tells.
+        let writer_now = writer_version(writer, writer_connections).await;
+        let foreign = writer_now.is_none() || writer_now != writer_seen;
+        writer_seen = writer_now;
+        if foreign {
+            let _ = tx.send(StorageEvent::Unknown);
+        }
+    }
+    let _ = conn.close().await;
+    true
 }

@@ -11,6 +11,13 @@
 //! fails), under a random superuser password. Its unix socket lives in the
 //! cluster's private temporary directory.
 //!
+//! [`TestPostgres::start_tls`] (and [`TestPostgres::shared_tls`]) start a
+//! private cluster that accepts TLS connections only (`ssl = on`, every
+//! `pg_hba.conf` TCP line `hostssl`, so a plaintext connection is refused),
+//! with a server certificate for `127.0.0.1` and `localhost` issued by a
+//! throwaway CA made for that cluster ([`TestCertificates`]); its
+//! certificate is at [`TestPostgres::tls_root_cert`].
+//!
 //! If `STRONGROOM_TEST_PG_URL` is set (a superuser URL such as
 //! `postgres://postgres:pw@127.0.0.1:5432/postgres`) that server is used and
 //! nothing is started. Otherwise the binaries are looked up in
@@ -59,7 +66,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection};
 use strongroom::SecretString;
 
@@ -110,6 +117,9 @@ pub enum TestPgError {
     /// The harness's lock was poisoned by a panicking test.
     #[error("the shared test server lock was poisoned by a panicking test")]
     Poisoned,
+    /// A test certificate could not be made.
+    #[error("cannot generate a test certificate: {0}")]
+    Certificate(String),
 }
 
 /// Shorthand for this crate's results.
@@ -125,6 +135,8 @@ pub struct TestPostgres {
     password: SecretString,
     /// `Some` when this process started (and owns) the cluster.
     cluster: Option<Cluster>,
+    /// The CA certificate file of a TLS-only cluster.
+    tls_root_cert: Option<PathBuf>,
 }
 
 struct Cluster {
@@ -142,11 +154,13 @@ impl fmt::Debug for TestPostgres {
             .field("user", &self.user)
             .field("password", &"[redacted]")
             .field("dir", &self.cluster.as_ref().map(|c| c.dir.path()))
+            .field("tls_root_cert", &self.tls_root_cert)
             .finish()
     }
 }
 
 static SHARED: Mutex<Weak<TestPostgres>> = Mutex::new(Weak::new());
+static SHARED_TLS: Mutex<Weak<TestPostgres>> = Mutex::new(Weak::new());
 static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl TestPostgres {
@@ -178,8 +192,57 @@ impl TestPostgres {
     pub fn start() -> Result<Self> {
         match std::env::var(URL_ENV) {
             Ok(url) if !url.is_empty() => Self::external(&url),
-            _ => Self::private(),
+            _ => Self::private(None),
         }
+    }
+
+    /// The TLS-only server shared by every test of this process that asks
+    /// for one (see [`TestPostgres::start_tls`]); stopped when the last `Arc`
+    /// is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As for [`TestPostgres::start_tls`].
+    pub fn shared_tls() -> Result<Arc<Self>> {
+        let mut slot = SHARED_TLS.lock().map_err(|_| TestPgError::Poisoned)?;
+        if let Some(pg) = slot.upgrade() {
+            return Ok(pg);
+        }
+        let pg = Arc::new(Self::start_tls()?);
+        *slot = Arc::downgrade(&pg);
+        Ok(pg)
+    }
+
+    /// Starts a private cluster that accepts TCP connections over TLS only:
+    /// `ssl = on` with a certificate for `127.0.0.1` and `localhost` issued
+    /// by a CA generated for this cluster (its certificate is at
+    /// [`TestPostgres::tls_root_cert`]), and `hostssl` lines only in
+    /// `pg_hba.conf`, so `sslmode=disable` is refused with SQLSTATE 28000.
+    /// Always a private cluster: `STRONGROOM_TEST_PG_URL` is not used, since
+    /// the test needs control of the server's TLS settings.
+    ///
+    /// The URLs of such a cluster ([`TestPostgres::database_url`] and
+    /// friends) carry no `sslmode`, so clients use their default (`prefer`:
+    /// TLS without checking the certificate); append
+    /// `?sslmode=verify-full&sslrootcert=<tls_root_cert>` to check it.
+    /// [`TestPostgres::connect_options`] checks it (`verify-full`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`TestPostgres::shared`], and [`TestPgError::Certificate`].
+    pub fn start_tls() -> Result<Self> {
+        let certs = TestCertificates::generate(&["127.0.0.1", "localhost"])?;
+        Self::start_tls_with(&certs)
+    }
+
+    /// As [`TestPostgres::start_tls`], with the server certificate (and CA)
+    /// of `certs`: for tests of certificates that do not match the server.
+    ///
+    /// # Errors
+    ///
+    /// As for [`TestPostgres::start_tls`].
+    pub fn start_tls_with(certs: &TestCertificates) -> Result<Self> {
+        Self::private(Some(certs))
     }
 
     fn external(url: &str) -> Result<Self> {
@@ -191,10 +254,11 @@ impl TestPostgres {
             user: opts.get_username().to_owned(),
             password: SecretString::new(password),
             cluster: None,
+            tls_root_cert: None,
         })
     }
 
-    fn private() -> Result<Self> {
+    fn private(tls: Option<&TestCertificates>) -> Result<Self> {
         let bindir = find_bindir()?;
         let as_postgres = running_as_root();
         sweep_stale_clusters(&bindir, as_postgres);
@@ -213,14 +277,25 @@ impl TestPostgres {
         }
         let data = dir.path().join("data");
         create_data_dir(&bindir, as_postgres, dir.path(), &password)?;
+        let tls_root_cert = match tls {
+            Some(certs) => Some(install_tls(certs, dir.path(), as_postgres)?),
+            None => None,
+        };
 
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port()?;
-            let conf = format!(
+            let mut conf = format!(
                 "\n# strongroom-testpg\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 200\nlog_line_prefix = '%m [%p] %q%u@%d '\n",
                 dir.path().display()
             );
+            if tls.is_some() {
+                conf.push_str(&format!(
+                    "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                    dir.path().join(SERVER_CERT_FILE).display(),
+                    dir.path().join(SERVER_KEY_FILE).display()
+                ));
+            }
             append(&data.join("postgresql.conf"), &conf)?;
             let started = pg_command(&bindir, "pg_ctl", as_postgres)
                 .arg("-D")
@@ -242,6 +317,7 @@ impl TestPostgres {
                             bindir,
                             as_postgres,
                         }),
+                        tls_root_cert,
                     });
                 }
                 // Most likely another process took the port; try another.
@@ -308,15 +384,26 @@ impl TestPostgres {
         )
     }
 
-    /// Superuser connect options for database `name`.
+    /// Superuser connect options for database `name` (on a TLS cluster:
+    /// `sslmode=verify-full` against [`TestPostgres::tls_root_cert`]).
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
+        let options = PgConnectOptions::new()
             .host(&self.host)
             .port(self.port)
             .username(&self.user)
             .password(self.password.expose_secret())
             .database(database)
-            .disable_statement_logging()
+            .disable_statement_logging();
+        match &self.tls_root_cert {
+            Some(ca) => options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(ca),
+            None => options,
+        }
+    }
+
+    /// The file holding the CA certificate that issued the server's
+    /// certificate, on a cluster from [`TestPostgres::start_tls`].
+    pub fn tls_root_cert(&self) -> Option<&Path> {
+        self.tls_root_cert.as_deref()
     }
 
     /// The server log of a private cluster (`None` for an external server).
@@ -418,6 +505,131 @@ impl Drop for TestPostgres {
         self.stop();
         // The TempDir removes the directory when `cluster` drops.
     }
+}
+
+/// A throwaway certificate authority and a server certificate it issued,
+/// for TLS test clusters (ECDSA P-256 keys, made with rcgen on ring).
+pub struct TestCertificates {
+    ca_pem: String,
+    server_cert_pem: String,
+    server_key_pem: SecretString,
+}
+
+impl fmt::Debug for TestCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestCertificates")
+            .field("server_key_pem", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCertificates {
+    /// A new CA and a server certificate for `server_names` (DNS names or IP
+    /// addresses) issued by it.
+    ///
+    /// # Errors
+    ///
+    /// [`TestPgError::Certificate`] if a key or certificate cannot be made.
+    pub fn generate(server_names: &[&str]) -> Result<Self> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let cert_err = |e: rcgen::Error| TestPgError::Certificate(e.to_string());
+        let ca_key = KeyPair::generate().map_err(cert_err)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        // A name of its own, so another test CA is an unknown issuer.
+        let tag = random_password()?;
+        let tag = tag.expose_secret().get(..12).unwrap_or_default();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("strongroom-testpg CA {tag}"));
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().map_err(cert_err)?;
+        let names: Vec<String> = server_names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "strongroom-testpg server");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = params.signed_by(&server_key, &issuer).map_err(cert_err)?;
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: SecretString::new(server_key.serialize_pem()),
+        })
+    }
+
+    /// The CA certificate (PEM): what clients put in `sslrootcert`.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The server certificate (PEM).
+    pub fn server_cert_pem(&self) -> &str {
+        &self.server_cert_pem
+    }
+
+    /// The server's private key (PEM, PKCS#8).
+    pub fn server_key_pem(&self) -> &SecretString {
+        &self.server_key_pem
+    }
+
+    /// Writes the CA certificate to `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestPgError::Io`] if the file cannot be written.
+    pub fn write_ca(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, &self.ca_pem)
+            .map_err(|e| io(&format!("cannot write {}", path.display()), e))
+    }
+}
+
+/// The CA certificate, server certificate and key files in a TLS cluster's
+/// directory.
+const CA_CERT_FILE: &str = "ca.crt";
+const SERVER_CERT_FILE: &str = "server.crt";
+const SERVER_KEY_FILE: &str = "server.key";
+
+/// Puts the certificates of a TLS cluster in `dir` (the key readable by the
+/// server's user only, as PostgreSQL demands) and makes `pg_hba.conf` accept
+/// TCP connections over TLS only. Returns the CA certificate's path.
+fn install_tls(certs: &TestCertificates, dir: &Path, as_postgres: bool) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let write = |name: &str, text: &str, mode: u32| -> Result<PathBuf> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)))
+            .map_err(|e| io(&format!("cannot write {}", path.display()), e))?;
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&path))?;
+        }
+        Ok(path)
+    };
+    let ca = write(CA_CERT_FILE, certs.ca_pem(), 0o644)?;
+    write(SERVER_CERT_FILE, certs.server_cert_pem(), 0o644)?;
+    write(
+        SERVER_KEY_FILE,
+        certs.server_key_pem().expose_secret(),
+        0o600,
+    )?;
+    // Replaces the template's rules: the existing file keeps its owner.
+    std::fs::write(
+        dir.join("data").join("pg_hba.conf"),
+        "# strongroom-testpg: TLS only\n\
+         local   all all                 trust\n\
+         hostssl all all 127.0.0.1/32    scram-sha-256\n\
+         hostssl all all ::1/128         scram-sha-256\n",
+    )
+    .map_err(|e| io("cannot write pg_hba.conf", e))?;
+    Ok(ca)
 }
 
 /// The file in a cluster directory naming the process that owns it.

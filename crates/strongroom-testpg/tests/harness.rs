@@ -179,3 +179,55 @@ async fn clusters_of_dead_processes_are_swept() {
     );
     drop(orphan);
 }
+
+/// A TLS cluster: TLS on, `hostssl` only, a certificate that verifies
+/// against the cluster's own CA for both 127.0.0.1 and localhost.
+#[tokio::test]
+async fn tls_cluster_accepts_verified_tls_only() {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+    let pg = TestPostgres::start_tls().unwrap();
+    let ca = pg.tls_root_cert().unwrap().to_path_buf();
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    // connect_options verify the certificate
+    let mut conn = pg.connect_options("postgres").connect().await.unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(ssl);
+    let rules: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT type FROM pg_hba_file_rules WHERE type <> 'local' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rules, vec!["hostssl".to_owned()]);
+    for host in ["127.0.0.1", "localhost"] {
+        let mut c = pg
+            .connect_options("postgres")
+            .host(host)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("SELECT 1").execute(&mut c).await.unwrap();
+    }
+    // plaintext is refused
+    let plain: PgConnectOptions = pg.connect_options("postgres").ssl_mode(PgSslMode::Disable);
+    let err = plain.connect().await.unwrap_err();
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("28000"), "{err}");
+    // a database made by the harness is reachable over TLS too
+    let url = pg.fresh_database("tlsdb").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut c).await.unwrap();
+    let debug = format!("{pg:?}");
+    assert!(!debug.contains(pg.superuser_password().expose_secret()));
+}

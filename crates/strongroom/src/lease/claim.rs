@@ -17,7 +17,9 @@
 //! was not yet written) is revoked a second time; revokers are idempotent.
 //!
 //! Managers find leases other managers issued, renewed or held by reading
-//! the stored index again every [`LeaseConfig::rescan_interval`].
+//! the stored index again every [`LeaseConfig::rescan_interval`]. A batch
+//! of due entries comes from one index segment; the segment is read first,
+//! so leases other managers have already revoked cost no record read.
 //!
 //! [`LeaseConfig::claim_ttl`]: super::LeaseConfig::claim_ttl
 //! [`LeaseConfig::rescan_interval`]: super::LeaseConfig::rescan_interval
@@ -62,10 +64,22 @@ pub(super) fn validate_member_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Puts popped index entries back if their processing is abandoned (the
+/// Where a batch of due entries came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The mirror of the stored index: each entry is `(due, id)` as stored,
+    /// all of a batch in one segment.
+    Index,
+    /// Looks again at leases set aside (another member's claim, a failed
+    /// attempt): not stored index entries.
+    Recheck,
+}
+
+/// Puts popped entries back if their processing is abandoned (the
 /// background task cancelled mid-way), so no due lease is forgotten.
 struct Requeue<'a> {
     mem: &'a Mutex<Mem>,
+    source: Source,
     chunks: Vec<Vec<(Timestamp, LeaseId)>>,
 }
 
@@ -76,7 +90,10 @@ impl Drop for Requeue<'_> {
         }
         let mut mem = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         for (t, id) in self.chunks.drain(..).flatten() {
-            mem.index.insert(t, id);
+            match self.source {
+                Source::Index => mem.index.insert(t, id),
+                Source::Recheck => mem.recheck.insert(t, id),
+            };
         }
     }
 }
@@ -225,37 +242,47 @@ impl LeaseManager {
         self.rescan_if_due(now).await?;
         let mut report = DueReport::default();
         let mut jitter = Jitter::seeded();
-        loop {
-            let window = {
-                let mut mem = self.mem();
-                let mut w = Vec::new();
-                while w.len() < DUE_WINDOW {
-                    match mem.index.pop_due(now) {
-                        Some(e) => w.push(e),
-                        None => break,
-                    }
-                }
-                w
-            };
-            if window.is_empty() {
-                break;
-            }
-            let mut requeue = Requeue {
-                mem: &self.mem,
-                chunks: batches(window, &mut jitter),
-            };
-            while let Some(chunk) = requeue.chunks.last().cloned() {
-                let result = self.process_chunk(&chunk, now, &mut report).await;
-                requeue.chunks.pop();
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, leases = chunk.len(), "processing due leases failed; retrying later");
-                    report.errors += chunk.len();
-                    // Stale entries are harmless: processing reads the
-                    // stored record again.
-                    let retry = now + self.config.retry.base;
+        for source in [Source::Recheck, Source::Index] {
+            loop {
+                let window = {
                     let mut mem = self.mem();
-                    for (_, id) in chunk {
-                        mem.index.insert(retry, id);
+                    let set = match source {
+                        Source::Index => &mut mem.index,
+                        Source::Recheck => &mut mem.recheck,
+                    };
+                    let mut w = Vec::new();
+                    while w.len() < DUE_WINDOW {
+                        match set.pop_due(now) {
+                            Some(e) => w.push(e),
+                            None => break,
+                        }
+                    }
+                    w
+                };
+                if window.is_empty() {
+                    break;
+                }
+                let chunks = match source {
+                    Source::Index => batches(window, &mut jitter),
+                    Source::Recheck => window.chunks(CLAIM_BATCH).map(<[_]>::to_vec).collect(),
+                };
+                let mut requeue = Requeue {
+                    mem: &self.mem,
+                    source,
+                    chunks,
+                };
+                while let Some(chunk) = requeue.chunks.last().cloned() {
+                    let result = self.process_chunk(&chunk, source, now, &mut report).await;
+                    requeue.chunks.pop();
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, leases = chunk.len(), "processing due leases failed; retrying later");
+                        report.errors += chunk.len();
+                        // Stale entries are harmless: processing reads the
+                        // stored record again.
+                        let retry = now + self.config.retry.base;
+                        for (_, id) in chunk {
+                            self.recheck_at(retry, id);
+                        }
                     }
                 }
             }
@@ -282,20 +309,56 @@ impl LeaseManager {
         Ok(())
     }
 
-    /// Puts an entry back in memory for a later look.
-    fn look_again(&self, t: Timestamp, id: LeaseId, only_within_horizon: bool) {
+    /// Mirrors a lease's stored index entry, found when its record was
+    /// read, if it is due within the loaded horizon.
+    fn mirror_entry(&self, t: Timestamp, id: LeaseId) {
         let mut mem = self.mem();
-        if !only_within_horizon || t <= mem.loaded_until {
+        if t <= mem.loaded_until {
             mem.index.insert(t, id);
         }
+    }
+
+    /// Looks at a lease again at `t`.
+    fn recheck_at(&self, t: Timestamp, id: LeaseId) {
+        self.mem().recheck.insert(t, id);
+    }
+
+    /// The entries of `chunk` (one segment's) still in the stored segment:
+    /// the others were revoked, or moved by another manager (their new
+    /// entry is found by a rescan), and need no record read.
+    async fn still_indexed(
+        &self,
+        chunk: &[(Timestamp, LeaseId)],
+    ) -> Result<Vec<(Timestamp, LeaseId)>> {
+        let Some(&(t, id)) = chunk.first() else {
+            return Ok(Vec::new());
+        };
+        let key = super::segment::key(t, id);
+        let Some(value) = self.storage.get(&key).await? else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::HashSet<_> = chunk.iter().copied().collect();
+        let mut stored = Vec::new();
+        super::segment::decode_into(&key, &value, None, Timestamp::MAX, &mut stored)?;
+        stored.retain(|e| wanted.contains(e));
+        Ok(stored)
     }
 
     async fn process_chunk(
         &self,
         chunk: &[(Timestamp, LeaseId)],
+        source: Source,
         now: Timestamp,
         report: &mut DueReport,
     ) -> Result<()> {
+        let pending;
+        let chunk = match source {
+            Source::Index => {
+                pending = self.still_indexed(chunk).await?;
+                &pending[..]
+            }
+            Source::Recheck => chunk,
+        };
         // Entries another task of this manager holds are dropped: that task
         // finishes them or leaves them in the stored index.
         let mut held = self.hold(chunk.iter().map(|&(_, id)| id));
@@ -312,11 +375,11 @@ impl LeaseManager {
                 Due::CleanUp => done.push(stored),
                 Due::Warn => warn.push(id),
                 Due::Held(until) => {
-                    self.look_again(until, id, false);
+                    self.recheck_at(until, id);
                     held.release(id);
                 }
                 Due::NotYet(t) => {
-                    self.look_again(t, id, true);
+                    self.mirror_entry(t, id);
                     held.release(id);
                 }
                 Due::Skip => held.release(id),
@@ -390,15 +453,15 @@ impl LeaseManager {
                         Due::Claim => due.push(stored),
                         Due::CleanUp => done.push(stored),
                         Due::Held(until) => {
-                            self.look_again(until, id, false);
+                            self.recheck_at(until, id);
                             held.release(id);
                         }
                         Due::NotYet(t) => {
-                            self.look_again(t, id, true);
+                            self.mirror_entry(t, id);
                             held.release(id);
                         }
                         Due::Warn => {
-                            self.look_again(now + Duration::from_millis(1), id, false);
+                            self.recheck_at(now + Duration::from_millis(1), id);
                             held.release(id);
                         }
                         Due::Skip => held.release(id),

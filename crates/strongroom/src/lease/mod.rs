@@ -983,6 +983,10 @@ struct Mem {
     quota_counts: Vec<u64>,
     /// When the stored index is next read again for others' changes.
     next_rescan: Timestamp,
+    /// Leases to look at again that are not stored index entries: ones
+    /// another member holds (at its claim's end) and ones whose processing
+    /// failed (at the retry).
+    recheck: ExpiryIndex,
 }
 
 enum Attempt {
@@ -1080,7 +1084,7 @@ impl LeaseManager {
     pub fn stats(&self) -> LeaseStats {
         let mem = self.mem();
         LeaseStats {
-            in_memory: mem.index.len(),
+            in_memory: mem.index.len() + mem.recheck.len(),
             live_leases: mem.total,
             loaded_until: mem.loaded_until,
         }
@@ -1631,11 +1635,11 @@ impl LeaseManager {
         let mem = self.mem();
         // One millisecond after the point where `advance_horizon` loads more.
         let refill = mem.loaded_until - self.config.restore_horizon / 2 + Duration::from_millis(1);
-        let soonest = refill.min(mem.next_rescan);
-        match mem.index.first() {
-            Some((t, _)) => t.min(soonest),
-            None => soonest,
-        }
+        [mem.index.first(), mem.recheck.first()]
+            .into_iter()
+            .flatten()
+            .map(|(t, _)| t)
+            .fold(refill.min(mem.next_rescan), Timestamp::min)
     }
 
     /// Writes every lease event to `audit` as principal `"lease-manager"`:

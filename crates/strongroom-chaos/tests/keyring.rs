@@ -96,7 +96,7 @@ async fn run(spec: String, scenario: &Scenario) {
     eprintln!("admin: {:?}", admin.lines().await);
     // Every acknowledged write is readable, from a process unsealed with the
     // new root key (the old one no longer opens the store).
-    let sr = strongroom_chaos::unseal_any(&spec, &[new_key_file.clone()]).await;
+    let sr = strongroom_chaos::unseal_any(&spec, std::slice::from_ref(&new_key_file)).await;
     let secrets = sr.secrets();
     let mut lost = Vec::new();
     for (path, value) in &acknowledged {

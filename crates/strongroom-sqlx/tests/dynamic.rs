@@ -14,12 +14,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use strongroom::clock::{Clock, ManualClock, Timestamp};
-use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseManager, Revoker};
+use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseId, LeaseManager, Revoker};
+use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_sqlx::PgStore;
 use strongroom_sqlx::dynamic::{
-    CrashPoint, INTENT_PREFIX, PgCredential, PgDynError, PgDynamicConfig, PgDynamicCredentials,
-    PgGrant, PgObject, PgOwnedObjects, PgPrivilege, PgRoleDefinition,
+    CrashPoint, INTENT_PREFIX, LEGACY_INTENT_PREFIX, PgCredential, PgDynError, PgDynamicConfig,
+    PgDynamicCredentials, PgGrant, PgObject, PgOwnedObjects, PgPrivilege, PgRoleDefinition,
+    REVOCATION_KEY_RECORD, Rejection,
 };
 use strongroom_testpg::TestPostgres;
 
@@ -39,10 +42,36 @@ struct Env {
     db: String,
     admin: PgPool,
     storage: DynStorage,
+    store: Strongroom,
     clock: Arc<ManualClock>,
     leases: Arc<LeaseManager>,
     engine: PgDynamicCredentials,
     prefix: String,
+}
+
+fn protector() -> SoftwareProtector {
+    SoftwareProtector::from_key(SecretBytes::new(vec![0x5a; 32])).unwrap()
+}
+
+fn options(clock: Arc<dyn Clock>) -> Options {
+    Options {
+        clock,
+        ..Options::default()
+    }
+}
+
+/// The store over `storage`: created on first use, unsealed after that (as
+/// a restarted process does).
+async fn open_store(storage: &DynStorage, clock: Arc<dyn Clock>) -> Strongroom {
+    if Strongroom::is_initialized(storage).await.unwrap() {
+        Strongroom::unseal(storage.clone(), &protector(), options(clock))
+            .await
+            .unwrap()
+    } else {
+        Strongroom::init(storage.clone(), &protector(), options(clock))
+            .await
+            .unwrap()
+    }
 }
 
 impl Env {
@@ -65,12 +94,13 @@ impl Env {
             .unwrap();
         let clock = Arc::new(ManualClock::new(real_now()));
         let prefix = format!("sr_{label}_");
+        let store = open_store(&storage, clock.clone()).await;
         let leases =
             Arc::new(LeaseManager::new(storage.clone(), clock.clone(), lease_config).unwrap());
         let engine = PgDynamicCredentials::new(
             admin.clone(),
             leases.clone(),
-            storage.clone(),
+            store.clone(),
             clock.clone(),
             config(&prefix),
         )
@@ -80,6 +110,7 @@ impl Env {
             db,
             admin,
             storage,
+            store,
             clock,
             leases,
             engine,
@@ -87,9 +118,11 @@ impl Env {
         }
     }
 
-    /// A new lease manager and engine over the same storage, as after a
-    /// process restart.
-    fn restart(&mut self) {
+    /// A new store, lease manager and engine over the same storage, as
+    /// after a process restart. The new engine is configured with
+    /// `definitions`.
+    async fn restart(&mut self, definitions: &[&PgRoleDefinition]) {
+        self.store = open_store(&self.storage, self.clock.clone()).await;
         self.leases = Arc::new(
             LeaseManager::new(
                 self.storage.clone(),
@@ -101,11 +134,14 @@ impl Env {
         self.engine = PgDynamicCredentials::new(
             self.admin.clone(),
             self.leases.clone(),
-            self.storage.clone(),
+            self.store.clone(),
             self.clock.clone(),
             config(&self.prefix),
         )
         .unwrap();
+        for d in definitions {
+            self.engine.define(d).unwrap();
+        }
     }
 
     async fn login(&self, cred: &PgCredential) -> Result<PgConnection, sqlx::Error> {
@@ -158,7 +194,7 @@ impl Env {
         let mut out = BTreeSet::new();
         for id in self.leases.list("database").await.unwrap() {
             let lease = self.leases.lookup(id).await.unwrap();
-            out.insert(PgDynamicCredentials::role_of(&lease).unwrap());
+            out.insert(self.engine.role_of(&lease).await.unwrap());
         }
         out
     }
@@ -501,7 +537,7 @@ async fn hostile_inputs_are_quoted_or_refused() {
         let r = PgDynamicCredentials::new(
             env.admin.clone(),
             env.leases.clone(),
-            env.storage.clone(),
+            env.store.clone(),
             env.clock.clone(),
             config(prefix),
         );
@@ -516,7 +552,7 @@ async fn hostile_inputs_are_quoted_or_refused() {
         PgDynamicCredentials::new(
             env.admin.clone(),
             env.leases.clone(),
-            env.storage.clone(),
+            env.store.clone(),
             env.clock.clone(),
             bad_mount,
         )
@@ -585,7 +621,7 @@ async fn a_createrole_administrator_issues_and_revokes() {
     let engine = PgDynamicCredentials::new(
         admin,
         leases.clone(),
-        env.storage.clone(),
+        env.store.clone(),
         env.clock.clone(),
         config(&env.prefix),
     )
@@ -685,9 +721,9 @@ async fn sweep_after_a_crash_at_each_step() {
         let err = env.engine.issue(&def, None).await.unwrap_err();
         assert!(matches!(err, PgDynError::Crashed(p) if p == point), "{err}");
         let roles_at_crash = env.prefixed_roles().await;
-        // The process dies here: a new manager and engine over the same
-        // storage.
-        env.restart();
+        // The process dies here: a new store, manager and engine over the
+        // same storage, configured with the same definition.
+        env.restart(&[&def]).await;
 
         // A sweep right away leaves a fresh intent alone (its issue might
         // still be running in another process)...
@@ -823,7 +859,7 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
     .unwrap();
     let copy_ms = t1.elapsed().as_millis();
 
-    env.restart();
+    env.restart(&[]).await;
     let def = PgRoleDefinition::new("r").unwrap();
     let mut creds = Vec::new();
     for ttl in [5 * MIN, 20 * MIN, 35 * MIN] {
@@ -836,7 +872,7 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
     // Restart: a new manager over a new connection to the same database.
     let storage2: DynStorage = Arc::new(PgStore::connect(&store_url).await.unwrap());
     env.storage = storage2;
-    env.restart();
+    env.restart(&[&def]).await;
     let counter = Arc::new(Counting::default());
     env.leases.register_revoker("cheap", counter.clone());
     let t2 = Instant::now();
@@ -918,11 +954,12 @@ fn child_process_entry() {
         let storage: DynStorage =
             Arc::new(strongroom_sqlx::SqliteStore::open(&store).await.unwrap());
         let clock = Arc::new(ManualClock::new(real_now()));
+        let store = open_store(&storage, clock.clone()).await;
         let leases = Arc::new(
             LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
         );
         let engine =
-            PgDynamicCredentials::new(admin, leases.clone(), storage, clock, config(&prefix))
+            PgDynamicCredentials::new(admin, leases.clone(), store, clock, config(&prefix))
                 .unwrap();
         let def = PgRoleDefinition::new("k").unwrap();
         let abort_at = std::env::var(CHILD_ABORT_AT)
@@ -1039,17 +1076,16 @@ fn killed_processes_leave_nothing_unowned() {
             .unwrap();
         // Later than every intent's grace period.
         let clock = Arc::new(ManualClock::new(real_now() + 10 * MIN));
+        let store = open_store(&storage, clock.clone()).await;
         let leases = Arc::new(
             LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
         );
-        let engine = PgDynamicCredentials::new(
-            admin.clone(),
-            leases.clone(),
-            storage.clone(),
-            clock,
-            config(prefix),
-        )
-        .unwrap();
+        let engine =
+            PgDynamicCredentials::new(admin.clone(), leases.clone(), store, clock, config(prefix))
+                .unwrap();
+        // The definition the children issued under, as this process is
+        // configured.
+        engine.define(&PgRoleDefinition::new("k").unwrap()).unwrap();
         let report = engine.sweep().await.unwrap();
         let roles: BTreeSet<String> = sqlx::query_scalar(
             "SELECT rolname::text FROM pg_roles WHERE starts_with(rolname::text, $1)",
@@ -1063,7 +1099,7 @@ fn killed_processes_leave_nothing_unowned() {
         let mut leased = BTreeSet::new();
         for id in leases.list("database").await.unwrap() {
             let lease = leases.lookup(id).await.unwrap();
-            leased.insert(PgDynamicCredentials::role_of(&lease).unwrap());
+            leased.insert(engine.role_of(&lease).await.unwrap());
         }
         assert_eq!(roles, leased, "{report:?}");
         assert!(storage.list(INTENT_PREFIX).await.unwrap().is_empty());
@@ -1088,4 +1124,585 @@ fn killed_processes_leave_nothing_unowned() {
         .unwrap();
         assert_eq!(left, 0);
     });
+}
+
+// ----- hostile storage: nothing read from storage is executed -----
+
+/// Version 1 revocation data, as written before records were
+/// authenticated (and as an attacker may write it now).
+#[derive(serde::Serialize)]
+struct LegacyPlan<'a> {
+    role: &'a str,
+    definition: &'a str,
+    revocation: Vec<&'a str>,
+    owned: PgOwnedObjects,
+}
+
+/// Version 1 revocation data naming `role` and `definition`, with
+/// statements that would hurt `victim` (and the administrator) if run.
+fn legacy_plan(role: &str, definition: &str, victim: &str) -> Vec<u8> {
+    let hurt_victim = format!("ALTER ROLE {victim} LOGIN SUPERUSER PASSWORD 'owned'");
+    let plan = LegacyPlan {
+        role,
+        definition,
+        // Format strings as version 1 stored them: run with %1$I = the role.
+        revocation: vec![
+            "DROP TABLE victim",
+            "ALTER ROLE postgres NOSUPERUSER NOLOGIN",
+            &hurt_victim,
+            "GRANT postgres TO %1$I",
+        ],
+        owned: PgOwnedObjects::ReassignTo(victim.into()),
+    };
+    postcard::to_extend(&plan, vec![1]).unwrap()
+}
+
+impl Env {
+    /// An unrelated role (no engine prefix) for hostile records to name.
+    fn victim(&self) -> String {
+        format!("victim_{}", self.prefix.trim_start_matches("sr_"))
+    }
+
+    /// A table `victim` with one row, and the unrelated role.
+    async fn make_victims(&self) {
+        let victim = quote_ident(&self.victim());
+        // Roles are cluster-wide: one left by an earlier run goes first.
+        let sql = format!(
+            "DROP ROLE IF EXISTS {victim}; CREATE ROLE {victim} NOLOGIN; \
+             CREATE TABLE victim (x int); INSERT INTO victim VALUES (1)"
+        );
+        self.admin.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    }
+}
+
+/// Version 2 revocation data's fields (behind the version byte, before the
+/// 32-byte tag).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoleRef {
+    role: String,
+    definition: String,
+    digest: [u8; 32],
+}
+
+fn decode_v2(data: &[u8]) -> RoleRef {
+    assert_eq!(data[0], 2);
+    postcard::from_bytes(&data[1..data.len() - 32]).unwrap()
+}
+
+/// `data` with its fields replaced and its tag kept.
+fn reencode_v2(data: &[u8], f: impl FnOnce(&mut RoleRef)) -> Vec<u8> {
+    let mut r = decode_v2(data);
+    f(&mut r);
+    let mut out = postcard::to_extend(&r, vec![2]).unwrap();
+    out.extend_from_slice(&data[data.len() - 32..]);
+    out
+}
+
+fn varint(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Replaces a lease's revocation data inside its stored record, as someone
+/// who can write the database would.
+async fn tamper_revocation_data(storage: &DynStorage, id: LeaseId, new: &[u8]) {
+    let key = format!("lease/{id}");
+    let rec = storage.get(&key).await.unwrap().unwrap();
+    let old = Lease::from_record_bytes(&rec)
+        .unwrap()
+        .revocation_data()
+        .to_vec();
+    let needle = [varint(old.len()), old].concat();
+    let at = rec
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("the revocation data is not in the lease record");
+    let mut out = rec[..at].to_vec();
+    out.extend_from_slice(&varint(new.len()));
+    out.extend_from_slice(new);
+    out.extend_from_slice(&rec[at + needle.len()..]);
+    assert_eq!(
+        Lease::from_record_bytes(&out).unwrap().revocation_data(),
+        new
+    );
+    storage.put(&key, &out).await.unwrap();
+}
+
+/// What a hostile record would have changed, checked unchanged.
+async fn assert_victims_untouched(env: &Env) {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM victim")
+        .fetch_one(&env.admin)
+        .await
+        .expect("the victim table is gone");
+    assert_eq!(n, 1);
+    let (sup, login, until): (bool, bool, Option<f64>) = sqlx::query_as(
+        "SELECT rolsuper, rolcanlogin, extract(epoch FROM rolvaliduntil)::float8 FROM pg_roles WHERE rolname = 'postgres'",
+    )
+    .fetch_one(&env.admin)
+    .await
+    .unwrap();
+    assert!(sup && login && until.is_none(), "postgres was altered");
+    let (sup, login, until): (bool, bool, Option<f64>) = sqlx::query_as(
+        "SELECT rolsuper, rolcanlogin, extract(epoch FROM rolvaliduntil)::float8 FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(env.victim())
+    .fetch_one(&env.admin)
+    .await
+    .expect("the victim role is gone");
+    assert!(
+        !sup && !login && until.is_none(),
+        "the victim role was altered"
+    );
+    let owned: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tableowner = $1")
+        .bind(env.victim())
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    assert_eq!(owned, 0, "objects were reassigned to the victim role");
+}
+
+/// The revocation data of live leases is altered in storage: hostile
+/// statements, an unrelated or administrative role, another lease's role,
+/// flipped bits, a damaged or missing record key. Each is refused with a
+/// typed error before the server is touched; the leases stay for a retry
+/// or a forced revocation; the victims are untouched.
+#[tokio::test]
+async fn tampered_revocation_data_is_refused_and_runs_nothing() {
+    let env = Env::new("tamper").await;
+    env.make_victims().await;
+    let victim = env.victim();
+    let def = PgRoleDefinition::new("app")
+        .unwrap()
+        .grant(PgGrant::new(
+            [PgPrivilege::Connect],
+            PgObject::database(env.db.clone()),
+        ))
+        .grant(PgGrant::new(
+            [PgPrivilege::Usage, PgPrivilege::Create],
+            PgObject::schema("public"),
+        ));
+    let (_other, other_cred) = env.engine.issue(&def, None).await.unwrap();
+    let other = other_cred.username.clone();
+    let p = env.prefix.clone();
+
+    type Tamper = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    type Expected = fn(&PgDynError) -> bool;
+    let cases: Vec<(&str, Tamper, Expected)> = vec![
+        (
+            "a bit flipped in the fields",
+            Box::new(|d| {
+                let mut d = d.to_vec();
+                d[5] ^= 0x01;
+                d
+            }),
+            |e| matches!(e, PgDynError::NotAuthentic { .. }),
+        ),
+        (
+            "a bit flipped in the tag",
+            Box::new(|d| {
+                let mut d = d.to_vec();
+                let last = d.len() - 1;
+                d[last] ^= 0x80;
+                d
+            }),
+            |e| matches!(e, PgDynError::NotAuthentic { .. }),
+        ),
+        (
+            "the tag cut off",
+            Box::new(|d| d[..d.len() - 32].to_vec()),
+            |e| matches!(e, PgDynError::NotAuthentic { .. }),
+        ),
+        {
+            let other = other.clone();
+            (
+                "another live role of the engine",
+                Box::new(move |d| reencode_v2(d, |r| r.role = other.clone())),
+                |e| matches!(e, PgDynError::NotAuthentic { .. }),
+            )
+        },
+        {
+            let v = victim.clone();
+            (
+                "an unrelated role",
+                Box::new(move |d| reencode_v2(d, |r| r.role = v.clone())),
+                |e| matches!(e, PgDynError::NotAuthentic { .. }),
+            )
+        },
+        {
+            let v = victim.clone();
+            (
+                "version 1: an unrelated role and hostile statements",
+                Box::new(move |_| legacy_plan(&v, "app", &v)),
+                |e| matches!(e, PgDynError::ForeignRole { .. }),
+            )
+        },
+        {
+            let v = victim.clone();
+            (
+                "version 1: the administrator",
+                Box::new(move |_| legacy_plan("postgres", "app", &v)),
+                |e| matches!(e, PgDynError::ForeignRole { .. }),
+            )
+        },
+        {
+            let (p, v) = (p.clone(), victim.clone());
+            (
+                "version 1: the prefix, but not a generated name",
+                Box::new(move |_| legacy_plan(&format!("{p}app_victim"), "app", &v)),
+                |e| matches!(e, PgDynError::ForeignRole { .. }),
+            )
+        },
+        {
+            let (p, v) = (p.clone(), victim.clone());
+            (
+                "version 1: a definition the lease path does not name",
+                Box::new(move |_| legacy_plan(&format!("{p}rw_0011223344556677"), "rw", &v)),
+                |e| matches!(e, PgDynError::ForeignRole { .. }),
+            )
+        },
+        {
+            let (p, v) = (p.clone(), victim.clone());
+            (
+                "version 1: a hostile definition name",
+                Box::new(move |_| {
+                    legacy_plan(
+                        &format!("{p}x\"_0011223344556677"),
+                        "x\"; DROP TABLE victim; --",
+                        &v,
+                    )
+                }),
+                |e| matches!(e, PgDynError::ForeignRole { .. }),
+            )
+        },
+        (
+            "an unknown version",
+            Box::new(|d| {
+                let mut d = d.to_vec();
+                d[0] = 9;
+                d
+            }),
+            |e| matches!(e, PgDynError::CorruptRecord { .. }),
+        ),
+        ("empty", Box::new(|_| Vec::new()), |e| {
+            matches!(e, PgDynError::CorruptRecord { .. })
+        }),
+    ];
+
+    let mut refused = Vec::new();
+    let mut tried = 0;
+    // The role of the lease whose record still names it (only its tag was
+    // altered).
+    let mut still_claimed = None;
+    for (what, tamper, expected) in &cases {
+        let (lease, cred) = env.engine.issue(&def, None).await.unwrap();
+        let valid_until = env.valid_until(&cred.username).await;
+        let data = env
+            .leases
+            .lookup(lease.id())
+            .await
+            .unwrap()
+            .revocation_data()
+            .to_vec();
+        tamper_revocation_data(&env.storage, lease.id(), &tamper(&data)).await;
+        let stored = env.leases.lookup(lease.id()).await.unwrap();
+        let err = env.engine.role_of(&stored).await.unwrap_err();
+        assert!(expected(&err), "{what}: {err}");
+        assert!(!err.to_string().contains("DROP TABLE"), "{what}: {err}");
+        // Renewal and revocation are refused the same way, before the
+        // server is touched: the lease stays, its role is as it was.
+        env.clock.advance(Duration::from_secs(1));
+        let renew = env.leases.renew(lease.id(), MIN).await.unwrap_err();
+        assert!(
+            renew.to_string().contains(&err.to_string()),
+            "{what}: {renew}"
+        );
+        let revoke = env.leases.revoke(lease.id()).await.unwrap_err();
+        match &revoke {
+            strongroom::Error::Lease(LeaseError::RevocationDeferred { reason, .. }) => {
+                assert!(reason.contains(&err.to_string()), "{what}: {reason}")
+            }
+            other => panic!("{what}: {other}"),
+        }
+        assert!(env.leases.lookup(lease.id()).await.is_ok(), "{what}");
+        assert!(env.role_exists(&cred.username).await, "{what}");
+        assert_eq!(env.valid_until(&cred.username).await, valid_until, "{what}");
+        assert!(env.role_exists(&other).await, "{what}");
+        assert_victims_untouched(&env).await;
+        refused.push(lease.id());
+        if *what == "a bit flipped in the tag" {
+            still_claimed = Some(cred.username.clone());
+        }
+        tried += 1;
+    }
+    let still_claimed = still_claimed.unwrap();
+
+    // A definition never configured, or configured differently now.
+    let ghost = format!("{p}ghost_0011223344556677");
+    let lease = env
+        .leases
+        .issue(
+            "database/creds/ghost",
+            "postgres",
+            MIN,
+            MIN,
+            true,
+            legacy_plan(&ghost, "ghost", &victim),
+        )
+        .await
+        .unwrap();
+    let err = env.engine.role_of(&lease).await.unwrap_err();
+    assert!(
+        matches!(&err, PgDynError::UnknownDefinition { definition, .. } if definition == "ghost"),
+        "{err}"
+    );
+    assert!(env.leases.revoke(lease.id()).await.is_err());
+    assert!(env.leases.lookup(lease.id()).await.is_ok());
+    refused.push(lease.id());
+    tried += 1;
+
+    let changed = PgRoleDefinition::new("changed").unwrap();
+    let (lease, cred) = env.engine.issue(&changed, None).await.unwrap();
+    // The issue of a same-named definition with other revocation is refused...
+    let revoking = changed
+        .clone()
+        .revocation_statements(["REVOKE ALL ON victim FROM {{name}}".to_owned()]);
+    assert!(matches!(
+        env.engine.issue(&revoking, None).await,
+        Err(PgDynError::DefinitionConflict { .. })
+    ));
+    // ...and once it is configured on purpose, the lease issued under the
+    // old one is refused until that is configured again.
+    env.engine.define(&revoking).unwrap();
+    let err = env.engine.role_of(&lease).await.unwrap_err();
+    assert!(matches!(err, PgDynError::DefinitionChanged { .. }), "{err}");
+    assert!(env.leases.revoke(lease.id()).await.is_err());
+    assert!(env.role_exists(&cred.username).await);
+    env.engine.define(&changed).unwrap();
+    env.leases.revoke(lease.id()).await.unwrap();
+    assert!(!env.role_exists(&cred.username).await);
+    tried += 1;
+
+    // The record key: damaged, then gone. Every version 2 lease is refused
+    // until it is back.
+    let (lease, cred) = env.engine.issue(&def, None).await.unwrap();
+    let key_bytes = env
+        .storage
+        .get(REVOCATION_KEY_RECORD)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut flipped = key_bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    env.storage
+        .put(REVOCATION_KEY_RECORD, &flipped)
+        .await
+        .unwrap();
+    let err = env.engine.role_of(&lease).await.unwrap_err();
+    assert!(
+        matches!(&err, PgDynError::NotAuthentic { key } if key == REVOCATION_KEY_RECORD),
+        "{err}"
+    );
+    assert!(env.engine.issue(&def, None).await.is_err());
+    assert!(env.leases.revoke(lease.id()).await.is_err());
+    env.storage.delete(REVOCATION_KEY_RECORD).await.unwrap();
+    let err = env.engine.role_of(&lease).await.unwrap_err();
+    assert!(matches!(err, PgDynError::NotAuthentic { .. }), "{err}");
+    assert!(env.role_exists(&cred.username).await);
+    env.storage
+        .put(REVOCATION_KEY_RECORD, &key_bytes)
+        .await
+        .unwrap();
+    assert_eq!(env.engine.role_of(&lease).await.unwrap(), cred.username);
+    env.leases.revoke(lease.id()).await.unwrap();
+    assert!(!env.role_exists(&cred.username).await);
+    tried += 2;
+    assert_victims_untouched(&env).await;
+
+    // The sweep refuses the same records and keeps their leases. A role a
+    // refused record still claims stays; the others those leases stood for
+    // are no longer named by any record, so the sweep drops them as roles
+    // no lease owns, with the configured statements.
+    let report = env.engine.sweep().await.unwrap();
+    let rejected: BTreeSet<String> = report.rejected.iter().map(|(k, _)| k.clone()).collect();
+    let expected: BTreeSet<String> = refused.iter().map(|id| id.to_string()).collect();
+    assert_eq!(rejected, expected, "{report:?}");
+    assert!(report.revoked_leases.is_empty(), "{report:?}");
+    assert!(
+        report
+            .rejected
+            .iter()
+            .any(|(_, why)| *why == Rejection::UnknownDefinition)
+    );
+    assert_eq!(
+        env.prefixed_roles().await,
+        BTreeSet::from([other.clone(), still_claimed.clone()]),
+        "{report:?}"
+    );
+    assert_victims_untouched(&env).await;
+
+    // The way out for the refused leases is the forced revocation.
+    for id in &refused {
+        env.leases.force_revoke(*id).await.unwrap();
+        assert!(env.leases.lookup(*id).await.is_err());
+    }
+    let report = env.engine.sweep().await.unwrap();
+    assert!(report.rejected.is_empty(), "{report:?}");
+    assert_eq!(report.dropped_roles, vec![still_claimed]);
+    assert_eq!(env.prefixed_roles().await, BTreeSet::from([other.clone()]));
+    assert_victims_untouched(&env).await;
+    println!("revocation data: {tried} tampered records tried, {tried} refused");
+}
+
+/// A version 1 lease (written before authentication) whose stored
+/// statements were made hostile is still revoked, but only with the
+/// statements and owned-objects action of the configured definition.
+#[tokio::test]
+async fn a_version_1_lease_is_revoked_from_configuration_only() {
+    let env = Env::new("legacy").await;
+    env.make_victims().await;
+    let victim = env.victim();
+    let def = PgRoleDefinition::new("app")
+        .unwrap()
+        .grant(PgGrant::new(
+            [PgPrivilege::Connect],
+            PgObject::database(env.db.clone()),
+        ))
+        .grant(PgGrant::new(
+            [PgPrivilege::Usage, PgPrivilege::Create],
+            PgObject::schema("public"),
+        ));
+    let (lease, cred) = env.engine.issue(&def, None).await.unwrap();
+    let mut conn = env.login(&cred).await.unwrap();
+    conn.execute("CREATE TABLE made_by_dynamic (x int)")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    tamper_revocation_data(
+        &env.storage,
+        lease.id(),
+        &legacy_plan(&cred.username, "app", &victim),
+    )
+    .await;
+    let stored = env.leases.lookup(lease.id()).await.unwrap();
+    assert_eq!(env.engine.role_of(&stored).await.unwrap(), cred.username);
+    env.leases.revoke(lease.id()).await.unwrap();
+    assert!(!env.role_exists(&cred.username).await);
+    // The configured action (drop) ran, not the stored one (reassign to
+    // dyn_victim), and none of the stored statements.
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'made_by_dynamic'")
+            .fetch_one(&env.admin)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+    assert_victims_untouched(&env).await;
+}
+
+/// Intent records altered in storage: one rolled over another role's, one
+/// with a flipped bit, and version 1 intents naming an unrelated role, the
+/// administrator, and (with hostile statements) one of the engine's own
+/// roles. The sweep refuses the first four with typed reasons, drops the
+/// engine's roles with the configured statements only, and touches nothing
+/// else.
+#[tokio::test]
+async fn tampered_intent_records_are_refused_by_the_sweep() {
+    let mut env = Env::new("intent").await;
+    env.make_victims().await;
+    let victim = env.victim();
+    let def = PgRoleDefinition::new("app").unwrap();
+    // Four issues that die after creating their role: four roles, four
+    // sealed intents, no lease.
+    env.engine.crash_at(Some(CrashPoint::AfterCreateRole));
+    for _ in 0..4 {
+        env.engine.issue(&def, None).await.unwrap_err();
+    }
+    env.engine.crash_at(None);
+    let intents = env.storage.scan(INTENT_PREFIX, None, 100).await.unwrap();
+    assert_eq!(intents.len(), 4);
+    let roles: Vec<String> = intents
+        .iter()
+        .map(|(k, _)| k[INTENT_PREFIX.len()..].to_owned())
+        .collect();
+    assert_eq!(env.prefixed_roles().await, roles.iter().cloned().collect());
+    // The intent is sealed: its fields are not in the clear (only its
+    // storage key, which names the role, is).
+    for (_, v) in &intents {
+        assert!(!v.windows(14).any(|w| w == b"database/creds"));
+    }
+
+    // 0: rolled over role 1's intent.
+    env.storage.put(&intents[1].0, &intents[0].1).await.unwrap();
+    // 2: a bit flipped in the sealed bytes.
+    let mut flipped = intents[2].1.clone();
+    let mid = flipped.len() - 20;
+    flipped[mid] ^= 0x04;
+    env.storage.put(&intents[2].0, &flipped).await.unwrap();
+    // 3: replaced by a version 1 intent with hostile statements.
+    let legacy_intent = |role: &str| {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&varint(1_000));
+        b.extend_from_slice(&varint("database/creds/app".len()));
+        b.extend_from_slice(b"database/creds/app");
+        b.extend_from_slice(&legacy_plan(role, "app", &victim)[1..]);
+        b
+    };
+    env.storage.delete(&intents[3].0).await.unwrap();
+    let own_legacy = format!("{LEGACY_INTENT_PREFIX}{}", roles[3]);
+    env.storage
+        .put(&own_legacy, &legacy_intent(&roles[3]))
+        .await
+        .unwrap();
+    // Version 1 intents for an unrelated role and for the administrator.
+    let victim_key = format!("{LEGACY_INTENT_PREFIX}{victim}");
+    let admin_key = format!("{LEGACY_INTENT_PREFIX}postgres");
+    env.storage
+        .put(&victim_key, &legacy_intent(&victim))
+        .await
+        .unwrap();
+    env.storage
+        .put(&admin_key, &legacy_intent("postgres"))
+        .await
+        .unwrap();
+    // A sealed intent whose key names the administrator.
+    let sealed_admin = format!("{INTENT_PREFIX}postgres");
+    env.storage.put(&sealed_admin, &intents[0].1).await.unwrap();
+
+    env.restart(&[&def]).await;
+    env.clock.advance(6 * MIN);
+    let report = env.engine.sweep().await.unwrap();
+    let mut rejected = report.rejected.clone();
+    rejected.sort();
+    let mut expected = vec![
+        (intents[1].0.clone(), Rejection::NotAuthentic),
+        (intents[2].0.clone(), Rejection::NotAuthentic),
+        (victim_key, Rejection::ForeignRole),
+        (admin_key, Rejection::ForeignRole),
+        (sealed_admin, Rejection::NotAuthentic),
+    ];
+    expected.sort();
+    assert_eq!(rejected, expected, "{report:?}");
+    // Every role of the engine is dropped (no lease owns any); nothing
+    // else is.
+    let dropped: BTreeSet<String> = report.dropped_roles.iter().cloned().collect();
+    assert_eq!(dropped, roles.iter().cloned().collect(), "{report:?}");
+    assert!(env.prefixed_roles().await.is_empty());
+    assert!(env.storage.list(INTENT_PREFIX).await.unwrap().is_empty());
+    assert!(
+        env.storage
+            .list(LEGACY_INTENT_PREFIX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_victims_untouched(&env).await;
+    assert_eq!(env.engine.sweep().await.unwrap(), Default::default());
 }

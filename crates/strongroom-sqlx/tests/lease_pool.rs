@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::postgres::PgPoolOptions;
 use strongroom::clock::{ManualClock, Timestamp};
 use strongroom::lease::{LeaseConfig, LeaseManager};
+use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_sqlx::dynamic::{
     PgDynamicConfig, PgDynamicCredentials, PgGrant, PgObject, PgPrivilege, PgRoleDefinition,
 };
@@ -43,20 +45,24 @@ async fn pool_survives_a_dynamic_lease_expiring_and_being_replaced() {
         now.as_millis() as u64
     )));
     let storage: DynStorage = Arc::new(MemoryStorage::new());
+    let store = Strongroom::init(
+        storage.clone(),
+        &SoftwareProtector::from_key(SecretBytes::new(vec![3; 32])).unwrap(),
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
     let leases = Arc::new(
         LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
     );
     let mut config = PgDynamicConfig::default();
     config.role_prefix = "sr_lp_".into();
     let engine = Arc::new(
-        PgDynamicCredentials::new(
-            admin.clone(),
-            leases.clone(),
-            storage,
-            clock.clone(),
-            config,
-        )
-        .unwrap(),
+        PgDynamicCredentials::new(admin.clone(), leases.clone(), store, clock.clone(), config)
+            .unwrap(),
     );
     let definition = PgRoleDefinition::new("app")
         .unwrap()

@@ -1629,3 +1629,24 @@ async fn counts_written_before_shards_are_read_and_folded() {
     assert_eq!(again.stats().live_leases, 0);
     assert!(lease_keys(&f.storage).await.is_empty());
 }
+
+/// Two managers that take a path's count to zero at the same moment, in
+/// different shards, leave keys that sum to zero; the next restore deletes
+/// them.
+#[tokio::test]
+async fn zero_sum_count_shards_are_deleted_on_restore() {
+    let f = fixture();
+    f.storage
+        .batch(vec![
+            BatchOp::put("lease-count/db/creds/x#2", 3i64.to_be_bytes().to_vec()),
+            BatchOp::put("lease-count/db/creds/x#5", (-3i64).to_be_bytes().to_vec()),
+            BatchOp::put("lease-count/db/creds/y#1", 2i64.to_be_bytes().to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(f.manager.restore().await.unwrap().live_leases, 2);
+    assert_eq!(
+        f.storage.list("lease-count/").await.unwrap(),
+        vec!["lease-count/db/creds/y#1"]
+    );
+}

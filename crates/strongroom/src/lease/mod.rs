@@ -1121,7 +1121,7 @@ impl LeaseManager {
     async fn load_initial(&self) -> Result<RestoreStats> {
         let _w = self.write.lock().await;
         self.convert_legacy_index().await?;
-        let mut sums: HashMap<String, i128> = HashMap::new();
+        let mut sums: HashMap<String, (i128, Vec<(String, Vec<u8>)>)> = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -1129,20 +1129,26 @@ impl LeaseManager {
                 .scan(COUNT_PREFIX, after.as_deref(), SCAN_PAGE)
                 .await?;
             let done = page.len() < SCAN_PAGE;
-            for (key, value) in &page {
-                let path = commit::count_path(key.get(COUNT_PREFIX.len()..).unwrap_or_default());
-                *sums.entry(path.to_owned()).or_default() += commit::count_value(key, value)?;
-            }
             after = page.last_key();
+            for (key, value) in page {
+                let path = commit::count_path(key.get(COUNT_PREFIX.len()..).unwrap_or_default());
+                let n = commit::count_value(&key, &value)?;
+                let entry = sums.entry(path.to_owned()).or_default();
+                entry.0 += n;
+                entry.1.push((key, value));
+            }
             if done {
                 break;
             }
         }
-        let counts: HashMap<String, u64> = sums
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(p, n)| (p, u64::try_from(n).unwrap_or(u64::MAX)))
-            .collect();
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for (path, (n, keys)) in sums {
+            if n > 0 {
+                counts.insert(path, u64::try_from(n).unwrap_or(u64::MAX));
+            } else {
+                self.drop_zero_count(keys).await?;
+            }
+        }
         let now = self.clock.now();
         let until = now + self.config.restore_horizon;
         let mut entries = Vec::new();
@@ -1170,6 +1176,23 @@ impl LeaseManager {
             loaded,
             live_leases: mem.total,
         })
+    }
+
+    /// Deletes the count keys of a path whose count is zero (two managers
+    /// that each took the count down concurrently, in different shards, can
+    /// leave such keys). Each key must be unchanged: deleting keys that sum
+    /// to zero leaves any other change to the count intact. A conflict
+    /// leaves them for a later restore.
+    async fn drop_zero_count(&self, keys: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let mut ops = Vec::with_capacity(2 * keys.len());
+        for (key, value) in keys {
+            ops.push(BatchOp::expect(key.clone(), Some(value)));
+            ops.push(BatchOp::delete(key));
+        }
+        match self.storage.batch(ops).await {
+            Ok(()) | Err(Error::StorageConflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Index entries after `from` (exclusive) up to `until` (inclusive).

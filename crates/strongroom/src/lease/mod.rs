@@ -1121,7 +1121,8 @@ impl LeaseManager {
     async fn load_initial(&self) -> Result<RestoreStats> {
         let _w = self.write.lock().await;
         self.convert_legacy_index().await?;
-        let mut sums: HashMap<String, (i128, Vec<(String, Vec<u8>)>)> = HashMap::new();
+        // Per path: the count, and its keys as read.
+        let mut sums: HashMap<String, (i128, Vec<StoredKey>)> = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -1183,7 +1184,7 @@ impl LeaseManager {
     /// leave such keys). Each key must be unchanged: deleting keys that sum
     /// to zero leaves any other change to the count intact. A conflict
     /// leaves them for a later restore.
-    async fn drop_zero_count(&self, keys: Vec<(String, Vec<u8>)>) -> Result<()> {
+    async fn drop_zero_count(&self, keys: Vec<StoredKey>) -> Result<()> {
         let mut ops = Vec::with_capacity(2 * keys.len());
         for (key, value) in keys {
             ops.push(BatchOp::expect(key.clone(), Some(value)));
@@ -1737,6 +1738,9 @@ impl LeaseManager {
         }
     }
 }
+
+/// A storage key and its value as read.
+type StoredKey = (String, Vec<u8>);
 
 /// The key of the last record of a scan page, for paging.
 trait LastKey {

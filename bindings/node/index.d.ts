@@ -62,6 +62,10 @@ export interface RewrapReport {
   rewrapped: number
   /** Storage keys of records that could not be opened (left untouched). */
   unreadable: string[]
+  /** The key version everything was re-sealed to. */
+  targetVersion: number
+  /** Records still under another key version (unreadable ones included); retire older versions only when 0. */
+  remaining: number
 }
 
 /**

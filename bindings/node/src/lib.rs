@@ -324,6 +324,10 @@ pub struct NativeRewrapReport {
     pub rewrapped: f64,
     /// Storage keys of records that could not be opened.
     pub unreadable: Vec<String>,
+    /// The key version everything was re-sealed to.
+    pub target_version: u32,
+    /// Records still under another key version (unreadable ones included).
+    pub remaining: f64,
 }
 
 // ----- the store -----
@@ -661,6 +665,8 @@ impl NativeStrongroom {
                 .map(|r| NativeRewrapReport {
                     scanned: r.scanned as f64,
                     rewrapped: r.rewrapped as f64,
+                    target_version: r.target_version,
+                    remaining: r.remaining as f64,
                     unreadable: r.unreadable,
                 })
                 .map_err(to_js)

@@ -100,7 +100,7 @@ test('S4 keyring: rotate, retire, destroy refused while in use, rewrap, destroy'
 
   await store.setMinDecryptionVersion(1)
   const report = await store.rewrap()
-  assert.deepEqual(report, { scanned: 3, rewrapped: 3, unreadable: [] })
+  assert.deepEqual(report, { scanned: 3, rewrapped: 3, unreadable: [], targetVersion: 2, remaining: 0 })
   await store.setMinDecryptionVersion(2)
   await store.destroyKey(1)
   for (const [i, k] of records.entries()) {

@@ -368,6 +368,11 @@ pub struct RewrapReport {
     rewrapped: u64,
     /// Storage keys of records that could not be opened (left untouched).
     unreadable: Vec<String>,
+    /// The key version everything was re-sealed to.
+    target_version: u32,
+    /// Records still under another key version (unreadable ones included);
+    /// retire older versions only when this is 0.
+    remaining: u64,
 }
 
 impl From<CoreRewrapReport> for RewrapReport {
@@ -375,6 +380,8 @@ impl From<CoreRewrapReport> for RewrapReport {
         Self {
             scanned: r.scanned,
             rewrapped: r.rewrapped,
+            target_version: r.target_version,
+            remaining: r.remaining,
             unreadable: r.unreadable,
         }
     }
@@ -384,8 +391,8 @@ impl From<CoreRewrapReport> for RewrapReport {
 impl RewrapReport {
     fn __repr__(&self) -> String {
         format!(
-            "RewrapReport(scanned={}, rewrapped={}, unreadable={:?})",
-            self.scanned, self.rewrapped, self.unreadable
+            "RewrapReport(scanned={}, rewrapped={}, unreadable={:?}, target_version={}, remaining={})",
+            self.scanned, self.rewrapped, self.unreadable, self.target_version, self.remaining
         )
     }
 }

@@ -77,6 +77,7 @@ async def rotate_rewrap(cls):
     await m(sr.set_min_decryption_version(1))
     report = await m(sr.rewrap(2))
     assert (report.scanned, report.rewrapped, report.unreadable) == (3, 3, [])
+    assert (report.target_version, report.remaining) == (2, 0)
     await m(sr.set_min_decryption_version(2))
     await m(sr.destroy_key(1))
     for i in range(3):

@@ -22,11 +22,13 @@
 //!
 //! Nonces are random 96-bit values drawn from a per-thread pool that is
 //! refilled from the OS 64 nonces at a time (one `getrandom` call per 64
-//! seals instead of one per seal). A `pthread_atfork` child handler bumps a
-//! fork counter; a pool that sees the counter changed discards its unused
-//! nonces before handing out another, so a parent and its forked child never
-//! share a nonce. (If the handler cannot be registered the pool compares the
-//! process id on every draw instead.)
+//! seals instead of one per seal). The pool remembers the process id it was
+//! filled in and compares it with the current one on every draw; a pool that
+//! finds itself in another process discards its unused nonces before handing
+//! out another, so a parent and its forked child never share a nonce. The
+//! process id is the check that holds for every kind of fork: a
+//! `pthread_atfork` handler (also registered, where possible) does not run
+//! for glibc's `_Fork()` or a raw `fork`/`clone` system call.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -502,33 +504,33 @@ impl DataKey {
 /// Nonces drawn per OS random call.
 const NONCES_PER_REFILL: usize = 64;
 
-/// How a pool notices that it now lives in a forked child.
-enum ForkCheck {
-    /// A counter bumped by a `pthread_atfork` child handler: one relaxed
-    /// atomic load per nonce.
-    Atfork(forkguard::atfork::Guard),
-    /// Fallback if the handler could not be registered: compare the process
-    /// id (one `getpid` system call per nonce).
-    Pid(u32),
+/// How a pool notices that it now lives in a forked child. Both checks run
+/// on every draw: the process id catches every fork (including those that
+/// skip `pthread_atfork` handlers); the atfork counter, where the handler
+/// could be registered, is kept as a second, independent signal.
+struct ForkCheck {
+    /// The process the pool's nonces were drawn in.
+    pid: u32,
+    /// A counter bumped by a `pthread_atfork` child handler, if registered.
+    atfork: Option<forkguard::atfork::Guard>,
 }
 
 impl ForkCheck {
     fn new() -> Self {
-        match forkguard::atfork::Guard::try_new() {
-            Ok(g) => Self::Atfork(g),
-            Err(_) => Self::Pid(std::process::id()),
+        Self {
+            pid: std::process::id(),
+            atfork: forkguard::atfork::Guard::try_new().ok(),
         }
     }
 
-    /// True once in a process forked since the last call.
+    /// True once in a process other than the one of the last call.
     fn forked(&mut self) -> bool {
-        match self {
-            Self::Atfork(g) => g.detected_fork(),
-            Self::Pid(pid) => {
-                let now = std::process::id();
-                std::mem::replace(pid, now) != now
-            }
-        }
+        // Both checks always run (no short-circuit), so each keeps its own
+        // state current.
+        let atfork = self.atfork.as_mut().is_some_and(|g| g.detected_fork());
+        let now = std::process::id();
+        let moved = std::mem::replace(&mut self.pid, now) != now;
+        atfork | moved
     }
 }
 
@@ -538,14 +540,22 @@ struct NoncePool {
     buf: [u8; NONCE_LEN * NONCES_PER_REFILL],
 }
 
+impl NoncePool {
+    /// Discards every unused nonce (so none can be handed out again).
+    fn discard(&mut self) {
+        self.buf.fill(0);
+        self.next = NONCES_PER_REFILL;
+    }
+}
+
 thread_local! {
     static NONCES: RefCell<Option<NoncePool>> = const { RefCell::new(None) };
 }
 
 /// A fresh random 96-bit nonce from the per-thread pool. The pool is refilled
-/// from the OS when empty, and discarded unused when it finds itself in a
-/// process forked since it was filled, so a parent and its child never hand
-/// out the same nonce.
+/// from the OS when empty, and its unused nonces are discarded when it finds
+/// itself in a process other than the one that filled it (checked on every
+/// draw), so a parent and its child never hand out the same nonce.
 fn next_nonce() -> Result<[u8; NONCE_LEN]> {
     NONCES.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -554,10 +564,14 @@ fn next_nonce() -> Result<[u8; NONCE_LEN]> {
             next: NONCES_PER_REFILL,
             buf: [0; NONCE_LEN * NONCES_PER_REFILL],
         });
-        if pool.fork.forked() || pool.next >= NONCES_PER_REFILL {
-            SystemRandom::new()
-                .fill(&mut pool.buf)
-                .map_err(|_| Error::Random)?;
+        if pool.fork.forked() {
+            pool.discard();
+        }
+        if pool.next >= NONCES_PER_REFILL {
+            if SystemRandom::new().fill(&mut pool.buf).is_err() {
+                pool.discard();
+                return Err(Error::Random);
+            }
             pool.next = 0;
         }
         let i = pool.next * NONCE_LEN;

@@ -127,6 +127,37 @@ fn nonces_do_not_repeat() {
     }
 }
 
+/// A pool that finds another process id discards its unused nonces even
+/// when no atfork handler ran (the case of `_Fork()` or a raw `fork`).
+#[test]
+fn pool_from_another_process_is_discarded_without_atfork() {
+    next_nonce().unwrap();
+    let unused: Vec<[u8; NONCE_LEN]> = NONCES.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let pool = slot.as_mut().unwrap();
+        // Pretend the pool was filled in another process and that no atfork
+        // handler told us about it.
+        pool.fork.pid = pool.fork.pid.wrapping_add(1);
+        pool.fork.atfork = None;
+        pool.buf[pool.next * NONCE_LEN..]
+            .chunks_exact(NONCE_LEN)
+            .map(|c| c.try_into().unwrap())
+            .collect()
+    });
+    assert!(!unused.is_empty());
+    let n = next_nonce().unwrap();
+    assert!(
+        !unused.contains(&n),
+        "a nonce left over from another process was handed out"
+    );
+    NONCES.with(|slot| {
+        let slot = slot.borrow();
+        let pool = slot.as_ref().unwrap();
+        assert_eq!(pool.fork.pid, std::process::id());
+        assert_eq!(pool.next, 1, "the pool was refilled, not reused");
+    });
+}
+
 #[test]
 fn wrong_key_length_is_rejected() {
     assert!(matches!(

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use strongroom::audit::{AuditError, Checkpoint};
+use strongroom::audit::{AuditError, AuditFileCheck, Checkpoint};
 use strongroom::keyring::KeyInfo;
 use strongroom::protector::{KeyProtector, SoftwareProtector};
 use strongroom::secrets::{MetadataPatch, SecretError, VersionInfo};
@@ -24,7 +24,8 @@ use zeroize::Zeroizing;
 const EXIT_CODES: &str = "\
 Exit codes:
   0   success
-  1   audit verify: the chain does not verify (the first broken seq is printed)
+  1   audit verify: the chain does not verify or stops before the store's saved
+      head or a given checkpoint (the first broken or missing seq is printed)
   2   usage error (bad or missing arguments)
   3   secret or version not found, deleted, destroyed or pruned
   4   check-and-set mismatch or concurrent change; re-read and retry
@@ -174,11 +175,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Verifies a JSON-lines audit file with the store's audit key.
+    /// Verifies a JSON-lines audit file with the store's audit key: an
+    /// unbroken chain that reaches the store's saved audit head (a file cut
+    /// short, even emptied, fails with the missing sequence numbers).
     Verify {
         /// The audit file (as written by the JSON-lines file sink).
         file: PathBuf,
-        /// A saved head (`seq:mac`) the log must reach and match (detects truncation).
+        /// A checkpoint kept elsewhere (`seq:mac`) the log must also reach and
+        /// match. The store's saved audit head is always checked.
         #[arg(long, value_name = "SEQ:MAC", value_parser = parse_checkpoint)]
         checkpoint: Option<Checkpoint>,
         /// A trusted checkpoint (`seq:mac`) to start after.
@@ -659,26 +663,39 @@ async fn run(command: Command) -> CliResult {
             store,
         }) => {
             let open = Open::unseal(&store, true).await?;
-            let key = open.sr.audit_key()?;
+            // The library checks the file against the store's saved head
+            // (so a truncated or emptied file fails) and against the
+            // checkpoints given here.
+            let mut check = AuditFileCheck::new();
+            if let Some(cp) = from {
+                check = check.with_from(cp);
+            }
+            if let Some(cp) = checkpoint {
+                check = check.with_checkpoint(cp);
+            }
+            let verified = open.sr.verify_audit_file(&file, &check).await;
             open.close().await;
-            match strongroom::audit::verify_jsonl_file(
-                &file,
-                &key,
-                from.as_ref(),
-                checkpoint.as_ref(),
-            ) {
+            match verified {
                 Ok(report) => {
                     println!(
-                        "ok: {} record(s) verified; head {}:{}",
-                        report.records, report.head.seq, report.head.mac
+                        "ok: {} record(s) verified; head {}",
+                        report.records, report.head
                     );
+                    // What it was checked against, for the operator (stdout
+                    // keeps the one line scripts parse).
+                    match report.saved_head {
+                        Some(h) => eprintln!("store's saved head: {h} (reached)"),
+                        None => eprintln!("store's saved head: none (nothing audited yet)"),
+                    }
                     Ok(())
                 }
-                Err(e @ AuditError::ChainBroken { .. }) => Err(Failure::ChainBroken(e)),
-                Err(AuditError::Io { path, message }) => {
+                Err(Error::Audit(e @ AuditError::ChainBroken { .. })) => {
+                    Err(Failure::ChainBroken(e))
+                }
+                Err(Error::Audit(AuditError::Io { path, message })) => {
                     Err(Failure::Io(format!("audit file {path}: {message}")))
                 }
-                Err(e) => Err(Failure::Lib(e.into())),
+                Err(e) => Err(Failure::Lib(e)),
             }
         }
     }
@@ -1003,13 +1020,9 @@ fn parse_k_of_n(s: &str) -> std::result::Result<(u8, u8), String> {
     Ok((k, n))
 }
 
+/// `SEQ:MAC` as `audit verify` prints it (surrounding whitespace, as from a
+/// copied line, is ignored); the MAC must be 64 lower-case hex digits
+/// (another spelling of a MAC is refused, not normalised).
 fn parse_checkpoint(s: &str) -> std::result::Result<Checkpoint, String> {
-    let (seq, mac) = s
-        .split_once(':')
-        .ok_or_else(|| "expected SEQ:MAC as printed by a previous verify".to_owned())?;
-    let seq = seq.trim().parse::<u64>().map_err(|e| format!("SEQ: {e}"))?;
-    Ok(Checkpoint {
-        seq,
-        mac: mac.trim().to_owned(),
-    })
+    s.trim().parse::<Checkpoint>().map_err(|e| e.to_string())
 }

@@ -142,3 +142,378 @@ capabilities = ["deny"]
     assert_eq!(readers[0].principal, "payment-svc");
     assert_eq!(inv.touched_by("payment-svc").len(), 8);
 }
+
+// ----- verifying a file against the store's saved head -----
+
+mod against_the_saved_head {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use strongroom::audit::{
+        AuditError, AuditFileCheck, ChainBreak, Checkpoint, FsyncPolicy, JsonlFileSink,
+        MAX_RECORD_LINE_BYTES, VerifyReport,
+    };
+    use strongroom::clock::{ManualClock, Timestamp};
+    use strongroom::policy::{Capability, Policy, Principal, Rule};
+    use strongroom::protector::SoftwareProtector;
+    use strongroom::storage::{DynStorage, MemoryStorage};
+    use strongroom::{Error, Options, SecretBytes, Strongroom};
+
+    /// A store whose root handle audited `puts` writes and as many reads
+    /// to a JSON-lines file (so the store has a saved head).
+    async fn audited(dir: &Path, puts: usize) -> (Strongroom, PathBuf, Vec<String>, Checkpoint) {
+        let storage: DynStorage = Arc::new(MemoryStorage::new());
+        let protector = SoftwareProtector::from_key(SecretBytes::new(vec![42; 32])).unwrap();
+        let options = Options {
+            clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
+            ..Options::default()
+        };
+        let sr = Strongroom::init(storage, &protector, options)
+            .await
+            .unwrap();
+        let file = dir.join("audit.jsonl");
+        let sink = Arc::new(JsonlFileSink::open(&file, FsyncPolicy::OsBuffered).unwrap());
+        let log = Arc::new(sr.open_audit_log(vec![sink], Some(&file)).await.unwrap());
+        let root = Principal::new(
+            "root",
+            [&Policy::new(
+                "root",
+                vec![Rule::allow("*", Capability::ALL.iter().copied()).unwrap()],
+            )],
+        );
+        let h = sr.as_principal(root, log);
+        for i in 0..puts {
+            h.put(&format!("prod/s{i}"), b"v", None).await.unwrap();
+            h.read(&format!("prod/s{i}")).await.unwrap();
+        }
+        let head = sr.saved_audit_head().await.unwrap().unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(lines.len() as u64, head.seq);
+        (sr, file, lines, head)
+    }
+
+    fn write(file: &Path, lines: &[String]) {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(file, text).unwrap();
+    }
+
+    #[track_caller]
+    fn broken(r: strongroom::Result<VerifyReport>) -> (u64, ChainBreak, String) {
+        match r {
+            Err(Error::Audit(e @ AuditError::ChainBroken { .. })) => {
+                let msg = e.to_string();
+                let AuditError::ChainBroken { seq, reason } = e else {
+                    unreachable!()
+                };
+                (seq, reason, msg)
+            }
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    /// The MAC field of a line, upper-cased (the same MAC, another spelling).
+    fn upper_mac(line: &str) -> String {
+        let (before, mac) = line.rsplit_once("\"mac\":\"").unwrap();
+        format!("{before}\"mac\":\"{}", mac.to_ascii_uppercase())
+    }
+
+    #[tokio::test]
+    async fn a_complete_log_passes_and_reaches_the_saved_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 4).await;
+        let r = sr
+            .verify_audit_file(&file, &AuditFileCheck::new())
+            .await
+            .unwrap();
+        assert_eq!(r.records, lines.len() as u64);
+        assert_eq!(r.head, head);
+        assert_eq!(r.saved_head, Some(head.clone()));
+        // An explicit checkpoint still works: the head itself, an earlier
+        // record's, and a start after an earlier checkpoint.
+        let earlier: Checkpoint = format!(
+            "3:{}",
+            strongroom::audit::AuditRecord::from_json_line(&lines[2])
+                .unwrap()
+                .mac
+        )
+        .parse()
+        .unwrap();
+        for check in [
+            AuditFileCheck::new().with_checkpoint(head.clone()),
+            AuditFileCheck::new().with_checkpoint(earlier.clone()),
+        ] {
+            assert_eq!(
+                sr.verify_audit_file(&file, &check).await.unwrap().records,
+                head.seq
+            );
+        }
+        let r = sr
+            .verify_audit_file(&file, &AuditFileCheck::new().with_from(earlier))
+            .await
+            .unwrap();
+        assert_eq!((r.records, r.first_seq), (head.seq - 3, Some(4)));
+    }
+
+    #[tokio::test]
+    async fn truncating_the_last_records_is_detected_with_the_missing_seqs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 3).await;
+        let n = lines.len();
+        for cut in 1..n {
+            write(&file, &lines[..n - cut]);
+            let (seq, reason, msg) =
+                broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+            let last = (n - cut) as u64;
+            assert_eq!(seq, last + 1, "cut {cut}");
+            assert_eq!(
+                reason,
+                ChainBreak::Truncated {
+                    last,
+                    checkpoint: head.seq
+                }
+            );
+            assert!(
+                msg.contains(&format!("ends at seq {last}"))
+                    && msg.contains(&format!("saved head is at seq {}", head.seq)),
+                "{msg}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_emptied_file_fails_when_a_head_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, _, head) = audited(dir.path(), 2).await;
+        std::fs::write(&file, b"").unwrap();
+        let (seq, reason, msg) = broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+        assert_eq!(seq, 1);
+        assert_eq!(
+            reason,
+            ChainBreak::Truncated {
+                last: 0,
+                checkpoint: head.seq
+            }
+        );
+        assert!(msg.contains("the log is empty"), "{msg}");
+        // A deleted file is an I/O error, not a pass.
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(
+            sr.verify_audit_file(&file, &AuditFileCheck::new()).await,
+            Err(Error::Audit(AuditError::Io { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn another_spelling_of_a_mac_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 3).await;
+        let n = lines.len();
+        // The last record (no successor's prev to betray it) and a middle one.
+        for i in [n - 1, 2] {
+            let mut l = lines.clone();
+            l[i] = upper_mac(&l[i]);
+            assert_ne!(l[i], lines[i]);
+            write(&file, &l);
+            let (seq, reason, _) =
+                broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+            assert_eq!((seq, reason), (i as u64 + 1, ChainBreak::BadMac));
+        }
+        // Upper-cased prev.
+        let mut l = lines.clone();
+        let (before, rest) = l[3].split_once("\"prev\":\"").unwrap();
+        let (prev, after) = rest.split_at(64);
+        l[3] = format!("{before}\"prev\":\"{}{after}", prev.to_ascii_uppercase());
+        write(&file, &l);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+        assert_eq!(seq, 4);
+        assert!(
+            matches!(reason, ChainBreak::PrevMismatch | ChainBreak::BadMac),
+            "{reason:?}"
+        );
+        // A checkpoint spelt in upper case is refused as text and never
+        // matches.
+        write(&file, &lines);
+        let upper = Checkpoint {
+            seq: head.seq,
+            mac: head.mac.to_ascii_uppercase(),
+        };
+        assert!(
+            format!("{}:{}", upper.seq, upper.mac)
+                .parse::<Checkpoint>()
+                .is_err()
+        );
+        let (seq, reason, _) = broken(
+            sr.verify_audit_file(&file, &AuditFileCheck::new().with_checkpoint(upper))
+                .await,
+        );
+        assert_eq!((seq, reason), (head.seq, ChainBreak::CheckpointMismatch));
+    }
+
+    #[tokio::test]
+    async fn reordering_editing_deleting_and_reformatting_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 3).await;
+        let check = AuditFileCheck::new();
+
+        let mut swapped = lines.clone();
+        swapped.swap(2, 3);
+        write(&file, &swapped);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!(
+            (seq, reason),
+            (
+                3,
+                ChainBreak::UnexpectedSeq {
+                    expected: 3,
+                    found: 4
+                }
+            )
+        );
+
+        let mut edited = lines.clone();
+        let i = edited.iter().position(|l| l.contains("prod/s2")).unwrap();
+        edited[i] = edited[i].replace("prod/s2", "prod/s9");
+        write(&file, &edited);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!((seq, reason), (i as u64 + 1, ChainBreak::BadMac));
+
+        let mut deleted = lines.clone();
+        deleted.remove(1);
+        write(&file, &deleted);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!(
+            (seq, reason),
+            (
+                2,
+                ChainBreak::UnexpectedSeq {
+                    expected: 2,
+                    found: 3
+                }
+            )
+        );
+
+        // The last record replaced by an older one: the head's MAC differs.
+        let mut replaced = lines.clone();
+        let last = replaced.len() - 1;
+        replaced[last] = lines[last - 1].clone();
+        write(&file, &replaced);
+        assert!(matches!(
+            broken(sr.verify_audit_file(&file, &check).await).1,
+            ChainBreak::UnexpectedSeq { .. }
+        ));
+
+        // Not byte for byte what the writer wrote: CRLF, a blank line.
+        let crlf: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+        std::fs::write(&file, crlf).unwrap();
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!(seq, 1);
+        assert!(matches!(reason, ChainBreak::Malformed(_)), "{reason:?}");
+        let mut blank = lines.clone();
+        blank.insert(2, String::new());
+        write(&file, &blank);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!(seq, 3);
+        assert!(matches!(reason, ChainBreak::Malformed(_)), "{reason:?}");
+
+        // A line longer than the limit is refused without reading it whole.
+        let mut long = lines[..2].to_vec();
+        long.push("x".repeat(MAX_RECORD_LINE_BYTES * 3));
+        write(&file, &long);
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
+        assert_eq!(seq, 3);
+        assert!(
+            matches!(&reason, ChainBreak::Malformed(m) if m.contains("longer than")),
+            "{reason:?}"
+        );
+
+        // Restored, it passes again.
+        write(&file, &lines);
+        assert_eq!(
+            sr.verify_audit_file(&file, &check).await.unwrap().head,
+            head
+        );
+        // A last line missing only its newline is still a whole record.
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.trim_end_matches('\n')).unwrap();
+        assert_eq!(
+            sr.verify_audit_file(&file, &check).await.unwrap().records,
+            head.seq
+        );
+    }
+
+    #[tokio::test]
+    async fn a_given_checkpoint_adds_to_the_saved_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 2).await;
+        // A checkpoint past the file (kept elsewhere, the log went on).
+        let beyond = Checkpoint {
+            seq: head.seq + 2,
+            mac: "ab".repeat(32),
+        };
+        let (seq, reason, _) = broken(
+            sr.verify_audit_file(&file, &AuditFileCheck::new().with_checkpoint(beyond))
+                .await,
+        );
+        assert_eq!(
+            (seq, reason),
+            (
+                head.seq + 1,
+                ChainBreak::Truncated {
+                    last: head.seq,
+                    checkpoint: head.seq + 2
+                }
+            )
+        );
+        // A checkpoint whose MAC is not the record's.
+        let wrong = Checkpoint {
+            seq: 2,
+            mac: "ab".repeat(32),
+        };
+        let (seq, reason, _) = broken(
+            sr.verify_audit_file(&file, &AuditFileCheck::new().with_checkpoint(wrong))
+                .await,
+        );
+        assert_eq!((seq, reason), (2, ChainBreak::CheckpointMismatch));
+        // The saved head is checked even when a checkpoint is given: a
+        // file cut before the head fails although it reaches the checkpoint.
+        write(&file, &lines[..2]);
+        let at_two: Checkpoint = format!(
+            "2:{}",
+            strongroom::audit::AuditRecord::from_json_line(&lines[1])
+                .unwrap()
+                .mac
+        )
+        .parse()
+        .unwrap();
+        let (_, reason, _) = broken(
+            sr.verify_audit_file(&file, &AuditFileCheck::new().with_checkpoint(at_two))
+                .await,
+        );
+        assert!(matches!(reason, ChainBreak::Truncated { last: 2, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_store_without_a_saved_head_accepts_a_complete_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
+        let sr = Strongroom::init(
+            Arc::new(MemoryStorage::new()),
+            &protector,
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sr.saved_audit_head().await.unwrap(), None);
+        let file = dir.path().join("empty.jsonl");
+        std::fs::write(&file, b"").unwrap();
+        let r = sr
+            .verify_audit_file(&file, &AuditFileCheck::new())
+            .await
+            .unwrap();
+        assert_eq!((r.records, r.saved_head), (0, None));
+    }
+}

@@ -1,7 +1,13 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
 use super::*;
-use crate::clock::ManualClock;
+use crate::SecretBytes;
+use crate::clock::{Clock, ManualClock, Timestamp};
 
 fn key() -> SecretBytes {
     SecretBytes::new((0u8..32).collect())
@@ -775,4 +781,134 @@ async fn print_vectors() {
     let text = serde_json::to_string_pretty(&file).unwrap();
     assert!(text.contains("\"v\\\":1"));
     println!("{text}");
+}
+
+/// The right MAC spelt another way (upper or mixed case) is not the
+/// record's MAC: verification compares the canonical text.
+#[tokio::test]
+async fn a_mac_in_another_encoding_does_not_verify() {
+    let (log, sink, _) = log_with(3).await;
+    let head = log.head().await;
+    let lines = sink.lines();
+    for (i, spell) in [
+        (2usize, str::to_ascii_uppercase as fn(&str) -> String),
+        (2, |m: &str| {
+            m.char_indices()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        }),
+        (0, str::to_ascii_uppercase),
+    ] {
+        let mut recs = sink.records().unwrap();
+        recs[i].mac = spell(&recs[i].mac);
+        assert_ne!(recs[i].mac, sink.records().unwrap()[i].mac);
+        let l: Vec<String> = recs.iter().map(|r| r.to_json_line().unwrap()).collect();
+        // Without a checkpoint too: the last record has no successor whose
+        // `prev` would betray it.
+        assert_eq!(
+            broken_at(verify(&l, &key(), None, None)),
+            (i as u64 + 1, ChainBreak::BadMac)
+        );
+        assert_eq!(
+            broken_at(verify(&recs, &key(), None, Some(&head))),
+            (i as u64 + 1, ChainBreak::BadMac)
+        );
+    }
+    verify(&lines, &key(), None, Some(&head)).unwrap();
+}
+
+#[test]
+fn checkpoints_as_text() {
+    let cp = Checkpoint {
+        seq: 42,
+        mac: "0a".repeat(32),
+    };
+    let text = cp.to_string();
+    assert_eq!(text, format!("42:{}", "0a".repeat(32)));
+    assert_eq!(text.parse::<Checkpoint>().unwrap(), cp);
+    for bad in [
+        "42".to_owned(),
+        format!("42:{}", "0A".repeat(32)),
+        format!("42:{}", "0a".repeat(31)),
+        format!("-1:{}", "0a".repeat(32)),
+        format!(" 42:{}", "0a".repeat(32)),
+        format!("42:{} ", "0a".repeat(32)),
+        format!("+42:{}", "0a".repeat(32)),
+        format!("99999999999999999999:{}", "0a".repeat(32)),
+    ] {
+        assert!(bad.parse::<Checkpoint>().is_err(), "{bad}");
+    }
+    assert!(Checkpoint::genesis().is_canonical());
+}
+
+#[tokio::test]
+async fn file_lines_are_bounded_and_exact() {
+    let (log, sink, _) = log_with(3).await;
+    let head = log.head().await;
+    let lines = sink.lines();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let write = |bytes: Vec<u8>| std::fs::write(&path, bytes).unwrap();
+    let joined = |ls: &[String], end: &str| -> Vec<u8> {
+        ls.iter()
+            .map(|l| format!("{l}{end}"))
+            .collect::<String>()
+            .into_bytes()
+    };
+
+    write(joined(&lines, "\n"));
+    assert_eq!(
+        verify_jsonl_file(&path, &key(), None, Some(&head))
+            .unwrap()
+            .records,
+        3
+    );
+    // Not UTF-8.
+    let mut bytes = joined(&lines[..1], "\n");
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    write(bytes);
+    assert!(matches!(
+        broken_at(verify_jsonl_file(&path, &key(), None, Some(&head))),
+        (2, ChainBreak::Malformed(m)) if m.contains("UTF-8")
+    ));
+    // An endless line: reported at its seq after reading at most the limit.
+    let mut bytes = joined(&lines[..1], "\n");
+    bytes.resize(bytes.len() + MAX_RECORD_LINE_BYTES + 10, b'{');
+    write(bytes);
+    assert!(matches!(
+        broken_at(verify_jsonl_file(&path, &key(), None, None)),
+        (2, ChainBreak::Malformed(m)) if m.contains("longer than")
+    ));
+    // CRLF and an empty line are not what the writer writes.
+    write(joined(&lines, "\r\n"));
+    assert!(matches!(
+        broken_at(verify_jsonl_file(&path, &key(), None, None)),
+        (1, ChainBreak::Malformed(_))
+    ));
+    let mut bytes = joined(&lines, "\n");
+    bytes.push(b'\n');
+    write(bytes);
+    assert!(matches!(
+        broken_at(verify_jsonl_file(&path, &key(), None, None)),
+        (4, ChainBreak::Malformed(_))
+    ));
+    // Empty file against a head: truncated, with the missing seqs.
+    write(Vec::new());
+    let e = verify_jsonl_file(&path, &key(), None, Some(&head)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "audit chain broken at seq 1: the log is empty but the saved head is at seq 3 (records 1 to 3 are missing: truncated)"
+    );
+    write(joined(&lines[..2], "\n"));
+    let e = verify_jsonl_file(&path, &key(), None, Some(&head)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "audit chain broken at seq 3: the log ends at seq 2 but the saved head is at seq 3 (record 3 is missing: truncated)"
+    );
 }

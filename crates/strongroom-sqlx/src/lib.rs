@@ -63,6 +63,7 @@
 
 pub mod dynamic;
 mod errors;
+mod feed;
 mod postgres;
 mod sqlite;
 

@@ -2,21 +2,20 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
-use strongroom::changes::FEED_CAPACITY;
 use strongroom::storage::{
     BatchOp, ChangeFeed, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
 };
 use strongroom::{Error, Result, StorageErrorKind};
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use crate::errors::{describe, pg};
+use crate::feed::ChangeHub;
 
 /// The schema version this build writes, kept in the table's comment.
 const SCHEMA_VERSION: u32 = 1;
@@ -508,58 +507,30 @@ struct PgChanges {
     /// Names this store (and its clones) in its notices, so its listener
     /// skips the commits it already announced itself.
     origin: String,
-    /// `None` once the store is closed.
-    sender: Mutex<Option<broadcast::Sender<StorageEvent>>>,
-    listener: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here can be left half-updated by a panic.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    hub: ChangeHub,
 }
 
 impl PgChanges {
     fn new() -> Self {
         Self {
             origin: new_origin(),
-            sender: Mutex::new(Some(broadcast::channel(FEED_CAPACITY).0)),
-            listener: Mutex::new(None),
+            hub: ChangeHub::new(),
         }
     }
 
     fn announce(&self, event: StorageEvent) {
-        if let Some(tx) = lock(&self.sender).as_ref() {
-            // Having no subscribers is fine.
-            let _ = tx.send(event);
-        }
+        self.hub.announce(event);
     }
 
     /// A new feed; starts the listener if it is not running. `None` when the
     /// store is closed or no tokio runtime is there to run the listener.
     fn subscribe(&self, pool: &PgPool) -> Option<ChangeFeed> {
-        let sender = lock(&self.sender).clone()?;
-        let mut listener = lock(&self.listener);
-        if listener.as_ref().is_none_or(JoinHandle::is_finished) {
-            // A finished listener ran on a runtime that has shut down.
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
-            *listener =
-                Some(runtime.spawn(listen(pool.clone(), self.origin.clone(), sender.clone())));
-        }
-        Some(sender.subscribe())
+        let (pool, origin) = (pool.clone(), self.origin.clone());
+        self.hub.subscribe(|sender| listen(pool, origin, sender))
     }
 
     fn close(&self) {
-        if let Some(task) = lock(&self.listener).take() {
-            task.abort();
-        }
-        // With the listener's copy gone too, subscribers see the feed close.
-        lock(&self.sender).take();
-    }
-}
-
-impl Drop for PgChanges {
-    fn drop(&mut self) {
-        self.close();
+        self.hub.close();
     }
 }
 

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,15 +12,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
-use strongroom::changes::FEED_CAPACITY;
 use strongroom::storage::{
     BatchOp, ChangeFeed, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
 };
 use strongroom::{Error, Result, StorageErrorKind};
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use crate::errors::{describe, sqlite_kind};
+use crate::feed::ChangeHub;
 
 /// The schema version this build writes and understands (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -562,65 +561,35 @@ impl Storage for SqliteStore {
 /// The change feeds of one store and its clones, and the watcher task
 /// announcing other connections' commits.
 struct SqliteChanges {
-    /// `None` once the store is closed.
-    sender: Mutex<Option<broadcast::Sender<StorageEvent>>>,
-    watcher: Mutex<Option<JoinHandle<()>>>,
+    hub: ChangeHub,
     /// Connections the writer pool opened (the writer's `data_version` is
     /// comparable only within one connection).
     writer_connections: Arc<AtomicU64>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here can be left half-updated by a panic.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl SqliteChanges {
     fn new() -> Self {
         Self {
-            sender: Mutex::new(Some(broadcast::channel(FEED_CAPACITY).0)),
-            watcher: Mutex::new(None),
+            hub: ChangeHub::new(),
             writer_connections: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn announce(&self, event: StorageEvent) {
-        if let Some(tx) = lock(&self.sender).as_ref() {
-            // Having no subscribers is fine.
-            let _ = tx.send(event);
-        }
+        self.hub.announce(event);
     }
 
     /// A new feed; starts the watcher if it is not running. `None` when the
     /// store is closed or no tokio runtime is there to run the watcher.
     fn subscribe(&self, path: &Path, writer: &SqlitePool) -> Option<ChangeFeed> {
-        let sender = lock(&self.sender).clone()?;
-        let mut watcher = lock(&self.watcher);
-        if watcher.as_ref().is_none_or(JoinHandle::is_finished) {
-            // A finished watcher ran on a runtime that has shut down.
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
-            *watcher = Some(runtime.spawn(watch_file(
-                path.to_path_buf(),
-                writer.clone(),
-                Arc::clone(&self.writer_connections),
-                sender.clone(),
-            )));
-        }
-        Some(sender.subscribe())
+        let (path, writer) = (path.to_path_buf(), writer.clone());
+        let connections = Arc::clone(&self.writer_connections);
+        self.hub
+            .subscribe(|sender| watch_file(path, writer, connections, sender))
     }
 
     fn close(&self) {
-        if let Some(task) = lock(&self.watcher).take() {
-            task.abort();
-        }
-        // With the watcher's copy gone too, subscribers see the feed close.
-        lock(&self.sender).take();
-    }
-}
-
-impl Drop for SqliteChanges {
-    fn drop(&mut self) {
-        self.close();
+        self.hub.close();
     }
 }
 

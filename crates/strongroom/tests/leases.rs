@@ -1650,3 +1650,39 @@ async fn zero_sum_count_shards_are_deleted_on_restore() {
         vec!["lease-count/db/creds/y#1"]
     );
 }
+
+/// A holder whose claim cannot be renewed (its storage writes fail) gives
+/// the revocation up once the claim has lapsed, instead of finishing it
+/// while another member may already be revoking the lease.
+#[tokio::test]
+async fn a_claim_that_cannot_be_renewed_is_given_up_when_it_lapses() {
+    let clock = Arc::new(ManualClock::new(START));
+    let inner: DynStorage = Arc::new(MemoryStorage::new());
+    let faulty = FaultyStorage::new(inner.clone());
+    let a_storage: DynStorage = Arc::new(faulty.clone());
+    let log = Arc::default();
+    let ra = MemberRevoker::new(&log, Some(1));
+    let rb = MemberRevoker::new(&log, None);
+    let a = member(&a_storage, &clock, member_config("a"), ra.clone());
+    let b = member(&inner, &clock, member_config("b"), rb.clone());
+    let lease = a
+        .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
+        .await
+        .unwrap();
+    clock.advance(MIN);
+    let a2 = a.clone();
+    let working = tokio::spawn(async move { a2.run_due().await });
+    ra.wait_entered().await;
+    faulty.fail_from_write(1);
+    clock.advance(Duration::from_secs(31));
+    let report = tokio::time::timeout(Duration::from_secs(20), working)
+        .await
+        .expect("the holder gave up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.revoked, 0, "{report:?}");
+    // The abandoned call never completed; b revokes the lease once.
+    assert_eq!(ra.completed_calls(), 0);
+    assert_eq!(b.run_due().await.unwrap().revoked, 1);
+    assert_each_revoked_once(&log, &[lease.id()]);
+}

@@ -9,7 +9,7 @@
 //!
 //! The documented size is 100,000 leases per store. The SQLite run uses it
 //! by default (about 5 minutes in a debug build on a 2-core machine); the
-//! PostgreSQL run defaults to 20,000 (about 2 minutes; 100,000 take about 8:
+//! PostgreSQL run defaults to 20,000 (about 2 minutes; 100,000 take about 7:
 //! the PostgreSQL store makes one round trip per key and operation of a
 //! batch, and every revocation commits once before the next starts).
 //! `CHAOS_LEASES=<n>` sets the count for both, e.g. `CHAOS_LEASES=100000`

@@ -101,6 +101,18 @@ impl SqliteStore {
     /// Opens the store in the file at `path`, creating the file (not its
     /// directory) if it does not exist.
     ///
+    /// # File permissions
+    ///
+    /// A new file is created with mode 0600 whatever the process's umask,
+    /// and SQLite gives the `-wal`, `-shm` and `-journal` files it creates
+    /// beside it the database file's mode, so they are 0600 too. The mode
+    /// of a file that already exists is left as it is (an operator may share
+    /// a store with a group on purpose, and a library changing a file it did
+    /// not create would surprise them); if the file, or an existing `-wal`
+    /// or `-shm` file, grants its group or other users any access, a
+    /// `tracing` warning names the file and its mode. Stores created by
+    /// earlier versions were 0644 under the usual umask: `chmod 600` them.
+    ///
     /// # Errors
     ///
     /// [`Error::Storage`] with [`StorageErrorKind::Corrupt`] if the file is not
@@ -269,10 +281,10 @@ fn be32(header: &[u8], at: usize) -> u32 {
 
 /// Checks an existing file's header before SQLite touches it, so a file that
 /// is not a database, or a truncated one, is refused without being modified.
-fn check_file(path: &Path) -> Result<()> {
+pub(crate) fn check_file(path: &Path) -> Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return create_file(path),
         Err(e) => {
             return Err(Error::storage(
                 "sqlite",
@@ -287,6 +299,12 @@ fn check_file(path: &Path) -> Result<()> {
             StorageErrorKind::Rejected,
             format!("{}: is not a regular file", path.display()),
         ));
+    }
+    warn_if_loose(path, &meta);
+    for suffix in ["-wal", "-shm"] {
+        if let Ok(m) = std::fs::metadata(sibling(path, suffix)) {
+            warn_if_loose(&sibling(path, suffix), &m);
+        }
     }
     let len = meta.len();
     if len == 0 {
@@ -311,11 +329,7 @@ fn check_file(path: &Path) -> Result<()> {
     if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
         return Err(corrupt(path, "has an invalid SQLite header (page size)"));
     }
-    let wal = {
-        let mut p = path.as_os_str().to_owned();
-        p.push("-wal");
-        PathBuf::from(p)
-    };
+    let wal = sibling(path, "-wal");
     let wal_has_frames = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
     if wal_has_frames {
         // Pages may still live in the write-ahead log; SQLite checks the rest.
@@ -337,6 +351,74 @@ fn check_file(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The permission bits a store file may have: read and write for its owner.
+const FILE_MODE: u32 = 0o600;
+
+/// `path` with `suffix` appended (`-wal`, `-shm`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Creates a new, empty store file with mode 0600 whatever the umask, so
+/// that SQLite (which gives its `-journal`, `-wal` and `-shm` files the
+/// database file's mode) never creates a file another user can read. An
+/// empty file is a new database to SQLite. If another process created the
+/// file meanwhile, its file is used as it is.
+fn create_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path);
+    match created {
+        // The mode given to open(2) is filtered through the umask, which can
+        // only take bits away; set it exactly anyway, in case a default ACL
+        // on the directory granted more.
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| {
+                Error::storage(
+                    "sqlite",
+                    StorageErrorKind::Rejected,
+                    format!(
+                        "{}: cannot set the file's mode to 0600: {e}",
+                        path.display()
+                    ),
+                )
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                StorageErrorKind::Rejected
+            } else {
+                StorageErrorKind::Unavailable
+            };
+            Err(Error::storage(
+                "sqlite",
+                kind,
+                format!("{}: cannot create: {e}", path.display()),
+            ))
+        }
+    }
+}
+
+/// Warns (without changing anything) when a store file existed before with
+/// permissions for its group or other users.
+fn warn_if_loose(path: &Path, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & !FILE_MODE != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format_args!("{mode:04o}"),
+            "the store file can be accessed by users other than its owner; Strongroom leaves an existing file's mode as it is: run `chmod 600` on it (and its -wal and -shm files) unless the group access is intended"
+        );
+    }
 }
 
 /// Creates the table on a new file, or checks an existing file's schema.

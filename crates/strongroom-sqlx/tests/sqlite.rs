@@ -335,3 +335,93 @@ async fn crash_copy_with_write_ahead_log_opens_with_all_commits() {
     assert_eq!(all.len(), 50);
     assert_eq!(all[49], ("k/49".to_owned(), 49u32.to_be_bytes().to_vec()));
 }
+
+/// The mode bits of `path`.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A new store file and the `-wal` and `-shm` files SQLite makes beside it
+/// are 0600 under the usual umask of 022 (which would give 0644). The umask
+/// is per process, so the test runs itself again in a child process started
+/// by `sh` after `umask 022`, rather than change the umask of the process
+/// running the other tests.
+#[test]
+fn new_store_files_are_owner_only_under_umask_022() {
+    const CHILD: &str = "STRONGROOM_TEST_UMASK_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$@\"")
+            .arg("sh")
+            .arg(exe)
+            .args([
+                "--exact",
+                "new_store_files_are_owner_only_under_umask_022",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child should have run the test:\n{stdout}"
+        );
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(
+        status.lines().any(|l| l == "Umask:\t0022"),
+        "the child should run under umask 022"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        s.put("k/1", b"sealed bytes").await.unwrap();
+        let wal = dir.path().join("fresh.db-wal");
+        let shm = dir.path().join("fresh.db-shm");
+        assert_eq!(mode_of(&path), 0o600, "database file");
+        assert_eq!(mode_of(&wal), 0o600, "write-ahead log");
+        assert_eq!(mode_of(&shm), 0o600, "shared-memory index");
+        // and a file created by sqlite as a control: 0644 under this umask
+        let control = dir.path().join("control.db");
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&control)
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(mode_of(&control), 0o644, "sqlite's own default");
+        s.close().await;
+    });
+}
+
+/// An existing file keeps its mode: the store opens (with a warning) and
+/// does not chmod a file it did not create.
+#[tokio::test]
+async fn existing_store_file_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let s = SqliteStore::open(&path).await.unwrap();
+    s.put("k", b"v").await.unwrap();
+    assert_eq!(mode_of(&path), 0o640);
+    assert_eq!(mode_of(&dir.path().join("shared.db-wal")), 0o640);
+    s.close().await;
+}

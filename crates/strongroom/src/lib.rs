@@ -16,7 +16,12 @@ pub mod audit;
 pub mod changes;
 pub mod clock;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handle;
+#[cfg(any(test, feature = "testing"))]
+pub mod hostile;
 pub mod keyring;
 pub mod lease;
 pub mod path;
@@ -34,7 +39,7 @@ pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, Stor
 pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
-    KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR, ROOT_KEY_RECORD,
-    ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD, RewrapReport, SEALED_PREFIX, SealedRecord, Strongroom,
-    WrappedRootKey,
+    BARRIER_CONTEXT_VERSION, Barrier, KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR,
+    ROOT_KEY_RECORD, ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD, RecordCheck, RewrapReport,
+    SEALED_PREFIX, SealedRecord, Strongroom, WrappedRootKey, is_pre_unseal,
 };

@@ -385,7 +385,7 @@ impl MetadataPatch {
 
 /// The metadata record at `kvm/<path>` (JSON, format 1; see docs/FORMAT.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct MetaRecord {
+pub(crate) struct MetaRecord {
     format: u8,
     current_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -436,7 +436,7 @@ impl MetaRecord {
             .unwrap_or(self.current_version)
     }
 
-    fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
         let rec: Self = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(key, format!("metadata is not valid: {e}")))?;
         if rec.format != METADATA_FORMAT {
@@ -448,7 +448,7 @@ impl MetaRecord {
         Ok(rec)
     }
 
-    fn encode(&self) -> Result<Vec<u8>> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(self)
             .map_err(|e| Error::InvalidArgument(format!("metadata does not encode: {e}")))
     }
@@ -621,7 +621,7 @@ impl SecretsStore {
 
     async fn read_meta(&self, path: &SecretPath) -> Result<Option<(MetaRecord, Vec<u8>)>> {
         let key = metadata_key(path);
-        match self.sr.storage().get(&key).await? {
+        match self.sr.barrier().get(&key).await? {
             Some(raw) => Ok(Some((MetaRecord::decode(&key, &raw)?, raw))),
             None => Ok(None),
         }
@@ -666,7 +666,7 @@ impl SecretsStore {
                     out
                 }
             };
-            match self.sr.commit(ops).await {
+            match self.sr.barrier().batch(ops).await {
                 Ok(()) => return Ok(out),
                 Err(Error::StorageConflict { .. }) => continue,
                 Err(e) => return Err(e),

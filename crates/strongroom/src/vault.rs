@@ -1,8 +1,11 @@
 //! [`Strongroom`]: one store, its keyring, its storage and its root-key protector.
 
+mod barrier;
 mod coherence;
 mod rewrap;
 mod root;
+
+pub use barrier::{BARRIER_CONTEXT_VERSION, Barrier, RecordCheck, is_pre_unseal};
 
 pub use coherence::KEYRING_GENERATION;
 pub use rewrap::RewrapReport;
@@ -623,6 +626,18 @@ impl Strongroom {
                 "sealed records live under {SEALED_PREFIX:?}, not at {key:?}"
             )));
         }
+        if context.version() == BARRIER_CONTEXT_VERSION {
+            return Err(Error::InvalidArgument(format!(
+                "context version {BARRIER_CONTEXT_VERSION} is reserved for barrier records"
+            )));
+        }
+        self.seal_envelope(plaintext, context).await
+    }
+
+    /// Seals `plaintext` for `context` into a [`SealedRecord`], without the
+    /// checks callers of [`Strongroom::sealed_put`] are held to (used to
+    /// re-seal records that are already stored, barrier records included).
+    async fn seal_envelope(&self, plaintext: &[u8], context: &SealContext<'_>) -> Result<Vec<u8>> {
         let sealed = self.seal_value(plaintext, context).await?;
         SealedRecord::encode(context, sealed.as_bytes())
     }
@@ -681,16 +696,16 @@ impl Strongroom {
         Ok(SecretBytes::new(buf))
     }
 
+    /// Calls `f` with every keyring-sealed record: everything but the
+    /// pre-unseal records (see [`is_pre_unseal`]).
     async fn scan_sealed(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<()> {
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .inner
-                .storage
-                .scan(SEALED_PREFIX, after.as_deref(), 500)
-                .await?;
+            let page = self.inner.storage.scan("", after.as_deref(), 500).await?;
             for (k, v) in &page {
-                f(k, v)?;
+                if !is_pre_unseal(k) {
+                    f(k, v)?;
+                }
             }
             match page.last() {
                 Some((k, _)) if page.len() == 500 => after = Some(k.clone()),
@@ -742,7 +757,7 @@ impl WrappedRootKey {
     }
 }
 
-fn encode_root_record(kind: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encode_root_record(kind: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
     let kind_len = u8::try_from(kind.len())
         .map_err(|_| Error::InvalidArgument("protector kind longer than 255 bytes".into()))?;
     let mut record = Vec::with_capacity(2 + kind.len() + wrapped.len());

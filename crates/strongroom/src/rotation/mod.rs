@@ -256,7 +256,7 @@ impl Credential {
         &self.secret
     }
 
-    fn encode(&self) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn encode(&self) -> Result<Zeroizing<Vec<u8>>> {
         let id = self.identity.as_bytes();
         let len = u16::try_from(id.len())
             .map_err(|_| Error::InvalidArgument("credential identity longer than 65535".into()))?;
@@ -268,7 +268,7 @@ impl Credential {
         Ok(out)
     }
 
-    fn decode(key: &str, version: u64, plain: &SecretBytes) -> Result<Self> {
+    pub(crate) fn decode(key: &str, version: u64, plain: &SecretBytes) -> Result<Self> {
         let bad = |r: &str| Error::corrupt(key, r.to_owned());
         let b = plain.expose_secret();
         let (&format, rest) = b.split_first().ok_or_else(|| bad("empty credential"))?;
@@ -565,7 +565,7 @@ impl Default for RotationOptions {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct State {
+pub(crate) struct State {
     format: u32,
     next_version: u64,
     current: Option<u64>,
@@ -684,7 +684,7 @@ pub async fn load_staged(sr: &Strongroom, name: &str) -> Result<StagedCredential
 
 async fn read_state(sr: &Strongroom, name: &str) -> Result<(Option<Vec<u8>>, State)> {
     let key = format!("{STATE_PREFIX}{name}");
-    let raw = sr.storage().get(&key).await?;
+    let raw = sr.barrier().get(&key).await?;
     let state = match &raw {
         None => State {
             format: STATE_FORMAT,
@@ -1109,7 +1109,7 @@ impl RotationEngine {
             BatchOp::put(self.state_key.clone(), bytes.clone()),
         ];
         ops.extend(extra);
-        match self.sr.commit(ops).await {
+        match self.sr.barrier().batch(ops).await {
             Ok(()) => {
                 s.raw = Some(bytes);
                 Ok(())

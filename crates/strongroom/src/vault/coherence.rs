@@ -32,7 +32,7 @@ use crate::changes::ChangeWatcher;
 use crate::keyring::Keyring;
 use crate::seal::{self, SealContext};
 use crate::storage::BatchOp;
-use crate::{Error, Result, SEALED_PREFIX};
+use crate::{Error, Result};
 
 use super::{Inner, KEYRING_RECORD, SealedRecord, Strongroom};
 
@@ -66,7 +66,7 @@ fn generation_expect(generation: u64) -> BatchOp {
 /// The key version a sealed put was sealed under, if `op` is one.
 fn sealed_put_version(op: &BatchOp) -> Option<Result<u32>> {
     match op {
-        BatchOp::Put { key, value } if key.starts_with(SEALED_PREFIX) => Some(
+        BatchOp::Put { key, value } if !super::is_pre_unseal(key) => Some(
             SealedRecord::decode(key, value)
                 .and_then(|r| seal::header_key_version(&value[r.sealed_offset..])),
         ),
@@ -151,7 +151,7 @@ impl Strongroom {
                 })?;
             let mut buf = zeroize::Zeroizing::new(value[start..].to_vec());
             let plain = key_for.open_in_place(&mut buf, &ctx)?;
-            let fresh = self.seal_record(key, plain, &ctx).await?;
+            let fresh = self.seal_envelope(plain, &ctx).await?;
             if sealed_put_version(&BatchOp::put(key.clone(), fresh.clone()))
                 .transpose()?
                 .is_some_and(|v| v != primary)

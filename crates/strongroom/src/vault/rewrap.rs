@@ -18,9 +18,9 @@
 
 use crate::seal::{self, SealContext};
 use crate::storage::BatchOp;
-use crate::{Error, Result, SEALED_PREFIX};
+use crate::{Error, Result};
 
-use super::{REWRAP_CURSOR, SealedRecord, Strongroom};
+use super::{REWRAP_CURSOR, SealedRecord, Strongroom, is_pre_unseal};
 
 const CURSOR_FORMAT: u8 = 2;
 /// Passes before a rewrap that keeps being overtaken by rotations stops.
@@ -122,14 +122,13 @@ impl Strongroom {
         report: &mut RewrapReport,
     ) -> Result<bool> {
         let storage = &self.inner.storage;
-        let mut after = storage
+        let mut after = self
+            .barrier()
             .get(REWRAP_CURSOR)
             .await?
             .and_then(|raw| decode_cursor(&raw, target));
         loop {
-            let page = storage
-                .scan(SEALED_PREFIX, after.as_deref(), batch_size)
-                .await?;
+            let page = storage.scan("", after.as_deref(), batch_size).await?;
             let Some((last, _)) = page.last() else {
                 return Ok(true);
             };
@@ -140,7 +139,12 @@ impl Strongroom {
             let mut ops = Vec::new();
             let mut rewrapped = 0;
             let mut unreadable = Vec::new();
+            let mut scanned = 0;
             for (key, bytes) in &page {
+                if is_pre_unseal(key) || key == REWRAP_CURSOR {
+                    continue; // the cursor is rewritten under the primary below
+                }
+                scanned += 1;
                 match record_version(key, bytes) {
                     Ok(v) if v == target => continue,
                     Ok(_) => {}
@@ -159,10 +163,13 @@ impl Strongroom {
                     Err(_) => unreadable.push(key.clone()),
                 }
             }
-            ops.push(BatchOp::put(REWRAP_CURSOR, encode_cursor(target, &last)));
+            let cursor = self
+                .barrier_seal(REWRAP_CURSOR, &encode_cursor(target, &last))
+                .await?;
+            ops.push(BatchOp::put(REWRAP_CURSOR, cursor));
             match self.commit(ops).await {
                 Ok(()) => {
-                    report.scanned += page.len() as u64;
+                    report.scanned += scanned;
                     report.rewrapped += rewrapped;
                     report.unreadable.extend(unreadable);
                 }
@@ -193,7 +200,7 @@ impl Strongroom {
         let path = rec.path.to_owned();
         let ctx = SealContext::new(&path, rec.version);
         let plain = self.open_record(key, bytes.to_vec(), &ctx).await?;
-        self.seal_record(key, plain.expose_secret(), &ctx).await
+        self.seal_envelope(plain.expose_secret(), &ctx).await
     }
 }
 

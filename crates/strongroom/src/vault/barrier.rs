@@ -1,0 +1,248 @@
+//! The barrier: every record the library stores is sealed under the keyring
+//! and bound to its storage key.
+//!
+//! Three kinds of record exist in storage:
+//!
+//! - **Pre-unseal records** ([`is_pre_unseal`]): the protector-wrapped root
+//!   key, the keyring (sealed under the root key), the keyring generation
+//!   counter and the root-key hand-over (sealed under the old root key).
+//!   They must be readable before the keyring is, so the root key or the
+//!   protector authenticates them instead.
+//! - **Caller-sealed records** (keys under [`SEALED_PREFIX`]): secret
+//!   values, staged credentials, dynamic-credential intents. Their writer
+//!   seals them with its own context (a secret's path and version) through
+//!   [`Strongroom::sealed_put`].
+//! - **Barrier records**: everything else (secret metadata, lease records
+//!   and their indexes, rotation state, the audit head, the rewrap cursor).
+//!   They are stored as [`SealedRecord`]s whose context is the storage key
+//!   itself with the reserved version [`BARRIER_CONTEXT_VERSION`], so a
+//!   record that is edited, moved to another key or forged fails to open
+//!   with [`Error::CorruptRecord`].
+//!
+//! Modules reach storage through [`Strongroom::barrier`], a
+//! [`Storage`](crate::storage::Storage) that seals on the way in and opens
+//! on the way out, so their record logic stays what it was. Preconditions
+//! (`BatchOp::Expect`) name plaintext: the barrier reads the stored record,
+//! checks that it opens to the expected plaintext and conditions the batch
+//! on the exact stored bytes. Every batch goes through
+//! [`Strongroom::commit`], so barrier records are held to the keyring
+//! generation like every other sealed write.
+//!
+//! What the barrier does not detect (a record replaced by an older sealed
+//! copy of itself, a record deleted) is listed in `SECURITY.md`.
+
+use async_trait::async_trait;
+
+use crate::changes::ChangeFeed;
+use crate::seal::SealContext;
+use crate::storage::{BatchOp, DynStorage, Storage};
+use crate::{Error, Result, SEALED_PREFIX};
+
+use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
+use super::{SealedRecord, Strongroom};
+
+/// The context version of barrier records. Secret versions start at 1 and
+/// callers of [`Strongroom::sealed_put`] cannot use it, so no caller-sealed
+/// record can pass for a barrier record.
+pub const BARRIER_CONTEXT_VERSION: u64 = u64::MAX;
+
+/// Whether the record at `key` is read before unseal (and is therefore not
+/// a barrier record).
+pub fn is_pre_unseal(key: &str) -> bool {
+    matches!(
+        key,
+        ROOT_KEY_RECORD | KEYRING_RECORD | KEYRING_GENERATION | ROOT_UPGRADE_RECORD
+    )
+}
+
+/// Whether the barrier passes the record at `key` through untouched: a
+/// pre-unseal record or one its writer sealed itself.
+fn passes_through(key: &str) -> bool {
+    key.starts_with(SEALED_PREFIX) || is_pre_unseal(key)
+}
+
+/// The storage every module of the library writes through: see the module
+/// docs. Obtained from [`Strongroom::barrier`]; cheap to clone.
+#[derive(Clone)]
+pub struct Barrier {
+    sr: Strongroom,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barrier")
+            .field("storage", &self.sr.inner.storage.backend())
+            .finish()
+    }
+}
+
+impl Strongroom {
+    /// The store's storage behind the barrier: values written through it are
+    /// sealed under the keyring and bound to their key; values read through
+    /// it are opened and authenticated (a tampered or moved record fails
+    /// with [`Error::CorruptRecord`]). Keys under [`SEALED_PREFIX`] and the
+    /// pre-unseal records pass through unchanged.
+    pub fn barrier(&self) -> DynStorage {
+        std::sync::Arc::new(Barrier { sr: self.clone() })
+    }
+
+    /// Seals `plaintext` as the barrier record stored at `key`.
+    pub(crate) async fn barrier_seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let ctx = SealContext::new(key, BARRIER_CONTEXT_VERSION);
+        let sealed = self.seal_value(plaintext, &ctx).await?;
+        SealedRecord::encode(&ctx, sealed.as_bytes())
+    }
+
+    /// Opens the barrier record `raw` read from `key`.
+    pub(crate) async fn barrier_open(&self, key: &str, raw: Vec<u8>) -> Result<Vec<u8>> {
+        let ctx = SealContext::new(key, BARRIER_CONTEXT_VERSION);
+        match self.open_record(key, raw, &ctx).await {
+            Ok(plain) => Ok(plain.expose_secret().to_vec()),
+            Err(Error::DecryptionFailed) => Err(Error::corrupt(
+                key,
+                "record failed authentication (edited, moved or forged)",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn barrier_read(&self, key: &str, raw: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+        match raw {
+            Some(raw) if !passes_through(key) => self.barrier_open(key, raw).await.map(Some),
+            other => Ok(other),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for Barrier {
+    fn backend(&self) -> &'static str {
+        self.sr.inner.storage.backend()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let raw = self.sr.inner.storage.get(key).await?;
+        self.sr.barrier_read(key, raw).await
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let page = self
+            .sr
+            .inner
+            .storage
+            .scan(prefix, start_after, limit)
+            .await?;
+        let mut out = Vec::with_capacity(page.len());
+        for (key, raw) in page {
+            let value = self.sr.barrier_read(&key, Some(raw)).await?;
+            out.push((key, value.unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.sr.inner.storage.list(prefix).await
+    }
+
+    async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
+        let mut sealed = Vec::with_capacity(ops.len());
+        for op in ops {
+            sealed.push(match op {
+                BatchOp::Put { key, value } if !passes_through(&key) => {
+                    let value = self.sr.barrier_seal(&key, &value).await?;
+                    BatchOp::Put { key, value }
+                }
+                BatchOp::Expect {
+                    key,
+                    value: Some(expected),
+                } if !passes_through(&key) => {
+                    // Condition on the stored bytes that open to `expected`.
+                    let raw = self.sr.inner.storage.get(&key).await?;
+                    let Some(raw) = raw else {
+                        return Err(Error::StorageConflict { key });
+                    };
+                    let plain = self.sr.barrier_open(&key, raw.clone()).await?;
+                    if plain != expected {
+                        return Err(Error::StorageConflict { key });
+                    }
+                    BatchOp::Expect {
+                        key,
+                        value: Some(raw),
+                    }
+                }
+                other => other,
+            });
+        }
+        self.sr.commit(sealed).await
+    }
+
+    fn watch(&self) -> Option<ChangeFeed> {
+        self.sr.inner.storage.watch()
+    }
+}
+
+/// What [`Strongroom::verify_records`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordCheck {
+    /// Records authenticated.
+    pub checked: u64,
+    /// Records that failed, with the reason (storage key, reason).
+    pub failed: Vec<(String, String)>,
+}
+
+impl RecordCheck {
+    /// Whether every record authenticated.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl Strongroom {
+    /// Authenticates every keyring-sealed record in storage without
+    /// returning any plaintext: barrier records against their storage key,
+    /// caller-sealed records against the context they carry. Records that
+    /// are edited, forged or moved between barrier keys are reported;
+    /// whether a caller-sealed record sits at the key its reader expects is
+    /// checked by that reader (the secrets store, rotation) when it reads.
+    /// Rolled-back and deleted records are not detected (see `SECURITY.md`).
+    pub async fn verify_records(&self) -> Result<RecordCheck> {
+        let mut check = RecordCheck::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.inner.storage.scan("", after.as_deref(), 500).await?;
+            for (key, raw) in &page {
+                if is_pre_unseal(key) {
+                    continue;
+                }
+                check.checked += 1;
+                let outcome = if key.starts_with(SEALED_PREFIX) {
+                    match SealedRecord::decode(key, raw) {
+                        Ok(rec) => {
+                            let path = rec.path.to_owned();
+                            let ctx = SealContext::new(&path, rec.version);
+                            self.open_record(key, raw.clone(), &ctx).await.map(drop)
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    self.barrier_open(key, raw.clone()).await.map(drop)
+                };
+                match outcome {
+                    Ok(()) => {}
+                    Err(Error::Sealed) => return Err(Error::Sealed),
+                    Err(e) => check.failed.push((key.clone(), e.to_string())),
+                }
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == 500 => after = Some(k.clone()),
+                _ => return Ok(check),
+            }
+        }
+    }
+}

@@ -236,6 +236,36 @@ pub enum KeyFileError {
     /// The file already exists (refusing to overwrite a key).
     #[error("already exists; refusing to overwrite a root key")]
     Exists,
+    /// The file belongs to another user than the one this process runs as
+    /// (that user could change or replace the key).
+    #[error(
+        "owned by uid {uid} but this process runs as uid {expected}: a key file must belong to the user that reads it (chown it)"
+    )]
+    WrongOwner {
+        /// The file's owner.
+        uid: u32,
+        /// This process's effective user id.
+        expected: u32,
+    },
+    /// The file sits in a directory its group or other users can write
+    /// (sticky or not), so someone else could put a file in its place.
+    #[error(
+        "the directory {dir} has permissions {mode:o}, writable by group or others: keep key files in a directory only its owner can write (chmod go-w)"
+    )]
+    UnsafeDirectory {
+        /// The directory.
+        dir: String,
+        /// The directory's mode bits (including the sticky bit).
+        mode: u32,
+    },
+    /// The file is larger than any key file; it was not read whole.
+    #[error(
+        "larger than {limit} bytes: a key file is one line of base64 (45 bytes); is this the right file?"
+    )]
+    TooLarge {
+        /// The most bytes a key file may have.
+        limit: u64,
+    },
 }
 
 /// Kinds of key protector failure.

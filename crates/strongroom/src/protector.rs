@@ -61,34 +61,45 @@ impl SoftwareProtector {
     }
 
     /// Reads a key file written by [`SoftwareProtector::generate_key_file`]:
-    /// one line of base64 holding 32 bytes. The file must not be readable or
-    /// writable by group or others.
+    /// one line of base64 holding 32 bytes.
+    ///
+    /// Before the key is used the file must pass these checks, each failing
+    /// with its own [`KeyFileError`] inside [`Error::KeyFile`]:
+    ///
+    /// - it belongs to the user this process runs as (its effective uid;
+    ///   [`KeyFileError::WrongOwner`]);
+    /// - it is not readable or writable by group or others
+    ///   ([`KeyFileError::LoosePermissions`]);
+    /// - the directory holding it is not writable by group or others, with
+    ///   or without the sticky bit, so a key file directly in `/tmp` is
+    ///   refused ([`KeyFileError::UnsafeDirectory`]). When the path is a
+    ///   symbolic link, the directory of the file it resolves to is checked
+    ///   too. Directories further up are not checked;
+    /// - it is at most [`MAX_KEY_FILE_LEN`] bytes; a longer file (or an
+    ///   endless source such as a device) is refused after reading at most
+    ///   one byte more than that ([`KeyFileError::TooLarge`]).
+    ///
+    /// The owner, mode and size are read from the opened file, so the file
+    /// checked is the file read.
     pub fn from_key_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let fail = |reason| Error::KeyFile {
             path: path.display().to_string(),
             reason,
         };
-        check_owner_only(path).map_err(fail)?;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| fail(KeyFileError::Io(e.to_string())))?,
-        );
-        let bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| fail(KeyFileError::BadContent))?,
-        );
-        if bytes.len() != 32 {
-            return Err(fail(KeyFileError::BadContent));
-        }
+        let bytes = read_key_file(path).map_err(fail)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| fail(KeyFileError::BadContent))?;
+        let key = parse_key_file_text(text).map_err(fail)?;
         Ok(Self {
-            kek: DataKey::new(Algorithm::Aes256Gcm, SecretBytes::copy_from(&bytes))?,
+            kek: DataKey::new(Algorithm::Aes256Gcm, key)?,
             source: Some(path.to_owned()),
         })
     }
 
     /// Creates a new key file with mode 0600 holding a fresh random key.
-    /// Refuses to overwrite an existing file.
+    /// Refuses to overwrite an existing file, and to write into a directory
+    /// that group or others can write ([`KeyFileError::UnsafeDirectory`]),
+    /// where [`SoftwareProtector::from_key_file`] would refuse to read it.
     pub fn generate_key_file(path: impl AsRef<Path>) -> Result<()> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -97,6 +108,7 @@ impl SoftwareProtector {
             path: path.display().to_string(),
             reason,
         };
+        check_directory(&parent_dir(path)).map_err(fail)?;
         let key = SecretBytes::random(32)?;
         let text = Zeroizing::new(format!(
             "{}\n",
@@ -117,14 +129,177 @@ impl SoftwareProtector {
     }
 }
 
-fn check_owner_only(path: &Path) -> std::result::Result<(), KeyFileError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|e| KeyFileError::Io(e.to_string()))?;
+/// The key in a key file's text: one line of standard base64 holding 32
+/// bytes; surrounding whitespace is ignored.
+pub(crate) fn parse_key_file_text(text: &str) -> std::result::Result<SecretBytes, KeyFileError> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| KeyFileError::BadContent)?,
+    );
+    if bytes.len() != 32 {
+        return Err(KeyFileError::BadContent);
+    }
+    Ok(SecretBytes::copy_from(&bytes))
+}
+
+/// The most bytes a key file may have. A key file is 45 bytes (44 of
+/// base64 and a newline); the slack allows for surrounding whitespace.
+pub const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// Opens the key file, checks it (see [`SoftwareProtector::from_key_file`])
+/// and reads its bytes, at most [`MAX_KEY_FILE_LEN`] of them.
+fn read_key_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, KeyFileError> {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| KeyFileError::Io(e.to_string());
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    check_owner_only(&meta)?;
+    check_directory(&parent_dir(path))?;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        // A link to something without a directory (a pipe under /dev/fd)
+        // does not resolve; there is no other directory to check then.
+        && let Ok(target) = std::fs::canonicalize(path)
+    {
+        check_directory(&parent_dir(&target))?;
+    }
+    let too_large = KeyFileError::TooLarge {
+        limit: MAX_KEY_FILE_LEN,
+    };
+    if meta.is_file() && meta.len() > MAX_KEY_FILE_LEN {
+        return Err(too_large);
+    }
+    // The size may change after the check, and a device or pipe has none:
+    // read at most one byte more than allowed, to tell a file that is too
+    // long. One buffer of that size, never grown, so no copy of the key is
+    // left behind in a freed allocation; it is wiped on drop.
+    let mut bytes = Zeroizing::new(vec![0u8; MAX_KEY_FILE_LEN as usize + 1]);
+    let mut len = 0;
+    let mut reader = file.take(MAX_KEY_FILE_LEN + 1);
+    while len < bytes.len() {
+        match reader.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    if len as u64 > MAX_KEY_FILE_LEN {
+        return Err(too_large);
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
+/// The key file must belong to this process's effective user and be
+/// readable and writable by nobody else.
+fn check_owner_only(meta: &std::fs::Metadata) -> std::result::Result<(), KeyFileError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let expected = effective_uid().map_err(|e| {
+        KeyFileError::Io(format!(
+            "cannot tell which user this process runs as, to check the key file's owner: {e}"
+        ))
+    })?;
+    if meta.uid() != expected {
+        return Err(KeyFileError::WrongOwner {
+            uid: meta.uid(),
+            expected,
+        });
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::LoosePermissions { mode });
     }
     Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Refuses a directory that its group or others can write. The sticky bit
+/// (as on `/tmp`) does not make it acceptable: other users can still create
+/// names there, and a key belongs in a directory of its own.
+fn check_directory(dir: &Path) -> std::result::Result<(), KeyFileError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| KeyFileError::Io(format!("directory {}: {e}", dir.display())))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(KeyFileError::UnsafeDirectory {
+            dir: dir.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// The effective user id of this process.
+///
+/// The standard library has no `geteuid`, and this crate has no `unsafe`
+/// to call libc's. On Linux the `Uid:` line of `/proc/self/status` lists
+/// the real, effective, saved and file-system uids the kernel keeps for
+/// this process; the second is the effective uid, read from the kernel's
+/// own record and not from anything another user controls. Where that file
+/// cannot be read (no `/proc`, or not Linux), the owner of a file this
+/// process creates (exclusively, mode 0600) in the temporary directory and
+/// removes again is used: on every Unix the kernel gives a new file the
+/// creating process's effective uid (on Linux, its file-system uid, which
+/// is the effective uid unless the process changed it on purpose), and the
+/// owner is read from the open file, not looked up by name.
+fn effective_uid() -> std::io::Result<u32> {
+    match uid_from_proc() {
+        Ok(uid) => Ok(uid),
+        Err(_) => uid_from_new_file(),
+    }
+}
+
+fn uid_from_proc() -> std::io::Result<u32> {
+    use std::io::Read as _;
+    let mut status = String::new();
+    std::fs::File::open("/proc/self/status")?
+        .take(64 * 1024)
+        .read_to_string(&mut status)?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|euid| euid.parse().ok())
+        .ok_or_else(|| std::io::Error::other("/proc/self/status has no effective uid"))
+}
+
+fn uid_from_new_file() -> std::io::Result<u32> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let dir = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = std::io::Error::other("no attempt");
+    for attempt in 0..8u32 {
+        let probe = dir.join(format!(
+            ".strongroom-uid-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)
+        {
+            Ok(file) => {
+                let uid = file.metadata().map(|m| m.uid());
+                let _ = std::fs::remove_file(&probe);
+                return uid;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 #[async_trait]
@@ -315,6 +490,172 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Writes `content` to a new 0600 file at `path`.
+    fn write_owner_only(path: &Path, content: &[u8]) {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true).mode(0o600);
+        std::io::Write::write_all(&mut o.open(path).unwrap(), content).unwrap();
+    }
+
+    fn reason(r: Result<SoftwareProtector>) -> KeyFileError {
+        match r {
+            Err(Error::KeyFile { reason, .. }) => reason,
+            other => panic!("expected a key file error, got {other:?}"),
+        }
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn key_file_in_a_world_or_group_writable_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let path = shared.join("root.key");
+        SoftwareProtector::generate_key_file(&path).unwrap();
+        SoftwareProtector::from_key_file(&path).unwrap();
+        for mode in [0o777, 0o1777, 0o770, 0o730, 0o702] {
+            set_mode(&shared, mode);
+            let e = SoftwareProtector::from_key_file(&path).unwrap_err();
+            assert!(e.to_string().contains("chmod go-w"), "{e}");
+            match e {
+                Error::KeyFile {
+                    reason: KeyFileError::UnsafeDirectory { dir, mode: m },
+                    ..
+                } => {
+                    assert_eq!(m, mode);
+                    assert_eq!(dir, shared.display().to_string());
+                }
+                other => panic!("mode {mode:o}: {other:?}"),
+            }
+        }
+        // nor does generate_key_file write a key there
+        assert!(matches!(
+            SoftwareProtector::generate_key_file(shared.join("new.key")),
+            Err(Error::KeyFile {
+                reason: KeyFileError::UnsafeDirectory { .. },
+                ..
+            })
+        ));
+        assert!(!shared.join("new.key").exists());
+        set_mode(&shared, 0o750);
+        SoftwareProtector::from_key_file(&path).unwrap();
+    }
+
+    #[test]
+    fn symbolic_link_to_a_key_in_an_unsafe_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let target = shared.join("root.key");
+        SoftwareProtector::generate_key_file(&target).unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        set_mode(&private, 0o700);
+        let link = private.join("root.key");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        SoftwareProtector::from_key_file(&link).unwrap();
+        set_mode(&shared, 0o1777);
+        assert!(matches!(
+            reason(SoftwareProtector::from_key_file(&link)),
+            KeyFileError::UnsafeDirectory { mode: 0o1777, .. }
+        ));
+    }
+
+    #[test]
+    fn oversized_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.key");
+        write_owner_only(&path, &vec![b'A'; 1 << 20]);
+        let e = SoftwareProtector::from_key_file(&path).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::KeyFile {
+                reason: KeyFileError::TooLarge {
+                    limit: MAX_KEY_FILE_LEN
+                },
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("larger than 4096 bytes"), "{e}");
+        // one byte over the limit too; a valid key padded with whitespace
+        // up to the limit still reads
+        let over = dir.path().join("over.key");
+        write_owner_only(&over, &vec![b' '; MAX_KEY_FILE_LEN as usize + 1]);
+        assert!(matches!(
+            reason(SoftwareProtector::from_key_file(&over)),
+            KeyFileError::TooLarge { .. }
+        ));
+        let good = dir.path().join("good.key");
+        SoftwareProtector::generate_key_file(&good).unwrap();
+        let mut text = std::fs::read(&good).unwrap();
+        text.resize(MAX_KEY_FILE_LEN as usize, b'\n');
+        let padded = dir.path().join("padded.key");
+        write_owner_only(&padded, &text);
+        SoftwareProtector::from_key_file(&padded).unwrap();
+    }
+
+    #[test]
+    fn effective_uid_is_the_owner_of_new_files() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe");
+        std::fs::write(&path, b"").unwrap();
+        let owner = std::fs::metadata(&path).unwrap().uid();
+        assert_eq!(effective_uid().unwrap(), owner);
+        assert_eq!(uid_from_proc().unwrap(), owner);
+        assert_eq!(uid_from_new_file().unwrap(), owner);
+    }
+
+    /// The owner check. The positive case runs for everyone; a file owned by
+    /// another user can be made only as root (chown), so a non-root run
+    /// uses `/etc/passwd`, which root owns.
+    #[test]
+    fn key_file_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root.key");
+        SoftwareProtector::generate_key_file(&path).unwrap();
+        SoftwareProtector::from_key_file(&path).unwrap();
+        let euid = effective_uid().unwrap();
+        if euid == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let e = SoftwareProtector::from_key_file(&path).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::KeyFile {
+                        reason: KeyFileError::WrongOwner {
+                            uid: 65534,
+                            expected: 0
+                        },
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        } else {
+            assert_eq!(
+                reason(SoftwareProtector::from_key_file("/etc/passwd")),
+                KeyFileError::WrongOwner {
+                    uid: 0,
+                    expected: euid
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn relative_key_file_path_checks_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("root.key")), PathBuf::from("."));
+        assert_eq!(parent_dir(Path::new("a/root.key")), PathBuf::from("a"));
+        assert_eq!(parent_dir(Path::new("/root.key")), PathBuf::from("/"));
     }
 
     #[test]

@@ -32,13 +32,15 @@ Exit codes:
   5   unseal failed: wrong key file, wrong shares, wrong PIN or tampered root key
   6   key file refused (loose permissions, bad content, already exists, unreadable)
   7   key protector or HSM error (module, token, key, mechanism, PIN locked)
-  8   storage error (database unreadable, corrupt or unavailable)
+  8   storage error (database unreadable or unavailable)
   9   store state: no database, not initialised, already initialised, or sealed
   10  keyring refused the change (unknown, retired or still-used key version)
   11  invalid argument or secret path
   12  input/output error of the command itself (stdin, PIN, shares or audit file)
   13  rewrap finished but records remain on older key versions
-  14  other error";
+  14  other error
+  15  a stored record is corrupt: edited, forged, moved or damaged at rest
+  16  a sealed value did not open (decryption failed)";
 
 /// Operate a Strongroom store kept in an SQLite file.
 #[derive(Debug, Parser)]
@@ -356,7 +358,9 @@ fn lib_exit_code(e: &Error) -> u8 {
         | Error::Shamir(_) => 5,
         Error::KeyFile { .. } => 6,
         Error::Protector { .. } => 7,
-        Error::Storage { .. } | Error::CorruptRecord { .. } => 8,
+        Error::Storage { .. } => 8,
+        Error::CorruptRecord { .. } => 15,
+        Error::DecryptionFailed => 16,
         Error::NotInitialized | Error::AlreadyInitialized | Error::Sealed => 9,
         Error::UnknownKeyVersion { .. }
         | Error::KeyVersionRetired { .. }

@@ -769,3 +769,50 @@ fn rewrap_exits_13_while_records_remain_on_older_versions() {
     assert!(stdout.contains("1 record(s) remain"), "{stdout}");
     assert!(stdout.contains("unreadable: s/kv/app/b@"), "{stdout}");
 }
+
+/// A metadata record edited in the SQLite file is a corrupt record (exit
+/// 15, its key named); a secret value moved to another version's place does
+/// not open (exit 16). Neither prints a value.
+#[test]
+fn tampered_records_exit_with_their_own_codes() {
+    use strongroom::storage::Storage as _;
+    let env = Env::new();
+    env.init();
+    ok(&env.store(&["put", "prod/app/db"], VALUE.as_bytes()));
+    ok(&env.store(&["put", "prod/app/db"], b"second-value"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = env.db();
+    let (meta, v1, v2) = rt.block_on(async {
+        let s = strongroom_sqlx::SqliteStore::open(&db).await.unwrap();
+        let meta = s.get("kvm/prod/app/db").await.unwrap().unwrap();
+        let versions = s.scan("s/kv/prod/app/db@", None, 10).await.unwrap();
+        s.close().await;
+        (meta, versions[0].clone(), versions[1].clone())
+    });
+    let write = |key: &str, value: &[u8]| {
+        let db = db.clone();
+        rt.block_on(async {
+            let s = strongroom_sqlx::SqliteStore::open(&db).await.unwrap();
+            s.put(key, value).await.unwrap();
+            s.close().await;
+        });
+    };
+
+    let mut edited = meta.clone();
+    let mid = edited.len() / 2;
+    edited[mid] ^= 1;
+    write("kvm/prod/app/db", &edited);
+    let e = fails(&env.store(&["get", "prod/app/db"], b""), 15);
+    assert!(e.contains("kvm/prod/app/db"), "{e}");
+    write("kvm/prod/app/db", &meta);
+
+    // version 1's sealed bytes at version 2's key
+    write(&v2.0, &v1.1);
+    fails(&env.store(&["get", "prod/app/db", "--reveal"], b""), 16);
+    write(&v2.0, &v2.1);
+    let out = ok(&env.store(&["get", "prod/app/db", "--reveal"], b""));
+    assert!(out.contains("second-value"), "{out}");
+}

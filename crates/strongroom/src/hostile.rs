@@ -46,6 +46,11 @@ use crate::{KEYRING_GENERATION, Options, Result, SecretBytes, Strongroom};
 /// The mutations tried on each record.
 pub const MUTATIONS: [&str; 6] = ["flip", "truncate", "swap", "move", "drop", "rollback"];
 
+/// The error kinds a detected change may surface as: tampering is
+/// corruption (or, for the root of trust, a failed unseal), never a
+/// not-found or an invalid argument.
+pub const DETECTION_KINDS: [&str; 3] = ["corrupt_record", "decryption_failed", "unseal_failed"];
+
 /// Counts per (record kind, mutation).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
@@ -62,6 +67,8 @@ pub struct HostileReport {
     /// Failures: panics, undetected changes outside the list, foreign
     /// plaintext. Empty when the store passed.
     pub failures: Vec<String>,
+    /// How detected changes were reported: error kind and how many times.
+    pub errors: BTreeMap<&'static str, u64>,
 }
 
 impl HostileReport {
@@ -92,6 +99,9 @@ impl HostileReport {
             self.detected(),
             self.listed()
         ));
+        for (kind, n) in &self.errors {
+            out.push_str(&format!("detected as {kind}: {n}\n"));
+        }
         out
     }
 
@@ -466,7 +476,18 @@ pub async fn run(storage: DynStorage) -> HostileReport {
                 let what = format!("{mutation} {key}");
                 match outcome {
                     Err(join) => report.failures.push(format!("{what}: panicked: {join}")),
-                    Ok(Err(_)) => tally.detected += 1,
+                    Ok(Err(e)) => {
+                        tally.detected += 1;
+                        *report.errors.entry(e.kind()).or_default() += 1;
+                        // A protector cannot tell a tampered wrapped root
+                        // key from a wrong key: it reports a failed unwrap.
+                        let unwrap = key == crate::ROOT_KEY_RECORD && e.kind() == "protector";
+                        if !DETECTION_KINDS.contains(&e.kind()) && !unwrap {
+                            report
+                                .failures
+                                .push(format!("{what}: detected as {:?}: {e}", e.kind()));
+                        }
+                    }
                     Ok(Ok(obs)) => {
                         let strict = matches!(mutation, "flip" | "truncate" | "swap" | "move");
                         let unauthenticated = key == KEYRING_GENERATION;

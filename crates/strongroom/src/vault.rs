@@ -151,7 +151,16 @@ impl Strongroom {
         protector: &dyn KeyProtector,
         options: Options,
     ) -> Result<Self> {
-        let record = WrappedRootKey::read(&storage).await?;
+        let record = match WrappedRootKey::read(&storage).await {
+            // A keyring without its root key is a damaged store, not an empty one.
+            Err(Error::NotInitialized) if storage.get(KEYRING_RECORD).await?.is_some() => {
+                return Err(Error::corrupt(
+                    ROOT_KEY_RECORD,
+                    "missing, but the store holds a keyring",
+                ));
+            }
+            r => r?,
+        };
         if record.protector_kind != protector.kind() {
             return Err(Error::InvalidArgument(format!(
                 "this store's root key is protected by {:?}, not by {:?}",
@@ -172,8 +181,11 @@ impl Strongroom {
     }
 
     /// Whether `storage` already holds an initialised store.
+    /// A store that lost one of its root-key and keyring records still
+    /// counts as initialised (it is damaged, not empty).
     pub async fn is_initialized(storage: &DynStorage) -> Result<bool> {
-        Ok(storage.get(ROOT_KEY_RECORD).await?.is_some())
+        Ok(storage.get(ROOT_KEY_RECORD).await?.is_some()
+            || storage.get(KEYRING_RECORD).await?.is_some())
     }
 
     fn assemble(

@@ -425,9 +425,12 @@ mod against_the_saved_head {
         write(&file, &long);
         let (seq, reason, _) = broken(sr.verify_audit_file(&file, &check).await);
         assert_eq!(seq, 3);
-        assert!(
-            matches!(&reason, ChainBreak::Malformed(m) if m.contains("longer than")),
-            "{reason:?}"
+        assert_eq!(
+            reason,
+            ChainBreak::LineTooLong {
+                line: 3,
+                limit: MAX_RECORD_LINE_BYTES
+            }
         );
 
         // Restored, it passes again.
@@ -515,5 +518,86 @@ mod against_the_saved_head {
             .await
             .unwrap();
         assert_eq!((r.records, r.saved_head), (0, None));
+    }
+
+    /// A 2 MiB line (no newline, as an endless source would give) is
+    /// refused by the file verifier and by `open_audit_log` reading a
+    /// previous file, with the typed error; a normal log still passes.
+    #[tokio::test]
+    async fn an_over_long_line_is_refused_by_both_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sr, file, lines, head) = audited(dir.path(), 2).await;
+        let n = lines.len() as u64;
+        // The normal log verifies and a log resumes from it.
+        assert_eq!(
+            strongroom::audit::verify_jsonl_file(
+                &file,
+                &sr.audit_key().unwrap(),
+                None,
+                Some(&head)
+            )
+            .unwrap()
+            .head,
+            head
+        );
+        let sink = Arc::new(
+            JsonlFileSink::open(dir.path().join("next.jsonl"), FsyncPolicy::OsBuffered).unwrap(),
+        );
+        assert_eq!(
+            sr.open_audit_log(vec![sink.clone()], Some(&file))
+                .await
+                .unwrap()
+                .head()
+                .await,
+            head
+        );
+
+        let mut text = std::fs::read(&file).unwrap();
+        text.resize(text.len() + 2 * 1024 * 1024, b'x');
+        std::fs::write(&file, &text).unwrap();
+        let expected = ChainBreak::LineTooLong {
+            line: n + 1,
+            limit: MAX_RECORD_LINE_BYTES,
+        };
+        let e = strongroom::audit::verify_jsonl_file(
+            &file,
+            &sr.audit_key().unwrap(),
+            None,
+            Some(&head),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            AuditError::ChainBroken {
+                seq: n + 1,
+                reason: expected.clone()
+            }
+        );
+        assert!(e.to_string().contains("longer than 1048576 bytes"), "{e}");
+        let (seq, reason, _) = broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+        assert_eq!((seq, reason), (n + 1, expected.clone()));
+        match sr.open_audit_log(vec![sink.clone()], Some(&file)).await {
+            Err(Error::Audit(AuditError::ChainBroken { seq, reason })) => {
+                assert_eq!((seq, reason), (n + 1, expected));
+            }
+            other => panic!("expected a line too long, got {other:?}"),
+        }
+        // The same line as the file's first, ended by a newline.
+        std::fs::write(
+            &file,
+            [vec![b'{'; 2 * 1024 * 1024], b"\n".to_vec()].concat(),
+        )
+        .unwrap();
+        assert!(matches!(
+            sr.open_audit_log(vec![sink], Some(&file)).await,
+            Err(Error::Audit(AuditError::ChainBroken {
+                seq: 1,
+                reason: ChainBreak::LineTooLong { line: 1, .. }
+            }))
+        ));
+        // A line of exactly the limit is read (and is not a record).
+        std::fs::write(&file, vec![b'{'; MAX_RECORD_LINE_BYTES]).unwrap();
+        let (_, reason, _) = broken(sr.verify_audit_file(&file, &AuditFileCheck::new()).await);
+        assert!(matches!(reason, ChainBreak::Malformed(_)), "{reason:?}");
     }
 }

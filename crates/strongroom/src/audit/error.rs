@@ -128,6 +128,19 @@ pub enum ChainBreak {
     /// (or the checkpoint's MAC is not in the canonical lower-case hex).
     #[error("the record differs from the saved head or checkpoint at this seq")]
     CheckpointMismatch,
+    /// A line of an audit file is longer than
+    /// [`MAX_RECORD_LINE_BYTES`](super::MAX_RECORD_LINE_BYTES): no record
+    /// the writer produces is, and the rest of the line was not read (so an
+    /// endless file cannot exhaust memory).
+    #[error(
+        "line {line} of the audit file is longer than {limit} bytes: not a record the writer produces (the rest of it was not read)"
+    )]
+    LineTooLong {
+        /// The line's number in the file, from 1.
+        line: u64,
+        /// The longest line accepted, in bytes without the newline.
+        limit: usize,
+    },
     /// The chain ends before a saved head or checkpoint it must reach:
     /// records were cut off the end (or the whole log was emptied). The
     /// error's seq is the first missing record.

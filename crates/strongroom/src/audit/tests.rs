@@ -881,10 +881,16 @@ async fn file_lines_are_bounded_and_exact() {
     let mut bytes = joined(&lines[..1], "\n");
     bytes.resize(bytes.len() + MAX_RECORD_LINE_BYTES + 10, b'{');
     write(bytes);
-    assert!(matches!(
+    assert_eq!(
         broken_at(verify_jsonl_file(&path, &key(), None, None)),
-        (2, ChainBreak::Malformed(m)) if m.contains("longer than")
-    ));
+        (
+            2,
+            ChainBreak::LineTooLong {
+                line: 2,
+                limit: MAX_RECORD_LINE_BYTES
+            }
+        )
+    );
     // CRLF and an empty line are not what the writer writes.
     write(joined(&lines, "\r\n"));
     assert!(matches!(

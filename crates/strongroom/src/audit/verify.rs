@@ -59,6 +59,20 @@ impl<T: ChainItem, E: fmt::Display> ChainItem for Result<T, E> {
     }
 }
 
+/// One entry of a chain as [`verify_chain`] reads it: a record, or why the
+/// entry is not one. Every [`ChainItem`] is one (a malformed item is
+/// [`ChainBreak::Malformed`]); the lines of a file say more.
+pub(super) trait ChainEntry {
+    /// The record, or what is wrong with the entry.
+    fn into_entry(self) -> Result<AuditRecord, ChainBreak>;
+}
+
+impl<T: ChainItem> ChainEntry for T {
+    fn into_entry(self) -> Result<AuditRecord, ChainBreak> {
+        self.into_record().map_err(ChainBreak::Malformed)
+    }
+}
+
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -74,9 +88,12 @@ pub struct VerifyReport {
     pub saved_head: Option<Checkpoint>,
 }
 
-/// The longest line accepted in an audit file, newline excluded. Records
-/// the library writes are a few hundred bytes; a longer line is reported as
-/// malformed without reading the rest of it.
+/// The longest line accepted in an audit file, newline excluded (1 MiB).
+/// Records the library writes are a few hundred bytes; a longer line is
+/// reported as [`ChainBreak::LineTooLong`] after reading at most one byte
+/// more than this, so verifying (or [resuming a log
+/// from](crate::Strongroom::open_audit_log)) an endless file takes bounded
+/// memory.
 pub const MAX_RECORD_LINE_BYTES: usize = 1 << 20;
 
 /// Verifies a chain. `from` is a trusted checkpoint to start after (records
@@ -113,7 +130,7 @@ pub(super) fn verify_chain<I>(
 ) -> Result<VerifyReport, AuditError>
 where
     I: IntoIterator,
-    I::Item: ChainItem,
+    I::Item: ChainEntry,
 {
     let keys = AuditKeys::derive(audit_key)?;
     let start = from.cloned().unwrap_or_else(Checkpoint::genesis);
@@ -145,9 +162,7 @@ where
     let mut skipping = from.is_some();
     for item in records {
         let expected = last.checked_add(1).ok_or(AuditError::SequenceExhausted)?;
-        let record = item
-            .into_record()
-            .map_err(|m| broken(expected, ChainBreak::Malformed(m)))?;
+        let record = item.into_entry().map_err(|r| broken(expected, r))?;
         if record.v != RECORD_VERSION {
             return Err(broken(expected, ChainBreak::UnsupportedVersion(record.v)));
         }
@@ -207,10 +222,11 @@ fn ct_eq(a: &str, b: &str) -> bool {
 
 /// Verifies a JSON-lines audit file (as written by [`JsonlFileSink`](super::JsonlFileSink));
 /// see [`verify`]. The file must be exactly the writer's lines, each ended
-/// by a newline: an empty line, a carriage return, a line that is not UTF-8
-/// or longer than [`MAX_RECORD_LINE_BYTES`] is reported as malformed. A last
-/// line without its newline is accepted if it is a whole record; a partial
-/// one (a crash mid-write) is malformed.
+/// by a newline: an empty line, a carriage return or a line that is not
+/// UTF-8 is reported as malformed, and a line longer than
+/// [`MAX_RECORD_LINE_BYTES`] as [`ChainBreak::LineTooLong`] (read no
+/// further). A last line without its newline is accepted if it is a whole
+/// record; a partial one (a crash mid-write) is malformed.
 ///
 /// This checks the file against `expect_head` only; to check it against
 /// the store's saved head use
@@ -241,6 +257,7 @@ pub(super) fn verify_file(
         reader: std::io::BufReader::new(file),
         failed: None,
         done: false,
+        line: 0,
     };
     let result = verify_chain(&mut lines, audit_key, from, heads);
     // A read error ends the lines early; report it rather than what the
@@ -253,21 +270,34 @@ pub(super) fn verify_file(
 
 /// The lines of an audit file, each at most [`MAX_RECORD_LINE_BYTES`],
 /// without their newline. A read error ends the iteration and is kept in
-/// `failed`.
+/// `failed`; a line too long ends it after that line's entry.
 struct FileLines<R> {
     reader: R,
     failed: Option<std::io::Error>,
     done: bool,
+    /// The number of the last line read, from 1.
+    line: u64,
+}
+
+/// One line of an audit file, or what is wrong with it.
+struct FileLine(Result<String, ChainBreak>);
+
+impl ChainEntry for FileLine {
+    fn into_entry(self) -> Result<AuditRecord, ChainBreak> {
+        self.0?.into_entry()
+    }
 }
 
 impl<R: BufRead> Iterator for FileLines<R> {
-    type Item = Result<String, String>;
+    type Item = FileLine;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
         }
         let mut buf = Vec::new();
+        // At most one byte more than a line may have: memory stays bounded
+        // whatever the file holds.
         let limit = MAX_RECORD_LINE_BYTES as u64 + 1;
         match (&mut self.reader).take(limit).read_until(b'\n', &mut buf) {
             Err(e) => {
@@ -280,18 +310,24 @@ impl<R: BufRead> Iterator for FileLines<R> {
                 None
             }
             Ok(_) => {
+                self.line += 1;
                 if buf.last() == Some(&b'\n') {
                     buf.pop();
                 } else if buf.len() > MAX_RECORD_LINE_BYTES {
                     self.done = true;
-                    return Some(Err(format!(
-                        "line longer than {MAX_RECORD_LINE_BYTES} bytes"
-                    )));
+                    return Some(FileLine(Err(ChainBreak::LineTooLong {
+                        line: self.line,
+                        limit: MAX_RECORD_LINE_BYTES,
+                    })));
                 }
                 if buf.is_empty() {
-                    return Some(Err("empty line (the writer writes none)".into()));
+                    return Some(FileLine(Err(ChainBreak::Malformed(
+                        "empty line (the writer writes none)".into(),
+                    ))));
                 }
-                Some(String::from_utf8(buf).map_err(|_| "line is not UTF-8".to_owned()))
+                Some(FileLine(String::from_utf8(buf).map_err(|_| {
+                    ChainBreak::Malformed("line is not UTF-8".to_owned())
+                })))
             }
         }
     }

@@ -64,6 +64,9 @@
 pub mod dynamic;
 mod errors;
 mod feed;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod postgres;
 mod sqlite;
 

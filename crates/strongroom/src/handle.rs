@@ -160,7 +160,7 @@ const HEAD_SAVE_ATTEMPTS: usize = 32;
 /// The record at [`AUDIT_HEAD_RECORD`] (JSON).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HeadRecord {
+pub(crate) struct HeadRecord {
     format: u8,
     seq: u64,
     mac: String,

@@ -141,7 +141,7 @@ mod engine;
 mod error;
 mod naming;
 mod password;
-mod record;
+pub(crate) mod record;
 mod server;
 mod sweep;
 #[cfg(test)]

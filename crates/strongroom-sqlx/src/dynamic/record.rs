@@ -29,7 +29,7 @@ use super::error::{PgDynError, PgDynResult};
 /// Revocation data and intents written before authentication (read only).
 pub(super) const V1: u8 = 1;
 /// Revocation data and intents written now.
-pub(super) const V2: u8 = 2;
+pub(crate) const V2: u8 = 2;
 /// The record key's plaintext version.
 const KEY_RECORD_VERSION: u8 = 1;
 const KEY_LEN: usize = 32;
@@ -42,7 +42,7 @@ const CONTEXT_VERSION: u64 = 0;
 /// What a stored record says about a role: its name, the definition it was
 /// issued under and the digest of that definition's revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct RoleRef {
+pub(crate) struct RoleRef {
     pub(super) role: String,
     pub(super) definition: String,
     pub(super) digest: [u8; 32],
@@ -52,7 +52,7 @@ pub(super) struct RoleRef {
 /// from an unauthenticated version 1 record, whose role must then pass the
 /// name checks and whose definition can only be taken from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct StoredRef {
+pub(crate) struct StoredRef {
     pub(super) role: String,
     pub(super) definition: String,
     /// `None` for a version 1 record.
@@ -98,7 +98,7 @@ pub(super) struct IntentRecord {
 
 /// An intent as read back: when it was written and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct StoredIntent {
+pub(crate) struct StoredIntent {
     pub(super) created_at: Timestamp,
     pub(super) path: String,
     pub(super) role: StoredRef,
@@ -135,14 +135,14 @@ fn encode_versioned<T: Serialize>(key: &str, version: u8, value: &T) -> PgDynRes
 /// under the store's keyring at [`REVOCATION_KEY_RECORD`], so it is rewrapped
 /// with the keyring and its key version cannot be destroyed while it is
 /// stored. Loaded for each operation that needs it, never cached.
-pub(super) struct RecordKey(ring::hmac::Key);
+pub(crate) struct RecordKey(ring::hmac::Key);
 
 impl RecordKey {
     fn context() -> SealContext<'static> {
         SealContext::new(REVOCATION_KEY_RECORD, CONTEXT_VERSION)
     }
 
-    pub(super) fn from_bytes(raw: &[u8]) -> Self {
+    pub(crate) fn from_bytes(raw: &[u8]) -> Self {
         Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, raw))
     }
 
@@ -214,7 +214,7 @@ impl RecordKey {
     }
 
     /// Encodes version 2 revocation data for a lease of `engine` at `path`.
-    pub(super) fn seal_revocation(
+    pub(crate) fn seal_revocation(
         &self,
         engine: &str,
         path: &str,
@@ -228,7 +228,7 @@ impl RecordKey {
 
     /// Checks and decodes version 2 revocation data of a lease of `engine`
     /// at `path` (`key` names the lease in errors).
-    pub(super) fn open_revocation(
+    pub(crate) fn open_revocation(
         &self,
         key: &str,
         engine: &str,
@@ -251,7 +251,7 @@ impl RecordKey {
 }
 
 /// The version of a revocation-data or intent record.
-pub(super) fn version_of(key: &str, data: &[u8]) -> PgDynResult<u8> {
+pub(crate) fn version_of(key: &str, data: &[u8]) -> PgDynResult<u8> {
     match data.first() {
         Some(&v) if v == V1 || v == V2 => Ok(v),
         Some(v) => Err(corrupt(key, format!("unknown record version {v}"))),
@@ -260,7 +260,7 @@ pub(super) fn version_of(key: &str, data: &[u8]) -> PgDynResult<u8> {
 }
 
 /// Decodes version 1 (unauthenticated) revocation data.
-pub(super) fn legacy_revocation(key: &str, data: &[u8]) -> PgDynResult<StoredRef> {
+pub(crate) fn legacy_revocation(key: &str, data: &[u8]) -> PgDynResult<StoredRef> {
     match data.split_first() {
         Some((&V1, body)) => {
             let plan: LegacyPlan = decode_exact(key, body)?;
@@ -276,7 +276,7 @@ pub(super) fn legacy_revocation(key: &str, data: &[u8]) -> PgDynResult<StoredRef
 
 /// The role a version 2 record claims, read without checking its tag: only
 /// ever used to leave that role alone.
-pub(super) fn unverified_role(data: &[u8]) -> Option<String> {
+pub(crate) fn unverified_role(data: &[u8]) -> Option<String> {
     match data.split_first()? {
         (&V1, body) => postcard::from_bytes::<LegacyPlan>(body)
             .ok()
@@ -341,7 +341,7 @@ pub(super) async fn open_intent(
 }
 
 /// Decodes a version 1 (plain, unauthenticated) intent record.
-pub(super) fn legacy_intent(key: &str, bytes: &[u8]) -> PgDynResult<StoredIntent> {
+pub(crate) fn legacy_intent(key: &str, bytes: &[u8]) -> PgDynResult<StoredIntent> {
     match bytes.split_first() {
         Some((&V1, body)) => {
             let rec: LegacyIntent = decode_exact(key, body)?;

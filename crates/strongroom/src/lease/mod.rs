@@ -86,8 +86,8 @@
 mod claim;
 mod commit;
 mod index;
-mod record;
-mod segment;
+pub(crate) mod record;
+pub(crate) mod segment;
 #[cfg(test)]
 mod tests;
 

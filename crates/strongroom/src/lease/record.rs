@@ -75,7 +75,7 @@ fn encode_error(e: postcard::Error) -> Error {
 }
 
 /// Encodes `lease` as a version 2 record.
-pub(super) fn encode(lease: &Lease) -> Result<Vec<u8>> {
+pub(crate) fn encode(lease: &Lease) -> Result<Vec<u8>> {
     let fields = Fields {
         id: lease.id.as_u128(),
         path: &lease.path,
@@ -100,7 +100,7 @@ pub(super) fn encode(lease: &Lease) -> Result<Vec<u8>> {
 }
 
 /// Decodes a version 1 or 2 record.
-pub(super) fn decode(bytes: &[u8]) -> Result<Lease> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Lease> {
     let key = "lease record";
     let bad =
         |e: postcard::Error| Error::corrupt(key, format!("lease record does not decode: {e}"));

@@ -97,7 +97,7 @@ fn decode(chunk: &[u8]) -> (Timestamp, LeaseId) {
 }
 
 /// Appends the entries of one segment due in `(from, until]` to `out`.
-pub(super) fn decode_into(
+pub(crate) fn decode_into(
     key: &str,
     value: &[u8],
     from: Option<Timestamp>,
@@ -115,7 +115,7 @@ pub(super) fn decode_into(
 
 /// Adds `(t, id)` to a segment's value (`None`: no segment yet); unchanged
 /// if already present.
-pub(super) fn add(key: &str, value: Option<Vec<u8>>, t: Timestamp, id: LeaseId) -> Result<Vec<u8>> {
+pub(crate) fn add(key: &str, value: Option<Vec<u8>>, t: Timestamp, id: LeaseId) -> Result<Vec<u8>> {
     let mut value = value.unwrap_or_else(|| vec![VERSION]);
     let e = entry_bytes(t, id);
     if !entries(key, &value)?.any(|c| c == e) {
@@ -126,7 +126,7 @@ pub(super) fn add(key: &str, value: Option<Vec<u8>>, t: Timestamp, id: LeaseId) 
 
 /// Removes `(t, id)` from a segment's value; `None` if the segment is then
 /// empty (delete it).
-pub(super) fn remove(
+pub(crate) fn remove(
     key: &str,
     value: Option<Vec<u8>>,
     t: Timestamp,

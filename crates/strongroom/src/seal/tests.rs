@@ -372,3 +372,27 @@ fn open_into_a_caller_buffer() {
         ));
     }
 }
+
+/// The checked-in negative vectors (`invalid` in `docs/vectors/sealed-v1.json`):
+/// malformed ones fail to parse, the others parse and do not open.
+#[test]
+fn invalid_format_vectors() {
+    let text = include_str!("../../../../docs/vectors/sealed-v1.json");
+    let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+    let invalid = doc["invalid"].as_array().unwrap();
+    assert!(invalid.len() >= 10);
+    for v in invalid {
+        let s = |k: &str| v[k].as_str().unwrap().to_owned();
+        let alg = Algorithm::from_name(&s("algorithm")).unwrap();
+        let k = DataKey::new(alg, SecretBytes::new(hex::decode(s("key")).unwrap())).unwrap();
+        let path = s("path");
+        let ctx = SealContext::new(&path, v["version"].as_u64().unwrap());
+        let bytes = hex::decode(s("sealed")).unwrap();
+        let got = SealedValue::parse(&bytes).and_then(|sv| k.open(&sv, &ctx).map(drop));
+        match (s("error").as_str(), got) {
+            ("malformed", Err(Error::MalformedSealedValue(_))) => {}
+            ("decryption_failed", Err(Error::DecryptionFailed)) => {}
+            (want, got) => panic!("vector {}: wanted {want}, got {got:?}", s("name")),
+        }
+    }
+}

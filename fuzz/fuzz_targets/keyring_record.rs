@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(k) = Keyring::decode(data) {
         // Whatever decodes satisfies the invariants.
         let keys = k.keys();
-        assert_eq!(keys.iter().filter(|k| k.state == KeyState::Primary).count(), 1);
+        assert_eq!(
+            keys.iter().filter(|k| k.state == KeyState::Primary).count(),
+            1
+        );
         assert!(keys.iter().any(|i| i.version == k.primary_version()));
     }
 });

@@ -166,8 +166,8 @@ export declare class Strongroom {
   asPrincipal(principal: string, policies: Policy[], audit: AuditLog): SecretsStore
 
   /**
-   * A lease manager over this store's storage, timed by `clock` (default:
-   * the store's clock); `maxLeases` caps the live leases.
+   * A lease manager over this store (lease records are sealed under its
+   * keys), timed by `clock` (default: the store's clock); `maxLeases` caps the live leases.
    */
   leaseManager(clock?: Clock | null, options?: LeaseManagerOptions): LeaseManager
 
@@ -345,7 +345,7 @@ export interface LeaseEvent {
   expiresAt?: Date
 }
 
-/** Leases kept in a store's storage. */
+/** Leases kept in a store, sealed under its keys. */
 export declare class LeaseManager {
   private constructor()
   /** Registers an engine whose revocations call `revoke` (a rejection defers; the manager retries). */

@@ -782,7 +782,7 @@ function leaseOut (l) {
 }
 
 /**
- * Leases kept in a store's storage (store.leaseManager(clock)). The built-in
+ * Leases kept in a store, sealed under its keys (store.leaseManager(clock)). The built-in
  * engine "noop" revokes by doing nothing.
  */
 class LeaseManager {
@@ -870,8 +870,8 @@ class LeaseManager {
 }
 
 /**
- * A lease manager over this store's storage, timed by `clock` (default: the
- * store's clock); opts.maxLeases caps the live leases (LeaseQuotaExceeded).
+ * A lease manager over this store (lease records are sealed under its
+ * keys), timed by `clock` (default: the store's clock); opts.maxLeases caps the live leases (LeaseQuotaExceeded).
  */
 Strongroom.prototype.leaseManager = function leaseManager (clock, opts) {
   return call(() => {

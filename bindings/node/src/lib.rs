@@ -1586,18 +1586,20 @@ impl NativeLeaseManager {
 
 #[napi]
 impl NativeStrongroom {
-    /// A lease manager over this store's storage, timed by `clock` (the
-    /// store's clock if none), with the "noop" engine registered; at most
-    /// `max_leases` live leases if given.
+    /// A lease manager over this store (its lease records are sealed under
+    /// the store's keys), timed by `clock` (the store's clock if none), with
+    /// the "noop" engine registered; at most `max_leases` live leases if
+    /// given.
     #[napi]
     pub fn lease_manager(
         &self,
         clock: Option<&NativeClock>,
         max_leases: Option<f64>,
     ) -> napi::Result<NativeLeaseManager> {
+        let store = self.handle()?;
         let clock = match clock {
             Some(c) => c.clock.clone(),
-            None => self.handle()?.clock().clone(),
+            None => store.clock().clone(),
         };
         let mut config = strongroom::lease::LeaseConfig::default();
         config.max_leases = max_leases
@@ -1611,8 +1613,7 @@ impl NativeStrongroom {
                 }
             })
             .transpose()?;
-        let m = strongroom::lease::LeaseManager::new(self.storage.clone(), clock, config)
-            .map_err(to_js)?;
+        let m = strongroom::lease::LeaseManager::new(&store, clock, config).map_err(to_js)?;
         m.register_revoker("noop", Arc::new(NoopRevoker));
         let events = std::sync::Mutex::new(m.subscribe());
         Ok(NativeLeaseManager {

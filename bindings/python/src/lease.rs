@@ -636,7 +636,7 @@ pub struct BlockingLeaseManager {
 /// Builds the core manager from the constructor's arguments.
 #[allow(clippy::too_many_arguments)]
 fn new_manager(
-    storage: &Bound<'_, PyAny>,
+    store: &Bound<'_, PyAny>,
     clock: Option<&ManualClock>,
     max_leases: Option<u64>,
     prefix_quotas: Option<HashMap<String, u64>>,
@@ -645,10 +645,17 @@ fn new_manager(
     revoke_timeout: &Bound<'_, PyAny>,
     event_capacity: usize,
 ) -> PyResult<Arc<CoreManager>> {
-    let (storage, store_clock) = crate::storage_of(storage)?;
-    let clock = match (clock, store_clock) {
-        (None, Some(c)) => c,
-        (c, _) => clock_of(c),
+    let store = crate::core_of(store).map_err(|_| {
+        PyTypeError::new_err(if store.is_instance_of::<crate::Storage>() {
+            "a lease manager needs an unsealed store (a Strongroom or a blocking.Strongroom), \
+             not a Storage: lease records are sealed under the store's keys"
+        } else {
+            "expected a Strongroom or a blocking.Strongroom"
+        })
+    })?;
+    let clock = match clock {
+        Some(c) => clock_of(Some(c)),
+        None => store.clock().clone(),
     };
     let mut config = LeaseConfig::default();
     config.max_leases = max_leases;
@@ -663,7 +670,7 @@ fn new_manager(
     config.retry.max_attempts = max_revoke_attempts;
     config.revoke_timeout = seconds("revoke_timeout", revoke_timeout)?;
     config.event_capacity = event_capacity;
-    CoreManager::new(storage, clock, config)
+    CoreManager::new(&store, clock, config)
         .map(Arc::new)
         .map_err(to_py)
 }
@@ -774,9 +781,9 @@ macro_rules! manager_new {
     ($t:ident, { $($rest:tt)* }) => {
         #[pymethods]
         impl $t {
-            /// A lease manager over `storage` (a `Storage`, or a store whose
-            /// storage to use), timed by `clock` (if `None`: the store's
-            /// clock, or the system clock for a `Storage`). `max_leases`
+            /// A lease manager over `store` (an unsealed `Strongroom` or
+            /// `blocking.Strongroom`: lease records are sealed under its
+            /// keys), timed by `clock` (if `None`: the store's clock). `max_leases`
             /// bounds live leases; `prefix_quotas` maps path prefixes to
             /// limits; `expiring_soon_fraction` of a TTL passes before an
             /// "expiring_soon" event (`None`: never); revocation is tried
@@ -784,13 +791,13 @@ macro_rules! manager_new {
             /// one revoker call may take `revoke_timeout` seconds (async
             /// revokers called from the blocking API are not cut short).
             #[new]
-            #[pyo3(signature = (storage, clock = None, *, max_leases = None, prefix_quotas = None,
+            #[pyo3(signature = (store, clock = None, *, max_leases = None, prefix_quotas = None,
                 expiring_soon_fraction = Some(0.75), max_revoke_attempts = 8,
                 revoke_timeout = None, event_capacity = 1024))]
             #[allow(clippy::too_many_arguments)]
             fn py_new(
                 py: Python<'_>,
-                storage: &Bound<'_, PyAny>,
+                store: &Bound<'_, PyAny>,
                 clock: Option<PyRef<'_, ManualClock>>,
                 max_leases: Option<u64>,
                 prefix_quotas: Option<HashMap<String, u64>>,
@@ -802,7 +809,7 @@ macro_rules! manager_new {
                 let default_timeout = 30u32.into_pyobject(py)?.into_any();
                 Ok(Self {
                     inner: new_manager(
-                        storage,
+                        store,
                         clock.as_deref(),
                         max_leases,
                         prefix_quotas,

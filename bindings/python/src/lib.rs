@@ -11,7 +11,6 @@ use std::task::{Context, Poll, Waker};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
-use strongroom::clock::Clock;
 use strongroom::keyring::KeyInfo as CoreKeyInfo;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
@@ -559,21 +558,6 @@ fn options(clock: Option<&lease::ManualClock>) -> Options {
         o.clock = lease::clock_of(clock);
     }
     o
-}
-
-/// The storage of a `Storage`, or of a store of either class together with
-/// the store's clock.
-fn storage_of(obj: &Bound<'_, PyAny>) -> PyResult<(DynStorage, Option<Arc<dyn Clock>>)> {
-    if let Ok(s) = obj.cast::<Storage>() {
-        return Ok((s.get().inner.clone(), None));
-    }
-    core_of(obj)
-        .map(|c| (c.storage().clone(), Some(c.clock().clone())))
-        .map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(
-                "expected a Storage, a Strongroom or a blocking.Strongroom",
-            )
-        })
 }
 
 /// The core store behind a `Strongroom` or a `blocking.Strongroom`.

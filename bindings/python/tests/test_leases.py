@@ -27,6 +27,18 @@ def revoker_kind(request):
     return request.param
 
 
+@pytest.fixture
+def new_store(key_file):
+    """Makes fresh unsealed stores: a lease manager seals its records under
+    a store's keys, so it is built on a store, not on raw storage."""
+
+    def make():
+        protector = strongroom.SoftwareProtector.from_key_file(key_file)
+        return strongroom.blocking.Strongroom.init(strongroom.Storage.memory(), protector)
+
+    return make
+
+
 def recorder(kind, seen, fail=False):
     """A revoker that records (id, revocation data) and maybe raises."""
 
@@ -43,10 +55,10 @@ def recorder(kind, seen, fail=False):
     return sync_revoke if kind == "sync" else async_revoke
 
 
-async def leases(cls, revoker_kind):
+async def leases(cls, revoker_kind, store):
     clock = strongroom.ManualClock(T0)
     assert clock.now() == T0
-    mgr = cls(strongroom.Storage.memory(), clock)
+    mgr = cls(store, clock)
     events = mgr.subscribe()
     revoked = []
     mgr.register_revoker("test", recorder(revoker_kind, revoked))
@@ -99,13 +111,13 @@ async def leases(cls, revoker_kind):
     assert events.drain() == []  # drained
 
 
-def test_lease_lifecycle(cls, revoker_kind):
-    asyncio.run(leases(cls, revoker_kind))
+def test_lease_lifecycle(cls, revoker_kind, new_store):
+    asyncio.run(leases(cls, revoker_kind, new_store()))
 
 
-async def failing_revoker(cls, revoker_kind):
+async def failing_revoker(cls, revoker_kind, store):
     clock = strongroom.ManualClock(T0)
-    mgr = cls(strongroom.Storage.memory(), clock, max_revoke_attempts=3)
+    mgr = cls(store, clock, max_revoke_attempts=3)
     calls = []
     mgr.register_revoker("flaky", recorder(revoker_kind, calls, fail=True))
     lease = await m(mgr.issue("db/creds/flaky", "flaky", 60))
@@ -124,13 +136,13 @@ async def failing_revoker(cls, revoker_kind):
         await m(mgr.lookup(lease.id))
 
 
-def test_failing_revoker_then_force(cls, revoker_kind):
-    asyncio.run(failing_revoker(cls, revoker_kind))
+def test_failing_revoker_then_force(cls, revoker_kind, new_store):
+    asyncio.run(failing_revoker(cls, revoker_kind, new_store()))
 
 
-async def prefix_and_quota(cls):
+async def prefix_and_quota(cls, new_store):
     clock = strongroom.ManualClock(T0)
-    mgr = cls(strongroom.Storage.memory(), clock)
+    mgr = cls(new_store(), clock)
     revoked = []
     mgr.register_revoker("test", lambda lease: revoked.append(lease.id))
     a = await m(mgr.issue("db/creds/app", "test", 60))
@@ -142,7 +154,7 @@ async def prefix_and_quota(cls):
     assert sorted(revoked) == sorted([a.id, b.id])
     assert sorted(await m(mgr.list())) == sorted([c.id, d.id])
 
-    small = cls(strongroom.Storage.memory(), clock, max_leases=2)
+    small = cls(new_store(), clock, max_leases=2)
     small.register_revoker("test", lambda lease: None)
     await m(small.issue("a/b", "test", 60))
     await m(small.issue("a/c", "test", 60))
@@ -161,14 +173,16 @@ async def prefix_and_quota(cls):
         small.register_revoker("test", "not callable")
 
 
-def test_prefix_and_quota(cls):
-    asyncio.run(prefix_and_quota(cls))
+def test_prefix_and_quota(cls, new_store):
+    asyncio.run(prefix_and_quota(cls, new_store))
 
 
-def test_events_async_iteration():
+def test_events_async_iteration(key_file):
     async def go():
         clock = strongroom.ManualClock(T0)
-        mgr = strongroom.LeaseManager(strongroom.Storage.memory(), clock, expiring_soon_fraction=0.5)
+        protector = strongroom.SoftwareProtector.from_key_file(key_file)
+        sr = await strongroom.Strongroom.init(strongroom.Storage.memory(), protector)  # the async store
+        mgr = strongroom.LeaseManager(sr, clock, expiring_soon_fraction=0.5)
         mgr.register_revoker("test", lambda lease: None)
         events = mgr.subscribe()
         lease = await mgr.issue("svc/token", "test", 60, max_ttl=100)
@@ -193,9 +207,9 @@ def test_events_async_iteration():
     asyncio.run(go())
 
 
-def test_events_blocking_wait_and_iteration():
+def test_events_blocking_wait_and_iteration(new_store):
     clock = strongroom.ManualClock(T0)
-    mgr = strongroom.blocking.LeaseManager(strongroom.Storage.memory(), clock)
+    mgr = strongroom.blocking.LeaseManager(new_store(), clock)
     mgr.register_revoker("test", lambda lease: None)
     events = mgr.subscribe()
     assert events.wait(timeout=0.01) is None
@@ -214,9 +228,9 @@ def test_events_blocking_wait_and_iteration():
     assert events.wait() is None
 
 
-def test_async_and_blocking_views_share_a_manager():
+def test_async_and_blocking_views_share_a_manager(new_store):
     clock = strongroom.ManualClock(T0)
-    mgr = strongroom.LeaseManager(strongroom.Storage.memory(), clock)
+    mgr = strongroom.LeaseManager(new_store(), clock)
     mgr.register_revoker("test", lambda lease: None)
 
     async def issue():
@@ -229,7 +243,7 @@ def test_async_and_blocking_views_share_a_manager():
 
 
 def test_lease_manager_over_a_store(key_file):
-    """A manager can share a store's storage and clock; leases survive a new manager."""
+    """A manager can share a store's clock; leases survive a new manager."""
     clock = strongroom.ManualClock(T0)
     sr = strongroom.blocking.Strongroom.init(
         strongroom.Storage.memory(), strongroom.SoftwareProtector.from_key_file(key_file), clock
@@ -244,7 +258,11 @@ def test_lease_manager_over_a_store(key_file):
     assert two.lookup(lease.id).revocation_data.reveal() == b"x"
     clock.advance(61)
     assert two.run_due().revoked == 1 and gone == [lease.id]
-    with pytest.raises(TypeError):
-        strongroom.blocking.LeaseManager("not storage", clock)
+    with pytest.raises(TypeError, match="expected a Strongroom"):
+        strongroom.blocking.LeaseManager("not a store", clock)
+    for flavor in FLAVORS.values():  # raw storage: lease records are sealed under a store's keys
+        with pytest.raises(TypeError, match="needs an unsealed store") as e:
+            flavor(strongroom.Storage.memory(), clock)
+        assert "sealed" in str(e.value).split(":", 1)[1]
     with pytest.raises(strongroom.InvalidArgument):
         strongroom.blocking.LeaseManager(sr, clock, expiring_soon_fraction=1.5)

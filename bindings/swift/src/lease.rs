@@ -14,7 +14,7 @@ use strongroom::lease::{
 };
 use tokio::sync::broadcast;
 
-use crate::Storage;
+use crate::Strongroom;
 use crate::errors::{Result, invalid};
 
 /// A clock: the system clock, or a manual one that tests move.
@@ -353,8 +353,9 @@ impl strongroom::lease::Revoker for ForeignRevoker {
     }
 }
 
-/// Leases over a storage: issue, renew, revoke (through registered
-/// revokers), expire on `runDue()`, events.
+/// Leases in an unsealed store (their records are sealed under its keys):
+/// issue, renew, revoke (through registered revokers), expire on
+/// `runDue()`, events.
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct LeaseManager {
@@ -379,20 +380,21 @@ fn ids(v: &[LeaseId]) -> Vec<String> {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl LeaseManager {
-    /// A manager over `storage`, timed by `clock` (the system clock if nil).
-    /// One manager should own a storage at a time.
+    /// A manager over `store` (lease records are sealed under its keys),
+    /// timed by `clock` (the store's clock if nil). One manager should own
+    /// a store's leases at a time.
     #[uniffi::constructor(default(clock = None, options = None))]
     pub fn new(
-        storage: Arc<Storage>,
+        store: Arc<Strongroom>,
         clock: Option<Arc<Clock>>,
         options: Option<LeaseOptions>,
     ) -> Result<Arc<Self>> {
         let clock: Arc<dyn CoreClock> = match clock {
             Some(c) => c.clock.clone(),
-            None => Arc::new(SystemClock),
+            None => store.core.clock().clone(),
         };
         let config = options.map(|o| o.config()).unwrap_or_default();
-        let m = CoreManager::new(storage.inner.clone(), clock, config)?;
+        let m = CoreManager::new(&store.core, clock, config)?;
         let events = Mutex::new(m.subscribe());
         Ok(Arc::new(Self {
             manager: Arc::new(m),

@@ -7,7 +7,9 @@ use strongroom::Error;
 use strongroom::clock::Timestamp;
 use strongroom::lease::{LeaseError, LeaseId};
 use strongroom::secrets::SecretError;
-use strongroom_ffi::{LeaseManager, LeaseOptions, Storage, StrongroomError as E};
+use strongroom_ffi::{
+    LeaseManager, LeaseOptions, SoftwareProtector, Storage, Strongroom, StrongroomError as E,
+};
 
 fn code_of(e: &E) -> &str {
     match e {
@@ -86,8 +88,12 @@ fn cases_fields_and_codes() {
 
 #[tokio::test]
 async fn lease_manager_from_rust() {
+    let protector = SoftwareProtector::from_key(vec![7; 32]).unwrap();
+    let store = Strongroom::create(Storage::memory(), protector)
+        .await
+        .unwrap();
     let mgr = LeaseManager::new(
-        Storage::memory(),
+        store,
         None,
         Some(LeaseOptions {
             max_leases: Some(1),

@@ -40,17 +40,26 @@ class Crashing(sr.LeaseRevoker):
         raise ValueError("boom from python")
 
 
+async def new_store(tmp_path, storage=None):
+    """A store initialised with a software key file: a lease manager seals its
+    records under a store's keys, so it is built on a store, not on storage."""
+    kf = tmp_path / "root.key"
+    if not kf.exists():
+        sr.generate_key_file(str(kf))
+    return await sr.Strongroom.create(storage or sr.Storage.memory(), sr.SoftwareProtector.from_key_file(str(kf)))
+
+
 def run(coro):
     # The revokers' coroutines run on this loop: the manager calls them
     # while Python polls the Rust future (no uniffi_set_event_loop needed).
     return asyncio.run(coro)
 
 
-def test_issue_renew_revoke_expire():
+def test_issue_renew_revoke_expire(tmp_path):
     async def go():
         clock = sr.Clock.manual(T0)
         assert clock.now_ms() == T0
-        mgr = sr.LeaseManager(sr.Storage.memory(), clock, None)
+        mgr = sr.LeaseManager(await new_store(tmp_path), clock, None)
         rec = Recorder()
         mgr.register_revoker("test", rec)
 
@@ -101,10 +110,10 @@ def test_issue_renew_revoke_expire():
     run(go())
 
 
-def test_failing_revoker_defers_then_force_revoke():
+def test_failing_revoker_defers_then_force_revoke(tmp_path):
     async def go():
         clock = sr.Clock.manual(T0)
-        mgr = sr.LeaseManager(sr.Storage.memory(), clock)
+        mgr = sr.LeaseManager(await new_store(tmp_path), clock)
         failing, crashing = Failing(), Crashing()
         mgr.register_revoker("flaky", failing)
         mgr.register_revoker("crashy", crashing)
@@ -142,10 +151,10 @@ def test_failing_revoker_defers_then_force_revoke():
     run(go())
 
 
-def test_revoke_prefix_and_quota():
+def test_revoke_prefix_and_quota(tmp_path):
     async def go():
         clock = sr.Clock.manual(T0)
-        mgr = sr.LeaseManager(sr.Storage.memory(), clock, sr.LeaseOptions(max_leases=2))
+        mgr = sr.LeaseManager(await new_store(tmp_path), clock, sr.LeaseOptions(max_leases=2))
         rec = Recorder()
         mgr.register_revoker("test", rec)
         a = await mgr.issue("db/creds/a", "test", 60 * S, 300 * S, True)
@@ -166,5 +175,22 @@ def test_revoke_prefix_and_quota():
         assert e.value.code == "lease_invalid_engine"
         with pytest.raises(E.InvalidArgument):
             sr.Clock.system().advance_ms(1)
+
+    run(go())
+
+
+def test_manager_needs_a_store(tmp_path):
+    async def go():
+        clock = sr.Clock.manual(T0)
+        storage = sr.Storage.memory()
+        with pytest.raises(TypeError):  # raw storage: lease records are sealed under a store's keys
+            sr.LeaseManager(storage, clock)
+        one = sr.LeaseManager(await new_store(tmp_path, storage), clock)
+        one.register_revoker("test", Recorder())
+        lease = await one.issue("db/creds/app", "test", 60 * S, 300 * S, True, b"role-1")
+        # Another manager over the store unsealed again reads the sealed lease.
+        again = await sr.Strongroom.unseal(storage, sr.SoftwareProtector.from_key_file(str(tmp_path / "root.key")))
+        two = sr.LeaseManager(again, clock)
+        assert (await two.lookup(lease.id)).expires_ms == T0 + 60 * S
 
     run(go())

@@ -332,13 +332,13 @@ class PrefixRevocation:
     def pending(self) -> list[str]: ...
 
 _Revoker = Callable[[Lease], Union[None, Awaitable[None]]]
-_StorageLike = Union[Storage, "Strongroom", blocking.Strongroom]
+_StoreLike = Union["Strongroom", blocking.Strongroom]
 
 class LeaseManager:
-    """Leases in a store's storage (asyncio API)."""
+    """Leases in an unsealed store, sealed under its keys (asyncio API)."""
 
     def __init__(
-        self, storage: _StorageLike, clock: Optional[ManualClock] = None, *,
+        self, store: _StoreLike, clock: Optional[ManualClock] = None, *,
         max_leases: Optional[int] = None, prefix_quotas: Optional[dict[str, int]] = None,
         expiring_soon_fraction: Optional[float] = 0.75, max_revoke_attempts: int = 8,
         revoke_timeout: Optional[_Seconds] = None, event_capacity: int = 1024

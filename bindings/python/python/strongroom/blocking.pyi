@@ -24,7 +24,7 @@ from . import (
     _Protector,
     _Revoker,
     _Seconds,
-    _StorageLike,
+    _StoreLike,
 )
 
 class Handle:
@@ -68,10 +68,10 @@ class Strongroom:
     def as_principal(self, name: str, policies: list[Policy], audit: AuditLog) -> Handle: ...
 
 class LeaseManager:
-    """Leases in a store's storage; every method blocks (GIL released)."""
+    """Leases in an unsealed store, sealed under its keys; every method blocks (GIL released)."""
 
     def __init__(
-        self, storage: _StorageLike, clock: Optional[ManualClock] = None, *,
+        self, store: _StoreLike, clock: Optional[ManualClock] = None, *,
         max_leases: Optional[int] = None, prefix_quotas: Optional[dict[str, int]] = None,
         expiring_soon_fraction: Optional[float] = 0.75, max_revoke_attempts: int = 8,
         revoke_timeout: Optional[_Seconds] = None, event_capacity: int = 1024

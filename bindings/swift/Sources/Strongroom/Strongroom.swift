@@ -1589,8 +1589,9 @@ public func FfiConverterTypeHandle_lower(_ value: Handle) -> UInt64 {
 
 
 /**
- * Leases over a storage: issue, renew, revoke (through registered
- * revokers), expire on `runDue()`, events.
+ * Leases in an unsealed store (their records are sealed under its keys):
+ * issue, renew, revoke (through registered revokers), expire on
+ * `runDue()`, events.
  */
 public protocol LeaseManagerProtocol: AnyObject, Sendable {
     
@@ -1651,8 +1652,9 @@ public protocol LeaseManagerProtocol: AnyObject, Sendable {
     
 }
 /**
- * Leases over a storage: issue, renew, revoke (through registered
- * revokers), expire on `runDue()`, events.
+ * Leases in an unsealed store (their records are sealed under its keys):
+ * issue, renew, revoke (through registered revokers), expire on
+ * `runDue()`, events.
  */
 open class LeaseManager: LeaseManagerProtocol, @unchecked Sendable, CustomDebugStringConvertible {
     fileprivate let handle: UInt64
@@ -1694,15 +1696,16 @@ open class LeaseManager: LeaseManagerProtocol, @unchecked Sendable, CustomDebugS
         return try! rustCall { uniffi_strongroom_ffi_fn_clone_leasemanager(self.handle, $0) }
     }
     /**
-     * A manager over `storage`, timed by `clock` (the system clock if nil).
-     * One manager should own a storage at a time.
+     * A manager over `store` (lease records are sealed under its keys),
+     * timed by `clock` (the store's clock if nil). One manager should own
+     * a store's leases at a time.
      */
-public convenience init(storage: Storage, clock: Clock? = nil, options: LeaseOptions? = nil)throws  {
+public convenience init(store: Strongroom, clock: Clock? = nil, options: LeaseOptions? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
         uniffiCallStatus in
     uniffi_strongroom_ffi_fn_constructor_leasemanager_new(
-        FfiConverterTypeStorage_lower(storage),
+        FfiConverterTypeStrongroom_lower(store),
         FfiConverterOptionTypeClock.lower(clock),
         FfiConverterOptionTypeLeaseOptions.lower(options),uniffiCallStatus
     )
@@ -8288,7 +8291,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_constructor_clock_system() != 60512) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_leasemanager_new() != 17871) {
+    if (uniffi_strongroom_ffi_checksum_constructor_leasemanager_new() != 28575) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_pkcs11protector_new() != 16351) {

@@ -33,11 +33,14 @@ final class Failing: LeaseRevoker, @unchecked Sendable {
     }
 }
 
+// A lease manager seals its records under a store's keys, so each test
+// builds it on a fresh store (`newStore()`, in SecretsTests.swift).
 final class LeaseTests: XCTestCase {
     func testIssueRenewRevokeExpire() async throws {
         let clock = Clock.manual(startMs: t0)
         XCTAssertEqual(clock.nowMs(), t0)
-        let mgr = try LeaseManager(storage: Storage.memory(), clock: clock)
+        let store = try await newStore()
+        let mgr = try LeaseManager(store: store, clock: clock)
         let rec = Recorder()
         mgr.registerRevoker(engine: "test", revoker: rec)
 
@@ -84,7 +87,8 @@ final class LeaseTests: XCTestCase {
     }
 
     func testFailingRevokerDefersThenForceRevoke() async throws {
-        let mgr = try LeaseManager(storage: Storage.memory(), clock: Clock.manual(startMs: t0))
+        let store = try await newStore()
+        let mgr = try LeaseManager(store: store, clock: Clock.manual(startMs: t0))
         mgr.registerRevoker(engine: "flaky", revoker: Failing())
         let lease = try await mgr.issue(
             path: "db/creds/flaky", engine: "flaky", ttlMs: 60 * s, maxTtlMs: 300 * s, renewable: true)
@@ -102,8 +106,8 @@ final class LeaseTests: XCTestCase {
     }
 
     func testRevokePrefixAndQuota() async throws {
-        let mgr = try LeaseManager(
-            storage: Storage.memory(), clock: Clock.manual(startMs: t0), options: LeaseOptions(maxLeases: 2))
+        let store = try await newStore()
+        let mgr = try LeaseManager(store: store, clock: Clock.manual(startMs: t0), options: LeaseOptions(maxLeases: 2))
         let rec = Recorder()
         mgr.registerRevoker(engine: "test", revoker: rec)
         let a = try await mgr.issue(path: "db/creds/a", engine: "test", ttlMs: 60 * s, maxTtlMs: 300 * s, renewable: true)

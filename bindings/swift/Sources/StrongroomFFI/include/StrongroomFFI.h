@@ -547,7 +547,7 @@ void uniffi_strongroom_ffi_fn_free_leasemanager(uint64_t handle, RustCallStatus 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_LEASEMANAGER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_LEASEMANAGER_NEW
-uint64_t uniffi_strongroom_ffi_fn_constructor_leasemanager_new(uint64_t storage, RustBuffer clock, RustBuffer options, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_strongroom_ffi_fn_constructor_leasemanager_new(uint64_t store, RustBuffer clock, RustBuffer options, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_FORCE_REVOKE

@@ -148,8 +148,10 @@ impl Fixture {
     }
 
     fn lease_manager(&self, sr: &Strongroom) -> Result<LeaseManager> {
-        let mut config = LeaseConfig::default();
-        config.member_id = Some("hostile".into());
+        let config = LeaseConfig {
+            member_id: Some("hostile".into()),
+            ..LeaseConfig::default()
+        };
         let m = LeaseManager::new(sr, self.clock.clone(), config)?;
         m.register_revoker("noop", Arc::new(Noop));
         Ok(m)

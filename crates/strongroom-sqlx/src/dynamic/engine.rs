@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgPool;
 use strongroom::Strongroom;
+use strongroom::audit::{AuditEvent, Operation, new_request_id};
 use strongroom::clock::{Clock, Timestamp};
 use strongroom::lease::{Lease, LeaseManager, Revoker};
 use strongroom::storage::BatchOp;
@@ -412,9 +413,13 @@ impl PgDynamicCredentials {
     /// the lease is stored. If storing the lease fails (a full quota, say)
     /// the role is dropped again.
     ///
-    /// No audit record is written here: the engine has no audit sink. A
-    /// caller that audits must record the issue before it hands the
-    /// password on.
+    /// When the lease manager has an audit log
+    /// ([`LeaseManager::with_audit`](strongroom::lease::LeaseManager::with_audit)),
+    /// the issue is recorded there before anything exists on the server
+    /// (principal `dynamic:<engine>`, the lease path), and the lease itself
+    /// is recorded before it is stored: if no sink accepts either record,
+    /// nothing is created (or the role is dropped again) and no password is
+    /// returned.
     ///
     /// # Errors
     ///
@@ -461,6 +466,17 @@ impl PgDynamicCredentials {
                 role: role.as_str().to_owned(),
             }
         };
+
+        // 0. The audit record, before anything exists on the server.
+        if let Some(audit) = &self.leases.config().audit {
+            let event = AuditEvent::new(
+                format!("dynamic:{}", config.engine),
+                Operation::LeaseIssue,
+                new_request_id()?,
+            )
+            .with_path(&path);
+            audit.append(event).await.map_err(strongroom::Error::from)?;
+        }
 
         // 1. The intent, sealed, before anything exists on the server.
         let now = self.clock.now();

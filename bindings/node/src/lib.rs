@@ -1220,10 +1220,10 @@ impl NativeStrongroom {
     ) -> napi::Result<PromiseRaw<'env, NativeVerifyReport>> {
         let sr = self.handle()?;
         env.spawn_future(async move {
-            let key = sr.audit_key().map_err(to_js)?;
-            let saved = sr.saved_audit_head().await.map_err(to_js)?;
-            let report = strongroom::audit::verify_jsonl_file(&path, &key, None, saved.as_ref())
-                .map_err(|e| to_js(e.into()))?;
+            let report = sr
+                .verify_audit_file(&path, &strongroom::audit::AuditFileCheck::new())
+                .await
+                .map_err(to_js)?;
             Ok(NativeVerifyReport {
                 records: report.records as f64,
                 head: report.head.into(),

@@ -313,9 +313,9 @@ pub(crate) fn verify_audit_file(
 ) -> PyResult<AuditReport> {
     let core = crate::core_of(sr)?;
     block(py, true, async move {
-        let key = core.audit_key()?;
-        let saved = core.saved_audit_head().await?;
-        let r = strongroom::audit::verify_jsonl_file(&path, &key, None, saved.as_ref())?;
+        let r = core
+            .verify_audit_file(&path, &strongroom::audit::AuditFileCheck::new())
+            .await?;
         Ok(AuditReport {
             records: r.records,
             head_seq: r.head.seq,

@@ -171,16 +171,11 @@ pub struct AuditReport {
 /// with `AuditChainBroken` (carrying `seq`) at the first bad record.
 #[uniffi::export(async_runtime = "tokio")]
 pub async fn verify_audit_file(path: String, room: Arc<Strongroom>) -> Result<AuditReport> {
-    let core = room.core.clone();
-    let key = core.audit_key()?;
-    let saved = core.saved_audit_head().await?;
-    // Reading and hashing the file is blocking work: off the async threads.
-    let r = tokio::task::spawn_blocking(move || {
-        strongroom::audit::verify_jsonl_file(&path, &key, None, saved.as_ref())
-    })
-    .await
-    .map_err(|e| crate::errors::invalid(format!("audit verification did not finish: {e}")))?
-    .map_err(strongroom::Error::from)?;
+    // The core reads and hashes the file off the async threads.
+    let r = room
+        .core
+        .verify_audit_file(&path, &strongroom::audit::AuditFileCheck::new())
+        .await?;
     Ok(AuditReport {
         records: r.records,
         head_seq: r.head.seq,

@@ -429,11 +429,45 @@ impl Handle {
 
     /// Lists one level below `prefix` (capability `list` on the prefix
     /// path itself; see [`SecretsStore::list`] for the result's shape).
+    ///
+    /// Only what this principal may see is listed: a secret's name if its
+    /// policies grant some capability on it, a folder (`name/`) if they do
+    /// on at least one secret under it. So nothing under a denied subtree,
+    /// or equal to its root, appears. This reads the names (not the
+    /// values) of every secret under `prefix`, where [`SecretsStore::list`]
+    /// skips over folders.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let event = self.event(Operation::List, prefix)?;
         let p = self.admit(&event, prefix, Capability::List).await?;
-        let result = self.store.list(p.as_str()).await;
+        let result = self.visible_entries(&p).await;
         self.finish(event, result, |_| None).await
+    }
+
+    /// The entries one level below `prefix` that stand for at least one
+    /// secret this principal holds some capability on.
+    async fn visible_entries(&self, prefix: &SecretPath) -> Result<Vec<String>> {
+        let policies = self.principal.policy_set();
+        let mut out = Vec::new();
+        for path in self.store.list_all(prefix.as_str()).await? {
+            // `list_all` includes the prefix itself; it is not an entry.
+            let Some(rest) = path
+                .as_str()
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if policies.capabilities(&path).is_empty() {
+                continue;
+            }
+            out.push(match rest.split_once('/') {
+                Some((folder, _)) => format!("{folder}/"),
+                None => rest.to_owned(),
+            });
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Watches the secrets under `prefix` for changes made by any process

@@ -19,7 +19,11 @@
 //!
 //! `*` may appear only at the very end of a pattern and matches any run of
 //! characters, `/` included (a string-prefix glob, as in Vault). `+` must be
-//! a whole segment and matches exactly one segment. Every other character
+//! a whole segment and matches exactly one segment. In a **deny** rule a
+//! pattern ending in `/*` also covers the path it is the inside of:
+//! `prod/app/admin/*` = deny denies `prod/app/admin` itself too, and
+//! `prod/+/admin/*` = deny denies `prod/<any>/admin` (an allow rule
+//! `prod/app/*` still does not match `prod/app`). Every other character
 //! obeys the [path rules](crate::path): lower-case, no `.`/`..` segments, no
 //! empty segments.
 //!
@@ -27,8 +31,9 @@
 //!
 //! 1. **`deny` wins.** If *any* rule of any of the principal's policies that
 //!    matches the path says `deny`, the request is denied, whatever else
-//!    matches. A deny fences a subtree; it cannot be carved out by a more
-//!    specific allow.
+//!    matches. A deny fences a subtree, including the path at its root (a
+//!    deny on `x/*` covers `x`: a secret named like the folder it fences);
+//!    it cannot be carved out by a more specific allow.
 //! 2. **Otherwise the most specific matching rule decides alone**; its
 //!    capabilities are the only ones granted (a more specific rule can narrow
 //!    what a broader one granted). Rules with the *same* pattern in
@@ -64,6 +69,8 @@
 //! | `+/+/db` = read, `+/app/db` = list                        | read `prod/app/db`        | denied  | first wildcard at same place, fewer `+`|
 //! | `prod/*` = read, `prod/secret/*` = deny                   | read `prod/secret/k`      | denied  | deny wins                              |
 //! | `prod/*` = deny, `prod/app/db` = read                     | read `prod/app/db`        | denied  | deny wins even over a more specific rule |
+//! | `prod/app/*` = read, `prod/app/admin/*` = deny            | read `prod/app/admin`     | denied  | a deny on `x/*` covers `x`             |
+//! | `prod/app/*` = read, `prod/+/admin/*` = deny              | read `prod/app/admin`     | denied  | the same with a `+`                    |
 //! | `prod/*` = read                                           | read `staging/db`         | denied  | no rule matches: default deny          |
 //! | policy A `prod/*` = read, policy B `prod/*` = update      | update `prod/x`           | allowed | same pattern merged across policies    |
 //!
@@ -309,7 +316,8 @@ impl fmt::Debug for Capabilities {
 pub enum Access {
     /// Grants these capabilities (when this is the most specific match).
     Allow(Capabilities),
-    /// Denies everything on matching paths, whatever other rules say.
+    /// Denies everything on matching paths, whatever other rules say (for
+    /// a pattern ending in `/*`, also on the path it is the inside of).
     Deny,
 }
 
@@ -437,6 +445,28 @@ impl PathPattern {
             }
         }
         parts.next().is_none()
+    }
+
+    /// Whether a deny rule with this pattern covers `path`: every path it
+    /// matches and, for a pattern ending in `/*`, the path it is the inside
+    /// of (`prod/app/*` covers `prod/app`; see the [module docs](self)).
+    /// Allocates nothing.
+    pub fn denies(&self, path: &SecretPath) -> bool {
+        if self.matches(path) {
+            return true;
+        }
+        let Some((Seg::Prefix(last), parent)) = self.segs.split_last() else {
+            return false;
+        };
+        if !last.is_empty() || parent.is_empty() {
+            return false;
+        }
+        let mut parts = path.as_str().split('/');
+        parent.iter().all(|seg| match (seg, parts.next()) {
+            (Seg::Lit(l), Some(part)) => part == &**l,
+            (Seg::Any, Some(_)) => true,
+            _ => false,
+        }) && parts.next().is_none()
     }
 
     /// Whether the pattern has no wildcard.
@@ -734,6 +764,10 @@ impl Node {
                 Seg::Any => node = node.plus.get_or_insert_with(Box::default),
                 Seg::Prefix(p) => {
                     node.globs.push((p.clone(), r));
+                    // A deny on `x/*` also covers `x`, the path ending here.
+                    if p.is_empty() && matches!(r, RuleRef::Deny(_)) && pattern.segs.len() > 1 {
+                        node.end.push(r);
+                    }
                     return;
                 }
             }
@@ -872,7 +906,7 @@ impl PolicySet {
     /// the index is tested against.
     #[cfg(test)]
     fn evaluate_linear(&self, capability: Capability, path: &SecretPath) -> Decision<'_> {
-        if let Some(p) = self.deny.iter().find(|p| p.matches(path)) {
+        if let Some(p) = self.deny.iter().find(|p| p.denies(path)) {
             return Decision::DeniedByRule { rule: p.as_str() };
         }
         match self.allow.iter().find(|(p, _)| p.matches(path)) {
@@ -1137,6 +1171,18 @@ mod tests {
                 "prod/app/db",
                 false,
             ),
+            (
+                &[("prod/app/*", &["read"]), ("prod/app/admin/*", &["deny"])],
+                Read,
+                "prod/app/admin",
+                false,
+            ),
+            (
+                &[("prod/app/*", &["read"]), ("prod/+/admin/*", &["deny"])],
+                Read,
+                "prod/app/admin",
+                false,
+            ),
             (&[("prod/*", &["read"])], Read, "staging/db", false),
         ];
         for (i, &(rules, cap, path, allowed)) in rows.iter().enumerate() {
@@ -1271,6 +1317,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(msg, "principal \"nobody\" may not read \"prod/x\"");
+    }
+
+    /// A deny on `x/*` covers `x` (and with `+`, every `x` it names), for
+    /// every capability; an allow on `x/*` still does not grant `x`; a deny
+    /// whose last segment is a partial glob covers nothing more.
+    #[test]
+    fn deny_on_a_subtree_covers_its_root() {
+        let rules = |deny: &str| {
+            PolicySet::new([&Policy::new(
+                "t",
+                vec![
+                    Rule::allow("prod/app/*", Capability::ALL).unwrap(),
+                    Rule::deny(deny).unwrap(),
+                ],
+            )])
+        };
+        for deny in ["prod/app/admin/*", "prod/+/admin/*", "+/app/admin/*"] {
+            let set = rules(deny);
+            for cap in Capability::ALL {
+                assert_eq!(
+                    set.evaluate(cap, &p("prod/app/admin")),
+                    Decision::DeniedByRule { rule: deny },
+                    "{deny} {cap}"
+                );
+                assert!(!set.allows(cap, &p("prod/app/admin/x")), "{deny} {cap}");
+            }
+            assert!(set.capabilities(&p("prod/app/admin")).is_empty());
+            // neighbours stay allowed
+            assert!(set.allows(Read, &p("prod/app/administrator")), "{deny}");
+            assert!(set.allows(Read, &p("prod/app/x")), "{deny}");
+        }
+        let pattern = PathPattern::parse("prod/+/admin/*").unwrap();
+        assert!(pattern.denies(&p("prod/x/admin")));
+        assert!(!pattern.matches(&p("prod/x/admin")));
+        assert!(!pattern.denies(&p("prod/x")));
+        assert!(!pattern.denies(&p("prod/x/admin2")));
+        assert!(!pattern.denies(&p("prod/x/y/admin")));
+        // a deny ending in a partial segment (`adm*`) covers what it matches
+        let set = rules("prod/app/adm*");
+        assert!(!set.allows(Read, &p("prod/app/admin")));
+        assert!(set.allows(Read, &p("prod/app/x")));
+        // allow rules keep their meaning
+        let set = PolicySet::new([&Policy::new(
+            "t",
+            vec![Rule::allow("prod/app/*", [Read]).unwrap()],
+        )]);
+        assert!(!set.allows(Read, &p("prod/app")));
     }
 
     /// The trie index decides exactly as trying every pattern in order.

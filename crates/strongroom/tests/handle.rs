@@ -1135,3 +1135,83 @@ async fn watch_needs_list_and_reports_other_writers_paths() {
         ]
     );
 }
+
+/// With `prod/app/*` allowed and `prod/app/admin/*` denied (or the same
+/// deny with a `+`), the secret at `prod/app/admin` can be neither read nor
+/// overwritten, its subtree cannot be listed, and listing `prod/app` or
+/// `prod` shows nothing of the denied subtree nor of paths no rule grants.
+#[tokio::test]
+async fn a_deny_on_a_subtree_covers_its_root_and_list_hides_it() {
+    use Capability::*;
+    for deny in ["prod/app/admin/*", "prod/+/admin/*"] {
+        let (sr, _) = store().await;
+        let (log, sink) = memory_log(&sr).await;
+        let admin = sr.as_principal(root(), log.clone());
+        for path in [
+            "prod/app/admin",
+            "prod/app/admin/root-pw",
+            "prod/app/admin/deep/x",
+            "prod/app/administrator",
+            "prod/app/cache/url",
+            "prod/app/db",
+            "prod/other/x",
+            "prod/top",
+        ] {
+            admin.put(path, CANARY.as_bytes(), None).await.unwrap();
+        }
+        let svc = sr.as_principal(
+            principal(
+                "svc",
+                vec![
+                    allow("prod/app/*", &[Read, Create, Update, List]),
+                    allow("prod/app", &[List]),
+                    allow("prod", &[List]),
+                    Rule::deny(deny).unwrap(),
+                ],
+            ),
+            log.clone(),
+        );
+        let before = records(&sink).len();
+
+        assert!(is_denied(&svc.read("prod/app/admin").await), "{deny}");
+        assert!(is_denied(&svc.metadata("prod/app/admin").await), "{deny}");
+        assert!(
+            is_denied(&svc.put("prod/app/admin", CANARY2.as_bytes(), None).await),
+            "{deny}"
+        );
+        assert!(is_denied(&svc.list("prod/app/admin").await), "{deny}");
+        assert!(is_denied(&svc.read("prod/app/admin/root-pw").await));
+        // not overwritten
+        let v = admin.read("prod/app/admin").await.unwrap();
+        assert_eq!(
+            (v.version.version, v.value.expose_secret()),
+            (1, CANARY.as_bytes())
+        );
+        // neighbours are untouched by the deny
+        assert!(svc.read("prod/app/administrator").await.is_ok());
+        assert!(svc.read("prod/app/db").await.is_ok());
+
+        assert_eq!(
+            svc.list("prod/app").await.unwrap(),
+            ["administrator", "cache/", "db"],
+            "{deny}"
+        );
+        // `other/` and `top`: no capability at all; `app/`: some under it
+        assert_eq!(svc.list("prod").await.unwrap(), ["app/"], "{deny}");
+        // the root principal sees everything
+        assert_eq!(
+            admin.list("prod/app").await.unwrap(),
+            ["admin", "admin/", "administrator", "cache/", "db"]
+        );
+        assert_eq!(admin.list("prod").await.unwrap(), ["app/", "other/", "top"]);
+
+        // Every denial was audited as one.
+        let denied: Vec<_> = records(&sink)[before..]
+            .iter()
+            .filter(|r| r.event.outcome == Outcome::Denied)
+            .map(|r| (r.event.operation.clone(), r.event.path.clone().unwrap()))
+            .collect();
+        assert_eq!(denied.len(), 5, "{denied:?}");
+        assert!(denied.iter().all(|(_, p)| p.starts_with("prod/app/admin")));
+    }
+}

@@ -1,0 +1,306 @@
+//! The command line: every command, argument and help text, as clap reads
+//! them. No behaviour here beyond parsing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use strongroom::audit::Checkpoint;
+
+use crate::exit::EXIT_CODES;
+
+/// Operate a Strongroom store kept in an SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "strongroom", version, about, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Writes a new random 256-bit key file (mode 0600); refuses to overwrite.
+    Keygen {
+        /// Where to write the key.
+        key_file: PathBuf,
+    },
+    /// Creates a new store in the database, its root key wrapped by the
+    /// protector given.
+    Init(InitArgs),
+    /// Shows key versions, their states and encryption reservations.
+    Status(StoreArgs),
+    /// Writes a new version of a secret, its value read from stdin.
+    Put(PutArgs),
+    /// Shows a secret's version facts; with --reveal writes the raw value to stdout.
+    Get(GetArgs),
+    /// Lists one level under a prefix (folders end in '/'), or every path with --recursive.
+    List(ListArgs),
+    /// Soft-deletes versions (the current one if none given).
+    Delete(VersionsArgs),
+    /// Restores soft-deleted versions.
+    Undelete(VersionsArgs),
+    /// Destroys versions: their sealed bytes are removed for good.
+    Destroy(VersionsArgs),
+    /// Shows a secret's metadata and version list; with options, changes it first.
+    Metadata(MetadataArgs),
+    /// Removes a secret entirely: its metadata and every version.
+    Purge(PathArgs),
+    /// Adds a new keyring key version and makes it primary.
+    Rotate(StoreArgs),
+    /// Makes an active key version primary again.
+    Promote(KeyVersionArgs),
+    /// Re-seals every record not under the primary key (resumable).
+    Rewrap(RewrapArgs),
+    /// Sets the minimum decryption version: older key versions are retired.
+    Retire(RetireArgs),
+    /// Erases a retired key version (refused while records still need it).
+    DestroyKey(KeyVersionArgs),
+    /// Replaces the root key with a fresh one wrapped by a new protector.
+    RotateRoot(RotateRootArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verifies a JSON-lines audit file with the store's audit key: an
+    /// unbroken chain that reaches the store's saved audit head (a file cut
+    /// short, even emptied, fails with the missing sequence numbers).
+    Verify(VerifyArgs),
+}
+
+/// The database and how to unseal it.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The SQLite database file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) db: PathBuf,
+    /// Unseal with this key file (from `strongroom keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Unseal through this PKCS#11 module (.so).
+    #[arg(long, value_name = "SO")]
+    pub(crate) pkcs11_module: Option<PathBuf>,
+    /// The PKCS#11 token's label.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) token: Option<String>,
+    /// The token key's label.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) key_label: Option<String>,
+    /// Read the token PIN from this file (mode 0600); otherwise it is read
+    /// from the first line of a piped stdin when stdin is not needed for a value.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pin_file: Option<PathBuf>,
+    /// Unseal with Shamir shares read from this file (mode 0600), one share per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shamir_shares_file: Option<PathBuf>,
+}
+
+/// `init`: the new database and the protector to create.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The SQLite database file (created if missing).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) db: PathBuf,
+    /// Wrap the root key with this key file (from `strongroom keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Wrap the root key with a new key generated on this PKCS#11 module's token.
+    #[arg(long, value_name = "SO")]
+    pub(crate) pkcs11_module: Option<PathBuf>,
+    /// The PKCS#11 token's label.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) token: Option<String>,
+    /// The label for the new token key.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) key_label: Option<String>,
+    /// Read the token PIN from this file (mode 0600); otherwise from stdin.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pin_file: Option<PathBuf>,
+    /// Wrap the root key with a key split into N Shamir shares, K needed
+    /// (`K/N`); the shares are printed once and stored nowhere.
+    #[arg(long, value_name = "K/N", value_parser = parse_k_of_n)]
+    pub(crate) shamir: Option<(u8, u8)>,
+}
+
+/// `rotate-root`: the protector that wraps the new root key.
+#[derive(Debug, Args)]
+pub(crate) struct NewProtectorArgs {
+    /// Keep the store's PKCS#11 protector: generate the next version of its
+    /// token key and re-wrap the root key under it.
+    #[arg(long, conflicts_with_all = ["new_key_file", "new_pkcs11_module", "new_shamir"])]
+    pub(crate) rotate_token_key: bool,
+    /// The new protector: this key file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_key_file: Option<PathBuf>,
+    /// The new protector: a new key generated on this PKCS#11 module's token.
+    #[arg(long, value_name = "SO")]
+    pub(crate) new_pkcs11_module: Option<PathBuf>,
+    /// The new token's label.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) new_token: Option<String>,
+    /// The label for the new token key.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) new_key_label: Option<String>,
+    /// The new token's PIN file (mode 0600). Required for a new PKCS#11 protector.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_pin_file: Option<PathBuf>,
+    /// The new protector: a fresh key split into N shares, K needed (`K/N`).
+    #[arg(long, value_name = "K/N", value_parser = parse_k_of_n)]
+    pub(crate) new_shamir: Option<(u8, u8)>,
+}
+
+/// `put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// The secret's path (e.g. prod/billing/db-password).
+    pub(crate) path: String,
+    /// Write only if the current version is N (0: only if absent).
+    #[arg(long, value_name = "N")]
+    pub(crate) cas: Option<u64>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The secret's path.
+    pub(crate) path: String,
+    /// Read this version instead of the current one.
+    #[arg(long, value_name = "N")]
+    pub(crate) version: Option<u64>,
+    /// Write the value itself (raw bytes, no newline) to stdout.
+    #[arg(long)]
+    pub(crate) reveal: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// The prefix ("" or "/" for the top).
+    #[arg(default_value = "")]
+    pub(crate) prefix: String,
+    /// List every secret at any depth, as full paths.
+    #[arg(long)]
+    pub(crate) recursive: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `delete`, `undelete` and `destroy`.
+#[derive(Debug, Args)]
+pub(crate) struct VersionsArgs {
+    /// The secret's path.
+    pub(crate) path: String,
+    /// Versions, comma-separated (default: the current version).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub(crate) versions: Vec<u64>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `metadata`.
+#[derive(Debug, Args)]
+pub(crate) struct MetadataArgs {
+    /// The secret's path.
+    pub(crate) path: String,
+    /// Sets the owner.
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+    /// Sets the environment.
+    #[arg(long)]
+    pub(crate) environment: Option<String>,
+    /// Replaces the tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags: Option<Vec<String>>,
+    /// Sets the number of versions kept (lowering it prunes at once).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_versions: Option<u32>,
+    /// Sets how often the secret should be rotated, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) rotation_interval: Option<u64>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+pub(crate) struct PathArgs {
+    /// The secret's path.
+    pub(crate) path: String,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `promote` and `destroy-key`.
+#[derive(Debug, Args)]
+pub(crate) struct KeyVersionArgs {
+    /// The key version.
+    pub(crate) version: u32,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `rewrap`.
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// Records per atomic batch.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub(crate) batch: usize,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `retire`.
+#[derive(Debug, Args)]
+pub(crate) struct RetireArgs {
+    /// The new minimum decryption version.
+    #[arg(long, value_name = "N")]
+    pub(crate) min_version: u32,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `rotate-root`.
+#[derive(Debug, Args)]
+pub(crate) struct RotateRootArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) new: NewProtectorArgs,
+}
+
+/// `audit verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The audit file (as written by the JSON-lines file sink).
+    pub(crate) file: PathBuf,
+    /// A checkpoint kept elsewhere (`seq:mac`) the log must also reach and
+    /// match. The store's saved audit head is always checked.
+    #[arg(long, value_name = "SEQ:MAC", value_parser = parse_checkpoint)]
+    pub(crate) checkpoint: Option<Checkpoint>,
+    /// A trusted checkpoint (`seq:mac`) to start after.
+    #[arg(long, value_name = "SEQ:MAC", value_parser = parse_checkpoint)]
+    pub(crate) from: Option<Checkpoint>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+fn parse_k_of_n(s: &str) -> std::result::Result<(u8, u8), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| "expected K/N, e.g. 3/5".to_owned())?;
+    let k = k.trim().parse::<u8>().map_err(|e| format!("K: {e}"))?;
+    let n = n.trim().parse::<u8>().map_err(|e| format!("N: {e}"))?;
+    Ok((k, n))
+}
+
+/// `SEQ:MAC` as `audit verify` prints it (surrounding whitespace, as from a
+/// copied line, is ignored); the MAC must be 64 lower-case hex digits
+/// (another spelling of a MAC is refused, not normalised).
+fn parse_checkpoint(s: &str) -> std::result::Result<Checkpoint, String> {
+    s.trim().parse::<Checkpoint>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,7 @@
+//! One file per group of commands; each function runs one command from its
+//! parsed arguments.
+
+pub(crate) mod audit;
+pub(crate) mod init;
+pub(crate) mod keys;
+pub(crate) mod secrets;

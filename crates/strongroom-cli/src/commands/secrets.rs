@@ -1,0 +1,186 @@
+//! Secrets: `put`, `get`, `list`, `delete`, `undelete`, `destroy`,
+//! `metadata`, `purge`.
+
+use std::io::{Read as _, Write as _};
+
+use strongroom::secrets::MetadataPatch;
+use zeroize::Zeroizing;
+
+use crate::args::{GetArgs, ListArgs, MetadataArgs, PathArgs, PutArgs, VersionsArgs};
+use crate::exit::{CliResult, Failure};
+use crate::print::print_version;
+use crate::store::Open;
+
+/// `put`: the value comes from stdin.
+pub(crate) async fn put(a: PutArgs) -> CliResult {
+    // The value comes from stdin, so the PIN (if any) must come from a file.
+    let open = Open::unseal(&a.store, false).await?;
+    let mut value = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut value)
+        .map_err(|e| Failure::Io(format!("cannot read the value from stdin: {e}")))?;
+    let info = open.sr.secrets().put(&a.path, &value, a.cas).await?;
+    println!("wrote {} version {}", a.path, info.version);
+    open.close().await;
+    Ok(())
+}
+
+/// `get`: the version's facts, or with `--reveal` the raw value.
+pub(crate) async fn get(a: GetArgs) -> CliResult {
+    let open = Open::unseal(&a.store, true).await?;
+    let secrets = open.sr.secrets();
+    let got = match a.version {
+        Some(v) => secrets.get_version(&a.path, v).await?,
+        None => secrets.get(&a.path).await?,
+    };
+    if a.reveal {
+        let mut out = std::io::stdout().lock();
+        out.write_all(got.value.expose_secret())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::Io(format!("cannot write the value to stdout: {e}")))?;
+    } else {
+        println!("path: {}", got.path);
+        print_version(&got.version);
+        println!(
+            "value: {} bytes (use --reveal to print it)",
+            got.value.len()
+        );
+    }
+    open.close().await;
+    Ok(())
+}
+
+/// `list`.
+pub(crate) async fn list(a: ListArgs) -> CliResult {
+    let open = Open::unseal(&a.store, true).await?;
+    let secrets = open.sr.secrets();
+    if a.recursive {
+        for p in secrets.list_all(&a.prefix).await? {
+            println!("{p}");
+        }
+    } else {
+        for entry in secrets.list(&a.prefix).await? {
+            println!("{entry}");
+        }
+    }
+    open.close().await;
+    Ok(())
+}
+
+/// What `delete`, `undelete` and `destroy` do to the versions given.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VersionChange {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+/// `delete`, `undelete` or `destroy`.
+pub(crate) async fn change_versions(a: VersionsArgs, change: VersionChange) -> CliResult {
+    let open = Open::unseal(&a.store, true).await?;
+    let secrets = open.sr.secrets();
+    let (changed, verb) = match change {
+        VersionChange::Delete => (secrets.delete(&a.path, &a.versions).await?, "deleted"),
+        VersionChange::Undelete => (secrets.undelete(&a.path, &a.versions).await?, "undeleted"),
+        VersionChange::Destroy => (secrets.destroy(&a.path, &a.versions).await?, "destroyed"),
+    };
+    if changed.is_empty() {
+        println!("{}: nothing changed", a.path);
+    } else {
+        let list: Vec<String> = changed.iter().map(u64::to_string).collect();
+        println!("{} {verb} version(s) {}", a.path, list.join(", "));
+    }
+    open.close().await;
+    Ok(())
+}
+
+/// `purge`.
+pub(crate) async fn purge(a: PathArgs) -> CliResult {
+    let open = Open::unseal(&a.store, true).await?;
+    open.sr.secrets().delete_metadata(&a.path).await?;
+    println!("{} removed with all its versions", a.path);
+    open.close().await;
+    Ok(())
+}
+
+/// `metadata`: changes it if options are given, then shows it.
+pub(crate) async fn metadata(a: MetadataArgs) -> CliResult {
+    let open = Open::unseal(&a.store, true).await?;
+    let (patch, changed) = patch_from(&a);
+    let secrets = open.sr.secrets();
+    let m = if changed {
+        secrets.update_metadata(&a.path, patch).await?
+    } else {
+        secrets.metadata(&a.path).await?
+    };
+    println!("path: {}", m.path);
+    println!("current version: {}", m.current_version);
+    println!("oldest version: {}", m.oldest_version);
+    println!(
+        "max versions: {}{}",
+        m.effective_max_versions,
+        if m.max_versions.is_some() {
+            ""
+        } else {
+            " (store default)"
+        }
+    );
+    println!("created: {}", m.created_at);
+    println!("updated: {}", m.updated_at);
+    if let Some(t) = m.last_rotated_at {
+        println!("last rotated: {t}");
+    }
+    if let Some(o) = &m.owner {
+        println!("owner: {o}");
+    }
+    if let Some(env) = &m.environment {
+        println!("environment: {env}");
+    }
+    if !m.tags.is_empty() {
+        let tags: Vec<&str> = m.tags.iter().map(String::as_str).collect();
+        println!("tags: {}", tags.join(", "));
+    }
+    for (k, v) in &m.custom {
+        println!("custom {k}: {v}");
+    }
+    if let Some(i) = m.rotation_interval {
+        println!("rotation interval: {}s", i.as_secs());
+    }
+    if let Some(due) = m.rotation_due_at() {
+        println!("rotation due: {due}");
+    }
+    println!("versions:");
+    for v in &m.versions {
+        print!("  ");
+        print_version(v);
+    }
+    open.close().await;
+    Ok(())
+}
+
+/// The change the options ask for, and whether they ask for any.
+fn patch_from(a: &MetadataArgs) -> (MetadataPatch, bool) {
+    let mut patch = MetadataPatch::new();
+    let mut changed = false;
+    if let Some(o) = &a.owner {
+        patch = patch.owner(o.clone());
+        changed = true;
+    }
+    if let Some(e) = &a.environment {
+        patch = patch.environment(e.clone());
+        changed = true;
+    }
+    if let Some(t) = &a.tags {
+        patch = patch.tags(t.clone());
+        changed = true;
+    }
+    if let Some(n) = a.max_versions {
+        patch = patch.max_versions(n);
+        changed = true;
+    }
+    if let Some(secs) = a.rotation_interval {
+        patch = patch.rotation_interval(std::time::Duration::from_secs(secs));
+        changed = true;
+    }
+    (patch, changed)
+}

@@ -1,0 +1,120 @@
+//! What can go wrong, and the exit code each failure ends the process with.
+//! The table printed by `--help` and the one in the README say the same.
+
+use std::path::PathBuf;
+
+use strongroom::audit::AuditError;
+use strongroom::secrets::SecretError;
+use strongroom::{Error, ProtectorErrorKind};
+
+/// The exit-code table, printed after `--help`.
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   audit verify: the chain does not verify or stops before the store's saved
+      head or a given checkpoint (the first broken or missing seq is printed)
+  2   usage error (bad or missing arguments)
+  3   secret or version not found, deleted, destroyed or pruned
+  4   check-and-set mismatch or concurrent change; re-read and retry
+  5   unseal failed: wrong key file, wrong shares, wrong PIN or tampered root key
+  6   key file refused (loose permissions, bad content, already exists, unreadable)
+  7   key protector or HSM error (module, token, key, mechanism, PIN locked)
+  8   storage error (database unreadable or unavailable)
+  9   store state: no database, not initialised, already initialised, or sealed
+  10  keyring refused the change (unknown, retired or still-used key version)
+  11  invalid argument or secret path
+  12  input/output error of the command itself (stdin, PIN, shares or audit file)
+  13  rewrap finished but records remain on older key versions
+  14  other error
+  15  a stored record is corrupt: edited, forged, moved or damaged at rest
+  16  a sealed value did not open (decryption failed)";
+
+/// What went wrong, grouped by what the operator can do about it.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// An error from the library.
+    Lib(Error),
+    /// Arguments that clap cannot check on its own.
+    Usage(String),
+    /// The command's own input or output.
+    Io(String),
+    /// `audit verify` found a broken chain.
+    ChainBroken(AuditError),
+    /// The database file does not exist.
+    NoDatabase(PathBuf),
+    /// Rewrap left unreadable records.
+    RewrapIncomplete(u64),
+}
+
+/// What every command returns.
+pub(crate) type CliResult<T = ()> = std::result::Result<T, Failure>;
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Lib(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lib(e) => write!(f, "{e}"),
+            Self::Usage(m) | Self::Io(m) => f.write_str(m),
+            Self::ChainBroken(e) => write!(f, "{e}"),
+            Self::NoDatabase(p) => write!(
+                f,
+                "no database at {}; run `strongroom init` first",
+                p.display()
+            ),
+            Self::RewrapIncomplete(n) => write!(
+                f,
+                "rewrap left {n} record(s) on older key versions (unreadable ones listed above); do not retire those versions yet"
+            ),
+        }
+    }
+}
+
+impl Failure {
+    /// The process exit code (see [`EXIT_CODES`]).
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::ChainBroken(_) => 1,
+            Self::Usage(_) => 2,
+            Self::Io(_) => 12,
+            Self::NoDatabase(_) => 9,
+            Self::RewrapIncomplete(_) => 13,
+            Self::Lib(e) => lib_exit_code(e),
+        }
+    }
+}
+
+fn lib_exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Secret(
+            SecretError::NotFound { .. }
+            | SecretError::VersionDeleted { .. }
+            | SecretError::VersionDestroyed { .. }
+            | SecretError::VersionPruned { .. },
+        ) => 3,
+        Error::Secret(SecretError::CasMismatch { .. } | SecretError::Contended { .. })
+        | Error::StorageConflict { .. } => 4,
+        Error::UnsealFailed
+        | Error::Protector {
+            kind: ProtectorErrorKind::UnwrapFailed | ProtectorErrorKind::WrongPin,
+            ..
+        }
+        | Error::Shamir(_) => 5,
+        Error::KeyFile { .. } => 6,
+        Error::Protector { .. } => 7,
+        Error::Storage { .. } => 8,
+        Error::CorruptRecord { .. } => 15,
+        Error::DecryptionFailed => 16,
+        Error::NotInitialized | Error::AlreadyInitialized | Error::Sealed => 9,
+        Error::UnknownKeyVersion { .. }
+        | Error::KeyVersionRetired { .. }
+        | Error::InvalidKeyTransition { .. }
+        | Error::KeyInUse { .. } => 10,
+        Error::InvalidPath { .. } | Error::InvalidArgument(_) | Error::Secret(_) => 11,
+        _ => 14,
+    }
+}

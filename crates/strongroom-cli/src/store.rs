@@ -1,0 +1,49 @@
+//! Opening a store from a command's arguments: the SQLite file, unsealed
+//! with the protector given.
+
+use std::sync::Arc;
+
+use strongroom::storage::DynStorage;
+use strongroom::{Options, Strongroom};
+use strongroom_sqlx::SqliteStore;
+
+use crate::args::StoreArgs;
+use crate::exit::{CliResult, Failure};
+use crate::protectors::{Unsealer, store_protector};
+
+/// An unsealed store over its SQLite file.
+pub(crate) struct Open {
+    pub(crate) sr: Strongroom,
+    sqlite: Arc<SqliteStore>,
+    pub(crate) protector: Unsealer,
+}
+
+impl Open {
+    /// Opens `--db` (which must exist) and unseals it with the protector
+    /// given. `stdin_free`: whether the PIN may be read from stdin.
+    pub(crate) async fn unseal(a: &StoreArgs, stdin_free: bool) -> CliResult<Self> {
+        if !a.db.exists() {
+            return Err(Failure::NoDatabase(a.db.clone()));
+        }
+        let protector = store_protector(a, stdin_free).await?;
+        let sqlite = Arc::new(SqliteStore::open(&a.db).await?);
+        let storage: DynStorage = sqlite.clone();
+        match Strongroom::unseal(storage, protector.as_dyn(), Options::default()).await {
+            Ok(sr) => Ok(Self {
+                sr,
+                sqlite,
+                protector,
+            }),
+            Err(e) => {
+                sqlite.close().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Seals the store and closes its file.
+    pub(crate) async fn close(self) {
+        self.sr.seal();
+        self.sqlite.close().await;
+    }
+}

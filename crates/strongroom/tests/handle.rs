@@ -1209,7 +1209,7 @@ async fn a_deny_on_a_subtree_covers_its_root_and_list_hides_it() {
         let denied: Vec<_> = records(&sink)[before..]
             .iter()
             .filter(|r| r.event.outcome == Outcome::Denied)
-            .map(|r| (r.event.operation.clone(), r.event.path.clone().unwrap()))
+            .map(|r| (r.event.operation, r.event.path.clone().unwrap()))
             .collect();
         assert_eq!(denied.len(), 5, "{denied:?}");
         assert!(denied.iter().all(|(_, p)| p.starts_with("prod/app/admin")));

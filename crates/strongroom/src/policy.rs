@@ -121,6 +121,32 @@
 //! cost depends on the path's depth and the matching rules, not on the
 //! number of rules. No allocation unless the request is denied (the error
 //! carries owned names).
+//!
+//! # Reserved paths (`sys/...`)
+//!
+//! Secret paths never start with `sys` ([path rules](crate::path)); that
+//! prefix names Strongroom's own objects, the [`SystemPath`]s:
+//! `sys/keyring` (key administration, needs `sudo`; listing key versions
+//! needs `read`) and `sys/audit` (reading and verifying the audit trail,
+//! needs `read`). They are checked with [`Principal::authorize_system`], as
+//! the [`authorized`](crate::authorized) handles do.
+//!
+//! A rule names them with a pattern whose **first segment is the literal
+//! `sys`**: `sys/keyring`, `sys/+`, `sys/*` (the bare pattern `sys` is
+//! refused: it names nothing). Only such rules take part in a check of a
+//! reserved path, and they never match a secret path. So `*`, `+/...` and
+//! every other pattern starting with a wildcard, allow or deny, leave the
+//! reserved paths alone: granting `*` = `sudo` gives no key administration,
+//! and key administration is granted only by a rule that says `sys/...`.
+//! Among the `sys/...` rules the usual precedence applies (deny wins, then
+//! the most specific rule).
+//!
+//! ```toml
+//! name = "key-admin"
+//! [[path]]
+//! pattern = "sys/keyring"
+//! capabilities = ["sudo", "read"]
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -401,8 +427,12 @@ impl PathPattern {
                 segs.push(Seg::Lit((*piece).into()));
             }
         }
-        if matches!(segs.first(), Some(Seg::Lit(l)) if &**l == RESERVED_PREFIX) {
-            return Err("the 'sys' prefix is reserved and no path can match it".into());
+        // `sys/...` patterns name reserved paths only (see "Reserved paths").
+        if matches!(&segs[..], [Seg::Lit(l)] if &**l == RESERVED_PREFIX) {
+            return Err(
+                "the bare 'sys' prefix names nothing; name a reserved path such as 'sys/keyring'"
+                    .into(),
+            );
         }
         let literal_len = text.find(['+', '*']).unwrap_or(text.len());
         let plus = segs.iter().filter(|s| matches!(s, Seg::Any)).count();
@@ -979,6 +1009,79 @@ pub fn authorize(
     }
 }
 
+/// A reserved path naming one of Strongroom's own objects (see "Reserved
+/// paths" in the [module docs](self)). Only rules whose pattern starts with
+/// the literal segment `sys` match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SystemPath {
+    /// `sys/keyring`: key administration (`sudo`) and key listing (`read`).
+    Keyring,
+    /// `sys/audit`: reading and verifying the audit trail (`read`).
+    Audit,
+}
+
+impl SystemPath {
+    /// The path as text, `sys/...`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyring => "sys/keyring",
+            Self::Audit => "sys/audit",
+        }
+    }
+}
+
+impl fmt::Display for SystemPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PolicySet {
+    /// Decides `capability` on a reserved path: only rules whose pattern
+    /// starts with the literal segment `sys` take part.
+    pub fn evaluate_system(&self, capability: Capability, path: SystemPath) -> Decision<'_> {
+        let mut m = Matches::default();
+        let rest = path.as_str().split_once('/').map(|(_, rest)| rest);
+        if let Ok(i) = self
+            .index
+            .lit
+            .binary_search_by(|(k, _)| (**k).cmp(RESERVED_PREFIX))
+            && let Some((_, sys)) = self.index.lit.get(i)
+        {
+            sys.visit(rest, &mut m);
+        }
+        if let Some(p) = m.deny.and_then(|i| self.deny.get(i)) {
+            return Decision::DeniedByRule { rule: p.as_str() };
+        }
+        match m.best.and_then(|i| self.allow.get(i)) {
+            Some((p, caps)) if caps.contains(capability) => Decision::Allowed { rule: p.as_str() },
+            Some((p, _)) => Decision::NotGranted { rule: p.as_str() },
+            None => Decision::NoMatchingRule,
+        }
+    }
+}
+
+impl Principal {
+    /// Checks `capability` on the reserved path `path`, or returns
+    /// [`PolicyError::Denied`] naming it.
+    pub fn authorize_system(
+        &self,
+        capability: Capability,
+        path: SystemPath,
+    ) -> Result<(), PolicyError> {
+        if self.set.evaluate_system(capability, path).is_allowed() {
+            Ok(())
+        } else {
+            Err(PolicyError::Denied {
+                principal: self.name.to_string(),
+                capability,
+                path: path.as_str().to_owned(),
+            })
+        }
+    }
+}
+
 /// Loaded policies by name, from which principals are built.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyRegistry {
@@ -1099,7 +1202,7 @@ mod tests {
             "prod/+*",
             "prod/x y",
             "prod/%2e/x",
-            "sys/*",
+            "sys",
             "pr\u{043e}d/*",
         ] {
             assert!(
@@ -1547,5 +1650,78 @@ capabilities = ["deny"]
     fn unicode_columns_count_characters() {
         assert_eq!(line_column("ab\ncé d", 7), (2, 4));
         assert_eq!(line_column("x", 99), (1, 2));
+    }
+
+    /// A row of the reserved-path table: rules (`["deny"]` for deny),
+    /// request, expected result.
+    type ReservedRow<'a> = (&'a [(&'a str, &'a [&'a str])], Capability, SystemPath, bool);
+
+    /// Reserved paths are reached only by rules that name `sys` literally.
+    #[test]
+    fn reserved_paths_need_a_sys_rule() {
+        let (kr, au) = (SystemPath::Keyring, SystemPath::Audit);
+        let all: &[&str] = &["read", "list", "rotate", "lease", "sudo"];
+        let rows: &[ReservedRow<'_>] = &[
+            // wildcards in the first segment never reach a reserved path
+            (&[("*", all)], Sudo, kr, false),
+            (&[("+/*", all)], Sudo, kr, false),
+            (&[("sys*", all)], Sudo, kr, false),
+            // exact, `+` and `*` rules under `sys`
+            (&[("sys/keyring", &["sudo"])], Sudo, kr, true),
+            (&[("sys/keyring", &["sudo"])], Sudo, au, false),
+            (&[("sys/keyring", &["read"])], Sudo, kr, false),
+            (&[("sys/+", &["read"])], Read, au, true),
+            (&[("sys/*", &["read"])], Read, au, true),
+            // deny wins among sys rules; a wildcard deny does not reach them
+            (
+                &[("sys/keyring", &["sudo"]), ("sys/*", &["deny"])],
+                Sudo,
+                kr,
+                false,
+            ),
+            (
+                &[("sys/keyring", &["sudo"]), ("*", &["deny"])],
+                Sudo,
+                kr,
+                true,
+            ),
+        ];
+        for (rules, cap, path, want) in rules_iter(rows) {
+            let got = Principal::new("p", [&Policy::new("p", rules)])
+                .authorize_system(cap, path)
+                .is_ok();
+            assert_eq!(got, want, "{cap} {path}");
+        }
+        // a sys rule never matches a secret path, and `sys` alone is refused
+        let rule = Rule::allow("sys/*", Capability::ALL).unwrap();
+        let set = PolicySet::new([&Policy::new("p", vec![rule])]);
+        assert!(!set.allows(Read, &p("system/x")));
+        assert!(PathPattern::parse("sys").is_err());
+        let toml = "name = 'k'\n[[path]]\npattern = 'sys/keyring'\ncapabilities = ['sudo']\n";
+        assert!(Policy::from_toml_str(toml).is_ok());
+        // the denial names the reserved path
+        let err = Principal::new("p", [])
+            .authorize_system(Sudo, kr)
+            .unwrap_err();
+        assert!(err.to_string().contains("sys/keyring"), "{err}");
+    }
+
+    /// Builds the rules of each row of a table.
+    fn rules_iter<'a>(
+        rows: &'a [ReservedRow<'a>],
+    ) -> impl Iterator<Item = (Vec<Rule>, Capability, SystemPath, bool)> + 'a {
+        rows.iter().map(|(rules, cap, path, want)| {
+            let rules = rules
+                .iter()
+                .map(|(pattern, caps)| {
+                    if caps == &["deny"] {
+                        Rule::deny(pattern).unwrap()
+                    } else {
+                        Rule::allow(pattern, caps.iter().map(|c| c.parse().unwrap())).unwrap()
+                    }
+                })
+                .collect();
+            (rules, *cap, *path, *want)
+        })
     }
 }

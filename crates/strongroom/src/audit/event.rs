@@ -88,6 +88,20 @@ pub enum Operation {
     Seal,
     /// Change policies.
     PolicyChange,
+    /// Revoke every lease under a path prefix.
+    LeaseRevokePrefix,
+    /// Remove a lease whatever its engine says.
+    LeaseRevokeForce,
+    /// Make an older key version primary again.
+    KeyPromote,
+    /// Retire key versions (raise the minimum decryption version).
+    KeyRetire,
+    /// Erase a retired key version.
+    KeyDestroy,
+    /// Replace the root key.
+    RootKeyRotate,
+    /// Read or verify the audit trail.
+    AuditRead,
 }
 
 impl Operation {
@@ -111,6 +125,13 @@ impl Operation {
             Self::Unseal => "unseal",
             Self::Seal => "seal",
             Self::PolicyChange => "policy_change",
+            Self::LeaseRevokePrefix => "lease_revoke_prefix",
+            Self::LeaseRevokeForce => "lease_revoke_force",
+            Self::KeyPromote => "key_promote",
+            Self::KeyRetire => "key_retire",
+            Self::KeyDestroy => "key_destroy",
+            Self::RootKeyRotate => "root_key_rotate",
+            Self::AuditRead => "audit_read",
         }
     }
 

@@ -27,10 +27,12 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use super::audit::AuditRequest;
 use super::commit::{Committed, Jitter, LeaseWrite, Stored};
 use super::{
     Attempt, DueReport, Lease, LeaseClaim, LeaseEvent, LeaseId, LeaseManager, LeaseState, Mem,
 };
+use crate::audit::Operation;
 use crate::clock::Timestamp;
 use crate::{Error, Result};
 
@@ -390,8 +392,28 @@ impl LeaseManager {
             held.release(id);
         }
         let claimed = self.claim_all(to_claim, now, &mut done, &mut held).await?;
+        // Set once an audit record is refused: the rest of the batch waits.
+        let mut audit_down = false;
         for mut stored in claimed {
             let id = stored.lease.id;
+            // Write-ahead: no revoker runs unaudited. A refused record leaves
+            // the lease claimed by this manager and due again after the
+            // retry delay, when it is claimed and recorded anew.
+            let audit = self.audit_request()?;
+            if !audit_down
+                && let Err(e) = self
+                    .audit_intent(&audit, Operation::LeaseRevoke, id, &stored.lease.path)
+                    .await
+            {
+                tracing::warn!(lease = %id, error = %e, "the revocation of an expired lease could not be audited; not revoking it now");
+                audit_down = true;
+            }
+            if audit_down {
+                report.errors += 1;
+                self.recheck_at(self.clock.now() + self.config.retry.base, id);
+                held.release(id);
+                continue;
+            }
             match self.revoke_holding(&mut stored).await? {
                 Held::Lost => held.release(id),
                 Held::Done(Ok(())) => {
@@ -404,7 +426,7 @@ impl LeaseManager {
                     }
                 }
                 Held::Done(Err(reason)) => {
-                    match self.record_failure(&stored, reason).await? {
+                    match self.record_failure(&stored, reason, &audit).await? {
                         Some(Attempt::Deferred { .. }) => report.deferred += 1,
                         Some(Attempt::Irrevocable { .. }) => report.irrevocable += 1,
                         _ => {}
@@ -589,7 +611,15 @@ impl LeaseManager {
     /// Records a failed revocation: the next try after the backoff, or
     /// irrevocable once attempts are used up; the claim is released.
     /// `None` if the record changed meanwhile (the claim was lost).
-    async fn record_failure(&self, stored: &Stored, reason: String) -> Result<Option<Attempt>> {
+    /// The failure is audited (under `audit`, the revocation's request)
+    /// before it is recorded; if the audit record is refused, nothing is
+    /// recorded and the error returned (the lease stays claimed and due).
+    async fn record_failure(
+        &self,
+        stored: &Stored,
+        reason: String,
+        audit: &AuditRequest,
+    ) -> Result<Option<Attempt>> {
         let id = stored.lease.id;
         let now = self.clock.now();
         let attempts = stored.lease.failed_attempts().saturating_add(1);
@@ -610,6 +640,12 @@ impl LeaseManager {
                 reason: reason.clone(),
             }
         };
+        let kind = match &attempt {
+            Attempt::Irrevocable { .. } => "lease_irrevocable",
+            _ => "lease_revocation_deferred",
+        };
+        self.audit_failure(audit, Operation::LeaseRevoke, id, &stored.lease.path, kind)
+            .await?;
         if let Committed::RecordChanged(_) =
             self.commit(&[LeaseWrite::update(stored, next)]).await?
         {
@@ -666,6 +702,8 @@ impl LeaseManager {
     /// outcome. A lease another member (or task) holds is waited for while
     /// `wait` allows, up to the revoke timeout.
     pub(super) async fn revoke_one(&self, id: LeaseId, force: bool, wait: bool) -> Result<Attempt> {
+        let audit = self.audit_request()?;
+        let mut audited = false;
         let limit = if wait {
             self.config.revoke_timeout
         } else {
@@ -726,6 +764,18 @@ impl LeaseManager {
                 next_try: claim.until,
             };
             claimed.claim = Some(claim);
+            // Write-ahead, once: on record before the lease is claimed and
+            // its revoker runs.
+            if !audited {
+                let op = if force {
+                    Operation::LeaseRevokeForce
+                } else {
+                    Operation::LeaseRevoke
+                };
+                self.audit_intent(&audit, op, id, &stored.lease.path)
+                    .await?;
+                audited = true;
+            }
             let mut stored = match self.commit(&[LeaseWrite::update(&stored, claimed)]).await? {
                 Committed::Done(mut v) => v
                     .pop()
@@ -745,14 +795,16 @@ impl LeaseManager {
                 }
             };
             let result = match outcome {
-                Err(reason) if !force => match self.record_failure(&stored, reason).await? {
-                    Some(attempt) => Ok(attempt),
-                    None => Ok(Attempt::Deferred {
-                        attempts: stored.lease.failed_attempts(),
-                        next_try: self.clock.now(),
-                        reason: "another member took the revocation over".into(),
-                    }),
-                },
+                Err(reason) if !force => {
+                    match self.record_failure(&stored, reason, &audit).await? {
+                        Some(attempt) => Ok(attempt),
+                        None => Ok(Attempt::Deferred {
+                            attempts: stored.lease.failed_attempts(),
+                            next_try: self.clock.now(),
+                            reason: "another member took the revocation over".into(),
+                        }),
+                    }
+                }
                 outcome => {
                     if let Err(reason) = &outcome {
                         tracing::warn!(lease = %id, %reason, "forced revocation: the engine failed; removing the lease anyway");

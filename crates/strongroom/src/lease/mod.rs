@@ -50,6 +50,51 @@
 //! manager has seen (exact for one manager; with several, as of each one's
 //! last change under a path).
 //!
+//! # Auditing
+//!
+//! With an audit log attached ([`LeaseConfig::audit`] or
+//! [`LeaseManager::with_audit`]), the manager writes, as principal
+//! [`LEASE_MANAGER_PRINCIPAL`]:
+//!
+//! | when | operation | outcome |
+//! | --- | --- | --- |
+//! | before a lease is stored ([`issue`](LeaseManager::issue), [`issue_batch`](LeaseManager::issue_batch)), one per lease | `lease_issue` | `allowed` |
+//! | before the engine is asked to renew ([`renew`](LeaseManager::renew)) | `lease_renew` | `allowed` |
+//! | before a lease is claimed for revocation on request ([`revoke`](LeaseManager::revoke), [`revoke_prefix`](LeaseManager::revoke_prefix)) | `lease_revoke` | `allowed` |
+//! | the same for [`force_revoke`](LeaseManager::force_revoke) | `lease_revoke_force` | `allowed` |
+//! | before the revoker of an expired lease runs ([`run_due`](LeaseManager::run_due)) | `lease_revoke` | `allowed` |
+//! | before a failed revocation is recorded (retry or irrevocable) | `lease_revoke` | error `lease_revocation_deferred` / `lease_irrevocable` |
+//! | after an issue or renewal that was recorded and then failed | as above | error with the error's kind |
+//!
+//! Each record carries the lease id and path, never revocation data; the
+//! records of one call share a request id. A write-ahead record with no
+//! error record after it for the same request id means the operation went
+//! through (or, after a crash, may have: revokers are idempotent and
+//! another member finishes a revocation it finds claimed).
+//!
+//! **Fail closed.** For calls, a record that no sink accepts fails the call
+//! with the audit error before anything changed. For expiry, a lease whose
+//! record is refused is not revoked now: it stays claimed by this manager
+//! and due, and is tried again (with a new record) after
+//! [`RetryPolicy::base`], so a revocation never runs unaudited and none is
+//! lost while the audit sinks are down. The rest of that batch is set
+//! aside the same way without another attempt, so a hung sink costs one
+//! sink timeout per batch, not one per lease. A failed revocation whose
+//! error record is refused is not recorded either: the lease stays claimed
+//! and is tried again later.
+//!
+//! These appends do not save the audit head in the store; the next
+//! [`Handle`](crate::Handle) record saves a head past them, and
+//! [`Strongroom::open_audit_log`](crate::Strongroom::open_audit_log)
+//! resumes from the log file's last record either way.
+//!
+//! A principal reaches leases through a
+//! [`LeaseHandle`](crate::authorized::LeaseHandle), which checks its
+//! `lease` (and for forced and prefix revocation `sudo`) capability and
+//! writes the principal's own records (denied, intent, result) besides
+//! these. [`LeaseManager::audit_events`], which audited from the lossy
+//! event channel, is deprecated in favour of this.
+//!
 //! # Example
 //!
 //! ```
@@ -83,6 +128,7 @@
 //! # }).unwrap();
 //! ```
 
+mod audit;
 mod claim;
 mod commit;
 mod index;
@@ -103,8 +149,10 @@ use tokio::sync::{Notify, OnceCell, broadcast};
 
 use commit::{Committed, LeaseWrite, Stored};
 
+pub use audit::LEASE_MANAGER_PRINCIPAL;
 pub use index::ExpiryIndex;
 
+use crate::audit::Operation;
 use crate::clock::{Clock, Timestamp};
 use crate::storage::{BatchOp, DynStorage};
 use crate::{Error, PathError, Result};
@@ -572,6 +620,11 @@ impl LeaseRequest {
         }
     }
 
+    /// The path the lease is for.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Whether the lease may be renewed (default true).
     pub fn renewable(mut self, renewable: bool) -> Self {
         self.renewable = renewable;
@@ -654,7 +707,7 @@ impl Default for RetryPolicy {
 }
 
 /// Settings of a [`LeaseManager`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LeaseConfig {
     /// The most live leases in the store (`None`: unlimited). Live means
@@ -689,6 +742,45 @@ pub struct LeaseConfig {
     /// other managers issued or renewed, or that a dead member had claimed.
     /// Default 10 s.
     pub rescan_interval: Duration,
+    /// The audit log the manager appends its own records to, synchronously
+    /// and before each effect, failing closed (see "Auditing" in the
+    /// [module docs](self); [`LeaseManager::with_audit`] sets it). Default
+    /// none: nothing is audited by the manager itself.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+impl PartialEq for LeaseConfig {
+    /// Settings are equal field by field; audit logs by identity.
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            max_leases,
+            prefix_quotas,
+            expiring_soon_fraction,
+            retry,
+            restore_horizon,
+            revoke_timeout,
+            event_capacity,
+            member_id,
+            claim_ttl,
+            rescan_interval,
+            audit,
+        } = self;
+        *max_leases == other.max_leases
+            && *prefix_quotas == other.prefix_quotas
+            && *expiring_soon_fraction == other.expiring_soon_fraction
+            && *retry == other.retry
+            && *restore_horizon == other.restore_horizon
+            && *revoke_timeout == other.revoke_timeout
+            && *event_capacity == other.event_capacity
+            && *member_id == other.member_id
+            && *claim_ttl == other.claim_ttl
+            && *rescan_interval == other.rescan_interval
+            && match (audit, &other.audit) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
 }
 
 impl Default for LeaseConfig {
@@ -704,6 +796,7 @@ impl Default for LeaseConfig {
             member_id: None,
             claim_ttl: Duration::from_secs(30),
             rescan_interval: Duration::from_secs(10),
+            audit: None,
         }
     }
 }
@@ -816,7 +909,8 @@ pub struct DueReport {
     pub irrevocable: usize,
     /// Expiring-soon events sent.
     pub expiring_soon: usize,
-    /// Entries whose processing hit a storage error (retried later).
+    /// Entries whose processing hit a storage error, or whose audit record
+    /// was refused (retried later).
     pub errors: usize,
 }
 
@@ -1358,10 +1452,25 @@ impl LeaseManager {
                 claim: None,
             }));
         }
-        if let Committed::RecordChanged(id) = self.commit_locked(&writes).await? {
-            return Err(Error::InvalidArgument(format!(
+        // Write-ahead: each lease is on the audit record before it exists.
+        let audit = self.audit_request()?;
+        for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
+            self.audit_intent(&audit, Operation::LeaseIssue, lease.id, &lease.path)
+                .await?;
+        }
+        let committed = match self.commit_locked(&writes).await {
+            Ok(Committed::Done(_)) => Ok(()),
+            Ok(Committed::RecordChanged(id)) => Err(Error::InvalidArgument(format!(
                 "the new lease id {id} is already taken; issue again"
-            )));
+            ))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
+                self.audit_failure_or_log(&audit, Operation::LeaseIssue, lease.id, &lease.path, &e)
+                    .await;
+            }
+            return Err(e);
         }
         drop(_w);
         let leases: Vec<Lease> = writes.into_iter().filter_map(|w| w.new).collect();
@@ -1449,7 +1558,7 @@ impl LeaseManager {
         }
         self.restore().await?;
         let now = self.clock.now();
-        let mut current = self.renewable_lease(id, now).await?;
+        let current = self.renewable_lease(id, now).await?;
         let hard_end = current.lease.max_expires_at();
         let wanted = now + increment;
         let new_expiry = wanted.min(hard_end);
@@ -1458,6 +1567,31 @@ impl LeaseManager {
             .ok_or_else(|| LeaseError::NoRevoker {
                 engine: current.lease.engine.clone(),
             })?;
+        // Write-ahead: on record before the engine or the store changes.
+        let audit = self.audit_request()?;
+        let path = current.lease.path.clone();
+        self.audit_intent(&audit, Operation::LeaseRenew, id, &path)
+            .await?;
+        let renewed = self
+            .renew_recorded(id, current, revoker, now, new_expiry, wanted > hard_end)
+            .await;
+        if let Err(e) = &renewed {
+            self.audit_failure_or_log(&audit, Operation::LeaseRenew, id, &path, e)
+                .await;
+        }
+        renewed
+    }
+
+    /// The effect of [`LeaseManager::renew`] once it is on record.
+    async fn renew_recorded(
+        &self,
+        id: LeaseId,
+        mut current: Stored,
+        revoker: Arc<dyn Revoker>,
+        now: Timestamp,
+        new_expiry: Timestamp,
+        capped: bool,
+    ) -> Result<Lease> {
         revoker.renew(&current.lease, new_expiry).await?;
 
         loop {
@@ -1474,7 +1608,7 @@ impl LeaseManager {
                         id,
                         path: renewed.path.clone(),
                         expires_at: new_expiry,
-                        capped: wanted > hard_end,
+                        capped,
                     });
                     return Ok(renewed);
                 }
@@ -1595,8 +1729,18 @@ impl LeaseManager {
     /// as pending, as are leases another manager is revoking right now.
     pub async fn revoke_prefix(&self, prefix: &str) -> Result<PrefixRevocation> {
         self.restore().await?;
+        let ids = self.list(prefix).await?;
+        self.revoke_each(&ids).await
+    }
+
+    /// Revokes each of `ids` as [`LeaseManager::revoke_prefix`] does (not
+    /// waiting for leases another manager is revoking; ids already gone
+    /// are skipped): the authorised prefix revocation revokes exactly the
+    /// leases it checked.
+    pub(crate) async fn revoke_each(&self, ids: &[LeaseId]) -> Result<PrefixRevocation> {
+        self.restore().await?;
         let mut out = PrefixRevocation::default();
-        for id in self.list(prefix).await? {
+        for &id in ids {
             match self.revoke_one(id, false, false).await? {
                 Attempt::Revoked(_) => out.revoked.push(id),
                 Attempt::Deferred { .. } | Attempt::Irrevocable { .. } => out.pending.push(id),
@@ -1666,6 +1810,14 @@ impl LeaseManager {
             .fold(refill.min(mem.next_rescan), Timestamp::min)
     }
 
+    /// **Deprecated:** attach the log with [`LeaseManager::with_audit`] (or
+    /// [`LeaseConfig::audit`]) instead, which appends each record on the
+    /// operation's own path before its effect and fails closed; this task
+    /// reads the event channel afterwards and can fall behind, lose events
+    /// (it then records only how many) and only log a failed append. Kept
+    /// for existing callers; do not use both on one log (records would be
+    /// written twice).
+    ///
     /// Writes every lease event to `audit` as principal `"lease-manager"`:
     /// issue, renewal, revocation (forced or not) and irrevocable leases
     /// (outcome error `irrevocable`, so an operator is told). Events carry

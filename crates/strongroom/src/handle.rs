@@ -138,6 +138,7 @@ use crate::audit::{
     AuditEvent, AuditLog, AuditRecord, AuditSink, Checkpoint, Operation, Outcome, new_request_id,
     verify_jsonl_file,
 };
+use crate::authorized::{AuditTrail, KeyAdmin, LeaseHandle, RotationHandle};
 use crate::path::SecretPath;
 use crate::policy::{Capability, PolicyError, Principal};
 use crate::secrets::{
@@ -648,5 +649,44 @@ impl Handle {
                 Err(e)
             }
         }
+    }
+
+    // ----- the authorised facade beyond secrets (crate::authorized) -----
+
+    /// Leases through `manager` as this principal: checked against its
+    /// `lease` (and for forced and prefix revocation `sudo`) capabilities
+    /// and audited to this handle's log (see [`crate::authorized`]).
+    pub fn leases(&self, manager: &Arc<crate::lease::LeaseManager>) -> LeaseHandle {
+        LeaseHandle::new(self.clone(), Arc::clone(manager))
+    }
+
+    /// Rotation of `engine`'s credential as this principal: `rotate` on
+    /// the credential's name, `read` for its staged secrets and status (see
+    /// [`crate::authorized`]).
+    pub fn rotation(&self, engine: &Arc<crate::rotation::RotationEngine>) -> RotationHandle {
+        RotationHandle::new(self.clone(), Arc::clone(engine))
+    }
+
+    /// Key administration of this handle's store as this principal: `sudo`
+    /// on the reserved path `sys/keyring` (see [`crate::authorized`]).
+    pub fn key_admin(&self) -> KeyAdmin {
+        KeyAdmin::new(self.clone())
+    }
+
+    /// Reading and verifying the audit trail as this principal: `read` on
+    /// the reserved path `sys/audit` (see [`crate::authorized`]).
+    pub fn audit_trail(&self) -> AuditTrail {
+        AuditTrail::new(self.clone())
+    }
+
+    /// The store this handle acts on, for the authorised handles.
+    pub(crate) fn strongroom(&self) -> &Strongroom {
+        self.store.strongroom()
+    }
+
+    /// Appends `event` and saves the head, as every handle call does; for
+    /// the authorised handles.
+    pub(crate) async fn audit_record(&self, event: AuditEvent) -> Result<AuditRecord> {
+        self.record(event).await
     }
 }

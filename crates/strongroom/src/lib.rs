@@ -13,6 +13,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
+pub mod authorized;
 pub mod changes;
 pub mod clock;
 mod error;

@@ -18,10 +18,14 @@ use strongroom_sqlx::SqliteStore;
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // A key file must sit in a directory only its owner can write (not
+    // /tmp itself): a private temporary directory unless one is given.
+    let scratch =
+        tempfile::tempdir().map_err(|e| strongroom::Error::InvalidArgument(e.to_string()))?;
     let dir: PathBuf = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| scratch.path().to_path_buf());
     let key_file = dir.join("root.key");
     let db = dir.join("strongroom.db");
 

@@ -601,3 +601,16 @@ mod against_the_saved_head {
         assert!(matches!(reason, ChainBreak::Malformed(_)), "{reason:?}");
     }
 }
+
+/// A policy file is read through a bounded reader: an oversized one is
+/// refused without being read whole.
+#[test]
+fn an_oversized_policy_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let line = "# padding padding padding padding padding padding padding padding\n";
+    let text = line.repeat((strongroom::policy::MAX_POLICY_FILE_LEN as usize / line.len()) + 2);
+    std::fs::write(&path, text).unwrap();
+    let e = strongroom::policy::Policy::from_toml_file(&path).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+}

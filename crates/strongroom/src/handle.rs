@@ -181,7 +181,7 @@ impl Strongroom {
     }
 
     async fn read_head(&self) -> Result<Option<(Checkpoint, Vec<u8>)>> {
-        let Some(raw) = self.storage().get(AUDIT_HEAD_RECORD).await? else {
+        let Some(raw) = self.barrier().get(AUDIT_HEAD_RECORD).await? else {
             return Ok(None);
         };
         let rec: HeadRecord = serde_json::from_slice(&raw).map_err(|e| {
@@ -220,7 +220,7 @@ impl Strongroom {
                 BatchOp::expect(AUDIT_HEAD_RECORD, current.map(|(_, raw)| raw)),
                 BatchOp::put(AUDIT_HEAD_RECORD, encoded.clone()),
             ];
-            match self.storage().batch(ops).await {
+            match self.barrier().batch(ops).await {
                 Ok(()) => return Ok(()),
                 Err(Error::StorageConflict { .. }) => continue,
                 Err(e) => return Err(e),

@@ -616,6 +616,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The largest policy file [`Policy::from_toml_file`] reads (1 MiB).
+pub const MAX_POLICY_FILE_LEN: u64 = 1 << 20;
+
 impl Policy {
     /// A policy from rules built in code.
     pub fn new(name: impl Into<String>, rules: Vec<Rule>) -> Self {
@@ -631,12 +634,26 @@ impl Policy {
     }
 
     /// Reads and parses a policy file.
+    /// Files longer than [`MAX_POLICY_FILE_LEN`] are refused without being
+    /// read whole.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, PolicyError> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
+        let io = |message: String| PolicyError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_POLICY_FILE_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io(e.to_string()))?;
+        if bytes.len() as u64 > MAX_POLICY_FILE_LEN {
+            return Err(io(format!(
+                "policy file is larger than {MAX_POLICY_FILE_LEN} bytes"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| io("policy file is not UTF-8".into()))?;
         Self::from_toml_named(&text, &path.display().to_string())
     }
 

@@ -102,7 +102,9 @@
 //! use std::time::Duration;
 //! use strongroom::clock::{ManualClock, Timestamp};
 //! use strongroom::lease::{Lease, LeaseConfig, LeaseManager, Revoker};
+//! use strongroom::protector::SoftwareProtector;
 //! use strongroom::storage::MemoryStorage;
+//! use strongroom::{Options, SecretBytes, Strongroom};
 //!
 //! #[derive(Debug)]
 //! struct Noop;
@@ -114,8 +116,10 @@
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32]))?;
+//! let store = Strongroom::init(Arc::new(MemoryStorage::new()), &protector, Options::default()).await?;
 //! let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
-//! let manager = LeaseManager::new(Arc::new(MemoryStorage::new()), clock.clone(), LeaseConfig::default())?;
+//! let manager = LeaseManager::new(&store, clock.clone(), LeaseConfig::default())?;
 //! manager.register_revoker("noop", Arc::new(Noop));
 //! let lease = manager
 //!     .issue("noop/creds/app", "noop", Duration::from_secs(60), Duration::from_secs(300), true, Vec::new())
@@ -155,7 +159,7 @@ pub use index::ExpiryIndex;
 use crate::audit::Operation;
 use crate::clock::{Clock, Timestamp};
 use crate::storage::{BatchOp, DynStorage};
-use crate::{Error, PathError, Result};
+use crate::{Error, PathError, Result, Strongroom};
 
 const REC_PREFIX: &str = "lease/";
 /// The index layout before packed segments (converted on restore).
@@ -1121,10 +1125,14 @@ pub struct LeaseManager {
 }
 
 impl LeaseManager {
-    /// A manager over `storage`. Call [`LeaseManager::restore`] before use
-    /// (every operation restores on first use if it has not been called).
-    pub fn new(storage: DynStorage, clock: Arc<dyn Clock>, config: LeaseConfig) -> Result<Self> {
+    /// A manager over `store`'s storage, behind its barrier (every lease
+    /// record, index segment and counter is sealed under the keyring and
+    /// bound to its storage key; see [`Strongroom::barrier`]). Call
+    /// [`LeaseManager::restore`] before use (every operation restores on
+    /// first use if it has not been called).
+    pub fn new(store: &Strongroom, clock: Arc<dyn Clock>, config: LeaseConfig) -> Result<Self> {
         config.validate()?;
+        let storage = store.barrier();
         let member = match &config.member_id {
             Some(id) => id.clone(),
             None => claim::random_member_id()?,

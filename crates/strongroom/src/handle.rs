@@ -473,12 +473,19 @@ impl Handle {
 
     /// Watches the secrets under `prefix` for changes made by any process
     /// (capability `list` on the prefix path, as for [`Handle::list`]: a
-    /// watch reveals which paths change, never their values). Audited once,
-    /// as a list of the prefix, when the watch starts.
+    /// watch reveals which paths change, never their values, and, like
+    /// `list`, only paths the principal has some capability on). Audited
+    /// once, as a list of the prefix, when the watch starts.
     pub async fn watch(&self, prefix: &str) -> Result<crate::secrets::SecretWatch> {
         let event = self.event(Operation::List, prefix)?;
         let p = self.admit(&event, prefix, Capability::List).await?;
-        let result = self.store.watch(&format!("{}/", p.as_str()));
+        // Like `list`: only paths the principal has some capability on.
+        let principal = self.principal.clone();
+        let result = self.store.watch(&format!("{}/", p.as_str())).map(|w| {
+            w.filtered(Box::new(move |path| {
+                !principal.policy_set().capabilities(path).is_empty()
+            }))
+        });
         self.finish(event, result, |_| None).await
     }
 

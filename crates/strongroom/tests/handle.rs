@@ -1094,7 +1094,13 @@ async fn watch_needs_list_and_reports_other_writers_paths() {
     let reader = store_on(Arc::new(mem.clone()), clock, false).await;
     let (log, sink) = memory_log(&reader).await;
     let lister = reader.as_principal(
-        principal("lister", vec![allow("prod", &[Capability::List])]),
+        principal(
+            "lister",
+            vec![
+                allow("prod", &[Capability::List]),
+                allow("prod/*", &[Capability::List]),
+            ],
+        ),
         log.clone(),
     );
     let reader_only = reader.as_principal(
@@ -1214,4 +1220,38 @@ async fn a_deny_on_a_subtree_covers_its_root_and_list_hides_it() {
         assert_eq!(denied.len(), 5, "{denied:?}");
         assert!(denied.iter().all(|(_, p)| p.starts_with("prod/app/admin")));
     }
+}
+
+/// A watch, like `list`, does not report paths in a subtree the principal is
+/// denied: a change there is skipped, the next visible one is reported.
+#[tokio::test]
+async fn watch_hides_a_denied_subtree() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let mem = MemoryStorage::new();
+    let writer = store_on(Arc::new(mem.clone()), clock.clone(), true).await;
+    let reader = store_on(Arc::new(mem.clone()), clock, false).await;
+    let (log, _sink) = memory_log(&reader).await;
+    let svc = reader.as_principal(
+        principal(
+            "svc",
+            vec![
+                allow("prod/app", &[Capability::List]),
+                allow("prod/app/*", &[Capability::List, Capability::Read]),
+                Rule::deny("prod/app/admin/*").unwrap(),
+            ],
+        ),
+        log,
+    );
+    let mut w = svc.watch("prod/app").await.unwrap();
+    for path in ["prod/app/admin", "prod/app/admin/root-key", "prod/app/db"] {
+        writer
+            .secrets()
+            .put(path, CANARY.as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        w.next().await,
+        strongroom::secrets::SecretChange::Changed(vec!["prod/app/db".into()])
+    );
 }

@@ -27,10 +27,24 @@ pub enum SecretChange {
 /// SQLite `PRAGMA data_version`); when the backend cannot name the change or
 /// a notice is lost, [`SecretChange::Resync`] is reported, and at the latest
 /// every fallback interval (default 5 s). Reports carry paths, never values.
-#[derive(Debug)]
 pub struct SecretWatch {
     watcher: ChangeWatcher,
     key_prefix: String,
+    /// Which changed paths may be reported (all when `None`).
+    visible: Option<Visible>,
+}
+
+/// Decides whether a changed path may be reported.
+type Visible = Box<dyn Fn(&SecretPath) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for SecretWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretWatch")
+            .field("watcher", &self.watcher)
+            .field("key_prefix", &self.key_prefix)
+            .field("filtered", &self.visible.is_some())
+            .finish()
+    }
 }
 
 impl SecretWatch {
@@ -44,6 +58,11 @@ impl SecretWatch {
                         .iter()
                         .filter(|k| k.starts_with(&self.key_prefix))
                         .filter_map(|k| k.strip_prefix(METADATA_PREFIX))
+                        .filter(|p| {
+                            self.visible.as_ref().is_none_or(|visible| {
+                                SecretPath::parse(p).is_ok_and(|p| visible(&p))
+                            })
+                        })
                         .map(str::to_owned)
                         .collect();
                     if !paths.is_empty() {
@@ -52,6 +71,13 @@ impl SecretWatch {
                 }
             }
         }
+    }
+
+    /// Reports only the changed paths `visible` admits (a principal's
+    /// watch hides paths it has no capability on).
+    pub(crate) fn filtered(mut self, visible: Visible) -> Self {
+        self.visible = Some(visible);
+        self
     }
 
     /// Whether the backend announces changes (otherwise only the polling
@@ -78,6 +104,7 @@ impl SecretsStore {
         Ok(SecretWatch {
             watcher: ChangeWatcher::new(self.sr.storage().watch(), fallback),
             key_prefix: format!("{METADATA_PREFIX}{prefix}"),
+            visible: None,
         })
     }
 }

@@ -306,9 +306,28 @@ async fn first_rotation_creates_and_second_keeps_previous_through_grace() {
     assert!(keys.contains(&format!("s/rot/{NAME}/v/2")));
     assert!(!keys.contains(&format!("s/rot/{NAME}/v/1")));
     assert!(keys.contains(&format!("rot/{NAME}")));
-    // the plain state record holds no secret
-    let state = f.mem.snapshot().await[&format!("rot/{NAME}")].clone();
+    // the state record holds no secret: stored sealed (behind the barrier),
+    // and its plaintext names versions and identities only
+    let stored = f.mem.snapshot().await[&format!("rot/{NAME}")].clone();
+    assert!(
+        String::from_utf8(stored).is_err(),
+        "stored sealed, not as JSON"
+    );
+    let sr = Strongroom::unseal(
+        Arc::new(f.mem.clone()),
+        &protector(),
+        self_options(&f.clock),
+    )
+    .await
+    .unwrap();
+    let state = sr
+        .barrier()
+        .get(&format!("rot/{NAME}"))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8(state).unwrap();
+    assert!(text.contains("\"current\":2"), "{text}");
     assert!(!text.contains(&hex::encode(v2.secret().expose_secret())));
     assert_eq!(f.model.violations.load(Ordering::SeqCst), 0);
 }

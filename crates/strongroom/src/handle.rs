@@ -36,9 +36,10 @@
 //! As in Vault, destroying versions and deleting a secret's metadata need
 //! `delete` on the path (not `sudo`): whoever may delete a secret may also
 //! make the deletion permanent. Keep `delete` away from principals that
-//! must not lose data. `rotate` and `lease` are checked by the rotation and
-//! lease modules, which audit through the same log; `sudo` guards
-//! store-wide operations.
+//! must not lose data. `lease`, `rotate` and `sudo` are checked by the
+//! handles in [`crate::authorized`] ([`Handle::leases`],
+//! [`Handle::rotation`], [`Handle::key_admin`], [`Handle::audit_trail`]),
+//! which audit through the same log.
 //!
 //! For [`put`](Handle::put) the create-or-update decision is made by
 //! [`SecretsStore::put_with`] on the same read its atomic write is

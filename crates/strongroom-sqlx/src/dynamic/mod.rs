@@ -88,11 +88,13 @@
 //!
 //! # Audit
 //!
-//! The engine writes no audit record of its own: it has no audit sink. The
-//! lease manager's events ([`LeaseManager::audit_events`](strongroom::lease::LeaseManager::audit_events))
-//! record the lease after the fact; a caller that must audit before a
-//! password leaves the library has to record the issue itself before
-//! handing the credential on.
+//! Attach an audit log to the lease manager
+//! ([`LeaseManager::with_audit`](strongroom::lease::LeaseManager::with_audit)):
+//! the engine then records each issue (principal `dynamic:<engine>`) before
+//! the role exists on the server, and the manager records the lease before
+//! it is stored and every renewal and revocation before it takes effect. If
+//! no sink accepts a record the operation does not happen (an issue creates
+//! no role and returns no password).
 //!
 //! # Example
 //!
@@ -111,9 +113,9 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let storage: DynStorage = Arc::new(SqliteStore::open("strongroom.db").await?);
 //! let protector = SoftwareProtector::from_key_file("strongroom.key")?;
-//! let store = Strongroom::unseal(storage.clone(), &protector, Options::default()).await?;
+//! let store = Strongroom::unseal(storage, &protector, Options::default()).await?;
 //! let clock = store.clock().clone();
-//! let leases = Arc::new(LeaseManager::new(storage, clock.clone(), LeaseConfig::default())?);
+//! let leases = Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default())?);
 //! // An administrative connection: a role with CREATEROLE (and the grants it hands out).
 //! let admin = sqlx::PgPool::connect("postgres://admin:pw@127.0.0.1/app").await?;
 //! let engine = PgDynamicCredentials::new(admin, leases.clone(), store, clock, PgDynamicConfig::default())?;

@@ -13,7 +13,9 @@ use strongroom_testpg::TestPostgres;
 #[tokio::test]
 async fn sqlite_store_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("hostile.db")).await.unwrap();
+    let store = SqliteStore::open(dir.path().join("hostile.db"))
+        .await
+        .unwrap();
     let report = hostile::run(Arc::new(store)).await;
     println!("{}", report.table());
     report.assert_passed();

@@ -27,7 +27,7 @@ pub(crate) enum Command {
     /// protector given.
     Init(InitArgs),
     /// Shows key versions, their states and encryption reservations.
-    Status(StoreArgs),
+    Status(StoreCommandArgs),
     /// Writes a new version of a secret, its value read from stdin.
     Put(PutArgs),
     /// Shows a secret's version facts; with --reveal writes the raw value to stdout.
@@ -45,7 +45,7 @@ pub(crate) enum Command {
     /// Removes a secret entirely: its metadata and every version.
     Purge(PathArgs),
     /// Adds a new keyring key version and makes it primary.
-    Rotate(StoreArgs),
+    Rotate(StoreCommandArgs),
     /// Makes an active key version primary again.
     Promote(KeyVersionArgs),
     /// Re-seals every record not under the primary key (resumable).
@@ -96,6 +96,28 @@ pub(crate) struct StoreArgs {
     pub(crate) shamir_shares_file: Option<PathBuf>,
 }
 
+/// Who acts on the store, and where the action is audited.
+#[derive(Debug, Args)]
+pub(crate) struct OperatorArgs {
+    /// The operator's name in the audit records (as `operator:NAME`).
+    /// Default: $USER, else $LOGNAME, else the numeric user id.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) operator: Option<String>,
+    /// The audit file (JSON lines, created mode 0600, continued by every
+    /// command). Default: the database path with `.audit.jsonl` appended.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) audit_log: Option<PathBuf>,
+}
+
+/// A command that takes only the store (and who acts on it).
+#[derive(Debug, Args)]
+pub(crate) struct StoreCommandArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
 /// `init`: the new database and the protector to create.
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
@@ -121,6 +143,8 @@ pub(crate) struct InitArgs {
     /// (`K/N`); the shares are printed once and stored nowhere.
     #[arg(long, value_name = "K/N", value_parser = parse_k_of_n)]
     pub(crate) shamir: Option<(u8, u8)>,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `rotate-root`: the protector that wraps the new root key.
@@ -160,6 +184,8 @@ pub(crate) struct PutArgs {
     pub(crate) cas: Option<u64>,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `get`.
@@ -175,6 +201,8 @@ pub(crate) struct GetArgs {
     pub(crate) reveal: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `list`.
@@ -188,6 +216,8 @@ pub(crate) struct ListArgs {
     pub(crate) recursive: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `delete`, `undelete` and `destroy`.
@@ -200,6 +230,8 @@ pub(crate) struct VersionsArgs {
     pub(crate) versions: Vec<u64>,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `metadata`.
@@ -224,6 +256,8 @@ pub(crate) struct MetadataArgs {
     pub(crate) rotation_interval: Option<u64>,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `purge`.
@@ -233,6 +267,8 @@ pub(crate) struct PathArgs {
     pub(crate) path: String,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `promote` and `destroy-key`.
@@ -242,6 +278,8 @@ pub(crate) struct KeyVersionArgs {
     pub(crate) version: u32,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `rewrap`.
@@ -252,6 +290,8 @@ pub(crate) struct RewrapArgs {
     pub(crate) batch: usize,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `retire`.
@@ -262,6 +302,8 @@ pub(crate) struct RetireArgs {
     pub(crate) min_version: u32,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `rotate-root`.
@@ -269,6 +311,8 @@ pub(crate) struct RetireArgs {
 pub(crate) struct RotateRootArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
     #[command(flatten)]
     pub(crate) new: NewProtectorArgs,
 }

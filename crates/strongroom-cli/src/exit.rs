@@ -27,7 +27,16 @@ Exit codes:
   13  rewrap finished but records remain on older key versions
   14  other error
   15  a stored record is corrupt: edited, forged, moved or damaged at rest
-  16  a sealed value did not open (decryption failed)";
+  16  a sealed value did not open (decryption failed)
+  17  the audit file does not continue the store's audit chain (cut short,
+      edited, deleted or another store's): the command did nothing; run
+      `strongroom audit verify` on it to see where it breaks
+
+Every command but keygen and audit verify appends a record to the audit file
+(--audit-log, default: the database path + .audit.jsonl) before it takes effect
+or prints anything, as principal operator:NAME (--operator, else $USER, else
+$LOGNAME, else the numeric uid). If the record cannot be written, the command
+does nothing and exits 12 (or 17).";
 
 /// What went wrong, grouped by what the operator can do about it.
 #[derive(Debug)]
@@ -44,6 +53,20 @@ pub(crate) enum Failure {
     NoDatabase(PathBuf),
     /// Rewrap left unreadable records.
     RewrapIncomplete(u64),
+    /// The operator's audit file cannot be opened or created: nothing was
+    /// done.
+    AuditUnavailable(String),
+    /// The operator's audit file does not continue the store's chain
+    /// (truncated, edited, missing, another store's): nothing was done.
+    AuditDiverged(String),
+    /// An audit record of the command was refused. For a change this may
+    /// be its outcome record: the change was then made.
+    AuditWrite {
+        /// Why.
+        error: AuditError,
+        /// Whether the command changes the store.
+        change: bool,
+    },
 }
 
 /// What every command returns.
@@ -70,6 +93,18 @@ impl std::fmt::Display for Failure {
                 f,
                 "rewrap left {n} record(s) on older key versions (unreadable ones listed above); do not retire those versions yet"
             ),
+            Self::AuditUnavailable(m) | Self::AuditDiverged(m) => f.write_str(m),
+            Self::AuditWrite {
+                error,
+                change: false,
+            } => write!(f, "{error}; nothing was shown"),
+            Self::AuditWrite {
+                error,
+                change: true,
+            } => write!(
+                f,
+                "{error}; if this was the record of the outcome, the change was made: check before retrying"
+            ),
         }
     }
 }
@@ -80,7 +115,8 @@ impl Failure {
         match self {
             Self::ChainBroken(_) => 1,
             Self::Usage(_) => 2,
-            Self::Io(_) => 12,
+            Self::Io(_) | Self::AuditUnavailable(_) | Self::AuditWrite { .. } => 12,
+            Self::AuditDiverged(_) => 17,
             Self::NoDatabase(_) => 9,
             Self::RewrapIncomplete(_) => 13,
             Self::Lib(e) => lib_exit_code(e),

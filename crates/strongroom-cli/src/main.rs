@@ -5,13 +5,17 @@
 //!
 //! Files: `args` (the command line), `exit` (failures and exit codes),
 //! `protectors` (key protectors from arguments), `store` (opening and
-//! unsealing a store), `print` (shared output), `commands/*` (one file per
-//! group of commands). This file parses, dispatches and exits.
+//! unsealing a store), `operator` (the operator principal every command
+//! acts as, and its audit records), `audit_log` (the operator's audit
+//! file), `print` (shared output), `commands/*` (one file per group of
+//! commands). This file parses, dispatches and exits.
 #![forbid(unsafe_code)]
 
 mod args;
+mod audit_log;
 mod commands;
 mod exit;
+mod operator;
 mod print;
 mod protectors;
 mod store;

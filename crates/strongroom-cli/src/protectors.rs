@@ -78,8 +78,29 @@ pub(crate) async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResul
     Err(Failure::Usage("no protector given".into()))
 }
 
+/// A protector chosen and checked, not yet created where creating it is an
+/// effect outside this process (a key generated on a PKCS#11 token): the
+/// caller audits its intent first, then calls [`Pending::create`].
+pub(crate) enum Pending {
+    /// Nothing left to do: a key file read, or a Shamir key split (its
+    /// shares exist only here).
+    Ready(NewProtector),
+    /// A new key to generate on this token.
+    Pkcs11(Pkcs11Config),
+}
+
+impl Pending {
+    /// The protector, generating the token key if there is one to make.
+    pub(crate) async fn create(self) -> strongroom::Result<NewProtector> {
+        match self {
+            Self::Ready(p) => Ok(p),
+            Self::Pkcs11(config) => Ok((Box::new(Pkcs11Protector::init_key(config).await?), None)),
+        }
+    }
+}
+
 /// The protector `init` wraps the new root key with (exactly one).
-pub(crate) async fn init_protector(args: &InitArgs) -> CliResult<NewProtector> {
+pub(crate) fn init_protector(args: &InitArgs) -> CliResult<Pending> {
     let chosen = [
         args.key_file.is_some(),
         args.pkcs11_module.is_some(),
@@ -94,7 +115,10 @@ pub(crate) async fn init_protector(args: &InitArgs) -> CliResult<NewProtector> {
         ));
     }
     if let Some(f) = &args.key_file {
-        return Ok((Box::new(SoftwareProtector::from_key_file(f)?), None));
+        return Ok(Pending::Ready((
+            Box::new(SoftwareProtector::from_key_file(f)?),
+            None,
+        )));
     }
     if let Some(module) = &args.pkcs11_module {
         let config = pkcs11_config(
@@ -104,17 +128,17 @@ pub(crate) async fn init_protector(args: &InitArgs) -> CliResult<NewProtector> {
             args.pin_file.as_deref(),
             true,
         )?;
-        return Ok((Box::new(Pkcs11Protector::init_key(config).await?), None));
+        return Ok(Pending::Pkcs11(config));
     }
     if let Some((k, n)) = args.shamir {
         let (p, s) = ShamirProtector::generate(k, n)?;
-        return Ok((Box::new(p), Some((k, s))));
+        return Ok(Pending::Ready((Box::new(p), Some((k, s)))));
     }
     Err(Failure::Usage("no protector given".into()))
 }
 
 /// The protector `rotate-root` moves the store to (exactly one).
-pub(crate) async fn new_protector(a: &NewProtectorArgs) -> CliResult<NewProtector> {
+pub(crate) fn new_protector(a: &NewProtectorArgs) -> CliResult<Pending> {
     let chosen = [
         a.new_key_file.is_some(),
         a.new_pkcs11_module.is_some(),
@@ -129,7 +153,10 @@ pub(crate) async fn new_protector(a: &NewProtectorArgs) -> CliResult<NewProtecto
         ));
     }
     if let Some(f) = &a.new_key_file {
-        return Ok((Box::new(SoftwareProtector::from_key_file(f)?), None));
+        return Ok(Pending::Ready((
+            Box::new(SoftwareProtector::from_key_file(f)?),
+            None,
+        )));
     }
     if let Some(module) = &a.new_pkcs11_module {
         let config = pkcs11_config(
@@ -139,11 +166,11 @@ pub(crate) async fn new_protector(a: &NewProtectorArgs) -> CliResult<NewProtecto
             a.new_pin_file.as_deref(),
             false,
         )?;
-        return Ok((Box::new(Pkcs11Protector::init_key(config).await?), None));
+        return Ok(Pending::Pkcs11(config));
     }
     if let Some((k, n)) = a.new_shamir {
         let (p, s) = ShamirProtector::generate(k, n)?;
-        return Ok((Box::new(p), Some((k, s))));
+        return Ok(Pending::Ready((Box::new(p), Some((k, s)))));
     }
     Err(Failure::Usage("no new protector given".into()))
 }

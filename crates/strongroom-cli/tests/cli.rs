@@ -12,6 +12,8 @@ const VALUE: &str = "correct-horse-battery-staple-7f3a";
 struct Env {
     dir: tempfile::TempDir,
     vars: Vec<(String, String)>,
+    /// Variables removed from the child's environment.
+    unset: Vec<String>,
 }
 
 impl Env {
@@ -19,6 +21,7 @@ impl Env {
         Self {
             dir: tempfile::tempdir().unwrap(),
             vars: Vec::new(),
+            unset: Vec::new(),
         }
     }
 
@@ -36,7 +39,11 @@ impl Env {
 
     /// Runs the binary with `args`, feeding `stdin`.
     fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+        for k in &self.unset {
+            command.env_remove(k);
+        }
+        let mut child = command
             .args(args)
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
@@ -68,6 +75,30 @@ impl Env {
             &["init", "--db", &self.db(), "--key-file", &self.key()],
             b"",
         ));
+    }
+
+    /// Creates the store through the library, as an embedding application
+    /// would: no CLI audit record, no saved audit head.
+    fn init_without_cli(&self) {
+        ok(&self.run(&["keygen", &self.key()], b""));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(self.db()).await.unwrap());
+            let protector =
+                strongroom::protector::SoftwareProtector::from_key_file(self.key()).unwrap();
+            let sr = strongroom::Strongroom::init(
+                sqlite.clone(),
+                &protector,
+                strongroom::Options::default(),
+            )
+            .await
+            .unwrap();
+            sr.seal();
+            sqlite.close().await;
+        });
     }
 }
 
@@ -462,8 +493,10 @@ fn write_audit_log(env: &Env, file: &Path, records: u64) {
 
 #[test]
 fn audit_verify_good_and_tampered() {
+    // an application's log over a store the CLI never touched (every CLI
+    // command audits, and would save a head this log does not reach)
     let env = Env::new();
-    env.init();
+    env.init_without_cli();
     let log = env.path("audit.jsonl");
     write_audit_log(&env, &log, 4);
     let log_s = log.display().to_string();
@@ -537,8 +570,9 @@ fn write_audit_log_and_save_head(env: &Env, file: &Path, records: u64) {
 
 #[test]
 fn audit_verify_checks_the_saved_head_by_default() {
+    // an application's log and saved head (the CLI's own log is tested below)
     let env = Env::new();
-    env.init();
+    env.init_without_cli();
     let log = env.path("audit.jsonl");
     write_audit_log_and_save_head(&env, &log, 6);
     let log_s = log.display().to_string();
@@ -819,4 +853,319 @@ fn tampered_records_exit_with_their_own_codes() {
     write(&v2.0, &v2.1);
     let out = ok(&env.store(&["get", "prod/app/db", "--reveal"], b""));
     assert!(out.contains("second-value"), "{out}");
+}
+
+// ----- the operator's audit trail -----
+
+/// The records of the CLI's default audit file, parsed.
+fn audit_records(env: &Env) -> Vec<strongroom::audit::AuditRecord> {
+    std::fs::read_to_string(env.path("store.db.audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| strongroom::audit::AuditRecord::from_json_line(l).unwrap())
+        .collect()
+}
+
+/// (principal, operation, outcome) of each record.
+fn audit_summary(records: &[strongroom::audit::AuditRecord]) -> Vec<(String, String, String)> {
+    use strongroom::audit::Outcome;
+    records
+        .iter()
+        .map(|r| {
+            let outcome = match &r.event.outcome {
+                Outcome::Allowed => "allowed".to_owned(),
+                Outcome::Denied => "denied".to_owned(),
+                Outcome::Error { kind } => kind.clone(),
+            };
+            (
+                r.event.principal.clone(),
+                r.event.operation.as_str().to_owned(),
+                outcome,
+            )
+        })
+        .collect()
+}
+
+fn summary(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(p, o, r)| ((*p).to_owned(), (*o).to_owned(), (*r).to_owned()))
+        .collect()
+}
+
+/// Every command that touches the store leaves its records in the audit
+/// file next to the database, under `operator:<name>`, values only as
+/// HMACs; the file verifies against the store's saved head.
+#[test]
+fn every_operator_action_is_audited_and_the_file_verifies() {
+    let mut env = Env::new();
+    env.vars.push(("USER".into(), "alice".into()));
+    env.init();
+    let file = env.path("store.db.audit.jsonl");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    ok(&env.store(&["put", "prod/app/db"], VALUE.as_bytes()));
+    let got = env.store(&["get", "prod/app/db", "--reveal"], b"");
+    ok(&got);
+    assert_eq!(got.stdout, VALUE.as_bytes());
+    ok(&env.store(&["list", "--recursive"], b""));
+    ok(&env.store(&["put", "prod/app/db", "--operator", "bob"], b"second"));
+    ok(&env.store(&["delete", "prod/app/db", "--versions", "2"], b""));
+    ok(&env.store(&["rotate"], b""));
+    ok(&env.store(&["rewrap"], b""));
+    ok(&env.store(&["status"], b""));
+    fails(&env.store(&["get", "prod/app/missing"], b""), 3);
+    let new_key = env.path("new.key").display().to_string();
+    ok(&env.run(&["keygen", &new_key], b""));
+    ok(&env.store(&["rotate-root", "--new-key-file", &new_key], b""));
+
+    let records = audit_records(&env);
+    let a = "operator:alice";
+    assert_eq!(
+        audit_summary(&records),
+        summary(&[
+            (a, "keyring_rotate", "allowed"), // init
+            (a, "write", "allowed"),          // put: intent, result
+            (a, "write", "allowed"),
+            (a, "read", "allowed"), // get: before the value is shown
+            (a, "list", "allowed"),
+            ("operator:bob", "write", "allowed"),
+            ("operator:bob", "write", "allowed"),
+            (a, "delete", "allowed"),
+            (a, "delete", "allowed"),
+            (a, "keyring_rotate", "allowed"),
+            (a, "keyring_rotate", "allowed"),
+            (a, "rewrap", "allowed"),
+            (a, "rewrap", "allowed"),
+            (a, "read_metadata", "allowed"), // status
+            (a, "read", "not_found"),
+            (a, "root_key_rotate", "allowed"),
+            (a, "root_key_rotate", "allowed"),
+        ])
+    );
+    // intent and result of one action share a request id; actions do not
+    assert_eq!(records[1].event.request_id, records[2].event.request_id);
+    assert_ne!(records[2].event.request_id, records[3].event.request_id);
+    // the write's result and the read name the version; the key rotation
+    // names the new key version
+    assert_eq!(records[2].event.version, Some(1));
+    assert_eq!(records[3].event.version, Some(1));
+    assert_eq!(records[8].event.version, Some(2));
+    assert_eq!(records[10].event.version, Some(2));
+    assert_eq!(records[3].event.path.as_deref(), Some("prod/app/db"));
+    assert_eq!(records[9].event.path.as_deref(), Some("sys/keyring"));
+    // the value written and the value read appear as the same keyed HMAC
+    let written = records[1].event.fields.get("value_hmac").unwrap();
+    let read = records[3].event.fields.get("value_hmac").unwrap();
+    assert_eq!(written, read);
+    assert!(written.as_str().starts_with("hmac-sha256:"), "{written}");
+    assert_ne!(
+        records[5].event.fields.get("value_hmac").unwrap(),
+        written,
+        "another value, another HMAC"
+    );
+    // never the value itself
+    let raw = std::fs::read(&file).unwrap();
+    assert!(!raw.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
+    assert!(!raw.windows(6).any(|w| w == b"second"));
+
+    // the file verifies against the store's saved head (now under the new key)
+    let out = ok(&env.run(
+        &[
+            "audit",
+            "verify",
+            &file.display().to_string(),
+            "--db",
+            &env.db(),
+            "--key-file",
+            &new_key,
+        ],
+        b"",
+    ));
+    assert!(
+        out.starts_with(&format!("ok: {} record(s) verified", records.len())),
+        "{out}"
+    );
+}
+
+/// A chain cut short (the store's saved head is ahead of the file), or a
+/// file deleted, stops the next command before it does anything.
+#[test]
+fn truncated_or_missing_audit_file_stops_the_next_command() {
+    let env = Env::new();
+    env.init();
+    ok(&env.store(&["put", "app/token"], VALUE.as_bytes()));
+    ok(&env.store(&["put", "app/token"], b"second"));
+    let file = env.path("store.db.audit.jsonl");
+    let full = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    assert_eq!(lines.len(), 5);
+
+    // the last record removed
+    let cut = format!("{}\n", lines[..4].join("\n"));
+    std::fs::write(&file, &cut).unwrap();
+    let e = fails(&env.store(&["put", "app/token"], b"third"), 17);
+    assert!(e.contains("truncated") && e.contains("seq 5"), "{e}");
+    let e = fails(&env.store(&["get", "app/token", "--reveal"], b""), 17);
+    assert!(e.contains("truncated"), "{e}");
+    let out = env.store(&["get", "app/token", "--reveal"], b"");
+    assert!(out.stdout.is_empty(), "nothing is shown");
+    fails(&env.store(&["rotate"], b""), 17);
+    // nothing was appended to the file either
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), cut);
+    // emptied
+    std::fs::write(&file, "").unwrap();
+    fails(&env.store(&["status"], b""), 17);
+    // deleted
+    std::fs::remove_file(&file).unwrap();
+    let e = fails(&env.store(&["status"], b""), 17);
+    assert!(e.contains("missing"), "{e}");
+    assert!(!file.exists(), "a missing file is not recreated");
+
+    // restored: the chain goes on, and none of the refused commands had
+    // an effect (still version 2, key version 1)
+    std::fs::write(&file, &full).unwrap();
+    let got = env.store(&["get", "app/token", "--reveal"], b"");
+    ok(&got);
+    assert_eq!(got.stdout, b"second");
+    let status = ok(&env.store(&["status"], b""));
+    assert!(status.contains("primary key version: 1"), "{status}");
+    ok(&env.store(&["audit", "verify", &file.display().to_string()], b""));
+    assert_eq!(audit_records(&env).len(), 7);
+}
+
+/// An audit file that cannot be written refuses the command before the
+/// store is touched.
+#[test]
+fn unwritable_audit_file_fails_closed() {
+    let env = Env::new();
+    env.init();
+    // a directory is no file, whoever runs the test
+    let dir = env.path("audit-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let dir_s = dir.display().to_string();
+    let e = fails(
+        &env.store(
+            &["put", "app/token", "--audit-log", &dir_s],
+            VALUE.as_bytes(),
+        ),
+        12,
+    );
+    assert!(e.contains("audit"), "{e}");
+    // the secret was not written (read back with the store's own audit file)
+    fails(&env.store(&["get", "app/token"], b""), 3);
+
+    // a read-only audit file (unless the test runs as root, which may
+    // write it anyway)
+    let file = env.path("store.db.audit.jsonl");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let writable = std::fs::OpenOptions::new().append(true).open(&file).is_ok();
+    if !writable {
+        fails(&env.store(&["put", "app/token"], VALUE.as_bytes()), 12);
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    fails(&env.store(&["get", "app/token"], b""), 3);
+
+    // init refuses before it creates anything
+    let other = env.path("other.db").display().to_string();
+    fails(
+        &env.run(
+            &[
+                "init",
+                "--db",
+                &other,
+                "--key-file",
+                &env.key(),
+                "--audit-log",
+                &dir_s,
+            ],
+            b"",
+        ),
+        12,
+    );
+    assert!(!Path::new(&other).exists());
+    // ... and an audit file with another store's records is not reused
+    let used = env.path("store.db.audit.jsonl").display().to_string();
+    let e = fails(
+        &env.run(
+            &[
+                "init",
+                "--db",
+                &other,
+                "--key-file",
+                &env.key(),
+                "--audit-log",
+                &used,
+            ],
+            b"",
+        ),
+        17,
+    );
+    assert!(e.contains("already holds records"), "{e}");
+    assert!(!Path::new(&other).exists());
+}
+
+/// The operator's name: --operator, else USER, else LOGNAME, else the uid;
+/// a name that could garble a record is refused.
+#[test]
+fn operator_name_comes_from_the_option_or_the_environment() {
+    let mut env = Env::new();
+    env.vars.push(("USER".into(), "carol".into()));
+    env.vars.push(("LOGNAME".into(), "dave".into()));
+    env.init();
+    ok(&env.store(&["list"], b""));
+    ok(&env.store(&["list", "--operator", "erin"], b""));
+    env.vars.retain(|(k, _)| k != "USER");
+    env.unset.push("USER".into());
+    ok(&env.store(&["list"], b""));
+    env.vars.clear();
+    env.unset.push("LOGNAME".into());
+    ok(&env.store(&["list"], b""));
+    for bad in ["", "two words", "line\nbreak", &"x".repeat(65)] {
+        fails(&env.store(&["list", "--operator", bad], b""), 2);
+    }
+    let principals: Vec<String> = audit_records(&env)
+        .into_iter()
+        .map(|r| r.event.principal)
+        .collect();
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        principals,
+        [
+            "operator:carol".to_owned(),
+            "operator:carol".to_owned(),
+            "operator:erin".to_owned(),
+            "operator:dave".to_owned(),
+            format!("operator:{uid}"),
+        ]
+    );
+}
+
+/// Commands running at the same time on one store take turns on the audit
+/// file, so the chain stays one chain.
+#[test]
+fn concurrent_commands_keep_one_chain() {
+    let env = Env::new();
+    env.init();
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let env = &env;
+            s.spawn(move || {
+                let path = format!("app/s{i}");
+                ok(&env.store(&["put", &path], format!("value-{i}").as_bytes()));
+            });
+        }
+    });
+    let file = env.path("store.db.audit.jsonl").display().to_string();
+    let out = ok(&env.store(&["audit", "verify", &file], b""));
+    assert!(out.starts_with("ok: 13 record(s) verified"), "{out}");
+    assert_eq!(ok(&env.store(&["list", "app"], b"")).lines().count(), 6);
 }

@@ -4,17 +4,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use strongroom::audit::Operation;
+use strongroom::policy::SystemPath;
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::DynStorage;
-use strongroom::{Options, Strongroom};
+use strongroom::{Error, Options, Strongroom};
 use strongroom_sqlx::SqliteStore;
 
 use crate::args::InitArgs;
-use crate::exit::CliResult;
+use crate::audit_log;
+use crate::exit::{CliResult, Failure};
+use crate::operator::{Identity, Operator};
 use crate::print::print_shares;
 use crate::protectors::init_protector;
 
-/// `keygen`.
+/// `keygen`. No store is involved, so nothing is audited.
 pub(crate) fn keygen(key_file: &Path) -> CliResult {
     SoftwareProtector::generate_key_file(key_file)?;
     println!(
@@ -24,21 +28,73 @@ pub(crate) fn keygen(key_file: &Path) -> CliResult {
     Ok(())
 }
 
-/// `init`.
+/// `init`. The audit key is made with the store, so the store's first
+/// record (operation `keyring_rotate` on `sys/keyring` with the primary key
+/// version: key version 1 made and made primary) can only follow its
+/// creation. What can fail closed does: the audit file must be new or
+/// empty and writable before anything is created (no token key, no
+/// database), and if the record cannot be written after all, the database
+/// this command created is removed again.
 pub(crate) async fn init(args: InitArgs) -> CliResult {
-    let (protector, shares) = init_protector(&args).await?;
+    let id = Identity::from_args(&args.operator, &args.db)?;
+    let pending = init_protector(&args)?;
+    let db_existed = exists(&args.db)?;
+    if db_existed {
+        let sqlite = Arc::new(SqliteStore::open(&args.db).await?);
+        let storage: DynStorage = sqlite.clone();
+        let initialised = Strongroom::is_initialized(&storage).await;
+        sqlite.close().await;
+        if initialised? {
+            return Err(Error::AlreadyInitialized.into());
+        }
+    }
+    let audit_existed = prepare_audit_file(&id.audit_path)?;
+    let forget_audit_file = || {
+        if !audit_existed {
+            let _ = std::fs::remove_file(&id.audit_path);
+        }
+    };
+
+    let (protector, shares) = match pending.create().await {
+        Ok(p) => p,
+        Err(e) => {
+            forget_audit_file();
+            return Err(e.into());
+        }
+    };
     let sqlite = Arc::new(SqliteStore::open(&args.db).await?);
     let storage: DynStorage = sqlite.clone();
-    let result = Strongroom::init(storage, protector.as_ref(), Options::default()).await;
+    let sr = match Strongroom::init(storage, protector.as_ref(), Options::default()).await {
+        Ok(sr) => sr,
+        Err(e) => {
+            sqlite.close().await;
+            forget_audit_file();
+            return Err(e.into());
+        }
+    };
+    let primary = sr.keyring()?.primary_version();
+    if let Err(f) = record_init(&sr, &id, primary).await {
+        sr.seal();
+        sqlite.close().await;
+        if !db_existed {
+            remove_database(&args.db);
+        }
+        forget_audit_file();
+        return Err(match f {
+            Failure::AuditWrite { error, .. } => Failure::AuditUnavailable(format!(
+                "the store's first audit record could not be written ({error}); \
+                 the new store was removed again"
+            )),
+            f => f,
+        });
+    }
+    sr.seal();
     sqlite.close().await;
-    let sr = result?;
     let done = format!(
-        "initialised {} (protector: {}, primary key version {})",
+        "initialised {} (protector: {}, primary key version {primary})",
         args.db.display(),
         protector.kind(),
-        sr.keyring()?.primary_version()
     );
-    sr.seal();
     match shares {
         // stdout carries only the shares, so it can go straight to a file
         Some((k, shares)) => {
@@ -48,4 +104,56 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
         None => println!("{done}"),
     }
     Ok(())
+}
+
+/// Writes the store's first audit record.
+async fn record_init(sr: &Strongroom, id: &Identity, primary: u32) -> CliResult {
+    let op = Operator::start(sr, id).await?;
+    let event = op
+        .event(Operation::KeyringRotate)?
+        .with_path(SystemPath::Keyring.as_str())
+        .with_version(u64::from(primary));
+    op.record(event, true).await
+}
+
+/// Checks that the audit file at `path` is absent or empty (a file with
+/// records belongs to another store's chain) and that it can be opened for
+/// appending (creating it, mode 0600). Returns whether it existed.
+fn prepare_audit_file(path: &Path) -> CliResult<bool> {
+    let existed = exists(path)?;
+    if existed {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Failure::AuditUnavailable(format!("audit file {}: {e}", path.display()))
+        })?;
+        if !meta.is_file() {
+            return Err(Failure::AuditUnavailable(format!(
+                "audit file {} is not a regular file; nothing was done",
+                path.display()
+            )));
+        }
+        if meta.len() > 0 {
+            return Err(Failure::AuditDiverged(format!(
+                "audit file {} already holds records (another store's?); nothing was done: \
+                 move it away or name another file with --audit-log",
+                path.display()
+            )));
+        }
+    }
+    drop(audit_log::open_sink(path)?);
+    Ok(existed)
+}
+
+fn exists(path: &Path) -> CliResult<bool> {
+    path.try_exists()
+        .map_err(|e| Failure::Io(format!("cannot reach {}: {e}", path.display())))
+}
+
+/// Removes a database this command created, with SQLite's side files.
+fn remove_database(db: &Path) {
+    let _ = std::fs::remove_file(db);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
 }

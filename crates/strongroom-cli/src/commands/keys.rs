@@ -1,18 +1,25 @@
 //! Keyring and root-key administration: `status`, `rotate`, `promote`,
-//! `rewrap`, `retire`, `destroy-key`, `rotate-root`.
+//! `rewrap`, `retire`, `destroy-key`, `rotate-root`. Each acts as the
+//! operator through the library's key administration handle (`sys/keyring`),
+//! so each change is audited before the keyring is touched, and `status`
+//! before anything is printed; `rotate-root` records itself in the same
+//! shape, because a new key may be generated on a token first.
 
-use crate::args::{KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StoreArgs};
+use strongroom::audit::Operation;
+use strongroom::policy::SystemPath;
+
+use crate::args::{KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StoreCommandArgs};
 use crate::exit::{CliResult, Failure};
+use crate::operator::{Operator, audited};
 use crate::print::{print_key, print_shares};
 use crate::protectors::{Unsealer, new_protector};
-use crate::store::Open;
 
 /// `status`.
-pub(crate) async fn status(store: StoreArgs) -> CliResult {
-    let open = Open::unseal(&store, true).await?;
-    let sr = &open.sr;
-    let keyring = sr.keyring()?;
-    println!("database: {}", store.db.display());
+pub(crate) async fn status(a: StoreCommandArgs) -> CliResult {
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let keys = audited(op.keys().keys().await, false)?;
+    let keyring = open.sr.keyring()?;
+    println!("database: {}", a.store.db.display());
     println!("protector: {}", open.protector.as_dyn().kind());
     if let Unsealer::Pkcs11(p) = &open.protector {
         println!("token key version: {}", p.current_version());
@@ -26,17 +33,17 @@ pub(crate) async fn status(store: StoreArgs) -> CliResult {
         "{:<8} {:<10} {:<18} {:<26} encryptions reserved",
         "version", "state", "algorithm", "created"
     );
-    for k in sr.keys()? {
-        print_key(&k);
+    for k in &keys {
+        print_key(k);
     }
     open.close().await;
     Ok(())
 }
 
 /// `rotate`.
-pub(crate) async fn rotate(store: StoreArgs) -> CliResult {
-    let open = Open::unseal(&store, true).await?;
-    let k = open.sr.rotate().await?;
+pub(crate) async fn rotate(a: StoreCommandArgs) -> CliResult {
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let k = audited(op.keys().rotate().await, true)?;
     println!("key version {} is now primary", k.version);
     open.close().await;
     Ok(())
@@ -44,8 +51,8 @@ pub(crate) async fn rotate(store: StoreArgs) -> CliResult {
 
 /// `promote`.
 pub(crate) async fn promote(a: KeyVersionArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    open.sr.promote(a.version).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    audited(op.keys().promote(a.version).await, true)?;
     println!("key version {} is now primary", a.version);
     open.close().await;
     Ok(())
@@ -53,8 +60,8 @@ pub(crate) async fn promote(a: KeyVersionArgs) -> CliResult {
 
 /// `rewrap`.
 pub(crate) async fn rewrap(a: RewrapArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    let report = open.sr.rewrap(a.batch).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let report = audited(op.keys().rewrap(a.batch).await, true)?;
     open.close().await;
     println!(
         "scanned {} record(s), re-sealed {} under key version {} ({} pass(es)); {} record(s) remain on other versions",
@@ -72,8 +79,8 @@ pub(crate) async fn rewrap(a: RewrapArgs) -> CliResult {
 
 /// `retire`.
 pub(crate) async fn retire(a: RetireArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    open.sr.set_min_decryption_version(a.min_version).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    audited(op.keys().retire(a.min_version).await, true)?;
     println!("minimum decryption version is now {}", a.min_version);
     open.close().await;
     Ok(())
@@ -81,18 +88,28 @@ pub(crate) async fn retire(a: RetireArgs) -> CliResult {
 
 /// `destroy-key`.
 pub(crate) async fn destroy_key(a: KeyVersionArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    open.sr.destroy_key(a.version).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    audited(op.keys().destroy(a.version).await, true)?;
     println!("key version {} destroyed", a.version);
     open.close().await;
     Ok(())
 }
 
 /// `rotate-root`, with a new protector or (`--rotate-token-key`) the next
-/// version of the store's token key.
+/// version of the store's token key. Recorded as `root_key_rotate` on
+/// `sys/keyring` (as the key administration handle records it): the
+/// intent before a key is generated on a token or the token key is
+/// rotated, the outcome once the root key is re-wrapped.
 pub(crate) async fn rotate_root(a: RotateRootArgs) -> CliResult {
-    let RotateRootArgs { store, new } = a;
-    let open = Open::unseal(&store, true).await?;
+    let RotateRootArgs {
+        store,
+        operator,
+        new,
+    } = a;
+    let (open, op) = Operator::unseal(&store, &operator, true).await?;
+    let event = op
+        .event(Operation::RootKeyRotate)?
+        .with_path(SystemPath::Keyring.as_str());
     if new.rotate_token_key {
         let Unsealer::Pkcs11(p) = &open.protector else {
             return Err(Failure::Usage(
@@ -101,20 +118,31 @@ pub(crate) async fn rotate_root(a: RotateRootArgs) -> CliResult {
             ));
         };
         let old = p.current_version();
-        let new_version = p.rotate().await?;
-        open.sr.rotate_root_key(p).await?;
+        op.record(event.clone(), true).await?;
+        let result = async {
+            let new_version = p.rotate().await?;
+            open.sr.rotate_root_key(p).await?;
+            Ok(new_version)
+        }
+        .await;
+        let new_version = op.conclude(event, result, true, |ev, _| ev).await?;
         println!(
             "root key replaced; it is now wrapped by token key version {new_version} (version {old} is no longer needed by this store)"
         );
         open.close().await;
         return Ok(());
     }
-    let (protector, shares) = new_protector(&new).await?;
-    open.sr.rotate_root_key(protector.as_ref()).await?;
-    println!(
-        "root key replaced; it is now protected by {}",
-        protector.kind()
-    );
+    // checked (and a key file or PIN file read) before anything is recorded
+    let pending = new_protector(&new)?;
+    op.record(event.clone(), true).await?;
+    let result = async {
+        let (protector, shares) = pending.create().await?;
+        open.sr.rotate_root_key(protector.as_ref()).await?;
+        Ok((protector.kind(), shares))
+    }
+    .await;
+    let (kind, shares) = op.conclude(event, result, true, |ev, _| ev).await?;
+    println!("root key replaced; it is now protected by {kind}");
     if let Some((k, shares)) = shares {
         print_shares(k, &shares);
     }

@@ -1,5 +1,5 @@
 //! One file per group of commands; each function runs one command from its
-//! parsed arguments.
+//! parsed arguments, acting as the operator (see `operator`).
 
 pub(crate) mod audit;
 pub(crate) mod init;

@@ -1,25 +1,29 @@
 //! Secrets: `put`, `get`, `list`, `delete`, `undelete`, `destroy`,
-//! `metadata`, `purge`.
+//! `metadata`, `purge`. Each acts as the operator through the library's
+//! principal-bound handle, so each is audited before it takes effect and
+//! before anything is printed (`list` records itself, in the same shape).
 
 use std::io::{Read as _, Write as _};
 
+use strongroom::audit::Operation;
 use strongroom::secrets::MetadataPatch;
 use zeroize::Zeroizing;
 
 use crate::args::{GetArgs, ListArgs, MetadataArgs, PathArgs, PutArgs, VersionsArgs};
 use crate::exit::{CliResult, Failure};
+use crate::operator::{Operator, audited};
 use crate::print::print_version;
-use crate::store::Open;
 
 /// `put`: the value comes from stdin.
 pub(crate) async fn put(a: PutArgs) -> CliResult {
     // The value comes from stdin, so the PIN (if any) must come from a file.
-    let open = Open::unseal(&a.store, false).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, false).await?;
     let mut value = Zeroizing::new(Vec::new());
     std::io::stdin()
         .read_to_end(&mut value)
         .map_err(|e| Failure::Io(format!("cannot read the value from stdin: {e}")))?;
-    let info = open.sr.secrets().put(&a.path, &value, a.cas).await?;
+    // audited with the value's HMAC before the store is touched
+    let info = audited(op.secrets().put(&a.path, &value, a.cas).await, true)?;
     println!("wrote {} version {}", a.path, info.version);
     open.close().await;
     Ok(())
@@ -27,11 +31,12 @@ pub(crate) async fn put(a: PutArgs) -> CliResult {
 
 /// `get`: the version's facts, or with `--reveal` the raw value.
 pub(crate) async fn get(a: GetArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    let secrets = open.sr.secrets();
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let secrets = op.secrets();
+    // the read is on record (with the value's HMAC) before it comes back
     let got = match a.version {
-        Some(v) => secrets.get_version(&a.path, v).await?,
-        None => secrets.get(&a.path).await?,
+        Some(v) => audited(secrets.read_version(&a.path, v).await, false)?,
+        None => audited(secrets.read(&a.path).await, false)?,
     };
     if a.reveal {
         let mut out = std::io::stdout().lock();
@@ -50,18 +55,28 @@ pub(crate) async fn get(a: GetArgs) -> CliResult {
     Ok(())
 }
 
-/// `list`.
+/// `list`: recorded as the handle records a list (operation `list`, the
+/// prefix as given, none for the top), once the store answered and before
+/// anything is printed. The handle itself cannot list the top level or
+/// every depth.
 pub(crate) async fn list(a: ListArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let mut event = op.event(Operation::List)?;
+    if !matches!(a.prefix.as_str(), "" | "/") {
+        event = event.with_path(&a.prefix);
+    }
     let secrets = open.sr.secrets();
-    if a.recursive {
-        for p in secrets.list_all(&a.prefix).await? {
-            println!("{p}");
-        }
+    let result = if a.recursive {
+        secrets
+            .list_all(&a.prefix)
+            .await
+            .map(|paths| paths.iter().map(ToString::to_string).collect())
     } else {
-        for entry in secrets.list(&a.prefix).await? {
-            println!("{entry}");
-        }
+        secrets.list(&a.prefix).await
+    };
+    let entries: Vec<String> = op.conclude(event, result, false, |ev, _| ev).await?;
+    for entry in entries {
+        println!("{entry}");
     }
     open.close().await;
     Ok(())
@@ -77,13 +92,14 @@ pub(crate) enum VersionChange {
 
 /// `delete`, `undelete` or `destroy`.
 pub(crate) async fn change_versions(a: VersionsArgs, change: VersionChange) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    let secrets = open.sr.secrets();
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let secrets = op.secrets();
     let (changed, verb) = match change {
-        VersionChange::Delete => (secrets.delete(&a.path, &a.versions).await?, "deleted"),
-        VersionChange::Undelete => (secrets.undelete(&a.path, &a.versions).await?, "undeleted"),
-        VersionChange::Destroy => (secrets.destroy(&a.path, &a.versions).await?, "destroyed"),
+        VersionChange::Delete => (secrets.delete(&a.path, &a.versions).await, "deleted"),
+        VersionChange::Undelete => (secrets.undelete(&a.path, &a.versions).await, "undeleted"),
+        VersionChange::Destroy => (secrets.destroy(&a.path, &a.versions).await, "destroyed"),
     };
+    let changed = audited(changed, true)?;
     if changed.is_empty() {
         println!("{}: nothing changed", a.path);
     } else {
@@ -96,8 +112,8 @@ pub(crate) async fn change_versions(a: VersionsArgs, change: VersionChange) -> C
 
 /// `purge`.
 pub(crate) async fn purge(a: PathArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
-    open.sr.secrets().delete_metadata(&a.path).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    audited(op.secrets().delete_metadata(&a.path).await, true)?;
     println!("{} removed with all its versions", a.path);
     open.close().await;
     Ok(())
@@ -105,13 +121,13 @@ pub(crate) async fn purge(a: PathArgs) -> CliResult {
 
 /// `metadata`: changes it if options are given, then shows it.
 pub(crate) async fn metadata(a: MetadataArgs) -> CliResult {
-    let open = Open::unseal(&a.store, true).await?;
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     let (patch, changed) = patch_from(&a);
-    let secrets = open.sr.secrets();
+    let secrets = op.secrets();
     let m = if changed {
-        secrets.update_metadata(&a.path, patch).await?
+        audited(secrets.update_metadata(&a.path, patch).await, true)?
     } else {
-        secrets.metadata(&a.path).await?
+        audited(secrets.metadata(&a.path).await, false)?
     };
     println!("path: {}", m.path);
     println!("current version: {}", m.current_version);

@@ -13,8 +13,9 @@ use strongroom::lease::{
     Lease, LeaseConfig, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseState, PrefixQuota,
     QuotaScope, Revoker,
 };
+use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{BatchOp, DynStorage, FaultyStorage, MemoryStorage};
-use strongroom::{Error, StorageErrorKind};
+use strongroom::{Error, Options, SecretBytes, StorageErrorKind, Strongroom};
 use tokio::sync::broadcast;
 
 const START: Timestamp = Timestamp::from_secs(1_800_000_000);
@@ -78,7 +79,11 @@ impl Revoker for TestRevoker {
 
 struct Fixture {
     clock: Arc<ManualClock>,
+    /// The raw storage (lease records in it are sealed).
     storage: DynStorage,
+    /// The store the first manager was made from: its barrier reads and
+    /// writes lease records as the library stores them.
+    store: Strongroom,
     revoker: Arc<TestRevoker>,
     manager: Arc<LeaseManager>,
 }
@@ -92,31 +97,59 @@ fn config() -> LeaseConfig {
     c
 }
 
-fn manager_over(
-    storage: DynStorage,
+/// A store over `storage` under one fixed test key: initialised by the
+/// first caller, unsealed by every later one (another member on the same
+/// storage, a restart, a `FaultyStorage` over an initialised storage).
+async fn store_over(storage: &DynStorage) -> Strongroom {
+    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
+    if Strongroom::is_initialized(storage).await.unwrap() {
+        Strongroom::unseal(storage.clone(), &protector, Options::default())
+            .await
+            .unwrap()
+    } else {
+        Strongroom::init(storage.clone(), &protector, Options::default())
+            .await
+            .unwrap()
+    }
+}
+
+fn manager_in(
+    store: &Strongroom,
     clock: &Arc<ManualClock>,
     config: LeaseConfig,
 ) -> (Arc<LeaseManager>, Arc<TestRevoker>) {
-    let manager = Arc::new(LeaseManager::new(storage, clock.clone(), config).unwrap());
+    let manager = Arc::new(LeaseManager::new(store, clock.clone(), config).unwrap());
     let revoker = Arc::new(TestRevoker::default());
     manager.register_revoker("test", revoker.clone());
     (manager, revoker)
 }
 
-fn fixture_with(config: LeaseConfig) -> Fixture {
+/// A manager over `storage` as a process of its own would make it: with a
+/// store of its own over that storage.
+async fn manager_over(
+    storage: &DynStorage,
+    clock: &Arc<ManualClock>,
+    config: LeaseConfig,
+) -> (Arc<LeaseManager>, Arc<TestRevoker>) {
+    manager_in(&store_over(storage).await, clock, config)
+}
+
+async fn fixture_with(config: LeaseConfig) -> Fixture {
     let clock = Arc::new(ManualClock::new(START));
     let storage: DynStorage = Arc::new(MemoryStorage::new());
-    let (manager, revoker) = manager_over(storage.clone(), &clock, config);
+    let store = store_over(&storage).await;
+    let (manager, revoker) = manager_in(&store, &clock, config);
     Fixture {
         clock,
         storage,
+        store,
         revoker,
         manager,
     }
 }
 
-fn fixture() -> Fixture {
-    fixture_with(config())
+async fn fixture() -> Fixture {
+    fixture_with(config()).await
 }
 
 impl Fixture {
@@ -159,6 +192,17 @@ async fn next_event(rx: &mut broadcast::Receiver<LeaseEvent>) -> LeaseEvent {
         .expect("channel open")
 }
 
+/// The lease records in `storage` (raw, sealed), without the store's own
+/// records (root key, keyring).
+async fn lease_records(storage: &MemoryStorage) -> std::collections::BTreeMap<String, Vec<u8>> {
+    storage
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("lease"))
+        .collect()
+}
+
 async fn lease_keys(storage: &DynStorage) -> Vec<String> {
     let mut keys = storage.list("lease").await.unwrap();
     keys.sort();
@@ -167,7 +211,7 @@ async fn lease_keys(storage: &DynStorage) -> Vec<String> {
 
 #[tokio::test]
 async fn issue_lookup_list_renew_revoke() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let a = f.issue("database/creds/readonly", 10 * MIN, 60 * MIN).await;
     let b = f.issue("database/creds/admin", 10 * MIN, 60 * MIN).await;
@@ -229,7 +273,7 @@ async fn issue_lookup_list_renew_revoke() {
 
 #[tokio::test]
 async fn renewal_at_the_max_ttl_boundary_cannot_make_a_lease_immortal() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let lease = f
         .issue(
@@ -305,7 +349,7 @@ async fn renewal_at_the_max_ttl_boundary_cannot_make_a_lease_immortal() {
 
 #[tokio::test]
 async fn renew_refusals_are_typed() {
-    let f = fixture();
+    let f = fixture().await;
     let fixed = f
         .manager
         .issue("db/creds/fixed", "test", MIN, 10 * MIN, false, Vec::new())
@@ -372,7 +416,7 @@ async fn renew_refusals_are_typed() {
 
 #[tokio::test]
 async fn expiry_revokes_when_the_clock_moves() {
-    let f = fixture();
+    let f = fixture().await;
     let short = f.issue("db/creds/a", MIN, 60 * MIN).await;
     let mid = f.issue("db/creds/b", 5 * MIN, 60 * MIN).await;
     let long = f.issue("db/creds/c", 30 * MIN, 60 * MIN).await;
@@ -397,7 +441,7 @@ async fn expiry_revokes_when_the_clock_moves() {
 
 #[tokio::test]
 async fn background_task_revokes_when_the_clock_is_advanced() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let task = f.manager.clone().spawn();
     let long = f.issue("db/creds/long", 60 * MIN, 120 * MIN).await;
@@ -447,7 +491,7 @@ async fn background_task_revokes_when_the_clock_is_advanced() {
 
 #[tokio::test]
 async fn background_task_retries_and_gives_up() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let _task = f.manager.clone().spawn();
     let lease = f.issue("db/creds/x", MIN, MIN).await;
@@ -488,7 +532,7 @@ async fn background_task_retries_and_gives_up() {
 
 #[tokio::test]
 async fn backoff_then_irrevocable_then_force_revoke() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let lease = f.issue("db/creds/x", MIN, 10 * MIN).await;
     f.revoker.fail_for(lease.id());
@@ -558,7 +602,7 @@ async fn backoff_then_irrevocable_then_force_revoke() {
 
 #[tokio::test]
 async fn an_explicit_revoke_that_fails_is_retried_by_the_schedule() {
-    let f = fixture();
+    let f = fixture().await;
     let lease = f.issue("db/creds/x", 60 * MIN, 60 * MIN).await;
     f.revoker.fail_for(lease.id());
     let err = lease_err(f.manager.revoke(lease.id()).await.unwrap_err());
@@ -574,7 +618,7 @@ async fn an_explicit_revoke_that_fails_is_retried_by_the_schedule() {
 
 #[tokio::test]
 async fn one_failing_lease_does_not_block_the_others() {
-    let f = fixture();
+    let f = fixture().await;
     let mut ids = Vec::new();
     for i in 0..50 {
         ids.push(f.issue(&format!("db/creds/r{i}"), MIN, MIN).await.id());
@@ -605,7 +649,7 @@ async fn quotas_refuse_new_leases_with_a_clear_error() {
     let mut c = config();
     c.max_leases = Some(5);
     c.prefix_quotas = vec![PrefixQuota::new("db/creds", 2)];
-    let f = fixture_with(c);
+    let f = fixture_with(c).await;
     let first = f.issue("db/creds/a", MIN, MIN).await;
     f.issue("db/creds/b", MIN, MIN).await;
     let err = lease_err(
@@ -657,7 +701,7 @@ async fn quotas_refuse_new_leases_with_a_clear_error() {
     // Counts survive a restart.
     let mut c = config();
     c.max_leases = Some(5);
-    let (again, _) = manager_over(f.storage.clone(), &f.clock, c);
+    let (again, _) = manager_over(&f.storage, &f.clock, c).await;
     assert_eq!(again.restore().await.unwrap().live_leases, 5);
     assert!(
         again
@@ -669,7 +713,7 @@ async fn quotas_refuse_new_leases_with_a_clear_error() {
 
 #[tokio::test]
 async fn revoke_prefix_takes_whole_segments_and_reports_failures() {
-    let f = fixture();
+    let f = fixture().await;
     let a = f.issue("db/creds/a", 10 * MIN, 10 * MIN).await;
     let b = f.issue("db/creds/b/deep", 10 * MIN, 10 * MIN).await;
     let c = f.issue("db/creds", 10 * MIN, 10 * MIN).await;
@@ -693,7 +737,7 @@ async fn revoke_prefix_takes_whole_segments_and_reports_failures() {
 
 #[tokio::test]
 async fn events_arrive_in_order_without_revocation_data() {
-    let f = fixture();
+    let f = fixture().await;
     let mut rx = f.manager.subscribe();
     let lease = f.issue("db/creds/app", 40 * MIN, 120 * MIN).await;
     f.clock.advance(29 * MIN);
@@ -735,7 +779,7 @@ async fn restart_with_10_000_live_leases_loads_only_due_soon_ones() {
     let mut c = config();
     c.expiring_soon_fraction = None;
     c.restore_horizon = 10 * MIN;
-    let f = fixture_with(c.clone());
+    let f = fixture_with(c.clone()).await;
     let n: u64 = 10_000;
     for i in 1..=n {
         // One lease expiring every minute, for a week.
@@ -755,7 +799,7 @@ async fn restart_with_10_000_live_leases_loads_only_due_soon_ones() {
     drop(f.manager);
 
     // A fresh manager over the same storage.
-    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, c);
+    let (manager, revoker) = manager_over(&f.storage, &f.clock, c).await;
     let stats = manager.restore().await.unwrap();
     assert_eq!(stats.live_leases, n);
     assert_eq!(
@@ -793,7 +837,7 @@ async fn restart_with_10_000_live_leases_loads_only_due_soon_ones() {
 
 #[tokio::test]
 async fn pending_revocations_survive_a_restart() {
-    let f = fixture();
+    let f = fixture().await;
     let lease = f.issue("db/creds/x", MIN, MIN).await;
     let other = f.issue("db/creds/y", 60 * MIN, 60 * MIN).await;
     f.revoker.fail_for(lease.id());
@@ -801,7 +845,7 @@ async fn pending_revocations_survive_a_restart() {
     assert_eq!(f.manager.run_due().await.unwrap().deferred, 1);
     drop(f.manager);
 
-    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, config());
+    let (manager, revoker) = manager_over(&f.storage, &f.clock, config()).await;
     manager.restore().await.unwrap();
     assert!(matches!(
         manager.lookup(lease.id()).await.unwrap().state(),
@@ -826,7 +870,8 @@ async fn a_failed_write_leaves_no_half_written_lease() {
     let clock = Arc::new(ManualClock::new(START));
     let inner = MemoryStorage::new();
     let faulty = FaultyStorage::new(Arc::new(inner.clone()));
-    let (manager, revoker) = manager_over(Arc::new(faulty.clone()), &clock, config());
+    let (manager, revoker) =
+        manager_over(&(Arc::new(faulty.clone()) as DynStorage), &clock, config()).await;
     manager.restore().await.unwrap();
     let mut rx = manager.subscribe();
 
@@ -837,7 +882,7 @@ async fn a_failed_write_leaves_no_half_written_lease() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
-    assert!(inner.snapshot().await.is_empty());
+    assert!(lease_records(&inner).await.is_empty());
     assert_eq!(manager.stats().live_leases, 0);
     assert_eq!(manager.stats().in_memory, 0);
     assert!(drain(&mut rx).is_empty());
@@ -847,20 +892,20 @@ async fn a_failed_write_leaves_no_half_written_lease() {
         .issue("db/creds/x", "test", MIN, 10 * MIN, true, b"data".to_vec())
         .await
         .unwrap();
-    let stored = inner.snapshot().await;
+    let stored = lease_records(&inner).await;
     assert_eq!(stored.len(), 4, "{:?}", stored.keys());
     let before = stored.clone();
 
     // Renewal fails: the old record and index stay as they were.
     faulty.fail_from_write(1);
     assert!(manager.renew(lease.id(), 5 * MIN).await.is_err());
-    assert_eq!(inner.snapshot().await, before);
+    assert_eq!(lease_records(&inner).await, before);
     assert_eq!(manager.lookup(lease.id()).await.unwrap(), lease);
 
     // The claim cannot be written: the engine is not called and nothing
     // changes.
     assert!(manager.revoke(lease.id()).await.is_err());
-    assert_eq!(inner.snapshot().await, before);
+    assert_eq!(lease_records(&inner).await, before);
     assert!(revoker.revoked_ids().is_empty());
 
     // The claim is written and the engine revokes, but recording that
@@ -873,7 +918,7 @@ async fn a_failed_write_leaves_no_half_written_lease() {
     assert!(matches!(claimed.state(), LeaseState::Revoking { .. }));
     faulty.heal();
     manager.revoke(lease.id()).await.unwrap();
-    assert!(inner.snapshot().await.is_empty());
+    assert!(lease_records(&inner).await.is_empty());
     assert_eq!(revoker.revoked_ids(), vec![lease.id(), lease.id()]);
 
     // Expiry processing that cannot write retries later instead of losing
@@ -890,14 +935,14 @@ async fn a_failed_write_leaves_no_half_written_lease() {
     faulty.heal();
     clock.advance(Duration::from_secs(10));
     assert_eq!(manager.run_due().await.unwrap().revoked, 1);
-    assert!(inner.snapshot().await.is_empty());
+    assert!(lease_records(&inner).await.is_empty());
 }
 
 #[tokio::test]
 async fn leases_beyond_the_horizon_are_loaded_as_it_moves() {
     let mut c = config();
     c.restore_horizon = 10 * MIN;
-    let f = fixture_with(c);
+    let f = fixture_with(c).await;
     let far = f.issue("db/creds/far", 60 * MIN, 60 * MIN).await;
     // 75 % of 60 minutes is beyond the 10 minute horizon: storage only.
     assert_eq!(f.manager.stats().in_memory, 0);
@@ -920,7 +965,7 @@ async fn leases_beyond_the_horizon_are_loaded_as_it_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_issue_renew_revoke_and_expiry_keep_counts_consistent() {
-    let f = fixture();
+    let f = fixture().await;
     let task = f.manager.clone().spawn();
     let mut handles = Vec::new();
     for t in 0..4u32 {
@@ -983,7 +1028,7 @@ async fn concurrent_issue_renew_revoke_and_expiry_keep_counts_consistent() {
 #[tokio::test]
 async fn lease_events_are_audited_including_irrevocable() {
     use strongroom::audit::{AuditLog, MemorySink, Operation, Outcome};
-    let f = fixture();
+    let f = fixture().await;
     let sink = Arc::new(MemorySink::new());
     let audit = Arc::new(
         AuditLog::new(
@@ -1053,7 +1098,7 @@ async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
     let mut c = config();
     c.expiring_soon_fraction = None;
     c.restore_horizon = 10 * MIN;
-    let f = fixture_with(c.clone());
+    let f = fixture_with(c.clone()).await;
     let n: u32 = 5_000; // more than one conversion batch
     let mut ids = Vec::new();
     for i in 1..=n {
@@ -1073,7 +1118,9 @@ async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
     }
     drop(f.manager);
 
-    // Rewrite the index in the legacy layout.
+    // Rewrite the index in the legacy layout, sealed the way the library
+    // stores every lease record (through the store's barrier).
+    let barrier = f.store.barrier();
     let segments = f.storage.list("lease-due/").await.unwrap();
     assert!(
         !segments.is_empty() && segments.len() < 5_000,
@@ -1088,12 +1135,23 @@ async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
             Vec::new(),
         ));
     }
-    f.storage.batch(ops).await.unwrap();
+    barrier.batch(ops).await.unwrap();
 
     // A restore that crashes after the first conversion batch.
     let faulty = FaultyStorage::new(f.storage.clone());
+    let crashed_store = store_over(&(Arc::new(faulty.clone()) as DynStorage)).await;
+    // A freshly unsealed store reserves encryptions (one keyring write) on
+    // its first seal: do that now, so the writes counted below are the
+    // conversion's.
+    crashed_store
+        .seal_value(
+            b"warm-up",
+            &strongroom::seal::SealContext::new("test/warm-up", 1),
+        )
+        .await
+        .unwrap();
     faulty.fail_from_write(2);
-    let (crashed, _) = manager_over(Arc::new(faulty.clone()), &f.clock, c.clone());
+    let (crashed, _) = manager_in(&crashed_store, &f.clock, c.clone());
     let err = crashed.restore().await.unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
     drop(crashed);
@@ -1104,7 +1162,7 @@ async fn a_legacy_index_is_converted_on_restore_even_after_a_crash_midway() {
     );
 
     // The next restore finishes the conversion.
-    let (manager, revoker) = manager_over(f.storage.clone(), &f.clock, c);
+    let (manager, revoker) = manager_over(&f.storage, &f.clock, c).await;
     let stats = manager.restore().await.unwrap();
     assert_eq!(stats.live_leases, u64::from(n));
     assert_eq!(stats.loaded, 10);
@@ -1200,13 +1258,14 @@ fn member_config(member: &str) -> LeaseConfig {
     c
 }
 
-fn member(
+async fn member(
     storage: &DynStorage,
     clock: &Arc<ManualClock>,
     config: LeaseConfig,
     revoker: Arc<MemberRevoker>,
 ) -> Arc<LeaseManager> {
-    let m = Arc::new(LeaseManager::new(storage.clone(), clock.clone(), config).unwrap());
+    let store = store_over(storage).await;
+    let m = Arc::new(LeaseManager::new(&store, clock.clone(), config).unwrap());
     m.register_revoker("test", revoker);
     m
 }
@@ -1254,7 +1313,7 @@ async fn several_managers_share_expiry_and_revoke_each_lease_exactly_once() {
         c.claim_ttl = 600 * MIN;
         c.rescan_interval = Duration::from_secs(5);
         c.event_capacity = 10_000;
-        let m = member(&storage, &clock, c, MemberRevoker::new(&log, None));
+        let m = member(&storage, &clock, c, MemberRevoker::new(&log, None)).await;
         receivers.push(m.subscribe());
         managers.push(m);
     }
@@ -1323,7 +1382,7 @@ async fn several_managers_share_expiry_and_revoke_each_lease_exactly_once() {
     assert_eq!(soon.iter().collect::<HashSet<_>>().len(), issued.len());
     assert_eq!(revoked.len(), issued.len(), "one revoked event per lease");
     // The work was shared.
-    let fresh = LeaseManager::new(storage.clone(), clock.clone(), config()).unwrap();
+    let fresh = LeaseManager::new(&store_over(&storage).await, clock.clone(), config()).unwrap();
     assert_eq!(fresh.restore().await.unwrap().live_leases, 0);
 }
 
@@ -1338,8 +1397,8 @@ async fn a_dead_members_claims_pass_to_the_others_when_they_lapse() {
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(10));
     let rb = MemberRevoker::new(&log, None);
-    let a = member(&storage, &clock, member_config("a"), ra.clone());
-    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let a = member(&storage, &clock, member_config("a"), ra.clone()).await;
+    let b = member(&storage, &clock, member_config("b"), rb.clone()).await;
     // b started before the leases existed: it learns of them by rescanning.
     b.restore().await.unwrap();
     let issued = issue_many(&a, 50, MIN).await;
@@ -1399,8 +1458,8 @@ async fn a_revocation_recorded_before_a_crash_is_not_repeated() {
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(2));
     let rb = MemberRevoker::new(&log, None);
-    let a = member(&storage, &clock, member_config("a"), ra.clone());
-    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let a = member(&storage, &clock, member_config("a"), ra.clone()).await;
+    let b = member(&storage, &clock, member_config("b"), rb.clone()).await;
     // Seventeen leases due at the same time: two share an index segment.
     let ids = issue_many(&a, 17, MIN).await;
     let mut by_shard: std::collections::HashMap<u128, Vec<LeaseId>> = Default::default();
@@ -1454,7 +1513,7 @@ async fn a_restarted_member_takes_its_own_claims_back_at_once() {
     let storage: DynStorage = Arc::new(MemoryStorage::new());
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(5));
-    let a = member(&storage, &clock, member_config("node-a"), ra.clone());
+    let a = member(&storage, &clock, member_config("node-a"), ra.clone()).await;
     let issued = issue_many(&a, 30, MIN).await;
     clock.advance(MIN);
     let a2 = a.clone();
@@ -1467,7 +1526,7 @@ async fn a_restarted_member_takes_its_own_claims_back_at_once() {
 
     // Another member revokes what node-a had not claimed, nothing else.
     let rb = MemberRevoker::new(&log, None);
-    let b = member(&storage, &clock, member_config("node-b"), rb.clone());
+    let b = member(&storage, &clock, member_config("node-b"), rb.clone()).await;
     b.run_due().await.unwrap();
     let left = b.list("").await.unwrap();
     assert!(!left.is_empty());
@@ -1478,7 +1537,7 @@ async fn a_restarted_member_takes_its_own_claims_back_at_once() {
 
     // Same id, same clock: no waiting for the claims to lapse.
     let again = MemberRevoker::new(&log, None);
-    let restarted = member(&storage, &clock, member_config("node-a"), again.clone());
+    let restarted = member(&storage, &clock, member_config("node-a"), again.clone()).await;
     assert_eq!(restarted.member_id(), "node-a");
     let report = restarted.run_due().await.unwrap();
     assert_eq!(report.revoked, left.len(), "{report:?}");
@@ -1496,8 +1555,8 @@ async fn a_long_revocation_keeps_its_claim_while_its_member_lives() {
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(1));
     let rb = MemberRevoker::new(&log, None);
-    let a = member(&storage, &clock, member_config("a"), ra.clone());
-    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let a = member(&storage, &clock, member_config("a"), ra.clone()).await;
+    let b = member(&storage, &clock, member_config("b"), rb.clone()).await;
     let lease = a
         .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
         .await
@@ -1538,8 +1597,8 @@ async fn a_manual_revoke_racing_expiry_runs_the_revoker_once() {
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(1));
     let rb = MemberRevoker::new(&log, None);
-    let a = member(&storage, &clock, member_config("a"), ra.clone());
-    let b = member(&storage, &clock, member_config("b"), rb.clone());
+    let a = member(&storage, &clock, member_config("a"), ra.clone()).await;
+    let b = member(&storage, &clock, member_config("b"), rb.clone()).await;
     let first = a
         .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
         .await
@@ -1589,7 +1648,7 @@ async fn a_manual_revoke_racing_expiry_runs_the_revoker_once() {
 /// are all gone leaves no count keys behind.
 #[tokio::test]
 async fn counts_written_before_shards_are_read_and_folded() {
-    let f = fixture();
+    let f = fixture().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(f.issue("db/creds/x", 10 * MIN, 10 * MIN).await.id());
@@ -1602,15 +1661,15 @@ async fn counts_written_before_shards_are_read_and_folded() {
                 .all(|k| k.starts_with("lease-count/db/creds/x#")),
         "{shards:?}"
     );
-    // Rewrite the count in the old layout.
+    // Rewrite the count in the old layout (sealed, through the barrier).
     let mut ops: Vec<BatchOp> = shards.into_iter().map(BatchOp::delete).collect();
     ops.push(BatchOp::put(
         "lease-count/db/creds/x",
         3u64.to_be_bytes().to_vec(),
     ));
-    f.storage.batch(ops).await.unwrap();
+    f.store.barrier().batch(ops).await.unwrap();
 
-    let (manager, _) = manager_over(f.storage.clone(), &f.clock, config());
+    let (manager, _) = manager_over(&f.storage, &f.clock, config()).await;
     assert_eq!(manager.restore().await.unwrap().live_leases, 3);
     let fourth = manager
         .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
@@ -1621,7 +1680,7 @@ async fn counts_written_before_shards_are_read_and_folded() {
     let keys = f.storage.list("lease-count/").await.unwrap();
     assert_eq!(keys.len(), 1, "folded into one shard: {keys:?}");
     assert!(keys[0].starts_with("lease-count/db/creds/x#"));
-    let (again, _) = manager_over(f.storage.clone(), &f.clock, config());
+    let (again, _) = manager_over(&f.storage, &f.clock, config()).await;
     assert_eq!(again.restore().await.unwrap().live_leases, 4);
     for id in ids {
         again.revoke(id).await.unwrap();
@@ -1635,8 +1694,9 @@ async fn counts_written_before_shards_are_read_and_folded() {
 /// them.
 #[tokio::test]
 async fn zero_sum_count_shards_are_deleted_on_restore() {
-    let f = fixture();
-    f.storage
+    let f = fixture().await;
+    f.store
+        .barrier()
         .batch(vec![
             BatchOp::put("lease-count/db/creds/x#2", 3i64.to_be_bytes().to_vec()),
             BatchOp::put("lease-count/db/creds/x#5", (-3i64).to_be_bytes().to_vec()),
@@ -1663,8 +1723,8 @@ async fn a_claim_that_cannot_be_renewed_is_given_up_when_it_lapses() {
     let log = Arc::default();
     let ra = MemberRevoker::new(&log, Some(1));
     let rb = MemberRevoker::new(&log, None);
-    let a = member(&a_storage, &clock, member_config("a"), ra.clone());
-    let b = member(&inner, &clock, member_config("b"), rb.clone());
+    let a = member(&a_storage, &clock, member_config("a"), ra.clone()).await;
+    let b = member(&inner, &clock, member_config("b"), rb.clone()).await;
     let lease = a
         .issue("db/creds/x", "test", MIN, MIN, true, Vec::new())
         .await

@@ -170,20 +170,34 @@ fn paths_are_validated() {
     assert!(under_prefix("anything", ""));
 }
 
-#[test]
-fn backoff_doubles_up_to_the_max_and_jitter_only_shortens() {
+/// A store over fresh memory storage, under a fixed test key.
+async fn test_store() -> Strongroom {
+    let protector =
+        crate::protector::SoftwareProtector::from_key(crate::SecretBytes::new(vec![7; 32]))
+            .unwrap();
+    Strongroom::init(
+        Arc::new(crate::storage::MemoryStorage::new()),
+        &protector,
+        crate::Options::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn backoff_doubles_up_to_the_max_and_jitter_only_shortens() {
     let clock = Arc::new(crate::clock::ManualClock::new(Timestamp::from_secs(1)));
-    let storage = Arc::new(crate::storage::MemoryStorage::new());
+    let store = test_store().await;
     let mut config = LeaseConfig::default();
     config.retry.base = Duration::from_secs(2);
     config.retry.max = Duration::from_secs(20);
     config.retry.jitter = 0.0;
-    let m = LeaseManager::new(storage.clone(), clock.clone(), config.clone()).unwrap();
+    let m = LeaseManager::new(&store, clock.clone(), config.clone()).unwrap();
     let got: Vec<u64> = (1..=6).map(|a| m.backoff(a).as_secs()).collect();
     assert_eq!(got, [2, 4, 8, 16, 20, 20]);
     assert_eq!(m.backoff(u32::MAX), Duration::from_secs(20));
     config.retry.jitter = 0.5;
-    let m = LeaseManager::new(storage, clock, config).unwrap();
+    let m = LeaseManager::new(&store, clock, config).unwrap();
     let mut distinct = std::collections::HashSet::new();
     for _ in 0..50 {
         let d = m.backoff(3);
@@ -196,21 +210,21 @@ fn backoff_doubles_up_to_the_max_and_jitter_only_shortens() {
     assert!(distinct.len() > 1, "jitter varies the delay");
 }
 
-#[test]
-fn bad_config_is_refused() {
+#[tokio::test]
+async fn bad_config_is_refused() {
     let clock = Arc::new(crate::clock::ManualClock::new(Timestamp::from_secs(1)));
-    let storage: DynStorage = Arc::new(crate::storage::MemoryStorage::new());
+    let store = test_store().await;
     let c = LeaseConfig {
         expiring_soon_fraction: Some(1.5),
         ..LeaseConfig::default()
     };
-    assert!(LeaseManager::new(storage.clone(), clock.clone(), c).is_err());
+    assert!(LeaseManager::new(&store, clock.clone(), c).is_err());
     let mut c = LeaseConfig::default();
     c.retry.max_attempts = 0;
-    assert!(LeaseManager::new(storage.clone(), clock.clone(), c).is_err());
+    assert!(LeaseManager::new(&store, clock.clone(), c).is_err());
     let c = LeaseConfig {
         prefix_quotas: vec![PrefixQuota::new("Bad//prefix", 3)],
         ..LeaseConfig::default()
     };
-    assert!(LeaseManager::new(storage, clock, c).is_err());
+    assert!(LeaseManager::new(&store, clock, c).is_err());
 }

@@ -17,7 +17,10 @@ use strongroom::clock::{Clock, ManualClock, Timestamp};
 use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseId, LeaseManager, Revoker};
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
-use strongroom::{Options, SecretBytes, Strongroom};
+use strongroom::{
+    KEYRING_GENERATION, KEYRING_RECORD, Options, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD, SecretBytes,
+    Strongroom,
+};
 use strongroom_sqlx::PgStore;
 use strongroom_sqlx::dynamic::{
     CrashPoint, INTENT_PREFIX, LEGACY_INTENT_PREFIX, PgCredential, PgDynError, PgDynamicConfig,
@@ -95,8 +98,7 @@ impl Env {
         let clock = Arc::new(ManualClock::new(real_now()));
         let prefix = format!("sr_{label}_");
         let store = open_store(&storage, clock.clone()).await;
-        let leases =
-            Arc::new(LeaseManager::new(storage.clone(), clock.clone(), lease_config).unwrap());
+        let leases = Arc::new(LeaseManager::new(&store, clock.clone(), lease_config).unwrap());
         let engine = PgDynamicCredentials::new(
             admin.clone(),
             leases.clone(),
@@ -124,12 +126,7 @@ impl Env {
     async fn restart(&mut self, definitions: &[&PgRoleDefinition]) {
         self.store = open_store(&self.storage, self.clock.clone()).await;
         self.leases = Arc::new(
-            LeaseManager::new(
-                self.storage.clone(),
-                self.clock.clone(),
-                LeaseConfig::default(),
-            )
-            .unwrap(),
+            LeaseManager::new(&self.store, self.clock.clone(), LeaseConfig::default()).unwrap(),
         );
         self.engine = PgDynamicCredentials::new(
             self.admin.clone(),
@@ -610,14 +607,8 @@ async fn a_createrole_administrator_issues_and_revokes() {
     let admin = PgPool::connect(&env.pg.url_for("nosuper_admin", "adminpw", &env.db))
         .await
         .unwrap();
-    let leases = Arc::new(
-        LeaseManager::new(
-            env.storage.clone(),
-            env.clock.clone(),
-            LeaseConfig::default(),
-        )
-        .unwrap(),
-    );
+    let leases =
+        Arc::new(LeaseManager::new(&env.store, env.clock.clone(), LeaseConfig::default()).unwrap());
     let engine = PgDynamicCredentials::new(
         admin,
         leases.clone(),
@@ -818,11 +809,25 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
     let mut env = Env::with_storage("restart", storage.clone()).await;
 
     // Fast path: issue the cheap leases in memory, then copy the records
-    // into the PgStore in large batches.
+    // into the PgStore in large batches. Lease records are sealed under the
+    // store's keyring, so the memory copy starts from the store's root key
+    // and keyring records and is unsealed like another process of the store.
     let t0 = Instant::now();
-    let mem = Arc::new(MemoryStorage::new());
+    let mem = MemoryStorage::new();
+    let mem_storage: DynStorage = Arc::new(mem.clone());
+    for key in [
+        ROOT_KEY_RECORD,
+        KEYRING_RECORD,
+        KEYRING_GENERATION,
+        ROOT_UPGRADE_RECORD,
+    ] {
+        if let Some(value) = storage.get(key).await.unwrap() {
+            mem_storage.put(key, &value).await.unwrap();
+        }
+    }
+    let staging_store = open_store(&mem_storage, env.clock.clone()).await;
     let staging =
-        LeaseManager::new(mem.clone(), env.clock.clone(), LeaseConfig::default()).unwrap();
+        LeaseManager::new(&staging_store, env.clock.clone(), LeaseConfig::default()).unwrap();
     staging.register_revoker("cheap", Arc::new(Counting::default()));
     for i in 0..N {
         // TTLs from 1 to 40 minutes.
@@ -842,7 +847,9 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
     let issue_ms = t0.elapsed().as_millis();
     let t1 = Instant::now();
     // Loading fixtures: one INSERT of every record (the store's batch API
-    // would take a lock per key, about 10 s for these 40,000 records).
+    // would take a lock per key, about 10 s for these 40,000 records). The
+    // keyring record comes back too (an upsert): it carries the encryptions
+    // the staging copy reserved, so no process of the store reuses them.
     let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = mem
         .snapshot()
         .await
@@ -850,7 +857,8 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
         .map(|(k, v)| (k.into_bytes(), v))
         .unzip();
     sqlx::query(
-        "INSERT INTO strongroom_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])",
+        "INSERT INTO strongroom_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
     )
     .bind(&keys)
     .bind(&values)
@@ -955,9 +963,8 @@ fn child_process_entry() {
             Arc::new(strongroom_sqlx::SqliteStore::open(&store).await.unwrap());
         let clock = Arc::new(ManualClock::new(real_now()));
         let store = open_store(&storage, clock.clone()).await;
-        let leases = Arc::new(
-            LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
-        );
+        let leases =
+            Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
         let engine =
             PgDynamicCredentials::new(admin, leases.clone(), store, clock, config(&prefix))
                 .unwrap();
@@ -1077,9 +1084,8 @@ fn killed_processes_leave_nothing_unowned() {
         // Later than every intent's grace period.
         let clock = Arc::new(ManualClock::new(real_now() + 10 * MIN));
         let store = open_store(&storage, clock.clone()).await;
-        let leases = Arc::new(
-            LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
-        );
+        let leases =
+            Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
         let engine =
             PgDynamicCredentials::new(admin.clone(), leases.clone(), store, clock, config(prefix))
                 .unwrap();
@@ -1211,8 +1217,11 @@ fn varint(mut n: usize) -> Vec<u8> {
     }
 }
 
-/// Replaces a lease's revocation data inside its stored record, as someone
-/// who can write the database would.
+/// Replaces a lease's revocation data inside its stored record, through
+/// `storage` = the store's barrier: lease records are sealed, so a raw edit
+/// by someone who can only write the database fails the barrier's
+/// authentication before the engine sees it. Editing through the barrier
+/// tests the engine's own checks behind it.
 async fn tamper_revocation_data(storage: &DynStorage, id: LeaseId, new: &[u8]) {
     let key = format!("lease/{id}");
     let rec = storage.get(&key).await.unwrap().unwrap();
@@ -1411,7 +1420,7 @@ async fn tampered_revocation_data_is_refused_and_runs_nothing() {
             .unwrap()
             .revocation_data()
             .to_vec();
-        tamper_revocation_data(&env.storage, lease.id(), &tamper(&data)).await;
+        tamper_revocation_data(&env.store.barrier(), lease.id(), &tamper(&data)).await;
         let stored = env.leases.lookup(lease.id()).await.unwrap();
         let err = env.engine.role_of(&stored).await.unwrap_err();
         assert!(expected(&err), "{what}: {err}");
@@ -1587,7 +1596,7 @@ async fn a_version_1_lease_is_revoked_from_configuration_only() {
         .unwrap();
     conn.close().await.unwrap();
     tamper_revocation_data(
-        &env.storage,
+        &env.store.barrier(),
         lease.id(),
         &legacy_plan(&cred.username, "app", &victim),
     )

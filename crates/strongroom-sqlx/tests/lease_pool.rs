@@ -55,9 +55,8 @@ async fn pool_survives_a_dynamic_lease_expiring_and_being_replaced() {
     )
     .await
     .unwrap();
-    let leases = Arc::new(
-        LeaseManager::new(storage.clone(), clock.clone(), LeaseConfig::default()).unwrap(),
-    );
+    let leases =
+        Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
     let mut config = PgDynamicConfig::default();
     config.role_prefix = "sr_lp_".into();
     let engine = Arc::new(

@@ -99,9 +99,16 @@ async fn expire_with(managers: usize, leases: usize) -> (Duration, usize) {
     let file = dir.path().join("leases.db");
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let count = Arc::new(Count::default());
+    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
     let open = || async {
         let s: DynStorage = Arc::new(strongroom_sqlx::SqliteStore::open(&file).await.unwrap());
-        let m = LeaseManager::new(s, clock.clone(), LeaseConfig::default()).unwrap();
+        let sr = if Strongroom::is_initialized(&s).await.unwrap() {
+            Strongroom::unseal(s, &protector, Options::default()).await
+        } else {
+            Strongroom::init(s, &protector, Options::default()).await
+        }
+        .unwrap();
+        let m = LeaseManager::new(&sr, clock.clone(), LeaseConfig::default()).unwrap();
         m.register_revoker("bench", count.clone());
         m
     };

@@ -240,8 +240,9 @@ async fn run(label: &str, spec: &str, scenario: &Scenario, n: usize) {
     // Nothing of the leases is left: records, index segments, path keys,
     // counts (two members that took the count to zero at the same moment
     // can leave shards summing to zero, which a manager's restore deletes).
+    let store = open_store(spec, &scenario.key_file()).await;
     let manager = strongroom::lease::LeaseManager::new(
-        storage.clone(),
+        &store,
         std::sync::Arc::new(strongroom::clock::SystemClock),
         strongroom::lease::LeaseConfig::default(),
     )

@@ -79,7 +79,7 @@ fn manager(
     config.claim_ttl = claim_ttl;
     config.rescan_interval = rescan;
     config.expiring_soon_fraction = None;
-    LeaseManager::new(sr.storage().clone(), Arc::new(SystemClock), config).expect("lease manager")
+    LeaseManager::new(sr, Arc::new(SystemClock), config).expect("lease manager")
 }
 
 async fn serve(sr: strongroom::Strongroom, member: &str, out: &Path, args: &[String]) {

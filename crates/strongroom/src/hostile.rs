@@ -18,9 +18,7 @@
 //! back through the public API and authenticates every record
 //! ([`Strongroom::verify_records`]); then the storage is restored exactly.
 //! A change is *detected* when that fails with an error. The suite fails on
-//! a panic, on any undetected `flip`/`truncate`/`swap`/`move` (outside the
-//! one record `SECURITY.md` lists as unauthenticated, the keyring generation
-//! counter), and on a read that returns a value never written at that place
+//! a panic, on any undetected `flip`/`truncate`/`swap`/`move`, and on a read that returns a value never written at that place
 //! (another record's plaintext). Undetected `drop`s and `rollback`s are the
 //! limitations `SECURITY.md` lists; they are counted, and even then every
 //! value read must be one that was really stored there at some point.
@@ -41,7 +39,7 @@ use crate::rotation::{
 };
 use crate::seal::SealContext;
 use crate::storage::{BatchOp, DynStorage};
-use crate::{KEYRING_GENERATION, Options, Result, SecretBytes, Strongroom};
+use crate::{Options, Result, SecretBytes, Strongroom};
 
 /// The mutations tried on each record.
 pub const MUTATIONS: [&str; 6] = ["flip", "truncate", "swap", "move", "drop", "rollback"];
@@ -492,8 +490,7 @@ pub async fn run(storage: DynStorage) -> HostileReport {
                     }
                     Ok(Ok(obs)) => {
                         let strict = matches!(mutation, "flip" | "truncate" | "swap" | "move");
-                        let unauthenticated = key == KEYRING_GENERATION;
-                        if strict && !unauthenticated {
+                        if strict {
                             report.failures.push(format!("{what}: not detected"));
                             continue;
                         }

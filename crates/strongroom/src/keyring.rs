@@ -125,8 +125,10 @@ pub struct Keyring {
     pub(crate) min_decryption_version: u32,
     audit_key: SecretBytes,
     /// The keyring generation this copy was loaded at (see
-    /// [`crate::KEYRING_GENERATION`]); not part of the encoded record.
+    /// [`crate::KEYRING_GENERATION`]); encoded into the sealed record.
     pub(crate) generation: u64,
+    /// The generation the decoded record carried, if any.
+    sealed_generation: Option<u64>,
 }
 
 impl fmt::Debug for Keyring {
@@ -162,6 +164,7 @@ impl Keyring {
             min_decryption_version: 1,
             audit_key: SecretBytes::random(32)?,
             generation: 0,
+            sealed_generation: None,
         })
     }
 
@@ -468,13 +471,18 @@ impl Keyring {
                 })
                 .collect(),
         };
-        let body = Zeroizing::new(
-            postcard::to_stdvec(&record)
-                .map_err(|e| Error::corrupt("sys/keyring", format!("encode: {e}")))?,
-        );
-        let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 1));
-        out.push(KEYRING_RECORD_VERSION);
-        out.extend_from_slice(&body);
+        // Written into a buffer of the exact size: a growing vector would
+        // leave copies of the key material behind in each block it outgrew.
+        let encode_failed =
+            |e: postcard::Error| Error::corrupt("sys/keyring", format!("encode: {e}"));
+        let len = postcard::serialize_with_flavor(&record, postcard::ser_flavors::Size::default())
+            .map_err(encode_failed)?;
+        let mut out = Zeroizing::new(vec![0u8; len + 1 + 8]);
+        out[0] = KEYRING_RECORD_VERSION;
+        postcard::to_slice(&record, &mut out[1..=len]).map_err(encode_failed)?;
+        // The generation rides inside the sealed record so the plain counter
+        // beside it (`sys/keyring-generation`) can be checked against it.
+        out[len + 1..].copy_from_slice(&self.generation.to_be_bytes());
         Ok(out)
     }
 
@@ -484,11 +492,20 @@ impl Keyring {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bad = |reason: &str| Error::corrupt("sys/keyring", reason.to_owned());
         let (&version, body) = bytes.split_first().ok_or_else(|| bad("empty record"))?;
-        if version != KEYRING_RECORD_VERSION {
+        if version != 1 && version != KEYRING_RECORD_VERSION {
             return Err(bad("unsupported keyring record version"));
         }
-        let record: KeyringRecordV1 =
-            postcard::from_bytes(body).map_err(|e| bad(&format!("undecodable: {e}")))?;
+        let (record, rest): (KeyringRecordV1, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| bad(&format!("undecodable: {e}")))?;
+        let sealed_generation = match (version, rest.len()) {
+            (1, 0) => None,
+            (2, 8) => {
+                let mut g = [0u8; 8];
+                g.copy_from_slice(rest);
+                Some(u64::from_be_bytes(g))
+            }
+            _ => return Err(bad("trailing bytes after the keyring record")),
+        };
         let mut keys = BTreeMap::new();
         let mut primaries = 0;
         for k in record.keys {
@@ -535,8 +552,15 @@ impl Keyring {
             primary: record.primary,
             min_decryption_version: record.min_decryption_version,
             audit_key: SecretBytes::copy_from(&record.audit_key),
-            generation: 0,
+            generation: sealed_generation.unwrap_or(0),
+            sealed_generation,
         })
+    }
+
+    /// The generation recorded inside the sealed keyring record this copy
+    /// was decoded from (`None`: a version 1 record, or not decoded).
+    pub(crate) fn sealed_generation(&self) -> Option<u64> {
+        self.sealed_generation
     }
 }
 
@@ -555,8 +579,10 @@ fn new_entry(version: u32, algorithm: Algorithm, now: Timestamp) -> Result<KeyEn
     })
 }
 
-/// First byte of an encoded keyring record.
-pub(crate) const KEYRING_RECORD_VERSION: u8 = 1;
+/// First byte of an encoded keyring record: 2 (the version 1 body followed
+/// by the keyring generation, 8 bytes big-endian). Version 1 records (no
+/// generation) are still read.
+pub(crate) const KEYRING_RECORD_VERSION: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct KeyringRecordV1 {

@@ -443,7 +443,7 @@ impl Strongroom {
     pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
         let storage = &self.inner.storage;
-        let (old_root, loaded) = self.load_current().await?;
+        let (old_root, mut loaded) = self.load_current().await?;
         let old_record = storage
             .get(ROOT_KEY_RECORD)
             .await?
@@ -460,11 +460,12 @@ impl Strongroom {
         }
         let handover = self.root_upgrade_ops(&old_root, &new_raw)?;
         let new_root = DataKey::new(Algorithm::Aes256Gcm, new_raw)?;
-        let sealed = new_root.seal(0, &loaded.keyring.encode()?, &root_context())?;
         let next_generation =
             loaded.keyring.generation.checked_add(1).ok_or_else(|| {
                 Error::corrupt(KEYRING_GENERATION, "keyring generation exhausted")
             })?;
+        loaded.keyring.generation = next_generation;
+        let sealed = new_root.seal(0, &loaded.keyring.encode()?, &root_context())?;
         let mut ops = vec![
             BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
             BatchOp::expect(KEYRING_RECORD, Some(loaded.raw)),
@@ -588,11 +589,7 @@ impl Strongroom {
             raw,
             generation_raw,
         } = loaded;
-        let sealed = root.seal(0, &keyring.encode()?, &root_context())?;
-        let mut ops = vec![
-            BatchOp::expect(KEYRING_RECORD, Some(raw)),
-            BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
-        ];
+        let mut ops = vec![BatchOp::expect(KEYRING_RECORD, Some(raw))];
         if bump {
             let next = keyring.generation.checked_add(1).ok_or_else(|| {
                 Error::corrupt(KEYRING_GENERATION, "keyring generation exhausted")
@@ -604,6 +601,9 @@ impl Strongroom {
             ));
             keyring.generation = next;
         }
+        // sealed with the generation it is stored at
+        let sealed = root.seal(0, &keyring.encode()?, &root_context())?;
+        ops.push(BatchOp::put(KEYRING_RECORD, sealed.into_bytes()));
         match self.inner.storage.batch(ops).await {
             Ok(()) => Ok(Some(keyring)),
             Err(Error::StorageConflict { .. }) => Ok(None),
@@ -788,26 +788,52 @@ struct LoadedKeyring {
     generation_raw: Option<Vec<u8>>,
 }
 
+/// Reads of the generation/keyring pair before a counter that keeps moving
+/// underneath is reported as a conflict.
+const LOAD_ATTEMPTS: usize = 8;
+
 async fn load_keyring(storage: &DynStorage, root: &DataKey) -> Result<LoadedKeyring> {
-    // The generation first: a keyring read after it is at least that new,
-    // so a stale pair can only make a sealed write conflict, never pass.
-    let generation_raw = storage.get(KEYRING_GENERATION).await?;
-    let generation = coherence::decode_generation(generation_raw.as_deref())?;
-    let raw = storage
-        .get(KEYRING_RECORD)
-        .await?
-        .ok_or_else(|| Error::corrupt(KEYRING_RECORD, "missing"))?;
-    let sealed = SealedValue::parse(&raw).map_err(|_| Error::UnsealFailed)?;
-    let plain = root
-        .open(&sealed, &root_context())
-        .map_err(|_| Error::UnsealFailed)?;
-    let plain = Zeroizing::new(plain.expose_secret().to_vec());
-    let mut keyring = Keyring::decode(&plain)?;
-    keyring.generation = generation;
-    Ok(LoadedKeyring {
-        keyring,
-        raw,
-        generation_raw,
+    for _ in 0..LOAD_ATTEMPTS {
+        // The generation first: a keyring read after it is at least that
+        // new, so a stale pair can only make a sealed write conflict.
+        let generation_raw = storage.get(KEYRING_GENERATION).await?;
+        let generation = coherence::decode_generation(generation_raw.as_deref())?;
+        let raw = storage
+            .get(KEYRING_RECORD)
+            .await?
+            .ok_or_else(|| Error::corrupt(KEYRING_RECORD, "missing"))?;
+        let sealed = SealedValue::parse(&raw).map_err(|_| Error::UnsealFailed)?;
+        let plain = root
+            .open(&sealed, &root_context())
+            .map_err(|_| Error::UnsealFailed)?;
+        let plain = Zeroizing::new(plain.expose_secret().to_vec());
+        let mut keyring = Keyring::decode(&plain)?;
+        if let Some(sealed_generation) = keyring.sealed_generation()
+            && sealed_generation != generation
+        {
+            // The counter only grows and moves with the keyring in one
+            // batch: if it did not move while the keyring was read, the
+            // pair disagrees because someone wrote the counter alone.
+            let again = storage.get(KEYRING_GENERATION).await?;
+            if again == generation_raw {
+                return Err(Error::corrupt(
+                    KEYRING_GENERATION,
+                    format!(
+                        "holds {generation}, but the keyring was sealed at generation {sealed_generation}"
+                    ),
+                ));
+            }
+            continue;
+        }
+        keyring.generation = generation;
+        return Ok(LoadedKeyring {
+            keyring,
+            raw,
+            generation_raw,
+        });
+    }
+    Err(Error::StorageConflict {
+        key: KEYRING_GENERATION.into(),
     })
 }
 

@@ -228,9 +228,21 @@ async fn rewrap_resumes_after_a_crash() {
     faulty.fail_from_write(3); // two batches of 10 land, the third fails
     assert!(matches!(sr.rewrap(10).await, Err(Error::Storage { .. })));
     faulty.heal();
-    // cursor format 2: target version 2, then the last key done
+    // cursor format 2 (a barrier record: stored sealed): target version 2,
+    // then the last key done
+    assert!(
+        !mem.get(strongroom::REWRAP_CURSOR)
+            .await
+            .unwrap()
+            .unwrap()
+            .ends_with(b"s/r/019")
+    );
     assert_eq!(
-        mem.get(strongroom::REWRAP_CURSOR).await.unwrap().as_deref(),
+        sr.barrier()
+            .get(strongroom::REWRAP_CURSOR)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"\x02\x00\x00\x00\x02s/r/019"[..])
     );
     // a new process resumes from the cursor

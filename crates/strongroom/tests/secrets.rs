@@ -669,9 +669,17 @@ async fn metadata_round_trip() {
         SecretError::NotFound { .. }
     ));
 
-    // the metadata record holds no sealed data and is readable JSON
+    // the metadata record is stored sealed (a barrier record bound to its
+    // key); its plaintext is the JSON of docs/FORMAT.md
     let raw = f.mem.get(&metadata_key(&p(path))).await.unwrap().unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert!(serde_json::from_slice::<serde_json::Value>(&raw).is_err());
+    let plain =
+        f.sr.barrier()
+            .get(&metadata_key(&p(path)))
+            .await
+            .unwrap()
+            .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&plain).unwrap();
     assert_eq!(json["format"], 1);
     assert_eq!(json["current_version"], 2);
 }

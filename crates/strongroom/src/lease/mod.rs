@@ -1306,12 +1306,17 @@ impl LeaseManager {
         out: &mut Vec<(Timestamp, LeaseId)>,
     ) -> Result<()> {
         let mut after = from.map(segment::scan_start);
+        // Pages grow from small: every segment read is opened through the
+        // barrier, and the scan usually stops at the horizon long before a
+        // full page (a bucket is at most 16 segments).
+        let mut page_size = 64;
         loop {
             let page = self
                 .storage
-                .scan(segment::DUE_PREFIX, after.as_deref(), SCAN_PAGE)
+                .scan(segment::DUE_PREFIX, after.as_deref(), page_size)
                 .await?;
-            let done = page.len() < SCAN_PAGE;
+            let done = page.len() < page_size;
+            page_size = (page_size * 2).min(SCAN_PAGE);
             for (key, value) in &page {
                 let bucket = segment::bucket_of_key(key)
                     .ok_or_else(|| Error::corrupt(key.clone(), "bad lease index segment key"))?;

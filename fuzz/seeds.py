@@ -83,6 +83,12 @@ capabilities = ["lease", "sudo", "create", "delete"]
 """
 OTHER = """name = "ops"
 [[path]]
+pattern = "sys/keyring"
+capabilities = ["sudo", "read"]
+[[path]]
+pattern = "sys/+/*"
+capabilities = ["deny"]
+[[path]]
 pattern = "prod/*"
 capabilities = ["read"]
 [[path]]

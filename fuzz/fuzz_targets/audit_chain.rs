@@ -1,19 +1,23 @@
 //! Writes a chain of arbitrary events through `AuditLog`, checks that it
-//! verifies, then applies one arbitrary edit to its lines (change, insert or
-//! delete bytes, drop, duplicate, swap or truncate lines) and checks that
-//! verification against the saved head then fails, unless the lines are
-//! unchanged.
+//! verifies (in memory and as a JSON-lines file), then applies one
+//! arbitrary edit to the file (change, insert or delete bytes; drop,
+//! duplicate or swap lines; cut it short) and checks that
+//! `verify_jsonl_file` against the saved head then fails, unless the file
+//! is unchanged or only lost its final newline (which the reader accepts).
 #![no_main]
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use strongroom::SecretBytes;
-use strongroom::audit::{AuditEvent, AuditLog, MemorySink, Operation, Outcome, verify};
+use strongroom::audit::{
+    AuditEvent, AuditLog, MemorySink, Operation, Outcome, verify, verify_jsonl_file,
+};
 use strongroom::clock::{ManualClock, Timestamp};
 
-const OPERATIONS: [Operation; 17] = [
+const OPERATIONS: [Operation; 24] = [
     Operation::Read,
     Operation::ReadMetadata,
     Operation::Write,
@@ -31,6 +35,13 @@ const OPERATIONS: [Operation; 17] = [
     Operation::Unseal,
     Operation::Seal,
     Operation::PolicyChange,
+    Operation::LeaseRevokePrefix,
+    Operation::LeaseRevokeForce,
+    Operation::KeyPromote,
+    Operation::KeyRetire,
+    Operation::KeyDestroy,
+    Operation::RootKeyRotate,
+    Operation::AuditRead,
 ];
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -69,41 +80,64 @@ fn event(u: &mut Unstructured<'_>, log: &AuditLog) -> Result<AuditEvent> {
     Ok(e)
 }
 
-fn tamper(u: &mut Unstructured<'_>, lines: &mut Vec<String>) -> Result<()> {
+/// A file of this process's own, on tmpfs where there is one.
+fn file() -> &'static PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        base.join(format!(
+            "strongroom-fuzz-audit-{}.jsonl",
+            std::process::id()
+        ))
+    })
+}
+
+fn tamper(u: &mut Unstructured<'_>, file: &[u8]) -> Result<Vec<u8>> {
+    let mut out = file.to_vec();
+    let mut lines: Vec<&[u8]> = file
+        .strip_suffix(b"\n")
+        .unwrap_or(file)
+        .split(|&b| b == b'\n')
+        .collect();
     let n = lines.len();
-    let i = u.choose_index(n)?;
     match u.int_in_range(0..=6)? {
         0 => {
-            let mut bytes = lines[i].clone().into_bytes();
-            let j = u.choose_index(bytes.len())?;
-            bytes[j] = u8::arbitrary(u)?;
-            if let Ok(s) = String::from_utf8(bytes) {
-                lines[i] = s;
-            }
+            let j = u.choose_index(out.len())?;
+            out[j] = u8::arbitrary(u)?;
         }
         1 => {
-            let j = u.choose_index(lines[i].len() + 1)?;
-            if lines[i].is_char_boundary(j) {
-                lines[i].insert_str(j, <&str>::arbitrary(u)?);
-            }
+            let j = u.choose_index(out.len() + 1)?;
+            let bytes = <&[u8]>::arbitrary(u)?;
+            out.splice(j..j, bytes.iter().copied());
         }
         2 => {
-            let j = u.choose_index(lines[i].len())?;
-            if lines[i].is_char_boundary(j) {
-                lines[i].remove(j);
-            }
+            let j = u.choose_index(out.len())?;
+            let k = u.int_in_range(1..=out.len() - j)?;
+            out.drain(j..j + k);
         }
         3 => {
-            lines.remove(i);
+            lines.remove(u.choose_index(n)?);
+            out = lines.join(&b'\n');
+            out.push(b'\n');
         }
         4 => {
-            let line = lines[i].clone();
+            let line = lines[u.choose_index(n)?];
             lines.insert(u.choose_index(n + 1)?, line);
+            out = lines.join(&b'\n');
+            out.push(b'\n');
         }
-        5 => lines.swap(i, u.choose_index(n)?),
-        _ => lines.truncate(i),
+        5 => {
+            lines.swap(u.choose_index(n)?, u.choose_index(n)?);
+            out = lines.join(&b'\n');
+            out.push(b'\n');
+        }
+        _ => out.truncate(u.choose_index(out.len())?),
     }
-    Ok(())
+    Ok(out)
 }
 
 fn run(u: &mut Unstructured<'_>) -> Result<()> {
@@ -131,12 +165,19 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     verify(&lines, &key, Some(&mid), Some(&head)).unwrap();
     assert!(verify(&lines, &SecretBytes::new(vec![0x43; 32]), None, None).is_err());
 
-    let mut edited = lines.clone();
-    tamper(u, &mut edited)?;
-    if edited != lines {
+    let mut written = lines.join("\n").into_bytes();
+    written.push(b'\n');
+    std::fs::write(file(), &written).unwrap();
+    verify_jsonl_file(file(), &key, None, Some(&head)).unwrap();
+
+    let edited = tamper(u, &written)?;
+    if edited != written && edited != written[..written.len() - 1] {
+        std::fs::write(file(), &edited).unwrap();
         assert!(
-            verify(&edited, &key, None, Some(&head)).is_err(),
-            "edit not detected:\n{lines:#?}\n{edited:#?}"
+            verify_jsonl_file(file(), &key, None, Some(&head)).is_err(),
+            "edit not detected:\n{}\n{}",
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(&edited)
         );
     }
     Ok(())

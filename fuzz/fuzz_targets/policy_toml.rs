@@ -1,7 +1,8 @@
 //! Parses arbitrary text as policy TOML. Must never panic. A policy that
 //! parses, written back as TOML, parses to the same policy; the compiled
-//! set (segment trie) decides every check as a linear scan over the rules
-//! does under the documented precedence.
+//! set (segment trie) decides every check, on secret paths and on the
+//! reserved `sys/...` paths, as a linear scan over the rules does under the
+//! documented precedence and deny coverage.
 //!
 //! Input: up to four policy documents separated by 0x01, then 0x00, then
 //! paths to check, one per line.
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use libfuzzer_sys::fuzz_target;
 use strongroom::path::SecretPath;
 use strongroom::policy::{
-    Access, Capabilities, Capability, Decision, PathPattern, Policy, PolicySet,
+    Access, Capabilities, Capability, Decision, PathPattern, Policy, PolicySet, SystemPath,
 };
 
 fn toml_string(s: &str) -> String {
@@ -70,6 +71,48 @@ fn naive_matches(pattern: &str, path: &str) -> bool {
             pieces.len() == segs.len() && pieces.iter().zip(&segs).all(|(p, s)| *p == "+" || p == s)
         }
     }
+}
+
+/// The documented deny coverage: what the pattern matches and, for a
+/// pattern ending in `/*`, the path it is the inside of.
+fn naive_denies(pattern: &str, path: &str) -> bool {
+    naive_matches(pattern, path)
+        || pattern
+            .strip_suffix("/*")
+            .is_some_and(|parent| naive_matches(parent, path))
+}
+
+/// The reference decision over deny patterns (in text order) and allow
+/// rules (most specific first) that take part.
+fn reference<'a>(
+    deny: &BTreeSet<&'a str>,
+    ranked: &[(&'a str, Capabilities)],
+    path: &str,
+    cap: Capability,
+    takes_part: impl Fn(&str) -> bool,
+) -> Decision<'a> {
+    if let Some(t) = deny
+        .iter()
+        .copied()
+        .find(|t| takes_part(t) && naive_denies(t, path))
+    {
+        return Decision::DeniedByRule { rule: t };
+    }
+    match ranked
+        .iter()
+        .copied()
+        .find(|(t, _)| takes_part(t) && naive_matches(t, path))
+    {
+        Some((t, c)) if c.contains(cap) => Decision::Allowed { rule: t },
+        Some((t, _)) => Decision::NotGranted { rule: t },
+        None => Decision::NoMatchingRule,
+    }
+}
+
+/// Whether a pattern starts with the literal segment `sys` (the only rules
+/// that reach reserved paths).
+fn is_system(pattern: &str) -> bool {
+    pattern.split('/').next() == Some("sys")
 }
 
 /// Paths a pattern is likely to match or nearly match.
@@ -151,19 +194,19 @@ fuzz_target!(|data: &[u8]| {
         };
         for (t, p) in &patterns {
             assert_eq!(p.matches(&path), naive_matches(t, c), "{t:?} on {c:?}");
+            assert_eq!(p.denies(&path), naive_denies(t, c), "{t:?} on {c:?}");
         }
-        let denied = deny.iter().find(|t| patterns[*t].matches(&path));
-        let best = ranked.iter().find(|(t, _)| patterns[t].matches(&path));
         let caps = set.capabilities(&path);
         for cap in Capability::ALL {
-            let expected = match (denied, best) {
-                (Some(t), _) => Decision::DeniedByRule { rule: *t },
-                (None, Some((t, c))) if c.contains(cap) => Decision::Allowed { rule: *t },
-                (None, Some((t, _))) => Decision::NotGranted { rule: *t },
-                (None, None) => Decision::NoMatchingRule,
-            };
+            let expected = reference(&deny, &ranked, c, cap, |_| true);
             assert_eq!(set.evaluate(cap, &path), expected, "{cap} on {c:?}");
             assert_eq!(set.allows(cap, &path), caps.contains(cap));
+        }
+    }
+    for sys in [SystemPath::Keyring, SystemPath::Audit] {
+        for cap in Capability::ALL {
+            let expected = reference(&deny, &ranked, sys.as_str(), cap, is_system);
+            assert_eq!(set.evaluate_system(cap, sys), expected, "{cap} on {sys}");
         }
     }
 });

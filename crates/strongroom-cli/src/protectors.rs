@@ -199,8 +199,11 @@ fn pkcs11_config(
                     "stdin is a terminal and the PIN would be echoed: give --pin-file or pipe the PIN in".into(),
                 ));
             }
+            use std::io::{BufRead as _, Read as _};
             let mut line = Zeroizing::new(String::new());
             std::io::stdin()
+                .lock()
+                .take(MAX_SECRET_FILE_LEN)
                 .read_line(&mut line)
                 .map_err(|e| Failure::Io(format!("cannot read the PIN from stdin: {e}")))?;
             SecretString::new(first_line(&line))
@@ -236,5 +239,21 @@ fn read_private_file(path: &Path, what: &str) -> CliResult<Zeroizing<String>> {
             path.display()
         )));
     }
-    Ok(Zeroizing::new(std::fs::read_to_string(path).map_err(io)?))
+    use std::io::Read as _;
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_SECRET_FILE_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_SECRET_FILE_LEN {
+        return Err(Failure::Io(format!(
+            "{what} {}: longer than {MAX_SECRET_FILE_LEN} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
 }
+
+/// The most bytes read from a PIN or shares file (or a PIN on stdin).
+pub(crate) const MAX_SECRET_FILE_LEN: u64 = 64 * 1024;

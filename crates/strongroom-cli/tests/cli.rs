@@ -1169,3 +1169,15 @@ fn concurrent_commands_keep_one_chain() {
     assert!(out.starts_with("ok: 13 record(s) verified"), "{out}");
     assert_eq!(ok(&env.store(&["list", "app"], b"")).lines().count(), 6);
 }
+
+/// Reads are bounded: a value over 16 MiB on stdin is refused (exit 2) and
+/// nothing is written.
+#[test]
+fn an_oversized_value_on_stdin_is_refused() {
+    let env = Env::new();
+    env.init();
+    let big = vec![b'x'; 16 * 1024 * 1024 + 1];
+    let e = fails(&env.store(&["put", "prod/app/huge"], &big), 2);
+    assert!(e.contains("longer than"), "{e}");
+    fails(&env.store(&["get", "prod/app/huge"], b""), 3);
+}

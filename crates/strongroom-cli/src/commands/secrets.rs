@@ -14,14 +14,24 @@ use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
 use crate::print::print_version;
 
+/// The largest value `put` reads from stdin (16 MiB).
+const MAX_VALUE_LEN: u64 = 16 * 1024 * 1024;
+
 /// `put`: the value comes from stdin.
 pub(crate) async fn put(a: PutArgs) -> CliResult {
     // The value comes from stdin, so the PIN (if any) must come from a file.
     let (open, op) = Operator::unseal(&a.store, &a.operator, false).await?;
     let mut value = Zeroizing::new(Vec::new());
     std::io::stdin()
+        .lock()
+        .take(MAX_VALUE_LEN + 1)
         .read_to_end(&mut value)
         .map_err(|e| Failure::Io(format!("cannot read the value from stdin: {e}")))?;
+    if value.len() as u64 > MAX_VALUE_LEN {
+        return Err(Failure::Usage(format!(
+            "the value on stdin is longer than {MAX_VALUE_LEN} bytes"
+        )));
+    }
     // audited with the value's HMAC before the store is touched
     let info = audited(op.secrets().put(&a.path, &value, a.cas).await, true)?;
     println!("wrote {} version {}", a.path, info.version);

@@ -545,7 +545,7 @@ export declare class NotInitialized extends StrongroomError {}
 export declare class UnsealFailed extends StrongroomError {}
 export declare class KeyFileError extends StrongroomError {
   readonly path: string
-  readonly reason: 'LoosePermissions' | 'Io' | 'BadContent' | 'Exists' | 'Other'
+  readonly reason: 'LoosePermissions' | 'WrongOwner' | 'UnsafeDirectory' | 'TooLarge' | 'Io' | 'BadContent' | 'Exists' | 'Other'
 }
 export declare class ProtectorError extends StrongroomError {
   readonly protector: string

@@ -216,6 +216,9 @@ fn key_file_reason(reason: &KeyFileError) -> &'static str {
         KeyFileError::Io(_) => "Io",
         KeyFileError::BadContent => "BadContent",
         KeyFileError::Exists => "Exists",
+        KeyFileError::WrongOwner { .. } => "WrongOwner",
+        KeyFileError::UnsafeDirectory { .. } => "UnsafeDirectory",
+        KeyFileError::TooLarge { .. } => "TooLarge",
         _ => "Other",
     }
 }

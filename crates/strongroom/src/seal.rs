@@ -253,11 +253,56 @@ pub fn seal_buffer(plaintext_capacity: usize) -> Vec<u8> {
 }
 
 /// A 256-bit data-encryption key with its algorithm. No `Debug` of the key,
-/// and the raw bytes are wiped on drop.
+/// and the key is wiped on drop.
+///
+/// The cipher's key (ring's `LessSafeKey`, whose expanded schedule begins
+/// with the raw key bytes) lives in one heap allocation from the moment it
+/// is built until it is dropped: it never moves, and on drop it is
+/// overwritten in place with the all-zero key of the same algorithm (ring's
+/// keys cannot be zeroized, but one key of an algorithm has the same layout
+/// as any other). The stack the key was built on is scrubbed before and
+/// after, so no copy stays behind there either.
 pub struct DataKey {
     algorithm: Algorithm,
-    key: LessSafeKey,
+    key: Box<LessSafeKey>,
     raw: SecretBytes,
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        if let Ok(zero) = UnboundKey::new(self.algorithm.ring(), &[0; KEY_LEN]) {
+            *self.key = LessSafeKey::new(zero);
+        }
+        // The box is freed next: keep the compiler from dropping the
+        // overwrite as a dead store.
+        std::hint::black_box(&*self.key);
+    }
+}
+
+/// Bytes of stack [`scrub_stack`] overwrites: more than building a ring key
+/// uses below the caller's frame.
+const STACK_SCRUB_LEN: usize = 32 * 1024;
+
+/// Overwrites the stack below the caller's frame with zeros, wiping what
+/// the functions it called left there (ring copies a key's schedule several
+/// times on the stack while building it: about 4 KiB deep in a release
+/// build, 18 KiB unoptimised).
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    let mut area = [0u8; STACK_SCRUB_LEN];
+    // The zeros must really be written: the compiler has to assume
+    // `black_box` reads them.
+    std::hint::black_box(&mut area);
+}
+
+/// Builds ring's key for `raw` and moves it into the box it stays in. Never
+/// inlined, so every stack copy made on the way lies below the caller's
+/// frame, where [`scrub_stack`] reaches it.
+#[inline(never)]
+fn boxed_ring_key(algorithm: Algorithm, raw: &[u8]) -> Result<Box<LessSafeKey>> {
+    let unbound = UnboundKey::new(algorithm.ring(), raw)
+        .map_err(|_| Error::InvalidArgument("key rejected by the cipher".into()))?;
+    Ok(Box::new(LessSafeKey::new(unbound)))
 }
 
 impl fmt::Debug for DataKey {
@@ -277,11 +322,16 @@ impl DataKey {
                 raw.len()
             )));
         }
-        let unbound = UnboundKey::new(algorithm.ring(), raw.expose_secret())
-            .map_err(|_| Error::InvalidArgument("key rejected by the cipher".into()))?;
+        // Zeros first: ring's key is an enum, and bytes its variant leaves
+        // unused are copied into the box from this stack as they are, where
+        // the overwrite on drop need not reach them; they must hold nothing
+        // of another key. Then wipe the copies the building left.
+        scrub_stack();
+        let key = boxed_ring_key(algorithm, raw.expose_secret());
+        scrub_stack();
         Ok(Self {
             algorithm,
-            key: LessSafeKey::new(unbound),
+            key: key?,
             raw,
         })
     }

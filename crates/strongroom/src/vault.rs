@@ -443,11 +443,6 @@ impl Strongroom {
     pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
         let storage = &self.inner.storage;
-        let (old_root, mut loaded) = self.load_current().await?;
-        let old_record = storage
-            .get(ROOT_KEY_RECORD)
-            .await?
-            .ok_or(Error::NotInitialized)?;
         let new_raw = SecretBytes::random(seal::KEY_LEN)?;
         let wrapped = protector.wrap(&new_raw).await?;
         // Prove the protector can unwrap what it wrapped before relying on it.
@@ -458,36 +453,52 @@ impl Strongroom {
                 "the new protector did not return the root key it wrapped",
             ));
         }
-        let handover = self.root_upgrade_ops(&old_root, &new_raw)?;
-        let new_root = DataKey::new(Algorithm::Aes256Gcm, new_raw)?;
-        let next_generation =
-            loaded.keyring.generation.checked_add(1).ok_or_else(|| {
+        let new_root = DataKey::new(Algorithm::Aes256Gcm, new_raw.clone())?;
+        // Other processes rewrite the keyring record (reservations, key
+        // changes) at any time: on a conflict, load again and retry.
+        for _ in 0..KEYRING_ATTEMPTS {
+            let (old_root, mut loaded) = self.load_current().await?;
+            let old_record = storage
+                .get(ROOT_KEY_RECORD)
+                .await?
+                .ok_or(Error::NotInitialized)?;
+            let handover = self.root_upgrade_ops(&old_root, &new_raw)?;
+            let next_generation = loaded.keyring.generation.checked_add(1).ok_or_else(|| {
                 Error::corrupt(KEYRING_GENERATION, "keyring generation exhausted")
             })?;
-        loaded.keyring.generation = next_generation;
-        let sealed = new_root.seal(0, &loaded.keyring.encode()?, &root_context())?;
-        let mut ops = vec![
-            BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
-            BatchOp::expect(KEYRING_RECORD, Some(loaded.raw)),
-            BatchOp::expect(KEYRING_GENERATION, loaded.generation_raw),
-            BatchOp::put(
-                ROOT_KEY_RECORD,
-                encode_root_record(protector.kind(), &wrapped)?,
-            ),
-            BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
-            // every live process hears of it and follows (see vault/root.rs)
-            BatchOp::put(
-                KEYRING_GENERATION,
-                coherence::encode_generation(next_generation),
-            ),
-        ];
-        ops.extend(handover);
-        storage.batch(ops).await?;
-        if let Ok(mut slot) = self.inner.root.write() {
-            *slot = Some(Arc::new(new_root));
+            loaded.keyring.generation = next_generation;
+            let sealed = new_root.seal(0, &loaded.keyring.encode()?, &root_context())?;
+            let mut ops = vec![
+                BatchOp::expect(ROOT_KEY_RECORD, Some(old_record)),
+                BatchOp::expect(KEYRING_RECORD, Some(loaded.raw)),
+                BatchOp::expect(KEYRING_GENERATION, loaded.generation_raw),
+                BatchOp::put(
+                    ROOT_KEY_RECORD,
+                    encode_root_record(protector.kind(), &wrapped)?,
+                ),
+                BatchOp::put(KEYRING_RECORD, sealed.into_bytes()),
+                // every live process hears of it and follows (see vault/root.rs)
+                BatchOp::put(
+                    KEYRING_GENERATION,
+                    coherence::encode_generation(next_generation),
+                ),
+            ];
+            ops.extend(handover);
+            match storage.batch(ops).await {
+                Ok(()) => {
+                    if let Ok(mut slot) = self.inner.root.write() {
+                        *slot = Some(Arc::new(new_root));
+                    }
+                    drop(_guard);
+                    return self.reload().await;
+                }
+                Err(Error::StorageConflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        drop(_guard);
-        self.reload().await
+        Err(Error::StorageConflict {
+            key: KEYRING_RECORD.into(),
+        })
     }
 
     fn key_info(&self, version: u32) -> Result<KeyInfo> {

@@ -1,29 +1,6 @@
-//! Mapping sqlx errors to Strongroom's storage error kinds.
+//! Mapping sqlx (PostgreSQL) errors to Strongroom's storage error kinds.
 
 use strongroom::{Error, StorageErrorKind};
-
-/// Classifies an SQLite failure. `code` is SQLite's (extended) result code.
-pub(crate) fn sqlite_kind(e: &sqlx::Error) -> StorageErrorKind {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(1);
-            match code & 0xff {
-                // SQLITE_CORRUPT, SQLITE_NOTADB
-                11 | 26 => StorageErrorKind::Corrupt,
-                // SQLITE_PERM, SQLITE_READONLY, SQLITE_FULL, SQLITE_AUTH
-                3 | 8 | 13 | 23 => StorageErrorKind::Rejected,
-                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PROTOCOL
-                5 | 6 | 10 | 14 | 15 => StorageErrorKind::Unavailable,
-                _ => StorageErrorKind::Other,
-            }
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StorageErrorKind::Unavailable,
-        _ => StorageErrorKind::Other,
-    }
-}
 
 /// Classifies a PostgreSQL failure by SQLSTATE.
 pub(crate) fn pg_kind(e: &sqlx::Error) -> StorageErrorKind {

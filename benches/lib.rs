@@ -136,3 +136,27 @@ pub fn naive_lease(item: &Item) -> NaiveLease {
         state: 0,
     }
 }
+
+/// The value of the environment variable `name` as a number, or `default`
+/// when it is unset or not a number (benchmarks take their sizes this way).
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median of `v` (the upper one of the middle two for an even count);
+/// `None` when `v` is empty. Incomparable values (NaN) sort as equal.
+pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> Option<T> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied()
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg`, for the
+/// report beside the figures ("unknown" where there is no such file).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}

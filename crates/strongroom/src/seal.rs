@@ -252,6 +252,13 @@ pub fn seal_buffer(plaintext_capacity: usize) -> Vec<u8> {
     v
 }
 
+/// A sealed value's parts, after framing checks.
+struct SealedParts<'s> {
+    header: [u8; HEADER_LEN],
+    ciphertext: &'s [u8],
+    tag: [u8; TAG_LEN],
+}
+
 /// A 256-bit data-encryption key with its algorithm. No `Debug` of the key,
 /// and the key is wiped on drop.
 ///
@@ -462,13 +469,20 @@ impl DataKey {
     }
 
     /// Opens a sealed value into a new secret.
+    ///
+    /// The secret's buffer is allocated once, with room for exactly the
+    /// plaintext; the ciphertext is copied into it once and decrypted there,
+    /// and the same buffer becomes the [`SecretBytes`] (no second copy, no
+    /// reallocation). The buffer belongs to a `SecretBytes` before the first
+    /// byte is decrypted, so a failed open wipes it on the way out, and a
+    /// successful one is wiped when the secret is dropped.
     pub fn open(&self, sealed: &SealedValue, context: &SealContext<'_>) -> Result<SecretBytes> {
-        let mut buf = sealed.bytes.clone();
-        let n = self.open_in_place(&mut buf, context)?.len();
-        // Move the plaintext to the front and drop header and tag in place.
-        buf.copy_within(HEADER_LEN..HEADER_LEN + n, 0);
-        buf.truncate(n);
-        Ok(SecretBytes::new(buf))
+        let parts = self.split(&sealed.bytes)?;
+        let mut body = Vec::with_capacity(parts.ciphertext.len());
+        body.extend_from_slice(parts.ciphertext);
+        let mut secret = SecretBytes::new(body);
+        self.decrypt_in_place(&parts, secret.expose_secret_mut(), context)?;
+        Ok(secret)
     }
 
     /// Opens `sealed` into `out`, which must be exactly `sealed.len() -
@@ -482,7 +496,7 @@ impl DataKey {
         out: &mut [u8],
         context: &SealContext<'_>,
     ) -> Result<()> {
-        let (alg, _) = parse_header(sealed)?;
+        parse_header(sealed)?;
         let body_len = sealed.len() - OVERHEAD;
         if out.len() != body_len {
             return Err(Error::InvalidArgument(format!(
@@ -490,38 +504,57 @@ impl DataKey {
                 out.len()
             )));
         }
+        let parts = self.split(sealed)?;
+        out.copy_from_slice(parts.ciphertext);
+        let opened = self.decrypt_in_place(&parts, out, context);
+        if opened.is_err() {
+            zeroize::Zeroize::zeroize(out);
+        }
+        opened
+    }
+
+    /// Checks the framing of `sealed` and that this key's algorithm sealed
+    /// it, and splits it into header, ciphertext and tag.
+    fn split<'s>(&self, sealed: &'s [u8]) -> Result<SealedParts<'s>> {
+        let (alg, _) = parse_header(sealed)?;
         if alg != self.algorithm {
             return Err(Error::DecryptionFailed);
         }
+        let (head, rest) = sealed.split_at(HEADER_LEN);
+        let (ciphertext, tag_bytes) = rest.split_at(rest.len() - TAG_LEN);
         let mut header = [0u8; HEADER_LEN];
-        header.copy_from_slice(&sealed[..HEADER_LEN]);
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&header[8..20]);
+        header.copy_from_slice(head);
         let mut tag = [0u8; TAG_LEN];
-        tag.copy_from_slice(&sealed[HEADER_LEN + body_len..]);
-        out.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + body_len]);
-        let opened = context.with_aad(&header, |aad| {
-            self.key
-                .open_in_place_separate_tag(
+        tag.copy_from_slice(tag_bytes);
+        Ok(SealedParts {
+            header,
+            ciphertext,
+            tag,
+        })
+    }
+
+    /// Decrypts `body`, a copy of `parts.ciphertext`, in place. On failure
+    /// `body` may hold unauthenticated plaintext: the caller wipes it.
+    fn decrypt_in_place(
+        &self,
+        parts: &SealedParts<'_>,
+        body: &mut [u8],
+        context: &SealContext<'_>,
+    ) -> Result<()> {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&parts.header[8..20]);
+        context
+            .with_aad(&parts.header, |aad| {
+                self.key.open_in_place_separate_tag(
                     Nonce::assume_unique_for_key(nonce),
                     Aad::from(aad),
-                    aead::Tag::from(tag),
-                    &mut *out,
+                    aead::Tag::from(parts.tag),
+                    body,
                     0..,
                 )
-                .map(|_| ())
-        });
-        match opened {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                zeroize::Zeroize::zeroize(out);
-                Err(Error::DecryptionFailed)
-            }
-            Err(e) => {
-                zeroize::Zeroize::zeroize(out);
-                Err(e)
-            }
-        }
+            })?
+            .map(|_| ())
+            .map_err(|_| Error::DecryptionFailed)
     }
 
     /// Opens in place; returns the plaintext as a slice of `buf`. On failure

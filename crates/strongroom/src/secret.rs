@@ -6,6 +6,8 @@
 //! found in code review by searching for that one word.
 
 use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -18,8 +20,41 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// assert_eq!(format!("{s:?}"), "SecretBytes([REDACTED; 7 bytes])");
 /// assert_eq!(s.expose_secret(), b"hunter2");
 /// ```
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+///
+/// Dropping (or zeroizing) it overwrites its whole allocation, contents and
+/// spare capacity, with zeros.
+#[derive(Clone, Default)]
 pub struct SecretBytes(Vec<u8>);
+
+/// Overwrites `v`'s whole allocation (contents and spare capacity) with
+/// zeros and empties it.
+///
+/// One `memset`-speed pass: the `zeroize` crate's `Vec<u8>` wipe writes one
+/// byte per volatile store, which takes about as long as decrypting the
+/// bytes did. The zeros are not optimised away because the compiler must
+/// assume that `black_box` reads them before the memory is freed or reused.
+fn wipe(v: &mut Vec<u8>) {
+    v.clear();
+    // With the length at zero, the spare capacity is the whole allocation.
+    let all = v.spare_capacity_mut();
+    all.fill(MaybeUninit::new(0));
+    std::hint::black_box(all);
+    compiler_fence(Ordering::SeqCst);
+}
+
+impl Zeroize for SecretBytes {
+    fn zeroize(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl ZeroizeOnDrop for SecretBytes {}
 
 impl SecretBytes {
     /// Wraps bytes; the vector is moved, not copied, so no stray copy remains.

@@ -32,6 +32,39 @@ fn in_place_round_trip() {
 }
 
 #[test]
+fn open_returns_the_one_buffer_it_decrypted_in() {
+    // The secret owns a buffer of exactly the plaintext's size (so it never
+    // needs to grow), for empty, small and large values and both algorithms.
+    for alg in [Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+        let k = key(alg);
+        let ctx = SealContext::new("prod/db", 3);
+        for len in [0usize, 1, 15, 16, 17, 1024, 70_000] {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let s = k.seal(2, &plaintext, &ctx).unwrap();
+            let mut opened = k.open(&s, &ctx).unwrap();
+            assert_eq!(opened.expose_secret(), &plaintext[..]);
+            assert_eq!(opened.expose_secret_mut().capacity(), len);
+        }
+    }
+}
+
+#[test]
+fn open_fails_opaquely_for_another_algorithm_context_or_key() {
+    let k = key(Algorithm::Aes256Gcm);
+    let ctx = SealContext::new("prod/db", 3);
+    let s = k.seal(2, b"hello", &ctx).unwrap();
+    let other_key = DataKey::new(Algorithm::Aes256Gcm, SecretBytes::new(vec![8u8; 32])).unwrap();
+    for r in [
+        k.open(&s, &SealContext::new("prod/db", 4)),
+        k.open(&s, &SealContext::new("prod/dc", 3)),
+        other_key.open(&s, &ctx),
+        key(Algorithm::ChaCha20Poly1305).open(&s, &ctx),
+    ] {
+        assert!(matches!(r, Err(Error::DecryptionFailed)));
+    }
+}
+
+#[test]
 fn every_bit_flip_fails_opaquely() {
     let k = key(Algorithm::Aes256Gcm);
     let ctx = SealContext::new("p", 1);

@@ -50,6 +50,7 @@ use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{HEADER_LEN, SealContext, SealedValue, seal_buffer};
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
+use strongroom_benches::{env_or, load_average};
 
 const SIZES: &[(usize, &str)] = &[(1024, "1KiB"), (64 * 1024, "64KiB"), (1024 * 1024, "1MiB")];
 const PATH: &str = "prod/payment-svc/postgres";
@@ -58,22 +59,9 @@ const PATH: &str = "prod/payment-svc/postgres";
 const AAD_LEN: usize = HEADER_LEN + 4 + PATH.len() + 8;
 const NONCES_PER_DRAW: usize = 64;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The value at quantile `q` (0..=1) of sorted `v`.
 fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// One variant: runs `iters` operations.
@@ -408,7 +396,7 @@ fn print_outcome(o: &Outcome) {
 fn main() {
     let rounds = env_or("SEAL_BENCH_ROUNDS", 201).max(1);
     let sample = Duration::from_micros(env_or("SEAL_BENCH_SAMPLE_US", 3000).max(1) as u64);
-    let load_start = load();
+    let load_start = load_average();
     println!(
         "seal bench: {rounds} interleaved rounds, ~{sample:?} per sample; load average at start: {load_start}"
     );
@@ -455,7 +443,7 @@ fn main() {
             outcomes.push(o);
         }
     }
-    let load_end = load();
+    let load_end = load_average();
     println!("load average at end: {load_end}");
 
     let dir = results_dir();

@@ -119,8 +119,17 @@ async fn store_reads(store: &SqliteStore, keys: &[String], start: usize, count: 
 }
 
 /// Batches per second with `writers` concurrent writers, each committing
-/// `per_writer` batches under `tag`.
-async fn batch_rate(store: &SqliteStore, tag: &str, writers: usize, per_writer: usize) -> f64 {
+/// `per_writer` batches under `tag`. `Spread`: each writer in a key range
+/// of its own (a group's batches touch as many b-tree leaves as there are
+/// writers); `Adjacent`: the writers' i-th keys sort next to each other (a
+/// group's batches share a few leaves, as time-ordered keys do).
+async fn batch_rate(
+    store: &SqliteStore,
+    tag: &str,
+    keys: Keys,
+    writers: usize,
+    per_writer: usize,
+) -> f64 {
     let value = vec![0x5au8; 256];
     let meta = vec![0xa5u8; 64];
     let start = Arc::new(tokio::sync::Barrier::new(writers + 1));
@@ -132,7 +141,10 @@ async fn batch_rate(store: &SqliteStore, tag: &str, writers: usize, per_writer: 
         tasks.push(tokio::spawn(async move {
             start.wait().await;
             for i in 0..per_writer {
-                let key = format!("gc/{tag}/w{w:02}/{i:05}");
+                let key = match keys {
+                    Keys::Spread => format!("gc/{tag}/w{w:02}/{i:05}"),
+                    Keys::Adjacent => format!("gc/{tag}/{i:05}/w{w:02}"),
+                };
                 store
                     .batch(vec![
                         BatchOp::expect(key.clone(), None),
@@ -150,6 +162,12 @@ async fn batch_rate(store: &SqliteStore, tag: &str, writers: usize, per_writer: 
         task.await.unwrap();
     }
     (writers * per_writer) as f64 / t.elapsed().as_secs_f64()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Keys {
+    Spread,
+    Adjacent,
 }
 
 fn spread(v: &[f64]) -> (f64, f64) {
@@ -205,11 +223,18 @@ fn main() {
     rt.block_on(store_reads(&store, &keys, 0, reads.min(n_keys)));
     python.run(0, reads.min(n_keys));
 
+    // Group commit writes go to a file of their own, so the file the
+    // reads measure neither grows nor carries a long WAL.
+    let writes = rt
+        .block_on(SqliteStore::open(dir.path().join("writes.db")))
+        .unwrap();
+
     let mut read_ratios = Vec::new();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let mut r8 = Vec::new();
-    let mut r64 = Vec::new();
-    let (mut w1, mut w8, mut w64) = (Vec::new(), Vec::new(), Vec::new());
+    let shapes = [Keys::Spread, Keys::Adjacent];
+    // per shape: rates at 1, 8, 64 writers, and the per-round ratios 8/1, 64/1
+    let mut rates = vec![[Vec::new(), Vec::new(), Vec::new()]; shapes.len()];
+    let mut ratios = vec![[Vec::new(), Vec::new()]; shapes.len()];
     for round in 0..rounds {
         let start = (round * reads) % n_keys;
         let (a, b) = if round % 2 == 0 {
@@ -223,27 +248,35 @@ fn main() {
         ours.push(per(a));
         theirs.push(per(b));
         read_ratios.push(per(a) / per(b));
-
-        let (one, eight, sixty_four) = rt.block_on(async {
-            let one = batch_rate(&store, &format!("r{round}w1"), 1, single).await;
-            let eight = batch_rate(&store, &format!("r{round}w8"), 8, 100).await;
-            let sixty_four = batch_rate(&store, &format!("r{round}w64"), 64, 100).await;
-            (one, eight, sixty_four)
-        });
-        w1.push(one);
-        w8.push(eight);
-        w64.push(sixty_four);
-        r8.push(eight / one);
-        r64.push(sixty_four / one);
-        eprintln!(
-            "round {round}: get {:.2} us vs python {:.2} us ({:.2}x); batches/s 1: {one:.0}, 8: {eight:.0}, 64: {sixty_four:.0}",
+        let mut line = format!(
+            "round {round}: get {:.2} us vs python {:.2} us ({:.2}x)",
             per(a) / 1000.0,
             per(b) / 1000.0,
             per(a) / per(b)
         );
+
+        for (k, keys) in shapes.iter().enumerate() {
+            let tag = |w: usize| format!("{keys:?}{round}w{w}");
+            let [one, eight, sixty_four] = rt.block_on(async {
+                [
+                    batch_rate(&writes, &tag(1), *keys, 1, single).await,
+                    batch_rate(&writes, &tag(8), *keys, 8, 100).await,
+                    batch_rate(&writes, &tag(64), *keys, 64, 100).await,
+                ]
+            });
+            for (v, r) in rates[k].iter_mut().zip([one, eight, sixty_four]) {
+                v.push(r);
+            }
+            ratios[k][0].push(eight / one);
+            ratios[k][1].push(sixty_four / one);
+            line +=
+                &format!("; {keys:?} batches/s 1: {one:.0}, 8: {eight:.0}, 64: {sixty_four:.0}");
+        }
+        eprintln!("{line}");
     }
     drop(python);
     rt.block_on(store.close());
+    rt.block_on(writes.close());
 
     let m = |v: &[f64]| median(v.to_vec()).unwrap_or(f64::NAN);
     println!(
@@ -257,17 +290,18 @@ fn main() {
         m(&theirs) / 1000.0,
         m(&read_ratios)
     );
-    println!(
-        "group commit batches/s (medians): 1 writer {:.0}, 8 writers {:.0}, 64 writers {:.0}",
-        m(&w1),
-        m(&w8),
-        m(&w64)
-    );
-    let (lo8, hi8) = spread(&r8);
-    let (lo64, hi64) = spread(&r64);
-    println!(
-        "group commit vs 1 writer: 8 writers {:.1}x (min {lo8:.1}x, max {hi8:.1}x); 64 writers {:.1}x (min {lo64:.1}x, max {hi64:.1}x)",
-        m(&r8),
-        m(&r64)
-    );
+    for (k, keys) in shapes.iter().enumerate() {
+        let [w1, w8, w64] = &rates[k];
+        let [r8, r64] = &ratios[k];
+        let (lo8, hi8) = spread(r8);
+        let (lo64, hi64) = spread(r64);
+        println!(
+            "group commit, {keys:?} keys: batches/s (medians) 1 writer {:.0}, 8 writers {:.0}, 64 writers {:.0}; vs 1 writer: 8 writers {:.1}x (min {lo8:.1}x, max {hi8:.1}x), 64 writers {:.1}x (min {lo64:.1}x, max {hi64:.1}x)",
+            m(w1),
+            m(w8),
+            m(w64),
+            m(r8),
+            m(r64)
+        );
+    }
 }

@@ -107,7 +107,7 @@ impl Writer {
                 };
             }
             if !group.is_empty() {
-                self.commit_group(group);
+                self.commit_group(group, rx, &mut others);
             }
             for request in others {
                 match request {
@@ -145,9 +145,17 @@ impl Writer {
     }
 
     /// Runs every batch of `group` in one transaction, each inside its own
-    /// savepoint, commits once (one fsync under `synchronous=FULL`), and only
-    /// then answers each caller with its own result.
-    fn commit_group(&self, group: Vec<Pending>) {
+    /// savepoint, and the batches that arrive meanwhile too (their callers
+    /// would otherwise wait for this commit, then pay a commit of their
+    /// own); commits once (one fsync under `synchronous=FULL`), and only
+    /// then answers each caller with its own result. Other requests that
+    /// arrive meanwhile are put in `others`.
+    fn commit_group(
+        &self,
+        mut group: Vec<Pending>,
+        rx: &mpsc::Receiver<Request>,
+        others: &mut Vec<Request>,
+    ) {
         // BEGIN IMMEDIATE takes the write lock now, waiting up to the busy
         // timeout for another process's writer, so no statement inside fails
         // with "database is locked".
@@ -158,18 +166,33 @@ impl Writer {
             return;
         }
         let mut outcomes = Vec::with_capacity(group.len());
-        for p in &group {
-            match self.apply_in_savepoint(&p.ops) {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) => {
-                    // The transaction itself is lost (SQLite rolled it back,
-                    // or a savepoint could not be undone): nothing commits.
-                    self.abandon();
-                    for p in group {
-                        let _ = p.reply.send(Err(self.error(&e)));
+        loop {
+            while let Some(p) = group.get(outcomes.len()) {
+                match self.apply_in_savepoint(&p.ops) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => {
+                        // The transaction itself is lost (SQLite rolled it
+                        // back, or a savepoint could not be undone): nothing
+                        // commits.
+                        self.abandon();
+                        for p in group {
+                            let _ = p.reply.send(Err(self.error(&e)));
+                        }
+                        return;
                     }
-                    return;
                 }
+            }
+            // Take in what arrived while these ran, until nothing more has.
+            let before = group.len();
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(Request::Batch { ops, reply }) => group.push(Pending { ops, reply }),
+                    Ok(other) => others.push(other),
+                    Err(_) => break,
+                }
+            }
+            if group.len() == before {
+                break;
             }
         }
         if let Err(e) = self.exec("COMMIT") {

@@ -68,7 +68,10 @@ async fn demo(
             info.sensitive,
             info.extractable
         );
-        let vault = Strongroom::init(Arc::clone(&storage), &hsm, Options::default()).await?;
+        let vault = Strongroom::init(Arc::clone(&storage), &hsm, Options::default())
+            .await?
+            .dangerous_traced("example")
+            .await?;
         vault
             .put_sealed(
                 "s/apps/billing/db-password",
@@ -96,7 +99,10 @@ async fn demo(
     drop(storage);
     let storage: DynStorage = Arc::new(SqliteStore::open(&db_path).await?);
     let hsm = Pkcs11Protector::open(config).await?;
-    let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default()).await?;
+    let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default())
+        .await?
+        .dangerous_traced("example")
+        .await?;
     let secret = vault
         .get_sealed("s/apps/billing/db-password", &db)
         .await?
@@ -118,7 +124,10 @@ async fn demo(
     hsm.destroy_unused_key_version(old_version, std::slice::from_ref(&storage))
         .await?;
     drop(vault);
-    let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default()).await?;
+    let vault = Strongroom::unseal(Arc::clone(&storage), &hsm, Options::default())
+        .await?
+        .dangerous_traced("example")
+        .await?;
     let again = vault
         .get_sealed("s/apps/billing/db-password", &db)
         .await?

@@ -70,7 +70,10 @@ async fn run(dir: &Path) -> Result<()> {
     SoftwareProtector::generate_key_file(&key_file)?;
     let protector = SoftwareProtector::from_key_file(&key_file)?;
     let storage: DynStorage = Arc::new(SqliteStore::open(&db).await?);
-    let sr = Strongroom::init(storage, &protector, Options::default()).await?;
+    let sr = Strongroom::init(storage, &protector, Options::default())
+        .await?
+        .dangerous_traced("example")
+        .await?;
 
     // Policies live in version control as files.
     let mut registry = PolicyRegistry::new();

@@ -33,7 +33,10 @@ async fn main() -> Result<()> {
     SoftwareProtector::generate_key_file(&key_file)?;
     let key = SoftwareProtector::from_key_file(&key_file)?;
     let storage: DynStorage = Arc::new(SqliteStore::open(&db).await?);
-    let sr = Strongroom::init(storage.clone(), &key, Options::default()).await?;
+    let sr = Strongroom::init(storage.clone(), &key, Options::default())
+        .await?
+        .dangerous_traced("example")
+        .await?;
     println!(
         "initialised {} (key file {})",
         db.display(),
@@ -99,7 +102,10 @@ async fn main() -> Result<()> {
     drop(storage);
     let key = SoftwareProtector::from_key_file(&key_file)?;
     let storage: DynStorage = Arc::new(SqliteStore::open(&db).await?);
-    let sr = Strongroom::unseal(storage, &key, Options::default()).await?;
+    let sr = Strongroom::unseal(storage, &key, Options::default())
+        .await?
+        .dangerous_traced("example")
+        .await?;
     let store = sr.secrets();
     for (path, value) in &secrets[1..] {
         let got = store.get(path).await?;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strongroom::audit::{FsyncPolicy, JsonlFileSink};
+use strongroom::dangerous::Door;
 use strongroom::policy::{Capability, Policy, Principal, Rule};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::SealContext;
@@ -47,7 +48,7 @@ fn load() -> String {
 }
 
 /// The pre-barrier read: plain JSON metadata, then the sealed value.
-async fn baseline_get(sr: &Strongroom, storage: &DynStorage, path: &str) -> usize {
+async fn baseline_get(sr: &Door, storage: &DynStorage, path: &str) -> usize {
     let raw = storage
         .get(&format!("plain-kvm/{path}"))
         .await
@@ -66,7 +67,7 @@ async fn baseline_get(sr: &Strongroom, storage: &DynStorage, path: &str) -> usiz
 
 /// The pre-barrier create: plain JSON metadata checked absent and written
 /// with the sealed value in one batch.
-async fn baseline_put(sr: &Strongroom, storage: &DynStorage, path: &str, value: &[u8]) {
+async fn baseline_put(sr: &Door, storage: &DynStorage, path: &str, value: &[u8]) {
     let key = format!("plain-kvm/{path}");
     let current = storage.get(&key).await.unwrap();
     assert!(current.is_none());
@@ -102,6 +103,9 @@ async fn baseline_put(sr: &Strongroom, storage: &DynStorage, path: &str, value: 
 async fn compare(label: &str, storage: DynStorage, rounds: usize, ops: usize) {
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
     let sr = Strongroom::init(storage.clone(), &protector, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("bench")
         .await
         .unwrap();
     let secrets = sr.secrets();

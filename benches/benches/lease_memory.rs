@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::lease::{ExpiryIndex, Lease, LeaseConfig, LeaseId, LeaseManager, Revoker};
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
@@ -118,10 +119,10 @@ impl Revoker for Noop {
     }
 }
 
-fn manager(store: &Strongroom, clock: &Arc<ManualClock>, horizon: Duration) -> LeaseManager {
+fn manager(store: &Door, clock: &Arc<ManualClock>, horizon: Duration) -> LeaseManager {
     let mut config = LeaseConfig::default();
     config.restore_horizon = horizon;
-    let m = LeaseManager::new(store, clock.clone(), config).unwrap();
+    let m = store.lease_manager(clock.clone(), config).unwrap();
     m.register_revoker("postgres", Arc::new(Noop));
     m
 }
@@ -152,6 +153,7 @@ fn restore_figures(n: usize) {
             Options::default(),
         ))
         .unwrap();
+    let store = rt.block_on(store.dangerous_traced("bench")).unwrap();
     // What the lease manager reads and writes: records opened on the way in.
     let storage: DynStorage = store.barrier();
     let issuer = manager(&store, &clock, Duration::from_secs(600));

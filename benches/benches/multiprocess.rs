@@ -42,6 +42,9 @@ async fn compare(label: &str, storage: DynStorage, rounds: usize, writes: usize)
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
     let sr = Strongroom::init(storage.clone(), &protector, Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("bench")
+        .await
         .unwrap();
     let value = vec![0x5a; 1024];
     let (mut checked, mut plain) = (Vec::new(), Vec::new());
@@ -94,7 +97,7 @@ impl strongroom::lease::Revoker for Count {
 /// Seconds to revoke `leases` due leases with `managers` managers.
 async fn expire_with(managers: usize, leases: usize) -> (Duration, usize) {
     use strongroom::clock::{ManualClock, Timestamp};
-    use strongroom::lease::{LeaseConfig, LeaseManager, LeaseRequest};
+    use strongroom::lease::{LeaseConfig, LeaseRequest};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("leases.db");
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
@@ -107,8 +110,13 @@ async fn expire_with(managers: usize, leases: usize) -> (Duration, usize) {
         } else {
             Strongroom::init(s, &protector, Options::default()).await
         }
+        .unwrap()
+        .dangerous_traced("bench")
+        .await
         .unwrap();
-        let m = LeaseManager::new(&sr, clock.clone(), LeaseConfig::default()).unwrap();
+        let m = sr
+            .lease_manager(clock.clone(), LeaseConfig::default())
+            .unwrap();
         m.register_revoker("bench", count.clone());
         m
     };

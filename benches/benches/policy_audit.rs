@@ -118,6 +118,7 @@ fn bench(c: &mut Criterion) {
             Options::default(),
         ))
         .unwrap();
+    let sr = rt.block_on(sr.dangerous_traced("bench")).unwrap();
     let store = sr.secrets();
     rt.block_on(store.put("prod/svc-23/postgres", &[7u8; 32], None))
         .unwrap();

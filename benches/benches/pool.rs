@@ -22,7 +22,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use strongroom::clock::SystemClock;
 use strongroom::protector::SoftwareProtector;
-use strongroom::rotation::{RotationEngine, RotationOptions, Rotator};
+use strongroom::rotation::{RotationOptions, Rotator};
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_sqlx::pool::{HealingOptions, HealingPool, RotatedSource};
@@ -207,6 +207,8 @@ fn main() -> BenchResult<()> {
                     ..Options::default()
                 },
             )
+            .await?
+            .dangerous_traced("bench")
             .await?;
             let rotator: Arc<dyn Rotator> = if mode == "alternating" {
                 let r = PgAlternatingRotator::new(admin.clone(), target.clone(), "bench_alt")?;
@@ -227,9 +229,7 @@ fn main() -> BenchResult<()> {
                 ))
             };
             let engine = Arc::new(
-                RotationEngine::open(
-                    sr.clone(),
-                    "bench/db",
+                sr.rotation_engine("bench/db",
                     rotator,
                     RotationOptions {
                         backoff_initial: Duration::from_millis(10),

@@ -23,13 +23,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use napi::bindgen_prelude::{BigInt, BufferSlice, Either, Env, JsValue, Unknown};
 use napi_derive::napi;
 use strongroom::Strongroom;
+use strongroom::dangerous::Door;
 use strongroom::seal::SealContext;
 
 use crate::{context_version, invalid, plain_bytes, to_js};
 
 /// A store's current handle, shared with its `NativeStrongroom` (which
 /// replaces the handle on `unseal`).
-pub(crate) type Slot = Arc<RwLock<Strongroom>>;
+pub(crate) type Slot = Arc<RwLock<Door>>;
 
 /// Open stores by id; a slot is freed when its `NativeStrongroom` is
 /// garbage-collected.

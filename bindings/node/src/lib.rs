@@ -25,11 +25,16 @@ use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Either, Env, Object, Pr
 
 use napi_derive::napi;
 use serde_json::{Value, json};
+use strongroom::dangerous::Door;
 use strongroom::keyring::{KeyInfo, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{self, Algorithm, DataKey, SealContext};
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Error, KeyFileError, Options, SecretBytes, Strongroom};
+
+/// The caller name of the binding's door to unchecked access
+/// ([`strongroom::dangerous`]), audited as `dangerous:node`.
+const CALLER: &str = "node";
 
 /// Prefix of every error message produced by this crate; the JSON payload
 /// follows it.
@@ -459,7 +464,7 @@ pub struct NativeStrongroom {
 }
 
 impl NativeStrongroom {
-    fn new(storage: DynStorage, options: Options, sr: Strongroom) -> Self {
+    fn new(storage: DynStorage, options: Options, sr: Door) -> Self {
         let current = Arc::new(RwLock::new(sr));
         let id = fast::register(current.clone());
         Self {
@@ -515,6 +520,9 @@ pub fn open_store<'env>(
         } else {
             Strongroom::unseal(storage.clone(), protector.as_ref(), options.clone()).await
         }
+        .map_err(to_js)?
+        .dangerous_traced(CALLER)
+        .await
         .map_err(to_js)?;
         Ok(NativeStrongroom::new(storage, options, sr))
     })
@@ -528,7 +536,7 @@ impl NativeStrongroom {
         self.id
     }
 
-    fn handle(&self) -> napi::Result<Strongroom> {
+    fn handle(&self) -> napi::Result<Door> {
         self.current
             .read()
             .map(|s| s.clone())
@@ -725,6 +733,9 @@ impl NativeStrongroom {
             let protector = root.protector(false).await.map_err(to_js)?;
             let sr = Strongroom::unseal(storage, protector.as_ref(), options)
                 .await
+                .map_err(to_js)?
+                .dangerous_traced(CALLER)
+                .await
                 .map_err(to_js)?;
             let mut slot = current
                 .write()
@@ -898,7 +909,7 @@ impl From<strongroom::secrets::SecretMetadata> for NativeSecretMetadata {
 /// follows the store through seal/unseal) or a principal's handle.
 #[derive(Clone)]
 enum Target {
-    Store(Arc<RwLock<Strongroom>>),
+    Store(Arc<RwLock<Door>>),
     Handle(strongroom::Handle),
 }
 
@@ -1616,7 +1627,7 @@ impl NativeStrongroom {
                 }
             })
             .transpose()?;
-        let m = strongroom::lease::LeaseManager::new(&store, clock, config).map_err(to_js)?;
+        let m = store.lease_manager(clock, config).map_err(to_js)?;
         m.register_revoker("noop", Arc::new(NoopRevoker));
         let events = std::sync::Mutex::new(m.subscribe());
         Ok(NativeLeaseManager {

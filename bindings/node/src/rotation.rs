@@ -114,7 +114,8 @@ impl NativeStrongroom {
         env.spawn_future(async move {
             let verifier = Arc::new(ApiKeyVerifier::new().map_err(to_js)?);
             let rotator = Arc::new(ApiKeyRotator::new(format, verifier.clone()));
-            let engine = RotationEngine::open(sr, &name, rotator, options)
+            let engine = sr
+                .rotation_engine(&name, rotator, options)
                 .await
                 .map_err(to_js)?;
             verifier

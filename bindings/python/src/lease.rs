@@ -670,7 +670,8 @@ fn new_manager(
     config.retry.max_attempts = max_revoke_attempts;
     config.revoke_timeout = seconds("revoke_timeout", revoke_timeout)?;
     config.event_capacity = event_capacity;
-    CoreManager::new(&store, clock, config)
+    store
+        .lease_manager(clock, config)
         .map(Arc::new)
         .map_err(to_py)
 }

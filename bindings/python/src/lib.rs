@@ -28,7 +28,11 @@ use errors::to_py;
 use pkcs11::Protector;
 use store::{Change, Target};
 
-type Core = strongroom::Strongroom;
+/// The store as the binding holds it: through the door to unchecked access
+/// ([`strongroom::dangerous`]), opened once per store as [`CALLER`].
+type Core = strongroom::dangerous::Door;
+/// The caller name of the binding's door (audited as `dangerous:<CALLER>`).
+const CALLER: &str = "python";
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
@@ -276,7 +280,9 @@ impl Storage {
     /// Whether the storage already holds an initialised store (blocking).
     fn is_initialized(&self, py: Python<'_>) -> PyResult<bool> {
         let s = self.inner.clone();
-        block(py, true, async move { Core::is_initialized(&s).await })
+        block(py, true, async move {
+            strongroom::Strongroom::is_initialized(&s).await
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -586,7 +592,11 @@ impl Strongroom {
         let o = options(clock.as_deref());
         awaitable(py, async move {
             let p = p.resolve().await?;
-            Core::init(s, &*p, o).await.map(AsyncOut)
+            strongroom::Strongroom::init(s, &*p, o)
+                .await?
+                .dangerous_traced(CALLER)
+                .await
+                .map(AsyncOut)
         })
     }
 
@@ -603,7 +613,11 @@ impl Strongroom {
         let o = options(clock.as_deref());
         awaitable(py, async move {
             let p = p.resolve().await?;
-            Core::unseal(s, &*p, o).await.map(AsyncOut)
+            strongroom::Strongroom::unseal(s, &*p, o)
+                .await?
+                .dangerous_traced(CALLER)
+                .await
+                .map(AsyncOut)
         })
     }
 
@@ -849,7 +863,10 @@ impl BlockingStrongroom {
         let o = options(clock.as_deref());
         let core = block(py, true, async move {
             let p = p.resolve().await?;
-            Core::init(s, &*p, o).await
+            strongroom::Strongroom::init(s, &*p, o)
+                .await?
+                .dangerous_traced(CALLER)
+                .await
         })?;
         Ok(Self { core })
     }
@@ -867,7 +884,10 @@ impl BlockingStrongroom {
         let o = options(clock.as_deref());
         let core = block(py, true, async move {
             let p = p.resolve().await?;
-            Core::unseal(s, &*p, o).await
+            strongroom::Strongroom::unseal(s, &*p, o)
+                .await?
+                .dangerous_traced(CALLER)
+                .await
         })?;
         Ok(Self { core })
     }

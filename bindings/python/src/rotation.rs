@@ -212,7 +212,9 @@ async fn open(
     let verifier = Arc::new(ApiKeyVerifier::new()?);
     let prefix: Arc<str> = Arc::from(format.prefix.as_str());
     let rotator = ApiKeyRotator::new(format, verifier.clone());
-    let engine = RotationEngine::open(core, &name, Arc::new(rotator), options).await?;
+    let engine = core
+        .rotation_engine(&name, Arc::new(rotator), options)
+        .await?;
     // Another engine (or process) may already have versions: accept them.
     verifier.sync(&engine.staged().await?)?;
     Ok(Inner {

@@ -394,7 +394,7 @@ impl LeaseManager {
             None => store.core.clock().clone(),
         };
         let config = options.map(|o| o.config()).unwrap_or_default();
-        let m = CoreManager::new(&store.core, clock, config)?;
+        let m = store.core.lease_manager(clock, config)?;
         let events = Mutex::new(m.subscribe());
         Ok(Arc::new(Self {
             manager: Arc::new(m),

@@ -41,7 +41,11 @@ pub use store::{
     verify_audit_file,
 };
 
-type Core = strongroom::Strongroom;
+/// The store as the binding holds it: through the door to unchecked access
+/// ([`strongroom::dangerous`]), opened once per store as [`CALLER`].
+type Core = strongroom::dangerous::Door;
+/// The caller name of the binding's door (audited as `dangerous:<CALLER>`).
+const CALLER: &str = "swift";
 
 fn algorithm(name: &str) -> Result<Algorithm> {
     Algorithm::from_name(name).ok_or_else(|| {
@@ -143,7 +147,7 @@ impl Storage {
 
     /// Whether the storage holds an initialised store.
     pub async fn is_initialized(&self) -> Result<bool> {
-        Ok(Core::is_initialized(&self.inner).await?)
+        Ok(strongroom::Strongroom::is_initialized(&self.inner).await?)
     }
 }
 
@@ -266,7 +270,14 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<SoftwareProtector>,
     ) -> Result<Arc<Self>> {
-        let core = Core::init(storage.inner.clone(), &protector.inner, Options::default()).await?;
+        let core = strongroom::Strongroom::init(
+            storage.inner.clone(),
+            &protector.inner,
+            Options::default(),
+        )
+        .await?
+        .dangerous_traced(crate::CALLER)
+        .await?;
         Ok(Arc::new(Self { core }))
     }
 
@@ -276,8 +287,14 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<SoftwareProtector>,
     ) -> Result<Arc<Self>> {
-        let core =
-            Core::unseal(storage.inner.clone(), &protector.inner, Options::default()).await?;
+        let core = strongroom::Strongroom::unseal(
+            storage.inner.clone(),
+            &protector.inner,
+            Options::default(),
+        )
+        .await?
+        .dangerous_traced(crate::CALLER)
+        .await?;
         Ok(Arc::new(Self { core }))
     }
 

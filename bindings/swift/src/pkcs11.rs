@@ -8,7 +8,7 @@ use strongroom::{Options, SecretString};
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Protector as CoreProtector};
 
 use crate::errors::Result;
-use crate::{Core, Storage, Strongroom};
+use crate::{Storage, Strongroom};
 
 /// A root-key protector whose wrapping key lives in a PKCS#11 token: the
 /// module library, the token's label, the user PIN and the token key's
@@ -123,7 +123,10 @@ impl Strongroom {
         protector: Arc<Pkcs11Protector>,
     ) -> Result<Arc<Self>> {
         let p = protector.connect(false).await?;
-        let core = Core::init(storage.inner.clone(), &p, Options::default()).await?;
+        let core = strongroom::Strongroom::init(storage.inner.clone(), &p, Options::default())
+            .await?
+            .dangerous_traced(crate::CALLER)
+            .await?;
         Ok(Arc::new(Self { core }))
     }
 
@@ -134,7 +137,10 @@ impl Strongroom {
         protector: Arc<Pkcs11Protector>,
     ) -> Result<Arc<Self>> {
         let p = protector.connect(false).await?;
-        let core = Core::unseal(storage.inner.clone(), &p, Options::default()).await?;
+        let core = strongroom::Strongroom::unseal(storage.inner.clone(), &p, Options::default())
+            .await?
+            .dangerous_traced(crate::CALLER)
+            .await?;
         Ok(Arc::new(Self { core }))
     }
 }

@@ -306,7 +306,10 @@ impl RotationEngine {
             },
         };
         let rotator = ApiKeyRotator::new(format.core()?, verifier.inner.clone());
-        let inner = CoreEngine::open(room.core.clone(), &name, Arc::new(rotator), options).await?;
+        let inner = room
+            .core
+            .rotation_engine(&name, Arc::new(rotator), options)
+            .await?;
         verifier.inner.sync(&inner.staged().await?)?;
         Ok(Arc::new(Self { inner }))
     }

@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strongroom::dangerous::Door;
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::DynStorage;
 use strongroom::{Options, Strongroom};
@@ -41,13 +42,13 @@ pub async fn open_storage(spec: &str) -> DynStorage {
 /// Unseals the store at `spec` with the first of `key_files` (software root
 /// keys) that opens it: a member restarted after a root-key rotation is
 /// given the old and the new key file.
-pub async fn unseal_any(spec: &str, key_files: &[PathBuf]) -> Strongroom {
+pub async fn unseal_any(spec: &str, key_files: &[PathBuf]) -> Door {
     let storage = open_storage(spec).await;
     let mut last = Vec::new();
     for k in key_files {
         let protector = SoftwareProtector::from_key_file(k).expect("key file");
         match Strongroom::unseal(storage.clone(), &protector, Options::default()).await {
-            Ok(sr) => return sr,
+            Ok(sr) => return sr.dangerous_traced("chaos").await.expect("door"),
             Err(e) => last.push(format!("{}: {e}", k.display())),
         }
     }
@@ -57,18 +58,24 @@ pub async fn unseal_any(spec: &str, key_files: &[PathBuf]) -> Strongroom {
 /// Opens (and on first use initialises) the store at `spec` with the
 /// software root key in `key_file`. Safe to race from several processes:
 /// the loser of the initialisation unseals what the winner wrote.
-pub async fn open_store(spec: &str, key_file: &Path) -> Strongroom {
+pub async fn open_store(spec: &str, key_file: &Path) -> Door {
     let storage = open_storage(spec).await;
     let protector = SoftwareProtector::from_key_file(key_file).expect("key file");
     if Strongroom::is_initialized(&storage).await.unwrap() {
         return Strongroom::unseal(storage, &protector, Options::default())
             .await
+            .expect("unseal")
+            .dangerous_traced("chaos")
+            .await
             .expect("unseal");
     }
     match Strongroom::init(storage.clone(), &protector, Options::default()).await {
-        Ok(sr) => sr,
+        Ok(sr) => sr.dangerous_traced("chaos").await.expect("door"),
         Err(strongroom::Error::AlreadyInitialized) => {
             Strongroom::unseal(storage, &protector, Options::default())
+                .await
+                .expect("unseal")
+                .dangerous_traced("chaos")
                 .await
                 .expect("unseal")
         }

@@ -241,12 +241,12 @@ async fn run(label: &str, spec: &str, scenario: &Scenario, n: usize) {
     // counts (two members that took the count to zero at the same moment
     // can leave shards summing to zero, which a manager's restore deletes).
     let store = open_store(spec, &scenario.key_file()).await;
-    let manager = strongroom::lease::LeaseManager::new(
-        &store,
-        std::sync::Arc::new(strongroom::clock::SystemClock),
-        strongroom::lease::LeaseConfig::default(),
-    )
-    .unwrap();
+    let manager = store
+        .lease_manager(
+            std::sync::Arc::new(strongroom::clock::SystemClock),
+            strongroom::lease::LeaseConfig::default(),
+        )
+        .unwrap();
     assert_eq!(manager.restore().await.unwrap().live_leases, 0);
     let left = storage.list("lease").await.unwrap();
     assert!(

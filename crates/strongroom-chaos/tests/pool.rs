@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strongroom::rotation::{RotationEngine, RotationOptions};
+use strongroom::rotation::RotationOptions;
 use strongroom_chaos::{Member, Rng, Scenario, open_store, postgres_db};
 use strongroom_sqlx::pool::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use strongroom_sqlx::pool::sqlx::{ConnectOptions, Connection};
@@ -86,7 +86,7 @@ async fn no_query_fails_while_the_rotator_is_killed_20_times() {
         history_limit: 1000,
         ..RotationOptions::default()
     };
-    RotationEngine::open(sr.clone(), CREDENTIAL, rotator.clone(), options())
+    sr.rotation_engine(CREDENTIAL, rotator.clone(), options())
         .await
         .unwrap()
         .rotate_now()
@@ -198,7 +198,8 @@ async fn no_query_fails_while_the_rotator_is_killed_20_times() {
 
     // What the last kill left is finished or rolled back by a new engine
     // with the same owner id, and the current version logs in.
-    let engine = RotationEngine::open(sr.clone(), CREDENTIAL, rotator.clone(), options())
+    let engine = sr
+        .rotation_engine(CREDENTIAL, rotator.clone(), options())
         .await
         .unwrap();
     engine.resume().await.unwrap();

@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use strongroom::rotation::load_staged;
 use strongroom_chaos::{Member, Rng, Scenario, open_store, postgres_db};
 
 const NAME: &str = "chaos/api-key";
@@ -85,7 +84,7 @@ async fn killed_holder_is_replaced(label: &str, spec: &str, scenario: &Scenario,
     assert!(took < LIMIT, "took {took:?}");
     let lines = taker.lines().await.to_vec();
     let sr = open_store(spec, &scenario.key_file()).await;
-    let staged = load_staged(&sr, NAME).await.unwrap();
+    let staged = sr.load_staged(NAME).await.unwrap();
     assert!(staged.pending.is_none());
     if refuse {
         assert_eq!(done, "done current=Some(1) rolled-back=true");

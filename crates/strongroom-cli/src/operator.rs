@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use strongroom::audit::{AuditEvent, Operation, Outcome, new_request_id};
 use strongroom::authorized::KeyAdmin;
+use strongroom::dangerous::Door;
 use strongroom::policy::{Capability, Policy, Principal, Rule};
-use strongroom::{Error, Handle, Strongroom};
+use strongroom::{Error, Handle};
 
 use crate::args::{OperatorArgs, StoreArgs};
 use crate::audit_log::{self, AuditFileLock};
@@ -119,7 +120,7 @@ fn operator_policy() -> CliResult<Policy> {
 /// An operator acting on an unsealed store, audited to its audit file.
 pub(crate) struct Operator {
     handle: Handle,
-    sr: Strongroom,
+    sr: Door,
     /// The audit file stays locked while the operator acts.
     _lock: AuditFileLock,
 }
@@ -145,7 +146,7 @@ impl Operator {
     }
 
     /// `id` acting on `sr`, its audit file opened to continue the chain.
-    pub(crate) async fn start(sr: &Strongroom, id: &Identity) -> CliResult<Self> {
+    pub(crate) async fn start(sr: &Door, id: &Identity) -> CliResult<Self> {
         let principal = Principal::new(id.principal.clone(), [&operator_policy()?]);
         let (log, lock) = audit_log::open(sr, &id.audit_path).await?;
         Ok(Self {

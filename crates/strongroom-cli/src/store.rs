@@ -7,13 +7,22 @@ use strongroom::storage::DynStorage;
 use strongroom::{Options, Strongroom};
 use strongroom_sqlx::SqliteStore;
 
+use strongroom::dangerous::Door;
+
 use crate::args::StoreArgs;
 use crate::exit::{CliResult, Failure};
 use crate::protectors::{Unsealer, store_protector};
 
+/// The caller name of the CLI's door to unchecked access (its
+/// `dangerous_open` record goes to tracing; every command is audited to the
+/// operator's file).
+pub(crate) const CALLER: &str = "cli";
+
 /// An unsealed store over its SQLite file.
 pub(crate) struct Open {
-    pub(crate) sr: Strongroom,
+    /// Through the door to unchecked access: the CLI authorises and
+    /// audits each command itself, as its operator.
+    pub(crate) sr: Door,
     sqlite: Arc<SqliteStore>,
     pub(crate) protector: Unsealer,
 }
@@ -28,7 +37,13 @@ impl Open {
         let protector = store_protector(a, stdin_free).await?;
         let sqlite = Arc::new(SqliteStore::open(&a.db).await?);
         let storage: DynStorage = sqlite.clone();
-        match Strongroom::unseal(storage, protector.as_dyn(), Options::default()).await {
+        let opened = async {
+            Strongroom::unseal(storage, protector.as_dyn(), Options::default())
+                .await?
+                .dangerous_traced(CALLER)
+                .await
+        };
+        match opened.await {
             Ok(sr) => Ok(Self {
                 sr,
                 sqlite,

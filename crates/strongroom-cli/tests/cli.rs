@@ -95,6 +95,9 @@ impl Env {
                 strongroom::Options::default(),
             )
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
             sr.seal();
             sqlite.close().await;
@@ -476,6 +479,9 @@ fn write_audit_log(env: &Env, file: &Path, records: u64) {
             strongroom::Options::default(),
         )
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
         let sink = Arc::new(JsonlFileSink::open(file, FsyncPolicy::EveryRecord).unwrap());
         let log = AuditLog::new(sr.audit_key().unwrap(), vec![sink], sr.clock().clone()).unwrap();
@@ -556,6 +562,9 @@ fn write_audit_log_and_save_head(env: &Env, file: &Path, records: u64) {
             &protector,
             strongroom::Options::default(),
         )
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
         let text = std::fs::read_to_string(file).unwrap();

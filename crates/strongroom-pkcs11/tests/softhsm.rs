@@ -410,6 +410,9 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
             .unwrap();
         let sr = Strongroom::init(Arc::new(mem.clone()), &hsm, Options::default())
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
         sr.put_sealed("s/app/db", b"pw-from-hsm", &ctx)
             .await
@@ -433,6 +436,9 @@ async fn store_unseals_through_the_token_and_bad_attempts_change_nothing() {
         .unwrap();
     let sr = Strongroom::unseal(Arc::new(mem.clone()), &hsm, Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();
     assert_eq!(got.expose_secret(), b"pw-from-hsm");
@@ -455,6 +461,9 @@ async fn an_old_token_key_still_wrapping_a_root_key_is_not_destroyed() {
         .await
         .unwrap();
     let sr = Strongroom::init(storage.clone(), &hsm, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     sr.put_sealed("s/app/db", b"kept", &ctx).await.unwrap();
@@ -484,6 +493,9 @@ async fn an_old_token_key_still_wrapping_a_root_key_is_not_destroyed() {
     assert_eq!(hsm.key_versions().await.unwrap(), vec![2]);
     drop(sr);
     let sr = Strongroom::unseal(storage, &hsm, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     let got = sr.get_sealed("s/app/db", &ctx).await.unwrap().unwrap();

@@ -51,11 +51,11 @@ use async_trait::async_trait;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use strongroom::Strongroom;
 use strongroom::changes::{ChangeWatcher, DEFAULT_FALLBACK, StorageEvent};
+use strongroom::dangerous::Door;
 use strongroom::rotation::{
     Credential, RotationEngine, RotationEvent, RotationStep, STATE_PREFIX, StagedCredentials,
-    StepOutcome, load_staged,
+    StepOutcome,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -164,7 +164,7 @@ const SNAPSHOT_ATTEMPTS: usize = 8;
 /// engine in the same process ([`RotatedSource::with_engine`]) it also
 /// reports that engine's steps as they happen.
 pub struct RotatedSource {
-    sr: Strongroom,
+    sr: Door,
     name: String,
     state_key: String,
     events: Option<tokio::sync::Mutex<broadcast::Receiver<RotationEvent>>>,
@@ -193,7 +193,7 @@ impl RotatedSource {
     /// Reads credential `name` from `sr` and follows its rotation record in
     /// storage (rotations done by any process). Give each pool its own
     /// source: change reports are consumed by the pool that waits for them.
-    pub fn new(sr: Strongroom, name: &str) -> Self {
+    pub fn new(sr: Door, name: &str) -> Self {
         let watch = Self::watch_store(&sr, None);
         Self {
             state_key: format!("{STATE_PREFIX}{name}"),
@@ -207,7 +207,7 @@ impl RotatedSource {
 
     /// Reads the engine's credential, follows its events and its rotation
     /// record in storage.
-    pub fn with_engine(sr: Strongroom, engine: &RotationEngine) -> Self {
+    pub fn with_engine(sr: Door, engine: &RotationEngine) -> Self {
         let mut source = Self::new(sr, engine.name());
         source.events = Some(tokio::sync::Mutex::new(engine.subscribe()));
         source
@@ -230,7 +230,7 @@ impl RotatedSource {
         self.notified
     }
 
-    fn watch_store(sr: &Strongroom, every: Option<Duration>) -> RecordWatch {
+    fn watch_store(sr: &Door, every: Option<Duration>) -> RecordWatch {
         let feed = sr.storage().watch();
         let every = every.unwrap_or(if feed.is_some() {
             DEFAULT_FALLBACK
@@ -320,7 +320,7 @@ impl CredentialSource for RotatedSource {
         let mut before = storage.get(&self.state_key).await?;
         let mut last = StagedCredentials::default();
         for _ in 0..SNAPSHOT_ATTEMPTS {
-            last = load_staged(&self.sr, &self.name).await?;
+            last = self.sr.load_staged(&self.name).await?;
             let after = storage.get(&self.state_key).await?;
             if after == before {
                 return Ok(last);

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use strongroom::clock::{Clock, ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseId, LeaseManager, Revoker};
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
@@ -45,7 +46,7 @@ struct Env {
     db: String,
     admin: PgPool,
     storage: DynStorage,
-    store: Strongroom,
+    store: Door,
     clock: Arc<ManualClock>,
     leases: Arc<LeaseManager>,
     engine: PgDynamicCredentials,
@@ -65,13 +66,19 @@ fn options(clock: Arc<dyn Clock>) -> Options {
 
 /// The store over `storage`: created on first use, unsealed after that (as
 /// a restarted process does).
-async fn open_store(storage: &DynStorage, clock: Arc<dyn Clock>) -> Strongroom {
+async fn open_store(storage: &DynStorage, clock: Arc<dyn Clock>) -> Door {
     if Strongroom::is_initialized(storage).await.unwrap() {
         Strongroom::unseal(storage.clone(), &protector(), options(clock))
             .await
             .unwrap()
+            .dangerous_traced("test")
+            .await
+            .unwrap()
     } else {
         Strongroom::init(storage.clone(), &protector(), options(clock))
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap()
     }
@@ -98,7 +105,7 @@ impl Env {
         let clock = Arc::new(ManualClock::new(real_now()));
         let prefix = format!("sr_{label}_");
         let store = open_store(&storage, clock.clone()).await;
-        let leases = Arc::new(LeaseManager::new(&store, clock.clone(), lease_config).unwrap());
+        let leases = Arc::new(store.lease_manager(clock.clone(), lease_config).unwrap());
         let engine = PgDynamicCredentials::new(
             admin.clone(),
             leases.clone(),
@@ -126,7 +133,9 @@ impl Env {
     async fn restart(&mut self, definitions: &[&PgRoleDefinition]) {
         self.store = open_store(&self.storage, self.clock.clone()).await;
         self.leases = Arc::new(
-            LeaseManager::new(&self.store, self.clock.clone(), LeaseConfig::default()).unwrap(),
+            self.store
+                .lease_manager(self.clock.clone(), LeaseConfig::default())
+                .unwrap(),
         );
         self.engine = PgDynamicCredentials::new(
             self.admin.clone(),
@@ -607,8 +616,11 @@ async fn a_createrole_administrator_issues_and_revokes() {
     let admin = PgPool::connect(&env.pg.url_for("nosuper_admin", "adminpw", &env.db))
         .await
         .unwrap();
-    let leases =
-        Arc::new(LeaseManager::new(&env.store, env.clock.clone(), LeaseConfig::default()).unwrap());
+    let leases = Arc::new(
+        env.store
+            .lease_manager(env.clock.clone(), LeaseConfig::default())
+            .unwrap(),
+    );
     let engine = PgDynamicCredentials::new(
         admin,
         leases.clone(),
@@ -826,8 +838,9 @@ async fn restart_with_ten_thousand_live_leases_resumes_expirations() {
         }
     }
     let staging_store = open_store(&mem_storage, env.clock.clone()).await;
-    let staging =
-        LeaseManager::new(&staging_store, env.clock.clone(), LeaseConfig::default()).unwrap();
+    let staging = staging_store
+        .lease_manager(env.clock.clone(), LeaseConfig::default())
+        .unwrap();
     staging.register_revoker("cheap", Arc::new(Counting::default()));
     for i in 0..N {
         // TTLs from 1 to 40 minutes.
@@ -963,8 +976,11 @@ fn child_process_entry() {
             Arc::new(strongroom_sqlx::SqliteStore::open(&store).await.unwrap());
         let clock = Arc::new(ManualClock::new(real_now()));
         let store = open_store(&storage, clock.clone()).await;
-        let leases =
-            Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
+        let leases = Arc::new(
+            store
+                .lease_manager(clock.clone(), LeaseConfig::default())
+                .unwrap(),
+        );
         let engine =
             PgDynamicCredentials::new(admin, leases.clone(), store, clock, config(&prefix))
                 .unwrap();
@@ -1084,8 +1100,11 @@ fn killed_processes_leave_nothing_unowned() {
         // Later than every intent's grace period.
         let clock = Arc::new(ManualClock::new(real_now() + 10 * MIN));
         let store = open_store(&storage, clock.clone()).await;
-        let leases =
-            Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
+        let leases = Arc::new(
+            store
+                .lease_manager(clock.clone(), LeaseConfig::default())
+                .unwrap(),
+        );
         let engine =
             PgDynamicCredentials::new(admin.clone(), leases.clone(), store, clock, config(prefix))
                 .unwrap();

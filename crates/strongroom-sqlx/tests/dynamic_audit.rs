@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use strongroom::audit::{AuditError, AuditLog, AuditRecord, AuditSink, MemorySink, Operation};
 use strongroom::clock::SystemClock;
-use strongroom::lease::{LeaseConfig, LeaseManager};
+use strongroom::lease::LeaseConfig;
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
@@ -80,11 +80,15 @@ async fn issue_is_audited_before_the_role_exists_and_fails_closed() {
         Options::default(),
     )
     .await
+    .unwrap()
+    .dangerous_traced("test")
+    .await
     .unwrap();
     let def = PgRoleDefinition::new("audited").unwrap();
     let engine_for = |audit: Arc<AuditLog>, prefix: &str| {
         let leases = Arc::new(
-            LeaseManager::new(&store, Arc::new(SystemClock), LeaseConfig::default())
+            store
+                .lease_manager(Arc::new(SystemClock), LeaseConfig::default())
                 .unwrap()
                 .with_audit(audit),
         );

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::PgPoolOptions;
 use strongroom::clock::{ManualClock, Timestamp};
-use strongroom::lease::{LeaseConfig, LeaseManager};
+use strongroom::lease::LeaseConfig;
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Options, SecretBytes, Strongroom};
@@ -54,9 +54,15 @@ async fn pool_survives_a_dynamic_lease_expiring_and_being_replaced() {
         },
     )
     .await
+    .unwrap()
+    .dangerous_traced("test")
+    .await
     .unwrap();
-    let leases =
-        Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default()).unwrap());
+    let leases = Arc::new(
+        store
+            .lease_manager(clock.clone(), LeaseConfig::default())
+            .unwrap(),
+    );
     let mut config = PgDynamicConfig::default();
     config.role_prefix = "sr_lp_".into();
     let engine = Arc::new(

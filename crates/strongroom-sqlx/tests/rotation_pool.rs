@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use strongroom::clock::{ManualClock, SystemClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::protector::SoftwareProtector;
-use strongroom::rotation::{
-    Credential, RotationEngine, RotationOptions, Rotator, StagedCredentials, load_staged,
-};
+use strongroom::rotation::{Credential, RotationOptions, Rotator, StagedCredentials};
 use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage};
 use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_sqlx::pool::{
@@ -82,7 +81,7 @@ impl Env {
     }
 }
 
-async fn store(clock: Arc<dyn strongroom::clock::Clock>, storage: DynStorage) -> Strongroom {
+async fn store(clock: Arc<dyn strongroom::clock::Clock>, storage: DynStorage) -> Door {
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
     Strongroom::init(
         storage,
@@ -92,6 +91,9 @@ async fn store(clock: Arc<dyn strongroom::clock::Clock>, storage: DynStorage) ->
             ..Options::default()
         },
     )
+    .await
+    .unwrap()
+    .dangerous_traced("test")
     .await
     .unwrap()
 }
@@ -344,7 +346,8 @@ async fn alternating_roles_share_objects_and_both_work_through_the_switch() {
     rot.ensure_roles().await.unwrap();
     rot.ensure_roles().await.unwrap(); // idempotent
     let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
-    let engine = RotationEngine::open(sr.clone(), "db/app", Arc::new(rot.clone()), fast())
+    let engine = sr
+        .rotation_engine("db/app", Arc::new(rot.clone()), fast())
         .await
         .unwrap();
     engine.rotate_now().await.unwrap();
@@ -404,17 +407,17 @@ async fn alternating_roles_share_objects_and_both_work_through_the_switch() {
         .unwrap();
 
     // revoking previous disables _a's password; _b keeps working
-    let e3 = RotationEngine::open(
-        sr.clone(),
-        "db/app",
-        Arc::new(rot.clone()),
-        RotationOptions {
-            grace_period: Duration::ZERO,
-            ..fast()
-        },
-    )
-    .await
-    .unwrap();
+    let e3 = sr
+        .rotation_engine(
+            "db/app",
+            Arc::new(rot.clone()),
+            RotationOptions {
+                grace_period: Duration::ZERO,
+                ..fast()
+            },
+        )
+        .await
+        .unwrap();
     // grace was an hour when promoted; a rotation revokes previous early
     e3.rotate_now().await.unwrap();
     assert_eq!(code(&env.login(&v1).await.unwrap_err()), "28P01");
@@ -452,7 +455,7 @@ async fn load_test_64_workers_zero_failures_during_rotation() {
             ))
         };
         let engine = Arc::new(
-            RotationEngine::open(sr.clone(), "db/load", rotator, fast())
+            sr.rotation_engine("db/load", rotator, fast())
                 .await
                 .unwrap(),
         );
@@ -579,7 +582,7 @@ async fn crash_points_never_leave_no_working_credential() {
             owner_id: Some("the-service".into()),
             ..fast()
         };
-        let open = || RotationEngine::open(sr.clone(), "db/crash", rotator.clone(), opts());
+        let open = || sr.rotation_engine("db/crash", rotator.clone(), opts());
         let engine = open().await.unwrap();
         engine.rotate_now().await.unwrap();
         drop(engine);
@@ -602,7 +605,7 @@ async fn crash_points_never_leave_no_working_credential() {
                 let mut failed_state: Option<Vec<u8>> = None;
                 while !stop.load(Ordering::SeqCst) {
                     let state = probe_sr.storage().get("rot/db/crash").await.unwrap();
-                    let staged = load_staged(&probe_sr, "db/crash").await.unwrap();
+                    let staged = probe_sr.load_staged("db/crash").await.unwrap();
                     let mut works = false;
                     for c in staged.in_try_order() {
                         if env.login(c).await.is_ok() {
@@ -680,18 +683,18 @@ async fn login_failure_heals_with_one_refresh_for_all_callers() {
     // pool learns of the rotation only from the refused logins.
     let quiet = GateStorage::new(Arc::new(MemoryStorage::new()));
     let sr = store(Arc::new(SystemClock), Arc::new(quiet)).await;
-    let engine = RotationEngine::open(
-        sr.clone(),
-        "db/flight",
-        Arc::new(PgSingleUserRotator::new(
-            env.admin.clone(),
-            env.target.clone(),
-            &role,
-        )),
-        fast(),
-    )
-    .await
-    .unwrap();
+    let engine = sr
+        .rotation_engine(
+            "db/flight",
+            Arc::new(PgSingleUserRotator::new(
+                env.admin.clone(),
+                env.target.clone(),
+                &role,
+            )),
+            fast(),
+        )
+        .await
+        .unwrap();
     engine.rotate_now().await.unwrap();
     let pool = HealingPool::connect(
         env.target.clone(),
@@ -741,18 +744,18 @@ async fn revoked_credential_without_replacement_fails_after_the_budget() {
     )
     .await;
     let sr = store(Arc::new(SystemClock), Arc::new(MemoryStorage::new())).await;
-    let engine = RotationEngine::open(
-        sr.clone(),
-        "db/revoked",
-        Arc::new(PgSingleUserRotator::new(
-            env.admin.clone(),
-            env.target.clone(),
-            &role,
-        )),
-        fast(),
-    )
-    .await
-    .unwrap();
+    let engine = sr
+        .rotation_engine(
+            "db/revoked",
+            Arc::new(PgSingleUserRotator::new(
+                env.admin.clone(),
+                env.target.clone(),
+                &role,
+            )),
+            fast(),
+        )
+        .await
+        .unwrap();
     engine.rotate_now().await.unwrap();
     let budget = Duration::from_secs(3);
     let pool = HealingPool::connect(
@@ -975,7 +978,8 @@ async fn the_rotated_source_reads_a_consistent_snapshot() {
         ApiKeyFormat::base62("sk_", 32),
         Arc::new(ApiKeyVerifier::new().unwrap()),
     );
-    let engine = RotationEngine::open(sr.clone(), "api/snap", Arc::new(rotator), fast())
+    let engine = sr
+        .rotation_engine("api/snap", Arc::new(rotator), fast())
         .await
         .unwrap();
     engine.rotate_now().await.unwrap();
@@ -983,6 +987,9 @@ async fn the_rotated_source_reads_a_consistent_snapshot() {
     let gate = GateStorage::new(Arc::new(mem.clone()));
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
     let reader_sr = Strongroom::unseal(Arc::new(gate.clone()), &protector, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     let source = Arc::new(RotatedSource::new(reader_sr, "api/snap"));
@@ -1015,7 +1022,8 @@ async fn a_refresh_whose_state_read_is_overtaken_by_rotations_finds_the_current_
     let rot =
         PgAlternatingRotator::new(env.admin.clone(), env.target.clone(), &unique("ov")).unwrap();
     rot.ensure_roles().await.unwrap();
-    let engine = RotationEngine::open(sr.clone(), "db/ov", Arc::new(rot), fast())
+    let engine = sr
+        .rotation_engine("db/ov", Arc::new(rot), fast())
         .await
         .unwrap();
     engine.rotate_now().await.unwrap();
@@ -1025,6 +1033,9 @@ async fn a_refresh_whose_state_read_is_overtaken_by_rotations_finds_the_current_
     let gate = GateStorage::new(Arc::new(mem.clone()));
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
     let pool_sr = Strongroom::unseal(Arc::new(gate.clone()), &protector, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     let budget = Duration::from_secs(3);
@@ -1208,18 +1219,18 @@ async fn a_credential_without_stored_versions_is_reported_as_such() {
         None,
     )
     .await;
-    let engine = RotationEngine::open(
-        sr.clone(),
-        "db/gone",
-        Arc::new(PgSingleUserRotator::new(
-            env.admin.clone(),
-            env.target.clone(),
-            &role,
-        )),
-        fast(),
-    )
-    .await
-    .unwrap();
+    let engine = sr
+        .rotation_engine(
+            "db/gone",
+            Arc::new(PgSingleUserRotator::new(
+                env.admin.clone(),
+                env.target.clone(),
+                &role,
+            )),
+            fast(),
+        )
+        .await
+        .unwrap();
     engine.rotate_now().await.unwrap();
     let budget = Duration::from_secs(1);
     let pool = HealingPool::connect(
@@ -1276,11 +1287,15 @@ async fn a_rotation_in_another_process_reaches_the_pool_within_a_second() {
         let rot = PgAlternatingRotator::new(env.admin.clone(), env.target.clone(), &unique("nt"))
             .unwrap();
         rot.ensure_roles().await.unwrap();
-        let engine = RotationEngine::open(sr.clone(), "db/notice", Arc::new(rot), fast())
+        let engine = sr
+            .rotation_engine("db/notice", Arc::new(rot), fast())
             .await
             .unwrap();
         engine.rotate_now().await.unwrap();
         let pool_sr = Strongroom::unseal(pool_storage, &protector, Options::default())
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap();
         let source = if notified {

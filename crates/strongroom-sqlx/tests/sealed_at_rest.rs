@@ -32,6 +32,9 @@ async fn sqlite_file_holds_no_plaintext() {
     let storage: DynStorage = Arc::new(SqliteStore::open(&db).await.unwrap());
     let sr = Strongroom::init(storage.clone(), &key, Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let secrets = sr.secrets();
     for _ in 0..3 {
@@ -50,6 +53,9 @@ async fn sqlite_file_holds_no_plaintext() {
 
     let storage: DynStorage = Arc::new(SqliteStore::open(&db).await.unwrap());
     let sr = Strongroom::unseal(storage, &key, Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     let got = sr.secrets().get("prod/app/db").await.unwrap();

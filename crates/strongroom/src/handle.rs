@@ -123,7 +123,9 @@
 //! // outside its policy: denied
 //! assert!(matches!(svc.read("prod/billing/db").await, Err(Error::Policy(_))));
 //!
-//! let report = verify(sink.lines(), &sr.audit_key()?, None, Some(&audit.head().await))?;
+//! // the audit key lets its holder forge records: it is behind the door
+//! let key = sr.dangerous_traced("auditor").await?.audit_key()?;
+//! let report = verify(sink.lines(), &key, None, Some(&audit.head().await))?;
 //! assert_eq!(report.records, 5); // write intent + result, read, two denials
 //! # Ok::<(), strongroom::Error>(())
 //! # }).unwrap();
@@ -205,7 +207,7 @@ impl Strongroom {
 
     /// Saves `head` as the audit chain head unless the saved one is already
     /// at or past its sequence number (the saved head only moves forward).
-    pub async fn save_audit_head(&self, head: &Checkpoint) -> Result<()> {
+    pub(crate) async fn save_audit_head(&self, head: &Checkpoint) -> Result<()> {
         let encoded = serde_json::to_vec(&HeadRecord {
             format: HEAD_FORMAT,
             seq: head.seq,

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod authorized;
 pub mod changes;
 pub mod clock;
+pub mod dangerous;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

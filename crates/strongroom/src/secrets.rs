@@ -39,7 +39,7 @@
 //! ("Secrets store records").
 //!
 //! ```
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use strongroom::protector::SoftwareProtector;
 //! use strongroom::secrets::SecretError;
@@ -48,7 +48,9 @@
 //!
 //! let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32]))?;
 //! let sr = Strongroom::init(Arc::new(MemoryStorage::new()), &protector, Options::default()).await?;
-//! let secrets = sr.secrets();
+//! // unchecked access (no principal) goes through the door; see `Handle`
+//! // for a principal's checked and audited access
+//! let secrets = sr.dangerous_traced("example").await?.secrets();
 //!
 //! let v1 = secrets.put("prod/payment-svc/postgres", b"pw-1", Some(0)).await?;
 //! assert_eq!(v1.version, 1);
@@ -589,7 +591,7 @@ pub struct SecretsStore {
 
 impl Strongroom {
     /// The versioned secrets store with default options.
-    pub fn secrets(&self) -> SecretsStore {
+    pub(crate) fn secrets(&self) -> SecretsStore {
         SecretsStore::new(self.clone(), SecretsOptions::default())
     }
 }
@@ -604,7 +606,7 @@ enum Change<T> {
 
 impl SecretsStore {
     /// A store over `sr`.
-    pub fn new(sr: Strongroom, mut options: SecretsOptions) -> Self {
+    pub(crate) fn new(sr: Strongroom, mut options: SecretsOptions) -> Self {
         options.default_max_versions = options.default_max_versions.clamp(1, MAX_MAX_VERSIONS);
         Self { sr, options }
     }

@@ -231,7 +231,7 @@ impl Strongroom {
     }
 
     /// The storage underneath.
-    pub fn storage(&self) -> &DynStorage {
+    pub(crate) fn storage(&self) -> &DynStorage {
         &self.inner.storage
     }
 
@@ -241,7 +241,7 @@ impl Strongroom {
     }
 
     /// The keyring in memory.
-    pub fn keyring(&self) -> Result<Arc<Keyring>> {
+    pub(crate) fn keyring(&self) -> Result<Arc<Keyring>> {
         self.inner
             .keyring
             .read()
@@ -260,7 +260,7 @@ impl Strongroom {
     }
 
     /// The store's audit HMAC key (kept in the keyring).
-    pub fn audit_key(&self) -> Result<SecretBytes> {
+    pub(crate) fn audit_key(&self) -> Result<SecretBytes> {
         Ok(self.keyring()?.audit_key().clone())
     }
 
@@ -351,7 +351,7 @@ impl Strongroom {
     // ----- keyring administration -----
 
     /// Adds a new key version and makes it primary. Returns it.
-    pub async fn rotate(&self) -> Result<KeyInfo> {
+    pub(crate) async fn rotate(&self) -> Result<KeyInfo> {
         let alg = self.inner.options.keyring.algorithm;
         let now = self.clock().now();
         let v = self
@@ -364,14 +364,14 @@ impl Strongroom {
     }
 
     /// Makes an active key version primary again.
-    pub async fn promote(&self, version: u32) -> Result<()> {
+    pub(crate) async fn promote(&self, version: u32) -> Result<()> {
         self.mutate_keyring(|k| k.set_primary(version).map(|()| ((), Some(version))))
             .await
     }
 
     /// Sets the minimum decryption version: older keys are retired (they open
     /// nothing until the minimum is lowered again).
-    pub async fn set_min_decryption_version(&self, min: u32) -> Result<()> {
+    pub(crate) async fn set_min_decryption_version(&self, min: u32) -> Result<()> {
         self.mutate_keyring(|k| k.set_min_decryption_version(min).map(|()| ((), None)))
             .await
     }
@@ -385,7 +385,7 @@ impl Strongroom {
     /// the keyring generation, see [`Strongroom::commit`]), and the erasure
     /// is committed only if the keyring is still the one the scan started
     /// from; otherwise the scan runs again.
-    pub async fn destroy_key(&self, version: u32) -> Result<()> {
+    pub(crate) async fn destroy_key(&self, version: u32) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
         for _ in 0..KEYRING_ATTEMPTS {
             let (root, mut loaded) = self.load_current().await?;
@@ -440,7 +440,7 @@ impl Strongroom {
     /// Other processes sharing the store follow the rotation through a
     /// hand-over record that expires after [`ROOT_UPGRADE_GRACE`] (see
     /// `FORMAT.md`); retire the old protector's key only after that.
-    pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
+    pub(crate) async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let _guard = self.inner.write_lock.lock().await;
         let storage = &self.inner.storage;
         let new_raw = SecretBytes::random(seal::KEY_LEN)?;
@@ -626,7 +626,7 @@ impl Strongroom {
 
     /// Builds a batch operation that stores `plaintext` sealed at storage key
     /// `key` (which must start with [`SEALED_PREFIX`]), bound to `context`.
-    pub async fn sealed_put(
+    pub(crate) async fn sealed_put(
         &self,
         key: &str,
         plaintext: &[u8],
@@ -666,7 +666,7 @@ impl Strongroom {
     }
 
     /// Stores `plaintext` sealed at `key`, bound to `context`.
-    pub async fn put_sealed(
+    pub(crate) async fn put_sealed(
         &self,
         key: &str,
         plaintext: &[u8],
@@ -679,7 +679,7 @@ impl Strongroom {
     /// Reads and opens the sealed record at `key`, which must have been
     /// stored for `context`. A record moved from another key or context
     /// fails with [`Error::DecryptionFailed`].
-    pub async fn get_sealed(
+    pub(crate) async fn get_sealed(
         &self,
         key: &str,
         context: &SealContext<'_>,
@@ -691,7 +691,7 @@ impl Strongroom {
     }
 
     /// Opens a sealed record's bytes as read from `key`.
-    pub async fn open_record(
+    pub(crate) async fn open_record(
         &self,
         key: &str,
         bytes: Vec<u8>,

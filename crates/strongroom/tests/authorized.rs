@@ -15,6 +15,7 @@ use strongroom::audit::{
 };
 use strongroom::authorized::STAGED_HMAC_FIELDS;
 use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::lease::{
     LEASE_MANAGER_PRINCIPAL, Lease, LeaseConfig, LeaseId, LeaseManager, LeaseRequest, Revoker,
 };
@@ -99,7 +100,7 @@ impl AuditSink for SwitchSink {
 
 struct Fixture {
     clock: Arc<ManualClock>,
-    sr: Strongroom,
+    sr: Door,
     sink: Arc<MemorySink>,
     audit: Arc<AuditLog>,
     manager: Arc<LeaseManager>,
@@ -118,6 +119,9 @@ async fn fixture() -> Fixture {
     };
     let sr = Strongroom::init(Arc::new(MemoryStorage::new()), &protector(7), options)
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let sink = Arc::new(MemorySink::new());
     let audit = Arc::new(sr.open_audit_log(vec![sink.clone()], None).await.unwrap());
@@ -133,14 +137,14 @@ async fn fixture() -> Fixture {
 }
 
 fn manager(
-    sr: &Strongroom,
+    sr: &Door,
     clock: &Arc<ManualClock>,
     audit: Option<Arc<AuditLog>>,
 ) -> (Arc<LeaseManager>, Arc<TestRevoker>) {
     let mut config = LeaseConfig::default();
     config.retry.jitter = 0.0;
     config.retry.base = Duration::from_secs(10);
-    let mut m = LeaseManager::new(sr, clock.clone(), config).unwrap();
+    let mut m = sr.lease_manager(clock.clone(), config).unwrap();
     if let Some(a) = audit {
         m = m.with_audit(a);
     }
@@ -474,14 +478,9 @@ async fn engine(f: &Fixture, name: &str) -> Arc<RotationEngine> {
     let verifier = Arc::new(ApiKeyVerifier::new().unwrap());
     let rotator = ApiKeyRotator::new(ApiKeyFormat::base62("sk_", 32), verifier);
     Arc::new(
-        RotationEngine::open(
-            f.sr.clone(),
-            name,
-            Arc::new(rotator),
-            RotationOptions::default(),
-        )
-        .await
-        .unwrap(),
+        f.sr.rotation_engine(name, Arc::new(rotator), RotationOptions::default())
+            .await
+            .unwrap(),
     )
 }
 
@@ -882,4 +881,129 @@ async fn an_expiry_that_cannot_be_recorded_waits_for_the_audit() {
         );
     }
     verify(&recs, &f.sr.audit_key().unwrap(), None, None).unwrap();
+}
+
+// ----- the door to unchecked access -----
+
+/// A store opened without the door: only what needs no policy.
+async fn bare_store() -> Strongroom {
+    Strongroom::init(
+        Arc::new(MemoryStorage::new()),
+        &protector(7),
+        Options::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn opening_the_door_is_audited_before_it_is_handed_out() {
+    let sr = bare_store().await;
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(sr.open_audit_log(vec![sink.clone()], None).await.unwrap());
+    let door = sr.dangerous("migration-job", &audit).await.unwrap();
+    let recs = sink.records().unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].event.principal, "dangerous:migration-job");
+    assert_eq!(recs[0].event.operation, Operation::DangerousOpen);
+    assert_eq!(recs[0].event.outcome, Outcome::Allowed);
+    // Unchecked calls through the door write nothing more.
+    door.secrets().put("app/db", b"pw", None).await.unwrap();
+    assert_eq!(
+        door.secrets()
+            .get("app/db")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"pw"
+    );
+    assert_eq!(sink.records().unwrap().len(), 1);
+    // The door's record does not move the saved head on its own.
+    assert_eq!(sr.saved_audit_head().await.unwrap(), None);
+    let report = verify(sink.lines(), &door.audit_key().unwrap(), None, None).unwrap();
+    assert_eq!(report.records, 1);
+}
+
+#[tokio::test]
+async fn no_door_opens_when_no_sink_accepts_its_record() {
+    let sr = bare_store().await;
+    let audit = Arc::new(
+        sr.open_audit_log(vec![Arc::new(FailingSink)], None)
+            .await
+            .unwrap(),
+    );
+    let err = sr.dangerous("job", &audit).await.unwrap_err();
+    assert!(matches!(err, Error::Audit(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn door_callers_are_named_plainly() {
+    let sr = bare_store().await;
+    let long = "x".repeat(strongroom::dangerous::MAX_CALLER_LEN + 1);
+    for bad in ["", "line\nbreak", "nul\0", long.as_str()] {
+        let err = sr.dangerous_traced(bad).await.unwrap_err();
+        assert_eq!(err.kind(), "invalid_argument", "{bad:?}");
+    }
+    let ok = "y".repeat(strongroom::dangerous::MAX_CALLER_LEN);
+    sr.dangerous_traced(&ok).await.unwrap();
+}
+
+#[tokio::test]
+async fn key_administration_through_the_door_is_audited_as_its_principal() {
+    let sr = bare_store().await;
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(sr.open_audit_log(vec![sink.clone()], None).await.unwrap());
+    let door = sr.dangerous("ops", &audit).await.unwrap();
+    assert_eq!(door.key_admin().rotate().await.unwrap().version, 2);
+    // A secret through the door's handle is audited too.
+    door.handle().put("app/x", b"v", None).await.unwrap();
+    let ops: Vec<(String, Operation, Outcome)> = sink
+        .records()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event.principal, r.event.operation, r.event.outcome))
+        .collect();
+    let who = "dangerous:ops".to_owned();
+    assert_eq!(
+        ops,
+        vec![
+            (who.clone(), Operation::DangerousOpen, Outcome::Allowed),
+            (who.clone(), Operation::KeyringRotate, Outcome::Allowed),
+            (who.clone(), Operation::KeyringRotate, Outcome::Allowed),
+            (who.clone(), Operation::Write, Outcome::Allowed),
+            (who, Operation::Write, Outcome::Allowed),
+        ]
+    );
+    // Raw key administration through the door records nothing.
+    door.rotate().await.unwrap();
+    assert_eq!(sink.records().unwrap().len(), 5);
+    assert_eq!(door.keys().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_traced_door_leaves_the_stores_audit_file_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let sr = bare_store().await;
+    let open_file_log = || async {
+        let sink = Arc::new(JsonlFileSink::open(&file, FsyncPolicy::OsBuffered).unwrap());
+        Arc::new(sr.open_audit_log(vec![sink], Some(&file)).await.unwrap())
+    };
+    let log = open_file_log().await;
+    let door = sr.dangerous("svc", &log).await.unwrap();
+    door.handle().put("app/a", b"1", None).await.unwrap();
+    let head = sr.saved_audit_head().await.unwrap().unwrap();
+    drop(log);
+    // Doors opened with logs of their own (tracing) never move the head.
+    for _ in 0..3 {
+        sr.dangerous_traced("tool").await.unwrap();
+    }
+    assert_eq!(sr.saved_audit_head().await.unwrap(), Some(head));
+    let log = open_file_log().await;
+    let door = sr.dangerous("svc", &log).await.unwrap();
+    door.handle().put("app/b", b"2", None).await.unwrap();
+    let check = AuditFileCheck::new();
+    let report = sr.verify_audit_file(&file, &check).await.unwrap();
+    assert_eq!(report.records, 6);
 }

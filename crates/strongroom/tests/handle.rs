@@ -10,6 +10,7 @@ use strongroom::audit::{
     JsonlFileSink, MemorySink, Operation, Outcome, TracingSink, verify, verify_jsonl_file,
 };
 use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::handle::{AUDIT_HEAD_RECORD, VALUE_HMAC_FIELD};
 use strongroom::policy::{Capability, Policy, PolicyError, Principal, Rule};
 use strongroom::protector::SoftwareProtector;
@@ -20,14 +21,14 @@ use strongroom::{Error, Handle, Options, SecretBytes, Strongroom};
 const CANARY: &str = "canary-7f3e9d1c-never-log-me";
 const CANARY2: &str = "canary-2-a8b7c6d5-never-log-me";
 
-async fn store() -> (Strongroom, Arc<ManualClock>) {
+async fn store() -> (Door, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let storage: DynStorage = Arc::new(MemoryStorage::new());
     let sr = store_on(storage, clock.clone(), true).await;
     (sr, clock)
 }
 
-async fn store_on(storage: DynStorage, clock: Arc<ManualClock>, init: bool) -> Strongroom {
+async fn store_on(storage: DynStorage, clock: Arc<ManualClock>, init: bool) -> Door {
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![42; 32])).unwrap();
     let options = Options {
         clock,
@@ -37,8 +38,14 @@ async fn store_on(storage: DynStorage, clock: Arc<ManualClock>, init: bool) -> S
         Strongroom::init(storage, &protector, options)
             .await
             .unwrap()
+            .dangerous_traced("test")
+            .await
+            .unwrap()
     } else {
         Strongroom::unseal(storage, &protector, options)
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap()
     }
@@ -56,7 +63,7 @@ fn root() -> Principal {
     principal("root", vec![allow("*", &Capability::ALL)])
 }
 
-async fn memory_log(sr: &Strongroom) -> (Arc<AuditLog>, Arc<MemorySink>) {
+async fn memory_log(sr: &Door) -> (Arc<AuditLog>, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::new());
     let log = sr.open_audit_log(vec![sink.clone()], None).await.unwrap();
     (Arc::new(log), sink)
@@ -765,7 +772,7 @@ async fn a_hung_sink_times_out_and_the_call_returns() {
 }
 
 /// Records from a short session through handles.
-async fn session() -> (Strongroom, Vec<String>) {
+async fn session() -> (Door, Vec<String>) {
     let (sr, clock) = store().await;
     let (log, sink) = memory_log(&sr).await;
     let h = sr.as_principal(root(), log);

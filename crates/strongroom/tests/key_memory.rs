@@ -190,6 +190,9 @@ fn exercise(dir: &Path, algorithm: Algorithm, workers: bool) -> Vec<Needle> {
         };
         let sr = Strongroom::init(Arc::new(mem.clone()), &spy, options())
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
         let secrets = sr.secrets();
         let ctx = SealContext::new("key-memory/probe", 1);
@@ -217,6 +220,9 @@ fn exercise(dir: &Path, algorithm: Algorithm, workers: bool) -> Vec<Needle> {
 
         // The unwrap path: unseal again, read, seal.
         let sr = Strongroom::unseal(Arc::new(mem.clone()), &spy, options())
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap();
         assert_eq!(

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::keyring::{KeyState, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{SealContext, SealedValue};
@@ -26,9 +27,12 @@ fn options(threshold: u64, block: u64) -> Options {
     }
 }
 
-async fn fresh() -> (MemoryStorage, Strongroom) {
+async fn fresh() -> (MemoryStorage, Door) {
     let mem = MemoryStorage::new();
     let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     (mem, sr)
@@ -51,6 +55,9 @@ async fn init_unseal_seal_lifecycle() {
     ));
     // "restart": a second handle over the same storage opens the same values
     let again = Strongroom::unseal(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     assert_eq!(
@@ -214,6 +221,9 @@ async fn rewrap_resumes_after_a_crash() {
     let storage: DynStorage = Arc::new(faulty.clone());
     let sr = Strongroom::init(storage.clone(), &protector(), Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     for i in 0..40u64 {
         sr.put_sealed(
@@ -248,6 +258,9 @@ async fn rewrap_resumes_after_a_crash() {
     // a new process resumes from the cursor
     let sr2 = Strongroom::unseal(storage, &protector(), Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let r = sr2.rewrap(10).await.unwrap();
     assert_eq!((r.scanned, r.rewrapped), (20, 20));
@@ -273,6 +286,9 @@ async fn rewrap_after_a_rotation_in_between_starts_over_and_leaves_nothing_behin
     let faulty = FaultyStorage::new(Arc::new(mem.clone()));
     let storage: DynStorage = Arc::new(faulty.clone());
     let sr = Strongroom::init(storage.clone(), &protector(), Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     for i in 0..60u64 {
@@ -318,6 +334,9 @@ async fn rewrap_counts_unreadable_records_as_remaining() {
     let mem = MemoryStorage::new();
     let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     for i in 0..5u64 {
         sr.put_sealed(&format!("s/r/{i}"), b"v", &SealContext::new("r", i))
@@ -344,6 +363,9 @@ async fn a_stale_process_never_stores_under_a_retired_key() {
     let mem = MemoryStorage::new();
     let a = Strongroom::init(Arc::new(mem.clone()), &protector(), Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     // b: a second "process" on the same storage, with no change notices
     // (plain wrapper without watch) so its keyring really is stale
@@ -352,6 +374,9 @@ async fn a_stale_process_never_stores_under_a_retired_key() {
         &protector(),
         Options::default(),
     )
+    .await
+    .unwrap()
+    .dangerous_traced("test")
     .await
     .unwrap();
     assert_eq!(b.keyring().unwrap().primary_version(), 1);
@@ -437,6 +462,9 @@ async fn keyring_rotates_itself_at_the_threshold() {
     let mem = MemoryStorage::new();
     let sr = Strongroom::init(Arc::new(mem.clone()), &protector(), options(10, 4))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let ctx = SealContext::new("c", 0);
     let mut versions = Vec::new();
@@ -457,6 +485,9 @@ async fn encryption_count_never_goes_backwards_across_a_crash() {
     let storage: DynStorage = Arc::new(mem.clone());
     let sr = Strongroom::init(storage.clone(), &protector(), options(1000, 8))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let ctx = SealContext::new("c", 0);
     for _ in 0..3 {
@@ -466,12 +497,18 @@ async fn encryption_count_never_goes_backwards_across_a_crash() {
     drop(sr); // crash: 5 reserved encryptions are lost, never reused
     let sr = Strongroom::unseal(storage.clone(), &protector(), options(1000, 8))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     sr.seal_value(b"x", &ctx).await.unwrap();
     assert_eq!(sr.keys().unwrap()[0].encryptions_reserved, 16);
 
     // two processes sharing the store reserve disjoint blocks
     let other = Strongroom::unseal(storage, &protector(), options(1000, 8))
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     other.seal_value(b"x", &ctx).await.unwrap();
@@ -489,8 +526,14 @@ async fn another_process_rotation_is_picked_up_on_read() {
     let storage: DynStorage = Arc::new(mem.clone());
     let a = Strongroom::init(storage.clone(), &protector(), Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let b = Strongroom::unseal(storage, &protector(), Options::default())
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     a.rotate().await.unwrap();
@@ -629,6 +672,9 @@ async fn try_seal_value_into_waits_for_nothing_and_reports_a_needed_reservation(
     };
     let sr = Strongroom::init(storage, &protector(), options)
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let ctx = SealContext::new("prod/db", 1);
     let mut sealed = Vec::new();
@@ -672,6 +718,9 @@ async fn root_key_rotation_moves_to_another_protector() {
     ));
     let again = Strongroom::unseal(storage, &new, Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     assert_eq!(
         again
@@ -706,12 +755,18 @@ async fn other_processes_follow_a_root_key_rotation_within_the_grace_period() {
     };
     let a = Strongroom::init(Arc::new(mem.clone()), &protector(), opts(4))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let stale = |block| {
         let mem = mem.clone();
         let o = opts(block);
         async move {
             Strongroom::unseal(Arc::new(NoWatch(mem)), &protector(), o)
+                .await
+                .unwrap()
+                .dangerous_traced("test")
                 .await
                 .unwrap()
         }
@@ -754,6 +809,9 @@ async fn other_processes_follow_a_root_key_rotation_within_the_grace_period() {
     );
     // unsealing again with the new protector is the way back
     let c = Strongroom::unseal(Arc::new(mem.clone()), &new, opts(4))
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     assert_eq!(c.keyring().unwrap().primary_version(), 2);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strongroom::clock::{Clock, ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::lease::{
     Lease, LeaseConfig, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseState, PrefixQuota,
     QuotaScope, Revoker,
@@ -83,7 +84,7 @@ struct Fixture {
     storage: DynStorage,
     /// The store the first manager was made from: its barrier reads and
     /// writes lease records as the library stores them.
-    store: Strongroom,
+    store: Door,
     revoker: Arc<TestRevoker>,
     manager: Arc<LeaseManager>,
 }
@@ -100,25 +101,31 @@ fn config() -> LeaseConfig {
 /// A store over `storage` under one fixed test key: initialised by the
 /// first caller, unsealed by every later one (another member on the same
 /// storage, a restart, a `FaultyStorage` over an initialised storage).
-async fn store_over(storage: &DynStorage) -> Strongroom {
+async fn store_over(storage: &DynStorage) -> Door {
     let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32])).unwrap();
     if Strongroom::is_initialized(storage).await.unwrap() {
         Strongroom::unseal(storage.clone(), &protector, Options::default())
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap()
     } else {
         Strongroom::init(storage.clone(), &protector, Options::default())
             .await
             .unwrap()
+            .dangerous_traced("test")
+            .await
+            .unwrap()
     }
 }
 
 fn manager_in(
-    store: &Strongroom,
+    store: &Door,
     clock: &Arc<ManualClock>,
     config: LeaseConfig,
 ) -> (Arc<LeaseManager>, Arc<TestRevoker>) {
-    let manager = Arc::new(LeaseManager::new(store, clock.clone(), config).unwrap());
+    let manager = Arc::new(store.lease_manager(clock.clone(), config).unwrap());
     let revoker = Arc::new(TestRevoker::default());
     manager.register_revoker("test", revoker.clone());
     (manager, revoker)
@@ -1265,7 +1272,7 @@ async fn member(
     revoker: Arc<MemberRevoker>,
 ) -> Arc<LeaseManager> {
     let store = store_over(storage).await;
-    let m = Arc::new(LeaseManager::new(&store, clock.clone(), config).unwrap());
+    let m = Arc::new(store.lease_manager(clock.clone(), config).unwrap());
     m.register_revoker("test", revoker);
     m
 }
@@ -1389,7 +1396,10 @@ async fn several_managers_share_expiry_and_revoke_each_lease_exactly_once() {
     assert_eq!(soon.iter().collect::<HashSet<_>>().len(), issued.len());
     assert_eq!(revoked.len(), issued.len(), "one revoked event per lease");
     // The work was shared.
-    let fresh = LeaseManager::new(&store_over(&storage).await, clock.clone(), config()).unwrap();
+    let fresh = store_over(&storage)
+        .await
+        .lease_manager(clock.clone(), config())
+        .unwrap();
     assert_eq!(fresh.restore().await.unwrap().live_leases, 0);
     let left = lease_keys(&storage).await;
     assert!(left.is_empty(), "lease keys left after a restore: {left:?}");

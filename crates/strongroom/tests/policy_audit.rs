@@ -154,6 +154,7 @@ mod against_the_saved_head {
         MAX_RECORD_LINE_BYTES, VerifyReport,
     };
     use strongroom::clock::{ManualClock, Timestamp};
+    use strongroom::dangerous::Door;
     use strongroom::policy::{Capability, Policy, Principal, Rule};
     use strongroom::protector::SoftwareProtector;
     use strongroom::storage::{DynStorage, MemoryStorage};
@@ -161,7 +162,7 @@ mod against_the_saved_head {
 
     /// A store whose root handle audited `puts` writes and as many reads
     /// to a JSON-lines file (so the store has a saved head).
-    async fn audited(dir: &Path, puts: usize) -> (Strongroom, PathBuf, Vec<String>, Checkpoint) {
+    async fn audited(dir: &Path, puts: usize) -> (Door, PathBuf, Vec<String>, Checkpoint) {
         let storage: DynStorage = Arc::new(MemoryStorage::new());
         let protector = SoftwareProtector::from_key(SecretBytes::new(vec![42; 32])).unwrap();
         let options = Options {
@@ -169,6 +170,9 @@ mod against_the_saved_head {
             ..Options::default()
         };
         let sr = Strongroom::init(storage, &protector, options)
+            .await
+            .unwrap()
+            .dangerous_traced("test")
             .await
             .unwrap();
         let file = dir.join("audit.jsonl");
@@ -508,6 +512,9 @@ mod against_the_saved_head {
             &protector,
             Options::default(),
         )
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
         assert_eq!(sr.saved_audit_head().await.unwrap(), None);

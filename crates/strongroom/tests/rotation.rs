@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strongroom::clock::{Clock, ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::protector::SoftwareProtector;
 use strongroom::rotation::{
     ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Credential, Matched, RotationAudit,
     RotationContext, RotationEngine, RotationError, RotationEvent, RotationOptions, RotationStep,
-    Rotator, StagedCredentials, StepOutcome, TargetError, load_staged,
+    Rotator, StagedCredentials, StepOutcome, TargetError,
 };
 use strongroom::storage::{DynStorage, FaultyStorage, MemoryStorage};
 use strongroom::{Error, Options, SecretBytes, Strongroom};
@@ -61,14 +62,14 @@ struct ModelRotator {
     model: Arc<Model>,
     single_user: bool,
     /// Reads the stored stages after every change to the target.
-    probe: Strongroom,
+    probe: Door,
 }
 
 impl ModelRotator {
     async fn probe(&self) {
         // The state record may be mid-write only between our own calls, so
         // what is stored now is what a restarted process would see.
-        let staged = load_staged(&self.probe, NAME).await.unwrap();
+        let staged = self.probe.load_staged(NAME).await.unwrap();
         self.model.probes.fetch_add(1, Ordering::SeqCst);
         if staged.current.is_some() && !self.model.any_works(&staged) {
             self.model.violations.fetch_add(1, Ordering::SeqCst);
@@ -208,6 +209,9 @@ impl Fixture {
         let storage: DynStorage = Arc::new(faulty.clone());
         Strongroom::init(storage, &protector(), self_options(&clock))
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
         Self {
             clock,
@@ -227,13 +231,16 @@ impl Fixture {
     async fn open_over(&self, storage: DynStorage, options: RotationOptions) -> RotationEngine {
         let sr = Strongroom::unseal(storage, &protector(), self_options(&self.clock))
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
         let rotator = ModelRotator {
             model: self.model.clone(),
             single_user: self.single_user,
             probe: sr.clone(),
         };
-        RotationEngine::open(sr, NAME, Arc::new(rotator), options)
+        sr.rotation_engine(NAME, Arc::new(rotator), options)
             .await
             .unwrap()
     }
@@ -242,8 +249,11 @@ impl Fixture {
         let storage: DynStorage = Arc::new(self.mem.clone());
         let sr = Strongroom::unseal(storage, &protector(), self_options(&self.clock))
             .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
             .unwrap();
-        load_staged(&sr, NAME).await.unwrap()
+        sr.load_staged(NAME).await.unwrap()
     }
 
     async fn assert_current_works(&self) -> Credential {
@@ -318,6 +328,9 @@ async fn first_rotation_creates_and_second_keeps_previous_through_grace() {
         &protector(),
         self_options(&f.clock),
     )
+    .await
+    .unwrap()
+    .dangerous_traced("test")
     .await
     .unwrap();
     let state = sr
@@ -746,17 +759,20 @@ async fn api_keys_verify_current_and_previous_during_the_overlap_only() {
     let storage: DynStorage = Arc::new(MemoryStorage::new());
     let sr = Strongroom::init(storage, &protector(), self_options(&clock))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let verifier = Arc::new(ApiKeyVerifier::new().unwrap());
     let format = ApiKeyFormat::base62("sk_test_", 32);
-    let engine = RotationEngine::open(
-        sr.clone(),
-        "svc/api-key",
-        Arc::new(ApiKeyRotator::new(format.clone(), verifier.clone())),
-        fast_options(),
-    )
-    .await
-    .unwrap();
+    let engine = sr
+        .rotation_engine(
+            "svc/api-key",
+            Arc::new(ApiKeyRotator::new(format.clone(), verifier.clone())),
+            fast_options(),
+        )
+        .await
+        .unwrap();
     engine.rotate_now().await.unwrap();
     let k1 = engine.staged().await.unwrap().current.unwrap();
     assert!(format.matches(k1.secret().expose_secret()));
@@ -781,7 +797,7 @@ async fn api_keys_verify_current_and_previous_during_the_overlap_only() {
     // a verifier in another process, loaded from storage, agrees
     let other = ApiKeyVerifier::new().unwrap();
     other
-        .sync(&load_staged(&sr, "svc/api-key").await.unwrap())
+        .sync(&sr.load_staged("svc/api-key").await.unwrap())
         .unwrap();
     assert_eq!(other.verify(k1.secret().expose_secret()), Matched::Previous);
     assert_eq!(other.verify(k2.secret().expose_secret()), Matched::Current);
@@ -805,19 +821,22 @@ async fn an_existing_api_key_is_imported_as_current_then_rotated_with_overlap() 
     let storage: DynStorage = Arc::new(MemoryStorage::new());
     let sr = Strongroom::init(storage, &protector(), self_options(&clock))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     let verifier = Arc::new(ApiKeyVerifier::new().unwrap());
-    let engine = RotationEngine::open(
-        sr.clone(),
-        "svc/legacy-key",
-        Arc::new(ApiKeyRotator::new(
-            ApiKeyFormat::base62("sk_live_", 32),
-            verifier.clone(),
-        )),
-        fast_options(),
-    )
-    .await
-    .unwrap();
+    let engine = sr
+        .rotation_engine(
+            "svc/legacy-key",
+            Arc::new(ApiKeyRotator::new(
+                ApiKeyFormat::base62("sk_live_", 32),
+                verifier.clone(),
+            )),
+            fast_options(),
+        )
+        .await
+        .unwrap();
     // an old key that predates the format
     let legacy = b"legacy-key-from-the-env-file";
     let err = engine

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::path::SecretPath;
 use strongroom::protector::SoftwareProtector;
 use strongroom::secrets::{
@@ -24,7 +25,7 @@ const T0: u64 = 1_800_000_000;
 struct Fixture {
     mem: MemoryStorage,
     clock: Arc<ManualClock>,
-    sr: Strongroom,
+    sr: Door,
     store: SecretsStore,
 }
 
@@ -39,11 +40,11 @@ async fn fixture_with(storage: DynStorage, mem: MemoryStorage, max: u32) -> Fixt
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
     let sr = Strongroom::init(storage, &protector(), options(&clock))
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
-    let store = SecretsStore::new(
-        sr.clone(),
-        SecretsOptions::default().with_default_max_versions(max),
-    );
+    let store = sr.secrets_with(SecretsOptions::default().with_default_max_versions(max));
     Fixture {
         mem,
         clock,
@@ -195,6 +196,9 @@ async fn concurrent_cas_writers_have_one_winner_across_handles() {
     let f = fixture_with(shared.clone(), mem, 10).await;
     // a second, independent handle over the same storage ("another process")
     let other = Strongroom::unseal(shared.clone(), &protector(), options(&f.clock))
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap()
         .secrets();
@@ -630,6 +634,9 @@ async fn metadata_round_trip() {
     let other = Strongroom::unseal(Arc::new(f.mem.clone()), &protector(), options(&f.clock))
         .await
         .unwrap()
+        .dangerous_traced("test")
+        .await
+        .unwrap()
         .secrets();
     assert_eq!(other.metadata(path).await.unwrap(), m);
 
@@ -931,6 +938,9 @@ async fn keyring_rotation_and_rewrap_keep_every_version_readable() {
     let other = Strongroom::unseal(Arc::new(f.mem.clone()), &protector(), options(&f.clock))
         .await
         .unwrap()
+        .dangerous_traced("test")
+        .await
+        .unwrap()
         .secrets();
     assert_eq!(
         other
@@ -984,6 +994,9 @@ async fn canary_never_leaks_into_storage_errors_or_debug() {
     // a failing write carrying the canary
     let faulty = FaultyStorage::new(Arc::new(f.mem.clone()));
     let sr2 = Strongroom::unseal(Arc::new(faulty.clone()), &protector(), options(&f.clock))
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap();
     faulty.fail_from_write(1);
@@ -1104,6 +1117,9 @@ async fn sealed_store_refuses_work() {
     ));
     // the failed write changed nothing
     let other = Strongroom::unseal(Arc::new(f.mem.clone()), &protector(), options(&f.clock))
+        .await
+        .unwrap()
+        .dangerous_traced("test")
         .await
         .unwrap()
         .secrets();

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use strongroom::dangerous::Door;
 use strongroom::seal::SealContext;
 use strongroom::shamir::{ShamirError, ShamirProtector, Share};
 use strongroom::storage::MemoryStorage;
@@ -18,6 +19,9 @@ async fn store() -> (MemoryStorage, Vec<SecretString>) {
     let (protector, shares) = ShamirProtector::generate(3, 5).unwrap();
     let sr = Strongroom::init(Arc::new(mem.clone()), &protector, Options::default())
         .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
         .unwrap();
     sr.put_sealed("s/app/db", SECRET, &SealContext::new("app/db", 1))
         .await
@@ -29,9 +33,12 @@ fn parse(texts: &[&SecretString]) -> strongroom::Result<Vec<Share>> {
     Share::parse_all(&texts.iter().map(|t| t.expose_secret()).collect::<Vec<_>>())
 }
 
-async fn unseal(mem: &MemoryStorage, shares: &[Share]) -> strongroom::Result<Strongroom> {
+async fn unseal(mem: &MemoryStorage, shares: &[Share]) -> strongroom::Result<Door> {
     let protector = ShamirProtector::from_shares(shares)?;
-    Strongroom::unseal(Arc::new(mem.clone()), &protector, Options::default()).await
+    Strongroom::unseal(Arc::new(mem.clone()), &protector, Options::default())
+        .await?
+        .dangerous_traced("test")
+        .await
 }
 
 #[tokio::test]

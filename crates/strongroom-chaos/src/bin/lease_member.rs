@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use strongroom::clock::SystemClock;
+use strongroom::dangerous::Door;
 use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseManager, LeaseRequest, Revoker};
 
 const ENGINE: &str = "chaos";
@@ -68,21 +69,17 @@ impl Revoker for FileRevoker {
     }
 }
 
-fn manager(
-    sr: &strongroom::Strongroom,
-    member: &str,
-    claim_ttl: Duration,
-    rescan: Duration,
-) -> LeaseManager {
+fn manager(sr: &Door, member: &str, claim_ttl: Duration, rescan: Duration) -> LeaseManager {
     let mut config = LeaseConfig::default();
     config.member_id = Some(member.to_owned());
     config.claim_ttl = claim_ttl;
     config.rescan_interval = rescan;
     config.expiring_soon_fraction = None;
-    LeaseManager::new(sr, Arc::new(SystemClock), config).expect("lease manager")
+    sr.lease_manager(Arc::new(SystemClock), config)
+        .expect("lease manager")
 }
 
-async fn serve(sr: strongroom::Strongroom, member: &str, out: &Path, args: &[String]) {
+async fn serve(sr: Door, member: &str, out: &Path, args: &[String]) {
     let claim_ttl = Duration::from_millis(args[0].parse().unwrap());
     let rescan = Duration::from_millis(args[1].parse().unwrap());
     let m = Arc::new(manager(&sr, member, claim_ttl, rescan));
@@ -94,7 +91,7 @@ async fn serve(sr: strongroom::Strongroom, member: &str, out: &Path, args: &[Str
     std::future::pending::<()>().await;
 }
 
-async fn issue(sr: strongroom::Strongroom, member: &str, out: &Path, args: &[String]) {
+async fn issue(sr: Door, member: &str, out: &Path, args: &[String]) {
     let count: usize = args[0].parse().unwrap();
     let ttl_min: u64 = args[1].parse().unwrap();
     let ttl_max: u64 = args[2].parse().unwrap();

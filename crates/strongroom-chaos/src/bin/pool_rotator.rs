@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strongroom::rotation::{RotationEngine, RotationError, RotationOptions};
+use strongroom::rotation::{RotationError, RotationOptions};
 use strongroom_sqlx::pool::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use strongroom_sqlx::rotate::PgAlternatingRotator;
 
@@ -47,7 +47,8 @@ async fn main() {
         .expect("admin pool");
     let target = PgConnectOptions::from_str(admin_url).expect("admin url");
     let rotator = PgAlternatingRotator::new(admin, target, base).expect("rotator");
-    let engine = RotationEngine::open(sr, credential, Arc::new(rotator), rotation_options(owner))
+    let engine = sr
+        .rotation_engine(credential, Arc::new(rotator), rotation_options(owner))
         .await
         .expect("engine");
     let in_flight = engine

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strongroom::rotation::{
-    ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Credential, RotationContext, RotationEngine,
-    RotationOptions, Rotator, StepOutcome, TargetError,
+    ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Credential, RotationContext, RotationOptions,
+    Rotator, StepOutcome, TargetError,
 };
 
 const NAME: &str = "chaos/api-key";
@@ -103,9 +103,7 @@ async fn main() {
     let fail_test = args.get(5).is_some_and(|a| a == "fail-test");
     let sr = strongroom_chaos::open_store(spec, &key).await;
     let verifier = Arc::new(ApiKeyVerifier::new().unwrap());
-    verifier
-        .sync(&strongroom::rotation::load_staged(&sr, NAME).await.unwrap())
-        .unwrap();
+    verifier.sync(&sr.load_staged(NAME).await.unwrap()).unwrap();
     let rotator = ChaosRotator {
         inner: ApiKeyRotator::new(ApiKeyFormat::base62("sk_chaos_", 32), verifier),
         hang_in_set: mode == "hold",
@@ -116,7 +114,7 @@ async fn main() {
         ..RotationOptions::default()
     };
     let engine = Arc::new(
-        RotationEngine::open(sr, NAME, Arc::new(rotator), options)
+        sr.rotation_engine(NAME, Arc::new(rotator), options)
             .await
             .unwrap(),
     );

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use strongroom::audit::Operation;
+use strongroom::dangerous::Door;
 use strongroom::policy::SystemPath;
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::DynStorage;
@@ -64,7 +65,13 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
     };
     let sqlite = Arc::new(SqliteStore::open(&args.db).await?);
     let storage: DynStorage = sqlite.clone();
-    let sr = match Strongroom::init(storage, protector.as_ref(), Options::default()).await {
+    let opened = async {
+        Strongroom::init(storage, protector.as_ref(), Options::default())
+            .await?
+            .dangerous_traced(crate::store::CALLER)
+            .await
+    };
+    let sr = match opened.await {
         Ok(sr) => sr,
         Err(e) => {
             sqlite.close().await;
@@ -107,7 +114,7 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
 }
 
 /// Writes the store's first audit record.
-async fn record_init(sr: &Strongroom, id: &Identity, primary: u32) -> CliResult {
+async fn record_init(sr: &Door, id: &Identity, primary: u32) -> CliResult {
     let op = Operator::start(sr, id).await?;
     let event = op
         .event(Operation::KeyringRotate)?

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use strongroom::Strongroom;
 use strongroom::audit::{AuditEvent, Operation, new_request_id};
 use strongroom::clock::{Clock, Timestamp};
+use strongroom::dangerous::Door;
 use strongroom::lease::{Lease, LeaseManager, Revoker};
 use strongroom::storage::BatchOp;
 
@@ -59,7 +59,7 @@ impl Default for PgDynamicConfig {
 /// What the engine and its revoker share.
 pub(super) struct Shared {
     pub(super) pool: PgPool,
-    pub(super) store: Strongroom,
+    pub(super) store: Door,
     pub(super) config: PgDynamicConfig,
     /// The definitions this process is configured with, by name.
     definitions: RwLock<BTreeMap<String, Arc<CompiledDefinition>>>,
@@ -260,7 +260,7 @@ impl PgDynamicCredentials {
     pub fn new(
         pool: PgPool,
         leases: Arc<LeaseManager>,
-        store: Strongroom,
+        store: Door,
         clock: Arc<dyn Clock>,
         config: PgDynamicConfig,
     ) -> PgDynResult<Self> {

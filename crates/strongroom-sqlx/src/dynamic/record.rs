@@ -16,10 +16,11 @@
 //! description; the unit tests pin the bytes.
 
 use serde::{Deserialize, Serialize};
+use strongroom::SecretBytes;
 use strongroom::clock::Timestamp;
+use strongroom::dangerous::Door;
 use strongroom::seal::SealContext;
 use strongroom::storage::BatchOp;
-use strongroom::{SecretBytes, Strongroom};
 use zeroize::Zeroizing;
 
 use super::REVOCATION_KEY_RECORD;
@@ -159,7 +160,7 @@ impl RecordKey {
     }
 
     /// The store's record key, if one was created.
-    pub(super) async fn load(store: &Strongroom) -> PgDynResult<Option<Self>> {
+    pub(super) async fn load(store: &Door) -> PgDynResult<Option<Self>> {
         match store
             .get_sealed(REVOCATION_KEY_RECORD, &Self::context())
             .await
@@ -172,7 +173,7 @@ impl RecordKey {
 
     /// The store's record key, created (once, whichever process is first)
     /// if there is none.
-    pub(super) async fn load_or_create(store: &Strongroom) -> PgDynResult<Self> {
+    pub(super) async fn load_or_create(store: &Door) -> PgDynResult<Self> {
         for _ in 0..4 {
             if let Some(key) = Self::load(store).await? {
                 return Ok(key);
@@ -308,7 +309,7 @@ fn intent_context(key: &str) -> SealContext<'_> {
 
 /// The batch operation that stores `intent` sealed at `key`.
 pub(super) async fn seal_intent(
-    store: &Strongroom,
+    store: &Door,
     key: &str,
     intent: &IntentRecord,
 ) -> PgDynResult<BatchOp> {
@@ -318,7 +319,7 @@ pub(super) async fn seal_intent(
 
 /// Opens the sealed (version 2) intent record read from `key`.
 pub(super) async fn open_intent(
-    store: &Strongroom,
+    store: &Door,
     key: &str,
     bytes: Vec<u8>,
 ) -> PgDynResult<StoredIntent> {

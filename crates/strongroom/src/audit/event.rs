@@ -102,6 +102,8 @@ pub enum Operation {
     RootKeyRotate,
     /// Read or verify the audit trail.
     AuditRead,
+    /// Open the door to unchecked access ([`crate::dangerous`]).
+    DangerousOpen,
 }
 
 impl Operation {
@@ -132,6 +134,7 @@ impl Operation {
             Self::KeyDestroy => "key_destroy",
             Self::RootKeyRotate => "root_key_rotate",
             Self::AuditRead => "audit_read",
+            Self::DangerousOpen => "dangerous_open",
         }
     }
 

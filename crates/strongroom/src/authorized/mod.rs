@@ -77,7 +77,9 @@
 //! let sink = Arc::new(MemorySink::new());
 //! let audit = Arc::new(sr.open_audit_log(vec![sink.clone()], None).await?);
 //! let manager = Arc::new(
-//!     LeaseManager::new(&sr, clock.clone(), LeaseConfig::default())?.with_audit(audit.clone()),
+//!     sr.dangerous("setup", &audit).await?
+//!         .lease_manager(clock.clone(), LeaseConfig::default())?
+//!         .with_audit(audit.clone()),
 //! );
 //! manager.register_revoker("db", Arc::new(Noop));
 //!

@@ -119,7 +119,10 @@
 //! let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32]))?;
 //! let store = Strongroom::init(Arc::new(MemoryStorage::new()), &protector, Options::default()).await?;
 //! let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
-//! let manager = LeaseManager::new(&store, clock.clone(), LeaseConfig::default())?;
+//! // direct use of a manager is unchecked: it is built through the door
+//! // (wrap it in `Handle::leases` to check a principal's policies)
+//! let door = store.dangerous_traced("lease-setup").await?;
+//! let manager = door.lease_manager(clock.clone(), LeaseConfig::default())?;
 //! manager.register_revoker("noop", Arc::new(Noop));
 //! let lease = manager
 //!     .issue("noop/creds/app", "noop", Duration::from_secs(60), Duration::from_secs(300), true, Vec::new())
@@ -1130,7 +1133,11 @@ impl LeaseManager {
     /// bound to its storage key; see [`Strongroom::barrier`]). Call
     /// [`LeaseManager::restore`] before use (every operation restores on
     /// first use if it has not been called).
-    pub fn new(store: &Strongroom, clock: Arc<dyn Clock>, config: LeaseConfig) -> Result<Self> {
+    pub(crate) fn new(
+        store: &Strongroom,
+        clock: Arc<dyn Clock>,
+        config: LeaseConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let storage = store.barrier();
         let member = match &config.member_id {

@@ -52,8 +52,11 @@
 //! # let sr = strongroom::Strongroom::init(storage, &protector, Default::default()).await?;
 //! let verifier = Arc::new(ApiKeyVerifier::new()?);
 //! let rotator = ApiKeyRotator::new(ApiKeyFormat::base62("sk_live_", 32), verifier.clone());
-//! let engine = RotationEngine::open(sr, "payments/api-key", Arc::new(rotator),
-//!     RotationOptions::default()).await?;
+//! // an engine's own methods are unchecked: it is built through the door
+//! // (wrap it in `Handle::rotation` to check a principal's policies)
+//! let engine = sr.dangerous_traced("rotation-setup").await?
+//!     .rotation_engine("payments/api-key", Arc::new(rotator), RotationOptions::default())
+//!     .await?;
 //! engine.rotate_now().await?;                       // version 1 becomes current
 //! let key = engine.staged().await?.current.expect("a current key");
 //! assert_eq!(verifier.verify(key.secret().expose_secret()), Matched::Current);
@@ -676,7 +679,7 @@ fn random_owner() -> Result<String> {
 
 /// Reads the stored versions of credential `name` without an engine (for a
 /// pool in a process that does not rotate).
-pub async fn load_staged(sr: &Strongroom, name: &str) -> Result<StagedCredentials> {
+pub(crate) async fn load_staged(sr: &Strongroom, name: &str) -> Result<StagedCredentials> {
     validate_name(name)?;
     let state = read_state(sr, name).await?.1;
     staged_from(sr, name, &state).await
@@ -745,7 +748,7 @@ struct Session {
 impl RotationEngine {
     /// An engine for credential `name` in `sr`, rotated by `rotator`. Does
     /// not act: call [`RotationEngine::resume`] after a restart.
-    pub async fn open(
+    pub(crate) async fn open(
         sr: Strongroom,
         name: &str,
         rotator: Arc<dyn Rotator>,

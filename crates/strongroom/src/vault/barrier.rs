@@ -82,7 +82,7 @@ impl Strongroom {
     /// it are opened and authenticated (a tampered or moved record fails
     /// with [`Error::CorruptRecord`]). Keys under [`SEALED_PREFIX`] and the
     /// pre-unseal records pass through unchanged.
-    pub fn barrier(&self) -> DynStorage {
+    pub(crate) fn barrier(&self) -> DynStorage {
         std::sync::Arc::new(Barrier { sr: self.clone() })
     }
 

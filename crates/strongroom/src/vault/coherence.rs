@@ -85,7 +85,7 @@ impl Strongroom {
     /// values of `ops` under the new primary key (the plaintext never leaves
     /// this function) and tries again. Other conflicts are returned as
     /// [`Error::StorageConflict`] for the caller to handle as before.
-    pub async fn commit(&self, mut ops: Vec<BatchOp>) -> Result<()> {
+    pub(crate) async fn commit(&self, mut ops: Vec<BatchOp>) -> Result<()> {
         if !ops.iter().any(|op| sealed_put_version(op).is_some()) {
             return self.inner.storage.batch(ops).await;
         }

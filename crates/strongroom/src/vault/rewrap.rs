@@ -90,7 +90,7 @@ impl Strongroom {
     /// current primary (see [`Strongroom::commit`]). The report's
     /// [`RewrapReport::remaining`] counts what is still on other versions;
     /// retire older versions only when it is zero.
-    pub async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
+    pub(crate) async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
         let batch_size = batch_size.clamp(1, 10_000);
         let mut report = RewrapReport::default();
         // Start from the newest keyring another process may have made.

@@ -38,6 +38,31 @@
 //! The storage layout and record encodings are described in `docs/FORMAT.md`
 //! ("Secrets store records").
 //!
+//! # Read cache
+//!
+//! Off by default: a store keeps no plaintext between calls unless its
+//! options say so ([`SecretsOptions::with_cache`], then
+//! [`Door::secrets_with`](crate::dangerous::Door::secrets_with) or
+//! [`Handle::new`](crate::Handle::new) over that store). With it on,
+//! [`SecretsStore::get`] keeps the current version of secrets it read, as
+//! [`SecretBytes`] (wiped when dropped or evicted), shared by the store's
+//! clones, bounded by [`CacheOptions`] (entries, value bytes, age). An entry
+//! is dropped:
+//! - by this store's own writes to its path, before the write returns;
+//! - when the store announces a change to the path (its change feed; within
+//!   the backend's notification delay: at once for this process's writes on
+//!   the memory and SQLite stores, about 100 ms for another process's on
+//!   SQLite, one `NOTIFY` on PostgreSQL); a notice naming no keys, a lost
+//!   notice or a closed feed drops every entry;
+//! - when it is older than [`CacheOptions::max_age`] (one second by
+//!   default) by the store's clock, whatever the feed did.
+//!
+//! So a cached read is never older than `max_age`, and normally no older
+//! than the notification delay. [`SecretsStore::get_version`],
+//! [`SecretsStore::metadata`] and [`SecretsStore::list`] always read
+//! storage. Through a principal's [`Handle`](crate::Handle), the policy
+//! check and the audit record happen on every read, hit or miss.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
@@ -68,6 +93,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,7 +104,11 @@ use crate::seal::SealContext;
 use crate::storage::BatchOp;
 use crate::{Error, Result, SecretBytes, Strongroom};
 
+mod cache;
 mod watch;
+
+use cache::ReadCache;
+pub use cache::{CacheOptions, CacheStats};
 
 pub use watch::{SecretChange, SecretWatch};
 
@@ -216,12 +246,17 @@ pub struct SecretsOptions {
     /// Versions kept per secret unless the secret sets its own
     /// `max_versions`. Clamped to `1..=`[`MAX_MAX_VERSIONS`].
     pub default_max_versions: u32,
+    /// The read cache of [`SecretsStore::get`] (see [`CacheOptions`] and
+    /// the "Read cache" section of the [module docs](self)); `None`, the
+    /// default, keeps no plaintext between calls.
+    pub cache: Option<CacheOptions>,
 }
 
 impl Default for SecretsOptions {
     fn default() -> Self {
         Self {
             default_max_versions: DEFAULT_MAX_VERSIONS,
+            cache: None,
         }
     }
 }
@@ -230,6 +265,12 @@ impl SecretsOptions {
     /// Options with `default_max_versions` set.
     pub fn with_default_max_versions(mut self, n: u32) -> Self {
         self.default_max_versions = n;
+        self
+    }
+
+    /// Options with the read cache on, bounded by `cache`.
+    pub fn with_cache(mut self, cache: CacheOptions) -> Self {
+        self.cache = Some(cache);
         self
     }
 }
@@ -587,6 +628,8 @@ fn check_max_versions(path: &SecretPath, n: u32) -> Result<(), SecretError> {
 pub struct SecretsStore {
     sr: Strongroom,
     options: SecretsOptions,
+    /// Shared by clones.
+    cache: Option<Arc<ReadCache>>,
 }
 
 impl Strongroom {
@@ -608,7 +651,8 @@ impl SecretsStore {
     /// A store over `sr`.
     pub(crate) fn new(sr: Strongroom, mut options: SecretsOptions) -> Self {
         options.default_max_versions = options.default_max_versions.clamp(1, MAX_MAX_VERSIONS);
-        Self { sr, options }
+        let cache = options.cache.map(ReadCache::new);
+        Self { sr, options, cache }
     }
 
     /// The store's options.
@@ -668,7 +712,12 @@ impl SecretsStore {
                     out
                 }
             };
-            match self.sr.barrier().batch(ops).await {
+            let written = self.sr.barrier().batch(ops).await;
+            if let Some(cache) = &self.cache {
+                // Also on failure: the batch may have committed.
+                cache.invalidate([path.as_str()]);
+            }
+            match written {
                 Ok(()) => return Ok(out),
                 Err(Error::StorageConflict { .. }) => continue,
                 Err(e) => return Err(e),
@@ -774,9 +823,37 @@ impl SecretsStore {
         .await
     }
 
-    /// Reads the current version of the secret at `path`.
+    /// Reads the current version of the secret at `path` (from the read
+    /// cache when it is on and holds a fresh copy).
     pub async fn get(&self, path: &str) -> Result<SecretVersion> {
         let path = SecretPath::parse(path)?;
+        let Some(cache) = &self.cache else {
+            return self.read_current(path).await;
+        };
+        // Follow the feed before the first read, so no change after it is
+        // missed.
+        cache.follow(|| self.sr.storage().watch());
+        if let Some((version, value)) = cache.get(path.as_str(), self.sr.clock().now()) {
+            return Ok(SecretVersion {
+                path,
+                version,
+                value,
+            });
+        }
+        let generation = cache.generation();
+        let read_at = self.sr.clock().now();
+        let read = self.read_current(path).await?;
+        let (p, v) = (read.path.as_str(), read.version);
+        cache.insert(generation, p, v, &read.value, read_at);
+        Ok(read)
+    }
+
+    /// The read cache's hit and miss counts, if the cache is on.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    async fn read_current(&self, path: SecretPath) -> Result<SecretVersion> {
         let meta = self.require_meta(&path).await?;
         let version = meta.current_version;
         self.read_version(path, &meta, version).await

@@ -1,0 +1,180 @@
+//! The opt-in read cache of the secrets store: hits, invalidation by this
+//! store's writes, by other writers through the change feed, by age (a
+//! `ManualClock`; nothing sleeps), and its bounds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strongroom::clock::{ManualClock, Timestamp};
+use strongroom::dangerous::Door;
+use strongroom::protector::SoftwareProtector;
+use strongroom::secrets::{CacheOptions, CacheStats, SecretsOptions, SecretsStore};
+use strongroom::storage::MemoryStorage;
+use strongroom::{Options, SecretBytes, Strongroom};
+
+async fn store() -> (Door, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
+    let sr = Strongroom::init(Arc::new(MemoryStorage::new()), &protector, options)
+        .await
+        .unwrap()
+        .dangerous_traced("test")
+        .await
+        .unwrap();
+    (sr, clock)
+}
+
+fn cached(door: &Door, cache: CacheOptions) -> SecretsStore {
+    door.secrets_with(SecretsOptions::default().with_cache(cache))
+}
+
+async fn value(s: &SecretsStore, path: &str) -> Vec<u8> {
+    s.get(path).await.unwrap().value.expose_secret().to_vec()
+}
+
+fn stats(s: &SecretsStore) -> (u64, u64) {
+    let CacheStats { hits, misses, .. } = s.cache_stats().unwrap();
+    (hits, misses)
+}
+
+/// Lets the cache's feed follower run (a current-thread runtime): yields
+/// until `done` or gives up after many turns. No timer is involved.
+async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..10_000 {
+        if done().await {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_cache_is_off_unless_asked_for() {
+    let (door, _) = store().await;
+    assert!(door.secrets().cache_stats().is_none());
+    assert_eq!(SecretsOptions::default().cache, None);
+}
+
+#[tokio::test]
+async fn a_second_read_is_a_hit_and_own_writes_are_seen_at_once() {
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default());
+    s.put("app/db", b"one", None).await.unwrap();
+    assert_eq!(value(&s, "app/db").await, b"one");
+    assert_eq!(value(&s, "app/db").await, b"one");
+    assert_eq!(stats(&s), (1, 1));
+    // A clone shares the cache; its write drops the entry before returning.
+    let clone = s.clone();
+    clone.put("app/db", b"two", None).await.unwrap();
+    assert_eq!(value(&s, "app/db").await, b"two");
+    s.delete("app/db", &[]).await.unwrap();
+    let err = s.get("app/db").await.unwrap_err();
+    assert_eq!(err.kind(), "version_deleted", "{err:?}");
+    // The hit carries the version's facts too.
+    s.put("app/db", b"three", None).await.unwrap();
+    let a = s.get("app/db").await.unwrap();
+    let b = s.get("app/db").await.unwrap();
+    assert_eq!((a.version, a.path.as_str()), (b.version, b.path.as_str()));
+    assert_eq!(b.version.version, 3);
+}
+
+#[tokio::test]
+async fn another_writer_is_seen_once_the_store_announces_it() {
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default());
+    let other = door.secrets(); // another store: its writes reach `s` by the feed
+    other.put("app/db", b"one", None).await.unwrap();
+    assert_eq!(value(&s, "app/db").await, b"one");
+    other.put("app/db", b"two", None).await.unwrap();
+    assert!(until(async || value(&s, "app/db").await == b"two").await);
+    other.delete_metadata("app/db").await.unwrap();
+    assert!(until(async || s.get("app/db").await.is_err()).await);
+}
+
+#[tokio::test]
+async fn no_entry_is_served_past_its_age() {
+    let (door, clock) = store().await;
+    let age = Duration::from_secs(5);
+    let s = cached(&door, CacheOptions::default().with_max_age(age));
+    s.put("app/db", b"one", None).await.unwrap();
+    value(&s, "app/db").await;
+    clock.advance(age);
+    value(&s, "app/db").await;
+    assert_eq!(stats(&s), (1, 1), "at the limit: still a hit");
+    clock.advance(Duration::from_millis(1));
+    value(&s, "app/db").await;
+    assert_eq!(stats(&s), (1, 2), "past it: read again");
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_in_entries_and_bytes() {
+    let (door, _) = store().await;
+    let s = cached(
+        &door,
+        CacheOptions::default()
+            .with_max_entries(2)
+            .with_max_bytes(10),
+    );
+    for (p, v) in [("a", "1234"), ("b", "1234"), ("c", "1234")] {
+        s.put(p, v.as_bytes(), None).await.unwrap();
+        value(&s, p).await;
+    }
+    // "a" was evicted (oldest, three entries > 2); "b" and "c" remain.
+    value(&s, "c").await;
+    value(&s, "b").await;
+    assert_eq!(stats(&s), (2, 3));
+    value(&s, "a").await;
+    assert_eq!(stats(&s), (2, 4));
+    // A value larger than every entry together is never kept.
+    s.put("big", &[7; 11], None).await.unwrap();
+    value(&s, "big").await;
+    value(&s, "big").await;
+    assert_eq!(stats(&s), (2, 6));
+    // Bytes bound: an 8-byte value evicts the oldest entries until it fits.
+    s.put("d", b"12345678", None).await.unwrap();
+    value(&s, "d").await;
+    value(&s, "d").await;
+    assert_eq!(stats(&s), (3, 7));
+}
+
+#[tokio::test]
+async fn a_principals_cached_reads_are_still_checked_and_audited() {
+    use strongroom::audit::{MemorySink, Operation, Outcome};
+    use strongroom::policy::{Capability, Policy, Principal, Rule};
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default());
+    s.put("app/db", b"pw", None).await.unwrap();
+    s.put("other/db", b"pw", None).await.unwrap();
+    value(&s, "other/db").await; // cached, but not for this principal
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(door.open_audit_log(vec![sink.clone()], None).await.unwrap());
+    let policy = Policy::new(
+        "app",
+        vec![Rule::allow("app/*", [Capability::Read]).unwrap()],
+    );
+    let h = strongroom::Handle::new(s.clone(), Principal::new("app", [&policy]), audit);
+    h.read("app/db").await.unwrap();
+    h.read("app/db").await.unwrap();
+    assert_eq!(
+        h.read("other/db").await.unwrap_err().kind(),
+        "policy_denied"
+    );
+    let reads: Vec<Outcome> = sink
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.operation == Operation::Read)
+        .map(|r| r.event.outcome)
+        .collect();
+    assert_eq!(
+        reads,
+        vec![Outcome::Allowed, Outcome::Allowed, Outcome::Denied]
+    );
+    assert_eq!(stats(&s).0, 1, "the second read was a hit");
+}

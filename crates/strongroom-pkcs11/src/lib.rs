@@ -832,7 +832,7 @@ impl Pkcs11Protector {
 
     /// Deletes an old token key version, after checking that none of
     /// `stores` still has its root key wrapped under it (run
-    /// [`Strongroom::rotate_root_key`](strongroom::Strongroom::rotate_root_key)
+    /// [`KeyAdmin::rotate_root_key`](strongroom::authorized::KeyAdmin::rotate_root_key)
     /// with this protector after [`Pkcs11Protector::rotate`] first). A store
     /// whose root key another protector holds is not affected and passes.
     /// Refused with a `Config` error naming the version otherwise.

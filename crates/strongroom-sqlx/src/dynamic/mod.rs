@@ -101,7 +101,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use strongroom::lease::{LeaseConfig, LeaseManager};
+//! use strongroom::lease::LeaseConfig;
 //! use strongroom::protector::SoftwareProtector;
 //! use strongroom::storage::DynStorage;
 //! use strongroom::{Options, Strongroom};
@@ -114,8 +114,11 @@
 //! let storage: DynStorage = Arc::new(SqliteStore::open("strongroom.db").await?);
 //! let protector = SoftwareProtector::from_key_file("strongroom.key")?;
 //! let store = Strongroom::unseal(storage, &protector, Options::default()).await?;
+//! // The engine and the manager act without a principal: through the door
+//! // (wrap the manager in `Handle::leases` for a principal's checked use).
+//! let store = store.dangerous_traced("pg-dynamic").await?;
 //! let clock = store.clock().clone();
-//! let leases = Arc::new(LeaseManager::new(&store, clock.clone(), LeaseConfig::default())?);
+//! let leases = Arc::new(store.lease_manager(clock.clone(), LeaseConfig::default())?);
 //! // An administrative connection: a role with CREATEROLE (and the grants it hands out).
 //! let admin = sqlx::PgPool::connect("postgres://admin:pw@127.0.0.1/app").await?;
 //! let engine = PgDynamicCredentials::new(admin, leases.clone(), store, clock, PgDynamicConfig::default())?;

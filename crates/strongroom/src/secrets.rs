@@ -826,25 +826,36 @@ impl SecretsStore {
     /// Reads the current version of the secret at `path` (from the read
     /// cache when it is on and holds a fresh copy).
     pub async fn get(&self, path: &str) -> Result<SecretVersion> {
-        let path = SecretPath::parse(path)?;
+        if self.cache.is_none() {
+            return self.read_current(SecretPath::parse(path)?).await;
+        }
+        let shared = self.get_shared(path).await?;
+        Ok(SecretVersion {
+            path: shared.path.clone(),
+            version: shared.version,
+            value: shared.value.clone(),
+        })
+    }
+
+    /// [`SecretsStore::get`] without copying a cached value: the cache's own
+    /// copy, shared (with the read cache off, a new one).
+    pub async fn get_shared(&self, path: &str) -> Result<Arc<SecretVersion>> {
         let Some(cache) = &self.cache else {
-            return self.read_current(path).await;
+            return Ok(Arc::new(self.read_current(SecretPath::parse(path)?).await?));
         };
         // Follow the feed before the first read, so no change after it is
         // missed.
         cache.follow(|| self.sr.storage().watch());
-        if let Some((version, value)) = cache.get(path.as_str(), self.sr.clock().now()) {
-            return Ok(SecretVersion {
-                path,
-                version,
-                value,
-            });
+        let now = self.sr.clock().now();
+        // Only valid paths are cached, and a path is valid only in its one
+        // canonical spelling: a hit needs no parsing.
+        if let Some(hit) = cache.get(path, now) {
+            return Ok(hit);
         }
+        let canonical = SecretPath::parse(path)?;
         let generation = cache.generation();
-        let read_at = self.sr.clock().now();
-        let read = self.read_current(path).await?;
-        let (p, v) = (read.path.as_str(), read.version);
-        cache.insert(generation, p, v, &read.value, read_at);
+        let read = Arc::new(self.read_current(canonical).await?);
+        cache.insert(generation, &read, now);
         Ok(read)
     }
 

@@ -178,3 +178,23 @@ async fn a_principals_cached_reads_are_still_checked_and_audited() {
     );
     assert_eq!(stats(&s).0, 1, "the second read was a hit");
 }
+
+#[tokio::test]
+async fn get_shared_hands_out_the_cached_copy() {
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default());
+    s.put("app/db", b"one", None).await.unwrap();
+    let a = s.get_shared("app/db").await.unwrap();
+    let b = s.get_shared("app/db").await.unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "the same cached copy");
+    // Paths have one spelling: others are refused, cached or not.
+    for bad in ["/app/db", "app//db", "app/../etc"] {
+        assert_eq!(s.get_shared(bad).await.unwrap_err().kind(), "invalid_path");
+    }
+    // Without a cache, each call reads anew.
+    let plain = door.secrets();
+    let x = plain.get_shared("app/db").await.unwrap();
+    let y = plain.get_shared("app/db").await.unwrap();
+    assert!(!Arc::ptr_eq(&x, &y));
+    assert_eq!(x.value.expose_secret(), b"one");
+}

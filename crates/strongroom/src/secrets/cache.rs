@@ -23,8 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use super::{METADATA_PREFIX, VersionInfo};
-use crate::SecretBytes;
+use super::{METADATA_PREFIX, SecretVersion};
 use crate::changes::StorageEvent;
 use crate::clock::Timestamp;
 use crate::storage::ChangeFeed;
@@ -76,8 +75,7 @@ impl CacheOptions {
 
 /// One cached current version.
 struct Entry {
-    version: VersionInfo,
-    value: SecretBytes,
+    read: Arc<SecretVersion>,
     /// When it was read, by the store's clock.
     at: Timestamp,
     /// Its key in [`State::order`].
@@ -97,7 +95,7 @@ impl State {
     fn remove(&mut self, path: &str) {
         if let Some(e) = self.entries.remove(path) {
             self.order.remove(&e.seq);
-            self.bytes -= e.value.len();
+            self.bytes -= e.read.value.len();
         }
     }
 
@@ -222,12 +220,10 @@ impl ReadCache {
     }
 
     /// The cached current version of `path`, if fresh.
-    pub(crate) fn get(&self, path: &str, now: Timestamp) -> Option<(VersionInfo, SecretBytes)> {
+    pub(crate) fn get(&self, path: &str, now: Timestamp) -> Option<Arc<SecretVersion>> {
         let mut state = self.state();
         let hit = match state.entries.get(path) {
-            Some(e) if now.saturating_since(e.at) <= self.options.max_age => {
-                Some((e.version, e.value.clone()))
-            }
+            Some(e) if now.saturating_since(e.at) <= self.options.max_age => Some(e.read.clone()),
             Some(_) => {
                 state.remove(path);
                 None
@@ -244,43 +240,38 @@ impl ReadCache {
         hit
     }
 
-    /// Caches `value` as `path`'s current version, unless an invalidation
-    /// happened since `generation` was taken (the read may be stale).
-    pub(crate) fn insert(
-        &self,
-        generation: u64,
-        path: &str,
-        version: VersionInfo,
-        value: &SecretBytes,
-        now: Timestamp,
-    ) {
+    /// Caches `read` as its path's current version, unless an
+    /// invalidation happened since `generation` was taken (the read may be
+    /// stale).
+    pub(crate) fn insert(&self, generation: u64, read: &Arc<SecretVersion>, now: Timestamp) {
         let o = self.options;
-        if o.max_entries == 0 || value.len() > o.max_bytes {
+        let len = read.value.len();
+        if o.max_entries == 0 || len > o.max_bytes {
             return;
         }
+        let path = read.path.as_str();
         let mut state = self.state();
         // Checked under the lock, which invalidations also take.
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
         state.remove(path);
-        while state.entries.len() >= o.max_entries || state.bytes + value.len() > o.max_bytes {
+        while state.entries.len() >= o.max_entries || state.bytes + len > o.max_bytes {
             let Some((_, oldest)) = state.order.pop_first() else {
                 break;
             };
             if let Some(e) = state.entries.remove(&oldest) {
-                state.bytes -= e.value.len();
+                state.bytes -= e.read.value.len();
             }
         }
         let seq = state.next_seq;
         state.next_seq += 1;
         state.order.insert(seq, path.to_owned());
-        state.bytes += value.len();
+        state.bytes += len;
         state.entries.insert(
             path.to_owned(),
             Entry {
-                version,
-                value: value.clone(),
+                read: read.clone(),
                 at: now,
                 seq,
             },
@@ -307,14 +298,21 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SecretBytes;
+    use crate::path::SecretPath;
+    use crate::secrets::VersionInfo;
 
-    fn info(version: u64) -> VersionInfo {
-        VersionInfo {
-            version,
-            created_at: Timestamp::from_secs(1),
-            deleted_at: None,
-            destroyed_at: None,
-        }
+    fn read(path: &str, version: u64, value: &[u8]) -> Arc<SecretVersion> {
+        Arc::new(SecretVersion {
+            path: SecretPath::parse(path).unwrap(),
+            version: VersionInfo {
+                version,
+                created_at: Timestamp::from_secs(1),
+                deleted_at: None,
+                destroyed_at: None,
+            },
+            value: SecretBytes::from(value.to_vec()),
+        })
     }
 
     #[test]
@@ -324,35 +322,20 @@ mod tests {
         let before = cache.generation();
         // A writer drops the path while the read was in flight.
         cache.invalidate(["app/db"]);
-        cache.insert(
-            before,
-            "app/db",
-            info(1),
-            &SecretBytes::from(b"old".to_vec()),
-            now,
-        );
+        cache.insert(before, &read("app/db", 1, b"old"), now);
         assert!(cache.get("app/db", now).is_none());
         // A read that started after it is cached.
         let after = cache.generation();
-        cache.insert(
-            after,
-            "app/db",
-            info(2),
-            &SecretBytes::from(b"new".to_vec()),
-            now,
+        cache.insert(after, &read("app/db", 2, b"new"), now);
+        let hit = cache.get("app/db", now).unwrap();
+        assert_eq!(
+            (hit.version.version, hit.value.expose_secret()),
+            (2, &b"new"[..])
         );
-        let (v, value) = cache.get("app/db", now).unwrap();
-        assert_eq!((v.version, value.expose_secret()), (2, &b"new"[..]));
         // Clearing also fails reads in flight.
         let during = cache.generation();
         cache.clear();
-        cache.insert(
-            during,
-            "app/x",
-            info(1),
-            &SecretBytes::from(b"x".to_vec()),
-            now,
-        );
+        cache.insert(during, &read("app/x", 1, b"x"), now);
         assert!(cache.get("app/x", now).is_none());
     }
 }

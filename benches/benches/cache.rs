@@ -1,0 +1,123 @@
+//! The secrets store's read cache: a hit of `SecretsStore::get_shared` and
+//! of `SecretsStore::get`, and a miss of `get` (memory store), against a `HashMap` get plus an `Arc` clone of the same
+//! value, interleaved round by round in one process (the order rotates each
+//! round); prints the median of the paired per-round ratios with min-max,
+//! and the load average.
+//!
+//! `cargo bench -p strongroom-benches --bench cache`
+//! (`CACHE_BENCH_ROUNDS`, `CACHE_BENCH_OPS` to change the run).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use strongroom::protector::SoftwareProtector;
+use strongroom::secrets::{CacheOptions, SecretsOptions};
+use strongroom::storage::MemoryStorage;
+use strongroom::{Options, SecretBytes, Strongroom};
+use strongroom_benches::{env_or, load_average, median};
+
+const KEYS: usize = 100;
+const VALUE: usize = 32;
+
+fn main() {
+    let rounds = env_or("CACHE_BENCH_ROUNDS", 101).max(1);
+    let ops = env_or("CACHE_BENCH_OPS", 2000).max(1);
+    println!(
+        "cache bench: {rounds} interleaved rounds of {ops} reads over {KEYS} secrets of {VALUE} B; load average at start: {}",
+        load_average()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let paths: Vec<String> = (0..KEYS).map(|i| format!("prod/svc-{i}/db")).collect();
+    let (cached, plain) = rt.block_on(async {
+        let p = SoftwareProtector::from_key(SecretBytes::new(vec![1; 32])).expect("key");
+        let sr = Strongroom::init(Arc::new(MemoryStorage::new()), &p, Options::default())
+            .await
+            .expect("init")
+            .dangerous_traced("bench")
+            .await
+            .expect("door");
+        let plain = sr.secrets();
+        for path in &paths {
+            plain.put(path, &[7; VALUE], None).await.expect("put");
+        }
+        let cached = sr.secrets_with(SecretsOptions::default().with_cache(CacheOptions::default()));
+        (cached, plain)
+    });
+    let map: HashMap<String, Arc<Vec<u8>>> = paths
+        .iter()
+        .map(|p| (p.clone(), Arc::new(vec![7; VALUE])))
+        .collect();
+
+    // ns per read, one sample per variant per round
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    let names = [
+        "HashMap get + Arc clone",
+        "cache hit, get",
+        "cache miss (no cache), get",
+        "cache hit, get_shared",
+    ];
+    for round in 0..rounds {
+        for k in 0..4 {
+            let variant = (round + k) % 4;
+            let start = Instant::now();
+            match variant {
+                0 => {
+                    for i in 0..ops {
+                        black_box(map.get(black_box(paths[i % KEYS].as_str())).map(Arc::clone));
+                    }
+                }
+                1 => rt.block_on(async {
+                    for i in 0..ops {
+                        black_box(cached.get(&paths[i % KEYS]).await.expect("get"));
+                    }
+                }),
+                2 => rt.block_on(async {
+                    for i in 0..ops {
+                        black_box(plain.get(&paths[i % KEYS]).await.expect("get"));
+                    }
+                }),
+                _ => rt.block_on(async {
+                    for i in 0..ops {
+                        black_box(cached.get_shared(&paths[i % KEYS]).await.expect("get"));
+                    }
+                }),
+            }
+            samples[variant].push(start.elapsed().as_nanos() as f64 / ops as f64);
+        }
+    }
+    for (name, s) in names.iter().zip(&samples) {
+        println!(
+            "{name:<26} median {:>9.1} ns/read",
+            median(s.clone()).unwrap_or(0.0)
+        );
+    }
+    let ratio = |a: usize, b: usize, label: &str| {
+        let r: Vec<f64> = samples[a]
+            .iter()
+            .zip(&samples[b])
+            .map(|(x, y)| x / y)
+            .collect();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(0.0, f64::max);
+        println!(
+            "{label:<40} {:>7.2}x  [min {lo:.2} - max {hi:.2}]",
+            median(r.clone()).unwrap_or(0.0)
+        );
+    };
+    ratio(3, 0, "cache hit (get_shared) / HashMap+Arc");
+    ratio(1, 0, "cache hit (get) / HashMap+Arc");
+    ratio(2, 0, "cache miss / HashMap+Arc");
+    ratio(2, 1, "cache miss / cache hit");
+    let stats = cached.cache_stats().unwrap_or_default();
+    println!(
+        "cache stats: {} hits, {} misses; load average at end: {}",
+        stats.hits,
+        stats.misses,
+        load_average()
+    );
+}

@@ -169,3 +169,93 @@ async fn issue_is_audited_before_the_role_exists_and_fails_closed() {
         "no password in the audit"
     );
 }
+
+/// Through a principal's handle: `lease` on the lease path is needed; a
+/// refusal is audited and creates nothing; an allowed issue is recorded
+/// (intent before the role, outcome with the lease id) under the principal.
+#[tokio::test]
+async fn issue_as_a_principal_is_checked_and_audited() {
+    use strongroom::audit::Outcome;
+    use strongroom::policy::{Capability, Policy, Principal, Rule};
+    let pg = TestPostgres::shared().unwrap();
+    let url = pg.fresh_database("dynprincipal").await.unwrap();
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![4; 32])).unwrap();
+    let store = Strongroom::init(
+        Arc::new(MemoryStorage::new()),
+        &protector,
+        Options::default(),
+    )
+    .await
+    .unwrap()
+    .dangerous_traced("test")
+    .await
+    .unwrap();
+    let leases = Arc::new(
+        store
+            .lease_manager(Arc::new(SystemClock), LeaseConfig::default())
+            .unwrap(),
+    );
+    let mut config = PgDynamicConfig::default();
+    config.role_prefix = "sr_who_".to_owned();
+    let engine = PgDynamicCredentials::new(
+        admin.clone(),
+        leases,
+        store.clone(),
+        Arc::new(SystemClock),
+        config,
+    )
+    .unwrap();
+    let readonly = PgRoleDefinition::new("readonly").unwrap();
+    let writer = PgRoleDefinition::new("writer").unwrap();
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(
+        store
+            .open_audit_log(vec![sink.clone()], None)
+            .await
+            .unwrap(),
+    );
+    let policy = Policy::new(
+        "app",
+        vec![Rule::allow(&engine.lease_path(&readonly), [Capability::Lease]).unwrap()],
+    );
+    let app = store.as_principal(Principal::new("app", [&policy]), audit);
+
+    let err = engine
+        .issue_as(&app, &writer, Some(Duration::from_secs(60)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("may not lease"), "{err}");
+    assert_eq!(roles_with_prefix(&admin, "sr_who_").await, 0);
+
+    let (lease, cred) = engine
+        .issue_as(&app, &readonly, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(roles_with_prefix(&admin, "sr_who_").await, 1);
+    let mine: Vec<(Option<String>, Outcome, Option<String>)> = sink
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.principal == "app")
+        .map(|r| (r.event.path, r.event.outcome, r.event.lease_id))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![
+            (Some(engine.lease_path(&writer)), Outcome::Denied, None),
+            (Some(engine.lease_path(&readonly)), Outcome::Allowed, None),
+            (
+                Some(engine.lease_path(&readonly)),
+                Outcome::Allowed,
+                Some(lease.id().to_string())
+            ),
+        ]
+    );
+    let text = format!("{:?}", sink.lines());
+    assert!(!text.contains(cred.password.expose_secret()));
+}

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use strongroom::audit::{AuditEvent, Operation, new_request_id};
+use strongroom::Handle;
+use strongroom::audit::{AuditEvent, Operation, Outcome, new_request_id};
 use strongroom::clock::{Clock, Timestamp};
 use strongroom::dangerous::Door;
 use strongroom::lease::{Lease, LeaseManager, Revoker};
+use strongroom::policy::Capability;
 use strongroom::storage::BatchOp;
 
 use super::definition::{CompiledDefinition, PgRoleDefinition};
@@ -430,6 +432,57 @@ impl PgDynamicCredentials {
     /// server refuses (the transaction is rolled back); a core error such
     /// as a lease quota or a sealed store.
     pub async fn issue(
+        &self,
+        definition: &PgRoleDefinition,
+        ttl: Option<Duration>,
+    ) -> PgDynResult<(Lease, PgCredential)> {
+        self.issue_unchecked(definition, ttl).await
+    }
+
+    /// [`PgDynamicCredentials::issue`] as the principal of `who`: checked
+    /// against its policies (capability `lease` on the lease path,
+    /// [`PgDynamicCredentials::lease_path`]) and audited to its log: a
+    /// refusal is recorded as `denied` and fails with a policy error before
+    /// anything happens; the intent is recorded before the role exists (if
+    /// no sink accepts it, nothing is created); the outcome (the lease id,
+    /// or the error's kind) after, and the password is returned only once
+    /// that record is accepted.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`PgDynamicCredentials::issue`], plus a policy error
+    /// (`policy_denied`) and audit errors.
+    pub async fn issue_as(
+        &self,
+        who: &Handle,
+        definition: &PgRoleDefinition,
+        ttl: Option<Duration>,
+    ) -> PgDynResult<(Lease, PgCredential)> {
+        let path = self.shared.lease_path(&definition.name);
+        let event = who
+            .admit_external(Operation::LeaseIssue, &path, &[Capability::Lease])
+            .await?;
+        match self.issue_unchecked(definition, ttl).await {
+            Ok(out) => Ok(who
+                .conclude_external(event, Ok(out), |ev, (lease, _)| {
+                    ev.with_lease_id(lease.id().to_string())
+                })
+                .await?),
+            Err(e) => {
+                let kind = match &e {
+                    PgDynError::Core(core) => core.kind().to_owned(),
+                    _ => "pg_dynamic".to_owned(),
+                };
+                who.conclude_external(event, Ok(()), |ev, ()| {
+                    ev.with_outcome(Outcome::Error { kind })
+                })
+                .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn issue_unchecked(
         &self,
         definition: &PgRoleDefinition,
         ttl: Option<Duration>,

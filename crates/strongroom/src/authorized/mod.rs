@@ -131,3 +131,41 @@ pub use leases::LeaseHandle;
 pub use rotation::{RotationHandle, STAGED_HMAC_FIELDS};
 
 pub use crate::policy::SystemPath;
+
+/// The same checks and records for operations built outside this crate
+/// (dynamic credentials in `strongroom-sqlx`, say), so they can be offered
+/// through a principal's handle too.
+impl crate::Handle {
+    /// Checks every capability of `caps` on `path` for this principal and
+    /// writes the intent of `op` there (outcome `allowed`), in the order of
+    /// the [module docs](self): an invalid path or a refusal is audited and
+    /// returned (`denied`, [`PolicyError::Denied`](crate::policy::PolicyError::Denied)),
+    /// and if no sink accepts the intent the call fails and nothing may
+    /// happen (fail closed). Run the operation, then hand its result to
+    /// [`Handle::conclude_external`] with the returned event.
+    pub async fn admit_external(
+        &self,
+        op: crate::audit::Operation,
+        path: &str,
+        caps: &[crate::policy::Capability],
+    ) -> crate::Result<crate::audit::AuditEvent> {
+        let event = gate::event(self, op)?.with_path(path);
+        gate::admit(self, &event, path, caps).await?;
+        gate::record(self, event.clone()).await?;
+        Ok(event)
+    }
+
+    /// Records how an operation admitted by [`Handle::admit_external`]
+    /// ended (`decorate` adds what a success produced, e.g. a lease id) and
+    /// hands the result back only once that record is accepted; otherwise
+    /// the audit error (the operation *has happened*: treat it as "outcome
+    /// unknown").
+    pub async fn conclude_external<T>(
+        &self,
+        event: crate::audit::AuditEvent,
+        result: crate::Result<T>,
+        decorate: impl FnOnce(crate::audit::AuditEvent, &T) -> crate::audit::AuditEvent,
+    ) -> crate::Result<T> {
+        gate::conclude(self, event, result, decorate).await
+    }
+}

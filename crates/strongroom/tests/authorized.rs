@@ -1007,3 +1007,54 @@ async fn a_traced_door_leaves_the_stores_audit_file_resumable() {
     let report = sr.verify_audit_file(&file, &check).await.unwrap();
     assert_eq!(report.records, 6);
 }
+
+// ----- sealed records -----
+
+#[tokio::test]
+async fn sealed_records_need_create_and_update_to_store_and_read_to_open() {
+    use Capability::{Create, Update};
+    use strongroom::seal::SealContext;
+    let f = fixture().await;
+    let ctx = SealContext::new("app/token", 1);
+    let reader = f.principal("reader", &[("app/*", &[Read])]);
+    assert_denied(
+        reader.put_sealed("s/app", b"tok", &ctx).await,
+        Create,
+        "app/token",
+    );
+    assert_denied_record(&f.last(), "reader", Operation::Write, "app/token");
+    let creator = f.principal("creator", &[("app/*", &[Create])]);
+    assert_denied(
+        creator.put_sealed("s/app", b"tok", &ctx).await,
+        Update,
+        "app/token",
+    );
+    assert!(reader.get_sealed("s/app", &ctx).await.unwrap().is_none());
+
+    let writer = f.principal("writer", &[("app/*", &[Create, Update])]);
+    writer
+        .put_sealed("s/app", b"tok-secret", &ctx)
+        .await
+        .unwrap();
+    let got = reader.get_sealed("s/app", &ctx).await.unwrap().unwrap();
+    assert_eq!(got.expose_secret(), b"tok-secret");
+    let last = f.last();
+    assert_eq!(
+        (
+            last.event.principal.as_str(),
+            last.event.operation,
+            last.event.outcome
+        ),
+        ("reader", Operation::Read, Outcome::Allowed)
+    );
+    assert_eq!(last.event.version, Some(1));
+    // Another context path: the writer's rules do not reach it.
+    let other = SealContext::new("billing/token", 1);
+    assert_denied(
+        writer.get_sealed("s/app", &other).await,
+        Read,
+        "billing/token",
+    );
+    assert!(!format!("{:?}", f.sink.lines()).contains("tok-secret"));
+    f.chain_verifies();
+}

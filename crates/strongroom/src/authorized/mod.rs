@@ -8,6 +8,7 @@
 //! | [`RotationHandle`] | [`Handle::rotation`](crate::Handle::rotation) | a [`RotationEngine`](crate::rotation::RotationEngine) | `rotate` on the credential's name; `read` for its staged secrets and status |
 //! | [`KeyAdmin`] | [`Handle::key_admin`](crate::Handle::key_admin) | the store's keyring | `sudo` on `sys/keyring` (`read` to list key versions) |
 //! | [`AuditTrail`] | [`Handle::audit_trail`](crate::Handle::audit_trail) | the audit trail | `read` on `sys/audit` |
+//! | sealed records | [`Handle::put_sealed`](crate::Handle::put_sealed), [`Handle::get_sealed`](crate::Handle::get_sealed) | the store's sealed records | `create` and `update` to store, `read` to open, on the context's path |
 //!
 //! `sys/keyring` and `sys/audit` are reserved paths ([`SystemPath`]): a
 //! policy grants them only with a rule that names them (`sys/keyring`,
@@ -122,6 +123,7 @@ mod gate;
 mod keys;
 mod leases;
 mod rotation;
+mod sealed;
 #[cfg(test)]
 mod tests;
 

@@ -58,7 +58,9 @@
 //!   default) by the store's clock, whatever the feed did.
 //!
 //! So a cached read is never older than `max_age`, and normally no older
-//! than the notification delay. [`SecretsStore::get_version`],
+//! than the notification delay. Once the store is sealed, reads fail with
+//! [`Error::Sealed`] whether cached or not, and the first such read empties
+//! the cache. [`SecretsStore::get_version`],
 //! [`SecretsStore::metadata`] and [`SecretsStore::list`] always read
 //! storage. Through a principal's [`Handle`](crate::Handle), the policy
 //! check and the audit record happen on every read, hit or miss.
@@ -847,6 +849,12 @@ impl SecretsStore {
         // missed.
         cache.follow(|| self.sr.storage().watch());
         let now = self.sr.clock().now();
+        // A sealed store serves nothing, cached or not, and forgets what
+        // its cache held.
+        if self.sr.is_sealed() {
+            cache.clear();
+            return Err(Error::Sealed);
+        }
         // Only valid paths are cached, and a path is valid only in its one
         // canonical spelling: a hit needs no parsing.
         if let Some(hit) = cache.get(path, now) {

@@ -198,3 +198,17 @@ async fn get_shared_hands_out_the_cached_copy() {
     assert!(!Arc::ptr_eq(&x, &y));
     assert_eq!(x.value.expose_secret(), b"one");
 }
+
+#[tokio::test]
+async fn a_sealed_store_serves_nothing_from_its_cache() {
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default());
+    s.put("app/db", b"one", None).await.unwrap();
+    value(&s, "app/db").await;
+    value(&s, "app/db").await;
+    assert_eq!(stats(&s), (1, 1));
+    door.seal();
+    assert_eq!(s.get("app/db").await.unwrap_err().kind(), "sealed");
+    assert_eq!(s.get_shared("app/db").await.unwrap_err().kind(), "sealed");
+    assert_eq!(stats(&s), (1, 1), "no hit after the seal");
+}

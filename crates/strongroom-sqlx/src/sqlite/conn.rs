@@ -163,6 +163,12 @@ fn pragma_i64(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
 /// through the writer connection. Nothing is written to an existing file.
 pub(super) fn init_schema(path: &Path, conn: &Connection) -> Result<()> {
     let err = |e: rusqlite::Error| sqlite_error(path, "cannot open the store", &e);
+    // An existing store is checked without the write lock, which busy
+    // writers in other processes may hold for a long time.
+    if ids(path, conn)?.0 > 0 {
+        check_table(path, conn)?;
+        return quick_check(path, conn);
+    }
     conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
     let created = create_or_check(path, conn);
     let end = match created {

@@ -15,6 +15,12 @@ use super::conn::{DELETE, GET, PUT, data_version, diagnostics, sqlite_error};
 /// The most batches committed in one transaction. A longer queue is
 /// committed in several transactions, so a group's latency stays bounded.
 pub(super) const MAX_GROUP: usize = 512;
+/// How long a group keeps taking in batches that arrive while it runs: the
+/// write lock is held meanwhile, and other processes' writers wait for it
+/// (up to the busy timeout), so a busy process must not keep it for long.
+pub(super) const MAX_GROUP_HOLD: std::time::Duration = std::time::Duration::from_millis(20);
+/// The pause after a long group, so other processes' writers get the lock.
+const LOCK_GAP: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What the store asks of its writer thread.
 pub(super) enum Request {
@@ -107,7 +113,15 @@ impl Writer {
                 };
             }
             if !group.is_empty() {
+                let started = std::time::Instant::now();
                 self.commit_group(group, rx, &mut others);
+                // Under sustained load this thread would take the write lock
+                // again at once; SQLite's lock is not fair, and other
+                // processes' writers poll for it (up to every 100 ms), so
+                // leave it free for a moment after a long group.
+                if started.elapsed() >= MAX_GROUP_HOLD / 2 {
+                    std::thread::sleep(LOCK_GAP);
+                }
             }
             for request in others {
                 match request {
@@ -165,6 +179,7 @@ impl Writer {
             }
             return;
         }
+        let holding = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(group.len());
         loop {
             while let Some(p) = group.get(outcomes.len()) {
@@ -182,7 +197,11 @@ impl Writer {
                     }
                 }
             }
-            // Take in what arrived while these ran, until nothing more has.
+            // Take in what arrived while these ran, until nothing more has
+            // or the lock has been held long enough.
+            if holding.elapsed() >= MAX_GROUP_HOLD {
+                break;
+            }
             let before = group.len();
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {

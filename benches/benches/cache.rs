@@ -1,11 +1,14 @@
 //! The secrets store's read cache: a hit of `SecretsStore::get_shared` and
-//! of `SecretsStore::get`, and a miss of `get` (memory store), against a `HashMap` get plus an `Arc` clone of the same
-//! value, interleaved round by round in one process (the order rotates each
-//! round); prints the median of the paired per-round ratios with min-max,
-//! and the load average.
+//! of `SecretsStore::get`, and a miss of `get` (memory store), against a
+//! std `HashMap` get plus an `Arc` clone of the same value (the issue's
+//! baseline, SipHash), and against the same map hashed with foldhash as the
+//! cache's own map is, interleaved round by round in one process (the order
+//! rotates each round); prints the median of the paired per-round ratios
+//! with min-max, and the load average.
 //!
 //! `cargo bench -p strongroom-benches --bench cache`
-//! (`CACHE_BENCH_ROUNDS`, `CACHE_BENCH_OPS` to change the run).
+//! (`CACHE_BENCH_ROUNDS`, `CACHE_BENCH_OPS` to change the run;
+//! `CACHE_BENCH_ONLY=N` runs variant N alone, for a profiler).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -52,18 +55,31 @@ fn main() {
         .iter()
         .map(|p| (p.clone(), Arc::new(vec![7; VALUE])))
         .collect();
+    // The same map hashed as the cache's own map is (foldhash).
+    let fold: HashMap<String, Arc<Vec<u8>>, foldhash::quality::RandomState> = paths
+        .iter()
+        .map(|p| (p.clone(), Arc::new(vec![7; VALUE])))
+        .collect();
 
     // ns per read, one sample per variant per round
-    let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut samples: [Vec<f64>; 5] = Default::default();
     let names = [
         "HashMap get + Arc clone",
         "cache hit, get",
         "cache miss (no cache), get",
         "cache hit, get_shared",
+        "HashMap (foldhash) + Arc",
     ];
+    // `CACHE_BENCH_ONLY=N` runs variant N alone (for profiling).
+    let only = std::env::var("CACHE_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
     for round in 0..rounds {
-        for k in 0..4 {
-            let variant = (round + k) % 4;
+        for k in 0..5 {
+            let variant = (round + k) % 5;
+            if only.is_some_and(|o| o != variant) {
+                continue;
+            }
             let start = Instant::now();
             match variant {
                 0 => {
@@ -81,11 +97,16 @@ fn main() {
                         black_box(plain.get(&paths[i % KEYS]).await.expect("get"));
                     }
                 }),
-                _ => rt.block_on(async {
+                3 => rt.block_on(async {
                     for i in 0..ops {
                         black_box(cached.get_shared(&paths[i % KEYS]).await.expect("get"));
                     }
                 }),
+                _ => {
+                    for i in 0..ops {
+                        black_box(fold.get(black_box(paths[i % KEYS].as_str())).map(Arc::clone));
+                    }
+                }
             }
             samples[variant].push(start.elapsed().as_nanos() as f64 / ops as f64);
         }
@@ -110,6 +131,7 @@ fn main() {
         );
     };
     ratio(3, 0, "cache hit (get_shared) / HashMap+Arc");
+    ratio(3, 4, "cache hit (get_shared) / foldhash map");
     ratio(1, 0, "cache hit (get) / HashMap+Arc");
     ratio(2, 0, "cache miss / HashMap+Arc");
     ratio(2, 1, "cache miss / cache hit");

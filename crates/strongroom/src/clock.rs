@@ -127,6 +127,17 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// Resolves once `now() >= deadline`. Background tasks wait on this, so a
     /// test that moves a [`ManualClock`] wakes them without real waiting.
     fn sleep_until(&self, deadline: Timestamp) -> Sleep;
+
+    /// The current time read cheaply, never ahead of [`Clock::now`], and
+    /// the step it moves in. It is usually behind `now()` by less than one
+    /// step, but not always: a coarse clock is only as fresh as the last
+    /// update of the machine's timekeeping, which a stalled (virtual) CPU
+    /// can delay. Callers that check ages with it keep a margin of several
+    /// steps and decide close cases with `now()`, as the read cache does.
+    /// The default is `now()` itself with a step of zero.
+    fn now_coarse(&self) -> (Timestamp, Duration) {
+        (self.now(), Duration::ZERO)
+    }
 }
 
 /// The real wall clock.
@@ -144,6 +155,30 @@ impl Clock for SystemClock {
     fn sleep_until(&self, deadline: Timestamp) -> Sleep {
         let wait = deadline.saturating_since(self.now());
         Box::pin(tokio::time::sleep(wait))
+    }
+
+    /// On Linux, `CLOCK_REALTIME_COARSE` (a few nanoseconds, where
+    /// `SystemTime::now` costs tens). Its step is the clock's resolution
+    /// (one kernel tick, typically 1-4 ms), rounded up to whole milliseconds
+    /// plus one for the truncation of both readings.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn now_coarse(&self) -> (Timestamp, Duration) {
+        use rustix::time::{ClockId, clock_getres, clock_gettime};
+        static LAG: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+        let lag = *LAG.get_or_init(|| {
+            let res = clock_getres(ClockId::RealtimeCoarse);
+            let nanos = u64::try_from(res.tv_sec)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(res.tv_nsec).unwrap_or(0));
+            Duration::from_millis(nanos.div_ceil(1_000_000).saturating_add(1))
+        });
+        let t = clock_gettime(ClockId::RealtimeCoarse);
+        let ms = u64::try_from(t.tv_sec)
+            .unwrap_or(0)
+            .saturating_mul(1000)
+            .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000);
+        (Timestamp(ms), lag)
     }
 }
 
@@ -197,6 +232,23 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_clock_is_never_ahead_and_lags_less_than_the_cache_margin() {
+        let clock = SystemClock;
+        for _ in 0..1000 {
+            let before = clock.now();
+            let (coarse, step) = clock.now_coarse();
+            let after = clock.now();
+            assert!(coarse <= after, "{coarse:?} is ahead of {after:?}");
+            assert!(step < Duration::from_millis(100), "a step of {step:?}");
+            // The read cache's default margin is a quarter of a second.
+            assert!(
+                coarse + Duration::from_millis(250) >= before,
+                "{coarse:?} lags {before:?} by a quarter of a second"
+            );
+        }
+    }
 
     #[test]
     fn rfc3339() {

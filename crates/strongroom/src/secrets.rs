@@ -57,8 +57,11 @@
 //! - when it is older than [`CacheOptions::max_age`] (one second by
 //!   default) by the store's clock, whatever the feed did.
 //!
-//! So a cached read is never older than `max_age`, and normally no older
-//! than the notification delay. Once the store is sealed, reads fail with
+//! So a cached read is never older than `max_age` (the age of a hit is
+//! read from the coarse system clock when that shows it well inside the
+//! limit, by a quarter of `max_age`, and from the exact clock otherwise; see
+//! [`Clock::now_coarse`](crate::clock::Clock::now_coarse)), and normally no
+//! older than the notification delay. Once the store is sealed, reads fail with
 //! [`Error::Sealed`] whether cached or not, and the first such read empties
 //! the cache. [`SecretsStore::get_version`],
 //! [`SecretsStore::metadata`] and [`SecretsStore::list`] always read
@@ -841,25 +844,40 @@ impl SecretsStore {
 
     /// [`SecretsStore::get`] without copying a cached value: the cache's own
     /// copy, shared (with the read cache off, a new one).
+    ///
     pub async fn get_shared(&self, path: &str) -> Result<Arc<SecretVersion>> {
-        let Some(cache) = &self.cache else {
-            return Ok(Arc::new(self.read_current(SecretPath::parse(path)?).await?));
-        };
+        if let Some(answer) = self.cached(path) {
+            return answer;
+        }
+        // Boxed, so the future of a hit stays small.
+        Box::pin(self.get_shared_miss(path)).await
+    }
+
+    /// The cache's answer for `path`, if it has one: a fresh copy, or
+    /// `Sealed`. `None` when the read must go to storage.
+    #[inline]
+    fn cached(&self, path: &str) -> Option<Result<Arc<SecretVersion>>> {
+        let cache = self.cache.as_ref()?;
         // Follow the feed before the first read, so no change after it is
         // missed.
         cache.follow(|| self.sr.storage().watch());
-        let now = self.sr.clock().now();
         // A sealed store serves nothing, cached or not, and forgets what
         // its cache held.
         if self.sr.is_sealed() {
             cache.clear();
-            return Err(Error::Sealed);
+            return Some(Err(Error::Sealed));
         }
         // Only valid paths are cached, and a path is valid only in its one
         // canonical spelling: a hit needs no parsing.
-        if let Some(hit) = cache.get(path, now) {
-            return Ok(hit);
-        }
+        cache.get(path, self.sr.clock().as_ref()).map(Ok)
+    }
+
+    async fn get_shared_miss(&self, path: &str) -> Result<Arc<SecretVersion>> {
+        let Some(cache) = &self.cache else {
+            return Ok(Arc::new(self.read_current(SecretPath::parse(path)?).await?));
+        };
+        // Taken before the read: an entry's age counts from here.
+        let now = self.sr.clock().now();
         let canonical = SecretPath::parse(path)?;
         let generation = cache.generation();
         let read = Arc::new(self.read_current(canonical).await?);

@@ -12,6 +12,7 @@ pub use rewrap::RewrapReport;
 pub use root::{ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD};
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
@@ -84,6 +85,9 @@ struct Inner {
     storage: DynStorage,
     root: RwLock<Option<Arc<DataKey>>>,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    /// Set once by [`Strongroom::seal`], before the keys are dropped; a
+    /// sealed store stays sealed.
+    sealed: AtomicBool,
     write_lock: tokio::sync::Mutex<()>,
     options: Options,
     protector_kind: &'static str,
@@ -200,6 +204,7 @@ impl Strongroom {
                 storage,
                 root: RwLock::new(Some(Arc::new(root))),
                 keyring: RwLock::new(Some(Arc::new(keyring))),
+                sealed: AtomicBool::new(false),
                 write_lock: tokio::sync::Mutex::new(()),
                 options,
                 protector_kind,
@@ -213,6 +218,7 @@ impl Strongroom {
     /// last operation using them finishes). Every later call on this store or
     /// its clones fails with [`Error::Sealed`]; unseal again to continue.
     pub fn seal(&self) {
+        self.inner.sealed.store(true, Ordering::Release);
         if let Ok(mut k) = self.inner.keyring.write() {
             k.take();
         }
@@ -223,11 +229,7 @@ impl Strongroom {
 
     /// Whether [`Strongroom::seal`] was called.
     pub fn is_sealed(&self) -> bool {
-        self.inner
-            .keyring
-            .read()
-            .map(|k| k.is_none())
-            .unwrap_or(true)
+        self.inner.sealed.load(Ordering::Acquire)
     }
 
     /// The storage underneath.
@@ -510,6 +512,11 @@ impl Strongroom {
 
     fn install(&self, fresh: Keyring) {
         if let Ok(mut slot) = self.inner.keyring.write() {
+            // Checked under the lock `seal` also takes: a sealed store is
+            // never handed keys again.
+            if self.is_sealed() {
+                return;
+            }
             if let Some(old) = slot.as_ref() {
                 fresh.inherit_reservations(old);
             }

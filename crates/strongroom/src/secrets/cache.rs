@@ -10,7 +10,9 @@
 //!   writer (another `SecretsStore`, another process) changed, as soon as
 //!   the backend announces it, and drops everything on a notice that names
 //!   no keys, a lost notice or a closed feed;
-//! - **an age limit** ([`CacheOptions::max_age`], by the store's clock): no
+//! - **an age limit** ([`CacheOptions::max_age`], by the store's clock; a
+//!   hit trusts the cheap coarse clock only with a margin, see
+//!   [`ReadCache::get`]): no
 //!   entry is served older than that, whatever the feed did (backends
 //!   without a feed rely on it alone).
 //!
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use super::{METADATA_PREFIX, SecretVersion};
 use crate::changes::StorageEvent;
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::storage::ChangeFeed;
 
 /// Bounds of a [`SecretsStore`](super::SecretsStore)'s read cache
@@ -84,11 +86,17 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<String, Entry>,
+    /// Hashed with foldhash (seeded per process), not SipHash: a hit is
+    /// mostly hashing, and only paths of secrets that exist and were read
+    /// get in, at most `max_entries` of them, so there is no flood of
+    /// chosen keys to resist.
+    entries: HashMap<String, Entry, foldhash::quality::RandomState>,
     /// Insertion order, oldest first: seq -> path.
     order: BTreeMap<u64, String>,
     bytes: usize,
     next_seq: u64,
+    hits: u64,
+    misses: u64,
 }
 
 impl State {
@@ -129,8 +137,6 @@ pub(crate) struct ReadCache {
     state: Mutex<State>,
     /// Bumped by every invalidation.
     generation: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
     /// The feed follower, started on first use.
     follower: OnceLock<Follower>,
 }
@@ -152,8 +158,6 @@ impl ReadCache {
             options,
             state: Mutex::new(State::default()),
             generation: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
             follower: OnceLock::new(),
         })
     }
@@ -167,9 +171,10 @@ impl ReadCache {
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
+        let state = self.state();
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: state.hits,
+            misses: state.misses,
         }
     }
 
@@ -219,24 +224,41 @@ impl ReadCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The cached current version of `path`, if fresh.
-    pub(crate) fn get(&self, path: &str, now: Timestamp) -> Option<Arc<SecretVersion>> {
+    /// The cached current version of `path`, if fresh by `clock`.
+    ///
+    /// Every hit checks an age, and an exact clock reading costs more than
+    /// the rest of the hit, so the age is first read from the coarse clock
+    /// ([`Clock::now_coarse`]), which is never ahead: an entry it shows to
+    /// be younger than the limit by a margin (a quarter of `max_age`, and
+    /// at least four steps of the coarse clock) is served; a closer case is
+    /// decided by [`Clock::now`]. The coarse clock would have to lag by
+    /// more than the margin for an entry older than `max_age` to be served.
+    pub(crate) fn get(&self, path: &str, clock: &dyn Clock) -> Option<Arc<SecretVersion>> {
+        // In whole milliseconds, the clocks' unit.
+        let max_age = u64::try_from(self.options.max_age.as_millis()).unwrap_or(u64::MAX);
+        let (coarse, step) = clock.now_coarse();
+        let step = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
+        let margin = (max_age / 4).max(step.saturating_mul(4));
+        let age = |now: Timestamp, at: Timestamp| now.as_millis().saturating_sub(at.as_millis());
         let mut state = self.state();
         let hit = match state.entries.get(path) {
-            Some(e) if now.saturating_since(e.at) <= self.options.max_age => Some(e.read.clone()),
+            Some(e)
+                if age(coarse, e.at).saturating_add(margin) <= max_age
+                    || age(clock.now(), e.at) <= max_age =>
+            {
+                Some(e.read.clone())
+            }
             Some(_) => {
                 state.remove(path);
                 None
             }
             None => None,
         };
-        drop(state);
-        let counter = if hit.is_some() {
-            &self.hits
+        if hit.is_some() {
+            state.hits += 1;
         } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            state.misses += 1;
+        }
         hit
     }
 
@@ -319,15 +341,16 @@ mod tests {
     fn a_read_that_raced_an_invalidation_is_not_cached() {
         let cache = ReadCache::new(CacheOptions::default());
         let now = Timestamp::from_secs(10);
+        let clock = crate::clock::ManualClock::new(now);
         let before = cache.generation();
         // A writer drops the path while the read was in flight.
         cache.invalidate(["app/db"]);
         cache.insert(before, &read("app/db", 1, b"old"), now);
-        assert!(cache.get("app/db", now).is_none());
+        assert!(cache.get("app/db", &clock).is_none());
         // A read that started after it is cached.
         let after = cache.generation();
         cache.insert(after, &read("app/db", 2, b"new"), now);
-        let hit = cache.get("app/db", now).unwrap();
+        let hit = cache.get("app/db", &clock).unwrap();
         assert_eq!(
             (hit.version.version, hit.value.expose_secret()),
             (2, &b"new"[..])
@@ -336,6 +359,72 @@ mod tests {
         let during = cache.generation();
         cache.clear();
         cache.insert(during, &read("app/x", 1, b"x"), now);
-        assert!(cache.get("app/x", now).is_none());
+        assert!(cache.get("app/x", &clock).is_none());
+    }
+
+    #[test]
+    fn an_entry_is_served_only_while_its_age_is_within_the_limit() {
+        use crate::clock::ManualClock;
+        let cache =
+            ReadCache::new(CacheOptions::default().with_max_age(Duration::from_millis(100)));
+        let at = Timestamp::from_secs(10);
+        let clock = ManualClock::new(at);
+        cache.insert(cache.generation(), &read("app/db", 1, b"v"), at);
+        clock.advance(Duration::from_millis(100));
+        assert!(
+            cache.get("app/db", &clock).is_some(),
+            "100 ms old is within the limit"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.get("app/db", &clock).is_none(), "101 ms old is not");
+        clock.set(at);
+        assert!(
+            cache.get("app/db", &clock).is_none(),
+            "a stale entry is removed"
+        );
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+    }
+
+    /// A clock whose coarse reading lags its exact one by `lag`.
+    #[derive(Debug)]
+    struct Lagging {
+        now: Timestamp,
+        lag: Duration,
+    }
+
+    impl Clock for Lagging {
+        fn now(&self) -> Timestamp {
+            self.now
+        }
+        fn sleep_until(&self, _: Timestamp) -> crate::clock::Sleep {
+            Box::pin(std::future::pending())
+        }
+        fn now_coarse(&self) -> (Timestamp, Duration) {
+            (self.now - self.lag, Duration::from_millis(4))
+        }
+    }
+
+    #[test]
+    fn close_cases_are_decided_by_the_exact_clock() {
+        let cache =
+            ReadCache::new(CacheOptions::default().with_max_age(Duration::from_millis(1000)));
+        let at = Timestamp::from_secs(10);
+        let fill =
+            |cache: &ReadCache| cache.insert(cache.generation(), &read("app/db", 1, b"v"), at);
+        fill(&cache);
+        // 1,010 ms old, but the coarse clock says 990 ms: inside the
+        // margin, so the exact clock decides, and refuses it.
+        let clock = Lagging {
+            now: at + Duration::from_millis(1010),
+            lag: Duration::from_millis(20),
+        };
+        assert!(cache.get("app/db", &clock).is_none());
+        // 700 ms old, the coarse clock says 680: served on its word.
+        fill(&cache);
+        let clock = Lagging {
+            now: at + Duration::from_millis(700),
+            lag: Duration::from_millis(20),
+        };
+        assert!(cache.get("app/db", &clock).is_some());
     }
 }

@@ -160,3 +160,115 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// Where the benches leave their results for `report.py`:
+/// `<target>/strongroom-bench/`.
+pub fn results_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            // target/<profile>/deps/<bench binary>
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+        })
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("strongroom-bench")
+}
+
+/// What a figure must reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The figure is at most this (a cost ratio).
+    AtMost(f64),
+    /// The figure is at least this (a speed-up).
+    AtLeast(f64),
+}
+
+/// The figures of one bench run: each the median of paired per-round
+/// ratios with its spread, and the target it is checked against, saved as
+/// `<results_dir>/<bench>.json` for `report.py` and printed as they come.
+#[derive(Debug)]
+pub struct Figures {
+    bench: String,
+    load_start: String,
+    rows: Vec<String>,
+}
+
+impl Figures {
+    /// Starts the record of `bench`'s run, noting the load average now.
+    pub fn new(bench: &str) -> Self {
+        Self {
+            bench: bench.to_owned(),
+            load_start: load_average(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Records (and prints) the median of the per-round `ratios` as `name`,
+    /// with `api` naming what the figure measures (the call a user makes)
+    /// and `baseline` what it is divided by.
+    pub fn ratio(
+        &mut self,
+        name: &str,
+        api: &str,
+        baseline: &str,
+        ratios: &[f64],
+        target: Option<Target>,
+    ) {
+        let m = median(ratios.to_vec()).unwrap_or(f64::NAN);
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (verdict, target_json) = match target {
+            None => (String::new(), "null".to_owned()),
+            Some(Target::AtMost(t)) => (
+                format!("  target <= {t}: {}", if m <= t { "ok" } else { "MISSED" }),
+                format!("{{\"at_most\": {t}}}"),
+            ),
+            Some(Target::AtLeast(t)) => (
+                format!("  target >= {t}: {}", if m >= t { "ok" } else { "MISSED" }),
+                format!("{{\"at_least\": {t}}}"),
+            ),
+        };
+        println!(
+            "{name}: {m:.2}x (min {lo:.2}x, max {hi:.2}x, {} rounds){verdict}",
+            ratios.len()
+        );
+        let quote = |s: &str| format!("{s:?}");
+        self.rows.push(format!(
+            "{{\"name\": {}, \"api\": {}, \"baseline\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \"rounds\": {}, \"target\": {target_json}}}",
+            quote(name),
+            quote(api),
+            quote(baseline),
+            json_number(m),
+            json_number(lo),
+            json_number(hi),
+            ratios.len()
+        ));
+    }
+
+    /// Writes the record (best effort: a bench never fails on it).
+    pub fn save(self) {
+        let dir = results_dir();
+        let body = format!(
+            "{{\"bench\": {:?}, \"load_start\": {:?}, \"load_end\": {:?}, \"figures\": [\n  {}\n]}}\n",
+            self.bench,
+            self.load_start,
+            load_average(),
+            self.rows.join(",\n  ")
+        );
+        let file = dir.join(format!("{}.json", self.bench));
+        match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, body)) {
+            Ok(()) => println!("results: {}", file.display()),
+            Err(e) => eprintln!("could not save {}: {e}", file.display()),
+        }
+    }
+}
+
+fn json_number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".to_owned()
+    }
+}

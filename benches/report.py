@@ -10,9 +10,16 @@ each ratio is the median of paired per-round ratios, printed with its
 25th-75th percentile and min-max spread and the load average of the run.
 Each target is checked against the API the README shows (`seal_value`,
 `open_value`); the in-place variants are printed beside them. Criterion
-groups (policy and audit) are read as before. With --strict the exit code is
-1 when a target present in the results is missed.
+groups (policy and audit) are read as before.
+
+Every other bench (cache, sqlite_store, secrets_store, lease_rate, ...)
+saves `strongroom-bench/<bench>.json` through `strongroom_benches::Figures`:
+figures that are medians of paired per-round ratios, each naming the API it
+measures, its baseline and its target; they are printed and checked here
+too. With --strict the exit code is 1 when a target present in the results
+is missed.
 """
+import glob
 import json
 import os
 import sys
@@ -106,6 +113,33 @@ for group, ours, base, target, a, b in rows:
     text, missed = verdict(ratio, target)
     failed |= missed
     print(f"{group + ' ' + ours + '/' + base:46} {a:10.0f}ns {b:10.0f}ns {ratio:7.2f}  {text}")
-if seal is None and not rows:
+figure_files = sorted(f for f in glob.glob(os.path.join(interleaved_dir, "*.json"))
+                      if os.path.basename(f) != "seal.json")
+for path in figure_files:
+    with open(path) as f:
+        run = json.load(f)
+    print()
+    print(f"{run['bench']} ({path}): load average {run['load_start']} at start, "
+          f"{run['load_end']} at end")
+    for fig in run["figures"]:
+        t = fig["target"]
+        m = fig["median"]
+        if t is None or m is None:
+            text = ""
+        elif "at_most" in t:
+            ok = m <= t["at_most"]
+            text = f"<= {t['at_most']}  {'ok' if ok else 'MISSED'}"
+            failed |= not ok
+        else:
+            ok = m >= t["at_least"]
+            text = f">= {t['at_least']}  {'ok' if ok else 'MISSED'}"
+            failed |= not ok
+        spread = (f"{fig['min']:.2f}-{fig['max']:.2f}"
+                  if fig["min"] is not None and fig["max"] is not None else "n/a")
+        shown = f"{m:.2f}x" if m is not None else "n/a"
+        print(f"  {fig['name']:52} {shown:>8}  ({spread}, {fig['rounds']} rounds)  {text}")
+        print(f"  {'':52} api: {fig['api']}; baseline: {fig['baseline']}")
+
+if seal is None and not rows and not figure_files:
     print(f"no results found (looked for {seal_file} and {root}); run cargo bench first")
 sys.exit(1 if failed and "--strict" in sys.argv else 0)

@@ -19,7 +19,7 @@ use strongroom::protector::SoftwareProtector;
 use strongroom::secrets::{CacheOptions, SecretsOptions};
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
-use strongroom_benches::{env_or, load_average, median};
+use strongroom_benches::{Figures, Target, env_or, load_average, median};
 
 const KEYS: usize = 100;
 const VALUE: usize = 32;
@@ -104,7 +104,10 @@ fn main() {
                 }),
                 _ => {
                     for i in 0..ops {
-                        black_box(fold.get(black_box(paths[i % KEYS].as_str())).map(Arc::clone));
+                        black_box(
+                            fold.get(black_box(paths[i % KEYS].as_str()))
+                                .map(Arc::clone),
+                        );
                     }
                 }
             }
@@ -117,24 +120,45 @@ fn main() {
             median(s.clone()).unwrap_or(0.0)
         );
     }
-    let ratio = |a: usize, b: usize, label: &str| {
+    let mut figures = Figures::new("cache");
+    let mut ratio = |a: usize, b: usize, label: &str, api: &str, target: Option<Target>| {
         let r: Vec<f64> = samples[a]
             .iter()
             .zip(&samples[b])
             .map(|(x, y)| x / y)
             .collect();
-        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = r.iter().copied().fold(0.0, f64::max);
-        println!(
-            "{label:<40} {:>7.2}x  [min {lo:.2} - max {hi:.2}]",
-            median(r.clone()).unwrap_or(0.0)
-        );
+        figures.ratio(label, api, names[b], &r, target);
     };
-    ratio(3, 0, "cache hit (get_shared) / HashMap+Arc");
-    ratio(3, 4, "cache hit (get_shared) / foldhash map");
-    ratio(1, 0, "cache hit (get) / HashMap+Arc");
-    ratio(2, 0, "cache miss / HashMap+Arc");
-    ratio(2, 1, "cache miss / cache hit");
+    ratio(
+        3,
+        0,
+        "cache hit (get_shared) / HashMap+Arc",
+        "SecretsStore::get_shared, cache on",
+        Some(Target::AtMost(2.0)),
+    );
+    ratio(
+        3,
+        4,
+        "cache hit (get_shared) / foldhash map",
+        "SecretsStore::get_shared, cache on",
+        None,
+    );
+    ratio(
+        1,
+        0,
+        "cache hit (get) / HashMap+Arc",
+        "SecretsStore::get, cache on",
+        None,
+    );
+    ratio(
+        2,
+        0,
+        "cache miss / HashMap+Arc",
+        "SecretsStore::get, cache off",
+        None,
+    );
+    ratio(2, 1, "cache miss / cache hit", "SecretsStore::get", None);
+    figures.save();
     let stats = cached.cache_stats().unwrap_or_default();
     println!(
         "cache stats: {} hits, {} misses; load average at end: {}",

@@ -40,7 +40,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,7 @@ use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{HEADER_LEN, SealContext, SealedValue, seal_buffer};
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
-use strongroom_benches::{env_or, load_average};
+use strongroom_benches::{env_or, load_average, results_dir};
 
 const SIZES: &[(usize, &str)] = &[(1024, "1KiB"), (64 * 1024, "64KiB"), (1024 * 1024, "1MiB")];
 const PATH: &str = "prod/payment-svc/postgres";
@@ -345,19 +344,6 @@ fn open_variants<'a>(
             }),
         ),
     ]
-}
-
-/// Where the results go for `report.py`: `<target>/strongroom-bench/`.
-fn results_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            // target/<profile>/deps/<bench binary>
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-        })
-        .unwrap_or_else(|| PathBuf::from("target"));
-    target.join("strongroom-bench")
 }
 
 fn json_outcome(o: &Outcome) -> serde_json::Value {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strongroom::storage::{BatchOp, Storage};
-use strongroom_benches::{Workload, env_or, load_average, median};
+use strongroom_benches::{Figures, Target, Workload, env_or, load_average, median};
 use strongroom_sqlx::SqliteStore;
 
 /// The Python side: loads the keys, then answers `run START COUNT` with
@@ -189,6 +189,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
     let load_before = load_average();
+    let mut figures = Figures::new("sqlite_store");
 
     // Keys shaped like a secret's records, values the size of a sealed one.
     let mut keys: Vec<String> = (0..n_keys)
@@ -290,6 +291,30 @@ fn main() {
         m(&theirs) / 1000.0,
         m(&read_ratios)
     );
+    figures.ratio(
+        "point read / python sqlite3",
+        "Storage::get on SqliteStore",
+        "python3 sqlite3 execute().fetchone() on the same file",
+        &read_ratios,
+        Some(Target::AtMost(1.5)),
+    );
+    for (k, keys) in shapes.iter().enumerate() {
+        figures.ratio(
+            &format!("group commit 8 writers / 1, {keys:?} keys"),
+            "Storage::batch (3 ops) on SqliteStore",
+            "the same with one writer",
+            &ratios[k][0],
+            None,
+        );
+        figures.ratio(
+            &format!("group commit 64 writers / 1, {keys:?} keys"),
+            "Storage::batch (3 ops) on SqliteStore",
+            "the same with one writer",
+            &ratios[k][1],
+            None,
+        );
+    }
+    figures.save();
     for (k, keys) in shapes.iter().enumerate() {
         let [w1, w8, w64] = &rates[k];
         let [r8, r64] = &ratios[k];

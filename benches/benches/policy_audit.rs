@@ -1,10 +1,21 @@
 //! Cost of a policy check and of an audit append, beside a plain storage
-//! read, measured in the same run so the overhead ratio can be reported.
+//! read, and the whole cost of a read through a principal's handle (path,
+//! policy check, the read, an audit record to a discarding sink) against
+//! the same `SecretsStore::get` without them. Every variant runs one sample
+//! of `POLICY_BENCH_OPS` operations per round, in an order that rotates
+//! from round to round, all in one process; each figure is the median of
+//! the per-round ratios against the plain memory-store read (or, for the
+//! handle, against the plain secrets read), with min-max and the load
+//! average.
+//!
+//! `cargo bench -p strongroom-benches --bench policy_audit`
+//! (`POLICY_BENCH_ROUNDS`, default 101; `POLICY_BENCH_OPS`, default 2000).
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::time::Instant;
+
 use strongroom::SecretBytes;
 use strongroom::audit::{
     AuditError, AuditEvent, AuditLog, AuditRecord, AuditSink, FsyncPolicy, JsonlFileSink, Operation,
@@ -15,6 +26,7 @@ use strongroom::policy::{Capability, Policy, Principal, Rule, authorize};
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::{MemoryStorage, Storage};
 use strongroom::{Options, Strongroom};
+use strongroom_benches::{Figures, env_or, load_average, median};
 
 /// Discards records: isolates the chaining and encoding cost.
 #[derive(Debug)]
@@ -51,11 +63,30 @@ fn principal() -> Principal {
     Principal::new("payment-svc", [&Policy::new("bench", rules)])
 }
 
-fn bench(c: &mut Criterion) {
+/// The variants, in their index order.
+const NAMES: [&str; 8] = [
+    "Storage::get (memory)",
+    "policy check, allowed",
+    "policy check, denied",
+    "SecretPath::parse",
+    "audit append, null sink",
+    "audit append, file (OS-buffered)",
+    "SecretsStore::get (door, memory)",
+    "Handle::read (policy + audit)",
+];
+
+fn main() {
+    let rounds = env_or("POLICY_BENCH_ROUNDS", 101).max(1);
+    let ops = env_or("POLICY_BENCH_OPS", 2000).max(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let mut figures = Figures::new("policy_audit");
+    println!(
+        "policy_audit bench: {rounds} interleaved rounds of {ops} operations per variant; load average at start: {}",
+        load_average()
+    );
     let who = principal();
     let allowed = SecretPath::parse("prod/svc-23/postgres").unwrap();
     let denied = SecretPath::parse("dev/other/thing").unwrap();
@@ -64,47 +95,15 @@ fn bench(c: &mut Criterion) {
     rt.block_on(storage.put("secrets/prod/svc-23/postgres/v1", &[7u8; 200]))
         .unwrap();
 
-    let mut g = c.benchmark_group("per_operation");
-    g.bench_function("storage_get_memory", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                storage
-                    .get("secrets/prod/svc-23/postgres/v1")
-                    .await
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function("policy_check_allowed", |b| {
-        b.iter(|| authorize(black_box(&who), Capability::Read, black_box(&allowed)).is_ok())
-    });
-    g.bench_function("policy_check_denied", |b| {
-        b.iter(|| authorize(black_box(&who), Capability::Read, black_box(&denied)).is_err())
-    });
-    g.bench_function("secret_path_parse", |b| {
-        b.iter(|| SecretPath::parse(black_box("prod/svc-23/postgres")).unwrap())
-    });
-
     let key = SecretBytes::new(vec![1u8; 32]);
     let null_log =
         AuditLog::new(key.clone(), vec![Arc::new(NullSink)], Arc::new(SystemClock)).unwrap();
     let event = AuditEvent::new("payment-svc", Operation::Read, "req-0123456789abcdef")
         .with_path("prod/svc-23/postgres")
         .with_version(3);
-    g.bench_function("audit_append_null_sink", |b| {
-        b.to_async(&rt)
-            .iter(|| async { null_log.append(event.clone()).await.unwrap() })
-    });
-
     let path = std::env::temp_dir().join(format!("strongroom-bench-{}.jsonl", std::process::id()));
     let file = JsonlFileSink::open(&path, FsyncPolicy::OsBuffered).unwrap();
     let file_log = AuditLog::new(key, vec![Arc::new(file)], Arc::new(SystemClock)).unwrap();
-    g.bench_function("audit_append_file_os_buffered", |b| {
-        b.to_async(&rt)
-            .iter(|| async { file_log.append(event.clone()).await.unwrap() })
-    });
-    g.finish();
-    let _ = std::fs::remove_file(&path);
 
     // A plain secrets-store read against the same read through a
     // principal-bound handle: canonical path, policy check, the same
@@ -126,17 +125,97 @@ fn bench(c: &mut Criterion) {
         .block_on(sr.open_audit_log(vec![Arc::new(NullSink)], None))
         .unwrap();
     let handle = sr.as_principal(who.clone(), Arc::new(log));
-    let mut g = c.benchmark_group("policy/check");
-    g.bench_function("plain-store-read", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(store.get("prod/svc-23/postgres").await.unwrap()) })
-    });
-    g.bench_function("strongroom-read-with-policy-and-audit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(handle.read("prod/svc-23/postgres").await.unwrap()) })
-    });
-    g.finish();
-}
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+    let mut samples: [Vec<f64>; NAMES.len()] = Default::default();
+    for round in 0..rounds {
+        for k in 0..NAMES.len() {
+            let variant = (round + k) % NAMES.len();
+            let start = Instant::now();
+            match variant {
+                0 => rt.block_on(async {
+                    for _ in 0..ops {
+                        black_box(
+                            storage
+                                .get("secrets/prod/svc-23/postgres/v1")
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                }),
+                1 => {
+                    for _ in 0..ops {
+                        black_box(
+                            authorize(black_box(&who), Capability::Read, black_box(&allowed))
+                                .is_ok(),
+                        );
+                    }
+                }
+                2 => {
+                    for _ in 0..ops {
+                        black_box(
+                            authorize(black_box(&who), Capability::Read, black_box(&denied))
+                                .is_err(),
+                        );
+                    }
+                }
+                3 => {
+                    for _ in 0..ops {
+                        black_box(SecretPath::parse(black_box("prod/svc-23/postgres")).unwrap());
+                    }
+                }
+                4 => rt.block_on(async {
+                    for _ in 0..ops {
+                        null_log.append(event.clone()).await.unwrap();
+                    }
+                }),
+                5 => rt.block_on(async {
+                    for _ in 0..ops {
+                        file_log.append(event.clone()).await.unwrap();
+                    }
+                }),
+                6 => rt.block_on(async {
+                    for _ in 0..ops {
+                        black_box(store.get("prod/svc-23/postgres").await.unwrap());
+                    }
+                }),
+                _ => rt.block_on(async {
+                    for _ in 0..ops {
+                        black_box(handle.read("prod/svc-23/postgres").await.unwrap());
+                    }
+                }),
+            }
+            samples[variant].push(start.elapsed().as_nanos() as f64 / ops as f64);
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    for (name, s) in NAMES.iter().zip(&samples) {
+        println!(
+            "{name:<34} median {:>9.1} ns/op",
+            median(s.clone()).unwrap_or(f64::NAN)
+        );
+    }
+    let ratios = |a: usize, b: usize| -> Vec<f64> {
+        samples[a]
+            .iter()
+            .zip(&samples[b])
+            .map(|(x, y)| x / y)
+            .collect()
+    };
+    for v in 1..6 {
+        figures.ratio(
+            &format!("{} / {}", NAMES[v], NAMES[0]),
+            NAMES[v],
+            NAMES[0],
+            &ratios(v, 0),
+            None,
+        );
+    }
+    figures.ratio(
+        "read through a principal / plain secrets read",
+        "Handle::read (policy check + audit record, null sink)",
+        "Door::secrets().get on the same store",
+        &ratios(7, 6),
+        None,
+    );
+    figures.save();
+}

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Prints Strongroom/baseline ratios from the last bench runs and checks the targets.
 
-Usage: python3 benches/report.py [criterion-dir] [--strict]
-The directory defaults to $CARGO_TARGET_DIR/criterion or target/criterion.
+Usage: python3 benches/report.py [results-dir] [--strict]
+The directory defaults to $CARGO_TARGET_DIR/strongroom-bench or
+target/strongroom-bench (`benches/run-all.sh` fills it).
 
 Sealing and opening (`cargo bench --bench seal`) come from the interleaved
-bench's results, `strongroom-bench/seal.json` beside the criterion directory:
+bench's results, `seal.json` in that directory:
 each ratio is the median of paired per-round ratios, printed with its
 25th-75th percentile and min-max spread and the load average of the run.
 Each target is checked against the API the README shows (`seal_value`,
-`open_value`); the in-place variants are printed beside them. Criterion
-groups (policy and audit) are read as before.
+`open_value`); the in-place variants are printed beside them.
 
 Every other bench (cache, sqlite_store, secrets_store, lease_rate, ...)
 saves `strongroom-bench/<bench>.json` through `strongroom_benches::Figures`:
@@ -25,18 +25,8 @@ import os
 import sys
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-root = args[0] if args else os.path.join(
-    os.environ.get("CARGO_TARGET_DIR", "target"), "criterion")
-interleaved_dir = os.path.join(os.path.dirname(os.path.abspath(root)), "strongroom-bench")
-
-
-def criterion_ns(group, bench):
-    path = os.path.join(root, group.replace("/", "_"), bench, "new", "estimates.json")
-    try:
-        with open(path) as f:
-            return json.load(f)["median"]["point_estimate"]
-    except FileNotFoundError:
-        return None
+interleaved_dir = args[0] if args else os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", "target"), "strongroom-bench")
 
 
 # Targets: (group, strongroom variant, baseline variant) -> ratio.
@@ -57,11 +47,6 @@ TARGETS = {
     ("open/64KiB", "strongroom", "ring-copy"): 1.11,
     ("open/1MiB", "strongroom", "ring-copy"): 1.11,
 }
-
-# Criterion groups: (group, strongroom bench, baseline bench, target). None
-# left: every bench now interleaves its variants and saves Figures.
-CRITERION = []
-
 
 def verdict(ratio, target):
     if target is None:
@@ -100,18 +85,6 @@ if seal is not None:
             print(f"{key[0] + ' ' + key[1] + '/' + key[2]:46} missing from {seal_file}")
     print()
 
-rows = []
-for group, ours, base, target in CRITERION:
-    a, b = criterion_ns(group, ours), criterion_ns(group, base)
-    if a is not None and b is not None:
-        rows.append((group, ours, base, target, a, b))
-if rows:
-    print(f"{'benchmark (criterion)':46} {'strongroom':>12} {'baseline':>12} {'ratio':>7}  target")
-for group, ours, base, target, a, b in rows:
-    ratio = a / b
-    text, missed = verdict(ratio, target)
-    failed |= missed
-    print(f"{group + ' ' + ours + '/' + base:46} {a:10.0f}ns {b:10.0f}ns {ratio:7.2f}  {text}")
 figure_files = sorted(f for f in glob.glob(os.path.join(interleaved_dir, "*.json"))
                       if os.path.basename(f) != "seal.json")
 for path in figure_files:
@@ -139,6 +112,6 @@ for path in figure_files:
         print(f"  {fig['name']:52} {shown:>8}  ({spread}, {fig['rounds']} rounds)  {text}")
         print(f"  {'':52} api: {fig['api']}; baseline: {fig['baseline']}")
 
-if seal is None and not rows and not figure_files:
-    print(f"no results found (looked for {seal_file} and {root}); run cargo bench first")
+if seal is None and not figure_files:
+    print(f"no results found in {interleaved_dir}; run benches/run-all.sh first")
 sys.exit(1 if failed and "--strict" in sys.argv else 0)

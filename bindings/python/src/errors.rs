@@ -67,6 +67,12 @@ create_exception!(
 );
 create_exception!(
     strongroom,
+    Closed,
+    StrongroomError,
+    "The store was closed (close(), or leaving its with / async with block), or the Python interpreter is exiting."
+);
+create_exception!(
+    strongroom,
     AlreadyInitialized,
     StrongroomError,
     "init on storage that already holds a store."
@@ -334,6 +340,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         KeyInUse,
         InvalidPath,
         Sealed,
+        Closed,
         AlreadyInitialized,
         NotInitialized,
         UnsealFailed,
@@ -377,6 +384,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         RotationCorruptState,
         RotationAuditRefused,
     );
+    // Raised by the binding itself (no core variant): the code is a class
+    // attribute.
+    py.get_type::<Closed>().setattr("code", "closed")?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use strongroom::lease::{
 use strongroom::{Error, SecretBytes};
 use tokio::sync::broadcast;
 
-use crate::{Secret, block, runtime, to_py};
+use crate::{Life, Secret, block, runtime, to_py};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
     to_py(Error::InvalidArgument(msg.into()))
@@ -403,19 +403,32 @@ impl PrefixRevocation {
 #[pyclass(module = "strongroom", frozen)]
 pub struct LeaseEvents {
     rx: Arc<tokio::sync::Mutex<broadcast::Receiver<CoreEvent>>>,
+    /// The store's open/closed state: the subscription ends when it closes.
+    life: Life,
 }
 
-/// The next event; `None` once the manager is gone.
+/// The next event; `None` once the manager is gone or the store closed.
 async fn next_event(
     rx: Arc<tokio::sync::Mutex<broadcast::Receiver<CoreEvent>>>,
+    life: Life,
 ) -> Option<LeaseEvent> {
-    let mut rx = rx.lock().await;
-    loop {
-        match rx.recv().await {
-            Ok(e) => return Some(e.into()),
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return None,
+    if life.is_closed() {
+        return None;
+    }
+    let closed = life.closed();
+    let next = async move {
+        let mut rx = rx.lock().await;
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some(e.into()),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
+    };
+    tokio::select! {
+        e = next => e,
+        () = closed => None,
     }
 }
 
@@ -440,9 +453,11 @@ impl LeaseEvents {
                     .min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
-            let rx = self.rx.clone();
+            let (rx, life) = (self.rx.clone(), self.life.clone());
             let got = py.detach(|| {
-                runtime().block_on(async move { tokio::time::timeout(slice, next_event(rx)).await })
+                runtime().block_on(async move {
+                    tokio::time::timeout(slice, next_event(rx, life)).await
+                })
             });
             if let Ok(ev) = got {
                 return Ok(Some(ev));
@@ -462,9 +477,9 @@ impl LeaseEvents {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let rx = self.rx.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            next_event(rx)
+        let (rx, life) = (self.rx.clone(), self.life.clone());
+        crate::lifetime::awaitable(py, None, async move {
+            next_event(rx, life)
                 .await
                 .ok_or_else(|| PyStopAsyncIteration::new_err(()))
         })
@@ -495,6 +510,9 @@ impl LeaseEvents {
 
     /// The events that have arrived, without waiting.
     fn drain(&self) -> PyResult<Vec<LeaseEvent>> {
+        if self.life.is_closed() {
+            return Ok(Vec::new());
+        }
         let mut rx = self
             .rx
             .try_lock()
@@ -527,19 +545,20 @@ tokio::task_local! {
 /// coroutines on the caller's event loop.
 fn awaitable_on_loop<'py, T>(
     py: Python<'py>,
+    life: &Life,
     fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
 ) -> PyResult<Bound<'py, PyAny>>
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-    crate::awaitable(py, PY_LOOP.scope(locals, fut))
+    crate::lifetime::awaitable(py, Some(life), PY_LOOP.scope(locals, fut))
 }
 
 /// Why a Python revoker failed, for `LeaseError::RevokerFailed`: the
 /// exception's type and message, cut to 300 characters.
 fn describe(e: &PyErr) -> String {
-    Python::attach(|py| {
+    crate::lifetime::attach(|py| {
         let name = e
             .get_type(py)
             .name()
@@ -551,6 +570,7 @@ fn describe(e: &PyErr) -> String {
         }
         text
     })
+    .unwrap_or_else(|| "the Python revoker raised an exception as the interpreter exited".into())
 }
 
 /// A revoker whose work is done by a Python callable, sync or async. It
@@ -587,7 +607,8 @@ impl Revoker for PyRevoker {
                 reason,
             })
         };
-        let pending = Python::attach(|py| {
+        let exiting = || failed("the Python interpreter is exiting".into());
+        let pending = crate::lifetime::attach(|py| {
             let r = self.callable.bind(py).call1((Lease::from(lease),))?;
             let inspect = py.import("inspect")?;
             if !inspect
@@ -603,15 +624,19 @@ impl Revoker for PyRevoker {
                 Err(_) => Pending::OnThread(r.unbind()),
             }))
         })
+        .ok_or_else(exiting)?
         .map_err(|e| failed(describe(&e)))?;
         match pending {
             None => Ok(()),
             Some(Pending::OnLoop(f)) => f.await.map(drop).map_err(|e| failed(describe(&e))),
             Some(Pending::OnThread(coro)) => tokio::task::spawn_blocking(move || {
-                Python::attach(|py| py.import("asyncio")?.call_method1("run", (coro,)).map(drop))
+                crate::lifetime::attach(|py| {
+                    py.import("asyncio")?.call_method1("run", (coro,)).map(drop)
+                })
             })
             .await
             .map_err(|_| failed("the Python revoker's thread stopped unexpectedly".into()))?
+            .ok_or_else(exiting)?
             .map_err(|e| failed(describe(&e))),
         }
     }
@@ -625,12 +650,16 @@ impl Revoker for PyRevoker {
 #[pyclass(module = "strongroom", frozen)]
 pub struct LeaseManager {
     inner: Arc<CoreManager>,
+    /// The store's open/closed state.
+    life: Life,
 }
 
 /// The blocking form of [`LeaseManager`] (`strongroom.blocking.LeaseManager`).
 #[pyclass(module = "strongroom.blocking", name = "LeaseManager", frozen)]
 pub struct BlockingLeaseManager {
     inner: Arc<CoreManager>,
+    /// The store's open/closed state.
+    life: Life,
 }
 
 /// Builds the core manager from the constructor's arguments.
@@ -644,15 +673,20 @@ fn new_manager(
     max_revoke_attempts: u32,
     revoke_timeout: &Bound<'_, PyAny>,
     event_capacity: usize,
-) -> PyResult<Arc<CoreManager>> {
-    let store = crate::core_of(store).map_err(|_| {
-        PyTypeError::new_err(if store.is_instance_of::<crate::Storage>() {
-            "a lease manager needs an unsealed store (a Strongroom or a blocking.Strongroom), \
-             not a Storage: lease records are sealed under the store's keys"
-        } else {
-            "expected a Strongroom or a blocking.Strongroom"
-        })
-    })?;
+) -> PyResult<(Arc<CoreManager>, Life)> {
+    if !store.is_instance_of::<crate::Strongroom>()
+        && !store.is_instance_of::<crate::BlockingStrongroom>()
+    {
+        return Err(PyTypeError::new_err(
+            if store.is_instance_of::<crate::Storage>() {
+                "a lease manager needs an unsealed store (a Strongroom or a blocking.Strongroom), \
+                 not a Storage: lease records are sealed under the store's keys"
+            } else {
+                "expected a Strongroom or a blocking.Strongroom"
+            },
+        ));
+    }
+    let (store, life) = crate::store_of(store)?;
     let clock = match clock {
         Some(c) => clock_of(Some(c)),
         None => store.clock().clone(),
@@ -672,7 +706,7 @@ fn new_manager(
     config.event_capacity = event_capacity;
     store
         .lease_manager(clock, config)
-        .map(Arc::new)
+        .map(|m| (Arc::new(m), life))
         .map_err(to_py)
 }
 
@@ -696,9 +730,10 @@ fn register(m: &CoreManager, engine: String, revoker: &Bound<'_, PyAny>) -> PyRe
     Ok(())
 }
 
-fn subscribe(m: &CoreManager) -> LeaseEvents {
+fn subscribe(m: &CoreManager, life: &Life) -> LeaseEvents {
     LeaseEvents {
         rx: Arc::new(tokio::sync::Mutex::new(m.subscribe())),
+        life: life.clone(),
     }
 }
 
@@ -808,8 +843,7 @@ macro_rules! manager_new {
                 event_capacity: usize,
             ) -> PyResult<Self> {
                 let default_timeout = 30u32.into_pyobject(py)?.into_any();
-                Ok(Self {
-                    inner: new_manager(
+                let (inner, life) = new_manager(
                         store,
                         clock.as_deref(),
                         max_leases,
@@ -818,8 +852,8 @@ macro_rules! manager_new {
                         max_revoke_attempts,
                         revoke_timeout.unwrap_or(&default_timeout),
                         event_capacity,
-                    )?,
-                })
+                    )?;
+                Ok(Self { inner, life })
             }
 
             /// Registers (or replaces) the revoker of `engine`: a callable
@@ -832,7 +866,7 @@ macro_rules! manager_new {
 
             /// A subscription to every lease event from now on.
             fn subscribe(&self) -> LeaseEvents {
-                subscribe(&self.inner)
+                subscribe(&self.inner, &self.life)
             }
 
             /// Live leases in the store.
@@ -875,7 +909,7 @@ manager_new!(LeaseManager, {
             renewable,
             data,
         );
-        awaitable_on_loop(py, f)
+        awaitable_on_loop(py, &self.life, f)
     }
 
     /// Renews a lease to expire `increment` seconds from now, capped at its
@@ -891,47 +925,64 @@ manager_new!(LeaseManager, {
             lease_id(id)?,
             seconds("increment", increment)?,
         );
-        awaitable_on_loop(py, f)
+        awaitable_on_loop(py, &self.life, f)
     }
 
     /// Revokes a lease now through its revoker; resolves to the `Lease`
     /// (state "revoked"). `LeaseRevocationDeferred` if the revoker failed.
     fn revoke<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::revoke(self.inner.clone(), lease_id(id)?, false))
+        awaitable_on_loop(
+            py,
+            &self.life,
+            ops::revoke(self.inner.clone(), lease_id(id)?, false),
+        )
     }
 
     /// Removes a lease whatever its revoker says (tried once).
     fn force_revoke<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::revoke(self.inner.clone(), lease_id(id)?, true))
+        awaitable_on_loop(
+            py,
+            &self.life,
+            ops::revoke(self.inner.clone(), lease_id(id)?, true),
+        )
     }
 
     /// Revokes every lease under `prefix` (whole segments; "" for all);
     /// resolves to a `PrefixRevocation`.
     fn revoke_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::revoke_prefix(self.inner.clone(), prefix))
+        awaitable_on_loop(
+            py,
+            &self.life,
+            ops::revoke_prefix(self.inner.clone(), prefix),
+        )
     }
 
     /// The lease with this id; `LeaseNotFound` once revoked.
     fn lookup<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::lookup(self.inner.clone(), lease_id(id)?))
+        awaitable_on_loop(
+            py,
+            &self.life,
+            ops::lookup(self.inner.clone(), lease_id(id)?),
+        )
     }
 
     /// Ids of the live leases under `prefix` ("" for all), in path order.
     #[pyo3(signature = (prefix = String::new()))]
     fn list<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::list(self.inner.clone(), prefix))
+        awaitable_on_loop(py, &self.life, ops::list(self.inner.clone(), prefix))
     }
 
     /// Processes everything due at the clock's time (expiring-soon events,
     /// revocations, retries); resolves to a `DueReport`.
     fn run_due<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        awaitable_on_loop(py, ops::run_due(self.inner.clone()))
+        awaitable_on_loop(py, &self.life, ops::run_due(self.inner.clone()))
     }
 
     /// The blocking view of this same manager.
     fn blocking(&self) -> BlockingLeaseManager {
         BlockingLeaseManager {
             inner: self.inner.clone(),
+            life: self.life.clone(),
         }
     }
 
@@ -969,6 +1020,7 @@ manager_new!(BlockingLeaseManager, {
             renewable,
             data,
         );
+        self.life.check()?;
         block(py, true, f)
     }
 
@@ -979,11 +1031,13 @@ manager_new!(BlockingLeaseManager, {
             lease_id(id)?,
             seconds("increment", increment)?,
         );
+        self.life.check()?;
         block(py, true, f)
     }
 
     /// Revokes a lease now through its revoker.
     fn revoke(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        self.life.check()?;
         block(
             py,
             true,
@@ -993,6 +1047,7 @@ manager_new!(BlockingLeaseManager, {
 
     /// Removes a lease whatever its revoker says (tried once).
     fn force_revoke(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        self.life.check()?;
         block(
             py,
             true,
@@ -1002,22 +1057,26 @@ manager_new!(BlockingLeaseManager, {
 
     /// Revokes every lease under `prefix` ("" for all).
     fn revoke_prefix(&self, py: Python<'_>, prefix: String) -> PyResult<PrefixRevocation> {
+        self.life.check()?;
         block(py, true, ops::revoke_prefix(self.inner.clone(), prefix))
     }
 
     /// The lease with this id.
     fn lookup(&self, py: Python<'_>, id: &str) -> PyResult<Lease> {
+        self.life.check()?;
         block(py, true, ops::lookup(self.inner.clone(), lease_id(id)?))
     }
 
     /// Ids of the live leases under `prefix` ("" for all).
     #[pyo3(signature = (prefix = String::new()))]
     fn list(&self, py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
+        self.life.check()?;
         block(py, true, ops::list(self.inner.clone(), prefix))
     }
 
     /// Processes everything due at the clock's time.
     fn run_due(&self, py: Python<'_>) -> PyResult<DueReport> {
+        self.life.check()?;
         block(py, true, ops::run_due(self.inner.clone()))
     }
 

@@ -20,11 +20,13 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 mod errors;
 mod lease;
+mod lifetime;
 mod pkcs11;
 mod rotation;
 mod store;
 
 use errors::to_py;
+use lifetime::Life;
 use pkcs11::Protector;
 use store::{Change, Target};
 
@@ -83,7 +85,7 @@ fn compute<T: Send>(
     .map_err(to_py)
 }
 
-/// Wraps a core future as a Python awaitable.
+/// Wraps a core future as a Python awaitable (not tied to a store).
 fn awaitable<'py, T>(
     py: Python<'py>,
     fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
@@ -91,7 +93,7 @@ fn awaitable<'py, T>(
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { fut.await.map_err(to_py) })
+    lifetime::awaitable(py, None, fut)
 }
 
 fn algorithm(name: &str) -> PyResult<Algorithm> {
@@ -249,6 +251,8 @@ impl Drop for Secret {
 #[derive(Clone)]
 pub struct Storage {
     inner: DynStorage,
+    /// The SQLite store behind `inner`, if it is one: `close()` closes it.
+    sqlite: Option<strongroom_sqlx::SqliteStore>,
 }
 
 #[pymethods]
@@ -258,6 +262,7 @@ impl Storage {
     fn memory() -> Self {
         Self {
             inner: Arc::new(MemoryStorage::new()),
+            sqlite: None,
         }
     }
 
@@ -267,7 +272,8 @@ impl Storage {
     fn sqlite(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
         let store = block(py, true, strongroom_sqlx::SqliteStore::open(path))?;
         Ok(Self {
-            inner: Arc::new(store),
+            inner: Arc::new(store.clone()),
+            sqlite: Some(store),
         })
     }
 
@@ -423,6 +429,7 @@ fn bytes_out(py: Python<'_>, v: Vec<u8>) -> Bound<'_, PyBytes> {
 #[pyclass(module = "strongroom", frozen)]
 pub struct Strongroom {
     core: Core,
+    end: End,
 }
 
 /// An unsealed store (blocking API; same methods as `Strongroom`, not
@@ -430,9 +437,43 @@ pub struct Strongroom {
 #[pyclass(module = "strongroom.blocking", name = "Strongroom", frozen)]
 pub struct BlockingStrongroom {
     core: Core,
+    end: End,
 }
 
-struct AsyncOut(Core);
+/// What closing a store needs, shared by its async and blocking views.
+#[derive(Clone, Debug)]
+struct End {
+    /// Closed state, shared with lease managers, rotations, handles and
+    /// event subscriptions made from this store.
+    life: Life,
+    /// The SQLite store (if it is one), closed by `close()` so the file is
+    /// released even while other objects still hold the core.
+    sqlite: Option<strongroom_sqlx::SqliteStore>,
+}
+
+impl End {
+    fn new(storage: &Storage) -> Self {
+        Self {
+            life: Life::default(),
+            sqlite: storage.sqlite.clone(),
+        }
+    }
+
+    /// Closes the store (idempotent): in-flight awaitables and event
+    /// subscriptions end, later calls raise `Closed`, the SQLite store is
+    /// closed (queued writes committed first, WAL checkpointed). Blocks
+    /// with the GIL released while the file closes.
+    fn close(&self, py: Python<'_>) {
+        if !self.life.close() {
+            return;
+        }
+        if let Some(db) = self.sqlite.clone() {
+            py.detach(|| runtime().block_on(async move { db.close().await }));
+        }
+    }
+}
+
+struct AsyncOut(Core, End);
 
 impl<'py> IntoPyObject<'py> for AsyncOut {
     type Target = Strongroom;
@@ -440,7 +481,13 @@ impl<'py> IntoPyObject<'py> for AsyncOut {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        Bound::new(py, Strongroom { core: self.0 })
+        Bound::new(
+            py,
+            Strongroom {
+                core: self.0,
+                end: self.1,
+            },
+        )
     }
 }
 
@@ -546,14 +593,39 @@ async fn get_sealed(
 }
 
 impl Strongroom {
-    fn target(&self) -> Target {
-        Target::Store(self.core.clone())
+    /// The core, or `Closed`.
+    fn core(&self) -> PyResult<&Core> {
+        self.end.life.check()?;
+        Ok(&self.core)
+    }
+
+    fn target(&self) -> PyResult<Target> {
+        Ok(Target::Store(self.core()?.clone()))
+    }
+
+    /// Wraps a future of this store as an awaitable that ends with `Closed`
+    /// when the store is closed.
+    fn run<'py, T>(
+        &self,
+        py: Python<'py>,
+        fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        lifetime::awaitable(py, Some(&self.end.life), fut)
     }
 }
 
 impl BlockingStrongroom {
-    fn target(&self) -> Target {
-        Target::Store(self.core.clone())
+    /// The core, or `Closed`.
+    fn core(&self) -> PyResult<&Core> {
+        self.end.life.check()?;
+        Ok(&self.core)
+    }
+
+    fn target(&self) -> PyResult<Target> {
+        Ok(Target::Store(self.core()?.clone()))
     }
 }
 
@@ -566,13 +638,21 @@ fn options(clock: Option<&lease::ManualClock>) -> Options {
     o
 }
 
-/// The core store behind a `Strongroom` or a `blocking.Strongroom`.
-fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
+/// The core store behind a `Strongroom` or a `blocking.Strongroom`, and
+/// its open/closed state; `Closed` if it is closed.
+fn store_of(obj: &Bound<'_, PyAny>) -> PyResult<(Core, Life)> {
     if let Ok(s) = obj.cast::<Strongroom>() {
-        return Ok(s.get().core.clone());
+        let s = s.get();
+        return Ok((s.core()?.clone(), s.end.life.clone()));
     }
     let s = obj.cast::<BlockingStrongroom>()?;
-    Ok(s.get().core.clone())
+    let s = s.get();
+    Ok((s.core()?.clone(), s.end.life.clone()))
+}
+
+/// The core store behind a `Strongroom` or a `blocking.Strongroom`.
+fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
+    store_of(obj).map(|(c, _)| c)
 }
 
 #[pymethods]
@@ -590,13 +670,14 @@ impl Strongroom {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
         let o = options(clock.as_deref());
+        let end = End::new(storage);
         awaitable(py, async move {
             let p = p.resolve().await?;
             strongroom::Strongroom::init(s, &*p, o)
                 .await?
                 .dangerous_traced(CALLER)
                 .await
-                .map(AsyncOut)
+                .map(|c| AsyncOut(c, end))
         })
     }
 
@@ -611,25 +692,81 @@ impl Strongroom {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
         let o = options(clock.as_deref());
+        let end = End::new(storage);
         awaitable(py, async move {
             let p = p.resolve().await?;
             strongroom::Strongroom::unseal(s, &*p, o)
                 .await?
                 .dangerous_traced(CALLER)
                 .await
-                .map(AsyncOut)
+                .map(|c| AsyncOut(c, end))
         })
     }
 
     /// Forgets the keys; later calls raise `Sealed`.
-    fn seal(&self) {
-        self.core.seal();
+    fn seal(&self) -> PyResult<()> {
+        self.core()?.seal();
+        Ok(())
     }
 
     /// Whether `seal()` was called.
     #[getter]
     fn is_sealed(&self) -> bool {
         self.core.is_sealed()
+    }
+
+    /// Closes the store (idempotent): pending awaitables of this store and
+    /// of lease managers, rotations, handles and event subscriptions made
+    /// from it end (`Closed`; subscriptions stop), later calls raise
+    /// `Closed`, and an SQLite file is closed (queued writes committed).
+    /// Blocks briefly with the GIL released. Also done by `async with`.
+    fn close(&self, py: Python<'_>) {
+        self.end.close(py);
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.end.life.is_closed()
+    }
+
+    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().end.life.check()?;
+        let py = slf.py();
+        let this = slf.unbind();
+        awaitable(py, async move { Ok(this) })
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _args: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let end = self.end.clone();
+        // Closing waits for the SQLite writer: on a blocking thread.
+        lifetime::awaitable(py, None, async move {
+            tokio::task::spawn_blocking(move || {
+                end.life.close();
+                if let Some(db) = end.sqlite {
+                    runtime().block_on(async move { db.close().await });
+                }
+            })
+            .await
+            .map_err(|_| strongroom::Error::InvalidArgument("close failed".into()))?;
+            Ok::<_, strongroom::Error>(false)
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().end.life.check()?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.end.close(py);
+        false
     }
 
     /// Seals `plaintext` bound to `path` and `version`; resolves to `bytes`.
@@ -641,7 +778,7 @@ impl Strongroom {
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let buf = seal_input(plaintext)?;
-        awaitable(py, seal_value(self.core.clone(), buf, path, version))
+        self.run(py, seal_value(self.core()?.clone(), buf, path, version))
     }
 
     /// Opens a sealed value bound to `path` and `version`; resolves to a `Secret`.
@@ -652,8 +789,8 @@ impl Strongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(py, async move {
+        let core = self.core()?.clone();
+        self.run(py, async move {
             open_value(&core, &sealed, &path, version).map(SecretOut)
         })
     }
@@ -668,9 +805,9 @@ impl Strongroom {
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let plaintext = secret_input(plaintext)?;
-        awaitable(
+        self.run(
             py,
-            put_sealed(self.core.clone(), key, plaintext, path, version),
+            put_sealed(self.core()?.clone(), key, plaintext, path, version),
         )
     }
 
@@ -682,19 +819,19 @@ impl Strongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, get_sealed(self.core.clone(), key, path, version))
+        self.run(py, get_sealed(self.core()?.clone(), key, path, version))
     }
 
     /// Adds a key version and makes it primary; resolves to its `KeyInfo`.
     fn rotate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(py, async move { core.rotate().await.map(KeyInfoOut) })
+        let core = self.core()?.clone();
+        self.run(py, async move { core.rotate().await.map(KeyInfoOut) })
     }
 
     /// Makes an active key version primary again.
     fn promote<'py>(&self, py: Python<'py>, version: u32) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(py, async move { core.promote(version).await })
+        let core = self.core()?.clone();
+        self.run(py, async move { core.promote(version).await })
     }
 
     /// Retires every key version below `min`.
@@ -703,8 +840,8 @@ impl Strongroom {
         py: Python<'py>,
         min: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(
+        let core = self.core()?.clone();
+        self.run(
             py,
             async move { core.set_min_decryption_version(min).await },
         )
@@ -712,15 +849,15 @@ impl Strongroom {
 
     /// Erases a retired key version (refused while records need it).
     fn destroy_key<'py>(&self, py: Python<'py>, version: u32) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(py, async move { core.destroy_key(version).await })
+        let core = self.core()?.clone();
+        self.run(py, async move { core.destroy_key(version).await })
     }
 
     /// Re-seals stored records under the primary key; resolves to a `RewrapReport`.
     #[pyo3(signature = (batch_size = 500))]
     fn rewrap<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(
+        let core = self.core()?.clone();
+        self.run(
             py,
             async move { core.rewrap(batch_size).await.map(ReportOut) },
         )
@@ -728,13 +865,13 @@ impl Strongroom {
 
     /// Re-reads the keyring from storage.
     fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        awaitable(py, async move { core.reload().await })
+        let core = self.core()?.clone();
+        self.run(py, async move { core.reload().await })
     }
 
     /// Facts about every key version.
     fn keys(&self) -> PyResult<Vec<KeyInfo>> {
-        keys(&self.core)
+        keys(self.core()?)
     }
 
     // ----- versioned secrets (no policy, no audit), principals, audit -----
@@ -750,7 +887,7 @@ impl Strongroom {
         cas: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = secret_input(value)?;
-        awaitable(py, store::put(self.target(), path, value, cas))
+        self.run(py, store::put(self.target()?, path, value, cas))
     }
 
     /// Reads the newest version (or `version`); resolves to `(VersionInfo, Secret)`.
@@ -761,12 +898,12 @@ impl Strongroom {
         path: String,
         version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, store::get(self.target(), path, version))
+        self.run(py, store::get(self.target()?, path, version))
     }
 
     /// Names directly under `prefix`; sub-folders end with "/".
     fn list_secrets<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, store::list(self.target(), prefix))
+        self.run(py, store::list(self.target()?, prefix))
     }
 
     /// Soft-deletes `versions` (the current one if none); resolves to those changed.
@@ -778,7 +915,7 @@ impl Strongroom {
         versions: Option<Vec<u64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let v = versions.unwrap_or_default();
-        awaitable(py, store::change(self.target(), Change::Delete, path, v))
+        self.run(py, store::change(self.target()?, Change::Delete, path, v))
     }
 
     /// Restores soft-deleted `versions`; resolves to those changed.
@@ -790,7 +927,7 @@ impl Strongroom {
         versions: Option<Vec<u64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let v = versions.unwrap_or_default();
-        awaitable(py, store::change(self.target(), Change::Undelete, path, v))
+        self.run(py, store::change(self.target()?, Change::Undelete, path, v))
     }
 
     /// Destroys `versions` (the current one if none) for good; resolves to those changed.
@@ -802,12 +939,12 @@ impl Strongroom {
         versions: Option<Vec<u64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let v = versions.unwrap_or_default();
-        awaitable(py, store::change(self.target(), Change::Destroy, path, v))
+        self.run(py, store::change(self.target()?, Change::Destroy, path, v))
     }
 
     /// The secret's metadata; resolves to a `SecretMetadata`.
     fn secret_metadata<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, store::metadata(self.target(), path))
+        self.run(py, store::metadata(self.target()?, path))
     }
 
     /// Opens an audit log writing to the JSON-lines file `path` (created if
@@ -820,7 +957,7 @@ impl Strongroom {
         path: String,
         fsync: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, store::open_audit_log(self.core.clone(), path, fsync))
+        self.run(py, store::open_audit_log(self.core()?.clone(), path, fsync))
     }
 
     /// A handle through which `name`, holding `policies`, uses the secrets
@@ -830,16 +967,18 @@ impl Strongroom {
         name: String,
         policies: Vec<PyRef<'_, store::Policy>>,
         audit: &store::AuditLog,
-    ) -> store::Handle {
-        store::Handle {
-            inner: store::principal(&self.core, name, &policies, audit),
-        }
+    ) -> PyResult<store::Handle> {
+        Ok(store::Handle {
+            inner: store::principal(self.core()?, name, &policies, audit),
+            life: self.end.life.clone(),
+        })
     }
 
-    /// The blocking view of this same store.
+    /// The blocking view of this same store (closing either closes both).
     fn blocking(&self) -> BlockingStrongroom {
         BlockingStrongroom {
             core: self.core.clone(),
+            end: self.end.clone(),
         }
     }
 
@@ -860,6 +999,7 @@ impl BlockingStrongroom {
         clock: Option<PyRef<'_, lease::ManualClock>>,
     ) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let end = End::new(storage);
         let o = options(clock.as_deref());
         let core = block(py, true, async move {
             let p = p.resolve().await?;
@@ -868,7 +1008,7 @@ impl BlockingStrongroom {
                 .dangerous_traced(CALLER)
                 .await
         })?;
-        Ok(Self { core })
+        Ok(Self { core, end })
     }
 
     /// Opens an initialised store.
@@ -881,6 +1021,7 @@ impl BlockingStrongroom {
         clock: Option<PyRef<'_, lease::ManualClock>>,
     ) -> PyResult<Self> {
         let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let end = End::new(storage);
         let o = options(clock.as_deref());
         let core = block(py, true, async move {
             let p = p.resolve().await?;
@@ -889,12 +1030,36 @@ impl BlockingStrongroom {
                 .dangerous_traced(CALLER)
                 .await
         })?;
-        Ok(Self { core })
+        Ok(Self { core, end })
     }
 
     /// Forgets the keys; later calls raise `Sealed`.
-    fn seal(&self) {
-        self.core.seal();
+    fn seal(&self) -> PyResult<()> {
+        self.core()?.seal();
+        Ok(())
+    }
+
+    /// Closes the store (see `strongroom.Strongroom.close`); idempotent.
+    /// Also done by `with`.
+    fn close(&self, py: Python<'_>) {
+        self.end.close(py);
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.end.life.is_closed()
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().end.life.check()?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.end.close(py);
+        false
     }
 
     /// Whether `seal()` was called.
@@ -921,7 +1086,7 @@ impl BlockingStrongroom {
                 owned.expose_secret()
             }
         };
-        let (core, ctx) = (&self.core, SealContext::new(&path, version));
+        let (core, ctx) = (self.core()?, SealContext::new(&path, version));
         let large = plain.len() >= DETACH_THRESHOLD;
         // Seal straight into the result's buffer (not yet visible to any
         // Python code, so it may be written with the GIL released).
@@ -955,7 +1120,7 @@ impl BlockingStrongroom {
         path: &str,
         version: u64,
     ) -> PyResult<Bound<'py, Secret>> {
-        let (core, ctx) = (&self.core, SealContext::new(path, version));
+        let (core, ctx) = (self.core()?, SealContext::new(path, version));
         if sealed.len() < DETACH_THRESHOLD {
             let mut buf = Zeroizing::new(sealed.to_vec());
             let plain = core.open_value_in_place(&mut buf, &ctx).map_err(to_py)?;
@@ -998,7 +1163,7 @@ impl BlockingStrongroom {
         block(
             py,
             true,
-            put_sealed(self.core.clone(), key, plaintext, path, version),
+            put_sealed(self.core()?.clone(), key, plaintext, path, version),
         )
     }
 
@@ -1010,24 +1175,29 @@ impl BlockingStrongroom {
         path: String,
         version: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        block(py, true, get_sealed(self.core.clone(), key, path, version))?.into_pyobject(py)
+        block(
+            py,
+            true,
+            get_sealed(self.core()?.clone(), key, path, version),
+        )?
+        .into_pyobject(py)
     }
 
     /// Adds a key version and makes it primary.
     fn rotate(&self, py: Python<'_>) -> PyResult<KeyInfo> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move { core.rotate().await }).map(KeyInfo::from)
     }
 
     /// Makes an active key version primary again.
     fn promote(&self, py: Python<'_>, version: u32) -> PyResult<()> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move { core.promote(version).await })
     }
 
     /// Retires every key version below `min`.
     fn set_min_decryption_version(&self, py: Python<'_>, min: u32) -> PyResult<()> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move {
             core.set_min_decryption_version(min).await
         })
@@ -1035,26 +1205,26 @@ impl BlockingStrongroom {
 
     /// Erases a retired key version (refused while records need it).
     fn destroy_key(&self, py: Python<'_>, version: u32) -> PyResult<()> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move { core.destroy_key(version).await })
     }
 
     /// Re-seals stored records under the primary key.
     #[pyo3(signature = (batch_size = 500))]
     fn rewrap(&self, py: Python<'_>, batch_size: usize) -> PyResult<RewrapReport> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move { core.rewrap(batch_size).await }).map(RewrapReport::from)
     }
 
     /// Re-reads the keyring from storage.
     fn reload(&self, py: Python<'_>) -> PyResult<()> {
-        let core = self.core.clone();
+        let core = self.core()?.clone();
         block(py, true, async move { core.reload().await })
     }
 
     /// Facts about every key version.
     fn keys(&self) -> PyResult<Vec<KeyInfo>> {
-        keys(&self.core)
+        keys(self.core()?)
     }
 
     // ----- versioned secrets (no policy, no audit), principals, audit -----
@@ -1070,7 +1240,7 @@ impl BlockingStrongroom {
         cas: Option<u64>,
     ) -> PyResult<store::VersionInfo> {
         let value = secret_input(value)?;
-        block(py, true, store::put(self.target(), path, value, cas))
+        block(py, true, store::put(self.target()?, path, value, cas))
     }
 
     /// Reads the newest version (or `version`): `(VersionInfo, Secret)`.
@@ -1081,12 +1251,12 @@ impl BlockingStrongroom {
         path: String,
         version: Option<u64>,
     ) -> PyResult<store::ReadOut> {
-        block(py, true, store::get(self.target(), path, version))
+        block(py, true, store::get(self.target()?, path, version))
     }
 
     /// Names directly under `prefix`; sub-folders end with "/".
     fn list_secrets(&self, py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
-        block(py, true, store::list(self.target(), prefix))
+        block(py, true, store::list(self.target()?, prefix))
     }
 
     /// Soft-deletes `versions` (the current one if none); returns those changed.
@@ -1101,7 +1271,7 @@ impl BlockingStrongroom {
         block(
             py,
             true,
-            store::change(self.target(), Change::Delete, path, v),
+            store::change(self.target()?, Change::Delete, path, v),
         )
     }
 
@@ -1117,7 +1287,7 @@ impl BlockingStrongroom {
         block(
             py,
             true,
-            store::change(self.target(), Change::Undelete, path, v),
+            store::change(self.target()?, Change::Undelete, path, v),
         )
     }
 
@@ -1133,13 +1303,13 @@ impl BlockingStrongroom {
         block(
             py,
             true,
-            store::change(self.target(), Change::Destroy, path, v),
+            store::change(self.target()?, Change::Destroy, path, v),
         )
     }
 
     /// The secret's metadata.
     fn secret_metadata(&self, py: Python<'_>, path: String) -> PyResult<store::MetadataOut> {
-        block(py, true, store::metadata(self.target(), path))
+        block(py, true, store::metadata(self.target()?, path))
     }
 
     /// Opens an audit log writing to the JSON-lines file `path` (created if
@@ -1155,7 +1325,7 @@ impl BlockingStrongroom {
         block(
             py,
             true,
-            store::open_audit_log(self.core.clone(), path, fsync),
+            store::open_audit_log(self.core()?.clone(), path, fsync),
         )
     }
 
@@ -1166,10 +1336,11 @@ impl BlockingStrongroom {
         name: String,
         policies: Vec<PyRef<'_, store::Policy>>,
         audit: &store::AuditLog,
-    ) -> store::BlockingHandle {
-        store::BlockingHandle {
-            inner: store::principal(&self.core, name, &policies, audit),
-        }
+    ) -> PyResult<store::BlockingHandle> {
+        Ok(store::BlockingHandle {
+            inner: store::principal(self.core()?, name, &policies, audit),
+            life: self.end.life.clone(),
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -1239,6 +1410,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .enable_time();
     pyo3_async_runtimes::tokio::init(builder);
     errors::register(m)?;
+    lifetime::register(m)?;
     m.add_class::<Secret>()?;
     m.add_class::<Storage>()?;
     m.add_class::<SoftwareProtector>()?;

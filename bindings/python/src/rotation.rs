@@ -201,10 +201,13 @@ struct Inner {
     /// The key prefix: the identity of every version, as the core's
     /// rotator records it.
     prefix: Arc<str>,
+    /// The store's open/closed state.
+    life: crate::Life,
 }
 
 async fn open(
     core: Core,
+    life: crate::Life,
     name: String,
     format: ApiKeyFormat,
     options: RotationOptions,
@@ -221,6 +224,7 @@ async fn open(
         engine: Arc::new(engine),
         verifier,
         prefix,
+        life,
     })
 }
 
@@ -346,10 +350,11 @@ rotation_common!(ApiKeyRotation, {
         chars: usize,
         grace_period: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = crate::core_of(sr)?;
+        let (core, life) = crate::store_of(sr)?;
         let (format, options) = (format(prefix, chars)?, options(grace_period)?);
-        crate::awaitable(py, async move {
-            open(core, name, format, options).await.map(AsyncOut)
+        let l = life.clone();
+        crate::lifetime::awaitable(py, Some(&l), async move {
+            open(core, life, name, format, options).await.map(AsyncOut)
         })
     }
 
@@ -357,23 +362,31 @@ rotation_common!(ApiKeyRotation, {
     /// reused): creates, sets, tests and promotes a new key. Resolves to a
     /// `RotationReport`.
     fn rotate_now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::awaitable(py, ops::rotate_now(self.inner.clone()))
+        crate::lifetime::awaitable(
+            py,
+            Some(&self.inner.life),
+            ops::rotate_now(self.inner.clone()),
+        )
     }
 
     /// The stored versions; resolves to `Staged` (secrets as `Secret`).
     fn staged<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::awaitable(py, ops::staged(self.inner.clone()))
+        crate::lifetime::awaitable(py, Some(&self.inner.life), ops::staged(self.inner.clone()))
     }
 
     /// The non-secret state; resolves to a `RotationStatus`.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::awaitable(py, ops::status(self.inner.clone()))
+        crate::lifetime::awaitable(py, Some(&self.inner.life), ops::status(self.inner.clone()))
     }
 
     /// Revokes the previous key if its grace period is over (also finishes
     /// an interrupted rotation); resolves to whether it revoked one.
     fn revoke_due<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::awaitable(py, ops::revoke_due(self.inner.clone()))
+        crate::lifetime::awaitable(
+            py,
+            Some(&self.inner.life),
+            ops::revoke_due(self.inner.clone()),
+        )
     }
 
     /// Stores a key issued before Strongroom managed it (str or
@@ -387,13 +400,17 @@ rotation_common!(ApiKeyRotation, {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = self::presented(key)?;
-        crate::awaitable(py, ops::import_current(self.inner.clone(), key))
+        crate::lifetime::awaitable(
+            py,
+            Some(&self.inner.life),
+            ops::import_current(self.inner.clone(), key),
+        )
     }
 
     /// Re-reads the stored versions into the verifier (after another engine
     /// or process rotated).
     fn refresh<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::awaitable(py, ops::refresh(self.inner.clone()))
+        crate::lifetime::awaitable(py, Some(&self.inner.life), ops::refresh(self.inner.clone()))
     }
 
     /// The blocking view of this same rotation.
@@ -416,40 +433,46 @@ rotation_common!(BlockingApiKeyRotation, {
         chars: usize,
         grace_period: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let core = crate::core_of(sr)?;
+        let (core, life) = crate::store_of(sr)?;
         let (format, options) = (format(prefix, chars)?, options(grace_period)?);
-        let inner = block(py, true, open(core, name, format, options))?;
+        let inner = block(py, true, open(core, life, name, format, options))?;
         Ok(Self { inner })
     }
 
     /// Rotates now; returns a `RotationReport`.
     fn rotate_now(&self, py: Python<'_>) -> PyResult<RotationReport> {
+        self.inner.life.check()?;
         block(py, true, ops::rotate_now(self.inner.clone()))
     }
 
     /// The stored versions (secrets as `Secret`).
     fn staged(&self, py: Python<'_>) -> PyResult<StagedOut> {
+        self.inner.life.check()?;
         block(py, true, ops::staged(self.inner.clone()))
     }
 
     /// The non-secret state.
     fn status(&self, py: Python<'_>) -> PyResult<RotationStatus> {
+        self.inner.life.check()?;
         block(py, true, ops::status(self.inner.clone()))
     }
 
     /// Revokes the previous key if its grace period is over.
     fn revoke_due(&self, py: Python<'_>) -> PyResult<bool> {
+        self.inner.life.check()?;
         block(py, true, ops::revoke_due(self.inner.clone()))
     }
 
     /// Stores an existing key as the current version; returns its version.
     fn import_current(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<u64> {
         let key = self::presented(key)?;
+        self.inner.life.check()?;
         block(py, true, ops::import_current(self.inner.clone(), key))
     }
 
     /// Re-reads the stored versions into the verifier.
     fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.life.check()?;
         block(py, true, ops::refresh(self.inner.clone()))
     }
 });

@@ -329,12 +329,16 @@ pub(crate) fn verify_audit_file(
 #[pyclass(module = "strongroom", frozen)]
 pub struct Handle {
     pub(crate) inner: strongroom::Handle,
+    /// The store's open/closed state: closing the store closes the handle.
+    pub(crate) life: crate::Life,
 }
 
 /// The blocking form of [`Handle`] (`strongroom.blocking.Handle`).
 #[pyclass(module = "strongroom.blocking", name = "Handle", frozen)]
 pub struct BlockingHandle {
     pub(crate) inner: strongroom::Handle,
+    /// The store's open/closed state: closing the store closes the handle.
+    pub(crate) life: crate::Life,
 }
 
 #[pymethods]
@@ -354,7 +358,7 @@ impl Handle {
         version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let t = Target::Handle(self.inner.clone());
-        crate::awaitable(py, get(t, path, version))
+        crate::lifetime::awaitable(py, Some(&self.life), get(t, path, version))
     }
 
     /// Writes a new version; resolves to its `VersionInfo`.
@@ -368,13 +372,13 @@ impl Handle {
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = crate::secret_input(value)?;
         let t = Target::Handle(self.inner.clone());
-        crate::awaitable(py, put(t, path, value, cas))
+        crate::lifetime::awaitable(py, Some(&self.life), put(t, path, value, cas))
     }
 
     /// Names directly under `prefix`; sub-folders end with "/".
     fn list<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let t = Target::Handle(self.inner.clone());
-        crate::awaitable(py, list(t, prefix))
+        crate::lifetime::awaitable(py, Some(&self.life), list(t, prefix))
     }
 
     fn __repr__(&self) -> String {
@@ -393,6 +397,7 @@ impl BlockingHandle {
     /// Reads the newest version (or `version`): `(VersionInfo, Secret)`.
     #[pyo3(signature = (path, version = None))]
     fn read(&self, py: Python<'_>, path: String, version: Option<u64>) -> PyResult<ReadOut> {
+        self.life.check()?;
         let t = Target::Handle(self.inner.clone());
         block(py, true, get(t, path, version))
     }
@@ -407,12 +412,14 @@ impl BlockingHandle {
         cas: Option<u64>,
     ) -> PyResult<VersionInfo> {
         let value = crate::secret_input(value)?;
+        self.life.check()?;
         let t = Target::Handle(self.inner.clone());
         block(py, true, put(t, path, value, cas))
     }
 
     /// Names directly under `prefix`; sub-folders end with "/".
     fn list(&self, py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
+        self.life.check()?;
         let t = Target::Handle(self.inner.clone());
         block(py, true, list(t, prefix))
     }

@@ -9,7 +9,7 @@
 //! write in `call_soon_threadsafe`) dies when it takes it back
 //! (`PyGILState_Release ... must be current`, or a segfault in a
 //! deallocator). So every entry into Python from a runtime thread goes
-//! through [`attach`], a gate that an `atexit` hook ([`at_exit`]) closes
+//! through [`attach`], a gate that an `atexit` hook ([`_shutdown`]) closes
 //! while the interpreter is still whole: it refuses new entries, cancels
 //! every pending awaitable, and waits (GIL released) until the threads
 //! already inside have left. Python objects a runtime thread drops later

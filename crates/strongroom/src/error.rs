@@ -5,10 +5,20 @@
 //! cause (wrong key, flipped bit, value moved to another path), so errors are
 //! no oracle. Everything a caller can act on (an unknown key version, a bad
 //! path, a storage fault) has its own variant.
+//!
+//! [`Error::details`] describes any error as a stable code and named public
+//! fields, listed once in [`ERROR_CODES`] (and `docs/ERRORS.md`), so language
+//! bindings convert errors mechanically instead of each by hand.
 
 use std::fmt;
 
 use crate::keyring::KeyState;
+
+mod codes;
+mod details;
+
+pub use codes::{ERROR_CODES, ErrorCode, FieldSpec, FieldType, RESERVED_FIELD_NAMES, ROOT_CLASS};
+pub use details::{ErrorDetails, FieldValue};
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -37,7 +37,10 @@ pub mod shamir;
 pub mod storage;
 mod vault;
 
-pub use error::{Error, KeyFileError, PathError, ProtectorErrorKind, Result, StorageErrorKind};
+pub use error::{
+    ERROR_CODES, Error, ErrorCode, ErrorDetails, FieldSpec, FieldType, FieldValue, KeyFileError,
+    PathError, ProtectorErrorKind, RESERVED_FIELD_NAMES, ROOT_CLASS, Result, StorageErrorKind,
+};
 pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use strongroom::storage::{
-    BatchOp, ChangeFeed, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
+    BatchOp, ChangeFeed, LastRecord, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
 };
 use strongroom::{Error, Result, StorageErrorKind};
 use tokio::sync::broadcast;
@@ -426,6 +426,55 @@ impl Storage for PgStore {
                 Ok((key, value))
             })
             .collect()
+    }
+
+    async fn get_with_last(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        // One statement, so one snapshot and one round trip.
+        let query = match prefix_upper_bound(prefix) {
+            Some(upper) => sqlx::query(
+                "SELECT 0, key, value FROM strongroom_kv WHERE key = $1 \
+                 UNION ALL (SELECT 1, key, value FROM strongroom_kv \
+                 WHERE key >= $2 AND key < $3 ORDER BY key DESC LIMIT 1)",
+            )
+            .bind(key.as_bytes())
+            .bind(prefix.as_bytes())
+            .bind(upper),
+            None => sqlx::query(
+                "SELECT 0, key, value FROM strongroom_kv WHERE key = $1 \
+                 UNION ALL (SELECT 1, key, value FROM strongroom_kv \
+                 WHERE key >= $2 ORDER BY key DESC LIMIT 1)",
+            )
+            .bind(key.as_bytes())
+            .bind(prefix.as_bytes()),
+        };
+        let err = |e| pg("read failed", e);
+        let rows = query.fetch_all(&self.pool).await.map_err(err)?;
+        let mut out = (None, None);
+        for row in rows {
+            let tag: i32 = row.try_get(0).map_err(err)?;
+            let value: Vec<u8> = row.try_get(2).map_err(err)?;
+            if tag == 0 {
+                out.0 = Some(value);
+            } else {
+                let k: Vec<u8> = row.try_get(1).map_err(err)?;
+                let k = String::from_utf8(k).map_err(|e| {
+                    Error::storage(
+                        "postgres",
+                        StorageErrorKind::Corrupt,
+                        format!(
+                            "table strongroom_kv holds a key that is not UTF-8 ({:?})",
+                            String::from_utf8_lossy(e.as_bytes())
+                        ),
+                    )
+                })?;
+                out.1 = Some((k, value));
+            }
+        }
+        Ok(out)
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {

@@ -890,10 +890,41 @@ impl SecretsStore {
         self.cache.as_ref().map(|c| c.stats())
     }
 
+    /// The metadata and the newest version record come back from one
+    /// storage read ([`Storage::get_with_last`]); when the newest record is
+    /// not the current version's (destroyed, or the two reads of a backend
+    /// without a combined read disagree), the current version is read by
+    /// key as [`SecretsStore::get_version`] does.
     async fn read_current(&self, path: SecretPath) -> Result<SecretVersion> {
-        let meta = self.require_meta(&path).await?;
+        let meta_key = metadata_key(&path);
+        let (raw, last) = self
+            .sr
+            .barrier()
+            .get_with_last(&meta_key, &version_key_prefix(&path))
+            .await?;
+        let Some(raw) = raw else {
+            return Err(SecretError::NotFound {
+                path: path.as_str().to_owned(),
+                version: None,
+            }
+            .into());
+        };
+        let meta = MetaRecord::decode(&meta_key, &raw)?;
         let version = meta.current_version;
-        self.read_version(path, &meta, version).await
+        let key = version_key(&path, version);
+        match last {
+            Some((last_key, bytes)) if last_key == key => {
+                let vrec = meta.readable(&path, version)?;
+                let ctx = SealContext::new(path.as_str(), version);
+                let value = self.sr.open_record(&key, bytes, &ctx).await?;
+                Ok(SecretVersion {
+                    version: vrec.info(version),
+                    path,
+                    value,
+                })
+            }
+            _ => self.read_version(path, &meta, version).await,
+        }
     }
 
     /// Reads version `version` of the secret at `path`.

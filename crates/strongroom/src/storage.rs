@@ -78,6 +78,10 @@ impl BatchOp {
     }
 }
 
+/// The last record under a prefix, if any: its key and value
+/// ([`Storage::get_with_last`]).
+pub type LastRecord = Option<(String, Vec<u8>)>;
+
 /// An ordered key/value store. Implementations must be safe to share between
 /// tasks and must make [`Storage::batch`] atomic and durable when it returns.
 #[async_trait]
@@ -120,6 +124,34 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             out.extend(page.into_iter().map(|(k, _)| k));
             if done {
                 return Ok(out);
+            }
+        }
+    }
+
+    /// The value at `key` and the last record (in key order) whose key
+    /// starts with `prefix`, read together: a secret's read takes its
+    /// metadata and its newest version this way, in one round trip. The
+    /// SQLite, PostgreSQL and memory stores read both in one statement (one
+    /// snapshot); this default reads them one after the other, so callers
+    /// must check that the two agree (a secrets read falls back to reading
+    /// the version it wants by key when they do not).
+    async fn get_with_last(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        let value = self.get(key).await?;
+        let mut last = None;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.scan(prefix, after.as_deref(), 1000).await?;
+            let done = page.len() < 1000;
+            if let Some(l) = page.into_iter().last() {
+                after = Some(l.0.clone());
+                last = Some(l);
+            }
+            if done {
+                return Ok((value, last));
             }
         }
     }
@@ -248,6 +280,26 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
+    async fn get_with_last(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        use std::ops::Bound;
+        let map = self.map.read().await;
+        let value = map.get(key).cloned();
+        let upper = match prefix_upper_bound(prefix).map(String::from_utf8) {
+            Some(Ok(u)) => Bound::Excluded(u),
+            _ => Bound::Unbounded,
+        };
+        let last = map
+            .range((Bound::Included(prefix.to_owned()), upper))
+            .rev()
+            .find(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        Ok((value, last))
+    }
+
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
         let mut map = self.map.write().await;
         for op in &ops {
@@ -344,6 +396,13 @@ impl Storage for FaultyStorage {
     ) -> Result<Vec<(String, Vec<u8>)>> {
         self.inner.scan(prefix, start_after, limit).await
     }
+    async fn get_with_last(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        self.inner.get_with_last(key, prefix).await
+    }
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
         let fail = {
             let mut s = self
@@ -392,6 +451,7 @@ pub mod conformance {
     {
         get_put_delete(&open().await).await;
         ordering_and_prefixes(&open().await).await;
+        get_with_last(&open().await).await;
         scan_paging(&open().await).await;
         batches_are_atomic(&open().await).await;
         compare_and_set(&open().await).await;
@@ -437,6 +497,37 @@ pub mod conformance {
     }
 
     /// `scan` pages with `start_after` and `limit`.
+    pub async fn get_with_last(s: &dyn Storage) {
+        s.batch(vec![
+            BatchOp::put("m/a", b"meta".to_vec()),
+            BatchOp::put("v/a@01", b"one".to_vec()),
+            BatchOp::put("v/a@02", b"two".to_vec()),
+            BatchOp::put("v/a@", b"bare".to_vec()),
+            BatchOp::put("v/a@02x", b"after".to_vec()),
+            BatchOp::put("v/a~", b"outside".to_vec()),
+            BatchOp::put("v/b@01", b"other".to_vec()),
+        ])
+        .await
+        .unwrap();
+        let (value, last) = s.get_with_last("m/a", "v/a@").await.unwrap();
+        assert_eq!(value.as_deref(), Some(&b"meta"[..]));
+        assert_eq!(last, Some(("v/a@02x".to_owned(), b"after".to_vec())));
+        s.delete("v/a@02x").await.unwrap();
+        let (_, last) = s.get_with_last("m/a", "v/a@").await.unwrap();
+        assert_eq!(last, Some(("v/a@02".to_owned(), b"two".to_vec())));
+        // Either side may be missing.
+        let (value, last) = s.get_with_last("m/none", "v/none@").await.unwrap();
+        assert_eq!((value, last), (None, None));
+        let (value, last) = s.get_with_last("m/none", "v/b@").await.unwrap();
+        assert_eq!(value, None);
+        assert_eq!(last, Some(("v/b@01".to_owned(), b"other".to_vec())));
+        // A prefix whose upper bound does not exist (all 0xFF is not UTF-8,
+        // so the highest char stands in): the last record still counts.
+        s.put("\u{10FFFF}", b"top").await.unwrap();
+        let (_, last) = s.get_with_last("m/a", "\u{10FFFF}").await.unwrap();
+        assert_eq!(last, Some(("\u{10FFFF}".to_owned(), b"top".to_vec())));
+    }
+
     pub async fn scan_paging(s: &dyn Storage) {
         for i in 0..25u32 {
             s.put(&format!("k/{i:03}"), &i.to_be_bytes()).await.unwrap();

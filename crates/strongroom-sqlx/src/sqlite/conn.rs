@@ -20,6 +20,15 @@ const STATEMENT_CACHE: usize = 16;
 
 /// Point read of one record.
 pub(super) const GET: &str = "SELECT value FROM strongroom_kv WHERE key = ?1";
+/// One record by key (tagged 0) and the last record in a key range (tagged
+/// 1), in one statement: one read transaction, one snapshot.
+pub(super) const GET_WITH_LAST: &str = "SELECT 0, key, value FROM strongroom_kv WHERE key = ?1 \
+     UNION ALL SELECT 1, key, value FROM (SELECT key, value FROM strongroom_kv \
+     WHERE key >= ?2 AND key < ?3 ORDER BY key DESC LIMIT 1)";
+/// The same with a range to the end of the table.
+pub(super) const GET_WITH_LAST_FROM: &str = "SELECT 0, key, value FROM strongroom_kv WHERE key = ?1 \
+     UNION ALL SELECT 1, key, value FROM (SELECT key, value FROM strongroom_kv \
+     WHERE key >= ?2 ORDER BY key DESC LIMIT 1)";
 /// Insert or replace one record.
 pub(super) const PUT: &str = "INSERT INTO strongroom_kv (key, value) VALUES (?1, ?2) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";

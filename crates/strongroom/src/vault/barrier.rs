@@ -35,7 +35,7 @@ use async_trait::async_trait;
 
 use crate::changes::ChangeFeed;
 use crate::seal::SealContext;
-use crate::storage::{BatchOp, DynStorage, Storage};
+use crate::storage::{BatchOp, DynStorage, LastRecord, Storage};
 use crate::{Error, Result, SEALED_PREFIX};
 
 use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
@@ -147,6 +147,23 @@ impl Storage for Barrier {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.sr.inner.storage.list(prefix).await
+    }
+
+    async fn get_with_last(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        let (raw, last) = self.sr.inner.storage.get_with_last(key, prefix).await?;
+        let value = self.sr.barrier_read(key, raw).await?;
+        let last = match last {
+            Some((k, raw)) => {
+                let v = self.sr.barrier_read(&k, Some(raw)).await?;
+                Some((k, v.unwrap_or_default()))
+            }
+            None => None,
+        };
+        Ok((value, last))
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {

@@ -56,10 +56,13 @@
 //! Environment: `LEASE_RATE_SIZES` (leases held, comma-separated, default
 //! `1000,10000,100000`; add `1000000` for 1M), `LEASE_RATE_ROUNDS` per size
 //! (default 5), `LEASE_RATE_SINGLE` leases per round from one issuer
-//! (default 100), `LEASE_RATE_TASKS` concurrent issuers (default 64) and
-//! `LEASE_RATE_PER_TASK` leases each (default 4), `LEASE_RATE_BATCHES`
-//! `issue_batch` calls of 64 per round (default 4), `LEASE_RATE_PG=0` to
-//! skip PostgreSQL, `LEASE_RATE_SQLITE=0` to skip SQLite.
+//! (default 60), `LEASE_RATE_TASKS` concurrent issuers (default 64) and
+//! `LEASE_RATE_PER_TASK` leases each (default 2), `LEASE_RATE_BATCHES`
+//! `issue_batch` calls of 64 per round (default 2), `LEASE_RATE_PG=0` to
+//! skip PostgreSQL, `LEASE_RATE_SQLITE=0` to skip SQLite. Most of a default
+//! run (about 4 minutes on a quiet machine, 6 under a load of 4) is filling
+//! PostgreSQL to 100k leases: `issue_batch` there costs about a millisecond
+//! or two per lease, a round trip per key and operation of the batch.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -172,10 +175,10 @@ impl Knobs {
         Self {
             sizes,
             rounds: env_or("LEASE_RATE_ROUNDS", 5).max(1),
-            single: env_or("LEASE_RATE_SINGLE", 100).max(1),
+            single: env_or("LEASE_RATE_SINGLE", 60).max(1),
             tasks: env_or("LEASE_RATE_TASKS", 64).max(1),
-            per_task: env_or("LEASE_RATE_PER_TASK", 4).max(1),
-            batches: env_or("LEASE_RATE_BATCHES", 4).max(1),
+            per_task: env_or("LEASE_RATE_PER_TASK", 2).max(1),
+            batches: env_or("LEASE_RATE_BATCHES", 2).max(1),
         }
     }
 

@@ -216,6 +216,20 @@ impl Figures {
         ratios: &[f64],
         target: Option<Target>,
     ) {
+        let line = self.record(name, api, baseline, ratios, target);
+        println!("{line}");
+    }
+
+    /// [`Figures::ratio`] without printing (for benches that print their
+    /// own lines); returns the line `ratio` would print.
+    pub fn record(
+        &mut self,
+        name: &str,
+        api: &str,
+        baseline: &str,
+        ratios: &[f64],
+        target: Option<Target>,
+    ) -> String {
         let m = median(ratios.to_vec()).unwrap_or(f64::NAN);
         let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -230,7 +244,7 @@ impl Figures {
                 format!("{{\"at_least\": {t}}}"),
             ),
         };
-        println!(
+        let line = format!(
             "{name}: {m:.2}x (min {lo:.2}x, max {hi:.2}x, {} rounds){verdict}",
             ratios.len()
         );
@@ -245,6 +259,7 @@ impl Figures {
             json_number(hi),
             ratios.len()
         ));
+        line
     }
 
     /// Writes the record (best effort: a bench never fails on it).

@@ -87,11 +87,22 @@ use strongroom::seal::SealContext;
 use strongroom::secrets::{SecretsStore, metadata_key, version_key};
 use strongroom::storage::{BatchOp, DynStorage, MemoryStorage};
 use strongroom::{Handle, Options, SecretBytes, Strongroom};
-use strongroom_benches::{Workload, env_or, load_average, median};
+use strongroom_benches::{Figures, Target, Workload, env_or, load_average, median};
 use strongroom_sqlx::{PgStore, SqliteStore};
 use tokio::runtime::Runtime;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The run's figures for `report.py`, filled as the parts run.
+static FIGURES: std::sync::Mutex<Option<Figures>> = std::sync::Mutex::new(None);
+
+/// Records the per-round ratios `a / b` as a figure (the part prints its
+/// own lines).
+fn figure(name: &str, api: &str, baseline: &str, a: &[f64], b: &[f64], target: Option<Target>) {
+    if let Some(f) = FIGURES.lock().unwrap().as_mut() {
+        f.record(name, api, baseline, &ratios(a, b), target);
+    }
+}
 
 /// Median, min and max of per-round samples.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
@@ -438,6 +449,22 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                     .unwrap_or_default(),
             );
         }
+        figure(
+            &format!("sqlite get / raw point read, {size} secrets"),
+            "Door::secrets().get on SqliteStore",
+            "Storage::get of the version record, same store",
+            &t[0],
+            &t[1],
+            Some(Target::AtMost(2.0)),
+        );
+        figure(
+            &format!("sqlite get / two raw point reads, {size} secrets"),
+            "Door::secrets().get on SqliteStore",
+            "Storage::get of the metadata and of the version record",
+            &t[0],
+            &t[2],
+            None,
+        );
         lines.push(format!(
             "sqlite, {size} secrets: secrets().get {:.2} us vs raw point read of the version record {:.2} us: {} [target <= 2x: {}]",
             med(&t[0]) / 1e3,
@@ -548,6 +575,30 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         let _ = sqlx::Connection::close(plain).await;
     });
     let r64 = med(&ratios(&r[2], &r[0]));
+    figure(
+        "sqlite put, 64 writers / 1 writer",
+        "Door::secrets().put on SqliteStore, new secrets",
+        "the same with one writer",
+        &r[2],
+        &r[0],
+        Some(Target::AtLeast(10.0)),
+    );
+    figure(
+        "sqlite put, 8 writers / 1 writer",
+        "Door::secrets().put on SqliteStore, new secrets",
+        "the same with one writer",
+        &r[1],
+        &r[0],
+        None,
+    );
+    figure(
+        "sqlite put rate / raw row write rate, 1 writer",
+        "Door::secrets().put on SqliteStore",
+        "Storage::batch of one put, same store",
+        &r[0],
+        &r[3],
+        None,
+    );
     println!(
         "== sqlite writes (new secrets, WAL + synchronous=FULL): {rounds} rounds; load average at start {load_start}, at end {}",
         load_average()
@@ -629,6 +680,14 @@ fn memory(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         "== memory store: {keys} secrets of {} B, {rounds} rounds of {ops} reads per variant; load average at start {load_start}, at end {}",
         value.len(),
         load_average()
+    );
+    figure(
+        "memory get / HashMap get + Arc clone",
+        "Door::secrets().get on MemoryStorage, no cache",
+        "HashMap get + Arc clone",
+        &t[1],
+        &t[0],
+        None,
     );
     println!(
         "memory: secrets().get {:.0} ns vs HashMap get + Arc clone {:.1} ns: {}",
@@ -774,6 +833,22 @@ async fn postgres_run(
     }
     plain.close().await;
     store.close().await;
+    figure(
+        "postgres get / plain sqlx SELECT",
+        "Door::secrets().get on PgStore",
+        "sqlx SELECT value WHERE key = $1, same server",
+        &t[0],
+        &t[1],
+        None,
+    );
+    figure(
+        "postgres put rate / plain sqlx INSERT rate",
+        "Door::secrets().put on PgStore",
+        "sqlx INSERT, one row per transaction, same server",
+        &t[2],
+        &t[3],
+        None,
+    );
     Ok(vec![
         format!(
             "== postgres ({keys} secrets, {rounds} rounds of {reads} reads and {puts} puts per side, one writer; server fsync {fsync}); load average at start {load_start}, at end {}",
@@ -835,6 +910,7 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
+    *FIGURES.lock().unwrap() = Some(Figures::new("secrets_store"));
     println!(
         "secrets store bench; load average at start {}",
         load_average()
@@ -843,6 +919,9 @@ fn main() {
     sqlite_writes(&rt, dir.path(), &value);
     memory(&rt, dir.path(), &value);
     postgres(&rt, &value);
+    if let Some(f) = FIGURES.lock().unwrap().take() {
+        f.save();
+    }
     println!(
         "secrets store bench done in {:.0} s; load average at end {}",
         started.elapsed().as_secs_f64(),

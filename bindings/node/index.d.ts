@@ -4,6 +4,8 @@
 
 /// <reference types="node" />
 
+import { EventEmitter } from 'node:events'
+
 /** Bytes accepted as a plaintext. Strings are encoded as UTF-8. */
 export type Plaintext = Buffer | Uint8Array | string | Secret
 
@@ -99,8 +101,18 @@ export declare class Storage {
   static open(path: string): Promise<Storage>
   /** "memory", "sqlite", ... */
   readonly backend: string
-  /** Whether the storage already holds a store. */
+  /** Whether the storage already holds a store. Rejects with Closed after close(). */
   isInitialized(): Promise<boolean>
+  /** Whether close() was called. */
+  readonly isClosed: boolean
+  /**
+   * Closes the storage (an SQLite file's connections, writer thread and
+   * change watcher; queued writes are committed first), releasing the file.
+   * Idempotent.
+   */
+  close(): Promise<void>
+  /** close(): `await using storage = await Storage.open(path)`. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 /** A Strongroom store: a versioned keyring over a storage and a root key. */
@@ -142,6 +154,20 @@ export declare class Strongroom {
   readonly isSealed: boolean
   /** Unseals this store again with its root key. */
   unseal(key: KeySource): Promise<void>
+
+  /** Whether close() was called. */
+  readonly isClosed: boolean
+  /**
+   * Closes the store: forgets the keys, stops (and waits for) its lease
+   * managers' schedulers and event forwarders, and closes the storage if
+   * the store opened it from a path (a Storage object given to open() is
+   * the caller's to close). Later calls on the store, its lease managers
+   * and secrets stores reject (or throw) Closed. Idempotent: every call
+   * returns the same promise.
+   */
+  close(): Promise<void>
+  /** close(): `await using store = await Strongroom.open(...)`. */
+  [Symbol.asyncDispose](): Promise<void>
 
   /** The versioned secrets store (no policy checks, no audit). */
   secrets(): SecretsStore
@@ -337,17 +363,52 @@ export interface DueReport {
   errors: number
 }
 
+/** The kinds of lease events. */
+export type LeaseEventKind = 'issued' | 'renewed' | 'expiring_soon' | 'revoked' | 'irrevocable' | 'other'
+
 /** A lease event. */
 export interface LeaseEvent {
-  kind: 'issued' | 'renewed' | 'expiring_soon' | 'revoked' | 'irrevocable' | 'other'
+  kind: LeaseEventKind
   id: string | null
   path: string | null
+  /** issued, renewed, expiring_soon: the (new) expiry. */
   expiresAt?: Date
+  /** renewed: whether the max TTL cut the renewal short. */
+  capped?: boolean
+  /** revoked: whether it was forced (the engine may not have revoked it). */
+  forced?: boolean
+  /** irrevocable: failed attempts. */
+  attempts?: number
+  /** irrevocable: the engine's last error message. */
+  reason?: string
 }
 
-/** Leases kept in a store, sealed under its keys. */
-export declare class LeaseManager {
+/**
+ * Leases kept in a store, sealed under its keys. An EventEmitter: a
+ * listener on 'event' (every event) or on a kind gets the lease events as
+ * they happen. Neither listeners nor the scheduler keep the process alive.
+ */
+export declare class LeaseManager extends EventEmitter {
   private constructor()
+  on(event: 'event' | LeaseEventKind, listener: (event: LeaseEvent) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'event' | LeaseEventKind, listener: (event: LeaseEvent) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off(event: 'event' | LeaseEventKind, listener: (event: LeaseEvent) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  /** The lease events from now on; `signal` ends the iteration. */
+  events(options?: { signal?: AbortSignal }): AsyncIterableIterator<LeaseEvent>
+  /**
+   * Starts the background scheduler (expired leases are revoked, and
+   * expiring-soon events sent, when the clock reaches them; a manual clock
+   * wakes it when advanced). False if it was running. Stops on stop(), the
+   * store's close(), or when the manager is garbage-collected.
+   */
+  start(): boolean
+  /** Stops the scheduler and waits for it; resolves to whether it was running. */
+  stop(): Promise<boolean>
+  /** Whether the scheduler is running. */
+  readonly isRunning: boolean
   /** Registers an engine whose revocations call `revoke` (a rejection defers; the manager retries). */
   registerEngine(engine: string, revoke: (lease: RevocationRequest) => void | Promise<void>): void
   issue(path: string, options: IssueOptions): Promise<Lease>
@@ -512,6 +573,8 @@ export declare class StrongroomError extends Error {
   readonly code: string
 }
 
+/** A call on a store, storage or lease manager after close(). */
+export declare class Closed extends StrongroomError {}
 /** A sealed value did not open (wrong key, tampered, or another context). Says nothing more. */
 export declare class DecryptionFailed extends StrongroomError {}
 /** The sealed value's framing is wrong. */

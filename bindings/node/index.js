@@ -4,6 +4,7 @@
 // src/lib.rs) and maps errors to the classes below. No logic lives here.
 
 const util = require('node:util')
+const { EventEmitter, on: eventsOn } = require('node:events')
 // Module-local bindings: a global `Buffer` lookup, and a property lookup on
 // the binding's many exports, are measurable next to opening 1 KiB.
 const { Buffer } = require('node:buffer')
@@ -89,6 +90,8 @@ for (const [name, code] of [
   ['RandomFailure', 'ERR_STRONGROOM_RANDOM'],
   ['InvalidArgument', 'ERR_STRONGROOM_INVALID_ARGUMENT'],
   ['SecretWiped', 'ERR_STRONGROOM_SECRET_WIPED'],
+  // The binding's own: a call on a closed store, storage or lease manager.
+  ['Closed', 'ERR_STRONGROOM_CLOSED'],
   // Raised once the policy, lease and secrets modules of the core have them.
   ['PolicyDenied', 'ERR_STRONGROOM_POLICY_DENIED'],
   ['LeaseExpired', 'ERR_STRONGROOM_LEASE_EXPIRED'],
@@ -301,6 +304,7 @@ function keyInfo (k) {
 /** Where a store keeps its (sealed) records. */
 class Storage {
   #n
+  #closing = null
 
   /** @private use Storage.memory() or Storage.open() */
   constructor (handle) {
@@ -328,16 +332,39 @@ class Storage {
 
   /** Whether the storage already holds a store. */
   isInitialized () {
+    if (this.#closing) return Promise.reject(new errorClasses.Closed('the storage is closed'))
     return callAsync(() => this.#n.isInitialized())
+  }
+
+  /** Whether close() was called. */
+  get isClosed () {
+    return this.#closing !== null
+  }
+
+  /**
+   * Closes the storage: an SQLite file's connections, writer thread and
+   * change watcher are closed (queued writes committed first) and the file
+   * is released. Idempotent. Stores opened on it fail afterwards; close
+   * them first.
+   */
+  close () {
+    this.#closing ??= callAsync(() => this.#n.close())
+    return this.#closing
+  }
+
+  /** `await using storage = await Storage.open(path)` closes it at the end of the scope. */
+  [Symbol.asyncDispose] () {
+    return this.close()
   }
 
   /** @private */
   static handle (s) {
+    if (s.#closing) throw new errorClasses.Closed('the storage is closed')
     return s.#n
   }
 
   [util.inspect.custom] () {
-    return `Storage { backend: '${this.backend}' }`
+    return `Storage { backend: '${this.backend}'${this.#closing ? ', closed: true' : ''} }`
   }
 }
 
@@ -348,14 +375,19 @@ class Strongroom {
   #n
   // The native store's id for the sealValueInto / openValueInto fast path.
   #id
+  // The storage this store opened from a path (closed with it), or null.
+  #owned
+  // close()'s promise once it was called.
+  #closing = null
 
   /** @private use Strongroom.open / init / unseal */
-  constructor (handle) {
+  constructor (handle, owned) {
     if (!(handle instanceof native.NativeStrongroom)) {
       throw new TypeError('use Strongroom.open(), Strongroom.init() or Strongroom.unseal()')
     }
     this.#n = handle
     this.#id = handle.id
+    this.#owned = owned ?? null
   }
 
   /** @private the native handle (for the secrets, policy and audit methods below) */
@@ -365,18 +397,27 @@ class Strongroom {
 
   static async #create (where, mode, opts) {
     let storage = where
-    if (typeof where === 'string') storage = await Storage.open(where)
+    let owned = null
+    if (typeof where === 'string') {
+      storage = owned = await Storage.open(where)
+    }
     if (!(storage instanceof Storage)) {
       throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
     }
-    const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
-    let pending
     try {
-      pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11))
-    } finally {
-      wipe()
+      const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
+      let pending
+      try {
+        pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11))
+      } finally {
+        wipe()
+      }
+      return new Strongroom(await pending.catch(rethrowMapped), owned)
+    } catch (e) {
+      // A storage opened here for a store that did not open is released.
+      if (owned) await owned.close()
+      throw e
     }
-    return new Strongroom(await pending.catch(rethrowMapped))
   }
 
   /**
@@ -400,6 +441,7 @@ class Strongroom {
 
   /** Seals a value under the primary key, bound to { path, version }. */
   sealValue (plaintext, context) {
+    if (this.#closing) return Promise.reject(closedStore())
     try {
       const ctx = contextArg(context)
       const p = plaintextArg(plaintext)
@@ -424,6 +466,7 @@ class Strongroom {
    * copy), which is zeroed if opening fails.
    */
   openValue (sealed, context) {
+    if (this.#closing) return Promise.reject(closedStore())
     let out
     try {
       const ctx = contextArg(context)
@@ -514,9 +557,40 @@ class Strongroom {
     })
   }
 
+  /** Whether close() was called. */
+  get isClosed () {
+    return this.#closing !== null
+  }
+
+  /**
+   * Closes the store: forgets the keys, stops and waits for the lease
+   * managers' schedulers and event forwarders, and closes the storage if
+   * the store opened it from a path (a Storage object given to open() is
+   * the caller's to close). Later calls on the store, its lease managers
+   * and secrets stores reject with Closed. Idempotent: every call returns
+   * the same promise.
+   */
+  close () {
+    this.#closing ??= callAsync(async () => {
+      await this.#n.close()
+      if (this.#owned) await this.#owned.close()
+    })
+    return this.#closing
+  }
+
+  /** `await using store = await Strongroom.open(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose] () {
+    return this.close()
+  }
+
   [util.inspect.custom] () {
+    if (this.#closing) return 'Strongroom { closed: true }'
     return `Strongroom { sealed: ${this.isSealed} }`
   }
+}
+
+function closedStore () {
+  return new errorClasses.Closed('the store is closed')
 }
 
 // ----- versioned secrets, policies, audit -----
@@ -781,17 +855,96 @@ function leaseOut (l) {
   }
 }
 
+function leaseEventOut (e) {
+  const out = { kind: e.kind, id: e.id ?? null, path: e.path ?? null }
+  if (e.expiresMs != null) out.expiresAt = new Date(e.expiresMs)
+  if (e.capped != null) out.capped = e.capped
+  if (e.forced != null) out.forced = e.forced
+  if (e.attempts != null) out.attempts = e.attempts
+  if (e.reason != null) out.reason = e.reason
+  return out
+}
+
+// The events a LeaseManager emits: 'event' (every one) and one per kind.
+const LEASE_EVENTS = new Set(['event', 'issued', 'renewed', 'expiring_soon', 'revoked', 'irrevocable', 'other'])
+
 /**
  * Leases kept in a store, sealed under its keys (store.leaseManager(clock)). The built-in
  * engine "noop" revokes by doing nothing.
+ *
+ * An EventEmitter: listening to 'event' (every lease event) or to a kind
+ * ('issued', 'renewed', 'expiring_soon', 'revoked', 'irrevocable') pushes
+ * the events as they happen; `events()` is the same as an async iterator.
+ * With start(), a background scheduler revokes expired leases as the clock
+ * reaches them. Neither keeps the process alive.
  */
-class LeaseManager {
+class LeaseManager extends EventEmitter {
   #n
+  // The native event forwarder's id while someone listens, else null.
+  #watch = null
 
   /** @private use store.leaseManager() */
   constructor (handle) {
     if (!(handle instanceof native.NativeLeaseManager)) throw new TypeError('use store.leaseManager()')
+    super()
     this.#n = handle
+    this.on('newListener', (name) => {
+      if (this.#watch === null && LEASE_EVENTS.has(name)) {
+        this.#watch = call(() => this.#n.watchEvents((e) => this.#dispatch(e)))
+      }
+    })
+    this.on('removeListener', (name) => {
+      if (this.#watch !== null && LEASE_EVENTS.has(name) && !this.#listening()) {
+        this.#n.unwatchEvents(this.#watch)
+        this.#watch = null
+      }
+    })
+  }
+
+  #listening () {
+    for (const name of LEASE_EVENTS) if (this.listenerCount(name) > 0) return true
+    return false
+  }
+
+  #dispatch (e) {
+    const ev = leaseEventOut(e)
+    this.emit(ev.kind, ev)
+    this.emit('event', ev)
+  }
+
+  /**
+   * The lease events from now on as an async iterator (node:events.on over
+   * 'event'); opts.signal ends it. Stops listening when the loop ends.
+   */
+  events (opts) {
+    const it = eventsOn(this, 'event', opts)
+    return {
+      next: () => it.next().then((r) => (r.done ? r : { done: false, value: r.value[0] })),
+      return: () => it.return(),
+      throw: (e) => it.throw(e),
+      [Symbol.asyncIterator] () { return this }
+    }
+  }
+
+  /**
+   * Starts the background scheduler: expired leases are revoked (and
+   * expiring-soon events sent) when the manager's clock reaches them; a
+   * manual clock wakes it when advanced. Returns false if it was running.
+   * It stops on stop(), on the store's close(), or when this manager is
+   * garbage-collected.
+   */
+  start () {
+    return call(() => this.#n.start())
+  }
+
+  /** Stops the scheduler and waits for it; resolves to whether it was running. */
+  stop () {
+    return callAsync(() => this.#n.stop())
+  }
+
+  /** Whether the scheduler is running. */
+  get isRunning () {
+    return this.#n.isRunning
   }
 
   /**
@@ -861,11 +1014,7 @@ class LeaseManager {
 
   /** The events since the last call, oldest first: { kind, id, path, expiresAt? }. */
   takeEvents () {
-    return call(() => this.#n.takeEvents().map((e) => {
-      const out = { kind: e.kind, id: e.id ?? null, path: e.path ?? null }
-      if (e.expiresMs != null) out.expiresAt = new Date(e.expiresMs)
-      return out
-    }))
+    return call(() => this.#n.takeEvents().map(leaseEventOut))
   }
 }
 

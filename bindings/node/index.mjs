@@ -36,6 +36,7 @@ export const {
   RandomFailure,
   InvalidArgument,
   SecretWiped,
+  Closed,
   PolicyDenied,
   LeaseExpired,
   CasConflict,

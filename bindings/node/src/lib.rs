@@ -18,7 +18,8 @@
 pub mod fast;
 pub mod rotation;
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use napi::Status;
 use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Either, Env, Object, PromiseRaw};
@@ -241,6 +242,17 @@ fn invalid(message: impl Into<String>) -> napi::Error {
     to_js(Error::InvalidArgument(message.into()))
 }
 
+/// The error of any call on a closed object (`what`: "store", "storage",
+/// "lease manager"). The core has no such error: a closed store is this
+/// binding's notion, so the code is the binding's own.
+fn closed_error(what: &str) -> napi::Error {
+    let details = json!({
+        "code": "ERR_STRONGROOM_CLOSED",
+        "message": format!("the {what} is closed"),
+    });
+    napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
+}
+
 // ----- argument conversion -----
 
 /// A context version from a JS number (a non-negative safe integer) or bigint.
@@ -410,6 +422,8 @@ impl RootKey {
 #[napi]
 pub struct NativeStorage {
     storage: DynStorage,
+    /// The SQLite store behind `storage`, if it is one (for `close`).
+    sqlite: Option<strongroom_sqlx::SqliteStore>,
 }
 
 #[napi]
@@ -419,7 +433,23 @@ impl NativeStorage {
     pub fn memory() -> Self {
         Self {
             storage: Arc::new(MemoryStorage::new()),
+            sqlite: None,
         }
+    }
+
+    /// Closes an SQLite storage: stops its change watcher, commits what is
+    /// queued, closes its connections and writer thread (checkpointing the
+    /// WAL), so the file is released. Later calls on it fail with a
+    /// storage error of kind `Unavailable`. Nothing to do for memory.
+    #[napi]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sqlite = self.sqlite.clone();
+        env.spawn_future(async move {
+            if let Some(s) = sqlite {
+                s.close().await;
+            }
+            Ok(())
+        })
     }
 
     /// The backend's name ("memory", "sqlite", ...).
@@ -448,7 +478,8 @@ pub fn open_storage(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, Nati
             .await
             .map_err(to_js)?;
         Ok(NativeStorage {
-            storage: Arc::new(store),
+            storage: Arc::new(store.clone()),
+            sqlite: Some(store),
         })
     })
 }
@@ -461,6 +492,8 @@ pub struct NativeStrongroom {
     current: fast::Slot,
     /// The store's id for the `sealValueInto` / `openValueInto` fast path.
     id: u32,
+    /// Whether it is closed, and the background tasks close() stops.
+    life: Arc<Lifetime>,
 }
 
 impl NativeStrongroom {
@@ -472,13 +505,88 @@ impl NativeStrongroom {
             options,
             current,
             id,
+            life: Arc::default(),
         }
     }
 }
 
 impl Drop for NativeStrongroom {
     fn drop(&mut self) {
+        // The id stays taken until the object is garbage-collected (not at
+        // close), so a closed store's id never names another store.
         fast::unregister(self.id);
+        self.life.stop_tasks();
+    }
+}
+
+/// A store's lifetime: whether `close()` was called, and the lease
+/// managers' background tasks (schedulers, event forwarders) it stops.
+#[derive(Default)]
+struct Lifetime {
+    closed: AtomicBool,
+    tasks: Mutex<Vec<Arc<LeaseTasks>>>,
+}
+
+impl Lifetime {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stops every background task; returns the schedulers to wait for.
+    fn stop_tasks(&self) -> Vec<strongroom::lease::TaskHandle> {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        tasks.iter().filter_map(|t| t.stop_all()).collect()
+    }
+
+    /// Keeps `tasks` for close(), dropping the entries of managers with
+    /// nothing running.
+    fn track(&self, tasks: &Arc<LeaseTasks>) {
+        let mut all = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|t| Arc::strong_count(t) > 1 || t.is_running());
+        if !all.iter().any(|t| Arc::ptr_eq(t, tasks)) {
+            all.push(tasks.clone());
+        }
+    }
+}
+
+/// The background tasks of one lease manager.
+#[derive(Default)]
+struct LeaseTasks {
+    /// The expiry scheduler (`LeaseManager::spawn`), while started.
+    scheduler: Mutex<Option<strongroom::lease::TaskHandle>>,
+    /// Event forwarders to JavaScript callbacks, by id.
+    watchers: Mutex<Vec<(u32, tokio::task::AbortHandle)>>,
+    next_watcher: std::sync::atomic::AtomicU32,
+}
+
+impl LeaseTasks {
+    fn is_running(&self) -> bool {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+            || !self
+                .watchers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+    }
+
+    /// Aborts the event forwarders and takes the scheduler (which stops
+    /// when dropped, or when awaited with `stop()`).
+    fn stop_all(&self) -> Option<strongroom::lease::TaskHandle> {
+        for (_, w) in self
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            w.abort();
+        }
+        self.scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -537,6 +645,9 @@ impl NativeStrongroom {
     }
 
     fn handle(&self) -> napi::Result<Door> {
+        if self.life.is_closed() {
+            return Err(closed_error("store"));
+        }
         self.current
             .read()
             .map(|s| s.clone())
@@ -716,6 +827,40 @@ impl NativeStrongroom {
         Ok(self.handle()?.is_sealed())
     }
 
+    /// Whether close() was called.
+    #[napi(getter)]
+    pub fn is_closed(&self) -> bool {
+        self.life.is_closed()
+    }
+
+    /// Closes the store: later calls (on it and on the lease managers and
+    /// secrets stores made from it) fail with ERR_STRONGROOM_CLOSED; the
+    /// keys are forgotten (which also ends the core's keyring refresher);
+    /// the lease managers' schedulers and event forwarders are stopped and
+    /// awaited. Idempotent. The storage is the caller's to close.
+    #[napi]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let first = !self.life.closed.swap(true, Ordering::AcqRel);
+        let door = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let schedulers = if first {
+            door.seal();
+            self.life.stop_tasks()
+        } else {
+            Vec::new()
+        };
+        env.spawn_future(async move {
+            for s in schedulers {
+                s.stop().await;
+            }
+            drop(door);
+            Ok(())
+        })
+    }
+
     /// Unseals the store again with the root key.
     #[napi]
     pub fn unseal<'env>(
@@ -725,10 +870,14 @@ impl NativeStrongroom {
         key_file: Option<String>,
         pkcs11: Option<NativePkcs11Options>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
+        if self.life.is_closed() {
+            return Err(closed_error("store"));
+        }
         let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
         let storage = self.storage.clone();
         let options = self.options.clone();
         let current = self.current.clone();
+        let life = self.life.clone();
         env.spawn_future(async move {
             let protector = root.protector(false).await.map_err(to_js)?;
             let sr = Strongroom::unseal(storage, protector.as_ref(), options)
@@ -740,6 +889,11 @@ impl NativeStrongroom {
             let mut slot = current
                 .write()
                 .map_err(|_| invalid("store handle poisoned"))?;
+            if life.is_closed() {
+                // Closed while unsealing: stay closed and sealed.
+                sr.seal();
+                return Err(closed_error("store"));
+            }
             *slot = sr;
             Ok(())
         })
@@ -917,6 +1071,17 @@ enum Target {
 #[napi]
 pub struct NativeSecrets {
     target: Target,
+    /// The store's lifetime: calls fail once it is closed.
+    life: Arc<Lifetime>,
+}
+
+impl NativeSecrets {
+    fn target(&self) -> napi::Result<Target> {
+        if self.life.is_closed() {
+            return Err(closed_error("store"));
+        }
+        Ok(self.target.clone())
+    }
 }
 
 fn versions_arg(versions: Option<Vec<Either<f64, BigInt>>>) -> napi::Result<Vec<u64>> {
@@ -969,7 +1134,7 @@ impl NativeSecrets {
         value: Either<BufferSlice<'_>, String>,
         cas: Option<Either<f64, BigInt>>,
     ) -> napi::Result<PromiseRaw<'env, NativeVersionInfo>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         let cas = cas.as_ref().map(context_version).transpose()?;
         let value = SecretBytes::copy_from(plain_bytes(&value));
         env.spawn_future(async move {
@@ -988,7 +1153,7 @@ impl NativeSecrets {
         path: String,
         version: Option<Either<f64, BigInt>>,
     ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         let version = version.as_ref().map(context_version).transpose()?;
         env.spawn_future_with_callback(
             async move {
@@ -1014,7 +1179,7 @@ impl NativeSecrets {
         env: &'env Env,
         prefix: String,
     ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         env.spawn_future(async move { on_target!(t, list, list(&prefix)).map_err(to_js) })
     }
 
@@ -1026,7 +1191,7 @@ impl NativeSecrets {
         path: String,
         versions: Option<Vec<Either<f64, BigInt>>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         let versions = versions_arg(versions)?;
         env.spawn_future(async move {
             on_target!(t, delete, delete(&path, &versions))
@@ -1043,7 +1208,7 @@ impl NativeSecrets {
         path: String,
         versions: Option<Vec<Either<f64, BigInt>>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         let versions = versions_arg(versions)?;
         env.spawn_future(async move {
             on_target!(t, undelete, undelete(&path, &versions))
@@ -1060,7 +1225,7 @@ impl NativeSecrets {
         path: String,
         versions: Option<Vec<Either<f64, BigInt>>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<f64>>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         let versions = versions_arg(versions)?;
         env.spawn_future(async move {
             on_target!(t, destroy, destroy(&path, &versions))
@@ -1076,7 +1241,7 @@ impl NativeSecrets {
         env: &'env Env,
         path: String,
     ) -> napi::Result<PromiseRaw<'env, NativeSecretMetadata>> {
-        let t = self.target.clone();
+        let t = self.target()?;
         env.spawn_future(async move {
             on_target!(t, metadata, metadata(&path))
                 .map(Into::into)
@@ -1165,6 +1330,7 @@ impl NativeStrongroom {
     pub fn secrets(&self) -> NativeSecrets {
         NativeSecrets {
             target: Target::Store(self.current.clone()),
+            life: self.life.clone(),
         }
     }
 
@@ -1221,6 +1387,7 @@ impl NativeStrongroom {
         let p = strongroom::policy::Principal::new(principal, policies.iter().map(|p| &p.policy));
         Ok(NativeSecrets {
             target: Target::Handle(self.handle()?.as_principal(p, audit.log.clone())),
+            life: self.life.clone(),
         })
     }
 
@@ -1377,38 +1544,76 @@ pub struct NativeLeaseEvent {
     pub path: Option<String>,
     /// The expiry, for issued / renewed / expiring_soon (ms).
     pub expires_ms: Option<f64>,
+    /// Renewed: whether the max TTL cut the renewal short.
+    pub capped: Option<bool>,
+    /// Revoked: whether it was forced (the engine may not have revoked it).
+    pub forced: Option<bool>,
+    /// Irrevocable: failed attempts.
+    pub attempts: Option<u32>,
+    /// Irrevocable: the engine's last error message.
+    pub reason: Option<String>,
 }
 
 impl From<strongroom::lease::LeaseEvent> for NativeLeaseEvent {
     fn from(e: strongroom::lease::LeaseEvent) -> Self {
         use strongroom::lease::LeaseEvent as E;
-        let (kind, id, path, expires) = match e {
+        let mut out = Self {
+            kind: "other".to_owned(),
+            id: None,
+            path: None,
+            expires_ms: None,
+            capped: None,
+            forced: None,
+            attempts: None,
+            reason: None,
+        };
+        let (kind, id, path) = match e {
             E::Issued {
                 id,
                 path,
                 expires_at,
-            } => ("issued", Some(id), Some(path), Some(expires_at)),
+            } => {
+                out.expires_ms = Some(ms(expires_at));
+                ("issued", id, path)
+            }
             E::Renewed {
                 id,
                 path,
                 expires_at,
-                ..
-            } => ("renewed", Some(id), Some(path), Some(expires_at)),
+                capped,
+            } => {
+                out.expires_ms = Some(ms(expires_at));
+                out.capped = Some(capped);
+                ("renewed", id, path)
+            }
             E::ExpiringSoon {
                 id,
                 path,
                 expires_at,
-            } => ("expiring_soon", Some(id), Some(path), Some(expires_at)),
-            E::Revoked { id, path, .. } => ("revoked", Some(id), Some(path), None),
-            E::Irrevocable { id, path, .. } => ("irrevocable", Some(id), Some(path), None),
-            _ => ("other", None, None, None),
+            } => {
+                out.expires_ms = Some(ms(expires_at));
+                ("expiring_soon", id, path)
+            }
+            E::Revoked { id, path, forced } => {
+                out.forced = Some(forced);
+                ("revoked", id, path)
+            }
+            E::Irrevocable {
+                id,
+                path,
+                attempts,
+                reason,
+            } => {
+                out.attempts = Some(attempts);
+                out.reason = Some(reason);
+                ("irrevocable", id, path)
+            }
+            _ => return out,
         };
-        Self {
-            kind: kind.to_owned(),
-            id: id.map(|i| i.to_string()),
-            path,
-            expires_ms: expires.map(ms),
-        }
+        out.kind = kind.to_owned();
+        out.id = Some(id.to_string());
+        out.path = Some(path);
+        out
     }
 }
 
@@ -1441,6 +1646,27 @@ pub struct NativePrefixRevocation {
 pub struct NativeLeaseManager {
     manager: Arc<strongroom::lease::LeaseManager>,
     events: std::sync::Mutex<tokio::sync::broadcast::Receiver<strongroom::lease::LeaseEvent>>,
+    /// The store's lifetime: calls fail once it is closed.
+    life: Arc<Lifetime>,
+    /// Its scheduler and event forwarders (also held by the store, which
+    /// stops them on close).
+    tasks: Arc<LeaseTasks>,
+}
+
+impl Drop for NativeLeaseManager {
+    fn drop(&mut self) {
+        drop(self.tasks.stop_all());
+    }
+}
+
+impl NativeLeaseManager {
+    /// The manager, unless its store is closed.
+    fn manager(&self) -> napi::Result<Arc<strongroom::lease::LeaseManager>> {
+        if self.life.is_closed() {
+            return Err(closed_error("store"));
+        }
+        Ok(self.manager.clone())
+    }
 }
 
 fn lease_id(text: &str) -> napi::Result<strongroom::lease::LeaseId> {
@@ -1462,7 +1688,7 @@ impl NativeLeaseManager {
         renewable: bool,
         data: Option<BufferSlice<'_>>,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let ttl = duration_ms("ttlMs", ttl_ms)?;
         let max_ttl = duration_ms("maxTtlMs", max_ttl_ms)?;
         let data = data.map(|d| d.to_vec()).unwrap_or_default();
@@ -1482,7 +1708,7 @@ impl NativeLeaseManager {
         id: String,
         increment_ms: f64,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let id = lease_id(&id)?;
         let inc = duration_ms("incrementMs", increment_ms)?;
         env.spawn_future(async move { m.renew(id, inc).await.map(Into::into).map_err(to_js) })
@@ -1495,7 +1721,7 @@ impl NativeLeaseManager {
         env: &'env Env,
         id: String,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let id = lease_id(&id)?;
         env.spawn_future(async move { m.revoke(id).await.map(Into::into).map_err(to_js) })
     }
@@ -1508,7 +1734,7 @@ impl NativeLeaseManager {
         env: &'env Env,
         id: String,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let id = lease_id(&id)?;
         env.spawn_future(async move { m.force_revoke(id).await.map(Into::into).map_err(to_js) })
     }
@@ -1520,7 +1746,7 @@ impl NativeLeaseManager {
         env: &'env Env,
         prefix: String,
     ) -> napi::Result<PromiseRaw<'env, NativePrefixRevocation>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         env.spawn_future(async move {
             let r = m.revoke_prefix(&prefix).await.map_err(to_js)?;
             let ids =
@@ -1539,7 +1765,7 @@ impl NativeLeaseManager {
         env: &'env Env,
         id: String,
     ) -> napi::Result<PromiseRaw<'env, NativeLease>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let id = lease_id(&id)?;
         env.spawn_future(async move { m.lookup(id).await.map(Into::into).map_err(to_js) })
     }
@@ -1551,7 +1777,7 @@ impl NativeLeaseManager {
         env: &'env Env,
         prefix: String,
     ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         env.spawn_future(async move {
             m.list(&prefix)
                 .await
@@ -1563,7 +1789,7 @@ impl NativeLeaseManager {
     /// Processes everything due at the clock's current time.
     #[napi]
     pub fn run_due<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeDueReport>> {
-        let m = self.manager.clone();
+        let m = self.manager()?;
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         env.spawn_future(async move {
             let r = m.run_due().await.map_err(to_js)?;
@@ -1630,9 +1856,13 @@ impl NativeStrongroom {
         let m = store.lease_manager(clock, config).map_err(to_js)?;
         m.register_revoker("noop", Arc::new(NoopRevoker));
         let events = std::sync::Mutex::new(m.subscribe());
+        let tasks = Arc::new(LeaseTasks::default());
+        self.life.track(&tasks);
         Ok(NativeLeaseManager {
             manager: Arc::new(m),
             events,
+            life: self.life.clone(),
+            tasks,
         })
     }
 }
@@ -1701,8 +1931,128 @@ impl NativeLeaseManager {
     #[napi(
         ts_args_type = "engine: string, revoke: (request: NativeRevokeRequest) => Promise<void>"
     )]
-    pub fn register_engine(&self, engine: String, revoke: JsRevokeFn) {
-        self.manager
+    pub fn register_engine(&self, engine: String, revoke: JsRevokeFn) -> napi::Result<()> {
+        self.manager()?
             .register_revoker(engine.clone(), Arc::new(JsRevoker { engine, revoke }));
+        Ok(())
+    }
+
+    /// Starts the background scheduler: it revokes expired leases (and
+    /// sends expiring-soon events) when the manager's clock reaches them
+    /// (a manual clock wakes it when advanced), with no `runDue()` calls.
+    /// It runs on the addon's worker threads, does not keep the process
+    /// alive, and stops on `stop()`, on the store's `close()`, or when the
+    /// manager is garbage-collected. Returns false if it was running.
+    #[napi]
+    pub fn start(&self) -> napi::Result<bool> {
+        let m = self.manager()?;
+        let mut slot = self
+            .tasks
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|t| !t.is_finished()) {
+            return Ok(false);
+        }
+        *slot = Some(napi::bindgen_prelude::within_runtime_if_available(|| {
+            m.spawn()
+        }));
+        self.life.track(&self.tasks);
+        Ok(true)
+    }
+
+    /// Stops the scheduler and waits until it has stopped (a lease it was
+    /// working on is picked up by the next run). Resolves to whether it
+    /// was running.
+    #[napi]
+    pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
+        let task = self
+            .tasks
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        env.spawn_future(async move {
+            Ok(match task {
+                Some(t) => {
+                    t.stop().await;
+                    true
+                }
+                None => false,
+            })
+        })
+    }
+
+    /// Whether the scheduler is running.
+    #[napi(getter)]
+    pub fn is_running(&self) -> bool {
+        self.tasks
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
+    /// Calls `callback` with every lease event from now on, as it happens
+    /// (through a ThreadsafeFunction that does not keep the process alive).
+    /// Returns the id to give to `unwatchEvents`. A callback that falls
+    /// more than 1024 events behind misses the oldest.
+    #[napi(ts_args_type = "callback: (event: NativeLeaseEvent) => void")]
+    pub fn watch_events(&self, callback: JsEventFn) -> napi::Result<u32> {
+        use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+        use tokio::sync::broadcast::error::RecvError;
+        let mut rx = self.manager()?.subscribe();
+        let task = napi::bindgen_prelude::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        let status =
+                            callback.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
+                        if status == Status::Closing {
+                            // The JavaScript environment is going away.
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        let id = self.tasks.next_watcher.fetch_add(1, Ordering::Relaxed);
+        self.tasks
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, task.abort_handle()));
+        self.life.track(&self.tasks);
+        Ok(id)
+    }
+
+    /// Stops the event forwarder `id`; returns whether it existed.
+    #[napi]
+    pub fn unwatch_events(&self, id: u32) -> bool {
+        let mut w = self
+            .tasks
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match w.iter().position(|(i, _)| *i == id) {
+            Some(p) => {
+                w.swap_remove(p).1.abort();
+                true
+            }
+            None => false,
+        }
     }
 }
+
+/// A JavaScript lease-event callback.
+type JsEventFn = napi::threadsafe_function::ThreadsafeFunction<
+    NativeLeaseEvent,
+    (),
+    NativeLeaseEvent,
+    Status,
+    false,
+    true,
+>;

@@ -8,7 +8,7 @@ import {
   Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired,
   RevocationRequest, PrefixRevocation, LeaseRevocationDeferred,
   ApiKeyRotation, RotationReport, StagedKeys, Matched, RotationStatus, RotationInvalidName, RotationRolledBack,
-  Pkcs11Options
+  Pkcs11Options, Closed
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -128,6 +128,24 @@ async function main (): Promise<void> {
   const hsmOpts: Pkcs11Options = { module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: '1234', keyLabel: 'k' }
   const hsm: Strongroom = await Strongroom.init(Storage.memory(), { pkcs11: hsmOpts })
   await hsm.unseal({ pkcs11: { ...hsmOpts, pin: Buffer.from('1234') } })
+
+  // Lifetimes and push-style lease events.
+  const pushed: LeaseManager = store.leaseManager(clock)
+  pushed.on('revoked', (e: LeaseEvent) => { const forced: boolean | undefined = e.forced; void forced })
+  pushed.on('event', (e) => { const k: string = e.kind; void k })
+  const started: boolean = pushed.start()
+  const running: boolean = pushed.isRunning
+  for await (const e of pushed.events({ signal: AbortSignal.timeout(1) })) { const id: string | null = e.id; void id }
+  const stopped: boolean = await pushed.stop()
+  void [started, running, stopped]
+  const closedStore: boolean = store.isClosed
+  await store[Symbol.asyncDispose]()
+  await store.close()
+  const file: Storage = await Storage.open('x.db')
+  await file.close()
+  const sc: boolean = file.isClosed
+  void [closedStore, sc]
+  try { store.keys() } catch (e) { if (e instanceof Closed) { const c: string = e.code; void c } }
 }
 
 void main

@@ -84,7 +84,7 @@ async def leases(cls, revoker_kind, store):
     with pytest.raises(strongroom.LeaseNotRenewable) as e:
         await m(mgr.renew(fixed.id, 10))
     assert e.value.id == fixed.id and isinstance(e.value, strongroom.LeaseError)
-    assert e.value.code == "lease_not_renewable"
+    assert e.value.code == "lease.not_renewable"
     assert sorted(await m(mgr.list("db/creds"))) == sorted([lease.id, fixed.id])
 
     gone = await m(mgr.revoke(fixed.id))
@@ -126,7 +126,7 @@ async def failing_revoker(cls, revoker_kind, store):
     err = e.value
     assert err.id == lease.id and err.attempts == 1 and err.next_try > T0
     assert "the Python revoker raised ConnectionError: database unreachable" in err.reason
-    assert err.code == "lease_revocation_deferred"
+    assert err.code == "lease.revocation_deferred"
     assert len(calls) == 1
     pending = await m(mgr.lookup(lease.id))
     assert pending.state == "revoking" and pending.attempts == 1
@@ -160,7 +160,8 @@ async def prefix_and_quota(cls, new_store):
     await m(small.issue("a/c", "test", 60))
     with pytest.raises(strongroom.LeaseQuotaExceeded) as e:
         await m(small.issue("a/d", "test", 60))
-    assert (e.value.limit, e.value.count) == (2, 2)
+    assert (e.value.limit, e.value.count, e.value.prefix) == (2, 2, None)
+    assert e.value.code == "lease.quota_exceeded" and isinstance(e.value.scope, str)
     with pytest.raises(strongroom.LeaseInvalidId) as e:
         await m(small.lookup("nope"))
     assert e.value.text == "nope"

@@ -82,10 +82,10 @@ def test_root_key_in_token(softhsm, flavor):
         with pytest.raises(strongroom.ProtectorError) as e:
             await m(cls.unseal(storage, wrong))
         err = e.value
-        assert err.kind == "wrong pin" and err.protector == "pkcs11"
+        assert err.code == "protector.wrong_pin" and err.protector == "pkcs11"
         assert "wrong pin" in str(err) and "PIN" in str(err)
         assert "0000-wrong" not in str(err) and "0000-wrong" not in repr(wrong)
-        assert err.code == "protector"
+        assert "0000-wrong" not in err.detail
         # the sealed store stays sealed
         assert sr.is_sealed
         with pytest.raises(strongroom.Sealed):
@@ -98,12 +98,12 @@ def test_token_errors(softhsm):
     # nobody in this process is logged in to py-misc yet: the token says no
     with pytest.raises(strongroom.ProtectorError) as e:
         strongroom.Pkcs11Protector(softhsm, "py-misc", "0000-wrong", "misc-kek").open()
-    assert e.value.kind == "wrong pin" and "check the user PIN" in str(e.value)
+    assert e.value.code == "protector.wrong_pin" and "check the user PIN" in str(e.value)
     # the key label must be new for init_key, and exist for open
     hsm = strongroom.Pkcs11Protector(softhsm, "py-misc", bytearray(PIN.encode()), "misc-kek")
     with pytest.raises(strongroom.ProtectorError) as e:
         hsm.open()
-    assert e.value.kind == "key not found"
+    assert e.value.code == "protector.key_not_found"
     hsm.init_key()
     with pytest.raises(strongroom.ProtectorError) as e:
         strongroom.Pkcs11Protector(softhsm, "py-misc", PIN, "misc-kek").init_key()
@@ -113,10 +113,10 @@ def test_token_errors(softhsm):
     # an unknown token, a missing module
     with pytest.raises(strongroom.ProtectorError) as e:
         strongroom.Pkcs11Protector(softhsm, "py-nope", PIN, "k").open()
-    assert e.value.kind == "token not found"
+    assert e.value.code == "protector.token_not_found"
     with pytest.raises(strongroom.ProtectorError) as e:
         strongroom.Pkcs11Protector("/nonexistent/libpkcs11.so", "py-misc", PIN, "k").open()
-    assert e.value.kind == "module not found"
+    assert e.value.code == "protector.module_not_found"
     # a store made with a software key does not open with the token key
     storage = strongroom.Storage.memory()
     strongroom.blocking.Strongroom.init(storage, strongroom.SoftwareProtector.from_key(os.urandom(32)))

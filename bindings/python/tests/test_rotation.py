@@ -129,7 +129,7 @@ def test_refresh_sees_another_engines_rotation(key_file):
         assert a.blocking().staged().current.version == 1
         with pytest.raises(strongroom.RotationInvalidName) as e:
             await strongroom.ApiKeyRotation.open(sr, "../bad name")
-        assert isinstance(e.value, strongroom.RotationError) and e.value.name == "../bad name"
+        assert isinstance(e.value, strongroom.RotationError) and e.value.credential == "../bad name"
         with pytest.raises(strongroom.InvalidArgument):
             await strongroom.ApiKeyRotation.open(sr, "svc/short", chars=8)
 

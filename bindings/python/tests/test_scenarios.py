@@ -49,7 +49,7 @@ async def lifecycle(cls, key_file):
     assert (await m(again.open_value(sealed, "prod/app/db", 1))).reveal() == b"hunter2"
     with pytest.raises(strongroom.ProtectorError) as e:
         await m(cls.unseal(storage, strongroom.SoftwareProtector.from_key(os.urandom(32))))
-    assert e.value.kind == "unwrap failed"
+    assert e.value.code == "protector.unwrap_failed"
     with pytest.raises(strongroom.NotInitialized):
         await m(cls.unseal(strongroom.Storage.memory(), prot))
 
@@ -123,7 +123,7 @@ def test_hierarchy():
     for name in ["DecryptionFailed", "MalformedSealedValue", "UnknownKeyVersion", "KeyVersionRetired",
                  "InvalidPath", "Sealed", "AlreadyInitialized", "NotInitialized", "UnsealFailed",
                  "KeyFileError", "ProtectorError", "StorageError", "StorageConflict", "PolicyDenied",
-                 "LeaseExpired", "CasConflict", "InvalidArgument", "KeyInUse", "LeaseNotFound",
+                 "LeaseExpired", "SecretCasMismatch", "InvalidArgument", "KeyInUse", "LeaseNotFound",
                  "LeaseInvalidId", "LeaseNotRenewable", "LeaseNotActive", "LeaseQuotaExceeded",
                  "LeaseNoRevoker", "LeaseInvalidTtl", "LeaseInvalidEngine", "LeaseRevocationDeferred",
                  "LeaseIrrevocable", "LeaseRevokerFailed", "RotationInvalidName", "RotationBusy",
@@ -140,7 +140,8 @@ def test_hierarchy():
             assert issubclass(getattr(strongroom, name), strongroom.LeaseError), name
         if name.startswith("Rotation") and name not in ("RotationError", "RotationReport", "RotationStatus"):
             assert issubclass(getattr(strongroom, name), strongroom.RotationError), name
-    assert issubclass(strongroom.CasConflict, strongroom.SecretStoreError)
+    assert issubclass(strongroom.SecretCasMismatch, strongroom.SecretError)
+    assert strongroom.CasConflict is strongroom.SecretCasMismatch  # old name
 
 
 def test_secret_redacted_and_wiped():
@@ -228,7 +229,7 @@ def test_sqlite_store_reopens(tmp_path, key_file):
     (tmp_path / "not-a-db").write_bytes(b"hello, this is not sqlite" * 100)
     with pytest.raises(strongroom.StorageError) as e:
         strongroom.Storage.sqlite(tmp_path / "not-a-db")
-    assert e.value.backend == "sqlite" and e.value.kind == "corrupt"
+    assert e.value.backend == "sqlite" and e.value.code == "storage.corrupt"
     with pytest.raises(strongroom.InvalidArgument):
         strongroom.blocking.open(db)
 

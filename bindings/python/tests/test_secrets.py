@@ -42,11 +42,11 @@ def test_versions_and_cas_conflict(cls):
         v2 = await m(sr.put_secret("prod/app/db", bytearray(b"pw-2"), cas=1))
         assert v2.version == 2
 
-        with pytest.raises(strongroom.CasConflict) as e:
+        with pytest.raises(strongroom.SecretCasMismatch) as e:
             await m(sr.put_secret("prod/app/db", b"pw-x", cas=1))
-        assert isinstance(e.value, strongroom.SecretStoreError)
+        assert isinstance(e.value, strongroom.SecretError)
         assert (e.value.path, e.value.expected, e.value.current) == ("prod/app/db", 1, 2)
-        assert e.value.code == "cas_mismatch"
+        assert e.value.code == "secret.cas_mismatch"
         assert "pw-x" not in str(e.value)
 
         info, secret = await m(sr.get_secret("prod/app/db"))
@@ -63,10 +63,10 @@ def test_versions_and_cas_conflict(cls):
         assert meta.path == "prod/app/db" and meta.current_version == 2
         assert [v.version for v in meta.versions] == [1, 2]
 
-        with pytest.raises(strongroom.NotFound) as e:
+        with pytest.raises(strongroom.SecretNotFound) as e:
             await m(sr.get_secret("prod/app/none"))
-        assert e.value.path == "prod/app/none"
-        with pytest.raises(strongroom.NotFound) as e:
+        assert e.value.path == "prod/app/none" and e.value.version is None
+        with pytest.raises(strongroom.SecretNotFound) as e:
             await m(sr.get_secret("prod/app/db", 9))
         assert e.value.version == 9
         with pytest.raises(strongroom.InvalidPath):
@@ -83,14 +83,14 @@ def test_deleted_and_destroyed_are_distinct(cls):
         assert await m(sr.delete_secret("prod/app/db", [1])) == [1]
         assert await m(sr.destroy_secret("prod/app/db", [2])) == [2]
 
-        with pytest.raises(strongroom.VersionDeleted) as deleted:
+        with pytest.raises(strongroom.SecretVersionDeleted) as deleted:
             await m(sr.get_secret("prod/app/db", 1))
-        with pytest.raises(strongroom.VersionDestroyed) as destroyed:
+        with pytest.raises(strongroom.SecretVersionDestroyed) as destroyed:
             await m(sr.get_secret("prod/app/db", 2))
-        assert not isinstance(deleted.value, strongroom.VersionDestroyed)
-        assert not isinstance(destroyed.value, strongroom.VersionDeleted)
-        assert deleted.value.version == 1 and deleted.value.deleted_ms > 0
-        assert destroyed.value.version == 2 and destroyed.value.destroyed_ms > 0
+        assert not isinstance(deleted.value, strongroom.SecretVersionDestroyed)
+        assert not isinstance(destroyed.value, strongroom.SecretVersionDeleted)
+        assert deleted.value.version == 1 and deleted.value.deleted_at > 0
+        assert destroyed.value.version == 2 and destroyed.value.destroyed_at > 0
 
         meta = await m(sr.secret_metadata("prod/app/db"))
         states = {v.version: (v.deleted_ms is not None, v.destroyed_ms is not None) for v in meta.versions}
@@ -100,14 +100,14 @@ def test_deleted_and_destroyed_are_distinct(cls):
         assert await m(sr.undelete_secret("prod/app/db", [1])) == [1]
         _, s = await m(sr.get_secret("prod/app/db", 1))
         assert s.reveal() == b"a"
-        with pytest.raises(strongroom.VersionDestroyed):
+        with pytest.raises(strongroom.SecretVersionDestroyed):
             await m(sr.undelete_secret("prod/app/db", [2]))
-        with pytest.raises(strongroom.VersionDestroyed):
+        with pytest.raises(strongroom.SecretVersionDestroyed):
             await m(sr.get_secret("prod/app/db", 2))
 
         # No versions given: the current one.
         assert await m(sr.delete_secret("prod/app/db")) == [3]
-        with pytest.raises(strongroom.VersionDeleted):
+        with pytest.raises(strongroom.SecretVersionDeleted):
             await m(sr.get_secret("prod/app/db"))
 
     asyncio.run(go())
@@ -136,7 +136,7 @@ def test_policy_denied_and_audited(cls, tmp_path):
             "read",
             "prod/other/db",
         )
-        assert e.value.code == "policy_denied"
+        assert e.value.code == "policy.denied"
         with pytest.raises(strongroom.PolicyDenied):
             await m(svc.put("prod/other/db", b"x"))
 

@@ -13,138 +13,371 @@ _Seconds = Union[int, float, datetime.timedelta]
 _Protector = Union["SoftwareProtector", "Pkcs11Protector"]
 
 class StrongroomError(Exception):
-    """Base class of every error Strongroom raises."""
+    """Base class of every error Strongroom raises. Its subclasses are made
+    from the core's error table (`ERROR_CODES`, docs/ERRORS.md)."""
 
     code: str
-    """The core's stable short code (e.g. "cas_mismatch", "policy_denied")."""
+    """The error's stable code (e.g. "secret.cas_mismatch", "policy.denied",
+    "protector.wrong_pin"; "closed" for `Closed`)."""
 
-class DecryptionFailed(StrongroomError): ...
-class MalformedSealedValue(StrongroomError): ...
+class Closed(StrongroomError):
+    """The store was closed (close(), or leaving its with / async with
+    block), or the interpreter is exiting. code == "closed"."""
+
+    code: ClassVar[str]
+
+ERROR_CODES: tuple[dict, ...]
+"""The core's error table, one dict per code: "code", "class", "parent",
+"kind", "fields" (a tuple of (name, type) pairs, types as in
+docs/ERRORS.md) and "meaning"."""
+ERROR_CLASSES: tuple[str, ...]
+"""The names of every exception class (and alias) the module exports."""
+
+# BEGIN error classes (generated from ERROR_CODES by tests/test_errors.py)
+
+class SecretError(StrongroomError):
+    """A versioned-secrets operation failed."""
+
+class PolicyError(StrongroomError):
+    """A policy could not be loaded or evaluated, or denied an operation."""
+
+class AuditError(StrongroomError):
+    """The audit trail could not be written or failed verification."""
+
+class LeaseError(StrongroomError):
+    """A lease operation failed."""
+
+class RotationError(StrongroomError):
+    """A credential rotation failed."""
+
+class ShamirError(StrongroomError):
+    """Shamir split or combine failed."""
+
+class DecryptionFailed(StrongroomError):
+    """a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more (code "decryption_failed")."""
+
+class MalformedSealedValue(StrongroomError):
+    """the bytes are not a sealed value this build can read (code "malformed_sealed_value")."""
+
+    reason: str
 
 class UnknownKeyVersion(StrongroomError):
+    """the sealed value names a key version the keyring does not have (code "unknown_key_version")."""
+
     version: int
     latest: int
 
 class KeyVersionRetired(StrongroomError):
+    """the key version exists but may no longer decrypt (retired or destroyed) (code "key_version_retired")."""
+
     version: int
     state: str
     min_decryption_version: int
 
 class InvalidKeyTransition(StrongroomError):
+    """a key state change the key lifecycle forbids (code "invalid_key_transition")."""
+
     version: int
     from_state: str
     to_state: str
 
 class KeyInUse(StrongroomError):
+    """a key version still protects stored records; run rewrap first (code "key_in_use")."""
+
     version: int
     records: int
     example: str
 
-class InvalidPath(StrongroomError):
-    path: str
-    reason: str
+class Sealed(StrongroomError):
+    """the store is sealed (its keys are not in memory); unseal it first (code "sealed")."""
 
-class Sealed(StrongroomError): ...
+class AlreadyInitialized(StrongroomError):
+    """init was called on storage that already holds a store (code "already_initialized")."""
 
-class Closed(StrongroomError):
-    """The store was closed (close(), or leaving its with / async with
-    block), or the interpreter is exiting. code == "closed"."""
-class AlreadyInitialized(StrongroomError): ...
-class NotInitialized(StrongroomError): ...
-class UnsealFailed(StrongroomError): ...
+class NotInitialized(StrongroomError):
+    """unseal was called on storage that holds no store (code "not_initialized")."""
 
-class KeyFileError(StrongroomError):
-    path: str
-    reason: str
-
-class ProtectorError(StrongroomError):
-    protector: str
-    kind: str
-
-class StorageError(StrongroomError):
-    backend: str
-    kind: str
+class UnsealFailed(StrongroomError):
+    """the root key does not open this store's keyring (code "unseal_failed")."""
 
 class StorageConflict(StrongroomError):
+    """a storage record changed concurrently; re-read and retry (code "storage_conflict")."""
+
     key: str
 
 class CorruptRecord(StrongroomError):
-    key: str
+    """a stored record (not a sealed value) could not be decoded (code "corrupt_record")."""
 
-class RandomFailed(StrongroomError): ...
-class InvalidArgument(StrongroomError): ...
-class SecretStoreError(StrongroomError): ...
-class CasConflict(SecretStoreError):
+    key: str
+    reason: str
+
+class RandomFailed(StrongroomError):
+    """the operating system's random number generator failed (code "random_failed")."""
+
+class InvalidArgument(StrongroomError):
+    """an argument cannot be used (code "invalid_argument")."""
+
+    reason: str
+
+class InvalidPath(StrongroomError):
+    """One class, several codes:
+
+    - "path.empty": the path is empty
+    - "path.empty_segment": the path has an empty segment (double, leading or trailing '/')
+    - "path.dot_segment": the path has a '.' or '..' segment
+    - "path.bad_character": the path has a character outside a-z, 0-9, '-', '_', '.', '/'
+    - "path.upper_case": the path has upper-case letters
+    - "path.too_long": the path is longer than max bytes
+    - "path.too_deep": the path has more than max segments
+    - "path.reserved": the path is under the reserved 'sys' prefix
+    """
+
+    path: str
+    character: str
+    """Only with code path.bad_character."""
+    max: int
+    """Only with code path.too_long, path.too_deep."""
+
+class KeyFileError(StrongroomError):
+    """One class, several codes:
+
+    - "key_file.loose_permissions": the key file can be read or written by group or others (chmod 600)
+    - "key_file.io": the key file could not be read or written
+    - "key_file.bad_content": the key file is not a base64-encoded 32-byte key
+    - "key_file.exists": the key file already exists (a root key is never overwritten)
+    - "key_file.wrong_owner": the key file belongs to another user than this process's
+    - "key_file.unsafe_directory": the key file's directory is writable by group or others
+    - "key_file.too_large": the file is larger than any key file
+    """
+
+    path: str
+    mode: int
+    """Only with code key_file.loose_permissions, key_file.unsafe_directory."""
+    detail: str
+    """Only with code key_file.io."""
+    uid: int
+    """Only with code key_file.wrong_owner."""
+    expected: int
+    """Only with code key_file.wrong_owner."""
+    dir: str
+    """Only with code key_file.unsafe_directory."""
+    limit: int
+    """Only with code key_file.too_large."""
+
+class ProtectorError(StrongroomError):
+    """One class, several codes:
+
+    - "protector.unwrap_failed": the wrapped root key did not unwrap (wrong key, another token, tampering)
+    - "protector.wrong_pin": the PIN was rejected
+    - "protector.pin_locked": the PIN is locked after too many failures
+    - "protector.token_not_found": no token with the configured label
+    - "protector.token_removed": the token was removed
+    - "protector.key_not_found": the wrapping key is not on the token
+    - "protector.mechanism_unsupported": the module does not support a needed mechanism
+    - "protector.module_not_found": the module library could not be loaded
+    - "protector.config": the protector's configuration is incomplete or contradictory
+    - "protector.device": the device reported another failure
+    """
+
+    protector: str
+    detail: str
+
+class StorageError(StrongroomError):
+    """One class, several codes:
+
+    - "storage.unavailable": the backend could not be reached or opened
+    - "storage.corrupt": the backend's files or tables are damaged or not a Strongroom store
+    - "storage.rejected": the backend refused the operation (permissions, read-only, full disk)
+    - "storage.unsupported_version": a schema or format version this build does not understand
+    - "storage.other": an injected or otherwise unclassified storage fault
+    """
+
+    backend: str
+    detail: str
+
+class SecretNotFound(SecretError):
+    """no secret at the path, or it never had the version asked for (code "secret.not_found")."""
+
+    path: str
+    version: Optional[int]
+
+class SecretVersionDeleted(SecretError):
+    """the version was soft-deleted; undelete brings it back (code "secret.version_deleted")."""
+
+    path: str
+    version: int
+    deleted_at: int
+
+class SecretVersionDestroyed(SecretError):
+    """the version was destroyed and cannot be recovered (code "secret.version_destroyed")."""
+
+    path: str
+    version: int
+    destroyed_at: int
+
+class SecretVersionPruned(SecretError):
+    """the version was pruned by max_versions and is gone (code "secret.version_pruned")."""
+
+    path: str
+    version: int
+    oldest: int
+
+class SecretCasMismatch(SecretError):
+    """a check-and-set write found another current version (0: absent); re-read and retry (code "secret.cas_mismatch")."""
+
     path: str
     expected: int
     current: int
 
-class NotFound(SecretStoreError):
-    path: str
-    version: int  # only set when a specific version was asked for
-
-class VersionDeleted(SecretStoreError):
-    path: str
-    version: int
-    deleted_ms: int
-
-class VersionDestroyed(SecretStoreError):
-    """Destroyed, or pruned past max_versions (then `oldest` is set instead
-    of `destroyed_ms`)."""
+class SecretInvalidMetadata(SecretError):
+    """metadata or an option is out of bounds (code "secret.invalid_metadata")."""
 
     path: str
-    version: int
-    destroyed_ms: int
-    oldest: int
+    reason: str
 
-class PolicyError(StrongroomError): ...
+class SecretContended(SecretError):
+    """other writers kept changing the secret; the write gave up (code "secret.contended")."""
+
+    path: str
+    attempts: int
 
 class PolicyDenied(PolicyError):
-    path: str
+    """the principal's policies do not grant the capability on the path (code "policy.denied")."""
+
     principal: str
     capability: str
+    path: str
 
-class AuditError(StrongroomError): ...
+class PolicyParse(PolicyError):
+    """a policy text is wrong at this line and column (code "policy.parse")."""
+
+    source_name: str
+    line: int
+    column: int
+    detail: str
+
+class PolicyInvalidPattern(PolicyError):
+    """a pattern given in code is invalid (code "policy.invalid_pattern")."""
+
+    pattern: str
+    reason: str
+
+class PolicyUnknownCapability(PolicyError):
+    """a capability name is not one of the known ones (code "policy.unknown_capability")."""
+
+    capability: str
+
+class PolicyUnknownPolicy(PolicyError):
+    """a principal names a policy that is not loaded (code "policy.unknown_policy")."""
+
+    policy: str
+
+class PolicyIo(PolicyError):
+    """a policy file could not be read (code "policy.io")."""
+
+    path: str
+    detail: str
+
+class AuditNoSinkAccepted(AuditError):
+    """no audit sink accepted the event, so the operation was refused (code "audit.no_sink_accepted")."""
+
+    seq: int
+    sinks: list[str]
+    timed_out: list[bool]
+    failures: list[str]
+
+class AuditSink(AuditError):
+    """an audit sink failed to write a record (code "audit.sink")."""
+
+    sink: str
+    detail: str
 
 class AuditChainBroken(AuditError):
-    seq: int
-    reason: str
-class LeaseError(StrongroomError): ...
+    """the audit chain does not verify at this record (code "audit.chain_broken")."""
 
-class LeaseExpired(LeaseError):
-    id: str
-    expired_at: int
+    seq: int
+    break_kind: str
+    reason: str
+
+class AuditMalformedRecord(AuditError):
+    """a line is not an audit record of a known format (code "audit.malformed_record")."""
+
+    reason: str
+
+class AuditWeakKey(AuditError):
+    """the audit key is too short (code "audit.weak_key")."""
+
+    len: int
+
+class AuditNoSinks(AuditError):
+    """an audit log needs at least one sink (code "audit.no_sinks")."""
+
+class AuditSequenceExhausted(AuditError):
+    """the audit sequence numbers are used up (code "audit.sequence_exhausted")."""
+
+class AuditIo(AuditError):
+    """an audit file could not be opened or read (code "audit.io")."""
+
+    path: str
+    detail: str
+
+class AuditEncode(AuditError):
+    """an audit record could not be encoded (code "audit.encode")."""
+
+    reason: str
 
 class LeaseNotFound(LeaseError):
+    """no lease with this id (never issued, or revoked) (code "lease.not_found")."""
+
     id: str
 
 class LeaseInvalidId(LeaseError):
+    """the text is not a lease id (code "lease.invalid_id")."""
+
     text: str
 
 class LeaseNotRenewable(LeaseError):
+    """the lease was issued as not renewable (code "lease.not_renewable")."""
+
     id: str
 
+class LeaseExpired(LeaseError):
+    """the lease has expired (code "lease.expired")."""
+
+    id: str
+    expired_at: int
+
 class LeaseNotActive(LeaseError):
+    """the lease is being revoked, revoked or irrevocable, so it cannot be renewed (code "lease.not_active")."""
+
     id: str
     state: str
 
 class LeaseQuotaExceeded(LeaseError):
-    prefix: str
-    """The quota's path prefix; "" for the store-wide max_leases."""
+    """issuing would exceed a lease quota (scope total, or prefix) (code "lease.quota_exceeded")."""
+
+    scope: str
+    prefix: Optional[str]
     limit: int
     count: int
 
 class LeaseNoRevoker(LeaseError):
+    """no revoker is registered for the lease's engine (code "lease.no_revoker")."""
+
     engine: str
 
 class LeaseInvalidTtl(LeaseError):
+    """a TTL argument cannot be used (code "lease.invalid_ttl")."""
+
     reason: str
 
 class LeaseInvalidEngine(LeaseError):
+    """an engine name cannot be used (code "lease.invalid_engine")."""
+
     engine: str
 
 class LeaseRevocationDeferred(LeaseError):
-    """The revoker failed; the manager retries at `next_try` (ms)."""
+    """the engine failed to revoke the lease; the manager retries at next_try (code "lease.revocation_deferred")."""
 
     id: str
     attempts: int
@@ -152,50 +385,112 @@ class LeaseRevocationDeferred(LeaseError):
     reason: str
 
 class LeaseIrrevocable(LeaseError):
+    """revocation failed too often; revoke again or force it (code "lease.irrevocable")."""
+
     id: str
     attempts: int
     reason: str
 
 class LeaseRevokerFailed(LeaseError):
+    """a revoker failed for a reason of its own (code "lease.revoker_failed")."""
+
     engine: str
     reason: str
 
-class RotationError(StrongroomError): ...
-
 class RotationInvalidName(RotationError):
-    name: str
+    """the credential name cannot be used (code "rotation.invalid_name")."""
+
+    credential: str
     reason: str
 
 class RotationBusy(RotationError):
+    """another process is rotating this credential until the given time (code "rotation.busy")."""
+
     credential: str
     owner: str
     until: int
 
 class RotationLostLock(RotationError):
+    """another process took over the rotation; this one stopped (code "rotation.lost_lock")."""
+
     credential: str
 
 class RotationStepFailed(RotationError):
+    """a rotation step kept failing; resume retries it (code "rotation.step_failed")."""
+
     credential: str
     version: int
     step: str
     attempts: int
+    detail: str
 
 class RotationRolledBack(RotationError):
+    """the new version could not be set or tested and was rolled back (code "rotation.rolled_back")."""
+
     credential: str
     version: int
     step: str
+    detail: str
 
 class RotationAlreadyInitialized(RotationError):
+    """the credential already has a current version (code "rotation.already_initialized")."""
+
     credential: str
 
 class RotationCorruptState(RotationError):
+    """the stored rotation state cannot be read (code "rotation.corrupt_state")."""
+
     credential: str
+    reason: str
 
 class RotationAuditRefused(RotationError):
+    """the audit hook refused to record a step, so the step was not run (code "rotation.audit_refused")."""
+
     credential: str
     step: str
+    detail: str
 
-class ShamirError(StrongroomError): ...
+class ShamirInvalidParameters(ShamirError):
+    """threshold or share count out of range, or an empty secret (code "shamir.invalid_parameters")."""
+
+    reason: str
+
+class ShamirNoShares(ShamirError):
+    """no shares were given (code "shamir.no_shares")."""
+
+class ShamirTooFewShares(ShamirError):
+    """fewer distinct shares than the threshold (code "shamir.too_few_shares")."""
+
+    needed: int
+    given: int
+
+class ShamirDuplicateShare(ShamirError):
+    """the same share was given twice (code "shamir.duplicate_share")."""
+
+    x: int
+    first: int
+    second: int
+    needed: int
+
+class ShamirDifferentSplits(ShamirError):
+    """shares from two different splits were mixed (code "shamir.different_splits")."""
+
+    index: int
+    expected: str
+    found: str
+
+class ShamirCorruptShare(ShamirError):
+    """a share failed its checksum or is malformed (code "shamir.corrupt_share")."""
+
+    index: Optional[int]
+    reason: str
+
+SecretStoreError = SecretError
+CasConflict = SecretCasMismatch
+NotFound = SecretNotFound
+VersionDeleted = SecretVersionDeleted
+VersionDestroyed = SecretVersionDestroyed
+# END error classes
 
 class Secret:
     """A secret value; repr() is redacted. See the README for what Python
@@ -228,7 +523,7 @@ class Pkcs11Protector:
     """A root-key protector whose wrapping key lives in a PKCS#11 token.
     Constructing it does no I/O; `init_key()` creates the token key once,
     `open()` connects to it, and `Strongroom.init` / `unseal` connect on
-    first use (a wrong PIN raises `ProtectorError` with kind "wrong pin")."""
+    first use (a wrong PIN raises `ProtectorError` with code "protector.wrong_pin")."""
 
     def __init__(
         self, module_path: Union[str, PathLike[str]], token_label: str, pin: Union[str, _Bytes],

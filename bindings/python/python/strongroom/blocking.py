@@ -2,7 +2,7 @@
 returning results instead of awaitables. Each call releases the GIL while it
 runs on the extension's runtime, so other Python threads keep going."""
 
-from ._native import AlreadyInitialized
+from ._native import AlreadyInitialized  # made from the error table at import
 from ._native import BlockingApiKeyRotation as ApiKeyRotation
 from ._native import BlockingHandle as Handle
 from ._native import BlockingLeaseManager as LeaseManager

@@ -170,6 +170,46 @@ pub(crate) struct HeadRecord {
     mac: String,
 }
 
+/// Coalesces a store's audit-head saves ([`Strongroom::save_audit_head`]).
+#[derive(Debug, Default)]
+pub(crate) struct HeadSaver {
+    /// One save at a time.
+    turn: tokio::sync::Mutex<()>,
+    /// The newest head asked for and not yet taken by a save.
+    asked: std::sync::Mutex<Option<Checkpoint>>,
+    /// The highest sequence number this process saved.
+    saved: std::sync::atomic::AtomicU64,
+}
+
+impl HeadSaver {
+    fn covers(&self, seq: u64) -> bool {
+        self.saved.load(std::sync::atomic::Ordering::Acquire) >= seq
+    }
+
+    fn asked(&self) -> std::sync::MutexGuard<'_, Option<Checkpoint>> {
+        // An Option cannot be left half-written.
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn ask(&self, head: &Checkpoint) {
+        let mut asked = self.asked();
+        if asked.as_ref().is_none_or(|a| a.seq < head.seq) {
+            *asked = Some(head.clone());
+        }
+    }
+
+    fn take(&self) -> Option<Checkpoint> {
+        self.asked().take()
+    }
+
+    fn saved(&self, seq: u64) {
+        self.saved
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 impl Strongroom {
     /// A handle through which `principal` uses the secrets store (default
     /// options), every operation checked against its policies and audited
@@ -207,7 +247,35 @@ impl Strongroom {
 
     /// Saves `head` as the audit chain head unless the saved one is already
     /// at or past its sequence number (the saved head only moves forward).
+    ///
+    /// Returns only once a head at or past `head` is durably saved, but
+    /// concurrent callers share the writes: one save runs at a time, and it
+    /// saves the newest head asked for so far, so callers whose head it
+    /// covers return without a write of their own (a burst of N audited
+    /// operations costs about two durable writes, not N).
     pub(crate) async fn save_audit_head(&self, head: &Checkpoint) -> Result<()> {
+        let saver = self.head_saver();
+        if saver.covers(head.seq) {
+            return Ok(());
+        }
+        saver.ask(head);
+        let _turn = saver.turn.lock().await;
+        if saver.covers(head.seq) {
+            return Ok(());
+        }
+        // The newest head asked for, never older than ours (a failed save
+        // before us may have taken ours and lost it).
+        let newest = match saver.take() {
+            Some(asked) if asked.seq > head.seq => asked,
+            _ => head.clone(),
+        };
+        self.store_audit_head(&newest).await?;
+        saver.saved(newest.seq);
+        Ok(())
+    }
+
+    /// Writes `head` unless the stored one is at or past it.
+    async fn store_audit_head(&self, head: &Checkpoint) -> Result<()> {
         let encoded = serde_json::to_vec(&HeadRecord {
             format: HEAD_FORMAT,
             seq: head.seq,

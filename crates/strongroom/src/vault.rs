@@ -88,6 +88,8 @@ struct Inner {
     /// Set once by [`Strongroom::seal`], before the keys are dropped; a
     /// sealed store stays sealed.
     sealed: AtomicBool,
+    /// Coalesces audit-head saves.
+    head_saver: crate::handle::HeadSaver,
     write_lock: tokio::sync::Mutex<()>,
     options: Options,
     protector_kind: &'static str,
@@ -205,6 +207,7 @@ impl Strongroom {
                 root: RwLock::new(Some(Arc::new(root))),
                 keyring: RwLock::new(Some(Arc::new(keyring))),
                 sealed: AtomicBool::new(false),
+                head_saver: crate::handle::HeadSaver::default(),
                 write_lock: tokio::sync::Mutex::new(()),
                 options,
                 protector_kind,
@@ -235,6 +238,11 @@ impl Strongroom {
     /// The storage underneath.
     pub(crate) fn storage(&self) -> &DynStorage {
         &self.inner.storage
+    }
+
+    /// The audit-head save coalescer.
+    pub(crate) fn head_saver(&self) -> &crate::handle::HeadSaver {
+        &self.inner.head_saver
     }
 
     /// The clock.

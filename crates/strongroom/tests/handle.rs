@@ -1262,3 +1262,79 @@ async fn watch_hides_a_denied_subtree() {
         strongroom::secrets::SecretChange::Changed(vec!["prod/app/db".into()])
     );
 }
+
+/// Memory storage whose writes take a while (as an fsync does) and that
+/// counts the writes of the saved audit head.
+#[derive(Debug)]
+struct SlowWrites {
+    inner: MemoryStorage,
+    head_writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl strongroom::storage::Storage for SlowWrites {
+    fn backend(&self) -> &'static str {
+        "slow"
+    }
+    async fn get(&self, key: &str) -> strongroom::Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> strongroom::Result<Vec<(String, Vec<u8>)>> {
+        self.inner.scan(prefix, start_after, limit).await
+    }
+    async fn batch(&self, ops: Vec<strongroom::storage::BatchOp>) -> strongroom::Result<()> {
+        use strongroom::storage::BatchOp;
+        if ops
+            .iter()
+            .any(|op| matches!(op, BatchOp::Put { key, .. } if key == AUDIT_HEAD_RECORD))
+        {
+            self.head_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        // Slow storage (a stand-in for fsync), not a wait for a deadline.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.inner.batch(ops).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audited_reads_share_their_head_saves() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let storage = Arc::new(SlowWrites {
+        inner: MemoryStorage::new(),
+        head_writes: Default::default(),
+    });
+    let sr = store_on(storage.clone(), clock, true).await;
+    sr.secrets().put("app/db", b"value", None).await.unwrap();
+    let (log, sink) = memory_log(&sr).await;
+    let h = Arc::new(sr.as_principal(root(), log));
+    let before = storage
+        .head_writes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let reads: Vec<_> = (0..64)
+        .map(|_| {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move { h.read("app/db").await.map(|r| r.version.version) })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(r.await.unwrap().unwrap(), 1);
+    }
+    let writes = storage
+        .head_writes
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - before;
+    assert!(
+        (1..=8).contains(&writes),
+        "64 concurrent reads saved the head {writes} times"
+    );
+    // Every read returned after a head covering its record was saved: the
+    // saved head is the last record's.
+    let last = sink.records().unwrap().last().unwrap().checkpoint();
+    assert_eq!(sr.saved_audit_head().await.unwrap().unwrap(), last);
+}

@@ -1,688 +1,335 @@
-//! The one error enum of the FFI and the mapping of core errors onto it.
+//! The one error enum of the FFI, converted mechanically from the core's
+//! [`Error::details`] and its table, [`ERROR_CODES`].
 //!
-//! One case per core error variant, or per variant family where callers do
-//! not act on the difference (those cases still carry the exact
-//! [`Error::kind`] code). Every case carries `code` (the core's stable
-//! snake_case code) and `message` (the core's message, which never quotes a
-//! secret).
+//! The cases are exactly the table's distinct `class` values (plus `Other`,
+//! which only a core newer than this binding could produce); a test in
+//! `tests/errors.rs` keeps the two equal. Every case carries the same three
+//! things: `code` (the table's stable code, e.g. `"secret.cas_mismatch"`),
+//! `message` (the core's message, which never quotes a secret) and
+//! `fields`, the error's public facts by the table's field names. The table
+//! itself is exported as [`error_codes`]; `docs/ERRORS.md` is generated
+//! from it.
 
-use strongroom::Error;
-use strongroom::audit::AuditError;
-use strongroom::lease::LeaseError;
-use strongroom::policy::PolicyError;
-use strongroom::rotation::RotationError;
-use strongroom::secrets::SecretError;
+use std::collections::HashMap;
 
-/// Every failure (Swift: an enum; uniffi's Python: subclasses of
-/// `StrongroomError`). Every case has `code` (`Error::kind()`, stable) and
-/// `message`.
-#[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum StrongroomError {
-    /// A sealed value did not open.
-    #[error("{message}")]
-    DecryptionFailed {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
+use strongroom::{ERROR_CODES, Error};
+
+/// The value of one field of an error (the core's `FieldValue`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum FieldValue {
+    /// Text.
+    Str {
+        /// The text.
+        value: String,
     },
-    /// The bytes are not a sealed value this build can read.
-    #[error("{message}")]
-    MalformedSealedValue {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
+    /// An unsigned integer.
+    U64 {
+        /// The number.
+        value: u64,
     },
-    /// The sealed value names a key version the keyring does not have.
-    #[error("{message}")]
-    UnknownKeyVersion {
-        /// The key version in the value's header.
-        version: u32,
-        /// The newest version the keyring holds.
-        latest: u32,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
+    /// A point in time.
+    Time {
+        /// Milliseconds since the Unix epoch.
+        ms: u64,
     },
-    /// The key version is retired or destroyed.
-    #[error("{message}")]
-    KeyVersionRetired {
-        /// The key version.
-        version: u32,
-        /// The keyring's minimum decryption version.
-        min_decryption_version: u32,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
+    /// An optional field that is absent (nil, None).
+    Null,
+    /// A list of text.
+    StrList {
+        /// The items.
+        values: Vec<String>,
     },
-    /// A key state change the lifecycle forbids.
-    #[error("{message}")]
-    InvalidKeyTransition {
-        /// The key version.
-        version: u32,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A key version still protects stored records.
-    #[error("{message}")]
-    KeyInUse {
-        /// The key version.
-        version: u32,
-        /// How many records need it.
-        records: u64,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A path failed validation.
-    #[error("{message}")]
-    InvalidPath {
-        /// The path as given.
-        path: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The store is sealed.
-    #[error("{message}")]
-    Sealed {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// init on storage that already holds a store.
-    #[error("{message}")]
-    AlreadyInitialized {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// unseal on storage that holds no store.
-    #[error("{message}")]
-    NotInitialized {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The root key does not open the keyring.
-    #[error("{message}")]
-    UnsealFailed {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A root key file problem.
-    #[error("{message}")]
-    KeyFile {
-        /// The file's path.
-        path: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A key protector failed (software key, PKCS#11 token).
-    #[error("{message}")]
-    Protector {
-        /// Which protector ("software", "pkcs11").
-        protector: String,
-        /// The kind of failure ("unwrap failed", "wrong pin", ...).
-        kind: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The storage backend failed. (Not `Storage`, which would shadow the
-    /// `Storage` class inside the Swift enum.)
-    #[error("{message}")]
-    StorageFailed {
-        /// Which backend.
-        backend: String,
-        /// The kind of failure.
-        kind: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A record changed concurrently.
-    #[error("{message}")]
-    StorageConflict {
-        /// The storage key.
-        key: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A stored record could not be decoded.
-    #[error("{message}")]
-    CorruptRecord {
-        /// The storage key.
-        key: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The OS random number generator failed.
-    #[error("{message}")]
-    Random {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// An argument cannot be used.
-    #[error("{message}")]
-    InvalidArgument {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// No secret at this path, or the secret has no such version.
-    #[error("{message}")]
-    NotFound {
-        /// The path.
-        path: String,
-        /// The version asked for, if one was.
-        version: Option<u64>,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The version was soft-deleted; undelete brings it back.
-    #[error("{message}")]
-    VersionDeleted {
-        /// The path.
-        path: String,
-        /// The version.
-        version: u64,
-        /// When it was deleted (ms since the Unix epoch).
-        deleted_ms: u64,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The version was destroyed (code `version_destroyed`) or pruned
-    /// (code `version_pruned`, no `destroyed_ms`): its value is gone.
-    #[error("{message}")]
-    VersionDestroyed {
-        /// The path.
-        path: String,
-        /// The version.
-        version: u64,
-        /// When it was destroyed (ms since the Unix epoch); nil if pruned.
-        destroyed_ms: Option<u64>,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A check-and-set write found another current version.
-    #[error("{message}")]
-    CasConflict {
-        /// The path.
-        path: String,
-        /// The version the caller expected (0: absent).
-        expected: u64,
-        /// The actual current version (0: absent).
-        current: u64,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Another versioned-secrets failure (invalid metadata, contention).
-    #[error("{message}")]
-    SecretStore {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The policy denies the operation.
-    #[error("{message}")]
-    PolicyDenied {
-        /// The principal.
-        principal: String,
-        /// The capability asked for ("read", "create", ...).
-        capability: String,
-        /// The path.
-        path: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A policy could not be loaded or parsed.
-    #[error("{message}")]
-    Policy {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// An audit chain does not verify at record `seq`.
-    #[error("{message}")]
-    AuditChainBroken {
-        /// The first record that does not verify (or is missing).
-        seq: u64,
-        /// What is wrong.
-        reason: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The audit trail could not be written or read.
-    #[error("{message}")]
-    Audit {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// No lease with this id (never issued, or revoked).
-    #[error("{message}")]
-    LeaseNotFound {
-        /// The lease id.
-        id: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The text is not a lease id.
-    #[error("{message}")]
-    LeaseInvalidId {
-        /// The text as given.
-        text: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The lease was issued as not renewable.
-    #[error("{message}")]
-    LeaseNotRenewable {
-        /// The lease id.
-        id: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The lease has expired.
-    #[error("{message}")]
-    LeaseExpired {
-        /// The lease id.
-        id: String,
-        /// When it expired (ms since the Unix epoch).
-        expired_ms: u64,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The lease is being revoked or is irrevocable.
-    #[error("{message}")]
-    LeaseNotActive {
-        /// The lease id.
-        id: String,
-        /// Its state.
-        state: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Issuing would exceed a lease quota.
-    #[error("{message}")]
-    LeaseQuotaExceeded {
-        /// The quota's limit.
-        limit: u64,
-        /// Live leases counted against it.
-        count: u64,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// The engine failed to revoke the lease; the manager retries.
-    #[error("{message}")]
-    LeaseRevocationDeferred {
-        /// The lease id.
-        id: String,
-        /// Failed attempts so far.
-        attempts: u32,
-        /// When the manager tries again (ms since the Unix epoch).
-        next_try_ms: u64,
-        /// The revoker's failure.
-        reason: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Revocation failed too often; revoke again or force_revoke.
-    #[error("{message}")]
-    LeaseIrrevocable {
-        /// The lease id.
-        id: String,
-        /// Failed attempts.
-        attempts: u32,
-        /// The revoker's last failure.
-        reason: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A revoker failed on its own.
-    #[error("{message}")]
-    LeaseRevokerFailed {
-        /// The engine.
-        engine: String,
-        /// What went wrong.
-        reason: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Another lease failure (no revoker, invalid TTL or engine name).
-    #[error("{message}")]
-    Lease {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A rotation failed and was rolled back; the current version works.
-    #[error("{message}")]
-    RotationRolledBack {
-        /// The credential.
-        credential: String,
-        /// The version rolled back.
-        version: u64,
-        /// The step that failed.
-        step: String,
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Another credential rotation failure (busy, lost lock, bad name, ...).
-    #[error("{message}")]
-    Rotation {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// Shamir split or combine failed.
-    #[error("{message}")]
-    Shamir {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
-    },
-    /// A failure this build of the FFI does not know yet.
-    #[error("{message}")]
-    Other {
-        /// The stable code.
-        code: String,
-        /// The message.
-        message: String,
+    /// A list of booleans.
+    BoolList {
+        /// The items.
+        values: Vec<bool>,
     },
 }
 
-impl From<Error> for StrongroomError {
-    fn from(e: Error) -> Self {
-        let message = e.to_string();
-        let code = e.kind().to_owned();
-        match e {
-            Error::DecryptionFailed => Self::DecryptionFailed { code, message },
-            Error::MalformedSealedValue(_) => Self::MalformedSealedValue { code, message },
-            Error::UnknownKeyVersion { version, latest } => Self::UnknownKeyVersion {
-                version,
-                latest,
-                code,
-                message,
-            },
-            Error::KeyVersionRetired {
-                version,
-                min_decryption_version,
-                ..
-            } => Self::KeyVersionRetired {
-                version,
-                min_decryption_version,
-                code,
-                message,
-            },
-            Error::InvalidKeyTransition { version, .. } => Self::InvalidKeyTransition {
-                version,
-                code,
-                message,
-            },
-            Error::KeyInUse {
-                version, records, ..
-            } => Self::KeyInUse {
-                version,
-                records,
-                code,
-                message,
-            },
-            Error::InvalidPath { path, .. } => Self::InvalidPath {
-                path,
-                code,
-                message,
-            },
-            Error::Sealed => Self::Sealed { code, message },
-            Error::AlreadyInitialized => Self::AlreadyInitialized { code, message },
-            Error::NotInitialized => Self::NotInitialized { code, message },
-            Error::UnsealFailed => Self::UnsealFailed { code, message },
-            Error::KeyFile { path, .. } => Self::KeyFile {
-                path,
-                code,
-                message,
-            },
-            Error::Protector {
-                protector, kind, ..
-            } => Self::Protector {
-                protector: protector.into(),
-                kind: kind.to_string(),
-                code,
-                message,
-            },
-            Error::Storage { backend, kind, .. } => Self::StorageFailed {
-                backend: backend.into(),
-                kind: kind.to_string(),
-                code,
-                message,
-            },
-            Error::StorageConflict { key } => Self::StorageConflict { key, code, message },
-            Error::CorruptRecord { key, .. } => Self::CorruptRecord { key, code, message },
-            Error::Random => Self::Random { code, message },
-            Error::InvalidArgument(_) => Self::InvalidArgument { code, message },
-            Error::Secret(s) => secret(s, code, message),
-            Error::Policy(PolicyError::Denied {
-                principal,
-                capability,
-                path,
-            }) => Self::PolicyDenied {
-                principal,
-                capability: capability.to_string(),
-                path,
-                code,
-                message,
-            },
-            Error::Policy(_) => Self::Policy { code, message },
-            Error::Audit(AuditError::ChainBroken { seq, reason }) => Self::AuditChainBroken {
-                seq,
-                reason: reason.to_string(),
-                code,
-                message,
-            },
-            Error::Audit(_) => Self::Audit { code, message },
-            Error::Lease(l) => lease(l, code, message),
-            Error::Rotation(RotationError::RolledBack {
-                credential,
-                version,
-                step,
-                ..
-            }) => Self::RotationRolledBack {
-                credential,
-                version,
-                step: step.to_string(),
-                code,
-                message,
-            },
-            Error::Rotation(_) => Self::Rotation { code, message },
-            Error::Shamir(_) => Self::Shamir { code, message },
-            _ => Self::Other { code, message },
+impl From<strongroom::FieldValue> for FieldValue {
+    fn from(v: strongroom::FieldValue) -> Self {
+        use strongroom::FieldValue as F;
+        match v {
+            F::Str(value) => Self::Str { value },
+            F::U64(value) => Self::U64 { value },
+            F::Time(t) => Self::Time { ms: t.as_millis() },
+            F::StrList(values) => Self::StrList { values },
+            F::BoolList(values) => Self::BoolList { values },
+            // `Null`, and any kind of value newer than this binding.
+            _ => Self::Null,
         }
     }
 }
 
-fn secret(e: SecretError, code: String, message: String) -> StrongroomError {
-    use StrongroomError as E;
-    match e {
-        SecretError::NotFound { path, version } => E::NotFound {
-            path,
-            version,
-            code,
-            message,
-        },
-        SecretError::VersionDeleted {
-            path,
-            version,
-            deleted_at,
-        } => E::VersionDeleted {
-            path,
-            version,
-            deleted_ms: deleted_at.as_millis(),
-            code,
-            message,
-        },
-        SecretError::VersionDestroyed {
-            path,
-            version,
-            destroyed_at,
-        } => E::VersionDestroyed {
-            path,
-            version,
-            destroyed_ms: Some(destroyed_at.as_millis()),
-            code,
-            message,
-        },
-        SecretError::VersionPruned { path, version, .. } => E::VersionDestroyed {
-            path,
-            version,
-            destroyed_ms: None,
-            code,
-            message,
-        },
-        SecretError::CasMismatch {
-            path,
-            expected,
-            current,
-        } => E::CasConflict {
-            path,
-            expected,
-            current,
-            code,
-            message,
-        },
-        _ => E::SecretStore { code, message },
+/// Declares `StrongroomError` with one case per class, each carrying
+/// `code`, `message` and `fields`, and the class name of each case.
+macro_rules! error_cases {
+    ($($(#[$doc:meta])* $case:ident),* $(,)?) => {
+        /// Every failure (Swift: an enum; uniffi's Python: subclasses of
+        /// `StrongroomError`). One case per host class of the error table
+        /// (`errorCodes()`, `docs/ERRORS.md`); every case carries `code`
+        /// (stable), `message` and `fields` (named as in the table).
+        #[derive(Debug, thiserror::Error, uniffi::Error)]
+        pub enum StrongroomError {
+            $(
+                $(#[$doc])*
+                #[error("{message}")]
+                $case {
+                    /// The stable code (a row of `errorCodes()`).
+                    code: String,
+                    /// The message (never quotes a secret).
+                    message: String,
+                    /// The code's fields, by the table's names.
+                    fields: HashMap<String, FieldValue>,
+                },
+            )*
+        }
+
+        impl StrongroomError {
+            /// The name of every case, in declaration order.
+            pub const CASES: &'static [&'static str] = &[$(stringify!($case)),*];
+
+            /// The case for the table class `class` (`Other` if this
+            /// binding has no case of that name).
+            fn from_class(
+                class: &str,
+                code: String,
+                message: String,
+                fields: HashMap<String, FieldValue>,
+            ) -> Self {
+                match class {
+                    $(stringify!($case) => Self::$case { code, message, fields },)*
+                    _ => Self::Other { code, message, fields },
+                }
+            }
+
+            /// The case's name: the table class of its code.
+            pub fn class(&self) -> &'static str {
+                match self {
+                    $(Self::$case { .. } => stringify!($case),)*
+                }
+            }
+
+            /// The stable code.
+            pub fn code(&self) -> &str {
+                match self {
+                    $(Self::$case { code, .. })|* => code,
+                }
+            }
+
+            /// The fields, by the table's names.
+            pub fn fields(&self) -> &HashMap<String, FieldValue> {
+                match self {
+                    $(Self::$case { fields, .. })|* => fields,
+                }
+            }
+        }
+    };
+}
+
+error_cases! {
+    /// A sealed value did not open.
+    DecryptionFailed,
+    /// The bytes are not a sealed value this build can read.
+    MalformedSealedValue,
+    /// The sealed value names a key version the keyring does not have.
+    UnknownKeyVersion,
+    /// The key version is retired or destroyed.
+    KeyVersionRetired,
+    /// A key state change the lifecycle forbids.
+    InvalidKeyTransition,
+    /// A key version still protects stored records.
+    KeyInUse,
+    /// A path failed validation (`path.*` codes).
+    InvalidPath,
+    /// The store is sealed.
+    Sealed,
+    /// init on storage that already holds a store.
+    AlreadyInitialized,
+    /// unseal on storage that holds no store.
+    NotInitialized,
+    /// The root key does not open the keyring.
+    UnsealFailed,
+    /// A root key file problem (`key_file.*` codes).
+    KeyFileError,
+    /// A key protector failed (`protector.*` codes).
+    ProtectorError,
+    /// The storage backend failed (`storage.*` codes).
+    StorageError,
+    /// A record changed concurrently.
+    StorageConflict,
+    /// A stored record could not be decoded.
+    CorruptRecord,
+    /// The OS random number generator failed.
+    RandomFailed,
+    /// An argument cannot be used.
+    InvalidArgument,
+    /// No secret at this path, or the secret has no such version.
+    SecretNotFound,
+    /// The version was soft-deleted; undelete brings it back.
+    SecretVersionDeleted,
+    /// The version was destroyed.
+    SecretVersionDestroyed,
+    /// The version was pruned (older than the oldest version kept).
+    SecretVersionPruned,
+    /// A check-and-set write found another current version.
+    SecretCasMismatch,
+    /// The secret's metadata is invalid.
+    SecretInvalidMetadata,
+    /// A write gave up after too many concurrent changes.
+    SecretContended,
+    /// The policy denies the operation.
+    PolicyDenied,
+    /// A policy did not parse.
+    PolicyParse,
+    /// A policy path pattern is invalid.
+    PolicyInvalidPattern,
+    /// A policy names an unknown capability.
+    PolicyUnknownCapability,
+    /// A principal names an unknown policy.
+    PolicyUnknownPolicy,
+    /// A policy file could not be read.
+    PolicyIo,
+    /// No audit sink accepted a record.
+    AuditNoSinkAccepted,
+    /// An audit sink failed.
+    AuditSink,
+    /// An audit chain does not verify.
+    AuditChainBroken,
+    /// An audit record is malformed.
+    AuditMalformedRecord,
+    /// The audit key is too short.
+    AuditWeakKey,
+    /// No audit sinks are configured.
+    AuditNoSinks,
+    /// The audit sequence is exhausted.
+    AuditSequenceExhausted,
+    /// An audit file could not be written or read.
+    AuditIo,
+    /// An audit record could not be encoded.
+    AuditEncode,
+    /// No lease with this id (never issued, or revoked).
+    LeaseNotFound,
+    /// The text is not a lease id.
+    LeaseInvalidId,
+    /// The lease was issued as not renewable.
+    LeaseNotRenewable,
+    /// The lease has expired.
+    LeaseExpired,
+    /// The lease is being revoked or is irrevocable.
+    LeaseNotActive,
+    /// Issuing would exceed a lease quota.
+    LeaseQuotaExceeded,
+    /// No revoker is registered for the lease's engine.
+    LeaseNoRevoker,
+    /// The TTL cannot be used.
+    LeaseInvalidTtl,
+    /// The engine name cannot be used.
+    LeaseInvalidEngine,
+    /// The engine failed to revoke the lease; the manager retries.
+    LeaseRevocationDeferred,
+    /// Revocation failed too often; revoke again or force_revoke.
+    LeaseIrrevocable,
+    /// A revoker failed on its own.
+    LeaseRevokerFailed,
+    /// The credential name cannot be used.
+    RotationInvalidName,
+    /// Another rotation of the credential holds its lock.
+    RotationBusy,
+    /// The rotation lost its lock.
+    RotationLostLock,
+    /// A rotation step failed (and will be retried).
+    RotationStepFailed,
+    /// A rotation failed and was rolled back; the current version works.
+    RotationRolledBack,
+    /// The credential is already set up for rotation.
+    RotationAlreadyInitialized,
+    /// The credential's rotation state is corrupt.
+    RotationCorruptState,
+    /// The audit trail refused a rotation step.
+    RotationAuditRefused,
+    /// Shamir split parameters cannot be used.
+    ShamirInvalidParameters,
+    /// No Shamir shares were given.
+    ShamirNoShares,
+    /// Too few Shamir shares.
+    ShamirTooFewShares,
+    /// Two Shamir shares have the same x.
+    ShamirDuplicateShare,
+    /// The Shamir shares come from different splits.
+    ShamirDifferentSplits,
+    /// A Shamir share is corrupt.
+    ShamirCorruptShare,
+    /// Binding only: a class this build of the FFI does not know (only a
+    /// newer core could produce one; read `code`).
+    Other,
+}
+
+/// The cases of [`StrongroomError`] that are not classes of the table.
+pub const BINDING_ONLY_CASES: &[&str] = &["Other"];
+
+impl From<Error> for StrongroomError {
+    fn from(e: Error) -> Self {
+        let d = e.details();
+        let fields = d
+            .fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.into()))
+            .collect();
+        Self::from_class(d.class, d.code.to_owned(), d.message, fields)
     }
 }
 
-fn lease(e: LeaseError, code: String, message: String) -> StrongroomError {
-    use StrongroomError as E;
-    match e {
-        LeaseError::NotFound { id } => E::LeaseNotFound {
-            id: id.to_string(),
-            code,
-            message,
-        },
-        LeaseError::InvalidId { text } => E::LeaseInvalidId {
-            text,
-            code,
-            message,
-        },
-        LeaseError::NotRenewable { id } => E::LeaseNotRenewable {
-            id: id.to_string(),
-            code,
-            message,
-        },
-        LeaseError::Expired { id, expired_at } => E::LeaseExpired {
-            id: id.to_string(),
-            expired_ms: expired_at.as_millis(),
-            code,
-            message,
-        },
-        LeaseError::NotActive { id, state } => E::LeaseNotActive {
-            id: id.to_string(),
-            state: state.to_string(),
-            code,
-            message,
-        },
-        LeaseError::QuotaExceeded { limit, count, .. } => E::LeaseQuotaExceeded {
-            limit,
-            count,
-            code,
-            message,
-        },
-        LeaseError::RevocationDeferred {
-            id,
-            attempts,
-            next_try,
-            reason,
-        } => E::LeaseRevocationDeferred {
-            id: id.to_string(),
-            attempts,
-            next_try_ms: next_try.as_millis(),
-            reason,
-            code,
-            message,
-        },
-        LeaseError::Irrevocable {
-            id,
-            attempts,
-            reason,
-        } => E::LeaseIrrevocable {
-            id: id.to_string(),
-            attempts,
-            reason,
-            code,
-            message,
-        },
-        LeaseError::RevokerFailed { engine, reason } => E::LeaseRevokerFailed {
-            engine,
-            reason,
-            code,
-            message,
-        },
-        _ => E::Lease { code, message },
-    }
+/// One field of an error code: its name and type (`string`, `string?`,
+/// `u64`, `u64?`, `timestamp`, `list<string>`, `list<bool>`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ErrorFieldSpec {
+    /// The field's name (a key of the error's `fields`).
+    pub name: String,
+    /// Its type, as `docs/ERRORS.md` names it.
+    pub type_name: String,
+}
+
+/// One row of the error table.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ErrorCodeInfo {
+    /// The stable code.
+    pub code: String,
+    /// The `StrongroomError` case raised for it.
+    pub class_name: String,
+    /// The family class (`SecretError`, `LeaseError`, ...) or
+    /// `StrongroomError`.
+    pub parent: String,
+    /// The coarser `kind` written into audit records.
+    pub kind: String,
+    /// The fields, in order.
+    pub fields: Vec<ErrorFieldSpec>,
+    /// What the error means.
+    pub meaning: String,
+}
+
+/// The error table: every code an error can carry, with its case (class),
+/// parent class and fields (as in `docs/ERRORS.md`).
+#[uniffi::export]
+pub fn error_codes() -> Vec<ErrorCodeInfo> {
+    ERROR_CODES
+        .iter()
+        .map(|row| ErrorCodeInfo {
+            code: row.code.to_owned(),
+            class_name: row.class.to_owned(),
+            parent: row.parent.to_owned(),
+            kind: row.kind.to_owned(),
+            fields: row
+                .fields
+                .iter()
+                .map(|f| ErrorFieldSpec {
+                    name: f.name.to_owned(),
+                    type_name: f.ty.name().to_owned(),
+                })
+                .collect(),
+            meaning: row.meaning.to_owned(),
+        })
+        .collect()
 }
 
 /// Shorthand for results of the FFI.

@@ -26,7 +26,9 @@ mod rotation;
 mod store;
 
 use errors::Result;
-pub use errors::StrongroomError;
+pub use errors::{
+    BINDING_ONLY_CASES, ErrorCodeInfo, ErrorFieldSpec, FieldValue, StrongroomError, error_codes,
+};
 pub use lease::{
     Clock, DueReport, Lease, LeaseEvent, LeaseManager, LeaseOptions, LeaseRevoker,
     PrefixRevocation, RevokerError,

@@ -19,3 +19,19 @@ def xlang_dir() -> pathlib.Path:
     p = pathlib.Path(d)
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def fields(err) -> dict:
+    """An error's `fields` as plain Python values (FieldValue.NULL: None,
+    FieldValue.TIME: its milliseconds)."""
+    out = {}
+    for name, v in err.fields.items():
+        if v.is_NULL():
+            out[name] = None
+        elif v.is_TIME():
+            out[name] = v.ms
+        elif v.is_STR() or v.is_U64():
+            out[name] = v.value
+        else:
+            out[name] = list(v.values)
+    return out

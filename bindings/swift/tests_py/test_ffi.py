@@ -7,7 +7,7 @@ import os
 
 import pytest
 import strongroom_ffi as sr
-from conftest import CHECKED_IN_XLANG, VECTORS, xlang_dir
+from conftest import CHECKED_IN_XLANG, VECTORS, fields, xlang_dir
 
 E = sr.StrongroomError
 
@@ -87,9 +87,9 @@ def test_lifecycle(tmp_path):
             room.open_value(sealed, "prod/app/db", 1)
         again = await sr.Strongroom.unseal(storage, sr.SoftwareProtector.from_key_file(kf))
         assert (await again.get_sealed("s/app/db", "app/db", 1)).reveal() == b"pw-1"
-        with pytest.raises(E.Protector) as e:
+        with pytest.raises(E.ProtectorError) as e:
             await sr.Strongroom.unseal(storage, sr.SoftwareProtector.from_key(os.urandom(32)))
-        assert e.value.kind == "unwrap failed" and e.value.code == "protector"
+        assert e.value.code == "protector.unwrap_failed" and fields(e.value)["protector"] == "software"
         with pytest.raises(E.NotInitialized):
             await sr.Strongroom.unseal(sr.Storage.memory(), prot)
 
@@ -111,10 +111,10 @@ def test_rotate_rewrap():
         await room.set_min_decryption_version(2)
         with pytest.raises(E.KeyVersionRetired) as e:
             room.open_value(old, "o", 1)
-        assert e.value.version == 1 and e.value.min_decryption_version == 2
+        assert fields(e.value)["version"] == 1 and fields(e.value)["min_decryption_version"] == 2
         with pytest.raises(E.KeyInUse) as e:
             await room.destroy_key(1)
-        assert e.value.records == 3
+        assert fields(e.value)["records"] == 3
         await room.set_min_decryption_version(1)
         report = await room.rewrap(2)
         assert (report.scanned, report.rewrapped, report.unreadable) == (3, 3, [])
@@ -140,7 +140,7 @@ def test_bad_input(tmp_path):
         sealed[4:8] = (99).to_bytes(4, "big")
         with pytest.raises(E.UnknownKeyVersion) as e:
             room.open_value(bytes(sealed), "p", 1)
-        assert e.value.version == 99 and e.value.latest == 1 and e.value.code == "unknown_key_version"
+        assert fields(e.value) == {"version": 99, "latest": 1} and e.value.code == "unknown_key_version"
         with pytest.raises(E.InvalidArgument):
             await room.put_sealed("outside/prefix", b"x", "p", 1)
 
@@ -152,20 +152,22 @@ def test_bad_input(tmp_path):
     kf = str(tmp_path / "loose.key")
     sr.generate_key_file(kf)
     os.chmod(kf, 0o644)
-    with pytest.raises(E.KeyFile) as e:
+    with pytest.raises(E.KeyFileError) as e:
         sr.SoftwareProtector.from_key_file(kf)
-    assert "chmod 600" in e.value.message and e.value.path == kf
-    with pytest.raises(E.KeyFile):
+    assert "chmod 600" in e.value.message and fields(e.value)["path"] == kf
+    assert e.value.code == "key_file.loose_permissions" and fields(e.value)["mode"] == 0o644
+    with pytest.raises(E.KeyFileError):
         sr.generate_key_file(kf)
-    for case in ("DecryptionFailed", "PolicyDenied", "LeaseExpired", "CasConflict", "StorageConflict",
-                 "NotFound", "VersionDeleted", "VersionDestroyed", "AuditChainBroken", "LeaseNotFound",
-                 "LeaseInvalidId", "LeaseNotRenewable", "LeaseQuotaExceeded", "LeaseRevocationDeferred",
-                 "LeaseRevokerFailed", "RotationRolledBack", "Rotation", "Shamir", "Other"):
+    for case in ("DecryptionFailed", "PolicyDenied", "LeaseExpired", "SecretCasMismatch", "StorageConflict",
+                 "SecretNotFound", "SecretVersionDeleted", "SecretVersionDestroyed", "SecretVersionPruned",
+                 "AuditChainBroken", "LeaseNotFound", "LeaseInvalidId", "LeaseNotRenewable",
+                 "LeaseQuotaExceeded", "LeaseRevocationDeferred", "LeaseRevokerFailed", "RotationRolledBack",
+                 "RandomFailed", "ShamirNoShares", "Other"):
         assert issubclass(getattr(E, case), E)
     # Every case carries the core's stable code and its message.
     with pytest.raises(E.DecryptionFailed) as e:
         sr.open_sealed(os.urandom(32), "aes-256-gcm", "p", 1, sr.seal_with_key(os.urandom(32), "aes-256-gcm", 1, "p", 1, b"x"))
-    assert (e.value.code, e.value.message) == ("decryption_failed", "decryption failed")
+    assert (e.value.code, e.value.message, e.value.fields) == ("decryption_failed", "decryption failed", {})
 
 
 # S6 -------------------------------------------------------------------------
@@ -198,8 +200,8 @@ def test_store_file_across_languages(tmp_path):
                 sr.SoftwareProtector.from_key_file(str(d / "python-store.key")))
             assert (await other.get_sealed("s/xlang", "xlang", 1)).reveal() == b"stored by python"
         (tmp_path / "junk").write_bytes(b"not sqlite" * 300)
-        with pytest.raises(E.StorageFailed) as e:
+        with pytest.raises(E.StorageError) as e:
             await sr.Storage.sqlite(str(tmp_path / "junk"))
-        assert e.value.backend == "sqlite" and e.value.kind == "corrupt"
+        assert fields(e.value)["backend"] == "sqlite" and e.value.code == "storage.corrupt"
 
     run(go())

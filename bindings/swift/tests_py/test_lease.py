@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 import strongroom_ffi as sr
+from conftest import fields
 
 E = sr.StrongroomError
 T0 = 1_700_000_000_000
@@ -78,7 +79,7 @@ def test_issue_renew_revoke_expire(tmp_path):
         other = await mgr.issue("db/creds/app", "test", 60 * S, 60 * S, False, b"role-2")
         with pytest.raises(E.LeaseNotRenewable) as e:
             await mgr.renew(other.id, 10 * S)
-        assert e.value.id == other.id and e.value.code == "lease_not_renewable"
+        assert fields(e.value) == {"id": other.id} and e.value.code == "lease.not_renewable"
         assert sorted(await mgr.list("db/creds")) == sorted([lease.id, other.id])
 
         revoked = await mgr.revoke(other.id)
@@ -86,7 +87,7 @@ def test_issue_renew_revoke_expire(tmp_path):
         assert rec.revoked == [(other.id, "db/creds/app", b"role-2")]
         with pytest.raises(E.LeaseNotFound) as e:
             await mgr.lookup(other.id)
-        assert e.value.id == other.id and e.value.code == "lease_not_found"
+        assert fields(e.value) == {"id": other.id} and e.value.code == "lease.not_found"
 
         assert (await mgr.run_due()).revoked == 0  # T0 + 150 s: nothing due yet
         clock.advance_ms(151 * S)  # past T0 + 300 s
@@ -105,7 +106,7 @@ def test_issue_renew_revoke_expire(tmp_path):
 
         with pytest.raises(E.LeaseInvalidId) as e:
             await mgr.lookup("nope")
-        assert e.value.text == "nope" and e.value.code == "lease_invalid_id"
+        assert fields(e.value) == {"text": "nope"} and e.value.code == "lease.invalid_id"
 
     run(go())
 
@@ -122,8 +123,8 @@ def test_failing_revoker_defers_then_force_revoke(tmp_path):
         with pytest.raises(E.LeaseRevocationDeferred) as e:
             await mgr.revoke(lease.id)
         err = e.value
-        assert err.id == lease.id and err.attempts == 1 and err.next_try_ms > T0
-        assert "target refused: role is busy" in err.reason and err.code == "lease_revocation_deferred"
+        assert fields(err)["id"] == lease.id and fields(err)["attempts"] == 1 and fields(err)["next_try"] > T0
+        assert "target refused: role is busy" in fields(err)["reason"] and err.code == "lease.revocation_deferred"
         assert failing.calls == 1
         assert (await mgr.lookup(lease.id)).state.startswith("being revoked")
 
@@ -141,12 +142,12 @@ def test_failing_revoker_defers_then_force_revoke(tmp_path):
         crash = await mgr.issue("db/creds/crashy", "crashy", 60 * S, 300 * S, True)
         with pytest.raises(E.LeaseRevocationDeferred) as e:
             await mgr.revoke(crash.id)
-        assert "boom from python" in e.value.reason
+        assert "boom from python" in fields(e.value)["reason"]
 
         # No revoker registered for the engine: refused at issue.
-        with pytest.raises(E.Lease) as e:
+        with pytest.raises(E.LeaseNoRevoker) as e:
             await mgr.issue("db/creds/none", "none", 60 * S, 300 * S, True)
-        assert e.value.code == "lease_no_revoker"
+        assert e.value.code == "lease.no_revoker" and "engine" in e.value.fields
 
     run(go())
 
@@ -161,7 +162,7 @@ def test_revoke_prefix_and_quota(tmp_path):
         b = await mgr.issue("db/creds/b", "test", 60 * S, 300 * S, True)
         with pytest.raises(E.LeaseQuotaExceeded) as e:
             await mgr.issue("db/creds/c", "test", 60 * S, 300 * S, True)
-        assert (e.value.limit, e.value.count) == (2, 2) and e.value.code == "lease_quota_exceeded"
+        assert (fields(e.value)["limit"], fields(e.value)["count"]) == (2, 2) and e.value.code == "lease.quota_exceeded"
 
         r = await mgr.revoke_prefix("db/creds")
         assert sorted(r.revoked) == sorted([a.id, b.id]) and r.pending == []
@@ -170,9 +171,9 @@ def test_revoke_prefix_and_quota(tmp_path):
         # Room again under the quota.
         await mgr.issue("db/creds/c", "test", 60 * S, 300 * S, True)
 
-        with pytest.raises(E.Lease) as e:
+        with pytest.raises(E.LeaseInvalidEngine) as e:
             await mgr.issue("db/creds/d", "Bad Engine", 60 * S, 300 * S, True)
-        assert e.value.code == "lease_invalid_engine"
+        assert e.value.code == "lease.invalid_engine"
         with pytest.raises(E.InvalidArgument):
             sr.Clock.system().advance_ms(1)
 

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 import strongroom_ffi as sr
+from conftest import fields
 
 E = sr.StrongroomError
 MODULES = [
@@ -66,10 +67,10 @@ def test_root_key_in_token(hsm, tmp_path):
 
         # A wrong PIN: a protector error saying so, and nothing unsealed.
         wrong = sr.Pkcs11Protector(hsm, "uniffi-s9", "0000-wrong", "root-kek")
-        with pytest.raises(E.Protector) as e:
+        with pytest.raises(E.ProtectorError) as e:
             await sr.Strongroom.unseal_with_pkcs11(await sr.Storage.sqlite(db), wrong)
         err = e.value
-        assert err.protector == "pkcs11" and err.kind == "wrong pin" and err.code == "protector"
+        assert fields(err)["protector"] == "pkcs11" and err.code == "protector.wrong_pin"
         assert "pin" in err.message.lower() and "0000-wrong" not in err.message
         assert room.is_sealed() and wrong.key_version() is None
 
@@ -79,12 +80,12 @@ def test_root_key_in_token(hsm, tmp_path):
         assert '"pkcs11"' in e.value.message
 
         # Another key label on the token: not found.
-        with pytest.raises(E.Protector) as e:
+        with pytest.raises(E.ProtectorError) as e:
             await sr.Pkcs11Protector(hsm, "uniffi-s9", USER_PIN, "no-such-key").open()
-        assert e.value.kind == "key not found"
-        with pytest.raises(E.Protector) as e:
+        assert e.value.code == "protector.key_not_found"
+        with pytest.raises(E.ProtectorError) as e:
             await sr.Pkcs11Protector(hsm, "no-such-token", USER_PIN, "root-kek").open()
-        assert e.value.kind == "token not found"
+        assert e.value.code == "protector.token_not_found"
 
     asyncio.run(go())
 
@@ -92,9 +93,9 @@ def test_root_key_in_token(hsm, tmp_path):
 def test_init_key_twice_is_refused(hsm):
     async def go():
         await sr.Pkcs11Protector(hsm, "uniffi-s9-twice", USER_PIN, "kek").init_key()
-        with pytest.raises(E.Protector) as e:
+        with pytest.raises(E.ProtectorError) as e:
             await sr.Pkcs11Protector(hsm, "uniffi-s9-twice", USER_PIN, "kek").init_key()
-        assert e.value.kind == "configuration"
+        assert e.value.code == "protector.config"
         room = await sr.Strongroom.create_with_pkcs11(
             sr.Storage.memory(), sr.Pkcs11Protector(hsm, "uniffi-s9-twice", USER_PIN, "kek"))
         await room.put_secret("a/b", b"v")

@@ -117,9 +117,9 @@ def test_hex_format_and_bad_arguments():
         assert re.fullmatch(rb"hk_[0-9a-f]{32}", key)
         assert verifier.verify(key) == sr.Matched.CURRENT
 
-        with pytest.raises(E.Rotation) as e:
+        with pytest.raises(E.RotationInvalidName) as e:
             await sr.RotationEngine.api_key(room, "Bad Name!", FORMAT, verifier)
-        assert e.value.code == "rotation_invalid_name"
+        assert e.value.code == "rotation.invalid_name"
         with pytest.raises(E.InvalidArgument):
             await sr.RotationEngine.api_key(room, "svc/x", sr.ApiKeyFormat.BASE62(prefix="x", chars=0), verifier)
         with pytest.raises(E.InvalidArgument):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import strongroom_ffi as sr
+from conftest import fields
 
 E = sr.StrongroomError
 
@@ -34,10 +35,10 @@ def test_versions_and_cas_conflict():
         v2 = await room.put_secret("prod/app/db", b"pw-2", cas=1)
         assert v2.version == 2
 
-        with pytest.raises(E.CasConflict) as e:
+        with pytest.raises(E.SecretCasMismatch) as e:
             await room.put_secret("prod/app/db", b"pw-x", cas=1)
-        assert (e.value.path, e.value.expected, e.value.current) == ("prod/app/db", 1, 2)
-        assert e.value.code == "cas_mismatch"
+        assert fields(e.value) == {"path": "prod/app/db", "expected": 1, "current": 2}
+        assert e.value.code == "secret.cas_mismatch"
         assert "pw-x" not in str(e.value)
 
         read = await room.get_secret("prod/app/db")
@@ -58,15 +59,15 @@ def test_versions_and_cas_conflict():
         assert meta.path == "prod/app/db" and meta.current_version == 2 and meta.oldest_version == 1
         assert [v.version for v in meta.versions] == [1, 2]
 
-        with pytest.raises(E.NotFound) as e:
+        with pytest.raises(E.SecretNotFound) as e:
             await room.get_secret("prod/app/none")
-        assert e.value.path == "prod/app/none" and e.value.version is None and e.value.code == "not_found"
-        with pytest.raises(E.NotFound) as e:
+        assert fields(e.value) == {"path": "prod/app/none", "version": None} and e.value.code == "secret.not_found"
+        with pytest.raises(E.SecretNotFound) as e:
             await room.get_secret("prod/app/db", 9)
-        assert e.value.version == 9
+        assert fields(e.value)["version"] == 9
         with pytest.raises(E.InvalidPath) as e:
             await room.put_secret("Prod/../x", b"v")
-        assert e.value.code == "invalid_path" and e.value.path == "Prod/../x"
+        assert e.value.code.startswith("path.") and fields(e.value)["path"] == "Prod/../x"
 
     run(go())
 
@@ -79,14 +80,14 @@ def test_deleted_and_destroyed_are_distinct():
         assert await room.delete_secret("prod/app/db", [1]) == [1]
         assert await room.destroy_secret("prod/app/db", [2]) == [2]
 
-        with pytest.raises(E.VersionDeleted) as deleted:
+        with pytest.raises(E.SecretVersionDeleted) as deleted:
             await room.get_secret("prod/app/db", 1)
-        with pytest.raises(E.VersionDestroyed) as destroyed:
+        with pytest.raises(E.SecretVersionDestroyed) as destroyed:
             await room.get_secret("prod/app/db", 2)
-        assert deleted.value.version == 1 and deleted.value.deleted_ms > 0
-        assert deleted.value.code == "version_deleted"
-        assert destroyed.value.version == 2 and destroyed.value.destroyed_ms > 0
-        assert destroyed.value.code == "version_destroyed"
+        assert fields(deleted.value)["version"] == 1 and fields(deleted.value)["deleted_at"] > 0
+        assert deleted.value.code == "secret.version_deleted"
+        assert fields(destroyed.value)["version"] == 2 and fields(destroyed.value)["destroyed_at"] > 0
+        assert destroyed.value.code == "secret.version_destroyed"
 
         meta = await room.secret_metadata("prod/app/db")
         states = {v.version: (v.deleted_ms is not None, v.destroyed_ms is not None) for v in meta.versions}
@@ -95,12 +96,12 @@ def test_deleted_and_destroyed_are_distinct():
         # A deleted version comes back; a destroyed one does not.
         assert await room.undelete_secret("prod/app/db", [1]) == [1]
         assert (await room.get_secret("prod/app/db", 1)).secret.reveal() == b"a"
-        with pytest.raises(E.VersionDestroyed):
+        with pytest.raises(E.SecretVersionDestroyed):
             await room.undelete_secret("prod/app/db", [2])
 
         # No versions given: the current one.
         assert await room.delete_secret("prod/app/db") == [3]
-        with pytest.raises(E.VersionDeleted):
+        with pytest.raises(E.SecretVersionDeleted):
             await room.get_secret("prod/app/db")
 
     run(go())
@@ -124,14 +125,14 @@ def test_policy_denied_and_audited(tmp_path):
 
         with pytest.raises(E.PolicyDenied) as e:
             await svc.read("prod/other/db")
-        assert (e.value.principal, e.value.capability, e.value.path) == ("payment-svc", "read", "prod/other/db")
-        assert e.value.code == "policy_denied"
+        assert fields(e.value) == {"principal": "payment-svc", "capability": "read", "path": "prod/other/db"}
+        assert e.value.code == "policy.denied"
         with pytest.raises(E.PolicyDenied):
             await svc.put("prod/other/db", b"x")
         # "create" was granted, "update" was not.
         with pytest.raises(E.PolicyDenied) as e:
             await svc.put("prod/payment-svc/postgres", b"pw-2")
-        assert e.value.capability == "update"
+        assert fields(e.value)["capability"] == "update"
         with pytest.raises(E.PolicyDenied):
             await svc.delete("prod/payment-svc/postgres")
 
@@ -143,9 +144,9 @@ def test_policy_denied_and_audited(tmp_path):
         assert all(r["event"]["principal"] == "payment-svc" for r in denied)
         assert all("denied" in json.dumps(r["event"]["outcome"]) for r in denied)
 
-        with pytest.raises(E.Policy) as e:
+        with pytest.raises(E.PolicyParse) as e:
             sr.Policy.from_toml('name = "x"\n[[path]]\npattern = "a/*"\ncapabilities = ["fly"]\n')
-        assert e.value.code == "policy_parse" and "fly" in e.value.message
+        assert e.value.code == "policy.parse" and "fly" in e.value.message
 
     run(go())
 
@@ -176,14 +177,15 @@ def test_audit_file_verifies_and_tampering_names_the_seq(tmp_path):
         tampered.write_text("\n".join(edited) + "\n")
         with pytest.raises(E.AuditChainBroken) as e:
             await sr.verify_audit_file(str(tampered), room)
-        assert e.value.seq == seq and "MAC" in e.value.reason and e.value.code == "audit_chain_broken"
+        assert fields(e.value)["seq"] == seq and "MAC" in fields(e.value)["reason"] and e.value.code == "audit.chain_broken"
+        assert fields(e.value)["break_kind"] == "bad_mac"
 
         # A truncated copy fails where the first missing record should be.
         truncated = tmp_path / "truncated.jsonl"
         truncated.write_text("\n".join(lines[:2]) + "\n")
         with pytest.raises(E.AuditChainBroken) as e:
             await sr.verify_audit_file(str(truncated), room)
-        assert e.value.seq == 3
+        assert fields(e.value)["seq"] == 3
 
         # Another store's key does not verify this file.
         with pytest.raises(E.AuditChainBroken):

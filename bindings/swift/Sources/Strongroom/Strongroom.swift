@@ -4345,6 +4345,187 @@ public func FfiConverterTypeDueReport_lower(_ value: DueReport) -> RustBuffer {
 
 
 /**
+ * One row of the error table.
+ */
+public struct ErrorCodeInfo: Equatable, Hashable {
+    /**
+     * The stable code.
+     */
+    public var code: String
+    /**
+     * The `StrongroomError` case raised for it.
+     */
+    public var className: String
+    /**
+     * The family class (`SecretError`, `LeaseError`, ...) or
+     * `StrongroomError`.
+     */
+    public var parent: String
+    /**
+     * The coarser `kind` written into audit records.
+     */
+    public var kind: String
+    /**
+     * The fields, in order.
+     */
+    public var fields: [ErrorFieldSpec]
+    /**
+     * What the error means.
+     */
+    public var meaning: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The stable code.
+         */code: String, 
+        /**
+         * The `StrongroomError` case raised for it.
+         */className: String, 
+        /**
+         * The family class (`SecretError`, `LeaseError`, ...) or
+         * `StrongroomError`.
+         */parent: String, 
+        /**
+         * The coarser `kind` written into audit records.
+         */kind: String, 
+        /**
+         * The fields, in order.
+         */fields: [ErrorFieldSpec], 
+        /**
+         * What the error means.
+         */meaning: String) {
+        self.code = code
+        self.className = className
+        self.parent = parent
+        self.kind = kind
+        self.fields = fields
+        self.meaning = meaning
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ErrorCodeInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeErrorCodeInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ErrorCodeInfo {
+        return
+            try ErrorCodeInfo(
+                code: FfiConverterString.read(from: &buf), 
+                className: FfiConverterString.read(from: &buf), 
+                parent: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                fields: FfiConverterSequenceTypeErrorFieldSpec.read(from: &buf), 
+                meaning: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ErrorCodeInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.className, into: &buf)
+        FfiConverterString.write(value.parent, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterSequenceTypeErrorFieldSpec.write(value.fields, into: &buf)
+        FfiConverterString.write(value.meaning, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorCodeInfo_lift(_ buf: RustBuffer) throws -> ErrorCodeInfo {
+    return try FfiConverterTypeErrorCodeInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorCodeInfo_lower(_ value: ErrorCodeInfo) -> RustBuffer {
+    return FfiConverterTypeErrorCodeInfo.lower(value)
+}
+
+
+/**
+ * One field of an error code: its name and type (`string`, `string?`,
+ * `u64`, `u64?`, `timestamp`, `list<string>`, `list<bool>`).
+ */
+public struct ErrorFieldSpec: Equatable, Hashable {
+    /**
+     * The field's name (a key of the error's `fields`).
+     */
+    public var name: String
+    /**
+     * Its type, as `docs/ERRORS.md` names it.
+     */
+    public var typeName: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The field's name (a key of the error's `fields`).
+         */name: String, 
+        /**
+         * Its type, as `docs/ERRORS.md` names it.
+         */typeName: String) {
+        self.name = name
+        self.typeName = typeName
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ErrorFieldSpec: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeErrorFieldSpec: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ErrorFieldSpec {
+        return
+            try ErrorFieldSpec(
+                name: FfiConverterString.read(from: &buf), 
+                typeName: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ErrorFieldSpec, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.typeName, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorFieldSpec_lift(_ buf: RustBuffer) throws -> ErrorFieldSpec {
+    return try FfiConverterTypeErrorFieldSpec.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorFieldSpec_lower(_ value: ErrorFieldSpec) -> RustBuffer {
+    return FfiConverterTypeErrorFieldSpec.lower(value)
+}
+
+
+/**
  * Public facts about one key version.
  */
 public struct KeyInfo: Equatable, Hashable {
@@ -5727,6 +5908,151 @@ public func FfiConverterTypeApiKeyFormat_lower(_ value: ApiKeyFormat) -> RustBuf
 
 
 /**
+ * The value of one field of an error (the core's `FieldValue`).
+ */
+
+public enum FieldValue: Equatable, Hashable {
+    
+    /**
+     * Text.
+     */
+    case str(
+        /**
+         * The text.
+         */value: String
+    )
+    /**
+     * An unsigned integer.
+     */
+    case u64(
+        /**
+         * The number.
+         */value: UInt64
+    )
+    /**
+     * A point in time.
+     */
+    case time(
+        /**
+         * Milliseconds since the Unix epoch.
+         */ms: UInt64
+    )
+    /**
+     * An optional field that is absent (nil, None).
+     */
+    case null
+    /**
+     * A list of text.
+     */
+    case strList(
+        /**
+         * The items.
+         */values: [String]
+    )
+    /**
+     * A list of booleans.
+     */
+    case boolList(
+        /**
+         * The items.
+         */values: [Bool]
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FieldValue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldValue: FfiConverterRustBuffer {
+    typealias SwiftType = FieldValue
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldValue {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .str(value: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .u64(value: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 3: return .time(ms: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 4: return .null
+        
+        case 5: return .strList(values: try FfiConverterSequenceString.read(from: &buf)
+        )
+        
+        case 6: return .boolList(values: try FfiConverterSequenceBool.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FieldValue, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .str(value):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(value, into: &buf)
+            
+        
+        case let .u64(value):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt64.write(value, into: &buf)
+            
+        
+        case let .time(ms):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt64.write(ms, into: &buf)
+            
+        
+        case .null:
+            writeInt(&buf, Int32(4))
+        
+        
+        case let .strList(values):
+            writeInt(&buf, Int32(5))
+            FfiConverterSequenceString.write(values, into: &buf)
+            
+        
+        case let .boolList(values):
+            writeInt(&buf, Int32(6))
+            FfiConverterSequenceBool.write(values, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lift(_ buf: RustBuffer) throws -> FieldValue {
+    return try FfiConverterTypeFieldValue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lower(_ value: FieldValue) -> RustBuffer {
+    return FfiConverterTypeFieldValue.lower(value)
+}
+
+
+
+/**
  * A key version's lifecycle state.
  */
 
@@ -6185,8 +6511,9 @@ public func FfiConverterTypeRevokerError_lower(_ value: RevokerError) -> RustBuf
 
 /**
  * Every failure (Swift: an enum; uniffi's Python: subclasses of
- * `StrongroomError`). Every case has `code` (`Error::kind()`, stable) and
- * `message`.
+ * `StrongroomError`). One case per host class of the error table
+ * (`errorCodes()`, `docs/ERRORS.md`); every case carries `code`
+ * (stable), `message` and `fields` (named as in the table).
  */
 public 
 enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -6198,609 +6525,939 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case DecryptionFailed(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The bytes are not a sealed value this build can read.
      */
     case MalformedSealedValue(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The sealed value names a key version the keyring does not have.
      */
     case UnknownKeyVersion(
         /**
-         * The key version in the value's header.
-         */version: UInt32, 
-        /**
-         * The newest version the keyring holds.
-         */latest: UInt32, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The key version is retired or destroyed.
      */
     case KeyVersionRetired(
         /**
-         * The key version.
-         */version: UInt32, 
-        /**
-         * The keyring's minimum decryption version.
-         */minDecryptionVersion: UInt32, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A key state change the lifecycle forbids.
      */
     case InvalidKeyTransition(
         /**
-         * The key version.
-         */version: UInt32, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A key version still protects stored records.
      */
     case KeyInUse(
         /**
-         * The key version.
-         */version: UInt32, 
-        /**
-         * How many records need it.
-         */records: UInt64, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * A path failed validation.
+     * A path failed validation (`path.*` codes).
      */
     case InvalidPath(
         /**
-         * The path as given.
-         */path: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The store is sealed.
      */
     case Sealed(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * init on storage that already holds a store.
      */
     case AlreadyInitialized(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * unseal on storage that holds no store.
      */
     case NotInitialized(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The root key does not open the keyring.
      */
     case UnsealFailed(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * A root key file problem.
+     * A root key file problem (`key_file.*` codes).
      */
-    case KeyFile(
+    case KeyFileError(
         /**
-         * The file's path.
-         */path: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * A key protector failed (software key, PKCS#11 token).
+     * A key protector failed (`protector.*` codes).
      */
-    case Protector(
+    case ProtectorError(
         /**
-         * Which protector ("software", "pkcs11").
-         */protector: String, 
-        /**
-         * The kind of failure ("unwrap failed", "wrong pin", ...).
-         */kind: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * The storage backend failed. (Not `Storage`, which would shadow the
-     * `Storage` class inside the Swift enum.)
+     * The storage backend failed (`storage.*` codes).
      */
-    case StorageFailed(
+    case StorageError(
         /**
-         * Which backend.
-         */backend: String, 
-        /**
-         * The kind of failure.
-         */kind: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A record changed concurrently.
      */
     case StorageConflict(
         /**
-         * The storage key.
-         */key: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A stored record could not be decoded.
      */
     case CorruptRecord(
         /**
-         * The storage key.
-         */key: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The OS random number generator failed.
      */
-    case Random(
+    case RandomFailed(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * An argument cannot be used.
      */
     case InvalidArgument(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * No secret at this path, or the secret has no such version.
      */
-    case NotFound(
+    case SecretNotFound(
         /**
-         * The path.
-         */path: String, 
-        /**
-         * The version asked for, if one was.
-         */version: UInt64?, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The version was soft-deleted; undelete brings it back.
      */
-    case VersionDeleted(
+    case SecretVersionDeleted(
         /**
-         * The path.
-         */path: String, 
-        /**
-         * The version.
-         */version: UInt64, 
-        /**
-         * When it was deleted (ms since the Unix epoch).
-         */deletedMs: UInt64, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * The version was destroyed (code `version_destroyed`) or pruned
-     * (code `version_pruned`, no `destroyed_ms`): its value is gone.
+     * The version was destroyed.
      */
-    case VersionDestroyed(
+    case SecretVersionDestroyed(
         /**
-         * The path.
-         */path: String, 
-        /**
-         * The version.
-         */version: UInt64, 
-        /**
-         * When it was destroyed (ms since the Unix epoch); nil if pruned.
-         */destroyedMs: UInt64?, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The version was pruned (older than the oldest version kept).
+     */
+    case SecretVersionPruned(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A check-and-set write found another current version.
      */
-    case CasConflict(
+    case SecretCasMismatch(
         /**
-         * The path.
-         */path: String, 
-        /**
-         * The version the caller expected (0: absent).
-         */expected: UInt64, 
-        /**
-         * The actual current version (0: absent).
-         */current: UInt64, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * Another versioned-secrets failure (invalid metadata, contention).
+     * The secret's metadata is invalid.
      */
-    case SecretStore(
+    case SecretInvalidMetadata(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A write gave up after too many concurrent changes.
+     */
+    case SecretContended(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The policy denies the operation.
      */
     case PolicyDenied(
         /**
-         * The principal.
-         */principal: String, 
-        /**
-         * The capability asked for ("read", "create", ...).
-         */capability: String, 
-        /**
-         * The path.
-         */path: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * A policy could not be loaded or parsed.
+     * A policy did not parse.
      */
-    case Policy(
+    case PolicyParse(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * An audit chain does not verify at record `seq`.
+     * A policy path pattern is invalid.
+     */
+    case PolicyInvalidPattern(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A policy names an unknown capability.
+     */
+    case PolicyUnknownCapability(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A principal names an unknown policy.
+     */
+    case PolicyUnknownPolicy(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A policy file could not be read.
+     */
+    case PolicyIo(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No audit sink accepted a record.
+     */
+    case AuditNoSinkAccepted(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * An audit sink failed.
+     */
+    case AuditSink(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * An audit chain does not verify.
      */
     case AuditChainBroken(
         /**
-         * The first record that does not verify (or is missing).
-         */seq: UInt64, 
-        /**
-         * What is wrong.
-         */reason: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * The audit trail could not be written or read.
+     * An audit record is malformed.
      */
-    case Audit(
+    case AuditMalformedRecord(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The audit key is too short.
+     */
+    case AuditWeakKey(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No audit sinks are configured.
+     */
+    case AuditNoSinks(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The audit sequence is exhausted.
+     */
+    case AuditSequenceExhausted(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * An audit file could not be written or read.
+     */
+    case AuditIo(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * An audit record could not be encoded.
+     */
+    case AuditEncode(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * No lease with this id (never issued, or revoked).
      */
     case LeaseNotFound(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The text is not a lease id.
      */
     case LeaseInvalidId(
         /**
-         * The text as given.
-         */text: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The lease was issued as not renewable.
      */
     case LeaseNotRenewable(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The lease has expired.
      */
     case LeaseExpired(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * When it expired (ms since the Unix epoch).
-         */expiredMs: UInt64, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The lease is being revoked or is irrevocable.
      */
     case LeaseNotActive(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * Its state.
-         */state: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * Issuing would exceed a lease quota.
      */
     case LeaseQuotaExceeded(
         /**
-         * The quota's limit.
-         */limit: UInt64, 
-        /**
-         * Live leases counted against it.
-         */count: UInt64, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No revoker is registered for the lease's engine.
+     */
+    case LeaseNoRevoker(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The TTL cannot be used.
+     */
+    case LeaseInvalidTtl(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The engine name cannot be used.
+     */
+    case LeaseInvalidEngine(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * The engine failed to revoke the lease; the manager retries.
      */
     case LeaseRevocationDeferred(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * Failed attempts so far.
-         */attempts: UInt32, 
-        /**
-         * When the manager tries again (ms since the Unix epoch).
-         */nextTryMs: UInt64, 
-        /**
-         * The revoker's failure.
-         */reason: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * Revocation failed too often; revoke again or force_revoke.
      */
     case LeaseIrrevocable(
         /**
-         * The lease id.
-         */id: String, 
-        /**
-         * Failed attempts.
-         */attempts: UInt32, 
-        /**
-         * The revoker's last failure.
-         */reason: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A revoker failed on its own.
      */
     case LeaseRevokerFailed(
         /**
-         * The engine.
-         */engine: String, 
-        /**
-         * What went wrong.
-         */reason: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * Another lease failure (no revoker, invalid TTL or engine name).
+     * The credential name cannot be used.
      */
-    case Lease(
+    case RotationInvalidName(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Another rotation of the credential holds its lock.
+     */
+    case RotationBusy(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The rotation lost its lock.
+     */
+    case RotationLostLock(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A rotation step failed (and will be retried).
+     */
+    case RotationStepFailed(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
      * A rotation failed and was rolled back; the current version works.
      */
     case RotationRolledBack(
         /**
-         * The credential.
-         */credential: String, 
-        /**
-         * The version rolled back.
-         */version: UInt64, 
-        /**
-         * The step that failed.
-         */step: String, 
-        /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * Another credential rotation failure (busy, lost lock, bad name, ...).
+     * The credential is already set up for rotation.
      */
-    case Rotation(
+    case RotationAlreadyInitialized(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * Shamir split or combine failed.
+     * The credential's rotation state is corrupt.
      */
-    case Shamir(
+    case RotationCorruptState(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
     /**
-     * A failure this build of the FFI does not know yet.
+     * The audit trail refused a rotation step.
+     */
+    case RotationAuditRefused(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Shamir split parameters cannot be used.
+     */
+    case ShamirInvalidParameters(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No Shamir shares were given.
+     */
+    case ShamirNoShares(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Too few Shamir shares.
+     */
+    case ShamirTooFewShares(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Two Shamir shares have the same x.
+     */
+    case ShamirDuplicateShare(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The Shamir shares come from different splits.
+     */
+    case ShamirDifferentSplits(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A Shamir share is corrupt.
+     */
+    case ShamirCorruptShare(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Binding only: a class this build of the FFI does not know (only a
+     * newer core could produce one; read `code`).
      */
     case Other(
         /**
-         * The stable code.
+         * The stable code (a row of `errorCodes()`).
          */code: String, 
         /**
-         * The message.
-         */message: String
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
     )
 
     
@@ -6833,219 +7490,338 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
         
         case 1: return .DecryptionFailed(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 2: return .MalformedSealedValue(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 3: return .UnknownKeyVersion(
-            version: try FfiConverterUInt32.read(from: &buf), 
-            latest: try FfiConverterUInt32.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 4: return .KeyVersionRetired(
-            version: try FfiConverterUInt32.read(from: &buf), 
-            minDecryptionVersion: try FfiConverterUInt32.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 5: return .InvalidKeyTransition(
-            version: try FfiConverterUInt32.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 6: return .KeyInUse(
-            version: try FfiConverterUInt32.read(from: &buf), 
-            records: try FfiConverterUInt64.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 7: return .InvalidPath(
-            path: try FfiConverterString.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 8: return .Sealed(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 9: return .AlreadyInitialized(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 10: return .NotInitialized(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 11: return .UnsealFailed(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 12: return .KeyFile(
-            path: try FfiConverterString.read(from: &buf), 
+        case 12: return .KeyFileError(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 13: return .Protector(
-            protector: try FfiConverterString.read(from: &buf), 
-            kind: try FfiConverterString.read(from: &buf), 
+        case 13: return .ProtectorError(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 14: return .StorageFailed(
-            backend: try FfiConverterString.read(from: &buf), 
-            kind: try FfiConverterString.read(from: &buf), 
+        case 14: return .StorageError(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 15: return .StorageConflict(
-            key: try FfiConverterString.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 16: return .CorruptRecord(
-            key: try FfiConverterString.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 17: return .Random(
+        case 17: return .RandomFailed(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
         case 18: return .InvalidArgument(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 19: return .NotFound(
-            path: try FfiConverterString.read(from: &buf), 
-            version: try FfiConverterOptionUInt64.read(from: &buf), 
+        case 19: return .SecretNotFound(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 20: return .VersionDeleted(
-            path: try FfiConverterString.read(from: &buf), 
-            version: try FfiConverterUInt64.read(from: &buf), 
-            deletedMs: try FfiConverterUInt64.read(from: &buf), 
+        case 20: return .SecretVersionDeleted(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 21: return .VersionDestroyed(
-            path: try FfiConverterString.read(from: &buf), 
-            version: try FfiConverterUInt64.read(from: &buf), 
-            destroyedMs: try FfiConverterOptionUInt64.read(from: &buf), 
+        case 21: return .SecretVersionDestroyed(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 22: return .CasConflict(
-            path: try FfiConverterString.read(from: &buf), 
-            expected: try FfiConverterUInt64.read(from: &buf), 
-            current: try FfiConverterUInt64.read(from: &buf), 
+        case 22: return .SecretVersionPruned(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 23: return .SecretStore(
+        case 23: return .SecretCasMismatch(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 24: return .PolicyDenied(
-            principal: try FfiConverterString.read(from: &buf), 
-            capability: try FfiConverterString.read(from: &buf), 
-            path: try FfiConverterString.read(from: &buf), 
+        case 24: return .SecretInvalidMetadata(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 25: return .Policy(
+        case 25: return .SecretContended(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 26: return .AuditChainBroken(
-            seq: try FfiConverterUInt64.read(from: &buf), 
-            reason: try FfiConverterString.read(from: &buf), 
+        case 26: return .PolicyDenied(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 27: return .Audit(
+        case 27: return .PolicyParse(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 28: return .LeaseNotFound(
-            id: try FfiConverterString.read(from: &buf), 
+        case 28: return .PolicyInvalidPattern(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 29: return .LeaseInvalidId(
-            text: try FfiConverterString.read(from: &buf), 
+        case 29: return .PolicyUnknownCapability(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 30: return .LeaseNotRenewable(
-            id: try FfiConverterString.read(from: &buf), 
+        case 30: return .PolicyUnknownPolicy(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 31: return .LeaseExpired(
-            id: try FfiConverterString.read(from: &buf), 
-            expiredMs: try FfiConverterUInt64.read(from: &buf), 
+        case 31: return .PolicyIo(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 32: return .LeaseNotActive(
-            id: try FfiConverterString.read(from: &buf), 
-            state: try FfiConverterString.read(from: &buf), 
+        case 32: return .AuditNoSinkAccepted(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 33: return .LeaseQuotaExceeded(
-            limit: try FfiConverterUInt64.read(from: &buf), 
-            count: try FfiConverterUInt64.read(from: &buf), 
+        case 33: return .AuditSink(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 34: return .LeaseRevocationDeferred(
-            id: try FfiConverterString.read(from: &buf), 
-            attempts: try FfiConverterUInt32.read(from: &buf), 
-            nextTryMs: try FfiConverterUInt64.read(from: &buf), 
-            reason: try FfiConverterString.read(from: &buf), 
+        case 34: return .AuditChainBroken(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 35: return .LeaseIrrevocable(
-            id: try FfiConverterString.read(from: &buf), 
-            attempts: try FfiConverterUInt32.read(from: &buf), 
-            reason: try FfiConverterString.read(from: &buf), 
+        case 35: return .AuditMalformedRecord(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 36: return .LeaseRevokerFailed(
-            engine: try FfiConverterString.read(from: &buf), 
-            reason: try FfiConverterString.read(from: &buf), 
+        case 36: return .AuditWeakKey(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 37: return .Lease(
+        case 37: return .AuditNoSinks(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 38: return .RotationRolledBack(
-            credential: try FfiConverterString.read(from: &buf), 
-            version: try FfiConverterUInt64.read(from: &buf), 
-            step: try FfiConverterString.read(from: &buf), 
+        case 38: return .AuditSequenceExhausted(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 39: return .Rotation(
+        case 39: return .AuditIo(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 40: return .Shamir(
+        case 40: return .AuditEncode(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 41: return .Other(
+        case 41: return .LeaseNotFound(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 42: return .LeaseInvalidId(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 43: return .LeaseNotRenewable(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 44: return .LeaseExpired(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 45: return .LeaseNotActive(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 46: return .LeaseQuotaExceeded(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 47: return .LeaseNoRevoker(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 48: return .LeaseInvalidTtl(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 49: return .LeaseInvalidEngine(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 50: return .LeaseRevocationDeferred(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 51: return .LeaseIrrevocable(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 52: return .LeaseRevokerFailed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 53: return .RotationInvalidName(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 54: return .RotationBusy(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 55: return .RotationLostLock(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 56: return .RotationStepFailed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 57: return .RotationRolledBack(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 58: return .RotationAlreadyInitialized(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 59: return .RotationCorruptState(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 60: return .RotationAuditRefused(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 61: return .ShamirInvalidParameters(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 62: return .ShamirNoShares(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 63: return .ShamirTooFewShares(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 64: return .ShamirDuplicateShare(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 65: return .ShamirDifferentSplits(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 66: return .ShamirCorruptShare(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 67: return .Other(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -7059,302 +7835,473 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
 
         
         
-        case let .DecryptionFailed(code,message):
+        case let .DecryptionFailed(code,message,fields):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .MalformedSealedValue(code,message):
+        case let .MalformedSealedValue(code,message,fields):
             writeInt(&buf, Int32(2))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .UnknownKeyVersion(version,latest,code,message):
+        case let .UnknownKeyVersion(code,message,fields):
             writeInt(&buf, Int32(3))
-            FfiConverterUInt32.write(version, into: &buf)
-            FfiConverterUInt32.write(latest, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .KeyVersionRetired(version,minDecryptionVersion,code,message):
+        case let .KeyVersionRetired(code,message,fields):
             writeInt(&buf, Int32(4))
-            FfiConverterUInt32.write(version, into: &buf)
-            FfiConverterUInt32.write(minDecryptionVersion, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .InvalidKeyTransition(version,code,message):
+        case let .InvalidKeyTransition(code,message,fields):
             writeInt(&buf, Int32(5))
-            FfiConverterUInt32.write(version, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .KeyInUse(version,records,code,message):
+        case let .KeyInUse(code,message,fields):
             writeInt(&buf, Int32(6))
-            FfiConverterUInt32.write(version, into: &buf)
-            FfiConverterUInt64.write(records, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .InvalidPath(path,code,message):
+        case let .InvalidPath(code,message,fields):
             writeInt(&buf, Int32(7))
-            FfiConverterString.write(path, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Sealed(code,message):
+        case let .Sealed(code,message,fields):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .AlreadyInitialized(code,message):
+        case let .AlreadyInitialized(code,message,fields):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .NotInitialized(code,message):
+        case let .NotInitialized(code,message,fields):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .UnsealFailed(code,message):
+        case let .UnsealFailed(code,message,fields):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .KeyFile(path,code,message):
+        case let .KeyFileError(code,message,fields):
             writeInt(&buf, Int32(12))
-            FfiConverterString.write(path, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Protector(protector,kind,code,message):
+        case let .ProtectorError(code,message,fields):
             writeInt(&buf, Int32(13))
-            FfiConverterString.write(protector, into: &buf)
-            FfiConverterString.write(kind, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .StorageFailed(backend,kind,code,message):
+        case let .StorageError(code,message,fields):
             writeInt(&buf, Int32(14))
-            FfiConverterString.write(backend, into: &buf)
-            FfiConverterString.write(kind, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .StorageConflict(key,code,message):
+        case let .StorageConflict(code,message,fields):
             writeInt(&buf, Int32(15))
-            FfiConverterString.write(key, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .CorruptRecord(key,code,message):
+        case let .CorruptRecord(code,message,fields):
             writeInt(&buf, Int32(16))
-            FfiConverterString.write(key, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Random(code,message):
+        case let .RandomFailed(code,message,fields):
             writeInt(&buf, Int32(17))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .InvalidArgument(code,message):
+        case let .InvalidArgument(code,message,fields):
             writeInt(&buf, Int32(18))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .NotFound(path,version,code,message):
+        case let .SecretNotFound(code,message,fields):
             writeInt(&buf, Int32(19))
-            FfiConverterString.write(path, into: &buf)
-            FfiConverterOptionUInt64.write(version, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .VersionDeleted(path,version,deletedMs,code,message):
+        case let .SecretVersionDeleted(code,message,fields):
             writeInt(&buf, Int32(20))
-            FfiConverterString.write(path, into: &buf)
-            FfiConverterUInt64.write(version, into: &buf)
-            FfiConverterUInt64.write(deletedMs, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .VersionDestroyed(path,version,destroyedMs,code,message):
+        case let .SecretVersionDestroyed(code,message,fields):
             writeInt(&buf, Int32(21))
-            FfiConverterString.write(path, into: &buf)
-            FfiConverterUInt64.write(version, into: &buf)
-            FfiConverterOptionUInt64.write(destroyedMs, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .CasConflict(path,expected,current,code,message):
+        case let .SecretVersionPruned(code,message,fields):
             writeInt(&buf, Int32(22))
-            FfiConverterString.write(path, into: &buf)
-            FfiConverterUInt64.write(expected, into: &buf)
-            FfiConverterUInt64.write(current, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .SecretStore(code,message):
+        case let .SecretCasMismatch(code,message,fields):
             writeInt(&buf, Int32(23))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .PolicyDenied(principal,capability,path,code,message):
+        case let .SecretInvalidMetadata(code,message,fields):
             writeInt(&buf, Int32(24))
-            FfiConverterString.write(principal, into: &buf)
-            FfiConverterString.write(capability, into: &buf)
-            FfiConverterString.write(path, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Policy(code,message):
+        case let .SecretContended(code,message,fields):
             writeInt(&buf, Int32(25))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .AuditChainBroken(seq,reason,code,message):
+        case let .PolicyDenied(code,message,fields):
             writeInt(&buf, Int32(26))
-            FfiConverterUInt64.write(seq, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Audit(code,message):
+        case let .PolicyParse(code,message,fields):
             writeInt(&buf, Int32(27))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseNotFound(id,code,message):
+        case let .PolicyInvalidPattern(code,message,fields):
             writeInt(&buf, Int32(28))
-            FfiConverterString.write(id, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseInvalidId(text,code,message):
+        case let .PolicyUnknownCapability(code,message,fields):
             writeInt(&buf, Int32(29))
-            FfiConverterString.write(text, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseNotRenewable(id,code,message):
+        case let .PolicyUnknownPolicy(code,message,fields):
             writeInt(&buf, Int32(30))
-            FfiConverterString.write(id, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseExpired(id,expiredMs,code,message):
+        case let .PolicyIo(code,message,fields):
             writeInt(&buf, Int32(31))
-            FfiConverterString.write(id, into: &buf)
-            FfiConverterUInt64.write(expiredMs, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseNotActive(id,state,code,message):
+        case let .AuditNoSinkAccepted(code,message,fields):
             writeInt(&buf, Int32(32))
-            FfiConverterString.write(id, into: &buf)
-            FfiConverterString.write(state, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseQuotaExceeded(limit,count,code,message):
+        case let .AuditSink(code,message,fields):
             writeInt(&buf, Int32(33))
-            FfiConverterUInt64.write(limit, into: &buf)
-            FfiConverterUInt64.write(count, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseRevocationDeferred(id,attempts,nextTryMs,reason,code,message):
+        case let .AuditChainBroken(code,message,fields):
             writeInt(&buf, Int32(34))
-            FfiConverterString.write(id, into: &buf)
-            FfiConverterUInt32.write(attempts, into: &buf)
-            FfiConverterUInt64.write(nextTryMs, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseIrrevocable(id,attempts,reason,code,message):
+        case let .AuditMalformedRecord(code,message,fields):
             writeInt(&buf, Int32(35))
-            FfiConverterString.write(id, into: &buf)
-            FfiConverterUInt32.write(attempts, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .LeaseRevokerFailed(engine,reason,code,message):
+        case let .AuditWeakKey(code,message,fields):
             writeInt(&buf, Int32(36))
-            FfiConverterString.write(engine, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Lease(code,message):
+        case let .AuditNoSinks(code,message,fields):
             writeInt(&buf, Int32(37))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .RotationRolledBack(credential,version,step,code,message):
+        case let .AuditSequenceExhausted(code,message,fields):
             writeInt(&buf, Int32(38))
-            FfiConverterString.write(credential, into: &buf)
-            FfiConverterUInt64.write(version, into: &buf)
-            FfiConverterString.write(step, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Rotation(code,message):
+        case let .AuditIo(code,message,fields):
             writeInt(&buf, Int32(39))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Shamir(code,message):
+        case let .AuditEncode(code,message,fields):
             writeInt(&buf, Int32(40))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Other(code,message):
+        case let .LeaseNotFound(code,message,fields):
             writeInt(&buf, Int32(41))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseInvalidId(code,message,fields):
+            writeInt(&buf, Int32(42))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseNotRenewable(code,message,fields):
+            writeInt(&buf, Int32(43))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseExpired(code,message,fields):
+            writeInt(&buf, Int32(44))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseNotActive(code,message,fields):
+            writeInt(&buf, Int32(45))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseQuotaExceeded(code,message,fields):
+            writeInt(&buf, Int32(46))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseNoRevoker(code,message,fields):
+            writeInt(&buf, Int32(47))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseInvalidTtl(code,message,fields):
+            writeInt(&buf, Int32(48))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseInvalidEngine(code,message,fields):
+            writeInt(&buf, Int32(49))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseRevocationDeferred(code,message,fields):
+            writeInt(&buf, Int32(50))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseIrrevocable(code,message,fields):
+            writeInt(&buf, Int32(51))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .LeaseRevokerFailed(code,message,fields):
+            writeInt(&buf, Int32(52))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationInvalidName(code,message,fields):
+            writeInt(&buf, Int32(53))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationBusy(code,message,fields):
+            writeInt(&buf, Int32(54))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationLostLock(code,message,fields):
+            writeInt(&buf, Int32(55))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationStepFailed(code,message,fields):
+            writeInt(&buf, Int32(56))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationRolledBack(code,message,fields):
+            writeInt(&buf, Int32(57))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationAlreadyInitialized(code,message,fields):
+            writeInt(&buf, Int32(58))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationCorruptState(code,message,fields):
+            writeInt(&buf, Int32(59))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .RotationAuditRefused(code,message,fields):
+            writeInt(&buf, Int32(60))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirInvalidParameters(code,message,fields):
+            writeInt(&buf, Int32(61))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirNoShares(code,message,fields):
+            writeInt(&buf, Int32(62))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirTooFewShares(code,message,fields):
+            writeInt(&buf, Int32(63))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirDuplicateShare(code,message,fields):
+            writeInt(&buf, Int32(64))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirDifferentSplits(code,message,fields):
+            writeInt(&buf, Int32(65))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ShamirCorruptShare(code,message,fields):
+            writeInt(&buf, Int32(66))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .Other(code,message,fields):
+            writeInt(&buf, Int32(67))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         }
     }
@@ -7667,6 +8614,31 @@ fileprivate struct FfiConverterSequenceUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceBool: FfiConverterRustBuffer {
+    typealias SwiftType = [Bool]
+
+    public static func write(_ value: [Bool], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterBool.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Bool] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Bool]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterBool.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -7709,6 +8681,56 @@ fileprivate struct FfiConverterSequenceTypePolicy: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePolicy.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [ErrorCodeInfo]
+
+    public static func write(_ value: [ErrorCodeInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeErrorCodeInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ErrorCodeInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ErrorCodeInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeErrorCodeInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeErrorFieldSpec: FfiConverterRustBuffer {
+    typealias SwiftType = [ErrorFieldSpec]
+
+    public static func write(_ value: [ErrorFieldSpec], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeErrorFieldSpec.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ErrorFieldSpec] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ErrorFieldSpec]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeErrorFieldSpec.read(from: &buf))
         }
         return seq
     }
@@ -7811,6 +8833,32 @@ fileprivate struct FfiConverterSequenceTypeLeaseEvent: FfiConverterRustBuffer {
             seq.append(try FfiConverterTypeLeaseEvent.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringTypeFieldValue: FfiConverterRustBuffer {
+    public static func write(_ value: [String: FieldValue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterTypeFieldValue.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: FieldValue] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: FieldValue]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterTypeFieldValue.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
@@ -8005,6 +9053,17 @@ public func sealedKeyVersion(sealed: Data)throws  -> UInt32  {
 })
 }
 /**
+ * The error table: every code an error can carry, with its case (class),
+ * parent class and fields (as in `docs/ERRORS.md`).
+ */
+public func errorCodes() -> [ErrorCodeInfo]  {
+    return try!  FfiConverterSequenceTypeErrorCodeInfo.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_func_error_codes(uniffiCallStatus
+    )
+})
+}
+/**
  * Verifies the JSON-lines audit file at `path` with `room`'s audit key,
  * from its first record up to (at least) the store's saved head. Fails
  * with `AuditChainBroken` (carrying `seq`) at the first bad record.
@@ -8049,6 +9108,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_sealed_key_version() != 34446) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_error_codes() != 33070) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_verify_audit_file() != 65210) {

@@ -61,13 +61,13 @@ final class LeaseTests: XCTestCase {
             path: "db/creds/app", engine: "test", ttlMs: 60 * s, maxTtlMs: 60 * s, renewable: false,
             revocationData: Data("role-2".utf8))
         await expectError({ _ = try await mgr.renew(id: other.id, incrementMs: 10 * s) }) {
-            if case .LeaseNotRenewable(let id, let code, _) = $0 { return id == other.id && code == "lease_not_renewable" }
+            if case .LeaseNotRenewable(let code, _, let f) = $0 { return f["id"]?.string == other.id && code == "lease.not_renewable" }
             return false
         }
         _ = try await mgr.revoke(id: other.id)
         XCTAssertEqual(rec.revoked.map { $0.id }, [other.id])
         await expectError({ _ = try await mgr.lookup(id: other.id) }) {
-            if case .LeaseNotFound(let id, _, _) = $0 { return id == other.id } else { return false }
+            if case .LeaseNotFound(let code, _, let f) = $0 { return f["id"]?.string == other.id && code == "lease.not_found" } else { return false }
         }
 
         try clock.advanceMs(byMs: 151 * s)
@@ -82,7 +82,7 @@ final class LeaseTests: XCTestCase {
         XCTAssertTrue(events.contains { if case .revoked(let id, _, _) = $0 { return id == lease.id }; return false })
 
         await expectError({ _ = try await mgr.lookup(id: "nope") }) {
-            if case .LeaseInvalidId(let text, _, _) = $0 { return text == "nope" } else { return false }
+            if case .LeaseInvalidId(_, _, let f) = $0 { return f["text"]?.string == "nope" } else { return false }
         }
     }
 
@@ -93,9 +93,10 @@ final class LeaseTests: XCTestCase {
         let lease = try await mgr.issue(
             path: "db/creds/flaky", engine: "flaky", ttlMs: 60 * s, maxTtlMs: 300 * s, renewable: true)
         await expectError({ _ = try await mgr.revoke(id: lease.id) }) {
-            if case .LeaseRevocationDeferred(let id, let attempts, _, let reason, let code, _) = $0 {
-                return id == lease.id && attempts == 1 && reason.contains("role is busy")
-                    && code == "lease_revocation_deferred"
+            if case .LeaseRevocationDeferred(let code, _, let f) = $0 {
+                return f["id"]?.string == lease.id && f["attempts"]?.number == 1
+                    && (f["reason"]?.string ?? "").contains("role is busy")
+                    && (f["next_try"]?.millis ?? 0) > t0 && code == "lease.revocation_deferred"
             }
             return false
         }
@@ -115,7 +116,7 @@ final class LeaseTests: XCTestCase {
         await expectError({
             _ = try await mgr.issue(path: "db/creds/c", engine: "test", ttlMs: 60 * s, maxTtlMs: 300 * s, renewable: true)
         }) {
-            if case .LeaseQuotaExceeded(let limit, let count, _, _) = $0 { return limit == 2 && count == 2 }
+            if case .LeaseQuotaExceeded(_, _, let f) = $0 { return f["limit"]?.number == 2 && f["count"]?.number == 2 }
             return false
         }
         let r = try await mgr.revokePrefix(prefix: "db/creds")
@@ -189,7 +190,7 @@ final class RotationTests: XCTestCase {
         let room = try await newStore()
         await expectError({
             _ = try await RotationEngine.apiKey(room: room, name: "Bad Name!", format: self.format, verifier: ApiKeyVerifier())
-        }) { if case .Rotation(let code, _) = $0 { return code == "rotation_invalid_name" } else { return false } }
+        }) { if case .RotationInvalidName(let code, _, _) = $0 { return code == "rotation.invalid_name" } else { return false } }
     }
 }
 
@@ -243,8 +244,8 @@ final class Pkcs11Tests: XCTestCase {
 
         let wrong = Pkcs11Protector(modulePath: module, tokenLabel: "swift-s9", pin: "0000-wrong", keyLabel: "root-kek")
         await expectError({ _ = try await Strongroom.unsealWithPkcs11(storage: Storage.sqlite(path: db), protector: wrong) }) {
-            if case .Protector(let protector, let kind, _, let message) = $0 {
-                return protector == "pkcs11" && kind == "wrong pin" && message.lowercased().contains("pin")
+            if case .ProtectorError(let code, let message, let f) = $0 {
+                return f["protector"]?.string == "pkcs11" && code == "protector.wrong_pin" && message.lowercased().contains("pin")
                     && !message.contains("0000-wrong")
             }
             return false

@@ -36,12 +36,12 @@ final class SecretsTests: XCTestCase {
 
         do {
             _ = try await room.putSecret(path: "prod/app/db", value: Data("pw-x".utf8), cas: 1)
-            XCTFail("expected CasConflict")
-        } catch StrongroomError.CasConflict(let path, let expected, let current, let code, let message) {
-            XCTAssertEqual(path, "prod/app/db")
-            XCTAssertEqual(expected, 1)
-            XCTAssertEqual(current, 2)
-            XCTAssertEqual(code, "cas_mismatch")
+            XCTFail("expected SecretCasMismatch")
+        } catch StrongroomError.SecretCasMismatch(let code, let message, let f) {
+            XCTAssertEqual(f["path"], .str(value: "prod/app/db"))
+            XCTAssertEqual(f["expected"], .u64(value: 1))
+            XCTAssertEqual(f["current"], .u64(value: 2))
+            XCTAssertEqual(code, "secret.cas_mismatch")
             XCTAssertFalse(message.contains("pw-x"))
         }
 
@@ -66,17 +66,17 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(meta.versions.map { $0.version }, [1, 2])
 
         await expectError({ _ = try await room.getSecret(path: "prod/app/none") }) {
-            if case .NotFound(let path, let version, let code, _) = $0 {
-                return path == "prod/app/none" && version == nil && code == "not_found"
+            if case .SecretNotFound(let code, _, let f) = $0 {
+                return f["path"]?.string == "prod/app/none" && f["version"]?.isNull == true && code == "secret.not_found"
             }
             return false
         }
         await expectError({ _ = try await room.getSecret(path: "prod/app/db", version: 9) }) {
-            if case .NotFound(_, let version, _, _) = $0 { return version == 9 }
+            if case .SecretNotFound(_, _, let f) = $0 { return f["version"]?.number == 9 }
             return false
         }
         await expectError({ _ = try await room.putSecret(path: "Prod/../x", value: Data("v".utf8)) }) {
-            if case .InvalidPath(let path, _, _) = $0 { return path == "Prod/../x" }
+            if case .InvalidPath(let code, _, let f) = $0 { return f["path"]?.string == "Prod/../x" && code.hasPrefix("path.") }
             return false
         }
     }
@@ -92,14 +92,14 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(destroyed, [2])
 
         await expectError({ _ = try await room.getSecret(path: "prod/app/db", version: 1) }) {
-            if case .VersionDeleted(_, let version, let deletedMs, let code, _) = $0 {
-                return version == 1 && deletedMs > 0 && code == "version_deleted"
+            if case .SecretVersionDeleted(let code, _, let f) = $0 {
+                return f["version"]?.number == 1 && (f["deleted_at"]?.millis ?? 0) > 0 && code == "secret.version_deleted"
             }
             return false
         }
         await expectError({ _ = try await room.getSecret(path: "prod/app/db", version: 2) }) {
-            if case .VersionDestroyed(_, let version, let destroyedMs, let code, _) = $0 {
-                return version == 2 && destroyedMs != nil && code == "version_destroyed"
+            if case .SecretVersionDestroyed(let code, _, let f) = $0 {
+                return f["version"]?.number == 2 && (f["destroyed_at"]?.millis ?? 0) > 0 && code == "secret.version_destroyed"
             }
             return false
         }
@@ -109,7 +109,7 @@ final class SecretsTests: XCTestCase {
         let back = try await room.getSecret(path: "prod/app/db", version: 1)
         XCTAssertEqual(back.secret.reveal(), Data("a".utf8))
         await expectError({ _ = try await room.undeleteSecret(path: "prod/app/db", versions: [2]) }) {
-            if case .VersionDestroyed = $0 { return true } else { return false }
+            if case .SecretVersionDestroyed = $0 { return true } else { return false }
         }
 
         // No versions given: the current one.
@@ -133,9 +133,9 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(read.secret.reveal(), Data("pw-1".utf8))
 
         await expectError({ _ = try await svc.read(path: "prod/other/db") }) {
-            if case .PolicyDenied(let principal, let capability, let path, let code, _) = $0 {
-                return principal == "payment-svc" && capability == "read" && path == "prod/other/db"
-                    && code == "policy_denied"
+            if case .PolicyDenied(let code, _, let f) = $0 {
+                return f["principal"]?.string == "payment-svc" && f["capability"]?.string == "read"
+                    && f["path"]?.string == "prod/other/db" && code == "policy.denied"
             }
             return false
         }
@@ -143,7 +143,7 @@ final class SecretsTests: XCTestCase {
             if case .PolicyDenied = $0 { return true } else { return false }
         }
         await expectError({ _ = try await svc.put(path: "prod/payment-svc/postgres", value: Data("pw-2".utf8)) }) {
-            if case .PolicyDenied(_, let capability, _, _, _) = $0 { return capability == "update" }
+            if case .PolicyDenied(_, _, let f) = $0 { return f["capability"]?.string == "update" }
             return false
         }
 
@@ -153,7 +153,7 @@ final class SecretsTests: XCTestCase {
 
         await expectError({
             _ = try Policy.fromToml(text: "name = \"x\"\n[[path]]\npattern = \"a/*\"\ncapabilities = [\"fly\"]\n")
-        }) { if case .Policy(let code, _) = $0 { return code == "policy_parse" } else { return false } }
+        }) { if case .PolicyParse(let code, _, _) = $0 { return code == "policy.parse" } else { return false } }
     }
 
     func testAuditFileVerifiesAndTamperingNamesTheSeq() async throws {
@@ -181,8 +181,9 @@ final class SecretsTests: XCTestCase {
         let tampered = dir.appendingPathComponent("tampered.jsonl")
         try (edited.joined(separator: "\n") + "\n").write(to: tampered, atomically: true, encoding: .utf8)
         await expectError({ _ = try await verifyAuditFile(path: tampered.path, room: room) }) {
-            if case .AuditChainBroken(let s, let reason, let code, _) = $0 {
-                return s == seq && reason.contains("MAC") && code == "audit_chain_broken"
+            if case .AuditChainBroken(let code, _, let f) = $0 {
+                return f["seq"]?.number == seq && (f["reason"]?.string ?? "").contains("MAC")
+                    && f["break_kind"]?.string == "bad_mac" && code == "audit.chain_broken"
             }
             return false
         }

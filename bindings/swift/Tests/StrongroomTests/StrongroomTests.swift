@@ -60,6 +60,22 @@ func expectError(
     }
 }
 
+extension FieldValue {
+    /// The text of a `.str` value.
+    var string: String? { if case .str(let v) = self { return v }; return nil }
+    /// The number of a `.u64` value.
+    var number: UInt64? { if case .u64(let v) = self { return v }; return nil }
+    /// The milliseconds of a `.time` value.
+    var millis: UInt64? { if case .time(let v) = self { return v }; return nil }
+    /// Whether the value is `.null` (an absent optional field).
+    var isNull: Bool { if case .null = self { return true }; return false }
+}
+
+extension StrongroomError {
+    /// The case's name, which is the error table's class of its code.
+    var caseName: String { Mirror(reflecting: self).children.first?.label ?? "" }
+}
+
 final class StrongroomTests: XCTestCase {
     // S1
     func testVectors() async throws {
@@ -164,7 +180,7 @@ final class StrongroomTests: XCTestCase {
         XCTAssertEqual(reopened?.reveal(), Data("pw-1".utf8))
         await expectError({
             _ = try await Strongroom.unseal(storage: storage, protector: SoftwareProtector.fromKey(key: randomKey()))
-        }) { if case .Protector(_, let kind, let code, _) = $0 { return kind == "unwrap failed" && code == "protector" } else { return false } }
+        }) { if case .ProtectorError(let code, _, let f) = $0 { return code == "protector.unwrap_failed" && f["protector"]?.string == "software" } else { return false } }
         await expectError({ _ = try await Strongroom.unseal(storage: Storage.memory(), protector: prot) }) {
             if case .NotInitialized = $0 { return true } else { return false }
         }
@@ -185,10 +201,10 @@ final class StrongroomTests: XCTestCase {
         XCTAssertEqual(try sealedKeyVersion(sealed: new), 2)
         try await room.setMinDecryptionVersion(min: 2)
         await expectError({ _ = try room.openValue(sealed: old, path: "o", version: 1) }) {
-            if case .KeyVersionRetired(let v, let min, _, _) = $0 { return v == 1 && min == 2 } else { return false }
+            if case .KeyVersionRetired(_, _, let f) = $0 { return f["version"]?.number == 1 && f["min_decryption_version"]?.number == 2 } else { return false }
         }
         await expectError({ try await room.destroyKey(version: 1) }) {
-            if case .KeyInUse(_, let records, _, _) = $0 { return records == 3 } else { return false }
+            if case .KeyInUse(_, _, let f) = $0 { return f["records"]?.number == 3 } else { return false }
         }
         try await room.setMinDecryptionVersion(min: 1)
         let report = try await room.rewrap(batchSize: 2)
@@ -212,7 +228,7 @@ final class StrongroomTests: XCTestCase {
         sealed.replaceSubrange(4..<8, with: [0, 0, 0, 99])
         let tampered = sealed
         await expectError({ _ = try room.openValue(sealed: tampered, path: "p", version: 1) }) {
-            if case .UnknownKeyVersion(let v, _, let code, _) = $0 { return v == 99 && code == "unknown_key_version" } else { return false }
+            if case .UnknownKeyVersion(let code, _, let f) = $0 { return f["version"]?.number == 99 && code == "unknown_key_version" } else { return false }
         }
         await expectError({ try await room.putSealed(key: "outside/prefix", plaintext: Data(), path: "p", version: 1) }) {
             if case .InvalidArgument = $0 { return true } else { return false }
@@ -227,7 +243,9 @@ final class StrongroomTests: XCTestCase {
         try generateKeyFile(path: keyFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
         await expectError({ _ = try SoftwareProtector.fromKeyFile(path: keyFile) }) {
-            if case .KeyFile(let path, _, let message) = $0 { return path == keyFile && message.contains("chmod 600") }
+            if case .KeyFileError(let code, let message, let f) = $0 {
+                return f["path"]?.string == keyFile && message.contains("chmod 600") && code == "key_file.loose_permissions"
+            }
             return false
         }
     }

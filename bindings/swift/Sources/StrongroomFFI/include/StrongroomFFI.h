@@ -911,6 +911,12 @@ RustBuffer uniffi_strongroom_ffi_fn_func_seal_with_key(RustBuffer key, RustBuffe
 uint32_t uniffi_strongroom_ffi_fn_func_sealed_key_version(RustBuffer sealed, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FUNC_ERROR_CODES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FUNC_ERROR_CODES
+RustBuffer uniffi_strongroom_ffi_fn_func_error_codes(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FUNC_VERIFY_AUDIT_FILE
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FUNC_VERIFY_AUDIT_FILE
 uint64_t uniffi_strongroom_ffi_fn_func_verify_audit_file(RustBuffer path, uint64_t room
@@ -1197,6 +1203,12 @@ uint16_t uniffi_strongroom_ffi_checksum_func_seal_with_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_FUNC_SEALED_KEY_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_FUNC_SEALED_KEY_VERSION
 uint16_t uniffi_strongroom_ffi_checksum_func_sealed_key_version(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_FUNC_ERROR_CODES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_FUNC_ERROR_CODES
+uint16_t uniffi_strongroom_ffi_checksum_func_error_codes(void
     
 );
 #endif

@@ -56,6 +56,12 @@ impl ChangeHub {
         Some(sender.subscribe())
     }
 
+    /// The background task, taken out so the caller can stop it its own
+    /// way and wait for it (then [`ChangeHub::close`]).
+    pub(crate) fn take_task(&self) -> Option<JoinHandle<()>> {
+        lock(&self.task).take()
+    }
+
     /// Stops the task; the feeds then close.
     pub(crate) fn close(&self) {
         if let Some(task) = lock(&self.task).take() {

@@ -425,3 +425,37 @@ async fn existing_store_file_keeps_its_mode() {
     assert_eq!(mode_of(&dir.path().join("shared.db-wal")), 0o640);
     s.close().await;
 }
+
+/// Open descriptors of this process on files whose path starts with `prefix`.
+fn open_files_under(prefix: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| t.starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_the_watcher_and_leaves_no_wal_or_open_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        let db = dir.path().join(format!("w{i}.db"));
+        let store = SqliteStore::open(&db).await.unwrap();
+        let mut feed = store.watch().expect("a feed");
+        store.put("k", b"v").await.unwrap();
+        // The watcher is up once it has said Unknown for what it missed.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv()).await {
+                Ok(Ok(strongroom::storage::StorageEvent::Unknown)) => break,
+                Ok(Ok(_)) => {}
+                other => panic!("no word from the watcher: {other:?}"),
+            }
+        }
+        store.close().await;
+        let wal = db.with_extension("db-wal");
+        assert!(!wal.exists(), "run {i}: {} left behind", wal.display());
+        assert_eq!(open_files_under(dir.path()), 0, "run {i}: a connection is still open");
+    }
+}

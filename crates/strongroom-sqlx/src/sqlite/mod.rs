@@ -118,6 +118,8 @@ struct Inner {
     /// How reader connections open the file.
     access: Access,
     closed: Arc<AtomicBool>,
+    /// Wakes the file watcher to end at close.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -260,6 +262,7 @@ impl SqliteStore {
                 changes: ChangeHub::new(),
                 writer,
                 closed: Arc::new(AtomicBool::new(false)),
+                stop: Arc::new(tokio::sync::Notify::new()),
                 path,
             }),
         }
@@ -289,6 +292,16 @@ impl SqliteStore {
     /// the background.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
+        // The watcher ends (and closes its connection) before we go on, so
+        // the last connection to close is the writer's, which checkpoints
+        // and removes the WAL file.
+        self.inner.stop.notify_one();
+        if let Some(task) = self.inner.changes.take_task() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(WATCHER_STOP, task).await.is_err() {
+                abort.abort();
+            }
+        }
         self.inner.changes.close();
         self.inner.readers.close();
         if let Some(writer) = &self.inner.writer {
@@ -323,6 +336,10 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+/// How long [`SqliteStore::close`] waits for the file watcher to end (one
+/// `data_version` poll in flight at most) before it aborts it.
+const WATCHER_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn decode_key(path: &Path, key: Vec<u8>) -> Result<String> {
     String::from_utf8(key).map_err(|e| {
@@ -463,8 +480,9 @@ impl Storage for SqliteStore {
         let path = self.inner.path.clone();
         let (access, writer) = (self.inner.access, self.inner.writer.clone());
         let closed = Arc::clone(&self.inner.closed);
+        let stop = Arc::clone(&self.inner.stop);
         self.inner
             .changes
-            .subscribe(|sender| watch::watch_file(path, access, writer, closed, sender))
+            .subscribe(|sender| watch::watch_file(path, access, writer, closed, stop, sender))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use strongroom::storage::StorageEvent;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot};
 
 use super::conn::{Access, data_version, open_connection};
 use super::writer::Request;
@@ -46,12 +46,13 @@ pub(super) async fn watch_file(
     access: Access,
     writer: Option<mpsc::Sender<Request>>,
     closed: Arc<AtomicBool>,
+    stop: Arc<Notify>,
     tx: broadcast::Sender<StorageEvent>,
 ) {
     let mut backoff = WATCH_INTERVAL;
     loop {
         if let Some(conn) = open(&path, access).await
-            && watch_with(conn, writer.as_ref(), &tx).await
+            && watch_with(conn, writer.as_ref(), &closed, &stop, &tx).await
         {
             backoff = WATCH_INTERVAL;
         }
@@ -60,7 +61,10 @@ pub(super) async fn watch_file(
         }
         // The file may be unreadable for a moment; once the watcher is back
         // it says Unknown for whatever happened meanwhile.
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.notified() => return,
+        }
         backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
     }
 }
@@ -76,11 +80,13 @@ async fn open(path: &Path, access: Access) -> Option<Connection> {
 /// Every [`WATCH_INTERVAL`] checks on `conn` whether any connection
 /// committed, and if one other than the writer did sends
 /// [`StorageEvent::Unknown`]; returns when `conn` fails (`true` if it had
-/// worked). A baseline is always read before the `Unknown` that covers what
+/// worked) or the store closes (`conn` closed on the way out). A baseline is always read before the `Unknown` that covers what
 /// it absorbed is sent, so no commit goes unannounced.
 async fn watch_with(
     conn: Connection,
     writer: Option<&mpsc::Sender<Request>>,
+    closed: &AtomicBool,
+    stop: &Notify,
     tx: &broadcast::Sender<StorageEvent>,
 ) -> bool {
     let Some((mut conn, mut seen)) = poll(conn).await else {
@@ -92,11 +98,17 @@ async fn watch_with(
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.notified() => return true,
+        }
         let Some((c, now)) = poll(conn).await else {
             return true;
         };
         conn = c;
+        if closed.load(Ordering::Acquire) {
+            return true;
+        }
         if now == seen {
             continue;
         }

@@ -480,7 +480,7 @@ export declare class SecretsStore {
   private constructor()
   /** The principal's name, or null for the store itself. */
   readonly principal: string | null
-  /** Writes a new version; rejects with CasConflict (with `current`) when `cas` is stale. */
+  /** Writes a new version; rejects with SecretCasMismatch (with `current`) when `cas` is stale. */
   put(path: string, value: Plaintext, options?: PutOptions): Promise<VersionInfo>
   /** Reads the newest version (or options.version); VersionDeleted, VersionDestroyed, NotFound otherwise. */
   get(path: string, options?: GetOptions): Promise<SecretValue>
@@ -499,7 +499,7 @@ export declare class SecretsStore {
 /** A path policy. */
 export declare class Policy {
   private constructor()
-  /** Parses a policy from TOML; throws PolicyParseError. */
+  /** Parses a policy from TOML; throws PolicyParse. */
   static fromToml(text: string): Policy
   readonly name: string
 }
@@ -566,201 +566,438 @@ export declare function sealedKeyVersion(sealed: Buffer | Uint8Array): number
 /** Creates a key file (mode 0600) holding a fresh random root key; never overwrites. */
 export declare function generateKeyFile(path: string): Promise<void>
 
-/** Base class of every error Strongroom throws. */
-export declare class StrongroomError extends Error {
-  /** The stable code of this class, e.g. "ERR_STRONGROOM_DECRYPTION_FAILED". */
-  static readonly code: string
+/** One row of the core's error table (docs/ERRORS.md). */
+export interface ErrorCodeRow {
+  /** The stable code, e.g. "secret.cas_mismatch". */
   readonly code: string
+  /** The error class thrown for it. */
+  readonly class: string
+  /** That class's base class ("StrongroomError" or a family class). */
+  readonly parent: string
+  /** The coarser Error::kind() (the code written into audit records). */
+  readonly kind: string
+  /** [name, type] pairs; type is string, string?, u64, u64?, timestamp, list<string> or list<bool>. */
+  readonly fields: ReadonlyArray<readonly [string, string]>
+  /** What the error means. */
+  readonly meaning: string
 }
 
-/** A call on a store, storage or lease manager after close(). */
+/** The core's error table, one row per code. */
+export declare const ERROR_CODES: ReadonlyArray<ErrorCodeRow>
+/** The name of every exported error class (table classes, Closed, SecretWiped, old-name aliases). */
+export declare const ERROR_CLASSES: ReadonlyArray<string>
+
+/**
+ * Base class of every error Strongroom throws. The code's fields are own
+ * properties under the table's names (times as integer milliseconds, absent
+ * values as null).
+ */
+export declare class StrongroomError extends Error {
+  /** The code of a class with a single code, e.g. "secret.cas_mismatch"; undefined otherwise. */
+  static readonly code: string | undefined
+  /** The stable code from the error table, e.g. "secret.cas_mismatch". */
+  readonly code: string
+  /** The code before the error table, e.g. "ERR_STRONGROOM_CAS_CONFLICT". */
+  readonly legacyCode: string | undefined
+}
+
+// BEGIN GENERATED ERRORS (node scripts/gen-errors.js; from ERROR_CODES)
+/** The binding's own (code "closed"): a call on a store, storage or lease manager after close(). */
 export declare class Closed extends StrongroomError {}
-/** A sealed value did not open (wrong key, tampered, or another context). Says nothing more. */
+/** The binding's own (code "secret_wiped"): reveal() on a wiped Secret. */
+export declare class SecretWiped extends StrongroomError {}
+/** The SecretError family. */
+export declare class SecretError extends StrongroomError {}
+/** The PolicyError family. */
+export declare class PolicyError extends StrongroomError {}
+/** The AuditError family. */
+export declare class AuditError extends StrongroomError {}
+/** The LeaseError family. */
+export declare class LeaseError extends StrongroomError {}
+/** The RotationError family. */
+export declare class RotationError extends StrongroomError {}
+/** The ShamirError family. */
+export declare class ShamirError extends StrongroomError {}
+/** Code "decryption_failed": a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more. */
 export declare class DecryptionFailed extends StrongroomError {}
-/** The sealed value's framing is wrong. */
-export declare class MalformedSealedValue extends StrongroomError {}
+/** Code "malformed_sealed_value": the bytes are not a sealed value this build can read. */
+export declare class MalformedSealedValue extends StrongroomError {
+  readonly reason: string
+}
+/** Code "unknown_key_version": the sealed value names a key version the keyring does not have. */
 export declare class UnknownKeyVersion extends StrongroomError {
   readonly version: number
   readonly latest: number
 }
+/** Code "key_version_retired": the key version exists but may no longer decrypt (retired or destroyed). */
 export declare class KeyVersionRetired extends StrongroomError {
   readonly version: number
-  readonly state: KeyState
-  readonly minDecryptionVersion: number
+  readonly state: string
+  readonly min_decryption_version: number
 }
+/** Code "invalid_key_transition": a key state change the key lifecycle forbids. */
 export declare class InvalidKeyTransition extends StrongroomError {
   readonly version: number
-  readonly from: KeyState
-  readonly to: KeyState
+  readonly from_state: string
+  readonly to_state: string
 }
+/** Code "key_in_use": a key version still protects stored records; run rewrap first. */
 export declare class KeyInUse extends StrongroomError {
   readonly version: number
   readonly records: number
   readonly example: string
 }
-export declare class InvalidPath extends StrongroomError {
-  readonly path: string
-  readonly reason: string
-}
+/** Code "sealed": the store is sealed (its keys are not in memory); unseal it first. */
 export declare class Sealed extends StrongroomError {}
+/** Code "already_initialized": init was called on storage that already holds a store. */
 export declare class AlreadyInitialized extends StrongroomError {}
+/** Code "not_initialized": unseal was called on storage that holds no store. */
 export declare class NotInitialized extends StrongroomError {}
+/** Code "unseal_failed": the root key does not open this store's keyring. */
 export declare class UnsealFailed extends StrongroomError {}
-export declare class KeyFileError extends StrongroomError {
-  readonly path: string
-  readonly reason: 'LoosePermissions' | 'WrongOwner' | 'UnsafeDirectory' | 'TooLarge' | 'Io' | 'BadContent' | 'Exists' | 'Other'
-}
-export declare class ProtectorError extends StrongroomError {
-  readonly protector: string
-  /** e.g. "UnwrapFailed", "WrongPin", "TokenNotFound". */
-  readonly kind: string
-}
-export declare class StorageError extends StrongroomError {
-  readonly backend: string
-  /** "Unavailable", "Corrupt", "Rejected", "UnsupportedVersion" or "Other". */
-  readonly kind: string
-}
+/** Code "storage_conflict": a storage record changed concurrently; re-read and retry. */
 export declare class StorageConflict extends StrongroomError {
   readonly key: string
 }
+/** Code "corrupt_record": a stored record (not a sealed value) could not be decoded. */
 export declare class CorruptRecord extends StrongroomError {
   readonly key: string
+  readonly reason: string
 }
-export declare class RandomFailure extends StrongroomError {}
-export declare class InvalidArgument extends StrongroomError {}
-/** reveal() after wipe(). */
-export declare class SecretWiped extends StrongroomError {}
-/** A principal's policies do not allow this; the attempt was audited. */
-export declare class PolicyDenied extends StrongroomError {
-  readonly principal: string
-  readonly capability: string
+/** Code "random_failed": the operating system's random number generator failed. */
+export declare class RandomFailed extends StrongroomError {}
+/** Code "invalid_argument": an argument cannot be used. */
+export declare class InvalidArgument extends StrongroomError {
+  readonly reason: string
+}
+/**
+ * One class for several codes; `code` tells them apart:
+ * - "path.empty": the path is empty
+ * - "path.empty_segment": the path has an empty segment (double, leading or trailing '/')
+ * - "path.dot_segment": the path has a '.' or '..' segment
+ * - "path.bad_character": the path has a character outside a-z, 0-9, '-', '_', '.', '/'
+ * - "path.upper_case": the path has upper-case letters
+ * - "path.too_long": the path is longer than max bytes
+ * - "path.too_deep": the path has more than max segments
+ * - "path.reserved": the path is under the reserved 'sys' prefix
+ */
+export declare class InvalidPath extends StrongroomError {
   readonly path: string
+  readonly character?: string
+  readonly max?: number
 }
-/** The lease expired; request a new one. */
-export declare class LeaseExpired extends StrongroomError {
-  readonly id: string
-  /** ms since the epoch. */
-  readonly expiredAt: number
-}
-export declare class LeaseNotFound extends StrongroomError {
-  readonly id: string
-}
-export declare class LeaseNotRenewable extends StrongroomError {
-  readonly id: string
-}
-export declare class LeaseInvalidId extends StrongroomError {}
-export declare class LeaseQuotaExceeded extends StrongroomError {
-  readonly limit: number
-  readonly count: number
-}
-export declare class LeaseNoRevoker extends StrongroomError {
-  readonly engine: string
-}
-/** The lease is being revoked or irrevocable and cannot be renewed. */
-export declare class LeaseNotActive extends StrongroomError {
-  readonly id: string
-  readonly state: string
-}
-export declare class LeaseInvalidTtl extends StrongroomError {}
-export declare class LeaseInvalidEngine extends StrongroomError {
-  readonly engine: string
-}
-/** The engine failed to revoke; the manager retries at `nextTry`. */
-export declare class LeaseRevocationDeferred extends StrongroomError {
-  readonly id: string
-  readonly attempts: number
-  /** ms since the epoch. */
-  readonly nextTry: number
-  /** The engine's failure (e.g. the revoker of engine "db" failed: ...). */
-  readonly reason: string
-}
-/** Revocation failed too often; revoke again once the engine works, or forceRevoke. */
-export declare class LeaseIrrevocable extends StrongroomError {
-  readonly id: string
-  readonly attempts: number
-  readonly reason: string
-}
-/** A revoker failed on its own (a JavaScript revoker threw or rejected). */
-export declare class LeaseRevokerFailed extends StrongroomError {
-  readonly engine: string
-  readonly reason: string
-}
-export declare class RotationInvalidName extends StrongroomError {
-  /** The name refused (at most 64 characters of it). */
-  readonly credential: string
-  readonly reason: string
-}
-/** Another engine holds the credential's rotation lock until `until` (ms). */
-export declare class RotationBusy extends StrongroomError {
-  readonly credential: string
-  readonly owner: string
-  readonly until: number
-}
-export declare class RotationLostLock extends StrongroomError {
-  readonly credential: string
-}
-/** A step kept failing; resume() retries it. */
-export declare class RotationStepFailed extends StrongroomError {
-  readonly credential: string
-  readonly version: number
-  readonly step: string
-  readonly attempts: number
-}
-/** The new version failed and was discarded; the current one is unchanged. */
-export declare class RotationRolledBack extends StrongroomError {
-  readonly credential: string
-  readonly version: number
-  readonly step: string
-}
-export declare class RotationAlreadyInitialized extends StrongroomError {
-  readonly credential: string
-}
-export declare class RotationCorruptState extends StrongroomError {
-  readonly credential: string
-}
-export declare class RotationAuditRefused extends StrongroomError {
-  readonly credential: string
-  readonly step: string
-}
-/** A check-and-set write found another current version. */
-export declare class CasConflict extends StrongroomError {
+/**
+ * One class for several codes; `code` tells them apart:
+ * - "key_file.loose_permissions": the key file can be read or written by group or others (chmod 600)
+ * - "key_file.io": the key file could not be read or written
+ * - "key_file.bad_content": the key file is not a base64-encoded 32-byte key
+ * - "key_file.exists": the key file already exists (a root key is never overwritten)
+ * - "key_file.wrong_owner": the key file belongs to another user than this process's
+ * - "key_file.unsafe_directory": the key file's directory is writable by group or others
+ * - "key_file.too_large": the file is larger than any key file
+ */
+export declare class KeyFileError extends StrongroomError {
   readonly path: string
-  /** The version the caller expected (0: absent). */
-  readonly expected: number
-  /** The actual current version (0: absent). */
-  readonly current: number
+  readonly mode?: number
+  readonly detail?: string
+  readonly uid?: number
+  readonly expected?: number
+  readonly dir?: string
+  readonly limit?: number
 }
-/** No secret at this path, or no such version. */
-export declare class NotFound extends StrongroomError {
+/**
+ * One class for several codes; `code` tells them apart:
+ * - "protector.unwrap_failed": the wrapped root key did not unwrap (wrong key, another token, tampering)
+ * - "protector.wrong_pin": the PIN was rejected
+ * - "protector.pin_locked": the PIN is locked after too many failures
+ * - "protector.token_not_found": no token with the configured label
+ * - "protector.token_removed": the token was removed
+ * - "protector.key_not_found": the wrapping key is not on the token
+ * - "protector.mechanism_unsupported": the module does not support a needed mechanism
+ * - "protector.module_not_found": the module library could not be loaded
+ * - "protector.config": the protector's configuration is incomplete or contradictory
+ * - "protector.device": the device reported another failure
+ */
+export declare class ProtectorError extends StrongroomError {
+  readonly protector: string
+  readonly detail: string
+}
+/**
+ * One class for several codes; `code` tells them apart:
+ * - "storage.unavailable": the backend could not be reached or opened
+ * - "storage.corrupt": the backend's files or tables are damaged or not a Strongroom store
+ * - "storage.rejected": the backend refused the operation (permissions, read-only, full disk)
+ * - "storage.unsupported_version": a schema or format version this build does not understand
+ * - "storage.other": an injected or otherwise unclassified storage fault
+ */
+export declare class StorageError extends StrongroomError {
+  readonly backend: string
+  readonly detail: string
+}
+/** Code "secret.not_found": no secret at the path, or it never had the version asked for. */
+export declare class SecretNotFound extends SecretError {
   readonly path: string
   readonly version: number | null
 }
-/** The version was soft-deleted; undelete it to read it. */
-export declare class VersionDeleted extends StrongroomError {
+/** Code "secret.version_deleted": the version was soft-deleted; undelete brings it back. */
+export declare class SecretVersionDeleted extends SecretError {
   readonly path: string
   readonly version: number
-  /** ms since the epoch. */
-  readonly deletedAt: number
+  readonly deleted_at: number
 }
-/** The version was destroyed for good. */
-export declare class VersionDestroyed extends StrongroomError {
+/** Code "secret.version_destroyed": the version was destroyed and cannot be recovered. */
+export declare class SecretVersionDestroyed extends SecretError {
   readonly path: string
   readonly version: number
-  /** ms since the epoch. */
-  readonly destroyedAt: number
+  readonly destroyed_at: number
 }
-/** The version was pruned (beyond max versions). */
-export declare class VersionPruned extends StrongroomError {
+/** Code "secret.version_pruned": the version was pruned by max_versions and is gone. */
+export declare class SecretVersionPruned extends SecretError {
   readonly path: string
   readonly version: number
   readonly oldest: number
 }
-/** A policy's TOML is wrong (the message gives line and column). */
-export declare class PolicyParseError extends StrongroomError {}
-/** An audit chain does not verify. */
-export declare class AuditChainBroken extends StrongroomError {
-  /** The first record that does not verify. */
-  readonly seq: number
-  /** What is wrong with it. */
+/** Code "secret.cas_mismatch": a check-and-set write found another current version (0: absent); re-read and retry. */
+export declare class SecretCasMismatch extends SecretError {
+  readonly path: string
+  readonly expected: number
+  readonly current: number
+}
+/** Code "secret.invalid_metadata": metadata or an option is out of bounds. */
+export declare class SecretInvalidMetadata extends SecretError {
+  readonly path: string
   readonly reason: string
 }
+/** Code "secret.contended": other writers kept changing the secret; the write gave up. */
+export declare class SecretContended extends SecretError {
+  readonly path: string
+  readonly attempts: number
+}
+/** Code "policy.denied": the principal's policies do not grant the capability on the path. */
+export declare class PolicyDenied extends PolicyError {
+  readonly principal: string
+  readonly capability: string
+  readonly path: string
+}
+/** Code "policy.parse": a policy text is wrong at this line and column. */
+export declare class PolicyParse extends PolicyError {
+  readonly source_name: string
+  readonly line: number
+  readonly column: number
+  readonly detail: string
+}
+/** Code "policy.invalid_pattern": a pattern given in code is invalid. */
+export declare class PolicyInvalidPattern extends PolicyError {
+  readonly pattern: string
+  readonly reason: string
+}
+/** Code "policy.unknown_capability": a capability name is not one of the known ones. */
+export declare class PolicyUnknownCapability extends PolicyError {
+  readonly capability: string
+}
+/** Code "policy.unknown_policy": a principal names a policy that is not loaded. */
+export declare class PolicyUnknownPolicy extends PolicyError {
+  readonly policy: string
+}
+/** Code "policy.io": a policy file could not be read. */
+export declare class PolicyIo extends PolicyError {
+  readonly path: string
+  readonly detail: string
+}
+/** Code "audit.no_sink_accepted": no audit sink accepted the event, so the operation was refused. */
+export declare class AuditNoSinkAccepted extends AuditError {
+  readonly seq: number
+  readonly sinks: string[]
+  readonly timed_out: boolean[]
+  readonly failures: string[]
+}
+/** Code "audit.sink": an audit sink failed to write a record. */
+export declare class AuditSink extends AuditError {
+  readonly sink: string
+  readonly detail: string
+}
+/** Code "audit.chain_broken": the audit chain does not verify at this record. */
+export declare class AuditChainBroken extends AuditError {
+  readonly seq: number
+  readonly break_kind: string
+  readonly reason: string
+}
+/** Code "audit.malformed_record": a line is not an audit record of a known format. */
+export declare class AuditMalformedRecord extends AuditError {
+  readonly reason: string
+}
+/** Code "audit.weak_key": the audit key is too short. */
+export declare class AuditWeakKey extends AuditError {
+  readonly len: number
+}
+/** Code "audit.no_sinks": an audit log needs at least one sink. */
+export declare class AuditNoSinks extends AuditError {}
+/** Code "audit.sequence_exhausted": the audit sequence numbers are used up. */
+export declare class AuditSequenceExhausted extends AuditError {}
+/** Code "audit.io": an audit file could not be opened or read. */
+export declare class AuditIo extends AuditError {
+  readonly path: string
+  readonly detail: string
+}
+/** Code "audit.encode": an audit record could not be encoded. */
+export declare class AuditEncode extends AuditError {
+  readonly reason: string
+}
+/** Code "lease.not_found": no lease with this id (never issued, or revoked). */
+export declare class LeaseNotFound extends LeaseError {
+  readonly id: string
+}
+/** Code "lease.invalid_id": the text is not a lease id. */
+export declare class LeaseInvalidId extends LeaseError {
+  readonly text: string
+}
+/** Code "lease.not_renewable": the lease was issued as not renewable. */
+export declare class LeaseNotRenewable extends LeaseError {
+  readonly id: string
+}
+/** Code "lease.expired": the lease has expired. */
+export declare class LeaseExpired extends LeaseError {
+  readonly id: string
+  readonly expired_at: number
+}
+/** Code "lease.not_active": the lease is being revoked, revoked or irrevocable, so it cannot be renewed. */
+export declare class LeaseNotActive extends LeaseError {
+  readonly id: string
+  readonly state: string
+}
+/** Code "lease.quota_exceeded": issuing would exceed a lease quota (scope total, or prefix). */
+export declare class LeaseQuotaExceeded extends LeaseError {
+  readonly scope: string
+  readonly prefix: string | null
+  readonly limit: number
+  readonly count: number
+}
+/** Code "lease.no_revoker": no revoker is registered for the lease's engine. */
+export declare class LeaseNoRevoker extends LeaseError {
+  readonly engine: string
+}
+/** Code "lease.invalid_ttl": a TTL argument cannot be used. */
+export declare class LeaseInvalidTtl extends LeaseError {
+  readonly reason: string
+}
+/** Code "lease.invalid_engine": an engine name cannot be used. */
+export declare class LeaseInvalidEngine extends LeaseError {
+  readonly engine: string
+}
+/** Code "lease.revocation_deferred": the engine failed to revoke the lease; the manager retries at next_try. */
+export declare class LeaseRevocationDeferred extends LeaseError {
+  readonly id: string
+  readonly attempts: number
+  readonly next_try: number
+  readonly reason: string
+}
+/** Code "lease.irrevocable": revocation failed too often; revoke again or force it. */
+export declare class LeaseIrrevocable extends LeaseError {
+  readonly id: string
+  readonly attempts: number
+  readonly reason: string
+}
+/** Code "lease.revoker_failed": a revoker failed for a reason of its own. */
+export declare class LeaseRevokerFailed extends LeaseError {
+  readonly engine: string
+  readonly reason: string
+}
+/** Code "rotation.invalid_name": the credential name cannot be used. */
+export declare class RotationInvalidName extends RotationError {
+  readonly credential: string
+  readonly reason: string
+}
+/** Code "rotation.busy": another process is rotating this credential until the given time. */
+export declare class RotationBusy extends RotationError {
+  readonly credential: string
+  readonly owner: string
+  readonly until: number
+}
+/** Code "rotation.lost_lock": another process took over the rotation; this one stopped. */
+export declare class RotationLostLock extends RotationError {
+  readonly credential: string
+}
+/** Code "rotation.step_failed": a rotation step kept failing; resume retries it. */
+export declare class RotationStepFailed extends RotationError {
+  readonly credential: string
+  readonly version: number
+  readonly step: string
+  readonly attempts: number
+  readonly detail: string
+}
+/** Code "rotation.rolled_back": the new version could not be set or tested and was rolled back. */
+export declare class RotationRolledBack extends RotationError {
+  readonly credential: string
+  readonly version: number
+  readonly step: string
+  readonly detail: string
+}
+/** Code "rotation.already_initialized": the credential already has a current version. */
+export declare class RotationAlreadyInitialized extends RotationError {
+  readonly credential: string
+}
+/** Code "rotation.corrupt_state": the stored rotation state cannot be read. */
+export declare class RotationCorruptState extends RotationError {
+  readonly credential: string
+  readonly reason: string
+}
+/** Code "rotation.audit_refused": the audit hook refused to record a step, so the step was not run. */
+export declare class RotationAuditRefused extends RotationError {
+  readonly credential: string
+  readonly step: string
+  readonly detail: string
+}
+/** Code "shamir.invalid_parameters": threshold or share count out of range, or an empty secret. */
+export declare class ShamirInvalidParameters extends ShamirError {
+  readonly reason: string
+}
+/** Code "shamir.no_shares": no shares were given. */
+export declare class ShamirNoShares extends ShamirError {}
+/** Code "shamir.too_few_shares": fewer distinct shares than the threshold. */
+export declare class ShamirTooFewShares extends ShamirError {
+  readonly needed: number
+  readonly given: number
+}
+/** Code "shamir.duplicate_share": the same share was given twice. */
+export declare class ShamirDuplicateShare extends ShamirError {
+  readonly x: number
+  readonly first: number
+  readonly second: number
+  readonly needed: number
+}
+/** Code "shamir.different_splits": shares from two different splits were mixed. */
+export declare class ShamirDifferentSplits extends ShamirError {
+  readonly index: number
+  readonly expected: string
+  readonly found: string
+}
+/** Code "shamir.corrupt_share": a share failed its checksum or is malformed. */
+export declare class ShamirCorruptShare extends ShamirError {
+  readonly index: number | null
+  readonly reason: string
+}
+/** Old name of RandomFailed. */
+export declare const RandomFailure: typeof RandomFailed
+export type RandomFailure = RandomFailed
+/** Old name of SecretCasMismatch. */
+export declare const CasConflict: typeof SecretCasMismatch
+export type CasConflict = SecretCasMismatch
+/** Old name of SecretNotFound. */
+export declare const NotFound: typeof SecretNotFound
+export type NotFound = SecretNotFound
+/** Old name of SecretVersionDeleted. */
+export declare const VersionDeleted: typeof SecretVersionDeleted
+export type VersionDeleted = SecretVersionDeleted
+/** Old name of SecretVersionDestroyed. */
+export declare const VersionDestroyed: typeof SecretVersionDestroyed
+export type VersionDestroyed = SecretVersionDestroyed
+/** Old name of SecretVersionPruned. */
+export declare const VersionPruned: typeof SecretVersionPruned
+export type VersionPruned = SecretVersionPruned
+/** Old name of PolicyParse. */
+export declare const PolicyParseError: typeof PolicyParse
+export type PolicyParseError = PolicyParse
+/** Old name of SecretError. */
+export declare const SecretStoreError: typeof SecretError
+export type SecretStoreError = SecretError
+// END GENERATED ERRORS

@@ -35,7 +35,60 @@ function openCopy (sealed, openInPlace) {
 
 // ----- errors -----
 
-/** Base class of every error Strongroom throws. */
+// The error classes are not written out here: they are made from the core's
+// error table (strongroom::ERROR_CODES, docs/ERRORS.md), which the addon
+// hands over as JSON. Every distinct `class` of the table becomes a class
+// deriving from its `parent` (a family class such as SecretError, itself
+// deriving from StrongroomError). A native error carries Error::details():
+// {code, class, parent, message, ...fields}; mapError throws the class it
+// names with `code` and the fields as properties.
+
+const ROOT_CLASS = 'StrongroomError'
+
+/** The core's error table: one frozen row per code. */
+const ERROR_CODES = Object.freeze(JSON.parse(native.errorCodesJson()).map((row) => Object.freeze({
+  ...row,
+  fields: Object.freeze(row.fields.map((f) => Object.freeze(f)))
+})))
+
+// The binding's own errors (no core code): a call after close(), and
+// reveal() on a wiped Secret.
+const BINDING_ERRORS = [
+  { code: 'closed', class: 'Closed', legacyCode: 'ERR_STRONGROOM_CLOSED' },
+  { code: 'secret_wiped', class: 'SecretWiped', legacyCode: 'ERR_STRONGROOM_SECRET_WIPED' }
+]
+
+// Old class names, kept as aliases of the table's classes.
+const ERROR_ALIASES = Object.freeze({
+  RandomFailure: 'RandomFailed',
+  CasConflict: 'SecretCasMismatch',
+  NotFound: 'SecretNotFound',
+  VersionDeleted: 'SecretVersionDeleted',
+  VersionDestroyed: 'SecretVersionDestroyed',
+  VersionPruned: 'SecretVersionPruned',
+  PolicyParseError: 'PolicyParse',
+  // The Python binding's old name (kept there as an alias too).
+  SecretStoreError: 'SecretError'
+})
+
+// The codes before the table (ERR_STRONGROOM_ + the upper-cased
+// Error::kind(), CAS_CONFLICT for cas_mismatch), for err.legacyCode.
+const legacyCodes = new Map()
+const rowsByCode = new Map(ERROR_CODES.map((r) => [r.code, r]))
+for (const row of ERROR_CODES) {
+  legacyCodes.set(row.code,
+    row.kind === 'cas_mismatch' ? 'ERR_STRONGROOM_CAS_CONFLICT' : `ERR_STRONGROOM_${row.kind.toUpperCase()}`)
+}
+for (const b of BINDING_ERRORS) legacyCodes.set(b.code, b.legacyCode)
+
+// Keys of the wire object that are not fields.
+const WIRE_KEYS = new Set(['code', 'class', 'parent', 'message'])
+
+/**
+ * Base class of every error Strongroom throws. `code` is the error's stable
+ * code from the core's table (docs/ERRORS.md); the code's fields are own
+ * enumerable properties under the table's names.
+ */
 class StrongroomError extends Error {
   constructor (message, details) {
     super(message)
@@ -46,87 +99,64 @@ class StrongroomError extends Error {
       writable: true
     })
     if (details) {
+      // The table's order (the wire's JSON object has its keys sorted).
+      const row = rowsByCode.get(details.code)
+      if (row) {
+        for (const [k] of row.fields) if (Object.hasOwn(details, k)) this[k] = details[k]
+      }
       for (const [k, v] of Object.entries(details)) {
-        if (k !== 'message' && k !== 'code') this[k] = v
+        if (!WIRE_KEYS.has(k) && !Object.hasOwn(this, k)) this[k] = v
+      }
+      if (typeof details.code === 'string') {
+        Object.defineProperty(this, 'code', {
+          value: details.code, enumerable: false, configurable: true, writable: true
+        })
       }
     }
   }
 
-  /** The stable error code, e.g. `ERR_STRONGROOM_DECRYPTION_FAILED`. */
+  /** The stable code (the class's own, for a class with a single code). */
   get code () {
     return this.constructor.code
   }
+
+  /** The code before the error table (`ERR_STRONGROOM_*`), for old callers. */
+  get legacyCode () {
+    return legacyCodes.get(this.code)
+  }
 }
-StrongroomError.code = 'ERR_STRONGROOM'
 
 const errorClasses = { StrongroomError }
-const byCode = new Map([[StrongroomError.code, StrongroomError]])
 
-function defineError (name, code) {
+function makeErrorClass (name, base) {
   // A named class so stack traces and `err.name` show it.
-  const cls = { [name]: class extends StrongroomError {} }[name]
-  cls.code = code
+  const cls = { [name]: class extends base {} }[name]
   errorClasses[name] = cls
-  byCode.set(code, cls)
+  return cls
 }
 
-for (const [name, code] of [
-  ['DecryptionFailed', 'ERR_STRONGROOM_DECRYPTION_FAILED'],
-  ['MalformedSealedValue', 'ERR_STRONGROOM_MALFORMED_SEALED_VALUE'],
-  ['UnknownKeyVersion', 'ERR_STRONGROOM_UNKNOWN_KEY_VERSION'],
-  ['KeyVersionRetired', 'ERR_STRONGROOM_KEY_VERSION_RETIRED'],
-  ['InvalidKeyTransition', 'ERR_STRONGROOM_INVALID_KEY_TRANSITION'],
-  ['KeyInUse', 'ERR_STRONGROOM_KEY_IN_USE'],
-  ['InvalidPath', 'ERR_STRONGROOM_INVALID_PATH'],
-  ['Sealed', 'ERR_STRONGROOM_SEALED'],
-  ['AlreadyInitialized', 'ERR_STRONGROOM_ALREADY_INITIALIZED'],
-  ['NotInitialized', 'ERR_STRONGROOM_NOT_INITIALIZED'],
-  ['UnsealFailed', 'ERR_STRONGROOM_UNSEAL_FAILED'],
-  ['KeyFileError', 'ERR_STRONGROOM_KEY_FILE'],
-  ['ProtectorError', 'ERR_STRONGROOM_PROTECTOR'],
-  ['StorageError', 'ERR_STRONGROOM_STORAGE'],
-  ['StorageConflict', 'ERR_STRONGROOM_STORAGE_CONFLICT'],
-  ['CorruptRecord', 'ERR_STRONGROOM_CORRUPT_RECORD'],
-  ['RandomFailure', 'ERR_STRONGROOM_RANDOM'],
-  ['InvalidArgument', 'ERR_STRONGROOM_INVALID_ARGUMENT'],
-  ['SecretWiped', 'ERR_STRONGROOM_SECRET_WIPED'],
-  // The binding's own: a call on a closed store, storage or lease manager.
-  ['Closed', 'ERR_STRONGROOM_CLOSED'],
-  // Raised once the policy, lease and secrets modules of the core have them.
-  ['PolicyDenied', 'ERR_STRONGROOM_POLICY_DENIED'],
-  ['LeaseExpired', 'ERR_STRONGROOM_LEASE_EXPIRED'],
-  ['CasConflict', 'ERR_STRONGROOM_CAS_CONFLICT'],
-  // The versioned secrets store, policies and the audit trail.
-  ['NotFound', 'ERR_STRONGROOM_NOT_FOUND'],
-  ['VersionDeleted', 'ERR_STRONGROOM_VERSION_DELETED'],
-  ['VersionDestroyed', 'ERR_STRONGROOM_VERSION_DESTROYED'],
-  ['VersionPruned', 'ERR_STRONGROOM_VERSION_PRUNED'],
-  ['PolicyParseError', 'ERR_STRONGROOM_POLICY_PARSE'],
-  ['AuditChainBroken', 'ERR_STRONGROOM_AUDIT_CHAIN_BROKEN'],
-  // Leases.
-  ['LeaseNotFound', 'ERR_STRONGROOM_LEASE_NOT_FOUND'],
-  ['LeaseNotRenewable', 'ERR_STRONGROOM_LEASE_NOT_RENEWABLE'],
-  ['LeaseInvalidId', 'ERR_STRONGROOM_LEASE_INVALID_ID'],
-  ['LeaseQuotaExceeded', 'ERR_STRONGROOM_LEASE_QUOTA_EXCEEDED'],
-  ['LeaseNoRevoker', 'ERR_STRONGROOM_LEASE_NO_REVOKER'],
-  ['LeaseNotActive', 'ERR_STRONGROOM_LEASE_NOT_ACTIVE'],
-  ['LeaseInvalidTtl', 'ERR_STRONGROOM_LEASE_INVALID_TTL'],
-  ['LeaseInvalidEngine', 'ERR_STRONGROOM_LEASE_INVALID_ENGINE'],
-  ['LeaseRevocationDeferred', 'ERR_STRONGROOM_LEASE_REVOCATION_DEFERRED'],
-  ['LeaseIrrevocable', 'ERR_STRONGROOM_LEASE_IRREVOCABLE'],
-  ['LeaseRevokerFailed', 'ERR_STRONGROOM_LEASE_REVOKER_FAILED'],
-  // Dual-credential rotation.
-  ['RotationInvalidName', 'ERR_STRONGROOM_ROTATION_INVALID_NAME'],
-  ['RotationBusy', 'ERR_STRONGROOM_ROTATION_BUSY'],
-  ['RotationLostLock', 'ERR_STRONGROOM_ROTATION_LOST_LOCK'],
-  ['RotationStepFailed', 'ERR_STRONGROOM_ROTATION_STEP_FAILED'],
-  ['RotationRolledBack', 'ERR_STRONGROOM_ROTATION_ROLLED_BACK'],
-  ['RotationAlreadyInitialized', 'ERR_STRONGROOM_ROTATION_ALREADY_INITIALIZED'],
-  ['RotationCorruptState', 'ERR_STRONGROOM_ROTATION_CORRUPT_STATE'],
-  ['RotationAuditRefused', 'ERR_STRONGROOM_ROTATION_AUDIT_REFUSED']
-]) {
-  defineError(name, code)
+// Family classes (parents other than the root) first, then the rest.
+const tableClasses = []
+for (const row of ERROR_CODES) {
+  if (row.parent !== ROOT_CLASS && !tableClasses.includes(row.parent)) tableClasses.push(row.parent)
 }
+for (const row of ERROR_CODES) {
+  if (!tableClasses.includes(row.class)) tableClasses.push(row.class)
+}
+for (const name of tableClasses) {
+  const row = ERROR_CODES.find((r) => r.class === name)
+  const parent = row ? row.parent : ROOT_CLASS
+  const cls = makeErrorClass(name, errorClasses[parent])
+  const codes = ERROR_CODES.filter((r) => r.class === name)
+  // A class with a single code has it on the class too.
+  if (codes.length === 1) cls.code = codes[0].code
+}
+for (const b of BINDING_ERRORS) makeErrorClass(b.class, StrongroomError).code = b.code
+for (const [old, now] of Object.entries(ERROR_ALIASES)) errorClasses[old] = errorClasses[now]
+
+/** The name of every error class exported (table, binding-only, aliases). */
+const ERROR_CLASSES = Object.freeze([ROOT_CLASS, ...BINDING_ERRORS.map((b) => b.class), ...tableClasses,
+  ...Object.keys(ERROR_ALIASES)])
 
 /** Turns a native error into its Strongroom error class; other errors pass. */
 function mapError (e) {
@@ -137,15 +167,8 @@ function mapError (e) {
     } catch {
       return new StrongroomError(e.message.slice(MARK.length))
     }
-    const cls = byCode.get(details.code)
-    if (cls) return new cls(details.message, details)
-    // A core error without a class of its own: the base class, carrying
-    // the core's code (ERR_STRONGROOM_ + its upper-cased kind).
-    const err = new StrongroomError(details.message, details)
-    if (typeof details.code === 'string') {
-      Object.defineProperty(err, 'code', { value: details.code, enumerable: false })
-    }
-    return err
+    const cls = Object.hasOwn(errorClasses, details.class) ? errorClasses[details.class] : StrongroomError
+    return new cls(details.message, details)
   }
   return e
 }
@@ -708,7 +731,7 @@ class Policy {
     this.#n = handle
   }
 
-  /** Parses a policy from TOML; PolicyParseError with line and column otherwise. */
+  /** Parses a policy from TOML; PolicyParse with line and column otherwise. */
   static fromToml (text) {
     if (typeof text !== 'string') throw new TypeError('policy TOML must be a string')
     return new Policy(call(() => native.NativePolicy.fromToml(text)))
@@ -1203,5 +1226,7 @@ module.exports = {
   sealedKeyVersion,
   openSealed,
   generateKeyFile,
+  ERROR_CODES,
+  ERROR_CLASSES,
   ...errorClasses
 }

@@ -6,8 +6,10 @@
 //! `Strongroom` class, the `Secret` wrapper and the typed error classes.
 //!
 //! Errors cross the boundary as a plain `Error` whose message is
-//! [`ERROR_MARK`] followed by a JSON object `{code, message, ...details}`;
-//! `index.js` parses it and throws the matching error class. Nothing secret is
+//! [`ERROR_MARK`] followed by the JSON of [`Error::details`]
+//! (`{code, class, parent, message, ...fields}`); `index.js` parses it and
+//! throws the class the core's error table names, made from that table
+//! ([`error_codes_json`]). Nothing secret is
 //! ever part of an error.
 //!
 //! Plaintexts come back in JavaScript-owned Buffers: `openValue` decrypts
@@ -31,7 +33,7 @@ use strongroom::keyring::{KeyInfo, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{self, Algorithm, DataKey, SealContext};
 use strongroom::storage::{DynStorage, MemoryStorage};
-use strongroom::{Error, KeyFileError, Options, SecretBytes, Strongroom};
+use strongroom::{ERROR_CODES, Error, FieldValue, Options, SecretBytes, Strongroom};
 
 /// The caller name of the binding's door to unchecked access
 /// ([`strongroom::dangerous`]), audited as `dangerous:node`.
@@ -43,172 +45,55 @@ const ERROR_MARK: &str = "\u{1}strongroom:";
 
 // ----- errors -----
 
-/// The stable `code` string and structured details of a core error. The code
-/// is `ERR_STRONGROOM_` followed by the upper-cased [`Error::kind`], except
-/// for a check-and-set mismatch, which keeps its original
-/// `ERR_STRONGROOM_CAS_CONFLICT`.
-fn classify(e: &Error) -> (String, Value) {
-    use strongroom::audit::AuditError;
-    use strongroom::lease::LeaseError;
-    use strongroom::secrets::SecretError;
-    let code = match e.kind() {
-        "cas_mismatch" => "ERR_STRONGROOM_CAS_CONFLICT".to_owned(),
-        kind => format!("ERR_STRONGROOM_{}", kind.to_ascii_uppercase()),
-    };
-    let details = match e {
-        Error::UnknownKeyVersion { version, latest } => {
-            json!({ "version": version, "latest": latest })
-        }
-        Error::KeyVersionRetired {
-            version,
-            state,
-            min_decryption_version,
-        } => json!({
-            "version": version,
-            "state": state.to_string(),
-            "minDecryptionVersion": min_decryption_version,
-        }),
-        Error::InvalidKeyTransition { version, from, to } => {
-            json!({ "version": version, "from": from.to_string(), "to": to.to_string() })
-        }
-        Error::KeyInUse {
-            version,
-            records,
-            example,
-        } => json!({ "version": version, "records": records, "example": example }),
-        Error::InvalidPath { path, reason } => {
-            json!({ "path": path, "reason": reason.to_string() })
-        }
-        Error::KeyFile { path, reason } => {
-            json!({ "path": path, "reason": key_file_reason(reason) })
-        }
-        Error::Protector {
-            protector, kind, ..
-        } => json!({ "protector": protector, "kind": format!("{kind:?}") }),
-        Error::Storage { backend, kind, .. } => {
-            json!({ "backend": backend, "kind": format!("{kind:?}") })
-        }
-        Error::StorageConflict { key } | Error::CorruptRecord { key, .. } => {
-            json!({ "key": key })
-        }
-        Error::Policy(strongroom::policy::PolicyError::Denied {
-            principal,
-            capability,
-            path,
-        }) => {
-            json!({ "principal": principal, "capability": capability.to_string(), "path": path })
-        }
-        Error::Secret(s) => match s {
-            SecretError::CasMismatch {
-                path,
-                expected,
-                current,
-            } => json!({ "path": path, "expected": expected, "current": current }),
-            SecretError::NotFound { path, version } => {
-                json!({ "path": path, "version": version })
-            }
-            SecretError::VersionDeleted {
-                path,
-                version,
-                deleted_at,
-            } => json!({ "path": path, "version": version, "deletedAt": ms(*deleted_at) }),
-            SecretError::VersionDestroyed {
-                path,
-                version,
-                destroyed_at,
-            } => json!({ "path": path, "version": version, "destroyedAt": ms(*destroyed_at) }),
-            SecretError::VersionPruned {
-                path,
-                version,
-                oldest,
-            } => json!({ "path": path, "version": version, "oldest": oldest }),
-            _ => json!({}),
-        },
-        Error::Lease(l) => match l {
-            LeaseError::Expired { id, expired_at } => {
-                json!({ "id": id.to_string(), "expiredAt": ms(*expired_at) })
-            }
-            LeaseError::NotFound { id } | LeaseError::NotRenewable { id } => {
-                json!({ "id": id.to_string() })
-            }
-            LeaseError::NotActive { id, state } => {
-                json!({ "id": id.to_string(), "state": state.to_string() })
-            }
-            LeaseError::QuotaExceeded { limit, count, .. } => {
-                json!({ "limit": limit, "count": count })
-            }
-            LeaseError::NoRevoker { engine } | LeaseError::InvalidEngine { engine } => {
-                json!({ "engine": engine })
-            }
-            LeaseError::RevocationDeferred {
-                id,
-                attempts,
-                next_try,
-                reason,
-            } => json!({
-                "id": id.to_string(),
-                "attempts": attempts,
-                "nextTry": ms(*next_try),
-                "reason": reason,
-            }),
-            LeaseError::Irrevocable {
-                id,
-                attempts,
-                reason,
-            } => json!({ "id": id.to_string(), "attempts": attempts, "reason": reason }),
-            LeaseError::RevokerFailed { engine, reason } => {
-                json!({ "engine": engine, "reason": reason })
-            }
-            _ => json!({}),
-        },
-        Error::Rotation(r) => rotation_details(r),
-        Error::Audit(AuditError::ChainBroken { seq, reason }) => {
-            json!({ "seq": seq, "reason": reason.to_string() })
-        }
-        _ => json!({}),
-    };
-    (code, details)
+/// The wire form of a core error, made mechanically from
+/// [`Error::details`]: `{code, class, parent, message, ...fields}` with the
+/// fields under the table's names, timestamps as integer milliseconds since
+/// the Unix epoch, absent values as `null` and lists as arrays.
+/// `index.js` throws the error class the table names for `class`.
+fn details_json(e: &Error) -> Value {
+    let d = e.details();
+    let mut map = serde_json::Map::new();
+    map.insert("code".into(), d.code.into());
+    map.insert("class".into(), d.class.into());
+    map.insert("parent".into(), d.parent.into());
+    map.insert("message".into(), d.message.into());
+    for (name, value) in d.fields {
+        map.insert(name.into(), field_json(value));
+    }
+    Value::Object(map)
 }
 
-/// The details of a rotation error (never a secret: the messages are the
-/// target system's, which must not contain one).
-fn rotation_details(r: &strongroom::rotation::RotationError) -> Value {
-    use strongroom::rotation::RotationError as R;
-    match r {
-        // `credential`, not `name`: an Error's `name` is its class.
-        R::InvalidName { name, reason } => json!({ "credential": name, "reason": reason }),
-        R::Busy {
-            credential,
-            owner,
-            until,
-        } => json!({ "credential": credential, "owner": owner, "until": ms(*until) }),
-        R::LostLock { credential } | R::AlreadyInitialized { credential } => {
-            json!({ "credential": credential })
-        }
-        R::StepFailed {
-            credential,
-            version,
-            step,
-            attempts,
-            ..
-        } => json!({
-            "credential": credential,
-            "version": version,
-            "step": step.to_string(),
-            "attempts": attempts,
-        }),
-        R::RolledBack {
-            credential,
-            version,
-            step,
-            ..
-        } => json!({ "credential": credential, "version": version, "step": step.to_string() }),
-        R::CorruptState { credential, .. } => json!({ "credential": credential }),
-        R::AuditRefused {
-            credential, step, ..
-        } => json!({ "credential": credential, "step": step.to_string() }),
-        _ => json!({}),
+fn field_json(v: FieldValue) -> Value {
+    match v {
+        FieldValue::Str(s) => s.into(),
+        FieldValue::U64(n) => n.into(),
+        FieldValue::Time(t) => t.as_millis().into(),
+        FieldValue::StrList(l) => l.into(),
+        FieldValue::BoolList(l) => l.into(),
+        // Null, and any kind a newer core adds.
+        _ => Value::Null,
     }
+}
+
+/// The core's error table ([`ERROR_CODES`]) as JSON: an array of
+/// `{code, class, parent, kind, fields: [[name, type], ...], meaning}`.
+/// `index.js` makes the error classes from it.
+#[napi]
+pub fn error_codes_json() -> String {
+    let rows: Vec<Value> = ERROR_CODES
+        .iter()
+        .map(|r| {
+            json!({
+                "code": r.code,
+                "class": r.class,
+                "parent": r.parent,
+                "kind": r.kind,
+                "fields": r.fields.iter().map(|f| json!([f.name, f.ty.name()])).collect::<Vec<_>>(),
+                "meaning": r.meaning,
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
 }
 
 /// A timestamp as milliseconds since the Unix epoch.
@@ -216,25 +101,8 @@ fn ms(t: strongroom::clock::Timestamp) -> f64 {
     t.as_millis() as f64
 }
 
-fn key_file_reason(reason: &KeyFileError) -> &'static str {
-    match reason {
-        KeyFileError::LoosePermissions { .. } => "LoosePermissions",
-        KeyFileError::Io(_) => "Io",
-        KeyFileError::BadContent => "BadContent",
-        KeyFileError::Exists => "Exists",
-        KeyFileError::WrongOwner { .. } => "WrongOwner",
-        KeyFileError::UnsafeDirectory { .. } => "UnsafeDirectory",
-        KeyFileError::TooLarge { .. } => "TooLarge",
-        _ => "Other",
-    }
-}
-
 fn to_js(e: Error) -> napi::Error {
-    let (code, mut details) = classify(&e);
-    if let Value::Object(map) = &mut details {
-        map.insert("code".into(), Value::String(code));
-        map.insert("message".into(), e.to_string().into());
-    }
+    let details = details_json(&e);
     napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
 }
 
@@ -247,7 +115,9 @@ fn invalid(message: impl Into<String>) -> napi::Error {
 /// binding's notion, so the code is the binding's own.
 fn closed_error(what: &str) -> napi::Error {
     let details = json!({
-        "code": "ERR_STRONGROOM_CLOSED",
+        "code": "closed",
+        "class": "Closed",
+        "parent": strongroom::ROOT_CLASS,
         "message": format!("the {what} is closed"),
     });
     napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
@@ -834,7 +704,7 @@ impl NativeStrongroom {
     }
 
     /// Closes the store: later calls (on it and on the lease managers and
-    /// secrets stores made from it) fail with ERR_STRONGROOM_CLOSED; the
+    /// secrets stores made from it) fail with `Closed` (code "closed"); the
     /// keys are forgotten (which also ends the core's keyring refresher);
     /// the lease managers' schedulers and event forwarders are stopped and
     /// awaited. Idempotent. The storage is the caller's to close.

@@ -33,8 +33,8 @@ test('S10 leases: renew with a manual clock, expiry is LeaseExpired, runDue revo
   // Past expiry: renewing fails, typed.
   clock.advance(60_000)
   await assert.rejects(leases.renew(l.id, 1000), (e) =>
-    e instanceof sr.LeaseExpired && e.code === 'ERR_STRONGROOM_LEASE_EXPIRED' &&
-    e.id === l.id && e.expiredAt === T0 + 150_000)
+    e instanceof sr.LeaseExpired && e.code === 'lease.expired' &&
+    e.id === l.id && e.expired_at === T0 + 150_000)
 
   const report = await leases.runDue()
   assert.equal(report.revoked, 1)

@@ -63,13 +63,13 @@ async function released (db) {
   }
 }
 
-const isClosed = (e) => e instanceof Closed && e instanceof sr.StrongroomError && e.code === 'ERR_STRONGROOM_CLOSED'
+const isClosed = (e) => e instanceof Closed && e instanceof sr.StrongroomError && e.code === 'closed' && e.legacyCode === 'ERR_STRONGROOM_CLOSED'
 
 test('Symbol.asyncDispose exists on this Node and both classes implement it', () => {
   assert.equal(typeof Symbol.asyncDispose, 'symbol')
   assert.equal(typeof Strongroom.prototype[Symbol.asyncDispose], 'function')
   assert.equal(typeof Storage.prototype[Symbol.asyncDispose], 'function')
-  assert.equal(Closed.code, 'ERR_STRONGROOM_CLOSED')
+  assert.equal(Closed.code, 'closed')
 })
 
 test('close() is idempotent; afterwards every call rejects (or throws) Closed', async () => {

@@ -129,7 +129,7 @@ test('S8 hex keys, bad names and options are typed errors', async () => {
   for (const name of ['', 'Svc/Key', 'a//b', '../x']) {
     const e = await store.apiKeyRotation(name, { chars: 32 }).catch((err) => err)
     assert.ok(e instanceof sr.RotationInvalidName, `${name}: ${e && e.name}`)
-    assert.equal(e.code, 'ERR_STRONGROOM_ROTATION_INVALID_NAME')
+    assert.equal(e.code, 'rotation.invalid_name')
     assert.equal(typeof e.reason, 'string')
     assert.equal(e.name, 'RotationInvalidName')
     assert.equal(e.credential, name)
@@ -148,9 +148,9 @@ test('S8 importCurrent adopts an existing key (even one older than the format); 
   const rot = await store.apiKeyRotation('svc/legacy', { prefix: 'sk_', chars: 32, gracePeriodMs: 0 })
   const e1 = await rot.importCurrent('').catch((err) => err)
   assert.ok(e1 instanceof sr.RotationStepFailed, `got ${e1 && e1.name}`)
-  assert.equal(e1.code, 'ERR_STRONGROOM_ROTATION_STEP_FAILED')
+  assert.equal(e1.code, 'rotation.step_failed')
   assert.equal(e1.credential, 'svc/legacy')
-  assert.equal(e1.step, 'test-pending')
+  assert.equal(e1.step, 'test_pending')
   assert.equal(e1.version, 1)
   assert.equal(typeof e1.attempts, 'number')
   assert.equal((await rot.status()).current, null)
@@ -193,10 +193,11 @@ test('error classes exist for the lease and rotation codes of the core', () => {
   ]) {
     const cls = sr[name]
     assert.equal(typeof cls, 'function', name)
-    assert.equal(cls.code, `ERR_STRONGROOM_${code}`)
+    assert.equal(cls.code, code.toLowerCase().replace(/^(rotation|lease)_/, '$1.'))
     const e = new cls('m', {})
     assert.ok(e instanceof sr.StrongroomError && e instanceof Error)
     assert.equal(e.name, name)
-    assert.equal(e.code, `ERR_STRONGROOM_${code}`)
+    assert.equal(e.code, cls.code)
+    assert.equal(e.legacyCode, `ERR_STRONGROOM_${code}`)
   }
 })

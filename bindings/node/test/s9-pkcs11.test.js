@@ -52,9 +52,9 @@ test('S9 init with a PKCS#11 protector, seal, unseal with the same config; a wro
   store.seal()
   const e = await store.unseal({ pkcs11: pkcs11('0000-wrong') }).catch((err) => err)
   assert.ok(e instanceof sr.ProtectorError, `got ${e && e.name}: ${e && e.message}`)
-  assert.equal(e.code, 'ERR_STRONGROOM_PROTECTOR')
+  assert.equal(e.legacyCode, 'ERR_STRONGROOM_PROTECTOR')
   assert.equal(e.protector, 'pkcs11')
-  assert.equal(e.kind, 'WrongPin')
+  assert.equal(e.code, 'protector.wrong_pin')
   assert.match(e.message, /wrong pin/i)
   assert.ok(!e.message.includes('0000-wrong') && !e.message.includes(USER_PIN), 'no PIN in the message')
   assert.equal(store.isSealed, true)
@@ -66,19 +66,19 @@ test('S9 init with a PKCS#11 protector, seal, unseal with the same config; a wro
   const viaSecret = await Strongroom.unseal(storage, { pkcs11: pkcs11(new Secret(USER_PIN)) })
   assert.equal((await viaSecret.getSecret('prod/app/db')).value.reveal().toString(), 'hunter2')
   await assert.rejects(Strongroom.unseal(storage, { pkcs11: pkcs11('0000-wrong') }),
-    (err) => err instanceof sr.ProtectorError && err.kind === 'WrongPin')
+    (err) => err instanceof sr.ProtectorError && err.code === 'protector.wrong_pin')
 })
 
 test('S9 a key label already on the token is refused for a new store; another label opens nothing', async () => {
   await Strongroom.init(Storage.memory(), { pkcs11: pkcs11(USER_PIN, 'taken') })
   await assert.rejects(Strongroom.init(Storage.memory(), { pkcs11: pkcs11(USER_PIN, 'taken') }),
-    (e) => e instanceof sr.ProtectorError && e.kind === 'Config' && /already holds key/.test(e.message))
+    (e) => e instanceof sr.ProtectorError && e.code === 'protector.config' && /already holds key/.test(e.message))
   const storage = Storage.memory()
   await Strongroom.init(storage, { pkcs11: pkcs11(USER_PIN, 'first') })
   await assert.rejects(Strongroom.unseal(storage, { pkcs11: pkcs11(USER_PIN, 'no-such-key') }),
-    (e) => e instanceof sr.ProtectorError && e.kind === 'KeyNotFound')
+    (e) => e instanceof sr.ProtectorError && e.code === 'protector.key_not_found')
   await assert.rejects(Strongroom.unseal(storage, { pkcs11: { ...pkcs11(USER_PIN), tokenLabel: 'no-such-token' } }),
-    (e) => e instanceof sr.ProtectorError && e.kind === 'TokenNotFound')
+    (e) => e instanceof sr.ProtectorError && e.code === 'protector.token_not_found')
 })
 
 test('S9 a wrong PIN as the first login of a process is a wrong PIN too', () => {
@@ -87,10 +87,10 @@ test('S9 a wrong PIN as the first login of a process is a wrong PIN too', () => 
   const script = `
     const { Strongroom, Storage } = require(${JSON.stringify(path.resolve(__dirname, '..', 'index.js'))})
     Strongroom.init(Storage.memory(), { pkcs11: ${JSON.stringify(pkcs11('0000-wrong', 'fresh'))} })
-      .then(() => console.log('opened'), (e) => console.log(JSON.stringify({ name: e.name, kind: e.kind, message: e.message })))`
+      .then(() => console.log('opened'), (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })))`
   const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { env: process.env }).toString())
   assert.equal(out.name, 'ProtectorError')
-  assert.equal(out.kind, 'WrongPin')
+  assert.equal(out.code, 'protector.wrong_pin')
   assert.match(out.message, /wrong pin/i)
 })
 
@@ -102,5 +102,5 @@ test('S9 options are checked', async () => {
   await assert.rejects(Strongroom.init(Storage.memory(), { pkcs11: pkcs11(Buffer.from([0xff, 0xfe])) }),
     sr.InvalidArgument)
   await assert.rejects(Strongroom.init(Storage.memory(), { pkcs11: { ...pkcs11(USER_PIN), module: '/nonexistent/lib.so' } }),
-    (e) => e instanceof sr.ProtectorError && e.kind === 'ModuleNotFound')
+    (e) => e instanceof sr.ProtectorError && e.code === 'protector.module_not_found')
 })

@@ -62,9 +62,9 @@ test('S3 lifecycle: init, seal/open, put/get, seal, unseal, typed failures', asy
   try {
     await Strongroom.unseal(storage, { key: crypto.randomBytes(32) })
   } catch (e) {
-    assert.equal(e.kind, 'UnwrapFailed')
+    assert.equal(e.code, 'protector.unwrap_failed')
     assert.equal(e.protector, 'software')
-    assert.equal(e.code, 'ERR_STRONGROOM_PROTECTOR')
+    assert.equal(e.legacyCode, 'ERR_STRONGROOM_PROTECTOR')
   }
   await assert.rejects(Strongroom.unseal(Storage.memory(), { keyFile }), sr.NotInitialized)
   await assert.rejects(Strongroom.unseal(':memory:', { keyFile }), sr.NotInitialized)
@@ -92,7 +92,7 @@ test('S4 keyring: rotate, retire, destroy refused while in use, rewrap, destroy'
   const retired = await store.openValue(old, ctx).catch((e) => e)
   assert.ok(retired instanceof sr.KeyVersionRetired)
   assert.equal(retired.version, 1)
-  assert.equal(retired.minDecryptionVersion, 2)
+  assert.equal(retired.min_decryption_version, 2)
   const inUse = await store.destroyKey(1).catch((e) => e)
   assert.ok(inUse instanceof sr.KeyInUse, inUse)
   assert.equal(inUse.records, 3)
@@ -132,10 +132,10 @@ test('S5 bad input raises typed errors', async () => {
   const keyFile = path.join(dir, 'loose.key')
   await sr.generateKeyFile(keyFile)
   await assert.rejects(sr.generateKeyFile(keyFile), (err) =>
-    err instanceof sr.KeyFileError && err.reason === 'Exists' && err.path === keyFile)
+    err instanceof sr.KeyFileError && err.code === 'key_file.exists' && err.path === keyFile)
   fs.chmodSync(keyFile, 0o644)
   await assert.rejects(Strongroom.open(':memory:', { keyFile }), (err) =>
-    err instanceof sr.KeyFileError && err.reason === 'LoosePermissions' && /chmod 600/.test(err.message))
+    err instanceof sr.KeyFileError && err.code === 'key_file.loose_permissions' && /chmod 600/.test(err.message))
   fs.rmSync(dir, { recursive: true })
 
   await assert.rejects(store.putSealed('app/db', 'x', ctx), sr.InvalidArgument)
@@ -223,7 +223,7 @@ test('SQLite: a file that is not a store, or cannot be created, is a StorageErro
   const e = await Strongroom.open(junk, { key: crypto.randomBytes(32) }).catch((err) => err)
   assert.ok(e instanceof sr.StorageError, e)
   assert.equal(e.backend, 'sqlite')
-  assert.equal(e.kind, 'Corrupt')
+  assert.equal(e.code, 'storage.corrupt')
   const missing = await Storage.open(path.join(dir, 'no', 'such', 'dir', 'x.db')).catch((err) => err)
   assert.ok(missing instanceof sr.StorageError, missing)
   fs.rmSync(dir, { recursive: true })

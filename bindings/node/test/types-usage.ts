@@ -87,7 +87,7 @@ async function main (): Promise<void> {
   try {
     await leases.renew(lease.id, 1000)
   } catch (e) {
-    if (e instanceof LeaseExpired) { const at: number = e.expiredAt; void at }
+    if (e instanceof LeaseExpired) { const at: number = e.expired_at; void at }
   }
   const due: DueReport = await leases.runDue()
   const events: LeaseEvent[] = leases.takeEvents()
@@ -100,7 +100,7 @@ async function main (): Promise<void> {
   try {
     await quota.revoke(withData.id)
   } catch (e) {
-    if (e instanceof LeaseRevocationDeferred) { const r: string = e.reason; const n: number = e.nextTry; void [r, n] }
+    if (e instanceof LeaseRevocationDeferred) { const r: string = e.reason; const n: number = e.next_try; void [r, n] }
   }
   const forced: Lease = await quota.forceRevoke(withData.id)
   const pr: PrefixRevocation = await quota.revokePrefix('db')

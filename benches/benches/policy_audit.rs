@@ -201,10 +201,10 @@ fn main() {
             .map(|(x, y)| x / y)
             .collect()
     };
-    for v in 1..6 {
+    for (v, name) in NAMES.iter().enumerate().take(6).skip(1) {
         figures.ratio(
-            &format!("{} / {}", NAMES[v], NAMES[0]),
-            NAMES[v],
+            &format!("{name} / {}", NAMES[0]),
+            name,
             NAMES[0],
             &ratios(v, 0),
             None,

@@ -456,6 +456,10 @@ async fn close_waits_for_the_watcher_and_leaves_no_wal_or_open_file() {
         store.close().await;
         let wal = db.with_extension("db-wal");
         assert!(!wal.exists(), "run {i}: {} left behind", wal.display());
-        assert_eq!(open_files_under(dir.path()), 0, "run {i}: a connection is still open");
+        assert_eq!(
+            open_files_under(dir.path()),
+            0,
+            "run {i}: a connection is still open"
+        );
     }
 }

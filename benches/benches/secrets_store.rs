@@ -8,7 +8,10 @@
 //!    third column reads both of the secret's records raw (the metadata
 //!    record `kvm/<path>` and the version record), which is the storage
 //!    work `get` cannot avoid today, so the rest of the gap is crypto and
-//!    decoding. Optionally (`SECRETS_BENCH_HANDLE_READS` > 0) a principal's
+//!    decoding. A fourth reads the same version records with Python's
+//!    `sqlite3` (`execute(...).fetchone()` on a read-only connection to the
+//!    same file, in a persistent `python3` child that times its own loop),
+//!    the reference the SQLite store's point read is held to. Optionally (`SECRETS_BENCH_HANDLE_READS` > 0) a principal's
 //!    `Handle::read` of the same secrets (policy check, audit record to a
 //!    JSON-lines file with `FsyncPolicy::OsBuffered`, audit head saved in
 //!    the store) against `get`. Measured at each size in
@@ -221,6 +224,83 @@ impl ReadSet {
     }
 }
 
+/// Python's `sqlite3` reading the same file (a persistent `python3` child,
+/// as in `sqlite_store`): `run FILE` reads the keys listed in FILE, one
+/// point read each, times its own loop and answers `ELAPSED_NS FOUND`.
+const PYTHON: &str = r#"
+import sqlite3, sys, time
+con = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+q = "SELECT value FROM strongroom_kv WHERE key = ?"
+print("ready", flush=True)
+for line in sys.stdin:
+    keys = [k.rstrip("\n").encode() for k in open(line.split(None, 1)[1].strip())]
+    found = 0
+    t = time.perf_counter_ns()
+    for k in keys:
+        if con.execute(q, (k,)).fetchone() is not None:
+            found += 1
+    print(time.perf_counter_ns() - t, found, flush=True)
+"#;
+
+struct PyReader {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    keys_file: std::path::PathBuf,
+}
+
+impl PyReader {
+    /// `None` without a working `python3`.
+    fn start(db: &std::path::Path, dir: &std::path::Path) -> Option<Self> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(PYTHON)
+            .arg(db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        stdout.read_line(&mut line).ok()?;
+        (line.trim() == "ready").then(|| Self {
+            child,
+            stdin,
+            stdout,
+            keys_file: dir.join("py-keys.txt"),
+        })
+    }
+
+    /// ns per point read of `keys`.
+    fn run(&mut self, keys: &[String]) -> f64 {
+        use std::io::{BufRead, Write};
+        std::fs::write(&self.keys_file, keys.join("\n") + "\n").unwrap();
+        writeln!(self.stdin, "run {}", self.keys_file.display()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let mut parts = line.split_whitespace();
+        let ns: f64 = parts.next().unwrap().parse().unwrap();
+        let found: usize = parts.next().unwrap().parse().unwrap();
+        assert_eq!(
+            found,
+            keys.len(),
+            "python found {found} of {} keys",
+            keys.len()
+        );
+        ns / keys.len() as f64
+    }
+}
+
+impl Drop for PyReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// ns per `secrets().get`.
 async fn time_gets(secrets: &SecretsStore, paths: &[String], value_len: usize) -> f64 {
     let t = Instant::now();
@@ -394,6 +474,10 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let door = rt.block_on(open_door(storage.clone()));
     let secrets = door.secrets();
     let handle = (handle_reads > 0).then(|| rt.block_on(reader_handle(&door, dir, "reader")));
+    let mut python = PyReader::start(&dir.join("reads.db"), dir);
+    if python.is_none() {
+        eprintln!("sqlite reads: no python3, the sqlite3 baseline is skipped");
+    }
     let mut w = Workload::new(11);
     let mut filled = 0;
     let mut lines = Vec::new();
@@ -409,11 +493,12 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         let warm = ReadSet::random(&mut w, size, reads);
         rt.block_on(time_gets(&secrets, &warm.paths, value.len()));
 
-        // ns per op, one sample per round: get, raw read, two raw reads;
-        // and Handle::read beside a `get` of the same few secrets
-        let mut t: [Vec<f64>; 3] = Default::default();
+        // ns per op, one sample per round: get, raw read, two raw reads,
+        // Python's sqlite3 reading the version records; and Handle::read
+        // beside a `get` of the same few secrets
+        let mut t: [Vec<f64>; 4] = Default::default();
         let (mut h, mut h_get) = (Vec::new(), Vec::new());
-        let variants = if handle.is_some() { 4 } else { 3 };
+        let variants = 5;
         for round in 0..rounds {
             let set = ReadSet::random(&mut w, size, reads);
             let few = &set.paths[..handle_reads.min(reads)];
@@ -425,6 +510,12 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                         1 => t[1].push(time_raw(&storage, &set.version_keys).await),
                         2 => t[2]
                             .push(time_raw_pair(&storage, &set.meta_keys, &set.version_keys).await),
+                        3 => {
+                            if let Some(py) = python.as_mut() {
+                                t[3].push(py.run(&set.version_keys));
+                            }
+                        }
+                        _ if handle.is_none() => {}
                         _ => {
                             // the pair alternates its order too
                             let handle = handle.as_ref().unwrap();
@@ -440,10 +531,11 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                 });
             }
             eprintln!(
-                "  {size} secrets, round {round}: get {:.2} us, raw read {:.2} us, two raw reads {:.2} us{}",
+                "  {size} secrets, round {round}: get {:.2} us, raw read {:.2} us, two raw reads {:.2} us, python {:.2} us{}",
                 t[0][round] / 1e3,
                 t[1][round] / 1e3,
                 t[2][round] / 1e3,
+                t[3].get(round).copied().unwrap_or(f64::NAN) / 1e3,
                 h.last()
                     .map(|x| format!(", Handle::read {:.1} us", x / 1e3))
                     .unwrap_or_default(),
@@ -457,6 +549,22 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
             &t[1],
             Some(Target::AtMost(2.0)),
         );
+        if !t[3].is_empty() {
+            figure(
+                &format!("sqlite get / python sqlite3 point read, {size} secrets"),
+                "Door::secrets().get on SqliteStore",
+                "python3 sqlite3 execute().fetchone() of the version record, same file",
+                &t[0],
+                &t[3],
+                Some(Target::AtMost(2.0)),
+            );
+            lines.push(format!(
+                "sqlite, {size} secrets: secrets().get {:.2} us vs python sqlite3 point read of the version record {:.2} us: {}",
+                med(&t[0]) / 1e3,
+                med(&t[3]) / 1e3,
+                ratio_text(&t[0], &t[3]),
+            ));
+        }
         figure(
             &format!("sqlite get / two raw point reads, {size} secrets"),
             "Door::secrets().get on SqliteStore",

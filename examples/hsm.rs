@@ -31,6 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     let dir = tempfile::tempdir()?;
+    println!(
+        "working in a fresh temporary directory {} (token, database; removed at exit)",
+        dir.path().display()
+    );
     // A PIN for the demo token. In production it comes from your secret
     // source (a prompt, a secrets file), never from a literal or the env.
     let pin = SecretString::from(hex(&SecretBytes::random(8)?));

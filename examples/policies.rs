@@ -51,10 +51,16 @@ fn expect(ok: bool, what: &str) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let dir = std::env::args()
-        .nth(1)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = match std::env::args().nth(1) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            println!(
+                "working in a fresh temporary directory {} (removed at exit)",
+                tmp.path().display()
+            );
+            tmp.path().to_path_buf()
+        }
+    };
     run(&dir).await
 }
 

@@ -4,8 +4,10 @@
 //! rewraps every stored value under the new key, retires and destroys the old
 //! key, and reopens the store as a restarted process would.
 //!
-//! Run: `bash scripts/quickstart.sh` (or `cargo run -p strongroom-examples
-//! --example quickstart -- <dir>`).
+//! Run: `cargo run -p strongroom-examples --example quickstart` (a fresh
+//! temporary directory, removed at exit, so it can be run again and again),
+//! or with `-- <dir>` to keep the key file and database in an empty
+//! directory of your own.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,10 +24,16 @@ async fn main() -> Result<()> {
     // /tmp itself): a private temporary directory unless one is given.
     let scratch =
         tempfile::tempdir().map_err(|e| strongroom::Error::InvalidArgument(e.to_string()))?;
-    let dir: PathBuf = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| scratch.path().to_path_buf());
+    let dir: PathBuf = match std::env::args().nth(1) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            println!(
+                "working in a fresh temporary directory {} (removed at exit; give a directory to keep the files)",
+                scratch.path().display()
+            );
+            scratch.path().to_path_buf()
+        }
+    };
     let key_file = dir.join("root.key");
     let db = dir.join("strongroom.db");
 

@@ -8,6 +8,25 @@ use strongroom::audit::Checkpoint;
 
 use crate::exit::EXIT_CODES;
 
+/// The database path when `--db` is not given.
+pub(crate) const ENV_DB: &str = "STRONGROOM_DB";
+/// The key file when no protector option is given (and `keygen`'s default).
+pub(crate) const ENV_KEY_FILE: &str = "STRONGROOM_KEY_FILE";
+/// The PKCS#11 module when no protector option is given.
+pub(crate) const ENV_PKCS11_MODULE: &str = "STRONGROOM_PKCS11_MODULE";
+/// The token label when `--token` is not given.
+pub(crate) const ENV_PKCS11_TOKEN: &str = "STRONGROOM_PKCS11_TOKEN";
+/// The token key label when `--key-label` is not given.
+pub(crate) const ENV_PKCS11_KEY_LABEL: &str = "STRONGROOM_PKCS11_KEY_LABEL";
+/// The PIN file when `--pin-file` is not given (a path: the PIN itself is
+/// never read from the environment).
+pub(crate) const ENV_PKCS11_PIN_FILE: &str = "STRONGROOM_PKCS11_PIN_FILE";
+/// The Shamir shares file when no protector option is given.
+pub(crate) const ENV_SHAMIR_SHARES_FILE: &str = "STRONGROOM_SHAMIR_SHARES_FILE";
+
+/// The most records `rewrap` takes per batch (the library's limit).
+const MAX_BATCH: usize = 10_000;
+
 /// Operate a Strongroom store kept in an SQLite file.
 #[derive(Debug, Parser)]
 #[command(name = "strongroom", version, about, after_help = EXIT_CODES)]
@@ -21,6 +40,7 @@ pub(crate) enum Command {
     /// Writes a new random 256-bit key file (mode 0600); refuses to overwrite.
     Keygen {
         /// Where to write the key.
+        #[arg(env = ENV_KEY_FILE)]
         key_file: PathBuf,
     },
     /// Creates a new store in the database, its root key wrapped by the
@@ -73,25 +93,30 @@ pub(crate) enum AuditCommand {
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
     /// The SQLite database file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = ENV_DB)]
     pub(crate) db: PathBuf,
-    /// Unseal with this key file (from `strongroom keygen`).
+    /// Unseal with this key file (from `strongroom keygen`). Default:
+    /// $STRONGROOM_KEY_FILE, when no protector option is given.
     #[arg(long, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
-    /// Unseal through this PKCS#11 module (.so).
+    /// Unseal through this PKCS#11 module (.so). Default:
+    /// $STRONGROOM_PKCS11_MODULE, when no protector option is given.
     #[arg(long, value_name = "SO")]
     pub(crate) pkcs11_module: Option<PathBuf>,
     /// The PKCS#11 token's label.
-    #[arg(long, value_name = "LABEL")]
+    #[arg(long, value_name = "LABEL", env = ENV_PKCS11_TOKEN)]
     pub(crate) token: Option<String>,
     /// The token key's label.
-    #[arg(long, value_name = "LABEL")]
+    #[arg(long, value_name = "LABEL", env = ENV_PKCS11_KEY_LABEL)]
     pub(crate) key_label: Option<String>,
     /// Read the token PIN from this file (mode 0600); otherwise it is read
-    /// from the first line of a piped stdin when stdin is not needed for a value.
-    #[arg(long, value_name = "FILE")]
+    /// from the first line of a piped stdin when stdin is not needed for a
+    /// value. The PIN itself is never read from the environment.
+    #[arg(long, value_name = "FILE", env = ENV_PKCS11_PIN_FILE)]
     pub(crate) pin_file: Option<PathBuf>,
-    /// Unseal with Shamir shares read from this file (mode 0600), one share per line.
+    /// Unseal with Shamir shares read from this file (mode 0600), one share
+    /// per line. Default: $STRONGROOM_SHAMIR_SHARES_FILE, when no protector
+    /// option is given.
     #[arg(long, value_name = "FILE")]
     pub(crate) shamir_shares_file: Option<PathBuf>,
 }
@@ -122,22 +147,26 @@ pub(crate) struct StoreCommandArgs {
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
     /// The SQLite database file (created if missing).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = ENV_DB)]
     pub(crate) db: PathBuf,
     /// Wrap the root key with this key file (from `strongroom keygen`).
+    /// Default: $STRONGROOM_KEY_FILE, when no protector option is given.
     #[arg(long, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
-    /// Wrap the root key with a new key generated on this PKCS#11 module's token.
+    /// Wrap the root key with a new key generated on this PKCS#11 module's
+    /// token. Default: $STRONGROOM_PKCS11_MODULE, when no protector option
+    /// is given.
     #[arg(long, value_name = "SO")]
     pub(crate) pkcs11_module: Option<PathBuf>,
     /// The PKCS#11 token's label.
-    #[arg(long, value_name = "LABEL")]
+    #[arg(long, value_name = "LABEL", env = ENV_PKCS11_TOKEN)]
     pub(crate) token: Option<String>,
     /// The label for the new token key.
-    #[arg(long, value_name = "LABEL")]
+    #[arg(long, value_name = "LABEL", env = ENV_PKCS11_KEY_LABEL)]
     pub(crate) key_label: Option<String>,
     /// Read the token PIN from this file (mode 0600); otherwise from stdin.
-    #[arg(long, value_name = "FILE")]
+    /// The PIN itself is never read from the environment.
+    #[arg(long, value_name = "FILE", env = ENV_PKCS11_PIN_FILE)]
     pub(crate) pin_file: Option<PathBuf>,
     /// Wrap the root key with a key split into N Shamir shares, K needed
     /// (`K/N`); the shares are printed once and stored nowhere.
@@ -182,6 +211,10 @@ pub(crate) struct PutArgs {
     /// Write only if the current version is N (0: only if absent).
     #[arg(long, value_name = "N")]
     pub(crate) cas: Option<u64>,
+    /// Store an empty value (without this, an empty stdin is refused,
+    /// exit 18: usually a missing redirect, not an intended secret).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]
@@ -285,8 +318,8 @@ pub(crate) struct KeyVersionArgs {
 /// `rewrap`.
 #[derive(Debug, Args)]
 pub(crate) struct RewrapArgs {
-    /// Records per atomic batch.
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    /// Records per atomic batch (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = parse_batch)]
     pub(crate) batch: usize,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
@@ -331,6 +364,17 @@ pub(crate) struct VerifyArgs {
     pub(crate) from: Option<Checkpoint>,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+}
+
+/// A `rewrap` batch size: 1 to [`MAX_BATCH`]; anything else is refused
+/// rather than clamped.
+fn parse_batch(s: &str) -> std::result::Result<usize, String> {
+    let n = s.trim().parse::<usize>().map_err(|e| e.to_string())?;
+    if (1..=MAX_BATCH).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be between 1 and {MAX_BATCH}, not {n}"))
+    }
 }
 
 fn parse_k_of_n(s: &str) -> std::result::Result<(u8, u8), String> {

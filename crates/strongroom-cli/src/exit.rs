@@ -31,6 +31,19 @@ Exit codes:
   17  the audit file does not continue the store's audit chain (cut short,
       edited, deleted or another store's): the command did nothing; run
       `strongroom audit verify` on it to see where it breaks
+  18  put refused an empty value (stdin was empty); give --allow-empty to store one
+
+Environment (a command-line option wins over its variable):
+  STRONGROOM_DB                  --db
+  STRONGROOM_KEY_FILE            --key-file (and keygen's KEY_FILE)
+  STRONGROOM_PKCS11_MODULE       --pkcs11-module
+  STRONGROOM_PKCS11_TOKEN        --token
+  STRONGROOM_PKCS11_KEY_LABEL    --key-label
+  STRONGROOM_PKCS11_PIN_FILE     --pin-file (a path; a PIN is never read from
+                                 the environment)
+  STRONGROOM_SHAMIR_SHARES_FILE  --shamir-shares-file
+The protector variables (KEY_FILE, PKCS11_MODULE, SHAMIR_SHARES_FILE) are read
+only when no protector option is given, so any protector option replaces them.
 
 Every command but keygen and audit verify appends a record to the audit file
 (--audit-log, default: the database path + .audit.jsonl) before it takes effect
@@ -51,6 +64,8 @@ pub(crate) enum Failure {
     ChainBroken(AuditError),
     /// The database file does not exist.
     NoDatabase(PathBuf),
+    /// `put` read an empty value and `--allow-empty` was not given.
+    EmptyValue,
     /// Rewrap left unreadable records.
     RewrapIncomplete(u64),
     /// The operator's audit file cannot be opened or created: nothing was
@@ -89,6 +104,9 @@ impl std::fmt::Display for Failure {
                 "no database at {}; run `strongroom init` first",
                 p.display()
             ),
+            Self::EmptyValue => f.write_str(
+                "the value on stdin is empty (nothing was written); pipe the value in, or give --allow-empty to store an empty value",
+            ),
             Self::RewrapIncomplete(n) => write!(
                 f,
                 "rewrap left {n} record(s) on older key versions (unreadable ones listed above); do not retire those versions yet"
@@ -119,6 +137,7 @@ impl Failure {
             Self::AuditDiverged(_) => 17,
             Self::NoDatabase(_) => 9,
             Self::RewrapIncomplete(_) => 13,
+            Self::EmptyValue => 18,
             Self::Lib(e) => lib_exit_code(e),
         }
     }

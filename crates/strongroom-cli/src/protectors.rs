@@ -2,7 +2,7 @@
 //! the one `init` creates, the one `rotate-root` moves to; and the files
 //! holding PINs and shares they read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use strongroom::SecretString;
 use strongroom::protector::{KeyProtector, SoftwareProtector};
@@ -10,7 +10,9 @@ use strongroom::shamir::{ShamirProtector, Share};
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Protector};
 use zeroize::Zeroizing;
 
-use crate::args::{InitArgs, NewProtectorArgs, StoreArgs};
+use crate::args::{
+    ENV_KEY_FILE, ENV_PKCS11_MODULE, ENV_SHAMIR_SHARES_FILE, InitArgs, NewProtectorArgs, StoreArgs,
+};
 use crate::exit::{CliResult, Failure};
 
 /// A new protector, and its shares with the number needed (`K`) if it is
@@ -34,26 +36,43 @@ impl Unsealer {
 
 /// The protector named by a store command's arguments (exactly one).
 /// `stdin_free`: whether the PIN may be read from stdin.
+/// Options on the command line win over the environment as a whole: the
+/// variables are read only when no protector option is given.
 pub(crate) async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResult<Unsealer> {
+    let [key_file, pkcs11_module, shamir_shares_file] =
+        if a.key_file.is_some() || a.pkcs11_module.is_some() || a.shamir_shares_file.is_some() {
+            [
+                a.key_file.clone(),
+                a.pkcs11_module.clone(),
+                a.shamir_shares_file.clone(),
+            ]
+        } else {
+            [
+                env_path(ENV_KEY_FILE),
+                env_path(ENV_PKCS11_MODULE),
+                env_path(ENV_SHAMIR_SHARES_FILE),
+            ]
+        };
     let chosen = [
-        a.key_file.is_some(),
-        a.pkcs11_module.is_some(),
-        a.shamir_shares_file.is_some(),
+        key_file.is_some(),
+        pkcs11_module.is_some(),
+        shamir_shares_file.is_some(),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if chosen != 1 {
-        return Err(Failure::Usage(
-            "give exactly one of --key-file, --pkcs11-module (with --token and --key-label) or --shamir-shares-file".into(),
-        ));
+        return Err(Failure::Usage(format!(
+            "give exactly one of --key-file, --pkcs11-module (with --token and --key-label) or --shamir-shares-file \
+             (or, with none of them, set exactly one of {ENV_KEY_FILE}, {ENV_PKCS11_MODULE} or {ENV_SHAMIR_SHARES_FILE})"
+        )));
     }
-    if let Some(f) = &a.key_file {
+    if let Some(f) = &key_file {
         return Ok(Unsealer::Other(Box::new(SoftwareProtector::from_key_file(
             f,
         )?)));
     }
-    if let Some(module) = &a.pkcs11_module {
+    if let Some(module) = &pkcs11_module {
         let config = pkcs11_config(
             module,
             a.token.as_deref(),
@@ -63,7 +82,7 @@ pub(crate) async fn store_protector(a: &StoreArgs, stdin_free: bool) -> CliResul
         )?;
         return Ok(Unsealer::Pkcs11(Pkcs11Protector::open(config).await?));
     }
-    if let Some(f) = &a.shamir_shares_file {
+    if let Some(f) = &shamir_shares_file {
         let text = read_private_file(f, "shares file")?;
         let lines: Vec<&str> = text
             .lines()
@@ -100,27 +119,36 @@ impl Pending {
 }
 
 /// The protector `init` wraps the new root key with (exactly one).
+/// As for [`store_protector`], the environment is read only when no
+/// protector option is given.
 pub(crate) fn init_protector(args: &InitArgs) -> CliResult<Pending> {
+    let [key_file, pkcs11_module] =
+        if args.key_file.is_some() || args.pkcs11_module.is_some() || args.shamir.is_some() {
+            [args.key_file.clone(), args.pkcs11_module.clone()]
+        } else {
+            [env_path(ENV_KEY_FILE), env_path(ENV_PKCS11_MODULE)]
+        };
     let chosen = [
-        args.key_file.is_some(),
-        args.pkcs11_module.is_some(),
+        key_file.is_some(),
+        pkcs11_module.is_some(),
         args.shamir.is_some(),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if chosen != 1 {
-        return Err(Failure::Usage(
-            "give exactly one of --key-file, --pkcs11-module (with --token and --key-label) or --shamir K/N".into(),
-        ));
+        return Err(Failure::Usage(format!(
+            "give exactly one of --key-file, --pkcs11-module (with --token and --key-label) or --shamir K/N \
+             (or, with none of them, set exactly one of {ENV_KEY_FILE} or {ENV_PKCS11_MODULE})"
+        )));
     }
-    if let Some(f) = &args.key_file {
+    if let Some(f) = &key_file {
         return Ok(Pending::Ready((
             Box::new(SoftwareProtector::from_key_file(f)?),
             None,
         )));
     }
-    if let Some(module) = &args.pkcs11_module {
+    if let Some(module) = &pkcs11_module {
         let config = pkcs11_config(
             module,
             args.token.as_deref(),
@@ -218,6 +246,13 @@ fn pkcs11_config(
         return Err(Failure::Usage("the PIN is empty".into()));
     }
     Ok(Pkcs11Config::new(module, token, pin, key_label))
+}
+
+/// A path from the environment variable `var`; unset or empty is none.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn first_line(text: &str) -> String {

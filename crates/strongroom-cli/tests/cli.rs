@@ -9,6 +9,17 @@ use std::sync::Arc;
 
 const VALUE: &str = "correct-horse-battery-staple-7f3a";
 
+/// Every variable the binary reads in place of an option.
+const STRONGROOM_VARS: [&str; 7] = [
+    "STRONGROOM_DB",
+    "STRONGROOM_KEY_FILE",
+    "STRONGROOM_PKCS11_MODULE",
+    "STRONGROOM_PKCS11_TOKEN",
+    "STRONGROOM_PKCS11_KEY_LABEL",
+    "STRONGROOM_PKCS11_PIN_FILE",
+    "STRONGROOM_SHAMIR_SHARES_FILE",
+];
+
 struct Env {
     dir: tempfile::TempDir,
     vars: Vec<(String, String)>,
@@ -21,7 +32,8 @@ impl Env {
         Self {
             dir: tempfile::tempdir().unwrap(),
             vars: Vec::new(),
-            unset: Vec::new(),
+            // the caller's own settings must not reach the commands tested
+            unset: STRONGROOM_VARS.iter().map(|v| (*v).to_owned()).collect(),
         }
     }
 
@@ -1189,4 +1201,102 @@ fn an_oversized_value_on_stdin_is_refused() {
     let e = fails(&env.store(&["put", "prod/app/huge"], &big), 2);
     assert!(e.contains("longer than"), "{e}");
     fails(&env.store(&["get", "prod/app/huge"], b""), 3);
+}
+
+#[test]
+fn db_and_key_file_come_from_the_environment() {
+    let mut env = Env::new();
+    env.vars = vec![
+        ("STRONGROOM_DB".into(), env.db()),
+        ("STRONGROOM_KEY_FILE".into(), env.key()),
+    ];
+    // keygen, init, put and get with no --db and no --key-file at all
+    ok(&env.run(&["keygen"], b""));
+    ok(&env.run(&["init"], b""));
+    ok(&env.run(&["put", "app/token"], VALUE.as_bytes()));
+    let got = env.run(&["get", "app/token", "--reveal"], b"");
+    assert_eq!(ok(&got), VALUE);
+    let status = ok(&env.run(&["status"], b""));
+    assert!(
+        status.contains(&format!("database: {}", env.db())),
+        "{status}"
+    );
+
+    // --help names the variables
+    let help = ok(&env.run(&["get", "--help"], b""));
+    assert!(help.contains("STRONGROOM_DB"), "{help}");
+    let help = ok(&env.run(&["--help"], b""));
+    for var in STRONGROOM_VARS {
+        assert!(help.contains(var), "{var} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn options_win_over_the_environment() {
+    let mut env = Env::new();
+    env.init();
+    // a second store and key the variables point at
+    let other_db = env.path("other.db").display().to_string();
+    let other_key = env.path("other.key").display().to_string();
+    ok(&env.run(&["keygen", &other_key], b""));
+    ok(&env.run(&["init", "--db", &other_db, "--key-file", &other_key], b""));
+    env.vars = vec![
+        ("STRONGROOM_DB".into(), other_db.clone()),
+        ("STRONGROOM_KEY_FILE".into(), other_key.clone()),
+    ];
+    // both options given: the variables are not used
+    ok(&env.store(&["put", "only/in/main"], b"v"));
+    assert_eq!(ok(&env.run(&["list", "--recursive"], b"")), "");
+    assert_eq!(
+        ok(&env.store(&["list", "--recursive"], b"")),
+        "only/in/main\n"
+    );
+    // --db alone wins over STRONGROOM_DB; the key from the variable is then
+    // the wrong one for this store
+    fails(&env.run(&["status", "--db", &env.db()], b""), 5);
+    // --key-file alone wins over STRONGROOM_KEY_FILE
+    ok(&env.run(
+        &["status", "--db", &env.db(), "--key-file", &env.key()],
+        b"",
+    ));
+    fails(&env.run(&["status", "--key-file", &env.key()], b""), 5);
+    // another protector option replaces the key file variable entirely
+    let e = fails(
+        &env.run(
+            &[
+                "status",
+                "--shamir-shares-file",
+                &env.path("none").display().to_string(),
+            ],
+            b"",
+        ),
+        12,
+    );
+    assert!(e.contains("shares file"), "{e}");
+}
+
+#[test]
+fn empty_put_is_refused_unless_allowed() {
+    let env = Env::new();
+    env.init();
+    let e = fails(&env.store(&["put", "app/empty"], b""), 18);
+    assert!(e.contains("--allow-empty"), "{e}");
+    // nothing was written
+    fails(&env.store(&["get", "app/empty"], b""), 3);
+
+    let out = ok(&env.store(&["put", "app/empty", "--allow-empty"], b""));
+    assert!(out.contains("version 1"), "{out}");
+    let got = env.store(&["get", "app/empty", "--reveal"], b"");
+    assert_eq!(ok(&got), "");
+}
+
+#[test]
+fn rewrap_batch_out_of_range_is_refused() {
+    let env = Env::new();
+    env.init();
+    for batch in ["0", "10001"] {
+        let e = fails(&env.store(&["rewrap", "--batch", batch], b""), 2);
+        assert!(e.contains("between 1 and 10000"), "{e}");
+    }
+    ok(&env.store(&["rewrap", "--batch", "10000"], b""));
 }

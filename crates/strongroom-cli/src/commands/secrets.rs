@@ -32,6 +32,9 @@ pub(crate) async fn put(a: PutArgs) -> CliResult {
             "the value on stdin is longer than {MAX_VALUE_LEN} bytes"
         )));
     }
+    if value.is_empty() && !a.allow_empty {
+        return Err(Failure::EmptyValue);
+    }
     // audited with the value's HMAC before the store is touched
     let info = audited(op.secrets().put(&a.path, &value, a.cas).await, true)?;
     println!("wrote {} version {}", a.path, info.version);

@@ -1,6 +1,7 @@
 //! The command line: every command, argument and help text, as clap reads
 //! them. No behaviour here beyond parsing.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -79,6 +80,9 @@ pub(crate) enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Runs a command with secrets as environment variables and files,
+    /// following their rotation (in place of a .env file).
+    Run(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,4 +395,47 @@ fn parse_k_of_n(s: &str) -> std::result::Result<(u8, u8), String> {
 /// (another spelling of a MAC is refused, not normalised).
 fn parse_checkpoint(s: &str) -> std::result::Result<Checkpoint, String> {
     s.trim().parse::<Checkpoint>().map_err(|e| e.to_string())
+}
+
+/// What `run` does when a secret it gave the command changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnChange {
+    /// Rewrite the files, then send --signal to the command.
+    Signal,
+    /// Rewrite the files, then stop the command (SIGTERM, SIGKILL after
+    /// --grace) and start it again with the new environment.
+    Restart,
+    /// Only rewrite the files.
+    None,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Give the secret at SECRET_PATH to the command as the environment
+    /// variable NAME (repeatable). The value must be UTF-8 without NUL.
+    #[arg(long = "env", value_name = "NAME=SECRET_PATH")]
+    pub(crate) env_specs: Vec<String>,
+    /// Write the secret at SECRET_PATH to the file DEST (a plain file name,
+    /// mode 0600) in a private directory whose path the command gets in
+    /// $STRONGROOM_SECRETS_DIR (repeatable).
+    #[arg(long = "file", value_name = "SECRET_PATH=DEST")]
+    pub(crate) file_specs: Vec<String>,
+    /// What to do when a secret changes. Default: restart when any --env
+    /// is given, else signal.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub(crate) on_change: Option<OnChange>,
+    /// The signal sent for --on-change signal (name or number).
+    #[arg(long, value_name = "SIGNAL", default_value = "HUP")]
+    pub(crate) signal: String,
+    /// Seconds a stopped command has after SIGTERM before SIGKILL (restart).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub(crate) grace: u64,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<OsString>,
 }

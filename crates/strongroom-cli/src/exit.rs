@@ -32,6 +32,12 @@ Exit codes:
       edited, deleted or another store's): the command did nothing; run
       `strongroom audit verify` on it to see where it breaks
   18  put refused an empty value (stdin was empty); give --allow-empty to store one
+  19  run: a secret cannot be an environment variable (not UTF-8, or holds NUL);
+      the command was not started
+  126 run: the command could not be started (not executable, or another error)
+  127 run: the command was not found
+Once its command has started, run exits with the command's exit code, or with
+128+N when the command was killed by signal N.
 
 Environment (a command-line option wins over its variable):
   STRONGROOM_DB                  --db
@@ -74,6 +80,26 @@ pub(crate) enum Failure {
     /// The operator's audit file does not continue the store's chain
     /// (truncated, edited, missing, another store's): nothing was done.
     AuditDiverged(String),
+    /// `run`: a bad `--env`, `--file` or `--signal` (a usage error).
+    RunSpec(String),
+    /// `run`: no command after `--`.
+    NoCommand,
+    /// `run`: a secret cannot be given as an environment variable.
+    EnvValue {
+        /// The variable's name.
+        name: String,
+        /// The secret's path (never its value).
+        path: String,
+        /// What is wrong with the value.
+        why: &'static str,
+    },
+    /// `run`: the command could not be started.
+    CommandNotStarted {
+        /// The program as given.
+        program: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// An audit record of the command was refused. For a change this may
     /// be its outcome record: the change was then made.
     AuditWrite {
@@ -111,7 +137,19 @@ impl std::fmt::Display for Failure {
                 f,
                 "rewrap left {n} record(s) on older key versions (unreadable ones listed above); do not retire those versions yet"
             ),
-            Self::AuditUnavailable(m) | Self::AuditDiverged(m) => f.write_str(m),
+            Self::AuditUnavailable(m) | Self::AuditDiverged(m) | Self::RunSpec(m) => {
+                f.write_str(m)
+            }
+            Self::NoCommand => f.write_str(
+                "no command to run: give it after `--` (strongroom run --env NAME=PATH -- CMD ARGS...)",
+            ),
+            Self::EnvValue { name, path, why } => write!(
+                f,
+                "the secret at {path} cannot be the environment variable {name}: its value {why}; the command was not started (give it with --file instead)"
+            ),
+            Self::CommandNotStarted { program, error } => {
+                write!(f, "cannot start the command {program:?}: {error}")
+            }
             Self::AuditWrite {
                 error,
                 change: false,
@@ -132,12 +170,20 @@ impl Failure {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::ChainBroken(_) => 1,
-            Self::Usage(_) => 2,
+            Self::Usage(_) | Self::RunSpec(_) | Self::NoCommand => 2,
             Self::Io(_) | Self::AuditUnavailable(_) | Self::AuditWrite { .. } => 12,
             Self::AuditDiverged(_) => 17,
             Self::NoDatabase(_) => 9,
             Self::RewrapIncomplete(_) => 13,
             Self::EmptyValue => 18,
+            Self::EnvValue { .. } => 19,
+            Self::CommandNotStarted { error, .. } => {
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                }
+            }
             Self::Lib(e) => lib_exit_code(e),
         }
     }

@@ -8,7 +8,8 @@
 //! unsealing a store), `operator` (the operator principal every command
 //! acts as, and its audit records), `audit_log` (the operator's audit
 //! file), `print` (shared output), `commands/*` (one file per group of
-//! commands). This file parses, dispatches and exits.
+//! commands; `commands/run/` for `run`, which supervises a child). This
+//! file parses, dispatches and exits.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -26,7 +27,7 @@ use clap::Parser;
 
 use crate::args::{AuditCommand, Cli, Command};
 use crate::commands::secrets::VersionChange;
-use crate::commands::{audit, init, keys, secrets};
+use crate::commands::{audit, init, keys, run, secrets};
 use crate::exit::CliResult;
 
 fn main() -> ExitCode {
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("strongroom: error: {f}");
             ExitCode::from(f.exit_code())
@@ -50,8 +51,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> CliResult {
-    match command {
+/// Runs one command; the exit code on success (0, or for `run` the
+/// command's own).
+async fn run(command: Command) -> CliResult<u8> {
+    let done = match command {
         Command::Keygen { key_file } => init::keygen(&key_file),
         Command::Init(a) => init::init(a).await,
         Command::Status(store) => keys::status(store).await,
@@ -70,5 +73,7 @@ async fn run(command: Command) -> CliResult {
         Command::DestroyKey(a) => keys::destroy_key(a).await,
         Command::RotateRoot(a) => keys::rotate_root(a).await,
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a).await,
-    }
+        Command::Run(a) => return run::run(a).await,
+    };
+    done.map(|()| 0)
 }

@@ -4,4 +4,5 @@
 pub(crate) mod audit;
 pub(crate) mod init;
 pub(crate) mod keys;
+pub(crate) mod run;
 pub(crate) mod secrets;

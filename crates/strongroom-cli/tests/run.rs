@@ -1,0 +1,645 @@
+//! End-to-end tests of `strongroom run`: real OS processes, the commands
+//! run being `sh -c` scripts that write what they saw into the test's
+//! temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VALUE: &str = "correct-horse-battery-staple-7f3a";
+const FILE_VALUE: &str = "tls-private-key-9c1e-not-for-eyes";
+const NEW_VALUE: &str = "rotated-value-5d2b-second-version";
+
+/// How long anything a test waits for may take (CI machines are loaded).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Every variable the binary reads in place of an option.
+const STRONGROOM_VARS: [&str; 8] = [
+    "STRONGROOM_DB",
+    "STRONGROOM_KEY_FILE",
+    "STRONGROOM_PKCS11_MODULE",
+    "STRONGROOM_PKCS11_TOKEN",
+    "STRONGROOM_PKCS11_KEY_LABEL",
+    "STRONGROOM_PKCS11_PIN_FILE",
+    "STRONGROOM_SHAMIR_SHARES_FILE",
+    "STRONGROOM_SECRETS_DIR",
+];
+
+/// A store in a temporary directory, and an `out/` folder for what the
+/// commands report.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let env = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir(env.out()).unwrap();
+        ok(&env.output(&["keygen", &env.key()], b""));
+        ok(&env.output(&["init", "--db", &env.db(), "--key-file", &env.key()], b""));
+        env
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db(&self) -> String {
+        self.path("store.db").display().to_string()
+    }
+
+    fn key(&self) -> String {
+        self.path("root.key").display().to_string()
+    }
+
+    /// Where the commands write what they saw.
+    fn out(&self) -> PathBuf {
+        self.path("out")
+    }
+
+    fn out_file(&self, name: &str) -> PathBuf {
+        self.out().join(name)
+    }
+
+    fn read_out(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.out_file(name)).ok()
+    }
+
+    /// The binary with `args`, none of the caller's STRONGROOM_ variables.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+        for k in STRONGROOM_VARS {
+            command.env_remove(k);
+        }
+        command.args(args).current_dir(self.dir.path());
+        command
+    }
+
+    /// Runs the binary to its end, feeding `stdin`.
+    fn output(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        match child.stdin.take().unwrap().write_all(stdin) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.unwrap(),
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn store_args(&self) -> Vec<String> {
+        [
+            "--db",
+            &self.db(),
+            "--key-file",
+            &self.key(),
+            "--operator",
+            "tester",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// `strongroom put PATH` with `value` on stdin, as its own process.
+    fn put(&self, path: &str, value: &[u8]) {
+        let mut args = vec!["put".to_owned(), path.to_owned()];
+        args.extend(self.store_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&self.output(&args, value));
+    }
+
+    /// `strongroom run <opts> -- sh -c SCRIPT sh OUT_DIR`: the script finds
+    /// the output folder in `$1`.
+    fn run_args(&self, opts: &[&str], script: &str) -> Vec<String> {
+        let mut args = vec!["run".to_owned()];
+        args.extend(self.store_args());
+        args.extend(opts.iter().map(|s| (*s).to_owned()));
+        args.extend(["--", "sh", "-c", script, "sh"].map(str::to_owned));
+        args.push(self.out().display().to_string());
+        args
+    }
+
+    /// Starts `strongroom run`, its stdout and stderr going to files.
+    fn spawn_run(&self, opts: &[&str], script: &str) -> Child {
+        let args = self.run_args(opts, script);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.command(&args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.path("run.stdout")).unwrap())
+            .stderr(std::fs::File::create(self.path("run.stderr")).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `strongroom run` to its end.
+    fn run(&self, opts: &[&str], script: &str) -> Output {
+        let args = self.run_args(opts, script);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.output(&args, b"")
+    }
+
+    /// What the `spawn_run` process wrote to stdout and stderr.
+    fn run_output(&self) -> String {
+        let out = std::fs::read_to_string(self.path("run.stdout")).unwrap();
+        let err = std::fs::read_to_string(self.path("run.stderr")).unwrap();
+        format!("stdout: {out}\nstderr: {err}")
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// No value stored by these tests appears in `text`.
+#[track_caller]
+fn no_value_in(text: &str) {
+    for v in [VALUE, FILE_VALUE, NEW_VALUE] {
+        assert!(!text.contains(v), "a secret value leaked: {text}");
+    }
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    no_value_in(&stderr(o));
+    stdout(o)
+}
+
+#[track_caller]
+fn fails(o: &Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    no_value_in(&stdout(o));
+    no_value_in(&stderr(o));
+    stderr(o)
+}
+
+/// Waits until `cond` holds, failing the test after [`DEADLINE`].
+#[track_caller]
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` to end, killing it and failing after [`DEADLINE`].
+#[track_caller]
+fn wait_exit(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("strongroom run did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn env_and_file_values_reach_the_command_and_the_directory_goes() {
+    let env = Env::new();
+    env.put("prod/app/db-password", VALUE.as_bytes());
+    env.put("prod/app/tls-key", FILE_VALUE.as_bytes());
+    let o = env.run(
+        &[
+            "--env",
+            "DB_PASSWORD=prod/app/db-password",
+            "--file",
+            "prod/app/tls-key=tls.key",
+        ],
+        r#"printf %s "$DB_PASSWORD" > "$1/env"
+           cat "$STRONGROOM_SECRETS_DIR/tls.key" > "$1/file"
+           stat -c %a "$STRONGROOM_SECRETS_DIR/tls.key" > "$1/file-mode"
+           stat -c %a "$STRONGROOM_SECRETS_DIR" > "$1/dir-mode"
+           printf %s "$STRONGROOM_SECRETS_DIR" > "$1/dir""#,
+    );
+    ok(&o);
+    no_value_in(&stdout(&o));
+    assert_eq!(env.read_out("env").unwrap(), VALUE);
+    assert_eq!(env.read_out("file").unwrap(), FILE_VALUE);
+    assert_eq!(env.read_out("file-mode").unwrap().trim(), "600");
+    assert_eq!(env.read_out("dir-mode").unwrap().trim(), "700");
+    let dir = PathBuf::from(env.read_out("dir").unwrap());
+    assert!(dir.is_absolute(), "{}", dir.display());
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+
+    // each value was read through the audited handle, and the chain holds
+    let log = std::fs::read_to_string(env.path("store.db.audit.jsonl")).unwrap();
+    no_value_in(&log);
+    for path in ["prod/app/db-password", "prod/app/tls-key"] {
+        assert!(
+            log.lines().any(|l| l.contains("\"read\"")
+                && l.contains(path)
+                && l.contains("operator:tester")),
+            "no read record of {path}"
+        );
+    }
+    let mut args = vec![
+        "audit".to_owned(),
+        "verify".to_owned(),
+        env.path("store.db.audit.jsonl").display().to_string(),
+    ];
+    args.extend(env.store_args()[..4].iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&env.output(&args, b""));
+}
+
+#[test]
+fn the_commands_exit_code_passes_through() {
+    let env = Env::new();
+    env.put("prod/app/db-password", VALUE.as_bytes());
+    let opts = ["--env", "DB_PASSWORD=prod/app/db-password"];
+    fails(&env.run(&opts, "exit 7"), 7);
+    fails(&env.run(&opts, "exit 0"), 0);
+    // killed by a signal: 128 + its number
+    fails(&env.run(&opts, "kill -KILL $$"), 137);
+    // the directory goes on this path too
+    let o = env.run(
+        &["--file", "prod/app/db-password=pw"],
+        r#"printf %s "$STRONGROOM_SECRETS_DIR" > "$1/dir"; kill -KILL $$"#,
+    );
+    fails(&o, 137);
+    assert!(!Path::new(&env.read_out("dir").unwrap()).exists());
+}
+
+#[test]
+fn sigterm_to_run_reaches_the_command() {
+    let env = Env::new();
+    env.put("prod/app/db-password", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &["--env", "DB_PASSWORD=prod/app/db-password"],
+        r#"trap 'echo term > "$1/term"; exit 42' TERM
+           echo ready > "$1/ready"
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the command to start", || env.read_out("ready").is_some());
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(42), "{}", env.run_output());
+    assert_eq!(env.read_out("term").unwrap(), "term\n");
+    no_value_in(&env.run_output());
+}
+
+#[test]
+fn values_stay_out_of_runs_own_output_and_environment() {
+    let env = Env::new();
+    env.put("prod/app/db-password", VALUE.as_bytes());
+    env.put("prod/app/tls-key", FILE_VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &[
+            "--env",
+            "DB_PASSWORD=prod/app/db-password",
+            "--file",
+            "prod/app/tls-key=tls.key",
+        ],
+        r#"echo $$ > "$1/pid.tmp"; mv "$1/pid.tmp" "$1/pid"
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the command to start", || env.read_out("pid").is_some());
+    let child_pid = env.read_out("pid").unwrap().trim().to_owned();
+    // the command has the value in its environment (so this check can fail) ...
+    let child_env = std::fs::read(format!("/proc/{child_pid}/environ")).unwrap();
+    let wanted = format!("DB_PASSWORD={VALUE}");
+    assert!(
+        child_env
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes()),
+        "the command did not get DB_PASSWORD"
+    );
+    // ... and run's own environment has neither value
+    let run_env = std::fs::read(format!("/proc/{}/environ", run.id())).unwrap();
+    no_value_in(&String::from_utf8_lossy(&run_env));
+    assert!(!String::from_utf8_lossy(&run_env).contains("DB_PASSWORD"));
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(128 + 15), "{}", env.run_output());
+    no_value_in(&env.run_output());
+}
+
+#[test]
+fn a_rotated_file_is_rewritten_and_the_command_signalled() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &["--file", "prod/app/token=token", "--on-change", "signal"],
+        r#"OUT=$1
+           show() { cat "$STRONGROOM_SECRETS_DIR/token" > "$OUT/seen.tmp"; mv "$OUT/seen.tmp" "$OUT/seen"; }
+           trap show HUP
+           show
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the first value", || {
+        env.read_out("seen").as_deref() == Some(VALUE)
+    });
+    // another process writes a new version while the command runs
+    env.put("prod/app/token", NEW_VALUE.as_bytes());
+    wait_until("the rotated value", || {
+        env.read_out("seen").as_deref() == Some(NEW_VALUE)
+    });
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the command was not kept"
+    );
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(128 + 15), "{}", env.run_output());
+    no_value_in(&env.run_output());
+    // both reads are on record, and the chain verifies across the processes
+    let log = std::fs::read_to_string(env.path("store.db.audit.jsonl")).unwrap();
+    let reads = log
+        .lines()
+        .filter(|l| l.contains("\"read\"") && l.contains("prod/app/token"))
+        .count();
+    assert_eq!(reads, 2, "{log}");
+    let mut args = vec![
+        "audit".to_owned(),
+        "verify".to_owned(),
+        env.path("store.db.audit.jsonl").display().to_string(),
+    ];
+    args.extend(env.store_args()[..4].iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&env.output(&args, b""));
+}
+
+#[test]
+fn a_rotated_env_value_restarts_the_command() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        // restart is the default with --env
+        &["--env", "TOKEN=prod/app/token", "--grace", "5"],
+        r#"OUT=$1
+           echo start >> "$OUT/starts"
+           printf %s "$TOKEN" > "$OUT/seen.tmp"; mv "$OUT/seen.tmp" "$OUT/seen"
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the first value", || {
+        env.read_out("seen").as_deref() == Some(VALUE)
+    });
+    env.put("prod/app/token", NEW_VALUE.as_bytes());
+    wait_until("the restarted command", || {
+        env.read_out("seen").as_deref() == Some(NEW_VALUE)
+    });
+    assert_eq!(env.read_out("starts").unwrap(), "start\nstart\n");
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(128 + 15), "{}", env.run_output());
+    no_value_in(&env.run_output());
+}
+
+#[test]
+fn bad_specs_exit_with_their_codes_and_start_nothing() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    env.put("prod/app/binary", b"\xff\xfe not utf-8");
+    let start = r#"touch "$1/started""#;
+    let cases: [(&[&str], i32, &str); 7] = [
+        (
+            &["--file", "prod/app/token=sub/token"],
+            2,
+            "plain file name",
+        ),
+        (&["--file", "prod/app/token=.."], 2, "plain file name"),
+        (&["--file", "prod/app/token"], 2, "SECRET_PATH=DEST"),
+        (&["--env", "TOKEN"], 2, "NAME=SECRET_PATH"),
+        (&["--env", "TOKEN=prod/app/missing"], 3, "prod/app/missing"),
+        (&["--env", "TOKEN=prod/app/binary"], 19, "prod/app/binary"),
+        (
+            &["--signal", "NOPE", "--file", "prod/app/token=t"],
+            2,
+            "--signal",
+        ),
+    ];
+    for (opts, code, says) in cases {
+        let err = fails(&env.run(opts, start), code);
+        assert!(err.contains(says), "{opts:?}: {err}");
+        assert!(
+            env.read_out("started").is_none(),
+            "{opts:?} started the command"
+        );
+    }
+    // no command after --
+    let mut args = vec!["run".to_owned()];
+    args.extend(env.store_args());
+    args.extend(["--env".to_owned(), "TOKEN=prod/app/token".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&env.output(&args, b""), 2);
+    assert!(err.contains("no command"), "{err}");
+    // a command that does not exist
+    let mut args = vec!["run".to_owned()];
+    args.extend(env.store_args());
+    args.extend(["--env", "TOKEN=prod/app/token", "--", "/nonexistent/cmd"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&env.output(&args, b""), 127);
+    // a value that cannot be a variable can still be a file
+    ok(&env.run(&["--file", "prod/app/binary=bin"], "exit 0"));
+}
+
+#[test]
+fn the_exit_code_table_lists_runs_codes() {
+    let env = Env::new();
+    let help = ok(&env.output(&["--help"], b""));
+    let readme = include_str!("../README.md");
+    for code in ["19", "126", "127"] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "--help does not list {code}"
+        );
+        assert!(
+            readme.contains(&format!("| {code} ")),
+            "the README does not list {code}"
+        );
+    }
+    assert!(help.contains("128+N"));
+    assert!(readme.contains("128+N"));
+}
+
+/// `unshare` with a new PID namespace, or `None` where it cannot run.
+fn pid_namespace() -> Option<Command> {
+    let args = [
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+    ];
+    let probe = Command::new("unshare")
+        .args(args)
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command.args(args);
+    Some(command)
+}
+
+#[test]
+fn as_pid_1_run_reaps_orphans_and_keeps_the_commands_status() {
+    let Some(mut unshare) = pid_namespace() else {
+        eprintln!("skipped: unshare cannot make a PID namespace here");
+        return;
+    };
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let args = env.run_args(
+        &["--env", "TOKEN=prod/app/token"],
+        // an orphan (re-parented to PID 1, run) ends; once it is reaped its
+        // /proc entry goes (a zombie keeps it)
+        r#"OUT=$1
+           cat /proc/1/comm > "$OUT/pid1"
+           sh -c 'sleep 0.2 & echo $! > "$0/orphan"' "$OUT"
+           pid=$(cat "$OUT/orphan"); i=0
+           while [ -e "/proc/$pid" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+           if [ -e "/proc/$pid" ]; then echo zombie > "$OUT/reaped"; else echo reaped > "$OUT/reaped"; fi
+           exit 7"#,
+    );
+    for k in STRONGROOM_VARS {
+        unshare.env_remove(k);
+    }
+    let o = unshare
+        .arg(env!("CARGO_BIN_EXE_strongroom"))
+        .args(&args)
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    fails(&o, 7);
+    assert_eq!(env.read_out("pid1").unwrap().trim(), "strongroom");
+    assert_eq!(env.read_out("reaped").unwrap().trim(), "reaped");
+}
+
+/// A fresh directory on a tmpfs (under /dev/shm), or `None` where there is
+/// none: as `$XDG_RUNTIME_DIR` it is where `run` makes its directory.
+fn tmpfs_dir() -> Option<tempfile::TempDir> {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%T", "/dev/shm"])
+        .output()
+        .ok()?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "tmpfs" {
+        return None;
+    }
+    tempfile::tempdir_in("/dev/shm").ok()
+}
+
+#[test]
+fn the_private_directory_is_made_in_a_tmpfs_runtime_dir_and_removed_on_failure() {
+    let Some(runtime) = tmpfs_dir() else {
+        eprintln!("skipped: no tmpfs at /dev/shm");
+        return;
+    };
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    env.put("prod/app/binary", b"\xff not utf-8");
+    let entries = || std::fs::read_dir(runtime.path()).unwrap().count();
+    let run = |opts: &[&str], command: &[&str]| {
+        let mut args = vec!["run".to_owned()];
+        args.extend(env.store_args());
+        args.extend(opts.iter().map(|s| (*s).to_owned()));
+        args.push("--".to_owned());
+        args.extend(command.iter().map(|s| (*s).to_owned()));
+        env.command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .output()
+            .unwrap()
+    };
+    let out = env.out().display().to_string();
+    // the directory is made there
+    let o = run(
+        &["--file", "prod/app/token=token"],
+        &[
+            "sh",
+            "-c",
+            r#"printf %s "$STRONGROOM_SECRETS_DIR" > "$1/dir""#,
+            "sh",
+            &out,
+        ],
+    );
+    ok(&o);
+    let dir = PathBuf::from(env.read_out("dir").unwrap());
+    assert_eq!(dir.parent().unwrap(), runtime.path());
+    assert_eq!(entries(), 0);
+    // and removed when the command cannot start, or a value cannot be a variable
+    fails(
+        &run(&["--file", "prod/app/token=token"], &["/nonexistent/cmd"]),
+        127,
+    );
+    assert_eq!(entries(), 0);
+    fails(
+        &run(
+            &[
+                "--file",
+                "prod/app/token=token",
+                "--env",
+                "B=prod/app/binary",
+            ],
+            &["true"],
+        ),
+        19,
+    );
+    assert_eq!(entries(), 0);
+}
+
+#[test]
+fn sigterm_during_a_restart_ends_run_without_starting_the_command_again() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &["--env", "TOKEN=prod/app/token", "--grace", "20"],
+        // asked to stop, it takes its time (well within the grace period)
+        r#"OUT=$1
+           trap 'echo stopping > "$OUT/stopping"; sleep 1; exit 5' TERM
+           echo start >> "$OUT/starts"
+           echo ready > "$OUT/ready"
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the command to start", || env.read_out("ready").is_some());
+    env.put("prod/app/token", NEW_VALUE.as_bytes());
+    wait_until("the restart to stop the command", || {
+        env.read_out("stopping").is_some()
+    });
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(5), "{}", env.run_output());
+    assert_eq!(env.read_out("starts").unwrap(), "start\n");
+}

@@ -259,6 +259,16 @@ fn env_and_file_values_reach_the_command_and_the_directory_goes() {
     assert!(dir.is_absolute(), "{}", dir.display());
     assert!(!dir.exists(), "{} was not removed", dir.display());
 
+    // no value was written anywhere else in the test's directory (no .env
+    // file; the store holds it sealed)
+    for entry in std::fs::read_dir(env.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            no_value_in(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
     // each value was read through the audited handle, and the chain holds
     let log = std::fs::read_to_string(env.path("store.db.audit.jsonl")).unwrap();
     no_value_in(&log);
@@ -305,10 +315,21 @@ fn sigterm_to_run_reaches_the_command() {
     let mut run = env.spawn_run(
         &["--env", "DB_PASSWORD=prod/app/db-password"],
         r#"trap 'echo term > "$1/term"; exit 42' TERM
+           trap 'echo hup > "$1/hup"' HUP
+           trap 'echo usr1 > "$1/usr1"' USR1
            echo ready > "$1/ready"
            while :; do sleep 0.1; done"#,
     );
     wait_until("the command to start", || env.read_out("ready").is_some());
+    // with --env, HUP is not the rotation signal: it is passed on all the same
+    send(run.id(), "HUP");
+    wait_until("SIGHUP to reach the command", || {
+        env.read_out("hup").is_some()
+    });
+    send(run.id(), "USR1");
+    wait_until("SIGUSR1 to reach the command", || {
+        env.read_out("usr1").is_some()
+    });
     send(run.id(), "TERM");
     let status = wait_exit(&mut run);
     assert_eq!(status.code(), Some(42), "{}", env.run_output());
@@ -641,5 +662,33 @@ fn sigterm_during_a_restart_ends_run_without_starting_the_command_again() {
     send(run.id(), "TERM");
     let status = wait_exit(&mut run);
     assert_eq!(status.code(), Some(5), "{}", env.run_output());
+    assert_eq!(env.read_out("starts").unwrap(), "start\n");
+}
+
+#[test]
+fn on_change_none_only_rewrites_the_files() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &["--file", "prod/app/token=token", "--on-change", "none"],
+        r#"OUT=$1
+           trap 'echo hup > "$OUT/hup"' HUP
+           echo start >> "$OUT/starts"
+           while :; do
+             cat "$STRONGROOM_SECRETS_DIR/token" > "$OUT/seen.tmp"; mv "$OUT/seen.tmp" "$OUT/seen"
+             sleep 0.1
+           done"#,
+    );
+    wait_until("the first value", || {
+        env.read_out("seen").as_deref() == Some(VALUE)
+    });
+    env.put("prod/app/token", NEW_VALUE.as_bytes());
+    wait_until("the rewritten file", || {
+        env.read_out("seen").as_deref() == Some(NEW_VALUE)
+    });
+    send(run.id(), "TERM");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(128 + 15), "{}", env.run_output());
+    assert!(env.read_out("hup").is_none(), "the command was signalled");
     assert_eq!(env.read_out("starts").unwrap(), "start\n");
 }

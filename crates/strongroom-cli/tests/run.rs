@@ -692,3 +692,29 @@ fn on_change_none_only_rewrites_the_files() {
     assert!(env.read_out("hup").is_none(), "the command was signalled");
     assert_eq!(env.read_out("starts").unwrap(), "start\n");
 }
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let env = Env::new();
+    env.put("prod/app/token", VALUE.as_bytes());
+    let mut run = env.spawn_run(
+        &["--env", "TOKEN=prod/app/token", "--grace", "1"],
+        r#"OUT=$1
+           trap '' TERM
+           echo start >> "$OUT/starts"
+           printf %s "$TOKEN" > "$OUT/seen.tmp"; mv "$OUT/seen.tmp" "$OUT/seen"
+           while :; do sleep 0.1; done"#,
+    );
+    wait_until("the first value", || {
+        env.read_out("seen").as_deref() == Some(VALUE)
+    });
+    env.put("prod/app/token", NEW_VALUE.as_bytes());
+    wait_until("the command killed and started again", || {
+        env.read_out("seen").as_deref() == Some(NEW_VALUE)
+    });
+    assert_eq!(env.read_out("starts").unwrap(), "start\nstart\n");
+    // it ignores SIGTERM, not SIGQUIT (passed on like the others)
+    send(run.id(), "QUIT");
+    let status = wait_exit(&mut run);
+    assert_eq!(status.code(), Some(128 + 3), "{}", env.run_output());
+}

@@ -309,7 +309,7 @@ fn the_commands_exit_code_passes_through() {
 }
 
 #[test]
-fn sigterm_to_run_reaches_the_command() {
+fn signals_sent_to_run_reach_the_command() {
     let env = Env::new();
     env.put("prod/app/db-password", VALUE.as_bytes());
     let mut run = env.spawn_run(
@@ -317,6 +317,8 @@ fn sigterm_to_run_reaches_the_command() {
         r#"trap 'echo term > "$1/term"; exit 42' TERM
            trap 'echo hup > "$1/hup"' HUP
            trap 'echo usr1 > "$1/usr1"' USR1
+           trap 'echo usr2 > "$1/usr2"' USR2
+           trap 'echo int > "$1/int"' INT
            echo ready > "$1/ready"
            while :; do sleep 0.1; done"#,
     );
@@ -326,10 +328,13 @@ fn sigterm_to_run_reaches_the_command() {
     wait_until("SIGHUP to reach the command", || {
         env.read_out("hup").is_some()
     });
-    send(run.id(), "USR1");
-    wait_until("SIGUSR1 to reach the command", || {
-        env.read_out("usr1").is_some()
-    });
+    for sig in ["USR1", "USR2", "INT"] {
+        send(run.id(), sig);
+        let marker = sig.to_ascii_lowercase();
+        wait_until(&format!("SIG{sig} to reach the command"), || {
+            env.read_out(&marker).is_some()
+        });
+    }
     send(run.id(), "TERM");
     let status = wait_exit(&mut run);
     assert_eq!(status.code(), Some(42), "{}", env.run_output());

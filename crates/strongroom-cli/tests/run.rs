@@ -3,233 +3,16 @@
 //! temporary directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write as _;
+#[path = "run/support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-const VALUE: &str = "correct-horse-battery-staple-7f3a";
-const FILE_VALUE: &str = "tls-private-key-9c1e-not-for-eyes";
-const NEW_VALUE: &str = "rotated-value-5d2b-second-version";
-
-/// How long anything a test waits for may take (CI machines are loaded).
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Every variable the binary reads in place of an option.
-const STRONGROOM_VARS: [&str; 8] = [
-    "STRONGROOM_DB",
-    "STRONGROOM_KEY_FILE",
-    "STRONGROOM_PKCS11_MODULE",
-    "STRONGROOM_PKCS11_TOKEN",
-    "STRONGROOM_PKCS11_KEY_LABEL",
-    "STRONGROOM_PKCS11_PIN_FILE",
-    "STRONGROOM_SHAMIR_SHARES_FILE",
-    "STRONGROOM_SECRETS_DIR",
-];
-
-/// A store in a temporary directory, and an `out/` folder for what the
-/// commands report.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(env.out()).unwrap();
-        ok(&env.output(&["keygen", &env.key()], b""));
-        ok(&env.output(&["init", "--db", &env.db(), "--key-file", &env.key()], b""));
-        env
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self) -> String {
-        self.path("store.db").display().to_string()
-    }
-
-    fn key(&self) -> String {
-        self.path("root.key").display().to_string()
-    }
-
-    /// Where the commands write what they saw.
-    fn out(&self) -> PathBuf {
-        self.path("out")
-    }
-
-    fn out_file(&self, name: &str) -> PathBuf {
-        self.out().join(name)
-    }
-
-    fn read_out(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.out_file(name)).ok()
-    }
-
-    /// The binary with `args`, none of the caller's STRONGROOM_ variables.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));
-        for k in STRONGROOM_VARS {
-            command.env_remove(k);
-        }
-        command.args(args).current_dir(self.dir.path());
-        command
-    }
-
-    /// Runs the binary to its end, feeding `stdin`.
-    fn output(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        match child.stdin.take().unwrap().write_all(stdin) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            r => r.unwrap(),
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn store_args(&self) -> Vec<String> {
-        [
-            "--db",
-            &self.db(),
-            "--key-file",
-            &self.key(),
-            "--operator",
-            "tester",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-
-    /// `strongroom put PATH` with `value` on stdin, as its own process.
-    fn put(&self, path: &str, value: &[u8]) {
-        let mut args = vec!["put".to_owned(), path.to_owned()];
-        args.extend(self.store_args());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&self.output(&args, value));
-    }
-
-    /// `strongroom run <opts> -- sh -c SCRIPT sh OUT_DIR`: the script finds
-    /// the output folder in `$1`.
-    fn run_args(&self, opts: &[&str], script: &str) -> Vec<String> {
-        let mut args = vec!["run".to_owned()];
-        args.extend(self.store_args());
-        args.extend(opts.iter().map(|s| (*s).to_owned()));
-        args.extend(["--", "sh", "-c", script, "sh"].map(str::to_owned));
-        args.push(self.out().display().to_string());
-        args
-    }
-
-    /// Starts `strongroom run`, its stdout and stderr going to files.
-    fn spawn_run(&self, opts: &[&str], script: &str) -> Child {
-        let args = self.run_args(opts, script);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.command(&args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(self.path("run.stdout")).unwrap())
-            .stderr(std::fs::File::create(self.path("run.stderr")).unwrap())
-            .spawn()
-            .unwrap()
-    }
-
-    /// `strongroom run` to its end.
-    fn run(&self, opts: &[&str], script: &str) -> Output {
-        let args = self.run_args(opts, script);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.output(&args, b"")
-    }
-
-    /// What the `spawn_run` process wrote to stdout and stderr.
-    fn run_output(&self) -> String {
-        let out = std::fs::read_to_string(self.path("run.stdout")).unwrap();
-        let err = std::fs::read_to_string(self.path("run.stderr")).unwrap();
-        format!("stdout: {out}\nstderr: {err}")
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// No value stored by these tests appears in `text`.
-#[track_caller]
-fn no_value_in(text: &str) {
-    for v in [VALUE, FILE_VALUE, NEW_VALUE] {
-        assert!(!text.contains(v), "a secret value leaked: {text}");
-    }
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    no_value_in(&stderr(o));
-    stdout(o)
-}
-
-#[track_caller]
-fn fails(o: &Output, code: i32) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    no_value_in(&stdout(o));
-    no_value_in(&stderr(o));
-    stderr(o)
-}
-
-/// Waits until `cond` holds, failing the test after [`DEADLINE`].
-#[track_caller]
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits for `child` to end, killing it and failing after [`DEADLINE`].
-#[track_caller]
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("strongroom run did not end");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn send(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {pid}");
-}
+use support::{
+    Env, FILE_VALUE, NEW_VALUE, STRONGROOM_VARS, VALUE, fails, no_value_in, ok, pid_namespace,
+    send, stdout, tmpfs_dir, wait_exit, wait_until,
+};
 
 #[test]
 fn env_and_file_values_reach_the_command_and_the_directory_goes() {
@@ -280,14 +63,7 @@ fn env_and_file_values_reach_the_command_and_the_directory_goes() {
             "no read record of {path}"
         );
     }
-    let mut args = vec![
-        "audit".to_owned(),
-        "verify".to_owned(),
-        env.path("store.db.audit.jsonl").display().to_string(),
-    ];
-    args.extend(env.store_args()[..4].iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&env.output(&args, b""));
+    env.verify_audit();
 }
 
 #[test]
@@ -413,14 +189,7 @@ fn a_rotated_file_is_rewritten_and_the_command_signalled() {
         .filter(|l| l.contains("\"read\"") && l.contains("prod/app/token"))
         .count();
     assert_eq!(reads, 2, "{log}");
-    let mut args = vec![
-        "audit".to_owned(),
-        "verify".to_owned(),
-        env.path("store.db.audit.jsonl").display().to_string(),
-    ];
-    args.extend(env.store_args()[..4].iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&env.output(&args, b""));
+    env.verify_audit();
 }
 
 #[test]
@@ -517,29 +286,6 @@ fn the_exit_code_table_lists_runs_codes() {
     assert!(readme.contains("128+N"));
 }
 
-/// `unshare` with a new PID namespace, or `None` where it cannot run.
-fn pid_namespace() -> Option<Command> {
-    let args = [
-        "--user",
-        "--map-root-user",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-    ];
-    let probe = Command::new("unshare")
-        .args(args)
-        .arg("true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        return None;
-    }
-    let mut command = Command::new("unshare");
-    command.args(args);
-    Some(command)
-}
-
 #[test]
 fn as_pid_1_run_reaps_orphans_and_keeps_the_commands_status() {
     let Some(mut unshare) = pid_namespace() else {
@@ -573,19 +319,6 @@ fn as_pid_1_run_reaps_orphans_and_keeps_the_commands_status() {
     fails(&o, 7);
     assert_eq!(env.read_out("pid1").unwrap().trim(), "strongroom");
     assert_eq!(env.read_out("reaped").unwrap().trim(), "reaped");
-}
-
-/// A fresh directory on a tmpfs (under /dev/shm), or `None` where there is
-/// none: as `$XDG_RUNTIME_DIR` it is where `run` makes its directory.
-fn tmpfs_dir() -> Option<tempfile::TempDir> {
-    let out = Command::new("stat")
-        .args(["-f", "-c", "%T", "/dev/shm"])
-        .output()
-        .ok()?;
-    if String::from_utf8_lossy(&out.stdout).trim() != "tmpfs" {
-        return None;
-    }
-    tempfile::tempdir_in("/dev/shm").ok()
 }
 
 #[test]

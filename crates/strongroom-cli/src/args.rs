@@ -83,6 +83,8 @@ pub(crate) enum Command {
     /// Runs a command with secrets as environment variables and files,
     /// following their rotation (in place of a .env file).
     Run(RunArgs),
+    /// Imports secrets from a .env file or a Vault KV v2 JSON export.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,4 +440,44 @@ pub(crate) struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub(crate) command: Vec<OsString>,
+}
+
+/// What `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ImportFormat {
+    /// KEY=VALUE lines (`export`, comments, quotes).
+    Dotenv,
+    /// A Vault KV v2 JSON export (`vault kv get -format=json`, or a map of
+    /// Vault paths to key/value objects).
+    #[value(name = "vault-kv2")]
+    VaultKv2,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The file's format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(crate) format: ImportFormat,
+    /// The file to import.
+    pub(crate) file: PathBuf,
+    /// The path every imported secret is written under.
+    #[arg(long, value_name = "PATH_PREFIX")]
+    pub(crate) prefix: String,
+    /// Write a new version of secrets that already exist.
+    #[arg(long, conflicts_with = "skip_existing")]
+    pub(crate) overwrite: bool,
+    /// Leave secrets that already exist as they are.
+    #[arg(long)]
+    pub(crate) skip_existing: bool,
+    /// Store empty values (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
+    /// Print the paths that would be written (never values); write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }

@@ -31,9 +31,14 @@ Exit codes:
   17  the audit file does not continue the store's audit chain (cut short,
       edited, deleted or another store's): the command did nothing; run
       `strongroom audit verify` on it to see where it breaks
-  18  put refused an empty value (stdin was empty); give --allow-empty to store one
+  18  put or import refused an empty value (nothing was written); give
+      --allow-empty to store one
   19  run: a secret cannot be an environment variable (not UTF-8, or holds NUL);
       the command was not started
+  20  import: the file cannot be read in the format given (the line or Vault
+      path is named, never a value); nothing was written
+  21  import: secrets already exist at the paths listed; nothing was written
+      (give --overwrite or --skip-existing)
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -100,6 +105,19 @@ pub(crate) enum Failure {
         /// Why.
         error: std::io::Error,
     },
+    /// `import`: the file cannot be parsed.
+    ImportParse {
+        /// The file as given.
+        file: String,
+        /// The line, where known.
+        line: Option<usize>,
+        /// What is wrong (never a value).
+        why: String,
+    },
+    /// `import`: secrets exist at these paths.
+    ImportConflict(Vec<String>),
+    /// `import`: these paths would get empty values.
+    ImportEmpty(Vec<String>),
     /// An audit record of the command was refused. For a change this may
     /// be its outcome record: the change was then made.
     AuditWrite {
@@ -147,6 +165,27 @@ impl std::fmt::Display for Failure {
                 f,
                 "the secret at {path} cannot be the environment variable {name}: its value {why}; the command was not started (give it with --file instead)"
             ),
+            Self::ImportParse {
+                file,
+                line: Some(n),
+                why,
+            } => write!(f, "{file} line {n}: {why}; nothing was written"),
+            Self::ImportParse {
+                file,
+                line: None,
+                why,
+            } => write!(f, "{file}: {why}; nothing was written"),
+            Self::ImportConflict(paths) => write!(
+                f,
+                "{} secret(s) already exist, nothing was written (give --overwrite or --skip-existing): {}",
+                paths.len(),
+                paths.join(", ")
+            ),
+            Self::ImportEmpty(paths) => write!(
+                f,
+                "empty value(s) for {}; nothing was written (give --allow-empty to store them)",
+                paths.join(", ")
+            ),
             Self::CommandNotStarted { program, error } => {
                 write!(f, "cannot start the command {program:?}: {error}")
             }
@@ -175,7 +214,9 @@ impl Failure {
             Self::AuditDiverged(_) => 17,
             Self::NoDatabase(_) => 9,
             Self::RewrapIncomplete(_) => 13,
-            Self::EmptyValue => 18,
+            Self::EmptyValue | Self::ImportEmpty(_) => 18,
+            Self::ImportParse { .. } => 20,
+            Self::ImportConflict(_) => 21,
             Self::EnvValue { .. } => 19,
             Self::CommandNotStarted { error, .. } => {
                 if error.kind() == std::io::ErrorKind::NotFound {

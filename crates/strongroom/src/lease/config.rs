@@ -86,7 +86,7 @@ pub struct LeaseConfig {
     pub rescan_interval: Duration,
     /// The audit log the manager appends its own records to, synchronously
     /// and before each effect, failing closed (see "Auditing" in the
-    /// [module docs](self); [`LeaseManager::with_audit`] sets it). Default
+    /// [module docs](super); [`LeaseManager::with_audit`] sets it). Default
     /// none: nothing is audited by the manager itself.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
 }

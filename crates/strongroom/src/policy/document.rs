@@ -84,7 +84,7 @@ impl Policy {
         }
     }
 
-    /// Parses a policy from TOML text (see the [module docs](self)).
+    /// Parses a policy from TOML text (see the [module docs](super)).
     pub fn from_toml_str(text: &str) -> Result<Self, PolicyError> {
         Self::from_toml_named(text, "<string>")
     }

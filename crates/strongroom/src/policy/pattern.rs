@@ -14,7 +14,7 @@ pub(super) enum Seg {
     Prefix(Box<str>),
 }
 
-/// A compiled path pattern (see the [module docs](self) for the syntax).
+/// A compiled path pattern (see the [module docs](super) for the syntax).
 #[derive(Clone)]
 pub struct PathPattern {
     pub(super) text: Box<str>,
@@ -134,7 +134,7 @@ impl PathPattern {
 
     /// Whether a deny rule with this pattern covers `path`: every path it
     /// matches and, for a pattern ending in `/*`, the path it is the inside
-    /// of (`prod/app/*` covers `prod/app`; see the [module docs](self)).
+    /// of (`prod/app/*` covers `prod/app`; see the [module docs](super)).
     /// Allocates nothing.
     pub fn denies(&self, path: &SecretPath) -> bool {
         if self.matches(path) {

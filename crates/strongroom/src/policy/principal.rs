@@ -66,7 +66,7 @@ pub fn authorize(
 }
 
 /// A reserved path naming one of Strongroom's own objects (see "Reserved
-/// paths" in the [module docs](self)). Only rules whose pattern starts with
+/// paths" in the [module docs](super)). Only rules whose pattern starts with
 /// the literal segment `sys` match it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -15,7 +15,7 @@
 //! 5. After the grace period, [`RotationStep::RevokePrevious`].
 //!
 //! A step that fails is retried with exponential backoff (waiting on the
-//! [`Clock`]) up to a bound; if setting or testing the pending credential
+//! [`Clock`](crate::clock::Clock)) up to a bound; if setting or testing the pending credential
 //! still fails, the rotation is rolled back ([`RotationStep::RollBack`]):
 //! `current` is left untouched and working, the failed pending credential is
 //! discarded, and its version number is never used again (a new attempt

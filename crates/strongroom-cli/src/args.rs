@@ -48,7 +48,7 @@ pub(crate) enum Command {
     /// protector given.
     Init(InitArgs),
     /// Shows key versions, their states and encryption reservations.
-    Status(StoreCommandArgs),
+    Status(StatusArgs),
     /// Writes a new version of a secret, its value read from stdin.
     Put(PutArgs),
     /// Shows a secret's version facts; with --reveal writes the raw value to stdout.
@@ -149,6 +149,18 @@ pub(crate) struct StoreCommandArgs {
     pub(crate) operator: OperatorArgs,
 }
 
+/// `status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
 /// `init`: the new database and the protector to create.
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
@@ -235,9 +247,13 @@ pub(crate) struct GetArgs {
     /// Read this version instead of the current one.
     #[arg(long, value_name = "N")]
     pub(crate) version: Option<u64>,
-    /// Write the value itself (raw bytes, no newline) to stdout.
+    /// Write the value itself (raw bytes, no newline) to stdout; with
+    /// --json, as a JSON string (base64 if it is not UTF-8).
     #[arg(long)]
     pub(crate) reveal: bool,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]
@@ -253,6 +269,9 @@ pub(crate) struct ListArgs {
     /// List every secret at any depth, as full paths.
     #[arg(long)]
     pub(crate) recursive: bool,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]
@@ -293,6 +312,9 @@ pub(crate) struct MetadataArgs {
     /// Sets how often the secret should be rotated, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) rotation_interval: Option<u64>,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]
@@ -368,6 +390,9 @@ pub(crate) struct VerifyArgs {
     /// A trusted checkpoint (`seq:mac`) to start after.
     #[arg(long, value_name = "SEQ:MAC", value_parser = parse_checkpoint)]
     pub(crate) from: Option<Checkpoint>,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
 }

@@ -13,6 +13,7 @@ pub(crate) async fn verify(a: VerifyArgs) -> CliResult {
         file,
         checkpoint,
         from,
+        json,
         store,
     } = a;
     let open = Open::unseal(&store, true).await?;
@@ -29,6 +30,15 @@ pub(crate) async fn verify(a: VerifyArgs) -> CliResult {
     let verified = open.sr.verify_audit_file(&file, &check).await;
     open.close().await;
     match verified {
+        Ok(report) if json => {
+            crate::print::json::print(&serde_json::json!({
+                "ok": true,
+                "records": report.records,
+                "head": report.head.to_string(),
+                "saved_head": report.saved_head.map(|h| h.to_string()),
+            }));
+            Ok(())
+        }
         Ok(report) => {
             println!(
                 "ok: {} record(s) verified; head {}",

@@ -8,17 +8,35 @@
 use strongroom::audit::Operation;
 use strongroom::policy::SystemPath;
 
-use crate::args::{KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StoreCommandArgs};
+use crate::args::{
+    KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StatusArgs, StoreCommandArgs,
+};
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
-use crate::print::{print_key, print_shares};
+use crate::print::{json, print_key, print_shares};
 use crate::protectors::{Unsealer, new_protector};
 
 /// `status`.
-pub(crate) async fn status(a: StoreCommandArgs) -> CliResult {
+pub(crate) async fn status(a: StatusArgs) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     let keys = audited(op.keys().keys().await, false)?;
     let keyring = open.sr.keyring()?;
+    if a.json {
+        let token_key_version = match &open.protector {
+            Unsealer::Pkcs11(p) => Some(p.current_version()),
+            _ => None,
+        };
+        json::print(&serde_json::json!({
+            "database": a.store.db.display().to_string(),
+            "protector": open.protector.as_dyn().kind().to_string(),
+            "token_key_version": token_key_version,
+            "primary_key_version": keyring.primary_version(),
+            "min_decryption_version": keyring.min_decryption_version(),
+            "keys": keys.iter().map(json::key).collect::<Vec<_>>(),
+        }));
+        open.close().await;
+        return Ok(());
+    }
     println!("database: {}", a.store.db.display());
     println!("protector: {}", open.protector.as_dyn().kind());
     if let Unsealer::Pkcs11(p) = &open.protector {

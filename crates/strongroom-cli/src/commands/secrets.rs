@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::args::{GetArgs, ListArgs, MetadataArgs, PathArgs, PutArgs, VersionsArgs};
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
-use crate::print::print_version;
+use crate::print::{json, print_version};
 
 /// The largest value `put` reads from stdin (16 MiB).
 const MAX_VALUE_LEN: u64 = 16 * 1024 * 1024;
@@ -51,7 +51,9 @@ pub(crate) async fn get(a: GetArgs) -> CliResult {
         Some(v) => audited(secrets.read_version(&a.path, v).await, false)?,
         None => audited(secrets.read(&a.path).await, false)?,
     };
-    if a.reveal {
+    if a.json {
+        write_json_get(&got, a.reveal)?;
+    } else if a.reveal {
         let mut out = std::io::stdout().lock();
         out.write_all(got.value.expose_secret())
             .and_then(|()| out.flush())
@@ -66,6 +68,44 @@ pub(crate) async fn get(a: GetArgs) -> CliResult {
     }
     open.close().await;
     Ok(())
+}
+
+/// `get --json`: the facts and the length; with `reveal` also the value,
+/// as a JSON string if it is UTF-8, else in base64 (`encoding` says which).
+/// The value is only ever in wiped buffers here: the document is built
+/// as text around it.
+fn write_json_get(got: &strongroom::secrets::SecretVersion, reveal: bool) -> CliResult {
+    use base64::Engine as _;
+    let mut facts = json::version(&got.version);
+    facts["path"] = got.path.to_string().into();
+    facts["length"] = got.value.len().into();
+    if !reveal {
+        json::print(&facts);
+        return Ok(());
+    }
+    let bytes = got.value.expose_secret();
+    let mut b64 = Zeroizing::new(String::new());
+    let (encoding, text): (&str, &str) = match std::str::from_utf8(bytes) {
+        Ok(s) => ("utf-8", s),
+        Err(_) => {
+            b64.reserve(bytes.len().div_ceil(3) * 4 + 4);
+            base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut b64);
+            ("base64", b64.as_str())
+        }
+    };
+    facts["encoding"] = encoding.into();
+    let head = facts.to_string();
+    // `head` ends with '}': the value goes in as the last field.
+    let mut doc = Zeroizing::new(Vec::with_capacity(head.len() + text.len() * 6 + 16));
+    doc.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    doc.extend_from_slice(b",\"value\":");
+    serde_json::to_writer(&mut *doc, text)
+        .map_err(|e| Failure::Io(format!("cannot format the value: {e}")))?;
+    doc.extend_from_slice(b"}\n");
+    let mut out = std::io::stdout().lock();
+    out.write_all(&doc)
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Io(format!("cannot write the value to stdout: {e}")))
 }
 
 /// `list`: recorded as the handle records a list (operation `list`, the
@@ -88,8 +128,16 @@ pub(crate) async fn list(a: ListArgs) -> CliResult {
         secrets.list(&a.prefix).await
     };
     let entries: Vec<String> = op.conclude(event, result, false, |ev, _| ev).await?;
-    for entry in entries {
-        println!("{entry}");
+    if a.json {
+        json::print(&serde_json::json!({
+            "prefix": a.prefix,
+            "recursive": a.recursive,
+            "entries": entries,
+        }));
+    } else {
+        for entry in entries {
+            println!("{entry}");
+        }
     }
     open.close().await;
     Ok(())
@@ -142,6 +190,11 @@ pub(crate) async fn metadata(a: MetadataArgs) -> CliResult {
     } else {
         audited(secrets.metadata(&a.path).await, false)?
     };
+    if a.json {
+        json::print(&json::metadata(&m));
+        open.close().await;
+        return Ok(());
+    }
     println!("path: {}", m.path);
     println!("current version: {}", m.current_version);
     println!("oldest version: {}", m.oldest_version);

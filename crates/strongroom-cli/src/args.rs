@@ -85,6 +85,23 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Imports secrets from a .env file or a Vault KV v2 JSON export.
     Import(ImportArgs),
+    /// Lease tools: list, look up, renew and revoke leases.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LeaseCommand {
+    /// Lists the live leases under a prefix (every lease without one).
+    List(LeaseListArgs),
+    /// Shows one lease (never its revocation data).
+    Lookup(LeaseIdArgs),
+    /// Renews a lease (needs its engine's revoker: see the README).
+    Renew(LeaseRenewArgs),
+    /// Revokes a lease now through its engine.
+    Revoke(LeaseIdArgs),
+    /// Revokes every lease under a prefix.
+    RevokePrefix(LeasePrefixArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -501,6 +518,75 @@ pub(crate) struct ImportArgs {
     /// Print the paths that would be written (never values); write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// A lease id as printed (`lease_` and 32 hex digits).
+fn parse_lease_id(s: &str) -> std::result::Result<strongroom::lease::LeaseId, String> {
+    s.trim()
+        .parse()
+        .map_err(|e: strongroom::Error| e.to_string())
+}
+
+/// `lease list`.
+#[derive(Debug, Args)]
+pub(crate) struct LeaseListArgs {
+    /// The path prefix (whole segments); every lease without one.
+    pub(crate) prefix: Option<String>,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `lease lookup` and `lease revoke`.
+#[derive(Debug, Args)]
+pub(crate) struct LeaseIdArgs {
+    /// The lease id (`lease_` and 32 hex digits).
+    #[arg(value_parser = parse_lease_id)]
+    pub(crate) id: strongroom::lease::LeaseId,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `lease renew`.
+#[derive(Debug, Args)]
+pub(crate) struct LeaseRenewArgs {
+    /// The lease id (`lease_` and 32 hex digits).
+    #[arg(value_parser = parse_lease_id)]
+    pub(crate) id: strongroom::lease::LeaseId,
+    /// The new expiry, in seconds from now (capped at the lease's maximum
+    /// TTL). Default: the lease's TTL.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) increment: Option<u64>,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `lease revoke-prefix`.
+#[derive(Debug, Args)]
+pub(crate) struct LeasePrefixArgs {
+    /// The path prefix (whole segments, not empty).
+    pub(crate) prefix: String,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]

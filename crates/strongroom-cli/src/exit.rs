@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use strongroom::audit::AuditError;
+use strongroom::lease::LeaseError;
 use strongroom::secrets::SecretError;
 use strongroom::{Error, ProtectorErrorKind};
 
@@ -39,6 +40,11 @@ Exit codes:
       path is named, never a value); nothing was written
   21  import: secrets already exist at the paths listed; nothing was written
       (give --overwrite or --skip-existing)
+  22  lease revoke, revoke-prefix: revocation pending (no revoker for the
+      lease's engine in this process, or the engine failed); the lease is
+      marked as being revoked and its application's lease manager finishes it
+  23  lease renew: the lease cannot be renewed (not renewable, expired, being
+      revoked, or its engine is not available in this process)
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -118,6 +124,15 @@ pub(crate) enum Failure {
     ImportConflict(Vec<String>),
     /// `import`: these paths would get empty values.
     ImportEmpty(Vec<String>),
+    /// A lease error, with what the operator should know about it.
+    Lease {
+        /// The library's error.
+        error: Error,
+        /// What it means here.
+        hint: &'static str,
+    },
+    /// `lease revoke-prefix`: this many leases were left pending.
+    LeasesPending(usize),
     /// An audit record of the command was refused. For a change this may
     /// be its outcome record: the change was then made.
     AuditWrite {
@@ -186,6 +201,12 @@ impl std::fmt::Display for Failure {
                 "empty value(s) for {}; nothing was written (give --allow-empty to store them)",
                 paths.join(", ")
             ),
+            Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
+            Self::LeasesPending(n) => write!(
+                f,
+                "{n} lease(s) are pending revocation (listed above): this command has no revoker for their engine \
+                 (or the engine failed), so a lease manager that has one finishes them when it next runs"
+            ),
             Self::CommandNotStarted { program, error } => {
                 write!(f, "cannot start the command {program:?}: {error}")
             }
@@ -225,7 +246,8 @@ impl Failure {
                     126
                 }
             }
-            Self::Lib(e) => lib_exit_code(e),
+            Self::Lib(e) | Self::Lease { error: e, .. } => lib_exit_code(e),
+            Self::LeasesPending(_) => 22,
         }
     }
 }
@@ -256,6 +278,15 @@ fn lib_exit_code(e: &Error) -> u8 {
         | Error::KeyVersionRetired { .. }
         | Error::InvalidKeyTransition { .. }
         | Error::KeyInUse { .. } => 10,
+        Error::Lease(LeaseError::NotFound { .. }) => 3,
+        Error::Lease(LeaseError::RevocationDeferred { .. } | LeaseError::Irrevocable { .. }) => 22,
+        Error::Lease(
+            LeaseError::NoRevoker { .. }
+            | LeaseError::NotRenewable { .. }
+            | LeaseError::Expired { .. }
+            | LeaseError::NotActive { .. },
+        ) => 23,
+        Error::Lease(LeaseError::InvalidId { .. } | LeaseError::InvalidTtl { .. }) => 11,
         Error::InvalidPath { .. } | Error::InvalidArgument(_) | Error::Secret(_) => 11,
         _ => 14,
     }

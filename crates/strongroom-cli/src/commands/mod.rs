@@ -5,5 +5,6 @@ pub(crate) mod audit;
 pub(crate) mod import;
 pub(crate) mod init;
 pub(crate) mod keys;
+pub(crate) mod leases;
 pub(crate) mod run;
 pub(crate) mod secrets;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
+use strongroom::backoff::Backoff;
 use strongroom::storage::{
     BatchOp, ChangeFeed, LastRecord, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
 };
@@ -33,7 +34,7 @@ const NOTICE_VERSION: &str = "sr1";
 /// PostgreSQL refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7999;
 /// The first and the longest wait before the listener reconnects.
-const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+const LISTEN_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// A [`Storage`] in the PostgreSQL table `strongroom_kv`
 /// (`key BYTEA PRIMARY KEY, value BYTEA NOT NULL`).
@@ -661,12 +662,11 @@ fn decode_key(encoded: &str) -> Option<String> {
 /// reconnecting (with the pool's current connect options) when the
 /// connection is lost.
 async fn listen(pool: PgPool, origin: String, tx: broadcast::Sender<StorageEvent>) {
-    let (first, longest) = LISTEN_BACKOFF;
-    let mut backoff = first;
+    let mut waits = LISTEN_BACKOFF.retries();
     loop {
         match open_listener(&pool).await {
             Ok(mut listener) => {
-                backoff = first;
+                waits.reset();
                 // Commits made before LISTEN took effect were not heard.
                 let _ = tx.send(StorageEvent::Unknown);
                 loop {
@@ -695,8 +695,7 @@ async fn listen(pool: PgPool, origin: String, tx: broadcast::Sender<StorageEvent
         if pool.is_closed() {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(longest);
+        tokio::time::sleep(waits.next_delay()).await;
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod authorized;
+pub mod backoff;
 pub mod changes;
 pub mod clock;
 pub mod dangerous;

@@ -2,12 +2,11 @@
 //! credential, and swapping credentials in place.
 
 use super::*;
+use strongroom::backoff::Backoff;
 
-/// The first wait before a caller tries again after a failed refresh; it
-/// doubles per failed refresh up to [`RETRY_MAX`].
-pub(super) const RETRY_INITIAL: Duration = Duration::from_millis(100);
-/// The longest wait before a caller tries again after a failed refresh.
-pub(super) const RETRY_MAX: Duration = Duration::from_secs(1);
+/// The wait before a caller tries again after a failed refresh: 100 ms,
+/// doubling per failed refresh up to 1 s.
+pub(super) const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
 #[derive(Default)]
 pub(super) struct Counters {
@@ -301,7 +300,8 @@ impl HealingPool {
         let mut last_failed: Option<RefreshOutcome> = None;
         let mut terminated = 0u32;
         let mut not_authorized_seen = false;
-        let mut retry_wait = RETRY_INITIAL;
+        // Refreshes that failed in a row: each waits longer (`RETRY`).
+        let mut failed = 0u32;
         let r = tokio::time::timeout_at(deadline, async {
             loop {
                 let generation = self.inner.generation.load(Ordering::Acquire);
@@ -343,12 +343,12 @@ impl HealingPool {
                 if self.inner.generation.load(Ordering::Acquire) != generation {
                     continue; // someone already swapped
                 }
-                let outcome = self.refresh(epoch, retry_wait).await?;
+                let outcome = self.refresh(epoch, RETRY.delay(failed + 1)).await?;
                 if outcome.ok {
-                    retry_wait = RETRY_INITIAL;
+                    failed = 0;
                 } else {
                     last_failed = Some(outcome);
-                    retry_wait = (retry_wait * 2).min(RETRY_MAX);
+                    failed = failed.saturating_add(1);
                 }
             }
         })

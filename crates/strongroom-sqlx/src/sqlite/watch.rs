@@ -7,6 +7,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use rusqlite::Connection;
+use strongroom::backoff::Backoff;
 use strongroom::storage::StorageEvent;
 use tokio::sync::{Notify, broadcast, oneshot};
 
@@ -49,12 +50,12 @@ pub(super) async fn watch_file(
     stop: Arc<Notify>,
     tx: broadcast::Sender<StorageEvent>,
 ) {
-    let mut backoff = WATCH_INTERVAL;
+    let mut waits = Backoff::new(WATCH_INTERVAL, WATCH_BACKOFF_MAX).retries();
     loop {
         if let Some(conn) = open(&path, access).await
             && watch_with(conn, writer.as_ref(), &closed, &stop, &tx).await
         {
-            backoff = WATCH_INTERVAL;
+            waits.reset();
         }
         if closed.load(Ordering::Acquire) {
             return;
@@ -62,10 +63,9 @@ pub(super) async fn watch_file(
         // The file may be unreadable for a moment; once the watcher is back
         // it says Unknown for whatever happened meanwhile.
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(waits.next_delay()) => {}
             () = stop.notified() => return,
         }
-        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
     }
 }
 

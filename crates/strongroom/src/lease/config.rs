@@ -37,6 +37,13 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
 }
 
+impl RetryPolicy {
+    /// These settings as the library's [`Backoff`](crate::backoff::Backoff).
+    pub fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(self.base, self.max).with_jitter(self.jitter)
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {

@@ -393,25 +393,7 @@ impl LeaseManager {
 
     /// The delay before retry number `attempts` (1 after the first failure).
     pub(super) fn backoff(&self, attempts: u32) -> Duration {
-        let p = &self.config.retry;
-        let shift = attempts.saturating_sub(1).min(30);
-        let full = p
-            .base
-            .checked_mul(1u32 << shift)
-            .unwrap_or(p.max)
-            .min(p.max);
-        if p.jitter <= 0.0 {
-            return full;
-        }
-        let mut b = [0u8; 4];
-        let r = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b) {
-            Ok(()) => f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX),
-            Err(_) => 0.0,
-        };
-        let factor = 1.0 - p.jitter * r;
-        Duration::try_from_secs_f64(full.as_secs_f64() * factor)
-            .unwrap_or(full)
-            .max(Duration::from_millis(1))
+        self.config.retry.backoff().delay(attempts)
     }
 
     /// Alias of [`LeaseManager::run_due`].

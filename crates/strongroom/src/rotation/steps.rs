@@ -2,6 +2,7 @@
 //! retries, and the schedule's next due time.
 
 use super::*;
+use crate::backoff::Backoff;
 
 impl RotationEngine {
     pub(super) fn now(&self) -> Timestamp {
@@ -174,7 +175,8 @@ impl RotationEngine {
         Fut: Future<Output = std::result::Result<T, TargetError>>,
     {
         let max = self.options.max_attempts.max(1);
-        let mut delay = self.options.backoff_initial;
+        let mut delays =
+            Backoff::new(self.options.backoff_initial, self.options.backoff_max).retries();
         let mut attempt = 1;
         loop {
             match f().await {
@@ -190,8 +192,8 @@ impl RotationEngine {
                             },
                         )
                         .await;
+                    let delay = delays.next_delay();
                     self.sr.clock().sleep_until(self.now() + delay).await;
-                    delay = (delay * 2).min(self.options.backoff_max);
                     attempt += 1;
                 }
                 Err(e) => {

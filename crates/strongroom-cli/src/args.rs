@@ -88,6 +88,23 @@ pub(crate) enum Command {
     /// Lease tools: list, look up, renew and revoke leases.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Prints a shell completion script (bash, zsh or fish) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CompletionShell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,7 @@ use clap::Parser;
 
 use crate::args::{AuditCommand, Cli, Command};
 use crate::commands::secrets::VersionChange;
-use crate::commands::{audit, import, init, keys, leases, run, secrets};
+use crate::commands::{audit, completions, import, init, keys, leases, run, secrets};
 use crate::exit::CliResult;
 
 fn main() -> ExitCode {
@@ -76,6 +76,7 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Run(a) => return run::run(a).await,
         Command::Import(a) => import::import(a).await,
         Command::Lease(c) => leases::lease(c).await,
+        Command::Completions { shell } => completions::completions(shell),
     };
     done.map(|()| 0)
 }

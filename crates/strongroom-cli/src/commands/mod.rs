@@ -2,6 +2,7 @@
 //! parsed arguments, acting as the operator (see `operator`).
 
 pub(crate) mod audit;
+pub(crate) mod completions;
 pub(crate) mod import;
 pub(crate) mod init;
 pub(crate) mod keys;

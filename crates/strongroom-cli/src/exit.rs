@@ -15,7 +15,7 @@ Exit codes:
   1   audit verify: the chain does not verify or stops before the store's saved
       head or a given checkpoint (the first broken or missing seq is printed)
   2   usage error (bad or missing arguments)
-  3   secret or version not found, deleted, destroyed or pruned
+  3   secret or version not found, deleted, destroyed or pruned; lease not found
   4   check-and-set mismatch or concurrent change; re-read and retry
   5   unseal failed: wrong key file, wrong shares, wrong PIN or tampered root key
   6   key file refused (loose permissions, bad content, already exists, unreadable)

@@ -40,6 +40,12 @@ fn dotenv_import_writes_each_key_under_the_prefix() {
         .filter(|r| r.event.operation.as_str() == "write")
         .count();
     assert_eq!(writes, 12, "intent and result per secret");
+    assert!(
+        env.audit_records()
+            .iter()
+            .any(|r| r.event.operation.as_str() == "list"),
+        "the list that looked for existing secrets"
+    );
     let text = std::fs::read_to_string(env.path("store.db.audit.jsonl")).unwrap();
     assert!(!text.contains(VALUE));
     env.audit_verifies();
@@ -230,4 +236,109 @@ fn progress_is_quiet_when_stderr_is_not_a_terminal() {
     );
     ok(&o);
     assert_eq!(support::stderr(&o), "", "stdout: {}", stdout(&o));
+}
+
+#[test]
+fn progress_is_shown_when_stderr_is_a_terminal() {
+    // `script` runs the command on a pseudo-terminal (util-linux)
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    }
+    let env = Env::init();
+    let file = env.file("a.env", "A=1\nB=2\n");
+    let cmd = format!(
+        "{} import --format dotenv {file} --prefix p --db {} --key-file {}",
+        env!("CARGO_BIN_EXE_strongroom"),
+        env.db(),
+        env.key()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("USER", "tester")
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("importing: 2/2"), "{text}");
+    assert_eq!(env.reveal("p/b"), "2");
+}
+
+#[test]
+fn dry_run_writes_nothing_but_records_the_list() {
+    let env = Env::init();
+    let file = env.file("a.env", &format!("A={VALUE}\n"));
+    let before = env.audit_records().len();
+    let out = ok(&env.store(
+        &[
+            "import",
+            "--format",
+            "dotenv",
+            &file,
+            "--prefix",
+            "p",
+            "--dry-run",
+        ],
+        b"",
+    ));
+    assert!(out.contains("would write p/a"), "{out}");
+    assert!(!out.contains(VALUE));
+    fails(&env.store(&["get", "p/a"], b""), 3);
+    let records = env.audit_records();
+    let new: Vec<&str> = records[before..]
+        .iter()
+        .map(|r| r.event.operation.as_str())
+        .collect();
+    // the dry run's `list`, then the `get` that found nothing
+    assert_eq!(new, ["list", "read"], "{new:?}");
+    env.audit_verifies();
+}
+
+#[test]
+fn vault_deleted_version_and_bad_names_are_refused() {
+    let env = Env::init();
+    let deleted = env.file(
+        "d.json",
+        r#"{"data": {"data": null, "metadata": {"deletion_time": "x"}}}"#,
+    );
+    let err = fails(
+        &env.store(
+            &["import", "--format", "vault-kv2", &deleted, "--prefix", "p"],
+            b"",
+        ),
+        20,
+    );
+    assert!(err.contains("data.data is not an object"), "{err}");
+    let spaced = env.file("s.json", r#"{"app": {"a key": "v"}}"#);
+    fails(
+        &env.store(
+            &["import", "--format", "vault-kv2", &spaced, "--prefix", "p"],
+            b"",
+        ),
+        20,
+    );
+    fails(&env.store(&["get", "p/app/a key"], b""), 11);
+}
+
+#[test]
+fn the_exit_code_tables_list_the_new_codes() {
+    let env = Env::init();
+    let help = ok(&env.run(&["--help"], b""));
+    let readme = include_str!("../README.md");
+    for code in ["18", "20", "21", "22", "23"] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "--help does not list {code}"
+        );
+        assert!(
+            readme.contains(&format!("| {code} |")),
+            "the README does not list {code}"
+        );
+    }
 }

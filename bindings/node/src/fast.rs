@@ -9,8 +9,8 @@
 //! into a new Buffer and slicing the plaintext out of it. So here:
 //!
 //! - a store is named by a small integer: each [`crate::NativeStrongroom`]
-//!   registers its handle in [`STORES`] and JavaScript passes the number;
-//! - the path is copied by V8 straight into a stack buffer ([`with_str`]);
+//!   registers its handle in `STORES` and JavaScript passes the number;
+//! - the path is copied by V8 straight into a stack buffer (`with_str`);
 //! - values are sealed into and opened into Buffers JavaScript allocated
 //!   ([`Strongroom::try_seal_value_into`], [`Strongroom::open_value_into`]):
 //!   one copy of the bytes, no Rust-side allocation, and the opened Buffer

@@ -6,7 +6,7 @@
 //! `Strongroom` class, the `Secret` wrapper and the typed error classes.
 //!
 //! Errors cross the boundary as a plain `Error` whose message is
-//! [`ERROR_MARK`] followed by the JSON of [`Error::details`]
+//! `ERROR_MARK` followed by the JSON of [`Error::details`]
 //! (`{code, class, parent, message, ...fields}`); `index.js` parses it and
 //! throws the class the core's error table names, made from that table
 //! ([`error_codes_json`]). Nothing secret is

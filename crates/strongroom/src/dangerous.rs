@@ -258,7 +258,7 @@ impl Door {
         self.sr.storage()
     }
 
-    /// The storage behind the barrier (see [`Strongroom::barrier`]).
+    /// The storage behind the barrier (see `Strongroom::barrier`).
     pub fn barrier(&self) -> DynStorage {
         self.sr.barrier()
     }
@@ -280,7 +280,7 @@ impl Door {
     }
 
     /// Commits `ops` to storage, held to the keyring generation like every
-    /// sealed write (see [`Strongroom::commit`]): unchecked.
+    /// sealed write (see `Strongroom::commit`): unchecked.
     pub async fn commit(&self, ops: Vec<BatchOp>) -> Result<()> {
         self.sr.commit(ops).await
     }

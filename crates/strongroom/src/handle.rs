@@ -74,7 +74,7 @@
 //!
 //! Values written or read appear in records only as the field `value_hmac`,
 //! `hmac-sha256:` of the value under a key derived from the store's audit
-//! key ([`Strongroom::audit_key`]), so an auditor holding a known value can
+//! key (`Strongroom::audit_key`), so an auditor holding a known value can
 //! find where it was written or read ([`AuditLog::hmac`]). Error kinds, not
 //! messages, are recorded.
 //!

@@ -181,7 +181,7 @@ impl Keyring {
     /// The keyring generation this copy was loaded at. It grows with every
     /// change that decides which key seals or which keys open (rotate,
     /// promote, retire, destroy), and every sealed write to storage is
-    /// conditioned on it (see [`crate::Strongroom::commit`]).
+    /// conditioned on it (see `Strongroom::commit`).
     pub fn generation(&self) -> u64 {
         self.generation
     }

@@ -3,7 +3,7 @@
 //! Backends store only sealed bytes and opaque records: Strongroom seals every
 //! secret before it reaches a [`Storage`]. Keys are UTF-8 strings ordered by
 //! their bytes. Every backend runs the same conformance suite
-//! ([`conformance`], behind the `testing` feature).
+//! (`conformance`, behind the `testing` feature).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -878,7 +878,7 @@ fn record_sealed_bytes(bytes: &[u8]) -> Result<&[u8]> {
 /// rest     the sealed value (see `docs/FORMAT.md`)
 /// ```
 ///
-/// The context travels with the record so [`Strongroom::rewrap`] can re-seal
+/// The context travels with the record so `Strongroom::rewrap` can re-seal
 /// it without knowing who wrote it; readers still supply the context they
 /// expect, and a mismatch fails like any other decryption failure.
 #[derive(Debug)]

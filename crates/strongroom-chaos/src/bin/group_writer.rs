@@ -4,7 +4,7 @@
 //! durable). With many tasks at once, the SQLite store commits their
 //! batches in shared transactions.
 //!
-//! Usage: group_writer <store-spec> <id> <tasks> <count>
+//! Usage: `group_writer <store-spec> <id> <tasks> <count>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use strongroom::storage::BatchOp;

@@ -5,7 +5,7 @@
 //! hand-over record). Prints one line per step; exits non-zero on any
 //! failure (a refused destroy included).
 //!
-//! Usage: keyring_admin <store-spec> <key-file> <new-key-file> <cycles>
+//! Usage: `keyring_admin <store-spec> <key-file> <new-key-file> <cycles>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! returned (committed and durable). Starts at `first` so a restarted
 //! writer continues its numbering.
 //!
-//! Usage: keyring_writer <store-spec> <key-file>[:<key-file>...] <id> <first> <count>
+//! Usage: `keyring_writer <store-spec> <key-file>[:<key-file>...] <id> <first> <count>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -15,8 +15,8 @@
 //! and `issue-done <n> <ms>` at the end.
 //!
 //! Usage:
-//!   lease_member <store-spec> <key-file> <member> <out-dir> serve <claim-ttl-ms> <rescan-ms>
-//!   lease_member <store-spec> <key-file> <member> <out-dir> issue <count> <ttl-min-ms> <ttl-max-ms> <batch>
+//!   `lease_member <store-spec> <key-file> <member> <out-dir> serve <claim-ttl-ms> <rescan-ms>`
+//!   `lease_member <store-spec> <key-file> <member> <out-dir> issue <count> <ttl-min-ms> <ttl-max-ms> <batch>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::{File, OpenOptions};

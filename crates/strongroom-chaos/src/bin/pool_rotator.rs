@@ -8,7 +8,7 @@
 //! `rotated <version>` after each promotion and `error <message>` when a
 //! rotation fails (it is then tried again).
 //!
-//! Usage: pool_rotator <store-spec> <key-file> <admin-url> <credential> <role-base> <owner-id>
+//! Usage: `pool_rotator <store-spec> <key-file> <admin-url> <credential> <role-base> <owner-id>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

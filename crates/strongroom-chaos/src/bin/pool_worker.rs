@@ -8,7 +8,7 @@
 //! `done queries=<n> failed=<n> proactive=<n> reactive=<n> refreshes=<n> retries=<n> recycled=<n>`
 //! (proactive/reactive: swaps after a change notice / after a refused login).
 //!
-//! Usage: pool_worker <store-spec> <key-file> <target-url> <credential> <tasks> <lifetime-ms> <stop-file>
+//! Usage: `pool_worker <store-spec> <key-file> <target-url> <credential> <tasks> <lifetime-ms> <stop-file>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -16,7 +16,7 @@
 //!   current=<v> rolled-back=<bool>` once the interrupted rotation it saw
 //!   has no step in flight and the lock is free, then exits.
 //!
-//! Usage: rotation_member <store-spec> <key-file> <owner> <mode> [fail-test]
+//! Usage: `rotation_member <store-spec> <key-file> <owner> <mode> [fail-test]`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! `event resync <unix_nanos>` (a resync is the backend saying "something
 //! changed" without naming it, or the polling fallback firing).
 //!
-//! Usage: watch_member <store-spec> <key-file> <path> <fallback-ms>
+//! Usage: `watch_member <store-spec> <key-file> <path> <fallback-ms>`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

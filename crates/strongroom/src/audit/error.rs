@@ -20,7 +20,7 @@ pub enum AuditError {
         failures: Vec<SinkFailure>,
     },
 
-    /// A sink failed to write a record (returned by [`AuditSink::write`]).
+    /// A sink failed to write a record (returned by [`AuditSink::write`](super::AuditSink::write)).
     #[error("audit sink {sink}: {message}")]
     Sink {
         /// The sink's name.

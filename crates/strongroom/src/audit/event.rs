@@ -13,7 +13,7 @@ use crate::path::SecretPath;
 /// An HMAC-SHA256 of a value under the store's audit value key, as
 /// `hmac-sha256:<64 lower-case hex>`. The only form in which values,
 /// passwords and tokens may appear in audit records. Obtain one from
-/// [`AuditLog::hmac`].
+/// [`AuditLog::hmac`](super::AuditLog::hmac).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct AuditHmac(pub(super) String);
 
@@ -139,7 +139,7 @@ impl Operation {
     }
 
     /// Whether the operation hands out a secret value (counted as a read by
-    /// the [`Inventory`]).
+    /// the [`Inventory`](super::Inventory)).
     pub const fn reveals_secret(self) -> bool {
         matches!(self, Self::Read | Self::LeaseIssue)
     }

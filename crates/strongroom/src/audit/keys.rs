@@ -7,7 +7,7 @@ use super::{AuditError, AuditHmac, AuditRecord, HMAC_PREFIX, MIN_AUDIT_KEY_BYTES
 use crate::SecretBytes;
 
 /// `hmac-sha256:<hex>` of `value` under the value key derived from
-/// `audit_key`: what [`AuditLog::hmac`] returns, for an auditor who holds
+/// `audit_key`: what [`AuditLog::hmac`](super::AuditLog::hmac) returns, for an auditor who holds
 /// the audit key and a known value but no running log.
 pub fn audit_hmac(audit_key: &SecretBytes, value: &[u8]) -> Result<AuditHmac, AuditError> {
     Ok(AuditKeys::derive(audit_key)?.value_hmac(value))

@@ -12,11 +12,11 @@ use crate::clock::Timestamp;
 /// A chained audit record, as written to sinks.
 ///
 /// The fields are public so that records can be inspected; changing one
-/// makes [`verify`] fail.
+/// makes [`verify`](super::verify) fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
-    /// The record format version ([`RECORD_VERSION`]).
+    /// The record format version ([`RECORD_VERSION`](super::RECORD_VERSION)).
     pub v: u32,
     /// The sequence number, from 1, consecutive.
     pub seq: u64,

@@ -29,7 +29,7 @@ pub enum FsyncPolicy {
 /// writes wait for it (each within the log's sink timeout), so a hung disk
 /// costs each append at most the timeout and the records it refuses show as
 /// a gap when this file is verified. Use one `JsonlFileSink` per file and
-/// one [`AuditLog`] per sink.
+/// one [`AuditLog`](super::AuditLog) per sink.
 pub struct JsonlFileSink {
     name: String,
     path: PathBuf,

@@ -59,7 +59,7 @@ impl KeyAdmin {
         Ok(event)
     }
 
-    /// Adds a key version and makes it primary ([`Strongroom::rotate`](crate::Strongroom::rotate)).
+    /// Adds a key version and makes it primary (`Strongroom::rotate`).
     pub async fn rotate(&self) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::KeyringRotate, Capability::Sudo)
@@ -72,7 +72,7 @@ impl KeyAdmin {
     }
 
     /// Makes active key `version` primary again
-    /// ([`Strongroom::promote`](crate::Strongroom::promote)).
+    /// (`Strongroom::promote`).
     pub async fn promote(&self, version: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyPromote, Capability::Sudo)
@@ -83,7 +83,7 @@ impl KeyAdmin {
     }
 
     /// Retires the key versions below `min`
-    /// ([`Strongroom::set_min_decryption_version`](crate::Strongroom::set_min_decryption_version)).
+    /// (`Strongroom::set_min_decryption_version`).
     pub async fn retire(&self, min: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyRetire, Capability::Sudo)
@@ -100,7 +100,7 @@ impl KeyAdmin {
     }
 
     /// Erases retired key `version`
-    /// ([`Strongroom::destroy_key`](crate::Strongroom::destroy_key)).
+    /// (`Strongroom::destroy_key`).
     pub async fn destroy(&self, version: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyDestroy, Capability::Sudo)
@@ -111,7 +111,7 @@ impl KeyAdmin {
     }
 
     /// Re-seals stored records under the primary key
-    /// ([`Strongroom::rewrap`](crate::Strongroom::rewrap)). Values never
+    /// (`Strongroom::rewrap`). Values never
     /// leave the library.
     pub async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
         let event = self.admit(Operation::Rewrap, Capability::Sudo).await?;
@@ -123,7 +123,7 @@ impl KeyAdmin {
     }
 
     /// Replaces the root key with one wrapped by `protector`
-    /// ([`Strongroom::rotate_root_key`](crate::Strongroom::rotate_root_key)).
+    /// (`Strongroom::rotate_root_key`).
     pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let event = self
             .admit(Operation::RootKeyRotate, Capability::Sudo)

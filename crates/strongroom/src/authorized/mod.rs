@@ -144,7 +144,7 @@ impl crate::Handle {
     /// returned (`denied`, [`PolicyError::Denied`](crate::policy::PolicyError::Denied)),
     /// and if no sink accepts the intent the call fails and nothing may
     /// happen (fail closed). Run the operation, then hand its result to
-    /// [`Handle::conclude_external`] with the returned event.
+    /// `Handle::conclude_external` with the returned event.
     pub async fn admit_external(
         &self,
         op: crate::audit::Operation,
@@ -157,7 +157,7 @@ impl crate::Handle {
         Ok(event)
     }
 
-    /// Records how an operation admitted by [`Handle::admit_external`]
+    /// Records how an operation admitted by `Handle::admit_external`
     /// ended (`decorate` adds what a success produced, e.g. a lease id) and
     /// hands the result back only once that record is accepted; otherwise
     /// the audit error (the operation *has happened*: treat it as "outcome

@@ -42,7 +42,7 @@ use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RE
 use super::{SealedRecord, Strongroom};
 
 /// The context version of barrier records. Secret versions start at 1 and
-/// callers of [`Strongroom::sealed_put`] cannot use it, so no caller-sealed
+/// callers of `Strongroom::sealed_put` cannot use it, so no caller-sealed
 /// record can pass for a barrier record.
 pub const BARRIER_CONTEXT_VERSION: u64 = u64::MAX;
 
@@ -62,7 +62,7 @@ fn passes_through(key: &str) -> bool {
 }
 
 /// The storage every module of the library writes through: see the module
-/// docs. Obtained from [`Strongroom::barrier`]; cheap to clone.
+/// docs. Obtained from `Strongroom::barrier`; cheap to clone.
 #[derive(Clone)]
 pub struct Barrier {
     sr: Strongroom,

@@ -26,7 +26,7 @@ const CURSOR_FORMAT: u8 = 2;
 /// Passes before a rewrap that keeps being overtaken by rotations stops.
 const MAX_PASSES: u32 = 8;
 
-/// What [`Strongroom::rewrap`] did.
+/// What `Strongroom::rewrap` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RewrapReport {

@@ -12,12 +12,14 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alerts;
 pub mod audit;
 pub mod authorized;
 pub mod backoff;
 pub mod changes;
 pub mod clock;
 pub mod dangerous;
+pub mod declarative;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

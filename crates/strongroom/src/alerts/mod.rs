@@ -1,0 +1,1 @@
+//! Alerts on unusual access: rules evaluated on the audit stream.

@@ -1,0 +1,2 @@
+//! Configuration as code: a declared state of policies, principals and
+//! secret metadata, planned against the store and applied in one step.

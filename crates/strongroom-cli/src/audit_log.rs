@@ -14,14 +14,20 @@ use crate::exit::{CliResult, Failure};
 pub(crate) const DEFAULT_SUFFIX: &str = ".audit.jsonl";
 
 /// `explicit` (`--audit-log`), else the database path with
-/// [`DEFAULT_SUFFIX`] appended (`store.db` → `store.db.audit.jsonl`).
-pub(crate) fn audit_path(explicit: Option<&Path>, db: &Path) -> PathBuf {
+/// [`DEFAULT_SUFFIX`] appended (`store.db` → `store.db.audit.jsonl`). A
+/// PostgreSQL store has no path to put it beside: `--audit-log` is then
+/// required (a usage error otherwise).
+pub(crate) fn audit_path(explicit: Option<&Path>, db: &Path) -> CliResult<PathBuf> {
     match explicit {
-        Some(p) => p.to_path_buf(),
+        Some(p) => Ok(p.to_path_buf()),
+        None if crate::backend::postgres_url(db).is_some() => Err(Failure::Usage(
+            "a PostgreSQL store needs --audit-log PATH (there is no database file to put it beside)"
+                .into(),
+        )),
         None => {
             let mut name = OsString::from(db.as_os_str());
             name.push(DEFAULT_SUFFIX);
-            PathBuf::from(name)
+            Ok(PathBuf::from(name))
         }
     }
 }

@@ -14,6 +14,7 @@
 
 mod args;
 mod audit_log;
+mod backend;
 mod commands;
 mod exit;
 mod operator;

@@ -50,7 +50,7 @@ impl Identity {
                 "{PRINCIPAL_PREFIX}{}",
                 operator_name(a.operator.as_deref())?
             ),
-            audit_path: audit_log::audit_path(a.audit_log.as_deref(), db),
+            audit_path: audit_log::audit_path(a.audit_log.as_deref(), db)?,
         })
     }
 }

@@ -1,15 +1,13 @@
-//! Opening a store from a command's arguments: the SQLite file, unsealed
-//! with the protector given.
+//! Opening a store from a command's arguments: the SQLite file or the
+//! PostgreSQL database, unsealed with the protector given.
 
-use std::sync::Arc;
 
-use strongroom::storage::DynStorage;
 use strongroom::{Options, Strongroom};
-use strongroom_sqlx::SqliteStore;
 
 use strongroom::dangerous::Door;
 
 use crate::args::StoreArgs;
+use crate::backend::{self, Backend};
 use crate::exit::{CliResult, Failure};
 use crate::protectors::{Unsealer, store_protector};
 
@@ -18,12 +16,12 @@ use crate::protectors::{Unsealer, store_protector};
 /// operator's file).
 pub(crate) const CALLER: &str = "cli";
 
-/// An unsealed store over its SQLite file.
+/// An unsealed store over its SQLite file or PostgreSQL database.
 pub(crate) struct Open {
     /// Through the door to unchecked access: the CLI authorises and
     /// audits each command itself, as its operator.
     pub(crate) sr: Door,
-    sqlite: Arc<SqliteStore>,
+    backend: Backend,
     pub(crate) protector: Unsealer,
 }
 
@@ -31,12 +29,12 @@ impl Open {
     /// Opens `--db` (which must exist) and unseals it with the protector
     /// given. `stdin_free`: whether the PIN may be read from stdin.
     pub(crate) async fn unseal(a: &StoreArgs, stdin_free: bool) -> CliResult<Self> {
-        if !a.db.exists() {
+        if backend::postgres_url(&a.db).is_none() && !a.db.exists() {
             return Err(Failure::NoDatabase(a.db.clone()));
         }
         let protector = store_protector(a, stdin_free).await?;
-        let sqlite = Arc::new(SqliteStore::open(&a.db).await?);
-        let storage: DynStorage = sqlite.clone();
+        let backend = Backend::open(&a.db).await?;
+        let storage = backend.storage();
         let opened = async {
             Strongroom::unseal(storage, protector.as_dyn(), Options::default())
                 .await?
@@ -46,19 +44,19 @@ impl Open {
         match opened.await {
             Ok(sr) => Ok(Self {
                 sr,
-                sqlite,
+                backend,
                 protector,
             }),
             Err(e) => {
-                sqlite.close().await;
+                backend.close().await;
                 Err(e.into())
             }
         }
     }
 
-    /// Seals the store and closes its file.
+    /// Seals the store and closes its file or connections.
     pub(crate) async fn close(self) {
         self.sr.seal();
-        self.sqlite.close().await;
+        self.backend.close().await;
     }
 }

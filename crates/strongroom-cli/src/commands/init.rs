@@ -2,18 +2,16 @@
 //! (`init`).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use strongroom::audit::Operation;
 use strongroom::dangerous::Door;
 use strongroom::policy::SystemPath;
 use strongroom::protector::SoftwareProtector;
-use strongroom::storage::DynStorage;
 use strongroom::{Error, Options, Strongroom};
-use strongroom_sqlx::SqliteStore;
 
 use crate::args::InitArgs;
 use crate::audit_log;
+use crate::backend::{self, Backend};
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Identity, Operator};
 use crate::print::print_shares;
@@ -39,12 +37,12 @@ pub(crate) fn keygen(key_file: &Path) -> CliResult {
 pub(crate) async fn init(args: InitArgs) -> CliResult {
     let id = Identity::from_args(&args.operator, &args.db)?;
     let pending = init_protector(&args)?;
-    let db_existed = exists(&args.db)?;
+    // A PostgreSQL database always exists already (only its table may not).
+    let db_existed = backend::postgres_url(&args.db).is_some() || exists(&args.db)?;
     if db_existed {
-        let sqlite = Arc::new(SqliteStore::open(&args.db).await?);
-        let storage: DynStorage = sqlite.clone();
-        let initialised = Strongroom::is_initialized(&storage).await;
-        sqlite.close().await;
+        let backend = Backend::open(&args.db).await?;
+        let initialised = Strongroom::is_initialized(&backend.storage()).await;
+        backend.close().await;
         if initialised? {
             return Err(Error::AlreadyInitialized.into());
         }
@@ -63,8 +61,8 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
             return Err(e.into());
         }
     };
-    let sqlite = Arc::new(SqliteStore::open(&args.db).await?);
-    let storage: DynStorage = sqlite.clone();
+    let backend = Backend::open(&args.db).await?;
+    let storage = backend.storage();
     let opened = async {
         Strongroom::init(storage, protector.as_ref(), Options::default())
             .await?
@@ -74,7 +72,7 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
     let sr = match opened.await {
         Ok(sr) => sr,
         Err(e) => {
-            sqlite.close().await;
+            backend.close().await;
             forget_audit_file();
             return Err(e.into());
         }
@@ -82,8 +80,10 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
     let primary = sr.keyring()?.primary_version();
     if let Err(f) = record_init(&sr, &id, primary).await {
         sr.seal();
-        sqlite.close().await;
+        backend.close().await;
         if !db_existed {
+            // Only an SQLite file this command created (a PostgreSQL
+            // database always existed before).
             remove_database(&args.db);
         }
         forget_audit_file();
@@ -96,10 +96,10 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
         });
     }
     sr.seal();
-    sqlite.close().await;
+    backend.close().await;
     let done = format!(
         "initialised {} (protector: {}, primary key version {primary})",
-        args.db.display(),
+        backend::display(&args.db),
         protector.kind(),
     );
     match shares {

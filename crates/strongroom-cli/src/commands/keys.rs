@@ -27,7 +27,7 @@ pub(crate) async fn status(a: StatusArgs) -> CliResult {
             _ => None,
         };
         json::print(&serde_json::json!({
-            "database": a.store.db.display().to_string(),
+            "database": crate::backend::display(&a.store.db),
             "protector": open.protector.as_dyn().kind().to_string(),
             "token_key_version": token_key_version,
             "primary_key_version": keyring.primary_version(),
@@ -37,7 +37,7 @@ pub(crate) async fn status(a: StatusArgs) -> CliResult {
         open.close().await;
         return Ok(());
     }
-    println!("database: {}", a.store.db.display());
+    println!("database: {}", crate::backend::display(&a.store.db));
     println!("protector: {}", open.protector.as_dyn().kind());
     if let Unsealer::Pkcs11(p) = &open.protector {
         println!("token key version: {}", p.current_version());

@@ -19,6 +19,7 @@ mod commands;
 mod exit;
 mod operator;
 mod print;
+mod progress;
 mod protectors;
 mod store;
 

@@ -1,7 +1,6 @@
 //! Opening a store from a command's arguments: the SQLite file or the
 //! PostgreSQL database, unsealed with the protector given.
 
-
 use strongroom::{Options, Strongroom};
 
 use strongroom::dangerous::Door;

@@ -48,6 +48,7 @@ pub use handle::Handle;
 pub use secret::{SecretBytes, SecretString};
 pub use vault::{
     BARRIER_CONTEXT_VERSION, Barrier, KEYRING_GENERATION, KEYRING_RECORD, Options, REWRAP_CURSOR,
-    ROOT_KEY_RECORD, ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD, RecordCheck, RewrapReport,
-    SEALED_PREFIX, SealedRecord, Strongroom, WrappedRootKey, is_pre_unseal,
+    ROOT_KEY_RECORD, ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD, RecordCheck, RewrapObserver,
+    RewrapProgress, RewrapReport, SEALED_PREFIX, SealedRecord, Strongroom, WrappedRootKey,
+    is_pre_unseal,
 };

@@ -8,7 +8,7 @@ mod root;
 pub use barrier::{BARRIER_CONTEXT_VERSION, Barrier, RecordCheck, is_pre_unseal};
 
 pub use coherence::KEYRING_GENERATION;
-pub use rewrap::RewrapReport;
+pub use rewrap::{RewrapObserver, RewrapProgress, RewrapReport};
 pub use root::{ROOT_UPGRADE_GRACE, ROOT_UPGRADE_RECORD};
 
 use std::fmt;

@@ -1058,3 +1058,44 @@ async fn sealed_records_need_create_and_update_to_store_and_read_to_open() {
     assert!(!format!("{:?}", f.sink.lines()).contains("tok-secret"));
     f.chain_verifies();
 }
+
+#[tokio::test]
+async fn rewrap_with_progress_counts_its_work_then_reports_each_batch() {
+    let f = fixture().await;
+    let root = f.root();
+    for i in 0..25 {
+        root.put(&format!("app/s{i}"), b"v", None).await.unwrap();
+    }
+    let admin = f.principal("keys", &[("sys/keyring", &[Sudo])]).key_admin();
+    assert_eq!(admin.rotate().await.unwrap().version, 2);
+    let mut seen = Vec::new();
+    let mut observe = |p: strongroom::RewrapProgress| seen.push(p);
+    let report = admin.rewrap_with_progress(10, &mut observe).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    // first the count (nothing done yet), then one report per committed batch
+    let first = seen[0];
+    assert_eq!((first.pass, first.rewrapped_this_pass), (1, 0));
+    assert!(
+        first.to_rewrap >= 50,
+        "25 secrets: metadata and version records"
+    );
+    assert!(seen.len() >= 1 + 5, "{} reports", seen.len());
+    for pair in seen.windows(2) {
+        assert!(pair[1].scanned >= pair[0].scanned && pair[1].rewrapped >= pair[0].rewrapped);
+    }
+    let last = *seen.last().unwrap();
+    assert_eq!(last.rewrapped, report.rewrapped);
+    assert_eq!(
+        last.rewrapped_this_pass, first.to_rewrap,
+        "the count was the work"
+    );
+    // audited as a rewrap, intent and outcome
+    let ops: Vec<Operation> = f
+        .records()
+        .iter()
+        .filter(|r| r.event.principal == "keys")
+        .map(|r| r.event.operation)
+        .collect();
+    assert_eq!(ops[ops.len() - 2..], [Operation::Rewrap, Operation::Rewrap]);
+    f.chain_verifies();
+}

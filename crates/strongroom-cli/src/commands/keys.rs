@@ -5,6 +5,7 @@
 //! before anything is printed; `rotate-root` records itself in the same
 //! shape, because a new key may be generated on a token first.
 
+use strongroom::RewrapProgress;
 use strongroom::audit::Operation;
 use strongroom::policy::SystemPath;
 
@@ -14,6 +15,7 @@ use crate::args::{
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
 use crate::print::{json, print_key, print_shares};
+use crate::progress::Progress;
 use crate::protectors::{Unsealer, new_protector};
 
 /// `status`.
@@ -79,7 +81,13 @@ pub(crate) async fn promote(a: KeyVersionArgs) -> CliResult {
 /// `rewrap`.
 pub(crate) async fn rewrap(a: RewrapArgs) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let report = audited(op.keys().rewrap(a.batch).await, true)?;
+    let mut progress = Progress::on_terminal("rewrap");
+    let mut observe = |p: RewrapProgress| {
+        progress.update(p.rewrapped_this_pass, p.to_rewrap, "records");
+    };
+    let report = op.keys().rewrap_with_progress(a.batch, &mut observe).await;
+    progress.finish();
+    let report = audited(report, true)?;
     open.close().await;
     println!(
         "scanned {} record(s), re-sealed {} under key version {} ({} pass(es)); {} record(s) remain on other versions",

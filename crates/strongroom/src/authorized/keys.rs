@@ -7,7 +7,7 @@ use crate::audit::{AuditEvent, Operation};
 use crate::keyring::KeyInfo;
 use crate::policy::{Capability, SystemPath};
 use crate::protector::KeyProtector;
-use crate::{Handle, Result, RewrapReport};
+use crate::{Handle, Result, RewrapObserver, RewrapReport};
 
 /// A principal's access to the store's keyring: every call checked against
 /// its policies on the reserved path `sys/keyring` ([`SystemPath::Keyring`])
@@ -117,6 +117,23 @@ impl KeyAdmin {
         let event = self.admit(Operation::Rewrap, Capability::Sudo).await?;
         let sr = self.handle.strongroom();
         change(&self.handle, event, sr.rewrap(batch_size), |r| {
+            Some(u64::from(r.target_version))
+        })
+        .await
+    }
+
+    /// [`KeyAdmin::rewrap`], telling `observer` how far it got: once per pass
+    /// after counting what the pass must re-seal (one more scan of record
+    /// headers), then after each committed batch. Audited the same way.
+    pub async fn rewrap_with_progress(
+        &self,
+        batch_size: usize,
+        observer: RewrapObserver<'_>,
+    ) -> Result<RewrapReport> {
+        let event = self.admit(Operation::Rewrap, Capability::Sudo).await?;
+        let sr = self.handle.strongroom();
+        let run = sr.rewrap_observed(batch_size, Some(observer));
+        change(&self.handle, event, run, |r| {
             Some(u64::from(r.target_version))
         })
         .await

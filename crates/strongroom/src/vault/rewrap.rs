@@ -26,6 +26,38 @@ const CURSOR_FORMAT: u8 = 2;
 /// Passes before a rewrap that keeps being overtaken by rotations stops.
 const MAX_PASSES: u32 = 8;
 
+/// Where a running rewrap stands: reported once a pass has counted its work
+/// and after each committed batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RewrapProgress {
+    /// The pass under way (1-based; more than one when a rotation overtook
+    /// the rewrap).
+    pub pass: u32,
+    /// Records looked at so far, over every pass.
+    pub scanned: u64,
+    /// Records re-sealed so far, over every pass.
+    pub rewrapped: u64,
+    /// Records not under this pass's target key when it began (a count of
+    /// record headers, no decryption; other processes' writes, which are
+    /// sealed under the primary, only lower it).
+    pub to_rewrap: u64,
+    /// Of those, re-sealed in this pass so far.
+    pub rewrapped_this_pass: u64,
+}
+
+/// A rewrap's progress callback.
+pub type RewrapObserver<'a> = &'a mut (dyn FnMut(RewrapProgress) + Send);
+
+/// One rewrap pass: its target, batch size, and who is told how it goes.
+struct Pass<'o, 'f> {
+    target: u32,
+    batch_size: usize,
+    observer: &'o mut Option<RewrapObserver<'f>>,
+    /// Where the rewrap stood when the pass began.
+    progress: RewrapProgress,
+}
+
 /// What `Strongroom::rewrap` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,6 +123,17 @@ impl Strongroom {
     /// [`RewrapReport::remaining`] counts what is still on other versions;
     /// retire older versions only when it is zero.
     pub(crate) async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
+        self.rewrap_observed(batch_size, None).await
+    }
+
+    /// [`Strongroom::rewrap`], telling `observer` how far it got: once per
+    /// pass after counting what the pass must re-seal (one more scan of
+    /// the store's record headers), then after each committed batch.
+    pub(crate) async fn rewrap_observed(
+        &self,
+        batch_size: usize,
+        mut observer: Option<RewrapObserver<'_>>,
+    ) -> Result<RewrapReport> {
         let batch_size = batch_size.clamp(1, 10_000);
         let mut report = RewrapReport::default();
         // Start from the newest keyring another process may have made.
@@ -99,7 +142,23 @@ impl Strongroom {
             report.passes += 1;
             let target = self.keyring()?.primary_version();
             report.unreadable.clear();
-            if !self.rewrap_pass(target, batch_size, &mut report).await? {
+            let mut progress = RewrapProgress {
+                pass: report.passes,
+                scanned: report.scanned,
+                rewrapped: report.rewrapped,
+                ..RewrapProgress::default()
+            };
+            if let Some(observe) = observer.as_deref_mut() {
+                progress.to_rewrap = self.count_not_under(target).await?;
+                observe(progress);
+            }
+            let pass = Pass {
+                target,
+                batch_size,
+                observer: &mut observer,
+                progress,
+            };
+            if !self.rewrap_pass(pass, &mut report).await? {
                 continue; // overtaken by a rotation: start over for the new target
             }
             self.inner.storage.delete(REWRAP_CURSOR).await?;
@@ -115,12 +174,13 @@ impl Strongroom {
     }
 
     /// One pass to `target`. Returns false if the primary moved on.
-    async fn rewrap_pass(
-        &self,
-        target: u32,
-        batch_size: usize,
-        report: &mut RewrapReport,
-    ) -> Result<bool> {
+    async fn rewrap_pass(&self, pass: Pass<'_, '_>, report: &mut RewrapReport) -> Result<bool> {
+        let Pass {
+            target,
+            batch_size,
+            observer,
+            mut progress,
+        } = pass;
         let storage = &self.inner.storage;
         let mut after = self
             .barrier()
@@ -172,6 +232,12 @@ impl Strongroom {
                     report.scanned += scanned;
                     report.rewrapped += rewrapped;
                     report.unreadable.extend(unreadable);
+                    if let Some(observe) = observer.as_deref_mut() {
+                        progress.scanned = report.scanned;
+                        progress.rewrapped = report.rewrapped;
+                        progress.rewrapped_this_pass += rewrapped;
+                        observe(progress);
+                    }
                 }
                 // A record changed under us: another writer rewrote it (under
                 // the primary); redo this page.

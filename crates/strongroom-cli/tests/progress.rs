@@ -1,0 +1,60 @@
+//! Progress lines on long work: shown on a terminal, absent otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{Env, ok};
+
+fn has_script() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// A store with `n` secrets and a second key version to rewrap to.
+fn store_to_rewrap(n: usize) -> Env {
+    let env = Env::init();
+    for i in 0..n {
+        ok(&env.store(&["put", &format!("app/s{i}")], b"value"));
+    }
+    ok(&env.store(&["rotate"], b""));
+    env
+}
+
+#[test]
+fn rewrap_shows_progress_with_rate_and_eta_on_a_terminal() {
+    if !has_script() {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    }
+    let env = store_to_rewrap(12);
+    let cmd = format!(
+        "{} rewrap --batch 5 --db {} --key-file {}",
+        env!("CARGO_BIN_EXE_strongroom"),
+        env.db(),
+        env.key()
+    );
+    // `script` runs the command on a pseudo-terminal (util-linux)
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("USER", "tester")
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    // 12 secrets: a metadata and a version record each, all under key 1
+    assert!(text.contains("rewrap: 0/24 records"), "{text}");
+    assert!(text.contains("rewrap: 24/24 records"), "{text}");
+    assert!(text.contains("/s, ETA "), "{text}");
+    assert!(text.contains("0 record(s) remain"), "{text}");
+}
+
+#[test]
+fn rewrap_prints_no_progress_when_stderr_is_not_a_terminal() {
+    let env = store_to_rewrap(3);
+    let out = env.store(&["rewrap", "--batch", "2"], b"");
+    ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -1265,6 +1265,92 @@ fn validate_patch(path: &SecretPath, patch: &MetadataPatch) -> Result<(), Secret
     Ok(())
 }
 
+// ----- batches spanning several secrets (for `declarative::apply`) -----
+
+impl SecretsStore {
+    /// The operations that apply `patch` to the metadata of `path` inside a
+    /// batch the caller commits through the barrier, conditioned on the
+    /// record still being `current` (its plaintext as read through the
+    /// barrier; `None`: absent). With `current` absent and `initial` given,
+    /// the batch creates the secret with `initial` as version 1; with both
+    /// absent, only the condition is returned.
+    pub(crate) async fn conditional_metadata_ops(
+        &self,
+        path: &SecretPath,
+        current: Option<&[u8]>,
+        patch: &MetadataPatch,
+        initial: Option<&[u8]>,
+    ) -> Result<Vec<BatchOp>> {
+        validate_patch(path, patch)?;
+        let key = metadata_key(path);
+        let now = self.sr.clock().now();
+        let mut ops = vec![BatchOp::expect(key.clone(), current.map(<[u8]>::to_vec))];
+        let mut rec = match (current, initial) {
+            (Some(raw), _) => MetaRecord::decode(&key, raw)?,
+            (None, Some(value)) => {
+                let vrec = VersionRecord {
+                    created_at: now,
+                    deleted_at: None,
+                    destroyed_at: None,
+                };
+                let ctx = SealContext::new(path.as_str(), 1);
+                ops.push(
+                    self.sr
+                        .sealed_put(&version_key(path, 1), value, &ctx)
+                        .await?,
+                );
+                MetaRecord {
+                    format: METADATA_FORMAT,
+                    current_version: 1,
+                    max_versions: None,
+                    created_at: now,
+                    updated_at: now,
+                    last_rotated_at: None,
+                    owner: None,
+                    environment: None,
+                    tags: BTreeSet::new(),
+                    custom: BTreeMap::new(),
+                    rotation_interval_secs: None,
+                    versions: BTreeMap::from([(1, vrec)]),
+                }
+            }
+            (None, None) => return Ok(ops),
+        };
+        let p = patch.clone();
+        if let Some(o) = p.owner {
+            rec.owner = o;
+        }
+        if let Some(e) = p.environment {
+            rec.environment = e;
+        }
+        if let Some(t) = p.tags {
+            rec.tags = t;
+        }
+        if let Some(c) = p.custom {
+            rec.custom = c;
+        }
+        if let Some(r) = p.rotation_interval {
+            rec.rotation_interval_secs = r.map(|d| d.as_secs());
+        }
+        if let Some(m) = p.max_versions {
+            rec.max_versions = m;
+        }
+        rec.updated_at = now;
+        ops.extend(
+            rec.prune(
+                path,
+                rec.max_versions
+                    .unwrap_or(self.options.default_max_versions),
+            ),
+        );
+        ops.push(BatchOp::put(key, rec.encode()?));
+        if let Some(cache) = &self.cache {
+            cache.invalidate([path.as_str()]);
+        }
+        Ok(ops)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

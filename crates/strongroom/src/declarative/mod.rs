@@ -1,2 +1,134 @@
-//! Configuration as code: a declared state of policies, principals and
-//! secret metadata, planned against the store and applied in one step.
+//! Configuration as code: a declared state of policies, principals, naming
+//! rules and secret metadata, planned against the store and applied in one
+//! step (as `terraform plan` and `terraform apply` do).
+//!
+//! # The files
+//!
+//! One TOML file, or a directory of `*.toml` files merged (a name declared
+//! in two files is a [`DeclarativeError::Duplicate`] naming both):
+//!
+//! ```toml
+//! [[policy]]                      # the policy file shape, as a list
+//! name = "payments"
+//! [[policy.path]]
+//! pattern = "prod/payments/*"
+//! capabilities = ["read", "list"]
+//!
+//! [principals]                    # principal = its policies
+//! payment-svc = ["payments"]
+//!
+//! [secrets."prod/payments/db"]    # a secret's metadata, never its value
+//! owner = "payments-team"
+//! environment = "prod"
+//! tags = ["pci"]
+//! rotation_interval = "30d"       # <n>s, <n>m, <n>h or <n>d
+//! max_versions = 5
+//! generate = { length = 32 }      # optional: random value if missing
+//!
+//! [naming.services]               # a path must match at least one rule
+//! pattern = "{env}/{service}/{type}"
+//! allowed = { env = ["prod", "staging"] }
+//! ```
+//!
+//! A `value` key in a secret is refused ([`DeclarativeError::ValueInFile`]);
+//! every other mistake is a [`DeclarativeError::Parse`] naming the file,
+//! line and column. A secret's five metadata fields are all managed: one
+//! left out is cleared on apply. Custom key-values are not managed, and
+//! secrets the files do not name are left alone (never deleted).
+//!
+//! # Plan, apply, drift
+//!
+//! - [`plan`] compares the files with the store: policies, principals and
+//!   naming rules against the applied record, each declared secret's
+//!   metadata against the store. It records what it read (the applied
+//!   record's revision and digest, each declared secret's metadata digest).
+//!   A [`Plan`] prints like Terraform's (`+`, `~`, `-`) and serialises to
+//!   JSON ([`Plan::to_json`], [`Plan::from_json`]).
+//! - [`apply`] writes the plan as one atomic storage batch conditioned on
+//!   everything the plan read; if anything changed since, it returns
+//!   [`DeclarativeError::StoreChangedSincePlan`] and writes nothing.
+//!   Generated values come from the library's random source and appear in
+//!   no output, report or error.
+//! - [`drift`] reports where the store differs from the files.
+//!
+//! # The applied record
+//!
+//! Policies, principals and naming rules live in one record at
+//! [`DECLARED_RECORD`] (`sys/declared`), sealed by the barrier like every
+//! record, with a revision counting applies. [`Applied::load`] reads it
+//! back, so an application can build its principals from it.
+//!
+//! # Naming rules
+//!
+//! [`NamingRules::check`] says whether a path follows them. They are
+//! enforced by the CLI's `put` and `import` and by applications that call
+//! `check`; [`SecretsStore::put`](crate::secrets::SecretsStore::put) does
+//! not enforce them (that would cost a storage read per write).
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use strongroom::declarative::{self, Applied, Declared};
+//! use strongroom::protector::SoftwareProtector;
+//! use strongroom::storage::MemoryStorage;
+//! use strongroom::{Options, SecretBytes, Strongroom};
+//!
+//! let protector = SoftwareProtector::from_key(SecretBytes::new(vec![7; 32]))?;
+//! let sr = Strongroom::init(Arc::new(MemoryStorage::new()), &protector, Options::default()).await?;
+//! let door = sr.dangerous_traced("deploy").await?;
+//! let declared = Declared::from_toml_str(r#"
+//!     [[policy]]
+//!     name = "payments"
+//!     [[policy.path]]
+//!     pattern = "prod/payments/*"
+//!     capabilities = ["read"]
+//!     [principals]
+//!     payment-svc = ["payments"]
+//!     [secrets."prod/payments/db"]
+//!     owner = "payments-team"
+//!     generate = { length = 32 }
+//! "#, "example.toml").unwrap();
+//!
+//! let plan = declarative::plan(&door, &declared).await.unwrap();
+//! assert!(plan.to_string().contains("+ policy \"payments\""));
+//! let report = declarative::apply(&door, &plan, door.handle()).await.unwrap();
+//! assert_eq!(report.generated, ["prod/payments/db"]);
+//! assert!(declarative::plan(&door, &declared).await.unwrap().is_empty());
+//!
+//! let applied = Applied::load(&door).await.unwrap().unwrap();
+//! assert_eq!(applied.revision, 1);
+//! let svc = applied.principal("payment-svc").unwrap();
+//! assert_eq!(svc.policies(), ["payments"]);
+//! # Ok::<(), strongroom::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Files
+//!
+//! `document` (the TOML format and merging), `naming` (naming rules),
+//! `state` (the applied record), `plan` (plans and drift), `apply`,
+//! `error`.
+
+mod apply;
+mod document;
+mod error;
+mod naming;
+mod plan;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{ApplyReport, apply};
+pub use document::{
+    Declared, Generate, MAX_FILE_LEN, MAX_GENERATE_LENGTH, PolicySpec, RuleSpec, SecretSpec,
+    format_interval, parse_interval,
+};
+pub use error::{DeclarativeError, NamingViolation};
+pub use naming::{NamingRule, NamingRules};
+pub use plan::{
+    Action, Change, Drift, FieldChange, Kind, PLAN_FORMAT, Plan, SecretAction, SecretChange,
+    SecretRead, drift, plan,
+};
+pub use state::{APPLIED_FORMAT, Applied, DECLARED_RECORD};

@@ -1,0 +1,208 @@
+//! Applying a plan: one atomic storage batch conditioned on everything the
+//! plan read, audited under the operator's principal.
+
+use serde::Serialize;
+
+use super::DeclarativeError;
+use super::document::digest;
+use super::plan::{Plan, SecretAction, patch_of};
+use super::state::{APPLIED_FORMAT, AppliedRecord, DECLARED_RECORD, read_record};
+use crate::audit::{AuditEvent, Operation, Outcome, new_request_id};
+use crate::dangerous::Door;
+use crate::path::SecretPath;
+use crate::secrets::metadata_key;
+use crate::storage::BatchOp;
+use crate::{Error, Handle, SecretBytes};
+
+/// The characters of generated values.
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// What [`apply`] did. Never holds a generated value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ApplyReport {
+    /// The applied record's revision now (unchanged if nothing was to do).
+    pub revision: u64,
+    /// Whether anything was written.
+    pub written: bool,
+    /// Secrets created with a generated value.
+    pub generated: Vec<String>,
+    /// Secrets whose metadata was set.
+    pub metadata_updated: Vec<String>,
+}
+
+/// `length` random letters and digits from the library's random source
+/// (rejection sampling, so every character is equally likely).
+fn random_value(length: u32) -> Result<SecretBytes, Error> {
+    let length = length as usize;
+    let mut value = SecretBytes::new(Vec::with_capacity(length));
+    while value.len() < length {
+        let bytes = SecretBytes::random(64)?;
+        for &b in bytes.expose_secret() {
+            if value.len() == length {
+                break;
+            }
+            if usize::from(b) < 248 {
+                value
+                    .expose_secret_mut()
+                    .push(ALPHABET[usize::from(b) % ALPHABET.len()]);
+            }
+        }
+    }
+    Ok(value)
+}
+
+fn changed(what: impl Into<String>) -> DeclarativeError {
+    DeclarativeError::StoreChangedSincePlan { what: what.into() }
+}
+
+/// Applies `plan` in one atomic batch, or refuses with
+/// [`DeclarativeError::StoreChangedSincePlan`] (nothing written) if the
+/// applied record or any secret the plan read changed since. Audited under
+/// `operator`'s principal: an intent record per object before the batch,
+/// its outcome after. `operator`'s policies are not checked (the door
+/// already grants everything); it names who acted.
+pub async fn apply(
+    door: &Door,
+    plan: &Plan,
+    operator: &Handle,
+) -> Result<ApplyReport, DeclarativeError> {
+    if plan.declared.digest() != plan.declared_digest {
+        return Err(DeclarativeError::BadRecord {
+            what: "plan",
+            reason: "its declared state does not match its digest".into(),
+        });
+    }
+    let barrier = door.barrier();
+    // 1. Everything the plan read must be as it was.
+    let applied = read_record(door).await?;
+    if applied.as_ref().map(|(_, raw)| digest(raw)) != plan.applied_digest {
+        return Err(changed(DECLARED_RECORD));
+    }
+    let mut current = Vec::with_capacity(plan.reads.len());
+    for read in &plan.reads {
+        let path = SecretPath::parse(&read.path)?;
+        let raw = barrier.get(&metadata_key(&path)).await?;
+        if raw.as_ref().map(|r| digest(r)) != read.metadata_digest {
+            return Err(changed(&read.path));
+        }
+        current.push((path, raw));
+    }
+    let revision = plan.applied_revision.unwrap_or(0);
+    if plan.is_empty() {
+        return Ok(ApplyReport {
+            revision,
+            written: false,
+            generated: Vec::new(),
+            metadata_updated: Vec::new(),
+        });
+    }
+
+    // 2. One batch: conditions on every read, then the writes.
+    let store = door.secrets();
+    let mut ops = vec![BatchOp::expect(
+        DECLARED_RECORD,
+        applied.as_ref().map(|(_, raw)| raw.clone()),
+    )];
+    let mut events = Vec::new();
+    let mut report = ApplyReport {
+        revision: revision + 1,
+        written: true,
+        generated: Vec::new(),
+        metadata_updated: Vec::new(),
+    };
+    for (path, raw) in &current {
+        let change = plan.secrets.iter().find(|s| s.path == path.as_str());
+        let Some(change) = change else {
+            ops.push(BatchOp::expect(metadata_key(path), raw.clone()));
+            continue;
+        };
+        let spec = plan.declared.secrets.get(path.as_str()).ok_or_else(|| {
+            DeclarativeError::BadRecord {
+                what: "plan",
+                reason: format!("secret {path} changes but is not declared"),
+            }
+        })?;
+        let patch = patch_of(spec);
+        let event = |op| -> Result<AuditEvent, Error> {
+            Ok(
+                AuditEvent::new(operator.principal().name(), op, new_request_id()?)
+                    .with_secret_path(path),
+            )
+        };
+        match (change.action, spec.generate) {
+            (SecretAction::Generate, Some(g)) => {
+                let value = random_value(g.length)?;
+                ops.extend(
+                    store
+                        .conditional_metadata_ops(path, None, &patch, Some(value.expose_secret()))
+                        .await?,
+                );
+                events.push(event(Operation::Write)?.with_version(1));
+                report.generated.push(path.to_string());
+            }
+            (SecretAction::UpdateMetadata, _) => {
+                ops.extend(
+                    store
+                        .conditional_metadata_ops(path, raw.as_deref(), &patch, None)
+                        .await?,
+                );
+                events.push(event(Operation::WriteMetadata)?);
+                report.metadata_updated.push(path.to_string());
+            }
+            (SecretAction::Generate, None) => {
+                return Err(DeclarativeError::BadRecord {
+                    what: "plan",
+                    reason: format!("secret {path} is to be generated but has no generate"),
+                });
+            }
+        }
+    }
+    let record = AppliedRecord {
+        format: APPLIED_FORMAT,
+        revision: report.revision,
+        applied_by: operator.principal().name().to_owned(),
+        applied_at: door.clock().now(),
+        policies: plan.declared.policies.clone(),
+        principals: plan.declared.principals.clone(),
+        naming: plan.declared.naming.clone(),
+    };
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| Error::InvalidArgument(format!("applied record does not encode: {e}")))?;
+    ops.push(BatchOp::put(DECLARED_RECORD, bytes));
+    events.insert(
+        0,
+        AuditEvent::new(
+            operator.principal().name(),
+            Operation::PolicyChange,
+            new_request_id()?,
+        )
+        .with_path(DECLARED_RECORD)
+        .with_version(report.revision),
+    );
+
+    // 3. Intents on record before the store changes, then the batch, then
+    // the outcomes.
+    for e in &events {
+        operator.audit_record(e.clone()).await?;
+    }
+    let result = barrier.batch(ops).await;
+    let outcome = match &result {
+        Ok(()) => None,
+        Err(e) => Some(Outcome::Error {
+            kind: e.kind().to_owned(),
+        }),
+    };
+    for e in events {
+        let e = match &outcome {
+            Some(o) => e.with_outcome(o.clone()),
+            None => e,
+        };
+        operator.audit_record(e).await?;
+    }
+    match result {
+        Ok(()) => Ok(report),
+        Err(Error::StorageConflict { key }) => Err(changed(key)),
+        Err(e) => Err(e.into()),
+    }
+}

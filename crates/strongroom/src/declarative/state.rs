@@ -1,0 +1,113 @@
+//! The applied record: the policies, principals and naming rules last
+//! applied, stored sealed at [`DECLARED_RECORD`] with a revision number.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeclarativeError, NamingRules, PolicySpec};
+use crate::clock::Timestamp;
+use crate::dangerous::Door;
+use crate::policy::{PolicyRegistry, Principal};
+
+/// The storage key of the applied record (a barrier record: sealed under
+/// the keyring and bound to this key, like every record of the library).
+pub const DECLARED_RECORD: &str = "sys/declared";
+
+/// Format version of the applied record.
+pub const APPLIED_FORMAT: u8 = 1;
+
+/// The applied record as stored (JSON inside the barrier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AppliedRecord {
+    pub(super) format: u8,
+    pub(super) revision: u64,
+    pub(super) applied_by: String,
+    pub(super) applied_at: Timestamp,
+    #[serde(default)]
+    pub(super) policies: BTreeMap<String, PolicySpec>,
+    #[serde(default)]
+    pub(super) principals: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub(super) naming: NamingRules,
+}
+
+impl AppliedRecord {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, DeclarativeError> {
+        let bad = |reason: String| DeclarativeError::BadRecord {
+            what: DECLARED_RECORD,
+            reason,
+        };
+        let rec: Self = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        if rec.format != APPLIED_FORMAT {
+            return Err(bad(format!("unsupported format {}", rec.format)));
+        }
+        Ok(rec)
+    }
+}
+
+/// Reads the applied record and its plaintext (`None`: never applied).
+pub(super) async fn read_record(
+    door: &Door,
+) -> Result<Option<(AppliedRecord, Vec<u8>)>, DeclarativeError> {
+    match door.barrier().get(DECLARED_RECORD).await? {
+        Some(raw) => Ok(Some((AppliedRecord::decode(&raw)?, raw))),
+        None => Ok(None),
+    }
+}
+
+/// The state last applied, read back for an application to build its
+/// principals (and check its paths) from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The revision (1 for the first apply, then one more per apply).
+    pub revision: u64,
+    /// The principal that applied it.
+    pub applied_by: String,
+    /// When.
+    pub applied_at: Timestamp,
+    /// The policies.
+    pub policies: PolicyRegistry,
+    /// Principals by name: the names of their policies.
+    pub principals: BTreeMap<String, Vec<String>>,
+    /// The naming rules.
+    pub naming: NamingRules,
+}
+
+impl Applied {
+    /// Reads the applied record (one storage read); `None` if nothing was
+    /// ever applied.
+    pub async fn load(door: &Door) -> Result<Option<Self>, DeclarativeError> {
+        let Some((rec, _)) = read_record(door).await? else {
+            return Ok(None);
+        };
+        let mut policies = PolicyRegistry::new();
+        for (name, spec) in &rec.policies {
+            let policy = spec
+                .to_policy(name)
+                .map_err(|e| DeclarativeError::BadRecord {
+                    what: DECLARED_RECORD,
+                    reason: e.to_string(),
+                })?;
+            policies.insert(policy);
+        }
+        Ok(Some(Self {
+            revision: rec.revision,
+            applied_by: rec.applied_by,
+            applied_at: rec.applied_at,
+            policies,
+            principals: rec.principals,
+            naming: rec.naming,
+        }))
+    }
+
+    /// The applied principal `name` with its policies, or `None` if no
+    /// principal of that name was applied.
+    pub fn principal(&self, name: &str) -> Option<Principal> {
+        let names = self.principals.get(name)?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.policies.principal(name, &names).ok()
+    }
+}

@@ -35,7 +35,12 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     sink_timeout: Duration,
     head: tokio::sync::Mutex<Checkpoint>,
+    observers: Vec<AuditObserver>,
 }
+
+/// Called with each record once a sink has accepted it (see
+/// [`AuditLog::with_observer`]).
+type AuditObserver = Arc<dyn Fn(&AuditRecord) + Send + Sync>;
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,6 +48,7 @@ impl fmt::Debug for AuditLog {
             .field("keys", &"[REDACTED]")
             .field("sinks", &self.sinks)
             .field("sink_timeout", &self.sink_timeout)
+            .field("observers", &self.observers.len())
             .finish_non_exhaustive()
     }
 }
@@ -77,7 +83,20 @@ impl AuditLog {
             clock,
             sink_timeout: DEFAULT_SINK_TIMEOUT,
             head: tokio::sync::Mutex::new(head),
+            observers: Vec::new(),
         })
+    }
+
+    /// Adds an observer: a function called with every record once at least
+    /// one sink accepted it, in sequence order, before `append` returns.
+    /// An observer is not a sink: it does not count towards acceptance and
+    /// cannot fail an append. It runs on the append path, so it must return
+    /// quickly and never block (hand work to a queue). The alert engine
+    /// ([`crate::alerts`]) attaches itself this way.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Fn(&AuditRecord) + Send + Sync>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// Sets how long each sink may take per record (default
@@ -200,6 +219,9 @@ impl AuditLog {
         }
         for f in &failures {
             tracing::warn!(target: "strongroom::audit", seq, sink = %f.sink, "audit sink did not accept a record: {}", f.message);
+        }
+        for observe in &self.observers {
+            observe(&record);
         }
         drop(head);
         Ok(record)

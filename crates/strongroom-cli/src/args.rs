@@ -88,6 +88,15 @@ pub(crate) enum Command {
     /// Lease tools: list, look up, renew and revoke leases.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Shows what `apply` would change to make the store what the
+    /// declaration files (a TOML file or a directory of them) say.
+    Plan(PlanArgs),
+    /// Applies the declaration files (or a saved plan of them) in one
+    /// atomic write; refused (exit 25) if the store changed since the plan.
+    Apply(ApplyArgs),
+    /// Reports where the store differs from the declaration files (exit 26
+    /// if it does).
+    Drift(DriftArgs),
     /// Prints a shell completion script (bash, zsh or fish) to stdout.
     Completions {
         /// The shell.
@@ -253,6 +262,53 @@ pub(crate) struct NewProtectorArgs {
     /// The new protector: a fresh key split into N shares, K needed (`K/N`).
     #[arg(long, value_name = "K/N", value_parser = parse_k_of_n)]
     pub(crate) new_shamir: Option<(u8, u8)>,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// A declaration file, or a directory whose *.toml files are merged.
+    #[arg(value_name = "DIR_OR_FILE")]
+    pub(crate) source: PathBuf,
+    /// Print the plan as JSON (for `apply --plan-file`) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `apply`.
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// A declaration file, or a directory whose *.toml files are merged.
+    #[arg(value_name = "DIR_OR_FILE")]
+    pub(crate) source: PathBuf,
+    /// Apply this saved plan (from `plan --json`) instead of planning now;
+    /// refused (exit 25) unless it was made from these same files and the
+    /// store has not changed since.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `drift`.
+#[derive(Debug, Args)]
+pub(crate) struct DriftArgs {
+    /// A declaration file, or a directory whose *.toml files are merged.
+    #[arg(value_name = "DIR_OR_FILE")]
+    pub(crate) source: PathBuf,
+    /// Print the drift as JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
 }
 
 /// `put`.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use strongroom::audit::AuditError;
+use strongroom::declarative::DeclarativeError;
 use strongroom::lease::LeaseError;
 use strongroom::secrets::SecretError;
 use strongroom::{Error, ProtectorErrorKind};
@@ -45,6 +46,14 @@ Exit codes:
       marked as being revoked and its application's lease manager finishes it
   23  lease renew: the lease cannot be renewed (not renewable, expired, being
       revoked, or its engine is not available in this process)
+  24  plan, apply, drift: the declaration files cannot be read (the file and
+      line are named; also a `value` key, a name declared in two files or a
+      principal naming an undeclared policy); nothing was written
+  25  apply: the store changed since the plan, or the plan file was made from
+      other files or cannot be read; nothing was written: plan again
+  26  drift: the store differs from the declaration files (listed on stdout)
+  27  put, import: the path does not follow the applied naming rules; nothing
+      was written
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -133,6 +142,10 @@ pub(crate) enum Failure {
     },
     /// `lease revoke-prefix`: this many leases were left pending.
     LeasesPending(usize),
+    /// Declaration files, plans, applies and naming rules.
+    Declarative(DeclarativeError),
+    /// `drift` found differences (printed on stdout).
+    Drift,
     /// An audit record of the command was refused. For a change this may
     /// be its outcome record: the change was then made.
     AuditWrite {
@@ -149,6 +162,19 @@ pub(crate) type CliResult<T = ()> = std::result::Result<T, Failure>;
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Self::Lib(e)
+    }
+}
+
+impl From<DeclarativeError> for Failure {
+    fn from(e: DeclarativeError) -> Self {
+        match e {
+            DeclarativeError::Store(Error::Audit(error)) => Self::AuditWrite {
+                error,
+                change: true,
+            },
+            DeclarativeError::Store(e) => Self::Lib(e),
+            e => Self::Declarative(e),
+        }
     }
 }
 
@@ -202,6 +228,10 @@ impl std::fmt::Display for Failure {
                 paths.join(", ")
             ),
             Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
+            Self::Declarative(e) => write!(f, "{e}"),
+            Self::Drift => f.write_str(
+                "drift: the store differs from the declaration files (listed above)",
+            ),
             Self::LeasesPending(n) => write!(
                 f,
                 "{n} lease(s) are pending revocation (listed above): this command has no revoker for their engine \
@@ -248,6 +278,16 @@ impl Failure {
             }
             Self::Lib(e) | Self::Lease { error: e, .. } => lib_exit_code(e),
             Self::LeasesPending(_) => 22,
+            Self::Declarative(e) => match e {
+                DeclarativeError::StoreChangedSincePlan { .. }
+                | DeclarativeError::PlanDoesNotMatchFiles { .. }
+                | DeclarativeError::BadRecord { what: "plan", .. } => 25,
+                DeclarativeError::BadRecord { .. } => 15,
+                DeclarativeError::Naming(_) => 27,
+                DeclarativeError::Store(e) => lib_exit_code(e),
+                _ => 24,
+            },
+            Self::Drift => 26,
         }
     }
 }

@@ -49,6 +49,8 @@ pub(crate) async fn import(a: ImportArgs) -> CliResult {
     check_entries(&entries, a.allow_empty, &shown)?;
 
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let paths = entries.iter().map(|e| e.path.as_str());
+    crate::commands::declarative::check_naming(&open.sr, paths).await?;
     let done = write_entries(&a, &op, &open, prefix, &entries).await;
     open.close().await;
     done

@@ -35,6 +35,7 @@ pub(crate) async fn put(a: PutArgs) -> CliResult {
     if value.is_empty() && !a.allow_empty {
         return Err(Failure::EmptyValue);
     }
+    crate::commands::declarative::check_naming(&open.sr, [a.path.as_str()]).await?;
     // audited with the value's HMAC before the store is touched
     let info = audited(op.secrets().put(&a.path, &value, a.cas).await, true)?;
     println!("wrote {} version {}", a.path, info.version);

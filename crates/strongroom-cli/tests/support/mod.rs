@@ -55,6 +55,22 @@ impl Env {
         p.display().to_string()
     }
 
+    /// Writes `files` (name, text) into the subdirectory `dir` (created if
+    /// missing); the directory's path.
+    pub(crate) fn files_in(&self, dir: &str, files: &[(&str, &str)]) -> String {
+        let d = self.path(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+        d.display().to_string()
+    }
+
+    /// The default audit file's text.
+    pub(crate) fn audit_text(&self) -> String {
+        std::fs::read_to_string(self.path("store.db.audit.jsonl")).unwrap()
+    }
+
     /// Runs the binary with `args`, feeding `stdin`.
     pub(crate) fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));

@@ -139,14 +139,14 @@ impl Day {
 
     /// Each service's usual reads for this minute.
     async fn ordinary(&self, minute: u64) {
-        if minute % 5 == 0 {
+        if minute.is_multiple_of(5) {
             self.payment.read("prod/payment/db").await.unwrap();
             self.payment.read("prod/payment/api-key").await.unwrap();
         }
-        if minute % 2 == 0 {
+        if minute.is_multiple_of(2) {
             self.orders.read("prod/orders/db").await.unwrap();
         }
-        if (8 * 60..18 * 60).contains(&minute) && minute % 10 == 0 {
+        if (8 * 60..18 * 60).contains(&minute) && minute.is_multiple_of(10) {
             self.reporting
                 .read("prod/reporting/warehouse")
                 .await

@@ -105,23 +105,24 @@ impl Evaluator {
         let path = e.path.as_deref();
 
         // 1. A path never read before.
-        if cfg.new_path.enabled && reads {
-            if let Some(p) = path {
-                let learned = now.saturating_since(st.first_seen).as_secs()
-                    >= cfg.new_path.learning_period_secs;
-                if !st.known_paths.contains(p) && learned {
-                    hits.push(Hit {
-                        kind: AlertKind::NewPath,
-                        severity: cfg.new_path.severity,
-                        path: Some(p.to_owned()),
-                        summary: format!(
-                            "{} read {p}, a path it had not read before ({})",
-                            e.principal, e.operation
-                        ),
-                    });
-                }
-                st.known_paths.get_or_insert_with(p, || ());
+        if cfg.new_path.enabled
+            && reads
+            && let Some(p) = path
+        {
+            let learned =
+                now.saturating_since(st.first_seen).as_secs() >= cfg.new_path.learning_period_secs;
+            if !st.known_paths.contains(p) && learned {
+                hits.push(Hit {
+                    kind: AlertKind::NewPath,
+                    severity: cfg.new_path.severity,
+                    path: Some(p.to_owned()),
+                    summary: format!(
+                        "{} read {p}, a path it had not read before ({})",
+                        e.principal, e.operation
+                    ),
+                });
             }
+            st.known_paths.get_or_insert_with(p, || ());
         }
 
         // 2. A read rate far above the baseline.
@@ -151,17 +152,19 @@ impl Evaluator {
         // 3. Many distinct paths in a sliding window.
         let b = &cfg.bulk_access;
         let listed = allowed && e.operation == Operation::List;
-        if b.enabled && (reads || listed) {
-            if let Some(p) = path {
-                let since = now - std::time::Duration::from_secs(b.window_secs);
-                *st.recent.get_or_insert_with(p, || now) = now;
-                if st.recent.len() > b.max_distinct_paths {
-                    st.recent.retain(|t| *t >= since);
-                }
-                let distinct = st.recent.len();
-                if distinct > b.max_distinct_paths && now >= st.bulk_quiet_until {
-                    st.bulk_quiet_until = now + std::time::Duration::from_secs(b.window_secs);
-                    hits.push(Hit {
+        if b.enabled
+            && (reads || listed)
+            && let Some(p) = path
+        {
+            let since = now - std::time::Duration::from_secs(b.window_secs);
+            *st.recent.get_or_insert_with(p, || now) = now;
+            if st.recent.len() > b.max_distinct_paths {
+                st.recent.retain(|t| *t >= since);
+            }
+            let distinct = st.recent.len();
+            if distinct > b.max_distinct_paths && now >= st.bulk_quiet_until {
+                st.bulk_quiet_until = now + std::time::Duration::from_secs(b.window_secs);
+                hits.push(Hit {
                         kind: AlertKind::BulkAccess,
                         severity: b.severity,
                         path: None,
@@ -170,7 +173,6 @@ impl Evaluator {
                             e.principal, b.window_secs, b.max_distinct_paths
                         ),
                     });
-                }
             }
         }
 
@@ -235,7 +237,7 @@ impl Evaluator {
             .collect()
     }
 
-    /// 6. A read of a sensitive path.
+    /// Rule 6: a read of a sensitive path.
     fn sensitive_read(&self, record: &AuditRecord) -> Option<Hit> {
         let rule = &self.config.sensitive_read;
         let e = &record.event;
@@ -261,7 +263,7 @@ impl Evaluator {
         })
     }
 
-    /// 7. A read of a version older than the newest seen; also learns the
+    /// Rule 7: a read of a version older than the newest seen; also learns the
     /// newest version from every allowed record that carries one.
     fn stale_version(&mut self, record: &AuditRecord) -> Option<Hit> {
         let e = &record.event;

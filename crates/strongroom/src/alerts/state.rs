@@ -55,10 +55,10 @@ impl<V> Lru<V> {
     /// recently used entry if full), marked as just used.
     pub(super) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         if !self.map.contains_key(key) {
-            if self.map.len() >= self.cap {
-                if let Some((_, oldest)) = self.order.pop_first() {
-                    self.map.remove(&oldest);
-                }
+            if self.map.len() >= self.cap
+                && let Some((_, oldest)) = self.order.pop_first()
+            {
+                self.map.remove(&oldest);
             }
             let tick = self.next_tick();
             let k: Box<str> = key.into();

@@ -255,12 +255,11 @@ fn stale_versions_are_reads_below_the_newest_version_seen() {
 
 #[test]
 fn memory_stays_within_the_limits() {
-    let mut cfg = AlertConfig::default();
-    cfg.limits = Limits {
+    let mut cfg = AlertConfig::default().with_limits(Limits {
         max_principals: 50,
         max_paths_per_principal: 20,
         max_versioned_paths: 30,
-    };
+    });
     cfg.bulk_access.max_distinct_paths = 10;
     let mut s = Script::new(cfg);
     for p in 0..200 {

@@ -230,6 +230,60 @@ async fn a_metadata_change_made_outside_shows_as_drift() {
     );
     let meta = f.door.secrets().metadata("prod/payments/db").await.unwrap();
     assert_eq!(meta.owner.as_deref(), Some("payments-team"));
+    // a field the files leave out is managed (cleared on apply); custom
+    // key-values are not
+    f.door
+        .secrets()
+        .update_metadata(
+            "prod/payments/db",
+            MetadataPatch::new().tags(["extra"]).custom([("k", "v")]),
+        )
+        .await
+        .unwrap();
+    let mut no_tags = declared();
+    no_tags
+        .secrets
+        .get_mut("prod/payments/db")
+        .unwrap()
+        .tags
+        .clear();
+    let text = declarative::drift(&f.door, &no_tags)
+        .await
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text.trim(),
+        "secret prod/payments/db: tags is \"extra\" in the store, (unset) in the files"
+    );
+    let plan = declarative::plan(&f.door, &no_tags).await.unwrap();
+    declarative::apply(&f.door, &plan, &f.operator)
+        .await
+        .unwrap();
+    let meta = f.door.secrets().metadata("prod/payments/db").await.unwrap();
+    assert!(meta.tags.is_empty());
+    assert_eq!(meta.custom["k"], "v");
+
+    // a generated secret removed outside, and policies no longer declared
+    f.door
+        .secrets()
+        .delete_metadata("prod/payments/db")
+        .await
+        .unwrap();
+    let mut fewer = declared();
+    fewer.principals.clear();
+    fewer.policies.clear();
+    let text = declarative::drift(&f.door, &fewer)
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("secret prod/payments/db: declared with generate, not in the store"),
+        "{text}"
+    );
+    assert!(
+        text.contains("policy \"payments\": in the applied record, no longer declared"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

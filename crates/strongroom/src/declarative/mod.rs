@@ -31,8 +31,10 @@
 //! ```
 //!
 //! A `value` key in a secret is refused ([`DeclarativeError::ValueInFile`]);
-//! every other mistake is a [`DeclarativeError::Parse`] naming the file,
-//! line and column. A secret's five metadata fields are all managed: one
+//! every other mistake inside a file is a [`DeclarativeError::Parse`]
+//! naming the file, line and column; a name declared in two files is a
+//! [`DeclarativeError::Duplicate`] and a principal naming an undeclared
+//! policy a [`DeclarativeError::UnknownPolicy`]. A secret's five metadata fields are all managed: one
 //! left out is cleared on apply. Custom key-values are not managed, and
 //! secrets the files do not name are left alone (never deleted).
 //!

@@ -163,3 +163,21 @@ fn the_digest_follows_the_content() {
         .unwrap();
     assert_ne!(a.digest(), c.digest());
 }
+
+/// The applied record's plaintext, format 1, as stored inside the barrier
+/// at `sys/declared` (a vector: a change to the format fails here).
+const APPLIED_V1: &str = r#"{"format":1,"revision":3,"applied_by":"operator:alice","applied_at":1800000000,"policies":{"payments":{"rules":[{"pattern":"prod/payments/*","capabilities":["read","list"]}]}},"principals":{"payment-svc":["payments"]},"naming":{"services":{"pattern":"{env}/{service}/{type}","allowed":{"env":["prod","staging"]}}}}"#;
+
+#[test]
+fn the_applied_record_format_1_vector_decodes_and_encodes_the_same() {
+    let rec = state::AppliedRecord::decode(APPLIED_V1.as_bytes()).unwrap();
+    assert_eq!(rec.revision, 3);
+    assert_eq!(rec.principals["payment-svc"], ["payments"]);
+    assert!(rec.naming.check("staging/payments/db").is_ok());
+    assert_eq!(serde_json::to_string(&rec).unwrap(), APPLIED_V1);
+    let other = APPLIED_V1.replace("\"format\":1", "\"format\":2");
+    assert!(matches!(
+        state::AppliedRecord::decode(other.as_bytes()),
+        Err(DeclarativeError::BadRecord { .. })
+    ));
+}

@@ -555,6 +555,30 @@ impl MetaRecord {
         Ok(*rec)
     }
 
+    /// Sets what `patch` names (`None` fields stay as they are) and marks
+    /// the record updated at `now`.
+    fn apply_patch(&mut self, patch: MetadataPatch, now: Timestamp) {
+        if let Some(o) = patch.owner {
+            self.owner = o;
+        }
+        if let Some(e) = patch.environment {
+            self.environment = e;
+        }
+        if let Some(t) = patch.tags {
+            self.tags = t;
+        }
+        if let Some(c) = patch.custom {
+            self.custom = c;
+        }
+        if let Some(r) = patch.rotation_interval {
+            self.rotation_interval_secs = r.map(|d| d.as_secs());
+        }
+        if let Some(m) = patch.max_versions {
+            self.max_versions = m;
+        }
+        self.updated_at = now;
+    }
+
     /// Removes the oldest versions beyond `max`; returns the storage
     /// operations that delete their sealed bytes.
     fn prune(&mut self, path: &SecretPath, max: u32) -> Vec<BatchOp> {
@@ -1171,26 +1195,7 @@ impl SecretsStore {
                 path: path_ref.as_str().to_owned(),
                 version: None,
             })?;
-            let p = patch_ref.clone();
-            if let Some(o) = p.owner {
-                rec.owner = o;
-            }
-            if let Some(e) = p.environment {
-                rec.environment = e;
-            }
-            if let Some(t) = p.tags {
-                rec.tags = t;
-            }
-            if let Some(c) = p.custom {
-                rec.custom = c;
-            }
-            if let Some(r) = p.rotation_interval {
-                rec.rotation_interval_secs = r.map(|d| d.as_secs());
-            }
-            if let Some(m) = p.max_versions {
-                rec.max_versions = m;
-            }
-            rec.updated_at = self.sr.clock().now();
+            rec.apply_patch(patch_ref.clone(), self.sr.clock().now());
             let ops = rec.prune(path_ref, rec.max_versions.unwrap_or(default_max));
             let public = rec.public(path_ref, default_max);
             Ok(Change::Write(rec, ops, public))
@@ -1316,26 +1321,7 @@ impl SecretsStore {
             }
             (None, None) => return Ok(ops),
         };
-        let p = patch.clone();
-        if let Some(o) = p.owner {
-            rec.owner = o;
-        }
-        if let Some(e) = p.environment {
-            rec.environment = e;
-        }
-        if let Some(t) = p.tags {
-            rec.tags = t;
-        }
-        if let Some(c) = p.custom {
-            rec.custom = c;
-        }
-        if let Some(r) = p.rotation_interval {
-            rec.rotation_interval_secs = r.map(|d| d.as_secs());
-        }
-        if let Some(m) = p.max_versions {
-            rec.max_versions = m;
-        }
-        rec.updated_at = now;
+        rec.apply_patch(patch.clone(), now);
         ops.extend(
             rec.prune(
                 path,

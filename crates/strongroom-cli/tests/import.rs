@@ -240,32 +240,15 @@ fn progress_is_quiet_when_stderr_is_not_a_terminal() {
 
 #[test]
 fn progress_is_shown_when_stderr_is_a_terminal() {
-    // `script` runs the command on a pseudo-terminal (util-linux)
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` to make a terminal");
-        return;
-    }
     let env = Env::init();
     let file = env.file("a.env", "A=1\nB=2\n");
-    let cmd = format!(
-        "{} import --format dotenv {file} --prefix p --db {} --key-file {}",
-        env!("CARGO_BIN_EXE_strongroom"),
-        env.db(),
-        env.key()
-    );
-    let o = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("USER", "tester")
-        .current_dir(env.dir.path())
-        .output()
-        .unwrap();
+    let args = ["import", "--format", "dotenv", &file, "--prefix", "p"];
+    let Some(o) = env.store_on_terminal(&args) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
-    assert!(text.contains("importing: 2/2"), "{text}");
+    assert!(text.contains("importing: 2/2 secrets"), "{text}");
     assert_eq!(env.reveal("p/b"), "2");
 }
 

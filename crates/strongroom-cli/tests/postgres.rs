@@ -2,10 +2,13 @@
 //! `postgres://` URL, on a private cluster from `strongroom-testpg`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 use strongroom_testpg::TestPostgres;
+use support::{ok, stderr, stdout};
 
 const VALUE: &str = "pg-cli-value-5c1e9a";
 
@@ -74,22 +77,8 @@ impl Env {
     }
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}; stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", stdout(out), stderr(out))
 }
 
 /// The password in a URL (`scheme://user:password@host...`).

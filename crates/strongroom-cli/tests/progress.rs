@@ -5,13 +5,6 @@ mod support;
 
 use support::{Env, ok};
 
-fn has_script() -> bool {
-    std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok()
-}
-
 /// A store with `n` secrets and a second key version to rewrap to.
 fn store_to_rewrap(n: usize) -> Env {
     let env = Env::init();
@@ -24,24 +17,10 @@ fn store_to_rewrap(n: usize) -> Env {
 
 #[test]
 fn rewrap_shows_progress_with_rate_and_eta_on_a_terminal() {
-    if !has_script() {
-        eprintln!("skipped: no `script` to make a terminal");
-        return;
-    }
     let env = store_to_rewrap(12);
-    let cmd = format!(
-        "{} rewrap --batch 5 --db {} --key-file {}",
-        env!("CARGO_BIN_EXE_strongroom"),
-        env.db(),
-        env.key()
-    );
-    // `script` runs the command on a pseudo-terminal (util-linux)
-    let o = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("USER", "tester")
-        .current_dir(env.dir.path())
-        .output()
-        .unwrap();
+    let Some(o) = env.store_on_terminal(&["rewrap", "--batch", "5"]) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
     // 12 secrets: a metadata and a version record each, all under key 1

@@ -7,9 +7,8 @@
 //! multi-secret atomic write, so an interrupted import leaves the secrets
 //! written so far; `--skip-existing` resumes it.
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::Read as _;
 use std::path::Path;
-use std::time::Instant;
 
 use strongroom::audit::Operation;
 use strongroom::path::SecretPath;
@@ -18,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::args::{ImportArgs, ImportFormat};
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
+use crate::progress::Progress;
 
 /// The largest import file read (64 MiB).
 const MAX_FILE_LEN: u64 = 64 * 1024 * 1024;
@@ -97,8 +97,7 @@ async fn write_entries(
         );
         return Ok(());
     }
-    let progress = std::io::stderr().is_terminal();
-    let started = Instant::now();
+    let mut progress = Progress::on_terminal("importing");
     let mut written = 0usize;
     let mut raced = 0usize;
     for (i, e) in todo.iter().enumerate() {
@@ -117,9 +116,7 @@ async fn write_entries(
                 println!("skipped {} (created meanwhile)", e.path);
             }
             Err(f) => {
-                if progress {
-                    eprintln!();
-                }
+                progress.finish();
                 eprintln!(
                     "strongroom: import stopped after writing {written} of {} secret(s); \
                      re-run with --skip-existing to resume",
@@ -128,22 +125,9 @@ async fn write_entries(
                 return Err(f);
             }
         }
-        if progress {
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\rimporting: {}/{} ({:.0}/s)",
-                i + 1,
-                todo.len(),
-                (i + 1) as f64 / secs
-            );
-            let _ = err.flush();
-        }
+        progress.update(i as u64 + 1, todo.len() as u64, "secrets");
     }
-    if progress {
-        eprintln!();
-    }
+    progress.finish();
     println!(
         "imported {written} secret(s), skipped {} existing",
         skipped + raced

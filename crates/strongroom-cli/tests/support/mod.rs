@@ -154,6 +154,40 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Runs a store command (`--db` and `--key-file` appended) on a
+    /// pseudo-terminal through util-linux `script`, which writes the
+    /// terminal's output (stdout and stderr together) to its stdout.
+    /// `None` where there is no `script`.
+    pub(crate) fn store_on_terminal(&self, args: &[&str]) -> Option<Output> {
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: no `script` to make a terminal");
+            return None;
+        }
+        let mut cmd = format!("{}", env!("CARGO_BIN_EXE_strongroom"));
+        for a in args
+            .iter()
+            .copied()
+            .chain(["--db", &self.db(), "--key-file", &self.key()])
+        {
+            cmd.push(' ');
+            cmd.push_str(a);
+        }
+        let mut command = Command::new("script");
+        for k in STRONGROOM_VARS {
+            command.env_remove(k);
+        }
+        Some(
+            command
+                .args(["-qec", &cmd, "/dev/null"])
+                .env("USER", "tester")
+                .current_dir(self.dir.path())
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
 pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

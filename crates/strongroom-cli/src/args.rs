@@ -28,7 +28,7 @@ pub(crate) const ENV_SHAMIR_SHARES_FILE: &str = "STRONGROOM_SHAMIR_SHARES_FILE";
 /// The most records `rewrap` takes per batch (the library's limit).
 const MAX_BATCH: usize = 10_000;
 
-/// Operate a Strongroom store kept in an SQLite file.
+/// Operate a Strongroom store kept in an SQLite file or a PostgreSQL database.
 #[derive(Debug, Parser)]
 #[command(name = "strongroom", version, about, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
@@ -141,7 +141,8 @@ pub(crate) enum AuditCommand {
 /// The database and how to unseal it.
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
-    /// The SQLite database file.
+    /// The SQLite database file, or a postgres:// URL (then --audit-log is
+    /// required; prefer STRONGROOM_DB to keep the password off the command line).
     #[arg(long, value_name = "PATH", env = ENV_DB)]
     pub(crate) db: PathBuf,
     /// Unseal with this key file (from `strongroom keygen`). Default:
@@ -207,7 +208,8 @@ pub(crate) struct StatusArgs {
 /// `init`: the new database and the protector to create.
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// The SQLite database file (created if missing).
+    /// The SQLite database file (created if missing), or a postgres:// URL
+    /// (its table is created if missing; --audit-log is then required).
     #[arg(long, value_name = "PATH", env = ENV_DB)]
     pub(crate) db: PathBuf,
     /// Wrap the root key with this key file (from `strongroom keygen`).

@@ -1,15 +1,16 @@
 //! `strongroom`: the operator command for a Strongroom store kept in an
-//! SQLite file. It parses arguments, calls the library and formats the
-//! result; every operation is the library's. See the crate README for the
-//! commands and the exit codes.
+//! SQLite file or a PostgreSQL database. It parses arguments, calls the
+//! library and formats the result; every operation is the library's. See
+//! the crate README for the commands and the exit codes.
 //!
 //! Files: `args` (the command line), `exit` (failures and exit codes),
-//! `protectors` (key protectors from arguments), `store` (opening and
-//! unsealing a store), `operator` (the operator principal every command
-//! acts as, and its audit records), `audit_log` (the operator's audit
-//! file), `print` (shared output), `commands/*` (one file per group of
-//! commands; `commands/run/` for `run`, which supervises a child). This
-//! file parses, dispatches and exits.
+//! `protectors` (key protectors from arguments), `backend` (SQLite or
+//! PostgreSQL), `store` (opening and unsealing a store), `operator` (the
+//! operator principal every command acts as, and its audit records),
+//! `audit_log` (the operator's audit file), `print` (shared output),
+//! `progress` (progress lines on a terminal), `commands/*` (one file per
+//! group of commands; `commands/run/` for `run`, which supervises a
+//! child). This file parses, dispatches and exits.
 #![forbid(unsafe_code)]
 
 mod args;

@@ -1079,7 +1079,11 @@ async fn rewrap_with_progress_counts_its_work_then_reports_each_batch() {
         first.to_rewrap >= 50,
         "25 secrets: metadata and version records"
     );
-    assert!(seen.len() >= 6, "{} reports: a count and five batches", seen.len());
+    assert!(
+        seen.len() >= 6,
+        "{} reports: a count and five batches",
+        seen.len()
+    );
     for pair in seen.windows(2) {
         assert!(pair[1].scanned >= pair[0].scanned && pair[1].rewrapped >= pair[0].rewrapped);
     }

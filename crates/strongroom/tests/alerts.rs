@@ -10,7 +10,7 @@ use std::time::Duration;
 use strongroom::alerts::{
     Alert, AlertConfig, AlertEngine, AlertError, AlertKind, AlertSink, BulkAccessRule,
     CallbackSink, ChannelSink, Delivery, HourRange, NewPathRule, OffHoursRule, ReadRateRule,
-    RepeatedDenialsRule, Schedule, SensitiveReadRule,
+    RepeatedDenialsRule, Schedule, SensitiveReadRule, TracingAlertSink,
 };
 use strongroom::audit::{AuditLog, MemorySink};
 use strongroom::clock::{ManualClock, Timestamp};
@@ -374,4 +374,66 @@ fn the_engine_needs_a_runtime() {
         AlertEngine::start(AlertConfig::default(), vec![]),
         Err(AlertError::NoRuntime)
     ));
+}
+
+/// Refuses every record.
+#[derive(Debug)]
+struct FailingSink;
+
+#[async_trait::async_trait]
+impl strongroom::audit::AuditSink for FailingSink {
+    fn name(&self) -> &str {
+        "failing"
+    }
+    async fn write(
+        &self,
+        _r: &strongroom::audit::AuditRecord,
+        _l: &str,
+    ) -> Result<(), strongroom::audit::AuditError> {
+        Err(strongroom::audit::AuditError::Sink {
+            sink: "failing".into(),
+            message: "disk full".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_engine_is_no_audit_sink_and_sees_only_accepted_records() {
+    use strongroom::audit::{AuditError as AE, AuditEvent, Operation};
+    let config = AlertConfig::default().with_sensitive_read(SensitiveReadRule {
+        patterns: vec!["*".into()],
+        ..SensitiveReadRule::default()
+    });
+    let engine = AlertEngine::start(config, vec![Arc::new(TracingAlertSink)]).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(DAY0)));
+    let read = AuditEvent::new("svc", Operation::Read, "r").with_path("prod/a");
+    // With only a failing sink the append still fails: the engine does not
+    // count as having stored the record, and raises nothing for it.
+    let failing = engine.attach(
+        AuditLog::new(
+            SecretBytes::new(vec![7; 32]),
+            vec![Arc::new(FailingSink)],
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    assert!(matches!(
+        failing.append(read.clone()).await,
+        Err(AE::NoSinkAccepted { .. })
+    ));
+    engine.settled().await;
+    assert_eq!(engine.stats().raised, 0);
+    // Accepted by one of two sinks: observed once.
+    let half = engine.attach(
+        AuditLog::new(
+            SecretBytes::new(vec![7; 32]),
+            vec![Arc::new(FailingSink), Arc::new(MemorySink::new())],
+            clock,
+        )
+        .unwrap(),
+    );
+    half.append(read).await.unwrap();
+    engine.settled().await;
+    assert_eq!(engine.stats().raised, 1);
+    assert_eq!(engine.stats().delivered, 1);
 }

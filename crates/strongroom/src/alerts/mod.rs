@@ -71,6 +71,10 @@
 //!   paths, versions, counts and request ids, never values (records hold
 //!   none) nor the records' HMAC fields.
 //! - Alerts dropped on a full queue are counted, not retried.
+//! - The stale-version rule can fire on a race: a read that got the newest
+//!   version is recorded after a concurrent write's record of a newer one.
+//! - Detection, not prevention: the operation was allowed and audited
+//!   before its alert is raised.
 //!
 //! # Example
 //!

@@ -2,6 +2,7 @@
 //! per principal.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::clock::Timestamp;
 
@@ -10,8 +11,10 @@ use crate::clock::Timestamp;
 /// [`Lru::get_mut`] count as use. Every operation is O(log n).
 #[derive(Debug)]
 pub(super) struct Lru<V> {
-    map: HashMap<Box<str>, (V, u64)>,
-    order: BTreeMap<u64, Box<str>>,
+    // Keys are shared between the two maps (a touch clones a pointer, not
+    // the text); hashed with foldhash, seeded per map, as the read cache is.
+    map: HashMap<Arc<str>, (V, u64), foldhash::quality::RandomState>,
+    order: BTreeMap<u64, Arc<str>>,
     tick: u64,
     cap: usize,
 }
@@ -19,7 +22,7 @@ pub(super) struct Lru<V> {
 impl<V> Lru<V> {
     pub(super) fn new(cap: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: BTreeMap::new(),
             tick: 0,
             cap: cap.max(1),
@@ -43,7 +46,7 @@ impl<V> Lru<V> {
     pub(super) fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let tick = self.next_tick();
         let (k, (_, old)) = self.map.get_key_value(key)?;
-        let (k, old) = (k.clone(), *old);
+        let (k, old) = (Arc::clone(k), *old);
         self.order.remove(&old);
         self.order.insert(tick, k);
         let entry = self.map.get_mut(key)?;
@@ -61,8 +64,8 @@ impl<V> Lru<V> {
                 self.map.remove(&oldest);
             }
             let tick = self.next_tick();
-            let k: Box<str> = key.into();
-            self.order.insert(tick, k.clone());
+            let k: Arc<str> = key.into();
+            self.order.insert(tick, Arc::clone(&k));
             self.map.insert(k, (make(), tick));
         }
         // Present now; `get_mut` marks it used.

@@ -127,17 +127,19 @@ mod config;
 mod engine;
 mod error;
 mod rules;
+mod schedule;
 mod sinks;
 mod state;
 
 pub use alert::{Alert, AlertKind, Severity};
 pub use config::{
-    AlertConfig, BulkAccessRule, Delivery, HourRange, Limits, NewPathRule, OffHoursRule,
-    ReadRateRule, RepeatedDenialsRule, Schedule, SensitiveReadRule, StaleVersionRule,
+    AlertConfig, BulkAccessRule, Delivery, Limits, NewPathRule, OffHoursRule, ReadRateRule,
+    RepeatedDenialsRule, SensitiveReadRule, StaleVersionRule,
 };
 pub use engine::{AlertEngine, AlertStats};
 pub use error::AlertError;
 pub use rules::Evaluator;
+pub use schedule::{HourRange, Schedule};
 pub use sinks::{AlertSink, CallbackSink, ChannelSink, TracingAlertSink};
 
 #[cfg(test)]

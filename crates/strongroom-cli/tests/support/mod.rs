@@ -164,7 +164,7 @@ impl Env {
             eprintln!("skipped: no `script` to make a terminal");
             return None;
         }
-        let mut cmd = format!("{}", env!("CARGO_BIN_EXE_strongroom"));
+        let mut cmd = env!("CARGO_BIN_EXE_strongroom").to_owned();
         for a in args
             .iter()
             .copied()

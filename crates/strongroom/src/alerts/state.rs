@@ -57,22 +57,26 @@ impl<V> Lru<V> {
     /// The entry for `key`, created with `make` (dropping the least
     /// recently used entry if full), marked as just used.
     pub(super) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(key) {
-            if self.map.len() >= self.cap
-                && let Some((_, oldest)) = self.order.pop_first()
-            {
-                self.map.remove(&oldest);
+        let tick = self.next_tick();
+        let k: Arc<str> = match self.map.get_key_value(key) {
+            Some((k, (_, old))) => {
+                let (k, old) = (Arc::clone(k), *old);
+                self.order.remove(&old);
+                k
             }
-            let tick = self.next_tick();
-            let k: Arc<str> = key.into();
-            self.order.insert(tick, Arc::clone(&k));
-            self.map.insert(k, (make(), tick));
-        }
-        // Present now; `get_mut` marks it used.
-        match self.get_mut(key) {
-            Some(v) => v,
-            None => unreachable!("the entry was just inserted"),
-        }
+            None => {
+                if self.map.len() >= self.cap
+                    && let Some((_, oldest)) = self.order.pop_first()
+                {
+                    self.map.remove(&oldest);
+                }
+                key.into()
+            }
+        };
+        self.order.insert(tick, Arc::clone(&k));
+        let entry = self.map.entry(k).or_insert_with(|| (make(), tick));
+        entry.1 = tick;
+        &mut entry.0
     }
 
     /// Removes entries for which `keep` is false.

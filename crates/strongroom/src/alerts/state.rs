@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 
 /// A map from names to `V` holding at most `cap` entries; inserting into a
 /// full map drops the least recently used entry. Lookups through
-/// [`Lru::get_mut`] count as use. Every operation is O(log n).
+/// [`Lru::get_or_insert_with`] count as use. Every operation is O(log n).
 #[derive(Debug)]
 pub(super) struct Lru<V> {
     // Keys are shared between the two maps (a touch clones a pointer, not
@@ -40,18 +40,6 @@ impl<V> Lru<V> {
     fn next_tick(&mut self) -> u64 {
         self.tick += 1;
         self.tick
-    }
-
-    /// The entry for `key`, marked as just used.
-    pub(super) fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        let tick = self.next_tick();
-        let (k, (_, old)) = self.map.get_key_value(key)?;
-        let (k, old) = (Arc::clone(k), *old);
-        self.order.remove(&old);
-        self.order.insert(tick, k);
-        let entry = self.map.get_mut(key)?;
-        entry.1 = tick;
-        Some(&mut entry.0)
     }
 
     /// The entry for `key`, created with `make` (dropping the least

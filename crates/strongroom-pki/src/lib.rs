@@ -1,0 +1,2 @@
+//! An internal certificate authority for Strongroom.
+#![forbid(unsafe_code)]

@@ -30,7 +30,9 @@ use clap::Parser;
 
 use crate::args::{AuditCommand, Cli, Command};
 use crate::commands::secrets::VersionChange;
-use crate::commands::{audit, completions, declarative, import, init, keys, leases, run, secrets};
+use crate::commands::{
+    audit, completions, declarative, import, init, inventory, keys, leases, run, secrets,
+};
 use crate::exit::CliResult;
 
 fn main() -> ExitCode {
@@ -79,6 +81,7 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Run(a) => return run::run(a).await,
         Command::Import(a) => import::import(a).await,
         Command::Lease(c) => leases::lease(c).await,
+        Command::Inventory(a) => inventory::inventory(a).await,
         Command::Plan(a) => declarative::plan(a).await,
         Command::Apply(a) => declarative::apply(a).await,
         Command::Drift(a) => declarative::drift(a).await,

@@ -6,6 +6,7 @@ pub(crate) mod completions;
 pub(crate) mod declarative;
 pub(crate) mod import;
 pub(crate) mod init;
+pub(crate) mod inventory;
 pub(crate) mod keys;
 pub(crate) mod leases;
 pub(crate) mod run;

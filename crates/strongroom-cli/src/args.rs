@@ -88,6 +88,10 @@ pub(crate) enum Command {
     /// Lease tools: list, look up, renew and revoke leases.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Policies and principals as last applied (`apply`): list, show, and
+    /// what a principal may do on a path.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Lists secrets with their owner, environment, tags and rotation
     /// state, filtered by owner, environment, tag, overdue rotation or
     /// (with the store's audit file) no read for N days.
@@ -173,6 +177,12 @@ pub(crate) struct StoreArgs {
     /// option is given.
     #[arg(long, value_name = "FILE")]
     pub(crate) shamir_shares_file: Option<PathBuf>,
+    /// Open the SQLite store read-only (the default for a file this process
+    /// cannot write): reads work, writes are refused, and the audit file is
+    /// a chain of its own that the store cannot anchor (verify it with
+    /// `audit verify --unanchored`).
+    #[arg(long)]
+    pub(crate) read_only: bool,
 }
 
 /// Who acts on the store, and where the action is audited.
@@ -374,6 +384,61 @@ pub(crate) struct ListArgs {
     pub(crate) operator: OperatorArgs,
 }
 
+/// `policy ...`: the applied policies, read-only (they change through
+/// `plan` and `apply`, so every change is a reviewed file).
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Lists the applied policies and principals.
+    List(PolicyListArgs),
+    /// Shows one applied policy's rules.
+    Show(PolicyShowArgs),
+    /// What an applied principal may do on a path, and which rule decides.
+    Check(PolicyCheckArgs),
+}
+
+/// `policy list`.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyListArgs {
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `policy show`.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyShowArgs {
+    /// The policy's name.
+    pub(crate) name: String,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
+/// `policy check`.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyCheckArgs {
+    /// The applied principal.
+    #[arg(long)]
+    pub(crate) principal: String,
+    /// The path to check.
+    pub(crate) path: String,
+    /// Print JSON (field names in the README) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+}
+
 /// `inventory`.
 #[derive(Debug, Args)]
 pub(crate) struct InventoryArgs {
@@ -523,6 +588,11 @@ pub(crate) struct VerifyArgs {
     /// A trusted checkpoint (`seq:mac`) to start after.
     #[arg(long, value_name = "SEQ:MAC", value_parser = parse_checkpoint)]
     pub(crate) from: Option<Checkpoint>,
+    /// Leave the store's saved head out: for the audit file of a
+    /// read-only open, a chain of its own (a truncation is then caught
+    /// only by --checkpoint).
+    #[arg(long)]
+    pub(crate) unanchored: bool,
     /// Print JSON (field names in the README) instead of text.
     #[arg(long)]
     pub(crate) json: bool,

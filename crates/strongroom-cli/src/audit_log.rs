@@ -83,7 +83,11 @@ pub(crate) async fn open(sr: &Strongroom, path: &Path) -> CliResult<(AuditLog, A
             path.display()
         ))
     })?;
-    if !existed && let Some(head) = sr.saved_audit_head().await? {
+    // A read-only store anchors no log: a new file starts a chain of its own.
+    if !existed
+        && !sr.is_read_only()
+        && let Some(head) = sr.saved_audit_head().await?
+    {
         return Err(Failure::AuditDiverged(format!(
             "audit file {} is missing, but this store has audited {} record(s) (its saved audit head); \
              nothing was done: restore the file, or name the store's audit file with --audit-log",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strongroom::storage::DynStorage;
 use strongroom_sqlx::{PgStore, SqliteStore};
 
-use crate::exit::CliResult;
+use crate::exit::{CliResult, Failure};
 
 /// An open storage backend.
 pub(crate) enum Backend {
@@ -44,6 +44,28 @@ impl Backend {
             Some(url) => Self::Postgres(Arc::new(PgStore::connect(url).await?)),
             None => Self::Sqlite(Arc::new(SqliteStore::open(db).await?)),
         })
+    }
+
+    /// Opens an existing store for a command: as [`Backend::open`], but an
+    /// SQLite file is opened read-only when `read_only` is asked or this
+    /// process cannot write the file (then every write is refused and
+    /// reads work). A PostgreSQL store has no read-only open here.
+    pub(crate) async fn open_for_use(db: &Path, read_only: bool) -> CliResult<Self> {
+        if postgres_url(db).is_some() {
+            if read_only {
+                return Err(Failure::Usage(
+                    "--read-only is for SQLite files; for PostgreSQL, connect as a role that may only read".into(),
+                ));
+            }
+            return Self::open(db).await;
+        }
+        let writable = rustix::fs::access(db, rustix::fs::Access::WRITE_OK).is_ok();
+        if read_only || !writable {
+            return Ok(Self::Sqlite(Arc::new(
+                SqliteStore::open_read_only(db).await?,
+            )));
+        }
+        Self::open(db).await
     }
 
     /// The storage, for the library.

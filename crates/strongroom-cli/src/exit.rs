@@ -16,7 +16,8 @@ Exit codes:
   1   audit verify: the chain does not verify or stops before the store's saved
       head or a given checkpoint (the first broken or missing seq is printed)
   2   usage error (bad or missing arguments)
-  3   secret or version not found, deleted, destroyed or pruned; lease not found
+  3   secret or version not found, deleted, destroyed or pruned; lease not found;
+      policy or principal not applied
   4   check-and-set mismatch or concurrent change; re-read and retry
   5   unseal failed: wrong key file, wrong shares, wrong PIN or tampered root key
   6   key file refused (loose permissions, bad content, already exists, unreadable)
@@ -146,6 +147,8 @@ pub(crate) enum Failure {
     Declarative(DeclarativeError),
     /// `drift` found differences (printed on stdout).
     Drift,
+    /// `policy`: no applied policy or principal of that name.
+    NotApplied(String),
     /// An audit record of the command was refused. For a change this may
     /// be its outcome record: the change was then made.
     AuditWrite {
@@ -229,6 +232,7 @@ impl std::fmt::Display for Failure {
             ),
             Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
             Self::Declarative(e) => write!(f, "{e}"),
+            Self::NotApplied(what) => write!(f, "{what}"),
             Self::Drift => f.write_str(
                 "drift: the store differs from the declaration files (listed above)",
             ),
@@ -288,6 +292,7 @@ impl Failure {
                 _ => 24,
             },
             Self::Drift => 26,
+            Self::NotApplied(_) => 3,
         }
     }
 }

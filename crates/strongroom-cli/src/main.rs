@@ -28,10 +28,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{AuditCommand, Cli, Command};
+use crate::args::{AuditCommand, Cli, Command, PolicyCommand};
 use crate::commands::secrets::VersionChange;
 use crate::commands::{
-    audit, completions, declarative, import, init, inventory, keys, leases, run, secrets,
+    audit, completions, declarative, import, init, inventory, keys, leases, policy, run, secrets,
 };
 use crate::exit::CliResult;
 
@@ -82,6 +82,9 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Import(a) => import::import(a).await,
         Command::Lease(c) => leases::lease(c).await,
         Command::Inventory(a) => inventory::inventory(a).await,
+        Command::Policy(PolicyCommand::List(a)) => policy::list(a).await,
+        Command::Policy(PolicyCommand::Show(a)) => policy::show(a).await,
+        Command::Policy(PolicyCommand::Check(a)) => policy::check(a).await,
         Command::Plan(a) => declarative::plan(a).await,
         Command::Apply(a) => declarative::apply(a).await,
         Command::Drift(a) => declarative::drift(a).await,

@@ -32,7 +32,7 @@ impl Open {
             return Err(Failure::NoDatabase(a.db.clone()));
         }
         let protector = store_protector(a, stdin_free).await?;
-        let backend = Backend::open(&a.db).await?;
+        let backend = Backend::open_for_use(&a.db, a.read_only).await?;
         let storage = backend.storage();
         let opened = async {
             Strongroom::unseal(storage, protector.as_dyn(), Options::default())

@@ -218,6 +218,14 @@ impl Strongroom {
         Handle::new(self.secrets(), principal, audit)
     }
 
+    /// Whether the store's storage was opened read-only
+    /// ([`Storage::is_read_only`](crate::storage::Storage::is_read_only)):
+    /// every write is refused, and audit logs are chains of their own (see
+    /// [`Strongroom::open_audit_log`]).
+    pub fn is_read_only(&self) -> bool {
+        self.storage().is_read_only()
+    }
+
     /// The audit chain head saved by handles, if any record was written.
     pub async fn saved_audit_head(&self) -> Result<Option<Checkpoint>> {
         Ok(self.read_head().await?.map(|(cp, _)| cp))
@@ -253,7 +261,13 @@ impl Strongroom {
     /// saves the newest head asked for so far, so callers whose head it
     /// covers return without a write of their own (a burst of N audited
     /// operations costs about two durable writes, not N).
+    ///
+    /// A read-only store ([`Storage::is_read_only`](crate::storage::Storage::is_read_only))
+    /// holds no head of this process's log: nothing is saved.
     pub(crate) async fn save_audit_head(&self, head: &Checkpoint) -> Result<()> {
+        if self.storage().is_read_only() {
+            return Ok(());
+        }
         let saver = self.head_saver();
         if saver.covers(head.seq) {
             return Ok(());
@@ -311,12 +325,26 @@ impl Strongroom {
     /// reach the saved head (else [`AuditError::ChainBroken`](crate::audit::AuditError::ChainBroken),
     /// e.g. the file was truncated or edited); the chain then continues after
     /// the file's last record. A missing file counts as empty.
+    ///
+    /// On a read-only store ([`Storage::is_read_only`](crate::storage::Storage::is_read_only))
+    /// the log cannot be anchored in the store: it is a chain of its own,
+    /// starting at genesis or continuing `previous_jsonl` (verified from its
+    /// first record), and no head is saved as it grows. Only checkpoints
+    /// kept elsewhere detect a truncation of such a file (verify it with
+    /// [`AuditFileCheck::without_saved_head`](crate::audit::AuditFileCheck::without_saved_head)).
     pub async fn open_audit_log(
         &self,
         sinks: Vec<Arc<dyn AuditSink>>,
         previous_jsonl: Option<&Path>,
     ) -> Result<AuditLog> {
         let key = self.audit_key()?;
+        if self.storage().is_read_only() {
+            let head = match previous_jsonl {
+                Some(file) if file.exists() => verify_jsonl_file(file, &key, None, None)?.head,
+                _ => Checkpoint::genesis(),
+            };
+            return Ok(AuditLog::resume(key, sinks, self.clock().clone(), head)?);
+        }
         let saved = self.saved_audit_head().await?;
         let head = match previous_jsonl {
             Some(file) if file.exists() => {
@@ -743,6 +771,13 @@ impl Handle {
     /// [`crate::authorized`]).
     pub fn rotation(&self, engine: &Arc<crate::rotation::RotationEngine>) -> RotationHandle {
         RotationHandle::new(self.clone(), Arc::clone(engine))
+    }
+
+    /// Signing keys through `keys` as this principal: `sign` on the key's
+    /// name to sign, `create`, `rotate` and `update` to manage keys, `read`
+    /// to verify and read public keys (see [`crate::signing`]).
+    pub fn signing(&self, keys: &Arc<crate::signing::SigningKeys>) -> crate::authorized::SigningHandle {
+        crate::authorized::SigningHandle::new(self.clone(), Arc::clone(keys))
     }
 
     /// Key administration of this handle's store as this principal: `sudo`

@@ -168,6 +168,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether this store was opened read-only and refuses every write
+    /// (an SQLite file opened with `SqliteStore::open_read_only`). The
+    /// library then saves no audit chain head in it (see
+    /// [`Strongroom::open_audit_log`](crate::Strongroom::open_audit_log)).
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
     /// Sets `key` to `new` (`None`: delete) only if it currently holds
     /// `expected` (`None`: absent). Returns `false` on a mismatch.
     async fn compare_and_set(
@@ -384,6 +392,9 @@ impl FaultyStorage {
 impl Storage for FaultyStorage {
     fn backend(&self) -> &'static str {
         "faulty"
+    }
+    fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.get(key).await

@@ -13,6 +13,7 @@ pub(crate) async fn verify(a: VerifyArgs) -> CliResult {
         file,
         checkpoint,
         from,
+        unanchored,
         json,
         store,
     } = a;
@@ -21,6 +22,9 @@ pub(crate) async fn verify(a: VerifyArgs) -> CliResult {
     // (so a truncated or emptied file fails) and against the
     // checkpoints given here.
     let mut check = AuditFileCheck::new();
+    if unanchored {
+        check = check.without_saved_head();
+    }
     if let Some(cp) = from {
         check = check.with_from(cp);
     }

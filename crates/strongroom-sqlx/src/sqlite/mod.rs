@@ -359,6 +359,10 @@ impl Storage for SqliteStore {
         "sqlite"
     }
 
+    fn is_read_only(&self) -> bool {
+        SqliteStore::is_read_only(self)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         // On this thread: see "Reads" in the type's documentation.
         self.inner.readers.with("read failed", |c| {

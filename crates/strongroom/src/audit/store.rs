@@ -20,6 +20,12 @@ pub struct AuditFileCheck {
     /// must also reach and match. It adds to the saved head, which can be
     /// lowered by whoever can write the store; it does not replace it.
     pub checkpoint: Option<Checkpoint>,
+    /// Leave the store's saved head out: for the log of a process that
+    /// opened the store read-only, which is a chain of its own that no
+    /// saved head anchors (see [`Strongroom::open_audit_log`]). The chain
+    /// is still checked, and `checkpoint` if given; a truncation is caught
+    /// only by that checkpoint.
+    pub unanchored: bool,
 }
 
 impl AuditFileCheck {
@@ -32,6 +38,13 @@ impl AuditFileCheck {
     #[must_use]
     pub fn with_from(mut self, from: Checkpoint) -> Self {
         self.from = Some(from);
+        self
+    }
+
+    /// Leaves the store's saved head out (see the field `unanchored`).
+    #[must_use]
+    pub fn without_saved_head(mut self) -> Self {
+        self.unanchored = true;
         self
     }
 
@@ -72,7 +85,10 @@ impl Strongroom {
         check: &AuditFileCheck,
     ) -> Result<VerifyReport> {
         let key = self.audit_key()?;
-        let saved = self.saved_audit_head().await?;
+        let saved = match check.unanchored {
+            true => None,
+            false => self.saved_audit_head().await?,
+        };
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
         let check = check.clone();

@@ -166,6 +166,11 @@ impl PolicyRegistry {
         Ok(name)
     }
 
+    /// Every policy, by name in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.by_name.values()
+    }
+
     /// A policy by name.
     pub fn get(&self, name: &str) -> Option<&Policy> {
         self.by_name.get(name)

@@ -120,6 +120,10 @@ impl Storage for Barrier {
         self.sr.inner.storage.backend()
     }
 
+    fn is_read_only(&self) -> bool {
+        self.sr.inner.storage.is_read_only()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let raw = self.sr.inner.storage.get(key).await?;
         self.sr.barrier_read(key, raw).await

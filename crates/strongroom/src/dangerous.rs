@@ -347,6 +347,14 @@ impl Door {
         RotationEngine::open(self.sr.clone(), name, rotator, options).await
     }
 
+    /// The [`SigningKeys`](crate::signing::SigningKeys) of this store
+    /// (their direct methods are unchecked and unaudited; wrap them with
+    /// [`Handle::signing`] for a principal). Rate limits are timed by the
+    /// store's clock ([`Options::clock`](crate::Options)).
+    pub fn signing_keys(&self) -> crate::signing::SigningKeys {
+        crate::signing::SigningKeys::new(self.sr.clone())
+    }
+
     /// The staged credentials of rotation `name`, read directly (see
     /// [`RotationHandle::staged`](crate::authorized::RotationHandle::staged)
     /// for the checked read).

@@ -187,6 +187,10 @@ pub enum Error {
     /// Shamir split or combine failed.
     #[error(transparent)]
     Shamir(#[from] crate::shamir::ShamirError),
+
+    /// A signing key failed.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 /// Why a path was rejected.
@@ -402,6 +406,7 @@ impl Error {
         use crate::rotation::RotationError as R;
         use crate::secrets::SecretError as S;
         use crate::shamir::ShamirError as H;
+        use crate::signing::SigningError as G;
         match self {
             Self::DecryptionFailed => "decryption_failed",
             Self::MalformedSealedValue(_) => "malformed_sealed_value",
@@ -480,6 +485,21 @@ impl Error {
                 H::DuplicateShare { .. } => "shamir_duplicate_share",
                 H::DifferentSplits { .. } => "shamir_different_splits",
                 H::CorruptShare { .. } => "shamir_corrupt_share",
+            },
+            Self::Signing(e) => match e {
+                G::UnknownKey { .. } => "signing_unknown_key",
+                G::KeyExists { .. } => "signing_key_exists",
+                G::UnknownVersion { .. } => "signing_unknown_version",
+                G::VersionRetired { .. } => "signing_version_retired",
+                G::WrongKeyType { .. } => "signing_wrong_key_type",
+                G::RateLimited { .. } => "signing_rate_limited",
+                G::BadSignatureEncoding { .. } => "signing_bad_signature_encoding",
+                G::Conflict { .. } => "signing_conflict",
+                G::CorruptKey { .. } => "signing_corrupt_key",
+                G::CorruptRecord { .. } => "signing_corrupt_record",
+                G::InvalidMinVerifyVersion { .. } => "signing_invalid_min_verify_version",
+                G::InvalidRateLimit { .. } => "signing_invalid_rate_limit",
+                G::InvalidChainId { .. } => "signing_invalid_chain_id",
             },
         }
     }

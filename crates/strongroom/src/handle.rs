@@ -776,7 +776,10 @@ impl Handle {
     /// Signing keys through `keys` as this principal: `sign` on the key's
     /// name to sign, `create`, `rotate` and `update` to manage keys, `read`
     /// to verify and read public keys (see [`crate::signing`]).
-    pub fn signing(&self, keys: &Arc<crate::signing::SigningKeys>) -> crate::authorized::SigningHandle {
+    pub fn signing(
+        &self,
+        keys: &Arc<crate::signing::SigningKeys>,
+    ) -> crate::authorized::SigningHandle {
         crate::authorized::SigningHandle::new(self.clone(), Arc::clone(keys))
     }
 

@@ -37,6 +37,7 @@ pub mod seal;
 mod secret;
 pub mod secrets;
 pub mod shamir;
+pub mod signing;
 pub mod storage;
 mod vault;
 

@@ -17,6 +17,7 @@ use strongroom::protector::SoftwareProtector;
 use strongroom::rotation::{RotationError, RotationStep};
 use strongroom::secrets::SecretError;
 use strongroom::shamir::{self, ShamirError, Share};
+use strongroom::signing::{KeyType, SigningError};
 use strongroom::{
     ERROR_CODES, Error, ErrorCode, ErrorDetails, FieldType, FieldValue, KeyFileError, PathError,
     ProtectorErrorKind, RESERVED_FIELD_NAMES, ROOT_CLASS, SecretBytes, StorageErrorKind,
@@ -351,6 +352,55 @@ fn samples() -> Vec<Error> {
         },
     ];
     v.extend(shamir.into_iter().map(Error::from));
+    let key = || "release/artifacts".to_owned();
+    let signing = [
+        SigningError::UnknownKey { key: key() },
+        SigningError::KeyExists { key: key() },
+        SigningError::UnknownVersion {
+            key: key(),
+            version: 7,
+            latest: 3,
+        },
+        SigningError::VersionRetired {
+            key: key(),
+            version: 1,
+            min_verify_version: 2,
+        },
+        SigningError::WrongKeyType {
+            key: key(),
+            key_type: KeyType::Ed25519,
+            operation: "eth_sign_personal_message",
+            needed: KeyType::Secp256k1,
+        },
+        SigningError::RateLimited {
+            key: key(),
+            retry_after: std::time::Duration::from_millis(250),
+        },
+        SigningError::BadSignatureEncoding {
+            reason: "the version is not a number",
+        },
+        SigningError::Conflict { key: key() },
+        SigningError::CorruptKey {
+            key: key(),
+            version: 2,
+            reason: "its sealed record failed authentication",
+        },
+        SigningError::CorruptRecord {
+            key: key(),
+            reason: "inconsistent versions".into(),
+        },
+        SigningError::InvalidMinVerifyVersion {
+            key: key(),
+            requested: 1,
+            current: 2,
+            latest: 3,
+        },
+        SigningError::InvalidRateLimit {
+            reason: "burst must be at least 1",
+        },
+        SigningError::InvalidChainId { chain_id: 0 },
+    ];
+    v.extend(signing.into_iter().map(Error::from));
     v
 }
 

@@ -104,6 +104,12 @@ pub enum Operation {
     AuditRead,
     /// Open the door to unchecked access ([`crate::dangerous`]).
     DangerousOpen,
+    /// Create a signing key ([`crate::signing`]).
+    SigningKeyCreate,
+    /// Sign with a signing key.
+    Sign,
+    /// Verify a signature with a signing key.
+    Verify,
 }
 
 impl Operation {
@@ -135,6 +141,9 @@ impl Operation {
             Self::RootKeyRotate => "root_key_rotate",
             Self::AuditRead => "audit_read",
             Self::DangerousOpen => "dangerous_open",
+            Self::SigningKeyCreate => "signing_key_create",
+            Self::Sign => "sign",
+            Self::Verify => "verify",
         }
     }
 

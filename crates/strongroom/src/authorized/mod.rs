@@ -6,6 +6,7 @@
 //! | --- | --- | --- | --- |
 //! | [`LeaseHandle`] | [`Handle::leases`](crate::Handle::leases) | a [`LeaseManager`](crate::lease::LeaseManager) | `lease` on the lease's path; `sudo` too for forced and prefix revocation |
 //! | [`RotationHandle`] | [`Handle::rotation`](crate::Handle::rotation) | a [`RotationEngine`](crate::rotation::RotationEngine) | `rotate` on the credential's name; `read` for its staged secrets and status |
+//! | [`SigningHandle`] | [`Handle::signing`](crate::Handle::signing) | the [`SigningKeys`](crate::signing::SigningKeys) | `sign` on the key's name to sign; `create`, `rotate`, `update` to manage it; `read` to verify and read public keys |
 //! | [`KeyAdmin`] | [`Handle::key_admin`](crate::Handle::key_admin) | the store's keyring | `sudo` on `sys/keyring` (`read` to list key versions) |
 //! | [`AuditTrail`] | [`Handle::audit_trail`](crate::Handle::audit_trail) | the audit trail | `read` on `sys/audit` |
 //! | sealed records | [`Handle::put_sealed`](crate::Handle::put_sealed), [`Handle::get_sealed`](crate::Handle::get_sealed) | the store's sealed records | `create` and `update` to store, `read` to open, on the context's path |
@@ -124,6 +125,7 @@ mod keys;
 mod leases;
 mod rotation;
 mod sealed;
+mod signing;
 #[cfg(test)]
 mod tests;
 
@@ -131,6 +133,7 @@ pub use audit::AuditTrail;
 pub use keys::KeyAdmin;
 pub use leases::LeaseHandle;
 pub use rotation::{RotationHandle, STAGED_HMAC_FIELDS};
+pub use signing::SigningHandle;
 
 pub use crate::policy::SystemPath;
 

@@ -101,6 +101,7 @@ const REASON: FieldSpec = f("reason", Str);
 const VERSION: FieldSpec = f("version", U64);
 const ID: FieldSpec = f("id", Str);
 const CREDENTIAL: FieldSpec = f("credential", Str);
+const KEY: FieldSpec = f("key", Str);
 const PROTECTOR: &[FieldSpec] = &[f("protector", Str), DETAIL];
 const STORAGE: &[FieldSpec] = &[f("backend", Str), DETAIL];
 
@@ -810,5 +811,107 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         "shamir_corrupt_share",
         [f("index", OptU64), REASON],
         "a share failed its checksum or is malformed"
+    ),
+    // signing.*: signing keys.
+    row!(
+        "signing.unknown_key",
+        "SigningUnknownKey" < "SigningError",
+        "signing_unknown_key",
+        [KEY],
+        "no signing key has this name"
+    ),
+    row!(
+        "signing.key_exists",
+        "SigningKeyExists" < "SigningError",
+        "signing_key_exists",
+        [KEY],
+        "a signing key of this name exists already (perhaps just created by another process)"
+    ),
+    row!(
+        "signing.unknown_version",
+        "SigningUnknownVersion" < "SigningError",
+        "signing_unknown_version",
+        [KEY, VERSION, f("latest", U64)],
+        "the signing key has no such version"
+    ),
+    row!(
+        "signing.version_retired",
+        "SigningVersionRetired" < "SigningError",
+        "signing_version_retired",
+        [KEY, VERSION, f("min_verify_version", U64)],
+        "the version is below the key's minimum verify version: its signatures no longer verify"
+    ),
+    row!(
+        "signing.wrong_key_type",
+        "SigningWrongKeyType" < "SigningError",
+        "signing_wrong_key_type",
+        [
+            KEY,
+            f("key_type", Str),
+            f("operation", Str),
+            f("needed", Str)
+        ],
+        "the operation needs another type of signing key"
+    ),
+    row!(
+        "signing.rate_limited",
+        "SigningRateLimited" < "SigningError",
+        "signing_rate_limited",
+        [KEY, f("retry_after_ms", U64)],
+        "the key's rate limit is exhausted in this process; retry after the given milliseconds"
+    ),
+    row!(
+        "signing.bad_signature_encoding",
+        "SigningBadSignatureEncoding" < "SigningError",
+        "signing_bad_signature_encoding",
+        [REASON],
+        "a signature's text form cannot be parsed"
+    ),
+    row!(
+        "signing.conflict",
+        "SigningConflict" < "SigningError",
+        "signing_conflict",
+        [KEY],
+        "the signing key changed concurrently; re-read and retry"
+    ),
+    row!(
+        "signing.corrupt_key",
+        "SigningCorruptKey" < "SigningError",
+        "signing_corrupt_key",
+        [KEY, VERSION, REASON],
+        "a stored private key cannot be opened or parsed"
+    ),
+    row!(
+        "signing.corrupt_record",
+        "SigningCorruptRecord" < "SigningError",
+        "signing_corrupt_record",
+        [KEY, REASON],
+        "a signing key's metadata record cannot be read"
+    ),
+    row!(
+        "signing.invalid_min_verify_version",
+        "SigningInvalidMinVerifyVersion" < "SigningError",
+        "signing_invalid_min_verify_version",
+        [
+            KEY,
+            f("requested", U64),
+            f("current", U64),
+            f("latest", U64)
+        ],
+        "the minimum verify version can only be raised, up to the newest version"
+    ),
+    row!(
+        "signing.invalid_rate_limit",
+        "SigningInvalidRateLimit" < "SigningError",
+        "signing_invalid_rate_limit",
+        [REASON],
+        "a rate limit needs at least 1 per second and a burst of at least 1"
+    ),
+    row!(
+        "signing.invalid_chain_id",
+        "SigningInvalidChainId" < "SigningError",
+        "signing_invalid_chain_id",
+        [f("chain_id", U64)],
+        "an EIP-155 chain id of zero or one whose v overflows"
     ),
 ];

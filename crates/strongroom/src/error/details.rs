@@ -14,6 +14,7 @@ use crate::policy::PolicyError;
 use crate::rotation::{RotationError, RotationStep};
 use crate::secrets::SecretError;
 use crate::shamir::ShamirError;
+use crate::signing::SigningError;
 
 /// The value of one field of [`ErrorDetails`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +246,7 @@ impl Error {
             Self::Lease(e) => lease_error(e),
             Self::Rotation(e) => rotation_error(e),
             Self::Shamir(e) => shamir_error(e),
+            Self::Signing(e) => signing_error(e),
         }
     }
 }
@@ -651,5 +653,91 @@ fn shamir_error(e: &ShamirError) -> (&'static str, Fields) {
             "shamir.corrupt_share",
             fields!["index" => *index, "reason" => *reason],
         ),
+    }
+}
+
+fn signing_error(e: &SigningError) -> (&'static str, Fields) {
+    use SigningError as G;
+    match e {
+        G::UnknownKey { key } => ("signing.unknown_key", fields!["key" => key]),
+        G::KeyExists { key } => ("signing.key_exists", fields!["key" => key]),
+        G::UnknownVersion {
+            key,
+            version,
+            latest,
+        } => (
+            "signing.unknown_version",
+            fields!["key" => key, "version" => *version, "latest" => *latest],
+        ),
+        G::VersionRetired {
+            key,
+            version,
+            min_verify_version,
+        } => (
+            "signing.version_retired",
+            fields![
+                "key" => key,
+                "version" => *version,
+                "min_verify_version" => *min_verify_version,
+            ],
+        ),
+        G::WrongKeyType {
+            key,
+            key_type,
+            operation,
+            needed,
+        } => (
+            "signing.wrong_key_type",
+            fields![
+                "key" => key,
+                "key_type" => key_type.as_str(),
+                "operation" => *operation,
+                "needed" => needed.as_str(),
+            ],
+        ),
+        G::RateLimited { key, retry_after } => (
+            "signing.rate_limited",
+            fields![
+                "key" => key,
+                "retry_after_ms" => u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            ],
+        ),
+        G::BadSignatureEncoding { reason } => (
+            "signing.bad_signature_encoding",
+            fields!["reason" => *reason],
+        ),
+        G::Conflict { key } => ("signing.conflict", fields!["key" => key]),
+        G::CorruptKey {
+            key,
+            version,
+            reason,
+        } => (
+            "signing.corrupt_key",
+            fields!["key" => key, "version" => *version, "reason" => *reason],
+        ),
+        G::CorruptRecord { key, reason } => (
+            "signing.corrupt_record",
+            fields!["key" => key, "reason" => reason],
+        ),
+        G::InvalidMinVerifyVersion {
+            key,
+            requested,
+            current,
+            latest,
+        } => (
+            "signing.invalid_min_verify_version",
+            fields![
+                "key" => key,
+                "requested" => *requested,
+                "current" => *current,
+                "latest" => *latest,
+            ],
+        ),
+        G::InvalidRateLimit { reason } => {
+            ("signing.invalid_rate_limit", fields!["reason" => *reason])
+        }
+        G::InvalidChainId { chain_id } => {
+            ("signing.invalid_chain_id", fields!["chain_id" => *chain_id])
+        }
     }
 }

@@ -23,11 +23,14 @@ pub enum Capability {
     Lease,
     /// Privileged operations (keyring rotation, policy changes).
     Sudo,
+    /// Sign with a signing key ([`crate::signing`]); the key's name is the
+    /// path.
+    Sign,
 }
 
 impl Capability {
     /// Every capability, in declaration order.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::Read,
         Capability::Create,
         Capability::Update,
@@ -36,6 +39,7 @@ impl Capability {
         Capability::Rotate,
         Capability::Lease,
         Capability::Sudo,
+        Capability::Sign,
     ];
 
     /// The lower-case name used in policy files.
@@ -49,6 +53,7 @@ impl Capability {
             Self::Rotate => "rotate",
             Self::Lease => "lease",
             Self::Sudo => "sudo",
+            Self::Sign => "sign",
         }
     }
 

@@ -41,7 +41,7 @@ pub enum PolicyError {
 
     /// A capability name is not one of the known ones.
     #[error(
-        "unknown capability {0:?} (expected read, create, update, delete, list, rotate, lease, sudo or deny)"
+        "unknown capability {0:?} (expected read, create, update, delete, list, rotate, lease, sudo, sign or deny)"
     )]
     UnknownCapability(String),
 

@@ -1,0 +1,675 @@
+//! Signing keys: the handle's checks and records, several processes on one
+//! store, rotation and retirement, rate limits, tampering, and published
+//! test vectors (RFC 8032, Wycheproof, web3.js, EIP-155).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::material;
+use super::*;
+use crate::audit::{AuditLog, MemorySink, Operation, Outcome};
+use crate::clock::{ManualClock, Timestamp};
+use crate::policy::{Capability, Policy, Principal, Rule};
+use crate::protector::SoftwareProtector;
+use crate::storage::{MemoryStorage, Storage};
+use crate::{Error, Options, SecretBytes, Strongroom};
+
+const ALL_CAPS: [Capability; 5] = [
+    Capability::Create,
+    Capability::Rotate,
+    Capability::Update,
+    Capability::Read,
+    Capability::Sign,
+];
+
+/// One "process": a store opened on the shared storage, with its own audit
+/// log and its own engine.
+struct Proc {
+    sr: Strongroom,
+    sink: Arc<MemorySink>,
+    audit: Arc<AuditLog>,
+    keys: Arc<SigningKeys>,
+}
+
+fn protector() -> SoftwareProtector {
+    SoftwareProtector::from_key(SecretBytes::new(vec![9; 32])).unwrap()
+}
+
+async fn first(storage: &Arc<MemoryStorage>, clock: &Arc<ManualClock>) -> Proc {
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let sr = Strongroom::init(storage.clone(), &protector(), options)
+        .await
+        .unwrap();
+    proc_of(sr).await
+}
+
+async fn another(storage: &Arc<MemoryStorage>, clock: &Arc<ManualClock>) -> Proc {
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let sr = Strongroom::unseal(storage.clone(), &protector(), options)
+        .await
+        .unwrap();
+    proc_of(sr).await
+}
+
+async fn proc_of(sr: Strongroom) -> Proc {
+    let sink = Arc::new(MemorySink::new());
+    let audit = Arc::new(sr.open_audit_log(vec![sink.clone()], None).await.unwrap());
+    let keys = Arc::new(sr.dangerous_traced("test").await.unwrap().signing_keys());
+    Proc {
+        sr,
+        sink,
+        audit,
+        keys,
+    }
+}
+
+async fn setup() -> (Arc<MemoryStorage>, Arc<ManualClock>, Proc) {
+    let storage = Arc::new(MemoryStorage::new());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000_000)));
+    let p = first(&storage, &clock).await;
+    (storage, clock, p)
+}
+
+impl Proc {
+    fn handle(&self, caps: &[Capability]) -> SigningHandle {
+        let rules = vec![Rule::allow("keys/*", caps.iter().copied()).unwrap()];
+        let principal = Principal::new("app", [&Policy::new("app", rules)]);
+        self.sr
+            .as_principal(principal, self.audit.clone())
+            .signing(&self.keys)
+    }
+
+    /// A fresh engine on the same store (nothing cached).
+    async fn fresh_keys(&self) -> SigningKeys {
+        self.sr
+            .dangerous_traced("test")
+            .await
+            .unwrap()
+            .signing_keys()
+    }
+}
+
+fn signing_kind(e: &Error) -> &'static str {
+    e.kind()
+}
+
+#[tokio::test]
+async fn every_key_type_signs_verifies_and_exports_only_public_keys() {
+    let (_, _, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    for (t, raw_len, spki_len, name) in [
+        (KeyType::Ed25519, 32, 44, "keys/ed"),
+        (KeyType::EcdsaP256, 65, 91, "keys/p256"),
+        (KeyType::Secp256k1, 65, 88, "keys/k1"),
+    ] {
+        let info = h.create_key(name, t, KeyOptions::default()).await.unwrap();
+        assert_eq!((info.key_type, info.latest_version), (t, 1));
+        let sig = h.sign(name, b"payload").await.unwrap();
+        assert_eq!(sig.version(), 1);
+        assert!(h.verify(name, b"payload", &sig).await.unwrap(), "{t}");
+        assert!(!h.verify(name, b"payloaD", &sig).await.unwrap(), "{t}");
+        let mut bent = sig.as_bytes().to_vec();
+        let last = bent.len() - 2;
+        bent[last] ^= 1;
+        let bent = Signature::new(1, bent);
+        assert!(!h.verify(name, b"payload", &bent).await.unwrap(), "{t}");
+        let public = h.public_key(name, None).await.unwrap();
+        assert_eq!(public.raw().len(), raw_len);
+        let der = public.spki_der();
+        assert_eq!(der.len(), spki_len);
+        assert!(der.ends_with(public.raw()));
+        assert!(
+            public
+                .spki_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----\n")
+        );
+        // the signature verifies against the exported key alone
+        assert!(material::verify(
+            t,
+            public.raw(),
+            b"payload",
+            sig.as_bytes()
+        ));
+    }
+    let addr = h.eth_address("keys/k1", None).await.unwrap();
+    assert!(addr.starts_with("0x") && addr.len() == 42);
+    // Ethereum operations need a secp256k1 key
+    let err = h
+        .eth_sign_personal_message("keys/ed", b"m")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "signing_wrong_key_type");
+    assert_eq!(err.details().code, "signing.wrong_key_type");
+    let err = h.eth_address("keys/p256", None).await.unwrap_err();
+    assert_eq!(err.kind(), "signing_wrong_key_type");
+}
+
+#[tokio::test]
+async fn denials_are_audited_and_signatures_recorded_by_hmac_only() {
+    let (_, _, p) = setup().await;
+    let admin = p.handle(&ALL_CAPS);
+    admin
+        .create_key("keys/release", KeyType::Ed25519, KeyOptions::default())
+        .await
+        .unwrap();
+    // `read` but no `sign`: refused and audited
+    let reader = p.handle(&[Capability::Read]);
+    let err = reader
+        .sign("keys/release", b"secret message")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied");
+    let err = reader
+        .create_key("keys/other", KeyType::Ed25519, KeyOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied");
+    // outside the policy's paths
+    let err = admin.sign("elsewhere/key", b"x").await.unwrap_err();
+    assert_eq!(err.kind(), "policy_denied");
+
+    let msg = b"transfer 100 to alice";
+    let sig = admin.sign("keys/release", msg).await.unwrap();
+    let records = p.sink.records().unwrap();
+    let denied: Vec<_> = records
+        .iter()
+        .filter(|r| r.event.outcome == Outcome::Denied)
+        .map(|r| (r.event.operation, r.event.path.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (Operation::Sign, "keys/release".to_owned()),
+            (Operation::SigningKeyCreate, "keys/other".to_owned()),
+            (Operation::Sign, "elsewhere/key".to_owned()),
+        ]
+    );
+    let signs: Vec<_> = records
+        .iter()
+        .filter(|r| r.event.operation == Operation::Sign && r.event.outcome == Outcome::Allowed)
+        .collect();
+    // intent, then outcome with the version
+    assert_eq!(signs.len(), 2);
+    assert_eq!(signs[0].event.version, None);
+    assert_eq!(signs[1].event.version, Some(1));
+    let expected = p.audit.hmac(msg);
+    for r in &signs {
+        assert_eq!(r.event.fields.get(MESSAGE_HMAC_FIELD), Some(&expected));
+    }
+    let text = p.sink.lines().join("\n");
+    assert!(
+        !text.contains("transfer 100"),
+        "the message leaked into the trail"
+    );
+    assert!(!text.contains(&hex::encode(msg)));
+    let sig_b64 = sig.to_text();
+    assert!(!text.contains(&sig_b64["strongroom:v1:".len()..]));
+}
+
+#[tokio::test]
+async fn two_processes_create_once_and_follow_each_others_rotations() {
+    let (storage, clock, a) = setup().await;
+    let b = another(&storage, &clock).await;
+    let (ha, hb) = (a.handle(&ALL_CAPS), b.handle(&ALL_CAPS));
+
+    // concurrent creation: one winner, the other a typed error
+    let (ra, rb) = tokio::join!(
+        ha.create_key("keys/shared", KeyType::Secp256k1, KeyOptions::default()),
+        hb.create_key("keys/shared", KeyType::Secp256k1, KeyOptions::default()),
+    );
+    let kinds: Vec<_> = [&ra, &rb]
+        .iter()
+        .map(|r| r.as_ref().map(|_| "ok").unwrap_or_else(signing_kind))
+        .collect();
+    assert!(
+        kinds == ["ok", "signing_key_exists"] || kinds == ["signing_key_exists", "ok"],
+        "{kinds:?}"
+    );
+    // both see the same key
+    let pa = ha.public_key("keys/shared", None).await.unwrap();
+    let pb = hb.public_key("keys/shared", None).await.unwrap();
+    assert_eq!(pa, pb);
+
+    let old = ha.sign("keys/shared", b"m").await.unwrap();
+    assert_eq!(old.version(), 1);
+    // B rotates; A's next signature uses version 2
+    assert_eq!(
+        hb.rotate_key("keys/shared").await.unwrap().latest_version,
+        2
+    );
+    let new = ha.sign("keys/shared", b"m").await.unwrap();
+    assert_eq!(new.version(), 2);
+    assert!(hb.verify("keys/shared", b"m", &new).await.unwrap());
+    // the old signature still verifies, in both processes
+    assert!(ha.verify("keys/shared", b"m", &old).await.unwrap());
+    assert!(hb.verify("keys/shared", b"m", &old).await.unwrap());
+    // until B raises the minimum verify version
+    hb.set_min_verify_version("keys/shared", 2).await.unwrap();
+    let err = ha.verify("keys/shared", b"m", &old).await.unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Signing(SigningError::VersionRetired {
+            version: 1,
+            min_verify_version: 2,
+            ..
+        })
+    ));
+    assert!(ha.verify("keys/shared", b"m", &new).await.unwrap());
+    // lowering it again is refused
+    let err = ha
+        .set_min_verify_version("keys/shared", 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "signing_invalid_min_verify_version");
+    // versions that never existed are typed too
+    let ghost = Signature::new(7, new.as_bytes().to_vec());
+    let err = ha.verify("keys/shared", b"m", &ghost).await.unwrap_err();
+    assert_eq!(err.kind(), "signing_unknown_version");
+    let err = ha.public_key("keys/shared", Some(1)).await.unwrap_err();
+    assert_eq!(err.kind(), "signing_version_retired");
+    let err = ha.sign("keys/missing", b"m").await.unwrap_err();
+    assert_eq!(err.kind(), "signing_unknown_key");
+}
+
+/// The writes are compare-and-set on the metadata record: a creator that
+/// passed its existence check before another process wrote, or a rotation
+/// that read a record since changed, loses with a typed error and writes
+/// nothing.
+#[tokio::test]
+async fn writes_over_a_stale_read_are_refused() {
+    let (storage, clock, a) = setup().await;
+    let b = another(&storage, &clock).await;
+    a.keys
+        .create_key("keys/cas", KeyType::Ed25519, KeyOptions::default())
+        .await
+        .unwrap();
+    let stale = b.keys.load("keys/cas").await.unwrap();
+    // B creates as if the key were absent (its check ran before A wrote)
+    let err = b
+        .keys
+        .write("keys/cas", None, &stale.rec, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "signing_key_exists");
+    // A rotates; B's write over what it read before is a conflict
+    a.keys.rotate_key("keys/cas").await.unwrap();
+    let mut rec = stale.rec.clone();
+    rec.min_verify_version = 1;
+    let err = b
+        .keys
+        .write("keys/cas", Some(stale.raw), &rec, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "signing_conflict");
+    assert_eq!(a.keys.key_info("keys/cas").await.unwrap().latest_version, 2);
+}
+
+#[tokio::test]
+async fn concurrent_rotations_have_one_winner() {
+    let (storage, clock, a) = setup().await;
+    let b = another(&storage, &clock).await;
+    a.keys
+        .create_key("keys/r", KeyType::Ed25519, KeyOptions::default())
+        .await
+        .unwrap();
+    let (ra, rb) = tokio::join!(a.keys.rotate_key("keys/r"), b.keys.rotate_key("keys/r"));
+    let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    let conflicts = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Signing(SigningError::Conflict { .. }))))
+        .count();
+    // either both ran one after the other, or one lost the race (typed)
+    assert_eq!(oks + conflicts, 2);
+    assert!(oks >= 1);
+    let info = a.keys.key_info("keys/r").await.unwrap();
+    assert_eq!(usize::try_from(info.latest_version).unwrap(), 1 + oks);
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_a_token_bucket_on_the_store_clock() {
+    let (_, clock, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    let limit = RateLimit::new(2, 3).unwrap();
+    h.create_key(
+        "keys/limited",
+        KeyType::Ed25519,
+        KeyOptions::default().with_rate_limit(limit),
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        h.sign("keys/limited", b"m").await.unwrap();
+    }
+    let err = h.sign("keys/limited", b"m").await.unwrap_err();
+    match &err {
+        Error::Signing(SigningError::RateLimited { retry_after, .. }) => {
+            assert_eq!(*retry_after, Duration::from_millis(500));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.details().code, "signing.rate_limited");
+    // the refusal is audited as an error outcome
+    let last = p.sink.records().unwrap().pop().unwrap();
+    assert_eq!(
+        last.event.outcome,
+        Outcome::Error {
+            kind: "signing_rate_limited".into()
+        }
+    );
+    clock.advance(Duration::from_millis(499));
+    assert!(h.sign("keys/limited", b"m").await.is_err());
+    clock.advance(Duration::from_millis(1));
+    h.sign("keys/limited", b"m").await.unwrap();
+    // a full refill gives the burst, not more
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..3 {
+        h.sign("keys/limited", b"m").await.unwrap();
+    }
+    assert!(h.sign("keys/limited", b"m").await.is_err());
+    // removing the limit lifts it; invalid limits are refused
+    h.set_rate_limit("keys/limited", None).await.unwrap();
+    h.sign("keys/limited", b"m").await.unwrap();
+    let err = RateLimit::new(0, 1).unwrap_err();
+    assert_eq!(err.kind(), "signing_invalid_rate_limit");
+}
+
+#[tokio::test]
+async fn a_tampered_or_missing_private_key_is_a_typed_error() {
+    let (storage, _, p) = setup().await;
+    p.keys
+        .create_key("keys/t", KeyType::EcdsaP256, KeyOptions::default())
+        .await
+        .unwrap();
+    let key = record::sealed_key("keys/t", 1);
+    let mut raw = storage.get(&key).await.unwrap().unwrap();
+    let n = raw.len();
+    raw[n - 20] ^= 0x40;
+    storage.put(&key, &raw).await.unwrap();
+    let fresh = p.fresh_keys().await;
+    let err = fresh.sign("keys/t", b"m").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Signing(SigningError::CorruptKey { version: 1, .. })
+        ),
+        "{err:?}"
+    );
+    // truncated
+    storage.put(&key, &raw[..5]).await.unwrap();
+    let err = fresh.sign("keys/t", b"m").await.unwrap_err();
+    assert_eq!(err.kind(), "signing_corrupt_key");
+    // gone
+    storage.delete(&key).await.unwrap();
+    let err = fresh.sign("keys/t", b"m").await.unwrap_err();
+    assert_eq!(err.kind(), "signing_corrupt_key");
+    // verification needs only the public metadata
+    let info = fresh.key_info("keys/t").await.unwrap();
+    assert_eq!(info.latest_version, 1);
+    // an edited metadata record fails authentication
+    let meta = record::meta_key("keys/t");
+    let mut raw = storage.get(&meta).await.unwrap().unwrap();
+    let n = raw.len();
+    raw[n - 3] ^= 1;
+    storage.put(&meta, &raw).await.unwrap();
+    let err = fresh.key_info("keys/t").await.unwrap_err();
+    assert_eq!(err.kind(), "corrupt_record");
+}
+
+#[tokio::test]
+async fn signing_survives_keyring_rotation_rewrap_and_retirement() {
+    let (_, _, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    for (t, name) in [
+        (KeyType::Ed25519, "keys/a"),
+        (KeyType::EcdsaP256, "keys/b"),
+        (KeyType::Secp256k1, "keys/c"),
+    ] {
+        h.create_key(name, t, KeyOptions::default()).await.unwrap();
+    }
+    let door = p.sr.dangerous_traced("ops").await.unwrap();
+    let before = door.rotate().await.unwrap();
+    door.rewrap(100).await.unwrap();
+    door.set_min_decryption_version(before.version)
+        .await
+        .unwrap();
+    // a fresh engine must open every record under the new keyring version
+    let keys = Arc::new(p.fresh_keys().await);
+    let principal = Principal::new(
+        "app",
+        [&Policy::new(
+            "app",
+            vec![Rule::allow("keys/*", ALL_CAPS).unwrap()],
+        )],
+    );
+    let h = p.sr.as_principal(principal, p.audit.clone()).signing(&keys);
+    for name in ["keys/a", "keys/b", "keys/c"] {
+        let sig = h.sign(name, b"after rewrap").await.unwrap();
+        assert!(h.verify(name, b"after rewrap", &sig).await.unwrap());
+    }
+    assert!(door.strongroom().verify_records().await.unwrap().is_clean());
+}
+
+#[test]
+fn the_signature_text_form_is_parsed_strictly() {
+    let sig = Signature::new(3, vec![1, 2, 3, 4]);
+    assert_eq!(sig.to_text(), "strongroom:v3:AQIDBA==");
+    assert_eq!("strongroom:v3:AQIDBA==".parse::<Signature>().unwrap(), sig);
+    for bad in [
+        "",
+        "strongroom:v3",
+        "strongroom:3:AQIDBA==",
+        "Strongroom:v3:AQIDBA==",
+        "strongroom:v0:AQIDBA==",
+        "strongroom:v03:AQIDBA==",
+        "strongroom:v-3:AQIDBA==",
+        "strongroom:v+3:AQIDBA==",
+        "strongroom:v4294967296:AQIDBA==",
+        "strongroom:v3:",
+        "strongroom:v3:AQIDBA",
+        "strongroom:v3:AQIDBB==",
+        "strongroom:v3:AQID BA==",
+        "strongroom:v3:AQIDBA==\n",
+        "strongroom:v3:AQIDBA==:x",
+    ] {
+        let err = bad.parse::<Signature>().unwrap_err();
+        assert_eq!(err.kind(), "signing_bad_signature_encoding", "{bad:?}");
+    }
+    let long = format!("strongroom:v1:{}", "A".repeat(2000));
+    assert!(long.parse::<Signature>().is_err());
+}
+
+// ----- published vectors -----
+
+/// RFC 8032 section 7.1: tests 1, 2, 3 and SHA(abc) (secret key, public
+/// key, message, signature).
+const RFC8032: [(&str, &str, &str, &str); 4] = [
+    (
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+    (
+        "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        "af82",
+        "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    ),
+    (
+        "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+        "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        "dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704",
+    ),
+];
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+#[tokio::test]
+async fn rfc8032_ed25519_vectors() {
+    let (_, _, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    for (i, (secret, public, msg, sig)) in RFC8032.iter().enumerate() {
+        let name = format!("keys/rfc8032-{i}");
+        p.keys
+            .import_key(&name, KeyType::Ed25519, SecretBytes::new(unhex(secret)))
+            .await
+            .unwrap();
+        let key = h.public_key(&name, None).await.unwrap();
+        assert_eq!(hex::encode(key.raw()), *public, "test {i}");
+        let made = h.sign(&name, &unhex(msg)).await.unwrap();
+        assert_eq!(hex::encode(made.as_bytes()), *sig, "test {i}");
+        let published = Signature::new(1, unhex(sig));
+        assert!(h.verify(&name, &unhex(msg), &published).await.unwrap());
+        assert!(
+            !h.verify(&name, b"not the message", &published)
+                .await
+                .unwrap()
+        );
+    }
+}
+
+#[test]
+fn wycheproof_ecdsa_p256_sha256_der_vectors() {
+    use wycheproof::TestResult;
+    use wycheproof::ecdsa::{TestName, TestSet};
+    let set = TestSet::load(TestName::EcdsaSecp256r1Sha256).unwrap();
+    let (mut valid, mut invalid) = (0, 0);
+    for group in &set.test_groups {
+        for t in &group.tests {
+            let ok = material::verify(KeyType::EcdsaP256, &group.key.key, &t.msg, &t.sig);
+            match t.result {
+                TestResult::Valid => {
+                    assert!(ok, "tc {} ({}) should verify", t.tc_id, t.comment);
+                    valid += 1;
+                }
+                TestResult::Invalid => {
+                    assert!(!ok, "tc {} ({}) should not verify", t.tc_id, t.comment);
+                    invalid += 1;
+                }
+                TestResult::Acceptable => {}
+            }
+        }
+    }
+    assert!(
+        valid > 50 && invalid > 200,
+        "{valid} valid, {invalid} invalid"
+    );
+}
+
+/// web3.js: `web3.eth.accounts.sign('Some data', '0x4c08...2318')`.
+#[tokio::test]
+async fn web3_personal_message_vector() {
+    let (_, _, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    let secret = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    p.keys
+        .import_key(
+            "keys/web3",
+            KeyType::Secp256k1,
+            SecretBytes::new(unhex(secret)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.eth_address("keys/web3", None).await.unwrap(),
+        "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
+    );
+    assert_eq!(
+        hex::encode(personal_message_hash(b"Some data")),
+        "1da44b586eb0729ff70a73c326926f6ed5a25f5b056e7f47fbc6e58d86871655"
+    );
+    let sig = h
+        .eth_sign_personal_message("keys/web3", b"Some data")
+        .await
+        .unwrap();
+    assert_eq!(sig.v(), 0x1c);
+    assert_eq!(sig.recovery_id(), 1);
+    assert_eq!(
+        sig.to_hex(),
+        "0xb91467e570a6466aa9e9876cbcd013baba02900b8979d43fe208a4a4f339f5fd\
+         6007e74cd82e037b800186422fc2da167c747ef045e5d18a5f5d4300f8e1a0291c"
+    );
+    // the generic signature of a secp256k1 key is over Keccak-256 of the
+    // message: signing the EIP-191 prefixed message gives the same r, s
+    let mut prefixed = b"\x19Ethereum Signed Message:\n9".to_vec();
+    prefixed.extend_from_slice(b"Some data");
+    let generic = h.sign("keys/web3", &prefixed).await.unwrap();
+    assert_eq!(&generic.as_bytes()[..32], sig.r());
+    assert_eq!(&generic.as_bytes()[32..64], sig.s());
+    assert_eq!(generic.as_bytes()[64], 1);
+    assert!(h.verify("keys/web3", &prefixed, &generic).await.unwrap());
+    // a wrong recovery id does not verify
+    let mut wrong = generic.as_bytes().to_vec();
+    wrong[64] = 0;
+    let wrong = Signature::new(1, wrong);
+    assert!(!h.verify("keys/web3", &prefixed, &wrong).await.unwrap());
+}
+
+/// EIP-155's example: nonce 9, gas price 20 gwei, gas 21000, to 0x3535...,
+/// value 1 ether, chain id 1, private key 0x4646...46.
+#[tokio::test]
+async fn eip155_transaction_vector() {
+    let (_, _, p) = setup().await;
+    let h = p.handle(&ALL_CAPS);
+    p.keys
+        .import_key(
+            "keys/eip155",
+            KeyType::Secp256k1,
+            SecretBytes::new(vec![0x46; 32]),
+        )
+        .await
+        .unwrap();
+    let signing_data = unhex(
+        "ec098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a764000080018080",
+    );
+    let hash = keccak256(&signing_data);
+    assert_eq!(
+        hex::encode(hash),
+        "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
+    );
+    let sig = h
+        .eth_sign_transaction_hash("keys/eip155", &hash, 1)
+        .await
+        .unwrap();
+    assert_eq!(sig.v(), 37);
+    // r = 18515461264373351373200002665853028612451056578545711640558177340181847433846
+    assert_eq!(
+        hex::encode(sig.r()),
+        "28ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276"
+    );
+    // s = 46948507304638947509940763649030358759909902576025900602547168820602576006531
+    assert_eq!(
+        hex::encode(sig.s()),
+        "67cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
+    );
+    assert_eq!(sig.to_bytes().len(), 65);
+    // v beyond one byte, and chain ids that cannot be encoded
+    let big = h
+        .eth_sign_transaction_hash("keys/eip155", &hash, 137)
+        .await
+        .unwrap();
+    assert_eq!(big.v(), 137 * 2 + 35);
+    assert_eq!(big.to_bytes().len(), 66);
+    for bad in [0, u64::MAX / 2] {
+        let err = h
+            .eth_sign_transaction_hash("keys/eip155", &hash, bad)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "signing_invalid_chain_id", "{bad}");
+    }
+}

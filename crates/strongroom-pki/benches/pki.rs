@@ -1,0 +1,3 @@
+//! Benchmarks of strongroom-pki (filled in below).
+
+fn main() {}

@@ -188,16 +188,29 @@ impl Pki {
         let mut retries = self.inner.options.retry.retries();
         loop {
             let now = self.now();
-            let revoked = record::read::<RevokedRecord>(&self.inner.barrier, &revoked_key)
-                .await?
-                .map(|(r, _)| r)
-                .unwrap_or_default();
+            let (mut revoked, revoked_plain) =
+                match record::read::<RevokedRecord>(&self.inner.barrier, &revoked_key).await? {
+                    Some((r, plain)) => (r, Some(plain)),
+                    None => (RevokedRecord::default(), None),
+                };
             let stored = record::read::<CrlRecord>(&self.inner.barrier, &crl_key).await?;
+            // Entries whose certificate has expired leave the set (and the CRL).
+            let before = revoked.entries.len();
+            revoked.entries.retain(|_, e| e.not_after > now);
+            let pruned = revoked.entries.len() != before;
             if let Some((crl, _)) = &stored
+                && !pruned
                 && crl.revision == revoked.revision
                 && now < crl.this_update + lifetime / 2
             {
                 return to_crl(&crl_key, crl);
+            }
+            let mut ops = Vec::new();
+            if pruned {
+                revoked.format = FORMAT;
+                revoked.revision = revoked.revision.saturating_add(1);
+                ops.push(BatchOp::expect(revoked_key.clone(), revoked_plain));
+                ops.push(BatchOp::put(revoked_key.clone(), revoked.encode()?));
             }
             let number = stored
                 .as_ref()
@@ -206,9 +219,6 @@ impl Pki {
             let signer = self.signer().await?;
             let mut revoked_certs = Vec::new();
             for (hex, entry) in &revoked.entries {
-                if entry.not_after <= now {
-                    continue;
-                }
                 let serial = Serial::from_hex(hex)?;
                 revoked_certs.push(RevokedCertParams {
                     serial_number: rcgen::SerialNumber::from_slice(serial.as_bytes()),
@@ -235,10 +245,11 @@ impl Pki {
                 next_update,
                 der: signed.der().to_vec(),
             };
-            let ops = vec![
-                BatchOp::expect(crl_key.clone(), stored.map(|(_, plain)| plain)),
-                BatchOp::put(crl_key.clone(), rec.encode()?),
-            ];
+            ops.push(BatchOp::expect(
+                crl_key.clone(),
+                stored.map(|(_, plain)| plain),
+            ));
+            ops.push(BatchOp::put(crl_key.clone(), rec.encode()?));
             match self.inner.barrier.batch(ops).await {
                 Ok(()) => return to_crl(&crl_key, &rec),
                 Err(strongroom::Error::StorageConflict { .. })

@@ -189,4 +189,8 @@ impl PkiError {
     pub(crate) fn cert(e: impl std::fmt::Display) -> Self {
         Self::Certificate(e.to_string())
     }
+
+    pub(crate) fn tls(e: impl std::fmt::Display) -> Self {
+        Self::Tls(e.to_string())
+    }
 }

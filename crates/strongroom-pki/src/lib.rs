@@ -14,7 +14,9 @@ mod engine;
 mod error;
 mod issue;
 mod record;
+mod resolver;
 mod role;
+mod verifier;
 
 pub use ca::{CaCertificate, CaSpec};
 pub use crl::Crl;
@@ -22,4 +24,6 @@ pub use engine::{Pki, PkiOptions};
 pub use error::{PkiError, Result};
 pub use issue::{IssueRequest, IssuedCertificate, Serial};
 pub use record::CaKind;
+pub use resolver::{CertResolver, RenewalTask};
 pub use role::{KeyType, Role, Usage};
+pub use verifier::{ReloadableClientVerifier, TrustConfig};

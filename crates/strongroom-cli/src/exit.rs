@@ -55,6 +55,11 @@ Exit codes:
   26  drift: the store differs from the declaration files (listed on stdout)
   27  put, import: the path does not follow the applied naming rules; nothing
       was written
+  28  creds: the role catalog cannot be used (a bad catalog file, no catalog
+      stored, a role it does not define, or a definition that does not check);
+      nothing was changed
+  29  creds: the PostgreSQL server cannot be reached or refused the statement
+      or login (its SQLSTATE is printed)
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -147,6 +152,8 @@ pub(crate) enum Failure {
     Declarative(DeclarativeError),
     /// `drift` found differences (printed on stdout).
     Drift,
+    /// `creds`: dynamic PostgreSQL credentials failed.
+    Dynamic(strongroom_sqlx::dynamic::PgDynError),
     /// `policy`: no applied policy or principal of that name.
     NotApplied(String),
     /// An audit record of the command was refused. For a change this may
@@ -165,6 +172,15 @@ pub(crate) type CliResult<T = ()> = std::result::Result<T, Failure>;
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Self::Lib(e)
+    }
+}
+
+impl From<strongroom_sqlx::dynamic::PgDynError> for Failure {
+    fn from(e: strongroom_sqlx::dynamic::PgDynError) -> Self {
+        match e {
+            strongroom_sqlx::dynamic::PgDynError::Core(e) => Self::Lib(e),
+            e => Self::Dynamic(e),
+        }
     }
 }
 
@@ -233,6 +249,7 @@ impl std::fmt::Display for Failure {
             Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
             Self::Declarative(e) => write!(f, "{e}"),
             Self::NotApplied(what) => write!(f, "{what}"),
+            Self::Dynamic(e) => write!(f, "{e}"),
             Self::Drift => f.write_str(
                 "drift: the store differs from the declaration files (listed above)",
             ),
@@ -293,6 +310,16 @@ impl Failure {
             },
             Self::Drift => 26,
             Self::NotApplied(_) => 3,
+            Self::Dynamic(e) => {
+                use strongroom_sqlx::dynamic::PgDynError as D;
+                match e {
+                    D::CatalogChanged { .. } => 4,
+                    D::Database { .. } | D::RoleNotFound { .. } => 29,
+                    D::CorruptRecord { .. } | D::NotAuthentic { .. } | D::ForeignRole { .. } => 15,
+                    D::Core(e) => lib_exit_code(e),
+                    _ => 28,
+                }
+            }
         }
     }
 }

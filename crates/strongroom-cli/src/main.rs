@@ -28,10 +28,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{AuditCommand, Cli, Command, PolicyCommand};
+use crate::args::{AuditCommand, Cli, Command, CredsCommand, PolicyCommand};
 use crate::commands::secrets::VersionChange;
 use crate::commands::{
-    audit, completions, declarative, import, init, inventory, keys, leases, policy, run, secrets,
+    audit, completions, creds, declarative, import, init, inventory, keys, leases, policy, run,
+    secrets,
 };
 use crate::exit::CliResult;
 
@@ -82,6 +83,11 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Import(a) => import::import(a).await,
         Command::Lease(c) => leases::lease(c).await,
         Command::Inventory(a) => inventory::inventory(a).await,
+        Command::Creds(CredsCommand::Configure(a)) => creds::configure(a).await,
+        Command::Creds(CredsCommand::Show(a)) => creds::show(a).await,
+        Command::Creds(CredsCommand::Issue(a)) => creds::issue(a).await,
+        Command::Creds(CredsCommand::Renew(a)) => leases::renew(a, true).await,
+        Command::Creds(CredsCommand::Revoke(a)) => leases::revoke(a, true).await,
         Command::Policy(PolicyCommand::List(a)) => policy::list(a).await,
         Command::Policy(PolicyCommand::Show(a)) => policy::show(a).await,
         Command::Policy(PolicyCommand::Check(a)) => policy::check(a).await,

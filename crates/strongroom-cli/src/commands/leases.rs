@@ -34,14 +34,14 @@ pub(crate) async fn lease(c: LeaseCommand) -> CliResult {
     match c {
         LeaseCommand::List(a) => list(a).await,
         LeaseCommand::Lookup(a) => lookup(a).await,
-        LeaseCommand::Renew(a) => renew(a).await,
-        LeaseCommand::Revoke(a) => revoke(a).await,
+        LeaseCommand::Renew(a) => renew(a, false).await,
+        LeaseCommand::Revoke(a) => revoke(a, false).await,
         LeaseCommand::RevokePrefix(a) => revoke_prefix(a).await,
     }
 }
 
 /// The store's lease manager, its own records in the operator's audit file.
-fn manager(open: &Open, handle: &Handle) -> CliResult<Arc<LeaseManager>> {
+pub(crate) fn manager(open: &Open, handle: &Handle) -> CliResult<Arc<LeaseManager>> {
     let m = open
         .sr
         .lease_manager(Arc::new(SystemClock), LeaseConfig::default())?
@@ -55,11 +55,28 @@ async fn with_leases<T>(
     who: &crate::args::OperatorArgs,
     f: impl AsyncFnOnce(&Operator, &Open, &Arc<LeaseManager>) -> CliResult<T>,
 ) -> CliResult<T> {
+    with_leases_and(store, who, false, f).await
+}
+
+/// [`with_leases`], and with `catalog` the dynamic PostgreSQL engine of
+/// the store's role catalog connected first, its revoker registered with
+/// the manager (so renewals and revocations of its leases finish here).
+pub(crate) async fn with_leases_and<T>(
+    store: &crate::args::StoreArgs,
+    who: &crate::args::OperatorArgs,
+    catalog: bool,
+    f: impl AsyncFnOnce(&Operator, &Open, &Arc<LeaseManager>) -> CliResult<T>,
+) -> CliResult<T> {
     let (open, op) = Operator::unseal(store, who, true).await?;
-    let result = match manager(&open, op.secrets()) {
-        Ok(m) => f(&op, &open, &m).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let m = manager(&open, op.secrets())?;
+        let _engine = match catalog {
+            true => Some(crate::commands::creds::engine(&op, &open, &m).await?),
+            false => None,
+        };
+        f(&op, &open, &m).await
+    }
+    .await;
     open.close().await;
     result
 }
@@ -122,9 +139,9 @@ async fn lookup(a: LeaseIdArgs) -> CliResult {
     Ok(())
 }
 
-/// `lease renew`.
-async fn renew(a: LeaseRenewArgs) -> CliResult {
-    let l = with_leases(&a.store, &a.operator, async |op, _open, m| {
+/// `lease renew`; `creds renew` with `catalog`.
+pub(crate) async fn renew(a: LeaseRenewArgs, catalog: bool) -> CliResult {
+    let l = with_leases_and(&a.store, &a.operator, catalog, async |op, _open, m| {
         let leases = op.secrets().leases(m);
         let increment = match a.increment {
             Some(secs) => Duration::from_secs(secs),
@@ -144,9 +161,9 @@ async fn renew(a: LeaseRenewArgs) -> CliResult {
     Ok(())
 }
 
-/// `lease revoke`.
-async fn revoke(a: LeaseIdArgs) -> CliResult {
-    let l = with_leases(&a.store, &a.operator, async |op, _open, m| {
+/// `lease revoke`; `creds revoke` with `catalog`.
+pub(crate) async fn revoke(a: LeaseIdArgs, catalog: bool) -> CliResult {
+    let l = with_leases_and(&a.store, &a.operator, catalog, async |op, _open, m| {
         audited(op.secrets().leases(m).revoke(a.id).await, true).map_err(|f| match f {
             Failure::Lib(
                 e @ Error::Lease(

@@ -3,6 +3,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod completions;
+pub(crate) mod creds;
 pub(crate) mod declarative;
 pub(crate) mod import;
 pub(crate) mod init;

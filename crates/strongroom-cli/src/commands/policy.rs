@@ -122,7 +122,7 @@ pub(crate) async fn show(a: PolicyShowArgs) -> CliResult {
 
 /// `policy check --principal NAME PATH`.
 pub(crate) async fn check(a: PolicyCheckArgs) -> CliResult {
-    let path = SecretPath::parse(&a.path).map_err(|e| Failure::Lib(e.into()))?;
+    let path = SecretPath::parse(&a.path).map_err(Failure::Lib)?;
     let (open, applied) = load(&a.store, &a.operator).await?;
     open.close().await;
     let principal = applied

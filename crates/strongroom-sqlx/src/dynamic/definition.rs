@@ -328,6 +328,30 @@ impl PgRoleDefinition {
     }
 
     /// The definition's name.
+    /// Checks the definition as [`PgDynamicCredentials::define`](super::PgDynamicCredentials::define)
+    /// and [`PgDynamicCredentials::issue`](super::PgDynamicCredentials::issue)
+    /// would (name, templates, identifiers, grants, positive TTLs), without
+    /// an engine.
+    ///
+    /// # Errors
+    ///
+    /// As those: [`PgDynError::InvalidTtl`], [`PgDynError::InvalidTemplate`],
+    /// [`PgDynError::InvalidIdentifier`], [`PgDynError::InvalidDefinitionName`].
+    pub fn check(&self) -> PgDynResult<()> {
+        if self.default_ttl.is_zero() || self.max_ttl.is_zero() {
+            return Err(PgDynError::InvalidTtl {
+                reason: "ttl and max ttl must be positive",
+            });
+        }
+        if self.default_ttl > self.max_ttl {
+            return Err(PgDynError::InvalidTtl {
+                reason: "the default ttl is longer than the max ttl",
+            });
+        }
+        CompiledDefinition::new(self).map(drop)
+    }
+
+    /// The definition's name.
     pub fn name(&self) -> &str {
         &self.name
     }

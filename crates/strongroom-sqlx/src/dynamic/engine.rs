@@ -266,30 +266,7 @@ impl PgDynamicCredentials {
         clock: Arc<dyn Clock>,
         config: PgDynamicConfig,
     ) -> PgDynResult<Self> {
-        let p = &config.role_prefix;
-        if p.is_empty()
-            || p.len() > MAX_ROLE_PREFIX
-            || !p.starts_with(|c: char| c.is_ascii_lowercase())
-            || !p
-                .bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
-        {
-            return Err(PgDynError::InvalidRolePrefix {
-                prefix: p.chars().take(80).collect(),
-            });
-        }
-        let segment = |v: &str| {
-            !v.is_empty()
-                && v.len() <= MAX_DEFINITION_NAME
-                && v.bytes()
-                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
-        };
-        if !segment(&config.mount) || !segment(&config.engine) {
-            return Err(strongroom::Error::InvalidArgument(
-                "pg dynamic credentials: mount and engine must be 1 to 64 characters from a-z, 0-9, '_', '-'".to_owned(),
-            )
-            .into());
-        }
+        check_config(&config)?;
         let shared = Arc::new(Shared {
             pool,
             store,
@@ -609,4 +586,33 @@ impl PgDynamicCredentials {
             },
         ))
     }
+}
+
+/// Checks an engine's settings: the role prefix, mount and engine names.
+pub(super) fn check_config(config: &PgDynamicConfig) -> PgDynResult<()> {
+    let p = &config.role_prefix;
+    if p.is_empty()
+        || p.len() > MAX_ROLE_PREFIX
+        || !p.starts_with(|c: char| c.is_ascii_lowercase())
+        || !p
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+    {
+        return Err(PgDynError::InvalidRolePrefix {
+            prefix: p.chars().take(80).collect(),
+        });
+    }
+    let segment = |v: &str| {
+        !v.is_empty()
+            && v.len() <= MAX_DEFINITION_NAME
+            && v.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+    };
+    if !segment(&config.mount) || !segment(&config.engine) {
+        return Err(strongroom::Error::InvalidArgument(
+        "pg dynamic credentials: mount and engine must be 1 to 64 characters from a-z, 0-9, '_', '-'".to_owned(),
+        )
+        .into());
+    }
+    Ok(())
 }

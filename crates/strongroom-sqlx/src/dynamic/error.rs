@@ -142,6 +142,27 @@ pub enum PgDynError {
         kind: StorageErrorKind,
     },
 
+    /// A role catalog (TOML or its stored form) cannot be used.
+    #[error("role catalog {source_name}: {reason}")]
+    InvalidCatalog {
+        /// The file, secret or record it came from.
+        source_name: String,
+        /// What is wrong (never a value of the connection secret).
+        reason: String,
+    },
+
+    /// The stored role catalog is not at the revision the writer read:
+    /// another writer replaced it first. Nothing was written.
+    #[error(
+        "the role catalog changed since it was read (expected revision {expected:?}, found {found:?}); read it again and retry"
+    )]
+    CatalogChanged {
+        /// The revision the writer expected (`None`: no catalog).
+        expected: Option<u64>,
+        /// The revision found.
+        found: Option<u64>,
+    },
+
     /// Revocation data or an intent record does not decode.
     #[error("stored record {key:?} is corrupt: {reason}")]
     CorruptRecord {

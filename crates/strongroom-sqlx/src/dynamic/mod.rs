@@ -141,6 +141,7 @@
 //! # }
 //! ```
 
+pub mod catalog;
 mod definition;
 mod engine;
 mod error;
@@ -152,6 +153,7 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 
+pub use catalog::{PgCatalog, PgRoleSpec, StoredCatalog};
 pub use definition::{PgGrant, PgObject, PgOwnedObjects, PgPrivilege, PgRoleDefinition};
 pub use engine::{PgDynamicConfig, PgDynamicCredentials};
 #[cfg(feature = "fault-injection")]

@@ -6,6 +6,11 @@
 //! [`PolicySet`], and every operation asks [`authorize`] first. Nothing is
 //! allowed unless a rule allows it (default deny).
 //!
+//! The capabilities, as written in policy files: `read`, `create`,
+//! `update`, `delete`, `list`, `rotate`, `lease`, `sudo` and `sign`
+//! (signing with a [signing key](crate::signing), whose name is the path);
+//! `deny` stands alone.
+//!
 //! # Patterns
 //!
 //! | pattern            | matches                                          | does not match              |

@@ -63,7 +63,13 @@ impl SigningKeys {
     }
 
     pub(super) async fn load(&self, name: &str) -> Result<Loaded> {
-        let Some(raw) = self.sr.barrier().get(&meta_key(name)).await? else {
+        let read = self.sr.barrier().get(&meta_key(name)).await;
+        if matches!(read, Err(Error::Sealed)) {
+            // The store was sealed: drop the parsed keys now rather than
+            // when the engine is dropped (nothing can be signed anyway).
+            self.forget_keys();
+        }
+        let Some(raw) = read? else {
             return Err(SigningError::UnknownKey {
                 key: name.to_owned(),
             }
@@ -318,6 +324,23 @@ impl SigningKeys {
         }
         cache.insert(id, Arc::clone(&pair));
         Ok(pair)
+    }
+
+    /// Empties the cache of parsed private keys.
+    fn forget_keys(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How many parsed private keys are cached.
+    #[cfg(test)]
+    pub(super) fn cached_keys(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     fn cached(&self, id: &(String, u32)) -> Option<Arc<KeyPair>> {

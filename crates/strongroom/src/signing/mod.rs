@@ -88,7 +88,8 @@
 //! `model` (key types, options, information, signatures, public keys),
 //! `record` (the stored records), `material` (generating, parsing and
 //! using key material), `engine` ([`SigningKeys`]), `eth` (Ethereum
-//! hashes, `v` and addresses), `limits` (rate limits) and `error`.
+//! hashes, `v` and addresses), `limits` (rate limits), `error`, and the
+//! tests: `tests` (behaviour) and `vectors` (published test vectors).
 
 mod engine;
 mod error;
@@ -100,6 +101,8 @@ mod record;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
 
 pub use crate::authorized::SigningHandle;
 pub use engine::SigningKeys;

@@ -160,6 +160,49 @@ pub(crate) fn to_offset(t: Timestamp) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(secs).map_err(PkiError::cert)
 }
 
+/// The format byte of the CA key record's plaintext.
+const CA_KEY_FORMAT: u8 = 1;
+
+fn key_type_byte(key_type: KeyType) -> u8 {
+    match key_type {
+        KeyType::Ed25519 => 1,
+        KeyType::EcdsaP256 => 2,
+    }
+}
+
+/// The CA key record's plaintext: format, key type, then the PKCS#8 DER
+/// document `ring` generated.
+fn encode_ca_key(key_type: KeyType, key: &KeyPair) -> SecretBytes {
+    let der = key.serialized_der();
+    let mut out = Vec::with_capacity(2 + der.len());
+    out.push(CA_KEY_FORMAT);
+    out.push(key_type_byte(key_type));
+    out.extend_from_slice(der);
+    SecretBytes::new(out)
+}
+
+/// Loads a CA key record's plaintext, checking its format and that its
+/// type is the one the CA record names.
+fn decode_ca_key(key: &str, key_type: KeyType, plain: &SecretBytes) -> Result<KeyPair> {
+    let bad = |reason: String| PkiError::BadRecord {
+        key: key.to_owned(),
+        reason,
+    };
+    match plain.expose_secret() {
+        [CA_KEY_FORMAT, t, der @ ..] if *t == key_type_byte(key_type) => {
+            KeyPair::from_pkcs8_der_and_sign_algo(
+                &PrivatePkcs8KeyDer::from(der),
+                key_type.algorithm(),
+            )
+            .map_err(|e| bad(format!("the CA's key does not load: {e}")))
+        }
+        [CA_KEY_FORMAT, ..] => Err(bad(format!(
+            "the CA's key is not of the CA record's type {key_type}"
+        ))),
+        _ => Err(bad("unsupported CA key format".into())),
+    }
+}
+
 impl Pki {
     /// Creates this mount's CA as a self-signed root (capability `sudo`
     /// on `pki/<mount>/ca`). Its key is generated here and sealed in the
@@ -293,7 +336,7 @@ impl Pki {
             not_after,
             created_by: handle.principal().name().to_owned(),
         };
-        let pkcs8 = SecretBytes::new(key.serialize_der());
+        let pkcs8 = encode_ca_key(spec.key_type, &key);
         let (key_key, key_path) = keys.ca_key();
         let ctx = SealContext::new(&key_path, CA_KEY_CONTEXT_VERSION);
         let sealed_key = self
@@ -354,7 +397,7 @@ impl Pki {
                 let record = self.load_ca_record().await?;
                 let (key_key, key_path) = self.inner.keys.ca_key();
                 let ctx = SealContext::new(&key_path, CA_KEY_CONTEXT_VERSION);
-                let pkcs8 = self
+                let sealed = self
                     .inner
                     .door
                     .get_sealed(&key_key, &ctx)
@@ -364,18 +407,38 @@ impl Pki {
                         key: key_key.clone(),
                         reason: "the CA's key record is missing".into(),
                     })?;
-                let key = KeyPair::from_pkcs8_der_and_sign_algo(
-                    &PrivatePkcs8KeyDer::from(pkcs8.expose_secret()),
-                    record.key_type.algorithm(),
-                )
-                .map_err(|e| PkiError::BadRecord {
-                    key: key_key.clone(),
-                    reason: format!("the CA's key does not load: {e}"),
-                })?;
+                let key = decode_ca_key(&key_key, record.key_type, &sealed)?;
+                drop(sealed);
                 let issuer = Issuer::new(ca_params(&record.common_name, record.kind), key);
                 Ok(Arc::new(CaSigner { issuer, record }))
             })
             .await
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_key_records_carry_format_and_type() {
+        for kt in [KeyType::Ed25519, KeyType::EcdsaP256] {
+            let key = kt.generate().unwrap();
+            let plain = encode_ca_key(kt, &key);
+            assert_eq!(plain.expose_secret()[..2], [1, key_type_byte(kt)]);
+            let back = decode_ca_key("k", kt, &plain).unwrap();
+            assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+        let key = KeyType::Ed25519.generate().unwrap();
+        let plain = encode_ca_key(KeyType::Ed25519, &key);
+        let e = decode_ca_key("k", KeyType::EcdsaP256, &plain).unwrap_err();
+        assert_eq!(e.kind(), "pki_bad_record");
+        let mut v = plain.expose_secret().to_vec();
+        v[0] = 2;
+        let e = decode_ca_key("k", KeyType::Ed25519, &SecretBytes::new(v)).unwrap_err();
+        assert_eq!(e.kind(), "pki_bad_record");
+        let e = decode_ca_key("k", KeyType::Ed25519, &SecretBytes::new(vec![1, 1, 0])).unwrap_err();
+        assert_eq!(e.kind(), "pki_bad_record");
     }
 }

@@ -164,10 +164,10 @@ impl Pki {
 
     /// The mount's current CRL (capability `read` on `pki/<mount>/crl`),
     /// signed by its CA. A new one is signed, with the next CRL number,
-    /// when the revoked set changed since the stored one or half of
-    /// [`PkiOptions::crl_lifetime`] has passed; otherwise the stored one is
-    /// returned. Entries are left out (and pruned) once the certificate
-    /// they name has expired. Processes sharing the store agree on one CRL
+    /// when the revoked set changed since the stored one, a serial on it
+    /// expired, or half of [`PkiOptions::crl_lifetime`] has passed;
+    /// otherwise the stored one is returned. Entries are left out (and
+    /// pruned from the set) once the certificate they name has expired. Processes sharing the store agree on one CRL
     /// per number (compare-and-set).
     pub async fn crl(&self, handle: &Handle) -> Result<Crl> {
         audited(

@@ -102,10 +102,10 @@
 //! `pki-<mount>`, not renewable) that ends when the certificate does.
 //! Revoking the lease ([`Pki::revoke`], or the lease handle) adds the
 //! serial to the mount's revoked set; [`Pki::crl`] signs a CRL with the
-//! next CRL number whenever that set changed or half the CRL's lifetime
-//! passed. A serial leaves the set and the CRL once its certificate has
-//! expired. When a lease expires, nothing is added: expiry is the
-//! backstop. A CRL only protects peers that load it: see [`TrustConfig`]
+//! next CRL number whenever that set changed, a serial on it expired, or
+//! half the CRL's lifetime passed. A serial is left out of every CRL
+//! signed after its certificate expired, and dropped from the set then.
+//! When a lease expires, nothing is added: expiry is the backstop. A CRL only protects peers that load it: see [`TrustConfig`]
 //! and [`ReloadableClientVerifier`].
 //!
 //! # Limitations

@@ -90,6 +90,8 @@ impl SigningKeys {
     ) -> Result<()> {
         let key = meta_key(name);
         let creating = before.is_none();
+        // the records this batch is conditioned on
+        let mut ours = vec![key.clone()];
         let mut ops = vec![
             BatchOp::expect(key.clone(), before),
             BatchOp::put(key.clone(), rec.encode()?),
@@ -103,16 +105,20 @@ impl SigningKeys {
                     .sealed_put(&skey, plain.expose_secret(), &ctx)
                     .await?,
             );
+            ours.push(skey);
         }
         match self.sr.barrier().batch(ops).await {
-            Err(Error::StorageConflict { .. }) if creating => Err(SigningError::KeyExists {
-                key: name.to_owned(),
+            // Another process wrote this key's records first. A conflict on
+            // anything else (the keyring generation) is returned as it is.
+            Err(Error::StorageConflict { key: k }) if ours.contains(&k) => {
+                let key = name.to_owned();
+                Err(if creating {
+                    SigningError::KeyExists { key }
+                } else {
+                    SigningError::Conflict { key }
+                }
+                .into())
             }
-            .into()),
-            Err(Error::StorageConflict { .. }) => Err(SigningError::Conflict {
-                key: name.to_owned(),
-            }
-            .into()),
             other => other,
         }
     }
@@ -394,7 +400,8 @@ impl SigningKeys {
         hash: &[u8; 32],
         chain_id: u64,
     ) -> Result<EthSignature> {
-        eth::eip155_v(chain_id, 0)?;
+        // refuse a chain id whose `v` could overflow before signing
+        eth::eip155_v(chain_id, 1)?;
         self.eth_sign(name, hash, Some(chain_id), "eth_sign_transaction_hash")
             .await
     }

@@ -120,7 +120,7 @@ pub enum SigningError {
     },
     /// An EIP-155 chain id whose `v` (`chain_id * 2 + 35 + recovery id`)
     /// does not fit in 64 bits, or zero.
-    #[error("invalid chain id {chain_id}: use 1 up to (2^64 - 37) / 2")]
+    #[error("invalid chain id {chain_id}: use 1 up to (2^64 - 37) / 2, rounded down")]
     InvalidChainId {
         /// The chain id given.
         chain_id: u64,

@@ -67,6 +67,9 @@ impl KeyRecord {
         if !consistent {
             return Err(bad("inconsistent versions".into()).into());
         }
+        if rec.rate_limit.is_some_and(|l| l.check().is_err()) {
+            return Err(bad("invalid rate limit".into()).into());
+        }
         Ok(rec)
     }
 

@@ -188,7 +188,13 @@ async fn eip155_transaction_vector() {
         .unwrap();
     assert_eq!(big.v(), 137 * 2 + 35);
     assert_eq!(big.to_bytes().len(), 66);
-    for bad in [0, u64::MAX / 2] {
+    // the largest chain id whose v fits with either recovery id, and one more
+    let largest = (u64::MAX - 36) / 2;
+    assert_eq!(largest * 2 + 36, u64::MAX - 1);
+    h.eth_sign_transaction_hash("keys/eip155", &hash, largest)
+        .await
+        .unwrap();
+    for bad in [0, largest + 1, u64::MAX / 2, u64::MAX] {
         let err = h
             .eth_sign_transaction_hash("keys/eip155", &hash, bad)
             .await

@@ -34,7 +34,9 @@ impl Serial {
         let mut b = strongroom::SecretBytes::random(16)?
             .expose_secret()
             .to_vec();
-        b[0] = b[0] % 0x7f + 1;
+        if let Some(first) = b.first_mut() {
+            *first = *first % 0x7f + 1;
+        }
         Ok(Self(b))
     }
 

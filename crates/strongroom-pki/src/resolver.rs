@@ -222,7 +222,7 @@ fn serve(issued: &IssuedCertificate, provider: &CryptoProvider) -> Result<Served
         serial: issued.serial.clone(),
         lease_id: issued.lease_id,
         not_after: issued.not_after,
-        renew_at: issued.not_before + lifetime * 2 / 3,
+        renew_at: issued.not_before + lifetime / 3 * 2,
     })
 }
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::material;
 use super::*;
+use super::{material, record};
 use crate::audit::{AuditLog, MemorySink, Operation, Outcome};
 use crate::clock::{ManualClock, Timestamp};
 use crate::policy::{Capability, Policy, Principal, Rule};
@@ -497,4 +497,48 @@ fn the_signature_text_form_is_parsed_strictly() {
     }
     let long = format!("strongroom:v1:{}", "A".repeat(2000));
     assert!(long.parse::<Signature>().is_err());
+}
+
+/// The stored formats of `docs/FORMAT.md` ("Signing key records"), byte
+/// for byte: a metadata record as written there decodes, re-encodes to the
+/// same JSON, and the private key plaintext has its documented layout.
+#[test]
+fn the_record_formats_are_the_documented_ones() {
+    let json = r#"{"format":1,"key_type":"secp256k1","latest":2,"min_verify_version":2,"versions":[{"version":1,"created":1000,"public_key":"04aa"},{"version":2,"created":2000,"public_key":"04bb"}],"rate_limit":{"per_second":5,"burst":10}}"#;
+    let rec = record::KeyRecord::decode("keys/x", json.as_bytes()).unwrap();
+    assert_eq!(String::from_utf8(rec.encode().unwrap()).unwrap(), json);
+    let info = rec.info("keys/x");
+    assert_eq!(
+        (info.key_type, info.latest_version, info.min_verify_version),
+        (KeyType::Secp256k1, 2, 2)
+    );
+    assert_eq!(info.rate_limit, Some(RateLimit::new(5, 10).unwrap()));
+    for bad in [
+        json.replace(r#""format":1"#, r#""format":2"#),
+        json.replace(r#""latest":2"#, r#""latest":3"#),
+        json.replace(r#""min_verify_version":2"#, r#""min_verify_version":0"#),
+        json.replace(r#""burst":10"#, r#""burst":0"#),
+        json.replace(r#""key_type":"secp256k1""#, r#""key_type":"rsa""#),
+        json.replace(r#""format":1,"#, r#""format":1,"extra":1,"#),
+    ] {
+        let err = record::KeyRecord::decode("keys/x", bad.as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), "signing_corrupt_record", "{bad}");
+    }
+    let plain = record::encode_private(KeyType::EcdsaP256, &[7, 8, 9]);
+    assert_eq!(plain.expose_secret(), &[1, 2, 7, 8, 9]);
+    assert_eq!(
+        record::decode_private(KeyType::EcdsaP256, plain.expose_secret()),
+        Ok(&[7u8, 8, 9][..])
+    );
+    assert!(record::decode_private(KeyType::Ed25519, plain.expose_secret()).is_err());
+    assert_eq!(
+        record::encode_private(KeyType::Ed25519, &[]).expose_secret(),
+        &[1, 1]
+    );
+    assert_eq!(
+        record::encode_private(KeyType::Secp256k1, &[]).expose_secret(),
+        &[1, 3]
+    );
+    assert_eq!(record::meta_key("a/b"), "sign/a/b");
+    assert_eq!(record::sealed_key("a/b", 12), "s/sign/a/b/v/12");
 }

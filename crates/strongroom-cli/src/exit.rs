@@ -60,6 +60,8 @@ Exit codes:
       nothing was changed
   29  creds: the PostgreSQL server cannot be reached or refused the statement
       or login (its SQLSTATE is printed)
+  30  pki: the request is outside the role (name, key type, usage, TTL) or
+      invalid; nothing was issued
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -152,6 +154,8 @@ pub(crate) enum Failure {
     Declarative(DeclarativeError),
     /// `drift` found differences (printed on stdout).
     Drift,
+    /// `pki`: the certificate authority refused or failed.
+    Pki(strongroom_pki::PkiError),
     /// `creds`: dynamic PostgreSQL credentials failed.
     Dynamic(strongroom_sqlx::dynamic::PgDynError),
     /// `policy`: no applied policy or principal of that name.
@@ -180,6 +184,15 @@ impl From<strongroom_sqlx::dynamic::PgDynError> for Failure {
         match e {
             strongroom_sqlx::dynamic::PgDynError::Core(e) => Self::Lib(e),
             e => Self::Dynamic(e),
+        }
+    }
+}
+
+impl From<strongroom_pki::PkiError> for Failure {
+    fn from(e: strongroom_pki::PkiError) -> Self {
+        match e {
+            strongroom_pki::PkiError::Core(e) => Self::Lib(e),
+            e => Self::Pki(e),
         }
     }
 }
@@ -250,6 +263,7 @@ impl std::fmt::Display for Failure {
             Self::Declarative(e) => write!(f, "{e}"),
             Self::NotApplied(what) => write!(f, "{what}"),
             Self::Dynamic(e) => write!(f, "{e}"),
+            Self::Pki(e) => write!(f, "{e}"),
             Self::Drift => f.write_str(
                 "drift: the store differs from the declaration files (listed above)",
             ),
@@ -310,6 +324,16 @@ impl Failure {
             },
             Self::Drift => 26,
             Self::NotApplied(_) => 3,
+            Self::Pki(e) => {
+                use strongroom_pki::PkiError as P;
+                match e {
+                    P::UnknownCa { .. } | P::UnknownRole { .. } | P::UnknownCertificate { .. } => 3,
+                    P::CaExists { .. } | P::Contended { .. } => 4,
+                    P::BadRecord { .. } => 15,
+                    P::Core(e) => lib_exit_code(e),
+                    _ => 30,
+                }
+            }
             Self::Dynamic(e) => {
                 use strongroom_sqlx::dynamic::PgDynError as D;
                 match e {

@@ -31,8 +31,8 @@ use clap::Parser;
 use crate::args::{AuditCommand, Cli, Command, CredsCommand, PolicyCommand};
 use crate::commands::secrets::VersionChange;
 use crate::commands::{
-    audit, completions, creds, declarative, import, init, inventory, keys, leases, policy, run,
-    secrets,
+    audit, completions, creds, declarative, import, init, inventory, keys, leases, pki, policy,
+    run, secrets,
 };
 use crate::exit::CliResult;
 
@@ -88,6 +88,7 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Creds(CredsCommand::Issue(a)) => creds::issue(a).await,
         Command::Creds(CredsCommand::Renew(a)) => leases::renew(a, true).await,
         Command::Creds(CredsCommand::Revoke(a)) => leases::revoke(a, true).await,
+        Command::Pki(c) => pki::pki(c).await,
         Command::Policy(PolicyCommand::List(a)) => policy::list(a).await,
         Command::Policy(PolicyCommand::Show(a)) => policy::show(a).await,
         Command::Policy(PolicyCommand::Check(a)) => policy::check(a).await,

@@ -10,6 +10,7 @@ pub(crate) mod init;
 pub(crate) mod inventory;
 pub(crate) mod keys;
 pub(crate) mod leases;
+pub(crate) mod pki;
 pub(crate) mod policy;
 pub(crate) mod run;
 pub(crate) mod secrets;

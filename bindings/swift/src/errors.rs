@@ -260,6 +260,32 @@ error_cases! {
     ShamirDifferentSplits,
     /// A Shamir share is corrupt.
     ShamirCorruptShare,
+    /// No signing key has this name.
+    SigningUnknownKey,
+    /// A signing key of this name exists already.
+    SigningKeyExists,
+    /// The signing key has no such version.
+    SigningUnknownVersion,
+    /// The signature's key version is below the key's minimum verify version.
+    SigningVersionRetired,
+    /// The operation needs another type of signing key.
+    SigningWrongKeyType,
+    /// The signing key's rate limit is reached (retry after `retry_after_ms`).
+    SigningRateLimited,
+    /// A signature's text or bytes cannot be read.
+    SigningBadSignatureEncoding,
+    /// Another process changed the signing key at the same time.
+    SigningConflict,
+    /// A signing key's private record is corrupt.
+    SigningCorruptKey,
+    /// A signing key's metadata record is corrupt.
+    SigningCorruptRecord,
+    /// The minimum verify version cannot be set to that.
+    SigningInvalidMinVerifyVersion,
+    /// The rate limit cannot be used.
+    SigningInvalidRateLimit,
+    /// The EIP-155 chain id cannot be used.
+    SigningInvalidChainId,
     /// Binding only: a class this build of the FFI does not know (only a
     /// newer core could produce one; read `code`).
     Other,

@@ -17,14 +17,17 @@ Exit codes:
       head or a given checkpoint (the first broken or missing seq is printed)
   2   usage error (bad or missing arguments)
   3   secret or version not found, deleted, destroyed or pruned; lease not found;
-      policy or principal not applied
-  4   check-and-set mismatch or concurrent change; re-read and retry
+      policy or principal not applied; no such signing key or version; pki: no
+      such CA, role or certificate
+  4   check-and-set mismatch or concurrent change; re-read and retry (also: a
+      signing key or CA of that name exists already)
   5   unseal failed: wrong key file, wrong shares, wrong PIN or tampered root key
   6   key file refused (loose permissions, bad content, already exists, unreadable)
   7   key protector or HSM error (module, token, key, mechanism, PIN locked)
   8   storage error (database unreadable or unavailable)
   9   store state: no database, not initialised, already initialised, or sealed
-  10  keyring refused the change (unknown, retired or still-used key version)
+  10  keyring refused the change (unknown, retired or still-used key version);
+      verify: the signature's signing key version is retired
   11  invalid argument or secret path
   12  input/output error of the command itself (stdin, PIN, shares or audit file)
   13  rewrap finished but records remain on older key versions
@@ -62,6 +65,9 @@ Exit codes:
       or login (its SQLSTATE is printed)
   30  pki: the request is outside the role (name, key type, usage, TTL) or
       invalid; nothing was issued
+  31  verify: the signature does not verify (a well-formed signature of a
+      live key version that does not match the message)
+  32  sign: the key's rate limit is reached in this process; retry later
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -158,6 +164,8 @@ pub(crate) enum Failure {
     Pki(strongroom_pki::PkiError),
     /// `creds`: dynamic PostgreSQL credentials failed.
     Dynamic(strongroom_sqlx::dynamic::PgDynError),
+    /// `verify`: the signature does not match.
+    BadSignature,
     /// `policy`: no applied policy or principal of that name.
     NotApplied(String),
     /// An audit record of the command was refused. For a change this may
@@ -262,6 +270,7 @@ impl std::fmt::Display for Failure {
             Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
             Self::Declarative(e) => write!(f, "{e}"),
             Self::NotApplied(what) => write!(f, "{what}"),
+            Self::BadSignature => write!(f, "the signature does not verify"),
             Self::Dynamic(e) => write!(f, "{e}"),
             Self::Pki(e) => write!(f, "{e}"),
             Self::Drift => f.write_str(
@@ -324,6 +333,7 @@ impl Failure {
             },
             Self::Drift => 26,
             Self::NotApplied(_) => 3,
+            Self::BadSignature => 31,
             Self::Pki(e) => {
                 use strongroom_pki::PkiError as P;
                 match e {
@@ -384,6 +394,17 @@ fn lib_exit_code(e: &Error) -> u8 {
         ) => 23,
         Error::Lease(LeaseError::InvalidId { .. } | LeaseError::InvalidTtl { .. }) => 11,
         Error::InvalidPath { .. } | Error::InvalidArgument(_) | Error::Secret(_) => 11,
+        Error::Signing(e) => {
+            use strongroom::signing::SigningError as S;
+            match e {
+                S::UnknownKey { .. } | S::UnknownVersion { .. } => 3,
+                S::KeyExists { .. } | S::Conflict { .. } => 4,
+                S::VersionRetired { .. } => 10,
+                S::CorruptKey { .. } | S::CorruptRecord { .. } => 15,
+                S::RateLimited { .. } => 32,
+                _ => 11,
+            }
+        }
         _ => 14,
     }
 }

@@ -28,11 +28,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{AuditCommand, Cli, Command, CredsCommand, PolicyCommand};
+use crate::args::{AuditCommand, Cli, Command, CredsCommand, PolicyCommand, SigningKeyCommand};
 use crate::commands::secrets::VersionChange;
 use crate::commands::{
     audit, completions, creds, declarative, import, init, inventory, keys, leases, pki, policy,
-    run, secrets,
+    run, secrets, signing,
 };
 use crate::exit::CliResult;
 
@@ -89,6 +89,13 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Creds(CredsCommand::Renew(a)) => leases::renew(a, true).await,
         Command::Creds(CredsCommand::Revoke(a)) => leases::revoke(a, true).await,
         Command::Pki(c) => pki::pki(c).await,
+        Command::SigningKey(SigningKeyCommand::Create(a)) => signing::create(a).await,
+        Command::SigningKey(SigningKeyCommand::Rotate(a)) => signing::rotate(a).await,
+        Command::SigningKey(SigningKeyCommand::Info(a)) => signing::info(a).await,
+        Command::SigningKey(SigningKeyCommand::Retire(a)) => signing::retire(a).await,
+        Command::Sign(a) => signing::sign(a).await,
+        Command::Verify(a) => signing::verify(a).await,
+        Command::Pubkey(a) => signing::pubkey(a).await,
         Command::Policy(PolicyCommand::List(a)) => policy::list(a).await,
         Command::Policy(PolicyCommand::Show(a)) => policy::show(a).await,
         Command::Policy(PolicyCommand::Check(a)) => policy::check(a).await,

@@ -7445,6 +7445,188 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          */fields: [String: FieldValue]
     )
     /**
+     * No signing key has this name.
+     */
+    case SigningUnknownKey(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A signing key of this name exists already.
+     */
+    case SigningKeyExists(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The signing key has no such version.
+     */
+    case SigningUnknownVersion(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The signature's key version is below the key's minimum verify version.
+     */
+    case SigningVersionRetired(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The operation needs another type of signing key.
+     */
+    case SigningWrongKeyType(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The signing key's rate limit is reached (retry after `retry_after_ms`).
+     */
+    case SigningRateLimited(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A signature's text or bytes cannot be read.
+     */
+    case SigningBadSignatureEncoding(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Another process changed the signing key at the same time.
+     */
+    case SigningConflict(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A signing key's private record is corrupt.
+     */
+    case SigningCorruptKey(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A signing key's metadata record is corrupt.
+     */
+    case SigningCorruptRecord(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The minimum verify version cannot be set to that.
+     */
+    case SigningInvalidMinVerifyVersion(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The rate limit cannot be used.
+     */
+    case SigningInvalidRateLimit(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The EIP-155 chain id cannot be used.
+     */
+    case SigningInvalidChainId(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
      * Binding only: a class this build of the FFI does not know (only a
      * newer core could produce one; read `code`).
      */
@@ -7818,7 +8000,72 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 67: return .Other(
+        case 67: return .SigningUnknownKey(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 68: return .SigningKeyExists(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 69: return .SigningUnknownVersion(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 70: return .SigningVersionRetired(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 71: return .SigningWrongKeyType(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 72: return .SigningRateLimited(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 73: return .SigningBadSignatureEncoding(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 74: return .SigningConflict(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 75: return .SigningCorruptKey(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 76: return .SigningCorruptRecord(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 77: return .SigningInvalidMinVerifyVersion(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 78: return .SigningInvalidRateLimit(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 79: return .SigningInvalidChainId(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 80: return .Other(
             code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
@@ -8297,8 +8544,99 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Other(code,message,fields):
+        case let .SigningUnknownKey(code,message,fields):
             writeInt(&buf, Int32(67))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningKeyExists(code,message,fields):
+            writeInt(&buf, Int32(68))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningUnknownVersion(code,message,fields):
+            writeInt(&buf, Int32(69))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningVersionRetired(code,message,fields):
+            writeInt(&buf, Int32(70))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningWrongKeyType(code,message,fields):
+            writeInt(&buf, Int32(71))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningRateLimited(code,message,fields):
+            writeInt(&buf, Int32(72))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningBadSignatureEncoding(code,message,fields):
+            writeInt(&buf, Int32(73))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningConflict(code,message,fields):
+            writeInt(&buf, Int32(74))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningCorruptKey(code,message,fields):
+            writeInt(&buf, Int32(75))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningCorruptRecord(code,message,fields):
+            writeInt(&buf, Int32(76))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningInvalidMinVerifyVersion(code,message,fields):
+            writeInt(&buf, Int32(77))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningInvalidRateLimit(code,message,fields):
+            writeInt(&buf, Int32(78))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .SigningInvalidChainId(code,message,fields):
+            writeInt(&buf, Int32(79))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .Other(code,message,fields):
+            writeInt(&buf, Int32(80))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)

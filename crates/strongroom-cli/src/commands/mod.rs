@@ -14,3 +14,4 @@ pub(crate) mod pki;
 pub(crate) mod policy;
 pub(crate) mod run;
 pub(crate) mod secrets;
+pub(crate) mod signing;

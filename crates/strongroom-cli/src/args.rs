@@ -1022,8 +1022,14 @@ pub(crate) struct RunArgs {
     /// $STRONGROOM_SECRETS_DIR (repeatable).
     #[arg(long = "file", value_name = "SECRET_PATH=DEST")]
     pub(crate) file_specs: Vec<String>,
-    /// What to do when a secret changes. Default: restart when any --env
-    /// is given, else signal.
+    /// Issue dynamic PostgreSQL credentials of ROLE (from the store's role
+    /// catalog, see `creds`) and give them to the command as PREFIX_USERNAME
+    /// and PREFIX_PASSWORD; renewed while it runs, revoked when it ends
+    /// (repeatable).
+    #[arg(long = "creds", value_name = "PREFIX=ROLE")]
+    pub(crate) creds_specs: Vec<String>,
+    /// What to do when a secret changes, or credentials must be replaced.
+    /// Default: restart when any --env or --creds is given, else signal.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub(crate) on_change: Option<OnChange>,
     /// The signal sent for --on-change signal (name or number).

@@ -236,3 +236,103 @@ fn bad_catalogs_and_roles_are_refused() {
         })
     ));
 }
+
+#[test]
+fn run_gives_the_command_credentials_and_revokes_them_when_it_ends() {
+    let pg = Pg::new("cli_run_creds");
+    let env = Env::init();
+    ok(&env.store(&["put", ADMIN_SECRET], pg.url.as_bytes()));
+    let file = env.file("catalog.toml", &catalog(&pg));
+    ok(&env.store(&["creds", "configure", &file], b""));
+
+    // The command writes what it got, then waits for the test to let it go.
+    let out = env.path("got.txt");
+    let go = env.path("go");
+    let script = format!(
+        "printf '%s %s' \"$DB_USERNAME\" \"$DB_PASSWORD\" > {out}.tmp && mv {out}.tmp {out}; \
+         while [ ! -e {go} ]; do sleep 0.05; done; exit 7",
+        out = out.display(),
+        go = go.display()
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args([
+            "run",
+            "--creds",
+            "DB=readonly",
+            "--db",
+            &env.db(),
+            "--key-file",
+            &env.key(),
+        ])
+        .args(["--", "sh", "-c", &script])
+        .env("USER", "tester")
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !out.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never got its credentials"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "run ended early ({status}): {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let got = std::fs::read_to_string(&out).unwrap();
+    let (user, password) = got.split_once(' ').unwrap();
+    assert!(user.starts_with("srcli_readonly_"), "{user}");
+    assert_eq!(pg.count_as(user, password), Ok(2));
+
+    std::fs::write(&go, b"").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // nothing of the credentials in run's own output
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(password));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(password));
+    // revoked when the command ended: the role is gone
+    let refused = pg.count_as(user, password).unwrap_err();
+    assert!(refused == "28P01" || refused == "28000", "{refused}");
+    let records = env.audit_records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event.operation.as_str() == "lease_revoke")
+    );
+    assert!(!env.audit_text().contains(password));
+    env.audit_verifies();
+
+    // a role the catalog does not define: the command never starts
+    let never = env.path("never");
+    let (db, key) = (env.db(), env.key());
+    let never_s = never.display().to_string();
+    let o = env.run(
+        &[
+            "run",
+            "--creds",
+            "DB=nope",
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--",
+            "touch",
+            &never_s,
+        ],
+        b"",
+    );
+    fails(&o, 28);
+    assert!(!never.exists());
+}

@@ -17,6 +17,7 @@
 //! stopping and reaping).
 
 mod child;
+mod creds;
 mod files;
 mod spec;
 mod values;
@@ -33,6 +34,7 @@ use crate::operator::Identity;
 use crate::store::Open;
 
 use child::{Forwarder, Launch, Reaper, Running, Supervisor, exit_code};
+use creds::DynCreds;
 use files::SecretsDir;
 use spec::RunPlan;
 use values::{Values, current_versions};
@@ -79,11 +81,22 @@ async fn supervise(
     if let Some(dir) = &dir {
         write_files(dir, plan, &values)?;
     }
-    let running = Running::spawn(&Launch {
+    // Credentials last: nothing that can still fail before the command
+    // starts leaves a role behind (a failed start revokes them).
+    let mut creds = DynCreds::issue(sr, id, &plan.creds).await?;
+    let mut env = values.env(plan)?;
+    env.extend(creds.env());
+    let running = match Running::spawn(&Launch {
         command: &plan.command,
-        env: values.env(plan)?,
+        env,
         dir: dir.as_ref().map(SecretsDir::path),
-    })?;
+    }) {
+        Ok(r) => r,
+        Err(f) => {
+            creds.revoke_all(sr, id).await;
+            return Err(f);
+        }
+    };
     drop(values);
 
     let mut sup = Supervisor::new(running, forwarder, reaper);
@@ -98,14 +111,25 @@ async fn supervise(
     };
     let code = loop {
         tokio::select! {
-            status = sup.wait() => break exit_code(status?),
+            status = sup.wait() => break status.map(exit_code),
             () = next_change(watch.as_mut()) => {
-                if let Some(status) = follow.changed(&mut sup).await? {
-                    break exit_code(status);
+                match follow.changed(&mut sup, &creds).await {
+                    Ok(Some(status)) => break Ok(exit_code(status)),
+                    Ok(None) => {}
+                    Err(f) => break Err(f),
+                }
+            }
+            () = creds.wait_due() => {
+                match follow.renewed(&mut sup, &mut creds).await {
+                    Ok(Some(status)) => break Ok(exit_code(status)),
+                    Ok(None) => {}
+                    Err(f) => break Err(f),
                 }
             }
         }
     };
+    creds.revoke_all(sr, id).await;
+    let code = code?;
     drop(sup);
     drop(watch);
     if let Some(dir) = dir
@@ -153,7 +177,11 @@ impl Follow<'_> {
     /// every value again, replaces the files and applies `--on-change`.
     /// `Some` when the command ended for good (a signal to end it arrived
     /// during a restart).
-    async fn changed(&mut self, sup: &mut Supervisor) -> CliResult<Option<ExitStatus>> {
+    async fn changed(
+        &mut self,
+        sup: &mut Supervisor,
+        creds: &DynCreds,
+    ) -> CliResult<Option<ExitStatus>> {
         let mut latest = BTreeMap::new();
         for (path, version) in current_versions(self.sr, self.paths).await {
             match version {
@@ -196,8 +224,49 @@ impl Follow<'_> {
                 sup.signal(self.plan.signal);
                 Ok(None)
             }
-            OnChange::Restart => self.restart(sup, &values).await,
+            OnChange::Restart => self.restart(sup, &values, creds).await,
         }
+    }
+
+    /// When a credentials lease is due: renews or replaces them; replaced
+    /// credentials reach the command by a restart (`--on-change restart`),
+    /// after which the old leases are revoked. A failed round is a warning
+    /// (retried later): the command keeps what it has.
+    async fn renewed(
+        &mut self,
+        sup: &mut Supervisor,
+        creds: &mut DynCreds,
+    ) -> CliResult<Option<ExitStatus>> {
+        let replaced = match creds.renew_due(self.sr, self.id).await {
+            Ok(r) => r,
+            Err(f) => {
+                eprintln!(
+                    "strongroom: warning: credentials not renewed ({f}); the command keeps what it has"
+                );
+                return Ok(None);
+            }
+        };
+        if !replaced {
+            return Ok(None);
+        }
+        if self.plan.on_change != OnChange::Restart {
+            eprintln!(
+                "strongroom: warning: new credentials were issued; the command keeps the old ones until they expire (only --on-change restart hands it new ones)"
+            );
+            return Ok(None);
+        }
+        let values = match Values::read(self.sr, self.id, self.paths, false).await {
+            Ok(values) => values,
+            Err(f) => {
+                eprintln!("strongroom: warning: not restarted: a secret cannot be read ({f})");
+                return Ok(None);
+            }
+        };
+        let ended = self.restart(sup, &values, creds).await?;
+        if ended.is_none() {
+            creds.revoke_replaced(self.sr, self.id).await;
+        }
+        Ok(ended)
     }
 
     /// Stops the command and starts it again with `values`, unless a value
@@ -207,9 +276,13 @@ impl Follow<'_> {
         &self,
         sup: &mut Supervisor,
         values: &Values,
+        creds: &DynCreds,
     ) -> CliResult<Option<ExitStatus>> {
         let env = match values.env(self.plan) {
-            Ok(env) => env,
+            Ok(mut env) => {
+                env.extend(creds.env());
+                env
+            }
             Err(f) => {
                 eprintln!("strongroom: warning: not restarted: {f}");
                 return Ok(None);

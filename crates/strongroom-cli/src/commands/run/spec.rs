@@ -27,11 +27,33 @@ pub(crate) struct FileSpec {
     pub(crate) dest: String,
 }
 
+/// `--creds PREFIX=ROLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CredsSpec {
+    /// The variables' prefix: `<prefix>_USERNAME`, `<prefix>_PASSWORD`.
+    pub(crate) prefix: String,
+    /// The role in the store's catalog.
+    pub(crate) role: String,
+}
+
+impl CredsSpec {
+    /// The user name's variable.
+    pub(crate) fn user_var(&self) -> String {
+        format!("{}_USERNAME", self.prefix)
+    }
+
+    /// The password's variable.
+    pub(crate) fn password_var(&self) -> String {
+        format!("{}_PASSWORD", self.prefix)
+    }
+}
+
 /// Everything `run` was asked for.
 #[derive(Debug)]
 pub(crate) struct RunPlan {
     pub(crate) envs: Vec<EnvSpec>,
     pub(crate) files: Vec<FileSpec>,
+    pub(crate) creds: Vec<CredsSpec>,
     pub(crate) on_change: OnChange,
     /// Sent for [`OnChange::Signal`].
     pub(crate) signal: Signal,
@@ -54,12 +76,27 @@ impl RunPlan {
             .iter()
             .map(|s| parse_file(s))
             .collect::<CliResult<Vec<_>>>()?;
+        let creds = a
+            .creds_specs
+            .iter()
+            .map(|s| parse_creds(s))
+            .collect::<CliResult<Vec<_>>>()?;
         let mut names = BTreeSet::new();
-        if let Some(dup) = envs.iter().find(|e| !names.insert(e.name.as_str())) {
+        if let Some(dup) = envs.iter().find(|e| !names.insert(e.name.clone())) {
             return Err(Failure::RunSpec(format!(
                 "--env {} is given twice",
                 dup.name
             )));
+        }
+        for c in &creds {
+            for var in [c.user_var(), c.password_var()] {
+                if !names.insert(var.clone()) {
+                    return Err(Failure::RunSpec(format!(
+                        "--creds {}={}: the variable {var} is given twice",
+                        c.prefix, c.role
+                    )));
+                }
+            }
         }
         let mut dests = BTreeSet::new();
         if let Some(dup) = files.iter().find(|f| !dests.insert(f.dest.as_str())) {
@@ -71,14 +108,17 @@ impl RunPlan {
         if a.command.is_empty() {
             return Err(Failure::NoCommand);
         }
-        let on_change = a.on_change.unwrap_or(if envs.is_empty() {
-            OnChange::Signal
-        } else {
-            OnChange::Restart
-        });
+        let on_change = a
+            .on_change
+            .unwrap_or(if envs.is_empty() && creds.is_empty() {
+                OnChange::Signal
+            } else {
+                OnChange::Restart
+            });
         Ok(Self {
             envs,
             files,
+            creds,
             on_change,
             signal: parse_signal(&a.signal)?,
             grace: std::time::Duration::from_secs(a.grace),
@@ -113,6 +153,29 @@ fn parse_env(spec: &str) -> CliResult<EnvSpec> {
     Ok(EnvSpec {
         name: name.to_owned(),
         path: path.to_owned(),
+    })
+}
+
+fn parse_creds(spec: &str) -> CliResult<CredsSpec> {
+    let bad = |why: &str| Failure::RunSpec(format!("--creds {spec:?}: {why}"));
+    let (prefix, role) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected PREFIX=ROLE"))?;
+    let var_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if prefix.is_empty()
+        || !prefix.chars().all(var_char)
+        || prefix.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(bad(
+            "the prefix must be a variable name (letters, digits, '_', not starting with a digit)",
+        ));
+    }
+    if role.is_empty() {
+        return Err(bad("the role is empty"));
+    }
+    Ok(CredsSpec {
+        prefix: prefix.to_owned(),
+        role: role.to_owned(),
     })
 }
 
@@ -194,6 +257,21 @@ mod tests {
         );
         for bad in ["NOEQUALS", "=prod/x", "NAME="] {
             assert!(matches!(parse_env(bad), Err(Failure::RunSpec(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn creds_specs() {
+        let c = parse_creds("DB=readonly").unwrap();
+        assert_eq!(
+            (c.user_var(), c.password_var()),
+            ("DB_USERNAME".into(), "DB_PASSWORD".into())
+        );
+        for bad in ["DB", "=r", "DB=", "1DB=r", "D-B=r"] {
+            assert!(
+                matches!(parse_creds(bad), Err(Failure::RunSpec(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -31,6 +31,12 @@ create_exception!(
     StrongroomError,
     "The store was closed (close(), or leaving its with / async with block), or the Python interpreter is exiting. Raised by the binding itself; code \"closed\"."
 );
+create_exception!(
+    strongroom,
+    PkiError,
+    StrongroomError,
+    "The internal CA refused or failed (a name outside the role, an unknown role or CA, a CA that exists, ...). Not in the core's error table: `code` is the strongroom-pki error kind, e.g. \"pki_name_not_allowed\". PKI errors from the core (policy denials, storage, leases) raise the core's classes instead."
+);
 
 /// Old class names kept as aliases of the table's classes.
 pub(crate) const ALIASES: &[(&str, &str)] = &[
@@ -116,6 +122,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let closed = py.get_type::<Closed>();
     closed.setattr("code", "closed")?;
     m.add("Closed", &closed)?;
+    m.add("PkiError", py.get_type::<PkiError>())?;
 
     let order = class_order();
     let mut classes: HashMap<&'static str, Py<PyType>> = HashMap::new();
@@ -170,7 +177,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         rows.append(d)?;
     }
     m.add("ERROR_CODES", rows.to_tuple())?;
-    let mut names = vec![ROOT_CLASS, "Closed"];
+    let mut names = vec![ROOT_CLASS, "Closed", "PkiError"];
     names.extend(order);
     names.extend(ALIASES.iter().map(|(old, _)| *old));
     m.add("ERROR_CLASSES", PyTuple::new(py, names)?)?;
@@ -205,4 +212,22 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         }
         err
     })
+}
+
+/// Maps an error of the internal CA: core errors through [`to_py`], the
+/// CA's own as `PkiError` with its kind as `code`.
+pub(crate) fn pki_to_py(e: strongroom_pki::PkiError) -> PyErr {
+    match e {
+        strongroom_pki::PkiError::Core(e) => to_py(e),
+        e => {
+            let kind = e.kind();
+            Python::attach(|py| {
+                let err = PkiError::new_err(e.to_string());
+                // Setting an attribute on a fresh exception instance cannot
+                // fail in practice; if it did, the exception is still raised.
+                let _ = err.value(py).setattr("code", kind);
+                err
+            })
+        }
+    }
 }

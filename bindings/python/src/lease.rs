@@ -1087,3 +1087,16 @@ manager_new!(BlockingLeaseManager, {
         )
     }
 });
+
+/// The core manager behind a `LeaseManager` or a `blocking.LeaseManager`.
+pub(crate) fn manager_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<CoreManager>> {
+    if let Ok(m) = obj.cast::<LeaseManager>() {
+        return Ok(m.get().inner.clone());
+    }
+    if let Ok(m) = obj.cast::<BlockingLeaseManager>() {
+        return Ok(m.get().inner.clone());
+    }
+    Err(PyTypeError::new_err(
+        "expected a LeaseManager or a blocking.LeaseManager",
+    ))
+}

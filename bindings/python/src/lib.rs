@@ -6,7 +6,7 @@
 //! futures on that runtime with the GIL released.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use pyo3::prelude::*;
@@ -14,6 +14,7 @@ use pyo3::types::{PyByteArray, PyBytes};
 use strongroom::keyring::KeyInfo as CoreKeyInfo;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
+use strongroom::signing::SigningKeys;
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::{Zeroize as _, Zeroizing};
@@ -22,7 +23,9 @@ mod errors;
 mod lease;
 mod lifetime;
 mod pkcs11;
+mod pki;
 mod rotation;
+mod signing;
 mod store;
 
 use errors::to_py;
@@ -449,6 +452,10 @@ struct End {
     /// The SQLite store (if it is one), closed by `close()` so the file is
     /// released even while other objects still hold the core.
     sqlite: Option<strongroom_sqlx::SqliteStore>,
+    /// The store's one signing-keys engine, made on first use and shared by
+    /// every principal handle of the store (rate limits are counted per
+    /// engine).
+    signing: Arc<OnceLock<Arc<SigningKeys>>>,
 }
 
 impl End {
@@ -456,7 +463,15 @@ impl End {
         Self {
             life: Life::default(),
             sqlite: storage.sqlite.clone(),
+            signing: Arc::default(),
         }
+    }
+
+    /// The store's signing-keys engine.
+    fn signing_keys(&self, core: &Core) -> Arc<SigningKeys> {
+        self.signing
+            .get_or_init(|| Arc::new(core.signing_keys()))
+            .clone()
     }
 
     /// Closes the store (idempotent): in-flight awaitables and event
@@ -968,9 +983,11 @@ impl Strongroom {
         policies: Vec<PyRef<'_, store::Policy>>,
         audit: &store::AuditLog,
     ) -> PyResult<store::Handle> {
+        let core = self.core()?;
         Ok(store::Handle {
-            inner: store::principal(self.core()?, name, &policies, audit),
+            inner: store::principal(core, name, &policies, audit),
             life: self.end.life.clone(),
+            signing: self.end.signing_keys(core),
         })
     }
 
@@ -1337,9 +1354,11 @@ impl BlockingStrongroom {
         policies: Vec<PyRef<'_, store::Policy>>,
         audit: &store::AuditLog,
     ) -> PyResult<store::BlockingHandle> {
+        let core = self.core()?;
         Ok(store::BlockingHandle {
-            inner: store::principal(self.core()?, name, &policies, audit),
+            inner: store::principal(core, name, &policies, audit),
             life: self.end.life.clone(),
+            signing: self.end.signing_keys(core),
         })
     }
 
@@ -1441,6 +1460,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "BlockingLeaseManager",
         m.py().get_type::<lease::BlockingLeaseManager>(),
     )?;
+    m.add_class::<signing::RateLimit>()?;
+    m.add_class::<signing::SigningKeyInfo>()?;
+    m.add_class::<signing::Signature>()?;
+    m.add_class::<signing::PublicKey>()?;
+    m.add_class::<signing::EthSignature>()?;
+    m.add_class::<signing::SigningHandle>()?;
+    m.add(
+        "BlockingSigningHandle",
+        m.py().get_type::<signing::BlockingSigningHandle>(),
+    )?;
+    pki::register(m)?;
     m.add_class::<rotation::Matched>()?;
     m.add_class::<rotation::Credential>()?;
     m.add_class::<rotation::Staged>()?;

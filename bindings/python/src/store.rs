@@ -331,6 +331,8 @@ pub struct Handle {
     pub(crate) inner: strongroom::Handle,
     /// The store's open/closed state: closing the store closes the handle.
     pub(crate) life: crate::Life,
+    /// The store's signing-keys engine, for `signing()`.
+    pub(crate) signing: Arc<strongroom::signing::SigningKeys>,
 }
 
 /// The blocking form of [`Handle`] (`strongroom.blocking.Handle`).
@@ -339,6 +341,8 @@ pub struct BlockingHandle {
     pub(crate) inner: strongroom::Handle,
     /// The store's open/closed state: closing the store closes the handle.
     pub(crate) life: crate::Life,
+    /// The store's signing-keys engine, for `signing()`.
+    pub(crate) signing: Arc<strongroom::signing::SigningKeys>,
 }
 
 #[pymethods]
@@ -379,6 +383,12 @@ impl Handle {
     fn list<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let t = Target::Handle(self.inner.clone());
         crate::lifetime::awaitable(py, Some(&self.life), list(t, prefix))
+    }
+
+    /// This principal's signing keys (`strongroom.SigningHandle`): every
+    /// call checked against its policies on the key's name and audited.
+    fn signing(&self) -> crate::signing::SigningHandle {
+        crate::signing::SigningHandle::new(&self.inner, &self.signing, &self.life)
     }
 
     fn __repr__(&self) -> String {
@@ -422,6 +432,11 @@ impl BlockingHandle {
         self.life.check()?;
         let t = Target::Handle(self.inner.clone());
         block(py, true, list(t, prefix))
+    }
+
+    /// This principal's signing keys (`strongroom.blocking.SigningHandle`).
+    fn signing(&self) -> crate::signing::BlockingSigningHandle {
+        crate::signing::BlockingSigningHandle::new(&self.inner, &self.signing, &self.life)
     }
 
     fn __repr__(&self) -> String {

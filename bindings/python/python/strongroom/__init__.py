@@ -9,7 +9,17 @@ while they encrypt, decrypt or touch storage.
 from . import _native
 from ._native import (
     ApiKeyRotation,
+    CaCertificate,
     Credential,
+    Crl,
+    EthSignature,
+    IssuedCertificate,
+    Pki,
+    PublicKey,
+    RateLimit,
+    Signature,
+    SigningHandle,
+    SigningKeyInfo,
     DueReport,
     Lease,
     LeaseEvent,
@@ -45,7 +55,8 @@ from ._native import (
 
 # The exception classes: made by the extension from the core's error table
 # (ERROR_CODES, one row per code; docs/ERRORS.md), plus StrongroomError,
-# Closed and the old names kept as aliases (SecretStoreError, CasConflict,
+# Closed, PkiError (the internal CA's own errors, not in the table) and the
+# old names kept as aliases (SecretStoreError, CasConflict,
 # NotFound, VersionDeleted, VersionDestroyed).
 for _name in ERROR_CLASSES:
     globals()[_name] = getattr(_native, _name)
@@ -79,7 +90,17 @@ async def open(path, *, key_file=None, key=None) -> Strongroom:
 
 __all__ = [
     "ApiKeyRotation",
+    "CaCertificate",
     "Credential",
+    "Crl",
+    "EthSignature",
+    "IssuedCertificate",
+    "Pki",
+    "PublicKey",
+    "RateLimit",
+    "Signature",
+    "SigningHandle",
+    "SigningKeyInfo",
     "DueReport",
     "Lease",
     "LeaseEvent",

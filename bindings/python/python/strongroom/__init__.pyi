@@ -53,6 +53,9 @@ class RotationError(StrongroomError):
 class ShamirError(StrongroomError):
     """Shamir split or combine failed."""
 
+class SigningError(StrongroomError):
+    """Errors of the SigningError family."""
+
 class DecryptionFailed(StrongroomError):
     """a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more (code "decryption_failed")."""
 
@@ -484,6 +487,85 @@ class ShamirCorruptShare(ShamirError):
 
     index: Optional[int]
     reason: str
+
+class SigningUnknownKey(SigningError):
+    """no signing key has this name (code "signing.unknown_key")."""
+
+    key: str
+
+class SigningKeyExists(SigningError):
+    """a signing key of this name exists already (perhaps just created by another process) (code "signing.key_exists")."""
+
+    key: str
+
+class SigningUnknownVersion(SigningError):
+    """the signing key has no such version (code "signing.unknown_version")."""
+
+    key: str
+    version: int
+    latest: int
+
+class SigningVersionRetired(SigningError):
+    """the version is below the key's minimum verify version: its signatures no longer verify (code "signing.version_retired")."""
+
+    key: str
+    version: int
+    min_verify_version: int
+
+class SigningWrongKeyType(SigningError):
+    """the operation needs another type of signing key (code "signing.wrong_key_type")."""
+
+    key: str
+    key_type: str
+    operation: str
+    needed: str
+
+class SigningRateLimited(SigningError):
+    """the key's rate limit is exhausted in this process; retry after the given milliseconds (code "signing.rate_limited")."""
+
+    key: str
+    retry_after_ms: int
+
+class SigningBadSignatureEncoding(SigningError):
+    """a signature's text form cannot be parsed (code "signing.bad_signature_encoding")."""
+
+    reason: str
+
+class SigningConflict(SigningError):
+    """the signing key changed concurrently; re-read and retry (code "signing.conflict")."""
+
+    key: str
+
+class SigningCorruptKey(SigningError):
+    """a stored private key cannot be opened or parsed (code "signing.corrupt_key")."""
+
+    key: str
+    version: int
+    reason: str
+
+class SigningCorruptRecord(SigningError):
+    """a signing key's metadata record cannot be read (code "signing.corrupt_record")."""
+
+    key: str
+    reason: str
+
+class SigningInvalidMinVerifyVersion(SigningError):
+    """the minimum verify version can only be raised, up to the newest version (code "signing.invalid_min_verify_version")."""
+
+    key: str
+    requested: int
+    current: int
+    latest: int
+
+class SigningInvalidRateLimit(SigningError):
+    """a rate limit needs at least 1 per second and a burst of at least 1 (code "signing.invalid_rate_limit")."""
+
+    reason: str
+
+class SigningInvalidChainId(SigningError):
+    """an EIP-155 chain id of zero or one whose v overflows (code "signing.invalid_chain_id")."""
+
+    chain_id: int
 
 SecretStoreError = SecretError
 CasConflict = SecretCasMismatch

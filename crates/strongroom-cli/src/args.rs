@@ -47,6 +47,9 @@ pub(crate) enum Command {
     /// Creates a new store in the database, its root key wrapped by the
     /// protector given.
     Init(InitArgs),
+    /// Checks that the protector given opens the store (key file, token or
+    /// Shamir shares) and says what it opened; audited as `unseal`.
+    Unseal(StatusArgs),
     /// Shows key versions, their states and encryption reservations.
     Status(StatusArgs),
     /// Writes a new version of a secret, its value read from stdin.

@@ -104,6 +104,8 @@ pub(crate) enum Failure {
     ChainBroken(AuditError),
     /// The database file does not exist.
     NoDatabase(PathBuf),
+    /// `init`: the database already holds a store.
+    AlreadyInitialized(String),
     /// `put` read an empty value and `--allow-empty` was not given.
     EmptyValue,
     /// Rewrap left unreadable records.
@@ -270,6 +272,10 @@ impl std::fmt::Display for Failure {
             Self::Lease { error, hint } => write!(f, "{error}; {hint}"),
             Self::Declarative(e) => write!(f, "{e}"),
             Self::NotApplied(what) => write!(f, "{what}"),
+            Self::AlreadyInitialized(db) => write!(
+                f,
+                "{db} already holds a Strongroom store; nothing was changed. Every other command opens it with its protector (`strongroom unseal` checks that one does)"
+            ),
             Self::BadSignature => write!(f, "the signature does not verify"),
             Self::Dynamic(e) => write!(f, "{e}"),
             Self::Pki(e) => write!(f, "{e}"),
@@ -307,7 +313,7 @@ impl Failure {
             Self::Usage(_) | Self::RunSpec(_) | Self::NoCommand => 2,
             Self::Io(_) | Self::AuditUnavailable(_) | Self::AuditWrite { .. } => 12,
             Self::AuditDiverged(_) => 17,
-            Self::NoDatabase(_) => 9,
+            Self::NoDatabase(_) | Self::AlreadyInitialized(_) => 9,
             Self::RewrapIncomplete(_) => 13,
             Self::EmptyValue | Self::ImportEmpty(_) => 18,
             Self::ImportParse { .. } => 20,

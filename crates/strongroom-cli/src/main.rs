@@ -63,6 +63,7 @@ async fn run(command: Command) -> CliResult<u8> {
     let done = match command {
         Command::Keygen { key_file } => init::keygen(&key_file),
         Command::Init(a) => init::init(a).await,
+        Command::Unseal(a) => keys::unseal(a).await,
         Command::Status(store) => keys::status(store).await,
         Command::Put(a) => secrets::put(a).await,
         Command::Get(a) => secrets::get(a).await,

@@ -7,7 +7,7 @@ use strongroom::audit::Operation;
 use strongroom::dangerous::Door;
 use strongroom::policy::SystemPath;
 use strongroom::protector::SoftwareProtector;
-use strongroom::{Error, Options, Strongroom};
+use strongroom::{Options, Strongroom};
 
 use crate::args::InitArgs;
 use crate::audit_log;
@@ -44,7 +44,7 @@ pub(crate) async fn init(args: InitArgs) -> CliResult {
         let initialised = Strongroom::is_initialized(&backend.storage()).await;
         backend.close().await;
         if initialised? {
-            return Err(Error::AlreadyInitialized.into());
+            return Err(Failure::AlreadyInitialized(backend::display(&args.db)));
         }
     }
     let audit_existed = prepare_audit_file(&id.audit_path)?;

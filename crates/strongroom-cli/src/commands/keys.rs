@@ -60,6 +60,39 @@ pub(crate) async fn status(a: StatusArgs) -> CliResult {
     Ok(())
 }
 
+/// `unseal`: every command unseals the store for itself; this one only
+/// checks that the protector given opens it (useful after `rotate-root`, or
+/// to test a set of Shamir shares), and records that it did.
+pub(crate) async fn unseal(a: StatusArgs) -> CliResult {
+    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
+    let result = async {
+        let event = op.event(Operation::Unseal)?;
+        op.record(event, false).await?;
+        Ok::<_, Failure>(open.sr.keyring()?)
+    }
+    .await;
+    let database = crate::backend::display(&a.store.db);
+    let protector = open.protector.as_dyn().kind().to_string();
+    let read_only = open.sr.is_read_only();
+    open.close().await;
+    let keyring = result?;
+    if a.json {
+        json::print(&serde_json::json!({
+            "database": database,
+            "protector": protector,
+            "primary_key_version": keyring.primary_version(),
+            "read_only": read_only,
+        }));
+    } else {
+        println!(
+            "unsealed {database} with the {protector} protector; primary key version {}{}",
+            keyring.primary_version(),
+            if read_only { " (read-only)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
 /// `rotate`.
 pub(crate) async fn rotate(a: StoreCommandArgs) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;

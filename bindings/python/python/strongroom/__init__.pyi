@@ -26,6 +26,15 @@ class Closed(StrongroomError):
 
     code: ClassVar[str]
 
+class PkiError(StrongroomError):
+    """The internal CA (`Pki`) refused or failed: a name, key type, usage or
+    TTL outside the role, an unknown role, CA or certificate, a CA that
+    exists, a bad record, a contended write. Not in the core's error table;
+    raised by the binding for strongroom-pki's own errors, with `code` set
+    to the error's kind (e.g. "pki_name_not_allowed", "pki_ca_exists").
+    Policy denials, storage and lease errors of PKI calls raise the core's
+    classes (`PolicyDenied`, ...)."""
+
 ERROR_CODES: tuple[dict, ...]
 """The core's error table, one dict per code: "code", "class", "parent",
 "kind", "fields" (a tuple of (name, type) pairs, types as in
@@ -885,6 +894,208 @@ class AuditReport:
     @property
     def head_mac(self) -> str: ...
 
+class RateLimit:
+    """A signing key's token bucket: `burst` signatures at once, refilled at
+    `per_second` (each at least 1; 0 raises SigningInvalidRateLimit)."""
+
+    def __init__(self, per_second: int, burst: int) -> None: ...
+    @property
+    def per_second(self) -> int: ...
+    @property
+    def burst(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class SigningKeyInfo:
+    """What is known about a signing key (no key material)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key_type(self) -> str:
+        """"ed25519", "ecdsa_p256" or "secp256k1"."""
+    @property
+    def latest_version(self) -> int:
+        """The newest version, used to sign."""
+    @property
+    def min_verify_version(self) -> int:
+        """Signatures of older versions raise SigningVersionRetired."""
+    @property
+    def versions(self) -> list[tuple[int, int]]:
+        """(version, created_ms) of every version, oldest first."""
+    @property
+    def rate_limit(self) -> Optional[RateLimit]: ...
+
+class Signature:
+    """A signature and the key version that made it; `str()` is the text
+    form "strongroom:v<version>:<base64>"."""
+
+    def __init__(self, version: int, data: bytes) -> None: ...
+    @staticmethod
+    def from_text(text: str) -> Signature:
+        """Parses the text form; raises SigningBadSignatureEncoding."""
+    @property
+    def version(self) -> int: ...
+    @property
+    def data(self) -> bytes:
+        """Ed25519: 64 bytes; ECDSA P-256: ASN.1 DER; secp256k1: 65 bytes
+        r || s || recovery id over Keccak-256 of the message."""
+    def to_text(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class PublicKey:
+    """The public key of one version of a signing key."""
+
+    @property
+    def key_type(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def raw(self) -> bytes:
+        """32 bytes (Ed25519) or the 65-byte uncompressed point."""
+    @property
+    def eth_address(self) -> Optional[str]:
+        """EIP-55 address of a secp256k1 key; None otherwise."""
+    def spki_der(self) -> bytes: ...
+    def spki_pem(self) -> str: ...
+
+class EthSignature:
+    """An Ethereum signature (r, s, v) made by a secp256k1 key."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def r(self) -> bytes: ...
+    @property
+    def s(self) -> bytes: ...
+    @property
+    def v(self) -> int:
+        """27 or 28 (personal message); chain_id * 2 + 35 + recovery id (EIP-155)."""
+    @property
+    def recovery_id(self) -> int: ...
+    def to_bytes(self) -> bytes:
+        """r || s || v (65 bytes whenever v < 256)."""
+    def to_hex(self) -> str: ...
+
+class SigningHandle:
+    """A principal's signing keys (asyncio API), from `Handle.signing()`:
+    every call checked against its policies on the key's name and audited.
+    Capabilities: create (create_key), rotate (rotate_key), update
+    (set_min_verify_version, set_rate_limit), sign (sign, eth_sign_*),
+    read (key_info, public_key, eth_address, verify)."""
+
+    @property
+    def principal(self) -> str: ...
+    def create_key(
+        self, name: str, key_type: str, rate_limit: Optional[RateLimit] = None
+    ) -> Awaitable[SigningKeyInfo]: ...
+    def rotate_key(self, name: str) -> Awaitable[SigningKeyInfo]: ...
+    def set_min_verify_version(self, name: str, version: int) -> Awaitable[SigningKeyInfo]: ...
+    def set_rate_limit(self, name: str, rate_limit: Optional[RateLimit]) -> Awaitable[SigningKeyInfo]: ...
+    def key_info(self, name: str) -> Awaitable[SigningKeyInfo]: ...
+    def public_key(self, name: str, version: Optional[int] = None) -> Awaitable[PublicKey]: ...
+    def eth_address(self, name: str, version: Optional[int] = None) -> Awaitable[str]: ...
+    def sign(self, name: str, message: _Bytes) -> Awaitable[Signature]: ...
+    def verify(self, name: str, message: _Bytes, signature: Union[Signature, str]) -> Awaitable[bool]: ...
+    def eth_sign_personal_message(self, name: str, message: _Bytes) -> Awaitable[EthSignature]: ...
+    def eth_sign_transaction_hash(self, name: str, hash: _Bytes, chain_id: int) -> Awaitable[EthSignature]: ...
+
+class CaCertificate:
+    """A CA's certificate and the chain above it (DER). Its private key
+    never leaves the store."""
+
+    @property
+    def mount(self) -> str: ...
+    @property
+    def kind(self) -> str:
+        """"root" or "intermediate"."""
+    @property
+    def key_type(self) -> str:
+        """"ed25519" or "ecdsa-p256"."""
+    @property
+    def common_name(self) -> str: ...
+    @property
+    def certificate(self) -> bytes: ...
+    @property
+    def parents(self) -> list[bytes]: ...
+    @property
+    def not_before_ms(self) -> int: ...
+    @property
+    def not_after_ms(self) -> int: ...
+    def pem(self) -> str: ...
+
+class IssuedCertificate:
+    """An issued certificate and its private key (never in repr)."""
+
+    @property
+    def serial(self) -> str:
+        """Hex."""
+    @property
+    def lease_id(self) -> str: ...
+    @property
+    def key_type(self) -> str: ...
+    @property
+    def certificate(self) -> bytes: ...
+    @property
+    def ca_chain(self) -> list[bytes]: ...
+    @property
+    def not_before_ms(self) -> int: ...
+    @property
+    def not_after_ms(self) -> int: ...
+    @property
+    def private_key(self) -> bytes:
+        """PKCS#8 DER; a bytes copy Python cannot wipe."""
+    def certificate_pem(self) -> str: ...
+    def chain_pem(self) -> str:
+        """The certificate, then the CA chain, PEM."""
+
+class Crl:
+    """A CRL signed by the mount's CA."""
+
+    @property
+    def der(self) -> bytes: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def this_update_ms(self) -> int: ...
+    @property
+    def next_update_ms(self) -> int: ...
+    @property
+    def serials(self) -> list[str]:
+        """The revoked serials on it, hex."""
+    def pem(self) -> str: ...
+
+_HandleLike = Union["Handle", blocking.Handle]
+
+class Pki:
+    """One mount of the internal certificate authority (asyncio API); each
+    method acts for the principal of `handle`."""
+
+    def __init__(
+        self, store: _StoreLike, lease_manager: Union[LeaseManager, blocking.LeaseManager], mount: str
+    ) -> None: ...
+    @property
+    def mount(self) -> str: ...
+    def create_root(
+        self, handle: _HandleLike, common_name: str, key_type: str = "ed25519",
+        ttl: Optional[_Seconds] = None
+    ) -> Awaitable[CaCertificate]: ...
+    def ca(self, handle: _HandleLike) -> Awaitable[CaCertificate]: ...
+    def put_role(
+        self, handle: _HandleLike, name: str, allowed_names: list[str], *,
+        allow_localhost: bool = False, allow_ip_sans: bool = False,
+        allow_wildcard_certificates: bool = False, key_types: Optional[list[str]] = None,
+        usages: Optional[list[str]] = None, ttl: Optional[_Seconds] = None,
+        max_ttl: Optional[_Seconds] = None
+    ) -> Awaitable[None]: ...
+    def issue(
+        self, handle: _HandleLike, role: str, dns_names: list[str], *,
+        common_name: Optional[str] = None, ip_addresses: Optional[list[str]] = None,
+        key_type: Optional[str] = None, usages: Optional[list[str]] = None,
+        ttl: Optional[_Seconds] = None
+    ) -> Awaitable[IssuedCertificate]: ...
+    def revoke(self, handle: _HandleLike, serial: str) -> Awaitable[str]: ...
+    def crl(self, handle: _HandleLike) -> Awaitable[Crl]: ...
+
 class Handle:
     """A principal's view of the secrets store: checked and audited."""
 
@@ -893,6 +1104,8 @@ class Handle:
     def read(self, path: str, version: Optional[int] = None) -> Awaitable[tuple[VersionInfo, Secret]]: ...
     def put(self, path: str, value: _Bytes, cas: Optional[int] = None) -> Awaitable[VersionInfo]: ...
     def list(self, prefix: str) -> Awaitable[list[str]]: ...
+    def signing(self) -> SigningHandle:
+        """This principal's signing keys."""
 
 class Strongroom:
     """An unsealed store (asyncio API)."""

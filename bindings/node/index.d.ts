@@ -199,6 +199,18 @@ export declare class Strongroom {
 
   /** An API-key rotation of credential `name`; its verifier starts from the stored keys. */
   apiKeyRotation(name: string, options: ApiKeyRotationOptions): Promise<ApiKeyRotation>
+
+  /**
+   * The store's signing keys, made from the store as it is now (no policy
+   * checks, no audit). Rate limits are enforced per object: keep one per process.
+   */
+  signingKeys(): SigningKeys
+
+  /**
+   * The internal CA mount `mount` of this store; its certificates are
+   * leases of `leases` (a LeaseManager of this store).
+   */
+  pki(leases: LeaseManager, mount: string): Pki
 }
 
 /** Options of Strongroom.leaseManager. */
@@ -494,6 +506,230 @@ export declare class SecretsStore {
   destroy(path: string, versions?: number[]): Promise<number[]>
   /** The secret's metadata. */
   metadata(path: string): Promise<SecretMetadata>
+  /**
+   * `keys` as this principal: every call checked against its policies on
+   * the key's name and audited. Throws InvalidArgument on store.secrets().
+   */
+  signing(keys: SigningKeys): SigningKeys
+}
+
+/** A signing key's algorithm. */
+export type SigningKeyType = 'ed25519' | 'ecdsa_p256' | 'secp256k1'
+
+/** A per-key token bucket: `burst` signatures at once, refilled at `perSecond`. */
+export interface RateLimit {
+  perSecond: number
+  burst: number
+}
+
+/** Options of SigningKeys.createKey. */
+export interface CreateKeyOptions {
+  rateLimit?: RateLimit
+}
+
+/** What is known about a signing key (no key material). */
+export interface SigningKeyInfo {
+  name: string
+  keyType: SigningKeyType
+  /** The newest version, used to sign. */
+  latestVersion: number
+  /** Signatures of older versions no longer verify. */
+  minVerifyVersion: number
+  /** Every version, oldest first. */
+  versions: Array<{ version: number, createdAt: Date }>
+  rateLimit: RateLimit | null
+}
+
+/** A public key of one version of a signing key. */
+export interface SigningPublicKey {
+  keyType: SigningKeyType
+  version: number
+  /** 32 bytes (Ed25519) or the 65-byte uncompressed point (P-256, secp256k1). */
+  raw: Buffer
+  /** SubjectPublicKeyInfo, DER. */
+  spkiDer: Buffer
+  /** SubjectPublicKeyInfo, PEM (`-----BEGIN PUBLIC KEY-----`). */
+  spkiPem: string
+  /** For secp256k1, the EIP-55 Ethereum address; null otherwise. */
+  ethAddress: string | null
+}
+
+/** An Ethereum signature made by a secp256k1 key. */
+export interface EthSignature {
+  version: number
+  /** 32 bytes, big-endian. */
+  r: Buffer
+  /** 32 bytes, big-endian (low half). */
+  s: Buffer
+  /** 27 or 28 for personal messages; chainId * 2 + 35 + recoveryId for transactions (a bigint above 2^53 - 1). */
+  v: number | bigint
+  recoveryId: number
+  /** r || s || v (65 bytes whenever v < 256). */
+  bytes: Buffer
+  /** `bytes` as 0x-prefixed lower-case hex. */
+  hex: string
+}
+
+/** A signature and the key version that made it; text form `strongroom:v<version>:<base64>`. */
+export declare class Signature {
+  private constructor()
+  /** Parses the text form strictly; throws SigningBadSignatureEncoding otherwise. */
+  static parse(text: string): Signature
+  readonly version: number
+  /** The signature bytes (a copy). */
+  readonly bytes: Buffer
+  /** The text form. */
+  readonly text: string
+  toString(): string
+  toJSON(): string
+}
+
+/**
+ * Signing keys that never leave the store: the store's own
+ * (Strongroom.signingKeys(), unchecked) or a principal's view
+ * (SecretsStore.signing(keys), checked and audited).
+ */
+export declare class SigningKeys {
+  private constructor()
+  /** The principal's name, or null for the store's own signing keys. */
+  readonly principal: string | null
+  /** Creates a key; SigningKeyExists if the name is taken. */
+  createKey(name: string, keyType: SigningKeyType, options?: CreateKeyOptions): Promise<SigningKeyInfo>
+  /** Adds a version, which signs from now on. */
+  rotateKey(name: string): Promise<SigningKeyInfo>
+  /** Raises the minimum verify version (older versions' signatures then fail with SigningVersionRetired). */
+  setMinVerifyVersion(name: string, version: number): Promise<SigningKeyInfo>
+  /** Sets the rate limit, or removes it (null). */
+  setRateLimit(name: string, limit: RateLimit | null): Promise<SigningKeyInfo>
+  keyInfo(name: string): Promise<SigningKeyInfo>
+  /** The public key of options.version (the newest if none). */
+  publicKey(name: string, options?: { version?: number }): Promise<SigningPublicKey>
+  /** The EIP-55 address of a secp256k1 key. */
+  ethAddress(name: string, options?: { version?: number }): Promise<string>
+  /** Signs with the newest version. */
+  sign(name: string, message: Buffer | Uint8Array | string): Promise<Signature>
+  /** Whether the signature verifies; rejects with SigningVersionRetired for a retired version. */
+  verify(name: string, message: Buffer | Uint8Array | string, signature: Signature | string): Promise<boolean>
+  /** Signs an EIP-191 personal message with a secp256k1 key. */
+  ethSignPersonalMessage(name: string, message: Buffer | Uint8Array | string): Promise<EthSignature>
+  /** Signs a 32-byte EIP-155 transaction hash with a secp256k1 key. */
+  ethSignTransactionHash(name: string, hash: Buffer | Uint8Array, chainId: number | bigint): Promise<EthSignature>
+}
+
+/** A key type of the internal CA. */
+export type PkiKeyType = 'ed25519' | 'ecdsa-p256'
+/** What a certificate may authenticate. */
+export type CertificateUsage = 'server' | 'client'
+
+/** What a new CA should be. */
+export interface CaSpec {
+  commonName: string
+  /** Default "ed25519". */
+  keyType?: PkiKeyType
+  /** Validity from now (whole seconds count); default ten years. */
+  ttlMs?: number
+}
+
+/** A CA's public side (its private key never leaves the store). */
+export interface CaCertificate {
+  mount: string
+  kind: 'root' | 'intermediate'
+  keyType: PkiKeyType
+  commonName: string
+  /** DER. */
+  certificate: Buffer
+  certificatePem: string
+  /** The certificates above it, nearest first (empty for a root), DER. */
+  parents: Buffer[]
+  /** The certificate and its parents, PEM. */
+  chainPem: string
+  notBefore: Date
+  notAfter: Date
+}
+
+/** Which certificates a role issues. */
+export interface PkiRole {
+  /** Exact DNS names or one-label patterns (`*.example.com`). */
+  allowedNames: string[]
+  allowLocalhost?: boolean
+  allowIpSans?: boolean
+  allowWildcardCertificates?: boolean
+  keyTypes?: PkiKeyType[]
+  usages?: CertificateUsage[]
+  /** Default validity; give with maxTtlMs. */
+  ttlMs?: number
+  maxTtlMs?: number
+}
+
+/** A certificate request. */
+export interface PkiIssueRequest {
+  dnsNames: string[]
+  ipAddresses?: string[]
+  commonName?: string
+  keyType?: PkiKeyType
+  usages?: CertificateUsage[]
+  ttlMs?: number
+}
+
+/**
+ * A certificate just issued. The private key (PKCS#8 DER) is reachable
+ * only through `privateKey`, never through util.inspect() or toJSON().
+ */
+export declare class IssuedCertificate {
+  private constructor()
+  /** Lower-case hex. */
+  readonly serial: string
+  /** The lease that revokes it. */
+  readonly leaseId: string
+  readonly keyType: PkiKeyType
+  /** DER. */
+  readonly certificate: Buffer
+  /** The CA certificates above it, DER. */
+  readonly caChain: Buffer[]
+  readonly notBefore: Date
+  readonly notAfter: Date
+  readonly certificatePem: string
+  /** The certificate followed by the CA chain, PEM. */
+  readonly chainPem: string
+  /** The private key, PKCS#8 DER (this Buffer itself: wipe() zeroes it); throws SecretWiped after wipe(). */
+  readonly privateKey: Buffer
+  /** Zeroes the private key. */
+  wipe(): void
+  toJSON(): object
+}
+
+/** A signed CRL. */
+export interface CertificateRevocationList {
+  der: Buffer
+  pem: string
+  number: number
+  thisUpdate: Date
+  nextUpdate: Date
+  /** The revoked serials on it, lower-case hex. */
+  serials: string[]
+}
+
+/**
+ * A mount of the internal CA (Strongroom.pki()). Every call acts for a
+ * principal (a SecretsStore from Strongroom.asPrincipal()).
+ */
+export declare class Pki {
+  private constructor()
+  readonly mount: string
+  /** The lease engine of its certificates, `pki-<mount>`. */
+  readonly engine: string
+  /** Creates the root CA (`sudo` on pki/<mount>/ca). */
+  createRoot(principal: SecretsStore, spec: CaSpec): Promise<CaCertificate>
+  /** The CA certificate (`read` on pki/<mount>/ca). */
+  ca(principal: SecretsStore): Promise<CaCertificate>
+  /** Creates or replaces a role (`sudo` on pki/<mount>/role/<name>). */
+  putRole(principal: SecretsStore, name: string, role: PkiRole): Promise<void>
+  /** Issues a certificate (`lease` on pki/<mount>/issue/<role>). */
+  issue(principal: SecretsStore, role: string, request: PkiIssueRequest): Promise<IssuedCertificate>
+  /** Revokes a certificate by serial (hex); resolves to its lease id. */
+  revoke(principal: SecretsStore, serial: string): Promise<string>
+  /** The current CRL, signing a new one when due (`read` on pki/<mount>/crl). */
+  crl(principal: SecretsStore): Promise<CertificateRevocationList>
 }
 
 /** A path policy. */
@@ -618,6 +854,8 @@ export declare class LeaseError extends StrongroomError {}
 export declare class RotationError extends StrongroomError {}
 /** The ShamirError family. */
 export declare class ShamirError extends StrongroomError {}
+/** The SigningError family. */
+export declare class SigningError extends StrongroomError {}
 /** Code "decryption_failed": a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more. */
 export declare class DecryptionFailed extends StrongroomError {}
 /** Code "malformed_sealed_value": the bytes are not a sealed value this build can read. */
@@ -975,6 +1213,72 @@ export declare class ShamirDifferentSplits extends ShamirError {
 export declare class ShamirCorruptShare extends ShamirError {
   readonly index: number | null
   readonly reason: string
+}
+/** Code "signing.unknown_key": no signing key has this name. */
+export declare class SigningUnknownKey extends SigningError {
+  readonly key: string
+}
+/** Code "signing.key_exists": a signing key of this name exists already (perhaps just created by another process). */
+export declare class SigningKeyExists extends SigningError {
+  readonly key: string
+}
+/** Code "signing.unknown_version": the signing key has no such version. */
+export declare class SigningUnknownVersion extends SigningError {
+  readonly key: string
+  readonly version: number
+  readonly latest: number
+}
+/** Code "signing.version_retired": the version is below the key's minimum verify version: its signatures no longer verify. */
+export declare class SigningVersionRetired extends SigningError {
+  readonly key: string
+  readonly version: number
+  readonly min_verify_version: number
+}
+/** Code "signing.wrong_key_type": the operation needs another type of signing key. */
+export declare class SigningWrongKeyType extends SigningError {
+  readonly key: string
+  readonly key_type: string
+  readonly operation: string
+  readonly needed: string
+}
+/** Code "signing.rate_limited": the key's rate limit is exhausted in this process; retry after the given milliseconds. */
+export declare class SigningRateLimited extends SigningError {
+  readonly key: string
+  readonly retry_after_ms: number
+}
+/** Code "signing.bad_signature_encoding": a signature's text form cannot be parsed. */
+export declare class SigningBadSignatureEncoding extends SigningError {
+  readonly reason: string
+}
+/** Code "signing.conflict": the signing key changed concurrently; re-read and retry. */
+export declare class SigningConflict extends SigningError {
+  readonly key: string
+}
+/** Code "signing.corrupt_key": a stored private key cannot be opened or parsed. */
+export declare class SigningCorruptKey extends SigningError {
+  readonly key: string
+  readonly version: number
+  readonly reason: string
+}
+/** Code "signing.corrupt_record": a signing key's metadata record cannot be read. */
+export declare class SigningCorruptRecord extends SigningError {
+  readonly key: string
+  readonly reason: string
+}
+/** Code "signing.invalid_min_verify_version": the minimum verify version can only be raised, up to the newest version. */
+export declare class SigningInvalidMinVerifyVersion extends SigningError {
+  readonly key: string
+  readonly requested: number
+  readonly current: number
+  readonly latest: number
+}
+/** Code "signing.invalid_rate_limit": a rate limit needs at least 1 per second and a burst of at least 1. */
+export declare class SigningInvalidRateLimit extends SigningError {
+  readonly reason: string
+}
+/** Code "signing.invalid_chain_id": an EIP-155 chain id of zero or one whose v overflows. */
+export declare class SigningInvalidChainId extends SigningError {
+  readonly chain_id: number
 }
 /** Old name of RandomFailed. */
 export declare const RandomFailure: typeof RandomFailed

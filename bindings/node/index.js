@@ -719,6 +719,10 @@ class SecretsStore {
   [util.inspect.custom] () {
     return `SecretsStore { principal: ${this.principal} }`
   }
+
+  static handle (s) {
+    return s.#n
+  }
 }
 
 /** A path policy, parsed from TOML. */
@@ -903,6 +907,10 @@ const LEASE_EVENTS = new Set(['event', 'issued', 'renewed', 'expiring_soon', 're
  */
 class LeaseManager extends EventEmitter {
   #n
+
+  static handle (m) {
+    return m.#n
+  }
   // The native event forwarder's id while someone listens, else null.
   #watch = null
 
@@ -1187,6 +1195,423 @@ Strongroom.prototype.apiKeyRotation = function apiKeyRotation (name, opts) {
   })
 }
 
+// ----- signing keys -----
+
+/**
+ * A signature and the key version that made it. Its text form
+ * (`toString()`, `text`, JSON) is `strongroom:v<version>:<base64>`;
+ * `Signature.parse(text)` reads it back.
+ */
+class Signature {
+  #version
+  #bytes
+  #text
+
+  /** @private use SigningKeys.sign() or Signature.parse() */
+  constructor (native) {
+    this.#version = native.version
+    this.#bytes = native.bytes
+    this.#text = native.text
+  }
+
+  /** Parses `strongroom:v<version>:<base64>` strictly; SigningBadSignatureEncoding otherwise. */
+  static parse (text) {
+    if (typeof text !== 'string') throw new TypeError('a signature text must be a string')
+    return new Signature(call(() => native.parseSignature(text)))
+  }
+
+  /** The key version that made it. */
+  get version () { return this.#version }
+
+  /** The signature bytes (a copy). */
+  get bytes () { return Buffer.from(this.#bytes) }
+
+  /** The text form `strongroom:v<version>:<base64>`. */
+  get text () { return this.#text }
+
+  toString () { return this.#text }
+  toJSON () { return this.#text }
+  [util.inspect.custom] () { return `Signature { ${this.#text} }` }
+}
+
+function signatureArg (sig) {
+  if (sig instanceof Signature) return sig.text
+  if (typeof sig === 'string') return sig
+  throw new TypeError('signature must be a Signature or its text form')
+}
+
+function signingKeyInfo (k) {
+  return {
+    name: k.name,
+    keyType: k.keyType,
+    latestVersion: k.latestVersion,
+    minVerifyVersion: k.minVerifyVersion,
+    versions: k.versions.map((v) => ({ version: v.version, createdAt: new Date(v.createdMs) })),
+    rateLimit: k.rateLimit == null ? null : { perSecond: k.rateLimit.perSecond, burst: k.rateLimit.burst }
+  }
+}
+
+function publicKeyOut (p) {
+  return {
+    keyType: p.keyType,
+    version: p.version,
+    raw: p.raw,
+    spkiDer: p.spkiDer,
+    spkiPem: p.spkiPem,
+    ethAddress: p.ethAddress ?? null
+  }
+}
+
+function ethSignatureOut (e) {
+  return { version: e.version, r: e.r, s: e.s, v: e.v, recoveryId: e.recoveryId, bytes: e.bytes, hex: e.hex }
+}
+
+function rateLimitArg (limit) {
+  if (limit == null) return [undefined, undefined]
+  if (typeof limit !== 'object' || !Number.isInteger(limit.perSecond) || !Number.isInteger(limit.burst)) {
+    throw new TypeError('a rate limit is { perSecond: integer, burst: integer }')
+  }
+  return [limit.perSecond, limit.burst]
+}
+
+function versionOpt (opts) {
+  return opts && opts.version !== undefined ? opts.version : undefined
+}
+
+/**
+ * Signing keys that never leave the store (Ed25519, ECDSA P-256,
+ * secp256k1): the store's own (`store.signingKeys()`, no policy checks or
+ * audit) or a principal's view of them (`principal.signing(keys)`, every
+ * call checked against its policies on the key's name and audited). Only
+ * signatures and public keys come out.
+ */
+class SigningKeys {
+  #n
+
+  /** @private use store.signingKeys() or principal.signing(keys) */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeSigningKeys)) {
+      throw new TypeError('use store.signingKeys() or principal.signing(keys)')
+    }
+    this.#n = handle
+  }
+
+  /** The principal's name, or null for the store's own signing keys. */
+  get principal () {
+    return this.#n.principal ?? null
+  }
+
+  /**
+   * Creates key `name` of `keyType` ("ed25519", "ecdsa_p256" or
+   * "secp256k1"); opts.rateLimit: { perSecond, burst }. Resolves to its info.
+   */
+  createKey (name, keyType, opts) {
+    return callAsync(async () => {
+      const [perSecond, burst] = rateLimitArg(opts && opts.rateLimit)
+      return signingKeyInfo(await this.#n.createKey(name, keyType, perSecond, burst))
+    })
+  }
+
+  /** Adds a version, which signs from now on. */
+  rotateKey (name) {
+    return callAsync(async () => signingKeyInfo(await this.#n.rotateKey(name)))
+  }
+
+  /** Raises the minimum verify version: older versions' signatures then fail with SigningVersionRetired. */
+  setMinVerifyVersion (name, version) {
+    return callAsync(async () => signingKeyInfo(await this.#n.setMinVerifyVersion(name, version)))
+  }
+
+  /** Sets the key's rate limit ({ perSecond, burst }), or removes it (null). */
+  setRateLimit (name, limit) {
+    return callAsync(async () => {
+      const [perSecond, burst] = rateLimitArg(limit)
+      return signingKeyInfo(await this.#n.setRateLimit(name, perSecond, burst))
+    })
+  }
+
+  /** What is known about the key (no key material). */
+  keyInfo (name) {
+    return callAsync(async () => signingKeyInfo(await this.#n.keyInfo(name)))
+  }
+
+  /** The public key of opts.version (the newest if none). */
+  publicKey (name, opts) {
+    return callAsync(async () => publicKeyOut(await this.#n.publicKey(name, versionOpt(opts))))
+  }
+
+  /** The EIP-55 Ethereum address of a secp256k1 key (opts.version, else the newest). */
+  ethAddress (name, opts) {
+    return callAsync(() => this.#n.ethAddress(name, versionOpt(opts)))
+  }
+
+  /** Signs `message` (Buffer, Uint8Array or UTF-8 string) with the newest version; resolves to a Signature. */
+  sign (name, message) {
+    return callAsync(async () => new Signature(await this.#n.sign(name, messageArg(message))))
+  }
+
+  /**
+   * Whether `signature` (a Signature or its text) is `name`'s signature of
+   * `message`. Rejects with SigningVersionRetired for a retired version.
+   */
+  verify (name, message, signature) {
+    return callAsync(() => this.#n.verify(name, messageArg(message), signatureArg(signature)))
+  }
+
+  /** Signs an EIP-191 personal message with a secp256k1 key: { version, r, s, v, recoveryId, bytes, hex }. */
+  ethSignPersonalMessage (name, message) {
+    return callAsync(async () => ethSignatureOut(await this.#n.ethSignPersonalMessage(name, messageArg(message))))
+  }
+
+  /** Signs a 32-byte EIP-155 transaction hash for `chainId` (number or bigint) with a secp256k1 key. */
+  ethSignTransactionHash (name, hash, chainId) {
+    return callAsync(async () => ethSignatureOut(
+      await this.#n.ethSignTransactionHash(name, bytesArg('hash', hash), chainId)))
+  }
+
+  [util.inspect.custom] () {
+    return `SigningKeys { principal: ${this.principal} }`
+  }
+
+  static handle (k) {
+    return k.#n
+  }
+}
+
+function messageArg (m) {
+  if (Buffer.isBuffer(m) || typeof m === 'string') return m
+  if (m instanceof Uint8Array) return Buffer.from(m.buffer, m.byteOffset, m.byteLength)
+  throw new TypeError('message must be a Buffer, Uint8Array or string')
+}
+
+/**
+ * The store's signing keys, made from the store as it is now (no policy
+ * checks, no audit). Rate limits are enforced per SigningKeys object: keep
+ * one per process.
+ */
+Strongroom.prototype.signingKeys = function signingKeys () {
+  return call(() => new SigningKeys(Strongroom.handle(this).signingKeys()))
+}
+
+/** `keys` as this principal (a SecretsStore from store.asPrincipal()): checked and audited. */
+SecretsStore.prototype.signing = function signing (keys) {
+  return call(() => {
+    if (!(keys instanceof SigningKeys)) throw new TypeError('keys must be the SigningKeys of store.signingKeys()')
+    return new SigningKeys(SecretsStore.handle(this).signing(SigningKeys.handle(keys)))
+  })
+}
+
+// ----- internal CA -----
+
+/** DER bytes as PEM with `label` (e.g. "CERTIFICATE"). */
+function pemOf (label, der) {
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? []
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`
+}
+
+function caOut (c) {
+  return {
+    mount: c.mount,
+    kind: c.kind,
+    keyType: c.keyType,
+    commonName: c.commonName,
+    certificate: c.certificate,
+    certificatePem: pemOf('CERTIFICATE', c.certificate),
+    parents: c.parents,
+    chainPem: [c.certificate, ...c.parents].map((d) => pemOf('CERTIFICATE', d)).join(''),
+    notBefore: new Date(c.notBeforeMs),
+    notAfter: new Date(c.notAfterMs)
+  }
+}
+
+function crlOut (c) {
+  return {
+    der: c.der,
+    pem: pemOf('X509 CRL', c.der),
+    number: c.number,
+    thisUpdate: new Date(c.thisUpdateMs),
+    nextUpdate: new Date(c.nextUpdateMs),
+    serials: c.serials
+  }
+}
+
+/**
+ * A certificate just issued. Its private key (PKCS#8 DER) is a Buffer
+ * reachable only through `privateKey`; it is left out of util.inspect(),
+ * toJSON() and the object's keys. `wipe()` zeroes it.
+ */
+class IssuedCertificate {
+  #key
+  #wiped = false
+
+  /** @private use pki.issue() */
+  constructor (n) {
+    this.serial = n.serial
+    this.leaseId = n.leaseId
+    this.keyType = n.keyType
+    this.certificate = n.certificate
+    this.caChain = n.caChain
+    this.notBefore = new Date(n.notBeforeMs)
+    this.notAfter = new Date(n.notAfterMs)
+    this.#key = n.privateKey
+  }
+
+  /** The certificate as PEM. */
+  get certificatePem () {
+    return pemOf('CERTIFICATE', this.certificate)
+  }
+
+  /** The certificate followed by the CA chain, as PEM. */
+  get chainPem () {
+    return [this.certificate, ...this.caChain].map((d) => pemOf('CERTIFICATE', d)).join('')
+  }
+
+  /** The private key, PKCS#8 DER (this Buffer itself, not a copy: wipe() zeroes it). */
+  get privateKey () {
+    if (this.#wiped) throw new errorClasses.SecretWiped('the private key was wiped')
+    return this.#key
+  }
+
+  /** Zeroes the private key; later reads of `privateKey` throw SecretWiped. */
+  wipe () {
+    this.#key.fill(0)
+    this.#wiped = true
+  }
+
+  toJSON () {
+    return {
+      serial: this.serial,
+      leaseId: this.leaseId,
+      keyType: this.keyType,
+      certificatePem: this.certificatePem,
+      notBefore: this.notBefore,
+      notAfter: this.notAfter,
+      privateKey: REDACTED
+    }
+  }
+
+  [util.inspect.custom] () {
+    return `IssuedCertificate { serial: '${this.serial}', keyType: '${this.keyType}', ` +
+      `notAfter: ${this.notAfter.toISOString()}, privateKey: ${REDACTED} }`
+  }
+}
+
+function principalArg (p) {
+  if (!(p instanceof SecretsStore)) throw new TypeError('principal must be a SecretsStore from store.asPrincipal()')
+  return SecretsStore.handle(p)
+}
+
+function objectArg (name, o) {
+  if (o === null || typeof o !== 'object') throw new TypeError(`${name} must be an object`)
+  return o
+}
+
+/**
+ * A mount of the internal certificate authority (store.pki(leases, mount)).
+ * Every call acts for a principal (a SecretsStore from store.asPrincipal()),
+ * checked against its policies on `pki/<mount>/...` and audited.
+ */
+class Pki {
+  #n
+
+  /** @private use store.pki() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativePki)) throw new TypeError('use store.pki(leases, mount)')
+    this.#n = handle
+  }
+
+  /** The mount's name. */
+  get mount () {
+    return this.#n.mount
+  }
+
+  /** The lease engine of the mount's certificates, `pki-<mount>`. */
+  get engine () {
+    return this.#n.engine
+  }
+
+  /** Creates the root CA: spec { commonName, keyType = "ed25519" | "ecdsa-p256", ttlMs }. */
+  createRoot (principal, spec) {
+    return callAsync(async () => {
+      const p = principalArg(principal)
+      spec = objectArg('spec', spec)
+      return caOut(await this.#n.createRoot(p, {
+        commonName: spec.commonName, keyType: spec.keyType, ttlMs: spec.ttlMs
+      }))
+    })
+  }
+
+  /** The mount's CA certificate (no private key ever leaves). */
+  ca (principal) {
+    return callAsync(async () => caOut(await this.#n.ca(principalArg(principal))))
+  }
+
+  /**
+   * Creates or replaces role `name`: { allowedNames, allowLocalhost,
+   * allowIpSans, allowWildcardCertificates, keyTypes, usages, ttlMs, maxTtlMs }.
+   */
+  putRole (principal, name, role) {
+    return callAsync(async () => {
+      const p = principalArg(principal)
+      role = objectArg('role', role)
+      await this.#n.putRole(p, name, {
+        allowedNames: role.allowedNames,
+        allowLocalhost: role.allowLocalhost,
+        allowIpSans: role.allowIpSans,
+        allowWildcardCertificates: role.allowWildcardCertificates,
+        keyTypes: role.keyTypes,
+        usages: role.usages,
+        ttlMs: role.ttlMs,
+        maxTtlMs: role.maxTtlMs
+      })
+    })
+  }
+
+  /**
+   * Issues a certificate under `role`: request { dnsNames, ipAddresses,
+   * commonName, keyType, usages, ttlMs }. Resolves to an IssuedCertificate.
+   */
+  issue (principal, role, request) {
+    return callAsync(async () => {
+      const p = principalArg(principal)
+      request = objectArg('request', request)
+      return new IssuedCertificate(await this.#n.issue(p, role, {
+        dnsNames: request.dnsNames,
+        ipAddresses: request.ipAddresses,
+        commonName: request.commonName,
+        keyType: request.keyType,
+        usages: request.usages,
+        ttlMs: request.ttlMs
+      }))
+    })
+  }
+
+  /** Revokes the certificate with `serial` (hex) by revoking its lease; resolves to the lease id. */
+  revoke (principal, serial) {
+    return callAsync(() => this.#n.revoke(principalArg(principal), serial))
+  }
+
+  /** The current CRL ({ der, pem, number, thisUpdate, nextUpdate, serials }), signing a new one when due. */
+  crl (principal) {
+    return callAsync(async () => crlOut(await this.#n.crl(principalArg(principal))))
+  }
+
+  [util.inspect.custom] () {
+    return `Pki { mount: '${this.mount}' }`
+  }
+}
+
+/**
+ * The CA mount `mount` of this store; its certificates are leases of
+ * `leases` (a LeaseManager of this store, which gets the mount's revoker).
+ */
+Strongroom.prototype.pki = function pki (leases, mount) {
+  return call(() => {
+    if (!(leases instanceof LeaseManager)) throw new TypeError('leases must be a LeaseManager of this store')
+    return new Pki(Strongroom.handle(this).pki(LeaseManager.handle(leases), mount))
+  })
+}
+
 // ----- low level -----
 
 /** Seals with a raw 32-byte key (for test vectors and interop); random nonce. */
@@ -1222,6 +1647,10 @@ module.exports = {
   Clock,
   LeaseManager,
   ApiKeyRotation,
+  Signature,
+  SigningKeys,
+  Pki,
+  IssuedCertificate,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

@@ -18,7 +18,9 @@
 //! Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
 pub mod fast;
+pub mod pki;
 pub mod rotation;
+pub mod signing;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -60,6 +60,7 @@ fn family_doc(name: &str) -> String {
         "LeaseError" => "A lease operation failed.".to_owned(),
         "RotationError" => "A credential rotation failed.".to_owned(),
         "ShamirError" => "Shamir split or combine failed.".to_owned(),
+        "SigningError" => "A signing-key operation failed.".to_owned(),
         _ => format!("Errors of the {name} family."),
     }
 }

@@ -63,7 +63,7 @@ class ShamirError(StrongroomError):
     """Shamir split or combine failed."""
 
 class SigningError(StrongroomError):
-    """Errors of the SigningError family."""
+    """A signing-key operation failed."""
 
 class DecryptionFailed(StrongroomError):
     """a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more (code "decryption_failed")."""

@@ -182,3 +182,14 @@ def test_pki_error_is_the_bindings_own():
     assert strongroom.PkiError.__bases__ == (strongroom.StrongroomError,)
     assert "PkiError" in strongroom.__all__
     assert not [r for r in strongroom.ERROR_CODES if r["class"] == "PkiError"]
+
+
+def test_closing_the_store_closes_the_pki(tmp_path):
+    async def go():
+        sr, _, pki, ops, _ = await setup("blocking", tmp_path)
+        pki.create_root(ops, "Internal Root")
+        sr.close()
+        with pytest.raises(strongroom.Closed):
+            pki.ca(ops)
+
+    asyncio.run(go())

@@ -19,13 +19,15 @@ use crate::{
 };
 
 /// A PKI error as a JavaScript error: core errors through the core's table;
-/// a corrupt record as `CorruptRecord`; the rest (the role's and the
-/// request's refusals, certificate and TLS failures) as `InvalidArgument`
-/// whose reason starts with the PKI kind (`pki_name_not_allowed: ...`).
+/// a corrupt record as `CorruptRecord`; a record that kept changing as
+/// `StorageConflict`; the rest (the role's and the request's refusals,
+/// certificate and TLS failures) as `InvalidArgument` whose reason starts
+/// with the PKI kind (`pki_name_not_allowed: ...`).
 fn pki_js(e: PkiError) -> napi::Error {
     match e {
         PkiError::Core(e) => to_js(e),
         PkiError::BadRecord { key, reason } => to_js(strongroom::Error::corrupt(key, reason)),
+        PkiError::Contended { key, .. } => to_js(strongroom::Error::StorageConflict { key }),
         other => invalid(format!("{}: {other}", other.kind())),
     }
 }

@@ -146,4 +146,5 @@ test('revoke: the serial appears in the next CRL\'s DER', async () => {
   await assert.rejects(pki.revoke(ops, 'zz'), (e) => e instanceof sr.InvalidArgument &&
     e.reason.startsWith('pki_invalid_request: '))
   await store.close()
+  await assert.rejects(pki.crl(ops), sr.Closed)
 })

@@ -8,7 +8,9 @@ import {
   Clock, LeaseManager, Lease, DueReport, LeaseEvent, LeaseExpired,
   RevocationRequest, PrefixRevocation, LeaseRevocationDeferred,
   ApiKeyRotation, RotationReport, StagedKeys, Matched, RotationStatus, RotationInvalidName, RotationRolledBack,
-  Pkcs11Options, Closed
+  Pkcs11Options, Closed,
+  SigningKeys, Signature, SigningKeyInfo, SigningPublicKey, EthSignature, SigningError, SigningVersionRetired,
+  SigningRateLimited, Pki, CaCertificate, IssuedCertificate, CertificateRevocationList
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -123,6 +125,44 @@ async function main (): Promise<void> {
     if (e instanceof RotationRolledBack) { const s: string = e.step; void s }
   }
   void [rotated, m, status.history, revokedNow, imported]
+
+  // Signing keys that never leave.
+  const signingKeys: SigningKeys = store.signingKeys()
+  const signer: SigningKeys = svc.signing(signingKeys)
+  const skInfo: SigningKeyInfo = await signer.createKey('release/app', 'ed25519', { rateLimit: { perSecond: 10, burst: 20 } })
+  await signer.rotateKey('release/app')
+  await signer.setMinVerifyVersion('release/app', 2)
+  await signer.setRateLimit('release/app', null)
+  const sig: Signature = await signer.sign('release/app', Buffer.from('artifact'))
+  const sigText: string = sig.text
+  const ok: boolean = await signer.verify('release/app', 'artifact', Signature.parse(sigText))
+  const pub: SigningPublicKey = await signingKeys.publicKey('release/app', { version: 2 })
+  const addr: string = await signer.ethAddress('release/eth')
+  const eth: EthSignature = await signer.ethSignPersonalMessage('release/eth', 'hello')
+  const ethV: number | bigint = eth.v
+  const tx: EthSignature = await signer.ethSignTransactionHash('release/eth', Buffer.alloc(32), 1n)
+  try {
+    await signer.verify('release/app', 'artifact', sig)
+  } catch (e) {
+    if (e instanceof SigningVersionRetired) { const mv: number = e.min_verify_version; void mv }
+    if (e instanceof SigningRateLimited) { const ra: number = e.retry_after_ms; void ra }
+    if (e instanceof SigningError) { const c: string = e.code; void c }
+  }
+  void [skInfo.versions[0].createdAt, sig.version, sig.bytes, ok, pub.spkiPem, pub.ethAddress, addr, ethV, tx.hex,
+    signer.principal, (await signer.keyInfo('release/app')).rateLimit]
+
+  // The internal CA.
+  const pki: Pki = store.pki(leases, 'internal')
+  const root: CaCertificate = await pki.createRoot(svc, { commonName: 'Root', keyType: 'ecdsa-p256', ttlMs: 86_400_000 })
+  await pki.putRole(svc, 'web', { allowedNames: ['*.svc.example.com'], usages: ['server'], ttlMs: 3_600_000, maxTtlMs: 7_200_000 })
+  const leaf: IssuedCertificate = await pki.issue(svc, 'web', { dnsNames: ['a.svc.example.com'], ipAddresses: ['10.0.0.1'] })
+  const leafKey: Buffer = leaf.privateKey
+  leaf.wipe()
+  const revokedLease: string = await pki.revoke(svc, leaf.serial)
+  const crl: CertificateRevocationList = await pki.crl(svc)
+  const caNow: CaCertificate = await pki.ca(svc)
+  void [root.certificatePem, root.notAfter, leaf.chainPem, leaf.certificate, leafKey, revokedLease, crl.der, crl.pem,
+    crl.serials, caNow.parents, pki.mount, pki.engine]
 
   // S9: a PKCS#11 root key.
   const hsmOpts: Pkcs11Options = { module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 't', pin: '1234', keyLabel: 'k' }

@@ -5,6 +5,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
+const tls = require('node:tls')
 const util = require('node:util')
 const sr = require('strongroom')
 const { Strongroom, Policy, Pki, IssuedCertificate } = sr
@@ -121,8 +122,8 @@ test('a name outside the role is refused; policies are enforced', async () => {
   await store.close()
 })
 
-test('revoke: the serial appears in the next CRL\'s DER', async () => {
-  const { store, pki, ops, app } = await setup()
+test('revoke: the serial appears in the next CRL\'s DER; so does one revoked through the lease manager', async () => {
+  const { store, leases, pki, ops, app } = await setup()
   const ca = await pki.createRoot(ops, { commonName: 'Root', keyType: 'ecdsa-p256' })
   await pki.putRole(ops, 'web', { allowedNames: ['*.svc.example.com'] })
   const keep = await pki.issue(app, 'web', { dnsNames: ['keep.svc.example.com'] })
@@ -143,8 +144,38 @@ test('revoke: the serial appears in the next CRL\'s DER', async () => {
   assert.match(crl.pem, /^-----BEGIN X509 CRL-----\n/)
   assert.deepEqual(Buffer.from(crl.pem.split('\n').slice(1, -2).join(''), 'base64'), crl.der)
   assert.ok(ca.certificate.length > 0)
+  // Revoking the lease through the lease manager puts the serial on the CRL too.
+  await leases.revoke(keep.leaseId)
+  assert.deepEqual((await pki.crl(ops)).serials.sort(), [gone.serial, keep.serial].sort())
   await assert.rejects(pki.revoke(ops, 'zz'), (e) => e instanceof sr.InvalidArgument &&
     e.reason.startsWith('pki_invalid_request: '))
   await store.close()
   await assert.rejects(pki.crl(ops), sr.Closed)
+})
+
+test('a P-256 leaf and its root work with node:tls', async () => {
+  const { store, pki, ops, app } = await setup()
+  const ca = await pki.createRoot(ops, { commonName: 'Root', keyType: 'ecdsa-p256' })
+  await pki.putRole(ops, 'web', { allowedNames: ['*.svc.example.com'] })
+  const cert = await pki.issue(app, 'web', { dnsNames: ['api.svc.example.com'], keyType: 'ecdsa-p256' })
+  const key = crypto.createPrivateKey({ key: cert.privateKey, format: 'der', type: 'pkcs8' })
+  // node:tls takes a PEM key; the test converts the DER through a KeyObject.
+  const server = tls.createServer({ key: key.export({ format: 'pem', type: 'pkcs8' }), cert: cert.chainPem }, (s) => s.end('hello over tls'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const got = await new Promise((resolve, reject) => {
+      const c = tls.connect({
+        host: '127.0.0.1', port: server.address().port, ca: ca.certificatePem, servername: 'api.svc.example.com'
+      }, () => {
+        let data = ''
+        c.on('data', (d) => { data += d })
+        c.on('end', () => resolve(data))
+      })
+      c.on('error', reject)
+    })
+    assert.equal(got, 'hello over tls')
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+    await store.close()
+  }
 })

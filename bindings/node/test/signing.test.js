@@ -154,6 +154,18 @@ test('rate limits: set, enforced with a typed error, removed', async () => {
   assert.equal((await ci.setRateLimit(name, null)).rateLimit, null)
   await ci.sign(name, 'c')
   await assert.rejects(ci.setRateLimit(name, { perSecond: 0, burst: 1 }), sr.SigningInvalidRateLimit)
+  await assert.rejects(ci.setRateLimit(name, { perSecond: 1 }), TypeError)
+  await store.close()
+})
+
+test('a principal\'s view shares the rate-limit bucket of the SigningKeys it was made from', async () => {
+  const { store, keys, ci } = await setup()
+  const name = 'release/shared'
+  await keys.createKey(name, 'ed25519', { rateLimit: { perSecond: 1, burst: 1 } })
+  await keys.sign(name, 'a')
+  await assert.rejects(ci.sign(name, 'b'), sr.SigningRateLimited)
+  // Another engine of the same store has its own bucket.
+  await store.signingKeys().sign(name, 'c')
   await store.close()
 })
 

@@ -23,6 +23,9 @@ bash scripts/quickstart.sh
 step "policies example (policy files, handles, verified audit file)"
 cargo run --quiet -p strongroom-examples --example policies
 
+step "metrics example (Prometheus text served on 127.0.0.1 and scraped)"
+cargo run --quiet -p strongroom-examples --example metrics
+
 step "hsm example (root key in SoftHSM2)"
 cargo run --quiet -p strongroom-examples --example hsm
 

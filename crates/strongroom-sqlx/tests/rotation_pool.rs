@@ -23,6 +23,43 @@ use strongroom_testpg::TestPostgres;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The process's metrics recorder (installed once for this test binary:
+/// other tests record into it too, so assertions are lower bounds).
+fn metrics_snapshotter() -> &'static metrics_util::debugging::Snapshotter {
+    static SNAP: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    SNAP.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("no other recorder in this test binary");
+        snapshotter
+    })
+}
+
+type Snapshot = Vec<(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    metrics_util::debugging::DebugValue,
+)>;
+
+/// The value of counter `name` with label `label` (if given), summed, in
+/// `snap` (a snapshot drains what it reports: take one per check).
+fn counter(snap: &Snapshot, name: &str, label: Option<(&str, &str)>) -> u64 {
+    snap.iter()
+        .filter(|(k, _, _, _)| k.key().name() == name)
+        .filter(|(k, _, _, _)| {
+            label.is_none_or(|(lk, lv)| k.key().labels().any(|l| l.key() == lk && l.value() == lv))
+        })
+        .map(|(_, _, _, v)| match v {
+            metrics_util::debugging::DebugValue::Counter(n) => *n,
+            _ => 0,
+        })
+        .sum()
+}
+
 fn unique(label: &str) -> String {
     format!(
         "t{}_{}_{label}",
@@ -671,6 +708,8 @@ async fn crash_points_never_leave_no_working_credential() {
 /// refresh and none fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_failure_heals_with_one_refresh_for_all_callers() {
+    // drained first: the snapshot at the end holds what came after
+    let _ = metrics_snapshotter().snapshot();
     let env = Env::new("flight").await;
     let role = unique("fl");
     env.exec(
@@ -729,6 +768,22 @@ async fn login_failure_heals_with_one_refresh_for_all_callers() {
     assert!(m.retries >= 1, "{m:?}");
     assert_eq!(m.failures, 0);
     assert_eq!(pool.active_version(), 2);
+    // the same through the metrics facade, and the rotation's steps timed
+    let snap: Snapshot = metrics_snapshotter().snapshot().into_vec();
+    assert!(counter(&snap, strongroom_sqlx::pool::POOL_REFRESHES, None) >= 1);
+    assert!(
+        counter(
+            &snap,
+            strongroom_sqlx::pool::POOL_LOGIN_REFUSALS,
+            Some(("class", "credential"))
+        ) >= 1
+    );
+    assert!(snap.iter().any(|(k, _, _, _)| {
+        k.key().name() == strongroom::metrics::ROTATION_STEP_SECONDS
+            && k.key()
+                .labels()
+                .any(|l| l.key() == "step" && l.value() == "promote")
+    }));
 }
 
 /// A revoked credential with nothing to replace it: a clear error once the

@@ -410,9 +410,18 @@ impl Handle {
         &self.audit
     }
 
-    /// Appends `event`, then saves the new head. Any failure is returned
-    /// (the caller must then not hand anything out).
+    /// Appends `event`, an operation's outcome, then saves the new head.
+    /// Any failure is returned (the caller must then not hand anything
+    /// out). Once both succeed, the operation is counted in the metrics.
     async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
+        let rec = self.record_intent(event).await?;
+        crate::metrics::operation_finished(&rec.event);
+        Ok(rec)
+    }
+
+    /// As [`Handle::record`], for an intent written before the operation
+    /// runs (not counted: its outcome is).
+    async fn record_intent(&self, event: AuditEvent) -> Result<AuditRecord> {
         let rec = self.audit.append(event).await?;
         self.store
             .strongroom()
@@ -643,7 +652,7 @@ impl Handle {
         }
 
         // Write-ahead: the intent must be on record before the store changes.
-        self.record(event.clone()).await?;
+        self.record_intent(event.clone()).await?;
         let principal = &self.principal;
         let p_ref = &p;
         let result = self
@@ -686,7 +695,7 @@ impl Handle {
     ) -> Result<SecretMetadata> {
         let event = self.event(Operation::WriteMetadata, path)?;
         let p = self.admit(&event, path, Capability::Update).await?;
-        self.record(event.clone()).await?;
+        self.record_intent(event.clone()).await?;
         let result = self.store.update_metadata(p.as_str(), patch).await;
         self.finish(event, result, |m| Some(m.current_version))
             .await
@@ -697,7 +706,7 @@ impl Handle {
     pub async fn delete_metadata(&self, path: &str) -> Result<()> {
         let event = self.event(Operation::Destroy, path)?;
         let p = self.admit(&event, path, Capability::Delete).await?;
-        self.record(event.clone()).await?;
+        self.record_intent(event.clone()).await?;
         let result = self.store.delete_metadata(p.as_str()).await;
         self.finish(event, result, |_| None).await
     }
@@ -733,7 +742,7 @@ impl Handle {
             event = event.with_version(*one);
         }
         let p = self.admit(&event, path, Capability::Delete).await?;
-        self.record(event.clone()).await?;
+        self.record_intent(event.clone()).await?;
         let result = match op {
             Operation::Delete => self.store.delete(p.as_str(), versions).await,
             Operation::Undelete => self.store.undelete(p.as_str(), versions).await,
@@ -804,5 +813,11 @@ impl Handle {
     /// the authorised handles.
     pub(crate) async fn audit_record(&self, event: AuditEvent) -> Result<AuditRecord> {
         self.record(event).await
+    }
+
+    /// An intent record (written before the operation runs), for the
+    /// authorised handles.
+    pub(crate) async fn audit_record_intent(&self, event: AuditEvent) -> Result<AuditRecord> {
+        self.record_intent(event).await
     }
 }

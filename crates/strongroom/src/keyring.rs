@@ -444,6 +444,7 @@ impl Keyring {
             .saturating_add(opts.reservation_block.max(1))
             .min(threshold);
         e.info.encryptions_reserved = end;
+        crate::metrics::keyring_reserved(primary, end, threshold);
         Ok((primary, start, end))
     }
 

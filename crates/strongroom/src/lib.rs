@@ -29,6 +29,7 @@ pub mod handle;
 pub mod hostile;
 pub mod keyring;
 pub mod lease;
+pub mod metrics;
 pub mod path;
 pub mod policy;
 pub mod protector;

@@ -8,6 +8,25 @@ use strongroom::backoff::Backoff;
 /// doubling per failed refresh up to 1 s.
 pub(super) const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
+/// Counter (the `metrics` facade, see `strongroom::metrics`): credential
+/// refreshes run by healing pools.
+pub const POOL_REFRESHES: &str = "strongroom_pool_refreshes_total";
+/// Counter: credential swaps (a pool moved to other credentials).
+pub const POOL_SWAPS: &str = "strongroom_pool_swaps_total";
+/// Counter: operations whose login the server refused, by `class`
+/// (`credential` for `28P01`, `not_authorized`, `hba_rejected`).
+pub const POOL_LOGIN_REFUSALS: &str = "strongroom_pool_login_refusals_total";
+
+/// The label of a refused login's class, if it is one.
+fn login_refusal_label(class: ErrorClass) -> Option<&'static str> {
+    match class {
+        ErrorClass::Credential => Some("credential"),
+        ErrorClass::NotAuthorized => Some("not_authorized"),
+        ErrorClass::HbaRejected => Some("hba_rejected"),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Counters {
     pub(super) refreshes: AtomicU64,
@@ -312,6 +331,9 @@ impl HealingPool {
                     Err(e) => e,
                 };
                 let class = classify(&err, self.inner.options.external_auth);
+                if let Some(label) = login_refusal_label(class) {
+                    ::metrics::counter!(POOL_LOGIN_REFUSALS, "class" => label).increment(1);
+                }
                 if class == ErrorClass::Terminated && terminated < 3 {
                     // The server killed the session (its role was revoked
                     // after the pool moved on): the statement was rolled
@@ -406,6 +428,7 @@ impl HealingPool {
             let mut last = inner.refresh_lock.lock().await;
             if inner.refresh_epoch.load(Ordering::Acquire) == epoch {
                 inner.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+                ::metrics::counter!(POOL_REFRESHES).increment(1);
                 let found = find_working(&inner.base, &*inner.source, &inner.options).await;
                 *last = match found {
                     Ok(Search {
@@ -486,6 +509,7 @@ pub(super) fn swap_inner(
     }
     inner.generation.fetch_add(1, Ordering::AcqRel);
     inner.counters.swaps.fetch_add(1, Ordering::Relaxed);
+    ::metrics::counter!(POOL_SWAPS).increment(1);
     tracing::info!(
         version = c.version(),
         identity = c.identity(),

@@ -79,7 +79,7 @@ mod source;
 mod tests;
 
 pub use classify::{ErrorClass, classify, classify_code};
-pub use healing::HealingPool;
+pub use healing::{HealingPool, POOL_LOGIN_REFUSALS, POOL_REFRESHES, POOL_SWAPS};
 pub use lease_source::LeaseSource;
 pub use options::{HealingError, HealingOptions, PoolEvent, PoolMetrics};
 pub use source::{CredentialSource, POLL_WITHOUT_NOTICES, RotatedSource};

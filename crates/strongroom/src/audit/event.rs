@@ -178,7 +178,7 @@ pub enum Outcome {
 
 /// One operation to record. Build with [`AuditEvent::new`] and the `with_`
 /// methods.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     /// Who acted.
@@ -202,7 +202,27 @@ pub struct AuditEvent {
     /// Named HMACs of values (a value written, a token presented).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, AuditHmac>,
+    /// When the operation began (set by [`AuditEvent::new`]; not recorded,
+    /// not compared): the start of its duration in the metrics.
+    #[serde(skip)]
+    pub(crate) started: Option<std::time::Instant>,
 }
+
+/// Equal when every recorded field is; when the operation began is not one.
+impl PartialEq for AuditEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.principal == other.principal
+            && self.operation == other.operation
+            && self.path == other.path
+            && self.version == other.version
+            && self.lease_id == other.lease_id
+            && self.outcome == other.outcome
+            && self.request_id == other.request_id
+            && self.fields == other.fields
+    }
+}
+
+impl Eq for AuditEvent {}
 
 impl AuditEvent {
     /// An allowed event with no path; add details with the `with_` methods.
@@ -220,6 +240,7 @@ impl AuditEvent {
             outcome: Outcome::Allowed,
             request_id: request_id.into(),
             fields: BTreeMap::new(),
+            started: Some(std::time::Instant::now()),
         }
     }
 

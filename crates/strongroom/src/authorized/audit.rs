@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::gate::{self, admit_system, conclude, record};
+use super::gate::{self, admit_system, conclude};
 use crate::audit::{AuditEvent, AuditFileCheck, Checkpoint, Operation, VerifyReport};
 use crate::policy::{Capability, SystemPath};
 use crate::{Handle, Result};
@@ -44,7 +44,7 @@ impl AuditTrail {
         let event =
             gate::event(&self.handle, Operation::AuditRead)?.with_path(SystemPath::Audit.as_str());
         admit_system(&self.handle, &event, SystemPath::Audit, Capability::Read).await?;
-        record(&self.handle, event.clone()).await?;
+        gate::record_intent(&self.handle, event.clone()).await?;
         Ok(event)
     }
 

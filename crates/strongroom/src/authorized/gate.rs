@@ -20,10 +20,15 @@ pub(super) fn event(h: &Handle, op: Operation) -> Result<AuditEvent> {
     Ok(AuditEvent::new(h.principal().name(), op, new_request_id()?))
 }
 
-/// Appends `event` and saves the audit head; any failure is returned and
-/// the caller must stop (fail closed).
+/// Appends `event`, an operation's outcome, and saves the audit head; any
+/// failure is returned and the caller must stop (fail closed).
 pub(super) async fn record(h: &Handle, event: AuditEvent) -> Result<()> {
     h.audit_record(event).await.map(|_| ())
+}
+
+/// As [`record`], for an intent written before the operation runs.
+pub(super) async fn record_intent(h: &Handle, event: AuditEvent) -> Result<()> {
+    h.audit_record_intent(event).await.map(|_| ())
 }
 
 /// Canonicalises `raw`; an invalid path is audited (as given, outcome
@@ -114,7 +119,7 @@ pub(super) async fn change<T>(
     run: impl Future<Output = Result<T>>,
     version: impl FnOnce(&T) -> Option<u64>,
 ) -> Result<T> {
-    record(h, event.clone()).await?;
+    record_intent(h, event.clone()).await?;
     let result = run.await;
     conclude(h, event, result, |ev, out| match version(out) {
         Some(v) => ev.with_version(v),

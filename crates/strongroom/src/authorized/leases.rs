@@ -80,7 +80,7 @@ impl LeaseHandle {
             events.push(ev);
         }
         for ev in &events {
-            record(&self.handle, ev.clone()).await?;
+            gate::record_intent(&self.handle, ev.clone()).await?;
         }
         match self.manager.issue_batch(requests).await {
             Ok(leases) => {
@@ -171,7 +171,7 @@ impl LeaseHandle {
         let caps = [Capability::Lease, Capability::Sudo];
         admit(&self.handle, &event, prefix, &caps).await?;
         let ids = self.checked_under(&event, prefix).await?;
-        record(&self.handle, event.clone()).await?;
+        gate::record_intent(&self.handle, event.clone()).await?;
         match self.manager.revoke_each(&ids).await {
             Ok(out) if out.revoked.is_empty() && out.pending.is_empty() => {
                 record(&self.handle, event).await?;

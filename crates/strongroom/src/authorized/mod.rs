@@ -156,7 +156,7 @@ impl crate::Handle {
     ) -> crate::Result<crate::audit::AuditEvent> {
         let event = gate::event(self, op)?.with_path(path);
         gate::admit(self, &event, path, caps).await?;
-        gate::record(self, event.clone()).await?;
+        gate::record_intent(self, event.clone()).await?;
         Ok(event)
     }
 

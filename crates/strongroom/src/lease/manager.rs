@@ -75,6 +75,17 @@ impl LeaseManager {
         }
     }
 
+    /// Sets the lease gauges of [`crate::metrics`] from [`LeaseManager::stats`]:
+    /// [`LEASES`](crate::metrics::LEASES) with `state="live"` (live leases in
+    /// the store, as this manager last counted them) and `state="indexed"`
+    /// (expiry index entries in memory). Call it when the figures are
+    /// wanted (before a scrape, on a timer); nothing calls it by itself.
+    pub fn record_metrics(&self) {
+        let stats = self.stats();
+        crate::metrics::leases("live", stats.live_leases);
+        crate::metrics::leases("indexed", stats.in_memory as u64);
+    }
+
     pub(super) fn mem(&self) -> MutexGuard<'_, Mem> {
         self.mem.lock().unwrap_or_else(PoisonError::into_inner)
     }

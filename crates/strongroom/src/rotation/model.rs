@@ -34,16 +34,24 @@ pub enum RotationStep {
     RollBack,
 }
 
-impl fmt::Display for RotationStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl RotationStep {
+    /// The step's name in text: `create-pending`, `set-in-target`,
+    /// `test-pending`, `promote`, `revoke-previous`, `roll-back`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Self::CreatePending => "create-pending",
             Self::SetInTarget => "set-in-target",
             Self::TestPending => "test-pending",
             Self::Promote => "promote",
             Self::RevokePrevious => "revoke-previous",
             Self::RollBack => "roll-back",
-        })
+        }
+    }
+}
+
+impl fmt::Display for RotationStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

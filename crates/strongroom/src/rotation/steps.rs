@@ -284,8 +284,27 @@ impl RotationEngine {
     }
 
     /// Runs one step and records the next; returns whether the step
-    /// completed (false when it failed and a roll-back was recorded).
+    /// completed (false when it failed and a roll-back was recorded). Its
+    /// duration goes to the metrics ([`ROTATION_STEP_SECONDS`](crate::metrics::ROTATION_STEP_SECONDS)).
     pub(super) async fn run_step(
+        &self,
+        s: &mut Session,
+        op: Op,
+        report: &mut RotationReport,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let step = op.step;
+        let result = self.run_step_inner(s, op, report).await;
+        let outcome = match &result {
+            Ok(true) => "completed",
+            Ok(false) => "rolled_back",
+            Err(e) => e.kind(),
+        };
+        crate::metrics::rotation_step(step.as_str(), started, outcome);
+        result
+    }
+
+    async fn run_step_inner(
         &self,
         s: &mut Session,
         op: Op,

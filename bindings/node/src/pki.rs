@@ -70,6 +70,11 @@ impl NativePki {
         if self.life.is_closed() {
             return Err(closed_error("store"));
         }
+        if !Arc::ptr_eq(&self.life, &principal.life) {
+            return Err(invalid(
+                "the principal belongs to another store than this PKI mount",
+            ));
+        }
         match principal.target()? {
             Target::Handle(h) => Ok((self.pki.clone(), h)),
             Target::Store(_) => Err(invalid(
@@ -285,10 +290,14 @@ impl From<Crl> for NativeCrl {
 #[napi]
 impl NativeStrongroom {
     /// The CA mount `mount` of this store, leasing its certificates from
-    /// `leases` (whose manager gets the mount's revoker).
+    /// `leases` (a lease manager of this store, which gets the mount's
+    /// revoker).
     #[napi]
     pub fn pki(&self, leases: &NativeLeaseManager, mount: String) -> napi::Result<NativePki> {
         let door = self.handle()?;
+        if !Arc::ptr_eq(&self.life, &leases.life) {
+            return Err(invalid("the lease manager belongs to another store"));
+        }
         let pki = Pki::new(&door, leases.manager()?, &mount).map_err(pki_js)?;
         Ok(NativePki {
             pki,

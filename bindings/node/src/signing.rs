@@ -244,9 +244,14 @@ impl NativeStrongroom {
 impl NativeSecrets {
     /// `keys` as this principal: every call checked against its policies on
     /// the key's name and audited. Refused for the store's own secrets
-    /// object, which has no principal.
+    /// object, which has no principal, and for another store's keys.
     #[napi]
     pub fn signing(&self, keys: &NativeSigningKeys) -> napi::Result<NativeSigningKeys> {
+        if !Arc::ptr_eq(&self.life, &keys.life) {
+            return Err(invalid(
+                "the signing keys belong to another store than this principal",
+            ));
+        }
         match self.target()? {
             Target::Handle(h) => Ok(NativeSigningKeys {
                 signer: Signer::Handle(h.signing(&keys.keys)),

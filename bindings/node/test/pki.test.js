@@ -119,6 +119,12 @@ test('a name outside the role is refused; policies are enforced', async () => {
   await assert.rejects(pki.ca(store.secrets()), sr.InvalidArgument)
   await assert.rejects(pki.ca({}), TypeError)
   assert.throws(() => store.pki({}, 'x'), TypeError)
+  // Principals and lease managers of another store are refused.
+  const other = await Strongroom.open(':memory:', { key: crypto.randomBytes(32) })
+  const otherAudit = await other.openAuditLog({ memory: true })
+  await assert.rejects(pki.ca(other.asPrincipal('ops', [Policy.fromToml(OPS)], otherAudit)), sr.InvalidArgument)
+  assert.throws(() => store.pki(other.leaseManager(), 'x'), sr.InvalidArgument)
+  await other.close()
   await store.close()
 })
 

@@ -116,6 +116,10 @@ test('policy denial rejects with PolicyDenied, and the audit log never holds the
   // The store's own secrets object has no principal.
   assert.throws(() => store.secrets().signing(keys), sr.InvalidArgument)
   assert.throws(() => store.secrets().signing({}), TypeError)
+  const other = await Strongroom.open(':memory:', { key: crypto.randomBytes(32) })
+  assert.throws(() => store.asPrincipal('ci', [Policy.fromToml(POLICY)], audit).signing(other.signingKeys()),
+    sr.InvalidArgument)
+  await other.close()
   await store.close()
 })
 

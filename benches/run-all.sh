@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 out="${CARGO_TARGET_DIR:-target}/strongroom-bench"
 mkdir -p "$out"
 all=(seal cache sqlite_store secrets_store lease_rate lease_memory lease_index
-     barrier multiprocess pool policy_audit alerts signing pki)
+     barrier multiprocess pool policy_audit alerts metrics signing pki)
 benches=("${@:-${all[@]}}")
 cargo bench -p strongroom-benches --no-run >/dev/null
 cargo bench -p strongroom-pki --no-run >/dev/null

@@ -306,6 +306,26 @@ impl From<Error> for StrongroomError {
     }
 }
 
+/// A certificate-authority error. The core's error table has no `pki.*`
+/// codes, so these keep to its classes: `PkiError::Core` is the core error
+/// it holds; a corrupt record is `CorruptRecord` and a record that kept
+/// changing `StorageConflict` (both with the storage key); every other one
+/// (a name outside the role, an unknown role, a CA that exists, a TTL over
+/// the maximum, a bad serial, certificate or TLS failures) is
+/// `InvalidArgument` whose message starts with the crate's error kind
+/// (`"pki_name_not_allowed: ..."`).
+impl From<strongroom_pki::PkiError> for StrongroomError {
+    fn from(e: strongroom_pki::PkiError) -> Self {
+        use strongroom_pki::PkiError as P;
+        match e {
+            P::Core(e) => e.into(),
+            P::BadRecord { key, reason } => Error::corrupt(key, reason).into(),
+            P::Contended { key, .. } => Error::StorageConflict { key }.into(),
+            other => invalid(format!("{}: {other}", other.kind())),
+        }
+    }
+}
+
 /// One field of an error code: its name and type (`string`, `string?`,
 /// `u64`, `u64?`, `timestamp`, `list<string>`, `list<bool>`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]

@@ -359,7 +359,9 @@ impl strongroom::lease::Revoker for ForeignRevoker {
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct LeaseManager {
-    manager: Arc<CoreManager>,
+    pub(crate) manager: Arc<CoreManager>,
+    /// The store it came from.
+    pub(crate) store: crate::StoreId,
     events: Mutex<broadcast::Receiver<CoreEvent>>,
 }
 
@@ -398,6 +400,7 @@ impl LeaseManager {
         let events = Mutex::new(m.subscribe());
         Ok(Arc::new(Self {
             manager: Arc::new(m),
+            store: store.id.clone(),
             events,
         }))
     }

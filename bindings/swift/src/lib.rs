@@ -8,7 +8,7 @@
 //! `errors` the one error enum.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use strongroom::keyring::{KeyInfo as CoreKeyInfo, KeyState as CoreKeyState};
 use strongroom::protector::SoftwareProtector as CoreProtector;
@@ -22,7 +22,9 @@ uniffi::setup_scaffolding!();
 mod errors;
 mod lease;
 mod pkcs11;
+mod pki;
 mod rotation;
+mod signing;
 mod store;
 
 use errors::Result;
@@ -34,9 +36,14 @@ pub use lease::{
     PrefixRevocation, RevokerError,
 };
 pub use pkcs11::Pkcs11Protector;
+pub use pki::{CaCertificate, Crl, IssueRequest, IssuedCertificate, Pki, PkiRole};
 pub use rotation::{
     ApiKeyFormat, ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions,
     RotationReport, RotationStatus, RotationVersion, StagedCredentials,
+};
+pub use signing::{
+    EthSignature, PublicKey, RateLimit, Signature, SigningHandle, SigningKeyInfo,
+    SigningKeyVersion, parse_signature,
 };
 pub use store::{
     AuditLog, AuditReport, Handle, Policy, SecretMetadata, SecretRead, VersionInfo,
@@ -251,11 +258,48 @@ impl From<CoreRewrapReport> for RewrapReport {
     }
 }
 
+/// Which `Strongroom` object a handle, lease manager or PKI mount came
+/// from, so that objects of two stores are not mixed.
+#[derive(Clone)]
+pub(crate) struct StoreId(Arc<()>);
+
+impl StoreId {
+    fn new() -> Self {
+        Self(Arc::new(()))
+    }
+
+    /// Whether both came from the same `Strongroom` object.
+    pub(crate) fn same(&self, other: &StoreId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// An unsealed store.
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct Strongroom {
     core: Core,
+    id: StoreId,
+    /// The store's one signing-keys engine (its rate limits are per
+    /// engine), made on first use and shared by every principal's handle.
+    signing: OnceLock<Arc<strongroom::signing::SigningKeys>>,
+}
+
+impl Strongroom {
+    fn from_core(core: Core) -> Arc<Self> {
+        Arc::new(Self {
+            core,
+            id: StoreId::new(),
+            signing: OnceLock::new(),
+        })
+    }
+
+    /// The store's signing-keys engine.
+    pub(crate) fn signing_keys(&self) -> Arc<strongroom::signing::SigningKeys> {
+        self.signing
+            .get_or_init(|| Arc::new(self.core.signing_keys()))
+            .clone()
+    }
 }
 
 impl fmt::Debug for Strongroom {
@@ -280,7 +324,7 @@ impl Strongroom {
         .await?
         .dangerous_traced(crate::CALLER)
         .await?;
-        Ok(Arc::new(Self { core }))
+        Ok(Self::from_core(core))
     }
 
     /// Opens an initialised store.
@@ -297,7 +341,7 @@ impl Strongroom {
         .await?
         .dangerous_traced(crate::CALLER)
         .await?;
-        Ok(Arc::new(Self { core }))
+        Ok(Self::from_core(core))
     }
 
     /// Forgets the keys; later calls fail with `Sealed`.

@@ -127,7 +127,7 @@ impl Strongroom {
             .await?
             .dangerous_traced(crate::CALLER)
             .await?;
-        Ok(Arc::new(Self { core }))
+        Ok(Self::from_core(core))
     }
 
     /// Opens a store whose root key is wrapped by `protector`'s token key.
@@ -141,6 +141,6 @@ impl Strongroom {
             .await?
             .dangerous_traced(crate::CALLER)
             .await?;
-        Ok(Arc::new(Self { core }))
+        Ok(Self::from_core(core))
     }
 }

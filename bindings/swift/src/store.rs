@@ -189,7 +189,11 @@ pub async fn verify_audit_file(path: String, room: Arc<Strongroom>) -> Result<Au
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct Handle {
-    inner: strongroom::Handle,
+    pub(crate) inner: strongroom::Handle,
+    /// The store it came from.
+    pub(crate) store: crate::StoreId,
+    /// The store's signing-keys engine, for `signing()`.
+    pub(crate) signing: Arc<strongroom::signing::SigningKeys>,
 }
 
 impl fmt::Debug for Handle {
@@ -378,6 +382,8 @@ impl Strongroom {
         let p = strongroom::policy::Principal::new(name, policies.iter().map(|p| &p.inner));
         Arc::new(Handle {
             inner: self.core.as_principal(p, audit.log.clone()),
+            store: self.id.clone(),
+            signing: self.signing_keys(),
         })
     }
 }

@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt8: FfiConverterPrimitive {
+    typealias FfiType = UInt8
+    typealias SwiftType = UInt8
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt8 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: UInt8, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -1280,6 +1296,13 @@ public func FfiConverterTypeCredential_lower(_ value: Credential) -> UInt64 {
 public protocol HandleProtocol: AnyObject, Sendable {
     
     /**
+     * This principal's signing keys (the store's one signing-keys engine,
+     * shared by every handle of the store, so its rate limits hold across
+     * them).
+     */
+    func signing()  -> SigningHandle
+    
+    /**
      * Soft-deletes `versions` (the current one if nil or empty; needs `delete`).
      */
     func delete(path: String, versions: [UInt64]?) async throws  -> [UInt64]
@@ -1379,6 +1402,20 @@ open class Handle: HandleProtocol, @unchecked Sendable, CustomDebugStringConvert
 
     
 
+    
+    /**
+     * This principal's signing keys (the store's one signing-keys engine,
+     * shared by every handle of the store, so its rate limits hold across
+     * them).
+     */
+open func signing() -> SigningHandle  {
+    return try!  FfiConverterTypeSigningHandle_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_handle_signing(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Soft-deletes `versions` (the current one if nil or empty; needs `delete`).
@@ -1581,6 +1618,322 @@ public func FfiConverterTypeHandle_lift(_ handle: UInt64) throws -> Handle {
 #endif
 public func FfiConverterTypeHandle_lower(_ value: Handle) -> UInt64 {
     return FfiConverterTypeHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A certificate just issued and its private key. The key exists only here
+ * (never stored, logged or audited) and is wiped when this object is
+ * freed; the description never shows it.
+ */
+public protocol IssuedCertificateProtocol: AnyObject, Sendable {
+    
+    /**
+     * The issuing CA's certificate and the ones above it (DER), ending
+     * with the root.
+     */
+    func caChain()  -> [Data]
+    
+    /**
+     * The certificate, DER.
+     */
+    func certificate()  -> Data
+    
+    /**
+     * The certificate, PEM.
+     */
+    func certificatePem()  -> String
+    
+    /**
+     * The certificate followed by the CA chain, PEM (what a TLS server
+     * presents).
+     */
+    func chainPem()  -> String
+    
+    /**
+     * "ed25519" or "ecdsa-p256".
+     */
+    func keyType()  -> String
+    
+    /**
+     * The lease standing for it: revoking the lease revokes the
+     * certificate.
+     */
+    func leaseId()  -> String
+    
+    /**
+     * End of validity, and of the lease (ms since the Unix epoch).
+     */
+    func notAfterMs()  -> UInt64
+    
+    /**
+     * Start of validity (ms since the Unix epoch).
+     */
+    func notBeforeMs()  -> UInt64
+    
+    /**
+     * The private key, PKCS#8 DER, as a new `Secret` (bytes only: no PEM
+     * form; `reveal()` gives a copy the host language owns).
+     */
+    func privateKey()  -> Secret
+    
+    /**
+     * The serial, lower-case hex.
+     */
+    func serial()  -> String
+    
+}
+/**
+ * A certificate just issued and its private key. The key exists only here
+ * (never stored, logged or audited) and is wiped when this object is
+ * freed; the description never shows it.
+ */
+open class IssuedCertificate: IssuedCertificateProtocol, @unchecked Sendable, CustomDebugStringConvertible, CustomStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_issuedcertificate(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_issuedcertificate(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The issuing CA's certificate and the ones above it (DER), ending
+     * with the root.
+     */
+open func caChain() -> [Data]  {
+    return try!  FfiConverterSequenceData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_ca_chain(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The certificate, DER.
+     */
+open func certificate() -> Data  {
+    return try!  FfiConverterData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_certificate(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The certificate, PEM.
+     */
+open func certificatePem() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_certificate_pem(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The certificate followed by the CA chain, PEM (what a TLS server
+     * presents).
+     */
+open func chainPem() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_chain_pem(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * "ed25519" or "ecdsa-p256".
+     */
+open func keyType() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_key_type(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The lease standing for it: revoking the lease revokes the
+     * certificate.
+     */
+open func leaseId() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_lease_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * End of validity, and of the lease (ms since the Unix epoch).
+     */
+open func notAfterMs() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_not_after_ms(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Start of validity (ms since the Unix epoch).
+     */
+open func notBeforeMs() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_not_before_ms(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The private key, PKCS#8 DER, as a new `Secret` (bytes only: no PEM
+     * form; `reveal()` gives a copy the host language owns).
+     */
+open func privateKey() -> Secret  {
+    return try!  FfiConverterTypeSecret_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_private_key(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The serial, lower-case hex.
+     */
+open func serial() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_serial(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_issuedcertificate_uniffi_trait_display(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIssuedCertificate: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = IssuedCertificate
+
+    public static func lift(_ handle: UInt64) throws -> IssuedCertificate {
+        return IssuedCertificate(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: IssuedCertificate) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IssuedCertificate {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: IssuedCertificate, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssuedCertificate_lift(_ handle: UInt64) throws -> IssuedCertificate {
+    return try FfiConverterTypeIssuedCertificate.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssuedCertificate_lower(_ value: IssuedCertificate) -> UInt64 {
+    return FfiConverterTypeIssuedCertificate.lower(value)
 }
 
 
@@ -2478,6 +2831,348 @@ public func FfiConverterTypePkcs11Protector_lower(_ value: Pkcs11Protector) -> U
 
 
 /**
+ * One mount of the internal certificate authority over a store, its
+ * certificates leased through a lease manager of the same store. Every
+ * method takes the `Handle` of the principal it acts for, checks its
+ * policies and audits the call.
+ */
+public protocol PkiProtocol: AnyObject, Sendable {
+    
+    /**
+     * The mount's CA (`read` on `pki/<mount>/ca`).
+     */
+    func ca(principal: Handle) async throws  -> CaCertificate
+    
+    /**
+     * Creates the mount's self-signed root CA named `common_name` (key
+     * "ed25519" if nil, or "ecdsa-p256"; valid `ttl_ms`, ten years if
+     * nil). Needs `sudo` on `pki/<mount>/ca`.
+     */
+    func createRoot(principal: Handle, commonName: String, keyType: String?, ttlMs: UInt64?) async throws  -> CaCertificate
+    
+    /**
+     * The mount's current CRL (`read` on `pki/<mount>/crl`): a new one,
+     * with the next CRL number, when the revoked set changed, a serial on
+     * it expired or half its lifetime passed; otherwise the last one.
+     */
+    func crl(principal: Handle) async throws  -> Crl
+    
+    /**
+     * The lease engine of the mount's certificates, "pki-<mount>".
+     */
+    func engine()  -> String
+    
+    /**
+     * Issues a certificate from `role` (`lease` on
+     * `pki/<mount>/issue/<role>`); its lease ends with it. A name the role
+     * does not allow fails with `InvalidArgument` whose message starts with
+     * "pki_name_not_allowed: ".
+     */
+    func issue(principal: Handle, role: String, request: IssueRequest) async throws  -> IssuedCertificate
+    
+    /**
+     * The mount's name.
+     */
+    func mount()  -> String
+    
+    /**
+     * Defines or replaces role `name` (`sudo` on `pki/<mount>/role/<name>`).
+     */
+    func putRole(principal: Handle, name: String, role: PkiRole) async throws 
+    
+    /**
+     * Revokes the live certificate with serial `serial` (hex) by revoking
+     * its lease (`lease` on the lease's path); gives the lease id. The
+     * serial is on the next CRL.
+     */
+    func revoke(principal: Handle, serial: String) async throws  -> String
+    
+}
+/**
+ * One mount of the internal certificate authority over a store, its
+ * certificates leased through a lease manager of the same store. Every
+ * method takes the `Handle` of the principal it acts for, checks its
+ * policies and audits the call.
+ */
+open class Pki: PkiProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_pki(self.handle, $0) }
+    }
+    /**
+     * The mount `mount` (1 to 64 of a-z, 0-9, '-', '_') of the CA in
+     * `store`, its certificates leased through `lease_manager` (a lease
+     * manager of the same store, which gets the mount's revoker for engine
+     * "pki-<mount>"). Build one per mount and process.
+     */
+public convenience init(store: Strongroom, leaseManager: LeaseManager, mount: String)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_pki_new(
+        FfiConverterTypeStrongroom_lower(store),
+        FfiConverterTypeLeaseManager_lower(leaseManager),
+        FfiConverterString.lower(mount),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_pki(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The mount's CA (`read` on `pki/<mount>/ca`).
+     */
+open func ca(principal: Handle)async throws  -> CaCertificate  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_ca(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCaCertificate_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Creates the mount's self-signed root CA named `common_name` (key
+     * "ed25519" if nil, or "ecdsa-p256"; valid `ttl_ms`, ten years if
+     * nil). Needs `sudo` on `pki/<mount>/ca`.
+     */
+open func createRoot(principal: Handle, commonName: String, keyType: String? = nil, ttlMs: UInt64? = nil)async throws  -> CaCertificate  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_create_root(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal),FfiConverterString.lower(commonName),FfiConverterOptionString.lower(keyType),FfiConverterOptionUInt64.lower(ttlMs)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCaCertificate_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The mount's current CRL (`read` on `pki/<mount>/crl`): a new one,
+     * with the next CRL number, when the revoked set changed, a serial on
+     * it expired or half its lifetime passed; otherwise the last one.
+     */
+open func crl(principal: Handle)async throws  -> Crl  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_crl(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCrl_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The lease engine of the mount's certificates, "pki-<mount>".
+     */
+open func engine() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pki_engine(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Issues a certificate from `role` (`lease` on
+     * `pki/<mount>/issue/<role>`); its lease ends with it. A name the role
+     * does not allow fails with `InvalidArgument` whose message starts with
+     * "pki_name_not_allowed: ".
+     */
+open func issue(principal: Handle, role: String, request: IssueRequest)async throws  -> IssuedCertificate  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_issue(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal),FfiConverterString.lower(role),FfiConverterTypeIssueRequest_lower(request)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeIssuedCertificate_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The mount's name.
+     */
+open func mount() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pki_mount(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Defines or replaces role `name` (`sudo` on `pki/<mount>/role/<name>`).
+     */
+open func putRole(principal: Handle, name: String, role: PkiRole)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_put_role(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal),FfiConverterString.lower(name),FfiConverterTypePkiRole_lower(role)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Revokes the live certificate with serial `serial` (hex) by revoking
+     * its lease (`lease` on the lease's path); gives the lease id. The
+     * serial is on the next CRL.
+     */
+open func revoke(principal: Handle, serial: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pki_revoke(
+                        self.uniffiCloneHandle(),FfiConverterTypeHandle_lower(principal),FfiConverterString.lower(serial)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pki_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePki: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Pki
+
+    public static func lift(_ handle: UInt64) throws -> Pki {
+        return Pki(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Pki) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Pki {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Pki, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePki_lift(_ handle: UInt64) throws -> Pki {
+    return try FfiConverterTypePki.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePki_lower(_ value: Pki) -> UInt64 {
+    return FfiConverterTypePki.lower(value)
+}
+
+
+
+
+
+
+/**
  * A policy parsed from TOML.
  */
 public protocol PolicyProtocol: AnyObject, Sendable {
@@ -3138,6 +3833,466 @@ public func FfiConverterTypeSecret_lift(_ handle: UInt64) throws -> Secret {
 #endif
 public func FfiConverterTypeSecret_lower(_ value: Secret) -> UInt64 {
     return FfiConverterTypeSecret.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A principal's signing keys: every call is checked against its policies
+ * on the key's name as a path (`create`, `rotate`, `update`, `read`,
+ * `sign`) and audited; a signature's audit records carry a keyed HMAC of
+ * what was signed, never the message. From `Handle.signing()`.
+ */
+public protocol SigningHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Creates key `name` of `key_type` ("ed25519", "ecdsa_p256" or
+     * "secp256k1") inside the store, optionally rate-limited (capability
+     * `create`).
+     */
+    func createKey(name: String, keyType: String, rateLimit: RateLimit?) async throws  -> SigningKeyInfo
+    
+    /**
+     * The EIP-55 Ethereum address of the secp256k1 key `name` (its newest
+     * version, or `version`; capability `read`).
+     */
+    func ethAddress(name: String, version: UInt32?) async throws  -> String
+    
+    /**
+     * Signs `message` as an EIP-191 personal message with the secp256k1
+     * key `name` (capability `sign`); `v` is 27 or 28.
+     */
+    func ethSignPersonalMessage(name: String, message: Data) async throws  -> EthSignature
+    
+    /**
+     * Signs a 32-byte transaction hash for EIP-155 chain `chain_id` with
+     * the secp256k1 key `name` (capability `sign`).
+     */
+    func ethSignTransactionHash(name: String, hash: Data, chainId: UInt64) async throws  -> EthSignature
+    
+    /**
+     * What is known about key `name` (capability `read`).
+     */
+    func keyInfo(name: String) async throws  -> SigningKeyInfo
+    
+    /**
+     * The principal's name.
+     */
+    func principal()  -> String
+    
+    /**
+     * The public key of key `name`'s newest version, or of `version`
+     * (capability `read`).
+     */
+    func publicKey(name: String, version: UInt32?) async throws  -> PublicKey
+    
+    /**
+     * Adds a version to key `name`, which signs from now on (capability
+     * `rotate`).
+     */
+    func rotateKey(name: String) async throws  -> SigningKeyInfo
+    
+    /**
+     * Raises key `name`'s minimum verify version: signatures of older
+     * versions then fail with `SigningVersionRetired` (capability `update`).
+     */
+    func setMinVerifyVersion(name: String, version: UInt32) async throws  -> SigningKeyInfo
+    
+    /**
+     * Sets (or with nil removes) key `name`'s rate limit (capability
+     * `update`).
+     */
+    func setRateLimit(name: String, rateLimit: RateLimit?) async throws  -> SigningKeyInfo
+    
+    /**
+     * Signs `message` with key `name`'s newest version (capability `sign`).
+     */
+    func sign(name: String, message: Data) async throws  -> Signature
+    
+    /**
+     * Whether `signature` is key `name`'s over `message` (capability
+     * `read`): false for a signature that does not verify; a retired
+     * version fails with `SigningVersionRetired`. The record's `text` must
+     * match its `version` and `bytes` (else `SigningBadSignatureEncoding`).
+     */
+    func verify(name: String, message: Data, signature: Signature) async throws  -> Bool
+    
+    /**
+     * `verify` with the signature's text form
+     * `strongroom:v<version>:<base64>`.
+     */
+    func verifyText(name: String, message: Data, signature: String) async throws  -> Bool
+    
+}
+/**
+ * A principal's signing keys: every call is checked against its policies
+ * on the key's name as a path (`create`, `rotate`, `update`, `read`,
+ * `sign`) and audited; a signature's audit records carry a keyed HMAC of
+ * what was signed, never the message. From `Handle.signing()`.
+ */
+open class SigningHandle: SigningHandleProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_signinghandle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_signinghandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Creates key `name` of `key_type` ("ed25519", "ecdsa_p256" or
+     * "secp256k1") inside the store, optionally rate-limited (capability
+     * `create`).
+     */
+open func createKey(name: String, keyType: String, rateLimit: RateLimit? = nil)async throws  -> SigningKeyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_create_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterString.lower(keyType),FfiConverterOptionTypeRateLimit.lower(rateLimit)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSigningKeyInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The EIP-55 Ethereum address of the secp256k1 key `name` (its newest
+     * version, or `version`; capability `read`).
+     */
+open func ethAddress(name: String, version: UInt32? = nil)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_eth_address(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterOptionUInt32.lower(version)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Signs `message` as an EIP-191 personal message with the secp256k1
+     * key `name` (capability `sign`); `v` is 27 or 28.
+     */
+open func ethSignPersonalMessage(name: String, message: Data)async throws  -> EthSignature  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_eth_sign_personal_message(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterData.lower(message)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEthSignature_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Signs a 32-byte transaction hash for EIP-155 chain `chain_id` with
+     * the secp256k1 key `name` (capability `sign`).
+     */
+open func ethSignTransactionHash(name: String, hash: Data, chainId: UInt64)async throws  -> EthSignature  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_eth_sign_transaction_hash(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterData.lower(hash),FfiConverterUInt64.lower(chainId)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEthSignature_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * What is known about key `name` (capability `read`).
+     */
+open func keyInfo(name: String)async throws  -> SigningKeyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_key_info(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSigningKeyInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The principal's name.
+     */
+open func principal() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_signinghandle_principal(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The public key of key `name`'s newest version, or of `version`
+     * (capability `read`).
+     */
+open func publicKey(name: String, version: UInt32? = nil)async throws  -> PublicKey  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_public_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterOptionUInt32.lower(version)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePublicKey_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Adds a version to key `name`, which signs from now on (capability
+     * `rotate`).
+     */
+open func rotateKey(name: String)async throws  -> SigningKeyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_rotate_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSigningKeyInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Raises key `name`'s minimum verify version: signatures of older
+     * versions then fail with `SigningVersionRetired` (capability `update`).
+     */
+open func setMinVerifyVersion(name: String, version: UInt32)async throws  -> SigningKeyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_set_min_verify_version(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterUInt32.lower(version)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSigningKeyInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Sets (or with nil removes) key `name`'s rate limit (capability
+     * `update`).
+     */
+open func setRateLimit(name: String, rateLimit: RateLimit?)async throws  -> SigningKeyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_set_rate_limit(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterOptionTypeRateLimit.lower(rateLimit)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSigningKeyInfo_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Signs `message` with key `name`'s newest version (capability `sign`).
+     */
+open func sign(name: String, message: Data)async throws  -> Signature  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_sign(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterData.lower(message)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSignature_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Whether `signature` is key `name`'s over `message` (capability
+     * `read`): false for a signature that does not verify; a retired
+     * version fails with `SigningVersionRetired`. The record's `text` must
+     * match its `version` and `bytes` (else `SigningBadSignatureEncoding`).
+     */
+open func verify(name: String, message: Data, signature: Signature)async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_verify(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterData.lower(message),FfiConverterTypeSignature_lower(signature)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_i8,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_i8,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * `verify` with the signature's text form
+     * `strongroom:v<version>:<base64>`.
+     */
+open func verifyText(name: String, message: Data, signature: String)async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_signinghandle_verify_text(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterData.lower(message),FfiConverterString.lower(signature)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_i8,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_i8,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_signinghandle_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = SigningHandle
+
+    public static func lift(_ handle: UInt64) throws -> SigningHandle {
+        return SigningHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: SigningHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: SigningHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningHandle_lift(_ handle: UInt64) throws -> SigningHandle {
+    return try FfiConverterTypeSigningHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningHandle_lower(_ value: SigningHandle) -> UInt64 {
+    return FfiConverterTypeSigningHandle.lower(value)
 }
 
 
@@ -4246,6 +5401,267 @@ public func FfiConverterTypeAuditReport_lower(_ value: AuditReport) -> RustBuffe
 
 
 /**
+ * A CA's public side: its certificate and the chain above it (the CA's
+ * private key never leaves the store).
+ */
+public struct CaCertificate: Equatable, Hashable {
+    /**
+     * The mount.
+     */
+    public var mount: String
+    /**
+     * "root" or "intermediate".
+     */
+    public var kind: String
+    /**
+     * "ed25519" or "ecdsa-p256".
+     */
+    public var keyType: String
+    /**
+     * The subject's common name.
+     */
+    public var commonName: String
+    /**
+     * The CA's certificate, DER.
+     */
+    public var certificate: Data
+    /**
+     * The CA's certificate, PEM.
+     */
+    public var certificatePem: String
+    /**
+     * The certificates above it (DER), ending with the root; empty for a
+     * root.
+     */
+    public var parents: [Data]
+    /**
+     * The certificate followed by its parents, PEM.
+     */
+    public var chainPem: String
+    /**
+     * Start of validity (ms since the Unix epoch).
+     */
+    public var notBeforeMs: UInt64
+    /**
+     * End of validity (ms since the Unix epoch).
+     */
+    public var notAfterMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The mount.
+         */mount: String, 
+        /**
+         * "root" or "intermediate".
+         */kind: String, 
+        /**
+         * "ed25519" or "ecdsa-p256".
+         */keyType: String, 
+        /**
+         * The subject's common name.
+         */commonName: String, 
+        /**
+         * The CA's certificate, DER.
+         */certificate: Data, 
+        /**
+         * The CA's certificate, PEM.
+         */certificatePem: String, 
+        /**
+         * The certificates above it (DER), ending with the root; empty for a
+         * root.
+         */parents: [Data], 
+        /**
+         * The certificate followed by its parents, PEM.
+         */chainPem: String, 
+        /**
+         * Start of validity (ms since the Unix epoch).
+         */notBeforeMs: UInt64, 
+        /**
+         * End of validity (ms since the Unix epoch).
+         */notAfterMs: UInt64) {
+        self.mount = mount
+        self.kind = kind
+        self.keyType = keyType
+        self.commonName = commonName
+        self.certificate = certificate
+        self.certificatePem = certificatePem
+        self.parents = parents
+        self.chainPem = chainPem
+        self.notBeforeMs = notBeforeMs
+        self.notAfterMs = notAfterMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CaCertificate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCaCertificate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CaCertificate {
+        return
+            try CaCertificate(
+                mount: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                keyType: FfiConverterString.read(from: &buf), 
+                commonName: FfiConverterString.read(from: &buf), 
+                certificate: FfiConverterData.read(from: &buf), 
+                certificatePem: FfiConverterString.read(from: &buf), 
+                parents: FfiConverterSequenceData.read(from: &buf), 
+                chainPem: FfiConverterString.read(from: &buf), 
+                notBeforeMs: FfiConverterUInt64.read(from: &buf), 
+                notAfterMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CaCertificate, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.mount, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterString.write(value.keyType, into: &buf)
+        FfiConverterString.write(value.commonName, into: &buf)
+        FfiConverterData.write(value.certificate, into: &buf)
+        FfiConverterString.write(value.certificatePem, into: &buf)
+        FfiConverterSequenceData.write(value.parents, into: &buf)
+        FfiConverterString.write(value.chainPem, into: &buf)
+        FfiConverterUInt64.write(value.notBeforeMs, into: &buf)
+        FfiConverterUInt64.write(value.notAfterMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCaCertificate_lift(_ buf: RustBuffer) throws -> CaCertificate {
+    return try FfiConverterTypeCaCertificate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCaCertificate_lower(_ value: CaCertificate) -> RustBuffer {
+    return FfiConverterTypeCaCertificate.lower(value)
+}
+
+
+/**
+ * A CRL signed by the mount's CA.
+ */
+public struct Crl: Equatable, Hashable {
+    /**
+     * The CRL, DER.
+     */
+    public var der: Data
+    /**
+     * The CRL, PEM (`-----BEGIN X509 CRL-----`).
+     */
+    public var pem: String
+    /**
+     * The CRL number.
+     */
+    public var number: UInt64
+    /**
+     * When it was signed (ms since the Unix epoch).
+     */
+    public var thisUpdateMs: UInt64
+    /**
+     * When it stops being valid (ms since the Unix epoch).
+     */
+    public var nextUpdateMs: UInt64
+    /**
+     * The revoked serials on it, lower-case hex.
+     */
+    public var serials: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The CRL, DER.
+         */der: Data, 
+        /**
+         * The CRL, PEM (`-----BEGIN X509 CRL-----`).
+         */pem: String, 
+        /**
+         * The CRL number.
+         */number: UInt64, 
+        /**
+         * When it was signed (ms since the Unix epoch).
+         */thisUpdateMs: UInt64, 
+        /**
+         * When it stops being valid (ms since the Unix epoch).
+         */nextUpdateMs: UInt64, 
+        /**
+         * The revoked serials on it, lower-case hex.
+         */serials: [String]) {
+        self.der = der
+        self.pem = pem
+        self.number = number
+        self.thisUpdateMs = thisUpdateMs
+        self.nextUpdateMs = nextUpdateMs
+        self.serials = serials
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Crl: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCrl: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Crl {
+        return
+            try Crl(
+                der: FfiConverterData.read(from: &buf), 
+                pem: FfiConverterString.read(from: &buf), 
+                number: FfiConverterUInt64.read(from: &buf), 
+                thisUpdateMs: FfiConverterUInt64.read(from: &buf), 
+                nextUpdateMs: FfiConverterUInt64.read(from: &buf), 
+                serials: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Crl, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.der, into: &buf)
+        FfiConverterString.write(value.pem, into: &buf)
+        FfiConverterUInt64.write(value.number, into: &buf)
+        FfiConverterUInt64.write(value.thisUpdateMs, into: &buf)
+        FfiConverterUInt64.write(value.nextUpdateMs, into: &buf)
+        FfiConverterSequenceString.write(value.serials, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCrl_lift(_ buf: RustBuffer) throws -> Crl {
+    return try FfiConverterTypeCrl.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCrl_lower(_ value: Crl) -> RustBuffer {
+    return FfiConverterTypeCrl.lower(value)
+}
+
+
+/**
  * What a `runDue()` pass did.
  */
 public struct DueReport: Equatable, Hashable {
@@ -4522,6 +5938,238 @@ public func FfiConverterTypeErrorFieldSpec_lift(_ buf: RustBuffer) throws -> Err
 #endif
 public func FfiConverterTypeErrorFieldSpec_lower(_ value: ErrorFieldSpec) -> RustBuffer {
     return FfiConverterTypeErrorFieldSpec.lower(value)
+}
+
+
+/**
+ * An Ethereum signature (`r`, `s`, `v`) made by a secp256k1 key.
+ */
+public struct EthSignature: Equatable, Hashable {
+    /**
+     * The key version that made it.
+     */
+    public var version: UInt32
+    /**
+     * `r`, 32 bytes big-endian.
+     */
+    public var r: Data
+    /**
+     * `s`, 32 bytes big-endian (low `s`).
+     */
+    public var s: Data
+    /**
+     * 27 or 28 for personal messages; `chain_id * 2 + 35` plus the
+     * recovery id for EIP-155 transactions.
+     */
+    public var v: UInt64
+    /**
+     * The recovery id (0 or 1).
+     */
+    public var recoveryId: UInt8
+    /**
+     * `r || s || v`, `v` big-endian in as few bytes as it takes (65 bytes
+     * whenever `v` < 256).
+     */
+    public var bytes: Data
+    /**
+     * `bytes` as `0x`-prefixed lower-case hex.
+     */
+    public var hex: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The key version that made it.
+         */version: UInt32, 
+        /**
+         * `r`, 32 bytes big-endian.
+         */r: Data, 
+        /**
+         * `s`, 32 bytes big-endian (low `s`).
+         */s: Data, 
+        /**
+         * 27 or 28 for personal messages; `chain_id * 2 + 35` plus the
+         * recovery id for EIP-155 transactions.
+         */v: UInt64, 
+        /**
+         * The recovery id (0 or 1).
+         */recoveryId: UInt8, 
+        /**
+         * `r || s || v`, `v` big-endian in as few bytes as it takes (65 bytes
+         * whenever `v` < 256).
+         */bytes: Data, 
+        /**
+         * `bytes` as `0x`-prefixed lower-case hex.
+         */hex: String) {
+        self.version = version
+        self.r = r
+        self.s = s
+        self.v = v
+        self.recoveryId = recoveryId
+        self.bytes = bytes
+        self.hex = hex
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EthSignature: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEthSignature: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EthSignature {
+        return
+            try EthSignature(
+                version: FfiConverterUInt32.read(from: &buf), 
+                r: FfiConverterData.read(from: &buf), 
+                s: FfiConverterData.read(from: &buf), 
+                v: FfiConverterUInt64.read(from: &buf), 
+                recoveryId: FfiConverterUInt8.read(from: &buf), 
+                bytes: FfiConverterData.read(from: &buf), 
+                hex: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EthSignature, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterData.write(value.r, into: &buf)
+        FfiConverterData.write(value.s, into: &buf)
+        FfiConverterUInt64.write(value.v, into: &buf)
+        FfiConverterUInt8.write(value.recoveryId, into: &buf)
+        FfiConverterData.write(value.bytes, into: &buf)
+        FfiConverterString.write(value.hex, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEthSignature_lift(_ buf: RustBuffer) throws -> EthSignature {
+    return try FfiConverterTypeEthSignature.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEthSignature_lower(_ value: EthSignature) -> RustBuffer {
+    return FfiConverterTypeEthSignature.lower(value)
+}
+
+
+/**
+ * A certificate request. Unset fields take the role's defaults.
+ */
+public struct IssueRequest: Equatable, Hashable {
+    /**
+     * DNS names (subject alternative names).
+     */
+    public var dnsNames: [String]
+    /**
+     * IP address SANs (if the role allows them).
+     */
+    public var ipAddresses: [String]?
+    /**
+     * The subject's common name.
+     */
+    public var commonName: String?
+    /**
+     * "ed25519" or "ecdsa-p256" (the role's first if nil).
+     */
+    public var keyType: String?
+    /**
+     * "server" and/or "client" (the role's if nil).
+     */
+    public var usages: [String]?
+    /**
+     * Validity (ms; the role's ttl if nil).
+     */
+    public var ttlMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * DNS names (subject alternative names).
+         */dnsNames: [String], 
+        /**
+         * IP address SANs (if the role allows them).
+         */ipAddresses: [String]? = nil, 
+        /**
+         * The subject's common name.
+         */commonName: String? = nil, 
+        /**
+         * "ed25519" or "ecdsa-p256" (the role's first if nil).
+         */keyType: String? = nil, 
+        /**
+         * "server" and/or "client" (the role's if nil).
+         */usages: [String]? = nil, 
+        /**
+         * Validity (ms; the role's ttl if nil).
+         */ttlMs: UInt64? = nil) {
+        self.dnsNames = dnsNames
+        self.ipAddresses = ipAddresses
+        self.commonName = commonName
+        self.keyType = keyType
+        self.usages = usages
+        self.ttlMs = ttlMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IssueRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIssueRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IssueRequest {
+        return
+            try IssueRequest(
+                dnsNames: FfiConverterSequenceString.read(from: &buf), 
+                ipAddresses: FfiConverterOptionSequenceString.read(from: &buf), 
+                commonName: FfiConverterOptionString.read(from: &buf), 
+                keyType: FfiConverterOptionString.read(from: &buf), 
+                usages: FfiConverterOptionSequenceString.read(from: &buf), 
+                ttlMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IssueRequest, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.dnsNames, into: &buf)
+        FfiConverterOptionSequenceString.write(value.ipAddresses, into: &buf)
+        FfiConverterOptionString.write(value.commonName, into: &buf)
+        FfiConverterOptionString.write(value.keyType, into: &buf)
+        FfiConverterOptionSequenceString.write(value.usages, into: &buf)
+        FfiConverterOptionUInt64.write(value.ttlMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssueRequest_lift(_ buf: RustBuffer) throws -> IssueRequest {
+    return try FfiConverterTypeIssueRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssueRequest_lower(_ value: IssueRequest) -> RustBuffer {
+    return FfiConverterTypeIssueRequest.lower(value)
 }
 
 
@@ -4853,6 +6501,138 @@ public func FfiConverterTypeLeaseOptions_lower(_ value: LeaseOptions) -> RustBuf
 
 
 /**
+ * Which certificates a role issues. Unset fields take the crate's
+ * defaults (both key types, both usages, ttl 1 h, max ttl 24 h).
+ */
+public struct PkiRole: Equatable, Hashable {
+    /**
+     * Exact DNS names or one-label patterns such as "*.example.com".
+     */
+    public var allowedNames: [String]
+    /**
+     * Whether "localhost" may be asked for.
+     */
+    public var allowLocalhost: Bool
+    /**
+     * Whether IP address SANs may be asked for.
+     */
+    public var allowIpSans: Bool
+    /**
+     * Whether wildcard names may be asked for.
+     */
+    public var allowWildcardCertificates: Bool
+    /**
+     * Allowed key types ("ed25519", "ecdsa-p256"); the first is the
+     * default of a request.
+     */
+    public var keyTypes: [String]?
+    /**
+     * Allowed usages ("server", "client").
+     */
+    public var usages: [String]?
+    /**
+     * Default validity (ms; whole seconds count).
+     */
+    public var ttlMs: UInt64?
+    /**
+     * Longest validity (ms; whole seconds count).
+     */
+    public var maxTtlMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Exact DNS names or one-label patterns such as "*.example.com".
+         */allowedNames: [String], 
+        /**
+         * Whether "localhost" may be asked for.
+         */allowLocalhost: Bool = false, 
+        /**
+         * Whether IP address SANs may be asked for.
+         */allowIpSans: Bool = false, 
+        /**
+         * Whether wildcard names may be asked for.
+         */allowWildcardCertificates: Bool = false, 
+        /**
+         * Allowed key types ("ed25519", "ecdsa-p256"); the first is the
+         * default of a request.
+         */keyTypes: [String]? = nil, 
+        /**
+         * Allowed usages ("server", "client").
+         */usages: [String]? = nil, 
+        /**
+         * Default validity (ms; whole seconds count).
+         */ttlMs: UInt64? = nil, 
+        /**
+         * Longest validity (ms; whole seconds count).
+         */maxTtlMs: UInt64? = nil) {
+        self.allowedNames = allowedNames
+        self.allowLocalhost = allowLocalhost
+        self.allowIpSans = allowIpSans
+        self.allowWildcardCertificates = allowWildcardCertificates
+        self.keyTypes = keyTypes
+        self.usages = usages
+        self.ttlMs = ttlMs
+        self.maxTtlMs = maxTtlMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PkiRole: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePkiRole: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PkiRole {
+        return
+            try PkiRole(
+                allowedNames: FfiConverterSequenceString.read(from: &buf), 
+                allowLocalhost: FfiConverterBool.read(from: &buf), 
+                allowIpSans: FfiConverterBool.read(from: &buf), 
+                allowWildcardCertificates: FfiConverterBool.read(from: &buf), 
+                keyTypes: FfiConverterOptionSequenceString.read(from: &buf), 
+                usages: FfiConverterOptionSequenceString.read(from: &buf), 
+                ttlMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxTtlMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PkiRole, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.allowedNames, into: &buf)
+        FfiConverterBool.write(value.allowLocalhost, into: &buf)
+        FfiConverterBool.write(value.allowIpSans, into: &buf)
+        FfiConverterBool.write(value.allowWildcardCertificates, into: &buf)
+        FfiConverterOptionSequenceString.write(value.keyTypes, into: &buf)
+        FfiConverterOptionSequenceString.write(value.usages, into: &buf)
+        FfiConverterOptionUInt64.write(value.ttlMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxTtlMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePkiRole_lift(_ buf: RustBuffer) throws -> PkiRole {
+    return try FfiConverterTypePkiRole.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePkiRole_lower(_ value: PkiRole) -> RustBuffer {
+    return FfiConverterTypePkiRole.lower(value)
+}
+
+
+/**
  * What `revokePrefix()` did.
  */
 public struct PrefixRevocation: Equatable, Hashable {
@@ -4918,6 +6698,188 @@ public func FfiConverterTypePrefixRevocation_lift(_ buf: RustBuffer) throws -> P
 #endif
 public func FfiConverterTypePrefixRevocation_lower(_ value: PrefixRevocation) -> RustBuffer {
     return FfiConverterTypePrefixRevocation.lower(value)
+}
+
+
+/**
+ * A public key of one version of a signing key: the only key material
+ * that leaves.
+ */
+public struct PublicKey: Equatable, Hashable {
+    /**
+     * "ed25519", "ecdsa_p256" or "secp256k1".
+     */
+    public var keyType: String
+    /**
+     * The key version it belongs to.
+     */
+    public var version: UInt32
+    /**
+     * The raw key: 32 bytes for Ed25519, the 65-byte uncompressed point
+     * for P-256 and secp256k1.
+     */
+    public var raw: Data
+    /**
+     * The X.509 SubjectPublicKeyInfo, DER.
+     */
+    public var spkiDer: Data
+    /**
+     * The SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`).
+     */
+    public var spkiPem: String
+    /**
+     * The EIP-55 Ethereum address of a secp256k1 key; nil otherwise.
+     */
+    public var ethAddress: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * "ed25519", "ecdsa_p256" or "secp256k1".
+         */keyType: String, 
+        /**
+         * The key version it belongs to.
+         */version: UInt32, 
+        /**
+         * The raw key: 32 bytes for Ed25519, the 65-byte uncompressed point
+         * for P-256 and secp256k1.
+         */raw: Data, 
+        /**
+         * The X.509 SubjectPublicKeyInfo, DER.
+         */spkiDer: Data, 
+        /**
+         * The SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`).
+         */spkiPem: String, 
+        /**
+         * The EIP-55 Ethereum address of a secp256k1 key; nil otherwise.
+         */ethAddress: String?) {
+        self.keyType = keyType
+        self.version = version
+        self.raw = raw
+        self.spkiDer = spkiDer
+        self.spkiPem = spkiPem
+        self.ethAddress = ethAddress
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PublicKey: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePublicKey: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PublicKey {
+        return
+            try PublicKey(
+                keyType: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt32.read(from: &buf), 
+                raw: FfiConverterData.read(from: &buf), 
+                spkiDer: FfiConverterData.read(from: &buf), 
+                spkiPem: FfiConverterString.read(from: &buf), 
+                ethAddress: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PublicKey, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.keyType, into: &buf)
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterData.write(value.raw, into: &buf)
+        FfiConverterData.write(value.spkiDer, into: &buf)
+        FfiConverterString.write(value.spkiPem, into: &buf)
+        FfiConverterOptionString.write(value.ethAddress, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePublicKey_lift(_ buf: RustBuffer) throws -> PublicKey {
+    return try FfiConverterTypePublicKey.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePublicKey_lower(_ value: PublicKey) -> RustBuffer {
+    return FfiConverterTypePublicKey.lower(value)
+}
+
+
+/**
+ * A per-key token bucket: `burst` signatures at once, refilled at
+ * `per_second` (each at least 1, else `SigningInvalidRateLimit`).
+ */
+public struct RateLimit: Equatable, Hashable {
+    /**
+     * Signatures per second, sustained.
+     */
+    public var perSecond: UInt32
+    /**
+     * Signatures allowed at once.
+     */
+    public var burst: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Signatures per second, sustained.
+         */perSecond: UInt32, 
+        /**
+         * Signatures allowed at once.
+         */burst: UInt32) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RateLimit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRateLimit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RateLimit {
+        return
+            try RateLimit(
+                perSecond: FfiConverterUInt32.read(from: &buf), 
+                burst: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RateLimit, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.perSecond, into: &buf)
+        FfiConverterUInt32.write(value.burst, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRateLimit_lift(_ buf: RustBuffer) throws -> RateLimit {
+    return try FfiConverterTypeRateLimit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRateLimit_lower(_ value: RateLimit) -> RustBuffer {
+    return FfiConverterTypeRateLimit.lower(value)
 }
 
 
@@ -5641,6 +7603,265 @@ public func FfiConverterTypeSecretRead_lift(_ buf: RustBuffer) throws -> SecretR
 #endif
 public func FfiConverterTypeSecretRead_lower(_ value: SecretRead) -> RustBuffer {
     return FfiConverterTypeSecretRead.lower(value)
+}
+
+
+/**
+ * A signature and the key version that made it.
+ */
+public struct Signature: Equatable, Hashable {
+    /**
+     * The key version that made it.
+     */
+    public var version: UInt32
+    /**
+     * The signature bytes (Ed25519: 64; ECDSA P-256: ASN.1 DER;
+     * secp256k1: 65, `r || s || recovery id`).
+     */
+    public var bytes: Data
+    /**
+     * The text form, `strongroom:v<version>:<base64>`.
+     */
+    public var text: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The key version that made it.
+         */version: UInt32, 
+        /**
+         * The signature bytes (Ed25519: 64; ECDSA P-256: ASN.1 DER;
+         * secp256k1: 65, `r || s || recovery id`).
+         */bytes: Data, 
+        /**
+         * The text form, `strongroom:v<version>:<base64>`.
+         */text: String) {
+        self.version = version
+        self.bytes = bytes
+        self.text = text
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Signature: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignature: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Signature {
+        return
+            try Signature(
+                version: FfiConverterUInt32.read(from: &buf), 
+                bytes: FfiConverterData.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Signature, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterData.write(value.bytes, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignature_lift(_ buf: RustBuffer) throws -> Signature {
+    return try FfiConverterTypeSignature.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignature_lower(_ value: Signature) -> RustBuffer {
+    return FfiConverterTypeSignature.lower(value)
+}
+
+
+/**
+ * What is known about a signing key (no key material).
+ */
+public struct SigningKeyInfo: Equatable, Hashable {
+    /**
+     * The key's name.
+     */
+    public var name: String
+    /**
+     * "ed25519", "ecdsa_p256" or "secp256k1".
+     */
+    public var keyType: String
+    /**
+     * The newest version, used to sign.
+     */
+    public var latestVersion: UInt32
+    /**
+     * Signatures of older versions no longer verify.
+     */
+    public var minVerifyVersion: UInt32
+    /**
+     * Every version, oldest first.
+     */
+    public var versions: [SigningKeyVersion]
+    /**
+     * The rate limit, if any.
+     */
+    public var rateLimit: RateLimit?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The key's name.
+         */name: String, 
+        /**
+         * "ed25519", "ecdsa_p256" or "secp256k1".
+         */keyType: String, 
+        /**
+         * The newest version, used to sign.
+         */latestVersion: UInt32, 
+        /**
+         * Signatures of older versions no longer verify.
+         */minVerifyVersion: UInt32, 
+        /**
+         * Every version, oldest first.
+         */versions: [SigningKeyVersion], 
+        /**
+         * The rate limit, if any.
+         */rateLimit: RateLimit?) {
+        self.name = name
+        self.keyType = keyType
+        self.latestVersion = latestVersion
+        self.minVerifyVersion = minVerifyVersion
+        self.versions = versions
+        self.rateLimit = rateLimit
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SigningKeyInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningKeyInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningKeyInfo {
+        return
+            try SigningKeyInfo(
+                name: FfiConverterString.read(from: &buf), 
+                keyType: FfiConverterString.read(from: &buf), 
+                latestVersion: FfiConverterUInt32.read(from: &buf), 
+                minVerifyVersion: FfiConverterUInt32.read(from: &buf), 
+                versions: FfiConverterSequenceTypeSigningKeyVersion.read(from: &buf), 
+                rateLimit: FfiConverterOptionTypeRateLimit.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SigningKeyInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.keyType, into: &buf)
+        FfiConverterUInt32.write(value.latestVersion, into: &buf)
+        FfiConverterUInt32.write(value.minVerifyVersion, into: &buf)
+        FfiConverterSequenceTypeSigningKeyVersion.write(value.versions, into: &buf)
+        FfiConverterOptionTypeRateLimit.write(value.rateLimit, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningKeyInfo_lift(_ buf: RustBuffer) throws -> SigningKeyInfo {
+    return try FfiConverterTypeSigningKeyInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningKeyInfo_lower(_ value: SigningKeyInfo) -> RustBuffer {
+    return FfiConverterTypeSigningKeyInfo.lower(value)
+}
+
+
+/**
+ * One version of a signing key.
+ */
+public struct SigningKeyVersion: Equatable, Hashable {
+    /**
+     * The version number (from 1).
+     */
+    public var version: UInt32
+    /**
+     * When it was created (ms since the Unix epoch).
+     */
+    public var createdMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The version number (from 1).
+         */version: UInt32, 
+        /**
+         * When it was created (ms since the Unix epoch).
+         */createdMs: UInt64) {
+        self.version = version
+        self.createdMs = createdMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SigningKeyVersion: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningKeyVersion: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningKeyVersion {
+        return
+            try SigningKeyVersion(
+                version: FfiConverterUInt32.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SigningKeyVersion, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningKeyVersion_lift(_ buf: RustBuffer) throws -> SigningKeyVersion {
+    return try FfiConverterTypeSigningKeyVersion.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningKeyVersion_lower(_ value: SigningKeyVersion) -> RustBuffer {
+    return FfiConverterTypeSigningKeyVersion.lower(value)
 }
 
 
@@ -8879,6 +11100,30 @@ fileprivate struct FfiConverterOptionTypeLeaseOptions: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeRateLimit: FfiConverterRustBuffer {
+    typealias SwiftType = RateLimit?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRateLimit.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRateLimit.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeRotationOptions: FfiConverterRustBuffer {
     typealias SwiftType = RotationOptions?
 
@@ -8919,6 +11164,30 @@ fileprivate struct FfiConverterOptionSequenceUInt64: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterSequenceUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -8994,6 +11263,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
         }
         return seq
     }
@@ -9119,6 +11413,31 @@ fileprivate struct FfiConverterSequenceTypeRotationVersion: FfiConverterRustBuff
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeRotationVersion.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSigningKeyVersion: FfiConverterRustBuffer {
+    typealias SwiftType = [SigningKeyVersion]
+
+    public static func write(_ value: [SigningKeyVersion], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSigningKeyVersion.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SigningKeyVersion] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SigningKeyVersion]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSigningKeyVersion.read(from: &buf))
         }
         return seq
     }
@@ -9402,6 +11721,18 @@ public func errorCodes() -> [ErrorCodeInfo]  {
 })
 }
 /**
+ * Parses a signature's text form `strongroom:v<version>:<base64>`
+ * strictly (anything else: `SigningBadSignatureEncoding`).
+ */
+public func parseSignature(text: String)throws  -> Signature  {
+    return try  FfiConverterTypeSignature_lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_func_parse_signature(
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+/**
  * Verifies the JSON-lines audit file at `path` with `room`'s audit key,
  * from its first record up to (at least) the store's saved head. Fails
  * with `AuditChainBroken` (carrying `seq`) at the first bad record.
@@ -9449,6 +11780,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_error_codes() != 33070) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_parse_signature() != 32725) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_verify_audit_file() != 65210) {
@@ -9598,6 +11932,60 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_token_label() != 40338) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_ca_chain() != 59410) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_certificate() != 34444) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_certificate_pem() != 22663) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_chain_pem() != 4553) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_key_type() != 13155) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_lease_id() != 58050) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_not_after_ms() != 14609) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_not_before_ms() != 40901) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_private_key() != 2275) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_issuedcertificate_serial() != 24278) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_ca() != 21220) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_create_root() != 62721) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_crl() != 39404) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_engine() != 46467) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_issue() != 21478) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_mount() != 8734) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_put_role() != 34513) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pki_revoke() != 27059) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_apikeyverifier_verify() != 32496) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -9631,7 +12019,49 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_rotationengine_status() != 22264) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_create_key() != 46861) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_eth_address() != 2078) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_eth_sign_personal_message() != 18171) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_eth_sign_transaction_hash() != 43525) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_key_info() != 14102) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_principal() != 22245) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_public_key() != 45883) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_rotate_key() != 58976) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_set_min_verify_version() != 51953) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_set_rate_limit() != 19448) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_sign() != 44153) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_verify() != 53191) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_signinghandle_verify_text() != 43471) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_auditlog_path() != 40479) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_signing() != 41802) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_handle_delete() != 36276) {
@@ -9695,6 +12125,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_pkcs11protector_new() != 16351) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_pki_new() != 57225) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_apikeyverifier_new() != 45637) {

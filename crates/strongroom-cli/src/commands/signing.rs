@@ -1,9 +1,9 @@
 //! Signing keys that never leave the store (`strongroom::signing`):
 //! `signing-key create | rotate | info | retire`, `sign`, `verify`,
 //! `pubkey`. Each acts as the operator through the library's
-//! [`SigningHandle`](strongroom::authorized::SigningHandle), so each is
-//! checked and audited there (a signature's record carries a keyed HMAC of
-//! the message, never the message). Only public keys are ever printed.
+//! [`SigningHandle`], so each is checked and audited there (a signature's
+//! record carries a keyed HMAC of the message, never the message). Only
+//! public keys are ever printed.
 
 use std::io::Read as _;
 use std::path::Path;

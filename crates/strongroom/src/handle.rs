@@ -432,7 +432,9 @@ impl Handle {
 
     /// A new event for this principal with a fresh request id.
     fn event(&self, op: Operation, raw_path: &str) -> Result<AuditEvent> {
-        Ok(AuditEvent::new(self.principal.name(), op, new_request_id()?).with_path(raw_path))
+        let event = AuditEvent::new(self.principal.name(), op, new_request_id()?);
+        crate::metrics::trace_request(&event);
+        Ok(event.with_path(raw_path))
     }
 
     /// Steps 1 and 2: canonical path and policy check, each failure audited.
@@ -512,6 +514,7 @@ impl Handle {
 
     /// Reads the current version of the secret at `path` (capability
     /// `read`).
+    #[tracing::instrument(name = "Handle::read", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn read(&self, path: &str) -> Result<SecretVersion> {
         let event = self.event(Operation::Read, path)?;
         let p = self.admit(&event, path, Capability::Read).await?;
@@ -520,6 +523,7 @@ impl Handle {
     }
 
     /// Reads `version` of the secret at `path` (capability `read`).
+    #[tracing::instrument(name = "Handle::read_version", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn read_version(&self, path: &str, version: u64) -> Result<SecretVersion> {
         let event = self.event(Operation::Read, path)?.with_version(version);
         let p = self.admit(&event, path, Capability::Read).await?;
@@ -528,6 +532,7 @@ impl Handle {
     }
 
     /// The metadata of the secret at `path` (capability `read`).
+    #[tracing::instrument(name = "Handle::metadata", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn metadata(&self, path: &str) -> Result<SecretMetadata> {
         let event = self.event(Operation::ReadMetadata, path)?;
         let p = self.admit(&event, path, Capability::Read).await?;
@@ -545,6 +550,7 @@ impl Handle {
     /// or equal to its root, appears. This reads the names (not the
     /// values) of every secret under `prefix`, where [`SecretsStore::list`]
     /// skips over folders.
+    #[tracing::instrument(name = "Handle::list", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let event = self.event(Operation::List, prefix)?;
         let p = self.admit(&event, prefix, Capability::List).await?;
@@ -584,6 +590,7 @@ impl Handle {
     /// watch reveals which paths change, never their values, and, like
     /// `list`, only paths the principal has some capability on). Audited
     /// once, as a list of the prefix, when the watch starts.
+    #[tracing::instrument(name = "Handle::watch", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn watch(&self, prefix: &str) -> Result<crate::secrets::SecretWatch> {
         let event = self.event(Operation::List, prefix)?;
         let p = self.admit(&event, prefix, Capability::List).await?;
@@ -602,6 +609,7 @@ impl Handle {
     /// `update` if one does (decided race-free on the write's own read).
     /// Audited as an intent before the write and a result after it; see
     /// the [module docs](self) for what an audit error here means.
+    #[tracing::instrument(name = "Handle::put", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn put(&self, path: &str, value: &[u8], cas: Option<u64>) -> Result<VersionInfo> {
         let event = self
             .event(Operation::Write, path)?
@@ -688,6 +696,7 @@ impl Handle {
     }
 
     /// Changes the metadata of the secret at `path` (capability `update`).
+    #[tracing::instrument(name = "Handle::update_metadata", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn update_metadata(
         &self,
         path: &str,
@@ -703,6 +712,7 @@ impl Handle {
 
     /// Removes the secret at `path` with all its versions (capability
     /// `delete`; audited as `destroy` without a version).
+    #[tracing::instrument(name = "Handle::delete_metadata", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn delete_metadata(&self, path: &str) -> Result<()> {
         let event = self.event(Operation::Destroy, path)?;
         let p = self.admit(&event, path, Capability::Delete).await?;
@@ -713,12 +723,14 @@ impl Handle {
 
     /// Soft-deletes `versions` (the current one if empty; capability
     /// `delete`). Returns the versions that changed.
+    #[tracing::instrument(name = "Handle::delete", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn delete(&self, path: &str, versions: &[u64]) -> Result<Vec<u64>> {
         self.change_versions(Operation::Delete, path, versions)
             .await
     }
 
     /// Restores soft-deleted `versions` (capability `delete`).
+    #[tracing::instrument(name = "Handle::undelete", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn undelete(&self, path: &str, versions: &[u64]) -> Result<Vec<u64>> {
         self.change_versions(Operation::Undelete, path, versions)
             .await
@@ -726,6 +738,7 @@ impl Handle {
 
     /// Destroys `versions` for good (the current one if empty; capability
     /// `delete`, as in Vault).
+    #[tracing::instrument(name = "Handle::destroy", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn destroy(&self, path: &str, versions: &[u64]) -> Result<Vec<u64>> {
         self.change_versions(Operation::Destroy, path, versions)
             .await

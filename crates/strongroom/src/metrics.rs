@@ -25,6 +25,20 @@
 //!
 //! `strongroom-sqlx` adds the pool's refreshes and refused logins (see its
 //! `pool` module).
+//!
+//! # Traces
+//!
+//! Every public operation of a principal's [`Handle`](crate::Handle) and of
+//! the authorised handles ([`LeaseHandle`](crate::authorized::LeaseHandle),
+//! [`RotationHandle`](crate::authorized::RotationHandle),
+//! [`KeyAdmin`](crate::authorized::KeyAdmin),
+//! [`AuditTrail`](crate::authorized::AuditTrail),
+//! [`SigningHandle`](crate::authorized::SigningHandle)) runs in a `tracing`
+//! span at level `DEBUG` named after the method (`Handle::read`,
+//! `LeaseHandle::issue`, ...) with two fields, `principal` and
+//! `request_id`: the same request id as the operation's audit records, so a
+//! trace and its audit records join on it. Spans record no arguments (no
+//! path, no value).
 
 use std::time::Instant;
 
@@ -62,6 +76,15 @@ pub(crate) fn operation_finished(event: &AuditEvent) {
     if let Some(started) = event.started {
         ::metrics::histogram!(OPERATION_SECONDS, &labels).record(started.elapsed().as_secs_f64());
     }
+}
+
+/// Names the principal and request id of `event` on the current span (the
+/// span every public operation of a handle opens, see "Traces" above), so
+/// traces and audit records join on the request id.
+pub(crate) fn trace_request(event: &AuditEvent) {
+    let span = tracing::Span::current();
+    span.record("principal", event.principal.as_str());
+    span.record("request_id", event.request_id.as_str());
 }
 
 /// The reservations of keyring key `version` are now `reserved`.

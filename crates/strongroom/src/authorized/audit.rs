@@ -50,6 +50,7 @@ impl AuditTrail {
 
     /// Verifies the JSON-lines audit file at `path` against the store's
     /// saved head ([`Strongroom::verify_audit_file`](crate::Strongroom::verify_audit_file)).
+    #[tracing::instrument(name = "AuditTrail::verify_file", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn verify_file(
         &self,
         path: impl AsRef<Path>,
@@ -66,6 +67,7 @@ impl AuditTrail {
 
     /// The audit chain head saved in the store
     /// ([`Strongroom::saved_audit_head`](crate::Strongroom::saved_audit_head)).
+    #[tracing::instrument(name = "AuditTrail::saved_head", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn saved_head(&self) -> Result<Option<Checkpoint>> {
         let event = self.admit().await?;
         let result = self.handle.strongroom().saved_audit_head().await;

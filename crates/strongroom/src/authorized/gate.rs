@@ -17,7 +17,9 @@ pub(super) fn error_outcome(e: &Error) -> Outcome {
 /// A new event of `op` for the handle's principal with a fresh request id
 /// (no path yet).
 pub(super) fn event(h: &Handle, op: Operation) -> Result<AuditEvent> {
-    Ok(AuditEvent::new(h.principal().name(), op, new_request_id()?))
+    let event = AuditEvent::new(h.principal().name(), op, new_request_id()?);
+    crate::metrics::trace_request(&event);
+    Ok(event)
 }
 
 /// Appends `event`, an operation's outcome, and saves the audit head; any

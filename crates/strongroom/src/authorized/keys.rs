@@ -60,6 +60,7 @@ impl KeyAdmin {
     }
 
     /// Adds a key version and makes it primary (`Strongroom::rotate`).
+    #[tracing::instrument(name = "KeyAdmin::rotate", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rotate(&self) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::KeyringRotate, Capability::Sudo)
@@ -73,6 +74,7 @@ impl KeyAdmin {
 
     /// Makes active key `version` primary again
     /// (`Strongroom::promote`).
+    #[tracing::instrument(name = "KeyAdmin::promote", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn promote(&self, version: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyPromote, Capability::Sudo)
@@ -84,6 +86,7 @@ impl KeyAdmin {
 
     /// Retires the key versions below `min`
     /// (`Strongroom::set_min_decryption_version`).
+    #[tracing::instrument(name = "KeyAdmin::retire", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn retire(&self, min: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyRetire, Capability::Sudo)
@@ -101,6 +104,7 @@ impl KeyAdmin {
 
     /// Erases retired key `version`
     /// (`Strongroom::destroy_key`).
+    #[tracing::instrument(name = "KeyAdmin::destroy", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn destroy(&self, version: u32) -> Result<()> {
         let event = self
             .admit(Operation::KeyDestroy, Capability::Sudo)
@@ -113,6 +117,7 @@ impl KeyAdmin {
     /// Re-seals stored records under the primary key
     /// (`Strongroom::rewrap`). Values never
     /// leave the library.
+    #[tracing::instrument(name = "KeyAdmin::rewrap", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rewrap(&self, batch_size: usize) -> Result<RewrapReport> {
         let event = self.admit(Operation::Rewrap, Capability::Sudo).await?;
         let sr = self.handle.strongroom();
@@ -125,6 +130,7 @@ impl KeyAdmin {
     /// [`KeyAdmin::rewrap`], telling `observer` how far it got: once per pass
     /// after counting what the pass must re-seal (one more scan of record
     /// headers), then after each committed batch. Audited the same way.
+    #[tracing::instrument(name = "KeyAdmin::rewrap_with_progress", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rewrap_with_progress(
         &self,
         batch_size: usize,
@@ -141,6 +147,7 @@ impl KeyAdmin {
 
     /// Replaces the root key with one wrapped by `protector`
     /// (`Strongroom::rotate_root_key`).
+    #[tracing::instrument(name = "KeyAdmin::rotate_root_key", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rotate_root_key(&self, protector: &dyn KeyProtector) -> Result<()> {
         let event = self
             .admit(Operation::RootKeyRotate, Capability::Sudo)
@@ -151,6 +158,7 @@ impl KeyAdmin {
 
     /// The key versions and their states, no key material
     /// ([`Strongroom::keys`](crate::Strongroom::keys); capability `read`).
+    #[tracing::instrument(name = "KeyAdmin::keys", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
         let event = self
             .admit(Operation::ReadMetadata, Capability::Read)

@@ -59,6 +59,7 @@ impl LeaseHandle {
 
     /// Issues one lease (capability `lease` on the request's path). The
     /// intent is audited before the manager is called, the lease id after.
+    #[tracing::instrument(name = "LeaseHandle::issue", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn issue(&self, request: LeaseRequest) -> Result<Lease> {
         self.issue_batch(vec![request])
             .await?
@@ -71,6 +72,7 @@ impl LeaseHandle {
     /// issued: one refusal refuses the batch. One intent record per request
     /// before the write, one result record per lease (or per request, with
     /// the error) after it, all with one request id.
+    #[tracing::instrument(name = "LeaseHandle::issue_batch", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn issue_batch(&self, requests: Vec<LeaseRequest>) -> Result<Vec<Lease>> {
         let event = self.event(Operation::LeaseIssue)?;
         let mut events = Vec::with_capacity(requests.len());
@@ -122,6 +124,7 @@ impl LeaseHandle {
 
     /// Renews lease `id` by `increment` (capability `lease` on its path;
     /// see [`LeaseManager::renew`]).
+    #[tracing::instrument(name = "LeaseHandle::renew", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn renew(&self, id: LeaseId, increment: Duration) -> Result<Lease> {
         let event = self.event(Operation::LeaseRenew)?;
         let (event, _) = self.admit_lease(event, id, &[Capability::Lease]).await?;
@@ -136,6 +139,7 @@ impl LeaseHandle {
 
     /// Revokes lease `id` (capability `lease` on its path; see
     /// [`LeaseManager::revoke`]).
+    #[tracing::instrument(name = "LeaseHandle::revoke", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn revoke(&self, id: LeaseId) -> Result<Lease> {
         let event = self.event(Operation::LeaseRevoke)?;
         let (event, _) = self.admit_lease(event, id, &[Capability::Lease]).await?;
@@ -145,6 +149,7 @@ impl LeaseHandle {
     /// Removes lease `id` whatever its engine says (capabilities `lease`
     /// and `sudo` on its path, as Vault's `revoke-force` needs `sudo`; see
     /// [`LeaseManager::force_revoke`]).
+    #[tracing::instrument(name = "LeaseHandle::force_revoke", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn force_revoke(&self, id: LeaseId) -> Result<Lease> {
         let event = self.event(Operation::LeaseRevokeForce)?;
         let caps = [Capability::Lease, Capability::Sudo];
@@ -166,6 +171,7 @@ impl LeaseHandle {
     /// revoked, then one record per lease revoked (its id) and one error
     /// record per lease still pending (`lease_revocation_deferred`), or one
     /// record if there was nothing to revoke.
+    #[tracing::instrument(name = "LeaseHandle::revoke_prefix", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn revoke_prefix(&self, prefix: &str) -> Result<PrefixRevocation> {
         let event = self.event(Operation::LeaseRevokePrefix)?.with_path(prefix);
         let caps = [Capability::Lease, Capability::Sudo];
@@ -240,6 +246,7 @@ impl LeaseHandle {
     }
 
     /// The lease `id`, with its state (capability `lease` on its path).
+    #[tracing::instrument(name = "LeaseHandle::lookup", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn lookup(&self, id: LeaseId) -> Result<Lease> {
         let event = self.event(Operation::ReadMetadata)?;
         let (event, lease) = self.admit_lease(event, id, &[Capability::Lease]).await?;
@@ -251,6 +258,7 @@ impl LeaseHandle {
     /// prefix path itself, as for [`Handle::list`]). Leases on paths where
     /// the principal holds no capability at all (a denied subtree) are left
     /// out. The empty prefix cannot be listed through a handle.
+    #[tracing::instrument(name = "LeaseHandle::list", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<LeaseId>> {
         let event = self.event(Operation::List)?.with_path(prefix);
         admit(&self.handle, &event, prefix, &[Capability::List]).await?;

@@ -72,6 +72,7 @@ impl RotationHandle {
 
     /// Rotates now ([`RotationEngine::rotate_now`]; capability `rotate`).
     /// The result record carries the version promoted.
+    #[tracing::instrument(name = "RotationHandle::rotate_now", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rotate_now(&self) -> Result<RotationReport> {
         let event = self.admit(Operation::Rotate, Capability::Rotate).await?;
         change(&self.handle, event, self.engine.rotate_now(), |r| {
@@ -83,6 +84,7 @@ impl RotationHandle {
     /// Continues an interrupted rotation and revokes a previous version
     /// whose grace period is over ([`RotationEngine::resume`]; capability
     /// `rotate`).
+    #[tracing::instrument(name = "RotationHandle::resume", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn resume(&self) -> Result<RotationReport> {
         let event = self.admit(Operation::Rotate, Capability::Rotate).await?;
         change(&self.handle, event, self.engine.resume(), |r| r.promoted).await
@@ -90,6 +92,7 @@ impl RotationHandle {
 
     /// Revokes the previous version if its grace period is over
     /// ([`RotationEngine::revoke_due`]; capability `rotate`).
+    #[tracing::instrument(name = "RotationHandle::revoke_due", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn revoke_due(&self) -> Result<bool> {
         let event = self.admit(Operation::Rotate, Capability::Rotate).await?;
         change(&self.handle, event, self.engine.revoke_due(), |_| None).await
@@ -99,6 +102,7 @@ impl RotationHandle {
     /// ([`RotationEngine::import_current`]; capability `rotate`). The
     /// records carry the secret's HMAC (field `value_hmac`), the result
     /// also the version.
+    #[tracing::instrument(name = "RotationHandle::import_current", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn import_current(
         &self,
         identity: impl Into<String>,
@@ -115,6 +119,7 @@ impl RotationHandle {
     /// capability `rotate`). Audited once, when it starts; the rotations it
     /// runs later are the engine's (audit them with
     /// [`RotationOptions::audit`](crate::rotation::RotationOptions::audit)).
+    #[tracing::instrument(name = "RotationHandle::spawn_schedule", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn spawn_schedule(&self) -> Result<ScheduleHandle> {
         let event = self.admit(Operation::Rotate, Capability::Rotate).await?;
         record(&self.handle, event).await?;
@@ -126,6 +131,7 @@ impl RotationHandle {
     /// read and before anything is returned, with the current version and
     /// the HMAC of each stage's secret ([`STAGED_HMAC_FIELDS`]); if the
     /// record is refused, the secrets are dropped unseen.
+    #[tracing::instrument(name = "RotationHandle::staged", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn staged(&self) -> Result<StagedCredentials> {
         let event = self.admit(Operation::Read, Capability::Read).await?;
         let result = self.engine.staged().await;
@@ -147,6 +153,7 @@ impl RotationHandle {
 
     /// The non-secret state ([`RotationEngine::status`]; capability
     /// `read`).
+    #[tracing::instrument(name = "RotationHandle::status", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn status(&self) -> Result<RotationStatus> {
         let event = self
             .admit(Operation::ReadMetadata, Capability::Read)

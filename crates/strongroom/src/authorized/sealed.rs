@@ -14,6 +14,7 @@ impl Handle {
     /// (whether the record exists or not), the intent audited (operation
     /// `write`, the path and version) before it is stored, the outcome
     /// after. See the [module docs](super).
+    #[tracing::instrument(name = "Handle::put_sealed", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn put_sealed(
         &self,
         key: &str,
@@ -40,6 +41,7 @@ impl Handle {
     /// Reads and opens the sealed record at `key` for `context` as this
     /// principal: checked for `read` on the context's path, and the value
     /// handed out only once its record (operation `read`) is accepted.
+    #[tracing::instrument(name = "Handle::get_sealed", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn get_sealed(
         &self,
         key: &str,

@@ -68,6 +68,7 @@ impl SigningHandle {
 
     /// Creates key `name` ([`SigningKeys::create_key`]; capability
     /// `create`). The result record carries version 1.
+    #[tracing::instrument(name = "SigningHandle::create_key", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn create_key(
         &self,
         name: &str,
@@ -86,6 +87,7 @@ impl SigningHandle {
 
     /// Adds a version to key `name` ([`SigningKeys::rotate_key`];
     /// capability `rotate`). The result record carries the new version.
+    #[tracing::instrument(name = "SigningHandle::rotate_key", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn rotate_key(&self, name: &str) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::Rotate, name, Capability::Rotate)
@@ -98,6 +100,7 @@ impl SigningHandle {
 
     /// Raises key `name`'s minimum verify version
     /// ([`SigningKeys::set_min_verify_version`]; capability `update`).
+    #[tracing::instrument(name = "SigningHandle::set_min_verify_version", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn set_min_verify_version(&self, name: &str, version: u32) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::WriteMetadata, name, Capability::Update)
@@ -111,6 +114,7 @@ impl SigningHandle {
 
     /// Sets or removes key `name`'s rate limit
     /// ([`SigningKeys::set_rate_limit`]; capability `update`).
+    #[tracing::instrument(name = "SigningHandle::set_rate_limit", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn set_rate_limit(&self, name: &str, limit: Option<RateLimit>) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::WriteMetadata, name, Capability::Update)
@@ -126,6 +130,7 @@ impl SigningHandle {
 
     /// What is known about key `name` ([`SigningKeys::key_info`];
     /// capability `read`).
+    #[tracing::instrument(name = "SigningHandle::key_info", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn key_info(&self, name: &str) -> Result<KeyInfo> {
         let event = self
             .admit(Operation::ReadMetadata, name, Capability::Read)
@@ -139,6 +144,7 @@ impl SigningHandle {
 
     /// The public key of a version of key `name`
     /// ([`SigningKeys::public_key`]; capability `read`).
+    #[tracing::instrument(name = "SigningHandle::public_key", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn public_key(&self, name: &str, version: Option<u32>) -> Result<PublicKey> {
         let event = self
             .admit(Operation::ReadMetadata, name, Capability::Read)
@@ -152,6 +158,7 @@ impl SigningHandle {
 
     /// The Ethereum address of a version of the secp256k1 key `name`
     /// ([`SigningKeys::eth_address`]; capability `read`).
+    #[tracing::instrument(name = "SigningHandle::eth_address", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn eth_address(&self, name: &str, version: Option<u32>) -> Result<String> {
         let event = self
             .admit(Operation::ReadMetadata, name, Capability::Read)
@@ -162,6 +169,7 @@ impl SigningHandle {
 
     /// Signs `msg` with the newest version of key `name`
     /// ([`SigningKeys::sign`]; capability `sign`).
+    #[tracing::instrument(name = "SigningHandle::sign", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn sign(&self, name: &str, msg: &[u8]) -> Result<Signature> {
         let event = self.admit(Operation::Sign, name, Capability::Sign).await?;
         let event = event.with_field(MESSAGE_HMAC_FIELD, self.hmac(msg));
@@ -174,6 +182,7 @@ impl SigningHandle {
     /// Verifies `sig` of `msg` with key `name` ([`SigningKeys::verify`];
     /// capability `read`): `Ok(false)` for a signature that does not
     /// verify, a typed error for an unknown or retired version.
+    #[tracing::instrument(name = "SigningHandle::verify", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn verify(&self, name: &str, msg: &[u8], sig: &Signature) -> Result<bool> {
         let event = self
             .admit(Operation::Verify, name, Capability::Read)
@@ -187,6 +196,7 @@ impl SigningHandle {
     /// Signs the EIP-191 personal message `msg` with the secp256k1 key
     /// `name` ([`SigningKeys::eth_sign_personal_message`]; capability
     /// `sign`). The records carry the HMAC of `msg`.
+    #[tracing::instrument(name = "SigningHandle::eth_sign_personal_message", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn eth_sign_personal_message(&self, name: &str, msg: &[u8]) -> Result<EthSignature> {
         let event = self.admit(Operation::Sign, name, Capability::Sign).await?;
         let event = event.with_field(MESSAGE_HMAC_FIELD, self.hmac(msg));
@@ -197,6 +207,7 @@ impl SigningHandle {
     /// Signs an EIP-155 transaction hash with the secp256k1 key `name`
     /// ([`SigningKeys::eth_sign_transaction_hash`]; capability `sign`).
     /// The records carry the HMAC of the hash.
+    #[tracing::instrument(name = "SigningHandle::eth_sign_transaction_hash", level = "debug", skip_all, fields(principal = tracing::field::Empty, request_id = tracing::field::Empty))]
     pub async fn eth_sign_transaction_hash(
         &self,
         name: &str,

@@ -367,7 +367,7 @@ impl Pki {
     /// The mount `mount` (1 to 64 of a-z, 0-9, '-', '_') of the CA in
     /// `store`, its certificates leased through `lease_manager` (a lease
     /// manager of the same store, which gets the mount's revoker for engine
-    /// "pki-<mount>"). Build one per mount and process.
+    /// `"pki-<mount>"`). Build one per mount and process.
     #[uniffi::constructor]
     pub fn new(
         store: Arc<Strongroom>,
@@ -389,7 +389,7 @@ impl Pki {
         self.inner.mount().to_owned()
     }
 
-    /// The lease engine of the mount's certificates, "pki-<mount>".
+    /// The lease engine of the mount's certificates, `"pki-<mount>"`.
     pub fn engine(&self) -> String {
         self.inner.engine()
     }

@@ -2858,7 +2858,7 @@ public protocol PkiProtocol: AnyObject, Sendable {
     func crl(principal: Handle) async throws  -> Crl
     
     /**
-     * The lease engine of the mount's certificates, "pki-<mount>".
+     * The lease engine of the mount's certificates, `"pki-<mount>"`.
      */
     func engine()  -> String
     
@@ -2937,7 +2937,7 @@ open class Pki: PkiProtocol, @unchecked Sendable, CustomDebugStringConvertible {
      * The mount `mount` (1 to 64 of a-z, 0-9, '-', '_') of the CA in
      * `store`, its certificates leased through `lease_manager` (a lease
      * manager of the same store, which gets the mount's revoker for engine
-     * "pki-<mount>"). Build one per mount and process.
+     * `"pki-<mount>"`). Build one per mount and process.
      */
 public convenience init(store: Strongroom, leaseManager: LeaseManager, mount: String)throws  {
     let handle =
@@ -3026,7 +3026,7 @@ open func crl(principal: Handle)async throws  -> Crl  {
 }
     
     /**
-     * The lease engine of the mount's certificates, "pki-<mount>".
+     * The lease engine of the mount's certificates, `"pki-<mount>"`.
      */
 open func engine() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
@@ -11971,7 +11971,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_pki_crl() != 39404) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_pki_engine() != 46467) {
+    if (uniffi_strongroom_ffi_checksum_method_pki_engine() != 63950) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_pki_issue() != 21478) {
@@ -12127,7 +12127,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_constructor_pkcs11protector_new() != 16351) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_constructor_pki_new() != 57225) {
+    if (uniffi_strongroom_ffi_checksum_constructor_pki_new() != 28356) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_apikeyverifier_new() != 45637) {

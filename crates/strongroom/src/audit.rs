@@ -112,6 +112,7 @@ mod keys;
 mod log;
 mod record;
 mod sinks;
+mod socket;
 mod store;
 mod verify;
 
@@ -124,6 +125,7 @@ pub use keys::audit_hmac;
 pub use log::{AuditLog, AuditSink};
 pub use record::{AuditRecord, Checkpoint};
 pub use sinks::{FsyncPolicy, JsonlFileSink, MemorySink, TracingSink};
+pub use socket::{SocketFormat, SocketSink};
 pub use store::AuditFileCheck;
 pub use verify::{ChainItem, MAX_RECORD_LINE_BYTES, VerifyReport, verify, verify_jsonl_file};
 

@@ -26,6 +26,15 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// a newline. Return `Ok` only once the record is stored as far as this
     /// sink promises. May be cancelled (dropped) on timeout.
     async fn write(&self, record: &AuditRecord, line: &str) -> Result<(), AuditError>;
+
+    /// Whether an append must fail when this sink refuses the record (or
+    /// times out), even if other sinks accepted it: the operation then does
+    /// not happen (fail closed), and the record stays in the sinks that
+    /// took it (its sequence number is used). Default `false`: an append
+    /// succeeds when any sink accepts it.
+    fn required(&self) -> bool {
+        false
+    }
 }
 
 /// The chained audit log: the one writer of a chain.
@@ -207,10 +216,20 @@ impl AuditLog {
 
         let mut accepted = 0usize;
         let mut failures = Vec::new();
-        for r in results.into_iter().flatten() {
+        let mut required_failure = None;
+        for (sink, r) in self.sinks.iter().zip(results) {
             match r {
-                Ok(()) => accepted += 1,
-                Err(f) => failures.push(f),
+                Some(Ok(())) => accepted += 1,
+                Some(Err(f)) => {
+                    if sink.required() && required_failure.is_none() {
+                        required_failure = Some(AuditError::Sink {
+                            sink: f.sink.clone(),
+                            message: format!("a required sink refused the record: {}", f.message),
+                        });
+                    }
+                    failures.push(f);
+                }
+                None => {}
             }
         }
         if accepted == 0 {
@@ -219,6 +238,10 @@ impl AuditLog {
         }
         for f in &failures {
             tracing::warn!(target: "strongroom::audit", seq, sink = %f.sink, "audit sink did not accept a record: {}", f.message);
+        }
+        if let Some(e) = required_failure {
+            // Other sinks hold the record: the head moves past it.
+            return Err(e);
         }
         for observe in &self.observers {
             observe(&record);

@@ -97,10 +97,7 @@ async fn syslog_over_a_unix_socket_is_octet_counted_rfc5424() {
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
             // parse complete "LEN SP MSG" frames
-            loop {
-                let Some(sp) = buf.iter().position(|&b| b == b' ') else {
-                    break;
-                };
+            while let Some(sp) = buf.iter().position(|&b| b == b' ') {
                 let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
                 if buf.len() < sp + 1 + len {
                     break;

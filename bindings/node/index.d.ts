@@ -1280,6 +1280,11 @@ export declare class SigningInvalidRateLimit extends SigningError {
 export declare class SigningInvalidChainId extends SigningError {
   readonly chain_id: number
 }
+/** Code "naming.violation": a write names a path that follows none of the applied naming rules; nothing was written. */
+export declare class NamingViolation extends StrongroomError {
+  readonly path: string
+  readonly reason: string
+}
 /** Old name of RandomFailed. */
 export declare const RandomFailure: typeof RandomFailed
 export type RandomFailure = RandomFailed

@@ -112,6 +112,7 @@ export const {
   SigningInvalidMinVerifyVersion,
   SigningInvalidRateLimit,
   SigningInvalidChainId,
+  NamingViolation,
   RandomFailure,
   CasConflict,
   NotFound,

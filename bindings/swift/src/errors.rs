@@ -286,6 +286,8 @@ error_cases! {
     SigningInvalidRateLimit,
     /// The EIP-155 chain id cannot be used.
     SigningInvalidChainId,
+    /// A write names a path that follows none of the applied naming rules.
+    NamingViolation,
     /// Binding only: a class this build of the FFI does not know (only a
     /// newer core could produce one; read `code`).
     Other,

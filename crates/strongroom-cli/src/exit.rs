@@ -400,6 +400,7 @@ fn lib_exit_code(e: &Error) -> u8 {
         ) => 23,
         Error::Lease(LeaseError::InvalidId { .. } | LeaseError::InvalidTtl { .. }) => 11,
         Error::InvalidPath { .. } | Error::InvalidArgument(_) | Error::Secret(_) => 11,
+        Error::Naming(_) => 27,
         Error::Signing(e) => {
             use strongroom::signing::SigningError as S;
             match e {

@@ -191,6 +191,12 @@ pub enum Error {
     /// A signing key failed.
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
+
+    /// A write through a principal's handle names a path that follows none
+    /// of the applied naming rules ([`crate::declarative`]); nothing was
+    /// written.
+    #[error(transparent)]
+    Naming(#[from] crate::declarative::NamingViolation),
 }
 
 /// Why a path was rejected.
@@ -501,6 +507,7 @@ impl Error {
                 G::InvalidRateLimit { .. } => "signing_invalid_rate_limit",
                 G::InvalidChainId { .. } => "signing_invalid_chain_id",
             },
+            Self::Naming(_) => "naming_violation",
         }
     }
 }

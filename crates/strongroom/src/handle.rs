@@ -615,6 +615,12 @@ impl Handle {
             .event(Operation::Write, path)?
             .with_field(VALUE_HMAC_FIELD, self.audit.hmac(value));
         let p = self.canonical(&event, path).await?;
+        // The applied naming rules, before anything else is decided.
+        if let Err(e) = crate::declarative::check_naming(self.store.strongroom(), p.as_str()).await
+        {
+            self.record(event.with_outcome(error_outcome(&e))).await?;
+            return Err(e);
+        }
         let caps = self.principal.policy_set().capabilities(&p);
         let (may_create, may_update) = (
             caps.contains(Capability::Create),

@@ -401,6 +401,10 @@ fn samples() -> Vec<Error> {
         SigningError::InvalidChainId { chain_id: 0 },
     ];
     v.extend(signing.into_iter().map(Error::from));
+    v.push(Error::from(strongroom::declarative::NamingViolation {
+        path: "dev/pay/db".into(),
+        reason: "rule \"services\": env must be one of prod, staging".into(),
+    }));
     v
 }
 

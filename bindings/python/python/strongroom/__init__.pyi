@@ -576,6 +576,12 @@ class SigningInvalidChainId(SigningError):
 
     chain_id: int
 
+class NamingViolation(StrongroomError):
+    """a write names a path that follows none of the applied naming rules; nothing was written (code "naming.violation")."""
+
+    path: str
+    reason: str
+
 SecretStoreError = SecretError
 CasConflict = SecretCasMismatch
 NotFound = SecretNotFound

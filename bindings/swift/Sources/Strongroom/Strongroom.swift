@@ -9848,6 +9848,20 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          */fields: [String: FieldValue]
     )
     /**
+     * A write names a path that follows none of the applied naming rules.
+     */
+    case NamingViolation(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
      * Binding only: a class this build of the FFI does not know (only a
      * newer core could produce one; read `code`).
      */
@@ -10286,7 +10300,12 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 80: return .Other(
+        case 80: return .NamingViolation(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 81: return .Other(
             code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
@@ -10856,8 +10875,15 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Other(code,message,fields):
+        case let .NamingViolation(code,message,fields):
             writeInt(&buf, Int32(80))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .Other(code,message,fields):
+            writeInt(&buf, Int32(81))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)

@@ -62,10 +62,15 @@
 //!
 //! # Naming rules
 //!
-//! [`NamingRules::check`] says whether a path follows them. They are
-//! enforced by the CLI's `put` and `import` and by applications that call
-//! `check`; [`SecretsStore::put`](crate::secrets::SecretsStore::put) does
-//! not enforce them (that would cost a storage read per write).
+//! [`NamingRules::check`] says whether a path follows them. Every write
+//! through a principal's handle ([`Handle::put`](crate::Handle::put), and
+//! so the CLI's `put` and `import`) reads the applied rules first (one
+//! storage read per write, so rules applied by another process hold for
+//! the next write) and refuses a path that follows none of them with
+//! [`Error::Naming`](crate::Error::Naming), audited, before anything is
+//! written. The door's unchecked
+//! [`SecretsStore::put`](crate::secrets::SecretsStore::put) does not check
+//! them.
 //!
 //! # Example
 //!
@@ -133,4 +138,5 @@ pub use plan::{
     Action, Change, Drift, FieldChange, Kind, PLAN_FORMAT, Plan, SecretAction, SecretChange,
     SecretRead, drift, plan,
 };
+pub(crate) use state::check_naming;
 pub use state::{APPLIED_FORMAT, Applied, DECLARED_RECORD};

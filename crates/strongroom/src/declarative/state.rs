@@ -57,6 +57,20 @@ pub(super) async fn read_record(
     }
 }
 
+/// Checks `path` against the applied naming rules, read from the store
+/// (one barrier read per call, so a rule applied by another process holds
+/// for the next write): `Ok` when nothing was applied, no rule is set or a
+/// rule matches; [`Error::Naming`](crate::Error::Naming) otherwise. An
+/// applied record that does not decode is a corrupt record.
+pub(crate) async fn check_naming(sr: &crate::Strongroom, path: &str) -> crate::Result<()> {
+    let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
+        return Ok(());
+    };
+    let rec = AppliedRecord::decode(&raw)
+        .map_err(|e| crate::Error::corrupt(DECLARED_RECORD, e.to_string()))?;
+    rec.naming.check(path).map_err(crate::Error::from)
+}
+
 /// The state last applied, read back for an application to build its
 /// principals (and check its paths) from.
 #[derive(Debug, Clone)]

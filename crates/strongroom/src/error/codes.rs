@@ -914,4 +914,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         [f("chain_id", U64)],
         "an EIP-155 chain id of zero or one whose v overflows"
     ),
+    // naming.*: the applied naming rules.
+    row!(
+        "naming.violation",
+        "NamingViolation" < "StrongroomError",
+        "naming_violation",
+        [PATH, REASON],
+        "a write names a path that follows none of the applied naming rules; nothing was written"
+    ),
 ];

@@ -247,6 +247,10 @@ impl Error {
             Self::Rotation(e) => rotation_error(e),
             Self::Shamir(e) => shamir_error(e),
             Self::Signing(e) => signing_error(e),
+            Self::Naming(v) => (
+                "naming.violation",
+                fields!["path" => &v.path, "reason" => &v.reason],
+            ),
         }
     }
 }

@@ -7,8 +7,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use pyo3::IntoPyObjectExt as _;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -21,6 +19,7 @@ use strongroom_pki::{
 use crate::errors::pki_to_py;
 use crate::lease::seconds;
 use crate::lifetime::{IntoPyErr, Life};
+use strongroom::pem::encode as pem;
 
 impl IntoPyErr for PkiError {
     fn into_py_err(self) -> PyErr {
@@ -51,18 +50,6 @@ where
     } else {
         crate::lifetime::awaitable(py, Some(life), fut).map(Bound::unbind)
     }
-}
-
-/// `der` as PEM with `label` (64-character lines).
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 fn key_type(name: &str) -> PyResult<KeyType> {

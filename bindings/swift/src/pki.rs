@@ -9,8 +9,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use strongroom_pki::{
     CaCertificate as CoreCa, CaKind, CaSpec, Crl as CoreCrl, IssueRequest as CoreRequest,
     IssuedCertificate as CoreIssued, KeyType, Pki as CorePki, Role, Serial, Usage,
@@ -20,18 +18,7 @@ use crate::errors::{Result, invalid};
 use crate::lease::LeaseManager;
 use crate::store::Handle;
 use crate::{Secret, StoreId, Strongroom};
-
-/// `der` as PEM with `label` (64-character lines).
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+use strongroom::pem::encode as pem;
 
 /// Certificates as consecutive PEM blocks.
 fn pem_chain<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> String {

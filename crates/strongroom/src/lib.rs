@@ -31,6 +31,7 @@ pub mod keyring;
 pub mod lease;
 pub mod metrics;
 pub mod path;
+pub mod pem;
 pub mod policy;
 pub mod protector;
 pub mod rotation;

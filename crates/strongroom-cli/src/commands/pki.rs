@@ -11,7 +11,6 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use strongroom_pki::{CaSpec, IssueRequest, Pki, Role, Serial};
 use zeroize::Zeroizing;
 
@@ -68,20 +67,10 @@ async fn with_pki<T>(
     result
 }
 
-/// Text in PEM armour: base64 in lines of 64.
+/// `der` as PEM, built in a wiped buffer (also used for the leaf's key).
 fn pem(label: &str, der: &[u8]) -> Zeroizing<String> {
-    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
-    let mut out = Zeroizing::new(String::with_capacity(b64.len() + b64.len() / 64 + 64));
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
+    let mut out = Zeroizing::new(String::new());
+    strongroom::pem::encode_into(label, der, &mut out);
     out
 }
 

@@ -286,14 +286,7 @@ impl PublicKey {
 
     /// The SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`).
     pub fn spki_pem(&self) -> String {
-        let b64 = STANDARD.encode(self.spki_der());
-        let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(chunk));
-            out.push('\n');
-        }
-        out.push_str("-----END PUBLIC KEY-----\n");
-        out
+        crate::pem::encode("PUBLIC KEY", &self.spki_der())
     }
 
     /// For a secp256k1 key, its Ethereum address (the last 20 bytes of

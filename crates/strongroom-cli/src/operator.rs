@@ -145,6 +145,20 @@ impl Operator {
         }
     }
 
+    /// [`Operator::unseal`], then `f` with the store and the operator; the
+    /// store is sealed and closed whatever `f` returns.
+    pub(crate) async fn run<T>(
+        store: &StoreArgs,
+        who: &OperatorArgs,
+        stdin_free: bool,
+        f: impl AsyncFnOnce(&Open, &Operator) -> CliResult<T>,
+    ) -> CliResult<T> {
+        let (open, op) = Self::unseal(store, who, stdin_free).await?;
+        let result = f(&open, &op).await;
+        open.close().await;
+        result
+    }
+
     /// `id` acting on `sr`, its audit file opened to continue the chain.
     pub(crate) async fn start(sr: &Door, id: &Identity) -> CliResult<Self> {
         let principal = Principal::new(id.principal.clone(), [&operator_policy()?]);

@@ -25,7 +25,7 @@ use crate::store::Open;
 /// The largest catalog file read (1 MiB, as the library takes).
 const MAX_FILE_LEN: u64 = strongroom_sqlx::dynamic::catalog::MAX_CATALOG_LEN as u64;
 
-fn no_catalog() -> Failure {
+pub(crate) fn no_catalog() -> Failure {
     Failure::Dynamic(PgDynError::InvalidCatalog {
         source_name: CATALOG_RECORD.to_owned(),
         reason: "no role catalog is stored: write one with `strongroom creds configure FILE`"
@@ -63,8 +63,7 @@ pub(crate) async fn configure(a: CredsConfigureArgs) -> CliResult {
         .map_err(|e| Failure::Io(format!("{shown}: {e}")))?;
     let catalog = PgCatalog::from_toml_str(&text, &shown)?;
 
-    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let result = async {
+    let revision = Operator::run(&a.store, &a.operator, true, async |open, op| {
         let current = PgCatalog::load(&open.sr).await?.map(|s| s.revision);
         let event = op
             .event(Operation::WriteMetadata)?
@@ -90,10 +89,8 @@ pub(crate) async fn configure(a: CredsConfigureArgs) -> CliResult {
                 Err(e.into())
             }
         }
-    }
-    .await;
-    open.close().await;
-    let revision = result?;
+    })
+    .await?;
     println!(
         "role catalog revision {revision}: {} role(s) ({})",
         catalog.roles.len(),
@@ -104,15 +101,12 @@ pub(crate) async fn configure(a: CredsConfigureArgs) -> CliResult {
 
 /// `creds show`.
 pub(crate) async fn show(a: CredsShowArgs) -> CliResult {
-    let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let result = async {
+    let s = Operator::run(&a.store, &a.operator, true, async |open, op| {
         let event = op.event(Operation::ReadMetadata)?.with_path(CATALOG_RECORD);
         op.record(event, false).await?;
-        stored(&open).await
-    }
-    .await;
-    open.close().await;
-    let s = result?;
+        stored(open).await
+    })
+    .await?;
     let c = &s.catalog;
     if a.json {
         json::print(&serde_json::json!({

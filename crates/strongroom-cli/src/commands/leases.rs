@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use strongroom::audit::Operation;
 use strongroom::clock::SystemClock;
+use strongroom::dangerous::Door;
 use strongroom::lease::{Lease, LeaseConfig, LeaseError, LeaseManager, LeaseState};
 use strongroom::{Error, Handle};
 
@@ -41,9 +42,8 @@ pub(crate) async fn lease(c: LeaseCommand) -> CliResult {
 }
 
 /// The store's lease manager, its own records in the operator's audit file.
-pub(crate) fn manager(open: &Open, handle: &Handle) -> CliResult<Arc<LeaseManager>> {
-    let m = open
-        .sr
+pub(crate) fn manager(sr: &Door, handle: &Handle) -> CliResult<Arc<LeaseManager>> {
+    let m = sr
         .lease_manager(Arc::new(SystemClock), LeaseConfig::default())?
         .with_audit(Arc::clone(handle.audit_log()));
     Ok(Arc::new(m))
@@ -67,18 +67,15 @@ pub(crate) async fn with_leases_and<T>(
     catalog: bool,
     f: impl AsyncFnOnce(&Operator, &Open, &Arc<LeaseManager>) -> CliResult<T>,
 ) -> CliResult<T> {
-    let (open, op) = Operator::unseal(store, who, true).await?;
-    let result = async {
-        let m = manager(&open, op.secrets())?;
+    Operator::run(store, who, true, async |open, op| {
+        let m = manager(&open.sr, op.secrets())?;
         let _engine = match catalog {
-            true => Some(crate::commands::creds::engine(&op, &open, &m).await?),
+            true => Some(crate::commands::creds::engine(op, open, &m).await?),
             false => None,
         };
-        f(&op, &open, &m).await
-    }
-    .await;
-    open.close().await;
-    result
+        f(op, open, &m).await
+    })
+    .await
 }
 
 /// `lease list`.

@@ -18,7 +18,6 @@ use crate::args::{PkiCommand, PkiCreateRootArgs, PkiIssueArgs, PkiMountArgs, Pki
 use crate::exit::{CliResult, Failure};
 use crate::operator::Operator;
 use crate::print::json;
-use crate::store::Open;
 
 /// `pki ...`.
 pub(crate) async fn pki(c: PkiCommand) -> CliResult {
@@ -56,15 +55,12 @@ async fn with_pki<T>(
     mount: &str,
     f: impl AsyncFnOnce(&Operator, &Pki) -> CliResult<T>,
 ) -> CliResult<T> {
-    let (open, op) = Operator::unseal(store, who, true).await?;
-    let result = async {
-        let manager = crate::commands::leases::manager(&open, op.secrets())?;
+    Operator::run(store, who, true, async |open, op| {
+        let manager = crate::commands::leases::manager(&open.sr, op.secrets())?;
         let pki = Pki::new(&open.sr, manager, mount)?;
-        f(&op, &pki).await
-    }
-    .await;
-    Open::close(open).await;
-    result
+        f(op, &pki).await
+    })
+    .await
 }
 
 /// `der` as PEM, built in a wiped buffer (also used for the leaf's key).

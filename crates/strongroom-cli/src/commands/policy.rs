@@ -13,26 +13,21 @@ use crate::args::{PolicyCheckArgs, PolicyListArgs, PolicyShowArgs};
 use crate::exit::{CliResult, Failure};
 use crate::operator::Operator;
 use crate::print::json;
-use crate::store::Open;
 
-/// Opens the store, records the read and loads the applied state (`None`:
-/// nothing was ever applied).
+/// Opens the store, records the read, loads the applied state (`None`:
+/// nothing was ever applied) and closes the store.
 async fn load(
     store: &crate::args::StoreArgs,
     who: &crate::args::OperatorArgs,
-) -> CliResult<(Open, Option<Applied>)> {
-    let (open, op) = Operator::unseal(store, who, true).await?;
-    let event = op
-        .event(Operation::ReadMetadata)?
-        .with_path(DECLARED_RECORD);
-    op.record(event, false).await?;
-    match Applied::load(&open.sr).await {
-        Ok(applied) => Ok((open, applied)),
-        Err(e) => {
-            open.close().await;
-            Err(e.into())
-        }
-    }
+) -> CliResult<Option<Applied>> {
+    Operator::run(store, who, true, async |open, op| {
+        let event = op
+            .event(Operation::ReadMetadata)?
+            .with_path(DECLARED_RECORD);
+        op.record(event, false).await?;
+        Ok(Applied::load(&open.sr).await?)
+    })
+    .await
 }
 
 fn rules_json(p: &Policy) -> serde_json::Value {
@@ -61,8 +56,7 @@ fn caps_text(access: &Access) -> String {
 
 /// `policy list`.
 pub(crate) async fn list(a: PolicyListArgs) -> CliResult {
-    let (open, applied) = load(&a.store, &a.operator).await?;
-    open.close().await;
+    let applied = load(&a.store, &a.operator).await?;
     let (policies, principals): (Vec<&Policy>, Vec<(&String, &Vec<String>)>) = match &applied {
         Some(ap) => (ap.policies.iter().collect(), ap.principals.iter().collect()),
         None => (Vec::new(), Vec::new()),
@@ -100,8 +94,7 @@ pub(crate) async fn list(a: PolicyListArgs) -> CliResult {
 
 /// `policy show NAME`.
 pub(crate) async fn show(a: PolicyShowArgs) -> CliResult {
-    let (open, applied) = load(&a.store, &a.operator).await?;
-    open.close().await;
+    let applied = load(&a.store, &a.operator).await?;
     let policy = applied
         .as_ref()
         .and_then(|ap| ap.policies.get(&a.name))
@@ -123,8 +116,7 @@ pub(crate) async fn show(a: PolicyShowArgs) -> CliResult {
 /// `policy check --principal NAME PATH`.
 pub(crate) async fn check(a: PolicyCheckArgs) -> CliResult {
     let path = SecretPath::parse(&a.path).map_err(Failure::Lib)?;
-    let (open, applied) = load(&a.store, &a.operator).await?;
-    open.close().await;
+    let applied = load(&a.store, &a.operator).await?;
     let principal = applied
         .as_ref()
         .and_then(|ap| ap.principal(&a.principal))

@@ -31,11 +31,11 @@ async fn with_signing<T>(
     stdin_free: bool,
     f: impl AsyncFnOnce(&SigningHandle) -> CliResult<T>,
 ) -> CliResult<T> {
-    let (open, op) = Operator::unseal(store, who, stdin_free).await?;
-    let keys = Arc::new(open.sr.signing_keys());
-    let result = f(&op.secrets().signing(&keys)).await;
-    open.close().await;
-    result
+    Operator::run(store, who, stdin_free, async |open, op| {
+        let keys = Arc::new(open.sr.signing_keys());
+        f(&op.secrets().signing(&keys)).await
+    })
+    .await
 }
 
 /// The message: the file's bytes, or stdin's.

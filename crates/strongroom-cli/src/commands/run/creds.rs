@@ -20,10 +20,10 @@ use std::time::Duration;
 use strongroom::SecretString;
 use strongroom::clock::{Clock as _, SystemClock, Timestamp};
 use strongroom::dangerous::Door;
-use strongroom::lease::{Lease, LeaseConfig, LeaseManager};
-use strongroom_sqlx::dynamic::{PgCatalog, PgDynError, PgDynamicCredentials};
+use strongroom::lease::{Lease, LeaseManager};
+use strongroom_sqlx::dynamic::{PgCatalog, PgDynamicCredentials};
 
-use crate::exit::{CliResult, Failure};
+use crate::exit::CliResult;
 use crate::operator::{Identity, Operator, audited};
 
 use super::spec::CredsSpec;
@@ -63,19 +63,9 @@ async fn session(sr: &Door, id: &Identity) -> CliResult<Session> {
     let op = Operator::start(sr, id).await?;
     let catalog = PgCatalog::load(sr)
         .await?
-        .ok_or_else(|| {
-            Failure::Dynamic(PgDynError::InvalidCatalog {
-                source_name: strongroom_sqlx::dynamic::catalog::CATALOG_RECORD.to_owned(),
-                reason:
-                    "no role catalog is stored: write one with `strongroom creds configure FILE`"
-                        .to_owned(),
-            })
-        })?
+        .ok_or_else(crate::commands::creds::no_catalog)?
         .catalog;
-    let manager = Arc::new(
-        sr.lease_manager(Arc::new(SystemClock), LeaseConfig::default())?
-            .with_audit(Arc::clone(op.secrets().audit_log())),
-    );
+    let manager = crate::commands::leases::manager(sr, op.secrets())?;
     let engine = catalog
         .connect(op.secrets(), sr, Arc::clone(&manager))
         .await?;

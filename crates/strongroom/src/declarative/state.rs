@@ -63,11 +63,22 @@ pub(super) async fn read_record(
 /// rule matches; [`Error::Naming`](crate::Error::Naming) otherwise. An
 /// applied record that does not decode is a corrupt record.
 pub(crate) async fn check_naming(sr: &crate::Strongroom, path: &str) -> crate::Result<()> {
+    /// The applied record's format and naming rules only: a write does not
+    /// build the policies and principals (the other fields are skipped).
+    #[derive(Deserialize)]
+    struct NamingOnly {
+        format: u8,
+        #[serde(default)]
+        naming: NamingRules,
+    }
     let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
         return Ok(());
     };
-    let rec = AppliedRecord::decode(&raw)
-        .map_err(|e| crate::Error::corrupt(DECLARED_RECORD, e.to_string()))?;
+    let corrupt = |reason: String| crate::Error::corrupt(DECLARED_RECORD, reason);
+    let rec: NamingOnly = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
+    if rec.format != APPLIED_FORMAT {
+        return Err(corrupt(format!("unsupported format {}", rec.format)));
+    }
     rec.naming.check(path).map_err(crate::Error::from)
 }
 

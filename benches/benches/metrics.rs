@@ -14,30 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use strongroom::audit::{AuditError, AuditRecord, AuditSink};
 use strongroom::policy::{Capability, Policy, Principal, Rule};
 use strongroom::protector::SoftwareProtector;
 use strongroom::storage::MemoryStorage;
 use strongroom::{Handle, Options, SecretBytes, Strongroom};
-use strongroom_benches::{Figures, Target, env_or, load_average, median};
+use strongroom_benches::{DiscardSink, Figures, Target, env_or, load_average, median};
 
 const KEYS: usize = 100;
 const VALUE: usize = 32;
-
-/// Accepts every record and keeps none (the audit's own cost without I/O).
-#[derive(Debug)]
-struct DiscardSink;
-
-#[async_trait::async_trait]
-impl AuditSink for DiscardSink {
-    fn name(&self) -> &str {
-        "discard"
-    }
-    async fn write(&self, _record: &AuditRecord, line: &str) -> Result<(), AuditError> {
-        black_box(line);
-        Ok(())
-    }
-}
 
 async fn handle(paths: &[String]) -> Handle {
     let p = SoftwareProtector::from_key(SecretBytes::new(vec![1; 32])).expect("key");

@@ -21,30 +21,14 @@ use ring::signature::{
     KeyPair, UnparsedPublicKey,
 };
 use sha3::{Digest, Keccak256};
-use strongroom::audit::{AuditError, AuditRecord, AuditSink};
 use strongroom::policy::{Capability, Policy, Principal, Rule};
 use strongroom::protector::SoftwareProtector;
 use strongroom::signing::{KeyOptions, KeyType, Signature, SigningHandle};
 use strongroom::storage::MemoryStorage;
 use strongroom::{Options, SecretBytes, Strongroom};
-use strongroom_benches::{Figures, env_or, load_average, median};
+use strongroom_benches::{DiscardSink, Figures, env_or, load_average, median};
 
 const MSG: &[u8] = b"a message to sign: the digest of release artifact 0123456789abcdef";
-
-/// Accepts every record and keeps none (the audit's own cost without I/O).
-#[derive(Debug)]
-struct DiscardSink;
-
-#[async_trait::async_trait]
-impl AuditSink for DiscardSink {
-    fn name(&self) -> &str {
-        "discard"
-    }
-    async fn write(&self, _record: &AuditRecord, line: &str) -> Result<(), AuditError> {
-        black_box(line);
-        Ok(())
-    }
-}
 
 /// A memory store with one key of each type, and a principal's handle.
 async fn handle() -> SigningHandle {

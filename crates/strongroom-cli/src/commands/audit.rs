@@ -51,6 +51,7 @@ pub(crate) async fn verify(a: VerifyArgs) -> CliResult {
             // What it was checked against, for the operator (stdout
             // keeps the one line scripts parse).
             match report.saved_head {
+                _ if unanchored => eprintln!("store's saved head: not checked (--unanchored)"),
                 Some(h) => eprintln!("store's saved head: {h} (reached)"),
                 None => eprintln!("store's saved head: none (nothing audited yet)"),
             }

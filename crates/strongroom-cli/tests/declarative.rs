@@ -248,3 +248,82 @@ fn the_exit_code_tables_list_the_declarative_codes() {
         );
     }
 }
+
+const DYNAMIC: &str = r#"
+[dynamic.postgres]
+connection_secret = "infra/pg/admin-url"
+
+[dynamic.postgres.roles.readonly]
+default_ttl_secs = 600
+max_ttl_secs = 3600
+grants = [{ privileges = ["Connect"], object = { Database = { name = "app" } } }]
+
+[dynamic.postgres.roles.writer]
+reassign_owned_to = "app_owner"
+
+[rotation."payments/api-key"]
+interval = "30d"
+grace_period = "1h"
+"#;
+
+#[test]
+fn dynamic_roles_and_rotation_schedules_are_planned_applied_and_drift_checked() {
+    let env = Env::init();
+    let dir = env.files_in("decl", &[("dynamic.toml", DYNAMIC)]);
+    let plan = ok(&env.store(&["plan", &dir], b""));
+    for line in [
+        "+ dynamic \"postgres: role readonly\"",
+        "+ dynamic \"postgres: role writer\"",
+        "+ dynamic \"postgres: connection_secret\"",
+        "+ rotation schedule \"payments/api-key\"",
+    ] {
+        assert!(plan.contains(line), "{line} missing from: {plan}");
+    }
+    ok(&env.store(&["apply", &dir], b""));
+    ok(&env.store(&["drift", &dir], b""));
+
+    // the roles are the catalog `creds` and `run --creds` use
+    let shown = ok(&env.store(&["creds", "show", "--json"], b""));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let names: Vec<_> = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["readonly", "writer"]);
+    assert_eq!(v["roles"][0]["max_ttl_secs"], 3600);
+    // the schedule is in the applied record, for the engines to follow
+    let schedule = env.with_library(async |door| {
+        let applied = strongroom::declarative::Applied::load(door)
+            .await
+            .unwrap()
+            .unwrap();
+        applied.rotation["payments/api-key"]
+    });
+    assert_eq!(schedule.interval_secs, Some(30 * 86_400));
+    assert_eq!(schedule.grace_period_secs, Some(3600));
+
+    // a role dropped outside the files is drift, and apply restores it
+    env.with_library(async |door| {
+        let stored = strongroom_sqlx::dynamic::PgCatalog::load(door)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut catalog = stored.catalog;
+        catalog.roles.remove("writer");
+        catalog
+            .save(door, Some(stored.revision), "eve")
+            .await
+            .unwrap();
+    });
+    let out = env.store(&["drift", &dir], b"");
+    fails(&out, 26);
+    assert!(
+        stdout(&out).contains("dynamic \"postgres: role writer\": declared, not in the store"),
+        "{}",
+        stdout(&out)
+    );
+    ok(&env.store(&["apply", &dir], b""));
+    ok(&env.store(&["drift", &dir], b""));
+}

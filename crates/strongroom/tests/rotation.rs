@@ -704,6 +704,22 @@ async fn import_current_tests_then_stores() {
     assert_ne!(cur.secret(), &SecretBytes::from("initial"));
 }
 
+/// The version of the next completed `step` event.
+async fn wait_for(
+    rx: &mut tokio::sync::broadcast::Receiver<RotationEvent>,
+    step: RotationStep,
+) -> u64 {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("event in time")
+            .unwrap();
+        if ev.step == step && ev.outcome == StepOutcome::Completed {
+            return ev.version;
+        }
+    }
+}
+
 #[tokio::test]
 async fn schedule_rotates_on_interval_and_revokes_after_grace() {
     let f = Fixture::new(false).await;
@@ -717,21 +733,6 @@ async fn schedule_rotates_on_interval_and_revokes_after_grace() {
     );
     let mut rx = engine.subscribe();
     let handle = engine.spawn_schedule();
-
-    async fn wait_for(
-        rx: &mut tokio::sync::broadcast::Receiver<RotationEvent>,
-        step: RotationStep,
-    ) -> u64 {
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-                .await
-                .expect("event in time")
-                .unwrap();
-            if ev.step == step && ev.outcome == StepOutcome::Completed {
-                return ev.version;
-            }
-        }
-    }
     // no current version: the schedule creates one at once
     assert_eq!(wait_for(&mut rx, RotationStep::Promote).await, 1);
     f.clock.advance(Duration::from_secs(3600));
@@ -1138,5 +1139,55 @@ async fn a_schedule_takes_over_a_dead_holders_rotation() {
     .await
     .expect("b's schedule finished the rotation");
     assert_eq!(promoted, 2);
+    f.assert_current_works().await;
+}
+
+#[tokio::test]
+async fn a_schedule_applied_from_files_by_another_process_drives_the_engine() {
+    let f = Fixture::new(false).await;
+    // the engine's own options: no interval, a 600 s grace period
+    let engine = Arc::new(f.open(fast_options()).await);
+    engine.rotate_now().await.unwrap();
+    let mut rx = engine.subscribe();
+    let handle = engine.spawn_schedule();
+
+    // another process applies a schedule from declaration files
+    let storage: DynStorage = Arc::new(f.faulty.clone());
+    let door = Strongroom::unseal(storage, &protector(), self_options(&f.clock))
+        .await
+        .unwrap()
+        .dangerous_traced("operator")
+        .await
+        .unwrap();
+    let files = format!("[rotation.\"{NAME}\"]\ninterval = \"1h\"\ngrace_period = \"2m\"\n");
+    let declared =
+        strongroom::declarative::Declared::from_toml_str(&files, "rotation.toml").unwrap();
+    let plan = strongroom::declarative::plan(&door, &declared)
+        .await
+        .unwrap();
+    assert!(
+        plan.to_string()
+            .contains(&format!("+ rotation schedule {NAME:?}")),
+        "{plan}"
+    );
+    strongroom::declarative::apply(&door, &plan, door.handle())
+        .await
+        .unwrap();
+    assert!(
+        strongroom::declarative::plan(&door, &declared)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // the engine looks again within SCHEDULE_RECHECK, then rotates an hour
+    // after the last promotion and keeps `previous` for the applied two
+    // minutes, not its own ten
+    f.clock.advance(strongroom::rotation::SCHEDULE_RECHECK);
+    f.clock.advance(Duration::from_secs(3600));
+    assert_eq!(wait_for(&mut rx, RotationStep::Promote).await, 2);
+    f.clock.advance(Duration::from_secs(120));
+    assert_eq!(wait_for(&mut rx, RotationStep::RevokePrevious).await, 1);
+    drop(handle);
     f.assert_current_works().await;
 }

@@ -20,6 +20,10 @@ use crate::operator::Operator;
 /// The largest plan file `apply --plan-file` reads (16 MiB).
 const MAX_PLAN_LEN: u64 = 16 << 20;
 
+/// The `[dynamic.<name>]` sections the CLI manages: the PostgreSQL role
+/// catalog that `creds` and `run --creds` use.
+const SECTIONS: [&dyn declarative::Section; 1] = [&strongroom_sqlx::dynamic::PgCatalogSection];
+
 /// Reads the declaration files before the store is opened (a mistake in
 /// them costs nothing).
 fn load(source: &Path) -> CliResult<Declared> {
@@ -39,7 +43,7 @@ pub(crate) async fn plan(a: PlanArgs) -> CliResult {
     let declared = load(&a.source)?;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     record_read(&op).await?;
-    let plan = declarative::plan(&open.sr, &declared).await?;
+    let plan = declarative::plan_with(&open.sr, &declared, &SECTIONS).await?;
     if a.json {
         println!("{}", plan.to_json());
     } else {
@@ -85,10 +89,10 @@ pub(crate) async fn apply(a: ApplyArgs) -> CliResult {
     record_read(&op).await?;
     let plan = match saved {
         Some(p) => p,
-        None => declarative::plan(&open.sr, &declared).await?,
+        None => declarative::plan_with(&open.sr, &declared, &SECTIONS).await?,
     };
     print!("{plan}");
-    let report = declarative::apply(&open.sr, &plan, op.secrets()).await?;
+    let report = declarative::apply_with(&open.sr, &plan, op.secrets(), &SECTIONS).await?;
     if report.written {
         println!(
             "applied: revision {} ({} generated, {} metadata updated; generated values are never shown)",
@@ -108,7 +112,7 @@ pub(crate) async fn drift(a: DriftArgs) -> CliResult {
     let declared = load(&a.source)?;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     record_read(&op).await?;
-    let drift = declarative::drift(&open.sr, &declared).await?;
+    let drift = declarative::drift_with(&open.sr, &declared, &SECTIONS).await?;
     if a.json {
         println!(
             "{}",

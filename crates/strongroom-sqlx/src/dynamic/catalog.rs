@@ -350,6 +350,103 @@ impl PgCatalog {
     }
 }
 
+/// The catalog as a [`Section`](strongroom::declarative::Section) of the
+/// declaration files: the same TOML under `[dynamic.postgres]`, planned,
+/// applied and checked for drift with the rest of the files (`strongroom
+/// plan`, `apply` and `drift`), and kept in [`CATALOG_RECORD`] as
+/// [`PgCatalog::save`] keeps it:
+///
+/// ```toml
+/// [dynamic.postgres]
+/// connection_secret = "infra/pg/admin-url"
+///
+/// [dynamic.postgres.roles.readonly]
+/// default_ttl_secs = 600
+/// grants = [{ privileges = ["Connect"], object = { Database = { name = "app" } } }]
+/// ```
+///
+/// Its items are the catalog's settings (`connection_secret`, `engine`,
+/// `mount`, `role_prefix`) and one `role <name>` per definition, so a plan
+/// names the roles that are added, changed or removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgCatalogSection;
+
+/// The name of the catalog's section under `[dynamic]`.
+pub const SECTION_NAME: &str = "postgres";
+
+impl PgCatalog {
+    /// The catalog's items as a declaration section names them.
+    fn items(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut items = BTreeMap::new();
+        for (name, value) in [
+            ("connection_secret", &self.connection_secret),
+            ("engine", &self.engine),
+            ("mount", &self.mount),
+            ("role_prefix", &self.role_prefix),
+        ] {
+            items.insert(name.to_owned(), serde_json::Value::from(value.as_str()));
+        }
+        for (name, spec) in &self.roles {
+            let value = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+            items.insert(format!("role {name}"), value);
+        }
+        items
+    }
+
+    /// A catalog from a section's JSON, checked; errors never quote a value.
+    fn from_section(declared: &serde_json::Value) -> PgDynResult<Self> {
+        let catalog: Self = serde::Deserialize::deserialize(declared)
+            .map_err(|e| invalid(SECTION_NAME, redact_strings(&e.to_string())))?;
+        catalog.check(SECTION_NAME)?;
+        Ok(catalog)
+    }
+}
+
+impl strongroom::declarative::Section for PgCatalogSection {
+    fn name(&self) -> &str {
+        SECTION_NAME
+    }
+
+    fn record_key(&self) -> &str {
+        CATALOG_RECORD
+    }
+
+    fn items(
+        &self,
+        declared: &serde_json::Value,
+    ) -> Result<BTreeMap<String, serde_json::Value>, String> {
+        PgCatalog::from_section(declared)
+            .map(|c| c.items())
+            .map_err(|e| e.to_string())
+    }
+
+    fn stored_items(&self, raw: &[u8]) -> Result<BTreeMap<String, serde_json::Value>, String> {
+        decode(raw)
+            .map(|rec| rec.catalog.items())
+            .map_err(|e| e.to_string())
+    }
+
+    fn encode(
+        &self,
+        declared: &serde_json::Value,
+        stored: Option<&[u8]>,
+        written_by: &str,
+    ) -> Result<Vec<u8>, String> {
+        let catalog = PgCatalog::from_section(declared).map_err(|e| e.to_string())?;
+        let revision = match stored {
+            Some(raw) => decode(raw).map_err(|e| e.to_string())?.revision + 1,
+            None => 1,
+        };
+        let record = CatalogRecord {
+            format: CATALOG_FORMAT,
+            revision,
+            written_by: written_by.to_owned(),
+            catalog,
+        };
+        serde_json::to_vec(&record).map_err(|e| format!("does not encode: {e}"))
+    }
+}
+
 /// `message` with the text of every double-quoted string left out (a
 /// type error quotes the value it found: `invalid type: string "..."`);
 /// names in backticks stay.
@@ -376,15 +473,20 @@ async fn read(door: &Door) -> PgDynResult<Option<(CatalogRecord, Vec<u8>)>> {
     let Some(raw) = door.barrier().get(CATALOG_RECORD).await? else {
         return Ok(None);
     };
+    Ok(Some((decode(&raw)?, raw)))
+}
+
+/// The stored record from its plaintext.
+fn decode(raw: &[u8]) -> PgDynResult<CatalogRecord> {
     let corrupt = |reason: String| PgDynError::CorruptRecord {
         key: CATALOG_RECORD.to_owned(),
         reason,
     };
-    let rec: CatalogRecord = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
+    let rec: CatalogRecord = serde_json::from_slice(raw).map_err(|e| corrupt(e.to_string()))?;
     if rec.format != CATALOG_FORMAT {
         return Err(corrupt(format!("unsupported format {}", rec.format)));
     }
-    Ok(Some((rec, raw)))
+    Ok(rec)
 }
 
 #[cfg(test)]
@@ -420,6 +522,129 @@ reassign_owned_to = "app_owner"
             c.definition("nope"),
             Err(PgDynError::UnknownDefinition { .. })
         ));
+    }
+
+    /// The catalog of `TEXT`, declared as a section of the files.
+    fn files(extra: &str) -> String {
+        let body = TEXT.replace("[roles.", "[dynamic.postgres.roles.");
+        format!("[dynamic.postgres]\n{body}\n{extra}")
+    }
+
+    #[tokio::test]
+    async fn the_catalog_is_planned_applied_and_drift_checked_with_the_files() {
+        use strongroom::declarative::{self, Action, DeclarativeError, Declared, Kind};
+        let storage = Arc::new(strongroom::storage::MemoryStorage::new());
+        let protector = strongroom::protector::SoftwareProtector::from_key(
+            strongroom::SecretBytes::new(vec![7; 32]),
+        )
+        .unwrap();
+        let sr = strongroom::Strongroom::init(storage, &protector, Default::default())
+            .await
+            .unwrap();
+        let door = sr.dangerous_traced("test").await.unwrap();
+        let sections: [&dyn declarative::Section; 1] = [&PgCatalogSection];
+        let declared = Declared::from_toml_str(&files(""), "f.toml").unwrap();
+
+        // without the section, the files are refused
+        assert!(matches!(
+            declarative::plan(&door, &declared).await,
+            Err(DeclarativeError::UnknownSection { name }) if name == "postgres"
+        ));
+        let plan = declarative::plan_with(&door, &declared, &sections)
+            .await
+            .unwrap();
+        let text = plan.to_string();
+        assert!(
+            text.contains("+ dynamic \"postgres: role readonly\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("+ dynamic \"postgres: connection_secret\""),
+            "{text}"
+        );
+        declarative::apply_with(&door, &plan, door.handle(), &sections)
+            .await
+            .unwrap();
+        // the engine's own reader sees what the files declared
+        let stored = PgCatalog::load(&door).await.unwrap().unwrap();
+        assert_eq!(stored.catalog, PgCatalog::from_toml_str(TEXT, "t").unwrap());
+        assert_eq!((stored.revision, stored.written_by.as_str()), (1, "dangerous:test"));
+        assert!(
+            declarative::plan_with(&door, &declared, &sections)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // a change made outside the files (`creds configure`) is drift
+        let mut other = stored.catalog.clone();
+        other.roles.remove("writer");
+        other.save(&door, Some(1), "someone").await.unwrap();
+        let drift = declarative::drift_with(&door, &declared, &sections)
+            .await
+            .unwrap();
+        assert_eq!(drift.changes.len(), 1, "{drift}");
+        let c = &drift.changes[0];
+        assert_eq!((c.kind, c.action), (Kind::Dynamic, Action::Create));
+        assert_eq!(c.name, "postgres: role writer");
+
+        // a plan made before another writer's change is refused whole
+        let plan = declarative::plan_with(&door, &declared, &sections)
+            .await
+            .unwrap();
+        other.save(&door, Some(2), "someone").await.unwrap();
+        assert!(matches!(
+            declarative::apply_with(&door, &plan, door.handle(), &sections).await,
+            Err(DeclarativeError::StoreChangedSincePlan { what }) if what == CATALOG_RECORD
+        ));
+        assert_eq!(PgCatalog::load(&door).await.unwrap().unwrap().revision, 3);
+
+        // planned again, the files win; then a role removed from the files
+        // is removed from the store
+        let plan = declarative::plan_with(&door, &declared, &sections)
+            .await
+            .unwrap();
+        declarative::apply_with(&door, &plan, door.handle(), &sections)
+            .await
+            .unwrap();
+        assert!(
+            PgCatalog::load(&door)
+                .await
+                .unwrap()
+                .unwrap()
+                .catalog
+                .roles
+                .contains_key("writer")
+        );
+        let full = files("");
+        let fewer = &full[..full.find("[dynamic.postgres.roles.writer]").unwrap()];
+        let declared = Declared::from_toml_str(fewer, "f.toml").unwrap();
+        let plan = declarative::plan_with(&door, &declared, &sections)
+            .await
+            .unwrap();
+        assert!(
+            plan.to_string()
+                .contains("- dynamic \"postgres: role writer\""),
+            "{plan}"
+        );
+        declarative::apply_with(&door, &plan, door.handle(), &sections)
+            .await
+            .unwrap();
+        let stored = PgCatalog::load(&door).await.unwrap().unwrap();
+        assert_eq!(stored.revision, 5);
+        assert!(!stored.catalog.roles.contains_key("writer"));
+
+        // a mistake is refused naming the section, never quoting the value
+        let bad = files("").replace("max_ttl_secs = 3600", "max_ttl_secs = \"hunter2\"");
+        let declared = Declared::from_toml_str(&bad, "f.toml").unwrap();
+        let err = declarative::plan_with(&door, &declared, &sections)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("[dynamic.postgres]") && !msg.contains("hunter2"),
+            "{msg}"
+        );
     }
 
     #[test]

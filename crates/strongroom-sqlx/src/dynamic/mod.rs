@@ -153,7 +153,7 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 
-pub use catalog::{PgCatalog, PgRoleSpec, StoredCatalog};
+pub use catalog::{PgCatalog, PgCatalogSection, PgRoleSpec, StoredCatalog};
 pub use definition::{PgGrant, PgObject, PgOwnedObjects, PgPrivilege, PgRoleDefinition};
 pub use engine::{PgDynamicConfig, PgDynamicCredentials};
 #[cfg(feature = "fault-injection")]

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use super::DeclarativeError;
 use super::document::digest;
-use super::plan::{Plan, SecretAction, patch_of};
+use super::plan::{Kind, Plan, SecretAction, patch_of};
+use super::section::{self, Section};
 use super::state::{APPLIED_FORMAT, AppliedRecord, DECLARED_RECORD, read_record};
 use crate::audit::{AuditEvent, Operation, Outcome, new_request_id};
 use crate::dangerous::Door;
@@ -61,11 +62,25 @@ fn changed(what: impl Into<String>) -> DeclarativeError {
 /// applied record or any secret the plan read changed since. Audited under
 /// `operator`'s principal: an intent record per object before the batch,
 /// its outcome after. `operator`'s policies are not checked (the door
-/// already grants everything); it names who acted.
+/// already grants everything); it names who acted. A plan of files with a
+/// `[dynamic]` section needs [`apply_with`].
 pub async fn apply(
     door: &Door,
     plan: &Plan,
     operator: &Handle,
+) -> Result<ApplyReport, DeclarativeError> {
+    apply_with(door, plan, operator, &[]).await
+}
+
+/// [`apply`], with the [`Section`]s of the plan's `[dynamic]` tables: each
+/// section's record is conditioned on the plan's read of it and, when one
+/// of its items changes, replaced by the section's
+/// [`encode`](Section::encode) in the same batch.
+pub async fn apply_with(
+    door: &Door,
+    plan: &Plan,
+    operator: &Handle,
+    sections: &[&dyn Section],
 ) -> Result<ApplyReport, DeclarativeError> {
     if plan.declared.digest() != plan.declared_digest {
         return Err(DeclarativeError::BadRecord {
@@ -87,6 +102,22 @@ pub async fn apply(
             return Err(changed(&read.path));
         }
         current.push((path, raw));
+    }
+    let mut section_records = Vec::with_capacity(plan.sections.len());
+    for read in &plan.sections {
+        let section = section::find(sections, &read.name)?;
+        if section.record_key() != read.record_key {
+            return Err(section::failed(&read.name)(format!(
+                "the plan keeps it at {:?}, this program at {:?}",
+                read.record_key,
+                section.record_key()
+            )));
+        }
+        let raw = barrier.get(&read.record_key).await?;
+        if raw.as_ref().map(|r| digest(r)) != read.digest {
+            return Err(changed(&read.record_key));
+        }
+        section_records.push((section, raw));
     }
     let revision = plan.applied_revision.unwrap_or(0);
     if plan.is_empty() {
@@ -158,6 +189,39 @@ pub async fn apply(
             }
         }
     }
+    for (section, raw) in &section_records {
+        let name = section.name();
+        let key = section.record_key();
+        ops.push(BatchOp::expect(key, raw.clone()));
+        let prefix = format!("{name}: ");
+        let touched = plan
+            .changes
+            .iter()
+            .any(|c| c.kind == Kind::Dynamic && c.name.starts_with(&prefix));
+        if !touched {
+            continue;
+        }
+        let table = plan
+            .declared
+            .dynamic
+            .get(name)
+            .ok_or_else(|| DeclarativeError::BadRecord {
+                what: "plan",
+                reason: format!("section {name} was read but is not declared"),
+            })?;
+        let bytes = section
+            .encode(table, raw.as_deref(), operator.principal().name())
+            .map_err(section::failed(name))?;
+        ops.push(BatchOp::put(key, bytes));
+        events.push(
+            AuditEvent::new(
+                operator.principal().name(),
+                Operation::PolicyChange,
+                new_request_id()?,
+            )
+            .with_path(key),
+        );
+    }
     let record = AppliedRecord {
         format: APPLIED_FORMAT,
         revision: report.revision,
@@ -166,6 +230,7 @@ pub async fn apply(
         policies: plan.declared.policies.clone(),
         principals: plan.declared.principals.clone(),
         naming: plan.declared.naming.clone(),
+        rotation: plan.declared.rotation.clone(),
     };
     let bytes = serde_json::to_vec(&record)
         .map_err(|e| Error::InvalidArgument(format!("applied record does not encode: {e}")))?;

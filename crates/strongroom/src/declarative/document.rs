@@ -94,6 +94,20 @@ pub struct SecretSpec {
     pub generate: Option<Generate>,
 }
 
+/// A rotated credential's declared schedule (its name is its key in
+/// [`Declared::rotation`]). A field left out falls back to the engine's own
+/// [`RotationOptions`](crate::rotation::RotationOptions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationSpec {
+    /// Rotate this long after the last promotion, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u64>,
+    /// How long `previous` stays valid after a promotion, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period_secs: Option<u64>,
+}
+
 /// The declared state: every file merged. Holds no secret values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declared {
@@ -105,6 +119,14 @@ pub struct Declared {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// Naming rules by name.
     pub naming: NamingRules,
+    /// Rotation schedules by credential name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rotation: BTreeMap<String, RotationSpec>,
+    /// Sections kept by other crates (`[dynamic.<name>]`, such as the
+    /// PostgreSQL role catalog), as JSON, checked by their
+    /// [`Section`](super::Section) when planned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dynamic: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +140,17 @@ struct FileDoc {
     secrets: BTreeMap<String, toml::Spanned<SecretFile>>,
     #[serde(default)]
     naming: BTreeMap<String, toml::Spanned<NamingRule>>,
+    #[serde(default)]
+    rotation: BTreeMap<String, toml::Spanned<RotationFile>>,
+    #[serde(default)]
+    dynamic: BTreeMap<String, toml::Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotationFile {
+    interval: Option<toml::Spanned<String>>,
+    grace_period: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +233,20 @@ impl Declared {
         };
         let doc: FileDoc = toml::from_str(text)
             .map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim_end().to_owned()))?;
+        let seconds = |field: &str, text: Option<&toml::Spanned<String>>| match text {
+            None => Ok(None),
+            Some(t) => parse_interval(t.get_ref())
+                .map(|d| Some(d.as_secs()))
+                .ok_or_else(|| {
+                    at(
+                        t.span(),
+                        format!(
+                            "{field} {:?} is not a number followed by s, m, h or d",
+                            t.get_ref()
+                        ),
+                    )
+                }),
+        };
         let mut out = Self::default();
         for p in doc.policy {
             let name = p.name.get_ref().clone();
@@ -284,22 +331,8 @@ impl Declared {
                     format!("secret {path:?}: write it as {canonical:?}"),
                 ));
             }
-            let rotation_interval_secs = match &s.rotation_interval {
-                None => None,
-                Some(r) => Some(
-                    parse_interval(r.get_ref())
-                        .ok_or_else(|| {
-                            at(
-                                r.span(),
-                                format!(
-                                    "rotation_interval {:?} is not a number followed by s, m, h or d",
-                                    r.get_ref()
-                                ),
-                            )
-                        })?
-                        .as_secs(),
-                ),
-            };
+            let rotation_interval_secs =
+                seconds("rotation_interval", s.rotation_interval.as_ref())?;
             if let Some(m) = &s.max_versions
                 && !(1..=MAX_MAX_VERSIONS).contains(m.get_ref())
             {
@@ -334,6 +367,28 @@ impl Declared {
             rule.validate()
                 .map_err(|e| at(span, format!("naming rule {name:?}: {e}")))?;
             out.naming.rules.insert(name, rule);
+        }
+        for (name, spanned) in doc.rotation {
+            let span = spanned.span();
+            crate::rotation::validate_name(&name)
+                .map_err(|e| at(span.clone(), format!("rotation {name:?}: {e}")))?;
+            let r = spanned.into_inner();
+            let spec = RotationSpec {
+                interval_secs: seconds("interval", r.interval.as_ref())?,
+                grace_period_secs: seconds("grace_period", r.grace_period.as_ref())?,
+            };
+            if spec == RotationSpec::default() {
+                return Err(at(
+                    span,
+                    format!("rotation {name:?}: give an interval, a grace_period or both"),
+                ));
+            }
+            out.rotation.insert(name, spec);
+        }
+        for (name, table) in doc.dynamic {
+            let value = serde_json::to_value(table.get_ref())
+                .map_err(|e| at(table.span(), format!("dynamic {name:?}: {e}")))?;
+            out.dynamic.insert(name, value);
         }
         Ok(out)
     }
@@ -406,6 +461,14 @@ impl Declared {
             for (k, v) in d.naming.rules {
                 claim("naming rule", &k, &file)?;
                 out.naming.rules.insert(k, v);
+            }
+            for (k, v) in d.rotation {
+                claim("rotation schedule", &k, &file)?;
+                out.rotation.insert(k, v);
+            }
+            for (k, v) in d.dynamic {
+                claim("dynamic section", &k, &file)?;
+                out.dynamic.insert(k, v);
             }
         }
         for (principal, policies) in &out.principals {

@@ -97,6 +97,25 @@ pub enum DeclarativeError {
         reason: String,
     },
 
+    /// The files declare `[dynamic.<name>]` but the program planning or
+    /// applying them was given no [`Section`](super::Section) of that name.
+    #[error(
+        "the files declare [dynamic.{name}], which this program does not manage; nothing was written"
+    )]
+    UnknownSection {
+        /// The section's name.
+        name: String,
+    },
+
+    /// A `[dynamic.<name>]` section (or the record it keeps) does not check.
+    #[error("[dynamic.{name}]: {reason}")]
+    Section {
+        /// The section's name.
+        name: String,
+        /// Why (never quoting a value).
+        reason: String,
+    },
+
     /// An error of the store.
     #[error(transparent)]
     Store(#[from] crate::Error),

@@ -28,6 +28,15 @@
 //! [naming.services]               # a path must match at least one rule
 //! pattern = "{env}/{service}/{type}"
 //! allowed = { env = ["prod", "staging"] }
+//!
+//! [rotation."payments/api-key"]   # a rotated credential's schedule
+//! interval = "30d"
+//! grace_period = "1h"
+//!
+//! [dynamic.postgres]              # a section another crate keeps
+//! connection_secret = "infra/pg/admin-url"
+//! [dynamic.postgres.roles.readonly]
+//! grants = [{ privileges = ["Connect"], object = { Database = { name = "app" } } }]
 //! ```
 //!
 //! A `value` key in a secret is refused ([`DeclarativeError::ValueInFile`]);
@@ -38,11 +47,38 @@
 //! left out is cleared on apply. Custom key-values are not managed, and
 //! secrets the files do not name are left alone (never deleted).
 //!
+//! # Rotation schedules
+//!
+//! A `[rotation."<credential>"]` table gives a rotated credential's
+//! `interval` and `grace_period` (either or both). They are kept in the
+//! applied record, and a [`RotationEngine`](crate::rotation::RotationEngine)
+//! reads them from the store whenever it schedules or promotes: a declared
+//! field wins over the engine's own
+//! [`RotationOptions`](crate::rotation::RotationOptions), one left out
+//! falls back to them. A running schedule looks again at least every
+//! [`SCHEDULE_RECHECK`](crate::rotation::SCHEDULE_RECHECK) of the store's
+//! clock, so a schedule applied by another process takes effect within it.
+//!
+//! # Sections of other crates
+//!
+//! A `[dynamic.<name>]` table belongs to a [`Section`]: a part of the
+//! declared state another crate defines and stores in a barrier record of
+//! its own, such as `strongroom-sqlx`'s PostgreSQL role catalog
+//! (`PgCatalogSection`, name `postgres`, record `pgdyn/catalog`). Plan,
+//! apply and drift take the sections the program knows ([`plan_with`],
+//! [`apply_with`], [`drift_with`]); a declared table with none of its name
+//! is [`DeclarativeError::UnknownSection`]. Its items (for the catalog: its
+//! settings and one `role <name>` per definition) are compared like
+//! policies, and apply writes the section's record in the same atomic
+//! batch, conditioned on the record as the plan read it. A section the
+//! files do not declare is left alone.
+//!
 //! # Plan, apply, drift
 //!
-//! - [`plan`] compares the files with the store: policies, principals and
-//!   naming rules against the applied record, each declared secret's
-//!   metadata against the store. It records what it read (the applied
+//! - [`plan`] compares the files with the store: policies, principals,
+//!   naming rules and rotation schedules against the applied record, each
+//!   declared section against its record, each declared secret's metadata
+//!   against the store. It records what it read (the applied
 //!   record's revision and digest, each declared secret's metadata digest).
 //!   A [`Plan`] prints like Terraform's (`+`, `~`, `-`) and serialises to
 //!   JSON ([`Plan::to_json`], [`Plan::from_json`]).
@@ -55,7 +91,8 @@
 //!
 //! # The applied record
 //!
-//! Policies, principals and naming rules live in one record at
+//! Policies, principals, naming rules and rotation schedules live in one
+//! record at
 //! [`DECLARED_RECORD`] (`sys/declared`), sealed by the barrier like every
 //! record, with a revision counting applies. [`Applied::load`] reads it
 //! back, so an application can build its principals from it.
@@ -115,28 +152,30 @@
 //! # Files
 //!
 //! `document` (the TOML format and merging), `naming` (naming rules),
-//! `state` (the applied record), `plan` (plans and drift), `apply`,
-//! `error`.
+//! `state` (the applied record), `section` (sections of other crates),
+//! `plan` (plans and drift), `apply`, `error`.
 
 mod apply;
 mod document;
 mod error;
 mod naming;
 mod plan;
+mod section;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{ApplyReport, apply};
+pub use apply::{ApplyReport, apply, apply_with};
 pub use document::{
-    Declared, Generate, MAX_FILE_LEN, MAX_GENERATE_LENGTH, PolicySpec, RuleSpec, SecretSpec,
-    format_interval, parse_interval,
+    Declared, Generate, MAX_FILE_LEN, MAX_GENERATE_LENGTH, PolicySpec, RotationSpec, RuleSpec,
+    SecretSpec, format_interval, parse_interval,
 };
 pub use error::{DeclarativeError, NamingViolation};
 pub use naming::{NamingRule, NamingRules};
 pub use plan::{
     Action, Change, Drift, FieldChange, Kind, PLAN_FORMAT, Plan, SecretAction, SecretChange,
-    SecretRead, drift, plan,
+    SecretRead, drift, drift_with, plan, plan_with,
 };
-pub(crate) use state::check_naming;
+pub use section::{Section, SectionRead};
 pub use state::{APPLIED_FORMAT, Applied, DECLARED_RECORD};
+pub(crate) use state::{applied_rotation, check_naming};

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::document::{digest, format_interval};
+use super::section::{self, Section, SectionRead};
 use super::state::read_record;
-use super::{DeclarativeError, Declared, SecretSpec};
+use super::{DeclarativeError, Declared, RotationSpec, SecretSpec};
 use crate::dangerous::Door;
 use crate::path::SecretPath;
 use crate::secrets::{MetadataPatch, SecretError, SecretMetadata, metadata_key};
@@ -39,6 +40,10 @@ pub enum Kind {
     Principal,
     /// A naming rule.
     NamingRule,
+    /// A rotation schedule.
+    RotationSchedule,
+    /// An item of a `[dynamic.<name>]` section, named `<name>: <item>`.
+    Dynamic,
 }
 
 impl fmt::Display for Kind {
@@ -47,11 +52,14 @@ impl fmt::Display for Kind {
             Self::Policy => "policy",
             Self::Principal => "principal",
             Self::NamingRule => "naming rule",
+            Self::RotationSchedule => "rotation schedule",
+            Self::Dynamic => "dynamic",
         })
     }
 }
 
-/// A policy, principal or naming rule that differs from the applied record.
+/// A policy, principal, naming rule, rotation schedule or section item that
+/// differs from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// What kind of object.
@@ -126,7 +134,8 @@ pub struct Plan {
     pub applied_revision: Option<u64>,
     /// SHA-256 of the applied record as read.
     pub applied_digest: Option<String>,
-    /// Policies, principals and naming rules that change.
+    /// Policies, principals, naming rules, rotation schedules and section
+    /// items that change.
     pub changes: Vec<Change>,
     /// Secrets that change.
     pub secrets: Vec<SecretChange>,
@@ -136,6 +145,9 @@ pub struct Plan {
     pub missing: Vec<String>,
     /// Every declared secret as read.
     pub reads: Vec<SecretRead>,
+    /// Every declared section's record as read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<SectionRead>,
 }
 
 impl Plan {
@@ -354,8 +366,20 @@ fn diff_maps<V: PartialEq>(
 }
 
 /// The plan that makes the store what `declared` says: see the
-/// [module docs](super). Reads only.
+/// [module docs](super). Reads only. Files that declare a `[dynamic]`
+/// section need [`plan_with`].
 pub async fn plan(door: &Door, declared: &Declared) -> Result<Plan, DeclarativeError> {
+    plan_with(door, declared, &[]).await
+}
+
+/// [`plan`], with the [`Section`]s that check and store the files'
+/// `[dynamic.<name>]` tables; a declared table with no section of its name
+/// is [`DeclarativeError::UnknownSection`].
+pub async fn plan_with(
+    door: &Door,
+    declared: &Declared,
+    sections: &[&dyn Section],
+) -> Result<Plan, DeclarativeError> {
     let applied = read_record(door).await?;
     let rec = applied.as_ref().map(|(r, _)| r);
     let mut changes = Vec::new();
@@ -377,6 +401,39 @@ pub async fn plan(door: &Door, declared: &Declared) -> Result<Plan, DeclarativeE
         rec.map(|r| &r.naming.rules),
         &mut changes,
     );
+    diff_maps::<RotationSpec>(
+        Kind::RotationSchedule,
+        &declared.rotation,
+        rec.map(|r| &r.rotation),
+        &mut changes,
+    );
+    let mut section_reads = Vec::new();
+    for (name, table) in &declared.dynamic {
+        let section = section::find(sections, name)?;
+        let failed = section::failed(name);
+        let declared_items = section.items(table).map_err(&failed)?;
+        let raw = door.barrier().get(section.record_key()).await?;
+        let stored_items = match &raw {
+            Some(raw) => Some(section.stored_items(raw).map_err(&failed)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        diff_maps(
+            Kind::Dynamic,
+            &declared_items,
+            stored_items.as_ref(),
+            &mut items,
+        );
+        changes.extend(items.into_iter().map(|mut c| {
+            c.name = format!("{name}: {}", c.name);
+            c
+        }));
+        section_reads.push(SectionRead {
+            name: name.clone(),
+            record_key: section.record_key().to_owned(),
+            digest: raw.as_ref().map(|r| digest(r)),
+        });
+    }
     let (mut secrets, mut missing, mut reads) = (Vec::new(), Vec::new(), Vec::new());
     for (path, spec) in &declared.secrets {
         let p = SecretPath::parse(path)?;
@@ -414,6 +471,7 @@ pub async fn plan(door: &Door, declared: &Declared) -> Result<Plan, DeclarativeE
         secrets,
         missing,
         reads,
+        sections: section_reads,
     })
 }
 
@@ -424,9 +482,9 @@ pub async fn plan(door: &Door, declared: &Declared) -> Result<Plan, DeclarativeE
 pub struct Drift {
     /// The applied record's revision (`None`: never applied).
     pub applied_revision: Option<u64>,
-    /// Policies, principals and naming rules that differ from the applied
-    /// record (`create`: declared, not applied; `delete`: applied, not
-    /// declared).
+    /// Policies, principals, naming rules, rotation schedules and section
+    /// items that differ from the store (`create`: declared, not in the
+    /// store; `delete`: in the store, no longer declared).
     pub changes: Vec<Change>,
     /// Secrets whose metadata differs (`from`: the store, `to`: the
     /// files), and generated secrets missing from the store.
@@ -446,12 +504,23 @@ impl fmt::Display for Drift {
             return writeln!(f, "No drift: the store matches the declaration files.");
         }
         for c in &self.changes {
-            let what = match c.action {
-                Action::Create => "declared, not in the applied record",
-                Action::Update => "differs from the applied record",
-                Action::Delete => "in the applied record, no longer declared",
+            // a section's items are in its own record, the rest in the
+            // applied record
+            let held = match c.kind {
+                Kind::Dynamic => "the store",
+                _ => "the applied record",
             };
-            writeln!(f, "  {} {:?}: {what}", c.kind, c.name)?;
+            match c.action {
+                Action::Create => {
+                    writeln!(f, "  {} {:?}: declared, not in {held}", c.kind, c.name)?
+                }
+                Action::Update => writeln!(f, "  {} {:?}: differs from {held}", c.kind, c.name)?,
+                Action::Delete => writeln!(
+                    f,
+                    "  {} {:?}: in {held}, no longer declared",
+                    c.kind, c.name
+                )?,
+            }
         }
         for s in &self.secrets {
             if s.action == SecretAction::Generate {
@@ -478,9 +547,18 @@ impl fmt::Display for Drift {
 }
 
 /// What differs between the store and `declared`: see [`Drift`]. Reads
-/// only.
+/// only. Files that declare a `[dynamic]` section need [`drift_with`].
 pub async fn drift(door: &Door, declared: &Declared) -> Result<Drift, DeclarativeError> {
-    let p = plan(door, declared).await?;
+    drift_with(door, declared, &[]).await
+}
+
+/// [`drift`], with the [`Section`]s of the files' `[dynamic]` tables.
+pub async fn drift_with(
+    door: &Door,
+    declared: &Declared,
+    sections: &[&dyn Section],
+) -> Result<Drift, DeclarativeError> {
+    let p = plan_with(door, declared, sections).await?;
     Ok(Drift {
         applied_revision: p.applied_revision,
         changes: p.changes,

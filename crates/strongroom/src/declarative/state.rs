@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeclarativeError, NamingRules, PolicySpec};
+use super::{DeclarativeError, NamingRules, PolicySpec, RotationSpec};
 use crate::clock::Timestamp;
 use crate::dangerous::Door;
 use crate::policy::{PolicyRegistry, Principal};
@@ -31,6 +31,8 @@ pub(super) struct AppliedRecord {
     pub(super) principals: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(super) naming: NamingRules,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) rotation: BTreeMap<String, RotationSpec>,
 }
 
 impl AppliedRecord {
@@ -82,6 +84,33 @@ pub(crate) async fn check_naming(sr: &crate::Strongroom, path: &str) -> crate::R
     rec.naming.check(path).map_err(crate::Error::from)
 }
 
+/// The applied rotation schedule of credential `name`, read from the store
+/// (one barrier read per call, so a schedule applied by another process
+/// holds from the engine's next look): `None` when nothing was applied or
+/// no schedule names it. An applied record that does not decode is a
+/// corrupt record.
+pub(crate) async fn applied_rotation(
+    sr: &crate::Strongroom,
+    name: &str,
+) -> crate::Result<Option<RotationSpec>> {
+    /// The applied record's format and rotation schedules only.
+    #[derive(Deserialize)]
+    struct RotationOnly {
+        format: u8,
+        #[serde(default)]
+        rotation: BTreeMap<String, RotationSpec>,
+    }
+    let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| crate::Error::corrupt(DECLARED_RECORD, reason);
+    let mut rec: RotationOnly = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
+    if rec.format != APPLIED_FORMAT {
+        return Err(corrupt(format!("unsupported format {}", rec.format)));
+    }
+    Ok(rec.rotation.remove(name))
+}
+
 /// The state last applied, read back for an application to build its
 /// principals (and check its paths) from.
 #[derive(Debug, Clone)]
@@ -99,6 +128,8 @@ pub struct Applied {
     pub principals: BTreeMap<String, Vec<String>>,
     /// The naming rules.
     pub naming: NamingRules,
+    /// Rotation schedules by credential name.
+    pub rotation: BTreeMap<String, RotationSpec>,
 }
 
 impl Applied {
@@ -125,6 +156,7 @@ impl Applied {
             policies,
             principals: rec.principals,
             naming: rec.naming,
+            rotation: rec.rotation,
         }))
     }
 

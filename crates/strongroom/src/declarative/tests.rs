@@ -175,9 +175,58 @@ fn the_applied_record_format_1_vector_decodes_and_encodes_the_same() {
     assert_eq!(rec.principals["payment-svc"], ["payments"]);
     assert!(rec.naming.check("staging/payments/db").is_ok());
     assert_eq!(serde_json::to_string(&rec).unwrap(), APPLIED_V1);
+    // rotation schedules are a last field, left out when there are none
+    let with = format!(
+        "{},\"rotation\":{{\"db\":{{\"interval_secs\":60}}}}}}",
+        &APPLIED_V1[..APPLIED_V1.len() - 1]
+    );
+    let rec = state::AppliedRecord::decode(with.as_bytes()).unwrap();
+    assert_eq!(rec.rotation["db"].interval_secs, Some(60));
+    assert_eq!(serde_json::to_string(&rec).unwrap(), with);
     let other = APPLIED_V1.replace("\"format\":1", "\"format\":2");
     assert!(matches!(
         state::AppliedRecord::decode(other.as_bytes()),
         Err(DeclarativeError::BadRecord { .. })
+    ));
+}
+
+#[test]
+fn rotation_schedules_parse_and_bad_ones_name_the_line() {
+    let d = Declared::from_toml_str(
+        "[rotation.\"payments/api-key\"]\ninterval = \"30d\"\n\n[rotation.db]\ngrace_period = \"90m\"\n",
+        "f.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        d.rotation["payments/api-key"],
+        RotationSpec {
+            interval_secs: Some(30 * 86_400),
+            grace_period_secs: None
+        }
+    );
+    assert_eq!(d.rotation["db"].grace_period_secs, Some(5400));
+    let line = |text: &str| match parse_err(text) {
+        DeclarativeError::Parse { line, message, .. } => (line, message),
+        other => panic!("{other:?}"),
+    };
+    let (l, m) = line("[rotation.db]\ninterval = \"soon\"\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("interval \"soon\""), "{m}");
+    let (_, m) = line("[rotation.\"Bad Name\"]\ninterval = \"1d\"\n");
+    assert!(m.contains("Bad Name"), "{m}");
+    let (_, m) = line("[rotation.db]\n");
+    assert!(m.contains("give an interval"), "{m}");
+    let (l, m) = line("[rotation.db]\ninterval = \"1d\"\nevery = \"1d\"\n");
+    assert_eq!(l, 3);
+    assert!(m.contains("unknown field"), "{m}");
+    // the same schedule in two files is a duplicate
+    let a = Declared::from_toml_str("[rotation.db]\ninterval = \"1d\"\n", "a.toml").unwrap();
+    let b = Declared::from_toml_str("[rotation.db]\ninterval = \"2d\"\n", "b.toml").unwrap();
+    assert!(matches!(
+        Declared::merge(vec![("a.toml".into(), a), ("b.toml".into(), b)]),
+        Err(DeclarativeError::Duplicate {
+            kind: "rotation schedule",
+            ..
+        })
     ));
 }

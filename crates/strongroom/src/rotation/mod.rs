@@ -97,6 +97,9 @@ pub use apikey::{ApiKeyEncoding, ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Ma
 pub const STATE_PREFIX: &str = "rot/";
 /// Storage prefix of the sealed credential versions.
 pub const SEALED_VERSION_PREFIX: &str = "s/rot/";
+/// The longest a schedule ([`RotationEngine::spawn_schedule`]) waits on the
+/// clock before it looks at the stored state and applied schedule again.
+pub const SCHEDULE_RECHECK: Duration = Duration::from_secs(60);
 
 const STATE_FORMAT: u32 = 1;
 const CREDENTIAL_FORMAT: u8 = 1;

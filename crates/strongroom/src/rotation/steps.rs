@@ -423,7 +423,8 @@ impl RotationEngine {
                 s.state.current = Some(v);
                 s.state.pending = None;
                 s.state.last_promoted = Some(now);
-                s.state.revoke_after = old.map(|_| now + self.options.grace_period);
+                let (_, grace_period) = self.schedule().await?;
+                s.state.revoke_after = old.map(|_| now + grace_period);
                 s.state.op = None;
                 self.write(s, vec![]).await?;
                 report.promoted = Some(v);
@@ -507,7 +508,7 @@ impl RotationEngine {
         {
             consider(t);
         }
-        if let Some(interval) = self.options.interval {
+        if let Some(interval) = self.schedule().await?.0 {
             match s.last_promoted {
                 Some(t) => consider(t + interval),
                 None => consider(now),
@@ -516,11 +517,32 @@ impl RotationEngine {
         Ok(due)
     }
 
+    /// The interval and grace period in force: those of the rotation
+    /// schedule applied from declaration files for this credential
+    /// ([`declarative`](crate::declarative), read from the store each
+    /// time), field by field, else [`RotationOptions::interval`] and
+    /// [`RotationOptions::grace_period`].
+    pub(super) async fn schedule(&self) -> Result<(Option<Duration>, Duration)> {
+        let declared = crate::declarative::applied_rotation(&self.sr, &self.name).await?;
+        let declared = declared.unwrap_or_default();
+        let interval = declared
+            .interval_secs
+            .map(Duration::from_secs)
+            .or(self.options.interval);
+        let grace = declared
+            .grace_period_secs
+            .map_or(self.options.grace_period, Duration::from_secs);
+        Ok((interval, grace))
+    }
+
     /// Starts the schedule: a background task that rotates every
-    /// [`RotationOptions::interval`], revokes `previous` when its grace period
-    /// ends and resumes interrupted rotations, waiting on the clock in
-    /// between. A rotation another engine holds is taken over when its lock
-    /// lapses. Errors are reported as events and retried after the backoff.
+    /// [`RotationOptions::interval`] (or the applied schedule's interval),
+    /// revokes `previous` when its grace period ends and resumes
+    /// interrupted rotations, waiting on the clock in between. It looks
+    /// again at least every [`SCHEDULE_RECHECK`] of the clock, so a
+    /// schedule applied by another process takes effect within that. A
+    /// rotation another engine holds is taken over when its lock lapses.
+    /// Errors are reported as events and retried after the backoff.
     /// Dropping the handle stops the task.
     pub fn spawn_schedule(self: &Arc<Self>) -> ScheduleHandle {
         let engine = Arc::clone(self);
@@ -532,15 +554,19 @@ impl RotationEngine {
                         Some(engine.now() + engine.options.backoff_max.max(Duration::from_secs(1)))
                     }
                 };
+                let recheck = engine.now() + SCHEDULE_RECHECK;
                 match due {
-                    Some(t) => {
+                    Some(t) if t <= recheck => {
                         tokio::select! {
                             () = engine.sr.clock().sleep_until(t) => {}
                             () = engine.wake.notified() => continue,
                         }
                     }
-                    None => {
-                        engine.wake.notified().await;
+                    _ => {
+                        tokio::select! {
+                            () = engine.sr.clock().sleep_until(recheck) => {}
+                            () = engine.wake.notified() => {}
+                        }
                         continue;
                     }
                 }
@@ -567,7 +593,7 @@ impl RotationEngine {
         self.resume_inner().await?;
         let (_, s) = read_state(&self.sr, &self.name).await?;
         let now = self.now();
-        let rotate = match (self.options.interval, s.last_promoted) {
+        let rotate = match (self.schedule().await?.0, s.last_promoted) {
             (Some(_), None) => true,
             (Some(i), Some(t)) => t + i <= now,
             (None, _) => false,

@@ -445,3 +445,19 @@ async fn a_directory_of_files_is_merged() {
         Err(DeclarativeError::Io { .. })
     ));
 }
+
+#[tokio::test]
+async fn plan_and_apply_report_progress_per_secret_read() {
+    let f = fixture().await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
+    let plan = declarative::plan_reporting(&f.door, &declared(), &[], &record)
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 2)]);
+    seen.lock().unwrap().clear();
+    declarative::apply_reporting(&f.door, &plan, &f.operator, &[], &record)
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 2)]);
+}

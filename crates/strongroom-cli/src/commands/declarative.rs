@@ -16,6 +16,7 @@ use strongroom::path::SecretPath;
 use crate::args::{ApplyArgs, DriftArgs, PlanArgs};
 use crate::exit::{CliResult, Failure};
 use crate::operator::Operator;
+use crate::progress::Progress;
 
 /// The largest plan file `apply --plan-file` reads (16 MiB).
 const MAX_PLAN_LEN: u64 = 16 << 20;
@@ -23,6 +24,20 @@ const MAX_PLAN_LEN: u64 = 16 << 20;
 /// The `[dynamic.<name>]` sections the CLI manages: the PostgreSQL role
 /// catalog that `creds` and `run --creds` use.
 const SECTIONS: [&dyn declarative::Section; 1] = [&strongroom_sqlx::dynamic::PgCatalogSection];
+
+/// A progress line of `label` (shown only when stderr is a terminal) as
+/// the library's `(done, total)` callback, in secrets read.
+fn progress_line(label: &'static str) -> impl Fn(usize, usize) + Sync {
+    let line = std::sync::Mutex::new(Progress::on_terminal(label));
+    move |done, total| {
+        if let Ok(mut line) = line.lock() {
+            line.update(done as u64, total as u64, "secrets");
+            if done == total {
+                line.finish();
+            }
+        }
+    }
+}
 
 /// Reads the declaration files before the store is opened (a mistake in
 /// them costs nothing).
@@ -43,7 +58,9 @@ pub(crate) async fn plan(a: PlanArgs) -> CliResult {
     let declared = load(&a.source)?;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     record_read(&op).await?;
-    let plan = declarative::plan_with(&open.sr, &declared, &SECTIONS).await?;
+    let plan =
+        declarative::plan_reporting(&open.sr, &declared, &SECTIONS, &progress_line("planning"))
+            .await?;
     if a.json {
         println!("{}", plan.to_json());
     } else {
@@ -89,10 +106,20 @@ pub(crate) async fn apply(a: ApplyArgs) -> CliResult {
     record_read(&op).await?;
     let plan = match saved {
         Some(p) => p,
-        None => declarative::plan_with(&open.sr, &declared, &SECTIONS).await?,
+        None => {
+            declarative::plan_reporting(&open.sr, &declared, &SECTIONS, &progress_line("planning"))
+                .await?
+        }
     };
     print!("{plan}");
-    let report = declarative::apply_with(&open.sr, &plan, op.secrets(), &SECTIONS).await?;
+    let report = declarative::apply_reporting(
+        &open.sr,
+        &plan,
+        op.secrets(),
+        &SECTIONS,
+        &progress_line("applying"),
+    )
+    .await?;
     if report.written {
         println!(
             "applied: revision {} ({} generated, {} metadata updated; generated values are never shown)",

@@ -82,6 +82,19 @@ pub async fn apply_with(
     operator: &Handle,
     sections: &[&dyn Section],
 ) -> Result<ApplyReport, DeclarativeError> {
+    apply_reporting(door, plan, operator, sections, &|_, _| {}).await
+}
+
+/// [`apply_with`], calling `progress(done, total)` after each secret the
+/// plan read is read again (the long part of an apply of many secrets),
+/// for a progress line.
+pub async fn apply_reporting(
+    door: &Door,
+    plan: &Plan,
+    operator: &Handle,
+    sections: &[&dyn Section],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ApplyReport, DeclarativeError> {
     if plan.declared.digest() != plan.declared_digest {
         return Err(DeclarativeError::BadRecord {
             what: "plan",
@@ -95,9 +108,10 @@ pub async fn apply_with(
         return Err(changed(DECLARED_RECORD));
     }
     let mut current = Vec::with_capacity(plan.reads.len());
-    for read in &plan.reads {
+    for (done, read) in plan.reads.iter().enumerate() {
         let path = SecretPath::parse(&read.path)?;
         let raw = barrier.get(&metadata_key(&path)).await?;
+        progress(done + 1, plan.reads.len());
         if raw.as_ref().map(|r| digest(r)) != read.metadata_digest {
             return Err(changed(&read.path));
         }

@@ -165,7 +165,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{ApplyReport, apply, apply_with};
+pub use apply::{ApplyReport, apply, apply_reporting, apply_with};
 pub use document::{
     Declared, Generate, MAX_FILE_LEN, MAX_GENERATE_LENGTH, PolicySpec, RotationSpec, RuleSpec,
     SecretSpec, format_interval, parse_interval,
@@ -174,7 +174,7 @@ pub use error::{DeclarativeError, NamingViolation};
 pub use naming::{NamingRule, NamingRules};
 pub use plan::{
     Action, Change, Drift, FieldChange, Kind, PLAN_FORMAT, Plan, SecretAction, SecretChange,
-    SecretRead, drift, drift_with, plan, plan_with,
+    SecretRead, drift, drift_with, plan, plan_reporting, plan_with,
 };
 pub use section::{Section, SectionRead};
 pub use state::{APPLIED_FORMAT, Applied, DECLARED_RECORD};

@@ -380,6 +380,18 @@ pub async fn plan_with(
     declared: &Declared,
     sections: &[&dyn Section],
 ) -> Result<Plan, DeclarativeError> {
+    plan_reporting(door, declared, sections, &|_, _| {}).await
+}
+
+/// [`plan_with`], calling `progress(done, total)` after each declared
+/// secret it reads (the long part of a plan of many secrets), for a
+/// progress line.
+pub async fn plan_reporting(
+    door: &Door,
+    declared: &Declared,
+    sections: &[&dyn Section],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Plan, DeclarativeError> {
     let applied = read_record(door).await?;
     let rec = applied.as_ref().map(|(r, _)| r);
     let mut changes = Vec::new();
@@ -435,9 +447,11 @@ pub async fn plan_with(
         });
     }
     let (mut secrets, mut missing, mut reads) = (Vec::new(), Vec::new(), Vec::new());
-    for (path, spec) in &declared.secrets {
+    let total = declared.secrets.len();
+    for (done, (path, spec)) in declared.secrets.iter().enumerate() {
         let p = SecretPath::parse(path)?;
         let (meta, metadata_digest) = read_secret(door, &p).await?;
+        progress(done + 1, total);
         reads.push(SecretRead {
             path: path.clone(),
             metadata_digest,

@@ -31,6 +31,11 @@ use crate::policy::PathPattern;
 /// [[off_hours.schedules]]
 /// principals = ["reporting-*"]
 /// hours = [{ start = 8, end = 18 }]
+///
+/// [webhook]
+/// url = "https://alerts.internal:8443/strongroom"
+/// ca_file = "/etc/strongroom/alerts-ca.pem"
+/// timeout_ms = 4000
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,6 +58,52 @@ pub struct AlertConfig {
     pub sensitive_read: SensitiveReadRule,
     /// Rule 7: reads of a superseded version.
     pub stale_version: StaleVersionRule,
+    /// Where a webhook sink posts, if the configuration names one (the
+    /// engine does not build sinks: pass this to `WebhookSink::from_config`,
+    /// feature `tls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The `[webhook]` table: an HTTPS endpoint for alerts. The signing key is
+/// not configured here (a file of settings is no place for a secret): give
+/// it to `WebhookSink::with_signing_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The endpoint, `https://host[:port][/path]`.
+    pub url: String,
+    /// A PEM file of the CA certificates the endpoint's certificate must
+    /// chain to.
+    pub ca_file: std::path::PathBuf,
+    /// The bound on one alert's delivery, retries included (default
+    /// 4 000); must be below `delivery.sink_timeout_ms`.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries after a failed first attempt (default 2).
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+}
+
+pub(super) const fn default_webhook_timeout_ms() -> u64 {
+    4_000
+}
+
+pub(super) const fn default_webhook_retries() -> u32 {
+    2
+}
+
+impl WebhookConfig {
+    /// A configuration for `url` trusting the CAs in `ca_file`, with the
+    /// default timeout and retries.
+    pub fn new(url: impl Into<String>, ca_file: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            ca_file: ca_file.into(),
+            timeout_ms: default_webhook_timeout_ms(),
+            retries: default_webhook_retries(),
+        }
+    }
 }
 
 /// Memory bounds. When a map is full, the least recently seen entry is
@@ -422,6 +473,20 @@ impl AlertConfig {
                 return bad(
                     "off_hours",
                     format!("hours run from 0 to 24, not {}..{}", h.start, h.end),
+                );
+            }
+        }
+        if let Some(w) = &self.webhook {
+            if !w.url.starts_with("https://") {
+                return bad("webhook", "url must start with https://".into());
+            }
+            if w.timeout_ms == 0 || w.timeout_ms >= self.delivery.sink_timeout_ms {
+                return bad(
+                    "webhook",
+                    format!(
+                        "timeout_ms ({}) must be at least 1 and below delivery.sink_timeout_ms ({})",
+                        w.timeout_ms, self.delivery.sink_timeout_ms
+                    ),
                 );
             }
         }

@@ -3,9 +3,9 @@
 //! An [`AlertEngine`] observes an [`AuditLog`](crate::audit::AuditLog):
 //! every record a sink accepted is run through the rules as it is appended,
 //! and each [`Alert`] raised goes through a bounded queue to the
-//! [`AlertSink`]s ([`ChannelSink`], [`TracingAlertSink`], [`CallbackSink`]
-//! or your own). [`Evaluator`] is the same rules without the queue, for
-//! replaying a log offline.
+//! [`AlertSink`]s ([`ChannelSink`], [`TracingAlertSink`], [`CallbackSink`],
+//! `WebhookSink` (HTTPS, feature `tls`) or your own). [`Evaluator`] is the
+//! same rules without the queue, for replaying a log offline.
 //!
 //! # Rules
 //!
@@ -61,8 +61,9 @@
 //!
 //! # Limitations
 //!
-//! - No HTTPS webhook sink (the library has no HTTP client); forward from a
-//!   [`ChannelSink`] or [`CallbackSink`].
+//! - The webhook's HTTP client is minimal: HTTPS only, one `POST` per
+//!   connection, no proxy, no redirects, no HTTP/2; trust anchors are the
+//!   caller's (no system or bundled root store).
 //! - State lives in memory only: a restart starts every learning period and
 //!   baseline afresh.
 //! - One engine sees one log: processes sharing a store each alert on their
@@ -75,6 +76,35 @@
 //!   version is recorded after a concurrent write's record of a newer one.
 //! - Detection, not prevention: the operation was allowed and audited
 //!   before its alert is raised.
+//!
+//! # Webhook
+//!
+//! `WebhookSink` (feature `tls`, on by default) POSTs each alert's JSON
+//! form (the [`Alert`] fields: names, paths, counts, request ids; never a
+//! secret value or an audit HMAC) to an `https://` URL over rustls. The
+//! server's certificate must chain to a CA certificate you give (PEM) and
+//! name the URL's host. With a signing key, each request carries
+//! `X-Strongroom-Signature: sha256=<hex>`, the HMAC-SHA256 of the body, so
+//! the receiver can check it came from you. Connection failures and `5xx`,
+//! `408` and `429` answers are retried with backoff, all within the sink's
+//! own timeout (default 4 s); alerts given up are counted in
+//! `WebhookSink::stats` and logged without their body.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use strongroom::alerts::{AlertConfig, AlertEngine, WebhookSink};
+//! use strongroom::SecretBytes;
+//!
+//! let ca_pem = std::fs::read("/etc/strongroom/alerts-ca.pem")?;
+//! let webhook = WebhookSink::new("https://alerts.internal:8443/strongroom", &ca_pem)?
+//!     .with_signing_key(SecretBytes::new(std::fs::read("/etc/strongroom/webhook.key")?))?
+//!     .with_timeout(Duration::from_secs(3));
+//! let engine = AlertEngine::start(AlertConfig::default(), vec![Arc::new(webhook)])?;
+//! # let _ = engine; Ok(()) }
+//! ```
 //!
 //! # Example
 //!
@@ -130,17 +160,26 @@ mod rules;
 mod schedule;
 mod sinks;
 mod state;
+#[cfg(feature = "tls")]
+mod webhook;
 
 pub use alert::{Alert, AlertKind, Severity};
 pub use config::{
     AlertConfig, BulkAccessRule, Delivery, Limits, NewPathRule, OffHoursRule, ReadRateRule,
-    RepeatedDenialsRule, SensitiveReadRule, StaleVersionRule,
+    RepeatedDenialsRule, SensitiveReadRule, StaleVersionRule, WebhookConfig,
 };
 pub use engine::{AlertEngine, AlertStats};
 pub use error::AlertError;
 pub use rules::Evaluator;
 pub use schedule::{HourRange, Schedule};
 pub use sinks::{AlertSink, CallbackSink, ChannelSink, TracingAlertSink};
+#[cfg(feature = "tls")]
+pub(crate) use webhook::tls_client_config;
+#[cfg(feature = "tls")]
+pub use webhook::{
+    DEFAULT_WEBHOOK_RETRIES, DEFAULT_WEBHOOK_TIMEOUT, MAX_RESPONSE_BYTES, SIGNATURE_HEADER,
+    WebhookSink, WebhookStats,
+};
 
 #[cfg(test)]
 mod tests;

@@ -322,9 +322,38 @@ fn toml_configures_every_rule_and_refuses_mistakes() {
         "[[off_hours.schedules]]\nprincipals = [\"x\"]\nhours = [{ start = 3, end = 25 }]",
         "[bulk_access]\nmax_distinct_paths = 5000",
         "[limits]\nmax_principals = 0",
+        "[webhook]\nurl = \"http://h/\"\nca_file = \"ca.pem\"",
+        "[webhook]\nurl = \"https://h/\"",
+        "[webhook]\nurl = \"https://h/\"\nca_file = \"ca.pem\"\ntimeout_ms = 5000",
+        "[webhook]\nurl = \"https://h/\"\nca_file = \"ca.pem\"\ntimeout_ms = 0",
+        "[webhook]\nurl = \"https://h/\"\nca_file = \"ca.pem\"\nsecret = \"x\"",
     ] {
         assert!(AlertConfig::from_toml(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_webhook_table_parses_with_defaults_and_round_trips() {
+    let cfg = AlertConfig::from_toml(
+        "[delivery]\nsink_timeout_ms = 9000\n\
+         [webhook]\nurl = \"https://alerts.example/hook\"\nca_file = \"/etc/ca.pem\"\ntimeout_ms = 8000\n",
+    )
+    .unwrap();
+    let webhook = cfg.webhook.clone().unwrap();
+    assert_eq!(webhook.url, "https://alerts.example/hook");
+    assert_eq!(webhook.ca_file, std::path::Path::new("/etc/ca.pem"));
+    assert_eq!((webhook.timeout_ms, webhook.retries), (8000, 2));
+    let defaults =
+        AlertConfig::from_toml("[webhook]\nurl = \"https://h/\"\nca_file = \"c\"").unwrap();
+    assert_eq!(
+        defaults.webhook,
+        Some(WebhookConfig::new("https://h/", "c"))
+    );
+    assert_eq!(defaults.webhook.unwrap().timeout_ms, 4000);
+    let json = serde_json::to_string(&cfg).unwrap();
+    assert_eq!(serde_json::from_str::<AlertConfig>(&json).unwrap(), cfg);
+    let none = serde_json::to_string(&AlertConfig::default()).unwrap();
+    assert!(!none.contains("webhook"), "{none}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Shipping audit records to a collector over a socket: JSON lines, or
 //! syslog (RFC 5424 messages with RFC 6587 octet-counting framing) over
-//! TCP or a Unix stream socket.
+//! TCP, TLS over TCP (feature `tls`) or a Unix stream socket.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,13 +40,38 @@ enum Target {
 
 enum Stream {
     Tcp(tokio::net::TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
     Unix(tokio::net::UnixStream),
+}
+
+/// TLS to the collector: the client configuration and the name its
+/// certificate must carry.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls_pki_types::ServerName<'static>,
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Stream {
     async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => {
                 s.write_all(buf).await?;
                 s.flush().await
             }
@@ -58,16 +83,22 @@ impl Stream {
     }
 }
 
-/// Sends every record to a collector over TCP or a Unix stream socket, in
-/// addition to (not instead of) the log's other sinks.
+/// Sends every record to a collector over TCP, TLS over TCP or a Unix
+/// stream socket, in addition to (not instead of) the log's other sinks.
 ///
 /// The connection is made on the first record and kept; a write that fails
-/// drops it, and the next record connects again. A record counts as
-/// accepted once it is written to the socket (handed to the operating
-/// system), not once the collector stored it: durability is the
-/// collector's. The log's sink timeout ([`AuditLog::with_sink_timeout`](super::AuditLog::with_sink_timeout))
-/// bounds each write, connecting included, so a slow or dead collector
-/// costs an operation at most that long.
+/// or is cut by the timeout drops it, and the next record connects again.
+/// A record counts as accepted once it is written to the socket (handed to
+/// the operating system), not once the collector stored it: durability is
+/// the collector's. The log's sink timeout ([`AuditLog::with_sink_timeout`](super::AuditLog::with_sink_timeout))
+/// bounds each write, connecting and the TLS handshake included, so a slow
+/// or dead collector costs an operation at most that long.
+///
+/// With [`tls`](SocketSink::tls) (feature `tls`, on by default) the TCP
+/// connection is wrapped in TLS (rustls, TLS 1.2 or 1.3): the collector's
+/// certificate must chain to one of the CA certificates given and carry
+/// the server name given, or nothing is sent and the record is refused
+/// like any other failed write.
 ///
 /// By default the sink is not required: a record it refuses is still
 /// appended if another sink accepts it (and the failure is logged). Mark
@@ -82,16 +113,20 @@ pub struct SocketSink {
     target: Target,
     format: SocketFormat,
     required: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
     conn: tokio::sync::Mutex<Option<Stream>>,
 }
 
 impl fmt::Debug for SocketSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketSink")
-            .field("target", &self.target)
+        let mut d = f.debug_struct("SocketSink");
+        d.field("target", &self.target)
             .field("format", &self.format)
-            .field("required", &self.required)
-            .finish_non_exhaustive()
+            .field("required", &self.required);
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls);
+        d.finish_non_exhaustive()
     }
 }
 
@@ -102,6 +137,8 @@ impl SocketSink {
             target,
             format: SocketFormat::JsonLines,
             required: false,
+            #[cfg(feature = "tls")]
+            tls: None,
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -138,6 +175,47 @@ impl SocketSink {
         self
     }
 
+    /// Connects over TLS (a [`tcp`](Self::tcp) sink only): the collector's
+    /// certificate must chain to one of the CA certificates in `ca_pem`
+    /// (PEM `CERTIFICATE` blocks; no system or bundled roots are used) and
+    /// be valid for `server_name` (a DNS name or an IP address). The sink's
+    /// name becomes `tls:host:port`.
+    #[cfg(feature = "tls")]
+    pub fn tls(self, ca_pem: &[u8], server_name: &str) -> Result<Self, AuditError> {
+        let config =
+            crate::alerts::tls_client_config(ca_pem).map_err(|message| AuditError::Sink {
+                sink: self.name.clone(),
+                message,
+            })?;
+        self.tls_with_config(config, server_name)
+    }
+
+    /// Connects over TLS with a rustls client configuration of your own
+    /// (other trust anchors, a client certificate for mutual TLS); the
+    /// collector's certificate must be valid for `server_name`.
+    #[cfg(feature = "tls")]
+    pub fn tls_with_config(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> Result<Self, AuditError> {
+        let err = |message: String| AuditError::Sink {
+            sink: self.name.clone(),
+            message,
+        };
+        let Target::Tcp(addr) = &self.target else {
+            return Err(err("TLS is only for TCP collectors".to_owned()));
+        };
+        let server_name = rustls_pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|_| err(format!("{server_name:?} is not a DNS name or IP address")))?;
+        self.name = format!("tls:{addr}");
+        self.tls = Some(Tls {
+            connector: tokio_rustls::TlsConnector::from(config),
+            server_name,
+        });
+        Ok(self)
+    }
+
     /// The bytes sent for `record`.
     fn frame(&self, record: &AuditRecord, line: &str) -> Vec<u8> {
         match &self.format {
@@ -166,6 +244,11 @@ impl SocketSink {
             Target::Tcp(addr) => {
                 let s = tokio::net::TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &self.tls {
+                    let s = tls.connector.connect(tls.server_name.clone(), s).await?;
+                    return Ok(Stream::Tls(Box::new(s)));
+                }
                 Stream::Tcp(s)
             }
             Target::Unix(path) => Stream::Unix(tokio::net::UnixStream::connect(path).await?),

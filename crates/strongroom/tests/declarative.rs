@@ -461,3 +461,53 @@ async fn plan_and_apply_report_progress_per_secret_read() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 2)]);
 }
+
+#[tokio::test]
+async fn alert_rules_are_declared_applied_and_start_an_engine() {
+    let f = fixture().await;
+    let files = r#"
+        [alerts.new_path]
+        learning_period_secs = 600
+        [alerts.sensitive_read]
+        patterns = ["prod/admin/*"]
+    "#;
+    let declared = Declared::from_toml_str(files, "alerts.toml").unwrap();
+    let plan = declarative::plan(&f.door, &declared).await.unwrap();
+    assert!(plan.to_string().contains("+ alert rules \"alerts\""), "{plan}");
+    declarative::apply(&f.door, &plan, &f.operator).await.unwrap();
+    assert!(declarative::plan(&f.door, &declared).await.unwrap().is_empty());
+
+    // an application starts its engine from the applied rules
+    let applied = Applied::load(&f.door).await.unwrap().unwrap();
+    let config = applied.alerts.expect("applied alert rules");
+    assert_eq!(config.new_path.learning_period_secs, 600);
+    assert_eq!(config.sensitive_read.patterns, ["prod/admin/*"]);
+    let (sink, _rx) = strongroom::alerts::ChannelSink::new(4);
+    let engine = strongroom::alerts::AlertEngine::start(config, vec![Arc::new(sink)]).unwrap();
+    drop(engine);
+
+    // a changed threshold is an update; rules no longer declared, a removal
+    let changed = files.replace("600", "900");
+    let changed = Declared::from_toml_str(&changed, "alerts.toml").unwrap();
+    let plan = declarative::plan(&f.door, &changed).await.unwrap();
+    assert!(plan.to_string().contains("~ alert rules \"alerts\""), "{plan}");
+    let none = Declared::default();
+    let drift = declarative::drift(&f.door, &none).await.unwrap();
+    assert_eq!(drift.changes.len(), 1);
+    assert_eq!(
+        (drift.changes[0].kind, drift.changes[0].action),
+        (Kind::AlertRules, Action::Delete)
+    );
+
+    // a bad rule is refused naming the file and line
+    let bad = "[alerts.read_rate]\nfactor = -1.0\n";
+    match Declared::from_toml_str(bad, "alerts.toml") {
+        Err(DeclarativeError::Parse {
+            source_name, line, message, ..
+        }) => {
+            assert_eq!((source_name.as_str(), line), ("alerts.toml", 1));
+            assert!(message.contains("read_rate"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -245,6 +245,7 @@ pub async fn apply_reporting(
         principals: plan.declared.principals.clone(),
         naming: plan.declared.naming.clone(),
         rotation: plan.declared.rotation.clone(),
+        alerts: plan.declared.alerts.clone(),
     };
     let bytes = serde_json::to_vec(&record)
         .map_err(|e| Error::InvalidArgument(format!("applied record does not encode: {e}")))?;

@@ -122,6 +122,11 @@ pub struct Declared {
     /// Rotation schedules by credential name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rotation: BTreeMap<String, RotationSpec>,
+    /// The alert rules (`[alerts]`, an
+    /// [`AlertConfig`](crate::alerts::AlertConfig) with its defaults filled
+    /// in), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<serde_json::Value>,
     /// Sections kept by other crates (`[dynamic.<name>]`, such as the
     /// PostgreSQL role catalog), as JSON, checked by their
     /// [`Section`](super::Section) when planned.
@@ -144,6 +149,8 @@ struct FileDoc {
     rotation: BTreeMap<String, toml::Spanned<RotationFile>>,
     #[serde(default)]
     dynamic: BTreeMap<String, toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    alerts: Option<toml::Spanned<crate::alerts::AlertConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +392,16 @@ impl Declared {
             }
             out.rotation.insert(name, spec);
         }
+        if let Some(alerts) = doc.alerts {
+            let span = alerts.span();
+            let config = alerts.into_inner();
+            config
+                .validate()
+                .map_err(|e| at(span.clone(), e.to_string()))?;
+            let value =
+                serde_json::to_value(&config).map_err(|e| at(span, format!("alerts: {e}")))?;
+            out.alerts = Some(value);
+        }
         for (name, table) in doc.dynamic {
             let value = serde_json::to_value(table.get_ref())
                 .map_err(|e| at(table.span(), format!("dynamic {name:?}: {e}")))?;
@@ -465,6 +482,10 @@ impl Declared {
             for (k, v) in d.rotation {
                 claim("rotation schedule", &k, &file)?;
                 out.rotation.insert(k, v);
+            }
+            if let Some(a) = d.alerts {
+                claim("alerts table", "alerts", &file)?;
+                out.alerts = Some(a);
             }
             for (k, v) in d.dynamic {
                 claim("dynamic section", &k, &file)?;

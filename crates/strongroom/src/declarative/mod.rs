@@ -33,6 +33,9 @@
 //! interval = "30d"
 //! grace_period = "1h"
 //!
+//! [alerts.sensitive_read]         # alert rules, as AlertConfig::from_toml
+//! patterns = ["prod/admin/*"]     # takes them (without the alerts. prefix)
+//!
 //! [dynamic.postgres]              # a section another crate keeps
 //! connection_secret = "infra/pg/admin-url"
 //! [dynamic.postgres.roles.readonly]
@@ -59,6 +62,15 @@
 //! [`SCHEDULE_RECHECK`](crate::rotation::SCHEDULE_RECHECK) of the store's
 //! clock, so a schedule applied by another process takes effect within it.
 //!
+//! # Alert rules
+//!
+//! The `[alerts]` table is an [`AlertConfig`](crate::alerts::AlertConfig)
+//! (its rules, limits and delivery settings, checked as
+//! [`AlertConfig::from_toml`](crate::alerts::AlertConfig::from_toml) checks
+//! them). It is kept in the applied record, and an application starts its
+//! [`AlertEngine`](crate::alerts::AlertEngine) with [`Applied::alerts`]. A
+//! running engine keeps the rules it started with.
+//!
 //! # Sections of other crates
 //!
 //! A `[dynamic.<name>]` table belongs to a [`Section`]: a part of the
@@ -76,7 +88,8 @@
 //! # Plan, apply, drift
 //!
 //! - [`plan`] compares the files with the store: policies, principals,
-//!   naming rules and rotation schedules against the applied record, each
+//!   naming rules, rotation schedules and alert rules against the applied
+//!   record, each
 //!   declared section against its record, each declared secret's metadata
 //!   against the store. It records what it read (the applied
 //!   record's revision and digest, each declared secret's metadata digest).
@@ -91,8 +104,8 @@
 //!
 //! # The applied record
 //!
-//! Policies, principals, naming rules and rotation schedules live in one
-//! record at
+//! Policies, principals, naming rules, rotation schedules and alert rules
+//! live in one record at
 //! [`DECLARED_RECORD`] (`sys/declared`), sealed by the barrier like every
 //! record, with a revision counting applies. [`Applied::load`] reads it
 //! back, so an application can build its principals from it.

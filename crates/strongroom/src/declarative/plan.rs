@@ -44,6 +44,8 @@ pub enum Kind {
     RotationSchedule,
     /// An item of a `[dynamic.<name>]` section, named `<name>: <item>`.
     Dynamic,
+    /// The alert rules (one object, named `alerts`).
+    AlertRules,
 }
 
 impl fmt::Display for Kind {
@@ -54,6 +56,7 @@ impl fmt::Display for Kind {
             Self::NamingRule => "naming rule",
             Self::RotationSchedule => "rotation schedule",
             Self::Dynamic => "dynamic",
+            Self::AlertRules => "alert rules",
         })
     }
 }
@@ -417,6 +420,15 @@ pub async fn plan_reporting(
         Kind::RotationSchedule,
         &declared.rotation,
         rec.map(|r| &r.rotation),
+        &mut changes,
+    );
+    let one = |v: &Option<serde_json::Value>| -> BTreeMap<String, serde_json::Value> {
+        v.iter().map(|v| ("alerts".to_owned(), v.clone())).collect()
+    };
+    diff_maps(
+        Kind::AlertRules,
+        &one(&declared.alerts),
+        rec.map(|r| one(&r.alerts)).as_ref(),
         &mut changes,
     );
     let mut section_reads = Vec::new();

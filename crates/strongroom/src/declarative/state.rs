@@ -33,6 +33,8 @@ pub(super) struct AppliedRecord {
     pub(super) naming: NamingRules,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) rotation: BTreeMap<String, RotationSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) alerts: Option<serde_json::Value>,
 }
 
 impl AppliedRecord {
@@ -130,6 +132,9 @@ pub struct Applied {
     pub naming: NamingRules,
     /// Rotation schedules by credential name.
     pub rotation: BTreeMap<String, RotationSpec>,
+    /// The alert rules, for an
+    /// [`AlertEngine`](crate::alerts::AlertEngine) (`None`: none applied).
+    pub alerts: Option<crate::alerts::AlertConfig>,
 }
 
 impl Applied {
@@ -149,7 +154,21 @@ impl Applied {
                 })?;
             policies.insert(policy);
         }
+        let alerts = match rec.alerts {
+            None => None,
+            Some(value) => {
+                let bad = |reason: String| DeclarativeError::BadRecord {
+                    what: DECLARED_RECORD,
+                    reason,
+                };
+                let config: crate::alerts::AlertConfig =
+                    serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+                config.validate().map_err(|e| bad(e.to_string()))?;
+                Some(config)
+            }
+        };
         Ok(Some(Self {
+            alerts,
             revision: rec.revision,
             applied_by: rec.applied_by,
             applied_at: rec.applied_at,

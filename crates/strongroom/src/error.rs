@@ -197,6 +197,11 @@ pub enum Error {
     /// written.
     #[error(transparent)]
     Naming(#[from] crate::declarative::NamingViolation),
+
+    /// An approval gate held the operation, or an approval request could
+    /// not be made, decided or used ([`crate::approvals`]).
+    #[error(transparent)]
+    Approval(#[from] crate::approvals::ApprovalError),
 }
 
 /// Why a path was rejected.
@@ -406,6 +411,7 @@ impl Error {
     /// assert_eq!(Error::DecryptionFailed.kind(), "decryption_failed");
     /// ```
     pub fn kind(&self) -> &'static str {
+        use crate::approvals::ApprovalError as V;
         use crate::audit::AuditError as A;
         use crate::lease::LeaseError as L;
         use crate::policy::PolicyError as P;
@@ -508,6 +514,22 @@ impl Error {
                 G::InvalidChainId { .. } => "signing_invalid_chain_id",
             },
             Self::Naming(_) => "naming_violation",
+            Self::Approval(e) => match e {
+                V::Required { .. } => "approval_required",
+                V::NotFound { .. } => "approval_not_found",
+                V::Expired { .. } => "approval_expired",
+                V::Refused { .. } => "approval_refused",
+                V::NotApproved { .. } => "approval_not_approved",
+                V::Used { .. } => "approval_used",
+                V::NotApprover { .. } => "approval_not_approver",
+                V::SelfApproval { .. } => "approval_self_approval",
+                V::AlreadyApproved { .. } => "approval_already_approved",
+                V::Mismatch { .. } => "approval_mismatch",
+                V::NoGate { .. } => "approval_no_gate",
+                V::InvalidGates { .. } => "approval_invalid_gates",
+                V::InvalidRequest { .. } => "approval_invalid_request",
+                V::Conflict { .. } => "approval_conflict",
+            },
         }
     }
 }

@@ -12,6 +12,12 @@
 //! 2. **Check the policy.** A denial is audited with outcome `denied` and
 //!    fails with [`Error::Policy`]`(`[`PolicyError::Denied`]`)`. A principal
 //!    with no matching rule gets nothing.
+//!    Then, for the calls an approval gate can hold ([`read`](Handle::read),
+//!    [`read_version`](Handle::read_version), [`destroy`](Handle::destroy),
+//!    [`delete_metadata`](Handle::delete_metadata)), **check the gates**
+//!    ([`crate::approvals`], one barrier read): a held call without an
+//!    approved request ([`Handle::with_approval`]) is audited with outcome
+//!    `error` and fails; with one, the request is used up first.
 //! 3. **Run the operation** on the store.
 //! 4. **Audit the outcome before anything leaves the library**: the value,
 //!    the version, or the error (as [`Error::kind`]). If the audit append
@@ -137,6 +143,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approvals::GatedOperation;
 use crate::audit::{
     AuditEvent, AuditLog, AuditRecord, AuditSink, Checkpoint, Operation, Outcome, new_request_id,
     verify_jsonl_file,
@@ -372,6 +379,8 @@ pub struct Handle {
     store: SecretsStore,
     principal: Principal,
     audit: Arc<AuditLog>,
+    /// The approval request gated calls use ([`Handle::with_approval`]).
+    approval: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Handle {
@@ -397,7 +406,35 @@ impl Handle {
             store,
             principal,
             audit,
+            approval: None,
         }
+    }
+
+    /// This handle, giving approval request `id` to the calls an approval
+    /// gate holds ([`crate::approvals`]): such a call uses the request up
+    /// (it runs once) if it is this principal's approved request for
+    /// exactly that operation and path. Calls no gate holds ignore it.
+    pub fn with_approval(&self, id: &str) -> Handle {
+        Handle {
+            approval: Some(Arc::from(id)),
+            ..self.clone()
+        }
+    }
+
+    /// The approval request given with [`Handle::with_approval`].
+    pub fn approval_id(&self) -> Option<&str> {
+        self.approval.as_deref()
+    }
+
+    /// The approval gate check of a gated call on `path`: a refusal is
+    /// audited under `event` (outcome error by kind) and returned.
+    async fn gate(&self, event: &AuditEvent, op: GatedOperation, path: &SecretPath) -> Result<()> {
+        if let Err(e) = crate::approvals::require_secret(self, op, path).await {
+            self.record(event.clone().with_outcome(error_outcome(&e)))
+                .await?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The principal this handle acts as.
@@ -518,6 +555,7 @@ impl Handle {
     pub async fn read(&self, path: &str) -> Result<SecretVersion> {
         let event = self.event(Operation::Read, path)?;
         let p = self.admit(&event, path, Capability::Read).await?;
+        self.gate(&event, GatedOperation::SensitiveRead, &p).await?;
         let result = self.store.get(p.as_str()).await;
         self.finish_read(event, result).await
     }
@@ -527,6 +565,7 @@ impl Handle {
     pub async fn read_version(&self, path: &str, version: u64) -> Result<SecretVersion> {
         let event = self.event(Operation::Read, path)?.with_version(version);
         let p = self.admit(&event, path, Capability::Read).await?;
+        self.gate(&event, GatedOperation::SensitiveRead, &p).await?;
         let result = self.store.get_version(p.as_str(), version).await;
         self.finish_read(event, result).await
     }
@@ -722,6 +761,7 @@ impl Handle {
     pub async fn delete_metadata(&self, path: &str) -> Result<()> {
         let event = self.event(Operation::Destroy, path)?;
         let p = self.admit(&event, path, Capability::Delete).await?;
+        self.gate(&event, GatedOperation::Destroy, &p).await?;
         self.record_intent(event.clone()).await?;
         let result = self.store.delete_metadata(p.as_str()).await;
         self.finish(event, result, |_| None).await
@@ -761,6 +801,9 @@ impl Handle {
             event = event.with_version(*one);
         }
         let p = self.admit(&event, path, Capability::Delete).await?;
+        if op == Operation::Destroy {
+            self.gate(&event, GatedOperation::Destroy, &p).await?;
+        }
         self.record_intent(event.clone()).await?;
         let result = match op {
             Operation::Delete => self.store.delete(p.as_str(), versions).await,

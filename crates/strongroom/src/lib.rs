@@ -13,6 +13,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod authorized;
 pub mod backoff;

@@ -405,6 +405,62 @@ fn samples() -> Vec<Error> {
         path: "dev/pay/db".into(),
         reason: "rule \"services\": env must be one of prod, staging".into(),
     }));
+    use strongroom::approvals::ApprovalError as V;
+    let id = || "0123456789abcdef0123456789abcdef".to_owned();
+    let approvals = vec![
+        V::Required {
+            operation: "destroy",
+            path: "prod/db".into(),
+        },
+        V::NotFound { id: id() },
+        V::Expired {
+            id: id(),
+            expired_at: t(5),
+        },
+        V::Refused {
+            id: id(),
+            by: "alice".into(),
+        },
+        V::NotApproved {
+            id: id(),
+            approvals: 1,
+            required: 2,
+        },
+        V::Used { id: id() },
+        V::NotApprover {
+            id: id(),
+            principal: "mallory".into(),
+        },
+        V::SelfApproval {
+            id: id(),
+            principal: "ops".into(),
+        },
+        V::AlreadyApproved {
+            id: id(),
+            principal: "alice".into(),
+        },
+        V::Mismatch {
+            id: id(),
+            what: "path",
+        },
+        V::NoGate {
+            operation: "destroy",
+            path: "dev/db".into(),
+        },
+        V::InvalidGates {
+            line: Some(3),
+            reason: "unknown operation".into(),
+        },
+        V::InvalidGates {
+            line: None,
+            reason: "at most 1024 gates".into(),
+        },
+        V::InvalidRequest {
+            reason: "give a reason".into(),
+        },
+        V::Conflict { what: id() },
+    ];
+    v.extend(approvals.into_iter().map(Error::from));
     v
 }
 

@@ -110,6 +110,16 @@ pub enum Operation {
     Sign,
     /// Verify a signature with a signing key.
     Verify,
+    /// Ask for a gated operation to run ([`crate::approvals`]).
+    ApprovalRequest,
+    /// Approve an approval request.
+    ApprovalApprove,
+    /// Refuse an approval request.
+    ApprovalRefuse,
+    /// Use an approved request to run the operation it allows.
+    ApprovalUse,
+    /// Replace the approval gates.
+    ApprovalGatesSet,
 }
 
 impl Operation {
@@ -144,6 +154,11 @@ impl Operation {
             Self::SigningKeyCreate => "signing_key_create",
             Self::Sign => "sign",
             Self::Verify => "verify",
+            Self::ApprovalRequest => "approval_request",
+            Self::ApprovalApprove => "approval_approve",
+            Self::ApprovalRefuse => "approval_refuse",
+            Self::ApprovalUse => "approval_use",
+            Self::ApprovalGatesSet => "approval_gates_set",
         }
     }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::gate::{self, admit_system, change, conclude};
+use crate::approvals::GatedOperation;
 use crate::audit::{AuditEvent, Operation};
 use crate::keyring::KeyInfo;
 use crate::policy::{Capability, SystemPath};
@@ -23,6 +24,11 @@ use crate::{Handle, Result, RewrapObserver, RewrapReport};
 /// | [`rewrap`](Self::rewrap) | `sudo` | `rewrap` (the target version) |
 /// | [`rotate_root_key`](Self::rotate_root_key) | `sudo` | `root_key_rotate` |
 /// | [`keys`](Self::keys) (no key material) | `read` | `read_metadata` |
+///
+/// [`destroy`](Self::destroy) and [`rotate_root_key`](Self::rotate_root_key)
+/// are held by the approval gates of `key_destroy` and `root_key_rotate`
+/// ([`crate::approvals`]); give the approved request with
+/// [`Handle::with_approval`] before [`Handle::key_admin`].
 ///
 /// A policy grants this with a rule that names the path literally, e.g.
 /// `sys/keyring` = `["sudo", "read"]`; no wildcard rule such as `*` reaches
@@ -57,6 +63,17 @@ impl KeyAdmin {
         let event = gate::event(&self.handle, op)?.with_path(SystemPath::Keyring.as_str());
         admit_system(&self.handle, &event, SystemPath::Keyring, cap).await?;
         Ok(event)
+    }
+
+    /// The approval gate check of `op` ([`crate::approvals::require`]): a
+    /// refusal is audited under `event` and returned.
+    async fn approved(&self, event: &AuditEvent, op: GatedOperation) -> Result<()> {
+        if let Err(e) = crate::approvals::require(&self.handle, op, "").await {
+            let outcome = gate::error_outcome(&e);
+            gate::record(&self.handle, event.clone().with_outcome(outcome)).await?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Adds a key version and makes it primary (`Strongroom::rotate`).
@@ -110,6 +127,7 @@ impl KeyAdmin {
             .admit(Operation::KeyDestroy, Capability::Sudo)
             .await?
             .with_version(u64::from(version));
+        self.approved(&event, GatedOperation::KeyDestroy).await?;
         let sr = self.handle.strongroom();
         change(&self.handle, event, sr.destroy_key(version), |_| None).await
     }
@@ -152,6 +170,7 @@ impl KeyAdmin {
         let event = self
             .admit(Operation::RootKeyRotate, Capability::Sudo)
             .await?;
+        self.approved(&event, GatedOperation::RootKeyRotate).await?;
         let sr = self.handle.strongroom();
         change(&self.handle, event, sr.rotate_root_key(protector), |_| None).await
     }

@@ -922,4 +922,103 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         [PATH, REASON],
         "a write names a path that follows none of the applied naming rules; nothing was written"
     ),
+    // approval.*: approval gates and requests.
+    row!(
+        "approval.required",
+        "ApprovalRequired" < "ApprovalError",
+        "approval_required",
+        [f("operation", Str), PATH],
+        "a gate holds this operation on this path and no approved request was given; nothing was done"
+    ),
+    row!(
+        "approval.not_found",
+        "ApprovalNotFound" < "ApprovalError",
+        "approval_not_found",
+        [ID],
+        "no approval request has this id"
+    ),
+    row!(
+        "approval.expired",
+        "ApprovalExpired" < "ApprovalError",
+        "approval_expired",
+        [ID, f("expired_at", Time)],
+        "the approval request's time to live ran out before it was used"
+    ),
+    row!(
+        "approval.refused",
+        "ApprovalRefused" < "ApprovalError",
+        "approval_refused",
+        [ID, f("by", Str)],
+        "an approver refused the request; it can never run"
+    ),
+    row!(
+        "approval.not_approved",
+        "ApprovalNotApproved" < "ApprovalError",
+        "approval_not_approved",
+        [ID, f("approvals", U64), f("required", U64)],
+        "the request does not yet have the approvals its gates need"
+    ),
+    row!(
+        "approval.used",
+        "ApprovalUsed" < "ApprovalError",
+        "approval_used",
+        [ID],
+        "the approved request has run already; it runs once"
+    ),
+    row!(
+        "approval.not_approver",
+        "ApprovalNotApprover" < "ApprovalError",
+        "approval_not_approver",
+        [ID, f("principal", Str)],
+        "no gate holding the request names this principal as an approver"
+    ),
+    row!(
+        "approval.self_approval",
+        "ApprovalSelfApproval" < "ApprovalError",
+        "approval_self_approval",
+        [ID, f("principal", Str)],
+        "the requester cannot approve its own request"
+    ),
+    row!(
+        "approval.already_approved",
+        "ApprovalAlreadyApproved" < "ApprovalError",
+        "approval_already_approved",
+        [ID, f("principal", Str)],
+        "this principal has approved the request already; each approver counts once"
+    ),
+    row!(
+        "approval.mismatch",
+        "ApprovalMismatch" < "ApprovalError",
+        "approval_mismatch",
+        [ID, f("what", Str)],
+        "the request was made for another operation, path or requester"
+    ),
+    row!(
+        "approval.no_gate",
+        "ApprovalNoGate" < "ApprovalError",
+        "approval_no_gate",
+        [f("operation", Str), PATH],
+        "no gate holds this operation on this path; there is nothing to request"
+    ),
+    row!(
+        "approval.invalid_gates",
+        "ApprovalInvalidGates" < "ApprovalError",
+        "approval_invalid_gates",
+        [f("line", OptU64), REASON],
+        "a gates file or gate list is not valid (the line is given for files; no value is quoted)"
+    ),
+    row!(
+        "approval.invalid_request",
+        "ApprovalInvalidRequest" < "ApprovalError",
+        "approval_invalid_request",
+        [REASON],
+        "a request's reason, time to live or path cannot be used"
+    ),
+    row!(
+        "approval.conflict",
+        "ApprovalConflict" < "ApprovalError",
+        "approval_conflict",
+        [f("what", Str)],
+        "the gates or the request changed concurrently; re-read and retry"
+    ),
 ];

@@ -7,6 +7,7 @@
 
 use super::codes::{ERROR_CODES, ErrorCode, ROOT_CLASS};
 use super::{Error, KeyFileError, PathError, ProtectorErrorKind, StorageErrorKind};
+use crate::approvals::ApprovalError;
 use crate::audit::{AuditError, ChainBreak};
 use crate::clock::Timestamp;
 use crate::lease::{LeaseError, LeaseState, QuotaScope};
@@ -251,6 +252,7 @@ impl Error {
                 "naming.violation",
                 fields!["path" => &v.path, "reason" => &v.reason],
             ),
+            Self::Approval(e) => approval_error(e),
         }
     }
 }
@@ -743,5 +745,53 @@ fn signing_error(e: &SigningError) -> (&'static str, Fields) {
         G::InvalidChainId { chain_id } => {
             ("signing.invalid_chain_id", fields!["chain_id" => *chain_id])
         }
+    }
+}
+
+fn approval_error(e: &ApprovalError) -> (&'static str, Fields) {
+    use ApprovalError as V;
+    match e {
+        V::Required { operation, path } => (
+            "approval.required",
+            fields!["operation" => *operation, "path" => path],
+        ),
+        V::NotFound { id } => ("approval.not_found", fields!["id" => id]),
+        V::Expired { id, expired_at } => (
+            "approval.expired",
+            fields!["id" => id, "expired_at" => *expired_at],
+        ),
+        V::Refused { id, by } => ("approval.refused", fields!["id" => id, "by" => by]),
+        V::NotApproved {
+            id,
+            approvals,
+            required,
+        } => (
+            "approval.not_approved",
+            fields!["id" => id, "approvals" => *approvals, "required" => *required],
+        ),
+        V::Used { id } => ("approval.used", fields!["id" => id]),
+        V::NotApprover { id, principal } => (
+            "approval.not_approver",
+            fields!["id" => id, "principal" => principal],
+        ),
+        V::SelfApproval { id, principal } => (
+            "approval.self_approval",
+            fields!["id" => id, "principal" => principal],
+        ),
+        V::AlreadyApproved { id, principal } => (
+            "approval.already_approved",
+            fields!["id" => id, "principal" => principal],
+        ),
+        V::Mismatch { id, what } => ("approval.mismatch", fields!["id" => id, "what" => *what]),
+        V::NoGate { operation, path } => (
+            "approval.no_gate",
+            fields!["operation" => *operation, "path" => path],
+        ),
+        V::InvalidGates { line, reason } => (
+            "approval.invalid_gates",
+            fields!["line" => *line, "reason" => reason],
+        ),
+        V::InvalidRequest { reason } => ("approval.invalid_request", fields!["reason" => reason]),
+        V::Conflict { what } => ("approval.conflict", fields!["what" => what]),
     }
 }

@@ -19,7 +19,7 @@ use strongroom::alerts::{
 use strongroom::audit::{AuditEvent, AuditLog, MemorySink, Operation};
 use strongroom::backoff::Backoff;
 use strongroom::clock::{ManualClock, Timestamp};
-use support::{TestCa, https_receiver};
+use support::{Capture, TestCa, https_receiver};
 
 const KEY: &[u8] = b"webhook shared key, 32 bytes ...";
 
@@ -144,6 +144,8 @@ async fn the_alert_arrives_as_signed_json_with_its_fields() {
 async fn an_untrusted_or_misnamed_server_gets_nothing_and_it_is_counted() {
     let ca = TestCa::new("the CA the sink trusts");
     let other = TestCa::new("some other CA");
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
     for (acceptor, what) in [
         (
             other.acceptor(&["127.0.0.1"]),
@@ -170,6 +172,18 @@ async fn an_untrusted_or_misnamed_server_gets_nothing_and_it_is_counted() {
             requests.try_recv().is_err(),
             "{what}: a request got through"
         );
+    }
+    // each failure is logged with its reason, never with the alert's body
+    let logged = capture.0.lock().unwrap().clone();
+    assert_eq!(
+        logged.matches("alert webhook gave up").count(),
+        2,
+        "{logged}"
+    );
+    assert!(logged.contains("invalid peer certificate"), "{logged}");
+    assert!(logged.contains("sensitive_read"), "{logged}");
+    for body_part in [alert().summary, alert().principal, alert().request_id] {
+        assert!(!logged.contains(&body_part), "{body_part} in {logged}");
     }
 }
 

@@ -68,6 +68,12 @@ Exit codes:
   31  verify: the signature does not verify (a well-formed signature of a
       live key version that does not match the message)
   32  sign: the key's rate limit is reached in this process; retry later
+  33  an approval gate refused: the operation needs an approved request
+      (--approval ID) or the one given is not approved, refused, expired, used
+      already or for another operation, path or operator; or approve/refuse:
+      the operator is not an approver of the request (or is its requester, or
+      approved it already); or request: no gate holds the operation there.
+      Nothing was done
   126 run: the command could not be started (not executable, or another error)
   127 run: the command was not found
 Once its command has started, run exits with the command's exit code, or with
@@ -401,6 +407,15 @@ fn lib_exit_code(e: &Error) -> u8 {
         Error::Lease(LeaseError::InvalidId { .. } | LeaseError::InvalidTtl { .. }) => 11,
         Error::InvalidPath { .. } | Error::InvalidArgument(_) | Error::Secret(_) => 11,
         Error::Naming(_) => 27,
+        Error::Approval(e) => {
+            use strongroom::approvals::ApprovalError as V;
+            match e {
+                V::NotFound { .. } => 3,
+                V::Conflict { .. } => 4,
+                V::InvalidGates { .. } | V::InvalidRequest { .. } => 11,
+                _ => 33,
+            }
+        }
         Error::Signing(e) => {
             use strongroom::signing::SigningError as S;
             match e {

@@ -31,8 +31,8 @@ use clap::Parser;
 use crate::args::{AuditCommand, Cli, Command, CredsCommand, PolicyCommand, SigningKeyCommand};
 use crate::commands::secrets::VersionChange;
 use crate::commands::{
-    audit, completions, creds, declarative, import, init, inventory, keys, leases, pki, policy,
-    run, secrets, signing,
+    approval, audit, completions, creds, declarative, import, init, inventory, keys, leases, pki,
+    policy, run, secrets, signing,
 };
 use crate::exit::CliResult;
 
@@ -68,9 +68,12 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Put(a) => secrets::put(a).await,
         Command::Get(a) => secrets::get(a).await,
         Command::List(a) => secrets::list(a).await,
-        Command::Delete(a) => secrets::change_versions(a, VersionChange::Delete).await,
-        Command::Undelete(a) => secrets::change_versions(a, VersionChange::Undelete).await,
-        Command::Destroy(a) => secrets::change_versions(a, VersionChange::Destroy).await,
+        Command::Delete(a) => secrets::change_versions(a, VersionChange::Delete, None).await,
+        Command::Undelete(a) => secrets::change_versions(a, VersionChange::Undelete, None).await,
+        Command::Destroy(a) => {
+            let (versions, approval) = (a.versions, a.approval);
+            secrets::change_versions(versions, VersionChange::Destroy, Some(&approval)).await
+        }
         Command::Metadata(a) => secrets::metadata(a).await,
         Command::Purge(a) => secrets::purge(a).await,
         Command::Rotate(store) => keys::rotate(store).await,
@@ -100,6 +103,7 @@ async fn run(command: Command) -> CliResult<u8> {
         Command::Policy(PolicyCommand::List(a)) => policy::list(a).await,
         Command::Policy(PolicyCommand::Show(a)) => policy::show(a).await,
         Command::Policy(PolicyCommand::Check(a)) => policy::check(a).await,
+        Command::Approval(c) => approval::run(c).await,
         Command::Plan(a) => declarative::plan(a).await,
         Command::Apply(a) => declarative::apply(a).await,
         Command::Drift(a) => declarative::drift(a).await,

@@ -12,12 +12,14 @@ use strongroom::audit::Checkpoint;
 
 use crate::exit::EXIT_CODES;
 
+mod approval;
 mod creds;
 mod inventory;
 mod pki;
 mod policy;
 mod signing;
 
+pub(crate) use approval::*;
 pub(crate) use creds::*;
 pub(crate) use inventory::*;
 pub(crate) use pki::*;
@@ -78,11 +80,11 @@ pub(crate) enum Command {
     /// Restores soft-deleted versions.
     Undelete(VersionsArgs),
     /// Destroys versions: their sealed bytes are removed for good.
-    Destroy(VersionsArgs),
+    Destroy(DestroyArgs),
     /// Shows a secret's metadata and version list; with options, changes it first.
     Metadata(MetadataArgs),
     /// Removes a secret entirely: its metadata and every version.
-    Purge(PathArgs),
+    Purge(PurgeArgs),
     /// Adds a new keyring key version and makes it primary.
     Rotate(StoreCommandArgs),
     /// Makes an active key version primary again.
@@ -92,7 +94,7 @@ pub(crate) enum Command {
     /// Sets the minimum decryption version: older key versions are retired.
     Retire(RetireArgs),
     /// Erases a retired key version (refused while records still need it).
-    DestroyKey(KeyVersionArgs),
+    DestroyKey(DestroyKeyArgs),
     /// Replaces the root key with a fresh one wrapped by a new protector.
     RotateRoot(RotateRootArgs),
     /// Audit log tools.
@@ -134,6 +136,10 @@ pub(crate) enum Command {
     /// state, filtered by owner, environment, tag, overdue rotation or
     /// (with the store's audit file) no read for N days.
     Inventory(InventoryArgs),
+    /// Approval gates: request, approve, refuse, list and show requests
+    /// that let a gated operation run once; set and show the gates.
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
     /// Shows what `apply` would change to make the store what the
     /// declaration files (a TOML file or a directory of them) say.
     Plan(PlanArgs),
@@ -399,6 +405,8 @@ pub(crate) struct GetArgs {
     #[arg(long)]
     pub(crate) json: bool,
     #[command(flatten)]
+    pub(crate) approval: ApprovalArg,
+    #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]
     pub(crate) operator: OperatorArgs,
@@ -514,6 +522,8 @@ pub(crate) struct RetireArgs {
 /// `rotate-root`.
 #[derive(Debug, Args)]
 pub(crate) struct RotateRootArgs {
+    #[command(flatten)]
+    pub(crate) approval: ApprovalArg,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     #[command(flatten)]

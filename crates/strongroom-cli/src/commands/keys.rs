@@ -10,7 +10,8 @@ use strongroom::audit::Operation;
 use strongroom::policy::SystemPath;
 
 use crate::args::{
-    KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StatusArgs, StoreCommandArgs,
+    DestroyKeyArgs, KeyVersionArgs, RetireArgs, RewrapArgs, RotateRootArgs, StatusArgs,
+    StoreCommandArgs,
 };
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
@@ -146,9 +147,11 @@ pub(crate) async fn retire(a: RetireArgs) -> CliResult {
 }
 
 /// `destroy-key`.
-pub(crate) async fn destroy_key(a: KeyVersionArgs) -> CliResult {
+pub(crate) async fn destroy_key(a: DestroyKeyArgs) -> CliResult {
+    let DestroyKeyArgs { key: a, approval } = a;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    audited(op.keys().destroy(a.version).await, true)?;
+    let keys = crate::commands::approval::handle(&op, &approval).key_admin();
+    audited(keys.destroy(a.version).await, true)?;
     println!("key version {} destroyed", a.version);
     open.close().await;
     Ok(())
@@ -161,6 +164,7 @@ pub(crate) async fn destroy_key(a: KeyVersionArgs) -> CliResult {
 /// rotated, the outcome once the root key is re-wrapped.
 pub(crate) async fn rotate_root(a: RotateRootArgs) -> CliResult {
     let RotateRootArgs {
+        approval,
         store,
         operator,
         new,
@@ -169,6 +173,14 @@ pub(crate) async fn rotate_root(a: RotateRootArgs) -> CliResult {
     let event = op
         .event(Operation::RootKeyRotate)?
         .with_path(SystemPath::Keyring.as_str());
+    // the root key changes through the door: the approval gate is checked
+    // here (and a refusal recorded as this command's outcome)
+    let gate = crate::commands::approval::require_root_rotation(&op, &approval).await;
+    if gate.is_err() {
+        let refused = op.conclude(event, gate, true, |ev, _| ev).await;
+        open.close().await;
+        return refused;
+    }
     if new.rotate_token_key {
         let Unsealer::Pkcs11(p) = &open.protector else {
             return Err(Failure::Usage(

@@ -1,6 +1,7 @@
 //! One file per group of commands; each function runs one command from its
 //! parsed arguments, acting as the operator (see `operator`).
 
+pub(crate) mod approval;
 pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod creds;

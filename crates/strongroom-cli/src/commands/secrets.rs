@@ -9,7 +9,7 @@ use strongroom::audit::Operation;
 use strongroom::secrets::MetadataPatch;
 use zeroize::Zeroizing;
 
-use crate::args::{GetArgs, ListArgs, MetadataArgs, PathArgs, PutArgs, VersionsArgs};
+use crate::args::{ApprovalArg, GetArgs, ListArgs, MetadataArgs, PurgeArgs, PutArgs, VersionsArgs};
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
 use crate::print::{json, print_version};
@@ -46,7 +46,7 @@ pub(crate) async fn put(a: PutArgs) -> CliResult {
 /// `get`: the version's facts, or with `--reveal` the raw value.
 pub(crate) async fn get(a: GetArgs) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let secrets = op.secrets();
+    let secrets = &crate::commands::approval::handle(&op, &a.approval);
     // the read is on record (with the value's HMAC) before it comes back
     let got = match a.version {
         Some(v) => audited(secrets.read_version(&a.path, v).await, false)?,
@@ -153,9 +153,17 @@ pub(crate) enum VersionChange {
 }
 
 /// `delete`, `undelete` or `destroy`.
-pub(crate) async fn change_versions(a: VersionsArgs, change: VersionChange) -> CliResult {
+/// `approval`: the `--approval` of `destroy`.
+pub(crate) async fn change_versions(
+    a: VersionsArgs,
+    change: VersionChange,
+    approval: Option<&ApprovalArg>,
+) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let secrets = op.secrets();
+    let secrets = &match approval {
+        Some(approval) => crate::commands::approval::handle(&op, approval),
+        None => op.secrets().clone(),
+    };
     let (changed, verb) = match change {
         VersionChange::Delete => (secrets.delete(&a.path, &a.versions).await, "deleted"),
         VersionChange::Undelete => (secrets.undelete(&a.path, &a.versions).await, "undeleted"),
@@ -173,9 +181,11 @@ pub(crate) async fn change_versions(a: VersionsArgs, change: VersionChange) -> C
 }
 
 /// `purge`.
-pub(crate) async fn purge(a: PathArgs) -> CliResult {
+pub(crate) async fn purge(a: PurgeArgs) -> CliResult {
+    let PurgeArgs { path: a, approval } = a;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    audited(op.secrets().delete_metadata(&a.path).await, true)?;
+    let secrets = crate::commands::approval::handle(&op, &approval);
+    audited(secrets.delete_metadata(&a.path).await, true)?;
     println!("{} removed with all its versions", a.path);
     open.close().await;
     Ok(())

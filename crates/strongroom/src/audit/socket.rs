@@ -94,7 +94,7 @@ impl Stream {
 /// bounds each write, connecting and the TLS handshake included, so a slow
 /// or dead collector costs an operation at most that long.
 ///
-/// With [`tls`](SocketSink::tls) (feature `tls`, on by default) the TCP
+/// With `SocketSink::tls` (feature `tls`, on by default) the TCP
 /// connection is wrapped in TLS (rustls, TLS 1.2 or 1.3): the collector's
 /// certificate must chain to one of the CA certificates given and carry
 /// the server name given, or nothing is sent and the record is refused

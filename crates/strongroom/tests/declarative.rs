@@ -470,18 +470,38 @@ async fn alert_rules_are_declared_applied_and_start_an_engine() {
         learning_period_secs = 600
         [alerts.sensitive_read]
         patterns = ["prod/admin/*"]
+        [alerts.webhook]
+        url = "https://alerts.example.com/hook"
+        ca_file = "/etc/strongroom/alerts-ca.pem"
     "#;
     let declared = Declared::from_toml_str(files, "alerts.toml").unwrap();
     let plan = declarative::plan(&f.door, &declared).await.unwrap();
-    assert!(plan.to_string().contains("+ alert rules \"alerts\""), "{plan}");
-    declarative::apply(&f.door, &plan, &f.operator).await.unwrap();
-    assert!(declarative::plan(&f.door, &declared).await.unwrap().is_empty());
+    assert!(
+        plan.to_string().contains("+ alert rules \"alerts\""),
+        "{plan}"
+    );
+    declarative::apply(&f.door, &plan, &f.operator)
+        .await
+        .unwrap();
+    assert!(
+        declarative::plan(&f.door, &declared)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // an application starts its engine from the applied rules
     let applied = Applied::load(&f.door).await.unwrap().unwrap();
     let config = applied.alerts.expect("applied alert rules");
     assert_eq!(config.new_path.learning_period_secs, 600);
     assert_eq!(config.sensitive_read.patterns, ["prod/admin/*"]);
+    // the webhook's endpoint and CA file, for WebhookSink::from_config
+    let webhook = config.webhook.clone().expect("webhook");
+    assert_eq!(webhook.url, "https://alerts.example.com/hook");
+    assert_eq!(
+        webhook.ca_file,
+        std::path::Path::new("/etc/strongroom/alerts-ca.pem")
+    );
     let (sink, _rx) = strongroom::alerts::ChannelSink::new(4);
     let engine = strongroom::alerts::AlertEngine::start(config, vec![Arc::new(sink)]).unwrap();
     drop(engine);
@@ -490,7 +510,10 @@ async fn alert_rules_are_declared_applied_and_start_an_engine() {
     let changed = files.replace("600", "900");
     let changed = Declared::from_toml_str(&changed, "alerts.toml").unwrap();
     let plan = declarative::plan(&f.door, &changed).await.unwrap();
-    assert!(plan.to_string().contains("~ alert rules \"alerts\""), "{plan}");
+    assert!(
+        plan.to_string().contains("~ alert rules \"alerts\""),
+        "{plan}"
+    );
     let none = Declared::default();
     let drift = declarative::drift(&f.door, &none).await.unwrap();
     assert_eq!(drift.changes.len(), 1);
@@ -499,11 +522,24 @@ async fn alert_rules_are_declared_applied_and_start_an_engine() {
         (Kind::AlertRules, Action::Delete)
     );
 
+    // a webhook key has no place in the files
+    let keyed = "[alerts.webhook]\nurl = \"https://a.example/h\"\nca_file = \"ca.pem\"\nsigning_key = \"hunter2\"\n";
+    let err = Declared::from_toml_str(keyed, "alerts.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown field") && !err.contains("hunter2"),
+        "{err}"
+    );
+
     // a bad rule is refused naming the file and line
     let bad = "[alerts.read_rate]\nfactor = -1.0\n";
     match Declared::from_toml_str(bad, "alerts.toml") {
         Err(DeclarativeError::Parse {
-            source_name, line, message, ..
+            source_name,
+            line,
+            message,
+            ..
         }) => {
             assert_eq!((source_name.as_str(), line), ("alerts.toml", 1));
             assert!(message.contains("read_rate"), "{message}");

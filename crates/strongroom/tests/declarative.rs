@@ -547,3 +547,65 @@ async fn alert_rules_are_declared_applied_and_start_an_engine() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_approval_gate_on_apply_config_holds_the_apply_until_approved() {
+    use std::time::Duration;
+    use strongroom::Error;
+    use strongroom::approvals::{self, ApprovalError, GatedOperation, Gates};
+
+    let f = fixture().await;
+    let gates = Gates::from_toml_str(
+        "[[gate]]\noperation = \"apply_config\"\nrequired = 1\napprovers = [\"bob\"]\n",
+    )
+    .unwrap();
+    approvals::set_gates(&f.door, f.door.handle(), &gates, 0)
+        .await
+        .unwrap();
+    let plan = declarative::plan(&f.door, &declared()).await.unwrap();
+
+    // without an approved request: refused, nothing written
+    match declarative::apply(&f.door, &plan, &f.operator).await {
+        Err(DeclarativeError::Store(Error::Approval(ApprovalError::Required { .. }))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(Applied::load(&f.door).await.unwrap().is_none());
+
+    // asked by the operator, approved by bob: applied once
+    let req = f
+        .operator
+        .approvals()
+        .request(
+            GatedOperation::ApplyConfig,
+            "",
+            "quarterly policy review",
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let policy = Policy::new("all", vec![Rule::allow("*", Capability::ALL).unwrap()]);
+    let bob = f.door.as_principal(
+        Principal::new("bob", [&policy]),
+        f.operator.audit_log().clone(),
+    );
+    bob.approvals().approve(&req.id).await.unwrap();
+    let approved = f.operator.with_approval(&req.id);
+    declarative::apply(&f.door, &plan, &approved).await.unwrap();
+    assert_eq!(Applied::load(&f.door).await.unwrap().unwrap().revision, 1);
+
+    // the same request does not apply a second change
+    let mut more = declared();
+    more.principals
+        .insert("other".into(), vec!["payments".into()]);
+    let plan = declarative::plan(&f.door, &more).await.unwrap();
+    match declarative::apply(&f.door, &plan, &approved).await {
+        Err(DeclarativeError::Store(e)) => assert_eq!(e.code(), "approval.used"),
+        other => panic!("{other:?}"),
+    }
+    // a plan with nothing to do needs no approval
+    let plan = declarative::plan(&f.door, &declared()).await.unwrap();
+    assert!(plan.is_empty());
+    declarative::apply(&f.door, &plan, &f.operator)
+        .await
+        .unwrap();
+}

@@ -62,7 +62,12 @@ fn changed(what: impl Into<String>) -> DeclarativeError {
 /// applied record or any secret the plan read changed since. Audited under
 /// `operator`'s principal: an intent record per object before the batch,
 /// its outcome after. `operator`'s policies are not checked (the door
-/// already grants everything); it names who acted. A plan of files with a
+/// already grants everything); it names who acted. When an
+/// [approval gate](crate::approvals) holds `apply_config`, a plan that
+/// changes anything needs `operator` to carry an approved request
+/// ([`Handle::with_approval`]), used up before the batch (so spent even if
+/// the batch then finds the store changed); without one the apply fails
+/// with the approval error and writes nothing. A plan of files with a
 /// `[dynamic]` section needs [`apply_with`].
 pub async fn apply(
     door: &Door,
@@ -142,6 +147,10 @@ pub async fn apply_reporting(
             metadata_updated: Vec::new(),
         });
     }
+
+    // An approval gate on `apply_config` holds everything below: the
+    // operator's approved request is used up before anything is written.
+    crate::approvals::require(operator, crate::approvals::GatedOperation::ApplyConfig, "").await?;
 
     // 2. One batch: conditions on every read, then the writes.
     let store = door.secrets();

@@ -856,6 +856,8 @@ export declare class RotationError extends StrongroomError {}
 export declare class ShamirError extends StrongroomError {}
 /** The SigningError family. */
 export declare class SigningError extends StrongroomError {}
+/** The ApprovalError family. */
+export declare class ApprovalError extends StrongroomError {}
 /** Code "decryption_failed": a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more. */
 export declare class DecryptionFailed extends StrongroomError {}
 /** Code "malformed_sealed_value": the bytes are not a sealed value this build can read. */
@@ -1284,6 +1286,73 @@ export declare class SigningInvalidChainId extends SigningError {
 export declare class NamingViolation extends StrongroomError {
   readonly path: string
   readonly reason: string
+}
+/** Code "approval.required": a gate holds this operation on this path and no approved request was given; nothing was done. */
+export declare class ApprovalRequired extends ApprovalError {
+  readonly operation: string
+  readonly path: string
+}
+/** Code "approval.not_found": no approval request has this id. */
+export declare class ApprovalNotFound extends ApprovalError {
+  readonly id: string
+}
+/** Code "approval.expired": the approval request's time to live ran out before it was used. */
+export declare class ApprovalExpired extends ApprovalError {
+  readonly id: string
+  readonly expired_at: number
+}
+/** Code "approval.refused": an approver refused the request; it can never run. */
+export declare class ApprovalRefused extends ApprovalError {
+  readonly id: string
+  readonly by: string
+}
+/** Code "approval.not_approved": the request does not yet have the approvals its gates need. */
+export declare class ApprovalNotApproved extends ApprovalError {
+  readonly id: string
+  readonly approvals: number
+  readonly required: number
+}
+/** Code "approval.used": the approved request has run already; it runs once. */
+export declare class ApprovalUsed extends ApprovalError {
+  readonly id: string
+}
+/** Code "approval.not_approver": no gate holding the request names this principal as an approver. */
+export declare class ApprovalNotApprover extends ApprovalError {
+  readonly id: string
+  readonly principal: string
+}
+/** Code "approval.self_approval": the requester cannot approve its own request. */
+export declare class ApprovalSelfApproval extends ApprovalError {
+  readonly id: string
+  readonly principal: string
+}
+/** Code "approval.already_approved": this principal has approved the request already; each approver counts once. */
+export declare class ApprovalAlreadyApproved extends ApprovalError {
+  readonly id: string
+  readonly principal: string
+}
+/** Code "approval.mismatch": the request was made for another operation, path or requester. */
+export declare class ApprovalMismatch extends ApprovalError {
+  readonly id: string
+  readonly what: string
+}
+/** Code "approval.no_gate": no gate holds this operation on this path; there is nothing to request. */
+export declare class ApprovalNoGate extends ApprovalError {
+  readonly operation: string
+  readonly path: string
+}
+/** Code "approval.invalid_gates": a gates file or gate list is not valid (the line is given for files; no value is quoted). */
+export declare class ApprovalInvalidGates extends ApprovalError {
+  readonly line: number | null
+  readonly reason: string
+}
+/** Code "approval.invalid_request": a request's reason, time to live or path cannot be used. */
+export declare class ApprovalInvalidRequest extends ApprovalError {
+  readonly reason: string
+}
+/** Code "approval.conflict": the gates or the request changed concurrently; re-read and retry. */
+export declare class ApprovalConflict extends ApprovalError {
+  readonly what: string
 }
 /** Old name of RandomFailed. */
 export declare const RandomFailure: typeof RandomFailed

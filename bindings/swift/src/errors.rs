@@ -288,6 +288,34 @@ error_cases! {
     SigningInvalidChainId,
     /// A write names a path that follows none of the applied naming rules.
     NamingViolation,
+    /// A gate holds the operation on the path and no approved request was given.
+    ApprovalRequired,
+    /// No approval request has this id.
+    ApprovalNotFound,
+    /// The approval request expired before it was used.
+    ApprovalExpired,
+    /// An approver refused the request.
+    ApprovalRefused,
+    /// The request does not yet have the approvals its gates need.
+    ApprovalNotApproved,
+    /// The approved request has run already (it runs once).
+    ApprovalUsed,
+    /// No gate holding the request names this principal as an approver.
+    ApprovalNotApprover,
+    /// The requester cannot approve its own request.
+    ApprovalSelfApproval,
+    /// This principal has approved the request already.
+    ApprovalAlreadyApproved,
+    /// The request was made for another operation, path or requester.
+    ApprovalMismatch,
+    /// No gate holds this operation on this path.
+    ApprovalNoGate,
+    /// A gates file or gate list is not valid.
+    ApprovalInvalidGates,
+    /// A request's reason, time to live or path cannot be used.
+    ApprovalInvalidRequest,
+    /// The gates or the request changed concurrently; re-read and retry.
+    ApprovalConflict,
     /// Binding only: a class this build of the FFI does not know (only a
     /// newer core could produce one; read `code`).
     Other,

@@ -65,6 +65,9 @@ class ShamirError(StrongroomError):
 class SigningError(StrongroomError):
     """A signing-key operation failed."""
 
+class ApprovalError(StrongroomError):
+    """Errors of the ApprovalError family."""
+
 class DecryptionFailed(StrongroomError):
     """a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more (code "decryption_failed")."""
 
@@ -581,6 +584,87 @@ class NamingViolation(StrongroomError):
 
     path: str
     reason: str
+
+class ApprovalRequired(ApprovalError):
+    """a gate holds this operation on this path and no approved request was given; nothing was done (code "approval.required")."""
+
+    operation: str
+    path: str
+
+class ApprovalNotFound(ApprovalError):
+    """no approval request has this id (code "approval.not_found")."""
+
+    id: str
+
+class ApprovalExpired(ApprovalError):
+    """the approval request's time to live ran out before it was used (code "approval.expired")."""
+
+    id: str
+    expired_at: int
+
+class ApprovalRefused(ApprovalError):
+    """an approver refused the request; it can never run (code "approval.refused")."""
+
+    id: str
+    by: str
+
+class ApprovalNotApproved(ApprovalError):
+    """the request does not yet have the approvals its gates need (code "approval.not_approved")."""
+
+    id: str
+    approvals: int
+    required: int
+
+class ApprovalUsed(ApprovalError):
+    """the approved request has run already; it runs once (code "approval.used")."""
+
+    id: str
+
+class ApprovalNotApprover(ApprovalError):
+    """no gate holding the request names this principal as an approver (code "approval.not_approver")."""
+
+    id: str
+    principal: str
+
+class ApprovalSelfApproval(ApprovalError):
+    """the requester cannot approve its own request (code "approval.self_approval")."""
+
+    id: str
+    principal: str
+
+class ApprovalAlreadyApproved(ApprovalError):
+    """this principal has approved the request already; each approver counts once (code "approval.already_approved")."""
+
+    id: str
+    principal: str
+
+class ApprovalMismatch(ApprovalError):
+    """the request was made for another operation, path or requester (code "approval.mismatch")."""
+
+    id: str
+    what: str
+
+class ApprovalNoGate(ApprovalError):
+    """no gate holds this operation on this path; there is nothing to request (code "approval.no_gate")."""
+
+    operation: str
+    path: str
+
+class ApprovalInvalidGates(ApprovalError):
+    """a gates file or gate list is not valid (the line is given for files; no value is quoted) (code "approval.invalid_gates")."""
+
+    line: Optional[int]
+    reason: str
+
+class ApprovalInvalidRequest(ApprovalError):
+    """a request's reason, time to live or path cannot be used (code "approval.invalid_request")."""
+
+    reason: str
+
+class ApprovalConflict(ApprovalError):
+    """the gates or the request changed concurrently; re-read and retry (code "approval.conflict")."""
+
+    what: str
 
 SecretStoreError = SecretError
 CasConflict = SecretCasMismatch

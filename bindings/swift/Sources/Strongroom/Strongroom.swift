@@ -9862,6 +9862,202 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          */fields: [String: FieldValue]
     )
     /**
+     * A gate holds the operation on the path and no approved request was given.
+     */
+    case ApprovalRequired(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No approval request has this id.
+     */
+    case ApprovalNotFound(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The approval request expired before it was used.
+     */
+    case ApprovalExpired(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * An approver refused the request.
+     */
+    case ApprovalRefused(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The request does not yet have the approvals its gates need.
+     */
+    case ApprovalNotApproved(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The approved request has run already (it runs once).
+     */
+    case ApprovalUsed(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No gate holding the request names this principal as an approver.
+     */
+    case ApprovalNotApprover(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The requester cannot approve its own request.
+     */
+    case ApprovalSelfApproval(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * This principal has approved the request already.
+     */
+    case ApprovalAlreadyApproved(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The request was made for another operation, path or requester.
+     */
+    case ApprovalMismatch(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No gate holds this operation on this path.
+     */
+    case ApprovalNoGate(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A gates file or gate list is not valid.
+     */
+    case ApprovalInvalidGates(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A request's reason, time to live or path cannot be used.
+     */
+    case ApprovalInvalidRequest(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The gates or the request changed concurrently; re-read and retry.
+     */
+    case ApprovalConflict(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
      * Binding only: a class this build of the FFI does not know (only a
      * newer core could produce one; read `code`).
      */
@@ -10305,7 +10501,77 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 81: return .Other(
+        case 81: return .ApprovalRequired(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 82: return .ApprovalNotFound(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 83: return .ApprovalExpired(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 84: return .ApprovalRefused(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 85: return .ApprovalNotApproved(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 86: return .ApprovalUsed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 87: return .ApprovalNotApprover(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 88: return .ApprovalSelfApproval(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 89: return .ApprovalAlreadyApproved(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 90: return .ApprovalMismatch(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 91: return .ApprovalNoGate(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 92: return .ApprovalInvalidGates(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 93: return .ApprovalInvalidRequest(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 94: return .ApprovalConflict(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 95: return .Other(
             code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
@@ -10882,8 +11148,106 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Other(code,message,fields):
+        case let .ApprovalRequired(code,message,fields):
             writeInt(&buf, Int32(81))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalNotFound(code,message,fields):
+            writeInt(&buf, Int32(82))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalExpired(code,message,fields):
+            writeInt(&buf, Int32(83))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalRefused(code,message,fields):
+            writeInt(&buf, Int32(84))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalNotApproved(code,message,fields):
+            writeInt(&buf, Int32(85))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalUsed(code,message,fields):
+            writeInt(&buf, Int32(86))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalNotApprover(code,message,fields):
+            writeInt(&buf, Int32(87))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalSelfApproval(code,message,fields):
+            writeInt(&buf, Int32(88))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalAlreadyApproved(code,message,fields):
+            writeInt(&buf, Int32(89))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalMismatch(code,message,fields):
+            writeInt(&buf, Int32(90))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalNoGate(code,message,fields):
+            writeInt(&buf, Int32(91))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalInvalidGates(code,message,fields):
+            writeInt(&buf, Int32(92))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalInvalidRequest(code,message,fields):
+            writeInt(&buf, Int32(93))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .ApprovalConflict(code,message,fields):
+            writeInt(&buf, Int32(94))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .Other(code,message,fields):
+            writeInt(&buf, Int32(95))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)

@@ -9,7 +9,7 @@ use crate::audit::{AuditLog, MemorySink, Operation, Outcome};
 use crate::clock::{ManualClock, Timestamp};
 use crate::policy::{Capability, Policy, Principal, Rule};
 use crate::protector::SoftwareProtector;
-use crate::storage::MemoryStorage;
+use crate::storage::{BatchOp, DynStorage, MemoryStorage, Storage};
 use crate::{Error, Handle, Options, SecretBytes, Strongroom};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -27,14 +27,18 @@ struct Proc {
 
 impl Proc {
     async fn open(storage: &Arc<MemoryStorage>, clock: &Arc<ManualClock>, init: bool) -> Self {
+        Self::open_on(storage.clone(), clock, init).await
+    }
+
+    async fn open_on(storage: DynStorage, clock: &Arc<ManualClock>, init: bool) -> Self {
         let options = Options {
             clock: clock.clone(),
             ..Options::default()
         };
         let sr = if init {
-            Strongroom::init(storage.clone(), &protector(), options).await
+            Strongroom::init(storage, &protector(), options).await
         } else {
-            Strongroom::unseal(storage.clone(), &protector(), options).await
+            Strongroom::unseal(storage, &protector(), options).await
         }
         .unwrap();
         let sink = Arc::new(MemorySink::new());
@@ -743,4 +747,177 @@ async fn request_approve_refuse_and_use_are_audited_without_the_reason() {
         ),
         (Operation::ApprovalApprove, &Outcome::Denied, r3.id.as_str())
     );
+}
+
+// ----- a decision landing between a read and its compare-and-set -----
+
+type Interloper = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Storage that, once armed, runs another process's action just before the
+/// next batch that writes a request record: that action lands between this
+/// process's read of the request and its compare-and-set.
+struct Interleaved {
+    inner: Arc<MemoryStorage>,
+    hook: tokio::sync::Mutex<Option<Interloper>>,
+}
+
+impl std::fmt::Debug for Interleaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interleaved")
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for Interleaved {
+    fn backend(&self) -> &'static str {
+        "interleaved"
+    }
+    async fn get(&self, key: &str) -> crate::Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> crate::Result<Vec<(String, Vec<u8>)>> {
+        self.inner.scan(prefix, start_after, limit).await
+    }
+    async fn batch(&self, ops: Vec<BatchOp>) -> crate::Result<()> {
+        let writes_request = ops
+            .iter()
+            .any(|op| matches!(op, BatchOp::Put { key, .. } if key.starts_with(REQUEST_PREFIX)));
+        if writes_request {
+            let hook = self.hook.lock().await.take();
+            if let Some(run) = hook {
+                run.await;
+            }
+        }
+        self.inner.batch(ops).await
+    }
+}
+
+/// A store whose first process (over [`Interleaved`]) can be interrupted by
+/// the second (on the plain storage).
+async fn interleaved() -> (Arc<Interleaved>, Proc, Proc) {
+    let inner = Arc::new(MemoryStorage::new());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000_000)));
+    let wrapped = Arc::new(Interleaved {
+        inner: inner.clone(),
+        hook: tokio::sync::Mutex::new(None),
+    });
+    let p1 = Proc::open_on(wrapped.clone(), &clock, true).await;
+    let p2 = Proc::open(&inner, &clock, false).await;
+    (wrapped, p1, p2)
+}
+
+#[tokio::test]
+async fn an_approval_landing_between_read_and_write_is_kept() {
+    let (wrapped, p1, p2) = interleaved().await;
+    p1.set_gates(TWO_OF_THREE).await;
+    let req = request(&p1.as_("ops"), GatedOperation::Destroy, "prod/db").await;
+    let (bob, id) = (p2.as_("bob").approvals(), req.id.clone());
+    *wrapped.hook.lock().await = Some(Box::pin(async move {
+        bob.approve(&id).await.unwrap();
+    }));
+    // alice read the request before bob's approval was written: her
+    // compare-and-set fails, she re-reads, and both approvals count
+    let r = p1.as_("alice").approvals().approve(&req.id).await.unwrap();
+    assert!(wrapped.hook.lock().await.is_none(), "the interloper ran");
+    let who: Vec<&str> = r.approvals.iter().map(|d| d.principal.as_str()).collect();
+    assert_eq!(who, ["bob", "alice"]);
+    assert_eq!(r.state, RequestState::Approved);
+}
+
+#[tokio::test]
+async fn a_use_landing_between_read_and_write_leaves_the_other_refused() {
+    let (wrapped, p1, p2) = interleaved().await;
+    p1.set_gates(TWO_OF_THREE).await;
+    let ops1 = p1.as_("ops");
+    for _ in 0..3 {
+        ops1.put("prod/db", b"v", None).await.unwrap();
+    }
+    let req = request(&ops1, GatedOperation::Destroy, "prod/db").await;
+    p1.as_("alice").approvals().approve(&req.id).await.unwrap();
+    p2.as_("bob").approvals().approve(&req.id).await.unwrap();
+    let other = p2.as_("ops").with_approval(&req.id);
+    *wrapped.hook.lock().await = Some(Box::pin(async move {
+        assert_eq!(other.destroy("prod/db", &[1]).await.unwrap(), [1]);
+    }));
+    let err = ops1
+        .with_approval(&req.id)
+        .destroy("prod/db", &[2])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "approval.used");
+    assert!(wrapped.hook.lock().await.is_none(), "the interloper ran");
+    // version 2 was not destroyed
+    assert_eq!(
+        ops1.read_version("prod/db", 2)
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"v"
+    );
+}
+
+#[tokio::test]
+async fn use_counts_approvals_against_the_gates_as_stored_now() {
+    let (_s, _c, p) = setup().await;
+    p.set_gates(TWO_OF_THREE).await;
+    let (ops, alice, bob) = (p.as_("ops"), p.as_("alice"), p.as_("bob"));
+    ops.put("prod/db", b"pw", None).await.unwrap();
+    let req = request(&ops, GatedOperation::Destroy, "prod/db").await;
+    alice.approvals().approve(&req.id).await.unwrap();
+    bob.approvals().approve(&req.id).await.unwrap();
+    // the gate is tightened after the approvals: 3 of 3 now
+    p.set_gates(&TWO_OF_THREE.replace("required = 2", "required = 3"))
+        .await;
+    let err = ops
+        .with_approval(&req.id)
+        .destroy("prod/db", &[1])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Approval(ApprovalError::NotApproved {
+                approvals: 2,
+                required: 3,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // not spent: the third approval makes it usable
+    p.as_("carol").approvals().approve(&req.id).await.unwrap();
+    ops.with_approval(&req.id)
+        .destroy("prod/db", &[1])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_denial_comes_first_and_spends_nothing() {
+    let (_s, _c, p) = setup().await;
+    p.set_gates(TWO_OF_THREE).await;
+    p.as_("ops").put("prod/db", b"pw", None).await.unwrap();
+    let read_only = Policy::new(
+        "ro",
+        vec![Rule::allow("prod/*", [Capability::Read]).unwrap()],
+    );
+    let ro =
+        p.sr.as_principal(Principal::new("ro", [&read_only]), p.audit.clone());
+    let req = request(&ro, GatedOperation::Destroy, "prod/db").await;
+    p.as_("alice").approvals().approve(&req.id).await.unwrap();
+    p.as_("bob").approvals().approve(&req.id).await.unwrap();
+    let err = ro
+        .with_approval(&req.id)
+        .destroy("prod/db", &[1])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied");
+    let r = ro.approvals().get(&req.id).await.unwrap();
+    assert_eq!(r.state, RequestState::Approved);
 }

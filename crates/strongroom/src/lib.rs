@@ -28,6 +28,8 @@ pub mod fuzzing;
 pub mod handle;
 #[cfg(any(test, feature = "testing"))]
 pub mod hostile;
+#[cfg(feature = "tls")]
+mod https;
 pub mod keyring;
 pub mod lease;
 pub mod metrics;

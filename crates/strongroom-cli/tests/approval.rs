@@ -278,3 +278,32 @@ fn a_bad_gates_file_names_the_line_and_changes_nothing() {
     assert!(help.lines().any(|l| l.trim_start().starts_with("33 ")));
     assert!(include_str!("../README.md").contains("| 33 |"));
 }
+
+#[test]
+fn apply_needs_an_approved_request_when_a_gate_holds_apply_config() {
+    let env = Env::init();
+    let gates =
+        "[[gate]]\noperation = \"apply_config\"\nrequired = 1\napprovers = [\"operator:alice\"]\n";
+    let file = env.file("gates.toml", gates);
+    ok(&env.store(&["approval", "gates", "set", &file], b""));
+    let decl = env.file(
+        "decl.toml",
+        "[secrets.\"prod/app/db\"]\nowner = \"team\"\ngenerate = { length = 16 }\n",
+    );
+
+    let out = fails(&as_(&env, "ops", &["apply", &decl]), 33);
+    assert!(out.contains("needs an approved request"), "{out}");
+    ok(&as_(&env, "ops", &["plan", &decl]));
+    let missing = env.store(&["get", "prod/app/db"], b"");
+    assert!(!missing.status.success(), "nothing was applied");
+
+    let id = approved(&env, "apply_config", None, &["alice"]);
+    let applied = ok(&as_(&env, "ops", &["apply", &decl, "--approval", &id]));
+    assert!(applied.contains("applied: revision 1"), "{applied}");
+    // spent: the next change needs a new request
+    let more = env.file(
+        "decl.toml",
+        "[secrets.\"prod/app/db\"]\nowner = \"other-team\"\ngenerate = { length = 16 }\n",
+    );
+    fails(&as_(&env, "ops", &["apply", &more, "--approval", &id]), 33);
+}

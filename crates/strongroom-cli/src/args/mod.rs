@@ -354,6 +354,8 @@ pub(crate) struct ApplyArgs {
     pub(crate) store: StoreArgs,
     #[command(flatten)]
     pub(crate) operator: OperatorArgs,
+    #[command(flatten)]
+    pub(crate) approval: ApprovalArg,
 }
 
 /// `drift`.

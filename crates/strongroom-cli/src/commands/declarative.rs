@@ -115,7 +115,7 @@ pub(crate) async fn apply(a: ApplyArgs) -> CliResult {
     let report = declarative::apply_reporting(
         &open.sr,
         &plan,
-        op.secrets(),
+        &crate::commands::approval::handle(&op, &a.approval),
         &SECTIONS,
         &progress_line("applying"),
     )

@@ -110,6 +110,8 @@ mod event;
 mod inventory;
 mod keys;
 mod log;
+#[cfg(feature = "tls")]
+mod otlp;
 mod record;
 mod sinks;
 mod socket;
@@ -123,6 +125,8 @@ pub use event::{AuditEvent, AuditHmac, Operation, Outcome, new_request_id};
 pub use inventory::{AccessSummary, Inventory};
 pub use keys::audit_hmac;
 pub use log::{AuditLog, AuditSink};
+#[cfg(feature = "tls")]
+pub use otlp::{DEFAULT_OTLP_RETRIES, DEFAULT_OTLP_TIMEOUT, OTLP_SCOPE_NAME, OtlpSink};
 pub use record::{AuditRecord, Checkpoint};
 pub use sinks::{FsyncPolicy, JsonlFileSink, MemorySink, TracingSink};
 pub use socket::{SocketFormat, SocketSink};

@@ -197,3 +197,66 @@ fn tls_is_for_tcp_collectors_with_valid_names_and_anchors() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_client_certificate_passes_a_collector_that_requires_one() {
+    let (sr, _) = store().await;
+    let server_ca = TestCa::new("collector CA");
+    let client_ca = TestCa::new("client CA");
+    let acceptor = server_ca.acceptor_requiring_client_cert(&["collector.example"], &client_ca);
+    // A collector reporting each handshake (Ok or Err) and each line.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (handshakes_tx, mut handshakes) = tokio::sync::mpsc::unbounded_channel();
+    let (lines_tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    let _ = handshakes_tx.send(Err(e.to_string()));
+                    continue;
+                }
+            };
+            let _ = handshakes_tx.send(Ok(()));
+            let mut lines = BufReader::new(tls).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = lines_tx.send(line);
+            }
+        }
+    });
+
+    // with a certificate from the CA the collector trusts: the record arrives
+    let config = client_ca.client_config(&server_ca, "strongroom-client", true);
+    let sink = SocketSink::tcp(&addr)
+        .tls_with_config(config, "collector.example")
+        .unwrap()
+        .required(true);
+    let memory = Arc::new(MemorySink::new());
+    let log = sr
+        .open_audit_log(vec![memory.clone(), Arc::new(sink)], None)
+        .await
+        .unwrap();
+    log.append(event(1)).await.unwrap();
+    handshakes.recv().await.unwrap().unwrap();
+    assert_eq!(received.recv().await.unwrap(), memory.lines()[0]);
+    drop(log);
+
+    // without one: the collector refuses the handshake and gets no line
+    // (under TLS 1.3 the client may finish its side of the handshake and
+    // write before the refusal reaches it, so the sink is not required
+    // here and the append's result is not what is checked)
+    let config = client_ca.client_config(&server_ca, "strongroom-client", false);
+    let sink = SocketSink::tcp(&addr)
+        .tls_with_config(config, "collector.example")
+        .unwrap();
+    let memory = Arc::new(MemorySink::new());
+    let log = sr
+        .open_audit_log(vec![memory.clone(), Arc::new(sink)], None)
+        .await
+        .unwrap();
+    let _ = log.append(event(2)).await;
+    let refused = handshakes.recv().await.unwrap().unwrap_err();
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    assert!(received.try_recv().is_err());
+}

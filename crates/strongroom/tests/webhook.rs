@@ -318,3 +318,34 @@ async fn a_webhook_configured_in_toml_delivers() {
     let err = WebhookSink::from_config(&missing).unwrap_err().to_string();
     assert!(err.contains("nope.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_certificate_passes_a_server_that_requires_one() {
+    let server_ca = TestCa::new("webhook test CA");
+    let client_ca = TestCa::new("client CA");
+    let mut server = support::otlp_collector(
+        Some(server_ca.acceptor_requiring_client_cert(&["127.0.0.1"], &client_ca)),
+        vec![(200, String::new())],
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}/hook", server.port);
+
+    // with a certificate from the CA the server trusts: delivered
+    let config = client_ca.client_config(&server_ca, "strongroom-client", true);
+    let webhook = WebhookSink::with_tls_config(&url, config).unwrap();
+    webhook.deliver(&alert()).await;
+    assert_eq!(webhook.stats().delivered, 1);
+    let request = server.requests.recv().await.unwrap();
+    assert!(request.head.starts_with("POST /hook HTTP/1.1\r\n"));
+
+    // without one: refused at the server's handshake, nothing delivered
+    let config = client_ca.client_config(&server_ca, "strongroom-client", false);
+    let webhook = WebhookSink::with_tls_config(&url, config)
+        .unwrap()
+        .with_retries(0, no_backoff());
+    webhook.deliver(&alert()).await;
+    let stats = webhook.stats();
+    assert_eq!((stats.delivered, stats.failed), (0, 1));
+    server.handshakes_failed.recv().await.unwrap();
+    assert!(server.requests.try_recv().is_err());
+}

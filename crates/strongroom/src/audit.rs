@@ -80,8 +80,10 @@
 //! `error` (errors), `event` (what a record says), `record` (the chained
 //! record, its canonical encoding, checkpoints), `keys` (key derivation and
 //! MACs), `log` (the writer and the sink trait), `sinks` (file, tracing,
-//! memory), `verify` (chain and file verification), `store` (verification
-//! against a store's saved head), `inventory` (who touched what).
+//! memory), `socket` (export to a collector over TCP, TLS or a Unix
+//! socket), `otlp` (export as OpenTelemetry logs over HTTP, feature `tls`),
+//! `verify` (chain and file verification), `store` (verification against a
+//! store's saved head), `inventory` (who touched what).
 //!
 //! ```
 //! # async fn demo() -> Result<(), strongroom::audit::AuditError> {

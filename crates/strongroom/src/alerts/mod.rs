@@ -174,8 +174,6 @@ pub use rules::Evaluator;
 pub use schedule::{HourRange, Schedule};
 pub use sinks::{AlertSink, CallbackSink, ChannelSink, TracingAlertSink};
 #[cfg(feature = "tls")]
-pub(crate) use webhook::tls_client_config;
-#[cfg(feature = "tls")]
 pub use webhook::{
     DEFAULT_WEBHOOK_RETRIES, DEFAULT_WEBHOOK_TIMEOUT, MAX_RESPONSE_BYTES, SIGNATURE_HEADER,
     WebhookSink, WebhookStats,

@@ -18,9 +18,6 @@ use crate::SecretBytes;
 use crate::backoff::Backoff;
 use crate::https::{Client, Failure, Mode, Url};
 
-/// Shared with the audit socket sink through `alerts`.
-pub(crate) use crate::https::tls_client_config;
-
 /// The header carrying the body's signature: `sha256=` and the lower-case
 /// hex HMAC-SHA256 of the exact body bytes under the shared key.
 pub const SIGNATURE_HEADER: &str = "X-Strongroom-Signature";
@@ -112,7 +109,7 @@ impl WebhookSink {
     /// the CA certificates in `ca_pem` (one or more PEM `CERTIFICATE`
     /// blocks).
     pub fn new(url: &str, ca_pem: &[u8]) -> Result<Self, AlertError> {
-        let config = tls_client_config(ca_pem).map_err(invalid)?;
+        let config = crate::https::tls_client_config(ca_pem).map_err(invalid)?;
         Self::with_tls_config(url, config)
     }
 

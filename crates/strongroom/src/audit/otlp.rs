@@ -178,7 +178,7 @@ impl OtlpSink {
     /// the CA certificates in `ca_pem` (one or more PEM `CERTIFICATE`
     /// blocks).
     pub fn new(url: &str, ca_pem: &[u8]) -> Result<Self, AuditError> {
-        let config = crate::alerts::tls_client_config(ca_pem).map_err(|m| sink_error(url, m))?;
+        let config = crate::https::tls_client_config(ca_pem).map_err(|m| sink_error(url, m))?;
         Self::with_tls_config(url, config)
     }
 

@@ -183,7 +183,7 @@ impl SocketSink {
     #[cfg(feature = "tls")]
     pub fn tls(self, ca_pem: &[u8], server_name: &str) -> Result<Self, AuditError> {
         let config =
-            crate::alerts::tls_client_config(ca_pem).map_err(|message| AuditError::Sink {
+            crate::https::tls_client_config(ca_pem).map_err(|message| AuditError::Sink {
                 sink: self.name.clone(),
                 message,
             })?;

@@ -568,7 +568,10 @@ reassign_owned_to = "app_owner"
         // the engine's own reader sees what the files declared
         let stored = PgCatalog::load(&door).await.unwrap().unwrap();
         assert_eq!(stored.catalog, PgCatalog::from_toml_str(TEXT, "t").unwrap());
-        assert_eq!((stored.revision, stored.written_by.as_str()), (1, "dangerous:test"));
+        assert_eq!(
+            (stored.revision, stored.written_by.as_str()),
+            (1, "dangerous:test")
+        );
         assert!(
             declarative::plan_with(&door, &declared, &sections)
                 .await

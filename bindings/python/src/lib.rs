@@ -19,6 +19,8 @@ use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
 use zeroize::{Zeroize as _, Zeroizing};
 
+mod alerts;
+mod approvals;
 mod errors;
 mod lease;
 mod lifetime;
@@ -964,15 +966,38 @@ impl Strongroom {
 
     /// Opens an audit log writing to the JSON-lines file `path` (created if
     /// missing; an existing file is first verified up to the store's saved
-    /// head). Resolves to an `AuditLog`.
-    #[pyo3(signature = (path, fsync = true))]
+    /// head). With `alerts` (an `AlertEngine`), the engine sees every record
+    /// the log writes. Resolves to an `AuditLog`.
+    #[pyo3(signature = (path, fsync = true, alerts = None))]
     fn open_audit_log<'py>(
         &self,
         py: Python<'py>,
         path: String,
         fsync: bool,
+        alerts: Option<PyRef<'py, alerts::AlertEngine>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, store::open_audit_log(self.core()?.clone(), path, fsync))
+        let alerts = alerts.map(|a| a.inner.clone());
+        let core = self.core()?.clone();
+        self.run(py, store::open_audit_log(core, path, fsync, alerts))
+    }
+
+    /// Replaces the store's approval gates with those of the gates file
+    /// text `toml` if their revision is still `expected_revision` (0 when
+    /// never set; see `handle.approvals().gates()`), through the binding's
+    /// door to unchecked access; resolves to the new revision
+    /// (`ApprovalConflict` if they changed meanwhile). Audited under
+    /// `operator` (a `Handle`), or the door's `dangerous:python` if `None`.
+    #[pyo3(signature = (toml, expected_revision, operator = None))]
+    fn set_gates<'py>(
+        &self,
+        py: Python<'py>,
+        toml: &str,
+        expected_revision: u64,
+        operator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let operator = approvals::operator_of(operator)?;
+        let fut = approvals::set_gates(self.core()?, toml, expected_revision, operator)?;
+        self.run(py, fut)
     }
 
     /// A handle through which `name`, holding `policies`, uses the secrets
@@ -1332,18 +1357,32 @@ impl BlockingStrongroom {
     /// Opens an audit log writing to the JSON-lines file `path` (created if
     /// missing; an existing file is first verified up to the store's saved
     /// head).
-    #[pyo3(signature = (path, fsync = true))]
+    #[pyo3(signature = (path, fsync = true, alerts = None))]
     fn open_audit_log(
         &self,
         py: Python<'_>,
         path: String,
         fsync: bool,
+        alerts: Option<PyRef<'_, alerts::AlertEngine>>,
     ) -> PyResult<store::AuditLog> {
-        block(
-            py,
-            true,
-            store::open_audit_log(self.core()?.clone(), path, fsync),
-        )
+        let alerts = alerts.map(|a| a.inner.clone());
+        let core = self.core()?.clone();
+        block(py, true, store::open_audit_log(core, path, fsync, alerts))
+    }
+
+    /// Replaces the store's approval gates (see `strongroom.Strongroom.set_gates`);
+    /// returns the new revision.
+    #[pyo3(signature = (toml, expected_revision, operator = None))]
+    fn set_gates(
+        &self,
+        py: Python<'_>,
+        toml: &str,
+        expected_revision: u64,
+        operator: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let operator = approvals::operator_of(operator)?;
+        let fut = approvals::set_gates(self.core()?, toml, expected_revision, operator)?;
+        block(py, true, fut)
     }
 
     /// A handle through which `name`, holding `policies`, uses the secrets
@@ -1471,6 +1510,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<signing::BlockingSigningHandle>(),
     )?;
     pki::register(m)?;
+    approvals::register(m)?;
+    alerts::register(m)?;
     m.add_class::<rotation::Matched>()?;
     m.add_class::<rotation::Credential>()?;
     m.add_class::<rotation::Staged>()?;

@@ -249,10 +249,12 @@ impl AuditLog {
 
 /// Opens an audit log to the JSON-lines file `path` (created if missing;
 /// an existing file is verified up to the store's saved head first).
+/// With `alerts`, the engine observes every record the log writes.
 pub(crate) async fn open_audit_log(
     core: Core,
     path: String,
     fsync: bool,
+    alerts: Option<strongroom::alerts::AlertEngine>,
 ) -> strongroom::Result<AuditLog> {
     let policy = if fsync {
         FsyncPolicy::EveryRecord
@@ -263,6 +265,10 @@ pub(crate) async fn open_audit_log(
     let log = core
         .open_audit_log(vec![sink], Some(std::path::Path::new(&path)))
         .await?;
+    let log = match alerts {
+        Some(engine) => engine.attach(log),
+        None => log,
+    };
     Ok(AuditLog {
         log: Arc::new(log),
         path,
@@ -385,6 +391,74 @@ impl Handle {
         crate::lifetime::awaitable(py, Some(&self.life), list(t, prefix))
     }
 
+    /// The secret's metadata (capability `read`); resolves to a `SecretMetadata`.
+    fn metadata<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let t = Target::Handle(self.inner.clone());
+        crate::lifetime::awaitable(py, Some(&self.life), metadata(t, path))
+    }
+
+    /// Soft-deletes `versions` (the current one if none; capability
+    /// `delete`); resolves to those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn delete<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (t, v) = (
+            Target::Handle(self.inner.clone()),
+            versions.unwrap_or_default(),
+        );
+        crate::lifetime::awaitable(py, Some(&self.life), change(t, Change::Delete, path, v))
+    }
+
+    /// Restores soft-deleted `versions` (capability `delete`).
+    #[pyo3(signature = (path, versions = None))]
+    fn undelete<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (t, v) = (
+            Target::Handle(self.inner.clone()),
+            versions.unwrap_or_default(),
+        );
+        crate::lifetime::awaitable(py, Some(&self.life), change(t, Change::Undelete, path, v))
+    }
+
+    /// Destroys `versions` for good (the current one if none; capability
+    /// `delete`; held by a `destroy` gate); resolves to those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn destroy<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (t, v) = (
+            Target::Handle(self.inner.clone()),
+            versions.unwrap_or_default(),
+        );
+        crate::lifetime::awaitable(py, Some(&self.life), change(t, Change::Destroy, path, v))
+    }
+
+    /// This principal's approval requests (`strongroom.Approvals`).
+    fn approvals(&self) -> crate::approvals::Approvals {
+        crate::approvals::Approvals::new(&self.inner, &self.life)
+    }
+
+    /// This handle with approval request `id`: its next gated call
+    /// (destroy, a sensitive read) uses the approved request up.
+    fn with_approval(&self, id: &str) -> Self {
+        Self {
+            inner: self.inner.with_approval(id),
+            life: self.life.clone(),
+            signing: self.signing.clone(),
+        }
+    }
+
     /// This principal's signing keys (`strongroom.SigningHandle`): every
     /// call checked against its policies on the key's name and audited.
     fn signing(&self) -> crate::signing::SigningHandle {
@@ -393,6 +467,20 @@ impl Handle {
 
     fn __repr__(&self) -> String {
         format!("Handle({:?})", self.inner.principal().name())
+    }
+}
+
+impl BlockingHandle {
+    fn change(
+        &self,
+        py: Python<'_>,
+        op: Change,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        self.life.check()?;
+        let t = Target::Handle(self.inner.clone());
+        block(py, true, change(t, op, path, versions.unwrap_or_default()))
     }
 }
 
@@ -432,6 +520,60 @@ impl BlockingHandle {
         self.life.check()?;
         let t = Target::Handle(self.inner.clone());
         block(py, true, list(t, prefix))
+    }
+
+    /// The secret's metadata (capability `read`).
+    fn metadata(&self, py: Python<'_>, path: String) -> PyResult<MetadataOut> {
+        self.life.check()?;
+        block(py, true, metadata(Target::Handle(self.inner.clone()), path))
+    }
+
+    /// Soft-deletes `versions` (the current one if none); returns those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        self.change(py, Change::Delete, path, versions)
+    }
+
+    /// Restores soft-deleted `versions`; returns those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn undelete(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        self.change(py, Change::Undelete, path, versions)
+    }
+
+    /// Destroys `versions` for good (held by a `destroy` gate); returns
+    /// those changed.
+    #[pyo3(signature = (path, versions = None))]
+    fn destroy(
+        &self,
+        py: Python<'_>,
+        path: String,
+        versions: Option<Vec<u64>>,
+    ) -> PyResult<Vec<u64>> {
+        self.change(py, Change::Destroy, path, versions)
+    }
+
+    /// This principal's approval requests (`strongroom.blocking.Approvals`).
+    fn approvals(&self) -> crate::approvals::BlockingApprovals {
+        crate::approvals::BlockingApprovals::new(&self.inner, &self.life)
+    }
+
+    /// This handle with approval request `id` (see `Handle.with_approval`).
+    fn with_approval(&self, id: &str) -> Self {
+        Self {
+            inner: self.inner.with_approval(id),
+            life: self.life.clone(),
+            signing: self.signing.clone(),
+        }
     }
 
     /// This principal's signing keys (`strongroom.blocking.SigningHandle`).

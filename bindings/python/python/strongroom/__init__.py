@@ -8,7 +8,13 @@ while they encrypt, decrypt or touch storage.
 
 from . import _native
 from ._native import (
+    Alert,
+    AlertEngine,
     ApiKeyRotation,
+    ApprovalGates,
+    ApprovalRequest,
+    Approvals,
+    Gate,
     CaCertificate,
     Credential,
     Crl,
@@ -89,7 +95,13 @@ async def open(path, *, key_file=None, key=None) -> Strongroom:
     return await Strongroom.unseal(storage, protector)
 
 __all__ = [
+    "Alert",
+    "AlertEngine",
     "ApiKeyRotation",
+    "ApprovalGates",
+    "ApprovalRequest",
+    "Approvals",
+    "Gate",
     "CaCertificate",
     "Credential",
     "Crl",

@@ -1194,8 +1194,121 @@ class Handle:
     def read(self, path: str, version: Optional[int] = None) -> Awaitable[tuple[VersionInfo, Secret]]: ...
     def put(self, path: str, value: _Bytes, cas: Optional[int] = None) -> Awaitable[VersionInfo]: ...
     def list(self, prefix: str) -> Awaitable[list[str]]: ...
+    def metadata(self, path: str) -> Awaitable[SecretMetadata]: ...
+    def delete(self, path: str, versions: Optional[list[int]] = None) -> Awaitable[list[int]]: ...
+    def undelete(self, path: str, versions: Optional[list[int]] = None) -> Awaitable[list[int]]: ...
+    def destroy(self, path: str, versions: Optional[list[int]] = None) -> Awaitable[list[int]]:
+        """Held by a "destroy" gate: raises ApprovalRequired without an
+        approved request given by `with_approval`."""
     def signing(self) -> SigningHandle:
         """This principal's signing keys."""
+    def approvals(self) -> Approvals:
+        """This principal's approval requests."""
+    def with_approval(self, id: str) -> Handle:
+        """This handle with approval request `id`: its next gated call (a
+        destroy, a sensitive read) uses the approved request up."""
+
+class ApprovalRequest:
+    """An approval request as read. Times in ms since the epoch."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def operation(self) -> str:
+        """"destroy", "sensitive_read", "root_key_rotate", "key_destroy" or "apply_config"."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def requester(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def state(self) -> str:
+        """"pending", "approved", "refused", "used" or "expired"."""
+    @property
+    def approvals(self) -> list[tuple[str, int]]:
+        """(principal, at_ms) of each approval, in order."""
+    @property
+    def refusals(self) -> list[tuple[str, int]]: ...
+    @property
+    def created_ms(self) -> int: ...
+    @property
+    def expires_ms(self) -> int: ...
+    @property
+    def used_by(self) -> Optional[str]: ...
+
+class Gate:
+    """One approval gate."""
+
+    @property
+    def operation(self) -> str: ...
+    @property
+    def pattern(self) -> Optional[str]:
+        """None for the store-wide operations."""
+    @property
+    def required(self) -> int: ...
+    @property
+    def approvers(self) -> list[str]: ...
+
+class ApprovalGates:
+    """The store's gates and their revision (0 if never set)."""
+
+    @property
+    def revision(self) -> int: ...
+    @property
+    def gates(self) -> list[Gate]: ...
+    @property
+    def toml(self) -> str:
+        """The gates as a gates file."""
+
+class Approvals:
+    """A principal's approval requests (asyncio API), from `handle.approvals()`."""
+
+    @property
+    def principal(self) -> str: ...
+    def request(self, operation: str, path: str, reason: str, ttl: _Seconds) -> Awaitable[ApprovalRequest]:
+        """`path` is "" for the store-wide operations."""
+    def approve(self, id: str) -> Awaitable[ApprovalRequest]: ...
+    def refuse(self, id: str) -> Awaitable[ApprovalRequest]: ...
+    def get(self, id: str) -> Awaitable[ApprovalRequest]: ...
+    def list(self) -> Awaitable[list[ApprovalRequest]]: ...
+    def gates(self) -> Awaitable[ApprovalGates]: ...
+
+class Alert:
+    """One alert on unusual access (never a value)."""
+
+    @property
+    def kind(self) -> str:
+        """"new_path", "read_rate", "bulk_access", "off_hours",
+        "repeated_denials", "sensitive_read" or "stale_version"."""
+    @property
+    def severity(self) -> str:
+        """"info", "warning" or "critical"."""
+    @property
+    def principal(self) -> str: ...
+    @property
+    def path(self) -> Optional[str]: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def at_ms(self) -> int: ...
+
+class AlertEngine:
+    """Alert rules (TOML) over the audit logs opened with `alerts=engine`;
+    `callback(alert)` runs on a worker thread (exceptions go to
+    sys.unraisablehook and are counted, never stop the engine)."""
+
+    def __init__(self, config: str, callback: Callable[[Alert], object]) -> None: ...
+    def stats(self) -> dict[str, int]:
+        """"raised", "delivered", "dropped", "sink_timeouts", "callback_errors"."""
+    def settled(self) -> Awaitable[None]:
+        """Resolves once every alert raised so far was delivered or dropped."""
+    def wait_settled(self) -> None:
+        """Blocking form of settled()."""
 
 class Strongroom:
     """An unsealed store (asyncio API)."""
@@ -1241,8 +1354,14 @@ class Strongroom:
     def undelete_secret(self, path: str, versions: Optional[list[int]] = None) -> Awaitable[list[int]]: ...
     def destroy_secret(self, path: str, versions: Optional[list[int]] = None) -> Awaitable[list[int]]: ...
     def secret_metadata(self, path: str) -> Awaitable[SecretMetadata]: ...
-    def open_audit_log(self, path: str, fsync: bool = True) -> Awaitable[AuditLog]: ...
+    def open_audit_log(
+        self, path: str, fsync: bool = True, alerts: Optional[AlertEngine] = None
+    ) -> Awaitable[AuditLog]: ...
     def as_principal(self, name: str, policies: list[Policy], audit: AuditLog) -> Handle: ...
+    def set_gates(
+        self, toml: str, expected_revision: int, operator: Optional[_HandleLike] = None
+    ) -> Awaitable[int]:
+        """Replaces the approval gates through the door; the new revision."""
     def blocking(self) -> blocking.Strongroom: ...
 
 async def open(

@@ -19,6 +19,8 @@ use zeroize::Zeroize as _;
 
 uniffi::setup_scaffolding!();
 
+mod alerts;
+mod approvals;
 mod errors;
 mod lease;
 mod pkcs11;
@@ -27,6 +29,8 @@ mod rotation;
 mod signing;
 mod store;
 
+pub use alerts::{Alert, AlertEngine, AlertEngineStats, AlertListener, AlertListenerError};
+pub use approvals::{ApprovalDecision, ApprovalGate, ApprovalGates, ApprovalRequest, Approvals};
 use errors::Result;
 pub use errors::{
     BINDING_ONLY_CASES, ErrorCodeInfo, ErrorFieldSpec, FieldValue, StrongroomError, error_codes,

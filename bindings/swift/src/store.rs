@@ -266,8 +266,13 @@ impl Handle {
     }
 }
 
-/// Opens an audit log to the JSON-lines file `path`.
-async fn open_audit_log(core: Core, path: String, fsync: bool) -> Result<AuditLog> {
+/// Opens an audit log to the JSON-lines file `path`, observed by `alerts`.
+async fn open_audit_log(
+    core: Core,
+    path: String,
+    fsync: bool,
+    alerts: Option<Arc<crate::AlertEngine>>,
+) -> Result<AuditLog> {
     let policy = if fsync {
         FsyncPolicy::EveryRecord
     } else {
@@ -278,6 +283,10 @@ async fn open_audit_log(core: Core, path: String, fsync: bool) -> Result<AuditLo
     let log = core
         .open_audit_log(vec![sink], Some(std::path::Path::new(&path)))
         .await?;
+    let log = match alerts {
+        Some(engine) => engine.inner.attach(log),
+        None => log,
+    };
     Ok(AuditLog {
         log: Arc::new(log),
         path,
@@ -367,7 +376,21 @@ impl Strongroom {
     #[uniffi::method(default(fsync = true))]
     pub async fn open_audit_log(&self, path: String, fsync: bool) -> Result<Arc<AuditLog>> {
         Ok(Arc::new(
-            open_audit_log(self.core.clone(), path, fsync).await?,
+            open_audit_log(self.core.clone(), path, fsync, None).await?,
+        ))
+    }
+
+    /// `open_audit_log` with `alerts` observing it: the engine sees every
+    /// record the log writes (so every handle given this log feeds it).
+    #[uniffi::method(default(fsync = true))]
+    pub async fn open_audit_log_with_alerts(
+        &self,
+        path: String,
+        alerts: Arc<crate::AlertEngine>,
+        fsync: bool,
+    ) -> Result<Arc<AuditLog>> {
+        Ok(Arc::new(
+            open_audit_log(self.core.clone(), path, fsync, Some(alerts)).await?,
         ))
     }
 

@@ -608,6 +608,407 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Live alerting on the audit stream: the rules of a TOML config run on
+ * every record of the audit logs it is attached to; each alert goes to
+ * the listener.
+ */
+public protocol AlertEngineProtocol: AnyObject, Sendable {
+    
+    /**
+     * Returns once every alert raised so far was delivered or dropped.
+     */
+    func settled() async 
+    
+    /**
+     * The counters since the engine started.
+     */
+    func stats()  -> AlertEngineStats
+    
+}
+/**
+ * Live alerting on the audit stream: the rules of a TOML config run on
+ * every record of the audit logs it is attached to; each alert goes to
+ * the listener.
+ */
+open class AlertEngine: AlertEngineProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_alertengine(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_alertengine(handle, $0) }
+    }
+
+    
+    /**
+     * Starts an engine with the rules of `config` (TOML; fails with
+     * `.InvalidArgument` naming the mistake) calling `listener`.
+     */
+public static func start(config: String, listener: AlertListener)async throws  -> AlertEngine  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_alertengine_start(FfiConverterString.lower(config),FfiConverterTypeAlertListener_lower(listener)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeAlertEngine_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+    /**
+     * Returns once every alert raised so far was delivered or dropped.
+     */
+open func settled()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_alertengine_settled(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * The counters since the engine started.
+     */
+open func stats() -> AlertEngineStats  {
+    return try!  FfiConverterTypeAlertEngineStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_alertengine_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_alertengine_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAlertEngine: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = AlertEngine
+
+    public static func lift(_ handle: UInt64) throws -> AlertEngine {
+        return AlertEngine(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: AlertEngine) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AlertEngine {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AlertEngine, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertEngine_lift(_ handle: UInt64) throws -> AlertEngine {
+    return try FfiConverterTypeAlertEngine.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertEngine_lower(_ value: AlertEngine) -> UInt64 {
+    return FfiConverterTypeAlertEngine.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives alerts, written in the host language. Called once per alert,
+ * off the audited call's path; keep it quick (hand the alert to a queue).
+ */
+public protocol AlertListener: AnyObject, Sendable {
+    
+    /**
+     * Takes one alert.
+     */
+    func onAlert(alert: Alert) throws 
+    
+}
+/**
+ * Receives alerts, written in the host language. Called once per alert,
+ * off the audited call's path; keep it quick (hand the alert to a queue).
+ */
+open class AlertListenerImpl: AlertListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_alertlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_alertlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Takes one alert.
+     */
+open func onAlert(alert: Alert)throws   {try rustCallWithError(FfiConverterTypeAlertListenerError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_alertlistener_on_alert(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeAlert_lower(alert),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceAlertListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceAlertListener = UniffiVTableCallbackInterfaceAlertListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeAlertListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface AlertListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeAlertListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface AlertListener: handle missing in uniffiClone")
+            }
+        },
+        onAlert: { (
+            uniffiHandle: UInt64,
+            alert: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeAlertListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onAlert(
+                     alert: try FfiConverterTypeAlert_lift(alert)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeAlertListenerError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceAlertListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceAlertListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitAlertListener() {
+    uniffi_strongroom_ffi_fn_init_callback_vtable_alertlistener(UniffiCallbackInterfaceAlertListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAlertListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<AlertListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = AlertListener
+
+    public static func lift(_ handle: UInt64) throws -> AlertListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AlertListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: AlertListener) -> UInt64 {
+         if let rustImpl = value as? AlertListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AlertListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AlertListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertListener_lift(_ handle: UInt64) throws -> AlertListener {
+    return try FfiConverterTypeAlertListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertListener_lower(_ value: AlertListener) -> UInt64 {
+    return FfiConverterTypeAlertListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * Checks presented API keys against the current and previous keys, in
  * constant time, holding only keyed hashes of them (never the keys).
  */
@@ -755,6 +1156,283 @@ public func FfiConverterTypeApiKeyVerifier_lift(_ handle: UInt64) throws -> ApiK
 #endif
 public func FfiConverterTypeApiKeyVerifier_lower(_ value: ApiKeyVerifier) -> UInt64 {
     return FfiConverterTypeApiKeyVerifier.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A principal's approval requests: ask, approve, refuse, read. From
+ * `Handle.approvals()`; every change is audited under the principal.
+ */
+public protocol ApprovalsProtocol: AnyObject, Sendable {
+    
+    /**
+     * Approves request `id` (as an approver a gate names, not the
+     * requester); the request as it now stands.
+     */
+    func approve(id: String) async throws  -> ApprovalRequest
+    
+    /**
+     * The store's gates and their revision.
+     */
+    func gates() async throws  -> ApprovalGates
+    
+    /**
+     * Request `id` (`.ApprovalNotFound` if none).
+     */
+    func get(id: String) async throws  -> ApprovalRequest
+    
+    /**
+     * Every stored request, oldest first.
+     */
+    func list() async throws  -> [ApprovalRequest]
+    
+    /**
+     * Refuses request `id`: it can never run.
+     */
+    func refuse(id: String) async throws  -> ApprovalRequest
+    
+    /**
+     * Asks for `operation` (`destroy`, `sensitive_read`,
+     * `root_key_rotate`, `key_destroy`, `apply_config`) on `path` (empty
+     * for the store-wide operations) to run once within `ttl_secs`, for
+     * `reason`. Fails with `.ApprovalNoGate` if no gate holds it.
+     */
+    func request(operation: String, path: String, reason: String, ttlSecs: UInt64) async throws  -> ApprovalRequest
+    
+}
+/**
+ * A principal's approval requests: ask, approve, refuse, read. From
+ * `Handle.approvals()`; every change is audited under the principal.
+ */
+open class Approvals: ApprovalsProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_approvals(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_approvals(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Approves request `id` (as an approver a gate names, not the
+     * requester); the request as it now stands.
+     */
+open func approve(id: String)async throws  -> ApprovalRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_approve(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeApprovalRequest_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The store's gates and their revision.
+     */
+open func gates()async throws  -> ApprovalGates  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_gates(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeApprovalGates_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Request `id` (`.ApprovalNotFound` if none).
+     */
+open func get(id: String)async throws  -> ApprovalRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_get(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeApprovalRequest_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Every stored request, oldest first.
+     */
+open func list()async throws  -> [ApprovalRequest]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_list(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeApprovalRequest.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Refuses request `id`: it can never run.
+     */
+open func refuse(id: String)async throws  -> ApprovalRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_refuse(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeApprovalRequest_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Asks for `operation` (`destroy`, `sensitive_read`,
+     * `root_key_rotate`, `key_destroy`, `apply_config`) on `path` (empty
+     * for the store-wide operations) to run once within `ttl_secs`, for
+     * `reason`. Fails with `.ApprovalNoGate` if no gate holds it.
+     */
+open func request(operation: String, path: String, reason: String, ttlSecs: UInt64)async throws  -> ApprovalRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_approvals_request(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(operation),FfiConverterString.lower(path),FfiConverterString.lower(reason),FfiConverterUInt64.lower(ttlSecs)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeApprovalRequest_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_approvals_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApprovals: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Approvals
+
+    public static func lift(_ handle: UInt64) throws -> Approvals {
+        return Approvals(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Approvals) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Approvals {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Approvals, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovals_lift(_ handle: UInt64) throws -> Approvals {
+    return try FfiConverterTypeApprovals.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovals_lower(_ value: Approvals) -> UInt64 {
+    return FfiConverterTypeApprovals.lower(value)
 }
 
 
@@ -1296,6 +1974,17 @@ public func FfiConverterTypeCredential_lower(_ value: Credential) -> UInt64 {
 public protocol HandleProtocol: AnyObject, Sendable {
     
     /**
+     * This principal's approval requests.
+     */
+    func approvals()  -> Approvals
+    
+    /**
+     * This handle with approval request `id`: its next gated call (a
+     * destroy, a sensitive read) uses the approved request up.
+     */
+    func withApproval(id: String)  -> Handle
+    
+    /**
      * This principal's signing keys (the store's one signing-keys engine,
      * shared by every handle of the store, so its rate limits hold across
      * them).
@@ -1402,6 +2091,32 @@ open class Handle: HandleProtocol, @unchecked Sendable, CustomDebugStringConvert
 
     
 
+    
+    /**
+     * This principal's approval requests.
+     */
+open func approvals() -> Approvals  {
+    return try!  FfiConverterTypeApprovals_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_handle_approvals(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * This handle with approval request `id`: its next gated call (a
+     * destroy, a sensitive read) uses the approved request up.
+     */
+open func withApproval(id: String) -> Handle  {
+    return try!  FfiConverterTypeHandle_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_handle_with_approval(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
     
     /**
      * This principal's signing keys (the store's one signing-keys engine,
@@ -4689,6 +5404,16 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
     func setMinDecryptionVersion(min: UInt32) async throws 
     
     /**
+     * Replaces the store's approval gates with those of the gates file
+     * text `toml` if their revision is still `expected_revision` (0 when
+     * never set), through the binding's door to unchecked access; returns
+     * the new revision (`.ApprovalConflict` if they changed meanwhile).
+     * Audited under `operator_handle`'s principal, or the door's
+     * `dangerous:swift` when nil.
+     */
+    func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handle?) async throws  -> UInt64
+    
+    /**
      * A handle through which `name`, holding `policies`, uses the secrets
      * store: every call checked and audited to `audit`.
      */
@@ -4721,6 +5446,12 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
      * head, and the chain continues from it). `fsync`: sync every record.
      */
     func openAuditLog(path: String, fsync: Bool) async throws  -> AuditLog
+    
+    /**
+     * `open_audit_log` with `alerts` observing it: the engine sees every
+     * record the log writes (so every handle given this log feeds it).
+     */
+    func openAuditLogWithAlerts(path: String, alerts: AlertEngine, fsync: Bool) async throws  -> AuditLog
     
     /**
      * Writes a new version of the secret at `path`; `cas` is the expected
@@ -5091,6 +5822,30 @@ open func setMinDecryptionVersion(min: UInt32)async throws   {
 }
     
     /**
+     * Replaces the store's approval gates with those of the gates file
+     * text `toml` if their revision is still `expected_revision` (0 when
+     * never set), through the binding's door to unchecked access; returns
+     * the new revision (`.ApprovalConflict` if they changed meanwhile).
+     * Audited under `operator_handle`'s principal, or the door's
+     * `dangerous:swift` when nil.
+     */
+open func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handle? = nil)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_set_gates(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(toml),FfiConverterUInt64.lower(expectedRevision),FfiConverterOptionTypeHandle.lower(operatorHandle)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
      * A handle through which `name`, holding `policies`, uses the secrets
      * store: every call checked and audited to `audit`.
      */
@@ -5194,6 +5949,26 @@ open func openAuditLog(path: String, fsync: Bool = true)async throws  -> AuditLo
             rustFutureFunc: {
                 uniffi_strongroom_ffi_fn_method_strongroom_open_audit_log(
                         self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterBool.lower(fsync)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeAuditLog_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * `open_audit_log` with `alerts` observing it: the engine sees every
+     * record the log writes (so every handle given this log feeds it).
+     */
+open func openAuditLogWithAlerts(path: String, alerts: AlertEngine, fsync: Bool = true)async throws  -> AuditLog  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_open_audit_log_with_alerts(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterTypeAlertEngine_lower(alerts),FfiConverterBool.lower(fsync)
                 )
             },
             pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
@@ -5319,6 +6094,635 @@ public func FfiConverterTypeStrongroom_lower(_ value: Strongroom) -> UInt64 {
 }
 
 
+
+
+/**
+ * One alert (names, paths, counts; never a value).
+ */
+public struct Alert: Equatable, Hashable {
+    /**
+     * The rule that fired: `new_path`, `read_rate`, `bulk_access`,
+     * `off_hours`, `repeated_denials`, `sensitive_read`, `stale_version`.
+     */
+    public var kind: String
+    /**
+     * `info`, `warning` or `critical`.
+     */
+    public var severity: String
+    /**
+     * Who acted.
+     */
+    public var principal: String
+    /**
+     * The path concerned (nil for bulk access).
+     */
+    public var path: String?
+    /**
+     * The request id of the audit record that raised it.
+     */
+    public var requestId: String
+    /**
+     * The sequence number of that record.
+     */
+    public var seq: UInt64
+    /**
+     * One line for people.
+     */
+    public var summary: String
+    /**
+     * The record's time (ms since the Unix epoch).
+     */
+    public var atMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The rule that fired: `new_path`, `read_rate`, `bulk_access`,
+         * `off_hours`, `repeated_denials`, `sensitive_read`, `stale_version`.
+         */kind: String, 
+        /**
+         * `info`, `warning` or `critical`.
+         */severity: String, 
+        /**
+         * Who acted.
+         */principal: String, 
+        /**
+         * The path concerned (nil for bulk access).
+         */path: String?, 
+        /**
+         * The request id of the audit record that raised it.
+         */requestId: String, 
+        /**
+         * The sequence number of that record.
+         */seq: UInt64, 
+        /**
+         * One line for people.
+         */summary: String, 
+        /**
+         * The record's time (ms since the Unix epoch).
+         */atMs: UInt64) {
+        self.kind = kind
+        self.severity = severity
+        self.principal = principal
+        self.path = path
+        self.requestId = requestId
+        self.seq = seq
+        self.summary = summary
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Alert: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAlert: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Alert {
+        return
+            try Alert(
+                kind: FfiConverterString.read(from: &buf), 
+                severity: FfiConverterString.read(from: &buf), 
+                principal: FfiConverterString.read(from: &buf), 
+                path: FfiConverterOptionString.read(from: &buf), 
+                requestId: FfiConverterString.read(from: &buf), 
+                seq: FfiConverterUInt64.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Alert, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterString.write(value.severity, into: &buf)
+        FfiConverterString.write(value.principal, into: &buf)
+        FfiConverterOptionString.write(value.path, into: &buf)
+        FfiConverterString.write(value.requestId, into: &buf)
+        FfiConverterUInt64.write(value.seq, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterUInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlert_lift(_ buf: RustBuffer) throws -> Alert {
+    return try FfiConverterTypeAlert.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlert_lower(_ value: Alert) -> RustBuffer {
+    return FfiConverterTypeAlert.lower(value)
+}
+
+
+/**
+ * An alert engine's counters.
+ */
+public struct AlertEngineStats: Equatable, Hashable {
+    /**
+     * Alerts the rules raised.
+     */
+    public var raised: UInt64
+    /**
+     * Alerts handed to the listener (it returned or timed out).
+     */
+    public var delivered: UInt64
+    /**
+     * Alerts dropped because the queue was full.
+     */
+    public var dropped: UInt64
+    /**
+     * Listener calls given up after the sink timeout.
+     */
+    public var sinkTimeouts: UInt64
+    /**
+     * Listener calls that threw.
+     */
+    public var listenerErrors: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Alerts the rules raised.
+         */raised: UInt64, 
+        /**
+         * Alerts handed to the listener (it returned or timed out).
+         */delivered: UInt64, 
+        /**
+         * Alerts dropped because the queue was full.
+         */dropped: UInt64, 
+        /**
+         * Listener calls given up after the sink timeout.
+         */sinkTimeouts: UInt64, 
+        /**
+         * Listener calls that threw.
+         */listenerErrors: UInt64) {
+        self.raised = raised
+        self.delivered = delivered
+        self.dropped = dropped
+        self.sinkTimeouts = sinkTimeouts
+        self.listenerErrors = listenerErrors
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AlertEngineStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAlertEngineStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AlertEngineStats {
+        return
+            try AlertEngineStats(
+                raised: FfiConverterUInt64.read(from: &buf), 
+                delivered: FfiConverterUInt64.read(from: &buf), 
+                dropped: FfiConverterUInt64.read(from: &buf), 
+                sinkTimeouts: FfiConverterUInt64.read(from: &buf), 
+                listenerErrors: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AlertEngineStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.raised, into: &buf)
+        FfiConverterUInt64.write(value.delivered, into: &buf)
+        FfiConverterUInt64.write(value.dropped, into: &buf)
+        FfiConverterUInt64.write(value.sinkTimeouts, into: &buf)
+        FfiConverterUInt64.write(value.listenerErrors, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertEngineStats_lift(_ buf: RustBuffer) throws -> AlertEngineStats {
+    return try FfiConverterTypeAlertEngineStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertEngineStats_lower(_ value: AlertEngineStats) -> RustBuffer {
+    return FfiConverterTypeAlertEngineStats.lower(value)
+}
+
+
+/**
+ * One approver's decision.
+ */
+public struct ApprovalDecision: Equatable, Hashable {
+    /**
+     * The approver.
+     */
+    public var principal: String
+    /**
+     * When (ms since the Unix epoch, the store's clock).
+     */
+    public var atMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The approver.
+         */principal: String, 
+        /**
+         * When (ms since the Unix epoch, the store's clock).
+         */atMs: UInt64) {
+        self.principal = principal
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ApprovalDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApprovalDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApprovalDecision {
+        return
+            try ApprovalDecision(
+                principal: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ApprovalDecision, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.principal, into: &buf)
+        FfiConverterUInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalDecision_lift(_ buf: RustBuffer) throws -> ApprovalDecision {
+    return try FfiConverterTypeApprovalDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalDecision_lower(_ value: ApprovalDecision) -> RustBuffer {
+    return FfiConverterTypeApprovalDecision.lower(value)
+}
+
+
+/**
+ * One gate: `operation` on paths `pattern` matches runs once `required`
+ * of `approvers` approved.
+ */
+public struct ApprovalGate: Equatable, Hashable {
+    /**
+     * The operation held.
+     */
+    public var operation: String
+    /**
+     * The path pattern (nil for the store-wide operations).
+     */
+    public var pattern: String?
+    /**
+     * Approvals needed (N).
+     */
+    public var required: UInt32
+    /**
+     * Who may approve or refuse (M).
+     */
+    public var approvers: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The operation held.
+         */operation: String, 
+        /**
+         * The path pattern (nil for the store-wide operations).
+         */pattern: String?, 
+        /**
+         * Approvals needed (N).
+         */required: UInt32, 
+        /**
+         * Who may approve or refuse (M).
+         */approvers: [String]) {
+        self.operation = operation
+        self.pattern = pattern
+        self.required = required
+        self.approvers = approvers
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ApprovalGate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApprovalGate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApprovalGate {
+        return
+            try ApprovalGate(
+                operation: FfiConverterString.read(from: &buf), 
+                pattern: FfiConverterOptionString.read(from: &buf), 
+                required: FfiConverterUInt32.read(from: &buf), 
+                approvers: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ApprovalGate, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.operation, into: &buf)
+        FfiConverterOptionString.write(value.pattern, into: &buf)
+        FfiConverterUInt32.write(value.required, into: &buf)
+        FfiConverterSequenceString.write(value.approvers, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalGate_lift(_ buf: RustBuffer) throws -> ApprovalGate {
+    return try FfiConverterTypeApprovalGate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalGate_lower(_ value: ApprovalGate) -> RustBuffer {
+    return FfiConverterTypeApprovalGate.lower(value)
+}
+
+
+/**
+ * The store's gates and their revision (0 and none if never set).
+ */
+public struct ApprovalGates: Equatable, Hashable {
+    /**
+     * 0 if never set, then one more per change: give it to `setGates`.
+     */
+    public var revision: UInt64
+    /**
+     * The gates.
+     */
+    public var gates: [ApprovalGate]
+    /**
+     * The gates as a gates file (TOML).
+     */
+    public var toml: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 0 if never set, then one more per change: give it to `setGates`.
+         */revision: UInt64, 
+        /**
+         * The gates.
+         */gates: [ApprovalGate], 
+        /**
+         * The gates as a gates file (TOML).
+         */toml: String) {
+        self.revision = revision
+        self.gates = gates
+        self.toml = toml
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ApprovalGates: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApprovalGates: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApprovalGates {
+        return
+            try ApprovalGates(
+                revision: FfiConverterUInt64.read(from: &buf), 
+                gates: FfiConverterSequenceTypeApprovalGate.read(from: &buf), 
+                toml: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ApprovalGates, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.revision, into: &buf)
+        FfiConverterSequenceTypeApprovalGate.write(value.gates, into: &buf)
+        FfiConverterString.write(value.toml, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalGates_lift(_ buf: RustBuffer) throws -> ApprovalGates {
+    return try FfiConverterTypeApprovalGates.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalGates_lower(_ value: ApprovalGates) -> RustBuffer {
+    return FfiConverterTypeApprovalGates.lower(value)
+}
+
+
+/**
+ * An approval request as read (no secret).
+ */
+public struct ApprovalRequest: Equatable, Hashable {
+    /**
+     * The request id (32 lower-case hex digits).
+     */
+    public var id: String
+    /**
+     * `destroy`, `sensitive_read`, `root_key_rotate`, `key_destroy` or
+     * `apply_config`.
+     */
+    public var operation: String
+    /**
+     * The canonical path (the system path for store-wide operations).
+     */
+    public var path: String
+    /**
+     * Who asked (and alone may use it).
+     */
+    public var requester: String
+    /**
+     * Why, as the requester wrote it.
+     */
+    public var reason: String
+    /**
+     * `pending`, `approved`, `refused`, `used` or `expired`.
+     */
+    public var state: String
+    /**
+     * The approvals, in order.
+     */
+    public var approvals: [ApprovalDecision]
+    /**
+     * The refusals.
+     */
+    public var refusals: [ApprovalDecision]
+    /**
+     * When it was made (ms since the epoch).
+     */
+    public var createdMs: UInt64
+    /**
+     * When it expires unless used (ms since the epoch).
+     */
+    public var expiresMs: UInt64
+    /**
+     * Who used it, once used.
+     */
+    public var usedBy: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The request id (32 lower-case hex digits).
+         */id: String, 
+        /**
+         * `destroy`, `sensitive_read`, `root_key_rotate`, `key_destroy` or
+         * `apply_config`.
+         */operation: String, 
+        /**
+         * The canonical path (the system path for store-wide operations).
+         */path: String, 
+        /**
+         * Who asked (and alone may use it).
+         */requester: String, 
+        /**
+         * Why, as the requester wrote it.
+         */reason: String, 
+        /**
+         * `pending`, `approved`, `refused`, `used` or `expired`.
+         */state: String, 
+        /**
+         * The approvals, in order.
+         */approvals: [ApprovalDecision], 
+        /**
+         * The refusals.
+         */refusals: [ApprovalDecision], 
+        /**
+         * When it was made (ms since the epoch).
+         */createdMs: UInt64, 
+        /**
+         * When it expires unless used (ms since the epoch).
+         */expiresMs: UInt64, 
+        /**
+         * Who used it, once used.
+         */usedBy: String?) {
+        self.id = id
+        self.operation = operation
+        self.path = path
+        self.requester = requester
+        self.reason = reason
+        self.state = state
+        self.approvals = approvals
+        self.refusals = refusals
+        self.createdMs = createdMs
+        self.expiresMs = expiresMs
+        self.usedBy = usedBy
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ApprovalRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApprovalRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApprovalRequest {
+        return
+            try ApprovalRequest(
+                id: FfiConverterString.read(from: &buf), 
+                operation: FfiConverterString.read(from: &buf), 
+                path: FfiConverterString.read(from: &buf), 
+                requester: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf), 
+                state: FfiConverterString.read(from: &buf), 
+                approvals: FfiConverterSequenceTypeApprovalDecision.read(from: &buf), 
+                refusals: FfiConverterSequenceTypeApprovalDecision.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf), 
+                expiresMs: FfiConverterUInt64.read(from: &buf), 
+                usedBy: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ApprovalRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.operation, into: &buf)
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterString.write(value.requester, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+        FfiConverterString.write(value.state, into: &buf)
+        FfiConverterSequenceTypeApprovalDecision.write(value.approvals, into: &buf)
+        FfiConverterSequenceTypeApprovalDecision.write(value.refusals, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+        FfiConverterUInt64.write(value.expiresMs, into: &buf)
+        FfiConverterOptionString.write(value.usedBy, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalRequest_lift(_ buf: RustBuffer) throws -> ApprovalRequest {
+    return try FfiConverterTypeApprovalRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApprovalRequest_lower(_ value: ApprovalRequest) -> RustBuffer {
+    return FfiConverterTypeApprovalRequest.lower(value)
+}
 
 
 /**
@@ -8030,6 +9434,90 @@ public func FfiConverterTypeVersionInfo_lift(_ buf: RustBuffer) throws -> Versio
 #endif
 public func FfiConverterTypeVersionInfo_lower(_ value: VersionInfo) -> RustBuffer {
     return FfiConverterTypeVersionInfo.lower(value)
+}
+
+
+/**
+ * Why a host-language alert listener failed.
+ */
+public 
+enum AlertListenerError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The listener could not take the alert (counted).
+     */
+    case Failed(
+        /**
+         * What went wrong.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension AlertListenerError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAlertListenerError: FfiConverterRustBuffer {
+    typealias SwiftType = AlertListenerError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AlertListenerError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AlertListenerError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertListenerError_lift(_ buf: RustBuffer) throws -> AlertListenerError {
+    return try FfiConverterTypeAlertListenerError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAlertListenerError_lower(_ value: AlertListenerError) -> RustBuffer {
+    return FfiConverterTypeAlertListenerError.lower(value)
 }
 
 
@@ -11442,6 +12930,30 @@ fileprivate struct FfiConverterOptionTypeCredential: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeHandle: FfiConverterRustBuffer {
+    typealias SwiftType = Handle?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHandle.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHandle.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
     typealias SwiftType = Secret?
 
@@ -11703,6 +13215,81 @@ fileprivate struct FfiConverterSequenceTypePolicy: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePolicy.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeApprovalDecision: FfiConverterRustBuffer {
+    typealias SwiftType = [ApprovalDecision]
+
+    public static func write(_ value: [ApprovalDecision], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeApprovalDecision.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ApprovalDecision] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ApprovalDecision]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeApprovalDecision.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeApprovalGate: FfiConverterRustBuffer {
+    typealias SwiftType = [ApprovalGate]
+
+    public static func write(_ value: [ApprovalGate], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeApprovalGate.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ApprovalGate] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ApprovalGate]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeApprovalGate.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeApprovalRequest: FfiConverterRustBuffer {
+    typealias SwiftType = [ApprovalRequest]
+
+    public static func write(_ value: [ApprovalRequest], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeApprovalRequest.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ApprovalRequest] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ApprovalRequest]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeApprovalRequest.read(from: &buf))
         }
         return seq
     }
@@ -12235,6 +13822,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_strongroom_set_min_decryption_version() != 54743) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_set_gates() != 43686) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_as_principal() != 36940) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -12253,6 +13843,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_strongroom_open_audit_log() != 28978) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_open_audit_log_with_alerts() != 17608) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_put_secret() != 54663) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -12260,6 +13853,33 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_undelete_secret() != 28461) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_alertengine_settled() != 55934) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_alertengine_stats() != 57668) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_alertlistener_on_alert() != 35617) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_approve() != 2935) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_gates() != 25606) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_get() != 22025) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_list() != 52658) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_refuse() != 10158) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_approvals_request() != 32484) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_clock_advance_ms() != 2104) {
@@ -12451,6 +14071,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_auditlog_path() != 40479) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_handle_approvals() != 16281) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_with_approval() != 53514) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_handle_signing() != 41802) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -12505,6 +14131,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal_with_pkcs11() != 16797) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_constructor_alertengine_start() != 23289) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_constructor_clock_manual() != 60428) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -12530,6 +14159,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitAlertListener()
     uniffiCallbackInitLeaseRevoker()
     return InitializationResult.ok
 }()

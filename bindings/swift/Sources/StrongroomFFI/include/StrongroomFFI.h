@@ -243,10 +243,26 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ALERT_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ALERT_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceAlertListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_REVOKER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_REVOKER_METHOD0
 typedef void (*UniffiCallbackInterfaceLeaseRevokerMethod0)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ALERT_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ALERT_LISTENER
+typedef struct UniffiVTableCallbackInterfaceAlertListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceAlertListenerMethod0 _Nonnull onAlert;
+} UniffiVTableCallbackInterfaceAlertListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LEASE_REVOKER
@@ -444,6 +460,11 @@ uint64_t uniffi_strongroom_ffi_fn_method_strongroom_seal_value(uint64_t ptr, Rus
 uint64_t uniffi_strongroom_ffi_fn_method_strongroom_set_min_decryption_version(uint64_t ptr, uint32_t min
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_SET_GATES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_SET_GATES
+uint64_t uniffi_strongroom_ffi_fn_method_strongroom_set_gates(uint64_t ptr, RustBuffer toml, uint64_t expected_revision, RustBuffer operator_handle
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_AS_PRINCIPAL
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_AS_PRINCIPAL
 uint64_t uniffi_strongroom_ffi_fn_method_strongroom_as_principal(uint64_t ptr, RustBuffer name, RustBuffer policies, uint64_t audit, RustCallStatus *_Nonnull out_status
@@ -474,6 +495,11 @@ uint64_t uniffi_strongroom_ffi_fn_method_strongroom_list_secrets(uint64_t ptr, R
 uint64_t uniffi_strongroom_ffi_fn_method_strongroom_open_audit_log(uint64_t ptr, RustBuffer path, int8_t fsync
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_OPEN_AUDIT_LOG_WITH_ALERTS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_OPEN_AUDIT_LOG_WITH_ALERTS
+uint64_t uniffi_strongroom_ffi_fn_method_strongroom_open_audit_log_with_alerts(uint64_t ptr, RustBuffer path, uint64_t alerts, int8_t fsync
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_PUT_SECRET
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_PUT_SECRET
 uint64_t uniffi_strongroom_ffi_fn_method_strongroom_put_secret(uint64_t ptr, RustBuffer path, RustBuffer value, RustBuffer cas
@@ -492,6 +518,101 @@ uint64_t uniffi_strongroom_ffi_fn_method_strongroom_undelete_secret(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_UNIFFI_TRAIT_DEBUG
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_STRONGROOM_UNIFFI_TRAIT_DEBUG
 RustBuffer uniffi_strongroom_ffi_fn_method_strongroom_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_ALERTENGINE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_ALERTENGINE
+uint64_t uniffi_strongroom_ffi_fn_clone_alertengine(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_ALERTENGINE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_ALERTENGINE
+void uniffi_strongroom_ffi_fn_free_alertengine(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_ALERTENGINE_START
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CONSTRUCTOR_ALERTENGINE_START
+uint64_t uniffi_strongroom_ffi_fn_constructor_alertengine_start(RustBuffer config, uint64_t listener
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_SETTLED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_SETTLED
+uint64_t uniffi_strongroom_ffi_fn_method_alertengine_settled(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_STATS
+RustBuffer uniffi_strongroom_ffi_fn_method_alertengine_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTENGINE_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_strongroom_ffi_fn_method_alertengine_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_ALERTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_ALERTLISTENER
+uint64_t uniffi_strongroom_ffi_fn_clone_alertlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_ALERTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_ALERTLISTENER
+void uniffi_strongroom_ffi_fn_free_alertlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_INIT_CALLBACK_VTABLE_ALERTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_INIT_CALLBACK_VTABLE_ALERTLISTENER
+void uniffi_strongroom_ffi_fn_init_callback_vtable_alertlistener(const UniffiVTableCallbackInterfaceAlertListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTLISTENER_ON_ALERT
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_ALERTLISTENER_ON_ALERT
+void uniffi_strongroom_ffi_fn_method_alertlistener_on_alert(uint64_t ptr, RustBuffer alert, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_APPROVALS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_APPROVALS
+uint64_t uniffi_strongroom_ffi_fn_clone_approvals(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_APPROVALS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_APPROVALS
+void uniffi_strongroom_ffi_fn_free_approvals(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_APPROVE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_APPROVE
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_approve(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_GATES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_GATES
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_gates(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_GET
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_GET
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_get(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_LIST
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_LIST
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_list(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_REFUSE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_REFUSE
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_refuse(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_REQUEST
+uint64_t uniffi_strongroom_ffi_fn_method_approvals_request(uint64_t ptr, RustBuffer operation, RustBuffer path, RustBuffer reason, uint64_t ttl_secs
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_APPROVALS_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_strongroom_ffi_fn_method_approvals_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_CLOCK
@@ -1031,6 +1152,16 @@ uint64_t uniffi_strongroom_ffi_fn_clone_handle(uint64_t handle, RustCallStatus *
 void uniffi_strongroom_ffi_fn_free_handle(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_APPROVALS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_APPROVALS
+uint64_t uniffi_strongroom_ffi_fn_method_handle_approvals(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_WITH_APPROVAL
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_WITH_APPROVAL
+uint64_t uniffi_strongroom_ffi_fn_method_handle_with_approval(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_SIGNING
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_HANDLE_SIGNING
 uint64_t uniffi_strongroom_ffi_fn_method_handle_signing(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1558,6 +1689,12 @@ uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_set_min_decryption_ver
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_SET_GATES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_SET_GATES
+uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_set_gates(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_AS_PRINCIPAL
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_AS_PRINCIPAL
 uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_as_principal(void
@@ -1594,6 +1731,12 @@ uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_open_audit_log(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_OPEN_AUDIT_LOG_WITH_ALERTS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_OPEN_AUDIT_LOG_WITH_ALERTS
+uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_open_audit_log_with_alerts(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_PUT_SECRET
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_PUT_SECRET
 uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_put_secret(void
@@ -1609,6 +1752,60 @@ uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_secret_metadata(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_UNDELETE_SECRET
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_STRONGROOM_UNDELETE_SECRET
 uint16_t uniffi_strongroom_ffi_checksum_method_strongroom_undelete_secret(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTENGINE_SETTLED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTENGINE_SETTLED
+uint16_t uniffi_strongroom_ffi_checksum_method_alertengine_settled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTENGINE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTENGINE_STATS
+uint16_t uniffi_strongroom_ffi_checksum_method_alertengine_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTLISTENER_ON_ALERT
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_ALERTLISTENER_ON_ALERT
+uint16_t uniffi_strongroom_ffi_checksum_method_alertlistener_on_alert(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_APPROVE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_APPROVE
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_approve(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_GATES
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_GATES
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_gates(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_GET
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_GET
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_LIST
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_LIST
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_REFUSE
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_REFUSE
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_refuse(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_APPROVALS_REQUEST
+uint16_t uniffi_strongroom_ffi_checksum_method_approvals_request(void
     
 );
 #endif
@@ -1990,6 +2187,18 @@ uint16_t uniffi_strongroom_ffi_checksum_method_auditlog_path(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_APPROVALS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_APPROVALS
+uint16_t uniffi_strongroom_ffi_checksum_method_handle_approvals(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_WITH_APPROVAL
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_WITH_APPROVAL
+uint16_t uniffi_strongroom_ffi_checksum_method_handle_with_approval(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_SIGNING
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_HANDLE_SIGNING
 uint16_t uniffi_strongroom_ffi_checksum_method_handle_signing(void
@@ -2095,6 +2304,12 @@ uint16_t uniffi_strongroom_ffi_checksum_constructor_strongroom_create_with_pkcs1
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STRONGROOM_UNSEAL_WITH_PKCS11
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_STRONGROOM_UNSEAL_WITH_PKCS11
 uint16_t uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal_with_pkcs11(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_ALERTENGINE_START
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_CONSTRUCTOR_ALERTENGINE_START
+uint16_t uniffi_strongroom_ffi_checksum_constructor_alertengine_start(void
     
 );
 #endif

@@ -858,6 +858,8 @@ export declare class ShamirError extends StrongroomError {}
 export declare class SigningError extends StrongroomError {}
 /** The ApprovalError family. */
 export declare class ApprovalError extends StrongroomError {}
+/** The PkiError family. */
+export declare class PkiError extends StrongroomError {}
 /** Code "decryption_failed": a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more. */
 export declare class DecryptionFailed extends StrongroomError {}
 /** Code "malformed_sealed_value": the bytes are not a sealed value this build can read. */
@@ -1353,6 +1355,83 @@ export declare class ApprovalInvalidRequest extends ApprovalError {
 /** Code "approval.conflict": the gates or the request changed concurrently; re-read and retry. */
 export declare class ApprovalConflict extends ApprovalError {
   readonly what: string
+}
+/** Code "pki.invalid_name": a mount or role name (`what`) is outside a-z, 0-9, '-' and '_', 1 to 64 bytes. */
+export declare class PkiInvalidName extends PkiError {
+  readonly what: string
+  readonly given_name: string
+}
+/** Code "pki.ca_exists": the mount already holds a certificate authority; it is never replaced. */
+export declare class PkiCaExists extends PkiError {
+  readonly mount: string
+}
+/** Code "pki.unknown_ca": the mount holds no certificate authority yet; create a root or an intermediate first. */
+export declare class PkiUnknownCa extends PkiError {
+  readonly mount: string
+}
+/** Code "pki.unknown_role": the mount has no role of that name. */
+export declare class PkiUnknownRole extends PkiError {
+  readonly mount: string
+  readonly role: string
+}
+/** Code "pki.invalid_role": a role definition cannot be used. */
+export declare class PkiInvalidRole extends PkiError {
+  readonly reason: string
+}
+/** Code "pki.name_not_allowed": the role does not allow the requested DNS name or IP address. */
+export declare class PkiNameNotAllowed extends PkiError {
+  readonly role: string
+  readonly requested_name: string
+  readonly reason: string
+}
+/** Code "pki.ttl_over_max": the requested ttl is over the role's max_ttl (both in seconds). */
+export declare class PkiTtlOverMax extends PkiError {
+  readonly role: string
+  readonly requested_secs: number
+  readonly max_secs: number
+}
+/** Code "pki.outlives_ca": the certificate would outlive the CA that signs it; ask for a shorter ttl. */
+export declare class PkiOutlivesCa extends PkiError {
+  readonly requested: number
+  readonly ca_not_after: number
+}
+/** Code "pki.key_type_not_allowed": the role does not allow the requested key type (`allowed` is comma-separated). */
+export declare class PkiKeyTypeNotAllowed extends PkiError {
+  readonly role: string
+  readonly requested: string
+  readonly allowed: string
+}
+/** Code "pki.usage_not_allowed": the role does not allow the requested usage (server or client authentication). */
+export declare class PkiUsageNotAllowed extends PkiError {
+  readonly role: string
+  readonly requested: string
+}
+/** Code "pki.invalid_request": a request that makes no sense whatever the role says (no names, a zero ttl, a malformed serial). */
+export declare class PkiInvalidRequest extends PkiError {
+  readonly reason: string
+}
+/** Code "pki.unknown_certificate": no live certificate of that serial (hex) on the mount: never issued, revoked, or expired and removed. */
+export declare class PkiUnknownCertificate extends PkiError {
+  readonly mount: string
+  readonly serial: string
+}
+/** Code "pki.bad_record": a stored CA record failed authentication (edited, moved, forged) or does not decode. */
+export declare class PkiBadRecord extends PkiError {
+  readonly key: string
+  readonly reason: string
+}
+/** Code "pki.certificate": building, signing or parsing a certificate or CRL failed. */
+export declare class PkiCertificate extends PkiError {
+  readonly detail: string
+}
+/** Code "pki.tls": rustls refused a key, chain or verifier configuration. */
+export declare class PkiTls extends PkiError {
+  readonly detail: string
+}
+/** Code "pki.contended": a CA record kept changing under other writers; retry later. */
+export declare class PkiContended extends PkiError {
+  readonly key: string
+  readonly attempts: number
 }
 /** Old name of RandomFailed. */
 export declare const RandomFailure: typeof RandomFailed

@@ -35,7 +35,7 @@ use strongroom::keyring::{KeyInfo, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{self, Algorithm, DataKey, SealContext};
 use strongroom::storage::{DynStorage, MemoryStorage};
-use strongroom::{ERROR_CODES, Error, FieldValue, Options, SecretBytes, Strongroom};
+use strongroom::{ERROR_CODES, Error, ErrorDetails, FieldValue, Options, SecretBytes, Strongroom};
 
 /// The caller name of the binding's door to unchecked access
 /// ([`strongroom::dangerous`]), audited as `dangerous:node`.
@@ -52,8 +52,7 @@ const ERROR_MARK: &str = "\u{1}strongroom:";
 /// fields under the table's names, timestamps as integer milliseconds since
 /// the Unix epoch, absent values as `null` and lists as arrays.
 /// `index.js` throws the error class the table names for `class`.
-fn details_json(e: &Error) -> Value {
-    let d = e.details();
+fn details_json(d: ErrorDetails) -> Value {
     let mut map = serde_json::Map::new();
     map.insert("code".into(), d.code.into());
     map.insert("class".into(), d.class.into());
@@ -104,7 +103,13 @@ fn ms(t: strongroom::clock::Timestamp) -> f64 {
 }
 
 fn to_js(e: Error) -> napi::Error {
-    let details = details_json(&e);
+    details_to_js(e.details())
+}
+
+/// Any error's details (the core's, or the internal CA's `pki.*` ones) as a
+/// JavaScript error; `index.js` throws the class they name.
+fn details_to_js(d: ErrorDetails) -> napi::Error {
+    let details = details_json(d);
     napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{details}"))
 }
 

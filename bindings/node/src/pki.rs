@@ -15,21 +15,14 @@ use strongroom_pki::{
 
 use crate::{
     Lifetime, NativeLeaseManager, NativeSecrets, NativeStrongroom, Target, closed_error,
-    duration_ms, invalid, ms, to_js,
+    details_to_js, duration_ms, invalid, ms,
 };
 
-/// A PKI error as a JavaScript error: core errors through the core's table;
-/// a corrupt record as `CorruptRecord`; a record that kept changing as
-/// `StorageConflict`; the rest (the role's and the request's refusals,
-/// certificate and TLS failures) as `InvalidArgument` whose reason starts
-/// with the PKI kind (`pki_name_not_allowed: ...`).
+/// A PKI error as a JavaScript error, through its details like every core
+/// error: core errors keep the core's classes; the CA's own throw their
+/// `pki.*` classes (all deriving from `PkiError`).
 fn pki_js(e: PkiError) -> napi::Error {
-    match e {
-        PkiError::Core(e) => to_js(e),
-        PkiError::BadRecord { key, reason } => to_js(strongroom::Error::corrupt(key, reason)),
-        PkiError::Contended { key, .. } => to_js(strongroom::Error::StorageConflict { key }),
-        other => invalid(format!("{}: {other}", other.kind())),
-    }
+    details_to_js(e.details())
 }
 
 fn pki_key_type(name: &str) -> napi::Result<KeyType> {

@@ -105,16 +105,17 @@ test('a name outside the role is refused; policies are enforced', async () => {
   await pki.createRoot(ops, { commonName: 'Root' })
   await pki.putRole(ops, 'web', { allowedNames: ['*.svc.example.com'] })
   await assert.rejects(pki.issue(app, 'web', { dnsNames: ['db.example.com'] }), (e) =>
-    e instanceof sr.InvalidArgument && e.code === 'invalid_argument' &&
+    e instanceof sr.PkiNameNotAllowed && e instanceof sr.PkiError &&
+    e instanceof sr.StrongroomError && e.code === 'pki.name_not_allowed' &&
     e.message.includes('db.example.com') &&
-    e.reason.startsWith('pki_name_not_allowed: '))
+    e.role === 'web' && e.requested_name === 'db.example.com')
   await assert.rejects(pki.putRole(app, 'evil', { allowedNames: ['*'] }), (e) =>
     e instanceof sr.PolicyDenied && e.capability === 'sudo')
   await assert.rejects(pki.issue(app, 'other', { dnsNames: ['x.svc.example.com'] }), sr.PolicyDenied)
   await assert.rejects(pki.issue(ops, 'missing', { dnsNames: ['x.svc.example.com'] }), (e) =>
-    e instanceof sr.InvalidArgument && e.reason.startsWith('pki_unknown_role: '))
+    e instanceof sr.PkiUnknownRole && e.code === 'pki.unknown_role' && e.role === 'missing')
   await assert.rejects(pki.createRoot(ops, { commonName: 'Again' }), (e) =>
-    e instanceof sr.InvalidArgument && e.reason.startsWith('pki_ca_exists: '))
+    e instanceof sr.PkiCaExists && e.code === 'pki.ca_exists')
   // PKI calls act for a principal.
   await assert.rejects(pki.ca(store.secrets()), sr.InvalidArgument)
   await assert.rejects(pki.ca({}), TypeError)
@@ -153,8 +154,8 @@ test('revoke: the serial appears in the next CRL\'s DER; so does one revoked thr
   // Revoking the lease through the lease manager puts the serial on the CRL too.
   await leases.revoke(keep.leaseId)
   assert.deepEqual((await pki.crl(ops)).serials.sort(), [gone.serial, keep.serial].sort())
-  await assert.rejects(pki.revoke(ops, 'zz'), (e) => e instanceof sr.InvalidArgument &&
-    e.reason.startsWith('pki_invalid_request: '))
+  await assert.rejects(pki.revoke(ops, 'zz'), (e) => e instanceof sr.PkiInvalidRequest &&
+    e instanceof sr.PkiError && e.code === 'pki.invalid_request' && typeof e.reason === 'string')
   await store.close()
   await assert.rejects(pki.crl(ops), sr.Closed)
 })

@@ -17,7 +17,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use pyo3::{PyErr, create_exception};
-use strongroom::{ERROR_CODES, Error, FieldValue, ROOT_CLASS};
+use strongroom::{ERROR_CODES, Error, ErrorDetails, FieldValue, ROOT_CLASS};
 
 create_exception!(
     strongroom,
@@ -31,13 +31,6 @@ create_exception!(
     StrongroomError,
     "The store was closed (close(), or leaving its with / async with block), or the Python interpreter is exiting. Raised by the binding itself; code \"closed\"."
 );
-create_exception!(
-    strongroom,
-    PkiError,
-    StrongroomError,
-    "The internal CA refused or failed (a name outside the role, an unknown role or CA, a CA that exists, ...). Not in the core's error table: `code` is the strongroom-pki error kind, e.g. \"pki_name_not_allowed\". PKI errors from the core (policy denials, storage, leases) raise the core's classes instead."
-);
-
 /// Old class names kept as aliases of the table's classes.
 pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("SecretStoreError", "SecretError"),
@@ -61,6 +54,7 @@ fn family_doc(name: &str) -> String {
         "RotationError" => "A credential rotation failed.".to_owned(),
         "ShamirError" => "Shamir split or combine failed.".to_owned(),
         "SigningError" => "A signing-key operation failed.".to_owned(),
+        "PkiError" => "The internal certificate authority refused or failed (its own `pki.*` codes; its policy, storage and lease errors raise the core's classes).".to_owned(),
         _ => format!("Errors of the {name} family."),
     }
 }
@@ -123,7 +117,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let closed = py.get_type::<Closed>();
     closed.setattr("code", "closed")?;
     m.add("Closed", &closed)?;
-    m.add("PkiError", py.get_type::<PkiError>())?;
 
     let order = class_order();
     let mut classes: HashMap<&'static str, Py<PyType>> = HashMap::new();
@@ -178,19 +171,30 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         rows.append(d)?;
     }
     m.add("ERROR_CODES", rows.to_tuple())?;
-    let mut names = vec![ROOT_CLASS, "Closed", "PkiError"];
+    let mut names = vec![ROOT_CLASS, "Closed"];
     names.extend(order);
     names.extend(ALIASES.iter().map(|(old, _)| *old));
     m.add("ERROR_CLASSES", PyTuple::new(py, names)?)?;
     Ok(())
 }
 
-/// Maps a core error onto the class `details()` names, with `code`, every
-/// field of the table as an attribute (timestamps as integer milliseconds
-/// since the epoch, absent values as `None`, lists as lists) and the error's
-/// message as text.
+/// Maps a core error onto the class `details()` names (see
+/// [`details_to_py`]).
 pub(crate) fn to_py(e: Error) -> PyErr {
-    let d = e.details();
+    details_to_py(e.details())
+}
+
+/// Maps an error of the internal CA exactly like a core error, through its
+/// details: core errors keep the core's classes, the CA's own raise their
+/// `pki.*` classes (all deriving from `PkiError`).
+pub(crate) fn pki_to_py(e: strongroom_pki::PkiError) -> PyErr {
+    details_to_py(e.details())
+}
+
+/// Raises the class `d` names, with `code`, every field of the table as an
+/// attribute (timestamps as integer milliseconds since the epoch, absent
+/// values as `None`, lists as lists) and the error's message as text.
+fn details_to_py(d: ErrorDetails) -> PyErr {
     Python::attach(|py| {
         let class = CLASSES.get().and_then(|c| c.get(d.class));
         let err = match class {
@@ -213,22 +217,4 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         }
         err
     })
-}
-
-/// Maps an error of the internal CA: core errors through [`to_py`], the
-/// CA's own as `PkiError` with its kind as `code`.
-pub(crate) fn pki_to_py(e: strongroom_pki::PkiError) -> PyErr {
-    match e {
-        strongroom_pki::PkiError::Core(e) => to_py(e),
-        e => {
-            let kind = e.kind();
-            Python::attach(|py| {
-                let err = PkiError::new_err(e.to_string());
-                // Setting an attribute on a fresh exception instance cannot
-                // fail in practice; if it did, the exception is still raised.
-                let _ = err.value(py).setattr("code", kind);
-                err
-            })
-        }
-    }
 }

@@ -441,8 +441,8 @@ macro_rules! pki_methods {
             /// Issues a certificate from `role` for `dns_names` (and
             /// `ip_addresses`, if the role allows IP SANs); gives an
             /// `IssuedCertificate` whose lease ends with it. A name the
-            /// role does not allow raises `PkiError` (code
-            /// "pki_name_not_allowed").
+            /// role does not allow raises `PkiNameNotAllowed` (a
+            /// `PkiError`; code "pki.name_not_allowed").
             #[pyo3(signature = (handle, role, dns_names, *, common_name = None,
                 ip_addresses = None, key_type = None, usages = None, ttl = None))]
             #[allow(clippy::too_many_arguments)]

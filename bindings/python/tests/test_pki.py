@@ -131,9 +131,10 @@ def test_root_role_issue_revoke_crl(flavor, tmp_path, key_type):
         assert crl.next_update_ms > crl.this_update_ms
         assert pem_body(crl.pem(), "X509 CRL") == crl.der
         # Revoked: no longer live.
-        with pytest.raises(strongroom.PkiError) as e:
+        with pytest.raises(strongroom.PkiUnknownCertificate) as e:
             await m(pki.revoke(ops, cert.serial))
-        assert e.value.code == "pki_unknown_certificate"
+        assert e.value.code == "pki.unknown_certificate"
+        assert e.value.serial == cert.serial
 
     asyncio.run(go())
 
@@ -143,24 +144,27 @@ def test_refusals(flavor, tmp_path):
         sr, manager, pki, ops, app = await setup(flavor, tmp_path)
         with pytest.raises(strongroom.PkiError) as e:
             await m(pki.issue(app, "web", ["api.svc.example.com"]))
-        assert e.value.code in ("pki_unknown_ca", "pki_unknown_role")
+        assert e.value.code in ("pki.unknown_ca", "pki.unknown_role")
 
         await m(pki.create_root(ops, "Internal Root"))
-        with pytest.raises(strongroom.PkiError) as e:
+        with pytest.raises(strongroom.PkiCaExists) as e:
             await m(pki.create_root(ops, "Another Root"))
-        assert e.value.code == "pki_ca_exists"
+        assert e.value.code == "pki.ca_exists"
         await m(pki.put_role(ops, "web", ["*.svc.example.com"]))
 
         # A name outside the role.
-        with pytest.raises(strongroom.PkiError) as e:
+        with pytest.raises(strongroom.PkiNameNotAllowed) as e:
             await m(pki.issue(app, "web", ["db.example.com"]))
         err = e.value
-        assert err.code == "pki_name_not_allowed" and "db.example.com" in str(err)
+        assert err.code == "pki.name_not_allowed" and "db.example.com" in str(err)
+        assert (err.role, err.requested_name) == ("web", "db.example.com")
+        assert isinstance(err, strongroom.PkiError)
         assert isinstance(err, strongroom.StrongroomError)
         # Over the role's max TTL.
-        with pytest.raises(strongroom.PkiError) as e:
+        with pytest.raises(strongroom.PkiTtlOverMax) as e:
             await m(pki.issue(app, "web", ["a.svc.example.com"], ttl=10 * 86_400))
-        assert e.value.code == "pki_ttl_over_max"
+        assert e.value.code == "pki.ttl_over_max"
+        assert e.value.requested_secs == 10 * 86_400 and e.value.max_secs < 10 * 86_400
         # Policy refusals come through the core's classes.
         with pytest.raises(strongroom.PolicyDenied):
             await m(pki.put_role(app, "evil", ["*.example.com"]))
@@ -171,17 +175,26 @@ def test_refusals(flavor, tmp_path):
             await m(pki.issue(app, "web", ["a.svc.example.com"], ip_addresses=["not-an-ip"]))
         with pytest.raises(TypeError):
             await m(pki.issue(manager, "web", ["a.svc.example.com"]))
-        with pytest.raises(strongroom.PkiError) as e:
+        with pytest.raises(strongroom.PkiInvalidName) as e:
             PKIS[flavor](sr, manager, "Bad Mount")
-        assert e.value.code == "pki_invalid_name"
+        assert e.value.code == "pki.invalid_name"
+        assert (e.value.what, e.value.given_name) == ("mount", "Bad Mount")
 
     asyncio.run(go())
 
 
-def test_pki_error_is_the_bindings_own():
+def test_pki_errors_come_from_the_table():
+    # PkiError is the table's family class of the pki.* codes, so
+    # `except strongroom.PkiError` catches every CA error of its own.
     assert strongroom.PkiError.__bases__ == (strongroom.StrongroomError,)
     assert "PkiError" in strongroom.__all__
-    assert not [r for r in strongroom.ERROR_CODES if r["class"] == "PkiError"]
+    rows = [r for r in strongroom.ERROR_CODES if r["code"].startswith("pki.")]
+    assert len(rows) == 16
+    for r in rows:
+        assert r["parent"] == "PkiError"
+        cls = getattr(strongroom, r["class"])
+        assert cls.__bases__ == (strongroom.PkiError,)
+        assert cls.code == r["code"]
 
 
 def test_closing_the_store_closes_the_pki(tmp_path):

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use strongroom::{ERROR_CODES, Error};
+use strongroom::{ERROR_CODES, Error, ErrorDetails};
 
 /// The value of one field of an error (the core's `FieldValue`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -316,6 +316,38 @@ error_cases! {
     ApprovalInvalidRequest,
     /// The gates or the request changed concurrently; re-read and retry.
     ApprovalConflict,
+    /// A CA mount or role name cannot be used.
+    PkiInvalidName,
+    /// The mount already holds a certificate authority.
+    PkiCaExists,
+    /// The mount holds no certificate authority yet.
+    PkiUnknownCa,
+    /// The mount has no role of that name.
+    PkiUnknownRole,
+    /// A role definition cannot be used.
+    PkiInvalidRole,
+    /// The role does not allow the requested DNS name or IP address.
+    PkiNameNotAllowed,
+    /// The requested TTL is over the role's maximum.
+    PkiTtlOverMax,
+    /// The certificate would outlive the CA that signs it.
+    PkiOutlivesCa,
+    /// The role does not allow the requested key type.
+    PkiKeyTypeNotAllowed,
+    /// The role does not allow the requested usage.
+    PkiUsageNotAllowed,
+    /// A certificate request that makes no sense whatever the role says.
+    PkiInvalidRequest,
+    /// No live certificate of that serial on the mount.
+    PkiUnknownCertificate,
+    /// A stored CA record failed authentication or does not decode.
+    PkiBadRecord,
+    /// Building, signing or parsing a certificate or CRL failed.
+    PkiCertificate,
+    /// rustls refused a key, chain or verifier configuration.
+    PkiTls,
+    /// A CA record kept changing under other writers; retry later.
+    PkiContended,
     /// Binding only: a class this build of the FFI does not know (only a
     /// newer core could produce one; read `code`).
     Other,
@@ -326,7 +358,14 @@ pub const BINDING_ONLY_CASES: &[&str] = &["Other"];
 
 impl From<Error> for StrongroomError {
     fn from(e: Error) -> Self {
-        let d = e.details();
+        e.details().into()
+    }
+}
+
+/// Any error's details (the core's, or the internal CA's `pki.*` ones) as
+/// the case of its class.
+impl From<ErrorDetails> for StrongroomError {
+    fn from(d: ErrorDetails) -> Self {
         let fields = d
             .fields
             .into_iter()
@@ -336,23 +375,12 @@ impl From<Error> for StrongroomError {
     }
 }
 
-/// A certificate-authority error. The core's error table has no `pki.*`
-/// codes, so these keep to its classes: `PkiError::Core` is the core error
-/// it holds; a corrupt record is `CorruptRecord` and a record that kept
-/// changing `StorageConflict` (both with the storage key); every other one
-/// (a name outside the role, an unknown role, a CA that exists, a TTL over
-/// the maximum, a bad serial, certificate or TLS failures) is
-/// `InvalidArgument` whose message starts with the crate's error kind
-/// (`"pki_name_not_allowed: ..."`).
+/// A certificate-authority error, through its details like every core
+/// error: `PkiError::Core` is the core error's case; the CA's own errors
+/// are their `pki.*` cases (`PkiNameNotAllowed`, `PkiCaExists`, ...).
 impl From<strongroom_pki::PkiError> for StrongroomError {
     fn from(e: strongroom_pki::PkiError) -> Self {
-        use strongroom_pki::PkiError as P;
-        match e {
-            P::Core(e) => e.into(),
-            P::BadRecord { key, reason } => Error::corrupt(key, reason).into(),
-            P::Contended { key, .. } => Error::StorageConflict { key }.into(),
-            other => invalid(format!("{}: {other}", other.kind())),
-        }
+        e.details().into()
     }
 }
 

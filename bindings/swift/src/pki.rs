@@ -423,8 +423,8 @@ impl Pki {
 
     /// Issues a certificate from `role` (`lease` on
     /// `pki/<mount>/issue/<role>`); its lease ends with it. A name the role
-    /// does not allow fails with `InvalidArgument` whose message starts with
-    /// "pki_name_not_allowed: ".
+    /// does not allow fails with `PkiNameNotAllowed` (code
+    /// "pki.name_not_allowed").
     pub async fn issue(
         &self,
         principal: Arc<Handle>,

@@ -3,6 +3,14 @@
 use std::time::Duration;
 
 use strongroom::clock::Timestamp;
+use strongroom::{ErrorDetails, FieldValue};
+
+/// `vec![(name, FieldValue::from(value)), ...]`.
+macro_rules! fields {
+    ($($name:literal => $value:expr),* $(,)?) => {
+        vec![$(($name, FieldValue::from($value))),*]
+    };
+}
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = PkiError> = std::result::Result<T, E>;
@@ -184,6 +192,91 @@ impl PkiError {
             Self::Tls(_) => "pki_tls",
             Self::Contended { .. } => "pki_contended",
         }
+    }
+
+    /// This error as a stable code and named fields, for language bindings
+    /// and structured logs: core errors give the core's
+    /// [`details`](strongroom::Error::details); the CA's own give their
+    /// `pki.*` row of [`strongroom::ERROR_CODES`] (class `Pki...`, parent
+    /// `PkiError`), durations in whole seconds (`_secs`). No field holds a
+    /// secret.
+    ///
+    /// ```
+    /// use strongroom_pki::PkiError;
+    /// let e = PkiError::UnknownRole { mount: "pki".into(), role: "web".into() };
+    /// let d = e.details();
+    /// assert_eq!(d.code, "pki.unknown_role");
+    /// assert_eq!((d.class, d.parent), ("PkiUnknownRole", "PkiError"));
+    /// ```
+    pub fn details(&self) -> ErrorDetails {
+        let (code, fields) = match self {
+            Self::Core(e) => return e.details(),
+            Self::InvalidName { what, name } => (
+                "pki.invalid_name",
+                fields!["what" => *what, "given_name" => name],
+            ),
+            Self::CaExists { mount } => ("pki.ca_exists", fields!["mount" => mount]),
+            Self::UnknownCa { mount } => ("pki.unknown_ca", fields!["mount" => mount]),
+            Self::UnknownRole { mount, role } => (
+                "pki.unknown_role",
+                fields!["mount" => mount, "role" => role],
+            ),
+            Self::InvalidRole { reason } => ("pki.invalid_role", fields!["reason" => reason]),
+            Self::NameNotAllowed { role, name, reason } => (
+                "pki.name_not_allowed",
+                fields!["role" => role, "requested_name" => name, "reason" => *reason],
+            ),
+            Self::TtlOverMax {
+                role,
+                requested,
+                max,
+            } => (
+                "pki.ttl_over_max",
+                fields![
+                    "role" => role,
+                    "requested_secs" => requested.as_secs(),
+                    "max_secs" => max.as_secs(),
+                ],
+            ),
+            Self::OutlivesCa {
+                requested,
+                ca_not_after,
+            } => (
+                "pki.outlives_ca",
+                fields!["requested" => *requested, "ca_not_after" => *ca_not_after],
+            ),
+            Self::KeyTypeNotAllowed {
+                role,
+                requested,
+                allowed,
+            } => (
+                "pki.key_type_not_allowed",
+                fields![
+                    "role" => role,
+                    "requested" => requested.to_string(),
+                    "allowed" => allowed,
+                ],
+            ),
+            Self::UsageNotAllowed { role, requested } => (
+                "pki.usage_not_allowed",
+                fields!["role" => role, "requested" => requested.to_string()],
+            ),
+            Self::InvalidRequest { reason } => ("pki.invalid_request", fields!["reason" => reason]),
+            Self::UnknownCertificate { mount, serial } => (
+                "pki.unknown_certificate",
+                fields!["mount" => mount, "serial" => serial],
+            ),
+            Self::BadRecord { key, reason } => {
+                ("pki.bad_record", fields!["key" => key, "reason" => reason])
+            }
+            Self::Certificate(detail) => ("pki.certificate", fields!["detail" => detail]),
+            Self::Tls(detail) => ("pki.tls", fields!["detail" => detail]),
+            Self::Contended { key, attempts } => (
+                "pki.contended",
+                fields!["key" => key, "attempts" => *attempts],
+            ),
+        };
+        ErrorDetails::from_row(code, self.to_string(), fields)
     }
 
     pub(crate) fn cert(e: impl std::fmt::Display) -> Self {

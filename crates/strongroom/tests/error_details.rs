@@ -517,7 +517,14 @@ fn every_variant_has_a_code_in_the_table_with_its_fields() {
     for e in samples() {
         seen.insert(check_against_table(&e).code);
     }
-    let table: BTreeSet<&str> = ERROR_CODES.iter().map(|c| c.code).collect();
+    // The `pki.*` rows are the internal CA's own errors, produced by
+    // `strongroom_pki::PkiError::details`; crates/strongroom-pki/tests/
+    // error_details.rs checks them against the table the same way.
+    let table: BTreeSet<&str> = ERROR_CODES
+        .iter()
+        .map(|c| c.code)
+        .filter(|c| !c.starts_with("pki."))
+        .collect();
     let unused: Vec<_> = table.difference(&seen).collect();
     assert!(unused.is_empty(), "codes no sample produced: {unused:?}");
 }

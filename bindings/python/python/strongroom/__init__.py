@@ -61,8 +61,7 @@ from ._native import (
 
 # The exception classes: made by the extension from the core's error table
 # (ERROR_CODES, one row per code; docs/ERRORS.md), plus StrongroomError,
-# Closed, PkiError (the internal CA's own errors, not in the table) and the
-# old names kept as aliases (SecretStoreError, CasConflict,
+# Closed and the old names kept as aliases (SecretStoreError, CasConflict,
 # NotFound, VersionDeleted, VersionDestroyed).
 for _name in ERROR_CLASSES:
     globals()[_name] = getattr(_native, _name)

@@ -26,15 +26,6 @@ class Closed(StrongroomError):
 
     code: ClassVar[str]
 
-class PkiError(StrongroomError):
-    """The internal CA (`Pki`) refused or failed: a name, key type, usage or
-    TTL outside the role, an unknown role, CA or certificate, a CA that
-    exists, a bad record, a contended write. Not in the core's error table;
-    raised by the binding for strongroom-pki's own errors, with `code` set
-    to the error's kind (e.g. "pki_name_not_allowed", "pki_ca_exists").
-    Policy denials, storage and lease errors of PKI calls raise the core's
-    classes (`PolicyDenied`, ...)."""
-
 ERROR_CODES: tuple[dict, ...]
 """The core's error table, one dict per code: "code", "class", "parent",
 "kind", "fields" (a tuple of (name, type) pairs, types as in
@@ -67,6 +58,9 @@ class SigningError(StrongroomError):
 
 class ApprovalError(StrongroomError):
     """Errors of the ApprovalError family."""
+
+class PkiError(StrongroomError):
+    """The internal certificate authority refused or failed (its own `pki.*` codes; its policy, storage and lease errors raise the core's classes)."""
 
 class DecryptionFailed(StrongroomError):
     """a sealed value did not open (wrong key, tampering, moved value); deliberately says nothing more (code "decryption_failed")."""
@@ -665,6 +659,99 @@ class ApprovalConflict(ApprovalError):
     """the gates or the request changed concurrently; re-read and retry (code "approval.conflict")."""
 
     what: str
+
+class PkiInvalidName(PkiError):
+    """a mount or role name (`what`) is outside a-z, 0-9, '-' and '_', 1 to 64 bytes (code "pki.invalid_name")."""
+
+    what: str
+    given_name: str
+
+class PkiCaExists(PkiError):
+    """the mount already holds a certificate authority; it is never replaced (code "pki.ca_exists")."""
+
+    mount: str
+
+class PkiUnknownCa(PkiError):
+    """the mount holds no certificate authority yet; create a root or an intermediate first (code "pki.unknown_ca")."""
+
+    mount: str
+
+class PkiUnknownRole(PkiError):
+    """the mount has no role of that name (code "pki.unknown_role")."""
+
+    mount: str
+    role: str
+
+class PkiInvalidRole(PkiError):
+    """a role definition cannot be used (code "pki.invalid_role")."""
+
+    reason: str
+
+class PkiNameNotAllowed(PkiError):
+    """the role does not allow the requested DNS name or IP address (code "pki.name_not_allowed")."""
+
+    role: str
+    requested_name: str
+    reason: str
+
+class PkiTtlOverMax(PkiError):
+    """the requested ttl is over the role's max_ttl (both in seconds) (code "pki.ttl_over_max")."""
+
+    role: str
+    requested_secs: int
+    max_secs: int
+
+class PkiOutlivesCa(PkiError):
+    """the certificate would outlive the CA that signs it; ask for a shorter ttl (code "pki.outlives_ca")."""
+
+    requested: int
+    ca_not_after: int
+
+class PkiKeyTypeNotAllowed(PkiError):
+    """the role does not allow the requested key type (`allowed` is comma-separated) (code "pki.key_type_not_allowed")."""
+
+    role: str
+    requested: str
+    allowed: str
+
+class PkiUsageNotAllowed(PkiError):
+    """the role does not allow the requested usage (server or client authentication) (code "pki.usage_not_allowed")."""
+
+    role: str
+    requested: str
+
+class PkiInvalidRequest(PkiError):
+    """a request that makes no sense whatever the role says (no names, a zero ttl, a malformed serial) (code "pki.invalid_request")."""
+
+    reason: str
+
+class PkiUnknownCertificate(PkiError):
+    """no live certificate of that serial (hex) on the mount: never issued, revoked, or expired and removed (code "pki.unknown_certificate")."""
+
+    mount: str
+    serial: str
+
+class PkiBadRecord(PkiError):
+    """a stored CA record failed authentication (edited, moved, forged) or does not decode (code "pki.bad_record")."""
+
+    key: str
+    reason: str
+
+class PkiCertificate(PkiError):
+    """building, signing or parsing a certificate or CRL failed (code "pki.certificate")."""
+
+    detail: str
+
+class PkiTls(PkiError):
+    """rustls refused a key, chain or verifier configuration (code "pki.tls")."""
+
+    detail: str
+
+class PkiContended(PkiError):
+    """a CA record kept changing under other writers; retry later (code "pki.contended")."""
+
+    key: str
+    attempts: int
 
 SecretStoreError = SecretError
 CasConflict = SecretCasMismatch

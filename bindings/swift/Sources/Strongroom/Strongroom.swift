@@ -3580,8 +3580,8 @@ public protocol PkiProtocol: AnyObject, Sendable {
     /**
      * Issues a certificate from `role` (`lease` on
      * `pki/<mount>/issue/<role>`); its lease ends with it. A name the role
-     * does not allow fails with `InvalidArgument` whose message starts with
-     * "pki_name_not_allowed: ".
+     * does not allow fails with `PkiNameNotAllowed` (code
+     * "pki.name_not_allowed").
      */
     func issue(principal: Handle, role: String, request: IssueRequest) async throws  -> IssuedCertificate
     
@@ -3755,8 +3755,8 @@ open func engine() -> String  {
     /**
      * Issues a certificate from `role` (`lease` on
      * `pki/<mount>/issue/<role>`); its lease ends with it. A name the role
-     * does not allow fails with `InvalidArgument` whose message starts with
-     * "pki_name_not_allowed: ".
+     * does not allow fails with `PkiNameNotAllowed` (code
+     * "pki.name_not_allowed").
      */
 open func issue(principal: Handle, role: String, request: IssueRequest)async throws  -> IssuedCertificate  {
     return
@@ -11546,6 +11546,230 @@ enum StrongroomError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
          */fields: [String: FieldValue]
     )
     /**
+     * A CA mount or role name cannot be used.
+     */
+    case PkiInvalidName(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The mount already holds a certificate authority.
+     */
+    case PkiCaExists(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The mount holds no certificate authority yet.
+     */
+    case PkiUnknownCa(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The mount has no role of that name.
+     */
+    case PkiUnknownRole(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A role definition cannot be used.
+     */
+    case PkiInvalidRole(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The role does not allow the requested DNS name or IP address.
+     */
+    case PkiNameNotAllowed(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The requested TTL is over the role's maximum.
+     */
+    case PkiTtlOverMax(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The certificate would outlive the CA that signs it.
+     */
+    case PkiOutlivesCa(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The role does not allow the requested key type.
+     */
+    case PkiKeyTypeNotAllowed(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * The role does not allow the requested usage.
+     */
+    case PkiUsageNotAllowed(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A certificate request that makes no sense whatever the role says.
+     */
+    case PkiInvalidRequest(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * No live certificate of that serial on the mount.
+     */
+    case PkiUnknownCertificate(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A stored CA record failed authentication or does not decode.
+     */
+    case PkiBadRecord(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * Building, signing or parsing a certificate or CRL failed.
+     */
+    case PkiCertificate(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * rustls refused a key, chain or verifier configuration.
+     */
+    case PkiTls(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
+     * A CA record kept changing under other writers; retry later.
+     */
+    case PkiContended(
+        /**
+         * The stable code (a row of `errorCodes()`).
+         */code: String, 
+        /**
+         * The message (never quotes a secret).
+         */message: String, 
+        /**
+         * The code's fields, by the table's names.
+         */fields: [String: FieldValue]
+    )
+    /**
      * Binding only: a class this build of the FFI does not know (only a
      * newer core could produce one; read `code`).
      */
@@ -12059,7 +12283,87 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
             )
-        case 95: return .Other(
+        case 95: return .PkiInvalidName(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 96: return .PkiCaExists(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 97: return .PkiUnknownCa(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 98: return .PkiUnknownRole(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 99: return .PkiInvalidRole(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 100: return .PkiNameNotAllowed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 101: return .PkiTtlOverMax(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 102: return .PkiOutlivesCa(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 103: return .PkiKeyTypeNotAllowed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 104: return .PkiUsageNotAllowed(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 105: return .PkiInvalidRequest(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 106: return .PkiUnknownCertificate(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 107: return .PkiBadRecord(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 108: return .PkiCertificate(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 109: return .PkiTls(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 110: return .PkiContended(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf), 
+            fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+            )
+        case 111: return .Other(
             code: try FfiConverterString.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
             fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
@@ -12734,8 +13038,120 @@ public struct FfiConverterTypeStrongroomError: FfiConverterRustBuffer {
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
             
         
-        case let .Other(code,message,fields):
+        case let .PkiInvalidName(code,message,fields):
             writeInt(&buf, Int32(95))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiCaExists(code,message,fields):
+            writeInt(&buf, Int32(96))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiUnknownCa(code,message,fields):
+            writeInt(&buf, Int32(97))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiUnknownRole(code,message,fields):
+            writeInt(&buf, Int32(98))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiInvalidRole(code,message,fields):
+            writeInt(&buf, Int32(99))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiNameNotAllowed(code,message,fields):
+            writeInt(&buf, Int32(100))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiTtlOverMax(code,message,fields):
+            writeInt(&buf, Int32(101))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiOutlivesCa(code,message,fields):
+            writeInt(&buf, Int32(102))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiKeyTypeNotAllowed(code,message,fields):
+            writeInt(&buf, Int32(103))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiUsageNotAllowed(code,message,fields):
+            writeInt(&buf, Int32(104))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiInvalidRequest(code,message,fields):
+            writeInt(&buf, Int32(105))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiUnknownCertificate(code,message,fields):
+            writeInt(&buf, Int32(106))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiBadRecord(code,message,fields):
+            writeInt(&buf, Int32(107))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiCertificate(code,message,fields):
+            writeInt(&buf, Int32(108))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiTls(code,message,fields):
+            writeInt(&buf, Int32(109))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .PkiContended(code,message,fields):
+            writeInt(&buf, Int32(110))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        
+        case let .Other(code,message,fields):
+            writeInt(&buf, Int32(111))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
@@ -13984,7 +14400,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_pki_engine() != 63950) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_pki_issue() != 21478) {
+    if (uniffi_strongroom_ffi_checksum_method_pki_issue() != 25217) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_pki_mount() != 8734) {

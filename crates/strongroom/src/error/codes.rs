@@ -1021,4 +1021,118 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         [f("what", Str)],
         "the gates or the request changed concurrently; re-read and retry"
     ),
+    // The internal certificate authority (crate strongroom-pki;
+    // `PkiError::details`). Its core errors keep the core's codes.
+    row!(
+        "pki.invalid_name",
+        "PkiInvalidName" < "PkiError",
+        "pki_invalid_name",
+        [f("what", Str), f("given_name", Str)],
+        "a mount or role name (`what`) is outside a-z, 0-9, '-' and '_', 1 to 64 bytes"
+    ),
+    row!(
+        "pki.ca_exists",
+        "PkiCaExists" < "PkiError",
+        "pki_ca_exists",
+        [f("mount", Str)],
+        "the mount already holds a certificate authority; it is never replaced"
+    ),
+    row!(
+        "pki.unknown_ca",
+        "PkiUnknownCa" < "PkiError",
+        "pki_unknown_ca",
+        [f("mount", Str)],
+        "the mount holds no certificate authority yet; create a root or an intermediate first"
+    ),
+    row!(
+        "pki.unknown_role",
+        "PkiUnknownRole" < "PkiError",
+        "pki_unknown_role",
+        [f("mount", Str), f("role", Str)],
+        "the mount has no role of that name"
+    ),
+    row!(
+        "pki.invalid_role",
+        "PkiInvalidRole" < "PkiError",
+        "pki_invalid_role",
+        [REASON],
+        "a role definition cannot be used"
+    ),
+    row!(
+        "pki.name_not_allowed",
+        "PkiNameNotAllowed" < "PkiError",
+        "pki_name_not_allowed",
+        [f("role", Str), f("requested_name", Str), REASON],
+        "the role does not allow the requested DNS name or IP address"
+    ),
+    row!(
+        "pki.ttl_over_max",
+        "PkiTtlOverMax" < "PkiError",
+        "pki_ttl_over_max",
+        [f("role", Str), f("requested_secs", U64), f("max_secs", U64)],
+        "the requested ttl is over the role's max_ttl (both in seconds)"
+    ),
+    row!(
+        "pki.outlives_ca",
+        "PkiOutlivesCa" < "PkiError",
+        "pki_outlives_ca",
+        [f("requested", Time), f("ca_not_after", Time)],
+        "the certificate would outlive the CA that signs it; ask for a shorter ttl"
+    ),
+    row!(
+        "pki.key_type_not_allowed",
+        "PkiKeyTypeNotAllowed" < "PkiError",
+        "pki_key_type_not_allowed",
+        [f("role", Str), f("requested", Str), f("allowed", Str)],
+        "the role does not allow the requested key type (`allowed` is comma-separated)"
+    ),
+    row!(
+        "pki.usage_not_allowed",
+        "PkiUsageNotAllowed" < "PkiError",
+        "pki_usage_not_allowed",
+        [f("role", Str), f("requested", Str)],
+        "the role does not allow the requested usage (server or client authentication)"
+    ),
+    row!(
+        "pki.invalid_request",
+        "PkiInvalidRequest" < "PkiError",
+        "pki_invalid_request",
+        [REASON],
+        "a request that makes no sense whatever the role says (no names, a zero ttl, a malformed serial)"
+    ),
+    row!(
+        "pki.unknown_certificate",
+        "PkiUnknownCertificate" < "PkiError",
+        "pki_unknown_certificate",
+        [f("mount", Str), f("serial", Str)],
+        "no live certificate of that serial (hex) on the mount: never issued, revoked, or expired and removed"
+    ),
+    row!(
+        "pki.bad_record",
+        "PkiBadRecord" < "PkiError",
+        "pki_bad_record",
+        [KEY, REASON],
+        "a stored CA record failed authentication (edited, moved, forged) or does not decode"
+    ),
+    row!(
+        "pki.certificate",
+        "PkiCertificate" < "PkiError",
+        "pki_certificate",
+        [DETAIL],
+        "building, signing or parsing a certificate or CRL failed"
+    ),
+    row!(
+        "pki.tls",
+        "PkiTls" < "PkiError",
+        "pki_tls",
+        [DETAIL],
+        "rustls refused a key, chain or verifier configuration"
+    ),
+    row!(
+        "pki.contended",
+        "PkiContended" < "PkiError",
+        "pki_contended",
+        [KEY, f("attempts", U64)],
+        "a CA record kept changing under other writers; retry later"
+    ),
 ];

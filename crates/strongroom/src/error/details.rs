@@ -124,6 +124,40 @@ impl ErrorDetails {
     pub fn row(&self) -> Option<&'static ErrorCode> {
         ErrorCode::lookup(self.code)
     }
+
+    /// The details of an error with the table row `code`: the class and
+    /// parent come from [`ERROR_CODES`]. For crates beside the core whose
+    /// errors have rows of their own (`pki.*` for `strongroom-pki`); the
+    /// fields must be those the row lists, in its order (each such crate
+    /// tests this as the core does).
+    ///
+    /// ```
+    /// use strongroom::{ErrorDetails, FieldValue};
+    /// let d = ErrorDetails::from_row(
+    ///     "pki.unknown_ca",
+    ///     "mount \"pki\" holds no certificate authority".into(),
+    ///     vec![("mount", FieldValue::from("pki"))],
+    /// );
+    /// assert_eq!((d.class, d.parent), ("PkiUnknownCa", "PkiError"));
+    /// ```
+    pub fn from_row(
+        code: &'static str,
+        message: String,
+        fields: Vec<(&'static str, FieldValue)>,
+    ) -> Self {
+        let (class, parent) = match ERROR_CODES.iter().find(|c| c.code == code) {
+            Some(row) => (row.class, row.parent),
+            // Unreachable while the table is complete (a test checks it).
+            None => (ROOT_CLASS, ROOT_CLASS),
+        };
+        Self {
+            code,
+            class,
+            parent,
+            message,
+            fields,
+        }
+    }
 }
 
 type Fields = Vec<(&'static str, FieldValue)>;
@@ -156,18 +190,7 @@ impl Error {
     /// ```
     pub fn details(&self) -> ErrorDetails {
         let (code, fields) = self.code_and_fields();
-        let (class, parent) = match ERROR_CODES.iter().find(|c| c.code == code) {
-            Some(row) => (row.class, row.parent),
-            // Unreachable while the table is complete (a test checks it).
-            None => (ROOT_CLASS, ROOT_CLASS),
-        };
-        ErrorDetails {
-            code,
-            class,
-            parent,
-            message: self.to_string(),
-            fields,
-        }
+        ErrorDetails::from_row(code, self.to_string(), fields)
     }
 
     /// The stable code alone (the `code` of [`details`](Self::details)).

@@ -61,29 +61,46 @@ pub(super) async fn read_record(
     }
 }
 
+/// One part of the applied record, read from the store by a caller that
+/// needs only that part (the other fields are skipped, not built): `None`
+/// when nothing was applied. An applied record that does not decode is a
+/// corrupt record.
+async fn applied_part<T: serde::de::DeserializeOwned>(
+    sr: &crate::Strongroom,
+) -> crate::Result<Option<T>> {
+    /// The record's format and the part `T` names.
+    #[derive(Deserialize)]
+    struct Part<T> {
+        format: u8,
+        #[serde(flatten)]
+        part: T,
+    }
+    let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| crate::Error::corrupt(DECLARED_RECORD, reason);
+    let rec: Part<T> = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
+    if rec.format != APPLIED_FORMAT {
+        return Err(corrupt(format!("unsupported format {}", rec.format)));
+    }
+    Ok(Some(rec.part))
+}
+
 /// Checks `path` against the applied naming rules, read from the store
 /// (one barrier read per call, so a rule applied by another process holds
 /// for the next write): `Ok` when nothing was applied, no rule is set or a
 /// rule matches; [`Error::Naming`](crate::Error::Naming) otherwise. An
 /// applied record that does not decode is a corrupt record.
 pub(crate) async fn check_naming(sr: &crate::Strongroom, path: &str) -> crate::Result<()> {
-    /// The applied record's format and naming rules only: a write does not
-    /// build the policies and principals (the other fields are skipped).
     #[derive(Deserialize)]
     struct NamingOnly {
-        format: u8,
         #[serde(default)]
         naming: NamingRules,
     }
-    let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
-        return Ok(());
-    };
-    let corrupt = |reason: String| crate::Error::corrupt(DECLARED_RECORD, reason);
-    let rec: NamingOnly = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
-    if rec.format != APPLIED_FORMAT {
-        return Err(corrupt(format!("unsupported format {}", rec.format)));
+    match applied_part::<NamingOnly>(sr).await? {
+        Some(rec) => rec.naming.check(path).map_err(crate::Error::from),
+        None => Ok(()),
     }
-    rec.naming.check(path).map_err(crate::Error::from)
 }
 
 /// The applied rotation schedule of credential `name`, read from the store
@@ -95,22 +112,14 @@ pub(crate) async fn applied_rotation(
     sr: &crate::Strongroom,
     name: &str,
 ) -> crate::Result<Option<RotationSpec>> {
-    /// The applied record's format and rotation schedules only.
     #[derive(Deserialize)]
     struct RotationOnly {
-        format: u8,
         #[serde(default)]
         rotation: BTreeMap<String, RotationSpec>,
     }
-    let Some(raw) = sr.barrier().get(DECLARED_RECORD).await? else {
-        return Ok(None);
-    };
-    let corrupt = |reason: String| crate::Error::corrupt(DECLARED_RECORD, reason);
-    let mut rec: RotationOnly = serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
-    if rec.format != APPLIED_FORMAT {
-        return Err(corrupt(format!("unsupported format {}", rec.format)));
-    }
-    Ok(rec.rotation.remove(name))
+    Ok(applied_part::<RotationOnly>(sr)
+        .await?
+        .and_then(|mut rec| rec.rotation.remove(name)))
 }
 
 /// The state last applied, read back for an application to build its

@@ -192,13 +192,18 @@ impl Member {
         }
     }
 
-    /// Waits for the process to exit; returns whether it exited with 0.
+    /// Waits for the process to exit and for its last lines to be read
+    /// from the pipe; returns whether it exited with 0.
     pub async fn wait(&mut self) -> bool {
-        self.child
+        let ok = self
+            .child
             .wait()
             .await
             .map(|s| s.success())
-            .unwrap_or(false)
+            .unwrap_or(false);
+        // The reader task may still hold lines printed just before the exit.
+        self.drain().await;
+        ok
     }
 
     /// Waits at most `limit`; `None` if still running.

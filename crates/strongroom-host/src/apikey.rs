@@ -127,7 +127,22 @@ impl ApiKeyRotation {
         spec: ApiKeySpec,
         options: RotationOptions,
     ) -> strongroom::Result<Self> {
-        let verifier = Arc::new(ApiKeyVerifier::new()?);
+        Self::open_with(door, name, spec, options, Arc::new(ApiKeyVerifier::new()?)).await
+    }
+
+    /// As [`ApiKeyRotation::open`], keeping `verifier` (which the host may
+    /// hold elsewhere, such as in a request handler) in step.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ApiKeyRotation::open`].
+    pub async fn open_with(
+        door: &Door,
+        name: &str,
+        spec: ApiKeySpec,
+        options: RotationOptions,
+        verifier: Arc<ApiKeyVerifier>,
+    ) -> strongroom::Result<Self> {
         let prefix: Arc<str> = Arc::from(spec.prefix());
         let rotator = ApiKeyRotator::new(spec.format, verifier.clone());
         let engine = door

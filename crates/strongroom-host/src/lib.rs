@@ -13,6 +13,7 @@
 //!   a host-language pool (asyncpg, psycopg, node-postgres) asks for its
 //!   login, which refreshes once for all waiters after a refused login
 //!   (`28P01`).
+//! - [`shamir`]: Shamir shares as the `srs1-...` texts hosts hand out.
 //! - [`time`]: millisecond timestamps and durations, the one unit of time
 //!   the bindings use.
 
@@ -20,5 +21,6 @@
 
 pub mod apikey;
 pub mod pg;
+pub mod shamir;
 pub mod storage;
 pub mod time;

@@ -5,7 +5,8 @@
 //! This file holds the keyring and sealing surface; `store` the versioned
 //! secrets, policies, handles and audit; `lease` leases and host-language
 //! revokers; `rotation` API-key rotation; `pkcs11` the PKCS#11 root key;
-//! `errors` the one error enum.
+//! `shamir` Shamir shares and the Shamir root key; `errors` the one error
+//! enum.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,8 +14,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use strongroom::keyring::{KeyInfo as CoreKeyInfo, KeyState as CoreKeyState};
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, SealContext, SealedValue};
-use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::storage::DynStorage;
 use strongroom::{Error, Options, RewrapReport as CoreRewrapReport, SecretBytes};
+use strongroom_host::storage::HostStorage;
 use zeroize::Zeroize as _;
 
 uniffi::setup_scaffolding!();
@@ -26,6 +28,7 @@ mod lease;
 mod pkcs11;
 mod pki;
 mod rotation;
+mod shamir;
 mod signing;
 mod store;
 
@@ -44,6 +47,9 @@ pub use pki::{CaCertificate, Crl, IssueRequest, IssuedCertificate, Pki, PkiRole}
 pub use rotation::{
     ApiKeyFormat, ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions,
     RotationReport, RotationStatus, RotationVersion, StagedCredentials,
+};
+pub use shamir::{
+    ShamirProtector, ShamirSetup, generate_shamir_protector, shamir_combine, shamir_split,
 };
 pub use signing::{
     EthSignature, PublicKey, RateLimit, Signature, SigningHandle, SigningKeyInfo,
@@ -132,6 +138,17 @@ impl Secret {
 #[derive(uniffi::Object)]
 pub struct Storage {
     inner: DynStorage,
+    /// The backend, for closing it.
+    host: HostStorage,
+}
+
+impl Storage {
+    fn from_host(host: HostStorage) -> Arc<Self> {
+        Arc::new(Self {
+            inner: host.storage().clone(),
+            host,
+        })
+    }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -139,21 +156,28 @@ impl Storage {
     /// In-memory storage.
     #[uniffi::constructor]
     pub fn memory() -> Arc<Self> {
-        Arc::new(Self {
-            inner: Arc::new(MemoryStorage::new()),
-        })
+        Self::from_host(HostStorage::memory())
     }
 
     /// An SQLite store in the file at `path` (created if missing).
     #[uniffi::constructor]
     pub async fn sqlite(path: String) -> Result<Arc<Self>> {
-        let store = strongroom_sqlx::SqliteStore::open(path).await?;
-        Ok(Arc::new(Self {
-            inner: Arc::new(store),
-        }))
+        Ok(Self::from_host(HostStorage::sqlite(
+            strongroom_sqlx::SqliteStore::open(path).await?,
+        )))
     }
 
-    /// The backend's name.
+    /// The store at `location`: `memory:`, `sqlite:<path>` or a file path,
+    /// or a `postgres://user:password@host:port/database` URL (a fleet
+    /// shares it). The URL never appears in errors. A refused login fails
+    /// with `Storage` (kind `rejected`), an unreachable server with kind
+    /// `unavailable`.
+    #[uniffi::constructor]
+    pub async fn open(location: String) -> Result<Arc<Self>> {
+        Ok(Self::from_host(HostStorage::open(&location).await?))
+    }
+
+    /// The backend's name (`memory`, `sqlite`, `postgres`).
     pub fn backend(&self) -> String {
         self.inner.backend().into()
     }
@@ -161,6 +185,12 @@ impl Storage {
     /// Whether the storage holds an initialised store.
     pub async fn is_initialized(&self) -> Result<bool> {
         Ok(strongroom::Strongroom::is_initialized(&self.inner).await?)
+    }
+
+    /// Closes the backend's connections; later calls through it fail with
+    /// `Storage`. Closing twice is harmless.
+    pub async fn close(&self) {
+        self.host.close().await;
     }
 }
 
@@ -346,6 +376,16 @@ impl Strongroom {
         .dangerous_traced(crate::CALLER)
         .await?;
         Ok(Self::from_core(core))
+    }
+
+    /// Replaces the root key with a fresh one wrapped by `protector` (a new
+    /// software key, or the same one): from now on the store unseals with
+    /// it. The keyring is re-sealed in one atomic write; sealed values are
+    /// untouched; other processes sharing the store follow the rotation
+    /// (retire the old key only after the hand-over grace period, see
+    /// FORMAT.md).
+    pub async fn rotate_root_key(&self, protector: Arc<SoftwareProtector>) -> Result<()> {
+        Ok(self.core.rotate_root_key(&protector.inner).await?)
     }
 
     /// Forgets the keys; later calls fail with `Sealed`.

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use strongroom::SecretBytes;
 use strongroom::rotation::{
-    ApiKeyFormat as CoreFormat, ApiKeyRotator, ApiKeyVerifier as CoreVerifier,
-    Credential as CoreCredential, Matched as CoreMatched, RotationEngine as CoreEngine,
-    RotationOptions as CoreOptions, RotationReport as CoreReport, VersionInfo as CoreVersion,
+    ApiKeyVerifier as CoreVerifier, Credential as CoreCredential, Matched as CoreMatched,
+    RotationEngine as CoreEngine, RotationOptions as CoreOptions, RotationReport as CoreReport,
+    VersionInfo as CoreVersion,
 };
+
+use strongroom_host::apikey::{ApiKeyRotation, ApiKeySpec};
 
 use crate::errors::{Result, invalid};
 use crate::store::AuditLog;
@@ -37,19 +39,12 @@ pub enum ApiKeyFormat {
 }
 
 impl ApiKeyFormat {
-    fn core(&self) -> Result<CoreFormat> {
-        let check = |n: u32| {
-            if (1..=1024).contains(&n) {
-                Ok(n as usize)
-            } else {
-                Err(invalid(format!(
-                    "an API key needs 1 to 1024 random characters or bytes, got {n}"
-                )))
-            }
-        };
+    /// The format, checked by the rules every binding shares
+    /// (`strongroom_host::apikey`).
+    fn spec(&self) -> Result<ApiKeySpec> {
         Ok(match self {
-            Self::Base62 { prefix, chars } => CoreFormat::base62(prefix.clone(), check(*chars)?),
-            Self::Hex { prefix, bytes } => CoreFormat::hex(prefix.clone(), check(*bytes)?),
+            Self::Base62 { prefix, chars } => ApiKeySpec::base62(prefix, *chars as usize)?,
+            Self::Hex { prefix, bytes } => ApiKeySpec::hex(prefix, *bytes as usize)?,
         })
     }
 }
@@ -274,7 +269,8 @@ impl RotationOptions {
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct RotationEngine {
-    inner: CoreEngine,
+    rotation: ApiKeyRotation,
+    inner: Arc<CoreEngine>,
 }
 
 impl fmt::Debug for RotationEngine {
@@ -305,13 +301,26 @@ impl RotationEngine {
                 ..CoreOptions::default()
             },
         };
-        let rotator = ApiKeyRotator::new(format.core()?, verifier.inner.clone());
-        let inner = room
-            .core
-            .rotation_engine(&name, Arc::new(rotator), options)
-            .await?;
-        verifier.inner.sync(&inner.staged().await?)?;
-        Ok(Arc::new(Self { inner }))
+        let rotation = ApiKeyRotation::open_with(
+            &room.core,
+            &name,
+            format.spec()?,
+            options,
+            verifier.inner.clone(),
+        )
+        .await?;
+        Ok(Arc::new(Self {
+            inner: rotation.engine().clone(),
+            rotation,
+        }))
+    }
+
+    /// Imports an existing key (any format, not empty) as the current
+    /// version, so a rotation can take over a key already in use; refused
+    /// with `RotationAlreadyInitialized` once a current version exists.
+    /// Returns its version; the verifier accepts it at once.
+    pub async fn import_current(&self, key: Vec<u8>) -> Result<u64> {
+        Ok(self.rotation.import_current(SecretBytes::new(key)).await?)
     }
 
     /// The credential name.

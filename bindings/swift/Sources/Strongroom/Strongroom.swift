@@ -4047,6 +4047,14 @@ public func FfiConverterTypePolicy_lower(_ value: Policy) -> UInt64 {
 public protocol RotationEngineProtocol: AnyObject, Sendable {
     
     /**
+     * Imports an existing key (any format, not empty) as the current
+     * version, so a rotation can take over a key already in use; refused
+     * with `RotationAlreadyInitialized` once a current version exists.
+     * Returns its version; the verifier accepts it at once.
+     */
+    func importCurrent(key: Data) async throws  -> UInt64
+    
+    /**
      * The credential name.
      */
     func name()  -> String
@@ -4164,6 +4172,28 @@ public static func apiKey(room: Strongroom, name: String, format: ApiKeyFormat, 
 }
     
 
+    
+    /**
+     * Imports an existing key (any format, not empty) as the current
+     * version, so a rotation can take over a key already in use; refused
+     * with `RotationAlreadyInitialized` once a current version exists.
+     * Returns its version; the verifier accepts it at once.
+     */
+open func importCurrent(key: Data)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_rotationengine_import_current(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(key)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
     
     /**
      * The credential name.
@@ -4548,6 +4578,158 @@ public func FfiConverterTypeSecret_lift(_ handle: UInt64) throws -> Secret {
 #endif
 public func FfiConverterTypeSecret_lower(_ value: Secret) -> UInt64 {
     return FfiConverterTypeSecret.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A root-key protector whose key-encryption key exists only as shares.
+ */
+public protocol ShamirProtectorProtocol: AnyObject, Sendable {
+    
+    /**
+     * How many shares rebuild the key.
+     */
+    func threshold()  -> UInt8
+    
+}
+/**
+ * A root-key protector whose key-encryption key exists only as shares.
+ */
+open class ShamirProtector: ShamirProtectorProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_shamirprotector(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_shamirprotector(handle, $0) }
+    }
+
+    
+    /**
+     * The protector rebuilt from at least `threshold` share texts.
+     */
+public static func fromShares(shares: [String])throws  -> ShamirProtector  {
+    return try  FfiConverterTypeShamirProtector_lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_constructor_shamirprotector_from_shares(
+        FfiConverterSequenceString.lower(shares),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * How many shares rebuild the key.
+     */
+open func threshold() -> UInt8  {
+    return try!  FfiConverterUInt8.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_shamirprotector_threshold(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_shamirprotector_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShamirProtector: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ShamirProtector
+
+    public static func lift(_ handle: UInt64) throws -> ShamirProtector {
+        return ShamirProtector(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ShamirProtector) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShamirProtector {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ShamirProtector, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShamirProtector_lift(_ handle: UInt64) throws -> ShamirProtector {
+    return try FfiConverterTypeShamirProtector.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShamirProtector_lower(_ value: ShamirProtector) -> UInt64 {
+    return FfiConverterTypeShamirProtector.lower(value)
 }
 
 
@@ -5157,9 +5339,15 @@ public func FfiConverterTypeSoftwareProtector_lower(_ value: SoftwareProtector) 
 public protocol StorageProtocol: AnyObject, Sendable {
     
     /**
-     * The backend's name.
+     * The backend's name (`memory`, `sqlite`, `postgres`).
      */
     func backend()  -> String
+    
+    /**
+     * Closes the backend's connections; later calls through it fail with
+     * `Storage`. Closing twice is harmless.
+     */
+    func close() async 
     
     /**
      * Whether the storage holds an initialised store.
@@ -5233,6 +5421,28 @@ public static func memory() -> Storage  {
 }
     
     /**
+     * The store at `location`: `memory:`, `sqlite:<path>` or a file path,
+     * or a `postgres://user:password@host:port/database` URL (a fleet
+     * shares it). The URL never appears in errors. A refused login fails
+     * with `Storage` (kind `rejected`), an unreachable server with kind
+     * `unavailable`.
+     */
+public static func `open`(location: String)async throws  -> Storage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_storage_open(FfiConverterString.lower(location)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStorage_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
      * An SQLite store in the file at `path` (created if missing).
      */
 public static func sqlite(path: String)async throws  -> Storage  {
@@ -5253,7 +5463,7 @@ public static func sqlite(path: String)async throws  -> Storage  {
 
     
     /**
-     * The backend's name.
+     * The backend's name (`memory`, `sqlite`, `postgres`).
      */
 open func backend() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
@@ -5262,6 +5472,27 @@ open func backend() -> String  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Closes the backend's connections; later calls through it fail with
+     * `Storage`. Closing twice is harmless.
+     */
+open func close()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_storage_close(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
 }
     
     /**
@@ -5389,6 +5620,16 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
     func rotate() async throws  -> KeyInfo
     
     /**
+     * Replaces the root key with a fresh one wrapped by `protector` (a new
+     * software key, or the same one): from now on the store unseals with
+     * it. The keyring is re-sealed in one atomic write; sealed values are
+     * untouched; other processes sharing the store follow the rotation
+     * (retire the old key only after the hand-over grace period, see
+     * FORMAT.md).
+     */
+    func rotateRootKey(protector: SoftwareProtector) async throws 
+    
+    /**
      * Forgets the keys; later calls fail with `Sealed`.
      */
     func seal() 
@@ -5412,6 +5653,13 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
      * `dangerous:swift` when nil.
      */
     func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handle?) async throws  -> UInt64
+    
+    /**
+     * Replaces the root key with a fresh one wrapped by the Shamir
+     * shares' key (as `rotateRootKey` does for a software key): from now on
+     * the store unseals with those shares.
+     */
+    func rotateRootKeyToShamir(protector: ShamirProtector) async throws 
     
     /**
      * A handle through which `name`, holding `policies`, uses the secrets
@@ -5598,6 +5846,43 @@ public static func unsealWithPkcs11(storage: Storage, protector: Pkcs11Protector
         )
 }
     
+    /**
+     * Creates a new store in empty `storage`, its root key wrapped by the
+     * key the Shamir shares rebuild.
+     */
+public static func createWithShamir(storage: Storage, protector: ShamirProtector)async throws  -> Strongroom  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_strongroom_create_with_shamir(FfiConverterTypeStorage_lower(storage),FfiConverterTypeShamirProtector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStrongroom_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Opens a store whose root key the Shamir shares' key wraps.
+     */
+public static func unsealWithShamir(storage: Storage, protector: ShamirProtector)async throws  -> Strongroom  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_strongroom_unseal_with_shamir(FfiConverterTypeStorage_lower(storage),FfiConverterTypeShamirProtector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStrongroom_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
 
     
     /**
@@ -5773,6 +6058,30 @@ open func rotate()async throws  -> KeyInfo  {
 }
     
     /**
+     * Replaces the root key with a fresh one wrapped by `protector` (a new
+     * software key, or the same one): from now on the store unseals with
+     * it. The keyring is re-sealed in one atomic write; sealed values are
+     * untouched; other processes sharing the store follow the rotation
+     * (retire the old key only after the hand-over grace period, see
+     * FORMAT.md).
+     */
+open func rotateRootKey(protector: SoftwareProtector)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_rotate_root_key(
+                        self.uniffiCloneHandle(),FfiConverterTypeSoftwareProtector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
      * Forgets the keys; later calls fail with `Sealed`.
      */
 open func seal()  {try! rustCall() {
@@ -5841,6 +6150,27 @@ open func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handl
             completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
             freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
             liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Replaces the root key with a fresh one wrapped by the Shamir
+     * shares' key (as `rotateRootKey` does for a software key): from now on
+     * the store unseals with those shares.
+     */
+open func rotateRootKeyToShamir(protector: ShamirProtector)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_rotate_root_key_to_shamir(
+                        self.uniffiCloneHandle(),FfiConverterTypeShamirProtector_lower(protector)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeStrongroomError_lift
         )
 }
@@ -9007,6 +9337,75 @@ public func FfiConverterTypeSecretRead_lift(_ buf: RustBuffer) throws -> SecretR
 #endif
 public func FfiConverterTypeSecretRead_lower(_ value: SecretRead) -> RustBuffer {
     return FfiConverterTypeSecretRead.lower(value)
+}
+
+
+/**
+ * A new Shamir protector and the share texts to hand out.
+ */
+public struct ShamirSetup {
+    /**
+     * The protector, ready to create a store or take over its root key.
+     */
+    public var protector: ShamirProtector
+    /**
+     * The share texts (secret), one per holder.
+     */
+    public var shares: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The protector, ready to create a store or take over its root key.
+         */protector: ShamirProtector, 
+        /**
+         * The share texts (secret), one per holder.
+         */shares: [String]) {
+        self.protector = protector
+        self.shares = shares
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ShamirSetup: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShamirSetup: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShamirSetup {
+        return
+            try ShamirSetup(
+                protector: FfiConverterTypeShamirProtector.read(from: &buf), 
+                shares: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ShamirSetup, into buf: inout [UInt8]) {
+        FfiConverterTypeShamirProtector.write(value.protector, into: &buf)
+        FfiConverterSequenceString.write(value.shares, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShamirSetup_lift(_ buf: RustBuffer) throws -> ShamirSetup {
+    return try FfiConverterTypeShamirSetup.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShamirSetup_lower(_ value: ShamirSetup) -> RustBuffer {
+    return FfiConverterTypeShamirSetup.lower(value)
 }
 
 
@@ -14114,6 +14513,45 @@ public func errorCodes() -> [ErrorCodeInfo]  {
 })
 }
 /**
+ * A new random key-encryption key split into `shares` shares, any
+ * `threshold` of which rebuild it: the protector and the share texts.
+ */
+public func generateShamirProtector(threshold: UInt8, shares: UInt8)throws  -> ShamirSetup  {
+    return try  FfiConverterTypeShamirSetup_lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_func_generate_shamir_protector(
+        FfiConverterUInt8.lower(threshold),
+        FfiConverterUInt8.lower(shares),uniffiCallStatus
+    )
+})
+}
+/**
+ * Rebuilds a secret from at least `threshold` share texts. A mistyped
+ * share, shares of different splits or too few fail with `Shamir`.
+ */
+public func shamirCombine(shares: [String])throws  -> Secret  {
+    return try  FfiConverterTypeSecret_lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_func_shamir_combine(
+        FfiConverterSequenceString.lower(shares),uniffiCallStatus
+    )
+})
+}
+/**
+ * Splits `secret` into `shares` share texts, any `threshold` of which
+ * rebuild it (`shamirCombine`). Each text is secret: hand it to its holder.
+ */
+public func shamirSplit(secret: Data, threshold: UInt8, shares: UInt8)throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeStrongroomError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_func_shamir_split(
+        FfiConverterData.lower(secret),
+        FfiConverterUInt8.lower(threshold),
+        FfiConverterUInt8.lower(shares),uniffiCallStatus
+    )
+})
+}
+/**
  * Parses a signature's text form `strongroom:v<version>:<base64>`
  * strictly (anything else: `SigningBadSignatureEncoding`).
  */
@@ -14175,6 +14613,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_func_error_codes() != 33070) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_func_generate_shamir_protector() != 5228) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_shamir_combine() != 16223) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_shamir_split() != 56465) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_func_parse_signature() != 32725) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -14193,7 +14640,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_secret_wipe() != 61348) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_storage_backend() != 8395) {
+    if (uniffi_strongroom_ffi_checksum_method_storage_backend() != 45895) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_storage_close() != 33106) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_storage_is_initialized() != 33460) {
@@ -14229,6 +14679,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate() != 29280) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate_root_key() != 25032) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_seal() != 498) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -14239,6 +14692,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_set_gates() != 43686) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate_root_key_to_shamir() != 10732) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_as_principal() != 36940) {
@@ -14424,6 +14880,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_credential_version() != 53988) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_import_current() != 18619) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_rotationengine_name() != 59742) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -14443,6 +14902,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_rotationengine_status() != 22264) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_shamirprotector_threshold() != 25450) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_signinghandle_create_key() != 46861) {
@@ -14532,6 +14994,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_constructor_storage_memory() != 50092) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_constructor_storage_open() != 11688) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_constructor_storage_sqlite() != 18555) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -14545,6 +15010,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal_with_pkcs11() != 16797) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_create_with_shamir() != 40337) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_strongroom_unseal_with_shamir() != 16180) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_alertengine_start() != 23289) {
@@ -14569,6 +15040,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_rotationengine_api_key() != 27240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_shamirprotector_from_shares() != 56136) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_policy_from_toml() != 29650) {

@@ -43,6 +43,8 @@ export type KeySource =
 export type OpenOptions = KeySource & {
   /** AEAD for new keyring keys (default "aes-256-gcm"). */
   algorithm?: Algorithm
+  /** The store's clock: times audit records and approval requests (default: the system clock). */
+  clock?: Clock
 }
 
 export type Algorithm = 'aes-256-gcm' | 'chacha20-poly1305'
@@ -190,6 +192,13 @@ export declare class Strongroom {
   openAuditLog(options: AuditLogOptions): Promise<AuditLog>
   /** The secrets store as seen by `principal` holding `policies`: every call checked and audited. */
   asPrincipal(principal: string, policies: Policy[], audit: AuditLog): SecretsStore
+
+  /**
+   * Replaces the store's approval gates with those of the gates file `toml`
+   * if their revision is still `expectedRevision` (0 if never set;
+   * ApprovalConflict otherwise), through the binding's door. Resolves to the new revision.
+   */
+  setGates(toml: string, expectedRevision: number | bigint, options?: SetGatesOptions): Promise<number>
 
   /**
    * A lease manager over this store (lease records are sealed under its
@@ -511,6 +520,141 @@ export declare class SecretsStore {
    * the key's name and audited. Throws InvalidArgument on store.secrets().
    */
   signing(keys: SigningKeys): SigningKeys
+  /** This principal's approval requests. Throws InvalidArgument on store.secrets(). */
+  approvals(): Approvals
+  /**
+   * This principal's handle with approval request `id`: its next gated call
+   * (destroy, a read of a sensitive path) uses the approved request up.
+   */
+  withApproval(id: string): SecretsStore
+}
+
+/** Options of Strongroom.setGates. */
+export interface SetGatesOptions {
+  /** Who the change is audited under (a principal's SecretsStore); default: the binding's dangerous:node handle. */
+  operator?: SecretsStore
+}
+
+/** An operation an approval gate can hold. */
+export type GatedOperation = 'destroy' | 'sensitive_read' | 'root_key_rotate' | 'key_destroy' | 'apply_config'
+
+/** Where an approval request stands. */
+export type ApprovalState = 'pending' | 'approved' | 'refused' | 'used' | 'expired'
+
+/** One approval or refusal. */
+export interface ApprovalDecision {
+  principal: string
+  /** ms since the epoch (the store's clock). */
+  atMs: number
+}
+
+/** One approval request, as read (plain data, no secret). */
+export interface ApprovalRequest {
+  /** 32 lower-case hex digits. */
+  id: string
+  operation: GatedOperation
+  /** The canonical path (the system path for store-wide operations). */
+  path: string
+  /** Who asked (and alone may use it). */
+  requester: string
+  reason: string
+  state: ApprovalState
+  approvals: ApprovalDecision[]
+  refusals: ApprovalDecision[]
+  /** ms since the epoch. */
+  createdMs: number
+  /** ms since the epoch; past it the request is "expired" unless used. */
+  expiresMs: number
+  /** Who used it, once used. */
+  usedBy: string | null
+}
+
+/** One gate: `operation` on paths `pattern` matches runs once `required` of `approvers` approved. */
+export interface ApprovalGate {
+  operation: GatedOperation
+  /** null for the store-wide operations. */
+  pattern: string | null
+  required: number
+  approvers: string[]
+}
+
+/** The store's gates and their revision. */
+export interface ApprovalGates {
+  /** 0 if never set, then one more per change: pass it to Strongroom.setGates. */
+  revision: number
+  gates: ApprovalGate[]
+  /** The gates as a gates file (TOML). */
+  toml: string
+}
+
+/** A principal's approval requests (SecretsStore.approvals()); every change is audited. */
+export declare class Approvals {
+  private constructor()
+  /** The principal acting. */
+  readonly principal: string
+  /**
+   * Asks for `operation` on `path` ("" for the store-wide operations) to
+   * run once within `ttlMs`, for `reason`. ApprovalNoGate if no gate holds it.
+   */
+  request(operation: GatedOperation, path: string, reason: string, ttlMs: number): Promise<ApprovalRequest>
+  /** Approves request `id`; ApprovalSelfApproval for the requester, ApprovalNotApprover for anyone no gate names. */
+  approve(id: string): Promise<ApprovalRequest>
+  /** Refuses request `id`: it can never run. */
+  refuse(id: string): Promise<ApprovalRequest>
+  /** Request `id`; ApprovalNotFound if there is none. */
+  get(id: string): Promise<ApprovalRequest>
+  /** Every stored request, oldest first. */
+  list(): Promise<ApprovalRequest[]>
+  /** The store's gates and their revision. */
+  gates(): Promise<ApprovalGates>
+}
+
+/** The rule that raised an alert. */
+export type AlertKind =
+  | 'new_path' | 'read_rate' | 'bulk_access' | 'off_hours' | 'repeated_denials' | 'sensitive_read' | 'stale_version'
+
+/** One alert (plain data: names, paths, counts; never a secret value). */
+export interface Alert {
+  kind: AlertKind
+  severity: 'info' | 'warning' | 'critical'
+  /** Who acted. */
+  principal: string
+  /** The path concerned (null for bulk access). */
+  path: string | null
+  /** The request id of the audit record that raised it. */
+  requestId: string
+  /** The sequence number of that record. */
+  seq: number
+  /** One line for people. */
+  summary: string
+  /** The record's time, ms since the epoch (the store's clock). */
+  atMs: number
+}
+
+/** Counters of an AlertEngine since it started. */
+export interface AlertStats {
+  raised: number
+  delivered: number
+  /** Dropped because the queue was full. */
+  dropped: number
+  /** Callback calls given up after the sink timeout. */
+  sinkTimeouts: number
+  /** Callback calls that threw or whose Promise rejected. */
+  callbackErrors: number
+}
+
+/**
+ * Live alerting on the audit stream: the rules of `config` (TOML) run on
+ * every record of the audit logs it is attached to
+ * (Strongroom.openAuditLog({ alerts })); each alert is passed to `callback`
+ * on the event loop, never during the audited call.
+ */
+export declare class AlertEngine {
+  /** Throws InvalidArgument naming the mistake in `config`; TypeError if `callback` is not a function. */
+  constructor(config: string, callback: (alert: Alert) => void | Promise<void>)
+  stats(): AlertStats
+  /** Resolves once every alert raised so far was handed to the callback (and it returned), dropped or timed out. */
+  settled(): Promise<void>
 }
 
 /** A signing key's algorithm. */
@@ -748,6 +892,8 @@ export interface AuditLogOptions {
   memory?: boolean
   /** fsync after every record (default true). */
   fsync?: boolean
+  /** An AlertEngine that sees every record the log writes. */
+  alerts?: AlertEngine
 }
 
 /** The head of an audit chain. */

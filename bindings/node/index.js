@@ -428,10 +428,13 @@ class Strongroom {
       throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
     }
     try {
+      const clock = opts && opts.clock != null ? opts.clock : undefined
+      if (clock !== undefined && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
       const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
       let pending
       try {
-        pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11))
+        pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11,
+          clock && Clock.handle(clock)))
       } finally {
         wipe()
       }
@@ -446,7 +449,8 @@ class Strongroom {
   /**
    * Unseals the store in `storage` (a Storage or a path), creating it first
    * if the storage is empty. opts: { key } (32 bytes) or { keyFile }, and
-   * optionally { algorithm } for new keys.
+   * optionally { algorithm } for new keys and { clock } (a Clock timing
+   * audit records and approval requests; default: the system clock).
    */
   static open (storage, opts) {
     return Strongroom.#create(storage, 'open', opts)
@@ -794,14 +798,18 @@ for (const [name, op] of [
 /**
  * Opens an audit log keyed by this store, continuing its saved chain:
  * opts.file (a JSON-lines file, verified first if it exists; fsync after
- * every record unless opts.fsync is false) and/or opts.memory.
+ * every record unless opts.fsync is false) and/or opts.memory. With
+ * opts.alerts (an AlertEngine), the engine sees every record the log writes.
  */
 Strongroom.prototype.openAuditLog = function openAuditLog (opts) {
   return callAsync(async () => {
     opts = opts || {}
     if (opts.file !== undefined && typeof opts.file !== 'string') throw new TypeError('file must be a string path')
     if (opts.file === undefined && !opts.memory) throw new TypeError('give opts.file and/or opts.memory: true')
-    return new AuditLog(await Strongroom.handle(this).openAuditLog(opts.file, Boolean(opts.memory), opts.fsync))
+    const alerts = opts.alerts != null ? opts.alerts : undefined
+    if (alerts !== undefined && !(alerts instanceof AlertEngine)) throw new TypeError('alerts must be an AlertEngine')
+    return new AuditLog(await Strongroom.handle(this).openAuditLog(opts.file, Boolean(opts.memory), opts.fsync,
+      alerts && AlertEngine.handle(alerts)))
   })
 }
 
@@ -1612,6 +1620,205 @@ Strongroom.prototype.pki = function pki (leases, mount) {
   })
 }
 
+// ----- approvals -----
+
+function decisionOut (d) {
+  return { principal: d.principal, atMs: d.atMs }
+}
+
+function approvalRequestOut (r) {
+  return {
+    id: r.id,
+    operation: r.operation,
+    path: r.path,
+    requester: r.requester,
+    reason: r.reason,
+    state: r.state,
+    approvals: r.approvals.map(decisionOut),
+    refusals: r.refusals.map(decisionOut),
+    createdMs: r.createdMs,
+    expiresMs: r.expiresMs,
+    usedBy: r.usedBy ?? null
+  }
+}
+
+function approvalGatesOut (g) {
+  return {
+    revision: g.revision,
+    gates: g.gates.map((x) => ({
+      operation: x.operation,
+      pattern: x.pattern ?? null,
+      required: x.required,
+      approvers: x.approvers
+    })),
+    toml: g.toml
+  }
+}
+
+/**
+ * A principal's approval requests (principal.approvals()): ask for a gated
+ * operation, approve or refuse others' requests, read requests and the
+ * gates. Every change is audited under the principal.
+ */
+class Approvals {
+  #n
+
+  /** @private use principal.approvals() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeApprovals)) throw new TypeError('use principal.approvals()')
+    this.#n = handle
+  }
+
+  /** The principal acting. */
+  get principal () {
+    return this.#n.principal
+  }
+
+  /**
+   * Asks for `operation` ("destroy", "sensitive_read", "root_key_rotate",
+   * "key_destroy", "apply_config") on `path` ("" for the store-wide
+   * operations) to run once within `ttlMs`, for `reason`. ApprovalNoGate if
+   * no gate holds it; ApprovalInvalidRequest for a bad operation, reason or TTL.
+   */
+  request (operation, path, reason, ttlMs) {
+    return callAsync(async () => {
+      if (typeof ttlMs !== 'number') throw new TypeError('ttlMs must be a number of milliseconds')
+      return approvalRequestOut(await this.#n.request(operation, path, reason, ttlMs))
+    })
+  }
+
+  /** Approves request `id` as this principal; resolves to the request as it now stands. */
+  approve (id) {
+    return callAsync(async () => approvalRequestOut(await this.#n.approve(id)))
+  }
+
+  /** Refuses request `id` as this principal: it can never run. */
+  refuse (id) {
+    return callAsync(async () => approvalRequestOut(await this.#n.refuse(id)))
+  }
+
+  /** Request `id`; ApprovalNotFound if there is none. */
+  get (id) {
+    return callAsync(async () => approvalRequestOut(await this.#n.get(id)))
+  }
+
+  /** Every stored request, oldest first. */
+  list () {
+    return callAsync(async () => (await this.#n.list()).map(approvalRequestOut))
+  }
+
+  /** The store's gates: { revision, gates, toml } (revision 0 and no gates if never set). */
+  gates () {
+    return callAsync(async () => approvalGatesOut(await this.#n.gates()))
+  }
+
+  [util.inspect.custom] () {
+    return `Approvals { principal: ${this.principal} }`
+  }
+}
+
+/** This principal's approval requests; InvalidArgument on store.secrets(). */
+SecretsStore.prototype.approvals = function approvals () {
+  return call(() => new Approvals(SecretsStore.handle(this).approvals()))
+}
+
+/**
+ * This principal's handle with approval request `id`: its next gated call
+ * (destroy, a read of a sensitive path) uses the approved request up.
+ */
+SecretsStore.prototype.withApproval = function withApproval (id) {
+  return call(() => {
+    if (typeof id !== 'string') throw new TypeError('the approval request id must be a string')
+    return new SecretsStore(SecretsStore.handle(this).withApproval(id))
+  })
+}
+
+/**
+ * Replaces the store's approval gates with those of the gates file `toml`
+ * if their revision is still `expectedRevision` (0 if never set);
+ * ApprovalConflict otherwise. Audited under opts.operator (a principal's
+ * SecretsStore of this store) or the binding's own dangerous:node handle.
+ * Resolves to the new revision.
+ */
+Strongroom.prototype.setGates = function setGates (toml, expectedRevision, opts) {
+  return callAsync(async () => {
+    if (typeof toml !== 'string') throw new TypeError('the gates must be a TOML string')
+    const operator = opts && opts.operator != null ? opts.operator : undefined
+    if (operator !== undefined && !(operator instanceof SecretsStore)) {
+      throw new TypeError('operator must be a SecretsStore from store.asPrincipal()')
+    }
+    return Strongroom.handle(this).setGates(toml, expectedRevision, operator && SecretsStore.handle(operator))
+  })
+}
+
+// ----- alerts -----
+
+function alertOut (a) {
+  return {
+    kind: a.kind,
+    severity: a.severity,
+    principal: a.principal,
+    path: a.path ?? null,
+    requestId: a.requestId,
+    seq: a.seq,
+    summary: a.summary,
+    atMs: a.atMs
+  }
+}
+
+/**
+ * Live alerting on the audit stream: the rules of `config` (TOML, as the
+ * core's AlertConfig) run on every record of the audit logs the engine is
+ * attached to (store.openAuditLog({ ..., alerts: engine })); each alert is
+ * passed to `callback(alert)` later, on the event loop, never during the
+ * audited call. A callback that throws (or returns a Promise that rejects)
+ * is counted in stats().callbackErrors and reported with
+ * process.emitWarning; later alerts still come.
+ */
+class AlertEngine {
+  #n
+
+  constructor (config, callback) {
+    if (typeof config !== 'string') throw new TypeError('the alert config must be a TOML string')
+    if (typeof callback !== 'function') throw new TypeError('the alert callback must be a function taking an alert')
+    this.#n = call(() => new native.NativeAlertEngine(config, async (a) => {
+      try {
+        await callback(alertOut(a))
+      } catch (e) {
+        process.emitWarning(`the alert callback failed: ${e instanceof Error ? e.message : String(e)}`,
+          'StrongroomAlertWarning')
+        throw e
+      }
+    }))
+  }
+
+  /** Counters: { raised, delivered, dropped, sinkTimeouts, callbackErrors }. */
+  stats () {
+    const s = this.#n.stats()
+    return {
+      raised: s.raised,
+      delivered: s.delivered,
+      dropped: s.dropped,
+      sinkTimeouts: s.sinkTimeouts,
+      callbackErrors: s.callbackErrors
+    }
+  }
+
+  /** Resolves once every alert raised so far was handed to the callback (and it returned), dropped or timed out. */
+  settled () {
+    return callAsync(() => this.#n.settled())
+  }
+
+  [util.inspect.custom] () {
+    const s = this.stats()
+    return `AlertEngine { raised: ${s.raised}, delivered: ${s.delivered}, dropped: ${s.dropped} }`
+  }
+
+  static handle (e) {
+    return e.#n
+  }
+}
+
 // ----- low level -----
 
 /** Seals with a raw 32-byte key (for test vectors and interop); random nonce. */
@@ -1651,6 +1858,8 @@ module.exports = {
   SigningKeys,
   Pki,
   IssuedCertificate,
+  Approvals,
+  AlertEngine,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

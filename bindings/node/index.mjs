@@ -16,6 +16,8 @@ export const {
   SigningKeys,
   Pki,
   IssuedCertificate,
+  Approvals,
+  AlertEngine,
   sealWithKey,
   sealedKeyVersion,
   openSealed,

@@ -17,6 +17,8 @@
 //! is the only copy of the plaintext and `Secret.wipe()` zeroes it. Any
 //! Rust-side copy (as in `get_sealed`) is zeroized when it drops.
 
+pub mod alerts;
+pub mod approvals;
 pub mod fast;
 pub mod pki;
 pub mod rotation;
@@ -468,7 +470,8 @@ impl LeaseTasks {
 }
 
 /// Opens a store on `storage`. `mode` is "init" (must be empty), "unseal" (must exist) or "open"
-/// (unseal if it exists, else init).
+/// (unseal if it exists, else init). `clock` times the store (records,
+/// approval requests; the system clock if none).
 #[napi]
 pub fn open_store<'env>(
     env: &'env Env,
@@ -478,10 +481,14 @@ pub fn open_store<'env>(
     key_file: Option<String>,
     algorithm_name: Option<String>,
     pkcs11: Option<NativePkcs11Options>,
+    clock: Option<&NativeClock>,
 ) -> napi::Result<PromiseRaw<'env, NativeStrongroom>> {
     let storage = storage.storage.clone();
     let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
     let mut options = Options::default();
+    if let Some(c) = clock {
+        options.clock = c.clock.clone();
+    }
     if let Some(name) = algorithm_name {
         options.keyring = KeyringOptions {
             algorithm: algorithm(&name)?,
@@ -1214,7 +1221,8 @@ impl NativeStrongroom {
     /// Opens an audit log keyed by this store, continuing its saved chain:
     /// to the JSON-lines file `file` (created if missing, then verified up
     /// to the store's saved head; fsync after every record unless `fsync`
-    /// is false) and/or to memory.
+    /// is false) and/or to memory; `alerts` (an alert engine) observes
+    /// every record it writes.
     #[napi]
     pub fn open_audit_log<'env>(
         &self,
@@ -1222,9 +1230,11 @@ impl NativeStrongroom {
         file: Option<String>,
         memory: bool,
         fsync: Option<bool>,
+        alerts: Option<&alerts::NativeAlertEngine>,
     ) -> napi::Result<PromiseRaw<'env, NativeAuditLog>> {
         use strongroom::audit::{AuditSink, FsyncPolicy, JsonlFileSink, MemorySink};
         let sr = self.handle()?;
+        let alerts = alerts.map(|a| a.inner.clone());
         env.spawn_future(async move {
             let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
             if let Some(f) = &file {
@@ -1245,6 +1255,11 @@ impl NativeStrongroom {
             // store's saved head) before continuing its chain.
             let previous = file.as_deref().map(std::path::Path::new);
             let log = sr.open_audit_log(sinks, previous).await.map_err(to_js)?;
+            // With an alert engine, it observes every record the log writes.
+            let log = match alerts {
+                Some(engine) => engine.attach(log),
+                None => log,
+            };
             Ok(NativeAuditLog {
                 log: Arc::new(log),
                 memory: mem,

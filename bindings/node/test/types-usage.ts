@@ -10,7 +10,8 @@ import {
   ApiKeyRotation, RotationReport, StagedKeys, Matched, RotationStatus, RotationInvalidName, RotationRolledBack,
   Pkcs11Options, Closed,
   SigningKeys, Signature, SigningKeyInfo, SigningPublicKey, EthSignature, SigningError, SigningVersionRetired,
-  SigningRateLimited, Pki, CaCertificate, IssuedCertificate, CertificateRevocationList
+  SigningRateLimited, Pki, CaCertificate, IssuedCertificate, CertificateRevocationList,
+  Approvals, ApprovalRequest, ApprovalGates, ApprovalRequired, AlertEngine, Alert, AlertStats
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -186,6 +187,30 @@ async function main (): Promise<void> {
   const sc: boolean = file.isClosed
   void [closedStore, sc]
   try { store.keys() } catch (e) { if (e instanceof Closed) { const c: string = e.code; void c } }
+
+  // Approval gates and alerts.
+  const seen: Alert[] = []
+  const engine = new AlertEngine('[sensitive_read]\npatterns = ["prod/admin/*"]\n', (a: Alert) => { seen.push(a) })
+  const asyncEngine = new AlertEngine('', async (a) => { const p: string | null = a.path; void p })
+  const gated: Strongroom = await Strongroom.open(':memory:', { key: Buffer.alloc(32), clock: Clock.manual(0) })
+  const gatedAudit: AuditLog = await gated.openAuditLog({ memory: true, alerts: engine })
+  const ops: SecretsStore = gated.asPrincipal('ops', [], gatedAudit)
+  const rev: number = await gated.setGates('', 0, { operator: ops })
+  await gated.setGates('', 1n)
+  const approvals: Approvals = ops.approvals()
+  const req: ApprovalRequest = await approvals.request('destroy', 'prod/db', 'why', 3_600_000)
+  const approved: ApprovalRequest = await approvals.approve(req.id)
+  const refused: ApprovalRequest = await approvals.refuse(req.id)
+  const all: ApprovalRequest[] = await approvals.list()
+  const one: ApprovalRequest = await approvals.get(req.id)
+  const gatesNow: ApprovalGates = await approvals.gates()
+  try { await ops.withApproval(req.id).destroy('prod/db') } catch (e) {
+    if (e instanceof ApprovalRequired) { const c: string = e.code; void c }
+  }
+  const stats: AlertStats = engine.stats()
+  await engine.settled()
+  void [rev, approved.state, refused.refusals[0].atMs, all, one.usedBy, gatesNow.gates[0].pattern, stats.callbackErrors,
+    asyncEngine, approvals.principal, req.expiresMs]
 }
 
 void main

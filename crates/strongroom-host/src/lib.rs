@@ -9,6 +9,8 @@
 //!   a `postgres://` URL) and closing it.
 //! - [`apikey`]: an API-key rotation (engine, rotator and the verifier it
 //!   keeps in step), with one set of rules for the key format.
+//! - [`dynamic`]: dynamic PostgreSQL credentials from the store's role
+//!   catalog, issued as leases.
 //! - [`pg`]: a PostgreSQL password rotation and the [`pg::CredentialFeed`]
 //!   a host-language pool (asyncpg, psycopg, node-postgres) asks for its
 //!   login, which refreshes once for all waiters after a refused login
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apikey;
+pub mod dynamic;
 pub mod pg;
 pub mod shamir;
 pub mod storage;

@@ -83,6 +83,17 @@ pub struct CredentialFeed {
     refused: tokio::sync::Mutex<BTreeSet<u64>>,
     refreshes: AtomicU64,
     external_auth: bool,
+    /// The task that waits on the source's changes (a leased source issues
+    /// its next credential there); aborted when the feed is dropped.
+    driver: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for CredentialFeed {
+    fn drop(&mut self) {
+        if let Some(d) = self.driver.take() {
+            d.abort();
+        }
+    }
 }
 
 impl fmt::Debug for CredentialFeed {
@@ -109,7 +120,25 @@ impl CredentialFeed {
             refused: tokio::sync::Mutex::new(BTreeSet::new()),
             refreshes: AtomicU64::new(0),
             external_auth: false,
+            driver: None,
         }
+    }
+
+    /// A feed over a source that changes its credentials only while
+    /// something waits on [`CredentialSource::changed`] (a
+    /// [`LeaseSource`](strongroom_sqlx::pool::LeaseSource) issues its next
+    /// credential there): a task on the current tokio runtime does, until
+    /// the feed is dropped.
+    #[must_use]
+    pub fn driven(source: Arc<dyn CredentialSource>) -> Self {
+        let waiter = source.clone();
+        let mut feed = Self::from_source(source);
+        feed.driver = Some(tokio::spawn(async move {
+            loop {
+                waiter.changed().await;
+            }
+        }));
+        feed
     }
 
     /// The server checks this role's password through an external method

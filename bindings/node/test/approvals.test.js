@@ -43,7 +43,7 @@ async function setup (opts) {
 }
 
 test('gates: read, set with a revision, stale revision and bad gates refused', async () => {
-  const { store, as } = await setup()
+  const { store, audit, as } = await setup()
   const ops = as('ops')
   const approvals = ops.approvals()
   assert.ok(approvals instanceof Approvals)
@@ -69,7 +69,10 @@ test('gates: read, set with a revision, stale revision and bad gates refused', a
     assert.equal(e.code, 'approval.invalid_gates')
     return true
   })
-  // The audit trail names who changed the gates.
+  // The audit trail names who changed the gates (the operator); without
+  // one, the binding's own door handle acts.
+  const sets = audit.memoryLines().map((l) => JSON.parse(l).event).filter((e) => e.operation === 'approval_gates_set')
+  assert.ok(sets.length > 0 && sets.every((e) => e.principal === 'ops'))
   await store.close()
 })
 
@@ -147,7 +150,7 @@ test('destroy gated 2 of 3: refused without approval, runs once with two approva
 })
 
 test('a refusal ends the request', async () => {
-  const { store, as } = await setup()
+  const { store, audit, as } = await setup()
   const [ops, alice, bob, carol] = ['ops', 'alice', 'bob', 'carol'].map(as)
   await ops.put('prod/db', 'pw')
   await store.setGates(GATES, 0)
@@ -163,6 +166,7 @@ test('a refusal ends the request', async () => {
     return true
   })
   assert.equal((await ops.get('prod/db')).value.reveal().toString(), 'pw')
+  assert.ok(audit.memoryLines().some((l) => JSON.parse(l).event.operation === 'approval_refuse'))
   await store.close()
 })
 

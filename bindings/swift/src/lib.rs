@@ -27,6 +27,7 @@ mod errors;
 mod lease;
 mod pkcs11;
 mod pki;
+mod postgres;
 mod rotation;
 mod shamir;
 mod signing;
@@ -44,6 +45,10 @@ pub use lease::{
 };
 pub use pkcs11::Pkcs11Protector;
 pub use pki::{CaCertificate, Crl, IssueRequest, IssuedCertificate, Pki, PkiRole};
+pub use postgres::{
+    CredentialFeed, DynamicLogin, DynamicPg, PgAfterError, PgLogin, PgRotation, PgRotationMode,
+    configure_pg_catalog,
+};
 pub use rotation::{
     ApiKeyFormat, ApiKeyVerifier, Credential, Matched, RotationEngine, RotationOptions,
     RotationReport, RotationStatus, RotationVersion, StagedCredentials,

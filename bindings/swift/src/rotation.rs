@@ -248,6 +248,20 @@ pub struct RotationOptions {
 }
 
 impl RotationOptions {
+    /// The core's options from optional host options.
+    pub(crate) fn or_default(
+        options: Option<Self>,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Result<CoreOptions> {
+        match options {
+            Some(o) => o.core(audit),
+            None => Ok(CoreOptions {
+                audit: audit.map(|a| a.log.clone() as _),
+                ..CoreOptions::default()
+            }),
+        }
+    }
+
     fn core(&self, audit: Option<Arc<AuditLog>>) -> Result<CoreOptions> {
         if self.max_attempts == 0 {
             return Err(invalid("max_attempts must be at least 1"));
@@ -269,8 +283,19 @@ impl RotationOptions {
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct RotationEngine {
-    rotation: ApiKeyRotation,
     inner: Arc<CoreEngine>,
+    /// The API-key composite, for an API-key rotation (`importCurrent`).
+    api_key: Option<ApiKeyRotation>,
+}
+
+impl RotationEngine {
+    /// An engine the binding opened some other way (a PostgreSQL rotation).
+    pub(crate) fn wrap(inner: Arc<CoreEngine>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            api_key: None,
+        })
+    }
 }
 
 impl fmt::Debug for RotationEngine {
@@ -294,13 +319,7 @@ impl RotationEngine {
         options: Option<RotationOptions>,
         audit: Option<Arc<AuditLog>>,
     ) -> Result<Arc<Self>> {
-        let options = match options {
-            Some(o) => o.core(audit)?,
-            None => CoreOptions {
-                audit: audit.map(|a| a.log.clone() as _),
-                ..CoreOptions::default()
-            },
-        };
+        let options = RotationOptions::or_default(options, audit)?;
         let rotation = ApiKeyRotation::open_with(
             &room.core,
             &name,
@@ -311,16 +330,20 @@ impl RotationEngine {
         .await?;
         Ok(Arc::new(Self {
             inner: rotation.engine().clone(),
-            rotation,
+            api_key: Some(rotation),
         }))
     }
 
     /// Imports an existing key (any format, not empty) as the current
     /// version, so a rotation can take over a key already in use; refused
     /// with `RotationAlreadyInitialized` once a current version exists.
-    /// Returns its version; the verifier accepts it at once.
+    /// Returns its version; the verifier accepts it at once. Only for
+    /// API-key rotations (`InvalidArgument` otherwise).
     pub async fn import_current(&self, key: Vec<u8>) -> Result<u64> {
-        Ok(self.rotation.import_current(SecretBytes::new(key)).await?)
+        let Some(rotation) = &self.api_key else {
+            return Err(invalid("importCurrent is for API-key rotations"));
+        };
+        Ok(rotation.import_current(SecretBytes::new(key)).await?)
     }
 
     /// The credential name.

@@ -1,7 +1,10 @@
 import json
 import os
 import pathlib
+import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 VECTORS = json.loads((ROOT / "docs/vectors/sealed-v1.json").read_text())["vectors"]
@@ -35,3 +38,38 @@ def fields(err) -> dict:
         else:
             out[name] = list(v.values)
     return out
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """The superuser URL of a private PostgreSQL cluster that
+    `strongroom-testpg` (built by generate.sh's workspace build) starts from
+    the machine's initdb and stops when its standard input closes."""
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    binary = pathlib.Path(target) / "debug" / "strongroom-testpg"
+    proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("postgres://"):
+        proc.kill()
+        raise RuntimeError(f"strongroom-testpg did not start a cluster (exit {proc.wait()})")
+    yield url
+    proc.stdin.close()
+    proc.wait(timeout=60)
+
+
+_DB_COUNTER = [0]
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    """A fresh database on the private cluster: its superuser URL."""
+    import strongroom_ffi  # noqa: F401  (the generated module is on sys.path)
+
+    _DB_COUNTER[0] += 1
+    name = f"t{os.getpid()}_{_DB_COUNTER[0]}"
+    base = pg_url.rsplit("/", 1)[0]
+    subprocess.run(
+        ["psql", pg_url, "-q", "-c", f"CREATE DATABASE {name}"],
+        check=True, capture_output=True,
+    )
+    return f"{base}/{name}"

@@ -519,6 +519,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -1967,6 +1983,411 @@ public func FfiConverterTypeCredential_lower(_ value: Credential) -> UInt64 {
 
 
 /**
+ * The logins a connection pool uses: the current stored version, and after
+ * a refused login (`28P01`) the next one to try, once for all the
+ * connections that report the same refusal.
+ */
+public protocol CredentialFeedProtocol: AnyObject, Sendable {
+    
+    /**
+     * Reports the server's answer (SQLSTATE `code`, `message`) to a
+     * connection that logged in with `version`.
+     */
+    func afterError(version: UInt64, code: String, message: String) async throws  -> PgAfterError
+    
+    /**
+     * The login for a new connection (nil: nothing stored yet).
+     */
+    func login() async throws  -> PgLogin?
+    
+    /**
+     * How many refreshes refusals caused (one per refused version).
+     */
+    func refreshes()  -> UInt64
+    
+}
+/**
+ * The logins a connection pool uses: the current stored version, and after
+ * a refused login (`28P01`) the next one to try, once for all the
+ * connections that report the same refusal.
+ */
+open class CredentialFeed: CredentialFeedProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_credentialfeed(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_credentialfeed(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Reports the server's answer (SQLSTATE `code`, `message`) to a
+     * connection that logged in with `version`.
+     */
+open func afterError(version: UInt64, code: String, message: String)async throws  -> PgAfterError  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_credentialfeed_after_error(
+                        self.uniffiCloneHandle(),FfiConverterUInt64.lower(version),FfiConverterString.lower(code),FfiConverterString.lower(message)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePgAfterError_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The login for a new connection (nil: nothing stored yet).
+     */
+open func login()async throws  -> PgLogin?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_credentialfeed_login(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypePgLogin.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * How many refreshes refusals caused (one per refused version).
+     */
+open func refreshes() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credentialfeed_refreshes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_credentialfeed_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredentialFeed: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = CredentialFeed
+
+    public static func lift(_ handle: UInt64) throws -> CredentialFeed {
+        return CredentialFeed(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: CredentialFeed) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CredentialFeed {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CredentialFeed, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialFeed_lift(_ handle: UInt64) throws -> CredentialFeed {
+    return try FfiConverterTypeCredentialFeed.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialFeed_lower(_ value: CredentialFeed) -> UInt64 {
+    return FfiConverterTypeCredentialFeed.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Dynamic PostgreSQL credentials from the store's role catalog, issued as
+ * leases of a lease manager (which revokes them: the role is dropped).
+ */
+public protocol DynamicPgProtocol: AnyObject, Sendable {
+    
+    /**
+     * A feed for a connection pool: a credential of `role` now and a new
+     * one once `refreshFraction` of each lease's TTL has passed.
+     */
+    func feed(role: String, ttlMs: UInt64?, refreshFraction: Double) async throws  -> CredentialFeed
+    
+    /**
+     * Issues a credential of `role` for `ttlMs` (nil: the role's default).
+     */
+    func issue(role: String, ttlMs: UInt64?) async throws  -> DynamicLogin
+    
+    /**
+     * The catalog's role names.
+     */
+    func roles()  -> [String]
+    
+}
+/**
+ * Dynamic PostgreSQL credentials from the store's role catalog, issued as
+ * leases of a lease manager (which revokes them: the role is dropped).
+ */
+open class DynamicPg: DynamicPgProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_dynamicpg(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_dynamicpg(handle, $0) }
+    }
+
+    
+    /**
+     * Loads the stored catalog, reads its connection secret, connects and
+     * registers the revoker with `leases` (of the same store).
+     */
+public static func `open`(room: Strongroom, leases: LeaseManager)async throws  -> DynamicPg  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_dynamicpg_open(FfiConverterTypeStrongroom_lower(room),FfiConverterTypeLeaseManager_lower(leases)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeDynamicPg_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+    /**
+     * A feed for a connection pool: a credential of `role` now and a new
+     * one once `refreshFraction` of each lease's TTL has passed.
+     */
+open func feed(role: String, ttlMs: UInt64? = nil, refreshFraction: Double = Double(0.5))async throws  -> CredentialFeed  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_dynamicpg_feed(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(role),FfiConverterOptionUInt64.lower(ttlMs),FfiConverterDouble.lower(refreshFraction)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeCredentialFeed_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Issues a credential of `role` for `ttlMs` (nil: the role's default).
+     */
+open func issue(role: String, ttlMs: UInt64? = nil)async throws  -> DynamicLogin  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_dynamicpg_issue(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(role),FfiConverterOptionUInt64.lower(ttlMs)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDynamicLogin_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * The catalog's role names.
+     */
+open func roles() -> [String]  {
+    return try!  FfiConverterSequenceString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_dynamicpg_roles(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_dynamicpg_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDynamicPg: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DynamicPg
+
+    public static func lift(_ handle: UInt64) throws -> DynamicPg {
+        return DynamicPg(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DynamicPg) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DynamicPg {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DynamicPg, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDynamicPg_lift(_ handle: UInt64) throws -> DynamicPg {
+    return try FfiConverterTypeDynamicPg.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDynamicPg_lower(_ value: DynamicPg) -> UInt64 {
+    return FfiConverterTypeDynamicPg.lower(value)
+}
+
+
+
+
+
+
+/**
  * A principal's handle to the secrets store: every call is checked
  * against its policies (default deny, deny wins) and audited. From
  * `Strongroom.asPrincipal(name:policies:audit:)`.
@@ -3277,6 +3698,208 @@ public func FfiConverterTypeLeaseRevoker_lower(_ value: LeaseRevoker) -> UInt64 
 
 
 /**
+ * A rotated PostgreSQL password.
+ */
+public protocol PgRotationProtocol: AnyObject, Sendable {
+    
+    /**
+     * Closes the administrative connections.
+     */
+    func close() async 
+    
+    /**
+     * A feed of this credential's logins for a connection pool.
+     */
+    func credentialFeed()  -> CredentialFeed
+    
+    /**
+     * The engine: `rotateNow`, `revokeDue`, `staged`, `status`.
+     */
+    func engine()  -> RotationEngine
+    
+}
+/**
+ * A rotated PostgreSQL password.
+ */
+open class PgRotation: PgRotationProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_pgrotation(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_pgrotation(handle, $0) }
+    }
+
+    
+    /**
+     * The rotation of credential `name` in `room` for `role` on the server
+     * and database of `adminUrl` (a role with `CREATEROLE`), which
+     * administers it. Does not rotate. The URL never appears in errors.
+     */
+public static func `open`(room: Strongroom, name: String, adminUrl: String, role: String, mode: PgRotationMode, options: RotationOptions? = nil, audit: AuditLog? = nil)async throws  -> PgRotation  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_constructor_pgrotation_open(FfiConverterTypeStrongroom_lower(room),FfiConverterString.lower(name),FfiConverterString.lower(adminUrl),FfiConverterString.lower(role),FfiConverterTypePgRotationMode_lower(mode),FfiConverterOptionTypeRotationOptions.lower(options),FfiConverterOptionTypeAuditLog.lower(audit)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypePgRotation_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+
+    
+    /**
+     * Closes the administrative connections.
+     */
+open func close()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_pgrotation_close(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_void,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_void,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * A feed of this credential's logins for a connection pool.
+     */
+open func credentialFeed() -> CredentialFeed  {
+    return try!  FfiConverterTypeCredentialFeed_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pgrotation_credential_feed(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The engine: `rotateNow`, `revokeDue`, `staged`, `status`.
+     */
+open func engine() -> RotationEngine  {
+    return try!  FfiConverterTypeRotationEngine_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pgrotation_engine(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_pgrotation_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePgRotation: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = PgRotation
+
+    public static func lift(_ handle: UInt64) throws -> PgRotation {
+        return PgRotation(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: PgRotation) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PgRotation {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PgRotation, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgRotation_lift(_ handle: UInt64) throws -> PgRotation {
+    return try FfiConverterTypePgRotation.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgRotation_lower(_ value: PgRotation) -> UInt64 {
+    return FfiConverterTypePgRotation.lower(value)
+}
+
+
+
+
+
+
+/**
  * A root-key protector whose wrapping key lives in a PKCS#11 token: the
  * module library, the token's label, the user PIN and the token key's
  * label. Constructing it only records the settings; `initKey()` creates
@@ -4050,7 +4673,8 @@ public protocol RotationEngineProtocol: AnyObject, Sendable {
      * Imports an existing key (any format, not empty) as the current
      * version, so a rotation can take over a key already in use; refused
      * with `RotationAlreadyInitialized` once a current version exists.
-     * Returns its version; the verifier accepts it at once.
+     * Returns its version; the verifier accepts it at once. Only for
+     * API-key rotations (`InvalidArgument` otherwise).
      */
     func importCurrent(key: Data) async throws  -> UInt64
     
@@ -4177,7 +4801,8 @@ public static func apiKey(room: Strongroom, name: String, format: ApiKeyFormat, 
      * Imports an existing key (any format, not empty) as the current
      * version, so a rotation can take over a key already in use; refused
      * with `RotationAlreadyInitialized` once a current version exists.
-     * Returns its version; the verifier accepts it at once.
+     * Returns its version; the verifier accepts it at once. Only for
+     * API-key rotations (`InvalidArgument` otherwise).
      */
 open func importCurrent(key: Data)async throws  -> UInt64  {
     return
@@ -7495,6 +8120,85 @@ public func FfiConverterTypeDueReport_lower(_ value: DueReport) -> RustBuffer {
 
 
 /**
+ * A dynamic credential: its lease and the login.
+ */
+public struct DynamicLogin {
+    /**
+     * The lease (revoke or renew it through the lease manager).
+     */
+    public var lease: Lease
+    /**
+     * The generated role name.
+     */
+    public var username: String
+    /**
+     * The generated password.
+     */
+    public var password: Secret
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The lease (revoke or renew it through the lease manager).
+         */lease: Lease, 
+        /**
+         * The generated role name.
+         */username: String, 
+        /**
+         * The generated password.
+         */password: Secret) {
+        self.lease = lease
+        self.username = username
+        self.password = password
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DynamicLogin: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDynamicLogin: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DynamicLogin {
+        return
+            try DynamicLogin(
+                lease: FfiConverterTypeLease.read(from: &buf), 
+                username: FfiConverterString.read(from: &buf), 
+                password: FfiConverterTypeSecret.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DynamicLogin, into buf: inout [UInt8]) {
+        FfiConverterTypeLease.write(value.lease, into: &buf)
+        FfiConverterString.write(value.username, into: &buf)
+        FfiConverterTypeSecret.write(value.password, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDynamicLogin_lift(_ buf: RustBuffer) throws -> DynamicLogin {
+    return try FfiConverterTypeDynamicLogin.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDynamicLogin_lower(_ value: DynamicLogin) -> RustBuffer {
+    return FfiConverterTypeDynamicLogin.lower(value)
+}
+
+
+/**
  * One row of the error table.
  */
 public struct ErrorCodeInfo: Equatable, Hashable {
@@ -8231,6 +8935,85 @@ public func FfiConverterTypeLeaseOptions_lift(_ buf: RustBuffer) throws -> Lease
 #endif
 public func FfiConverterTypeLeaseOptions_lower(_ value: LeaseOptions) -> RustBuffer {
     return FfiConverterTypeLeaseOptions.lower(value)
+}
+
+
+/**
+ * A login for one connection.
+ */
+public struct PgLogin {
+    /**
+     * The stored version it came from (give it back to `afterError`).
+     */
+    public var version: UInt64
+    /**
+     * The role to log in as.
+     */
+    public var username: String
+    /**
+     * The password.
+     */
+    public var password: Secret
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The stored version it came from (give it back to `afterError`).
+         */version: UInt64, 
+        /**
+         * The role to log in as.
+         */username: String, 
+        /**
+         * The password.
+         */password: Secret) {
+        self.version = version
+        self.username = username
+        self.password = password
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PgLogin: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePgLogin: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PgLogin {
+        return
+            try PgLogin(
+                version: FfiConverterUInt64.read(from: &buf), 
+                username: FfiConverterString.read(from: &buf), 
+                password: FfiConverterTypeSecret.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PgLogin, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.version, into: &buf)
+        FfiConverterString.write(value.username, into: &buf)
+        FfiConverterTypeSecret.write(value.password, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgLogin_lift(_ buf: RustBuffer) throws -> PgLogin {
+    return try FfiConverterTypePgLogin.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgLogin_lower(_ value: PgLogin) -> RustBuffer {
+    return FfiConverterTypePgLogin.lower(value)
 }
 
 
@@ -10529,6 +11312,176 @@ public func FfiConverterTypeMatched_lift(_ buf: RustBuffer) throws -> Matched {
 #endif
 public func FfiConverterTypeMatched_lower(_ value: Matched) -> RustBuffer {
     return FfiConverterTypeMatched.lower(value)
+}
+
+
+
+/**
+ * What a pool should do after an error from the server.
+ */
+
+public enum PgAfterError {
+    
+    /**
+     * The login was refused; connect again with this one.
+     */
+    case retry(
+        /**
+         * The next login to try.
+         */login: PgLogin
+    )
+    /**
+     * The login was refused and no other stored version is left: raise
+     * the server's error.
+     */
+    case noOtherCredential
+    /**
+     * Not a refused login: raise it.
+     */
+    case notACredentialError
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PgAfterError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePgAfterError: FfiConverterRustBuffer {
+    typealias SwiftType = PgAfterError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PgAfterError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .retry(login: try FfiConverterTypePgLogin.read(from: &buf)
+        )
+        
+        case 2: return .noOtherCredential
+        
+        case 3: return .notACredentialError
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PgAfterError, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .retry(login):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypePgLogin.write(login, into: &buf)
+            
+        
+        case .noOtherCredential:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .notACredentialError:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgAfterError_lift(_ buf: RustBuffer) throws -> PgAfterError {
+    return try FfiConverterTypePgAfterError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgAfterError_lower(_ value: PgAfterError) -> RustBuffer {
+    return FfiConverterTypePgAfterError.lower(value)
+}
+
+
+
+/**
+ * How a PostgreSQL rotation changes the password.
+ */
+
+public enum PgRotationMode: Equatable, Hashable {
+    
+    /**
+     * Two login roles `<role>_a` / `<role>_b` (members of `<role>_owner`,
+     * created if missing): the one not in use gets the new password, so
+     * logins never fail during a rotation.
+     */
+    case alternating
+    /**
+     * `ALTER ROLE` on one existing role: between setting and promoting the
+     * old password no longer works (a feed moves to the pending version).
+     */
+    case singleUser
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PgRotationMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePgRotationMode: FfiConverterRustBuffer {
+    typealias SwiftType = PgRotationMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PgRotationMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .alternating
+        
+        case 2: return .singleUser
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PgRotationMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .alternating:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .singleUser:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgRotationMode_lift(_ buf: RustBuffer) throws -> PgRotationMode {
+    return try FfiConverterTypePgRotationMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePgRotationMode_lower(_ value: PgRotationMode) -> RustBuffer {
+    return FfiConverterTypePgRotationMode.lower(value)
 }
 
 
@@ -13817,6 +14770,30 @@ fileprivate struct FfiConverterOptionTypeLeaseOptions: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypePgLogin: FfiConverterRustBuffer {
+    typealias SwiftType = PgLogin?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePgLogin.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePgLogin.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeRateLimit: FfiConverterRustBuffer {
     typealias SwiftType = RateLimit?
 
@@ -14513,6 +15490,25 @@ public func errorCodes() -> [ErrorCodeInfo]  {
 })
 }
 /**
+ * Stores `toml` as the store's role catalog for dynamic credentials in
+ * place of revision `expectedRevision` (nil: none may exist yet); returns
+ * the new revision. The format is `strongroom creds configure`'s.
+ */
+public func configurePgCatalog(room: Strongroom, toml: String, expectedRevision: UInt64?)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_func_configure_pg_catalog(FfiConverterTypeStrongroom_lower(room),FfiConverterString.lower(toml),FfiConverterOptionUInt64.lower(expectedRevision)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+/**
  * A new random key-encryption key split into `shares` shares, any
  * `threshold` of which rebuild it: the protector and the share texts.
  */
@@ -14611,6 +15607,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_error_codes() != 33070) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_func_configure_pg_catalog() != 50665) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_func_generate_shamir_protector() != 5228) {
@@ -14868,6 +15867,33 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_pki_revoke() != 27059) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_credentialfeed_after_error() != 12061) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_credentialfeed_login() != 34207) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_credentialfeed_refreshes() != 12218) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_dynamicpg_feed() != 48796) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_dynamicpg_issue() != 44895) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_dynamicpg_roles() != 42508) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pgrotation_close() != 19494) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pgrotation_credential_feed() != 55799) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_pgrotation_engine() != 14069) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_apikeyverifier_verify() != 32496) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -14880,7 +15906,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_credential_version() != 53988) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_strongroom_ffi_checksum_method_rotationengine_import_current() != 18619) {
+    if (uniffi_strongroom_ffi_checksum_method_rotationengine_import_current() != 38101) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_rotationengine_name() != 59742) {
@@ -15034,6 +16060,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_pki_new() != 28356) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_dynamicpg_open() != 2122) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_constructor_pgrotation_open() != 29895) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_constructor_apikeyverifier_new() != 45637) {

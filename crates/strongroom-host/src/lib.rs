@@ -11,6 +11,8 @@
 //!   keeps in step), with one set of rules for the key format.
 //! - [`dynamic`]: dynamic PostgreSQL credentials from the store's role
 //!   catalog, issued as leases.
+//! - [`inventory`]: every secret under a prefix with its metadata and
+//!   last read, filtered (the CLI's `inventory` uses it too).
 //! - [`pg`]: a PostgreSQL password rotation and the [`pg::CredentialFeed`]
 //!   a host-language pool (asyncpg, psycopg, node-postgres) asks for its
 //!   login, which refreshes once for all waiters after a refused login
@@ -23,6 +25,7 @@
 
 pub mod apikey;
 pub mod dynamic;
+pub mod inventory;
 pub mod pg;
 pub mod shamir;
 pub mod storage;

@@ -10,33 +10,33 @@
 //! file is verified against the store's saved head first (as `audit
 //! verify` does), so an edited file is refused rather than believed.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use strongroom::Error;
-use strongroom::audit::{AuditError, AuditFileCheck, AuditRecord, Operation, Outcome};
+use strongroom::audit::{AuditError, Operation};
 use strongroom::clock::Timestamp;
 use strongroom::dangerous::Door;
-use strongroom::secrets::SecretMetadata;
+use strongroom_host::inventory::{self, InventoryFilter};
 
 use crate::args::InventoryArgs;
 use crate::exit::{CliResult, Failure};
 use crate::operator::{Operator, audited};
 use crate::print::json;
 
-/// One line of the inventory.
-struct Entry {
-    meta: SecretMetadata,
-    /// The last successful value read in the audit file (`None`: none
-    /// found, or no file given).
-    last_read: Option<Timestamp>,
-}
-
 /// `inventory`.
 pub(crate) async fn inventory(a: InventoryArgs) -> CliResult {
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
     let now = open.sr.strongroom().clock().now();
+    let filter = InventoryFilter {
+        owner: a.owner.clone(),
+        environment: a.environment.clone(),
+        tags: a.tags.iter().cloned().collect(),
+        overdue: a.overdue,
+        unread_for: a
+            .unread_days
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
+    };
     let last_reads = match &a.audit_file {
         Some(file) => Some(last_reads(&open.sr, file).await?),
         None => None,
@@ -52,11 +52,8 @@ pub(crate) async fn inventory(a: InventoryArgs) -> CliResult {
     let mut entries = Vec::new();
     for path in paths {
         let meta = audited(op.secrets().metadata(path.as_str()).await, false)?;
-        let last_read = last_reads
-            .as_ref()
-            .and_then(|m| m.get(path.as_str()).copied());
-        let entry = Entry { meta, last_read };
-        if keep(&a, &entry, now) {
+        let entry = inventory::entry(meta, now, last_reads.as_ref());
+        if filter.keeps(&entry, now) {
             entries.push(entry);
         }
     }
@@ -66,8 +63,8 @@ pub(crate) async fn inventory(a: InventoryArgs) -> CliResult {
         let items: Vec<_> = entries
             .iter()
             .map(|e| {
-                let mut v = json::metadata(&e.meta);
-                v["rotation_overdue"] = e.meta.rotation_due(now).into();
+                let mut v = json::metadata(&e.metadata);
+                v["rotation_overdue"] = e.rotation_overdue.into();
                 // null without an audit file, or with no read found in it
                 v["last_read_at"] = e
                     .last_read
@@ -87,9 +84,9 @@ pub(crate) async fn inventory(a: InventoryArgs) -> CliResult {
         "path", "owner", "env", "version", "rotation due", "last read"
     );
     for e in &entries {
-        let m = &e.meta;
+        let m = &e.metadata;
         let due = match m.rotation_due_at() {
-            Some(t) if m.rotation_due(now) => format!("{t} (overdue)"),
+            Some(t) if e.rotation_overdue => format!("{t} (overdue)"),
             Some(t) => t.to_string(),
             None => "-".into(),
         };
@@ -113,72 +110,18 @@ pub(crate) async fn inventory(a: InventoryArgs) -> CliResult {
     Ok(())
 }
 
-/// Whether `e` passes every filter given.
-fn keep(a: &InventoryArgs, e: &Entry, now: Timestamp) -> bool {
-    let m = &e.meta;
-    if a.owner
-        .as_ref()
-        .is_some_and(|o| m.owner.as_ref() != Some(o))
-    {
-        return false;
-    }
-    if a.environment
-        .as_ref()
-        .is_some_and(|env| m.environment.as_ref() != Some(env))
-    {
-        return false;
-    }
-    if !a.tags.iter().all(|t| m.tags.contains(t)) {
-        return false;
-    }
-    if a.overdue && !m.rotation_due(now) {
-        return false;
-    }
-    if let Some(days) = a.unread_days {
-        let window = Duration::from_secs(u64::from(days) * 86_400);
-        let cutoff = now - window;
-        if e.last_read.is_some_and(|t| t >= cutoff) {
-            return false;
-        }
-    }
-    true
-}
-
 /// The newest successful value read of each path in the audit file at
 /// `file`, after the file is verified against the store's saved head.
-async fn last_reads(sr: &Door, file: &Path) -> CliResult<HashMap<String, Timestamp>> {
-    match sr.verify_audit_file(file, &AuditFileCheck::new()).await {
-        Ok(_) => {}
-        Err(Error::Audit(e @ AuditError::ChainBroken { .. })) => {
-            return Err(Failure::ChainBroken(e));
-        }
+async fn last_reads(
+    sr: &Door,
+    file: &Path,
+) -> CliResult<std::collections::HashMap<String, Timestamp>> {
+    match inventory::last_reads(sr, file).await {
+        Ok(reads) => Ok(reads),
+        Err(Error::Audit(e @ AuditError::ChainBroken { .. })) => Err(Failure::ChainBroken(e)),
         Err(Error::Audit(AuditError::Io { path, message })) => {
-            return Err(Failure::Io(format!("audit file {path}: {message}")));
+            Err(Failure::Io(format!("audit file {path}: {message}")))
         }
-        Err(e) => return Err(Failure::Lib(e)),
+        Err(e) => Err(Failure::Lib(e)),
     }
-    let text = tokio::fs::read_to_string(file)
-        .await
-        .map_err(|e| Failure::Io(format!("audit file {}: {e}", file.display())))?;
-    let mut out: HashMap<String, Timestamp> = HashMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        // verified above; a line that does not parse now changed since
-        let record = AuditRecord::from_json_line(line).map_err(|e| {
-            Failure::Io(format!(
-                "audit file {} changed while read: {e}",
-                file.display()
-            ))
-        })?;
-        let ev = &record.event;
-        if ev.operation != Operation::Read || ev.outcome != Outcome::Allowed {
-            continue;
-        }
-        if let Some(path) = &ev.path {
-            let newest = out.entry(path.clone()).or_insert(record.time);
-            if record.time > *newest {
-                *newest = record.time;
-            }
-        }
-    }
-    Ok(out)
 }

@@ -285,7 +285,9 @@ impl NativeStrongroom {
         operator: Option<&NativeSecrets>,
     ) -> napi::Result<PromiseRaw<'env, f64>> {
         let door = self.handle()?;
-        let expected = context_version(&expected_revision)?;
+        let expected = context_version(&expected_revision).map_err(|_| {
+            invalid("expectedRevision must be a non-negative integer (a number or a bigint)")
+        })?;
         let operator = match operator {
             Some(o) if !Arc::ptr_eq(&o.life, &self.life) => {
                 return Err(invalid("the operator is a principal of another store"));

@@ -473,6 +473,7 @@ impl LeaseTasks {
 /// (unseal if it exists, else init). `clock` times the store (records,
 /// approval requests; the system clock if none).
 #[napi]
+#[allow(clippy::too_many_arguments)] // one per JavaScript argument
 pub fn open_store<'env>(
     env: &'env Env,
     storage: &NativeStorage,

@@ -239,6 +239,11 @@ test('bad requests and calls without a principal are refused', async () => {
   assert.throws(() => store.secrets().approvals(), sr.InvalidArgument)
   assert.throws(() => store.secrets().withApproval('0'.repeat(32)), sr.InvalidArgument)
   await assert.rejects(store.setGates(GATES, 1, { operator: store.secrets() }), sr.InvalidArgument)
+  await assert.rejects(store.setGates(GATES, -1), (e) => {
+    assert.ok(e instanceof sr.InvalidArgument)
+    assert.match(e.message, /expectedRevision/)
+    return true
+  })
   await store.close()
   assert.throws(() => ops.approvals(), sr.Closed)
 })

@@ -278,6 +278,44 @@ fn full_lifecycle_across_invocations() {
     assert!(meta.contains("max versions: 3\n"), "{meta}");
     let again = ok(&env.store(&["metadata", "prod/billing/api-key"], b""));
     assert!(again.contains("owner: team-billing"), "{again}");
+    // fields reset with --clear; a bad one is refused and changes nothing
+    let cleared = ok(&env.store(
+        &[
+            "metadata",
+            "prod/billing/api-key",
+            "--clear",
+            "owner",
+            "--clear",
+            "tags",
+        ],
+        b"",
+    ));
+    assert!(!cleared.contains("owner:"), "{cleared}");
+    assert!(!cleared.contains("tags:"), "{cleared}");
+    assert!(cleared.contains("max versions: 3\n"), "{cleared}");
+    let e = fails(
+        &env.store(
+            &["metadata", "prod/billing/api-key", "--clear", "path"],
+            b"",
+        ),
+        11,
+    );
+    assert!(e.contains("cannot clear metadata field"), "{e}");
+    let e = fails(
+        &env.store(
+            &[
+                "metadata",
+                "prod/billing/api-key",
+                "--owner",
+                "x",
+                "--clear",
+                "owner",
+            ],
+            b"",
+        ),
+        11,
+    );
+    assert!(e.contains("both set and cleared"), "{e}");
     ok(&env.store(&["purge", "prod/billing/api-key"], b""));
     fails(&env.store(&["metadata", "prod/billing/api-key"], b""), 3);
     assert_eq!(

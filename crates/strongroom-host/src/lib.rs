@@ -13,6 +13,7 @@
 //!   catalog, issued as leases.
 //! - [`inventory`]: every secret under a prefix with its metadata and
 //!   last read, filtered (the CLI's `inventory` uses it too).
+//! - [`metadata`]: a metadata change as fields to set and names to reset.
 //! - [`pg`]: a PostgreSQL password rotation and the [`pg::CredentialFeed`]
 //!   a host-language pool (asyncpg, psycopg, node-postgres) asks for its
 //!   login, which refreshes once for all waiters after a refused login
@@ -26,6 +27,7 @@
 pub mod apikey;
 pub mod dynamic;
 pub mod inventory;
+pub mod metadata;
 pub mod pg;
 pub mod shamir;
 pub mod storage;

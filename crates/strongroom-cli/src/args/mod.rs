@@ -466,6 +466,10 @@ pub(crate) struct MetadataArgs {
     /// Sets how often the secret should be rotated, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) rotation_interval: Option<u64>,
+    /// Resets a field (owner, environment, tags, custom,
+    /// rotation_interval, max_versions); may be repeated.
+    #[arg(long, value_name = "FIELD")]
+    pub(crate) clear: Vec<String>,
     /// Print JSON (field names in the README) instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -7,6 +7,7 @@ use std::io::{Read as _, Write as _};
 
 use strongroom::audit::Operation;
 use strongroom::secrets::MetadataPatch;
+use strongroom_host::metadata::MetadataUpdate;
 use zeroize::Zeroizing;
 
 use crate::args::{ApprovalArg, GetArgs, ListArgs, MetadataArgs, PurgeArgs, PutArgs, VersionsArgs};
@@ -193,10 +194,11 @@ pub(crate) async fn purge(a: PurgeArgs) -> CliResult {
 
 /// `metadata`: changes it if options are given, then shows it.
 pub(crate) async fn metadata(a: MetadataArgs) -> CliResult {
+    // a bad --clear is refused before the store is opened
+    let patch = patch_from(&a)?;
     let (open, op) = Operator::unseal(&a.store, &a.operator, true).await?;
-    let (patch, changed) = patch_from(&a);
     let secrets = op.secrets();
-    let m = if changed {
+    let m = if let Some(patch) = patch {
         audited(secrets.update_metadata(&a.path, patch).await, true)?
     } else {
         audited(secrets.metadata(&a.path).await, false)?
@@ -251,29 +253,21 @@ pub(crate) async fn metadata(a: MetadataArgs) -> CliResult {
     Ok(())
 }
 
-/// The change the options ask for, and whether they ask for any.
-fn patch_from(a: &MetadataArgs) -> (MetadataPatch, bool) {
-    let mut patch = MetadataPatch::new();
-    let mut changed = false;
-    if let Some(o) = &a.owner {
-        patch = patch.owner(o.clone());
-        changed = true;
+/// The change the options ask for (`None`: they ask for none). The checks
+/// are the ones every binding's metadata update makes
+/// (`strongroom_host::metadata`).
+fn patch_from(a: &MetadataArgs) -> CliResult<Option<MetadataPatch>> {
+    let update = MetadataUpdate {
+        owner: a.owner.clone(),
+        environment: a.environment.clone(),
+        tags: a.tags.as_ref().map(|t| t.iter().cloned().collect()),
+        custom: None,
+        rotation_interval: a.rotation_interval.map(std::time::Duration::from_secs),
+        max_versions: a.max_versions,
+        clear: a.clear.clone(),
+    };
+    if update == MetadataUpdate::default() {
+        return Ok(None);
     }
-    if let Some(e) = &a.environment {
-        patch = patch.environment(e.clone());
-        changed = true;
-    }
-    if let Some(t) = &a.tags {
-        patch = patch.tags(t.clone());
-        changed = true;
-    }
-    if let Some(n) = a.max_versions {
-        patch = patch.max_versions(n);
-        changed = true;
-    }
-    if let Some(secs) = a.rotation_interval {
-        patch = patch.rotation_interval(std::time::Duration::from_secs(secs));
-        changed = true;
-    }
-    (patch, changed)
+    Ok(Some(update.into_patch().map_err(Failure::Lib)?))
 }

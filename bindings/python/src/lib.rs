@@ -15,8 +15,8 @@ use strongroom::keyring::KeyInfo as CoreKeyInfo;
 use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
 use strongroom::signing::SigningKeys;
-use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
+use strongroom_host::storage::HostStorage;
 use zeroize::{Zeroize as _, Zeroizing};
 
 mod alerts;
@@ -255,9 +255,8 @@ impl Drop for Secret {
 #[pyclass(module = "strongroom", frozen)]
 #[derive(Clone)]
 pub struct Storage {
-    inner: DynStorage,
-    /// The SQLite store behind `inner`, if it is one: `close()` closes it.
-    sqlite: Option<strongroom_sqlx::SqliteStore>,
+    /// The backend and what closing it needs.
+    inner: HostStorage,
 }
 
 #[pymethods]
@@ -266,8 +265,7 @@ impl Storage {
     #[staticmethod]
     fn memory() -> Self {
         Self {
-            inner: Arc::new(MemoryStorage::new()),
-            sqlite: None,
+            inner: HostStorage::memory(),
         }
     }
 
@@ -277,12 +275,21 @@ impl Storage {
     fn sqlite(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
         let store = block(py, true, strongroom_sqlx::SqliteStore::open(path))?;
         Ok(Self {
-            inner: Arc::new(store.clone()),
-            sqlite: Some(store),
+            inner: HostStorage::sqlite(store),
         })
     }
 
-    /// The backend's name ("memory", "sqlite", ...).
+    /// The store at `location`: `"memory:"`, `"sqlite:<path>"` or a plain
+    /// file path, or a `postgres://user:password@host/database` URL (the
+    /// password never appears in errors or `repr`). Blocks while it
+    /// connects, GIL released.
+    #[staticmethod]
+    fn open(py: Python<'_>, location: String) -> PyResult<Self> {
+        let inner = block(py, true, async move { HostStorage::open(&location).await })?;
+        Ok(Self { inner })
+    }
+
+    /// The backend's name ("memory", "sqlite", "postgres").
     #[getter]
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -290,10 +297,18 @@ impl Storage {
 
     /// Whether the storage already holds an initialised store (blocking).
     fn is_initialized(&self, py: Python<'_>) -> PyResult<bool> {
-        let s = self.inner.clone();
+        let s = self.inner.storage().clone();
         block(py, true, async move {
             strongroom::Strongroom::is_initialized(&s).await
         })
+    }
+
+    /// Closes the backend's connections (an SQLite file, a PostgreSQL
+    /// pool); a store opened on it closes it too. Idempotent. Blocks, GIL
+    /// released.
+    fn close(&self, py: Python<'_>) {
+        let s = self.inner.clone();
+        py.detach(|| runtime().block_on(async move { s.close().await }));
     }
 
     fn __repr__(&self) -> String {
@@ -451,9 +466,10 @@ struct End {
     /// Closed state, shared with lease managers, rotations, handles and
     /// event subscriptions made from this store.
     life: Life,
-    /// The SQLite store (if it is one), closed by `close()` so the file is
-    /// released even while other objects still hold the core.
-    sqlite: Option<strongroom_sqlx::SqliteStore>,
+    /// The storage backend, closed by `close()` so an SQLite file or a
+    /// PostgreSQL pool is released even while other objects still hold the
+    /// core.
+    storage: HostStorage,
     /// The store's one signing-keys engine, made on first use and shared by
     /// every principal handle of the store (rate limits are counted per
     /// engine).
@@ -464,7 +480,7 @@ impl End {
     fn new(storage: &Storage) -> Self {
         Self {
             life: Life::default(),
-            sqlite: storage.sqlite.clone(),
+            storage: storage.inner.clone(),
             signing: Arc::default(),
         }
     }
@@ -484,9 +500,8 @@ impl End {
         if !self.life.close() {
             return;
         }
-        if let Some(db) = self.sqlite.clone() {
-            py.detach(|| runtime().block_on(async move { db.close().await }));
-        }
+        let s = self.storage.clone();
+        py.detach(|| runtime().block_on(async move { s.close().await }));
     }
 }
 
@@ -685,7 +700,10 @@ impl Strongroom {
         protector: &Bound<'py, PyAny>,
         clock: Option<PyRef<'py, lease::ManualClock>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let (s, p) = (
+            storage.inner.storage().clone(),
+            Protector::from_py(protector)?,
+        );
         let o = options(clock.as_deref());
         let end = End::new(storage);
         awaitable(py, async move {
@@ -707,7 +725,10 @@ impl Strongroom {
         protector: &Bound<'py, PyAny>,
         clock: Option<PyRef<'py, lease::ManualClock>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let (s, p) = (
+            storage.inner.storage().clone(),
+            Protector::from_py(protector)?,
+        );
         let o = options(clock.as_deref());
         let end = End::new(storage);
         awaitable(py, async move {
@@ -765,9 +786,7 @@ impl Strongroom {
         lifetime::awaitable(py, None, async move {
             tokio::task::spawn_blocking(move || {
                 end.life.close();
-                if let Some(db) = end.sqlite {
-                    runtime().block_on(async move { db.close().await });
-                }
+                runtime().block_on(async move { end.storage.close().await });
             })
             .await
             .map_err(|_| strongroom::Error::InvalidArgument("close failed".into()))?;
@@ -1040,7 +1059,10 @@ impl BlockingStrongroom {
         protector: &Bound<'_, PyAny>,
         clock: Option<PyRef<'_, lease::ManualClock>>,
     ) -> PyResult<Self> {
-        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let (s, p) = (
+            storage.inner.storage().clone(),
+            Protector::from_py(protector)?,
+        );
         let end = End::new(storage);
         let o = options(clock.as_deref());
         let core = block(py, true, async move {
@@ -1062,7 +1084,10 @@ impl BlockingStrongroom {
         protector: &Bound<'_, PyAny>,
         clock: Option<PyRef<'_, lease::ManualClock>>,
     ) -> PyResult<Self> {
-        let (s, p) = (storage.inner.clone(), Protector::from_py(protector)?);
+        let (s, p) = (
+            storage.inner.storage().clone(),
+            Protector::from_py(protector)?,
+        );
         let end = End::new(storage);
         let o = options(clock.as_deref());
         let core = block(py, true, async move {

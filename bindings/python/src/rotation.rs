@@ -1,17 +1,16 @@
 //! Rotation of API keys: staged versions (current / pending / previous) and
 //! a verifier that accepts current and previous during the overlap.
 
-use std::sync::Arc;
-
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use strongroom::SecretBytes;
 use strongroom::rotation::{
-    ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Credential as CoreCredential,
-    Matched as CoreMatched, RotationEngine, RotationOptions, RotationReport as CoreReport,
-    RotationStatus as CoreStatus, StagedCredentials,
+    Credential as CoreCredential, Matched as CoreMatched, RotationOptions,
+    RotationReport as CoreReport, RotationStatus as CoreStatus, StagedCredentials,
 };
+use strongroom_host::apikey::{ApiKeyRotation as HostRotation, ApiKeySpec};
 
+use crate::errors::to_py;
 use crate::lease::seconds;
 use crate::{Core, Secret, block, secret_input};
 
@@ -193,14 +192,11 @@ impl RotationReport {
     }
 }
 
-/// The engine and the verifier it keeps up to date.
+/// The rotation (engine and verifier, from [`strongroom_host::apikey`]) and
+/// the store's open/closed state.
 #[derive(Clone)]
 struct Inner {
-    engine: Arc<RotationEngine>,
-    verifier: Arc<ApiKeyVerifier>,
-    /// The key prefix: the identity of every version, as the core's
-    /// rotator records it.
-    prefix: Arc<str>,
+    rot: HostRotation,
     /// The store's open/closed state.
     life: crate::Life,
 }
@@ -209,26 +205,14 @@ async fn open(
     core: Core,
     life: crate::Life,
     name: String,
-    format: ApiKeyFormat,
+    spec: ApiKeySpec,
     options: RotationOptions,
 ) -> strongroom::Result<Inner> {
-    let verifier = Arc::new(ApiKeyVerifier::new()?);
-    let prefix: Arc<str> = Arc::from(format.prefix.as_str());
-    let rotator = ApiKeyRotator::new(format, verifier.clone());
-    let engine = core
-        .rotation_engine(&name, Arc::new(rotator), options)
-        .await?;
-    // Another engine (or process) may already have versions: accept them.
-    verifier.sync(&engine.staged().await?)?;
-    Ok(Inner {
-        engine: Arc::new(engine),
-        verifier,
-        prefix,
-        life,
-    })
+    let rot = HostRotation::open(&core, &name, spec, options).await?;
+    Ok(Inner { rot, life })
 }
 
-fn options(grace_period: Option<&Bound<'_, PyAny>>) -> PyResult<RotationOptions> {
+pub(crate) fn options(grace_period: Option<&Bound<'_, PyAny>>) -> PyResult<RotationOptions> {
     let mut o = RotationOptions::default();
     if let Some(g) = grace_period {
         o.grace_period = seconds("grace_period", g)?;
@@ -236,13 +220,16 @@ fn options(grace_period: Option<&Bound<'_, PyAny>>) -> PyResult<RotationOptions>
     Ok(o)
 }
 
-fn format(prefix: String, chars: usize) -> PyResult<ApiKeyFormat> {
-    if chars < 16 {
-        return Err(crate::lease::invalid(format!(
-            "an API key needs at least 16 random characters, got {chars}"
-        )));
+/// The key format: `chars` base62 characters (32 if neither is given) or
+/// `hex_bytes` random bytes in hex, checked by the host layer's rules.
+fn spec(prefix: &str, chars: Option<usize>, hex_bytes: Option<usize>) -> PyResult<ApiKeySpec> {
+    match (chars, hex_bytes) {
+        (Some(_), Some(_)) => Err(crate::lease::invalid(
+            "give chars= (base62) or hex_bytes= (hex), not both",
+        )),
+        (_, Some(bytes)) => ApiKeySpec::hex(prefix, bytes).map_err(to_py),
+        (chars, None) => ApiKeySpec::base62(prefix, chars.unwrap_or(32)).map_err(to_py),
     }
-    Ok(ApiKeyFormat::base62(prefix, chars))
 }
 
 /// The presented key as bytes, copied into a buffer wiped on drop.
@@ -258,32 +245,33 @@ mod ops {
     use super::*;
 
     pub(super) async fn rotate_now(i: Inner) -> strongroom::Result<RotationReport> {
-        i.engine.rotate_now().await.map(RotationReport::from)
+        i.rot.engine().rotate_now().await.map(RotationReport::from)
     }
 
     pub(super) async fn staged(i: Inner) -> strongroom::Result<StagedOut> {
-        i.engine.staged().await.map(StagedOut)
+        i.rot.staged().await.map(StagedOut)
     }
 
     pub(super) async fn status(i: Inner) -> strongroom::Result<RotationStatus> {
-        i.engine.status().await.map(RotationStatus::from)
+        i.rot.engine().status().await.map(RotationStatus::from)
     }
 
     pub(super) async fn revoke_due(i: Inner) -> strongroom::Result<bool> {
-        i.engine.revoke_due().await
+        i.rot.engine().revoke_due().await
     }
 
     pub(super) async fn import_current(i: Inner, key: SecretBytes) -> strongroom::Result<u64> {
-        i.engine.import_current(i.prefix.to_string(), key).await
+        i.rot.import_current(key).await
     }
 
     pub(super) async fn refresh(i: Inner) -> strongroom::Result<()> {
-        i.verifier.sync(&i.engine.staged().await?)
+        i.rot.refresh().await
     }
 }
 
-/// Rotation of one API key (asyncio API): base62 keys `prefix` + `chars`
-/// characters, versions sealed in the store, and a verifier that accepts
+/// Rotation of one API key (asyncio API): keys `prefix` + `chars` base62
+/// characters (16 to 1024, default 32) or `hex_bytes` random bytes in hex
+/// (12 to 1024), versions sealed in the store, and a verifier that accepts
 /// the current key and, for `grace_period` seconds after a rotation, the
 /// previous one. Open with `await ApiKeyRotation.open(sr, name, ...)`.
 #[pyclass(module = "strongroom", frozen)]
@@ -317,18 +305,18 @@ macro_rules! rotation_common {
             /// The credential's name.
             #[getter]
             fn name(&self) -> String {
-                self.inner.engine.name().to_owned()
+                self.inner.rot.name().to_owned()
             }
 
             /// Checks a presented key (str or bytes-like) against the
             /// current and previous keys, in constant time; CPU only.
             fn verify(&self, presented: &Bound<'_, PyAny>) -> PyResult<Matched> {
                 let p = self::presented(presented)?;
-                Ok(self.inner.verifier.verify(p.expose_secret()).into())
+                Ok(self.inner.rot.verify(p.expose_secret()).into())
             }
 
             fn __repr__(&self) -> String {
-                format!("ApiKeyRotation({:?})", self.inner.engine.name())
+                format!("ApiKeyRotation({:?})", self.inner.rot.name())
             }
 
             $($rest)*
@@ -341,20 +329,21 @@ rotation_common!(ApiKeyRotation, {
     /// store class); resolves to an `ApiKeyRotation` whose verifier knows
     /// the versions already stored.
     #[staticmethod]
-    #[pyo3(signature = (sr, name, *, prefix = String::from("sk_"), chars = 32, grace_period = None))]
+    #[pyo3(signature = (sr, name, *, prefix = String::from("sk_"), chars = None, hex_bytes = None, grace_period = None))]
     fn open<'py>(
         py: Python<'py>,
         sr: &Bound<'py, PyAny>,
         name: String,
         prefix: String,
-        chars: usize,
+        chars: Option<usize>,
+        hex_bytes: Option<usize>,
         grace_period: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (core, life) = crate::store_of(sr)?;
-        let (format, options) = (format(prefix, chars)?, options(grace_period)?);
+        let (spec, options) = (spec(&prefix, chars, hex_bytes)?, options(grace_period)?);
         let l = life.clone();
         crate::lifetime::awaitable(py, Some(&l), async move {
-            open(core, life, name, format, options).await.map(AsyncOut)
+            open(core, life, name, spec, options).await.map(AsyncOut)
         })
     }
 
@@ -424,18 +413,19 @@ rotation_common!(ApiKeyRotation, {
 rotation_common!(BlockingApiKeyRotation, {
     /// Opens the rotation of credential `name` in store `sr`.
     #[staticmethod]
-    #[pyo3(signature = (sr, name, *, prefix = String::from("sk_"), chars = 32, grace_period = None))]
+    #[pyo3(signature = (sr, name, *, prefix = String::from("sk_"), chars = None, hex_bytes = None, grace_period = None))]
     fn open(
         py: Python<'_>,
         sr: &Bound<'_, PyAny>,
         name: String,
         prefix: String,
-        chars: usize,
+        chars: Option<usize>,
+        hex_bytes: Option<usize>,
         grace_period: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let (core, life) = crate::store_of(sr)?;
-        let (format, options) = (format(prefix, chars)?, options(grace_period)?);
-        let inner = block(py, true, open(core, life, name, format, options))?;
+        let (spec, options) = (spec(&prefix, chars, hex_bytes)?, options(grace_period)?);
+        let inner = block(py, true, open(core, life, name, spec, options))?;
         Ok(Self { inner })
     }
 

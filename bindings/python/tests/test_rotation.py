@@ -154,3 +154,35 @@ def test_import_an_existing_key_then_rotate_with_overlap(flavor, key_file):
         assert rot.verify(legacy) == strongroom.Matched.Previous
 
     asyncio.run(go())
+
+
+def test_key_format_rules_come_from_the_host_layer(flavor, key_file):
+    """hex_bytes= keys, and one set of format rules (shared with Node and
+    Swift): base62 16..=1024 chars, hex 12..=1024 bytes, prefix <= 64
+    printable ASCII characters."""
+
+    async def go():
+        store_cls, rot_cls = STORES[flavor], ROTATIONS[flavor]
+        prot = strongroom.SoftwareProtector.from_key_file(key_file)
+        sr = await m(store_cls.init(strongroom.Storage.memory(), prot))
+        rot = await m(rot_cls.open(sr, "svc/hex", prefix="hk_", hex_bytes=16))
+        await m(rot.rotate_now())
+        key = (await m(rot.staged())).current.secret.reveal()
+        assert re.match(rb"^hk_[0-9a-f]{32}$", key)
+        assert rot.verify(key) == strongroom.Matched.Current
+        ok = await m(rot_cls.open(sr, "svc/edge", prefix="p" * 64, chars=16))
+        assert ok.name == "svc/edge"
+        for kwargs in (
+            dict(chars=15),
+            dict(chars=1025),
+            dict(hex_bytes=11),
+            dict(hex_bytes=1025),
+            dict(chars=32, hex_bytes=16),
+            dict(prefix="has space"),
+            dict(prefix="p" * 65),
+        ):
+            with pytest.raises(strongroom.InvalidArgument):
+                await m(rot_cls.open(sr, "svc/bad", **kwargs))
+        sr.close()
+
+    asyncio.run(go())

@@ -79,12 +79,13 @@ def _protector(key_file, key):
 
 
 def _storage(path):
-    return Storage.memory() if str(path) == ":memory:" else Storage.sqlite(path)
+    return Storage.memory() if str(path) == ":memory:" else Storage.open(str(path))
 
 
 async def open(path, *, key_file=None, key=None) -> Strongroom:
-    """Opens the store at `path` (an SQLite file, or ":memory:"), creating it
-    on first use, with a software root key from `key_file` or `key`."""
+    """Opens the store at `path` (an SQLite file, ":memory:", "memory:", or a
+    ``postgres://`` URL), creating it on first use, with a software root key
+    from `key_file` or `key`."""
     storage, protector = _storage(path), _protector(key_file, key)
     if not storage.is_initialized():
         try:

@@ -775,9 +775,13 @@ class Storage:
     def memory() -> Storage: ...
     @staticmethod
     def sqlite(path: Union[str, PathLike[str]]) -> Storage: ...
+    @staticmethod
+    def open(location: str) -> Storage:
+        """"memory:", "sqlite:<path>" or a file path, or a postgres:// URL."""
     @property
     def backend(self) -> str: ...
     def is_initialized(self) -> bool: ...
+    def close(self) -> None: ...
 
 class SoftwareProtector:
     @staticmethod
@@ -977,7 +981,8 @@ class ApiKeyRotation:
 
     @staticmethod
     def open(
-        sr: Union[Strongroom, blocking.Strongroom], name: str, *, prefix: str = "sk_", chars: int = 32,
+        sr: Union[Strongroom, blocking.Strongroom], name: str, *, prefix: str = "sk_",
+        chars: Optional[int] = None, hex_bytes: Optional[int] = None,
         grace_period: Optional[_Seconds] = None
     ) -> Awaitable[ApiKeyRotation]: ...
     @property

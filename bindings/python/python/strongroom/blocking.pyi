@@ -184,7 +184,8 @@ class ApiKeyRotation:
 
     @staticmethod
     def open(
-        sr: Union[Strongroom, _AsyncStrongroom], name: str, *, prefix: str = "sk_", chars: int = 32,
+        sr: Union[Strongroom, _AsyncStrongroom], name: str, *, prefix: str = "sk_",
+        chars: Optional[int] = None, hex_bytes: Optional[int] = None,
         grace_period: Optional[_Seconds] = None
     ) -> ApiKeyRotation: ...
     @property

@@ -25,6 +25,7 @@ mod alerts;
 mod approvals;
 mod errors;
 mod lease;
+mod metadata;
 mod pkcs11;
 mod pki;
 mod postgres;
@@ -43,6 +44,7 @@ pub use lease::{
     Clock, DueReport, Lease, LeaseEvent, LeaseManager, LeaseOptions, LeaseRevoker,
     PrefixRevocation, RevokerError,
 };
+pub use metadata::{InventoryEntry, InventoryFilter, MetadataUpdate};
 pub use pkcs11::Pkcs11Protector;
 pub use pki::{CaCertificate, Crl, IssueRequest, IssuedCertificate, Pki, PkiRole};
 pub use postgres::{

@@ -80,12 +80,21 @@ pub struct SecretMetadata {
     pub environment: Option<String>,
     /// Tags, sorted.
     pub tags: Vec<String>,
+    /// Custom key-values (not sealed: never secrets).
+    pub custom: std::collections::HashMap<String, String>,
+    /// How often the secret should be rotated (ms), if set.
+    pub rotation_interval_ms: Option<u64>,
+    /// When a version last replaced an earlier one (ms since the epoch).
+    pub last_rotated_ms: Option<u64>,
+    /// When the next rotation is due (ms since the epoch), with an interval.
+    pub rotation_due_ms: Option<u64>,
     /// Every kept version, oldest first.
     pub versions: Vec<VersionInfo>,
 }
 
 impl From<CoreMetadata> for SecretMetadata {
     fn from(m: CoreMetadata) -> Self {
+        let rotation_due_ms = m.rotation_due_at().map(|t| t.as_millis());
         Self {
             path: m.path.as_str().to_owned(),
             current_version: m.current_version,
@@ -96,7 +105,11 @@ impl From<CoreMetadata> for SecretMetadata {
             updated_ms: m.updated_at.as_millis(),
             owner: m.owner,
             environment: m.environment,
+            rotation_due_ms,
             tags: m.tags.into_iter().collect(),
+            custom: m.custom.into_iter().collect(),
+            rotation_interval_ms: m.rotation_interval.map(strongroom_host::time::duration_ms),
+            last_rotated_ms: m.last_rotated_at.map(|t| t.as_millis()),
             versions: m.versions.iter().map(VersionInfo::from).collect(),
         }
     }

@@ -119,3 +119,52 @@ def test_api_key_rules_are_the_shared_ones_and_import_current():
         assert verifier.verify(b"legacy-key-in-use") == sr.Matched.PREVIOUS
 
     run(go())
+
+
+def test_metadata_updates_and_the_inventory(tmp_path):
+    async def go():
+        room = await sr.Strongroom.create(sr.Storage.memory(), sr.SoftwareProtector.from_key(KEY))
+        for path in ["prod/a", "prod/b", "dev/c"]:
+            await room.put_secret(path, b"v", None)
+        m = await room.update_secret_metadata("prod/a", sr.MetadataUpdate(
+            owner="payments", tags=["pci"], custom={"ticket": "OPS-1"}, rotation_interval_ms=3_600_000))
+        assert m.owner == "payments" and m.tags == ["pci"] and m.custom == {"ticket": "OPS-1"}
+        assert m.rotation_interval_ms == 3_600_000 and m.rotation_due_ms == m.created_ms + 3_600_000
+        await room.update_secret_metadata("prod/b", sr.MetadataUpdate(owner="search", tags=["pci"]))
+        cleared = await room.update_secret_metadata("prod/b", sr.MetadataUpdate(clear=["owner", "tags"]))
+        assert cleared.owner is None and cleared.tags == []
+        with pytest.raises(E.InvalidArgument):
+            await room.update_secret_metadata("prod/b", sr.MetadataUpdate(clear=["path"]))
+        with pytest.raises(E.InvalidArgument):
+            await room.update_secret_metadata("prod/b", sr.MetadataUpdate(owner="x", clear=["owner"]))
+        with pytest.raises(E.SecretNotFound):
+            await room.update_secret_metadata("prod/none", sr.MetadataUpdate(owner="x"))
+
+        everything = await room.inventory("")
+        assert [e.metadata.path for e in everything] == ["dev/c", "prod/a", "prod/b"]
+        assert all(e.last_read_ms is None and not e.rotation_overdue for e in everything)
+        pci = await room.inventory("prod/", filter=sr.InventoryFilter(tags=["pci"]))
+        assert [e.metadata.path for e in pci] == ["prod/a"]
+
+        # last reads come from the verified audit file of a principal's reads
+        log_path = str(tmp_path / "audit.jsonl")
+        audit = await room.open_audit_log(log_path, True)
+        policy = sr.Policy.from_toml('name = "r"\n[[path]]\npattern = "prod/*"\ncapabilities = ["read", "update"]\n')
+        app = room.as_principal("app", [policy], audit)
+        await app.read("prod/a", None)
+        await app.update_metadata("prod/a", sr.MetadataUpdate(environment="prod"))
+        entries = {e.metadata.path: e for e in await room.inventory("prod/", audit_file=log_path)}
+        assert entries["prod/a"].last_read_ms is not None and entries["prod/b"].last_read_ms is None
+        assert entries["prod/a"].metadata.environment == "prod"
+        unread = await room.inventory("prod/", audit_file=log_path, filter=sr.InventoryFilter(unread_for_ms=60_000))
+        assert [e.metadata.path for e in unread] == ["prod/b"]
+        with pytest.raises(E.PolicyDenied):
+            await app.update_metadata("dev/c", sr.MetadataUpdate(owner="x"))
+        # an edited audit file is refused, not believed
+        lines = open(log_path).read().splitlines()
+        with open(log_path, "w") as f:
+            f.write("\n".join(lines[1:]) + "\n")
+        with pytest.raises(E.AuditChainBroken):
+            await room.inventory("prod/", audit_file=log_path)
+
+    run(go())

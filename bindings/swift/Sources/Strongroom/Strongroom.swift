@@ -2406,6 +2406,12 @@ public protocol HandleProtocol: AnyObject, Sendable {
     func withApproval(id: String)  -> Handle
     
     /**
+     * Changes the metadata of the secret at `path` (needs `update`;
+     * audited).
+     */
+    func updateMetadata(path: String, update: MetadataUpdate) async throws  -> SecretMetadata
+    
+    /**
      * This principal's signing keys (the store's one signing-keys engine,
      * shared by every handle of the store, so its rate limits hold across
      * them).
@@ -2537,6 +2543,26 @@ open func withApproval(id: String) -> Handle  {
         FfiConverterString.lower(id),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Changes the metadata of the secret at `path` (needs `update`;
+     * audited).
+     */
+open func updateMetadata(path: String, update: MetadataUpdate)async throws  -> SecretMetadata  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_handle_update_metadata(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterTypeMetadataUpdate_lower(update)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretMetadata_lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
 }
     
     /**
@@ -6280,6 +6306,20 @@ public protocol StrongroomProtocol: AnyObject, Sendable {
     func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handle?) async throws  -> UInt64
     
     /**
+     * Every secret under `prefix` with its metadata, rotation state and,
+     * given the store's audit file (verified first: an edited file fails
+     * with `AuditChainBroken`), its last read; filtered by `filter`.
+     * Values are never read.
+     */
+    func inventory(prefix: String, auditFile: String?, filter: InventoryFilter?) async throws  -> [InventoryEntry]
+    
+    /**
+     * Changes the metadata of the secret at `path` (unchecked) and returns
+     * the result.
+     */
+    func updateSecretMetadata(path: String, update: MetadataUpdate) async throws  -> SecretMetadata
+    
+    /**
      * Replaces the root key with a fresh one wrapped by the Shamir
      * shares' key (as `rotateRootKey` does for a software key): from now on
      * the store unseals with those shares.
@@ -6775,6 +6815,48 @@ open func setGates(toml: String, expectedRevision: UInt64, operatorHandle: Handl
             completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
             freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
             liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Every secret under `prefix` with its metadata, rotation state and,
+     * given the store's audit file (verified first: an edited file fails
+     * with `AuditChainBroken`), its last read; filtered by `filter`.
+     * Values are never read.
+     */
+open func inventory(prefix: String, auditFile: String? = nil, filter: InventoryFilter? = nil)async throws  -> [InventoryEntry]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_inventory(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(prefix),FfiConverterOptionString.lower(auditFile),FfiConverterOptionTypeInventoryFilter.lower(filter)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeInventoryEntry.lift,
+            errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Changes the metadata of the secret at `path` (unchecked) and returns
+     * the result.
+     */
+open func updateSecretMetadata(path: String, update: MetadataUpdate)async throws  -> SecretMetadata  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_strongroom_update_secret_metadata(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterTypeMetadataUpdate_lower(update)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSecretMetadata_lift,
             errorHandler: FfiConverterTypeStrongroomError_lift
         )
 }
@@ -8503,6 +8585,188 @@ public func FfiConverterTypeEthSignature_lower(_ value: EthSignature) -> RustBuf
 
 
 /**
+ * One secret of an inventory.
+ */
+public struct InventoryEntry: Equatable, Hashable {
+    /**
+     * Its metadata.
+     */
+    public var metadata: SecretMetadata
+    /**
+     * Whether its rotation is overdue now.
+     */
+    public var rotationOverdue: Bool
+    /**
+     * Its last successful value read in the audit file (ms since the
+     * epoch; nil: none found, or no file given).
+     */
+    public var lastReadMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its metadata.
+         */metadata: SecretMetadata, 
+        /**
+         * Whether its rotation is overdue now.
+         */rotationOverdue: Bool, 
+        /**
+         * Its last successful value read in the audit file (ms since the
+         * epoch; nil: none found, or no file given).
+         */lastReadMs: UInt64?) {
+        self.metadata = metadata
+        self.rotationOverdue = rotationOverdue
+        self.lastReadMs = lastReadMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InventoryEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInventoryEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InventoryEntry {
+        return
+            try InventoryEntry(
+                metadata: FfiConverterTypeSecretMetadata.read(from: &buf), 
+                rotationOverdue: FfiConverterBool.read(from: &buf), 
+                lastReadMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InventoryEntry, into buf: inout [UInt8]) {
+        FfiConverterTypeSecretMetadata.write(value.metadata, into: &buf)
+        FfiConverterBool.write(value.rotationOverdue, into: &buf)
+        FfiConverterOptionUInt64.write(value.lastReadMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInventoryEntry_lift(_ buf: RustBuffer) throws -> InventoryEntry {
+    return try FfiConverterTypeInventoryEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInventoryEntry_lower(_ value: InventoryEntry) -> RustBuffer {
+    return FfiConverterTypeInventoryEntry.lower(value)
+}
+
+
+/**
+ * Which secrets an inventory keeps (every field empty: all).
+ */
+public struct InventoryFilter: Equatable, Hashable {
+    /**
+     * Only secrets with this owner.
+     */
+    public var owner: String?
+    /**
+     * Only secrets in this environment.
+     */
+    public var environment: String?
+    /**
+     * Only secrets carrying every one of these tags.
+     */
+    public var tags: [String]
+    /**
+     * Only secrets whose rotation is overdue.
+     */
+    public var overdue: Bool
+    /**
+     * Only secrets not read for at least this long (ms), by the audit
+     * file; never read counts as not read.
+     */
+    public var unreadForMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Only secrets with this owner.
+         */owner: String? = nil, 
+        /**
+         * Only secrets in this environment.
+         */environment: String? = nil, 
+        /**
+         * Only secrets carrying every one of these tags.
+         */tags: [String] = [], 
+        /**
+         * Only secrets whose rotation is overdue.
+         */overdue: Bool = false, 
+        /**
+         * Only secrets not read for at least this long (ms), by the audit
+         * file; never read counts as not read.
+         */unreadForMs: UInt64? = nil) {
+        self.owner = owner
+        self.environment = environment
+        self.tags = tags
+        self.overdue = overdue
+        self.unreadForMs = unreadForMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InventoryFilter: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInventoryFilter: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InventoryFilter {
+        return
+            try InventoryFilter(
+                owner: FfiConverterOptionString.read(from: &buf), 
+                environment: FfiConverterOptionString.read(from: &buf), 
+                tags: FfiConverterSequenceString.read(from: &buf), 
+                overdue: FfiConverterBool.read(from: &buf), 
+                unreadForMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InventoryFilter, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.owner, into: &buf)
+        FfiConverterOptionString.write(value.environment, into: &buf)
+        FfiConverterSequenceString.write(value.tags, into: &buf)
+        FfiConverterBool.write(value.overdue, into: &buf)
+        FfiConverterOptionUInt64.write(value.unreadForMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInventoryFilter_lift(_ buf: RustBuffer) throws -> InventoryFilter {
+    return try FfiConverterTypeInventoryFilter.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInventoryFilter_lower(_ value: InventoryFilter) -> RustBuffer {
+    return FfiConverterTypeInventoryFilter.lower(value)
+}
+
+
+/**
  * A certificate request. Unset fields take the role's defaults.
  */
 public struct IssueRequest: Equatable, Hashable {
@@ -8935,6 +9199,128 @@ public func FfiConverterTypeLeaseOptions_lift(_ buf: RustBuffer) throws -> Lease
 #endif
 public func FfiConverterTypeLeaseOptions_lower(_ value: LeaseOptions) -> RustBuffer {
     return FfiConverterTypeLeaseOptions.lower(value)
+}
+
+
+/**
+ * What to change in a secret's metadata: fields left nil keep their
+ * value; `clear` names fields to reset (`owner`, `environment`, `tags`,
+ * `custom`, `rotation_interval`, `max_versions`). An unknown name, or a
+ * field both set and cleared, fails with `InvalidArgument`.
+ */
+public struct MetadataUpdate: Equatable, Hashable {
+    /**
+     * New owner.
+     */
+    public var owner: String?
+    /**
+     * New environment.
+     */
+    public var environment: String?
+    /**
+     * New tag set (replaces the old one).
+     */
+    public var tags: [String]?
+    /**
+     * New custom key-values (replace the old ones; never secrets).
+     */
+    public var custom: [String: String]?
+    /**
+     * New rotation interval (ms).
+     */
+    public var rotationIntervalMs: UInt64?
+    /**
+     * New version limit; lowering it prunes the oldest versions at once.
+     */
+    public var maxVersions: UInt32?
+    /**
+     * Fields to reset.
+     */
+    public var clear: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * New owner.
+         */owner: String? = nil, 
+        /**
+         * New environment.
+         */environment: String? = nil, 
+        /**
+         * New tag set (replaces the old one).
+         */tags: [String]? = nil, 
+        /**
+         * New custom key-values (replace the old ones; never secrets).
+         */custom: [String: String]? = nil, 
+        /**
+         * New rotation interval (ms).
+         */rotationIntervalMs: UInt64? = nil, 
+        /**
+         * New version limit; lowering it prunes the oldest versions at once.
+         */maxVersions: UInt32? = nil, 
+        /**
+         * Fields to reset.
+         */clear: [String] = []) {
+        self.owner = owner
+        self.environment = environment
+        self.tags = tags
+        self.custom = custom
+        self.rotationIntervalMs = rotationIntervalMs
+        self.maxVersions = maxVersions
+        self.clear = clear
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MetadataUpdate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMetadataUpdate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MetadataUpdate {
+        return
+            try MetadataUpdate(
+                owner: FfiConverterOptionString.read(from: &buf), 
+                environment: FfiConverterOptionString.read(from: &buf), 
+                tags: FfiConverterOptionSequenceString.read(from: &buf), 
+                custom: FfiConverterOptionDictionaryStringString.read(from: &buf), 
+                rotationIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxVersions: FfiConverterOptionUInt32.read(from: &buf), 
+                clear: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MetadataUpdate, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.owner, into: &buf)
+        FfiConverterOptionString.write(value.environment, into: &buf)
+        FfiConverterOptionSequenceString.write(value.tags, into: &buf)
+        FfiConverterOptionDictionaryStringString.write(value.custom, into: &buf)
+        FfiConverterOptionUInt64.write(value.rotationIntervalMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxVersions, into: &buf)
+        FfiConverterSequenceString.write(value.clear, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMetadataUpdate_lift(_ buf: RustBuffer) throws -> MetadataUpdate {
+    return try FfiConverterTypeMetadataUpdate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMetadataUpdate_lower(_ value: MetadataUpdate) -> RustBuffer {
+    return FfiConverterTypeMetadataUpdate.lower(value)
 }
 
 
@@ -9940,6 +10326,22 @@ public struct SecretMetadata: Equatable, Hashable {
      */
     public var tags: [String]
     /**
+     * Custom key-values (not sealed: never secrets).
+     */
+    public var custom: [String: String]
+    /**
+     * How often the secret should be rotated (ms), if set.
+     */
+    public var rotationIntervalMs: UInt64?
+    /**
+     * When a version last replaced an earlier one (ms since the epoch).
+     */
+    public var lastRotatedMs: UInt64?
+    /**
+     * When the next rotation is due (ms since the epoch), with an interval.
+     */
+    public var rotationDueMs: UInt64?
+    /**
      * Every kept version, oldest first.
      */
     public var versions: [VersionInfo]
@@ -9978,6 +10380,18 @@ public struct SecretMetadata: Equatable, Hashable {
          * Tags, sorted.
          */tags: [String], 
         /**
+         * Custom key-values (not sealed: never secrets).
+         */custom: [String: String], 
+        /**
+         * How often the secret should be rotated (ms), if set.
+         */rotationIntervalMs: UInt64?, 
+        /**
+         * When a version last replaced an earlier one (ms since the epoch).
+         */lastRotatedMs: UInt64?, 
+        /**
+         * When the next rotation is due (ms since the epoch), with an interval.
+         */rotationDueMs: UInt64?, 
+        /**
          * Every kept version, oldest first.
          */versions: [VersionInfo]) {
         self.path = path
@@ -9990,6 +10404,10 @@ public struct SecretMetadata: Equatable, Hashable {
         self.owner = owner
         self.environment = environment
         self.tags = tags
+        self.custom = custom
+        self.rotationIntervalMs = rotationIntervalMs
+        self.lastRotatedMs = lastRotatedMs
+        self.rotationDueMs = rotationDueMs
         self.versions = versions
     }
 
@@ -10019,6 +10437,10 @@ public struct FfiConverterTypeSecretMetadata: FfiConverterRustBuffer {
                 owner: FfiConverterOptionString.read(from: &buf), 
                 environment: FfiConverterOptionString.read(from: &buf), 
                 tags: FfiConverterSequenceString.read(from: &buf), 
+                custom: FfiConverterDictionaryStringString.read(from: &buf), 
+                rotationIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
+                lastRotatedMs: FfiConverterOptionUInt64.read(from: &buf), 
+                rotationDueMs: FfiConverterOptionUInt64.read(from: &buf), 
                 versions: FfiConverterSequenceTypeVersionInfo.read(from: &buf)
         )
     }
@@ -10034,6 +10456,10 @@ public struct FfiConverterTypeSecretMetadata: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.owner, into: &buf)
         FfiConverterOptionString.write(value.environment, into: &buf)
         FfiConverterSequenceString.write(value.tags, into: &buf)
+        FfiConverterDictionaryStringString.write(value.custom, into: &buf)
+        FfiConverterOptionUInt64.write(value.rotationIntervalMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.lastRotatedMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.rotationDueMs, into: &buf)
         FfiConverterSequenceTypeVersionInfo.write(value.versions, into: &buf)
     }
 }
@@ -14746,6 +15172,30 @@ fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeInventoryFilter: FfiConverterRustBuffer {
+    typealias SwiftType = InventoryFilter?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeInventoryFilter.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeInventoryFilter.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLeaseOptions: FfiConverterRustBuffer {
     typealias SwiftType = LeaseOptions?
 
@@ -14882,6 +15332,30 @@ fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterSequenceString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDictionaryStringString: FfiConverterRustBuffer {
+    typealias SwiftType = [String: String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDictionaryStringString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDictionaryStringString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -15140,6 +15614,31 @@ fileprivate struct FfiConverterSequenceTypeErrorFieldSpec: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeInventoryEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [InventoryEntry]
+
+    public static func write(_ value: [InventoryEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInventoryEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InventoryEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InventoryEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInventoryEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeKeyInfo: FfiConverterRustBuffer {
     typealias SwiftType = [KeyInfo]
 
@@ -15259,6 +15758,32 @@ fileprivate struct FfiConverterSequenceTypeLeaseEvent: FfiConverterRustBuffer {
             seq.append(try FfiConverterTypeLeaseEvent.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 
@@ -15693,6 +16218,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_strongroom_set_gates() != 43686) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_inventory() != 53958) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_strongroom_update_secret_metadata() != 27395) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_strongroom_rotate_root_key_to_shamir() != 10732) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -15979,6 +16510,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_handle_with_approval() != 53514) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_handle_update_metadata() != 22211) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_handle_signing() != 41802) {

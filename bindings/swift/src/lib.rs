@@ -335,6 +335,32 @@ impl Strongroom {
         })
     }
 
+    /// A new store in empty `storage`, its root key wrapped by `protector`.
+    pub(crate) async fn create_with(
+        storage: &Storage,
+        protector: &dyn strongroom::protector::KeyProtector,
+    ) -> Result<Arc<Self>> {
+        let core =
+            strongroom::Strongroom::init(storage.inner.clone(), protector, Options::default())
+                .await?
+                .dangerous_traced(crate::CALLER)
+                .await?;
+        Ok(Self::from_core(core))
+    }
+
+    /// The store in `storage`, unsealed with `protector`.
+    pub(crate) async fn unseal_with(
+        storage: &Storage,
+        protector: &dyn strongroom::protector::KeyProtector,
+    ) -> Result<Arc<Self>> {
+        let core =
+            strongroom::Strongroom::unseal(storage.inner.clone(), protector, Options::default())
+                .await?
+                .dangerous_traced(crate::CALLER)
+                .await?;
+        Ok(Self::from_core(core))
+    }
+
     /// The store's signing-keys engine.
     pub(crate) fn signing_keys(&self) -> Arc<strongroom::signing::SigningKeys> {
         self.signing
@@ -357,15 +383,7 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<SoftwareProtector>,
     ) -> Result<Arc<Self>> {
-        let core = strongroom::Strongroom::init(
-            storage.inner.clone(),
-            &protector.inner,
-            Options::default(),
-        )
-        .await?
-        .dangerous_traced(crate::CALLER)
-        .await?;
-        Ok(Self::from_core(core))
+        Self::create_with(&storage, &protector.inner).await
     }
 
     /// Opens an initialised store.
@@ -374,15 +392,7 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<SoftwareProtector>,
     ) -> Result<Arc<Self>> {
-        let core = strongroom::Strongroom::unseal(
-            storage.inner.clone(),
-            &protector.inner,
-            Options::default(),
-        )
-        .await?
-        .dangerous_traced(crate::CALLER)
-        .await?;
-        Ok(Self::from_core(core))
+        Self::unseal_with(&storage, &protector.inner).await
     }
 
     /// Replaces the root key with a fresh one wrapped by `protector` (a new

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use strongroom::{Options, SecretString};
+use strongroom::SecretString;
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Protector as CoreProtector};
 
 use crate::errors::Result;
@@ -123,11 +123,7 @@ impl Strongroom {
         protector: Arc<Pkcs11Protector>,
     ) -> Result<Arc<Self>> {
         let p = protector.connect(false).await?;
-        let core = strongroom::Strongroom::init(storage.inner.clone(), &p, Options::default())
-            .await?
-            .dangerous_traced(crate::CALLER)
-            .await?;
-        Ok(Self::from_core(core))
+        Self::create_with(&storage, &p).await
     }
 
     /// Opens a store whose root key is wrapped by `protector`'s token key.
@@ -137,10 +133,6 @@ impl Strongroom {
         protector: Arc<Pkcs11Protector>,
     ) -> Result<Arc<Self>> {
         let p = protector.connect(false).await?;
-        let core = strongroom::Strongroom::unseal(storage.inner.clone(), &p, Options::default())
-            .await?
-            .dangerous_traced(crate::CALLER)
-            .await?;
-        Ok(Self::from_core(core))
+        Self::unseal_with(&storage, &p).await
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use strongroom::{Options, SecretBytes};
+use strongroom::SecretBytes;
 
 use crate::errors::Result;
 use crate::{Secret, Storage, Strongroom};
@@ -85,15 +85,7 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<ShamirProtector>,
     ) -> Result<Arc<Self>> {
-        let core = strongroom::Strongroom::init(
-            storage.inner.clone(),
-            &protector.inner,
-            Options::default(),
-        )
-        .await?
-        .dangerous_traced(crate::CALLER)
-        .await?;
-        Ok(Self::from_core(core))
+        Self::create_with(&storage, &protector.inner).await
     }
 
     /// Opens a store whose root key the Shamir shares' key wraps.
@@ -102,15 +94,7 @@ impl Strongroom {
         storage: Arc<Storage>,
         protector: Arc<ShamirProtector>,
     ) -> Result<Arc<Self>> {
-        let core = strongroom::Strongroom::unseal(
-            storage.inner.clone(),
-            &protector.inner,
-            Options::default(),
-        )
-        .await?
-        .dangerous_traced(crate::CALLER)
-        .await?;
-        Ok(Self::from_core(core))
+        Self::unseal_with(&storage, &protector.inner).await
     }
 
     /// Replaces the root key with a fresh one wrapped by the Shamir

@@ -2,6 +2,8 @@
 //! bindings use them, against a real server (a private cluster).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use strongroom::clock::{Clock as _, ManualClock};
 use strongroom::lease::LeaseConfig;
-use strongroom::protector::SoftwareProtector;
-use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_host::dynamic::{DynamicPg, configure};
 use strongroom_host::storage::HostStorage;
 use strongroom_testpg::TestPostgres;
@@ -43,20 +43,7 @@ async fn catalog_issue_revoke_and_a_feed_that_renews_on_the_clock() {
     let storage = HostStorage::memory();
     // The server compares VALID UNTIL with its own clock: start at now.
     let clock = ManualClock::new(strongroom::clock::SystemClock.now());
-    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
-    let door = Strongroom::init(
-        storage.storage().clone(),
-        &protector,
-        Options {
-            clock: Arc::new(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap()
-    .dangerous_traced("test")
-    .await
-    .unwrap();
+    let door = common::door(&storage, &clock).await;
 
     // Nothing stored yet: a typed error that says what to do.
     let leases = Arc::new(

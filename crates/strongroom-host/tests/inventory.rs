@@ -2,13 +2,12 @@
 //! audit-file side through the same code).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use strongroom::clock::{ManualClock, Timestamp};
-use strongroom::protector::SoftwareProtector;
 use strongroom::secrets::MetadataPatch;
-use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_host::inventory::{InventoryFilter, collect};
 use strongroom_host::storage::HostStorage;
 
@@ -16,19 +15,7 @@ use strongroom_host::storage::HostStorage;
 async fn filters_by_owner_tags_and_overdue_rotation() {
     let storage = HostStorage::memory();
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-    let door = Strongroom::init(
-        storage.storage().clone(),
-        &SoftwareProtector::from_key(SecretBytes::new(vec![3; 32])).unwrap(),
-        Options {
-            clock: Arc::new(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap()
-    .dangerous_traced("test")
-    .await
-    .unwrap();
+    let door = common::door(&storage, &clock).await;
     let s = door.secrets();
     for (path, owner, tag) in [
         ("prod/a", "payments", "pci"),

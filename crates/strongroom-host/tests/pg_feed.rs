@@ -2,6 +2,8 @@
 //! (a private cluster from strongroom-testpg).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,30 +12,10 @@ use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::postgres::PgConnectOptions;
 use strongroom::clock::{ManualClock, Timestamp};
-use strongroom::dangerous::Door;
-use strongroom::protector::SoftwareProtector;
 use strongroom::rotation::RotationOptions;
-use strongroom::{Options, SecretBytes, Strongroom};
 use strongroom_host::pg::{AfterError, CredentialFeed, PgLogin, PgRotation, PgRotationMode};
 use strongroom_host::storage::HostStorage;
 use strongroom_testpg::TestPostgres;
-
-async fn door(storage: &HostStorage, clock: &ManualClock) -> Door {
-    let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
-    Strongroom::init(
-        storage.storage().clone(),
-        &protector,
-        Options {
-            clock: Arc::new(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap()
-    .dangerous_traced("test")
-    .await
-    .unwrap()
-}
 
 /// Logs in as `login` on `url`'s server and database; the server's SQLSTATE
 /// and message on failure.
@@ -63,7 +45,7 @@ async fn a_revoked_password_moves_every_waiter_to_the_current_one_with_one_refre
     let storage = HostStorage::open(&url).await.unwrap();
     assert_eq!(storage.backend(), "postgres");
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-    let door = door(&storage, &clock).await;
+    let door = common::door(&storage, &clock).await;
     let options = RotationOptions {
         grace_period: Duration::from_secs(60),
         ..RotationOptions::default()
@@ -140,7 +122,7 @@ async fn single_user_window_falls_over_to_the_pending_version() {
         .unwrap();
     let storage = HostStorage::memory();
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-    let door = door(&storage, &clock).await;
+    let door = common::door(&storage, &clock).await;
     let rotation = PgRotation::open(
         &door,
         "db/single",
@@ -195,7 +177,7 @@ async fn a_refused_admin_login_is_a_typed_error_without_the_password() {
     let bad = pg.url_for("postgres", "wrong-password-hunter2", "postgres");
     let storage = HostStorage::memory();
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-    let door = door(&storage, &clock).await;
+    let door = common::door(&storage, &clock).await;
     let err = PgRotation::open(
         &door,
         "db/x",

@@ -12,7 +12,6 @@ use std::task::{Context, Poll, Waker};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 use strongroom::keyring::KeyInfo as CoreKeyInfo;
-use strongroom::protector::SoftwareProtector as CoreProtector;
 use strongroom::seal::{Algorithm, DataKey, OVERHEAD, SealContext, SealedValue};
 use strongroom::signing::SigningKeys;
 use strongroom::{Options, RewrapReport as CoreRewrapReport, SecretBytes};
@@ -26,13 +25,15 @@ mod lease;
 mod lifetime;
 mod pkcs11;
 mod pki;
+mod protector;
 mod rotation;
+mod shamir;
 mod signing;
 mod store;
 
 use errors::to_py;
 use lifetime::Life;
-use pkcs11::Protector;
+use protector::{Protector, SoftwareProtector};
 use store::{Change, Target};
 
 /// The store as the binding holds it: through the door to unchecked access
@@ -313,43 +314,6 @@ impl Storage {
 
     fn __repr__(&self) -> String {
         format!("Storage({:?})", self.inner.backend())
-    }
-}
-
-/// A root-key protector holding a 256-bit key in process memory.
-#[pyclass(module = "strongroom", frozen)]
-pub struct SoftwareProtector {
-    inner: Arc<CoreProtector>,
-}
-
-#[pymethods]
-impl SoftwareProtector {
-    /// From 32 key bytes.
-    #[staticmethod]
-    fn from_key(key: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let key = secret_input(key)?;
-        Ok(Self {
-            inner: Arc::new(CoreProtector::from_key(key).map_err(to_py)?),
-        })
-    }
-
-    /// From a key file (one line of base64, mode 0600).
-    #[staticmethod]
-    fn from_key_file(path: std::path::PathBuf) -> PyResult<Self> {
-        Ok(Self {
-            inner: Arc::new(CoreProtector::from_key_file(path).map_err(to_py)?),
-        })
-    }
-
-    /// Writes a new key file with a fresh random key (mode 0600; never
-    /// overwrites).
-    #[staticmethod]
-    fn generate_key_file(path: std::path::PathBuf) -> PyResult<()> {
-        CoreProtector::generate_key_file(path).map_err(to_py)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("{:?}", self.inner)
     }
 }
 
@@ -690,7 +654,7 @@ fn core_of(obj: &Bound<'_, PyAny>) -> PyResult<Core> {
 #[pymethods]
 impl Strongroom {
     /// Creates a new store in empty `storage` (awaitable). `protector` is a
-    /// `SoftwareProtector` or a `Pkcs11Protector`; `clock` (a `ManualClock`)
+    /// `SoftwareProtector`, a `ShamirProtector` or a `Pkcs11Protector`; `clock` (a `ManualClock`)
     /// times rotation grace periods and records (default: system clock).
     #[staticmethod]
     #[pyo3(signature = (storage, protector, clock = None))]
@@ -903,6 +867,17 @@ impl Strongroom {
     fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core()?.clone();
         self.run(py, async move { core.reload().await })
+    }
+
+    /// Wraps the root key with `protector` (software, Shamir or PKCS#11)
+    /// instead; later unseals need it. Stored values are not re-sealed.
+    fn rotate_root_key<'py>(
+        &self,
+        py: Python<'py>,
+        protector: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (core, p) = (self.core()?.clone(), Protector::from_py(protector)?);
+        self.run(py, protector::rotate_root_key(core, p))
     }
 
     /// Facts about every key version.
@@ -1289,6 +1264,12 @@ impl BlockingStrongroom {
         block(py, true, async move { core.reload().await })
     }
 
+    /// Wraps the root key with `protector` instead.
+    fn rotate_root_key(&self, py: Python<'_>, protector: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (core, p) = (self.core()?.clone(), Protector::from_py(protector)?);
+        block(py, true, protector::rotate_root_key(core, p))
+    }
+
     /// Facts about every key version.
     fn keys(&self) -> PyResult<Vec<KeyInfo>> {
         keys(self.core()?)
@@ -1497,6 +1478,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Secret>()?;
     m.add_class::<Storage>()?;
     m.add_class::<SoftwareProtector>()?;
+    shamir::register(m)?;
     m.add_class::<KeyInfo>()?;
     m.add_class::<RewrapReport>()?;
     m.add_class::<Strongroom>()?;

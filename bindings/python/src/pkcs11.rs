@@ -3,14 +3,12 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use strongroom::SecretString;
-use strongroom::protector::KeyProtector;
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Protector as CoreProtector};
 
-use crate::{SoftwareProtector, block, secret_input};
+use crate::{block, secret_input};
 
 /// A root-key protector whose wrapping key lives in a PKCS#11 token: the
 /// module library, the token's label, the user PIN and the token key's
@@ -20,8 +18,8 @@ use crate::{SoftwareProtector, block, secret_input};
 /// PIN raises `ProtectorError` there, with `kind == "wrong pin"`).
 #[pyclass(module = "strongroom", frozen)]
 pub struct Pkcs11Protector {
-    config: Pkcs11Config,
-    connected: Arc<Mutex<Option<CoreProtector>>>,
+    pub(crate) config: Pkcs11Config,
+    pub(crate) connected: Arc<Mutex<Option<CoreProtector>>>,
 }
 
 impl Pkcs11Protector {
@@ -34,7 +32,7 @@ impl Pkcs11Protector {
 }
 
 /// Connects `config` (opening the existing token key) unless already connected.
-async fn connect(
+pub(crate) async fn connect(
     config: Pkcs11Config,
     slot: Arc<Mutex<Option<CoreProtector>>>,
     create: bool,
@@ -131,34 +129,5 @@ impl Pkcs11Protector {
                 "False"
             }
         )
-    }
-}
-
-/// The protector given to `init` / `unseal`: resolved inside their future.
-pub(crate) enum Protector {
-    Software(Arc<strongroom::protector::SoftwareProtector>),
-    Pkcs11(Pkcs11Config, Arc<Mutex<Option<CoreProtector>>>),
-}
-
-impl Protector {
-    pub(crate) fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(p) = obj.cast::<SoftwareProtector>() {
-            return Ok(Self::Software(p.get().inner.clone()));
-        }
-        if let Ok(p) = obj.cast::<Pkcs11Protector>() {
-            let p = p.get();
-            return Ok(Self::Pkcs11(p.config.clone(), p.connected.clone()));
-        }
-        Err(PyTypeError::new_err(
-            "protector must be a SoftwareProtector or a Pkcs11Protector",
-        ))
-    }
-
-    /// The core protector, connecting a PKCS#11 token on first use.
-    pub(crate) async fn resolve(self) -> strongroom::Result<Arc<dyn KeyProtector>> {
-        Ok(match self {
-            Self::Software(p) => p,
-            Self::Pkcs11(c, s) => Arc::new(connect(c, s, false).await?),
-        })
     }
 }

@@ -49,6 +49,9 @@ from ._native import (
     RewrapReport,
     Secret,
     SoftwareProtector,
+    ShamirProtector,
+    shamir_split,
+    shamir_combine,
     Storage,
     Strongroom,
     __version__,
@@ -95,6 +98,9 @@ async def open(path, *, key_file=None, key=None) -> Strongroom:
     return await Strongroom.unseal(storage, protector)
 
 __all__ = [
+    "ShamirProtector",
+    "shamir_split",
+    "shamir_combine",
     "Alert",
     "AlertEngine",
     "ApiKeyRotation",

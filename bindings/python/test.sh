@@ -4,7 +4,9 @@
 # a fresh venv and runs the pytest suite against the installed package.
 # Needs python3 (>= 3.11) with venv, cargo, readelf, and PyPI on first run
 # (maturin, ziglang, pytest; the test venv's pytest comes from pip's cache
-# after that). Re-runs reuse the tools venv and cargo's cache; the test venv
+# after that; asyncpg, psycopg, psycopg-pool and SQLAlchemy wheels for the
+# PostgreSQL tests). tests/test_pg.py needs PostgreSQL 15 server binaries
+# (initdb; see strongroom-testpg). Re-runs reuse the tools venv and cargo's cache; the test venv
 # is made anew each run. Honours CARGO_TARGET_DIR.
 #   STRONGROOM_PY_RELEASE=1   build the wheel with --release
 # tests/test_pkcs11.py needs SoftHSM2: bash scripts/setup-softhsm.sh.
@@ -25,11 +27,17 @@ build_and_check_wheel x86_64-unknown-linux-gnu "$PROFILE" "$OUT"
 # The tools venv gets the wheel too, for bench.py and bench_verify.py.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
-# A fresh venv with the wheel and pytest, nothing else.
+# A fresh venv with the wheel, pytest and the PostgreSQL drivers the pool
+# adapters (strongroom.pg) are tested with.
 TVENV="$CARGO_TARGET_DIR/venv-strongroom-python-test"
 rm -rf "$TVENV"
 python3 -m venv "$TVENV"
-"$TVENV/bin/python" -m pip install --quiet --disable-pip-version-check 'pytest>=8' "$WHEEL"
+"$TVENV/bin/python" -m pip install --quiet --disable-pip-version-check 'pytest>=8' "$WHEEL" \
+    'asyncpg==0.30.0' 'psycopg[binary]==3.2.10' 'psycopg-pool==3.2.6' 'sqlalchemy==2.0.43'
+
+# tests/test_pg.py starts a private PostgreSQL cluster through this binary.
+(cd "$ROOT" && cargo build --quiet --bin strongroom-testpg)
+export STRONGROOM_TESTPG="$CARGO_TARGET_DIR/debug/strongroom-testpg"
 
 # `import strongroom` must be the installed wheel, not python/ in the tree
 # (pytest runs from this folder; python/ is not on sys.path).

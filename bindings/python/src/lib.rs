@@ -23,6 +23,7 @@ mod approvals;
 mod errors;
 mod lease;
 mod lifetime;
+mod pg;
 mod pkcs11;
 mod pki;
 mod protector;
@@ -1471,7 +1472,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     builder
         .worker_threads(2)
         .thread_name("strongroom")
-        .enable_time();
+        .enable_time()
+        .enable_io();
     pyo3_async_runtimes::tokio::init(builder);
     errors::register(m)?;
     lifetime::register(m)?;
@@ -1479,6 +1481,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Storage>()?;
     m.add_class::<SoftwareProtector>()?;
     shamir::register(m)?;
+    pg::register(m)?;
     m.add_class::<KeyInfo>()?;
     m.add_class::<RewrapReport>()?;
     m.add_class::<Strongroom>()?;

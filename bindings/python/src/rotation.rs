@@ -100,7 +100,7 @@ impl Staged {
 }
 
 /// Converts staged credentials (secrets wiped on drop) when handed to Python.
-pub(crate) struct StagedOut(StagedCredentials);
+pub(crate) struct StagedOut(pub(crate) StagedCredentials);
 
 impl<'py> IntoPyObject<'py> for StagedOut {
     type Target = Staged;

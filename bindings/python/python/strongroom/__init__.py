@@ -50,6 +50,10 @@ from ._native import (
     Secret,
     SoftwareProtector,
     ShamirProtector,
+    PgRotation,
+    CredentialFeed,
+    PgLogin,
+    AfterError,
     shamir_split,
     shamir_combine,
     Storage,
@@ -98,6 +102,10 @@ async def open(path, *, key_file=None, key=None) -> Strongroom:
     return await Strongroom.unseal(storage, protector)
 
 __all__ = [
+    "PgRotation",
+    "CredentialFeed",
+    "PgLogin",
+    "AfterError",
     "ShamirProtector",
     "shamir_split",
     "shamir_combine",

@@ -98,6 +98,9 @@ def test_pg_rotation_and_its_feed(pg_db, key_file):
         other = strongroom.CredentialFeed.rotated(sr, "db/single").blocking()
         assert other.login().version == 2
         assert rot.blocking().status().previous is None
+        brot = strongroom.blocking.PgRotation.open(sr, "db/single", pg_db, role, mode="single")
+        assert brot.status().current == 2 and brot.credential_feed().login().version == 2
+        brot.close()
         await rot.close()
         sr.close()
         with pytest.raises(strongroom.Closed):

@@ -992,6 +992,51 @@ class RotationReport:
     @property
     def revoked(self) -> Optional[int]: ...
 
+class PgLogin:
+    """A login for one new connection; `password` is a Secret (never in repr)."""
+
+    version: int
+    username: str
+    password: Secret
+
+class AfterError:
+    """What a pool does after a server error: kind "retry" (connect with
+    `login`), "no-other-credential" or "not-a-credential-error" (raise it)."""
+
+    kind: str
+    login: Optional[PgLogin]
+
+class CredentialFeed:
+    """The logins a pool uses for new connections, from a rotated credential."""
+
+    @staticmethod
+    def rotated(
+        sr: Union[Strongroom, blocking.Strongroom], name: str, *, external_auth: bool = False
+    ) -> CredentialFeed: ...
+    @property
+    def refreshes(self) -> int: ...
+    def login(self) -> Awaitable[Optional[PgLogin]]: ...
+    def after_error(self, version: int, sqlstate: str, message: str) -> Awaitable[AfterError]: ...
+    def blocking(self) -> blocking.CredentialFeed: ...
+
+class PgRotation:
+    """A rotated PostgreSQL password ("alternating" roles <role>_a/_b, or "single")."""
+
+    @staticmethod
+    def open(
+        sr: Union[Strongroom, blocking.Strongroom], name: str, admin_url: str, role: str, *,
+        mode: str = "alternating", grace_period: Optional[_Seconds] = None
+    ) -> Awaitable[PgRotation]: ...
+    @property
+    def name(self) -> str: ...
+    def rotate_now(self) -> Awaitable[RotationReport]: ...
+    def staged(self) -> Awaitable[Staged]: ...
+    def status(self) -> Awaitable[RotationStatus]: ...
+    def revoke_due(self) -> Awaitable[bool]: ...
+    def credential_feed(self, *, external_auth: bool = False) -> CredentialFeed: ...
+    def close(self) -> Awaitable[None]: ...
+    def blocking(self) -> blocking.PgRotation: ...
+
 class ApiKeyRotation:
     """Rotation of one API key (asyncio API)."""
 

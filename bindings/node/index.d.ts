@@ -33,11 +33,18 @@ export interface Pkcs11Options {
   keyLabel: string
 }
 
-/** How the root key is supplied: raw bytes, an owner-only key file, or a PKCS#11 token key. */
+/** How the root key is supplied: raw bytes, an owner-only key file, a PKCS#11 token key, or Shamir shares. */
 export type KeySource =
-  | { key: Buffer | Uint8Array | Secret; keyFile?: undefined; pkcs11?: undefined }
-  | { keyFile: string; key?: undefined; pkcs11?: undefined }
-  | { pkcs11: Pkcs11Options; key?: undefined; keyFile?: undefined }
+  | { key: Buffer | Uint8Array | Secret; keyFile?: undefined; pkcs11?: undefined; shamir?: undefined }
+  | { keyFile: string; key?: undefined; pkcs11?: undefined; shamir?: undefined }
+  | { pkcs11: Pkcs11Options; key?: undefined; keyFile?: undefined; shamir?: undefined }
+  | { shamir: ShamirProtector; key?: undefined; keyFile?: undefined; pkcs11?: undefined }
+
+/** The root keys rotateRootKey moves a store to (not a PKCS#11 token key). */
+export type RootKeyTarget =
+  | { key: Buffer | Uint8Array | Secret; keyFile?: undefined; shamir?: undefined }
+  | { keyFile: string; key?: undefined; shamir?: undefined }
+  | { shamir: ShamirProtector; key?: undefined; keyFile?: undefined }
 
 /** Options of Strongroom.open / init / unseal. */
 export type OpenOptions = KeySource & {
@@ -99,9 +106,14 @@ export declare class Storage {
   private constructor()
   /** A fresh in-memory storage (lost when the process ends). */
   static memory(): Storage
-  /** Opens the SQLite file at `path` (created if missing); ":memory:" for a fresh in-memory storage. */
-  static open(path: string): Promise<Storage>
-  /** "memory", "sqlite", ... */
+  /**
+   * Opens the storage at `location`: a `postgres://user:password@host/db`
+   * URL, `sqlite:<path>` or a plain path (an SQLite file, created if
+   * missing), or "memory:" (also ":memory:"). Another scheme is
+   * InvalidArgument; an unreachable server StorageError "storage.unavailable".
+   */
+  static open(location: string): Promise<Storage>
+  /** "memory", "sqlite" or "postgres". */
   readonly backend: string
   /** Whether the storage already holds a store. Rejects with Closed after close(). */
   isInitialized(): Promise<boolean>
@@ -109,8 +121,8 @@ export declare class Storage {
   readonly isClosed: boolean
   /**
    * Closes the storage (an SQLite file's connections, writer thread and
-   * change watcher; queued writes are committed first), releasing the file.
-   * Idempotent.
+   * change watcher, queued writes committed first, releasing the file; a
+   * PostgreSQL storage's pool and change listener). Idempotent.
    */
   close(): Promise<void>
   /** close(): `await using storage = await Storage.open(path)`. */
@@ -156,6 +168,17 @@ export declare class Strongroom {
   readonly isSealed: boolean
   /** Unseals this store again with its root key. */
   unseal(key: KeySource): Promise<void>
+  /**
+   * Replaces the root key with a fresh one wrapped by `target`: from then
+   * on the store unseals only with that. Secrets and keyring keys are unchanged.
+   */
+  rotateRootKey(target: RootKeyTarget): Promise<void>
+  /**
+   * Every secret under `prefix` with its metadata, whether its rotation is
+   * overdue and (given options.auditFile, verified first) its last read;
+   * filtered. Values are never read.
+   */
+  inventory(prefix: string, options?: InventoryOptions): Promise<InventoryEntry[]>
 
   /** Whether close() was called. */
   readonly isClosed: boolean
@@ -493,6 +516,66 @@ export interface SecretMetadata {
   versions: VersionInfo[]
 }
 
+/** Metadata fields updateMetadata can reset. */
+export type ClearableMetadata = 'owner' | 'environment' | 'tags' | 'custom' | 'rotation_interval' | 'max_versions'
+
+/** A metadata change: fields to set (left out: kept) and names to reset. */
+export interface MetadataUpdate {
+  owner?: string | null
+  environment?: string | null
+  /** Replaces the tag set. */
+  tags?: string[] | null
+  /** Replaces the custom key-values (never secrets). */
+  custom?: Record<string, string> | null
+  rotationIntervalMs?: number | null
+  /** Lowering it prunes the oldest versions at once. */
+  maxVersions?: number | null
+  /** Fields to reset; an unknown name, or a field both set and cleared, is InvalidArgument. */
+  clear?: ClearableMetadata[]
+}
+
+/** Options of Strongroom.inventory: the audit file and the filters (all optional). */
+export interface InventoryOptions {
+  /** The store's audit file, for last reads (verified first: an edited file is AuditChainBroken). */
+  auditFile?: string
+  owner?: string
+  environment?: string
+  /** Secrets carrying every one of these tags. */
+  tags?: string[]
+  /** Only secrets whose rotation is overdue. */
+  overdue?: boolean
+  /** Only secrets not read for at least this long (never read counts as not read). */
+  unreadForMs?: number
+}
+
+/** One secret of an inventory. */
+export interface InventoryEntry {
+  metadata: SecretMetadata
+  rotationOverdue: boolean
+  /** The last successful value read in the audit file; null: none, or no file given. */
+  lastReadAt: Date | null
+}
+
+/**
+ * Splits `secret` into `shares` share texts (`srs1-...`, each secret), any
+ * `threshold` of which rebuild it with shamirCombine.
+ */
+export declare function shamirSplit(secret: Plaintext, threshold: number, shares: number): string[]
+/** Rebuilds a secret from at least `threshold` share texts (ShamirError's classes otherwise). */
+export declare function shamirCombine(shares: string[]): Secret
+
+/** A root-key protector whose key-encryption key exists only as Shamir shares. */
+export declare class ShamirProtector {
+  private constructor()
+  /** A new random key-encryption key and its share texts. */
+  static generate(threshold: number, shares: number): { protector: ShamirProtector; shares: string[] }
+  /** The protector rebuilt from at least `threshold` share texts. */
+  static fromShares(shares: string[]): ShamirProtector
+  readonly threshold: number
+  /** The split id (hex, not secret) the shares carry. */
+  readonly splitId: string
+}
+
 /**
  * The versioned secrets store: the store itself (Strongroom.secrets()) or a
  * principal's view of it (Strongroom.asPrincipal()).
@@ -515,6 +598,8 @@ export declare class SecretsStore {
   destroy(path: string, versions?: number[]): Promise<number[]>
   /** The secret's metadata. */
   metadata(path: string): Promise<SecretMetadata>
+  /** Changes the secret's metadata (a principal needs `update`); resolves to the result. */
+  updateMetadata(path: string, update: MetadataUpdate): Promise<SecretMetadata>
   /**
    * `keys` as this principal: every call checked against its policies on
    * the key's name and audited. Throws InvalidArgument on store.secrets().

@@ -309,7 +309,12 @@ function keyArgs (opts) {
     }
     pkcs11 = { module: p.module, tokenLabel: p.tokenLabel, pin, keyLabel: p.keyLabel }
   }
-  return [key, opts.keyFile, pkcs11, wipe]
+  let shamir
+  if (opts.shamir !== undefined) {
+    if (!(opts.shamir instanceof ShamirProtector)) throw new TypeError('shamir must be a ShamirProtector')
+    shamir = ShamirProtector.handle(opts.shamir)
+  }
+  return [key, opts.keyFile, pkcs11, wipe, shamir]
 }
 
 function keyInfo (k) {
@@ -342,13 +347,20 @@ class Storage {
     return new Storage(native.NativeStorage.memory())
   }
 
-  /** Opens the SQLite file at `path` (created if missing); ":memory:" for a fresh in-memory storage. */
-  static async open (path) {
-    if (typeof path !== 'string') throw new TypeError('path must be a string')
-    return new Storage(await callAsync(() => native.openStorage(path)))
+  /**
+   * Opens the storage at `location`: a `postgres://user:password@host/db`
+   * URL (PostgreSQL, shared by a fleet), `sqlite:<path>` or a plain path
+   * (an SQLite file, created if missing), or "memory:" (also ":memory:")
+   * for a fresh in-memory storage. Another scheme is InvalidArgument; a
+   * refused PostgreSQL login is a Storage error of kind "rejected". The URL
+   * never appears in an error.
+   */
+  static async open (location) {
+    if (typeof location !== 'string') throw new TypeError('location must be a string')
+    return new Storage(await callAsync(() => native.openStorage(location)))
   }
 
-  /** The backend's name ("memory", "sqlite", ...). */
+  /** The backend's name ("memory", "sqlite", "postgres"). */
   get backend () {
     return this.#n.backend
   }
@@ -367,7 +379,7 @@ class Storage {
   /**
    * Closes the storage: an SQLite file's connections, writer thread and
    * change watcher are closed (queued writes committed first) and the file
-   * is released. Idempotent. Stores opened on it fail afterwards; close
+   * is released; a PostgreSQL storage's pool and change listener are closed. Idempotent. Stores opened on it fail afterwards; close
    * them first.
    */
   close () {
@@ -425,16 +437,16 @@ class Strongroom {
       storage = owned = await Storage.open(where)
     }
     if (!(storage instanceof Storage)) {
-      throw new TypeError('give a Storage or a path (":memory:" for a fresh in-memory store)')
+      throw new TypeError('give a Storage or a location (a path, a postgres:// URL or "memory:")')
     }
     try {
       const clock = opts && opts.clock != null ? opts.clock : undefined
       if (clock !== undefined && !(clock instanceof Clock)) throw new TypeError('clock must be a Clock')
-      const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
+      const [key, keyFile, pkcs11, wipe, shamir] = keyArgs(opts)
       let pending
       try {
         pending = call(() => native.openStore(Storage.handle(storage), mode, key, keyFile, opts && opts.algorithm, pkcs11,
-          clock && Clock.handle(clock)))
+          clock && Clock.handle(clock), shamir))
       } finally {
         wipe()
       }
@@ -447,8 +459,10 @@ class Strongroom {
   }
 
   /**
-   * Unseals the store in `storage` (a Storage or a path), creating it first
-   * if the storage is empty. opts: { key } (32 bytes) or { keyFile }, and
+   * Unseals the store in `storage` (a Storage, or a location as for
+   * Storage.open: a path, a postgres:// URL, "memory:"), creating it first
+   * if the storage is empty. opts: { key } (32 bytes), { keyFile },
+   * { pkcs11 } or { shamir } (a ShamirProtector), and
    * optionally { algorithm } for new keys and { clock } (a Clock timing
    * audit records and approval requests; default: the system clock).
    */
@@ -570,17 +584,61 @@ class Strongroom {
     return call(() => this.#n.isSealed)
   }
 
-  /** Unseals this store again with its root key ({ key } or { keyFile }). */
+  /** Unseals this store again with its root key ({ key }, { keyFile }, { pkcs11 } or { shamir }). */
   unseal (opts) {
     return callAsync(async () => {
-      const [key, keyFile, pkcs11, wipe] = keyArgs(opts)
+      const [key, keyFile, pkcs11, wipe, shamir] = keyArgs(opts)
       let pending
       try {
-        pending = this.#n.unseal(key, keyFile, pkcs11)
+        pending = this.#n.unseal(key, keyFile, pkcs11, shamir)
       } finally {
         wipe()
       }
       await pending
+    })
+  }
+
+  /**
+   * Replaces the root key with a fresh one wrapped by { key } (32 bytes),
+   * { keyFile } or { shamir } (a ShamirProtector): from then on the store
+   * unseals only with that. Secrets and keyring keys are unchanged.
+   */
+  rotateRootKey (opts) {
+    if (this.#closing) return Promise.reject(closedStore())
+    return callAsync(async () => {
+      if (opts && opts.pkcs11 !== undefined) throw new TypeError('rotateRootKey takes { key }, { keyFile } or { shamir }')
+      const [key, keyFile, , , shamir] = keyArgs(opts)
+      await this.#n.rotateRootKey(key, keyFile, shamir)
+    })
+  }
+
+  /**
+   * Every secret under `prefix` with its metadata, whether its rotation is
+   * overdue and, given opts.auditFile (the store's audit file, verified
+   * first: an edited file is AuditChainBroken), when its value was last
+   * read. opts filters: { owner, environment, tags (all of them), overdue,
+   * unreadForMs (not read for at least this long; never read counts) }.
+   * Values are never read. Resolves to [{ metadata, rotationOverdue, lastReadAt }].
+   */
+  inventory (prefix, opts) {
+    if (this.#closing) return Promise.reject(closedStore())
+    return callAsync(async () => {
+      if (typeof prefix !== 'string') throw new TypeError('prefix must be a string')
+      const f = objectArg('opts', opts ?? {})
+      optionalArg('auditFile', f.auditFile, 'string')
+      optionalArg('owner', f.owner, 'string')
+      optionalArg('environment', f.environment, 'string')
+      optionalArg('overdue', f.overdue, 'boolean')
+      optionalArg('unreadForMs', f.unreadForMs, 'number')
+      const tags = stringsArg('tags', f.tags)
+      const entries = await this.#n.inventory(prefix, {
+        auditFile: f.auditFile, owner: f.owner, environment: f.environment, tags, overdue: f.overdue, unreadForMs: f.unreadForMs
+      })
+      return entries.map((e) => ({
+        metadata: metadataOut(e.metadata),
+        rotationOverdue: e.rotationOverdue,
+        lastReadAt: e.lastReadMs == null ? null : new Date(e.lastReadMs)
+      }))
     })
   }
 
@@ -614,6 +672,18 @@ class Strongroom {
     if (this.#closing) return 'Strongroom { closed: true }'
     return `Strongroom { sealed: ${this.isSealed} }`
   }
+}
+
+// An optional argument of JavaScript type `type`, else a TypeError.
+function optionalArg (name, v, type) {
+  if (v != null && typeof v !== type) throw new TypeError(`${name} must be a ${type}`)
+}
+
+// An optional array of strings (absent: []).
+function stringsArg (name, v) {
+  if (v == null) return []
+  if (!Array.isArray(v) || !v.every((t) => typeof t === 'string')) throw new TypeError(`${name} must be an array of strings`)
+  return v
 }
 
 function closedStore () {
@@ -718,6 +788,39 @@ class SecretsStore {
   /** The secret's metadata (no values). */
   metadata (path) {
     return callAsync(async () => metadataOut(await this.#n.metadata(path)))
+  }
+
+  /**
+   * Changes the secret's metadata and resolves to the result. update:
+   * { owner, environment, tags, custom, rotationIntervalMs, maxVersions }
+   * to set (left out: kept) and clear: names of fields to reset ("owner",
+   * "environment", "tags", "custom", "rotation_interval", "max_versions").
+   * An unknown name, or a field both set and cleared, is InvalidArgument.
+   * Through a principal's handle it needs `update` and is audited.
+   */
+  updateMetadata (path, update) {
+    return callAsync(async () => {
+      if (typeof path !== 'string') throw new TypeError('path must be a string')
+      const u = objectArg('update', update)
+      optionalArg('owner', u.owner, 'string')
+      optionalArg('environment', u.environment, 'string')
+      optionalArg('rotationIntervalMs', u.rotationIntervalMs, 'number')
+      optionalArg('maxVersions', u.maxVersions, 'number')
+      const custom = u.custom ?? undefined
+      if (custom !== undefined) {
+        objectArg('custom', custom)
+        for (const v of Object.values(custom)) if (typeof v !== 'string') throw new TypeError('custom values must be strings')
+      }
+      return metadataOut(await this.#n.updateMetadata(path, {
+        owner: u.owner ?? undefined,
+        environment: u.environment ?? undefined,
+        tags: u.tags == null ? undefined : stringsArg('tags', u.tags),
+        custom,
+        rotationIntervalMs: u.rotationIntervalMs ?? undefined,
+        maxVersions: u.maxVersions ?? undefined,
+        clear: stringsArg('clear', u.clear)
+      }))
+    })
   }
 
   [util.inspect.custom] () {
@@ -1194,13 +1297,91 @@ Strongroom.prototype.apiKeyRotation = function apiKeyRotation (name, opts) {
     } else {
       throw new TypeError('give exactly one of opts.chars (base62) or opts.hexBytes (hex)')
     }
-    if (!Number.isInteger(length) || length < 1 || length > 4096) {
-      throw new TypeError('the key length must be an integer between 1 and 4096')
+    // The allowed lengths are strongroom-host's one set of rules (base62:
+    // 16 to 1024 characters; hex: 12 to 1024 bytes): InvalidArgument.
+    if (!Number.isInteger(length) || length < 0 || length > 0xffffffff) {
+      throw new TypeError('the key length must be a non-negative integer')
     }
     const grace = opts.gracePeriodMs ?? 3_600_000
     return new ApiKeyRotation(await Strongroom.handle(this).apiKeyRotation(name, prefix, encoding, length, grace,
       opts.maxAttempts))
   })
+}
+
+// ----- Shamir -----
+
+function countArg (name, v) {
+  if (!Number.isInteger(v) || v < 0) throw new TypeError(`${name} must be a non-negative integer`)
+  return v
+}
+
+/**
+ * Splits `secret` (Buffer, string or Secret) into `shares` share texts
+ * (`srs1-...`), any `threshold` of which rebuild it with shamirCombine.
+ * Each text is secret: hand it to its holder. A threshold below 2 or above
+ * `shares`, or an empty secret, is a typed error.
+ */
+function shamirSplit (secret, threshold, shares) {
+  return call(() => native.shamirSplit(plaintextArg(secret), countArg('threshold', threshold), countArg('shares', shares)))
+}
+
+/**
+ * Rebuilds a secret from at least `threshold` share texts: a Secret. Too
+ * few shares, shares of different splits or a mistyped share are typed
+ * errors (ShamirError's classes).
+ */
+function shamirCombine (shares) {
+  return new Secret(call(() => native.shamirCombine(stringsArg('shares', shares))))
+}
+
+/**
+ * A root-key protector whose key-encryption key exists only as Shamir
+ * shares: give it as { shamir } to Strongroom.open/init/unseal or
+ * store.rotateRootKey.
+ */
+class ShamirProtector {
+  #n
+
+  /** @private use ShamirProtector.generate() or ShamirProtector.fromShares() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeShamirProtector)) {
+      throw new TypeError('use ShamirProtector.generate() or ShamirProtector.fromShares()')
+    }
+    this.#n = handle
+  }
+
+  /**
+   * A new random key-encryption key split into `shares` share texts, any
+   * `threshold` of which rebuild it: { protector, shares }.
+   */
+  static generate (threshold, shares) {
+    const setup = call(() => native.generateShamirProtector(countArg('threshold', threshold), countArg('shares', shares)))
+    return { protector: new ShamirProtector(setup.takeProtector()), shares: setup.takeShares() }
+  }
+
+  /** The protector rebuilt from at least `threshold` share texts. */
+  static fromShares (shares) {
+    return new ShamirProtector(call(() => native.NativeShamirProtector.fromShares(stringsArg('shares', shares))))
+  }
+
+  /** How many shares rebuild the key. */
+  get threshold () {
+    return this.#n.threshold
+  }
+
+  /** The split id (hex, not secret) the shares carry. */
+  get splitId () {
+    return this.#n.splitId
+  }
+
+  /** @private */
+  static handle (p) {
+    return p.#n
+  }
+
+  [util.inspect.custom] () {
+    return `ShamirProtector { threshold: ${this.threshold}, splitId: '${this.splitId}' }`
+  }
 }
 
 // ----- signing keys -----
@@ -1854,6 +2035,9 @@ module.exports = {
   Clock,
   LeaseManager,
   ApiKeyRotation,
+  ShamirProtector,
+  shamirSplit,
+  shamirCombine,
   Signature,
   SigningKeys,
   Pki,

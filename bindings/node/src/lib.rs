@@ -20,8 +20,11 @@
 pub mod alerts;
 pub mod approvals;
 pub mod fast;
+pub mod metadata;
 pub mod pki;
+pub mod postgres;
 pub mod rotation;
+pub mod shamir;
 pub mod signing;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +39,9 @@ use strongroom::dangerous::Door;
 use strongroom::keyring::{KeyInfo, KeyringOptions};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::{self, Algorithm, DataKey, SealContext};
-use strongroom::storage::{DynStorage, MemoryStorage};
+use strongroom::storage::DynStorage;
 use strongroom::{ERROR_CODES, Error, ErrorDetails, FieldValue, Options, SecretBytes, Strongroom};
+use strongroom_host::storage::HostStorage;
 
 /// The caller name of the binding's door to unchecked access
 /// ([`strongroom::dangerous`]), audited as `dangerous:node`.
@@ -244,11 +248,12 @@ pub struct NativePkcs11Options {
     pub key_label: String,
 }
 
-/// How the root key is supplied: raw bytes, a key file, or a key in a
-/// PKCS#11 token.
+/// How the root key is supplied: raw bytes, a key file, a key in a
+/// PKCS#11 token, or a key that exists only as Shamir shares.
 enum RootKey {
     Software(Box<SoftwareProtector>),
     Pkcs11(strongroom_pkcs11::Pkcs11Config),
+    Shamir(Arc<strongroom::shamir::ShamirProtector>),
 }
 
 impl RootKey {
@@ -256,15 +261,17 @@ impl RootKey {
         key: Option<&[u8]>,
         key_file: Option<&str>,
         pkcs11: Option<NativePkcs11Options>,
+        shamir: Option<&shamir::NativeShamirProtector>,
     ) -> napi::Result<Self> {
-        match (key, key_file, pkcs11) {
-            (Some(k), None, None) => SoftwareProtector::from_key(SecretBytes::copy_from(k))
+        match (key, key_file, pkcs11, shamir) {
+            (Some(k), None, None, None) => SoftwareProtector::from_key(SecretBytes::copy_from(k))
                 .map(|p| Self::Software(Box::new(p)))
                 .map_err(to_js),
-            (None, Some(p), None) => SoftwareProtector::from_key_file(p)
+            (None, Some(p), None, None) => SoftwareProtector::from_key_file(p)
                 .map(|p| Self::Software(Box::new(p)))
                 .map_err(to_js),
-            (None, None, Some(o)) => {
+            (None, None, None, Some(s)) => Ok(Self::Shamir(s.inner.clone())),
+            (None, None, Some(o), None) => {
                 let pin = SecretBytes::copy_from(&o.pin)
                     .into_string()
                     .ok_or_else(|| invalid("the PKCS#11 PIN is not UTF-8"))?;
@@ -276,7 +283,7 @@ impl RootKey {
                 )))
             }
             _ => Err(invalid(
-                "give exactly one of `key` (32 bytes), `keyFile` or `pkcs11`",
+                "give exactly one of `key` (32 bytes), `keyFile`, `pkcs11` or `shamir`",
             )),
         }
     }
@@ -287,12 +294,13 @@ impl RootKey {
     async fn protector(
         self,
         create: bool,
-    ) -> strongroom::Result<Box<dyn strongroom::protector::KeyProtector>> {
+    ) -> strongroom::Result<Arc<dyn strongroom::protector::KeyProtector>> {
         use strongroom_pkcs11::Pkcs11Protector;
         Ok(match self {
-            Self::Software(p) => p,
-            Self::Pkcs11(c) if create => Box::new(Pkcs11Protector::init_key(c).await?),
-            Self::Pkcs11(c) => Box::new(Pkcs11Protector::open(c).await?),
+            Self::Software(p) => Arc::new(*p),
+            Self::Shamir(p) => p,
+            Self::Pkcs11(c) if create => Arc::new(Pkcs11Protector::init_key(c).await?),
+            Self::Pkcs11(c) => Arc::new(Pkcs11Protector::open(c).await?),
         })
     }
 }
@@ -300,9 +308,7 @@ impl RootKey {
 /// A storage backend that stores can be opened on.
 #[napi]
 pub struct NativeStorage {
-    storage: DynStorage,
-    /// The SQLite store behind `storage`, if it is one (for `close`).
-    sqlite: Option<strongroom_sqlx::SqliteStore>,
+    host: HostStorage,
 }
 
 #[napi]
@@ -311,55 +317,50 @@ impl NativeStorage {
     #[napi(factory)]
     pub fn memory() -> Self {
         Self {
-            storage: Arc::new(MemoryStorage::new()),
-            sqlite: None,
+            host: HostStorage::memory(),
         }
     }
 
-    /// Closes an SQLite storage: stops its change watcher, commits what is
-    /// queued, closes its connections and writer thread (checkpointing the
-    /// WAL), so the file is released. Later calls on it fail with a
-    /// storage error of kind `Unavailable`. Nothing to do for memory.
+    /// Closes the backend: an SQLite file's change watcher, connections
+    /// and writer thread (queued writes committed, the WAL checkpointed),
+    /// a PostgreSQL store's pool and change listener. Later calls on it
+    /// fail with a storage error of kind `Unavailable`. Nothing to do for
+    /// memory.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
-        let sqlite = self.sqlite.clone();
+        let host = self.host.clone();
         env.spawn_future(async move {
-            if let Some(s) = sqlite {
-                s.close().await;
-            }
+            host.close().await;
             Ok(())
         })
     }
 
-    /// The backend's name ("memory", "sqlite", ...).
+    /// The backend's name ("memory", "sqlite", "postgres").
     #[napi(getter)]
     pub fn backend(&self) -> String {
-        self.storage.backend().to_owned()
+        self.host.backend().to_owned()
     }
 
     /// Whether the storage already holds a store.
     #[napi]
     pub fn is_initialized<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
-        let storage = self.storage.clone();
+        let storage = self.host.storage().clone();
         env.spawn_future(async move { Strongroom::is_initialized(&storage).await.map_err(to_js) })
     }
 }
 
-/// Opens the storage at `path`: `":memory:"` for a fresh in-memory one,
-/// anything else an SQLite file (created if missing).
+/// Opens the storage at `location`: `"memory:"` (or `":memory:"`) for a
+/// fresh in-memory one, a `postgres://` URL, `sqlite:<path>` or a plain
+/// path (an SQLite file, created if missing).
 #[napi]
-pub fn open_storage(env: &Env, path: String) -> napi::Result<PromiseRaw<'_, NativeStorage>> {
+pub fn open_storage(env: &Env, location: String) -> napi::Result<PromiseRaw<'_, NativeStorage>> {
     env.spawn_future(async move {
-        if path == ":memory:" {
-            return Ok(NativeStorage::memory());
-        }
-        let store = strongroom_sqlx::SqliteStore::open(&path)
-            .await
-            .map_err(to_js)?;
-        Ok(NativeStorage {
-            storage: Arc::new(store.clone()),
-            sqlite: Some(store),
-        })
+        let host = if location == ":memory:" {
+            HostStorage::memory()
+        } else {
+            HostStorage::open(&location).await.map_err(to_js)?
+        };
+        Ok(NativeStorage { host })
     })
 }
 
@@ -483,9 +484,10 @@ pub fn open_store<'env>(
     algorithm_name: Option<String>,
     pkcs11: Option<NativePkcs11Options>,
     clock: Option<&NativeClock>,
+    shamir: Option<&shamir::NativeShamirProtector>,
 ) -> napi::Result<PromiseRaw<'env, NativeStrongroom>> {
-    let storage = storage.storage.clone();
-    let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
+    let storage = storage.host.storage().clone();
+    let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11, shamir)?;
     let mut options = Options::default();
     if let Some(c) = clock {
         options.clock = c.clock.clone();
@@ -746,6 +748,27 @@ impl NativeStrongroom {
         })
     }
 
+    /// Replaces the root key with a fresh one wrapped by the protector
+    /// given (`key`, `keyFile` or a Shamir protector): from then on the
+    /// store unseals only with that one. Secrets and keys stay as they are.
+    #[napi]
+    pub fn rotate_root_key<'env>(
+        &self,
+        env: &'env Env,
+        key: Option<Buffer>,
+        key_file: Option<String>,
+        shamir: Option<&shamir::NativeShamirProtector>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let door = self.handle()?;
+        let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), None, shamir)?;
+        env.spawn_future(async move {
+            let protector = root.protector(true).await.map_err(to_js)?;
+            door.rotate_root_key(protector.as_ref())
+                .await
+                .map_err(to_js)
+        })
+    }
+
     /// Unseals the store again with the root key.
     #[napi]
     pub fn unseal<'env>(
@@ -754,11 +777,12 @@ impl NativeStrongroom {
         key: Option<Buffer>,
         key_file: Option<String>,
         pkcs11: Option<NativePkcs11Options>,
+        shamir: Option<&shamir::NativeShamirProtector>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         if self.life.is_closed() {
             return Err(closed_error("store"));
         }
-        let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11)?;
+        let root = RootKey::from_args(key.as_deref(), key_file.as_deref(), pkcs11, shamir)?;
         let storage = self.storage.clone();
         let options = self.options.clone();
         let current = self.current.clone();
@@ -1315,18 +1339,15 @@ pub struct NativeClock {
     manual: Option<strongroom::clock::ManualClock>,
 }
 
+/// Milliseconds from JavaScript ([`strongroom_host::time::ms_from_f64`]).
 fn millis(what: &str, v: f64) -> napi::Result<u64> {
-    if v.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&v) {
-        Ok(v as u64)
-    } else {
-        Err(invalid(format!(
-            "{what} must be a non-negative integer number of milliseconds, got {v}"
-        )))
-    }
+    strongroom_host::time::ms_from_f64(what, v).map_err(to_js)
 }
 
+/// A duration from JavaScript milliseconds
+/// ([`strongroom_host::time::duration_from_f64`]).
 fn duration_ms(what: &str, v: f64) -> napi::Result<std::time::Duration> {
-    millis(what, v).map(std::time::Duration::from_millis)
+    strongroom_host::time::duration_from_f64(what, v).map_err(to_js)
 }
 
 #[napi]

@@ -1,14 +1,16 @@
-//! API-key rotation: a [`RotationEngine`] driving an [`ApiKeyRotator`] and
-//! the [`ApiKeyVerifier`] it keeps in step.
+//! API-key rotation: conversion over [`strongroom_host::apikey`] (one set
+//! of key-format rules for every binding), and the rotation report, status
+//! and staged versions every rotated credential shares.
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{BufferSlice, Either, Env, Null, Object, PromiseRaw};
 use napi_derive::napi;
 use strongroom::rotation::{
-    ApiKeyFormat, ApiKeyRotator, ApiKeyVerifier, Credential, Matched, RotationEngine,
-    RotationOptions, StagedCredentials,
+    Credential, Matched, RotationEngine, RotationOptions, RotationReport, RotationStatus,
+    StagedCredentials,
 };
+use strongroom_host::apikey::{ApiKeyRotation, ApiKeySpec};
 
 use strongroom::SecretBytes;
 
@@ -67,11 +69,8 @@ pub struct NativeRotationStatus {
 /// accepts the current and (during the grace period) the previous key.
 #[napi]
 pub struct NativeApiKeyRotation {
+    inner: ApiKeyRotation,
     engine: Arc<RotationEngine>,
-    verifier: Arc<ApiKeyVerifier>,
-    /// The key prefix: the identity of every version, as the core's
-    /// rotator records it.
-    prefix: String,
 }
 
 #[napi]
@@ -94,46 +93,72 @@ impl NativeStrongroom {
         max_attempts: Option<u32>,
     ) -> napi::Result<PromiseRaw<'env, NativeApiKeyRotation>> {
         let sr = self.handle()?;
-        let format = match encoding.as_str() {
-            "base62" => ApiKeyFormat::base62(prefix.clone(), length as usize),
-            "hex" => ApiKeyFormat::hex(prefix.clone(), length as usize),
+        let spec = match encoding.as_str() {
+            "base62" => ApiKeySpec::base62(&prefix, length as usize),
+            "hex" => ApiKeySpec::hex(&prefix, length as usize),
             other => {
                 return Err(invalid(format!(
                     "encoding must be \"base62\" or \"hex\", not {other:?}"
                 )));
             }
-        };
-        if length == 0 {
-            return Err(invalid("an API key needs a random part of at least 1"));
         }
+        .map_err(to_js)?;
         let options = RotationOptions {
             grace_period: duration_ms("gracePeriodMs", grace_period_ms)?,
             max_attempts: max_attempts.unwrap_or(5).max(1),
             ..RotationOptions::default()
         };
         env.spawn_future(async move {
-            let verifier = Arc::new(ApiKeyVerifier::new().map_err(to_js)?);
-            let rotator = Arc::new(ApiKeyRotator::new(format, verifier.clone()));
-            let engine = sr
-                .rotation_engine(&name, rotator, options)
+            let inner = ApiKeyRotation::open(&sr, &name, spec, options)
                 .await
                 .map_err(to_js)?;
-            verifier
-                .sync(&engine.staged().await.map_err(to_js)?)
-                .map_err(to_js)?;
             Ok(NativeApiKeyRotation {
-                engine: Arc::new(engine),
-                verifier,
-                prefix,
+                engine: inner.engine().clone(),
+                inner,
             })
         })
+    }
+}
+
+/// A rotation report as JavaScript sees it.
+pub(crate) fn report_out(r: RotationReport) -> NativeRotationReport {
+    NativeRotationReport {
+        promoted: r.promoted.map(|v| v as f64),
+        revoked: r.revoked.map(|v| v as f64),
+    }
+}
+
+/// A rotation status as JavaScript sees it.
+pub(crate) fn status_out(s: RotationStatus) -> NativeRotationStatus {
+    let v = |n: u64| n as f64;
+    NativeRotationStatus {
+        pending: s.pending.map(v),
+        current: s.current.map(v),
+        previous: s.previous.map(v),
+        revoke_previous_ms: s.revoke_previous_at.map(ms),
+        last_promoted_ms: s.last_promoted.map(ms),
+        in_flight_step: s.in_flight.map(|(step, _)| step.to_string()),
+        in_flight_version: s.in_flight.map(|(_, n)| v(n)),
+        history: s
+            .history
+            .into_iter()
+            .map(|h| NativeRotationVersion {
+                version: v(h.version),
+                identity: h.identity,
+                created_ms: ms(h.created),
+                promoted_ms: h.promoted.map(ms),
+                superseded_ms: h.superseded.map(ms),
+                revoked_ms: h.revoked.map(ms),
+                failed_ms: h.failed.map(ms),
+            })
+            .collect(),
     }
 }
 
 /// The staged versions as a JavaScript object `{ pending, current,
 /// previous }`, each `null` or `{ version, identity, secret: Buffer }` (a
 /// copy; the Rust one is zeroized when `staged` drops).
-fn staged_object(env: &Env, staged: StagedCredentials) -> napi::Result<Object<'_>> {
+pub(crate) fn staged_object(env: &Env, staged: StagedCredentials) -> napi::Result<Object<'_>> {
     let mut out = Object::new(env)?;
     for (stage, c) in [
         ("pending", &staged.pending),
@@ -176,11 +201,7 @@ impl NativeApiKeyRotation {
     ) -> napi::Result<PromiseRaw<'env, NativeRotationReport>> {
         let e = self.engine.clone();
         env.spawn_future(async move {
-            let r = e.rotate_now().await.map_err(to_js)?;
-            Ok(NativeRotationReport {
-                promoted: r.promoted.map(|v| v as f64),
-                revoked: r.revoked.map(|v| v as f64),
-            })
+            e.rotate_now().await.map(report_out).map_err(to_js)
         })
     }
 
@@ -193,11 +214,7 @@ impl NativeApiKeyRotation {
     ) -> napi::Result<PromiseRaw<'env, NativeRotationReport>> {
         let e = self.engine.clone();
         env.spawn_future(async move {
-            let r = e.resume().await.map_err(to_js)?;
-            Ok(NativeRotationReport {
-                promoted: r.promoted.map(|v| v as f64),
-                revoked: r.revoked.map(|v| v as f64),
-            })
+            e.resume().await.map(report_out).map_err(to_js)
         })
     }
 
@@ -215,32 +232,7 @@ impl NativeApiKeyRotation {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, NativeRotationStatus>> {
         let e = self.engine.clone();
-        let v = |n: u64| n as f64;
-        env.spawn_future(async move {
-            let s = e.status().await.map_err(to_js)?;
-            Ok(NativeRotationStatus {
-                pending: s.pending.map(v),
-                current: s.current.map(v),
-                previous: s.previous.map(v),
-                revoke_previous_ms: s.revoke_previous_at.map(ms),
-                last_promoted_ms: s.last_promoted.map(ms),
-                in_flight_step: s.in_flight.map(|(step, _)| step.to_string()),
-                in_flight_version: s.in_flight.map(|(_, n)| v(n)),
-                history: s
-                    .history
-                    .into_iter()
-                    .map(|h| NativeRotationVersion {
-                        version: v(h.version),
-                        identity: h.identity,
-                        created_ms: ms(h.created),
-                        promoted_ms: h.promoted.map(ms),
-                        superseded_ms: h.superseded.map(ms),
-                        revoked_ms: h.revoked.map(ms),
-                        failed_ms: h.failed.map(ms),
-                    })
-                    .collect(),
-            })
-        })
+        env.spawn_future(async move { e.status().await.map(status_out).map_err(to_js) })
     }
 
     /// The stored versions with their secrets.
@@ -262,11 +254,10 @@ impl NativeApiKeyRotation {
         env: &'env Env,
         key: Either<BufferSlice<'_>, String>,
     ) -> napi::Result<PromiseRaw<'env, f64>> {
-        let e = self.engine.clone();
-        let identity = self.prefix.clone();
+        let r = self.inner.clone();
         let key = SecretBytes::copy_from(plain_bytes(&key));
         env.spawn_future(async move {
-            e.import_current(identity, key)
+            r.import_current(key)
                 .await
                 .map(|v| v as f64)
                 .map_err(to_js)
@@ -277,20 +268,15 @@ impl NativeApiKeyRotation {
     /// process rotated).
     #[napi]
     pub fn sync<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
-        let e = self.engine.clone();
-        let verifier = self.verifier.clone();
-        env.spawn_future(async move {
-            verifier
-                .sync(&e.staged().await.map_err(to_js)?)
-                .map_err(to_js)
-        })
+        let r = self.inner.clone();
+        env.spawn_future(async move { r.refresh().await.map_err(to_js) })
     }
 
     /// Checks a presented key in constant time: "current", "previous" or
     /// "no_match".
     #[napi]
     pub fn verify(&self, presented: Either<BufferSlice<'_>, String>) -> &'static str {
-        match self.verifier.verify(plain_bytes(&presented)) {
+        match self.inner.verify(plain_bytes(&presented)) {
             Matched::Current => "current",
             Matched::Previous => "previous",
             _ => "no_match",

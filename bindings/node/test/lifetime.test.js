@@ -97,7 +97,7 @@ test('close() is idempotent; afterwards every call rejects (or throws) Closed', 
   await assert.rejects(store.getSecret('app/db'), isClosed)
   await assert.rejects(secrets.get('app/db'), isClosed)
   await assert.rejects(store.openAuditLog({ memory: true }), isClosed)
-  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 8 }), isClosed)
+  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 32 }), isClosed)
   assert.throws(() => store.keys(), isClosed)
   assert.throws(() => store.seal(), isClosed)
   assert.throws(() => store.isSealed, isClosed)

@@ -136,8 +136,8 @@ test('S8 hex keys, bad names and options are typed errors', async () => {
   }
   await assert.rejects(store.apiKeyRotation('svc/k', {}), TypeError)
   await assert.rejects(store.apiKeyRotation('svc/k', { chars: 8, hexBytes: 8 }), TypeError)
-  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 0 }), TypeError)
-  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 8, gracePeriodMs: -1 }), sr.InvalidArgument)
+  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 1.5 }), TypeError)
+  await assert.rejects(store.apiKeyRotation('svc/k', { chars: 32, gracePeriodMs: -1 }), sr.InvalidArgument)
   store.seal()
   await assert.rejects(hex.rotateNow(), sr.Sealed)
   await assert.rejects(hex.staged(), sr.Sealed)
@@ -200,4 +200,19 @@ test('error classes exist for the lease and rotation codes of the core', () => {
     assert.equal(e.code, cls.code)
     assert.equal(e.legacyCode, `ERR_STRONGROOM_${code}`)
   }
+})
+
+test('S8 key formats follow strongroom-host\'s one set of rules: InvalidArgument outside them', async () => {
+  const { store } = await s3Store()
+  for (const opts of [{ chars: 8 }, { chars: 15 }, { chars: 1025 }, { hexBytes: 11 }, { hexBytes: 0 },
+    { prefix: 'has space', chars: 32 }, { prefix: 'p'.repeat(65), chars: 32 }]) {
+    const e = await store.apiKeyRotation('svc/fmt', opts).catch((err) => err)
+    assert.ok(e instanceof sr.InvalidArgument, `${JSON.stringify(opts)}: ${e && e.name}`)
+  }
+  const edge = await store.apiKeyRotation('svc/fmt', { prefix: 'p'.repeat(64), chars: 16 })
+  await edge.rotateNow()
+  assert.match((await edge.staged()).current.secret.reveal().toString(), /^p{64}[0-9A-Za-z]{16}$/)
+  const hex = await store.apiKeyRotation('svc/fmt-hex', { hexBytes: 12 })
+  await hex.rotateNow()
+  assert.match((await hex.staged()).current.secret.reveal().toString(), /^[0-9a-f]{24}$/)
 })

@@ -11,7 +11,8 @@ import {
   Pkcs11Options, Closed,
   SigningKeys, Signature, SigningKeyInfo, SigningPublicKey, EthSignature, SigningError, SigningVersionRetired,
   SigningRateLimited, Pki, CaCertificate, IssuedCertificate, CertificateRevocationList,
-  Approvals, ApprovalRequest, ApprovalGates, ApprovalRequired, AlertEngine, Alert, AlertStats
+  Approvals, ApprovalRequest, ApprovalGates, ApprovalRequired, AlertEngine, Alert, AlertStats,
+  ShamirProtector, shamirSplit, shamirCombine, ShamirTooFewShares, InventoryEntry, MetadataUpdate
 } from 'strongroom'
 
 async function main (): Promise<void> {
@@ -120,7 +121,7 @@ async function main (): Promise<void> {
   const imported: number = await rot.importCurrent('legacy')
   await store.apiKeyRotation('svc/hex', { hexBytes: 16 })
   try {
-    await store.apiKeyRotation('Bad Name', { chars: 8 })
+    await store.apiKeyRotation('Bad Name', { chars: 32 })
   } catch (e) {
     if (e instanceof RotationInvalidName) { const c: string = e.credential; void c }
     if (e instanceof RotationRolledBack) { const s: string = e.step; void s }
@@ -211,6 +212,24 @@ async function main (): Promise<void> {
   await engine.settled()
   void [rev, approved.state, refused.refusals[0].atMs, all, one.usedBy, gatesNow.gates[0].pattern, stats.callbackErrors,
     asyncEngine, approvals.principal, req.expiresMs]
+
+  // Store locations, Shamir, root-key rotation, metadata and the inventory.
+  const pgStorage: Storage = await Storage.open('postgres://app:pw@127.0.0.1:5432/app')
+  await pgStorage.close()
+  const texts: string[] = shamirSplit('launch code', 2, 3)
+  const back: Secret = shamirCombine(texts.slice(0, 2))
+  try { shamirCombine([texts[0]]) } catch (e) {
+    if (e instanceof ShamirTooFewShares) { const c: string = e.code; void c }
+  }
+  const setup: { protector: ShamirProtector; shares: string[] } = ShamirProtector.generate(2, 3)
+  const viaShares: Strongroom = await Strongroom.init(Storage.memory(), { shamir: setup.protector })
+  await viaShares.unseal({ shamir: ShamirProtector.fromShares(setup.shares.slice(1)) })
+  await viaShares.rotateRootKey({ key: Buffer.alloc(32) })
+  await viaShares.rotateRootKey({ shamir: setup.protector })
+  const update: MetadataUpdate = { owner: 'payments', tags: ['pci'], rotationIntervalMs: 86_400_000, clear: ['environment'] }
+  const updated: SecretMetadata = await viaShares.secrets().updateMetadata('prod/db', update)
+  const inv: InventoryEntry[] = await viaShares.inventory('prod/', { auditFile: 'audit.jsonl', tags: ['pci'], overdue: true, unreadForMs: 1000 })
+  void [back, setup.protector.threshold, setup.protector.splitId, updated.owner, inv[0].lastReadAt, inv[0].rotationOverdue]
 }
 
 void main

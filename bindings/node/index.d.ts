@@ -344,6 +344,94 @@ export declare class ApiKeyRotation {
   verify(presented: Plaintext): Matched
 }
 
+/** A login for one PostgreSQL connection. */
+export interface PgLogin {
+  /** The stored version it came from (give it back to afterError). */
+  version: number
+  username: string
+  password: Secret
+}
+
+/** What a pool should do after an error from the server. */
+export interface PgAfterError {
+  /** "retry": connect again with `login`; otherwise raise the server's error. */
+  action: 'retry' | 'no_other_credential' | 'not_a_credential_error'
+  login: PgLogin | null
+}
+
+/**
+ * The logins a connection pool uses: the current stored version, and after
+ * a refused login (28P01) the next one, once for all the connections that
+ * report the same refusal. strongroom/pg's createPool uses it.
+ */
+export declare class CredentialFeed {
+  private constructor()
+  /** The login for a new connection; null while nothing is stored. */
+  login(): Promise<PgLogin | null>
+  /** Reports the server's answer (SQLSTATE `code`, `message`) to a login with `version`. */
+  afterError(version: number, code: string, message: string): Promise<PgAfterError>
+  /** How many refreshes refusals caused (one per refused version). */
+  readonly refreshes: number
+}
+
+/** Options of PgRotation.open. */
+export interface PgRotationOptions {
+  /** "alternating" (default): roles <role>_a/<role>_b, created if missing; "single": ALTER ROLE on one existing role. */
+  mode?: 'alternating' | 'single'
+  /** How long the previous password keeps working (default 1 hour). */
+  gracePeriodMs?: number
+  /** Attempts per step (default 5). */
+  maxAttempts?: number
+}
+
+/** A rotated PostgreSQL password. */
+export declare class PgRotation {
+  private constructor()
+  /**
+   * The rotation of credential `name` in `store` for `role` on the server
+   * and database of `adminUrl` (a role with CREATEROLE). Does not rotate.
+   */
+  static open(store: Strongroom, name: string, adminUrl: string, role: string, options?: PgRotationOptions): Promise<PgRotation>
+  readonly name: string
+  rotateNow(): Promise<RotationReport>
+  resume(): Promise<RotationReport>
+  /** Revokes the previous password if its grace period is over (store clock); whether it did. */
+  revokeDue(): Promise<boolean>
+  status(): Promise<RotationStatus>
+  /** The stored logins (identity: the role; secret: the password). */
+  staged(): Promise<StagedKeys>
+  /** A feed of this credential's logins for a connection pool. */
+  credentialFeed(): CredentialFeed
+  /** Closes the administrative connections. */
+  close(): Promise<void>
+}
+
+/**
+ * Stores `toml` as the store's role catalog for dynamic credentials (the
+ * format of `strongroom creds configure`) in place of `expectedRevision`
+ * (left out: none may exist yet); resolves to the new revision.
+ */
+export declare function configurePgCatalog(store: Strongroom, toml: string, expectedRevision?: number): Promise<number>
+
+/** A dynamic credential: its lease and the login. */
+export interface DynamicLogin {
+  lease: Lease
+  username: string
+  password: Secret
+}
+
+/** Dynamic PostgreSQL credentials from the store's role catalog, issued as leases. */
+export declare class DynamicPg {
+  private constructor()
+  /** Loads the catalog, connects with its connection secret, registers the revoker with `leases`. */
+  static open(store: Strongroom, leases: LeaseManager): Promise<DynamicPg>
+  roles(): string[]
+  /** Issues a credential of `role` for `ttlMs` (default: the role's). */
+  issue(role: string, ttlMs?: number): Promise<DynamicLogin>
+  /** A feed renewing the credential once `refreshFraction` (default 0.5) of each TTL passed on the store clock. */
+  feed(role: string, options?: { ttlMs?: number; refreshFraction?: number }): Promise<CredentialFeed>
+}
+
 /** A clock: the system clock, or a manual one tests move. */
 export declare class Clock {
   private constructor()

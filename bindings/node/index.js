@@ -1183,6 +1183,31 @@ function rotationReport (r) {
   return { promoted: r.promoted ?? null, revoked: r.revoked ?? null }
 }
 
+function rotationStatusOut (s) {
+  const date = (v) => (v == null ? null : new Date(v))
+  return {
+    pending: s.pending ?? null,
+    current: s.current ?? null,
+    previous: s.previous ?? null,
+    revokePreviousAt: date(s.revokePreviousMs),
+    lastPromotedAt: date(s.lastPromotedMs),
+    inFlight: s.inFlightStep == null ? null : { step: s.inFlightStep, version: s.inFlightVersion },
+    history: s.history.map((h) => ({
+      version: h.version,
+      identity: h.identity,
+      createdAt: new Date(h.createdMs),
+      promotedAt: date(h.promotedMs),
+      supersededAt: date(h.supersededMs),
+      revokedAt: date(h.revokedMs),
+      failedAt: date(h.failedMs)
+    }))
+  }
+}
+
+function stagedOut (s) {
+  return { pending: credentialOut(s.pending), current: credentialOut(s.current), previous: credentialOut(s.previous) }
+}
+
 /**
  * An API key rotated with overlap (store.apiKeyRotation()): versions move
  * pending -> current -> previous, and verify() accepts the current key and,
@@ -1219,27 +1244,7 @@ class ApiKeyRotation {
 
   /** The non-secret state: versions by stage, what is in flight, history. */
   status () {
-    return callAsync(async () => {
-      const s = await this.#n.status()
-      const date = (v) => (v == null ? null : new Date(v))
-      return {
-        pending: s.pending ?? null,
-        current: s.current ?? null,
-        previous: s.previous ?? null,
-        revokePreviousAt: date(s.revokePreviousMs),
-        lastPromotedAt: date(s.lastPromotedMs),
-        inFlight: s.inFlightStep == null ? null : { step: s.inFlightStep, version: s.inFlightVersion },
-        history: s.history.map((h) => ({
-          version: h.version,
-          identity: h.identity,
-          createdAt: new Date(h.createdMs),
-          promotedAt: date(h.promotedMs),
-          supersededAt: date(h.supersededMs),
-          revokedAt: date(h.revokedMs),
-          failedAt: date(h.failedMs)
-        }))
-      }
-    })
+    return callAsync(async () => rotationStatusOut(await this.#n.status()))
   }
 
   /** The stored keys by stage: { pending, current, previous }, each null or { version, identity, secret: Secret }. */
@@ -1381,6 +1386,222 @@ class ShamirProtector {
 
   [util.inspect.custom] () {
     return `ShamirProtector { threshold: ${this.threshold}, splitId: '${this.splitId}' }`
+  }
+}
+
+// ----- PostgreSQL -----
+
+function pgLoginOut (l) {
+  return l == null ? null : { version: l.version, username: l.username, password: new Secret(l.password) }
+}
+
+/**
+ * The logins a connection pool uses (pgRotation.credentialFeed(),
+ * dynamicPg.feed()): login() gives the current stored version; after the
+ * server refused a login (SQLSTATE 28P01) afterError() records that version
+ * as refused, once however many connections report it, and gives the next
+ * one to try. `strongroom/pg`'s createPool uses it.
+ */
+class CredentialFeed {
+  #n
+
+  /** @private use pgRotation.credentialFeed() or dynamicPg.feed() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeCredentialFeed)) throw new TypeError('use pgRotation.credentialFeed() or dynamicPg.feed()')
+    this.#n = handle
+  }
+
+  /** The login for a new connection: { version, username, password: Secret }, or null while nothing is stored. */
+  login () {
+    return callAsync(async () => pgLoginOut(await this.#n.login()))
+  }
+
+  /**
+   * Reports the server's answer (SQLSTATE `code`, `message`) to a
+   * connection that logged in with `version`. Resolves to { action, login }:
+   * "retry" (connect again with `login`), "no_other_credential" (every
+   * stored version was refused: raise the error) or
+   * "not_a_credential_error" (raise it; the feed did nothing).
+   */
+  afterError (version, code, message) {
+    return callAsync(async () => {
+      if (typeof code !== 'string' || typeof message !== 'string') throw new TypeError('code and message must be strings')
+      const r = await this.#n.afterError(version, code, message)
+      return { action: r.action, login: pgLoginOut(r.login) }
+    })
+  }
+
+  /** How many refreshes refusals caused (one per refused version). */
+  get refreshes () {
+    return this.#n.refreshes
+  }
+
+  [util.inspect.custom] () {
+    return `CredentialFeed { refreshes: ${this.refreshes} }`
+  }
+}
+
+/**
+ * A rotated PostgreSQL password (PgRotation.open): "alternating" keeps two
+ * login roles <role>_a / <role>_b and gives the one not in use the new
+ * password, so logins never fail; "single" runs ALTER ROLE on one role.
+ */
+class PgRotation {
+  #n
+
+  /** @private use PgRotation.open() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativePgRotation)) throw new TypeError('use PgRotation.open()')
+    this.#n = handle
+  }
+
+  /**
+   * The rotation of credential `name` in `store` for `role` on the server
+   * and database of `adminUrl` (a role with CREATEROLE, which administers
+   * it). opts: { mode: "alternating" (default; the roles are created if
+   * missing) | "single" (an existing role), gracePeriodMs (how long the
+   * previous password keeps working; default 1 hour), maxAttempts }. Does
+   * not rotate. The URL never appears in errors.
+   */
+  static open (store, name, adminUrl, role, opts) {
+    return callAsync(async () => {
+      if (!(store instanceof Strongroom)) throw new TypeError('store must be a Strongroom')
+      for (const [n, v] of [['name', name], ['adminUrl', adminUrl], ['role', role]]) {
+        if (typeof v !== 'string') throw new TypeError(`${n} must be a string`)
+      }
+      opts = objectArg('opts', opts ?? {})
+      const mode = opts.mode ?? 'alternating'
+      if (typeof mode !== 'string') throw new TypeError('mode must be "alternating" or "single"')
+      optionalArg('gracePeriodMs', opts.gracePeriodMs, 'number')
+      return new PgRotation(await Strongroom.handle(store).pgRotation(name, adminUrl, role, mode,
+        opts.gracePeriodMs ?? 3_600_000, opts.maxAttempts))
+    })
+  }
+
+  /** The credential name. */
+  get name () {
+    return this.#n.name
+  }
+
+  /** Sets a new password and makes it current; resolves to { promoted, revoked }. */
+  rotateNow () {
+    return callAsync(async () => rotationReport(await this.#n.rotateNow()))
+  }
+
+  /** Finishes an interrupted rotation; revokes the previous password if its grace period is over. */
+  resume () {
+    return callAsync(async () => rotationReport(await this.#n.resume()))
+  }
+
+  /** Revokes the previous password if its grace period is over (on the store's clock); whether it did. */
+  revokeDue () {
+    return callAsync(() => this.#n.revokeDue())
+  }
+
+  /** The non-secret state, as ApiKeyRotation.status(). */
+  status () {
+    return callAsync(async () => rotationStatusOut(await this.#n.status()))
+  }
+
+  /** The stored logins by stage: { pending, current, previous }, each null or { version, identity (the role), secret }. */
+  staged () {
+    return callAsync(async () => stagedOut(await this.#n.staged()))
+  }
+
+  /** A feed of this credential's logins for a connection pool. */
+  credentialFeed () {
+    return new CredentialFeed(call(() => this.#n.credentialFeed()))
+  }
+
+  /** Closes the administrative connections. */
+  close () {
+    return callAsync(() => this.#n.close())
+  }
+
+  [util.inspect.custom] () {
+    return `PgRotation { name: '${this.name}' }`
+  }
+}
+
+/**
+ * Stores `toml` as `store`'s role catalog for dynamic PostgreSQL
+ * credentials (the format of `strongroom creds configure`) in place of
+ * revision `expectedRevision` (left out: none may exist yet); resolves to
+ * the new revision. A catalog that does not parse, or a stale revision, is
+ * InvalidArgument.
+ */
+function configurePgCatalog (store, toml, expectedRevision) {
+  return callAsync(async () => {
+    if (!(store instanceof Strongroom)) throw new TypeError('store must be a Strongroom')
+    if (typeof toml !== 'string') throw new TypeError('toml must be a string')
+    optionalArg('expectedRevision', expectedRevision, 'number')
+    return Strongroom.handle(store).configurePgCatalog(toml, expectedRevision ?? undefined)
+  })
+}
+
+/**
+ * Dynamic PostgreSQL credentials from the store's role catalog, issued as
+ * leases of a LeaseManager, which revokes them (the role is dropped).
+ */
+class DynamicPg {
+  #n
+
+  /** @private use DynamicPg.open() */
+  constructor (handle) {
+    if (!(handle instanceof native.NativeDynamicPg)) throw new TypeError('use DynamicPg.open()')
+    this.#n = handle
+  }
+
+  /**
+   * Loads `store`'s catalog, reads its connection secret, connects, and
+   * registers the revoker with `leases` (a LeaseManager of the same store).
+   * InvalidArgument if no catalog is stored.
+   */
+  static open (store, leases) {
+    return callAsync(async () => {
+      if (!(store instanceof Strongroom)) throw new TypeError('store must be a Strongroom')
+      if (!(leases instanceof LeaseManager)) throw new TypeError('leases must be a LeaseManager')
+      return new DynamicPg(await Strongroom.handle(store).dynamicPg(LeaseManager.handle(leases)))
+    })
+  }
+
+  /** The catalog's role names. */
+  roles () {
+    return call(() => this.#n.roles())
+  }
+
+  /**
+   * Issues a credential of `role` for `ttlMs` (left out: the role's
+   * default): { lease, username, password: Secret }. An unknown role or a
+   * TTL above the role's maximum is InvalidArgument.
+   */
+  issue (role, ttlMs) {
+    return callAsync(async () => {
+      if (typeof role !== 'string') throw new TypeError('role must be a string')
+      optionalArg('ttlMs', ttlMs, 'number')
+      const l = await this.#n.issue(role, ttlMs ?? undefined)
+      return { lease: leaseOut(l.lease), username: l.username, password: new Secret(l.password) }
+    })
+  }
+
+  /**
+   * A feed for a connection pool: a credential of `role` now, and a new
+   * one once opts.refreshFraction (default 0.5, clamped to 0.05..0.95) of each
+   * lease's opts.ttlMs (default: the role's) has passed on the store's
+   * clock; the previous one is kept until its own lease ends.
+   */
+  feed (role, opts) {
+    return callAsync(async () => {
+      if (typeof role !== 'string') throw new TypeError('role must be a string')
+      opts = objectArg('opts', opts ?? {})
+      optionalArg('ttlMs', opts.ttlMs, 'number')
+      optionalArg('refreshFraction', opts.refreshFraction, 'number')
+      return new CredentialFeed(await this.#n.feed(role, opts.ttlMs ?? undefined, opts.refreshFraction ?? undefined))
+    })
+  }
+
+  [util.inspect.custom] () {
+    return `DynamicPg { roles: ${JSON.stringify(this.roles())} }`
   }
 }
 
@@ -2038,6 +2259,10 @@ module.exports = {
   ShamirProtector,
   shamirSplit,
   shamirCombine,
+  CredentialFeed,
+  PgRotation,
+  DynamicPg,
+  configurePgCatalog,
   Signature,
   SigningKeys,
   Pki,

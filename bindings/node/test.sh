@@ -9,8 +9,12 @@
 #   3. `npm install <main>.tgz <platform>.tgz` into an empty folder with only
 #      node and npm on PATH (no napi, no cargo) and an empty npm cache
 #      (--offline: nothing comes from the registry);
-#   4. the suite (test/ and the two scripts it uses, copied into the installed
-#      package) runs against the installed package.
+#   4. `pg` (node-postgres, for strongroom/pg) is installed into that folder
+#      as the application's own dependency, as a user does;
+#   5. the suite (test/ and the two scripts it uses, copied into the installed
+#      package) runs against the installed package, with one private
+#      PostgreSQL cluster for the whole run (strongroom-testpg, from a
+#      `cargo build --workspace` of its binary; stopped when the run ends).
 # Idempotent; all output under $CARGO_TARGET_DIR/strongroom-npm. Needs node >=
 # 20.17, npm, a Rust toolchain, python3 with venv (zig and cargo-zigbuild come
 # from PyPI), the npm registry on first run, and installs SoftHSM2 with
@@ -48,6 +52,10 @@ NODE_PATH_DIRS="$(dirname "$(command -v node)"):$(dirname "$(command -v npm)"):/
     npm install --no-audit --no-fund --offline --cache "$STAGE/npm-cache" \
         "$MAIN_TGZ" "$PLAT_TGZ"
 )
+# The application's own node-postgres (strongroom/pg loads it), the version
+# this folder's devDependencies resolved; npm's usual cache.
+PG_VERSION="$(node -p 'require("./node_modules/pg/package.json").version')"
+(cd "$APP" && npm install --no-audit --no-fund --prefer-offline "pg@$PG_VERSION" >/dev/null)
 INSTALLED="$APP/node_modules/strongroom"
 [ -f "$APP/node_modules/strongroom-linux-x64-gnu/strongroom.linux-x64-gnu.node" ] \
     || { echo "strongroom-linux-x64-gnu was not installed" >&2; exit 1; }
@@ -79,6 +87,18 @@ ln -s "$HERE/node_modules/@types/node" "$INSTALLED/node_modules/@types/node"
 # The S9 tests (test/s9-pkcs11.test.js) need SoftHSM2; the project's script
 # installs it with apt-get when it is missing and does nothing otherwise.
 bash ../../scripts/setup-softhsm.sh >/dev/null
+
+# One private PostgreSQL cluster for the run: strongroom-testpg prints its
+# superuser URL and stops it when its standard input closes.
+(cd "$ROOT" && cargo build --workspace --bin strongroom-testpg --quiet)
+coproc TESTPG { "$CARGO_TARGET_DIR/debug/strongroom-testpg"; }
+TESTPG_IN="${TESTPG[1]}"
+trap 'exec {TESTPG_IN}>&-; wait' EXIT
+read -r STRONGROOM_NODE_PG_URL <&"${TESTPG[0]}"
+case "$STRONGROOM_NODE_PG_URL" in
+    postgres://*) export STRONGROOM_NODE_PG_URL ;;
+    *) echo "strongroom-testpg did not start a cluster" >&2; exit 1 ;;
+esac
 
 cd "$INSTALLED"
 node --test test/*.test.js test/*.test.mjs

@@ -126,7 +126,7 @@ done
 # .node in a dev checkout and the platform package when installed.
 main="$STAGE/pkg/strongroom"
 rm -rf "$main" && mkdir -p "$main"
-cp package.json README.md index.js index.mjs index.d.ts "$main/"
+cp package.json README.md index.js index.mjs index.d.ts pg.js pg.d.ts "$main/"
 cp "$BINDING_JS" "$main/binding.js"
 node -e '
 const p = require(process.argv[1] + "/package.json")

@@ -348,8 +348,8 @@ impl NativeDynamicPg {
     }
 
     /// A feed for a connection pool: a credential of `role` now and a new
-    /// one once `refresh_fraction` (0.05 to 0.95; default 0.5) of each
-    /// lease's TTL has passed on the store's clock.
+    /// one once `refresh_fraction` (default 0.5, clamped to 0.05..=0.95)
+    /// of each lease's TTL has passed on the store's clock.
     #[napi]
     pub fn feed<'env>(
         &self,
@@ -359,10 +359,17 @@ impl NativeDynamicPg {
         refresh_fraction: Option<f64>,
     ) -> napi::Result<PromiseRaw<'env, NativeCredentialFeed>> {
         let ttl = ttl_ms.map(|v| duration_ms("ttlMs", v)).transpose()?;
+        let fraction = refresh_fraction.unwrap_or(0.5);
+        if !fraction.is_finite() {
+            // the host clamps finite values to 0.05..=0.95
+            return Err(invalid(format!(
+                "refreshFraction must be a number between 0.05 and 0.95, got {fraction}"
+            )));
+        }
         let inner = self.inner.clone();
         env.spawn_future(async move {
             let feed = inner
-                .feed(&role, ttl, refresh_fraction.unwrap_or(0.5))
+                .feed(&role, ttl, fraction)
                 .await
                 .map_err(to_js)?;
             Ok(NativeCredentialFeed {

@@ -12,8 +12,10 @@ import {
   SigningKeys, Signature, SigningKeyInfo, SigningPublicKey, EthSignature, SigningError, SigningVersionRetired,
   SigningRateLimited, Pki, CaCertificate, IssuedCertificate, CertificateRevocationList,
   Approvals, ApprovalRequest, ApprovalGates, ApprovalRequired, AlertEngine, Alert, AlertStats,
-  ShamirProtector, shamirSplit, shamirCombine, ShamirTooFewShares, InventoryEntry, MetadataUpdate
+  ShamirProtector, shamirSplit, shamirCombine, ShamirTooFewShares, InventoryEntry, MetadataUpdate,
+  CredentialFeed, PgLogin, PgAfterError, PgRotation, DynamicPg, DynamicLogin, configurePgCatalog
 } from 'strongroom'
+import { createPool, StrongroomPool, StrongroomPoolClient } from 'strongroom/pg'
 
 async function main (): Promise<void> {
   await generateKeyFile('/tmp/k')
@@ -230,6 +232,29 @@ async function main (): Promise<void> {
   const updated: SecretMetadata = await viaShares.secrets().updateMetadata('prod/db', update)
   const inv: InventoryEntry[] = await viaShares.inventory('prod/', { auditFile: 'audit.jsonl', tags: ['pci'], overdue: true, unreadForMs: 1000 })
   void [back, setup.protector.threshold, setup.protector.splitId, updated.owner, inv[0].lastReadAt, inv[0].rotationOverdue]
+
+  // PostgreSQL: a rotated password, dynamic credentials, the pg pool.
+  const pgStore: Strongroom = await Strongroom.open('postgres://app:pw@127.0.0.1:5432/app', { key: Buffer.alloc(32) })
+  const pgRot: PgRotation = await PgRotation.open(pgStore, 'db/app', 'postgres://admin:pw@127.0.0.1/app', 'app',
+    { mode: 'single', gracePeriodMs: 60_000 })
+  await pgRot.rotateNow()
+  const revoked: boolean = await pgRot.revokeDue()
+  const feed: CredentialFeed = pgRot.credentialFeed()
+  const login: PgLogin | null = await feed.login()
+  if (login) {
+    const next: PgAfterError = await feed.afterError(login.version, '28P01', 'password authentication failed')
+    if (next.action === 'retry' && next.login) { const u: string = next.login.username; void u }
+  }
+  const pool: StrongroomPool = createPool(feed, { host: '127.0.0.1', port: 5432, database: 'app', max: 4, maxLoginRetries: 2 })
+  const rows = (await pool.query<{ one: number }>('SELECT 1 AS one')).rows
+  const client: StrongroomPoolClient = await pool.connect()
+  client.release()
+  await pool.end()
+  const rev2: number = await configurePgCatalog(pgStore, 'connection_secret = "x"', 1)
+  const dyn: DynamicPg = await DynamicPg.open(pgStore, pgStore.leaseManager())
+  const issued: DynamicLogin = await dyn.issue('readonly', 60_000)
+  const dynFeed: CredentialFeed = await dyn.feed('readonly', { ttlMs: 120_000, refreshFraction: 0.5 })
+  void [revoked, rows[0].one, rev2, issued.lease.id, issued.password, dynFeed.refreshes, dyn.roles(), pool.feed, pgRot.name]
 }
 
 void main

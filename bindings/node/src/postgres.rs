@@ -73,9 +73,7 @@ impl NativeCredentialFeed {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, Option<NativePgLogin>>> {
         let feed = self.inner.clone();
-        env.spawn_future(async move {
-            Ok(feed.login().await.map_err(to_js)?.map(Into::into))
-        })
+        env.spawn_future(async move { Ok(feed.login().await.map_err(to_js)?.map(Into::into)) })
     }
 
     /// Reports the server's answer (SQLSTATE `code`, `message`) to a
@@ -368,10 +366,7 @@ impl NativeDynamicPg {
         }
         let inner = self.inner.clone();
         env.spawn_future(async move {
-            let feed = inner
-                .feed(&role, ttl, fraction)
-                .await
-                .map_err(to_js)?;
+            let feed = inner.feed(&role, ttl, fraction).await.map_err(to_js)?;
             Ok(NativeCredentialFeed {
                 inner: Arc::new(feed),
             })

@@ -200,9 +200,7 @@ impl NativeApiKeyRotation {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, NativeRotationReport>> {
         let e = self.engine.clone();
-        env.spawn_future(async move {
-            e.rotate_now().await.map(report_out).map_err(to_js)
-        })
+        env.spawn_future(async move { e.rotate_now().await.map(report_out).map_err(to_js) })
     }
 
     /// Continues an interrupted rotation, and revokes the previous version
@@ -213,9 +211,7 @@ impl NativeApiKeyRotation {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, NativeRotationReport>> {
         let e = self.engine.clone();
-        env.spawn_future(async move {
-            e.resume().await.map(report_out).map_err(to_js)
-        })
+        env.spawn_future(async move { e.resume().await.map(report_out).map_err(to_js) })
     }
 
     /// Revokes the previous version if its grace period is over; whether it did.
@@ -256,12 +252,9 @@ impl NativeApiKeyRotation {
     ) -> napi::Result<PromiseRaw<'env, f64>> {
         let r = self.inner.clone();
         let key = SecretBytes::copy_from(plain_bytes(&key));
-        env.spawn_future(async move {
-            r.import_current(key)
-                .await
-                .map(|v| v as f64)
-                .map_err(to_js)
-        })
+        env.spawn_future(
+            async move { r.import_current(key).await.map(|v| v as f64).map_err(to_js) },
+        )
     }
 
     /// Reloads the verifier from the stored versions (after another

@@ -36,7 +36,10 @@ pub fn shamir_split(
 /// Buffer (the Rust copy is wiped).
 #[napi]
 pub fn shamir_combine(env: &Env, shares: Vec<String>) -> napi::Result<BufferSlice<'_>> {
-    secret_buffer(env, strongroom_host::shamir::combine(&shares).map_err(to_js)?)
+    secret_buffer(
+        env,
+        strongroom_host::shamir::combine(&shares).map_err(to_js)?,
+    )
 }
 
 /// A root-key protector whose key-encryption key exists only as shares.

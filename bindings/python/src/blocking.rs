@@ -363,6 +363,23 @@ impl BlockingStrongroom {
         block(py, true, store::metadata(self.target()?, path))
     }
 
+    /// Changes the secret's metadata (see `Strongroom.update_secret_metadata`).
+    #[pyo3(signature = (path, **changes))]
+    fn update_secret_metadata(
+        &self,
+        py: Python<'_>,
+        path: String,
+        changes: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<store::MetadataOut> {
+        let p = metadata::patch(changes)?;
+        block(py, true, metadata::update(self.target()?, path, p))
+    }
+
+    /// Removes the secret with every version.
+    fn delete_secret_metadata(&self, py: Python<'_>, path: String) -> PyResult<()> {
+        block(py, true, metadata::delete(self.target()?, path))
+    }
+
     /// Opens an audit log writing to the JSON-lines file `path` (created if
     /// missing; an existing file is first verified up to the store's saved
     /// head).

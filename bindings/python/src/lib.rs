@@ -24,6 +24,7 @@ mod errors;
 mod keyring;
 mod lease;
 mod lifetime;
+mod metadata;
 mod pg;
 mod pkcs11;
 mod pki;
@@ -591,6 +592,30 @@ impl Strongroom {
     /// The secret's metadata; resolves to a `SecretMetadata`.
     fn secret_metadata<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, store::metadata(self.target()?, path))
+    }
+
+    /// Changes the secret's metadata: keywords `owner`, `environment`,
+    /// `tags`, `custom`, `rotation_interval`, `max_versions` (left out:
+    /// unchanged; `None`: cleared). Resolves to the new `SecretMetadata`.
+    #[pyo3(signature = (path, **changes))]
+    fn update_secret_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        changes: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = metadata::patch(changes)?;
+        self.run(py, metadata::update(self.target()?, path, p))
+    }
+
+    /// Removes the secret with every version (the path reads as never
+    /// written); resolves to `None`.
+    fn delete_secret_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, metadata::delete(self.target()?, path))
     }
 
     /// Opens an audit log writing to the JSON-lines file `path` (created if

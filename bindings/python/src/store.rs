@@ -69,6 +69,12 @@ pub struct SecretMetadata {
     environment: Option<String>,
     /// Tags, sorted.
     tags: Vec<String>,
+    /// Custom key-values (not sealed: never secrets).
+    custom: std::collections::BTreeMap<String, String>,
+    /// How often the secret should be rotated, in seconds, if set.
+    rotation_interval: Option<f64>,
+    /// When a version last replaced an earlier one (ms since the epoch).
+    last_rotated_ms: Option<u64>,
     /// Every kept version, oldest first.
     versions: Vec<Py<VersionInfo>>,
 }
@@ -84,7 +90,7 @@ impl SecretMetadata {
 }
 
 /// Converts core metadata when handed to Python.
-pub(crate) struct MetadataOut(CoreMetadata);
+pub(crate) struct MetadataOut(pub(crate) CoreMetadata);
 
 impl<'py> IntoPyObject<'py> for MetadataOut {
     type Target = SecretMetadata;
@@ -111,6 +117,9 @@ impl<'py> IntoPyObject<'py> for MetadataOut {
                 owner: m.owner,
                 environment: m.environment,
                 tags: m.tags.into_iter().collect(),
+                custom: m.custom,
+                rotation_interval: m.rotation_interval.map(|d| d.as_secs_f64()),
+                last_rotated_ms: m.last_rotated_at.map(|t| t.as_millis()),
                 versions,
             },
         )
@@ -397,6 +406,27 @@ impl Handle {
         crate::lifetime::awaitable(py, Some(&self.life), metadata(t, path))
     }
 
+    /// Changes the secret's metadata (capability `update`; keywords as for
+    /// `Strongroom.update_secret_metadata`); resolves to the new
+    /// `SecretMetadata`.
+    #[pyo3(signature = (path, **changes))]
+    fn update_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        changes: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = crate::metadata::patch(changes)?;
+        let t = Target::Handle(self.inner.clone());
+        crate::lifetime::awaitable(py, Some(&self.life), crate::metadata::update(t, path, p))
+    }
+
+    /// Removes the secret with every version (capability `delete`).
+    fn delete_metadata<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let t = Target::Handle(self.inner.clone());
+        crate::lifetime::awaitable(py, Some(&self.life), crate::metadata::delete(t, path))
+    }
+
     /// Soft-deletes `versions` (the current one if none; capability
     /// `delete`); resolves to those changed.
     #[pyo3(signature = (path, versions = None))]
@@ -526,6 +556,30 @@ impl BlockingHandle {
     fn metadata(&self, py: Python<'_>, path: String) -> PyResult<MetadataOut> {
         self.life.check()?;
         block(py, true, metadata(Target::Handle(self.inner.clone()), path))
+    }
+
+    /// Changes the secret's metadata (capability `update`).
+    #[pyo3(signature = (path, **changes))]
+    fn update_metadata(
+        &self,
+        py: Python<'_>,
+        path: String,
+        changes: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<MetadataOut> {
+        let p = crate::metadata::patch(changes)?;
+        self.life.check()?;
+        let t = Target::Handle(self.inner.clone());
+        block(py, true, crate::metadata::update(t, path, p))
+    }
+
+    /// Removes the secret with every version (capability `delete`).
+    fn delete_metadata(&self, py: Python<'_>, path: String) -> PyResult<()> {
+        self.life.check()?;
+        block(
+            py,
+            true,
+            crate::metadata::delete(Target::Handle(self.inner.clone()), path),
+        )
     }
 
     /// Soft-deletes `versions` (the current one if none); returns those changed.

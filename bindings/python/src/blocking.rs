@@ -375,6 +375,26 @@ impl BlockingStrongroom {
         block(py, true, metadata::update(self.target()?, path, p))
     }
 
+    /// The inventory of the secrets under `prefix` (see `Strongroom.inventory`).
+    #[pyo3(signature = (prefix = String::new(), *, audit_file = None, owner = None,
+        environment = None, tags = None, overdue = false, unread_for = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn inventory(
+        &self,
+        py: Python<'_>,
+        prefix: String,
+        audit_file: Option<std::path::PathBuf>,
+        owner: Option<String>,
+        environment: Option<String>,
+        tags: Option<Vec<String>>,
+        overdue: bool,
+        unread_for: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<inventory::EntriesOut> {
+        let f = inventory::filter(owner, environment, tags, overdue, unread_for)?;
+        let core = self.core()?.clone();
+        block(py, true, inventory::collect(core, prefix, audit_file, f))
+    }
+
     /// Removes the secret with every version.
     fn delete_secret_metadata(&self, py: Python<'_>, path: String) -> PyResult<()> {
         block(py, true, metadata::delete(self.target()?, path))

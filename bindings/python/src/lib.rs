@@ -21,6 +21,7 @@ mod alerts;
 mod approvals;
 mod blocking;
 mod errors;
+mod inventory;
 mod keyring;
 mod lease;
 mod lifetime;
@@ -608,6 +609,29 @@ impl Strongroom {
         self.run(py, metadata::update(self.target()?, path, p))
     }
 
+    /// Every secret under `prefix` with its metadata, whether its rotation
+    /// is overdue and (given the store's `audit_file`, verified first) its
+    /// last read, filtered by the keywords; resolves to a list of
+    /// `InventoryEntry`. Values are never read.
+    #[pyo3(signature = (prefix = String::new(), *, audit_file = None, owner = None,
+        environment = None, tags = None, overdue = false, unread_for = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn inventory<'py>(
+        &self,
+        py: Python<'py>,
+        prefix: String,
+        audit_file: Option<std::path::PathBuf>,
+        owner: Option<String>,
+        environment: Option<String>,
+        tags: Option<Vec<String>>,
+        overdue: bool,
+        unread_for: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = inventory::filter(owner, environment, tags, overdue, unread_for)?;
+        let core = self.core()?.clone();
+        self.run(py, inventory::collect(core, prefix, audit_file, f))
+    }
+
     /// Removes the secret with every version (the path reads as never
     /// written); resolves to `None`.
     fn delete_secret_metadata<'py>(
@@ -700,6 +724,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SoftwareProtector>()?;
     shamir::register(m)?;
     pg::register(m)?;
+    m.add_class::<inventory::InventoryEntry>()?;
     m.add_class::<KeyInfo>()?;
     m.add_class::<RewrapReport>()?;
     m.add_class::<Strongroom>()?;

@@ -51,6 +51,7 @@ from ._native import (
     SoftwareProtector,
     ShamirProtector,
     PgRotation,
+    InventoryEntry,
     CredentialFeed,
     PgLogin,
     AfterError,
@@ -102,6 +103,7 @@ async def open(path, *, key_file=None, key=None) -> Strongroom:
     return await Strongroom.unseal(storage, protector)
 
 __all__ = [
+    "InventoryEntry",
     "PgRotation",
     "CredentialFeed",
     "PgLogin",

@@ -1123,6 +1123,13 @@ class SecretMetadata:
     @property
     def versions(self) -> list[VersionInfo]: ...
 
+class InventoryEntry:
+    """One secret of `Strongroom.inventory()`; last_read_ms from the audit file."""
+
+    metadata: SecretMetadata
+    rotation_overdue: bool
+    last_read_ms: Optional[int]
+
 class Policy:
     @staticmethod
     def from_toml(text: str) -> Policy: ...
@@ -1526,6 +1533,11 @@ class Strongroom:
         rotation_interval: Optional[_Seconds] = ..., max_versions: Optional[int] = ...
     ) -> Awaitable[SecretMetadata]: ...
     def delete_secret_metadata(self, path: str) -> Awaitable[None]: ...
+    def inventory(
+        self, prefix: str = "", *, audit_file: Union[str, PathLike[str], None] = None,
+        owner: Optional[str] = None, environment: Optional[str] = None,
+        tags: Optional[list[str]] = None, overdue: bool = False, unread_for: Optional[_Seconds] = None
+    ) -> Awaitable[list[InventoryEntry]]: ...
     def open_audit_log(
         self, path: str, fsync: bool = True, alerts: Optional[AlertEngine] = None
     ) -> Awaitable[AuditLog]: ...

@@ -23,6 +23,7 @@ from . import (
     LeaseEvents,
     ManualClock,
     Matched,
+    InventoryEntry,
     PgLogin,
     AfterError,
     PrefixRevocation,
@@ -161,6 +162,11 @@ class Strongroom:
         rotation_interval: Optional[_Seconds] = ..., max_versions: Optional[int] = ...
     ) -> SecretMetadata: ...
     def delete_secret_metadata(self, path: str) -> None: ...
+    def inventory(
+        self, prefix: str = "", *, audit_file: Union[str, PathLike[str], None] = None,
+        owner: Optional[str] = None, environment: Optional[str] = None,
+        tags: Optional[list[str]] = None, overdue: bool = False, unread_for: Optional[_Seconds] = None
+    ) -> list[InventoryEntry]: ...
     def open_audit_log(
         self, path: str, fsync: bool = True, alerts: Optional[AlertEngine] = None
     ) -> AuditLog: ...

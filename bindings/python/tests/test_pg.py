@@ -71,6 +71,8 @@ def test_pg_rotation_and_its_feed(pg_db, key_file):
         rot = await strongroom.PgRotation.open(sr, "db/single", pg_db, role, mode="single", grace_period=30)
         feed = rot.credential_feed()
         assert await feed.login() is None
+        with pytest.raises(strongroom.InvalidArgument):
+            await srpg.asyncpg_connect(feed, bare(pg_db))  # nothing rotated yet
         assert (await rot.rotate_now()).promoted == 1
         first = await feed.login()
         assert first.version == 1 and first.username == role

@@ -44,7 +44,7 @@ def _libpq_sqlstate(error) -> str:
     return REFUSED if _LIBPQ_REFUSED in str(error) else ""
 
 
-def _no_login(feed):
+def _no_login():
     from . import _native
 
     return _native.InvalidArgument(
@@ -55,7 +55,7 @@ def _no_login(feed):
 async def _alogin_loop(feed, connect, sqlstate_of, errors):
     login = await feed.login()
     if login is None:
-        raise _no_login(feed)
+        raise _no_login()
     for attempt in range(_ATTEMPTS):
         try:
             return await connect(login)
@@ -72,7 +72,7 @@ async def _alogin_loop(feed, connect, sqlstate_of, errors):
 def _login_loop(feed, connect, sqlstate_of, errors):
     login = feed.login()
     if login is None:
-        raise _no_login(feed)
+        raise _no_login()
     for attempt in range(_ATTEMPTS):
         try:
             return connect(login)
@@ -187,8 +187,9 @@ def sqlalchemy_use_feed(engine, feed):
     """Makes a SQLAlchemy ``Engine`` (``postgresql+psycopg://host/db``,
     no user or password in the URL) log in through `feed` (a
     :class:`strongroom.blocking.CredentialFeed`): its ``do_connect`` event
-    sets the user and password of each new connection and, after a refused
-    login, connects again with the feed's next login. Returns `engine`."""
+    connects each new connection with the feed's user and password (the
+    engine's own parameters are not changed) and, after a refused login,
+    connects again with the feed's next login. Returns `engine`."""
     from sqlalchemy import event
 
     dbapi = engine.dialect.dbapi
@@ -196,15 +197,12 @@ def sqlalchemy_use_feed(engine, feed):
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect, conn_rec, cargs, cparams):
+        # cparams is the engine's, shared by every thread: connect with a copy
         def connect(login):
-            cparams["user"] = login.username
-            cparams["password"] = _password(login)
-            return dialect.connect(*cargs, **cparams)
+            params = dict(cparams, user=login.username, password=_password(login))
+            return dialect.connect(*cargs, **params)
 
-        try:
-            return _login_loop(feed, connect, _libpq_sqlstate, errors)
-        finally:
-            cparams.pop("password", None)
+        return _login_loop(feed, connect, _libpq_sqlstate, errors)
 
     return engine
 

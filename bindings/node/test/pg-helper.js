@@ -19,12 +19,14 @@ function clusterUrl () {
     const child = spawn(path.join(target, 'debug', 'strongroom-testpg'), [], { stdio: ['pipe', 'pipe', 'inherit'] })
     child.on('error', reject)
     readline.createInterface({ input: child.stdout }).once('line', (line) => {
-      if (!line.startsWith('postgres://')) reject(new Error(`strongroom-testpg printed ${line}`))
-      else resolve(line.trim())
+      if (!line.startsWith('postgres://')) return reject(new Error(`strongroom-testpg printed ${line}`))
+      // The cluster must not keep this process alive: when the process
+      // ends, the child's standard input closes and it stops the cluster.
+      child.unref()
+      child.stdin.unref()
+      child.stdout.unref()
+      resolve(line.trim())
     })
-    // Stops the cluster when this process ends (stdin closes).
-    child.unref()
-    child.stdout.unref?.()
   })
   return started
 }

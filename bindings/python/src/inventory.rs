@@ -77,13 +77,13 @@ pub(crate) fn filter(
     overdue: bool,
     unread_for: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<InventoryFilter> {
-    let mut f = InventoryFilter::default();
-    f.owner = owner;
-    f.environment = environment;
-    f.tags = tags.unwrap_or_default().into_iter().collect();
-    f.overdue = overdue;
-    f.unread_for = unread_for.map(|u| seconds("unread_for", u)).transpose()?;
-    Ok(f)
+    Ok(InventoryFilter {
+        owner,
+        environment,
+        tags: tags.unwrap_or_default().into_iter().collect(),
+        overdue,
+        unread_for: unread_for.map(|u| seconds("unread_for", u)).transpose()?,
+    })
 }
 
 /// The inventory of the secrets under `prefix`.

@@ -16,6 +16,11 @@ use strongroom_sqlx::pool::LeaseSource;
 
 use crate::pg::CredentialFeed;
 
+/// The smallest fraction of a lease's TTL after which a feed renews.
+pub const MIN_REFRESH_FRACTION: f64 = 0.05;
+/// The largest fraction of a lease's TTL after which a feed renews.
+pub const MAX_REFRESH_FRACTION: f64 = 0.95;
+
 /// A credential issued from the catalog: its lease and the login.
 pub struct DynamicLogin {
     /// The lease (revoke or renew it through the lease manager).
@@ -148,13 +153,20 @@ impl DynamicPg {
     ///
     /// # Errors
     ///
-    /// As for [`DynamicPg::issue`].
+    /// [`strongroom::Error::InvalidArgument`] for a fraction outside
+    /// [`MIN_REFRESH_FRACTION`]..=[`MAX_REFRESH_FRACTION`] (NaN included);
+    /// as for [`DynamicPg::issue`].
     pub async fn feed(
         &self,
         role: &str,
         ttl: Option<Duration>,
         refresh_fraction: f64,
     ) -> strongroom::Result<CredentialFeed> {
+        if !(MIN_REFRESH_FRACTION..=MAX_REFRESH_FRACTION).contains(&refresh_fraction) {
+            return Err(strongroom::Error::InvalidArgument(format!(
+                "refresh_fraction must be between {MIN_REFRESH_FRACTION} and {MAX_REFRESH_FRACTION}, got {refresh_fraction}"
+            )));
+        }
         let definition = self.catalog.definition(role)?;
         let source = LeaseSource::new(
             self.engine.clone(),

@@ -104,6 +104,12 @@ grants = [{{ privileges = ["Connect"], object = {{ Database = {{ name = "{db}" }
         Err(strongroom::Error::InvalidArgument(_))
     ));
 
+    for bad in [f64::NAN, 0.0, 1.0, f64::INFINITY] {
+        assert!(matches!(
+            dynamic.feed("readonly", None, bad).await,
+            Err(strongroom::Error::InvalidArgument(_))
+        ));
+    }
     // A feed for a host pool: a new role once half the TTL has passed.
     let feed = dynamic
         .feed("readonly", Some(Duration::from_secs(120)), 0.5)

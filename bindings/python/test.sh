@@ -5,9 +5,9 @@
 # Needs python3 (>= 3.11) with venv, cargo, readelf, and PyPI on first run
 # (maturin, ziglang, pytest; the test venv's pytest comes from pip's cache
 # after that; asyncpg, psycopg, psycopg-pool and SQLAlchemy wheels for the
-# PostgreSQL tests). tests/test_pg.py needs PostgreSQL 15 server binaries
-# (initdb; see strongroom-testpg). Re-runs reuse the tools venv and cargo's cache; the test venv
-# is made anew each run. Honours CARGO_TARGET_DIR.
+# PostgreSQL tests). tests/test_pg.py needs PostgreSQL server binaries
+# (initdb, pg_ctl; see crates/strongroom-testpg). Re-runs reuse the tools
+# venv and cargo's cache; the test venv is made anew each run. Honours CARGO_TARGET_DIR.
 #   STRONGROOM_PY_RELEASE=1   build the wheel with --release
 # tests/test_pkcs11.py needs SoftHSM2: bash scripts/setup-softhsm.sh.
 set -euo pipefail

@@ -1,6 +1,6 @@
 //! A metadata change as hosts express it: the fields to set, and the names
 //! of the fields to reset, turned into the core's
-//! [`MetadataPatch`](strongroom::secrets::MetadataPatch) with one set of
+//! [`MetadataPatch`] with one set of
 //! checks for every binding.
 
 use std::collections::{BTreeMap, BTreeSet};

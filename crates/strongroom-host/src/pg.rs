@@ -58,6 +58,14 @@ impl From<&Credential> for PgLogin {
     }
 }
 
+/// The SQLSTATE of a refused login.
+pub const REFUSED: &str = "28P01";
+
+/// How libpq-based clients (psycopg, psql) report a refused login: as text,
+/// with no SQLSTATE. [`CredentialFeed::after_error`] takes an empty code
+/// with this text for [`REFUSED`] (servers with English messages).
+pub const LIBPQ_REFUSED: &str = "password authentication failed for user";
+
 /// How many refused versions a feed remembers (a version refused once
 /// is not offered again while it is remembered).
 const MAX_REFUSALS_KEPT: usize = 64;
@@ -172,7 +180,8 @@ impl CredentialFeed {
     }
 
     /// Tells the feed the server answered a connection that logged in with
-    /// `version` with SQLSTATE `code` and `message`. For a refused login
+    /// `version` with SQLSTATE `code` and `message` (an empty code with
+    /// libpq's [`LIBPQ_REFUSED`] text counts as [`REFUSED`]). For a refused login
     /// (`28P01`) the version is recorded as refused once, however many
     /// connections report it, and the next login to try is returned.
     ///
@@ -185,6 +194,12 @@ impl CredentialFeed {
         code: &str,
         message: &str,
     ) -> strongroom::Result<AfterError> {
+        // libpq (psycopg, psql) reports a refused login as text only.
+        let code = if code.is_empty() && message.contains(LIBPQ_REFUSED) {
+            REFUSED
+        } else {
+            code
+        };
         if classify_code(code, message, self.external_auth) != ErrorClass::Credential {
             return Ok(AfterError::NotACredentialError);
         }

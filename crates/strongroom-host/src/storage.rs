@@ -138,7 +138,7 @@ impl HostStorage {
         }
     }
 
-    /// The storage, for [`strongroom::Strongroom::open`] and friends.
+    /// The storage, for [`strongroom::Strongroom::init`] and friends.
     #[must_use]
     pub fn storage(&self) -> &DynStorage {
         &self.storage

@@ -94,6 +94,19 @@ async fn a_revoked_password_moves_every_waiter_to_the_current_one_with_one_refre
     }
     assert_eq!(feed.refreshes(), 1);
 
+    // libpq's text without a SQLSTATE is a refusal too (already recorded
+    // for this version: no new refresh).
+    assert!(matches!(
+        feed.after_error(
+            first.version,
+            "",
+            "FATAL:  password authentication failed for user \"x\""
+        )
+        .await
+        .unwrap(),
+        AfterError::Retry(_)
+    ));
+    assert_eq!(feed.refreshes(), 1);
     // Not a refused login: the feed does nothing.
     assert!(matches!(
         feed.after_error(first.version, "42P01", "relation does not exist")

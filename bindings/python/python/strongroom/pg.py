@@ -27,21 +27,15 @@ _ATTEMPTS = 4
 """Logins tried per new connection: the current version, then pending and
 previous (a refused version is not offered again)."""
 
-_LIBPQ_REFUSED = "password authentication failed for user"
-
-
 def _password(login) -> str:
     return login.password.reveal().decode()
 
 
 def _libpq_sqlstate(error) -> str:
-    """The SQLSTATE of a psycopg connection error. libpq reports a refused
-    login only as text ("FATAL: password authentication failed for user"),
-    with no SQLSTATE: that text is 28P01 (servers with English messages)."""
-    code = getattr(error, "sqlstate", None)
-    if code:
-        return code
-    return REFUSED if _LIBPQ_REFUSED in str(error) else ""
+    """The SQLSTATE of a psycopg connection error, or "" when libpq gives
+    only text: a refused login comes as "password authentication failed for
+    user ...", which the feed recognises itself (strongroom-host)."""
+    return getattr(error, "sqlstate", None) or ""
 
 
 def _no_login():

@@ -155,7 +155,7 @@ impl From<CoreLease> for Lease {
 impl Lease {
     /// "lease_" and 32 hex digits; not secret.
     #[getter]
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
     /// The path that issued it.

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 mod alerts;
 mod approvals;
 mod blocking;
+mod dynamic;
 mod errors;
 mod inventory;
 mod keyring;
@@ -274,6 +275,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SoftwareProtector>()?;
     shamir::register(m)?;
     pg::register(m)?;
+    dynamic::register(m)?;
     m.add_class::<inventory::InventoryEntry>()?;
     m.add_class::<KeyInfo>()?;
     m.add_class::<RewrapReport>()?;

@@ -105,9 +105,9 @@ impl<'py> IntoPyObject<'py> for AfterOut {
 
 /// The feed and the store's open/closed state.
 #[derive(Clone)]
-struct Feed {
-    feed: Arc<HostFeed>,
-    life: Life,
+pub(crate) struct Feed {
+    pub(crate) feed: Arc<HostFeed>,
+    pub(crate) life: Life,
 }
 
 /// The logins a pool uses for new connections (asyncio API), read from a
@@ -116,13 +116,13 @@ struct Feed {
 /// connections report it, and gives the next login to try.
 #[pyclass(module = "strongroom", frozen)]
 pub struct CredentialFeed {
-    inner: Feed,
+    pub(crate) inner: Feed,
 }
 
 /// The blocking form of [`CredentialFeed`] (`strongroom.blocking.CredentialFeed`).
 #[pyclass(module = "strongroom.blocking", name = "CredentialFeed", frozen)]
 pub struct BlockingCredentialFeed {
-    inner: Feed,
+    pub(crate) inner: Feed,
 }
 
 fn feed_of(sr: &Bound<'_, PyAny>, name: &str, external_auth: bool) -> PyResult<Feed> {

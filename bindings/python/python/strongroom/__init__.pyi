@@ -1037,6 +1037,31 @@ class PgRotation:
     def close(self) -> Awaitable[None]: ...
     def blocking(self) -> blocking.PgRotation: ...
 
+class DynamicLogin:
+    """A dynamic credential: its lease, the generated role and password."""
+
+    lease: Lease
+    username: str
+    password: Secret
+
+def configure_pg_catalog(
+    sr: Union[Strongroom, blocking.Strongroom], toml: str, expected_revision: Optional[int] = None
+) -> int:
+    """Stores the role catalog (strongroom creds configure's format); the new revision."""
+
+class DynamicPg:
+    """Dynamic PostgreSQL credentials from the stored role catalog (asyncio API)."""
+
+    @staticmethod
+    def open(
+        sr: Union[Strongroom, blocking.Strongroom], leases: Union[LeaseManager, blocking.LeaseManager]
+    ) -> Awaitable[DynamicPg]: ...
+    def roles(self) -> list[str]: ...
+    def issue(self, role: str, ttl: Optional[_Seconds] = None) -> Awaitable[DynamicLogin]: ...
+    def feed(
+        self, role: str, ttl: Optional[_Seconds] = None, refresh_fraction: float = 0.5
+    ) -> Awaitable[CredentialFeed]: ...
+
 class ApiKeyRotation:
     """Rotation of one API key (asyncio API)."""
 

@@ -6,6 +6,7 @@ from ._native import AlreadyInitialized  # made from the error table at import
 from ._native import BlockingApiKeyRotation as ApiKeyRotation
 from ._native import BlockingApprovals as Approvals
 from ._native import BlockingCredentialFeed as CredentialFeed
+from ._native import BlockingDynamicPg as DynamicPg
 from ._native import BlockingHandle as Handle
 from ._native import BlockingLeaseManager as LeaseManager
 from ._native import BlockingPgRotation as PgRotation
@@ -13,7 +14,7 @@ from ._native import BlockingPki as Pki
 from ._native import BlockingSigningHandle as SigningHandle
 from ._native import BlockingStrongroom as Strongroom
 
-__all__ = ["ApiKeyRotation", "Approvals", "CredentialFeed", "Handle", "LeaseManager", "PgRotation", "Pki", "SigningHandle", "Strongroom", "open"]
+__all__ = ["ApiKeyRotation", "Approvals", "CredentialFeed", "DynamicPg", "Handle", "LeaseManager", "PgRotation", "Pki", "SigningHandle", "Strongroom", "open"]
 
 
 def open(path, *, key_file=None, key=None) -> Strongroom:

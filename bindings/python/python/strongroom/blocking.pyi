@@ -26,6 +26,7 @@ from . import (
     InventoryEntry,
     PgLogin,
     AfterError,
+    DynamicLogin,
     PrefixRevocation,
     RotationReport,
     RotationStatus,
@@ -209,6 +210,17 @@ class CredentialFeed:
     def refreshes(self) -> int: ...
     def login(self) -> Optional[PgLogin]: ...
     def after_error(self, version: int, sqlstate: str, message: str) -> AfterError: ...
+
+class DynamicPg:
+    @staticmethod
+    def open(
+        sr: Union[Strongroom, _AsyncStrongroom], leases: Union[LeaseManager, _AsyncLeaseManager]
+    ) -> DynamicPg: ...
+    def roles(self) -> list[str]: ...
+    def issue(self, role: str, ttl: Optional[_Seconds] = None) -> DynamicLogin: ...
+    def feed(
+        self, role: str, ttl: Optional[_Seconds] = None, refresh_fraction: float = 0.5
+    ) -> CredentialFeed: ...
 
 class PgRotation:
     @staticmethod

@@ -514,3 +514,115 @@ impl LeaseManager {
         out
     }
 }
+
+/// Why a host-language lease event listener failed (counted, never stops
+/// later events).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum LeaseListenerError {
+    /// The listener could not take the event.
+    #[error("{reason}")]
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for LeaseListenerError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Failed {
+            reason: format!("the listener raised an unexpected error: {}", e.reason),
+        }
+    }
+}
+
+/// Receives lease events as they happen, written in the host language
+/// (`LeaseManager.listen`). Called in order, one event at a time, on a
+/// blocking thread of the runtime; keep it quick. What it throws is counted
+/// (`LeaseSubscription.listenerErrors`) and never stops later events.
+#[uniffi::export(with_foreign)]
+pub trait LeaseEventListener: Send + Sync {
+    /// Takes one event.
+    fn on_event(&self, event: LeaseEvent) -> std::result::Result<(), LeaseListenerError>;
+}
+
+/// A running `LeaseManager.listen`: events keep coming until `cancel()`
+/// (or until the subscription is dropped).
+#[derive(uniffi::Object)]
+pub struct LeaseSubscription {
+    task: tokio::task::JoinHandle<()>,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+    skipped: Arc<std::sync::atomic::AtomicU64>,
+    errors: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for LeaseSubscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[uniffi::export]
+impl LeaseSubscription {
+    /// Stops the events (the one being delivered, if any, finishes).
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+
+    /// Events handed to the listener.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Events a slow listener fell too far behind to receive.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Listener calls that threw.
+    pub fn listener_errors(&self) -> u64 {
+        self.errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl LeaseManager {
+    /// Pushes every event from now on to `listener`, in order (the
+    /// push-style form of `takeEvents`, which keeps its own queue).
+    pub async fn listen(&self, listener: Arc<dyn LeaseEventListener>) -> Arc<LeaseSubscription> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let mut rx = self.manager.subscribe();
+        let (delivered, skipped, errors) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (d, s, e) = (delivered.clone(), skipped.clone(), errors.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let event = match rx.recv().await {
+                    Ok(ev) => LeaseEvent::from(ev),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        s.fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let l = listener.clone();
+                // Host code may block: not on the runtime's own threads.
+                let failed = tokio::task::spawn_blocking(move || l.on_event(event).is_err())
+                    .await
+                    .unwrap_or(true);
+                d.fetch_add(1, Ordering::Relaxed);
+                if failed {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Arc::new(LeaseSubscription {
+            task,
+            delivered,
+            skipped,
+            errors,
+        })
+    }
+}

@@ -41,8 +41,8 @@ pub use errors::{
     BINDING_ONLY_CASES, ErrorCodeInfo, ErrorFieldSpec, FieldValue, StrongroomError, error_codes,
 };
 pub use lease::{
-    Clock, DueReport, Lease, LeaseEvent, LeaseManager, LeaseOptions, LeaseRevoker,
-    PrefixRevocation, RevokerError,
+    Clock, DueReport, Lease, LeaseEvent, LeaseEventListener, LeaseListenerError, LeaseManager,
+    LeaseOptions, LeaseRevoker, LeaseSubscription, PrefixRevocation, RevokerError,
 };
 pub use metadata::{InventoryEntry, InventoryFilter, MetadataUpdate};
 pub use pkcs11::Pkcs11Protector;

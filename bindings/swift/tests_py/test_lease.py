@@ -195,3 +195,44 @@ def test_manager_needs_a_store(tmp_path):
         assert (await two.lookup(lease.id)).expires_ms == T0 + 60 * S
 
     run(go())
+
+
+class Listener(sr.LeaseEventListener):
+    """Collects pushed events; fails on every third one."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_event(self, event):
+        self.events.append(event)
+        if len(self.events) % 3 == 0:
+            raise sr.LeaseListenerError.Failed("listener busy")
+
+
+def test_lease_events_pushed_to_a_listener(tmp_path):
+    async def go():
+        clock = sr.Clock.manual(T0)
+        mgr = sr.LeaseManager(await new_store(tmp_path), clock, None)
+        mgr.register_revoker("test", Recorder())
+        listener = Listener()
+        sub = await mgr.listen(listener)
+        a = await mgr.issue("db/creds/a", "test", 60 * S, 300 * S, True, b"a")
+        b = await mgr.issue("db/creds/b", "test", 60 * S, 300 * S, True, b"b")
+        await mgr.renew(a.id, 30 * S)
+        await mgr.revoke(b.id)
+        for _ in range(500):  # delivery runs on the runtime's threads
+            if sub.delivered() >= 4:
+                break
+            await asyncio.sleep(0.01)
+        kinds = [(e.is_issued(), e.is_renewed(), e.is_revoked()) for e in listener.events]
+        assert kinds == [(True, False, False), (True, False, False), (False, True, False), (False, False, True)]
+        assert [listener.events[i].id for i in (0, 1, 2, 3)] == [a.id, b.id, a.id, b.id]
+        assert sub.delivered() == 4 and sub.listener_errors() == 1 and sub.skipped() == 0
+        sub.cancel()
+        await mgr.revoke(a.id)
+        await asyncio.sleep(0.05)
+        assert len(listener.events) == 4  # nothing after cancel()
+        # the pull-style queue is independent of the listener
+        assert len([e for e in mgr.take_events() if e.is_revoked()]) == 2
+
+    run(go())

@@ -3104,6 +3104,223 @@ public func FfiConverterTypeIssuedCertificate_lower(_ value: IssuedCertificate) 
 
 
 /**
+ * Receives lease events as they happen, written in the host language
+ * (`LeaseManager.listen`). Called in order, one event at a time, on a
+ * blocking thread of the runtime; keep it quick. What it throws is counted
+ * (`LeaseSubscription.listenerErrors`) and never stops later events.
+ */
+public protocol LeaseEventListener: AnyObject, Sendable {
+    
+    /**
+     * Takes one event.
+     */
+    func onEvent(event: LeaseEvent) throws 
+    
+}
+/**
+ * Receives lease events as they happen, written in the host language
+ * (`LeaseManager.listen`). Called in order, one event at a time, on a
+ * blocking thread of the runtime; keep it quick. What it throws is counted
+ * (`LeaseSubscription.listenerErrors`) and never stops later events.
+ */
+open class LeaseEventListenerImpl: LeaseEventListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_leaseeventlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_leaseeventlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Takes one event.
+     */
+open func onEvent(event: LeaseEvent)throws   {try rustCallWithError(FfiConverterTypeLeaseListenerError_lift) {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leaseeventlistener_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLeaseEvent_lower(event),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLeaseEventListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLeaseEventListener = UniffiVTableCallbackInterfaceLeaseEventListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLeaseEventListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LeaseEventListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLeaseEventListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LeaseEventListener: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            event: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLeaseEventListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvent(
+                     event: try FfiConverterTypeLeaseEvent_lift(event)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeLeaseListenerError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLeaseEventListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLeaseEventListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLeaseEventListener() {
+    uniffi_strongroom_ffi_fn_init_callback_vtable_leaseeventlistener(UniffiCallbackInterfaceLeaseEventListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseEventListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LeaseEventListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LeaseEventListener
+
+    public static func lift(_ handle: UInt64) throws -> LeaseEventListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LeaseEventListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LeaseEventListener) -> UInt64 {
+         if let rustImpl = value as? LeaseEventListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseEventListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LeaseEventListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseEventListener_lift(_ handle: UInt64) throws -> LeaseEventListener {
+    return try FfiConverterTypeLeaseEventListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseEventListener_lower(_ value: LeaseEventListener) -> UInt64 {
+    return FfiConverterTypeLeaseEventListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * Leases in an unsealed store (their records are sealed under its keys):
  * issue, renew, revoke (through registered revokers), expire on
  * `runDue()`, events.
@@ -3125,6 +3342,12 @@ public protocol LeaseManagerProtocol: AnyObject, Sendable {
      * Ids of the live leases under `prefix`.
      */
     func list(prefix: String) async throws  -> [String]
+    
+    /**
+     * Pushes every event from now on to `listener`, in order (the
+     * push-style form of `takeEvents`, which keeps its own queue).
+     */
+    func listen(listener: LeaseEventListener) async  -> LeaseSubscription
     
     /**
      * The lease with this id (`LeaseInvalidId` for text that is no id,
@@ -3295,6 +3518,27 @@ open func list(prefix: String)async throws  -> [String]  {
             freeFunc: ffi_strongroom_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceString.lift,
             errorHandler: FfiConverterTypeStrongroomError_lift
+        )
+}
+    
+    /**
+     * Pushes every event from now on to `listener`, in order (the
+     * push-style form of `takeEvents`, which keeps its own queue).
+     */
+open func listen(listener: LeaseEventListener)async  -> LeaseSubscription  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_strongroom_ffi_fn_method_leasemanager_listen(
+                        self.uniffiCloneHandle(),FfiConverterTypeLeaseEventListener_lower(listener)
+                )
+            },
+            pollFunc: ffi_strongroom_ffi_rust_future_poll_u64,
+            completeFunc: ffi_strongroom_ffi_rust_future_complete_u64,
+            freeFunc: ffi_strongroom_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeLeaseSubscription_lift,
+            errorHandler: nil
+            
         )
 }
     
@@ -3716,6 +3960,187 @@ public func FfiConverterTypeLeaseRevoker_lift(_ handle: UInt64) throws -> LeaseR
 #endif
 public func FfiConverterTypeLeaseRevoker_lower(_ value: LeaseRevoker) -> UInt64 {
     return FfiConverterTypeLeaseRevoker.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A running `LeaseManager.listen`: events keep coming until `cancel()`
+ * (or until the subscription is dropped).
+ */
+public protocol LeaseSubscriptionProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops the events (the one being delivered, if any, finishes).
+     */
+    func cancel() 
+    
+    /**
+     * Events handed to the listener.
+     */
+    func delivered()  -> UInt64
+    
+    /**
+     * Listener calls that threw.
+     */
+    func listenerErrors()  -> UInt64
+    
+    /**
+     * Events a slow listener fell too far behind to receive.
+     */
+    func skipped()  -> UInt64
+    
+}
+/**
+ * A running `LeaseManager.listen`: events keep coming until `cancel()`
+ * (or until the subscription is dropped).
+ */
+open class LeaseSubscription: LeaseSubscriptionProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_strongroom_ffi_fn_clone_leasesubscription(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_strongroom_ffi_fn_free_leasesubscription(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops the events (the one being delivered, if any, finishes).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasesubscription_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Events handed to the listener.
+     */
+open func delivered() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasesubscription_delivered(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Listener calls that threw.
+     */
+open func listenerErrors() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasesubscription_listener_errors(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Events a slow listener fell too far behind to receive.
+     */
+open func skipped() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_strongroom_ffi_fn_method_leasesubscription_skipped(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseSubscription: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LeaseSubscription
+
+    public static func lift(_ handle: UInt64) throws -> LeaseSubscription {
+        return LeaseSubscription(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LeaseSubscription) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseSubscription {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LeaseSubscription, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseSubscription_lift(_ handle: UInt64) throws -> LeaseSubscription {
+    return try FfiConverterTypeLeaseSubscription.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseSubscription_lower(_ value: LeaseSubscription) -> UInt64 {
+    return FfiConverterTypeLeaseSubscription.lower(value)
 }
 
 
@@ -11658,6 +12083,91 @@ public func FfiConverterTypeLeaseEvent_lower(_ value: LeaseEvent) -> RustBuffer 
 
 
 /**
+ * Why a host-language lease event listener failed (counted, never stops
+ * later events).
+ */
+public 
+enum LeaseListenerError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The listener could not take the event.
+     */
+    case Failed(
+        /**
+         * What went wrong.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension LeaseListenerError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaseListenerError: FfiConverterRustBuffer {
+    typealias SwiftType = LeaseListenerError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaseListenerError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LeaseListenerError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseListenerError_lift(_ buf: RustBuffer) throws -> LeaseListenerError {
+    return try FfiConverterTypeLeaseListenerError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaseListenerError_lower(_ value: LeaseListenerError) -> RustBuffer {
+    return FfiConverterTypeLeaseListenerError.lower(value)
+}
+
+
+/**
  * What a presented API key matched.
  */
 
@@ -16293,6 +16803,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_strongroom_ffi_checksum_method_clock_set_ms() != 14128) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_strongroom_ffi_checksum_method_leaseeventlistener_on_event() != 15344) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_strongroom_ffi_checksum_method_leasemanager_force_revoke() != 51024) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -16300,6 +16813,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_leasemanager_list() != 886) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasemanager_listen() != 30563) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_leasemanager_lookup() != 16441) {
@@ -16324,6 +16840,18 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_leaserevoker_revoke() != 24296) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasesubscription_cancel() != 62716) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasesubscription_delivered() != 21335) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasesubscription_listener_errors() != 5977) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_strongroom_ffi_checksum_method_leasesubscription_skipped() != 29962) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_strongroom_ffi_checksum_method_pkcs11protector_init_key() != 34669) {
@@ -16616,6 +17144,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAlertListener()
+    uniffiCallbackInitLeaseEventListener()
     uniffiCallbackInitLeaseRevoker()
     return InitializationResult.ok
 }()

@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceAlertListenerMethod0)(uint64_t, RustBuffer
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_EVENT_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_EVENT_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceLeaseEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_REVOKER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LEASE_REVOKER_METHOD0
 typedef void (*UniffiCallbackInterfaceLeaseRevokerMethod0)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
@@ -263,6 +270,15 @@ typedef struct UniffiVTableCallbackInterfaceAlertListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceAlertListenerMethod0 _Nonnull onAlert;
 } UniffiVTableCallbackInterfaceAlertListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LEASE_EVENT_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LEASE_EVENT_LISTENER
+typedef struct UniffiVTableCallbackInterfaceLeaseEventListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLeaseEventListenerMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceLeaseEventListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LEASE_REVOKER
@@ -696,6 +712,26 @@ void uniffi_strongroom_ffi_fn_method_clock_set_ms(uint64_t ptr, uint64_t to_ms, 
 RustBuffer uniffi_strongroom_ffi_fn_method_clock_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASEEVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASEEVENTLISTENER
+uint64_t uniffi_strongroom_ffi_fn_clone_leaseeventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_LEASEEVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_LEASEEVENTLISTENER
+void uniffi_strongroom_ffi_fn_free_leaseeventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_INIT_CALLBACK_VTABLE_LEASEEVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_INIT_CALLBACK_VTABLE_LEASEEVENTLISTENER
+void uniffi_strongroom_ffi_fn_init_callback_vtable_leaseeventlistener(const UniffiVTableCallbackInterfaceLeaseEventListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEEVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEEVENTLISTENER_ON_EVENT
+void uniffi_strongroom_ffi_fn_method_leaseeventlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASEMANAGER
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASEMANAGER
 uint64_t uniffi_strongroom_ffi_fn_clone_leasemanager(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -724,6 +760,11 @@ uint64_t uniffi_strongroom_ffi_fn_method_leasemanager_issue(uint64_t ptr, RustBu
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_LIST
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_LIST
 uint64_t uniffi_strongroom_ffi_fn_method_leasemanager_list(uint64_t ptr, RustBuffer prefix
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_LISTEN
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_LISTEN
+uint64_t uniffi_strongroom_ffi_fn_method_leasemanager_listen(uint64_t ptr, uint64_t listener
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEMANAGER_LOOKUP
@@ -784,6 +825,36 @@ void uniffi_strongroom_ffi_fn_init_callback_vtable_leaserevoker(const UniffiVTab
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEREVOKER_REVOKE
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASEREVOKER_REVOKE
 uint64_t uniffi_strongroom_ffi_fn_method_leaserevoker_revoke(uint64_t ptr, RustBuffer lease, RustBuffer revocation_data
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASESUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_LEASESUBSCRIPTION
+uint64_t uniffi_strongroom_ffi_fn_clone_leasesubscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_LEASESUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_FREE_LEASESUBSCRIPTION
+void uniffi_strongroom_ffi_fn_free_leasesubscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_CANCEL
+void uniffi_strongroom_ffi_fn_method_leasesubscription_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_DELIVERED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_DELIVERED
+uint64_t uniffi_strongroom_ffi_fn_method_leasesubscription_delivered(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_LISTENER_ERRORS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_LISTENER_ERRORS
+uint64_t uniffi_strongroom_ffi_fn_method_leasesubscription_listener_errors(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_SKIPPED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_METHOD_LEASESUBSCRIPTION_SKIPPED
+uint64_t uniffi_strongroom_ffi_fn_method_leasesubscription_skipped(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_FN_CLONE_PKCS11PROTECTOR
@@ -2076,6 +2147,12 @@ uint16_t uniffi_strongroom_ffi_checksum_method_clock_set_ms(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEEVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEEVENTLISTENER_ON_EVENT
+uint16_t uniffi_strongroom_ffi_checksum_method_leaseeventlistener_on_event(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_FORCE_REVOKE
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_FORCE_REVOKE
 uint16_t uniffi_strongroom_ffi_checksum_method_leasemanager_force_revoke(void
@@ -2091,6 +2168,12 @@ uint16_t uniffi_strongroom_ffi_checksum_method_leasemanager_issue(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_LIST
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_LIST
 uint16_t uniffi_strongroom_ffi_checksum_method_leasemanager_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_LISTEN
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEMANAGER_LISTEN
+uint16_t uniffi_strongroom_ffi_checksum_method_leasemanager_listen(void
     
 );
 #endif
@@ -2139,6 +2222,30 @@ uint16_t uniffi_strongroom_ffi_checksum_method_leasemanager_take_events(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEREVOKER_REVOKE
 #define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASEREVOKER_REVOKE
 uint16_t uniffi_strongroom_ffi_checksum_method_leaserevoker_revoke(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_CANCEL
+uint16_t uniffi_strongroom_ffi_checksum_method_leasesubscription_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_DELIVERED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_DELIVERED
+uint16_t uniffi_strongroom_ffi_checksum_method_leasesubscription_delivered(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_LISTENER_ERRORS
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_LISTENER_ERRORS
+uint16_t uniffi_strongroom_ffi_checksum_method_leasesubscription_listener_errors(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_SKIPPED
+#define UNIFFI_FFIDEF_UNIFFI_STRONGROOM_FFI_CHECKSUM_METHOD_LEASESUBSCRIPTION_SKIPPED
+uint16_t uniffi_strongroom_ffi_checksum_method_leasesubscription_skipped(void
     
 );
 #endif

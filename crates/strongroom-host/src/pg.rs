@@ -136,9 +136,10 @@ impl CredentialFeed {
     /// something waits on [`CredentialSource::changed`] (a
     /// [`LeaseSource`](strongroom_sqlx::pool::LeaseSource) issues its next
     /// credential there): a task on the current tokio runtime does, until
-    /// the feed is dropped.
+    /// the feed is dropped. Only called from async code of this crate
+    /// (outside a runtime `tokio::spawn` would panic).
     #[must_use]
-    pub fn driven(source: Arc<dyn CredentialSource>) -> Self {
+    pub(crate) fn driven(source: Arc<dyn CredentialSource>) -> Self {
         let waiter = source.clone();
         let mut feed = Self::from_source(source);
         feed.driver = Some(tokio::spawn(async move {

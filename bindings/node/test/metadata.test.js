@@ -7,6 +7,17 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const sr = require('strongroom')
+
+// Temporary folders made by this file, removed when its tests are done.
+const madeDirs = []
+function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  madeDirs.push(d)
+  return d
+}
+test.after(() => {
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true })
+})
 const { Strongroom, Clock, Policy } = sr
 
 const DAY = 86_400_000
@@ -59,7 +70,7 @@ test('bad metadata updates are typed errors', async () => {
 })
 
 test('inventory: metadata, overdue rotations and last reads from the verified audit file, filtered', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr-inventory-'))
+  const dir = tempDir('sr-inventory-')
   const file = path.join(dir, 'audit.jsonl')
   const clock = Clock.manual(1_700_000_000_000)
   const store = await Strongroom.open('memory:', { key: crypto.randomBytes(32), clock })

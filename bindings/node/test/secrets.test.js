@@ -7,10 +7,21 @@ const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
 const sr = require('strongroom')
+
+// Temporary folders made by this file, removed when its tests are done.
+const madeDirs = []
+function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  madeDirs.push(d)
+  return d
+}
+test.after(() => {
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true })
+})
 const { Strongroom, Policy, SecretsStore, Secret } = sr
 
 function tmpdir () {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'strongroom-node-secrets-'))
+  return tempDir('strongroom-node-secrets-')
 }
 
 async function store () {

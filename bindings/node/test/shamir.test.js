@@ -9,6 +9,17 @@ const os = require('node:os')
 const path = require('node:path')
 const util = require('node:util')
 const sr = require('strongroom')
+
+// Temporary folders made by this file, removed when its tests are done.
+const madeDirs = []
+function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  madeDirs.push(d)
+  return d
+}
+test.after(() => {
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true })
+})
 const { Strongroom, Storage, Secret, ShamirProtector, shamirSplit, shamirCombine } = sr
 
 test('shamirSplit / shamirCombine: any threshold shares rebuild the secret', () => {
@@ -70,7 +81,7 @@ test('a store created with a Shamir protector unseals with any threshold of its 
 })
 
 test('rotateRootKey moves a store from a software key to Shamir shares and to a key file', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr-rootkey-'))
+  const dir = tempDir('sr-rootkey-')
   const db = path.join(dir, 'store.db')
   const key = crypto.randomBytes(32)
   const store = await Strongroom.open(db, { key })

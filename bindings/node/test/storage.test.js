@@ -8,6 +8,17 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const sr = require('strongroom')
+
+// Temporary folders made by this file, removed when its tests are done.
+const madeDirs = []
+function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  madeDirs.push(d)
+  return d
+}
+test.after(() => {
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true })
+})
 const { Strongroom, Storage } = sr
 
 test('memory:, :memory:, sqlite:<path> and a plain path open the backend they name', async () => {
@@ -16,7 +27,7 @@ test('memory:, :memory:, sqlite:<path> and a plain path open the backend they na
     assert.equal(s.backend, 'memory')
     await s.close()
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr-loc-'))
+  const dir = tempDir('sr-loc-')
   const key = crypto.randomBytes(32)
   const store = await Strongroom.open(`sqlite:${path.join(dir, 'a.db')}`, { key })
   await store.secrets().put('app/x', 'one')

@@ -2,22 +2,20 @@
 //! revokers, lease events.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
-use pyo3_async_runtimes::TaskLocals;
 use strongroom::clock::{Clock, ManualClock as CoreManualClock, SystemClock, Timestamp};
 use strongroom::lease::{
-    DueReport as CoreDueReport, Lease as CoreLease, LeaseConfig, LeaseError as CoreLeaseError,
-    LeaseEvent as CoreEvent, LeaseId, LeaseManager as CoreManager, LeaseState, PrefixQuota,
-    PrefixRevocation as CorePrefixRevocation, Revoker,
+    DueReport as CoreDueReport, Lease as CoreLease, LeaseConfig, LeaseEvent as CoreEvent, LeaseId,
+    LeaseManager as CoreManager, LeaseState, PrefixQuota, PrefixRevocation as CorePrefixRevocation,
 };
 use strongroom::{Error, SecretBytes};
 use tokio::sync::broadcast;
 
+use crate::revoker::{PyRevoker, awaitable_on_loop};
 use crate::{Life, Secret, block, runtime, to_py};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
@@ -529,116 +527,6 @@ impl LeaseEvents {
 
     fn __repr__(&self) -> String {
         "LeaseEvents()".into()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Python revokers
-
-tokio::task_local! {
-    /// The asyncio loop of the async call a core future runs for, so that
-    /// async Python revokers run on it.
-    static PY_LOOP: TaskLocals;
-}
-
-/// Wraps a lease future as an awaitable whose Python revokers run their
-/// coroutines on the caller's event loop.
-fn awaitable_on_loop<'py, T>(
-    py: Python<'py>,
-    life: &Life,
-    fut: impl Future<Output = strongroom::Result<T>> + Send + 'static,
-) -> PyResult<Bound<'py, PyAny>>
-where
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-    crate::lifetime::awaitable(py, Some(life), PY_LOOP.scope(locals, fut))
-}
-
-/// Why a Python revoker failed, for `LeaseError::RevokerFailed`: the
-/// exception's type and message, cut to 300 characters.
-fn describe(e: &PyErr) -> String {
-    crate::lifetime::attach(|py| {
-        let name = e
-            .get_type(py)
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "Exception".into());
-        let mut text = format!("the Python revoker raised {name}: {}", e.value(py));
-        if text.chars().count() > 300 {
-            text = text.chars().take(300).collect::<String>() + "...";
-        }
-        text
-    })
-    .unwrap_or_else(|| "the Python revoker raised an exception as the interpreter exited".into())
-}
-
-/// A revoker whose work is done by a Python callable, sync or async. It
-/// gets the `Lease`; returning (or its coroutine finishing) means revoked,
-/// raising means failed (the manager retries).
-struct PyRevoker {
-    engine: String,
-    callable: Py<PyAny>,
-}
-
-impl std::fmt::Debug for PyRevoker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyRevoker")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How a revoker's coroutine is run.
-enum Pending<F> {
-    /// On the asyncio loop of the async call that revokes.
-    OnLoop(F),
-    /// With `asyncio.run` on a blocking-pool thread (the blocking API: the
-    /// caller's thread is waiting, and may itself be inside a running loop).
-    OnThread(Py<PyAny>),
-}
-
-#[async_trait::async_trait]
-impl Revoker for PyRevoker {
-    async fn revoke(&self, lease: &CoreLease) -> strongroom::Result<()> {
-        let failed = |reason: String| {
-            Error::from(CoreLeaseError::RevokerFailed {
-                engine: self.engine.clone(),
-                reason,
-            })
-        };
-        let exiting = || failed("the Python interpreter is exiting".into());
-        let pending = crate::lifetime::attach(|py| {
-            let r = self.callable.bind(py).call1((Lease::from(lease),))?;
-            let inspect = py.import("inspect")?;
-            if !inspect
-                .call_method1("isawaitable", (&r,))?
-                .extract::<bool>()?
-            {
-                return Ok(None);
-            }
-            Ok(Some(match PY_LOOP.try_with(Clone::clone) {
-                Ok(locals) => {
-                    Pending::OnLoop(pyo3_async_runtimes::into_future_with_locals(&locals, r)?)
-                }
-                Err(_) => Pending::OnThread(r.unbind()),
-            }))
-        })
-        .ok_or_else(exiting)?
-        .map_err(|e| failed(describe(&e)))?;
-        match pending {
-            None => Ok(()),
-            Some(Pending::OnLoop(f)) => f.await.map(drop).map_err(|e| failed(describe(&e))),
-            Some(Pending::OnThread(coro)) => tokio::task::spawn_blocking(move || {
-                crate::lifetime::attach(|py| {
-                    py.import("asyncio")?.call_method1("run", (coro,)).map(drop)
-                })
-            })
-            .await
-            .map_err(|_| failed("the Python revoker's thread stopped unexpectedly".into()))?
-            .ok_or_else(exiting)?
-            .map_err(|e| failed(describe(&e))),
-        }
     }
 }
 

@@ -31,6 +31,7 @@ mod pg;
 mod pkcs11;
 mod pki;
 mod protector;
+mod revoker;
 mod rotation;
 mod sealing;
 mod secret;

@@ -66,6 +66,8 @@
 //!   baseline [300]; `SECRETS_BENCH_PUTS_8`, `SECRETS_BENCH_PUTS_64` puts
 //!   per writer at 8 and 64 writers [100, 40];
 //! - `SECRETS_BENCH_VALUE` value bytes [64];
+//! - `SECRETS_BENCH_PARTS`, a comma list of `reads`, `writes`, `memory`,
+//!   `postgres`: the parts to run [all four];
 //! - `SECRETS_BENCH_MEM_KEYS`, `SECRETS_BENCH_MEM_ROUNDS`,
 //!   `SECRETS_BENCH_MEM_OPS` for the memory store [1000, 51, 5000];
 //! - `SECRETS_BENCH_PG_KEYS`, `SECRETS_BENCH_PG_ROUNDS`,
@@ -1023,10 +1025,21 @@ fn main() {
         "secrets store bench; load average at start {}",
         load_average()
     );
-    sqlite_reads(&rt, dir.path(), &value);
-    sqlite_writes(&rt, dir.path(), &value);
-    memory(&rt, dir.path(), &value);
-    postgres(&rt, &value);
+    let parts = std::env::var("SECRETS_BENCH_PARTS")
+        .unwrap_or_else(|_| "reads,writes,memory,postgres".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    if part("reads") {
+        sqlite_reads(&rt, dir.path(), &value);
+    }
+    if part("writes") {
+        sqlite_writes(&rt, dir.path(), &value);
+    }
+    if part("memory") {
+        memory(&rt, dir.path(), &value);
+    }
+    if part("postgres") {
+        postgres(&rt, &value);
+    }
     if let Some(f) = FIGURES.lock().unwrap().take() {
         f.save();
     }

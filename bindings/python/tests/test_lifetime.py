@@ -6,6 +6,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
+import warnings
 
 import pytest
 import strongroom
@@ -209,3 +211,62 @@ def test_close_ends_an_awaitable_in_flight(key_file):
         release.set()
 
     asyncio.run(main())
+
+
+def test_a_loop_closed_under_a_queued_async_revoker(key_file):
+    """An async revoker whose coroutine is queued on a loop that closes
+    before running it: the revoke fails like any revoker failure, with a
+    reason that says so, nothing enters Python for it from the runtime
+    afterwards (the coroutine is dropped, not run), and the lease can then
+    be force-revoked from another loop."""
+    protector = strongroom.SoftwareProtector.from_key_file(key_file)
+    called = threading.Event()
+    ran = []
+
+    async def revoke_later(lease):
+        ran.append(lease.id)
+
+    def revoker(lease):
+        called.set()
+        return revoke_later(lease)
+
+    async def start():
+        sr = await strongroom.Strongroom.init(strongroom.Storage.memory(), protector)
+        leases = strongroom.LeaseManager(sr, strongroom.ManualClock(0), max_revoke_attempts=1)
+        leases.register_revoker("db", revoker)
+        events = leases.blocking().subscribe()
+        lease = await leases.issue("db/creds/a", "db", 60)
+        leases.revoke(lease.id)  # starts on the runtime; never awaited
+        # The loop is blocked here, so it cannot run what the revoke queues.
+        assert called.wait(10)
+        return sr, leases, events, lease
+
+    loop = asyncio.new_event_loop()
+    try:
+        sr, leases, events, lease = loop.run_until_complete(start())
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # never awaited
+            loop.close()
+
+    # Whether the coroutine was queued before the close (and dropped with
+    # the loop's queue) or after it (the loop refused it), the revoke fails.
+    kinds = []
+    while True:
+        ev = events.wait(10)
+        assert ev is not None, f"no irrevocable event; saw {kinds}"
+        kinds.append(ev.kind)
+        if ev.kind == "irrevocable":
+            break
+    assert ev.id == lease.id and ev.attempts == 1
+    assert (
+        "the event loop closed before the Python revoker's coroutine finished" in ev.reason
+        or "RuntimeError: Event loop is closed" in ev.reason
+    ), ev.reason
+    assert ran == []
+
+    async def force():
+        return await leases.force_revoke(lease.id)
+
+    assert asyncio.run(force()).state == "revoked"
+    sr.close()

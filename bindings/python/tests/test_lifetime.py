@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import contextvars
 import os
 import pathlib
 import subprocess
@@ -270,3 +271,26 @@ def test_a_loop_closed_under_a_queued_async_revoker(key_file):
 
     assert asyncio.run(force()).state == "revoked"
     sr.close()
+
+
+def test_an_async_revoker_runs_on_the_callers_loop_in_its_context(key_file):
+    protector = strongroom.SoftwareProtector.from_key_file(key_file)
+    who = contextvars.ContextVar("who")
+    seen = []
+
+    async def revoker(lease):
+        seen.append((who.get(None), asyncio.get_running_loop()))
+
+    async def main():
+        sr = await strongroom.Strongroom.init(strongroom.Storage.memory(), protector)
+        leases = strongroom.LeaseManager(sr, strongroom.ManualClock(0))
+        leases.register_revoker("db", revoker)
+        lease = await leases.issue("db/creds/a", "db", 60)
+        who.set("caller")
+        revoked = await leases.revoke(lease.id)
+        sr.close()
+        return revoked, asyncio.get_running_loop()
+
+    revoked, loop = asyncio.run(main())
+    assert revoked.state == "revoked"
+    assert seen == [("caller", loop)]

@@ -1,6 +1,6 @@
 //! PostgreSQL backend: one table shared by any number of processes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,9 @@ const LISTEN_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duratio
 /// writes (in a fixed order, so batches never deadlock), so concurrent
 /// compare-and-set from any number of connections, pools or processes has
 /// exactly one winner, including two writers that both expect a key to be
-/// absent.
+/// absent. Whatever its size, a batch is at most six round trips: `BEGIN`,
+/// the locks (one statement), the preconditions (one), the deletes (one),
+/// the puts (one), `COMMIT`.
 ///
 /// The table is created if missing. Its comment records the schema version;
 /// a table written by a newer Strongroom is refused with
@@ -78,8 +80,9 @@ const LISTEN_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duratio
 /// # Change notification
 ///
 /// Every batch that writes or deletes keys sends one `pg_notify` on the
-/// channel `strongroom_kv` inside its transaction (with its first key lock,
-/// so no extra round trip), and the notice is delivered only if the batch
+/// channel `strongroom_kv` inside its transaction (from the statement that
+/// takes its key locks, so no extra round trip), and the notice is
+/// delivered only if the batch
 /// commits. [`Storage::watch`] starts, on its first call, a listener (one
 /// more connection, made with the pool's current connect options, so
 /// rotated credentials and TLS settings apply) that turns these notices
@@ -340,30 +343,133 @@ fn op_key(op: &BatchOp) -> &str {
     }
 }
 
-/// Takes the batch's key locks; sends `notice` (if any) with the first of
-/// them, which saves the round trip a statement of its own would cost. A
-/// notice is transactional wherever it is sent: delivered on commit only.
+/// Takes the batch's key locks in one statement, in ascending order (as
+/// every writer takes them, so two batches never wait for each other in a
+/// cycle: PostgreSQL evaluates the volatile lock function in the select
+/// list after the sort); sends `notice` (if any) from the same statement,
+/// which saves the round trip a statement of its own would cost. A notice
+/// is transactional wherever it is sent: delivered on commit only.
 async fn lock_keys(
     tx: &mut Transaction<'static, Postgres>,
     ops: &[BatchOp],
-    mut notice: Option<String>,
+    notice: Option<String>,
 ) -> Result<()> {
-    let ids: BTreeSet<i32> = ops.iter().map(|op| lock_id(op_key(op))).collect();
-    for id in ids {
-        let query = match notice.take() {
-            Some(payload) => sqlx::query("SELECT pg_advisory_xact_lock($1, $2), pg_notify($3, $4)")
-                .bind(LOCK_CLASS)
-                .bind(id)
-                .bind(CHANNEL)
-                .bind(payload),
-            None => sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                .bind(LOCK_CLASS)
-                .bind(id),
-        };
-        query
+    let ids: Vec<i32> = ops
+        .iter()
+        .map(|op| lock_id(op_key(op)))
+        .collect::<BTreeSet<i32>>()
+        .into_iter()
+        .collect();
+    let query = match notice {
+        Some(payload) => sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, t.id), \
+             CASE WHEN t.n = 1 THEN pg_notify($3, $4) END \
+             FROM unnest($2::int4[]) WITH ORDINALITY AS t(id, n) ORDER BY t.n",
+        )
+        .bind(LOCK_CLASS)
+        .bind(ids)
+        .bind(CHANNEL)
+        .bind(payload),
+        None => sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, t.id) \
+             FROM unnest($2::int4[]) WITH ORDINALITY AS t(id, n) ORDER BY t.n",
+        )
+        .bind(LOCK_CLASS)
+        .bind(ids),
+    };
+    query
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| pg("cannot lock keys", e))?;
+    Ok(())
+}
+
+/// The first precondition of `ops` that the table does not meet, checked
+/// with one statement (`None`: all hold, or there are none).
+async fn failed_precondition(
+    tx: &mut Transaction<'static, Postgres>,
+    ops: &[BatchOp],
+) -> Result<Option<String>> {
+    let expects: Vec<(&String, &Option<Vec<u8>>)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            BatchOp::Expect { key, value } => Some((key, value)),
+            _ => None,
+        })
+        .collect();
+    if expects.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<Vec<u8>> = expects.iter().map(|(k, _)| k.as_bytes().to_vec()).collect();
+    // One row per precondition, in their order (the key is the primary
+    // key, so the join matches at most one row).
+    let current: Vec<Option<Vec<u8>>> = sqlx::query_scalar(
+        "SELECT s.value FROM unnest($1::bytea[]) WITH ORDINALITY AS k(key, n) \
+         LEFT JOIN strongroom_kv s ON s.key = k.key ORDER BY k.n",
+    )
+    .bind(keys)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(|e| pg("write failed", e))?;
+    if current.len() != expects.len() {
+        return Err(Error::storage(
+            "postgres",
+            StorageErrorKind::Corrupt,
+            "a precondition check returned the wrong number of rows",
+        ));
+    }
+    Ok(expects
+        .into_iter()
+        .zip(current)
+        .find(|((_, want), got)| got != *want)
+        .map(|((key, _), _)| key.clone()))
+}
+
+/// Applies the puts and deletes of `ops` with at most two statements: the
+/// last operation on each key decides its final state, as when they are
+/// applied one by one.
+async fn apply_writes(tx: &mut Transaction<'static, Postgres>, ops: Vec<BatchOp>) -> Result<()> {
+    let mut last: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    for op in ops {
+        match op {
+            BatchOp::Put { key, value } => {
+                last.insert(key, Some(value));
+            }
+            BatchOp::Delete { key } => {
+                last.insert(key, None);
+            }
+            BatchOp::Expect { .. } => {}
+        }
+    }
+    let (mut put_keys, mut put_values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in last {
+        match value {
+            Some(v) => {
+                put_keys.push(key.into_bytes());
+                put_values.push(v);
+            }
+            None => gone.push(key.into_bytes()),
+        }
+    }
+    let err = |e| pg("write failed", e);
+    if !gone.is_empty() {
+        sqlx::query("DELETE FROM strongroom_kv WHERE key = ANY($1::bytea[])")
+            .bind(gone)
             .execute(&mut **tx)
             .await
-            .map_err(|e| pg("cannot lock keys", e))?;
+            .map_err(err)?;
+    }
+    if !put_keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO strongroom_kv (key, value) \
+             SELECT t.k, t.v FROM unnest($1::bytea[], $2::bytea[]) AS t(k, v) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(put_keys)
+        .bind(put_values)
+        .execute(&mut **tx)
+        .await
+        .map_err(err)?;
     }
     Ok(())
 }
@@ -502,43 +608,11 @@ impl Storage for PgStore {
         lock_keys(&mut tx, &ops, notice).await?;
         // Every writer of these keys holds their locks, and each statement
         // below takes a fresh snapshot, so these reads see the latest commit.
-        for op in &ops {
-            if let BatchOp::Expect { key, value } = op {
-                let current: Option<Vec<u8>> =
-                    sqlx::query_scalar("SELECT value FROM strongroom_kv WHERE key = $1")
-                        .bind(key.as_bytes())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                if current != *value {
-                    tx.rollback().await.map_err(err)?;
-                    return Err(Error::StorageConflict { key: key.clone() });
-                }
-            }
+        if let Some(key) = failed_precondition(&mut tx, &ops).await? {
+            tx.rollback().await.map_err(err)?;
+            return Err(Error::StorageConflict { key });
         }
-        for op in ops {
-            match op {
-                BatchOp::Put { key, value } => {
-                    sqlx::query(
-                        "INSERT INTO strongroom_kv (key, value) VALUES ($1, $2) \
-                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    )
-                    .bind(key.into_bytes())
-                    .bind(value)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                }
-                BatchOp::Delete { key } => {
-                    sqlx::query("DELETE FROM strongroom_kv WHERE key = $1")
-                        .bind(key.into_bytes())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                }
-                BatchOp::Expect { .. } => {}
-            }
-        }
+        apply_writes(&mut tx, ops).await?;
         tx.commit().await.map_err(err)?;
         if !changed.is_empty() {
             self.changes.announce(StorageEvent::Changed(changed));

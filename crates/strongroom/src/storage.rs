@@ -465,6 +465,7 @@ pub mod conformance {
         get_with_last(&open().await).await;
         scan_paging(&open().await).await;
         batches_are_atomic(&open().await).await;
+        last_operation_on_a_key_wins(&open().await).await;
         compare_and_set(&open().await).await;
         binary_values(&open().await).await;
         concurrent_cas_has_one_winner(Arc::new(open().await)).await;
@@ -591,6 +592,40 @@ pub mod conformance {
         .unwrap();
         assert_eq!(s.get("y").await.unwrap().as_deref(), Some(&b"new"[..]));
         assert_eq!(s.get("x").await.unwrap(), None);
+    }
+
+    /// Within a batch the last operation on a key decides it (a put then a
+    /// delete, a delete then a put, two puts), and of several failing
+    /// preconditions the first in the batch's order is the one reported.
+    pub async fn last_operation_on_a_key_wins(s: &dyn Storage) {
+        s.put("k1", b"a").await.unwrap();
+        s.batch(vec![
+            BatchOp::put("k1", b"b".to_vec()),
+            BatchOp::delete("k1"),
+            BatchOp::delete("k2"),
+            BatchOp::put("k2", b"c".to_vec()),
+            BatchOp::put("k3", b"d".to_vec()),
+            BatchOp::put("k3", b"e".to_vec()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.get("k1").await.unwrap(), None);
+        assert_eq!(s.get("k2").await.unwrap().as_deref(), Some(&b"c"[..]));
+        assert_eq!(s.get("k3").await.unwrap().as_deref(), Some(&b"e"[..]));
+        let err = s
+            .batch(vec![
+                BatchOp::expect("k3", Some(b"e".to_vec())),
+                BatchOp::expect("k2", Some(b"wrong".to_vec())),
+                BatchOp::expect("k1", Some(b"wrong".to_vec())),
+                BatchOp::put("k4", b"f".to_vec()),
+            ])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::StorageConflict { ref key } if key == "k2"),
+            "{err:?}"
+        );
+        assert_eq!(s.get("k4").await.unwrap(), None);
     }
 
     /// Compare-and-set semantics, including create-only and delete.

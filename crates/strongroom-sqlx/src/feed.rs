@@ -47,13 +47,17 @@ impl ChangeHub {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let sender = lock(&self.sender).clone()?;
+        // Subscribed before the task starts: its first event (`Unknown`,
+        // "commits before now were not watched") must reach this feed even
+        // if the task sends it before this thread runs again.
+        let feed = sender.subscribe();
         let mut task = lock(&self.task);
         if task.as_ref().is_none_or(JoinHandle::is_finished) {
             // A finished task ran on a runtime that has shut down.
             let runtime = tokio::runtime::Handle::try_current().ok()?;
             *task = Some(runtime.spawn(start(sender.clone())));
         }
-        Some(sender.subscribe())
+        Some(feed)
     }
 
     /// The background task, taken out so the caller can stop it its own

@@ -1,22 +1,25 @@
 //! PostgreSQL backend: one table shared by any number of processes.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use strongroom::backoff::Backoff;
 use strongroom::storage::{
     BatchOp, ChangeFeed, LastRecord, Storage, StorageEvent, prefix_upper_bound, scan_lower_bound,
 };
 use strongroom::{Error, Result, StorageErrorKind};
-use tokio::sync::broadcast;
 
-use crate::errors::{describe, pg};
-use crate::feed::ChangeHub;
+use crate::errors::pg;
+
+mod batch;
+mod notice;
+
+use batch::{apply_writes, failed_precondition, lock_keys};
+use notice::{PgChanges, notice_payload};
 
 /// The schema version this build writes, kept in the table's comment.
 const SCHEMA_VERSION: u32 = 1;
@@ -82,8 +85,7 @@ const LISTEN_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duratio
 /// Every batch that writes or deletes keys sends one `pg_notify` on the
 /// channel `strongroom_kv` inside its transaction (from the statement that
 /// takes its key locks, so no extra round trip), and the notice is
-/// delivered only if the batch
-/// commits. [`Storage::watch`] starts, on its first call, a listener (one
+/// delivered only if the batch commits. [`Storage::watch`] starts, on its first call, a listener (one
 /// more connection, made with the pool's current connect options, so
 /// rotated credentials and TLS settings apply) that turns these notices
 /// into [`StorageEvent::Changed`] with the keys. The store's own commits are
@@ -320,160 +322,6 @@ fn query_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The advisory lock key for a storage key: 32 bits of its SHA-256. Two keys
-/// sharing a lock only serialise their writers; they never conflict.
-fn lock_id(key: &str) -> i32 {
-    let digest = sha256_prefix(key.as_bytes());
-    i32::from_be_bytes(digest)
-}
-
-/// The first `N` bytes of the SHA-256 of `bytes`.
-fn sha256_prefix<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; N];
-    for (o, b) in out.iter_mut().zip(d.as_ref()) {
-        *o = *b;
-    }
-    out
-}
-
-fn op_key(op: &BatchOp) -> &str {
-    match op {
-        BatchOp::Put { key, .. } | BatchOp::Delete { key } | BatchOp::Expect { key, .. } => key,
-    }
-}
-
-/// Takes the batch's key locks in one statement, in ascending order (as
-/// every writer takes them, so two batches never wait for each other in a
-/// cycle: PostgreSQL evaluates the volatile lock function in the select
-/// list after the sort); sends `notice` (if any) from the same statement,
-/// which saves the round trip a statement of its own would cost. A notice
-/// is transactional wherever it is sent: delivered on commit only.
-async fn lock_keys(
-    tx: &mut Transaction<'static, Postgres>,
-    ops: &[BatchOp],
-    notice: Option<String>,
-) -> Result<()> {
-    let ids: Vec<i32> = ops
-        .iter()
-        .map(|op| lock_id(op_key(op)))
-        .collect::<BTreeSet<i32>>()
-        .into_iter()
-        .collect();
-    let query = match notice {
-        Some(payload) => sqlx::query(
-            "SELECT pg_advisory_xact_lock($1, t.id), \
-             CASE WHEN t.n = 1 THEN pg_notify($3, $4) END \
-             FROM unnest($2::int4[]) WITH ORDINALITY AS t(id, n) ORDER BY t.n",
-        )
-        .bind(LOCK_CLASS)
-        .bind(ids)
-        .bind(CHANNEL)
-        .bind(payload),
-        None => sqlx::query(
-            "SELECT pg_advisory_xact_lock($1, t.id) \
-             FROM unnest($2::int4[]) WITH ORDINALITY AS t(id, n) ORDER BY t.n",
-        )
-        .bind(LOCK_CLASS)
-        .bind(ids),
-    };
-    query
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| pg("cannot lock keys", e))?;
-    Ok(())
-}
-
-/// The first precondition of `ops` that the table does not meet, checked
-/// with one statement (`None`: all hold, or there are none).
-async fn failed_precondition(
-    tx: &mut Transaction<'static, Postgres>,
-    ops: &[BatchOp],
-) -> Result<Option<String>> {
-    let expects: Vec<(&String, &Option<Vec<u8>>)> = ops
-        .iter()
-        .filter_map(|op| match op {
-            BatchOp::Expect { key, value } => Some((key, value)),
-            _ => None,
-        })
-        .collect();
-    if expects.is_empty() {
-        return Ok(None);
-    }
-    let keys: Vec<Vec<u8>> = expects.iter().map(|(k, _)| k.as_bytes().to_vec()).collect();
-    // One row per precondition, in their order (the key is the primary
-    // key, so the join matches at most one row).
-    let current: Vec<Option<Vec<u8>>> = sqlx::query_scalar(
-        "SELECT s.value FROM unnest($1::bytea[]) WITH ORDINALITY AS k(key, n) \
-         LEFT JOIN strongroom_kv s ON s.key = k.key ORDER BY k.n",
-    )
-    .bind(keys)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(|e| pg("write failed", e))?;
-    if current.len() != expects.len() {
-        return Err(Error::storage(
-            "postgres",
-            StorageErrorKind::Corrupt,
-            "a precondition check returned the wrong number of rows",
-        ));
-    }
-    Ok(expects
-        .into_iter()
-        .zip(current)
-        .find(|((_, want), got)| got != *want)
-        .map(|((key, _), _)| key.clone()))
-}
-
-/// Applies the puts and deletes of `ops` with at most two statements: the
-/// last operation on each key decides its final state, as when they are
-/// applied one by one.
-async fn apply_writes(tx: &mut Transaction<'static, Postgres>, ops: Vec<BatchOp>) -> Result<()> {
-    let mut last: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-    for op in ops {
-        match op {
-            BatchOp::Put { key, value } => {
-                last.insert(key, Some(value));
-            }
-            BatchOp::Delete { key } => {
-                last.insert(key, None);
-            }
-            BatchOp::Expect { .. } => {}
-        }
-    }
-    let (mut put_keys, mut put_values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-    for (key, value) in last {
-        match value {
-            Some(v) => {
-                put_keys.push(key.into_bytes());
-                put_values.push(v);
-            }
-            None => gone.push(key.into_bytes()),
-        }
-    }
-    let err = |e| pg("write failed", e);
-    if !gone.is_empty() {
-        sqlx::query("DELETE FROM strongroom_kv WHERE key = ANY($1::bytea[])")
-            .bind(gone)
-            .execute(&mut **tx)
-            .await
-            .map_err(err)?;
-    }
-    if !put_keys.is_empty() {
-        sqlx::query(
-            "INSERT INTO strongroom_kv (key, value) \
-             SELECT t.k, t.v FROM unnest($1::bytea[], $2::bytea[]) AS t(k, v) \
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-        )
-        .bind(put_keys)
-        .bind(put_values)
-        .execute(&mut **tx)
-        .await
-        .map_err(err)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Storage for PgStore {
     fn backend(&self) -> &'static str {
@@ -625,172 +473,10 @@ impl Storage for PgStore {
     }
 }
 
-/// The change feeds of one store and its clones, and the listener task
-/// filling them from other stores' notices.
-struct PgChanges {
-    /// Names this store (and its clones) in its notices, so its listener
-    /// skips the commits it already announced itself.
-    origin: String,
-    hub: ChangeHub,
-}
-
-impl PgChanges {
-    fn new() -> Self {
-        Self {
-            origin: new_origin(),
-            hub: ChangeHub::new(),
-        }
-    }
-
-    fn announce(&self, event: StorageEvent) {
-        self.hub.announce(event);
-    }
-
-    /// A new feed; starts the listener if it is not running. `None` when the
-    /// store is closed or no tokio runtime is there to run the listener.
-    fn subscribe(&self, pool: &PgPool) -> Option<ChangeFeed> {
-        let (pool, origin) = (pool.clone(), self.origin.clone());
-        self.hub.subscribe(|sender| listen(pool, origin, sender))
-    }
-
-    fn close(&self) {
-        self.hub.close();
-    }
-}
-
-/// A value unique to one store instance (random; a fallback from the process
-/// id and the clock if the system's random source fails).
-fn new_origin() -> String {
-    let mut b = [0u8; 8];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mixed = (u128::from(std::process::id()) << 64) ^ nanos;
-        b = sha256_prefix(&mixed.to_le_bytes());
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The `pg_notify` payload announcing `keys` (format `sr1`, see [`PgStore`]).
-fn notice_payload(origin: &str, keys: &[String]) -> String {
-    let mut out = format!("{NOTICE_VERSION} {origin}");
-    for key in keys {
-        out.push('\n');
-        for &b in key.as_bytes() {
-            if (0x21..=0x7e).contains(&b) && b != b'%' {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        if out.len() > MAX_PAYLOAD {
-            return format!("{NOTICE_VERSION} {origin} unknown");
-        }
-    }
-    out
-}
-
-/// The event a notice payload announces; `None` for this store's own
-/// notices (`own_origin`), which it announced when it committed.
-fn parse_notice(payload: &str, own_origin: &str) -> Option<StorageEvent> {
-    let mut lines = payload.split('\n');
-    let header = lines.next().unwrap_or("");
-    let mut words = header.split(' ');
-    if words.next() != Some(NOTICE_VERSION) {
-        // Another format (a newer Strongroom, or not ours at all).
-        return Some(StorageEvent::Unknown);
-    }
-    let origin = words.next().unwrap_or("");
-    if origin == own_origin {
-        return None;
-    }
-    if words.next().is_some() {
-        return Some(StorageEvent::Unknown);
-    }
-    let keys: Option<Vec<String>> = lines.map(decode_key).collect();
-    match keys {
-        Some(keys) if !keys.is_empty() => Some(StorageEvent::Changed(keys)),
-        _ => Some(StorageEvent::Unknown),
-    }
-}
-
-fn decode_key(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The listener task: relays other stores' notices to `tx` until aborted,
-/// reconnecting (with the pool's current connect options) when the
-/// connection is lost.
-async fn listen(pool: PgPool, origin: String, tx: broadcast::Sender<StorageEvent>) {
-    let mut waits = LISTEN_BACKOFF.retries();
-    loop {
-        match open_listener(&pool).await {
-            Ok(mut listener) => {
-                waits.reset();
-                // Commits made before LISTEN took effect were not heard.
-                let _ = tx.send(StorageEvent::Unknown);
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notice)) => {
-                            if let Some(event) = parse_notice(notice.payload(), &origin) {
-                                let _ = tx.send(event);
-                            }
-                        }
-                        // The connection was lost and made again: notices
-                        // sent in between are gone.
-                        Ok(None) => {
-                            let _ = tx.send(StorageEvent::Unknown);
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %describe(&e), "strongroom_kv listener lost its connection");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %describe(&e), "cannot listen on strongroom_kv; change notices from other processes are late until it can");
-            }
-        }
-        if pool.is_closed() {
-            return;
-        }
-        tokio::time::sleep(waits.next_delay()).await;
-    }
-}
-
-async fn open_listener(pool: &PgPool) -> std::result::Result<PgListener, sqlx::Error> {
-    // A pool of its own (one connection, never recycled) made from the
-    // store pool's current options.
-    let options = (*pool.connect_options()).clone();
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .acquire_timeout(CONNECT_TIMEOUT)
-        .connect_lazy_with(options);
-    let mut listener = PgListener::connect_with(&own).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::batch::lock_id;
+    use super::notice::{new_origin, parse_notice};
     use super::*;
 
     #[test]

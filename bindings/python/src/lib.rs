@@ -25,6 +25,7 @@ mod errors;
 mod inventory;
 mod keyring;
 mod lease;
+mod lease_events;
 mod lifetime;
 mod metadata;
 mod pg;
@@ -296,8 +297,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pkcs11::Pkcs11Protector>()?;
     m.add_class::<lease::ManualClock>()?;
     m.add_class::<lease::Lease>()?;
-    m.add_class::<lease::LeaseEvent>()?;
-    m.add_class::<lease::LeaseEvents>()?;
+    m.add_class::<lease_events::LeaseEvent>()?;
+    m.add_class::<lease_events::LeaseEvents>()?;
     m.add_class::<lease::DueReport>()?;
     m.add_class::<lease::PrefixRevocation>()?;
     m.add_class::<lease::LeaseManager>()?;

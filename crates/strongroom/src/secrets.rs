@@ -107,6 +107,7 @@ use crate::clock::Timestamp;
 use crate::path::SecretPath;
 use crate::seal::SealContext;
 use crate::storage::BatchOp;
+use crate::vault::Preconditions;
 use crate::{Error, Result, SecretBytes, Strongroom};
 
 mod cache;
@@ -598,18 +599,44 @@ impl MetaRecord {
 
 /// The storage key of the metadata record of `path`.
 pub fn metadata_key(path: &SecretPath) -> String {
-    format!("{METADATA_PREFIX}{path}")
+    [METADATA_PREFIX, path.as_str()].concat()
 }
 
 /// The storage key of the sealed value of `path` at `version`. `@` cannot
 /// appear in a path, so no two (path, version) pairs share a key, and the
 /// version is zero-padded so a secret's versions sort in order.
 pub fn version_key(path: &SecretPath, version: u64) -> String {
-    format!("{VERSION_PREFIX}{path}@{version:020}")
+    let mut key = version_key_prefix(path);
+    push_version(&mut key, version);
+    key
 }
 
+/// The digits [`version_key`] gives a version: 20, zero-padded.
+const VERSION_DIGITS: usize = 20;
+
+/// The prefix every version key of `path` starts with, with room for the
+/// version's digits.
 fn version_key_prefix(path: &SecretPath) -> String {
-    format!("{VERSION_PREFIX}{path}@")
+    let mut key =
+        String::with_capacity(VERSION_PREFIX.len() + path.as_str().len() + 1 + VERSION_DIGITS);
+    key.push_str(VERSION_PREFIX);
+    key.push_str(path.as_str());
+    key.push('@');
+    key
+}
+
+/// Appends `version` zero-padded to [`VERSION_DIGITS`] digits (a `u64` has
+/// at most 20), without the formatting machinery: a read builds two keys.
+fn push_version(key: &mut String, mut version: u64) {
+    let mut digits = [b'0'; VERSION_DIGITS];
+    for d in digits.iter_mut().rev() {
+        // `version % 10` is below 10, so the cast cannot truncate.
+        *d = b'0' + (version % 10) as u8;
+        version /= 10;
+    }
+    for &d in &digits {
+        key.push(char::from(d));
+    }
 }
 
 fn parse_prefix(prefix: &str) -> Result<Option<SecretPath>> {
@@ -694,10 +721,11 @@ impl SecretsStore {
         &self.sr
     }
 
+    /// The metadata record of `path`, with the bytes it is stored as.
     async fn read_meta(&self, path: &SecretPath) -> Result<Option<(MetaRecord, Vec<u8>)>> {
         let key = metadata_key(path);
-        match self.sr.barrier().get(&key).await? {
-            Some(raw) => Ok(Some((MetaRecord::decode(&key, &raw)?, raw))),
+        match self.sr.barrier_get_stored(&key).await? {
+            Some(rec) => Ok(Some((MetaRecord::decode(&key, &rec.plain)?, rec.stored))),
             None => Ok(None),
         }
     }
@@ -724,11 +752,13 @@ impl SecretsStore {
     {
         let key = metadata_key(path);
         for _ in 0..MAX_ATTEMPTS {
-            let (current, raw) = match self.read_meta(path).await? {
-                Some((m, raw)) => (Some(m), Some(raw)),
+            // Conditioned on the stored bytes just read: the barrier need
+            // not read and open the record again.
+            let (current, stored) = match self.read_meta(path).await? {
+                Some((m, stored)) => (Some(m), Some(stored)),
                 None => (None, None),
             };
-            let mut ops = vec![BatchOp::expect(key.clone(), raw)];
+            let mut ops = vec![BatchOp::expect(key.clone(), stored)];
             let out = match f(current).await? {
                 Change::Write(rec, extra, out) => {
                     ops.extend(extra);
@@ -741,7 +771,7 @@ impl SecretsStore {
                     out
                 }
             };
-            let written = self.sr.barrier().batch(ops).await;
+            let written = self.sr.barrier_batch(ops, Preconditions::Stored).await;
             if let Some(cache) = &self.cache {
                 // Also on failure: the batch may have committed.
                 cache.invalidate([path.as_str()]);
@@ -921,11 +951,8 @@ impl SecretsStore {
     /// key as [`SecretsStore::get_version`] does.
     async fn read_current(&self, path: SecretPath) -> Result<SecretVersion> {
         let meta_key = metadata_key(&path);
-        let (raw, last) = self
-            .sr
-            .barrier()
-            .get_with_last(&meta_key, &version_key_prefix(&path))
-            .await?;
+        let mut key = version_key_prefix(&path);
+        let (raw, last) = self.sr.barrier().get_with_last(&meta_key, &key).await?;
         let Some(raw) = raw else {
             return Err(SecretError::NotFound {
                 path: path.as_str().to_owned(),
@@ -935,7 +962,7 @@ impl SecretsStore {
         };
         let meta = MetaRecord::decode(&meta_key, &raw)?;
         let version = meta.current_version;
-        let key = version_key(&path, version);
+        push_version(&mut key, version);
         match last {
             Some((last_key, bytes)) if last_key == key => {
                 let vrec = meta.readable(&path, version)?;
@@ -1346,6 +1373,9 @@ mod tests {
         let a = SecretPath::parse("prod/a").unwrap();
         let a1 = SecretPath::parse("prod/a/1").unwrap();
         assert_eq!(version_key(&a, 1), "s/kv/prod/a@00000000000000000001");
+        for v in [0, 7, 10, 99_999, 1 << 40, u64::MAX - 1, u64::MAX] {
+            assert_eq!(version_key(&a, v), format!("s/kv/prod/a@{v:020}"));
+        }
         assert!(version_key(&a, 9) < version_key(&a, 10));
         assert!(!version_key(&a1, 1).starts_with(&version_key_prefix(&a)));
         assert_eq!(metadata_key(&a), "kvm/prod/a");

@@ -61,6 +61,24 @@ fn passes_through(key: &str) -> bool {
     key.starts_with(SEALED_PREFIX) || is_pre_unseal(key)
 }
 
+/// A barrier record as read ([`Strongroom::barrier_get_stored`]).
+pub(crate) struct StoredRecord {
+    /// What the record opened to.
+    pub(crate) plain: Vec<u8>,
+    /// The bytes in storage.
+    pub(crate) stored: Vec<u8>,
+}
+
+/// What the values of a batch's preconditions (`BatchOp::Expect`) are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Preconditions {
+    /// Plaintext: the barrier reads the stored record, checks that it opens
+    /// to the value and conditions the batch on the stored bytes.
+    Plaintext,
+    /// The stored bytes themselves, as [`StoredRecord::stored`] gave them.
+    Stored,
+}
+
 /// The storage every module of the library writes through: see the module
 /// docs. Obtained from `Strongroom::barrier`; cheap to clone.
 #[derive(Clone)]
@@ -104,6 +122,59 @@ impl Strongroom {
             )),
             Err(e) => Err(e),
         }
+    }
+
+    /// The barrier record at `key` with the bytes it is stored as, so a
+    /// batch can be conditioned on exactly those bytes
+    /// ([`Preconditions::Stored`]) without reading and opening the record a
+    /// second time.
+    pub(crate) async fn barrier_get_stored(&self, key: &str) -> Result<Option<StoredRecord>> {
+        let Some(stored) = self.inner.storage.get(key).await? else {
+            return Ok(None);
+        };
+        let plain = match self.barrier_read(key, Some(stored.clone())).await? {
+            Some(plain) => plain,
+            None => return Ok(None),
+        };
+        Ok(Some(StoredRecord { plain, stored }))
+    }
+
+    /// Applies `ops` through the barrier: puts are sealed, and the values
+    /// of preconditions are read as `preconditions` says.
+    pub(crate) async fn barrier_batch(
+        &self,
+        ops: Vec<BatchOp>,
+        preconditions: Preconditions,
+    ) -> Result<()> {
+        let mut sealed = Vec::with_capacity(ops.len());
+        for op in ops {
+            sealed.push(match op {
+                BatchOp::Put { key, value } if !passes_through(&key) => {
+                    let value = self.barrier_seal(&key, &value).await?;
+                    BatchOp::Put { key, value }
+                }
+                BatchOp::Expect {
+                    key,
+                    value: Some(expected),
+                } if !passes_through(&key) && matches!(preconditions, Preconditions::Plaintext) => {
+                    // Condition on the stored bytes that open to `expected`.
+                    let raw = self.inner.storage.get(&key).await?;
+                    let Some(raw) = raw else {
+                        return Err(Error::StorageConflict { key });
+                    };
+                    let plain = self.barrier_open(&key, raw.clone()).await?;
+                    if plain != expected {
+                        return Err(Error::StorageConflict { key });
+                    }
+                    BatchOp::Expect {
+                        key,
+                        value: Some(raw),
+                    }
+                }
+                other => other,
+            });
+        }
+        self.commit(sealed).await
     }
 
     async fn barrier_read(&self, key: &str, raw: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
@@ -171,35 +242,7 @@ impl Storage for Barrier {
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
-        let mut sealed = Vec::with_capacity(ops.len());
-        for op in ops {
-            sealed.push(match op {
-                BatchOp::Put { key, value } if !passes_through(&key) => {
-                    let value = self.sr.barrier_seal(&key, &value).await?;
-                    BatchOp::Put { key, value }
-                }
-                BatchOp::Expect {
-                    key,
-                    value: Some(expected),
-                } if !passes_through(&key) => {
-                    // Condition on the stored bytes that open to `expected`.
-                    let raw = self.sr.inner.storage.get(&key).await?;
-                    let Some(raw) = raw else {
-                        return Err(Error::StorageConflict { key });
-                    };
-                    let plain = self.sr.barrier_open(&key, raw.clone()).await?;
-                    if plain != expected {
-                        return Err(Error::StorageConflict { key });
-                    }
-                    BatchOp::Expect {
-                        key,
-                        value: Some(raw),
-                    }
-                }
-                other => other,
-            });
-        }
-        self.sr.commit(sealed).await
+        self.sr.barrier_batch(ops, Preconditions::Plaintext).await
     }
 
     fn watch(&self) -> Option<ChangeFeed> {

@@ -1,5 +1,7 @@
 //! Issuing, looking up, renewing and revoking leases.
 
+use tokio::sync::oneshot;
+
 use super::*;
 
 impl LeaseManager {
@@ -31,6 +33,14 @@ impl LeaseManager {
     /// error, none. Quotas count the whole batch. Much faster than one
     /// [`LeaseManager::issue`] per lease when many leases start at once,
     /// because each index segment and count is written once per batch.
+    ///
+    /// Calls that wait while another call of this manager writes are then
+    /// written together, in one batch, by the first of them to go on: each
+    /// caller's leases are still all or none, and quotas are counted caller
+    /// by caller in the order they called. If that shared write fails, or
+    /// its writer stops (its future dropped), each caller writes its own
+    /// leases on its own, after looking them up: leases the failed write
+    /// stored after all are found, not issued twice.
     pub async fn issue_batch(&self, requests: Vec<LeaseRequest>) -> Result<Vec<Lease>> {
         for r in &requests {
             validate_path(&r.path)?;
@@ -52,29 +62,111 @@ impl LeaseManager {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let _w = self.write.lock().await;
-        self.check_quotas(&requests)?;
         let now = self.clock.now();
-        let mut writes = Vec::with_capacity(requests.len());
-        for r in requests {
-            let ttl = r.ttl.min(r.max_ttl);
-            let expires_at = now + ttl;
-            writes.push(LeaseWrite::create(Lease {
-                id: LeaseId::generate()?,
-                path: r.path,
-                engine: r.engine,
-                issued_at: now,
-                ttl,
-                max_ttl: r.max_ttl,
-                expires_at,
-                expiring_soon_at: self.expiring_soon_at(now, expires_at),
-                warned: false,
-                renewable: r.renewable,
-                state: LeaseState::Active,
-                revocation_data: r.revocation_data,
-                claim: None,
-            }));
+        let leases = requests
+            .into_iter()
+            .map(|r| self.new_lease(r, now))
+            .collect::<Result<Vec<_>>>()?;
+        let (reply, mut answer) = oneshot::channel();
+        self.issues().waiting.push(WaitingIssue {
+            leases: leases.clone(),
+            reply,
+        });
+        let _w = self.write.lock().await;
+        match answer.try_recv() {
+            // Written (or refused) by the call that went on before this one.
+            Ok(result) => result,
+            // That call stopped before it answered: on our own.
+            Err(oneshot::error::TryRecvError::Closed) => self.write_alone(leases).await,
+            // Still waiting: this call writes every waiting call's leases.
+            Err(oneshot::error::TryRecvError::Empty) => {
+                let waiting = std::mem::take(&mut self.issues().waiting);
+                self.issue_together(waiting).await;
+                answer
+                    .try_recv()
+                    .unwrap_or_else(|_| Err(Error::InvalidArgument("no lease was issued".into())))
+            }
         }
+    }
+
+    fn issues(&self) -> MutexGuard<'_, IssueQueue> {
+        // A list: a panic cannot leave it half-updated.
+        self.issues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the leases of the calls in `waiting` in one batch and answers
+    /// each: see [`LeaseManager::issue_batch`]. The caller holds
+    /// `self.write`.
+    async fn issue_together(&self, waiting: Vec<WaitingIssue>) {
+        let mut used = QuotaUse::default();
+        let mut callers = Vec::with_capacity(waiting.len());
+        for w in waiting {
+            // A call that stopped waiting (its future dropped) issues nothing.
+            if w.reply.is_closed() {
+                continue;
+            }
+            let adding = self.quota_use(&w.leases);
+            match self.check_quotas(&used, &adding) {
+                Ok(()) => {
+                    used.add(&adding);
+                    callers.push(w);
+                }
+                Err(e) => {
+                    let _ = w.reply.send(Err(e));
+                }
+            }
+        }
+        if callers.len() <= 1 {
+            for w in callers {
+                let _ = w.reply.send(self.write_new_leases(w.leases, true).await);
+            }
+            return;
+        }
+        let all: Vec<Lease> = callers
+            .iter()
+            .flat_map(|w| w.leases.iter().cloned())
+            .collect();
+        if self.write_new_leases(all, false).await.is_ok() {
+            for w in callers {
+                let _ = w.reply.send(Ok(w.leases));
+            }
+            return;
+        }
+        for w in callers {
+            let _ = w.reply.send(self.write_alone(w.leases).await);
+        }
+    }
+
+    /// A new active lease for `r`, issued at `now`.
+    fn new_lease(&self, r: LeaseRequest, now: Timestamp) -> Result<Lease> {
+        let ttl = r.ttl.min(r.max_ttl);
+        let expires_at = now + ttl;
+        Ok(Lease {
+            id: LeaseId::generate()?,
+            path: r.path,
+            engine: r.engine,
+            issued_at: now,
+            ttl,
+            max_ttl: r.max_ttl,
+            expires_at,
+            expiring_soon_at: self.expiring_soon_at(now, expires_at),
+            warned: false,
+            renewable: r.renewable,
+            state: LeaseState::Active,
+            revocation_data: r.revocation_data,
+            claim: None,
+        })
+    }
+
+    /// Stores `leases` in one atomic batch, each on the audit record first
+    /// (with `audit_failure`, a failed write is audited too), and tells the
+    /// event subscribers. The caller holds `self.write`.
+    async fn write_new_leases(
+        &self,
+        leases: Vec<Lease>,
+        audit_failure: bool,
+    ) -> Result<Vec<Lease>> {
+        let writes: Vec<LeaseWrite> = leases.into_iter().map(LeaseWrite::create).collect();
         // Write-ahead: each lease is on the audit record before it exists.
         let audit = self.audit_request()?;
         for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
@@ -89,45 +181,107 @@ impl LeaseManager {
             Err(e) => Err(e),
         };
         if let Err(e) = committed {
-            for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
-                self.audit_failure_or_log(&audit, Operation::LeaseIssue, lease.id, &lease.path, &e)
+            if audit_failure {
+                for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
+                    self.audit_failure_or_log(
+                        &audit,
+                        Operation::LeaseIssue,
+                        lease.id,
+                        &lease.path,
+                        &e,
+                    )
                     .await;
+                }
             }
             return Err(e);
         }
-        drop(_w);
         let leases: Vec<Lease> = writes.into_iter().filter_map(|w| w.new).collect();
-        for lease in &leases {
+        self.emit_issued(&leases);
+        Ok(leases)
+    }
+
+    fn emit_issued(&self, leases: &[Lease]) {
+        for lease in leases {
             self.emit(LeaseEvent::Issued {
                 id: lease.id,
                 path: lease.path.clone(),
                 expires_at: lease.expires_at,
             });
         }
+    }
+
+    /// One call's leases on their own, after a write shared with other
+    /// calls failed or stopped. That write may have been stored after all
+    /// (a connection lost after its commit, a future dropped while it
+    /// committed), so the leases are looked up first: found, they are this
+    /// call's; absent, they are checked against the quotas and written. The
+    /// caller holds `self.write`.
+    async fn write_alone(&self, leases: Vec<Lease>) -> Result<Vec<Lease>> {
+        let mut found = 0;
+        for lease in &leases {
+            if self.get_stored(lease.id).await?.is_some() {
+                found += 1;
+            }
+        }
+        if found == 0 {
+            self.check_quotas(&QuotaUse::default(), &self.quota_use(&leases))?;
+            return self.write_new_leases(leases, true).await;
+        }
+        if found < leases.len() {
+            // One batch stores all of them or none.
+            return Err(Error::corrupt(
+                rec_key(leases[0].id),
+                "some of the leases of one issue were stored and some not",
+            ));
+        }
+        self.emit_issued(&leases);
         Ok(leases)
     }
 
-    /// Refuses `requests` if they would take a quota past its limit. The
-    /// counts are this manager's view: exact for one manager, and for
-    /// several managers as of each one's last change under a path.
-    pub(super) fn check_quotas(&self, requests: &[LeaseRequest]) -> Result<()> {
+    /// How many leases `leases` add, in all and under each prefix quota.
+    fn quota_use(&self, leases: &[Lease]) -> QuotaUse {
+        QuotaUse {
+            total: leases.len() as u64,
+            prefixes: self
+                .config
+                .prefix_quotas
+                .iter()
+                .map(|q| {
+                    leases
+                        .iter()
+                        .filter(|l| under_prefix(&l.path, &q.prefix))
+                        .count() as u64
+                })
+                .collect(),
+        }
+    }
+
+    /// Refuses to add `adding` (after `earlier`, written in the same batch)
+    /// if it would take a quota past its limit. The counts are this
+    /// manager's view: exact for one manager, and for several managers as
+    /// of each one's last change under a path.
+    fn check_quotas(&self, earlier: &QuotaUse, adding: &QuotaUse) -> Result<()> {
         let mem = self.mem();
-        let n = requests.len() as u64;
+        let total = mem.total.saturating_add(earlier.total);
         if let Some(limit) = self.config.max_leases
-            && mem.total.saturating_add(n) > limit
+            && total.saturating_add(adding.total) > limit
         {
             return Err(LeaseError::QuotaExceeded {
                 scope: QuotaScope::Total,
                 limit,
-                count: mem.total,
+                count: total,
             }
             .into());
         }
-        for (q, &count) in self.config.prefix_quotas.iter().zip(&mem.quota_counts) {
-            let k = requests
-                .iter()
-                .filter(|r| under_prefix(&r.path, &q.prefix))
-                .count() as u64;
+        for (i, (q, &count)) in self
+            .config
+            .prefix_quotas
+            .iter()
+            .zip(&mem.quota_counts)
+            .enumerate()
+        {
+            let count = count.saturating_add(earlier.prefixes.get(i).copied().unwrap_or(0));
+            let k = adding.prefixes.get(i).copied().unwrap_or(0);
             if k > 0 && count.saturating_add(k) > q.max_leases {
                 return Err(LeaseError::QuotaExceeded {
                     scope: QuotaScope::Prefix(q.prefix.clone()),
@@ -413,5 +567,39 @@ impl LeaseManager {
             .flatten()
             .map(|(t, _)| t)
             .fold(refill.min(mem.next_rescan), Timestamp::min)
+    }
+}
+
+/// Issue calls waiting for the one that writes them (see
+/// [`LeaseManager::issue_batch`]).
+#[derive(Debug, Default)]
+pub(super) struct IssueQueue {
+    waiting: Vec<WaitingIssue>,
+}
+
+/// One call's new leases, waiting, and where its answer goes.
+#[derive(Debug)]
+struct WaitingIssue {
+    leases: Vec<Lease>,
+    reply: oneshot::Sender<Result<Vec<Lease>>>,
+}
+
+/// Leases added by some calls: in all, and under each prefix quota
+/// (parallel to `LeaseConfig::prefix_quotas`).
+#[derive(Debug, Default)]
+struct QuotaUse {
+    total: u64,
+    prefixes: Vec<u64>,
+}
+
+impl QuotaUse {
+    fn add(&mut self, other: &QuotaUse) {
+        self.total = self.total.saturating_add(other.total);
+        if self.prefixes.len() < other.prefixes.len() {
+            self.prefixes.resize(other.prefixes.len(), 0);
+        }
+        for (a, b) in self.prefixes.iter_mut().zip(&other.prefixes) {
+            *a = a.saturating_add(*b);
+        }
     }
 }

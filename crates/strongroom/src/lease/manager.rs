@@ -38,6 +38,7 @@ impl LeaseManager {
             member,
             in_flight: Mutex::default(),
             released: Notify::new(),
+            issues: Mutex::default(),
         })
     }
 

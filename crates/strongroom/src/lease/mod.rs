@@ -256,6 +256,8 @@ pub struct LeaseManager {
     in_flight: Mutex<std::collections::HashSet<LeaseId>>,
     /// Told whenever a lease leaves `in_flight`.
     released: Notify,
+    /// Issue requests waiting to be written together.
+    issues: Mutex<lifecycle::IssueQueue>,
 }
 
 /// A storage key and its value as read.

@@ -285,7 +285,18 @@ async fn a_shared_write_that_fails_is_written_again_call_by_call() {
 
 #[tokio::test]
 async fn a_shared_write_stored_despite_its_error_is_found_not_issued_twice() {
-    let f = fixture(LeaseConfig::default()).await;
+    use strongroom::audit::{AuditLog, MemorySink, Operation, Outcome};
+    let sink = Arc::new(MemorySink::new());
+    let mut config = LeaseConfig::default();
+    config.audit = Some(Arc::new(
+        AuditLog::new(
+            SecretBytes::new(vec![5; 32]),
+            vec![sink.clone()],
+            Arc::new(ManualClock::new(START)),
+        )
+        .unwrap(),
+    ));
+    let f = fixture(config).await;
     let mut events = f.manager.subscribe();
     let calls = queue_behind_a_held_write(&f, 10).await;
     f.storage.fail(1, Fault::After);
@@ -307,6 +318,29 @@ async fn a_shared_write_stored_despite_its_error_is_found_not_issued_twice() {
         }
     }
     assert_eq!(issued, ids, "one Issued event per lease, in call order");
+    // The audit record: call 0's issue; the shared write's intents, each
+    // with its error; then each found lease again, with no error after it,
+    // so the record says the lease exists.
+    let records = sink.records().unwrap();
+    for id in &ids[1..] {
+        let id = Some(id.to_string());
+        let of_lease: Vec<(&str, bool)> = records
+            .iter()
+            .filter(|r| r.event.lease_id == id)
+            .map(|r| {
+                assert_eq!(r.event.operation, Operation::LeaseIssue);
+                (
+                    r.event.request_id.as_str(),
+                    matches!(r.event.outcome, Outcome::Allowed),
+                )
+            })
+            .collect();
+        let [(shared, true), (shared_again, false), (alone, true)] = of_lease[..] else {
+            panic!("audit records of {id:?}: {of_lease:?}");
+        };
+        assert_eq!(shared, shared_again);
+        assert_ne!(shared, alone);
+    }
 }
 
 #[tokio::test]

@@ -118,7 +118,7 @@ impl LeaseManager {
         }
         if callers.len() <= 1 {
             for w in callers {
-                let _ = w.reply.send(self.write_new_leases(w.leases, true).await);
+                let _ = w.reply.send(self.write_new_leases(w.leases).await);
             }
             return;
         }
@@ -126,7 +126,7 @@ impl LeaseManager {
             .iter()
             .flat_map(|w| w.leases.iter().cloned())
             .collect();
-        if self.write_new_leases(all, false).await.is_ok() {
+        if self.write_new_leases(all).await.is_ok() {
             for w in callers {
                 let _ = w.reply.send(Ok(w.leases));
             }
@@ -159,13 +159,9 @@ impl LeaseManager {
     }
 
     /// Stores `leases` in one atomic batch, each on the audit record first
-    /// (with `audit_failure`, a failed write is audited too), and tells the
-    /// event subscribers. The caller holds `self.write`.
-    async fn write_new_leases(
-        &self,
-        leases: Vec<Lease>,
-        audit_failure: bool,
-    ) -> Result<Vec<Lease>> {
+    /// (and again, with the error, if the write fails), and tells the event
+    /// subscribers. The caller holds `self.write`.
+    async fn write_new_leases(&self, leases: Vec<Lease>) -> Result<Vec<Lease>> {
         let writes: Vec<LeaseWrite> = leases.into_iter().map(LeaseWrite::create).collect();
         // Write-ahead: each lease is on the audit record before it exists.
         let audit = self.audit_request()?;
@@ -181,17 +177,9 @@ impl LeaseManager {
             Err(e) => Err(e),
         };
         if let Err(e) = committed {
-            if audit_failure {
-                for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
-                    self.audit_failure_or_log(
-                        &audit,
-                        Operation::LeaseIssue,
-                        lease.id,
-                        &lease.path,
-                        &e,
-                    )
+            for lease in writes.iter().filter_map(|w| w.new.as_ref()) {
+                self.audit_failure_or_log(&audit, Operation::LeaseIssue, lease.id, &lease.path, &e)
                     .await;
-                }
             }
             return Err(e);
         }
@@ -214,8 +202,10 @@ impl LeaseManager {
     /// calls failed or stopped. That write may have been stored after all
     /// (a connection lost after its commit, a future dropped while it
     /// committed), so the leases are looked up first: found, they are this
-    /// call's; absent, they are checked against the quotas and written. The
-    /// caller holds `self.write`.
+    /// call's, and go on the audit record again under a new request id with
+    /// no error after it (the failed write's records carry its error);
+    /// absent, they are checked against the quotas and written. The caller
+    /// holds `self.write`.
     async fn write_alone(&self, leases: Vec<Lease>) -> Result<Vec<Lease>> {
         let mut found = 0;
         for lease in &leases {
@@ -225,7 +215,7 @@ impl LeaseManager {
         }
         if found == 0 {
             self.check_quotas(&QuotaUse::default(), &self.quota_use(&leases))?;
-            return self.write_new_leases(leases, true).await;
+            return self.write_new_leases(leases).await;
         }
         if found < leases.len() {
             // One batch stores all of them or none.
@@ -233,6 +223,11 @@ impl LeaseManager {
                 rec_key(leases[0].id),
                 "some of the leases of one issue were stored and some not",
             ));
+        }
+        let audit = self.audit_request()?;
+        for lease in &leases {
+            self.audit_intent(&audit, Operation::LeaseIssue, lease.id, &lease.path)
+                .await?;
         }
         self.emit_issued(&leases);
         Ok(leases)

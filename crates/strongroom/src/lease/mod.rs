@@ -67,7 +67,8 @@
 //! | after an issue or renewal that was recorded and then failed | as above | error with the error's kind |
 //!
 //! Each record carries the lease id and path, never revocation data; the
-//! records of one call share a request id. A write-ahead record with no
+//! records of one call share a request id (and so do those of `issue` calls
+//! written together: see [`issue_batch`](LeaseManager::issue_batch)). A write-ahead record with no
 //! error record after it for the same request id means the operation went
 //! through (or, after a crash, may have: revokers are idempotent and
 //! another member finishes a revocation it finds claimed).

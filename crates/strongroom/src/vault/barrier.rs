@@ -24,7 +24,10 @@
 //! on the way out, so their record logic stays what it was. Preconditions
 //! (`BatchOp::Expect`) name plaintext: the barrier reads the stored record,
 //! checks that it opens to the expected plaintext and conditions the batch
-//! on the exact stored bytes. Every batch goes through
+//! on the exact stored bytes. A read-modify-write that read the record with
+//! [`Strongroom::barrier_get_stored`] (which opened and so authenticated
+//! it) names those stored bytes instead ([`Preconditions::Stored`]), and
+//! the barrier passes them on without reading the record again. Every batch goes through
 //! [`Strongroom::commit`], so barrier records are held to the keyring
 //! generation like every other sealed write.
 //!

@@ -730,9 +730,12 @@ impl SecretsStore {
         }
     }
 
+    /// The metadata record of `path` (read without keeping its stored
+    /// bytes: nothing is conditioned on them).
     async fn require_meta(&self, path: &SecretPath) -> Result<MetaRecord> {
-        match self.read_meta(path).await? {
-            Some((m, _)) => Ok(m),
+        let key = metadata_key(path);
+        match self.sr.barrier().get(&key).await? {
+            Some(plain) => MetaRecord::decode(&key, &plain),
             None => Err(SecretError::NotFound {
                 path: path.as_str().to_owned(),
                 version: None,

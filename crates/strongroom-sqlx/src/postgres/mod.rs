@@ -322,6 +322,20 @@ fn query_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A key read back from the table, which only ever stores UTF-8 keys.
+fn decode_key(key: Vec<u8>) -> Result<String> {
+    String::from_utf8(key).map_err(|e| {
+        Error::storage(
+            "postgres",
+            StorageErrorKind::Corrupt,
+            format!(
+                "table strongroom_kv holds a key that is not UTF-8 ({:?})",
+                String::from_utf8_lossy(e.as_bytes())
+            ),
+        )
+    })
+}
+
 #[async_trait]
 impl Storage for PgStore {
     fn backend(&self) -> &'static str {
@@ -368,17 +382,7 @@ impl Storage for PgStore {
             .map(|row| {
                 let key: Vec<u8> = row.try_get(0).map_err(|e| pg("scan failed", e))?;
                 let value: Vec<u8> = row.try_get(1).map_err(|e| pg("scan failed", e))?;
-                let key = String::from_utf8(key).map_err(|e| {
-                    Error::storage(
-                        "postgres",
-                        StorageErrorKind::Corrupt,
-                        format!(
-                            "table strongroom_kv holds a key that is not UTF-8 ({:?})",
-                            String::from_utf8_lossy(e.as_bytes())
-                        ),
-                    )
-                })?;
-                Ok((key, value))
+                Ok((decode_key(key)?, value))
             })
             .collect()
     }
@@ -416,17 +420,7 @@ impl Storage for PgStore {
                 out.0 = Some(value);
             } else {
                 let k: Vec<u8> = row.try_get(1).map_err(err)?;
-                let k = String::from_utf8(k).map_err(|e| {
-                    Error::storage(
-                        "postgres",
-                        StorageErrorKind::Corrupt,
-                        format!(
-                            "table strongroom_kv holds a key that is not UTF-8 ({:?})",
-                            String::from_utf8_lossy(e.as_bytes())
-                        ),
-                    )
-                })?;
-                out.1 = Some((k, value));
+                out.1 = Some((decode_key(k)?, value));
             }
         }
         Ok(out)

@@ -94,9 +94,9 @@ enum Mode {
 enum GroupFailure {
     /// SQLite failed and the transaction is lost.
     Sql(rusqlite::Error),
-    /// A statement failed in [`Mode::Direct`]: run the group again with
-    /// savepoints.
-    Retry,
+    /// A statement failed in [`Mode::Direct`] (this error): run the group
+    /// again with savepoints.
+    Retry(rusqlite::Error),
 }
 
 impl From<rusqlite::Error> for GroupFailure {
@@ -237,25 +237,17 @@ impl Writer {
         others: &mut Vec<Request>,
     ) {
         let outcomes = match self.run_group(&mut group, Some((rx, others)), Mode::Direct) {
-            Ok(outcomes) => Ok(outcomes),
-            Err(GroupFailure::Retry) => {
+            Err(GroupFailure::Retry(_)) => {
                 self.abandon();
                 self.run_group(&mut group, None, Mode::Savepoints)
             }
-            Err(failure) => Err(failure),
+            direct => direct,
         };
         let outcomes = match outcomes {
             Ok(outcomes) => outcomes,
-            Err(failure) => {
+            // (Savepoints never ask for a retry.)
+            Err(GroupFailure::Sql(e) | GroupFailure::Retry(e)) => {
                 self.abandon();
-                let e = match failure {
-                    GroupFailure::Sql(e) => e,
-                    // Savepoints never ask for a retry.
-                    GroupFailure::Retry => rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                        None,
-                    ),
-                };
                 for p in group {
                     let _ = p.reply.send(Err(self.error(&e)));
                 }
@@ -341,7 +333,7 @@ impl Writer {
             Err(BatchFailure::Conflict(key)) => Ok(Outcome::Conflict(key)),
             // SQLite rolled back the whole transaction: nothing commits.
             Err(BatchFailure::Sql(e)) if self.conn.is_autocommit() => Err(GroupFailure::Sql(e)),
-            Err(BatchFailure::Sql(_)) => Err(GroupFailure::Retry),
+            Err(BatchFailure::Sql(e)) => Err(GroupFailure::Retry(e)),
         }
     }
 

@@ -65,9 +65,12 @@ mod tests {
         let two = [texts[0].expose_secret(), texts[2].expose_secret()];
         assert_eq!(combine(&two).unwrap(), secret);
         assert!(combine(&[texts[0].expose_secret()]).is_err());
+        // The last character changed to one it is not (the old test looked
+        // at the character before it, so a share ending in 'A' stayed whole).
         let mut bad = texts[1].expose_secret().to_owned();
-        bad.pop();
-        bad.push(if bad.ends_with('A') { 'B' } else { 'A' });
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'A' { 'B' } else { 'A' });
+        assert_ne!(bad, texts[1].expose_secret());
         assert!(combine(&[texts[0].expose_secret(), bad.as_str()]).is_err());
     }
 }

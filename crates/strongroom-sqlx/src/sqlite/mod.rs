@@ -59,12 +59,15 @@ use writer::Request;
 ///
 /// Writes go to one writer thread that owns the only read-write connection.
 /// Batches that arrive while it is busy wait in its queue; it then takes all
-/// of them (up to 512) and runs them in one `BEGIN IMMEDIATE` transaction,
-/// each in its own `SAVEPOINT`: a batch's preconditions are checked in
-/// queue order against what the batches before it wrote, and a batch whose
-/// precondition fails (or whose statements fail) is rolled back alone and
-/// gets its own [`Error::StorageConflict`] (or error) while the others go
-/// on. One `COMMIT` then makes the whole group durable with one fsync, and
+/// of them (up to 512) and runs them one after another in one
+/// `BEGIN IMMEDIATE` transaction: a batch's preconditions are all checked,
+/// in queue order against what the batches before it wrote, before it
+/// writes anything, so a batch whose precondition fails writes nothing and
+/// gets its own [`Error::StorageConflict`] while the others go on. If a
+/// statement fails (a full disk, an I/O error), the transaction is rolled
+/// back and the group runs again with each batch in a `SAVEPOINT` of its
+/// own, so only the failing batch is rolled back and gets the error. One
+/// `COMMIT` then makes the whole group durable with one fsync, and
 /// only after it returns is each caller answered. If the transaction itself
 /// fails (the commit, or an error SQLite answers by rolling back), every
 /// batch in the group gets the error and none is written. Under load this

@@ -107,7 +107,6 @@ use crate::clock::Timestamp;
 use crate::path::SecretPath;
 use crate::seal::SealContext;
 use crate::storage::BatchOp;
-use crate::vault::Preconditions;
 use crate::{Error, Result, SecretBytes, Strongroom};
 
 mod cache;
@@ -774,7 +773,7 @@ impl SecretsStore {
                     out
                 }
             };
-            let written = self.sr.barrier_batch(ops, Preconditions::Stored).await;
+            let written = self.sr.barrier_batch(ops).await;
             if let Some(cache) = &self.cache {
                 // Also on failure: the batch may have committed.
                 cache.invalidate([path.as_str()]);

@@ -5,7 +5,6 @@ mod coherence;
 mod rewrap;
 mod root;
 
-pub(crate) use barrier::Preconditions;
 pub use barrier::{BARRIER_CONTEXT_VERSION, Barrier, RecordCheck, is_pre_unseal};
 
 pub use coherence::KEYRING_GENERATION;

@@ -6,7 +6,7 @@ use super::*;
 impl LeaseManager {
     /// A manager over `store`'s storage, behind its barrier (every lease
     /// record, index segment and counter is sealed under the keyring and
-    /// bound to its storage key; see [`Strongroom::barrier`]). Call
+    /// bound to its storage key; see [`Strongroom::barrier_remembering`]). Call
     /// [`LeaseManager::restore`] before use (every operation restores on
     /// first use if it has not been called).
     pub(crate) fn new(
@@ -15,7 +15,7 @@ impl LeaseManager {
         config: LeaseConfig,
     ) -> Result<Self> {
         config.validate()?;
-        let storage = store.barrier();
+        let storage = store.barrier_remembering();
         let member = match &config.member_id {
             Some(id) => id.clone(),
             None => claim::random_member_id()?,

@@ -22,17 +22,24 @@
 //! Modules reach storage through [`Strongroom::barrier`], a
 //! [`Storage`](crate::storage::Storage) that seals on the way in and opens
 //! on the way out, so their record logic stays what it was. Preconditions
-//! (`BatchOp::Expect`) name plaintext: the barrier reads the stored record,
-//! checks that it opens to the expected plaintext and conditions the batch
-//! on the exact stored bytes. A read-modify-write that read the record with
-//! [`Strongroom::barrier_get_stored`] (which opened and so authenticated
-//! it) names those stored bytes instead ([`Preconditions::Stored`]), and
-//! the barrier passes them on without reading the record again. Every batch goes through
+//! (`BatchOp::Expect`) name plaintext: the barrier conditions the batch on
+//! the exact stored bytes that open to it. Those are bytes it reads and
+//! opens now, or, in the view a lease manager writes through
+//! ([`Strongroom::barrier_remembering`]), the bytes it opened on a recent
+//! read of the record (see [`memo`]). A read-modify-write
+//! that read the record with [`Strongroom::barrier_get_stored`] (which
+//! opened and so authenticated it) calls [`Strongroom::barrier_batch`] with
+//! those stored bytes itself. Either way the storage checks the stored
+//! bytes when the batch applies. Every batch goes through
 //! [`Strongroom::commit`], so barrier records are held to the keyring
 //! generation like every other sealed write.
 //!
 //! What the barrier does not detect (a record replaced by an older sealed
 //! copy of itself, a record deleted) is listed in `SECURITY.md`.
+
+mod memo;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -43,6 +50,7 @@ use crate::{Error, Result, SEALED_PREFIX};
 
 use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
 use super::{SealedRecord, Strongroom};
+use memo::Memo;
 
 /// The context version of barrier records. Secret versions start at 1 and
 /// callers of `Strongroom::sealed_put` cannot use it, so no caller-sealed
@@ -72,21 +80,15 @@ pub(crate) struct StoredRecord {
     pub(crate) stored: Vec<u8>,
 }
 
-/// What the values of a batch's preconditions (`BatchOp::Expect`) are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Preconditions {
-    /// Plaintext: the barrier reads the stored record, checks that it opens
-    /// to the value and conditions the batch on the stored bytes.
-    Plaintext,
-    /// The stored bytes themselves, as [`StoredRecord::stored`] gave them.
-    Stored,
-}
-
 /// The storage every module of the library writes through: see the module
 /// docs. Obtained from `Strongroom::barrier`; cheap to clone.
 #[derive(Clone)]
 pub struct Barrier {
     sr: Strongroom,
+    /// What this view remembers of the records it opened (see [`memo`]);
+    /// only the views that read and write the same records again and again
+    /// have one.
+    memo: Option<Arc<Memo>>,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -104,7 +106,21 @@ impl Strongroom {
     /// with [`Error::CorruptRecord`]). Keys under [`SEALED_PREFIX`] and the
     /// pre-unseal records pass through unchanged.
     pub(crate) fn barrier(&self) -> DynStorage {
-        std::sync::Arc::new(Barrier { sr: self.clone() })
+        Arc::new(Barrier {
+            sr: self.clone(),
+            memo: None,
+        })
+    }
+
+    /// [`Strongroom::barrier`] that remembers the records it opens by point
+    /// reads and short scans, so a batch conditioned on one of them reads
+    /// nothing again (see [`memo`]); for a lease manager, which rewrites
+    /// the records it reads.
+    pub(crate) fn barrier_remembering(&self) -> DynStorage {
+        Arc::new(Barrier {
+            sr: self.clone(),
+            memo: Some(Arc::default()),
+        })
     }
 
     /// Seals `plaintext` as the barrier record stored at `key`.
@@ -129,7 +145,7 @@ impl Strongroom {
 
     /// The barrier record at `key` with the bytes it is stored as, so a
     /// batch can be conditioned on exactly those bytes
-    /// ([`Preconditions::Stored`]) without reading and opening the record a
+    /// (see [`Strongroom::barrier_batch`]) without reading and opening the record a
     /// second time.
     pub(crate) async fn barrier_get_stored(&self, key: &str) -> Result<Option<StoredRecord>> {
         let Some(stored) = self.inner.storage.get(key).await? else {
@@ -142,13 +158,10 @@ impl Strongroom {
         Ok(Some(StoredRecord { plain, stored }))
     }
 
-    /// Applies `ops` through the barrier: puts are sealed, and the values
-    /// of preconditions are read as `preconditions` says.
-    pub(crate) async fn barrier_batch(
-        &self,
-        ops: Vec<BatchOp>,
-        preconditions: Preconditions,
-    ) -> Result<()> {
+    /// Applies `ops` through the barrier: puts are sealed; the values of
+    /// preconditions are the stored bytes (as [`StoredRecord::stored`] or
+    /// [`Strongroom::stored_opening_to`] gave them) and pass unchanged.
+    pub(crate) async fn barrier_batch(&self, ops: Vec<BatchOp>) -> Result<()> {
         let mut sealed = Vec::with_capacity(ops.len());
         for op in ops {
             sealed.push(match op {
@@ -156,28 +169,26 @@ impl Strongroom {
                     let value = self.barrier_seal(&key, &value).await?;
                     BatchOp::Put { key, value }
                 }
-                BatchOp::Expect {
-                    key,
-                    value: Some(expected),
-                } if !passes_through(&key) && matches!(preconditions, Preconditions::Plaintext) => {
-                    // Condition on the stored bytes that open to `expected`.
-                    let raw = self.inner.storage.get(&key).await?;
-                    let Some(raw) = raw else {
-                        return Err(Error::StorageConflict { key });
-                    };
-                    let plain = self.barrier_open(&key, raw.clone()).await?;
-                    if plain != expected {
-                        return Err(Error::StorageConflict { key });
-                    }
-                    BatchOp::Expect {
-                        key,
-                        value: Some(raw),
-                    }
-                }
                 other => other,
             });
         }
         self.commit(sealed).await
+    }
+
+    /// The stored bytes of the barrier record at `key`, read now, if they
+    /// open to `expected` (a precondition is then conditioned on them);
+    /// [`Error::StorageConflict`] if the record is absent or opens to
+    /// something else.
+    async fn stored_opening_to(&self, key: &str, expected: &[u8]) -> Result<Vec<u8>> {
+        let conflict = || Error::StorageConflict {
+            key: key.to_owned(),
+        };
+        let raw = self.inner.storage.get(key).await?.ok_or_else(conflict)?;
+        let plain = self.barrier_open(key, raw.clone()).await?;
+        if plain != expected {
+            return Err(conflict());
+        }
+        Ok(raw)
     }
 
     async fn barrier_read(&self, key: &str, raw: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
@@ -200,7 +211,17 @@ impl Storage for Barrier {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let raw = self.sr.inner.storage.get(key).await?;
-        self.sr.barrier_read(key, raw).await
+        match raw {
+            Some(raw) if !passes_through(key) => {
+                let Some(memo) = &self.memo else {
+                    return self.sr.barrier_open(key, raw).await.map(Some);
+                };
+                let plain = self.sr.barrier_open(key, raw.clone()).await?;
+                memo.remember(key, &plain, &raw);
+                Ok(Some(plain))
+            }
+            other => Ok(other),
+        }
     }
 
     async fn scan(
@@ -215,10 +236,19 @@ impl Storage for Barrier {
             .storage
             .scan(prefix, start_after, limit)
             .await?;
+        let memo = self.memo.as_ref().filter(|_| limit <= memo::MAX_SCAN);
         let mut out = Vec::with_capacity(page.len());
         for (key, raw) in page {
-            let value = self.sr.barrier_read(&key, Some(raw)).await?;
-            out.push((key, value.unwrap_or_default()));
+            if passes_through(&key) {
+                out.push((key, raw));
+                continue;
+            }
+            let stored = memo.map(|_| raw.clone());
+            let value = self.sr.barrier_open(&key, raw).await?;
+            if let (Some(memo), Some(stored)) = (memo, stored) {
+                memo.remember(&key, &value, &stored);
+            }
+            out.push((key, value));
         }
         Ok(out)
     }
@@ -245,11 +275,83 @@ impl Storage for Barrier {
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
-        self.sr.barrier_batch(ops, Preconditions::Plaintext).await
+        // Preconditions on records this view remembers name their stored
+        // bytes now; the rest are read and opened.
+        let memo = self.memo.as_deref();
+        let mut recalled = Vec::new();
+        let mut resolved = Vec::with_capacity(ops.len());
+        for op in ops {
+            resolved.push(match op {
+                BatchOp::Expect {
+                    key,
+                    value: Some(expected),
+                } if !passes_through(&key) => {
+                    let stored = match memo.and_then(|m| m.stored(&key, &expected)) {
+                        Some(stored) => {
+                            recalled.push((resolved.len(), expected));
+                            stored
+                        }
+                        None => self.sr.stored_opening_to(&key, &expected).await?,
+                    };
+                    BatchOp::Expect {
+                        key,
+                        value: Some(stored),
+                    }
+                }
+                other => other,
+            });
+        }
+        let Some(memo) = memo else {
+            return self.sr.barrier_batch(resolved).await;
+        };
+        let retry = (!recalled.is_empty()).then(|| resolved.clone());
+        let written = written_keys(&resolved);
+        let outcome = self.sr.barrier_batch(resolved).await;
+        memo.forget(written.iter().map(String::as_str));
+        let Some(mut retry) = retry else {
+            return outcome;
+        };
+        // A remembered record that is no longer stored as remembered may
+        // still open to the expected plaintext (sealed again by a rewrap):
+        // forget it and check the plaintext by reading, as without the memo.
+        match outcome {
+            Err(Error::StorageConflict { key })
+                if recalled.iter().any(|&(i, _)| op_key(&retry[i]) == key) =>
+            {
+                memo.forget(recalled.iter().map(|&(i, _)| op_key(&retry[i])));
+                for (i, expected) in recalled {
+                    let key = op_key(&retry[i]).to_owned();
+                    let stored = self.sr.stored_opening_to(&key, &expected).await?;
+                    retry[i] = BatchOp::Expect {
+                        key,
+                        value: Some(stored),
+                    };
+                }
+                self.sr.barrier_batch(retry).await
+            }
+            other => other,
+        }
     }
 
     fn watch(&self) -> Option<ChangeFeed> {
         self.sr.inner.storage.watch()
+    }
+}
+
+/// The keys `ops` writes or deletes.
+fn written_keys(ops: &[BatchOp]) -> Vec<String> {
+    ops.iter()
+        .filter_map(|op| match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
+            BatchOp::Expect { .. } => None,
+        })
+        .collect()
+}
+
+/// The key `op` names.
+fn op_key(op: &BatchOp) -> &str {
+    match op {
+        BatchOp::Put { key, .. } | BatchOp::Delete { key } | BatchOp::Expect { key, .. } => key,
     }
 }
 
@@ -313,3 +415,6 @@ impl Strongroom {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

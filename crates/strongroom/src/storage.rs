@@ -356,6 +356,7 @@ pub struct FaultyStorage {
 #[derive(Debug, Default)]
 struct FaultState {
     writes: u64,
+    reads: u64,
     fail_from: Option<u64>,
 }
 
@@ -386,6 +387,17 @@ impl FaultyStorage {
     pub fn writes(&self) -> u64 {
         self.state.lock().map(|s| s.writes).unwrap_or(0)
     }
+
+    /// How many point reads (`get`, `get_with_last`) were made.
+    pub fn reads(&self) -> u64 {
+        self.state.lock().map(|s| s.reads).unwrap_or(0)
+    }
+
+    fn count_read(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.reads += 1;
+        }
+    }
 }
 
 #[async_trait]
@@ -397,6 +409,7 @@ impl Storage for FaultyStorage {
         self.inner.is_read_only()
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.count_read();
         self.inner.get(key).await
     }
     async fn scan(
@@ -412,6 +425,7 @@ impl Storage for FaultyStorage {
         key: &str,
         prefix: &str,
     ) -> Result<(Option<Vec<u8>>, LastRecord)> {
+        self.count_read();
         self.inner.get_with_last(key, prefix).await
     }
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {

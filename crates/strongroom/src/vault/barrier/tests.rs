@@ -2,48 +2,17 @@
 //! second read, and still fail exactly when a read would have said so.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use async_trait::async_trait;
 
 use super::Barrier;
 use crate::protector::SoftwareProtector;
-use crate::storage::{BatchOp, DynStorage, MemoryStorage, Storage};
-use crate::{Error, Options, Result, SecretBytes, Strongroom};
-
-/// Memory storage that counts its point reads.
-#[derive(Debug, Default)]
-struct CountingStorage {
-    inner: MemoryStorage,
-    gets: AtomicUsize,
-}
-
-#[async_trait]
-impl Storage for CountingStorage {
-    fn backend(&self) -> &'static str {
-        "counting"
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn scan(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>> {
-        self.inner.scan(prefix, start_after, limit).await
-    }
-    async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
-        self.inner.batch(ops).await
-    }
-}
+use crate::storage::{BatchOp, DynStorage, FaultyStorage, MemoryStorage, Storage};
+use crate::{Error, Options, SecretBytes, Strongroom};
 
 const KEY: &str = "test/record";
 
 struct Fixture {
-    storage: Arc<CountingStorage>,
+    /// Counts point reads.
+    storage: FaultyStorage,
     /// Two stores on the same storage, as two processes would have.
     one: Strongroom,
     other: Strongroom,
@@ -51,8 +20,8 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let storage = Arc::new(CountingStorage::default());
-        let dyn_storage: DynStorage = storage.clone();
+        let storage = FaultyStorage::new(Arc::new(MemoryStorage::new()));
+        let dyn_storage: DynStorage = Arc::new(storage.clone());
         let protector = SoftwareProtector::from_key(SecretBytes::new(vec![5; 32])).unwrap();
         let one = Strongroom::init(dyn_storage.clone(), &protector, Options::default())
             .await
@@ -67,13 +36,13 @@ impl Fixture {
         }
     }
 
-    fn gets(&self) -> usize {
-        self.storage.gets.load(Ordering::SeqCst)
+    fn gets(&self) -> u64 {
+        self.storage.reads()
     }
 
     /// The raw bytes stored at `KEY`.
     async fn stored(&self) -> Vec<u8> {
-        self.storage.inner.get(KEY).await.unwrap().unwrap()
+        self.storage.get(KEY).await.unwrap().unwrap()
     }
 }
 

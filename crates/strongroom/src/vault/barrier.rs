@@ -26,10 +26,10 @@
 //! the exact stored bytes that open to it. Those are bytes it reads and
 //! opens now, or, in the view a lease manager writes through
 //! ([`Strongroom::barrier_remembering`]), the bytes it opened on a recent
-//! read of the record (see [`memo`]). A read-modify-write
-//! that read the record with [`Strongroom::barrier_get_stored`] (which
-//! opened and so authenticated it) calls [`Strongroom::barrier_batch`] with
-//! those stored bytes itself. Either way the storage checks the stored
+//! read of the record (see [`memo`]). A read-modify-write that read the
+//! record with [`Strongroom::barrier_get_stored`] (which opened and so
+//! authenticated it) calls [`Strongroom::barrier_batch`] with those stored
+//! bytes itself. Either way the storage checks the stored
 //! bytes when the batch applies. Every batch goes through
 //! [`Strongroom::commit`], so barrier records are held to the keyring
 //! generation like every other sealed write.
@@ -144,9 +144,9 @@ impl Strongroom {
     }
 
     /// The barrier record at `key` with the bytes it is stored as, so a
-    /// batch can be conditioned on exactly those bytes
-    /// (see [`Strongroom::barrier_batch`]) without reading and opening the record a
-    /// second time.
+    /// batch can be conditioned on exactly those bytes (see
+    /// [`Strongroom::barrier_batch`]) without reading and opening the
+    /// record a second time.
     pub(crate) async fn barrier_get_stored(&self, key: &str) -> Result<Option<StoredRecord>> {
         let Some(stored) = self.inner.storage.get(key).await? else {
             return Ok(None);

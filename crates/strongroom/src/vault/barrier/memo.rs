@@ -84,3 +84,33 @@ impl Memo {
         self.records().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memo_stays_bounded_and_skips_large_records() {
+        let memo = Memo::default();
+        for i in 0..CAPACITY + 44 {
+            memo.remember(&format!("k{i}"), b"plain", b"stored");
+            assert!(memo.len() <= CAPACITY);
+        }
+        // Emptied when full: the keys since then are there, older ones not.
+        assert_eq!(memo.len(), 44);
+        assert_eq!(memo.stored("k0", b"plain"), None);
+        assert_eq!(
+            memo.stored(&format!("k{}", CAPACITY + 43), b"plain"),
+            Some(b"stored".to_vec())
+        );
+        // A key already remembered is replaced, not counted again.
+        memo.remember("k299", b"new", b"again");
+        assert_eq!(memo.stored("k299", b"plain"), None);
+        assert_eq!(memo.stored("k299", b"new"), Some(b"again".to_vec()));
+        // Too large to remember.
+        memo.remember("big", b"p", &vec![0; MAX_RECORD + 1]);
+        assert_eq!(memo.stored("big", b"p"), None);
+        memo.forget(["k299"]);
+        assert_eq!(memo.stored("k299", b"new"), None);
+    }
+}

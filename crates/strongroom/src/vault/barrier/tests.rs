@@ -36,6 +36,18 @@ impl Fixture {
         }
     }
 
+    /// Writes `value` at `KEY` and reads it back through this store's
+    /// barrier (which remembers it); returns that barrier and the other
+    /// store's.
+    async fn with_record(&self, value: &[u8]) -> (Barrier, Barrier) {
+        let (b, theirs) = (barrier(&self.one), barrier(&self.other));
+        b.batch(vec![BatchOp::put(KEY, value.to_vec())])
+            .await
+            .unwrap();
+        assert_eq!(b.get(KEY).await.unwrap().as_deref(), Some(value));
+        (b, theirs)
+    }
+
     fn gets(&self) -> u64 {
         self.storage.reads()
     }
@@ -64,11 +76,7 @@ fn swap(old: &[u8], new: &[u8]) -> Vec<BatchOp> {
 #[tokio::test]
 async fn a_precondition_on_a_record_just_read_reads_nothing_more() {
     let f = Fixture::new().await;
-    let b = barrier(&f.one);
-    b.batch(vec![BatchOp::put(KEY, b"v1".to_vec())])
-        .await
-        .unwrap();
-    assert_eq!(b.get(KEY).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    let (b, _) = f.with_record(b"v1").await;
     assert_eq!(b.memo.as_ref().unwrap().len(), 1);
     let before = f.gets();
     b.batch(swap(b"v1", b"v2")).await.unwrap();
@@ -86,11 +94,7 @@ async fn a_precondition_on_a_record_just_read_reads_nothing_more() {
 #[tokio::test]
 async fn a_record_changed_by_another_process_fails_the_batch() {
     let f = Fixture::new().await;
-    let (b, theirs) = (barrier(&f.one), barrier(&f.other));
-    b.batch(vec![BatchOp::put(KEY, b"v1".to_vec())])
-        .await
-        .unwrap();
-    b.get(KEY).await.unwrap();
+    let (b, theirs) = f.with_record(b"v1").await;
     theirs.get(KEY).await.unwrap();
     theirs.batch(swap(b"v1", b"theirs")).await.unwrap();
     // What this barrier remembers is out of date: nothing is written.
@@ -111,11 +115,7 @@ async fn a_record_changed_by_another_process_fails_the_batch() {
 #[tokio::test]
 async fn a_record_sealed_again_with_the_same_plaintext_still_passes() {
     let f = Fixture::new().await;
-    let (b, theirs) = (barrier(&f.one), barrier(&f.other));
-    b.batch(vec![BatchOp::put(KEY, b"same".to_vec())])
-        .await
-        .unwrap();
-    b.get(KEY).await.unwrap();
+    let (b, theirs) = f.with_record(b"same").await;
     let remembered = f.stored().await;
     // Another process writes the same plaintext: new nonce, new bytes (as
     // a rewrap does).
@@ -145,11 +145,7 @@ async fn a_record_sealed_again_with_the_same_plaintext_still_passes() {
 #[tokio::test]
 async fn a_deleted_record_fails_a_precondition_on_it() {
     let f = Fixture::new().await;
-    let (b, theirs) = (barrier(&f.one), barrier(&f.other));
-    b.batch(vec![BatchOp::put(KEY, b"v1".to_vec())])
-        .await
-        .unwrap();
-    b.get(KEY).await.unwrap();
+    let (b, theirs) = f.with_record(b"v1").await;
     theirs.batch(vec![BatchOp::delete(KEY)]).await.unwrap();
     let e = b.batch(swap(b"v1", b"v2")).await.unwrap_err();
     assert!(matches!(e, Error::StorageConflict { .. }), "{e:?}");

@@ -76,6 +76,19 @@ impl BatchOp {
             value,
         }
     }
+    /// The storage key this step names.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } | Self::Expect { key, .. } => key,
+        }
+    }
+    /// The key this step writes or deletes (`None` for a precondition).
+    pub fn written_key(&self) -> Option<&str> {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } => Some(key),
+            Self::Expect { .. } => None,
+        }
+    }
 }
 
 /// The last record under a prefix, if any: its key and value

@@ -27,12 +27,6 @@ pub(super) fn sha256_prefix<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-fn op_key(op: &BatchOp) -> &str {
-    match op {
-        BatchOp::Put { key, .. } | BatchOp::Delete { key } | BatchOp::Expect { key, .. } => key,
-    }
-}
-
 /// Takes the batch's key locks in one statement, in ascending order (as
 /// every writer takes them, so two batches never wait for each other in a
 /// cycle: PostgreSQL evaluates the volatile lock function in the select
@@ -46,7 +40,7 @@ pub(super) async fn lock_keys(
 ) -> Result<()> {
     let ids: Vec<i32> = ops
         .iter()
-        .map(|op| lock_id(op_key(op)))
+        .map(|op| lock_id(op.key()))
         .collect::<BTreeSet<i32>>()
         .into_iter()
         .collect();

@@ -440,10 +440,8 @@ impl Storage for PgStore {
             .map_err(err)?;
         let changed: Vec<String> = ops
             .iter()
-            .filter_map(|op| match op {
-                BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
-                BatchOp::Expect { .. } => None,
-            })
+            .filter_map(BatchOp::written_key)
+            .map(str::to_owned)
             .collect();
         // One notice per batch that writes, announcing its keys.
         let notice = (!changed.is_empty()).then(|| notice_payload(&self.changes.origin, &changed));

@@ -464,10 +464,8 @@ impl Storage for SqliteStore {
         self.check_open()?;
         let changed: Vec<String> = ops
             .iter()
-            .filter_map(|op| match op {
-                BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
-                BatchOp::Expect { .. } => None,
-            })
+            .filter_map(BatchOp::written_key)
+            .map(str::to_owned)
             .collect();
         let (reply, answer) = oneshot::channel();
         writer

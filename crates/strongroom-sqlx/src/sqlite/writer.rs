@@ -399,9 +399,7 @@ impl Writer {
             }
         }
         for op in ops {
-            if let (Some(seen), BatchOp::Put { key, .. } | BatchOp::Delete { key }) =
-                (seen.as_deref_mut(), op)
-            {
+            if let (Some(seen), Some(key)) = (seen.as_deref_mut(), op.written_key()) {
                 seen.forget(key);
             }
             match op {

@@ -6,9 +6,9 @@ use super::*;
 impl LeaseManager {
     /// A manager over `store`'s storage, behind its barrier (every lease
     /// record, index segment and counter is sealed under the keyring and
-    /// bound to its storage key; see [`Strongroom::barrier_remembering`]). Call
-    /// [`LeaseManager::restore`] before use (every operation restores on
-    /// first use if it has not been called).
+    /// bound to its storage key; see [`Strongroom::barrier_remembering`]).
+    /// Call [`LeaseManager::restore`] before use (every operation restores
+    /// on first use if it has not been called).
     pub(crate) fn new(
         store: &Strongroom,
         clock: Arc<dyn Clock>,

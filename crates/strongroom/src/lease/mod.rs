@@ -68,10 +68,11 @@
 //!
 //! Each record carries the lease id and path, never revocation data; the
 //! records of one call share a request id (and so do those of `issue` calls
-//! written together: see [`issue_batch`](LeaseManager::issue_batch)). A write-ahead record with no
-//! error record after it for the same request id means the operation went
-//! through (or, after a crash, may have: revokers are idempotent and
-//! another member finishes a revocation it finds claimed).
+//! written together: see [`issue_batch`](LeaseManager::issue_batch)). A
+//! write-ahead record with no error record after it for the same request id
+//! means the operation went through (or, after a crash, may have: revokers
+//! are idempotent and another member finishes a revocation it finds
+//! claimed).
 //!
 //! **Fail closed.** For calls, a record that no sink accepts fails the call
 //! with the audit error before anything changed. For expiry, a lease whose

@@ -305,7 +305,11 @@ impl Storage for Barrier {
             return self.sr.barrier_batch(resolved).await;
         };
         let retry = (!recalled.is_empty()).then(|| resolved.clone());
-        let written = written_keys(&resolved);
+        let written: Vec<String> = resolved
+            .iter()
+            .filter_map(BatchOp::written_key)
+            .map(str::to_owned)
+            .collect();
         let outcome = self.sr.barrier_batch(resolved).await;
         memo.forget(written.iter().map(String::as_str));
         let Some(mut retry) = retry else {
@@ -316,11 +320,11 @@ impl Storage for Barrier {
         // forget it and check the plaintext by reading, as without the memo.
         match outcome {
             Err(Error::StorageConflict { key })
-                if recalled.iter().any(|&(i, _)| op_key(&retry[i]) == key) =>
+                if recalled.iter().any(|&(i, _)| retry[i].key() == key) =>
             {
-                memo.forget(recalled.iter().map(|&(i, _)| op_key(&retry[i])));
+                memo.forget(recalled.iter().map(|&(i, _)| retry[i].key()));
                 for (i, expected) in recalled {
-                    let key = op_key(&retry[i]).to_owned();
+                    let key = retry[i].key().to_owned();
                     let stored = self.sr.stored_opening_to(&key, &expected).await?;
                     retry[i] = BatchOp::Expect {
                         key,
@@ -335,23 +339,6 @@ impl Storage for Barrier {
 
     fn watch(&self) -> Option<ChangeFeed> {
         self.sr.inner.storage.watch()
-    }
-}
-
-/// The keys `ops` writes or deletes.
-fn written_keys(ops: &[BatchOp]) -> Vec<String> {
-    ops.iter()
-        .filter_map(|op| match op {
-            BatchOp::Put { key, .. } | BatchOp::Delete { key } => Some(key.clone()),
-            BatchOp::Expect { .. } => None,
-        })
-        .collect()
-}
-
-/// The key `op` names.
-fn op_key(op: &BatchOp) -> &str {
-    match op {
-        BatchOp::Put { key, .. } | BatchOp::Delete { key } | BatchOp::Expect { key, .. } => key,
     }
 }
 

@@ -2,13 +2,17 @@
 //! same work in the same process, interleaved round by round.
 //!
 //! 1. **SQLite reads** (`SqliteStore`, WAL, synchronous=FULL, software root
-//!    key): `door.secrets().get(path)` of a random existing secret against
-//!    the raw point read of the same secret's sealed version record
-//!    (`door.storage().get("s/kv/<path>@<version>")`) on the same store. A
-//!    third column reads both of the secret's records raw (the metadata
-//!    record `kvm/<path>` and the version record), which is the storage
-//!    work `get` cannot avoid today, so the rest of the gap is crypto and
-//!    decoding. A fourth reads the same version records with Python's
+//!    key): `door.secrets().get(path)` of a random existing secret, written
+//!    as a default `put` writes it (its value inside its metadata record,
+//!    `SecretsOptions::inline_values`), against the raw point read of a
+//!    sealed version record of the same size class
+//!    (`door.storage().get("s/kv/<path>@<version>")`) of a twin secret, on
+//!    the same store. The twins have every value in a version record of
+//!    their own (the layout with `inline_values` off): a fifth column is
+//!    `get` of them through a store with the option off, and a third reads
+//!    both of a twin's records raw (the metadata record `kvm/<path>` and
+//!    the version record), the storage work that layout cannot avoid. A
+//!    fourth reads the same version records with Python's
 //!    `sqlite3` (`execute(...).fetchone()` on a read-only connection to the
 //!    same file, in a persistent `python3` child that times its own loop),
 //!    the reference the SQLite store's point read is held to. Optionally (`SECRETS_BENCH_HANDLE_READS` > 0) a principal's
@@ -19,7 +23,8 @@
 //!    every read picks a secret at random among all of them.
 //! 2. **SQLite writes**: `secrets().put` of new secrets from 1, 8 and 64
 //!    concurrent writers (tokio tasks on a 2-worker runtime, each writer
-//!    its own paths), against one raw row write per transaction on the same
+//!    its own paths), and from 1 and 64 writers with `inline_values` off
+//!    (two records per new secret), against one raw row write per transaction on the same
 //!    store (`door.storage().batch(vec![BatchOp::put(..)])`: the benches
 //!    crate has no `rusqlite`, so the raw write goes through the store's own
 //!    writer thread, one `BEGIN IMMEDIATE` .. `COMMIT` and fsync per row)
@@ -27,25 +32,28 @@
 //!    autocommit transaction through sqlx's SQLite driver on a file of its
 //!    own in the same directory (WAL, synchronous=FULL), one writer. Puts
 //!    go to a store of their own, so the read store does not change.
-//! 3. **Memory store** (`MemoryStorage`): `secrets().get` against a
+//! 3. **Memory store** (`MemoryStorage`): `secrets().get` (values in the
+//!    metadata records, as written by default) against a
 //!    `HashMap<String, Arc<Vec<u8>>>` get plus an `Arc` clone of the same
 //!    value, and `Handle::read` against `get`.
 //! 4. **PostgreSQL** (a private cluster from `strongroom_testpg`, or the
 //!    server named by `STRONGROOM_TEST_PG_URL`; `PgStore::connect`):
 //!    `secrets().get` against plain sqlx `SELECT value FROM bench_kv WHERE
 //!    key = $1` on a copy of the store's own table (same rows, same keys,
-//!    same index), reading the same version records; `secrets().put` of a
+//!    same index), reading the version records of the twin secrets (values
+//!    in records of their own); `secrets().put` of a
 //!    new secret against a plain `INSERT` of one row (autocommit: one row
 //!    per transaction) into a table of its own. If the server cannot start,
 //!    the section prints `postgres: skipped (reason)`.
 //!
 //! Stores are filled through the door in batches of whole secrets: the
 //! metadata record `put` wrote for a template secret (its plaintext names
-//! no path, so it is the same for every secret written at that moment) is
-//! stored for each path through `door.barrier()` (which seals it under the
-//! record's own key) together with the value sealed by `door.sealed_put`,
-//! so every record is sealed by the library as `put` seals it, many
-//! secrets per transaction. Every measured read checks the value it got.
+//! no path, so it is the same for every secret written at that moment; with
+//! the value inside it for the default layout) is stored for each path
+//! through `door.barrier()` (which seals it under the record's own key),
+//! for the twins together with the value sealed by `door.sealed_put`, so
+//! every record is sealed by the library as `put` seals it, many secrets
+//! per transaction. Every measured read checks the value it got.
 //!
 //! Each round measures every variant of a comparison once, in an order
 //! that rotates from round to round; each round yields one paired ratio per
@@ -89,7 +97,7 @@ use strongroom::path::SecretPath;
 use strongroom::policy::{Capability, Policy, Principal, Rule};
 use strongroom::protector::SoftwareProtector;
 use strongroom::seal::SealContext;
-use strongroom::secrets::{SecretsStore, metadata_key, version_key};
+use strongroom::secrets::{SecretsOptions, SecretsStore, metadata_key, version_key};
 use strongroom::storage::{BatchOp, DynStorage, MemoryStorage};
 use strongroom::{Handle, Options, SecretBytes, Strongroom};
 use strongroom_benches::{Figures, Target, Workload, env_or, load_average, median};
@@ -145,6 +153,19 @@ fn secret_path(i: usize) -> String {
     format!("prod/svc-{:03}/secret-{i:07}", i % 500)
 }
 
+/// The same secret as written by default (`SecretsOptions::inline_values`:
+/// its value in the metadata record); [`secret_path`]s have their values in
+/// version records of their own.
+fn inline_path(i: usize) -> String {
+    format!("inline/svc-{:03}/secret-{i:07}", i % 500)
+}
+
+/// Every value in a version record of its own (the layout before
+/// `SecretsOptions::inline_values`).
+fn own_records() -> SecretsOptions {
+    SecretsOptions::default().with_inline_values(false)
+}
+
 fn protector() -> SoftwareProtector {
     SoftwareProtector::from_key(SecretBytes::new(vec![0x42; 32])).unwrap()
 }
@@ -160,9 +181,13 @@ async fn open_door(storage: DynStorage) -> Door {
 
 /// The metadata record `put` writes for a new secret, as plaintext (see the
 /// module docs).
-async fn metadata_template(door: &Door, value: &[u8], n: usize) -> Vec<u8> {
-    let path = format!("bench/template/fill-{n}");
-    door.secrets().put(&path, value, Some(0)).await.unwrap();
+async fn metadata_template(door: &Door, value: &[u8], n: usize, inline: bool) -> Vec<u8> {
+    let path = format!("bench/template/fill-{n}-{inline}");
+    let options = SecretsOptions::default().with_inline_values(inline);
+    door.secrets_with(options)
+        .put(&path, value, Some(0))
+        .await
+        .unwrap();
     door.barrier()
         .get(&metadata_key(&SecretPath::parse(&path).unwrap()))
         .await
@@ -171,19 +196,28 @@ async fn metadata_template(door: &Door, value: &[u8], n: usize) -> Vec<u8> {
 }
 
 /// Adds secrets `from..to` (each at version 1 with `value`), `chunk`
-/// secrets per transaction.
-async fn fill(door: &Door, from: usize, to: usize, value: &[u8], chunk: usize) {
-    let meta = metadata_template(door, value, from).await;
+/// secrets per transaction; with `inline`, at [`inline_path`]s, their values
+/// in their metadata records.
+async fn fill(door: &Door, from: usize, to: usize, value: &[u8], chunk: usize, inline: bool) {
+    let meta = metadata_template(door, value, from, inline).await;
     let barrier = door.barrier();
     let mut i = from;
     while i < to {
         let end = (i + chunk).min(to);
         let mut ops = Vec::with_capacity(3 * (end - i));
         for n in i..end {
-            let path = SecretPath::parse(&secret_path(n)).unwrap();
+            let name = if inline {
+                inline_path(n)
+            } else {
+                secret_path(n)
+            };
+            let path = SecretPath::parse(&name).unwrap();
             let key = metadata_key(&path);
             ops.push(BatchOp::expect(key.clone(), None));
             ops.push(BatchOp::put(key, meta.clone()));
+            if inline {
+                continue;
+            }
             ops.push(
                 door.sealed_put(
                     &version_key(&path, 1),
@@ -202,6 +236,8 @@ async fn fill(door: &Door, from: usize, to: usize, value: &[u8], chunk: usize) {
 /// The secrets one round reads: paths, and the raw keys of their records.
 struct ReadSet {
     paths: Vec<String>,
+    /// The same secrets' [`inline_path`]s.
+    inline_paths: Vec<String>,
     meta_keys: Vec<String>,
     version_keys: Vec<String>,
 }
@@ -212,12 +248,14 @@ impl ReadSet {
     fn random(w: &mut Workload, size: usize, count: usize) -> Self {
         let mut set = Self {
             paths: Vec::with_capacity(count),
+            inline_paths: Vec::with_capacity(count),
             meta_keys: Vec::with_capacity(count),
             version_keys: Vec::with_capacity(count),
         };
         for _ in 0..count {
-            let path =
-                SecretPath::parse(&secret_path((w.next_u64() % size as u64) as usize)).unwrap();
+            let i = (w.next_u64() % size as u64) as usize;
+            let path = SecretPath::parse(&secret_path(i)).unwrap();
+            set.inline_paths.push(inline_path(i));
             set.meta_keys.push(metadata_key(&path));
             set.version_keys.push(version_key(&path, 1));
             set.paths.push(path.as_str().to_owned());
@@ -357,7 +395,10 @@ async fn reader_handle(door: &Door, dir: &std::path::Path, name: &str) -> Handle
     );
     let policy = Policy::new(
         "reader",
-        vec![Rule::allow("prod/*", [Capability::Read]).unwrap()],
+        vec![
+            Rule::allow("prod/*", [Capability::Read]).unwrap(),
+            Rule::allow("inline/*", [Capability::Read]).unwrap(),
+        ],
     );
     door.as_principal(Principal::new(name, [&policy]), audit)
 }
@@ -475,6 +516,7 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let storage: DynStorage = Arc::new(store.clone());
     let door = rt.block_on(open_door(storage.clone()));
     let secrets = door.secrets();
+    let own_secrets = door.secrets_with(own_records());
     let handle = (handle_reads > 0).then(|| rt.block_on(reader_handle(&door, dir, "reader")));
     let mut python = PyReader::start(&dir.join("reads.db"), dir);
     if python.is_none() {
@@ -485,7 +527,8 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let mut lines = Vec::new();
     for size in sizes() {
         let t = Instant::now();
-        rt.block_on(fill(&door, filled, size, value, 1000));
+        rt.block_on(fill(&door, filled, size, value, 1000, false));
+        rt.block_on(fill(&door, filled, size, value, 1000, true));
         filled = size;
         eprintln!(
             "sqlite reads: filled to {size} secrets in {:.1} s",
@@ -493,22 +536,24 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         );
         // warm the page cache and the statement caches
         let warm = ReadSet::random(&mut w, size, reads);
-        rt.block_on(time_gets(&secrets, &warm.paths, value.len()));
+        rt.block_on(time_gets(&secrets, &warm.inline_paths, value.len()));
+        rt.block_on(time_gets(&own_secrets, &warm.paths, value.len()));
 
-        // ns per op, one sample per round: get, raw read, two raw reads,
-        // Python's sqlite3 reading the version records; and Handle::read
-        // beside a `get` of the same few secrets
-        let mut t: [Vec<f64>; 4] = Default::default();
+        // ns per op, one sample per round: get (values in the metadata
+        // records, as written by default), raw read of a version record,
+        // two raw reads, Python's sqlite3 reading the version records, get
+        // of secrets whose values have records of their own; and
+        // Handle::read beside a `get` of the same few secrets
+        let mut t: [Vec<f64>; 5] = Default::default();
         let (mut h, mut h_get) = (Vec::new(), Vec::new());
-        let variants = 5;
+        let variants = 6;
         for round in 0..rounds {
             let set = ReadSet::random(&mut w, size, reads);
-            let few = &set.paths[..handle_reads.min(reads)];
             for k in 0..variants {
                 let v = (round + k) % variants;
                 rt.block_on(async {
                     match v {
-                        0 => t[0].push(time_gets(&secrets, &set.paths, value.len()).await),
+                        0 => t[0].push(time_gets(&secrets, &set.inline_paths, value.len()).await),
                         1 => t[1].push(time_raw(&storage, &set.version_keys).await),
                         2 => t[2]
                             .push(time_raw_pair(&storage, &set.meta_keys, &set.version_keys).await),
@@ -517,10 +562,12 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                                 t[3].push(py.run(&set.version_keys));
                             }
                         }
+                        4 => t[4].push(time_gets(&own_secrets, &set.paths, value.len()).await),
                         _ if handle.is_none() => {}
                         _ => {
                             // the pair alternates its order too
                             let handle = handle.as_ref().unwrap();
+                            let few = &set.inline_paths[..handle_reads.min(reads)];
                             if round % 2 == 0 {
                                 h.push(time_handle(handle, few, value.len()).await);
                                 h_get.push(time_gets(&secrets, few, value.len()).await);
@@ -533,11 +580,12 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                 });
             }
             eprintln!(
-                "  {size} secrets, round {round}: get {:.2} us, raw read {:.2} us, two raw reads {:.2} us, python {:.2} us{}",
+                "  {size} secrets, round {round}: get {:.2} us, raw read {:.2} us, two raw reads {:.2} us, python {:.2} us, get own records {:.2} us{}",
                 t[0][round] / 1e3,
                 t[1][round] / 1e3,
                 t[2][round] / 1e3,
                 t[3].get(round).copied().unwrap_or(f64::NAN) / 1e3,
+                t[4][round] / 1e3,
                 h.last()
                     .map(|x| format!(", Handle::read {:.1} us", x / 1e3))
                     .unwrap_or_default(),
@@ -568,24 +616,35 @@ fn sqlite_reads(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
             ));
         }
         figure(
-            &format!("sqlite get / two raw point reads, {size} secrets"),
-            "Door::secrets().get on SqliteStore",
+            &format!("sqlite get, own version records / raw point read, {size} secrets"),
+            "Door::secrets_with(inline_values off).get on SqliteStore",
+            "Storage::get of the version record, same store",
+            &t[4],
+            &t[1],
+            None,
+        );
+        figure(
+            &format!("sqlite get, own version records / two raw point reads, {size} secrets"),
+            "Door::secrets_with(inline_values off).get on SqliteStore",
             "Storage::get of the metadata and of the version record",
-            &t[0],
+            &t[4],
             &t[2],
             None,
         );
+        lines.push(format!(
+            "sqlite, {size} secrets: with every value in a record of its own (inline_values off), get {:.2} us: vs raw point read {}, vs two raw point reads (metadata + version record, {:.2} us) {}; secrets().get vs it: {}",
+            med(&t[4]) / 1e3,
+            ratio_text(&t[4], &t[1]),
+            med(&t[2]) / 1e3,
+            ratio_text(&t[4], &t[2]),
+            ratio_text(&t[0], &t[4]),
+        ));
         lines.push(format!(
             "sqlite, {size} secrets: secrets().get {:.2} us vs raw point read of the version record {:.2} us: {} [target <= 2x: {}]",
             med(&t[0]) / 1e3,
             med(&t[1]) / 1e3,
             ratio_text(&t[0], &t[1]),
             if med(&ratios(&t[0], &t[1])) <= 2.0 { "met" } else { "MISSED" },
-        ));
-        lines.push(format!(
-            "sqlite, {size} secrets: secrets().get vs two raw point reads (metadata + version record, {:.2} us): {}",
-            med(&t[2]) / 1e3,
-            ratio_text(&t[0], &t[2]),
         ));
         if handle.is_some() {
             lines.push(format!(
@@ -622,6 +681,7 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let storage: DynStorage = Arc::new(store.clone());
     let door = rt.block_on(open_door(storage.clone()));
     let secrets = door.secrets();
+    let own_secrets = door.secrets_with(own_records());
     let value = Arc::new(value.to_vec());
     // The raw rows carry a real sealed version record.
     let record = rt.block_on(async {
@@ -647,13 +707,17 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     // warm up: one of each
     rt.block_on(async {
         secrets_put_rate(&secrets, "warm".into(), 8, 10, Arc::clone(&value)).await;
+        secrets_put_rate(&own_secrets, "warm-own".into(), 8, 10, Arc::clone(&value)).await;
         raw_put_rate(&storage, "warm".into(), 8, 10, Arc::clone(&record)).await;
         sqlx_sqlite_rate(&mut plain, "warm", 50, &record).await;
     });
 
-    // puts per second: secrets 1, 8, 64; raw 1, 64; sqlx 1
-    let names = ["put 1", "put 8", "put 64", "raw 1", "raw 64", "sqlx 1"];
-    let mut r: [Vec<f64>; 6] = Default::default();
+    // puts per second: secrets 1, 8, 64; raw 1, 64; sqlx 1; secrets with
+    // every value in a record of its own 1, 64
+    let names = [
+        "put 1", "put 8", "put 64", "raw 1", "raw 64", "sqlx 1", "own 1", "own 64",
+    ];
+    let mut r: [Vec<f64>; 8] = Default::default();
     for round in 0..rounds {
         for k in 0..names.len() {
             let v = (round + k) % names.len();
@@ -665,7 +729,9 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
                     2 => secrets_put_rate(&secrets, tag, 64, per64, Arc::clone(&value)).await,
                     3 => raw_put_rate(&storage, tag, 1, single, Arc::clone(&record)).await,
                     4 => raw_put_rate(&storage, tag, 64, per64, Arc::clone(&record)).await,
-                    _ => sqlx_sqlite_rate(&mut plain, &tag, single, &record).await,
+                    5 => sqlx_sqlite_rate(&mut plain, &tag, single, &record).await,
+                    6 => secrets_put_rate(&own_secrets, tag, 1, single, Arc::clone(&value)).await,
+                    _ => secrets_put_rate(&own_secrets, tag, 64, per64, Arc::clone(&value)).await,
                 }
             });
             r[v].push(rate);
@@ -692,6 +758,14 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         &r[2],
         &r[0],
         Some(Target::AtLeast(10.0)),
+    );
+    figure(
+        "sqlite put, own version records, 64 writers / 1 writer",
+        "Door::secrets_with(inline_values off).put on SqliteStore, new secrets",
+        "the same with one writer",
+        &r[7],
+        &r[6],
+        None,
     );
     figure(
         "sqlite put, 8 writers / 1 writer",
@@ -723,6 +797,14 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
         if r64 >= 10.0 { "met" } else { "MISSED" },
     );
     println!(
+        "sqlite put, every value in a record of its own (inline_values off), puts/s (medians): 1 writer {:.0}, 64 writers {:.0}; 64 vs 1 writer {}; secrets().put vs it: 1 writer {}, 64 writers {}",
+        med(&r[6]),
+        med(&r[7]),
+        ratio_text(&r[7], &r[6]),
+        ratio_text(&r[0], &r[6]),
+        ratio_text(&r[2], &r[7]),
+    );
+    println!(
         "sqlite put, 1 writer: secrets().put {:.0}/s vs one raw row write per transaction (storage().batch, one put) {:.0}/s: {}",
         med(&r[0]),
         med(&r[3]),
@@ -751,12 +833,12 @@ fn memory(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let load_start = load_average();
     let door = rt.block_on(open_door(Arc::new(MemoryStorage::new())));
     let secrets = door.secrets();
-    rt.block_on(fill(&door, 0, keys, value, 1000));
+    rt.block_on(fill(&door, 0, keys, value, 1000, true));
     let handle = rt.block_on(reader_handle(&door, dir, "memory-reader"));
     let map: HashMap<String, Arc<Vec<u8>>> = (0..keys)
-        .map(|i| (secret_path(i), Arc::new(value.to_vec())))
+        .map(|i| (inline_path(i), Arc::new(value.to_vec())))
         .collect();
-    let mut paths: Vec<String> = (0..keys).map(secret_path).collect();
+    let mut paths: Vec<String> = (0..keys).map(inline_path).collect();
     shuffle(&mut paths, 5);
     let at = |i: usize| &paths[i % keys];
 
@@ -854,7 +936,8 @@ async fn postgres_run(
     let door = open_door(storage.clone()).await;
     let secrets = door.secrets();
     let t = Instant::now();
-    fill(&door, 0, keys, value, 200).await;
+    fill(&door, 0, keys, value, 200, false).await;
+    fill(&door, 0, keys, value, 200, true).await;
     eprintln!(
         "postgres: filled {keys} secrets in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -898,7 +981,7 @@ async fn postgres_run(
     let mut w = Workload::new(23);
     // warm
     let warm = ReadSet::random(&mut w, keys, reads.min(500));
-    time_gets(&secrets, &warm.paths, value.len()).await;
+    time_gets(&secrets, &warm.inline_paths, value.len()).await;
     plain_reads(warm.version_keys).await;
 
     // ns per get: secrets, plain; puts per second: secrets, plain
@@ -908,7 +991,7 @@ async fn postgres_run(
         for k in 0..4 {
             let v = (round + k) % 4;
             let x = match v {
-                0 => time_gets(&secrets, &set.paths, value.len()).await,
+                0 => time_gets(&secrets, &set.inline_paths, value.len()).await,
                 1 => plain_reads(set.version_keys.clone()).await,
                 2 => {
                     let start = Instant::now();

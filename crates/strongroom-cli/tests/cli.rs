@@ -843,6 +843,8 @@ fn rewrap_exits_13_while_records_remain_on_older_versions() {
     env.init();
     ok(&env.store(&["put", "app/a"], b"value-a"));
     ok(&env.store(&["put", "app/b"], b"value-b"));
+    // a second version: the first moves to a version record of its own
+    ok(&env.store(&["put", "app/b"], b"value-b2"));
     ok(&env.store(&["rotate"], b""));
     // tamper with one stored record so it cannot be re-sealed
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -869,7 +871,9 @@ fn rewrap_exits_13_while_records_remain_on_older_versions() {
 
 /// A metadata record edited in the SQLite file is a corrupt record (exit
 /// 15, its key named); a secret value moved to another version's place does
-/// not open (exit 16). Neither prints a value.
+/// not open (exit 16). Neither prints a value. (The current version's value
+/// is inside the metadata record; versions 1 and 2 have records of their
+/// own.)
 #[test]
 fn tampered_records_exit_with_their_own_codes() {
     use strongroom::storage::Storage as _;
@@ -877,6 +881,7 @@ fn tampered_records_exit_with_their_own_codes() {
     env.init();
     ok(&env.store(&["put", "prod/app/db"], VALUE.as_bytes()));
     ok(&env.store(&["put", "prod/app/db"], b"second-value"));
+    ok(&env.store(&["put", "prod/app/db"], b"third-value"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -908,10 +913,14 @@ fn tampered_records_exit_with_their_own_codes() {
 
     // version 1's sealed bytes at version 2's key
     write(&v2.0, &v1.1);
-    fails(&env.store(&["get", "prod/app/db", "--reveal"], b""), 16);
+    let v2_args = ["get", "prod/app/db", "--version", "2", "--reveal"];
+    let e = fails(&env.store(&v2_args, b""), 16);
+    assert!(!e.contains(VALUE), "{e}");
     write(&v2.0, &v2.1);
-    let out = ok(&env.store(&["get", "prod/app/db", "--reveal"], b""));
+    let out = ok(&env.store(&v2_args, b""));
     assert!(out.contains("second-value"), "{out}");
+    let out = ok(&env.store(&["get", "prod/app/db", "--reveal"], b""));
+    assert!(out.contains("third-value"), "{out}");
 }
 
 // ----- the operator's audit trail -----

@@ -10,7 +10,12 @@
 //! Every write creates a new version (1, 2, 3, ...). Each version's value is
 //! sealed under the keyring with the path and the version number as
 //! associated data, so a sealed value copied to another path or version does
-//! not open ([`Error::DecryptionFailed`]).
+//! not open ([`Error::DecryptionFailed`]). By default a current value of up
+//! to [`MAX_INLINE_VALUE`] bytes is kept inside the secret's metadata record
+//! instead, sealed with it and bound to its key, and moves to a record of
+//! its own when the next version is written
+//! ([`SecretsOptions::inline_values`]): a read of the current version is
+//! then one storage read and one decryption.
 //!
 //! - [`SecretsStore::put`] writes, optionally with check-and-set: `cas = None`
 //!   writes unconditionally, `Some(0)` only creates, `Some(n)` succeeds only
@@ -117,7 +122,8 @@ pub use cache::{CacheOptions, CacheStats};
 
 pub use watch::{SecretChange, SecretWatch};
 
-/// Storage prefix of the (plain, value-free) metadata records: `kvm/<path>`.
+/// Storage prefix of the metadata records: `kvm/<path>` (barrier records;
+/// with [`SecretsOptions::inline_values`], the current version's value too).
 pub const METADATA_PREFIX: &str = "kvm/";
 /// Storage prefix of the sealed version records: `s/kv/<path>@<version>`.
 pub const VERSION_PREFIX: &str = "s/kv/";
@@ -128,6 +134,12 @@ pub const MAX_MAX_VERSIONS: u32 = 1000;
 
 /// Format version of the metadata record.
 const METADATA_FORMAT: u8 = 1;
+/// Format version of a metadata record followed by the current version's
+/// value (see [`SecretsOptions::inline_values`]).
+const METADATA_FORMAT_INLINE: u8 = 2;
+/// The largest value [`SecretsOptions::inline_values`] keeps in the
+/// metadata record; a larger one gets a version record of its own.
+pub const MAX_INLINE_VALUE: usize = 4096;
 /// How many times a write is retried when another writer changed the secret
 /// between our read and our write (only for writes without `cas`).
 const MAX_ATTEMPTS: usize = 32;
@@ -255,6 +267,17 @@ pub struct SecretsOptions {
     /// the "Read cache" section of the [module docs](self)); `None`, the
     /// default, keeps no plaintext between calls.
     pub cache: Option<CacheOptions>,
+    /// Whether a write keeps the new current version's value (up to
+    /// [`MAX_INLINE_VALUE`] bytes) inside the secret's metadata record
+    /// instead of a version record of its own, so a read of the current
+    /// version is one record and one decryption, and creating a secret
+    /// writes one record. The value moves to its own version record when
+    /// the next version is written. On by default. A metadata record
+    /// written this way (format 2 in docs/FORMAT.md) is refused as a corrupt
+    /// record by builds from before format 2, so turn it off while such a
+    /// build still shares the store. Every build since reads and updates
+    /// such records whatever this option says.
+    pub inline_values: bool,
 }
 
 impl Default for SecretsOptions {
@@ -262,6 +285,7 @@ impl Default for SecretsOptions {
         Self {
             default_max_versions: DEFAULT_MAX_VERSIONS,
             cache: None,
+            inline_values: true,
         }
     }
 }
@@ -276,6 +300,12 @@ impl SecretsOptions {
     /// Options with the read cache on, bounded by `cache`.
     pub fn with_cache(mut self, cache: CacheOptions) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Options with [`SecretsOptions::inline_values`] set.
+    pub fn with_inline_values(mut self, on: bool) -> Self {
+        self.inline_values = on;
         self
     }
 }
@@ -431,9 +461,12 @@ impl MetadataPatch {
 
 // ----- stored records -----
 
-/// The metadata record at `kvm/<path>` (JSON, format 1; see docs/FORMAT.md).
+/// The metadata record at `kvm/<path>` (JSON, format 1; or format 2, the
+/// JSON followed by the current version's value; see docs/FORMAT.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct MetaRecord {
+    /// Format 1, or 2 exactly when `inline` is set (see
+    /// [`MetaRecord::set_inline`]).
     format: u8,
     current_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -453,6 +486,9 @@ pub(crate) struct MetaRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotation_interval_secs: Option<u64>,
     versions: BTreeMap<u64, VersionRecord>,
+    /// The current version's value, kept in this record (format 2).
+    #[serde(skip)]
+    inline: Option<SecretBytes>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -485,20 +521,81 @@ impl MetaRecord {
     }
 
     pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
-        let rec: Self = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt(key, format!("metadata is not valid: {e}")))?;
-        if rec.format != METADATA_FORMAT {
-            return Err(Error::corrupt(
-                key,
-                format!("unsupported metadata format {}", rec.format),
-            ));
+        let invalid =
+            |e: &dyn fmt::Display| Error::corrupt(key, format!("metadata is not valid: {e}"));
+        // The JSON object, then (format 2) the value's bytes.
+        let mut objects = serde_json::Deserializer::from_slice(bytes).into_iter::<Self>();
+        let mut rec = match objects.next() {
+            Some(Ok(rec)) => rec,
+            Some(Err(e)) => return Err(invalid(&e)),
+            None => return Err(invalid(&"the record is empty")),
+        };
+        let rest = bytes.get(objects.byte_offset()..).unwrap_or_default();
+        match rec.format {
+            METADATA_FORMAT => {
+                if !rest.iter().all(u8::is_ascii_whitespace) {
+                    return Err(invalid(&"bytes after the JSON object"));
+                }
+            }
+            METADATA_FORMAT_INLINE => {
+                if !rec.versions.contains_key(&rec.current_version) {
+                    return Err(invalid(&"the current version is not listed"));
+                }
+                rec.inline = Some(SecretBytes::copy_from(rest));
+            }
+            other => {
+                return Err(Error::corrupt(
+                    key,
+                    format!("unsupported metadata format {other}"),
+                ));
+            }
         }
         Ok(rec)
     }
 
+    /// The record's bytes: the JSON object, then the inline value if any
+    /// (the buffer is sized for both first, so no copy of the value is left
+    /// behind by a reallocation; the barrier wipes it once sealed).
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self)
-            .map_err(|e| Error::InvalidArgument(format!("metadata does not encode: {e}")))
+        let inline = self
+            .inline
+            .as_ref()
+            .map_or(&[][..], SecretBytes::expose_secret);
+        let mut out = Vec::with_capacity(256 + 64 * self.versions.len() + inline.len());
+        serde_json::to_writer(&mut out, self)
+            .map_err(|e| Error::InvalidArgument(format!("metadata does not encode: {e}")))?;
+        out.extend_from_slice(inline);
+        Ok(out)
+    }
+
+    /// Keeps `value` as the current version's value in this record (format
+    /// 2), or none (format 1).
+    fn set_inline(&mut self, value: Option<SecretBytes>) {
+        self.format = if value.is_some() {
+            METADATA_FORMAT_INLINE
+        } else {
+            METADATA_FORMAT
+        };
+        self.inline = value;
+    }
+
+    /// A new record for a secret whose first version is written at `now`.
+    fn first(now: Timestamp) -> Self {
+        MetaRecord {
+            format: METADATA_FORMAT,
+            current_version: 0,
+            max_versions: None,
+            created_at: now,
+            updated_at: now,
+            last_rotated_at: None,
+            owner: None,
+            environment: None,
+            tags: BTreeSet::new(),
+            custom: BTreeMap::new(),
+            rotation_interval_secs: None,
+            versions: BTreeMap::new(),
+            inline: None,
+        }
     }
 
     fn public(&self, path: &SecretPath, default_max: u32) -> SecretMetadata {
@@ -596,6 +693,32 @@ impl MetaRecord {
     }
 }
 
+/// The plaintext of the metadata record of `path` (wiped when dropped: it
+/// can hold the current value), for callers that condition a batch on it.
+pub(crate) async fn metadata_plaintext(
+    sr: &Strongroom,
+    path: &SecretPath,
+) -> Result<Option<SecretBytes>> {
+    let key = metadata_key(path);
+    match sr.storage().get(&key).await? {
+        Some(raw) => sr.barrier_open_secret(&key, raw).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The part of a metadata record's plaintext that describes the secret:
+/// the JSON object, without a value kept after it. Every write changes it
+/// (the current version and `updated_at` move), so a digest of it tells
+/// whether the record changed without being a digest of the value.
+pub(crate) fn metadata_state(plain: &[u8]) -> &[u8] {
+    let mut objects =
+        serde_json::Deserializer::from_slice(plain).into_iter::<serde::de::IgnoredAny>();
+    match objects.next() {
+        Some(Ok(_)) => plain.get(..objects.byte_offset()).unwrap_or(plain),
+        _ => plain,
+    }
+}
+
 /// The storage key of the metadata record of `path`.
 pub fn metadata_key(path: &SecretPath) -> String {
     [METADATA_PREFIX, path.as_str()].concat()
@@ -608,6 +731,16 @@ pub fn version_key(path: &SecretPath, version: u64) -> String {
     let mut key = version_key_prefix(path);
     push_version(&mut key, version);
     key
+}
+
+/// The path and version a version record's storage key names, if `key` is
+/// one (`s/kv/<path>@<20 digits>`): the context its sealed value must carry.
+pub(crate) fn version_key_names(key: &str) -> Option<(&str, u64)> {
+    let (path, digits) = key.strip_prefix(VERSION_PREFIX)?.rsplit_once('@')?;
+    if digits.len() != VERSION_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((path, digits.parse().ok()?))
 }
 
 /// The digits [`version_key`] gives a version: 20, zero-padded.
@@ -697,7 +830,7 @@ impl Strongroom {
 /// What a mutation of the metadata record decided.
 enum Change<T> {
     /// Write the record (and the extra operations) and return `T`.
-    Write(MetaRecord, Vec<BatchOp>, T),
+    Write(Box<MetaRecord>, Vec<BatchOp>, T),
     /// Delete the record (and apply the extra operations), return `T`.
     Remove(Vec<BatchOp>, T),
 }
@@ -724,7 +857,10 @@ impl SecretsStore {
     async fn read_meta(&self, path: &SecretPath) -> Result<Option<(MetaRecord, Vec<u8>)>> {
         let key = metadata_key(path);
         match self.sr.barrier_get_stored(&key).await? {
-            Some(rec) => Ok(Some((MetaRecord::decode(&key, &rec.plain)?, rec.stored))),
+            Some(rec) => Ok(Some((
+                MetaRecord::decode(&key, rec.plain.expose_secret())?,
+                rec.stored,
+            ))),
             None => Ok(None),
         }
     }
@@ -733,14 +869,21 @@ impl SecretsStore {
     /// bytes: nothing is conditioned on them).
     async fn require_meta(&self, path: &SecretPath) -> Result<MetaRecord> {
         let key = metadata_key(path);
-        match self.sr.barrier().get(&key).await? {
-            Some(plain) => MetaRecord::decode(&key, &plain),
+        match self.sr.storage().get(&key).await? {
+            Some(raw) => self.open_meta(&key, raw).await,
             None => Err(SecretError::NotFound {
                 path: path.as_str().to_owned(),
                 version: None,
             }
             .into()),
         }
+    }
+
+    /// Opens and decodes the metadata record `raw` read from `key` (its
+    /// plaintext, which can hold a value, is wiped).
+    async fn open_meta(&self, key: &str, raw: Vec<u8>) -> Result<MetaRecord> {
+        let plain = self.sr.barrier_open_secret(key, raw).await?;
+        MetaRecord::decode(key, plain.expose_secret())
     }
 
     /// Read-modify-write of a secret's metadata record, atomically with the
@@ -849,21 +992,10 @@ impl SecretsStore {
                     m.last_rotated_at = Some(now);
                     m
                 }
-                None => MetaRecord {
-                    format: METADATA_FORMAT,
-                    current_version: 0,
-                    max_versions: None,
-                    created_at: now,
-                    updated_at: now,
-                    last_rotated_at: None,
-                    owner: None,
-                    environment: None,
-                    tags: BTreeSet::new(),
-                    custom: BTreeMap::new(),
-                    rotation_interval_secs: None,
-                    versions: BTreeMap::new(),
-                },
+                None => MetaRecord::first(now),
             };
+            let previous = rec.current_version;
+            let moved = rec.inline.take();
             rec.current_version = version;
             rec.updated_at = now;
             let vrec = VersionRecord {
@@ -872,16 +1004,53 @@ impl SecretsStore {
                 destroyed_at: None,
             };
             rec.versions.insert(version, vrec);
-            let ctx = SealContext::new(path_ref.as_str(), version);
-            let mut ops = vec![
-                self.sr
-                    .sealed_put(&version_key(path_ref, version), value, &ctx)
-                    .await?,
-            ];
+            let mut ops = self.place_value(&mut rec, path_ref, value).await?;
             ops.extend(rec.prune(path_ref, rec.max_versions.unwrap_or(default_max)));
-            Ok(Change::Write(rec, ops, vrec.info(version)))
+            // The previous version's value, kept in the metadata record until
+            // now, moves to a version record of its own (unless just pruned).
+            if let Some(moved) = moved
+                && rec
+                    .versions
+                    .get(&previous)
+                    .is_some_and(|v| v.destroyed_at.is_none())
+            {
+                let ctx = SealContext::new(path_ref.as_str(), previous);
+                ops.push(
+                    self.sr
+                        .sealed_put(
+                            &version_key(path_ref, previous),
+                            moved.expose_secret(),
+                            &ctx,
+                        )
+                        .await?,
+                );
+            }
+            Ok(Change::Write(Box::new(rec), ops, vrec.info(version)))
         })
         .await
+    }
+
+    /// Where the value of `rec`'s new current version goes: into `rec`
+    /// (with [`SecretsOptions::inline_values`] and a small value) or a
+    /// version record of its own, whose sealed write is returned.
+    async fn place_value(
+        &self,
+        rec: &mut MetaRecord,
+        path: &SecretPath,
+        value: &[u8],
+    ) -> Result<Vec<BatchOp>> {
+        if self.options.inline_values && value.len() <= MAX_INLINE_VALUE {
+            rec.set_inline(Some(SecretBytes::copy_from(value)));
+            return Ok(Vec::new());
+        }
+        rec.set_inline(None);
+        let version = rec.current_version;
+        let ctx = SealContext::new(path.as_str(), version);
+        Ok(vec![
+            self.sr
+                .sealed_put(&version_key(path, version), value, &ctx)
+                .await?,
+        ])
     }
 
     /// Reads the current version of the secret at `path` (from the read
@@ -946,15 +1115,25 @@ impl SecretsStore {
         self.cache.as_ref().map(|c| c.stats())
     }
 
-    /// The metadata and the newest version record come back from one
-    /// storage read ([`Storage::get_with_last`]); when the newest record is
-    /// not the current version's (destroyed, or the two reads of a backend
-    /// without a combined read disagree), the current version is read by
-    /// key as [`SecretsStore::get_version`] does.
+    /// A value kept in the metadata record needs no other read; with
+    /// [`SecretsOptions::inline_values`] off, the metadata and the newest
+    /// version record come back from one storage read
+    /// ([`Storage::get_with_last`]). When the newest record is not the
+    /// current version's (destroyed, or the two reads of a backend without
+    /// a combined read disagree), or a value expected in the metadata record
+    /// is not there, the current version is read by key as
+    /// [`SecretsStore::get_version`] does.
+    ///
+    /// [`Storage::get_with_last`]: crate::storage::Storage::get_with_last
     async fn read_current(&self, path: SecretPath) -> Result<SecretVersion> {
         let meta_key = metadata_key(&path);
         let mut key = version_key_prefix(&path);
-        let (raw, last) = self.sr.barrier().get_with_last(&meta_key, &key).await?;
+        let storage = self.sr.storage();
+        let (raw, last) = if self.options.inline_values {
+            (storage.get(&meta_key).await?, None)
+        } else {
+            storage.get_with_last(&meta_key, &key).await?
+        };
         let Some(raw) = raw else {
             return Err(SecretError::NotFound {
                 path: path.as_str().to_owned(),
@@ -962,8 +1141,16 @@ impl SecretsStore {
             }
             .into());
         };
-        let meta = MetaRecord::decode(&meta_key, &raw)?;
+        let mut meta = self.open_meta(&meta_key, raw).await?;
         let version = meta.current_version;
+        if meta.inline.is_some() {
+            let vrec = meta.readable(&path, version)?;
+            return Ok(SecretVersion {
+                version: vrec.info(version),
+                path,
+                value: meta.inline.take().unwrap_or_default(),
+            });
+        }
         push_version(&mut key, version);
         match last {
             Some((last_key, bytes)) if last_key == key => {
@@ -994,6 +1181,17 @@ impl SecretsStore {
         version: u64,
     ) -> Result<SecretVersion> {
         let vrec = meta.readable(&path, version)?;
+        if let Some(value) = meta
+            .inline
+            .as_ref()
+            .filter(|_| version == meta.current_version)
+        {
+            return Ok(SecretVersion {
+                version: vrec.info(version),
+                path,
+                value: value.clone(),
+            });
+        }
         let key = version_key(&path, version);
         let ctx = SealContext::new(path.as_str(), version);
         let value = match self.sr.get_sealed(&key, &ctx).await? {
@@ -1131,6 +1329,8 @@ impl SecretsStore {
             let now = self.sr.clock().now();
             let mut changed = Vec::new();
             let mut ops = Vec::new();
+            let current_version = rec.current_version;
+            let mut destroyed_current = false;
             for v in targets {
                 // classify first: unknown and pruned versions always fail
                 let readable = rec.readable(path_ref, v);
@@ -1159,15 +1359,20 @@ impl SecretsStore {
                         if vrec.destroyed_at.is_none() {
                             vrec.destroyed_at = Some(now);
                             ops.push(BatchOp::delete(version_key(path_ref, v)));
+                            destroyed_current |= v == current_version;
                             changed.push(v);
                         }
                     }
                 }
             }
+            if destroyed_current {
+                // A value kept in the metadata record goes with it.
+                rec.set_inline(None);
+            }
             if !changed.is_empty() {
                 rec.updated_at = now;
             }
-            Ok(Change::Write(rec, ops, changed))
+            Ok(Change::Write(Box::new(rec), ops, changed))
         })
         .await
     }
@@ -1227,7 +1432,7 @@ impl SecretsStore {
             rec.apply_patch(patch_ref.clone(), self.sr.clock().now());
             let ops = rec.prune(path_ref, rec.max_versions.unwrap_or(default_max));
             let public = rec.public(path_ref, default_max);
-            Ok(Change::Write(rec, ops, public))
+            Ok(Change::Write(Box::new(rec), ops, public))
         })
         .await
     }
@@ -1327,26 +1532,11 @@ impl SecretsStore {
                     deleted_at: None,
                     destroyed_at: None,
                 };
-                let ctx = SealContext::new(path.as_str(), 1);
-                ops.push(
-                    self.sr
-                        .sealed_put(&version_key(path, 1), value, &ctx)
-                        .await?,
-                );
-                MetaRecord {
-                    format: METADATA_FORMAT,
-                    current_version: 1,
-                    max_versions: None,
-                    created_at: now,
-                    updated_at: now,
-                    last_rotated_at: None,
-                    owner: None,
-                    environment: None,
-                    tags: BTreeSet::new(),
-                    custom: BTreeMap::new(),
-                    rotation_interval_secs: None,
-                    versions: BTreeMap::from([(1, vrec)]),
-                }
+                let mut rec = MetaRecord::first(now);
+                rec.current_version = 1;
+                rec.versions.insert(1, vrec);
+                ops.extend(self.place_value(&mut rec, path, value).await?);
+                rec
             }
             (None, None) => return Ok(ops),
         };
@@ -1380,6 +1570,22 @@ mod tests {
         }
         assert!(version_key(&a, 9) < version_key(&a, 10));
         assert!(!version_key(&a1, 1).starts_with(&version_key_prefix(&a)));
+        assert_eq!(
+            version_key_names(&version_key(&a1, 12)),
+            Some(("prod/a/1", 12))
+        );
+        assert_eq!(
+            version_key_names(&version_key(&a, u64::MAX)),
+            Some(("prod/a", u64::MAX))
+        );
+        for other in [
+            "kvm/prod/a",
+            "s/kv/prod/a@1",
+            "s/kv/prod/a",
+            "s/other/x@00000000000000000001",
+        ] {
+            assert_eq!(version_key_names(other), None, "{other}");
+        }
         assert_eq!(metadata_key(&a), "kvm/prod/a");
     }
 
@@ -1405,6 +1611,7 @@ mod tests {
                     destroyed_at: None,
                 },
             )]),
+            inline: None,
         };
         let bytes = rec.encode().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
@@ -1412,11 +1619,41 @@ mod tests {
         let back = MetaRecord::decode("k", &bytes).unwrap();
         assert_eq!(back.current_version, 2);
         assert_eq!(back.oldest_version(), 2);
-        let future = text.replace("\"format\":1", "\"format\":2");
-        assert!(matches!(
-            MetaRecord::decode("k", future.as_bytes()),
-            Err(Error::CorruptRecord { .. })
-        ));
+        assert!(back.inline.is_none());
+        let corrupt = |bytes: &[u8]| {
+            matches!(
+                MetaRecord::decode("k", bytes),
+                Err(Error::CorruptRecord { .. })
+            )
+        };
+        let future = text.replace("\"format\":1", "\"format\":3");
+        assert!(corrupt(future.as_bytes()));
+        // Format 1 has nothing after the object.
+        assert!(corrupt(format!("{text}x").as_bytes()));
+
+        // Format 2: the value follows the object, whatever its bytes.
+        let mut inline = rec.clone();
+        let value = b" }{\"format\":1}\x00\xff";
+        inline.set_inline(Some(SecretBytes::copy_from(value)));
+        let bytes = inline.encode().unwrap();
+        assert!(bytes.starts_with(b"{\"format\":2,"));
+        assert!(bytes.ends_with(value));
+        let back = MetaRecord::decode("k", &bytes).unwrap();
+        assert_eq!(back.inline.unwrap().expose_secret(), value);
+        assert_eq!(metadata_state(&bytes), &bytes[..bytes.len() - value.len()]);
+        assert_eq!(metadata_state(text.as_bytes()), text.as_bytes());
+        // An empty value is a value.
+        inline.set_inline(Some(SecretBytes::default()));
+        let back = MetaRecord::decode("k", &inline.encode().unwrap()).unwrap();
+        assert_eq!(back.inline.unwrap().expose_secret(), b"");
+        // A format-2 record names a current version it lists.
+        inline.versions.clear();
+        assert!(corrupt(&inline.encode().unwrap()));
+        // Back to format 1 when the value goes.
+        let mut plain = rec.clone();
+        plain.set_inline(Some(SecretBytes::copy_from(b"v")));
+        plain.set_inline(None);
+        assert_eq!(plain.encode().unwrap(), rec.encode().unwrap());
         assert!(matches!(
             MetaRecord::decode("k", b"\xff"),
             Err(Error::CorruptRecord { .. })

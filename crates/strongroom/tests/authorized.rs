@@ -1064,7 +1064,9 @@ async fn rewrap_with_progress_counts_its_work_then_reports_each_batch() {
     let f = fixture().await;
     let root = f.root();
     for i in 0..25 {
-        root.put(&format!("app/s{i}"), b"v", None).await.unwrap();
+        // Two versions: the first moves to a version record of its own.
+        root.put(&format!("app/s{i}"), b"v1", None).await.unwrap();
+        root.put(&format!("app/s{i}"), b"v2", None).await.unwrap();
     }
     let admin = f.principal("keys", &[("sys/keyring", &[Sudo])]).key_admin();
     assert_eq!(admin.rotate().await.unwrap().version, 2);
@@ -1077,7 +1079,7 @@ async fn rewrap_with_progress_counts_its_work_then_reports_each_batch() {
     assert_eq!((first.pass, first.rewrapped_this_pass), (1, 0));
     assert!(
         first.to_rewrap >= 50,
-        "25 secrets: metadata and version records"
+        "25 secrets: metadata records (with version 2) and version 1's records"
     );
     assert!(
         seen.len() >= 6,

@@ -1,6 +1,7 @@
 //! The versioned secrets store: check-and-set, versions, deletion states,
 //! pruning, metadata, listing, sealing bound to path and version, keyring
-//! rotation, leaks and storage faults.
+//! rotation, leaks and storage faults; every value in a version record of
+//! its own (`SecretsOptions::inline_values` off).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,6 +30,13 @@ struct Fixture {
     store: SecretsStore,
 }
 
+/// Every version's value in a version record of its own: the layout these
+/// tests look at (tests/secrets_inline.rs covers values kept in the
+/// metadata record, the default).
+fn own_records() -> SecretsOptions {
+    SecretsOptions::default().with_inline_values(false)
+}
+
 fn options(clock: &Arc<ManualClock>) -> Options {
     Options {
         clock: clock.clone(),
@@ -44,7 +52,7 @@ async fn fixture_with(storage: DynStorage, mem: MemoryStorage, max: u32) -> Fixt
         .dangerous_traced("test")
         .await
         .unwrap();
-    let store = sr.secrets_with(SecretsOptions::default().with_default_max_versions(max));
+    let store = sr.secrets_with(own_records().with_default_max_versions(max));
     Fixture {
         mem,
         clock,
@@ -201,7 +209,7 @@ async fn concurrent_cas_writers_have_one_winner_across_handles() {
         .dangerous_traced("test")
         .await
         .unwrap()
-        .secrets();
+        .secrets_with(own_records());
     f.store.put("prod/race", b"v1", Some(0)).await.unwrap();
 
     for round in 0..5u64 {
@@ -637,7 +645,7 @@ async fn metadata_round_trip() {
         .dangerous_traced("test")
         .await
         .unwrap()
-        .secrets();
+        .secrets_with(own_records());
     assert_eq!(other.metadata(path).await.unwrap(), m);
 
     // clearing fields
@@ -941,7 +949,7 @@ async fn keyring_rotation_and_rewrap_keep_every_version_readable() {
         .dangerous_traced("test")
         .await
         .unwrap()
-        .secrets();
+        .secrets_with(own_records());
     assert_eq!(
         other
             .get_version(path, 2)
@@ -1001,7 +1009,7 @@ async fn canary_never_leaks_into_storage_errors_or_debug() {
         .unwrap();
     faulty.fail_from_write(1);
     let e = sr2
-        .secrets()
+        .secrets_with(own_records())
         .put(path, canary.as_bytes(), None)
         .await
         .unwrap_err();
@@ -1122,7 +1130,7 @@ async fn sealed_store_refuses_work() {
         .dangerous_traced("test")
         .await
         .unwrap()
-        .secrets();
+        .secrets_with(own_records());
     assert_eq!(value(&other, "prod/x").await, b"v");
     assert_eq!(other.metadata("prod/x").await.unwrap().current_version, 1);
 }

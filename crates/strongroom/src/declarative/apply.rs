@@ -11,7 +11,7 @@ use super::state::{APPLIED_FORMAT, AppliedRecord, DECLARED_RECORD, read_record};
 use crate::audit::{AuditEvent, Operation, Outcome, new_request_id};
 use crate::dangerous::Door;
 use crate::path::SecretPath;
-use crate::secrets::metadata_key;
+use crate::secrets::{metadata_key, metadata_plaintext, metadata_state};
 use crate::storage::BatchOp;
 use crate::{Error, Handle, SecretBytes};
 
@@ -115,9 +115,13 @@ pub async fn apply_reporting(
     let mut current = Vec::with_capacity(plan.reads.len());
     for (done, read) in plan.reads.iter().enumerate() {
         let path = SecretPath::parse(&read.path)?;
-        let raw = barrier.get(&metadata_key(&path)).await?;
+        let raw = metadata_plaintext(door.strongroom(), &path).await?;
         progress(done + 1, plan.reads.len());
-        if raw.as_ref().map(|r| digest(r)) != read.metadata_digest {
+        if raw
+            .as_ref()
+            .map(|r| digest(metadata_state(r.expose_secret())))
+            != read.metadata_digest
+        {
             return Err(changed(&read.path));
         }
         current.push((path, raw));
@@ -168,7 +172,10 @@ pub async fn apply_reporting(
     for (path, raw) in &current {
         let change = plan.secrets.iter().find(|s| s.path == path.as_str());
         let Some(change) = change else {
-            ops.push(BatchOp::expect(metadata_key(path), raw.clone()));
+            ops.push(BatchOp::expect(
+                metadata_key(path),
+                raw.as_ref().map(|r| r.expose_secret().to_vec()),
+            ));
             continue;
         };
         let spec = plan.declared.secrets.get(path.as_str()).ok_or_else(|| {
@@ -198,7 +205,12 @@ pub async fn apply_reporting(
             (SecretAction::UpdateMetadata, _) => {
                 ops.extend(
                     store
-                        .conditional_metadata_ops(path, raw.as_deref(), &patch, None)
+                        .conditional_metadata_ops(
+                            path,
+                            raw.as_ref().map(SecretBytes::expose_secret),
+                            &patch,
+                            None,
+                        )
                         .await?,
                 );
                 events.push(event(Operation::WriteMetadata)?);

@@ -13,7 +13,9 @@ use super::state::read_record;
 use super::{DeclarativeError, Declared, RotationSpec, SecretSpec};
 use crate::dangerous::Door;
 use crate::path::SecretPath;
-use crate::secrets::{MetadataPatch, SecretError, SecretMetadata, metadata_key};
+use crate::secrets::{
+    MetadataPatch, SecretError, SecretMetadata, metadata_plaintext, metadata_state,
+};
 
 /// Format version of a serialised [`Plan`].
 pub const PLAN_FORMAT: u32 = 1;
@@ -317,19 +319,21 @@ async fn read_secret(
     door: &Door,
     path: &SecretPath,
 ) -> Result<(Option<SecretMetadata>, Option<String>), DeclarativeError> {
-    let key = metadata_key(path);
-    let barrier = door.barrier();
+    let sr = door.strongroom();
     let store = door.secrets();
     for _ in 0..8 {
-        let before = barrier.get(&key).await?;
+        let before = metadata_plaintext(sr, path).await?;
         let meta = match store.metadata(path.as_str()).await {
             Ok(m) => Some(m),
             Err(crate::Error::Secret(SecretError::NotFound { .. })) => None,
             Err(e) => return Err(e.into()),
         };
-        let after = barrier.get(&key).await?;
+        let after = metadata_plaintext(sr, path).await?;
         if before == after {
-            return Ok((meta, after.map(|raw| digest(&raw))));
+            return Ok((
+                meta,
+                after.map(|raw| digest(metadata_state(raw.expose_secret()))),
+            ));
         }
     }
     Err(crate::Error::from(SecretError::Contended {

@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use crate::changes::ChangeFeed;
 use crate::seal::SealContext;
 use crate::storage::{BatchOp, DynStorage, LastRecord, Storage};
-use crate::{Error, Result, SEALED_PREFIX};
+use crate::{Error, Result, SEALED_PREFIX, SecretBytes};
 
 use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
 use super::{SealedRecord, Strongroom};
@@ -74,8 +74,9 @@ fn passes_through(key: &str) -> bool {
 
 /// A barrier record as read ([`Strongroom::barrier_get_stored`]).
 pub(crate) struct StoredRecord {
-    /// What the record opened to.
-    pub(crate) plain: Vec<u8>,
+    /// What the record opened to (wiped when dropped: a secret's metadata
+    /// record can hold its current value).
+    pub(crate) plain: SecretBytes,
     /// The bytes in storage.
     pub(crate) stored: Vec<u8>,
 }
@@ -132,14 +133,22 @@ impl Strongroom {
 
     /// Opens the barrier record `raw` read from `key`.
     pub(crate) async fn barrier_open(&self, key: &str, raw: Vec<u8>) -> Result<Vec<u8>> {
+        Ok(self
+            .barrier_open_secret(key, raw)
+            .await?
+            .expose_secret()
+            .to_vec())
+    }
+
+    /// [`Strongroom::barrier_open`] into a buffer wiped when dropped.
+    pub(crate) async fn barrier_open_secret(&self, key: &str, raw: Vec<u8>) -> Result<SecretBytes> {
         let ctx = SealContext::new(key, BARRIER_CONTEXT_VERSION);
         match self.open_record(key, raw, &ctx).await {
-            Ok(plain) => Ok(plain.expose_secret().to_vec()),
             Err(Error::DecryptionFailed) => Err(Error::corrupt(
                 key,
                 "record failed authentication (edited, moved or forged)",
             )),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -151,9 +160,10 @@ impl Strongroom {
         let Some(stored) = self.inner.storage.get(key).await? else {
             return Ok(None);
         };
-        let plain = match self.barrier_read(key, Some(stored.clone())).await? {
-            Some(plain) => plain,
-            None => return Ok(None),
+        let plain = if passes_through(key) {
+            SecretBytes::copy_from(&stored)
+        } else {
+            self.barrier_open_secret(key, stored.clone()).await?
         };
         Ok(Some(StoredRecord { plain, stored }))
     }
@@ -161,15 +171,19 @@ impl Strongroom {
     /// Applies `ops` through the barrier: puts are sealed; the values of
     /// preconditions are the stored bytes (as [`StoredRecord::stored`] or
     /// [`Strongroom::stored_opening_to`] gave them) and pass unchanged.
+    /// The plaintext of every put is wiped once sealed (or when sealing
+    /// fails).
     pub(crate) async fn barrier_batch(&self, ops: Vec<BatchOp>) -> Result<()> {
+        // All wrapped first: an error drops the rest wiped.
+        let ops: Vec<Wiped> = ops.into_iter().map(wiped_plaintext).collect();
         let mut sealed = Vec::with_capacity(ops.len());
         for op in ops {
             sealed.push(match op {
-                BatchOp::Put { key, value } if !passes_through(&key) => {
-                    let value = self.barrier_seal(&key, &value).await?;
+                Wiped::Put(key, plain) => {
+                    let value = self.barrier_seal(&key, plain.expose_secret()).await?;
                     BatchOp::Put { key, value }
                 }
-                other => other,
+                Wiped::Other(op) => op,
             });
         }
         self.commit(sealed).await
@@ -184,8 +198,8 @@ impl Strongroom {
             key: key.to_owned(),
         };
         let raw = self.inner.storage.get(key).await?.ok_or_else(conflict)?;
-        let plain = self.barrier_open(key, raw.clone()).await?;
-        if plain != expected {
+        let plain = self.barrier_open_secret(key, raw.clone()).await?;
+        if plain.expose_secret() != expected {
             return Err(conflict());
         }
         Ok(raw)
@@ -196,6 +210,22 @@ impl Strongroom {
             Some(raw) if !passes_through(key) => self.barrier_open(key, raw).await.map(Some),
             other => Ok(other),
         }
+    }
+}
+
+/// A batch operation with the plaintext of a barrier put held where it is
+/// wiped when dropped.
+enum Wiped {
+    Put(String, SecretBytes),
+    Other(BatchOp),
+}
+
+fn wiped_plaintext(op: BatchOp) -> Wiped {
+    match op {
+        BatchOp::Put { key, value } if !passes_through(&key) => {
+            Wiped::Put(key, SecretBytes::new(value))
+        }
+        other => Wiped::Other(other),
     }
 }
 
@@ -286,12 +316,17 @@ impl Storage for Barrier {
                     key,
                     value: Some(expected),
                 } if !passes_through(&key) => {
-                    let stored = match memo.and_then(|m| m.stored(&key, &expected)) {
+                    let expected = SecretBytes::new(expected);
+                    let stored = match memo.and_then(|m| m.stored(&key, expected.expose_secret())) {
                         Some(stored) => {
                             recalled.push((resolved.len(), expected));
                             stored
                         }
-                        None => self.sr.stored_opening_to(&key, &expected).await?,
+                        None => {
+                            self.sr
+                                .stored_opening_to(&key, expected.expose_secret())
+                                .await?
+                        }
                     };
                     BatchOp::Expect {
                         key,
@@ -325,7 +360,10 @@ impl Storage for Barrier {
                 memo.forget(recalled.iter().map(|&(i, _)| retry[i].key()));
                 for (i, expected) in recalled {
                     let key = retry[i].key().to_owned();
-                    let stored = self.sr.stored_opening_to(&key, &expected).await?;
+                    let stored = self
+                        .sr
+                        .stored_opening_to(&key, expected.expose_secret())
+                        .await?;
                     retry[i] = BatchOp::Expect {
                         key,
                         value: Some(stored),
@@ -362,11 +400,13 @@ impl RecordCheck {
 impl Strongroom {
     /// Authenticates every keyring-sealed record in storage without
     /// returning any plaintext: barrier records against their storage key,
-    /// caller-sealed records against the context they carry. Records that
-    /// are edited, forged or moved between barrier keys are reported;
-    /// whether a caller-sealed record sits at the key its reader expects is
-    /// checked by that reader (the secrets store, rotation) when it reads.
-    /// Rolled-back and deleted records are not detected (see `SECURITY.md`).
+    /// caller-sealed records against the context they carry, and a secret's
+    /// version record also against the path and version its key names.
+    /// Records that are edited, forged, moved between barrier keys or moved
+    /// between secrets' version keys are reported; whether another
+    /// caller-sealed record sits at the key its reader expects is checked by
+    /// that reader (rotation) when it reads. Rolled-back and deleted records
+    /// are not detected (see `SECURITY.md`).
     pub async fn verify_records(&self) -> Result<RecordCheck> {
         let mut check = RecordCheck::default();
         let mut after: Option<String> = None;
@@ -379,15 +419,21 @@ impl Strongroom {
                 check.checked += 1;
                 let outcome = if key.starts_with(SEALED_PREFIX) {
                     match SealedRecord::decode(key, raw) {
-                        Ok(rec) => {
-                            let path = rec.path.to_owned();
-                            let ctx = SealContext::new(&path, rec.version);
-                            self.open_record(key, raw.clone(), &ctx).await.map(drop)
-                        }
+                        Ok(rec) => match crate::secrets::version_key_names(key) {
+                            Some(named) if named != (rec.path, rec.version) => Err(Error::corrupt(
+                                key,
+                                "holds the sealed value of another secret or version",
+                            )),
+                            _ => {
+                                let path = rec.path.to_owned();
+                                let ctx = SealContext::new(&path, rec.version);
+                                self.open_record(key, raw.clone(), &ctx).await.map(drop)
+                            }
+                        },
                         Err(e) => Err(e),
                     }
                 } else {
-                    self.barrier_open(key, raw.clone()).await.map(drop)
+                    self.barrier_open_secret(key, raw.clone()).await.map(drop)
                 };
                 match outcome {
                     Ok(()) => {}

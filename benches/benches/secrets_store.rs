@@ -685,7 +685,7 @@ fn sqlite_writes(rt: &Runtime, dir: &std::path::Path, value: &[u8]) {
     let value = Arc::new(value.to_vec());
     // The raw rows carry a real sealed version record.
     let record = rt.block_on(async {
-        secrets.put("put/sample", &value, None).await.unwrap();
+        own_secrets.put("put/sample", &value, None).await.unwrap();
         let key = version_key(&SecretPath::parse("put/sample").unwrap(), 1);
         Arc::new(storage.get(&key).await.unwrap().unwrap())
     });

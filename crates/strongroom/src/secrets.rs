@@ -554,8 +554,8 @@ impl MetaRecord {
     }
 
     /// The record's bytes: the JSON object, then the inline value if any
-    /// (the buffer is sized for both first, so no copy of the value is left
-    /// behind by a reallocation; the barrier wipes it once sealed).
+    /// (appended last, so no reallocation leaves a copy of it behind; the
+    /// barrier wipes the buffer once sealed).
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let inline = self
             .inline

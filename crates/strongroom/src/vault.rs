@@ -5,6 +5,7 @@ mod coherence;
 mod rewrap;
 mod root;
 
+pub(crate) use barrier::UnsentOps;
 pub use barrier::{BARRIER_CONTEXT_VERSION, Barrier, RecordCheck, is_pre_unseal};
 
 pub use coherence::KEYRING_GENERATION;

@@ -13,40 +13,8 @@ use crate::dangerous::Door;
 use crate::path::SecretPath;
 use crate::secrets::{metadata_key, metadata_plaintext, metadata_state};
 use crate::storage::BatchOp;
+use crate::vault::UnsentOps;
 use crate::{Error, Handle, SecretBytes};
-use zeroize::Zeroize;
-
-/// The batch `apply` builds, the plaintext of its puts and preconditions
-/// wiped if it is dropped before it is sent (an error on the way): a
-/// secret's metadata record can hold its current value.
-struct Unsent(Vec<BatchOp>);
-
-impl std::ops::Deref for Unsent {
-    type Target = Vec<BatchOp>;
-    fn deref(&self) -> &Vec<BatchOp> {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Unsent {
-    fn deref_mut(&mut self) -> &mut Vec<BatchOp> {
-        &mut self.0
-    }
-}
-
-impl Drop for Unsent {
-    fn drop(&mut self) {
-        for op in &mut self.0 {
-            if let BatchOp::Put { value, .. }
-            | BatchOp::Expect {
-                value: Some(value), ..
-            } = op
-            {
-                value.zeroize();
-            }
-        }
-    }
-}
 
 /// The characters of generated values.
 const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -191,7 +159,9 @@ pub async fn apply_reporting(
 
     // 2. One batch: conditions on every read, then the writes.
     let store = door.secrets();
-    let mut ops = Unsent(vec![BatchOp::expect(
+    // Wiped if an error drops it before it is sent: a metadata record's
+    // plaintext can hold a value.
+    let mut ops = UnsentOps(vec![BatchOp::expect(
         DECLARED_RECORD,
         applied.as_ref().map(|(_, raw)| raw.clone()),
     )]);
@@ -320,7 +290,7 @@ pub async fn apply_reporting(
     for e in &events {
         operator.audit_record(e.clone()).await?;
     }
-    let result = barrier.batch(std::mem::take(&mut *ops)).await;
+    let result = barrier.batch(ops.send()).await;
     let outcome = match &result {
         Ok(()) => None,
         Err(e) => Some(Outcome::Error {

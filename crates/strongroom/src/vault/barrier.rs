@@ -47,6 +47,7 @@ use crate::changes::ChangeFeed;
 use crate::seal::SealContext;
 use crate::storage::{BatchOp, DynStorage, LastRecord, Storage};
 use crate::{Error, Result, SEALED_PREFIX, SecretBytes};
+use zeroize::Zeroize;
 
 use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
 use super::{SealedRecord, Strongroom};
@@ -229,6 +230,46 @@ fn wiped_plaintext(op: BatchOp) -> Wiped {
     }
 }
 
+/// Batch operations not yet sent: dropped unsent (an error on the way),
+/// the plaintext they can carry (a barrier put's record, a precondition
+/// naming a record's plaintext, which for a secret's metadata can hold its
+/// value) is wiped.
+pub(crate) struct UnsentOps(pub(crate) Vec<BatchOp>);
+
+impl UnsentOps {
+    /// The operations, to send.
+    pub(crate) fn send(mut self) -> Vec<BatchOp> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl std::ops::Deref for UnsentOps {
+    type Target = Vec<BatchOp>;
+    fn deref(&self) -> &Vec<BatchOp> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for UnsentOps {
+    fn deref_mut(&mut self) -> &mut Vec<BatchOp> {
+        &mut self.0
+    }
+}
+
+impl Drop for UnsentOps {
+    fn drop(&mut self) {
+        for op in &mut self.0 {
+            if let BatchOp::Put { value, .. }
+            | BatchOp::Expect {
+                value: Some(value), ..
+            } = op
+            {
+                value.zeroize();
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Storage for Barrier {
     fn backend(&self) -> &'static str {
@@ -309,9 +350,13 @@ impl Storage for Barrier {
         // bytes now; the rest are read and opened.
         let memo = self.memo.as_deref();
         let mut recalled = Vec::new();
-        let mut resolved = Vec::with_capacity(ops.len());
-        for op in ops {
-            resolved.push(match op {
+        // Both wiped if a failed precondition read ends this early.
+        let mut pending = UnsentOps(ops);
+        pending.reverse();
+        let mut resolved = UnsentOps(Vec::with_capacity(pending.len()));
+        while let Some(op) = pending.pop() {
+            let at = resolved.len();
+            let op = match op {
                 BatchOp::Expect {
                     key,
                     value: Some(expected),
@@ -319,7 +364,7 @@ impl Storage for Barrier {
                     let expected = SecretBytes::new(expected);
                     let stored = match memo.and_then(|m| m.stored(&key, expected.expose_secret())) {
                         Some(stored) => {
-                            recalled.push((resolved.len(), expected));
+                            recalled.push((at, expected));
                             stored
                         }
                         None => {
@@ -334,8 +379,10 @@ impl Storage for Barrier {
                     }
                 }
                 other => other,
-            });
+            };
+            resolved.push(op);
         }
+        let resolved = resolved.send();
         let Some(memo) = memo else {
             return self.sr.barrier_batch(resolved).await;
         };

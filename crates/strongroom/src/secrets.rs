@@ -579,6 +579,13 @@ impl MetaRecord {
         self.inline = value;
     }
 
+    /// The value kept in this record, if any, leaving none (format 1).
+    fn take_inline(&mut self) -> Option<SecretBytes> {
+        let value = self.inline.take();
+        self.set_inline(None);
+        value
+    }
+
     /// A new record for a secret whose first version is written at `now`.
     fn first(now: Timestamp) -> Self {
         MetaRecord {
@@ -758,7 +765,7 @@ fn version_key_prefix(path: &SecretPath) -> String {
 }
 
 /// Appends `version` zero-padded to [`VERSION_DIGITS`] digits (a `u64` has
-/// at most 20), without the formatting machinery: a read builds two keys.
+/// at most 20), without the formatting machinery (reads and writes build these keys).
 fn push_version(key: &mut String, mut version: u64) {
     let mut digits = [b'0'; VERSION_DIGITS];
     for d in digits.iter_mut().rev() {
@@ -995,7 +1002,7 @@ impl SecretsStore {
                 None => MetaRecord::first(now),
             };
             let previous = rec.current_version;
-            let moved = rec.inline.take();
+            let moved = rec.take_inline();
             rec.current_version = version;
             rec.updated_at = now;
             let vrec = VersionRecord {
@@ -1127,12 +1134,13 @@ impl SecretsStore {
     /// [`Storage::get_with_last`]: crate::storage::Storage::get_with_last
     async fn read_current(&self, path: SecretPath) -> Result<SecretVersion> {
         let meta_key = metadata_key(&path);
-        let mut key = version_key_prefix(&path);
         let storage = self.sr.storage();
         let (raw, last) = if self.options.inline_values {
             (storage.get(&meta_key).await?, None)
         } else {
-            storage.get_with_last(&meta_key, &key).await?
+            storage
+                .get_with_last(&meta_key, &version_key_prefix(&path))
+                .await?
         };
         let Some(raw) = raw else {
             return Err(SecretError::NotFound {
@@ -1141,19 +1149,15 @@ impl SecretsStore {
             }
             .into());
         };
-        let mut meta = self.open_meta(&meta_key, raw).await?;
+        let meta = self.open_meta(&meta_key, raw).await?;
         let version = meta.current_version;
-        if meta.inline.is_some() {
-            let vrec = meta.readable(&path, version)?;
-            return Ok(SecretVersion {
-                version: vrec.info(version),
-                path,
-                value: meta.inline.take().unwrap_or_default(),
-            });
-        }
-        push_version(&mut key, version);
         match last {
-            Some((last_key, bytes)) if last_key == key => {
+            // The newest version record is the current version's (and the
+            // value is not in the metadata record).
+            Some((key, bytes))
+                if meta.inline.is_none()
+                    && version_key_names(&key) == Some((path.as_str(), version)) =>
+            {
                 let vrec = meta.readable(&path, version)?;
                 let ctx = SealContext::new(path.as_str(), version);
                 let value = self.sr.open_record(&key, bytes, &ctx).await?;
@@ -1163,7 +1167,7 @@ impl SecretsStore {
                     value,
                 })
             }
-            _ => self.read_version(path, &meta, version).await,
+            _ => self.read_version(path, meta, version).await,
         }
     }
 
@@ -1171,25 +1175,23 @@ impl SecretsStore {
     pub async fn get_version(&self, path: &str, version: u64) -> Result<SecretVersion> {
         let path = SecretPath::parse(path)?;
         let meta = self.require_meta(&path).await?;
-        self.read_version(path, &meta, version).await
+        self.read_version(path, meta, version).await
     }
 
+    /// Version `version` of `path` as `meta` lists it: from `meta` itself
+    /// when it holds that version's value, else from its version record.
     async fn read_version(
         &self,
         path: SecretPath,
-        meta: &MetaRecord,
+        meta: MetaRecord,
         version: u64,
     ) -> Result<SecretVersion> {
         let vrec = meta.readable(&path, version)?;
-        if let Some(value) = meta
-            .inline
-            .as_ref()
-            .filter(|_| version == meta.current_version)
-        {
+        if let Some(value) = meta.inline.filter(|_| version == meta.current_version) {
             return Ok(SecretVersion {
                 version: vrec.info(version),
                 path,
-                value: value.clone(),
+                value,
             });
         }
         let key = version_key(&path, version);

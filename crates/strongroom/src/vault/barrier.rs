@@ -47,7 +47,6 @@ use crate::changes::ChangeFeed;
 use crate::seal::SealContext;
 use crate::storage::{BatchOp, DynStorage, LastRecord, Storage};
 use crate::{Error, Result, SEALED_PREFIX, SecretBytes};
-use zeroize::Zeroize;
 
 use super::{KEYRING_GENERATION, KEYRING_RECORD, ROOT_KEY_RECORD, ROOT_UPGRADE_RECORD};
 use super::{SealedRecord, Strongroom};
@@ -175,19 +174,17 @@ impl Strongroom {
     /// The plaintext of every put is wiped once sealed (or when sealing
     /// fails).
     pub(crate) async fn barrier_batch(&self, ops: Vec<BatchOp>) -> Result<()> {
-        // All wrapped first: an error drops the rest wiped.
-        let ops: Vec<Wiped> = ops.into_iter().map(wiped_plaintext).collect();
-        let mut sealed = Vec::with_capacity(ops.len());
-        for op in ops {
-            sealed.push(match op {
-                Wiped::Put(key, plain) => {
-                    let value = self.barrier_seal(&key, plain.expose_secret()).await?;
-                    BatchOp::Put { key, value }
-                }
-                Wiped::Other(op) => op,
-            });
+        // Wiped if sealing fails part-way.
+        let mut ops = UnsentOps(ops);
+        for op in ops.iter_mut() {
+            if let BatchOp::Put { key, value } = op
+                && !passes_through(key)
+            {
+                let sealed = self.barrier_seal(key, value).await?;
+                wipe(std::mem::replace(value, sealed));
+            }
         }
-        self.commit(sealed).await
+        self.commit(ops.send()).await
     }
 
     /// The stored bytes of the barrier record at `key`, read now, if they
@@ -211,22 +208,6 @@ impl Strongroom {
             Some(raw) if !passes_through(key) => self.barrier_open(key, raw).await.map(Some),
             other => Ok(other),
         }
-    }
-}
-
-/// A batch operation with the plaintext of a barrier put held where it is
-/// wiped when dropped.
-enum Wiped {
-    Put(String, SecretBytes),
-    Other(BatchOp),
-}
-
-fn wiped_plaintext(op: BatchOp) -> Wiped {
-    match op {
-        BatchOp::Put { key, value } if !passes_through(&key) => {
-            Wiped::Put(key, SecretBytes::new(value))
-        }
-        other => Wiped::Other(other),
     }
 }
 
@@ -264,10 +245,15 @@ impl Drop for UnsentOps {
                 value: Some(value), ..
             } = op
             {
-                value.zeroize();
+                wipe(std::mem::take(value));
             }
         }
     }
+}
+
+/// Wipes `plain` as [`SecretBytes`] does when dropped.
+fn wipe(plain: Vec<u8>) {
+    drop(SecretBytes::new(plain));
 }
 
 #[async_trait]

@@ -1,5 +1,5 @@
-//! Helpers shared by the import, JSON and lease tests (copied in part from
-//! `cli.rs`, which keeps its own).
+//! Helpers shared by the import, JSON, lease, audit-verify and other tests
+//! (copied in part from `cli.rs`, which keeps its own).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -33,6 +33,38 @@ impl Env {
         };
         ok(&env.run(&["keygen", &env.key()], b""));
         ok(&env.run(&["init", "--db", &env.db(), "--key-file", &env.key()], b""));
+        env
+    }
+
+    /// A directory with a key file and a store created through the library,
+    /// as an embedding application would: no CLI audit record, no saved
+    /// audit head.
+    pub(crate) fn init_by_library() -> Self {
+        let env = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        ok(&env.run(&["keygen", &env.key()], b""));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap());
+            let protector =
+                strongroom::protector::SoftwareProtector::from_key_file(env.key()).unwrap();
+            let sr = strongroom::Strongroom::init(
+                sqlite.clone(),
+                &protector,
+                strongroom::Options::default(),
+            )
+            .await
+            .unwrap()
+            .dangerous_traced("test")
+            .await
+            .unwrap();
+            sr.seal();
+            sqlite.close().await;
+        });
         env
     }
 

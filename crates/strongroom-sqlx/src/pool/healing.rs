@@ -318,7 +318,8 @@ impl HealingPool {
         let mut refused: Vec<u64> = Vec::new();
         let mut last_failed: Option<RefreshOutcome> = None;
         let mut terminated = 0u32;
-        let mut not_authorized_seen = false;
+        // The pool generation a `28000` was last seen under.
+        let mut not_authorized_at: Option<u64> = None;
         // Refreshes that failed in a row: each waits longer (`RETRY`).
         let mut failed = 0u32;
         let r = tokio::time::timeout_at(deadline, async {
@@ -344,12 +345,14 @@ impl HealingPool {
                 }
                 // A role that may not log in (`28000`) is how a revoked
                 // dynamic role looks while it is being dropped: worth one
-                // refresh, which moves to another stored version if one
-                // works and otherwise returns the error at once.
+                // refresh per pool generation (a swap since the last one
+                // means this login used other credentials), which moves to
+                // another stored version if one works and otherwise returns
+                // the error at once.
                 let auth_retry = match class {
                     ErrorClass::Credential => true,
-                    ErrorClass::NotAuthorized if !not_authorized_seen => {
-                        not_authorized_seen = true;
+                    ErrorClass::NotAuthorized if not_authorized_at != Some(generation) => {
+                        not_authorized_at = Some(generation);
                         true
                     }
                     _ => false,

@@ -36,10 +36,12 @@
 //! `3D000` (no such database), `53300` (too many connections), `57P03`
 //! (starting up), network and TLS errors are returned as they are, with no
 //! refresh. A `28000` for a role that may not log in (how a revoked dynamic
-//! role looks while it is dropped) gets one refresh per operation: the pool
-//! moves to another stored version if one logs in, and returns the error at
-//! once if every stored version is refused that way. (sqlx's pool itself waits out `53300` and `57P03` until its
-//! acquire timeout; the healing pool caps that timeout at the budget.)
+//! role looks while it is dropped) gets one refresh per operation and pool
+//! generation (a swap since the last one means the next login uses other
+//! credentials): the pool moves to another stored version if one logs in,
+//! and returns the error at once if every stored version is refused that
+//! way. (sqlx's pool itself waits out `53300` and `57P03` until its acquire
+//! timeout; the healing pool caps that timeout at the budget.)
 //!
 //! Files: `classify` (error classes), `source` (credential sources and the
 //! rotation engine's), `lease_source` (leased dynamic credentials),

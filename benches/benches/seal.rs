@@ -1,5 +1,7 @@
-//! Sealing and opening through Strongroom against raw `ring` AES-256-GCM,
-//! interleaved round by round in one process.
+//! Sealing and opening through Strongroom against raw `ring` AES-256-GCM
+//! (the baseline) and raw AWS-LC AES-256-GCM through `aws-lc-rs`
+//! (the library Strongroom seals with, doing the same work), interleaved
+//! round by round in one process.
 //!
 //! For each size (1 KiB, 64 KiB, 1 MiB) every variant of a group runs one
 //! sample per round (the order rotates from round to round, so none always
@@ -21,7 +23,13 @@
 //! - `ring-getrandom`: the same with one `getrandom` call per seal (what
 //!   naive code does);
 //! - `ring-copy-pooled`: allocate, copy the plaintext in, seal with a pooled
-//!   nonce (the work `seal_value` does).
+//!   nonce (the work `seal_value` does);
+//! - `aws-lc-counter`, `aws-lc-copy-pooled`: the same as `ring-counter` and
+//!   `ring-copy-pooled` through AWS-LC.
+//!
+//! Besides Strongroom against each baseline, the bench pairs AWS-LC with
+//! ring doing the same work, so a run shows how much of a ratio against
+//! ring is the library's speed.
 //!
 //! Open variants, each from stored bytes laid out alike (a 20-byte prefix,
 //! ciphertext, tag) and each dropping its output:
@@ -30,7 +38,10 @@
 //! - `strongroom-in-place`: copy the sealed value into a fresh `Vec`, then
 //!   `Strongroom::open_value_in_place`;
 //! - `ring-copy`: copy ciphertext and tag into a fresh `Vec`, then ring's
-//!   `open_in_place`.
+//!   `open_in_place`;
+//! - `aws-lc-copy`: copy the ciphertext into a fresh `Vec`, then AWS-LC's
+//!   `open_in_place_separate_tag` (the same work as `ring-copy`, and what
+//!   `open_value` does before its wipe on drop).
 //!
 //! Run: `cargo bench -p strongroom-benches --bench seal`, then
 //! `python3 benches/report.py` (reads `target/strongroom-bench/seal.json`,
@@ -43,6 +54,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::aead as lc;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use strongroom::protector::SoftwareProtector;
@@ -170,10 +182,61 @@ fn compare(
         .collect()
 }
 
-/// A ring seal in place on a reused buffer of `size` bytes, the tag
-/// appended, with nonces from `nonce`.
-fn ring_seal<'a>(
-    ring_key: &'a LessSafeKey,
+/// AES-256-GCM from one AEAD library, called the way the baselines call
+/// it: `buf` is the plaintext (seal) or the ciphertext with its tag
+/// appended (open).
+trait Aead {
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16];
+    /// Returns the plaintext's length.
+    fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> usize;
+}
+
+impl Aead for LessSafeKey {
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let tag = self
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .expect("seal");
+        tag.as_ref().try_into().expect("tag")
+    }
+
+    fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> usize {
+        self.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .expect("open")
+            .len()
+    }
+}
+
+impl Aead for lc::LessSafeKey {
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        let tag = self
+            .seal_in_place_separate_tag(
+                lc::Nonce::assume_unique_for_key(nonce),
+                lc::Aad::from(aad),
+                buf,
+            )
+            .expect("seal");
+        tag.as_ref().try_into().expect("tag")
+    }
+
+    /// With the tag passed apart, as `open_value` calls AWS-LC (its
+    /// `open_in_place` would move the plaintext once more).
+    fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> usize {
+        let (body, tag) = buf.split_at_mut(buf.len() - 16);
+        self.open_in_place_separate_tag(
+            lc::Nonce::assume_unique_for_key(nonce),
+            lc::Aad::from(aad),
+            tag,
+            body,
+        )
+        .expect("open")
+        .len()
+    }
+}
+
+/// A seal in place on a reused buffer of `size` bytes, the tag appended,
+/// with nonces from `nonce`.
+fn seal_reused<'a>(
+    key: &'a impl Aead,
     size: usize,
     mut nonce: impl FnMut() -> [u8; 12] + 'a,
 ) -> Run<'a> {
@@ -183,35 +246,57 @@ fn ring_seal<'a>(
     Box::new(move |iters: u64| {
         for _ in 0..iters {
             buf.truncate(size);
-            let tag = ring_key
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(nonce()),
-                    Aad::from(&aad[..]),
-                    &mut buf,
-                )
-                .expect("seal");
-            buf.extend_from_slice(tag.as_ref());
+            let tag = key.seal(nonce(), &aad, &mut buf);
+            buf.extend_from_slice(&tag);
         }
         black_box(&buf);
     })
 }
 
+/// Allocate, copy the plaintext in, seal with a pooled nonce: the work
+/// `seal_value` does, laid out as a sealed value (a 20-byte prefix holding
+/// the nonce, the ciphertext, the tag).
+fn seal_copied<'a>(key: &'a impl Aead, size: usize) -> Run<'a> {
+    let aad = [0x11u8; AAD_LEN];
+    let plaintext = vec![0xA5u8; size];
+    let mut pool = Pool::new();
+    Box::new(move |iters: u64| {
+        for _ in 0..iters {
+            let nonce = pool.nonce();
+            let mut out = Vec::with_capacity(HEADER_LEN + size + 16);
+            out.extend_from_slice(&[0; HEADER_LEN - 12]);
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&plaintext);
+            let tag = key.seal(nonce, &aad, &mut out[HEADER_LEN..]);
+            out.extend_from_slice(&tag);
+            black_box(out);
+        }
+    })
+}
+
+/// Nonces from a counter: the cheapest possible nonce.
+fn counter_nonces() -> impl FnMut() -> [u8; 12] {
+    let mut counter = 0u64;
+    move || {
+        counter += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        n
+    }
+}
+
 fn seal_variants<'a>(
     rt: &'a tokio::runtime::Runtime,
     sr: &'a Strongroom,
-    ring_key: &'a LessSafeKey,
+    keys: &'a Keys,
     ctx: &'a SealContext<'a>,
     size: usize,
 ) -> Vec<(&'static str, Run<'a>)> {
     let plaintext = vec![0xA5u8; size];
-    let copied_plaintext = plaintext.clone();
     let mut in_place = seal_buffer(size);
     in_place.resize(HEADER_LEN + size, 0xA5);
-    let mut counter = 0u64;
     let mut pool = Pool::new();
     let rng = SystemRandom::new();
-    let mut copy_pool = Pool::new();
-    let aad = [0x11u8; AAD_LEN];
     vec![
         (
             "strongroom",
@@ -239,73 +324,50 @@ fn seal_variants<'a>(
         ),
         (
             "ring-counter",
-            ring_seal(ring_key, size, move || {
-                counter += 1;
-                let mut n = [0u8; 12];
-                n[4..].copy_from_slice(&counter.to_be_bytes());
-                n
-            }),
+            seal_reused(&keys.ring, size, counter_nonces()),
         ),
         (
             "ring-pooled",
-            ring_seal(ring_key, size, move || pool.nonce()),
+            seal_reused(&keys.ring, size, move || pool.nonce()),
         ),
         (
             "ring-getrandom",
-            ring_seal(ring_key, size, move || {
+            seal_reused(&keys.ring, size, move || {
                 let mut n = [0u8; 12];
                 rng.fill(&mut n).expect("rng");
                 n
             }),
         ),
+        ("ring-copy-pooled", seal_copied(&keys.ring, size)),
         (
-            "ring-copy-pooled",
-            Box::new(move |iters: u64| {
-                for _ in 0..iters {
-                    // Laid out as a sealed value: a 20-byte prefix holding
-                    // the nonce, the ciphertext, the tag.
-                    let nonce = copy_pool.nonce();
-                    let mut out = Vec::with_capacity(HEADER_LEN + size + 16);
-                    out.extend_from_slice(&[0; HEADER_LEN - 12]);
-                    out.extend_from_slice(&nonce);
-                    out.extend_from_slice(&copied_plaintext);
-                    let tag = ring_key
-                        .seal_in_place_separate_tag(
-                            Nonce::assume_unique_for_key(nonce),
-                            Aad::from(&aad[..]),
-                            &mut out[HEADER_LEN..],
-                        )
-                        .expect("seal");
-                    out.extend_from_slice(tag.as_ref());
-                    black_box(out);
-                }
-            }),
+            "aws-lc-counter",
+            seal_reused(&keys.aws_lc, size, counter_nonces()),
         ),
+        ("aws-lc-copy-pooled", seal_copied(&keys.aws_lc, size)),
     ]
+}
+
+/// Copy the stored ciphertext and tag into a fresh `Vec` and open it there.
+fn open_copied<'a>(key: &'a impl Aead, stored: &'a [u8]) -> Run<'a> {
+    let aad = [0x11u8; AAD_LEN];
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&stored[8..HEADER_LEN]);
+    Box::new(move |iters: u64| {
+        for _ in 0..iters {
+            let mut buf = stored[HEADER_LEN..].to_vec();
+            let n = key.open(nonce, &aad, &mut buf);
+            black_box((n, &buf));
+        }
+    })
 }
 
 fn open_variants<'a>(
     sr: &'a Strongroom,
-    ring_key: &'a LessSafeKey,
     ctx: &'a SealContext<'a>,
     sealed: &'a SealedValue,
-    size: usize,
+    baseline_stored: &'a [u8],
+    keys: &'a Keys,
 ) -> Vec<(&'static str, Run<'a>)> {
-    let aad = [0x11u8; AAD_LEN];
-    let nonce = [9u8; 12];
-    // The same layout as a sealed value: a 20-byte prefix (holding the
-    // nonce), the ciphertext, the tag.
-    let mut ring_stored = vec![0u8; HEADER_LEN];
-    ring_stored[8..20].copy_from_slice(&nonce);
-    ring_stored.resize(HEADER_LEN + size, 0x5A);
-    let tag = ring_key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&aad[..]),
-            &mut ring_stored[HEADER_LEN..],
-        )
-        .expect("seal");
-    ring_stored.extend_from_slice(tag.as_ref());
     vec![
         (
             "strongroom",
@@ -326,24 +388,29 @@ fn open_variants<'a>(
                 }
             }),
         ),
-        (
-            "ring-copy",
-            Box::new(move |iters: u64| {
-                for _ in 0..iters {
-                    let mut buf = ring_stored[HEADER_LEN..].to_vec();
-                    let n = ring_key
-                        .open_in_place(
-                            Nonce::assume_unique_for_key(nonce),
-                            Aad::from(&aad[..]),
-                            &mut buf,
-                        )
-                        .expect("open")
-                        .len();
-                    black_box((n, &buf));
-                }
-            }),
-        ),
+        ("ring-copy", open_copied(&keys.ring, baseline_stored)),
+        ("aws-lc-copy", open_copied(&keys.aws_lc, baseline_stored)),
     ]
+}
+
+/// The baselines' keys, one per library.
+struct Keys {
+    ring: LessSafeKey,
+    aws_lc: lc::LessSafeKey,
+}
+
+/// A value sealed by the baselines (both libraries produce the same bytes
+/// for the same key), laid out as a sealed value: a 20-byte prefix holding
+/// the nonce, the ciphertext, the tag.
+fn baseline_sealed(keys: &Keys, size: usize) -> Vec<u8> {
+    let aad = [0x11u8; AAD_LEN];
+    let nonce = [9u8; 12];
+    let mut stored = vec![0u8; HEADER_LEN];
+    stored[8..20].copy_from_slice(&nonce);
+    stored.resize(HEADER_LEN + size, 0x5A);
+    let tag = keys.ring.seal(nonce, &aad, &mut stored[HEADER_LEN..]);
+    stored.extend_from_slice(&tag);
+    stored
 }
 
 fn json_outcome(o: &Outcome) -> serde_json::Value {
@@ -395,7 +462,10 @@ fn main() {
             .await
             .expect("init")
     });
-    let ring_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[1; 32]).expect("key"));
+    let keys = Keys {
+        ring: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[1; 32]).expect("key")),
+        aws_lc: lc::LessSafeKey::new(lc::UnboundKey::new(&lc::AES_256_GCM, &[1; 32]).expect("key")),
+    };
     let ctx = SealContext::new(PATH, 7);
     println!(
         "{:<12} {:<20} / {:<17} {:>13} {:>13}  {:>7}  [p25-p75; min-max]",
@@ -409,8 +479,12 @@ fn main() {
             ("strongroom-in-place", "ring-counter"),
             ("strongroom-in-place", "ring-pooled"),
             ("strongroom-in-place", "ring-getrandom"),
+            ("strongroom", "aws-lc-copy-pooled"),
+            ("strongroom", "aws-lc-counter"),
+            ("strongroom-in-place", "aws-lc-counter"),
+            ("aws-lc-counter", "ring-counter"),
         ];
-        let variants = seal_variants(&rt, &sr, &ring_key, &ctx, size);
+        let variants = seal_variants(&rt, &sr, &keys, &ctx, size);
         for o in compare(&format!("seal/{name}"), variants, &pairs, rounds, sample) {
             print_outcome(&o);
             outcomes.push(o);
@@ -419,11 +493,15 @@ fn main() {
         let sealed = rt
             .block_on(sr.seal_value(&vec![0x5Au8; size], &ctx))
             .expect("seal");
+        let stored = baseline_sealed(&keys, size);
         let pairs = [
             ("strongroom", "ring-copy"),
             ("strongroom-in-place", "ring-copy"),
+            ("strongroom", "aws-lc-copy"),
+            ("strongroom-in-place", "aws-lc-copy"),
+            ("aws-lc-copy", "ring-copy"),
         ];
-        let variants = open_variants(&sr, &ring_key, &ctx, &sealed, size);
+        let variants = open_variants(&sr, &ctx, &sealed, &stored, &keys);
         for o in compare(&format!("open/{name}"), variants, &pairs, rounds, sample) {
             print_outcome(&o);
             outcomes.push(o);

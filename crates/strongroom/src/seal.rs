@@ -33,7 +33,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -97,7 +97,7 @@ impl Algorithm {
             .find(|a| a.name() == name)
     }
 
-    fn ring(self) -> &'static aead::Algorithm {
+    fn cipher(self) -> &'static aead::Algorithm {
         match self {
             Self::Aes256Gcm => &aead::AES_256_GCM,
             Self::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
@@ -262,38 +262,27 @@ struct SealedParts<'s> {
 /// A 256-bit data-encryption key with its algorithm. No `Debug` of the key,
 /// and the key is wiped on drop.
 ///
-/// The cipher's key (ring's `LessSafeKey`, whose expanded schedule begins
-/// with the raw key bytes) lives in one heap allocation from the moment it
-/// is built until it is dropped: it never moves, and on drop it is
-/// overwritten in place with the all-zero key of the same algorithm (ring's
-/// keys cannot be zeroized, but one key of an algorithm has the same layout
-/// as any other). The stack the key was built on is scrubbed before and
-/// after, so no copy stays behind there either.
+/// The cipher's key (an AWS-LC `EVP_AEAD_CTX`, whose expanded schedule
+/// begins with the raw key bytes) lives in one allocation of AWS-LC's own
+/// from the moment it is built until it is dropped: the Rust value holds
+/// only a pointer to it, so moving the key copies no key bytes, and AWS-LC
+/// overwrites the allocation with zeros when it frees it. The stack the key
+/// was built on is scrubbed before and after, so no copy stays behind there
+/// either.
 pub struct DataKey {
     algorithm: Algorithm,
-    key: Box<LessSafeKey>,
+    key: LessSafeKey,
     raw: SecretBytes,
 }
 
-impl Drop for DataKey {
-    fn drop(&mut self) {
-        if let Ok(zero) = UnboundKey::new(self.algorithm.ring(), &[0; KEY_LEN]) {
-            *self.key = LessSafeKey::new(zero);
-        }
-        // The box is freed next: keep the compiler from dropping the
-        // overwrite as a dead store.
-        std::hint::black_box(&*self.key);
-    }
-}
-
-/// Bytes of stack [`scrub_stack`] overwrites: more than building a ring key
-/// uses below the caller's frame.
+/// Bytes of stack [`scrub_stack`] overwrites: more than building a cipher
+/// key uses below the caller's frame.
 const STACK_SCRUB_LEN: usize = 32 * 1024;
 
 /// Overwrites the stack below the caller's frame with zeros, wiping what
-/// the functions it called left there (ring copies a key's schedule several
-/// times on the stack while building it: about 4 KiB deep in a release
-/// build, 18 KiB unoptimised).
+/// the functions it called left there (building a cipher key can leave
+/// copies of the key, or values derived from it, in the frames of the
+/// functions that expand it).
 #[inline(never)]
 pub(crate) fn scrub_stack() {
     let mut area = [0u8; STACK_SCRUB_LEN];
@@ -302,14 +291,14 @@ pub(crate) fn scrub_stack() {
     std::hint::black_box(&mut area);
 }
 
-/// Builds ring's key for `raw` and moves it into the box it stays in. Never
-/// inlined, so every stack copy made on the way lies below the caller's
-/// frame, where [`scrub_stack`] reaches it.
+/// Builds the cipher's key for `raw`. Never inlined, so every stack copy
+/// made on the way lies below the caller's frame, where [`scrub_stack`]
+/// reaches it.
 #[inline(never)]
-fn boxed_ring_key(algorithm: Algorithm, raw: &[u8]) -> Result<Box<LessSafeKey>> {
-    let unbound = UnboundKey::new(algorithm.ring(), raw)
+fn cipher_key(algorithm: Algorithm, raw: &[u8]) -> Result<LessSafeKey> {
+    let unbound = UnboundKey::new(algorithm.cipher(), raw)
         .map_err(|_| Error::InvalidArgument("key rejected by the cipher".into()))?;
-    Ok(Box::new(LessSafeKey::new(unbound)))
+    Ok(LessSafeKey::new(unbound))
 }
 
 impl fmt::Debug for DataKey {
@@ -329,12 +318,10 @@ impl DataKey {
                 raw.len()
             )));
         }
-        // Zeros first: ring's key is an enum, and bytes its variant leaves
-        // unused are copied into the box from this stack as they are, where
-        // the overwrite on drop need not reach them; they must hold nothing
-        // of another key. Then wipe the copies the building left.
+        // Scrub before, so the stack below holds nothing of another key,
+        // and after, to wipe the copies the building left.
         scrub_stack();
-        let key = boxed_ring_key(algorithm, raw.expose_secret());
+        let key = cipher_key(algorithm, raw.expose_secret());
         scrub_stack();
         Ok(Self {
             algorithm,
@@ -548,9 +535,8 @@ impl DataKey {
                 self.key.open_in_place_separate_tag(
                     Nonce::assume_unique_for_key(nonce),
                     Aad::from(aad),
-                    aead::Tag::from(parts.tag),
+                    &parts.tag,
                     body,
-                    0..,
                 )
             })?
             .map(|_| ())
@@ -572,12 +558,16 @@ impl DataKey {
         header.copy_from_slice(&buf[..HEADER_LEN]);
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&header[8..20]);
+        // `parse_header` checked that the header and the tag fit.
+        let body_len = buf.len() - OVERHEAD;
+        let (body, tag) = buf[HEADER_LEN..].split_at_mut(body_len);
         context
             .with_aad(&header, |aad| {
-                self.key.open_in_place(
+                self.key.open_in_place_separate_tag(
                     Nonce::assume_unique_for_key(nonce),
                     Aad::from(aad),
-                    &mut buf[HEADER_LEN..],
+                    tag,
+                    body,
                 )
             })?
             .map_err(|_| Error::DecryptionFailed)

@@ -212,3 +212,47 @@ async fn a_sealed_store_serves_nothing_from_its_cache() {
     assert_eq!(s.get_shared("app/db").await.unwrap_err().kind(), "sealed");
     assert_eq!(stats(&s), (1, 1), "no hit after the seal");
 }
+
+/// Readers on several OS threads and a writer share one cache while it
+/// evicts (two entries for three paths): no read returns a version older
+/// than one whose write had returned before the read began, and every read
+/// is counted once as a hit or a miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_on_many_threads_never_see_a_version_older_than_an_acknowledged_write() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (door, _) = store().await;
+    let s = cached(&door, CacheOptions::default().with_max_entries(2));
+    let paths = ["app/a", "app/b", "app/c"];
+    for p in paths {
+        s.put(p, b"v", None).await.unwrap();
+    }
+    // The newest version of app/a whose put has returned.
+    let acknowledged = Arc::new(AtomicU64::new(1));
+    const READERS: u64 = 6;
+    const READS: u64 = 2_000;
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        let (s, acknowledged) = (s.clone(), acknowledged.clone());
+        readers.push(tokio::spawn(async move {
+            for i in 0..READS {
+                let path = paths[usize::try_from((r + i) % 3).unwrap()];
+                let floor = acknowledged.load(Ordering::SeqCst);
+                let got = s.get(path).await.unwrap().version.version;
+                if path == "app/a" {
+                    assert!(got >= floor, "read version {got} after {floor} was written");
+                }
+            }
+        }));
+    }
+    for _ in 0..200 {
+        let v = s.put("app/a", b"v", None).await.unwrap().version;
+        acknowledged.store(v, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let (hits, misses) = stats(&s);
+    assert_eq!(hits + misses, READERS * READS);
+    assert!(hits > 0 && misses > 0, "hits {hits}, misses {misses}");
+}

@@ -22,8 +22,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+
+use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use super::{METADATA_PREFIX, SecretVersion};
 use crate::changes::StorageEvent;
@@ -84,13 +86,15 @@ struct Entry {
     seq: u64,
 }
 
+/// The entries by path. Hashed with foldhash (seeded per process), not
+/// SipHash: a hit is mostly hashing, and only paths of secrets that exist
+/// and were read get in, at most `max_entries` of them, so there is no
+/// flood of chosen keys to resist.
+type Entries = HashMap<String, Entry, foldhash::quality::RandomState>;
+
 #[derive(Default)]
 struct State {
-    /// Hashed with foldhash (seeded per process), not SipHash: a hit is
-    /// mostly hashing, and only paths of secrets that exist and were read
-    /// get in, at most `max_entries` of them, so there is no flood of
-    /// chosen keys to resist.
-    entries: HashMap<String, Entry, foldhash::quality::RandomState>,
+    entries: Entries,
     /// Insertion order, oldest first: seq -> path.
     order: BTreeMap<u64, String>,
     bytes: usize,
@@ -100,17 +104,21 @@ struct State {
 }
 
 impl State {
-    fn remove(&mut self, path: &str) {
-        if let Some(e) = self.entries.remove(path) {
-            self.order.remove(&e.seq);
-            self.bytes -= e.read.value.len();
-        }
+    /// Takes `path`'s entry out. The caller drops it after releasing the
+    /// lock: dropping the last reference to a value wipes it.
+    fn remove(&mut self, path: &str) -> Option<Entry> {
+        let e = self.entries.remove(path)?;
+        self.order.remove(&e.seq);
+        self.bytes -= e.read.value.len();
+        Some(e)
     }
 
-    fn clear(&mut self) {
-        self.entries.clear();
+    /// Takes every entry out, for the caller to drop after releasing the
+    /// lock.
+    fn clear(&mut self) -> Entries {
         self.order.clear();
         self.bytes = 0;
+        std::mem::take(&mut self.entries)
     }
 }
 
@@ -134,7 +142,14 @@ impl std::fmt::Debug for ReadCache {
 
 pub(crate) struct ReadCache {
     options: CacheOptions,
-    state: Mutex<State>,
+    /// Held only for map operations: never across I/O or an `await`, and
+    /// never while a value is wiped (entries taken out are dropped after
+    /// it is released). A spin lock that yields the CPU while it waits:
+    /// releasing it is a plain store, where a `std` mutex's release is an
+    /// atomic swap, and on a hit that is one of the four atomic operations
+    /// (lock, `Arc` clone, release, the caller's `Arc` drop) that dominate
+    /// its cost.
+    state: SpinMutex<State, spin::relax::Yield>,
     /// Bumped by every invalidation.
     generation: AtomicU64,
     /// The feed follower, started on first use.
@@ -156,18 +171,16 @@ impl ReadCache {
     pub(crate) fn new(options: CacheOptions) -> Arc<Self> {
         Arc::new(Self {
             options,
-            state: Mutex::new(State::default()),
+            state: SpinMutex::new(State::default()),
             generation: AtomicU64::new(0),
             follower: OnceLock::new(),
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock leaves a consistent map (every
-        // method updates it in one step); go on with it.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The lock is released when a panic unwinds past its guard, and
+    /// every method leaves the map consistent at each step.
+    fn state(&self) -> SpinMutexGuard<'_, State> {
+        self.state.lock()
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -241,24 +254,23 @@ impl ReadCache {
         let margin = (max_age / 4).max(step.saturating_mul(4));
         let age = |now: Timestamp, at: Timestamp| now.as_millis().saturating_sub(at.as_millis());
         let mut state = self.state();
-        let hit = match state.entries.get(path) {
+        let (hit, stale) = match state.entries.get(path) {
             Some(e)
                 if age(coarse, e.at).saturating_add(margin) <= max_age
                     || age(clock.now(), e.at) <= max_age =>
             {
-                Some(e.read.clone())
+                (Some(e.read.clone()), None)
             }
-            Some(_) => {
-                state.remove(path);
-                None
-            }
-            None => None,
+            Some(_) => (None, state.remove(path)),
+            None => (None, None),
         };
         if hit.is_some() {
             state.hits += 1;
         } else {
             state.misses += 1;
         }
+        drop(state);
+        drop(stale);
         hit
     }
 
@@ -277,13 +289,14 @@ impl ReadCache {
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        state.remove(path);
+        let mut dropped: Vec<Entry> = state.remove(path).into_iter().collect();
         while state.entries.len() >= o.max_entries || state.bytes + len > o.max_bytes {
             let Some((_, oldest)) = state.order.pop_first() else {
                 break;
             };
             if let Some(e) = state.entries.remove(&oldest) {
                 state.bytes -= e.read.value.len();
+                dropped.push(e);
             }
         }
         let seq = state.next_seq;
@@ -298,22 +311,26 @@ impl ReadCache {
                 seq,
             },
         );
+        drop(state);
+        drop(dropped);
     }
 
     /// Drops `paths` (and fails every read in flight to fill the cache).
     pub(crate) fn invalidate<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
         let mut state = self.state();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for p in paths {
-            state.remove(p);
-        }
+        let dropped: Vec<Entry> = paths.into_iter().filter_map(|p| state.remove(p)).collect();
+        drop(state);
+        drop(dropped);
     }
 
     /// Drops everything.
     pub(crate) fn clear(&self) {
         let mut state = self.state();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        state.clear();
+        let dropped = state.clear();
+        drop(state);
+        drop(dropped);
     }
 }
 

@@ -39,9 +39,9 @@
 //!   `Strongroom::open_value_in_place`;
 //! - `ring-copy`: copy ciphertext and tag into a fresh `Vec`, then ring's
 //!   `open_in_place`;
-//! - `aws-lc-copy`: copy the ciphertext into a fresh `Vec`, then AWS-LC's
-//!   `open_in_place_separate_tag` (the same work as `ring-copy`, and what
-//!   `open_value` does before its wipe on drop).
+//! - `aws-lc-copy`: copy ciphertext and tag into a fresh `Vec`, then
+//!   AWS-LC's `open_in_place_separate_tag` on the ciphertext (the same work
+//!   as `ring-copy`, and what `open_value` does before its wipe on drop).
 //!
 //! Run: `cargo bench -p strongroom-benches --bench seal`, then
 //! `python3 benches/report.py` (reads `target/strongroom-bench/seal.json`,

@@ -262,13 +262,13 @@ struct SealedParts<'s> {
 /// A 256-bit data-encryption key with its algorithm. No `Debug` of the key,
 /// and the key is wiped on drop.
 ///
-/// The cipher's key (an AWS-LC `EVP_AEAD_CTX`, whose expanded schedule
-/// begins with the raw key bytes) lives in one allocation of AWS-LC's own
-/// from the moment it is built until it is dropped: the Rust value holds
-/// only a pointer to it, so moving the key copies no key bytes, and AWS-LC
-/// overwrites the allocation with zeros when it frees it. The stack the key
-/// was built on is scrubbed before and after, so no copy stays behind there
-/// either.
+/// The cipher's key (an AWS-LC `EVP_AEAD_CTX`, which holds the raw key
+/// bytes or an expanded schedule that begins with them) lives in one
+/// allocation of AWS-LC's own from the moment it is built until it is
+/// dropped: the Rust value holds only a pointer to it, so moving the key
+/// copies no key bytes, and AWS-LC overwrites the allocation with zeros
+/// when it frees it. The stack the key was built on is scrubbed before and
+/// after, so no copy stays behind there either.
 pub struct DataKey {
     algorithm: Algorithm,
     key: LessSafeKey,

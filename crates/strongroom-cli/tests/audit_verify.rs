@@ -7,41 +7,27 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
+use strongroom::audit::{AuditEvent, AuditLog, Checkpoint, FsyncPolicy, JsonlFileSink, Operation};
+use strongroom::dangerous::Door;
 use support::{Env, fails, ok, stderr};
 
-/// Writes an audit log through the library with the store's audit key.
-fn write_audit_log(env: &Env, file: &Path, records: u64) {
-    use strongroom::audit::{AuditEvent, AuditLog, FsyncPolicy, JsonlFileSink, Operation};
-    use strongroom::protector::SoftwareProtector;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap());
-        let protector = SoftwareProtector::from_key_file(env.key()).unwrap();
-        let sr = strongroom::Strongroom::unseal(
-            sqlite.clone(),
-            &protector,
-            strongroom::Options::default(),
-        )
-        .await
-        .unwrap()
-        .dangerous_traced("test")
-        .await
-        .unwrap();
-        let sink = Arc::new(JsonlFileSink::open(file, FsyncPolicy::EveryRecord).unwrap());
-        let log = AuditLog::new(sr.audit_key().unwrap(), vec![sink], sr.clock().clone()).unwrap();
-        for i in 0..records {
-            log.append(
+/// Writes an audit log through the library with the store's audit key;
+/// the checkpoint of its last record.
+async fn write_audit_log(door: &Door, file: &Path, records: u64) -> Checkpoint {
+    let sink = Arc::new(JsonlFileSink::open(file, FsyncPolicy::EveryRecord).unwrap());
+    let log = AuditLog::new(door.audit_key().unwrap(), vec![sink], door.clock().clone()).unwrap();
+    let mut head = None;
+    for i in 0..records {
+        let record = log
+            .append(
                 AuditEvent::new("svc-billing", Operation::Read, format!("req-{i}"))
                     .with_path("prod/billing/db-password"),
             )
             .await
             .unwrap();
-        }
-        sqlite.close().await;
-    });
+        head = Some(record.checkpoint());
+    }
+    head.expect("at least one record")
 }
 
 #[test]
@@ -50,7 +36,7 @@ fn audit_verify_good_and_tampered() {
     // command audits, and would save a head this log does not reach)
     let env = Env::init_by_library();
     let log = env.path("audit.jsonl");
-    write_audit_log(&env, &log, 4);
+    env.with_library(async |door| write_audit_log(door, &log, 4).await);
     let log_s = log.display().to_string();
 
     let out = ok(&env.store(&["audit", "verify", &log_s], b""));
@@ -90,44 +76,16 @@ fn audit_verify_good_and_tampered() {
     assert!(e.contains("seq 1"), "{e}");
 }
 
-/// Writes an audit log through the library and saves its head in the store,
-/// as a handle does after every record.
-fn write_audit_log_and_save_head(env: &Env, file: &Path, records: u64) {
-    write_audit_log(env, file, records);
-    use strongroom::protector::SoftwareProtector;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap());
-        let protector = SoftwareProtector::from_key_file(env.key()).unwrap();
-        let sr = strongroom::Strongroom::unseal(
-            sqlite.clone(),
-            &protector,
-            strongroom::Options::default(),
-        )
-        .await
-        .unwrap()
-        .dangerous_traced("test")
-        .await
-        .unwrap();
-        let text = std::fs::read_to_string(file).unwrap();
-        let last = text.lines().last().unwrap();
-        let head = strongroom::audit::AuditRecord::from_json_line(last)
-            .unwrap()
-            .checkpoint();
-        sr.save_audit_head(&head).await.unwrap();
-        sqlite.close().await;
-    });
-}
-
 #[test]
 fn audit_verify_checks_the_saved_head_by_default() {
     // an application's log and saved head (the CLI's own log is tested below)
     let env = Env::init_by_library();
     let log = env.path("audit.jsonl");
-    write_audit_log_and_save_head(&env, &log, 6);
+    // and its head saved in the store, as a handle does after every record
+    env.with_library(async |door| {
+        let head = write_audit_log(door, &log, 6).await;
+        door.save_audit_head(&head).await.unwrap();
+    });
     let log_s = log.display().to_string();
     let verify = |file: &str, extra: &[&str]| {
         let mut args = vec!["audit", "verify", file];

@@ -765,7 +765,8 @@ fn version_key_prefix(path: &SecretPath) -> String {
 }
 
 /// Appends `version` zero-padded to [`VERSION_DIGITS`] digits (a `u64` has
-/// at most 20), without the formatting machinery (reads and writes build these keys).
+/// at most 20), without the formatting machinery (reads and writes build
+/// these keys).
 fn push_version(key: &mut String, mut version: u64) {
     let mut digits = [b'0'; VERSION_DIGITS];
     for d in digits.iter_mut().rev() {

@@ -44,27 +44,7 @@ impl Env {
             dir: tempfile::tempdir().unwrap(),
         };
         ok(&env.run(&["keygen", &env.key()], b""));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(env.db()).await.unwrap());
-            let protector =
-                strongroom::protector::SoftwareProtector::from_key_file(env.key()).unwrap();
-            let sr = strongroom::Strongroom::init(
-                sqlite.clone(),
-                &protector,
-                strongroom::Options::default(),
-            )
-            .await
-            .unwrap()
-            .dangerous_traced("test")
-            .await
-            .unwrap();
-            sr.seal();
-            sqlite.close().await;
-        });
+        env.library(true, async |_| ());
         env
     }
 
@@ -160,6 +140,12 @@ impl Env {
         &self,
         f: impl AsyncFnOnce(&strongroom::dangerous::Door) -> T,
     ) -> T {
+        self.library(false, f)
+    }
+
+    /// Creates (`init`) or unseals the store through the library, runs `f`
+    /// on it, then seals and closes it.
+    fn library<T>(&self, init: bool, f: impl AsyncFnOnce(&strongroom::dangerous::Door) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -168,16 +154,13 @@ impl Env {
             let sqlite = Arc::new(strongroom_sqlx::SqliteStore::open(self.db()).await.unwrap());
             let protector =
                 strongroom::protector::SoftwareProtector::from_key_file(self.key()).unwrap();
-            let door = strongroom::Strongroom::unseal(
-                sqlite.clone(),
-                &protector,
-                strongroom::Options::default(),
-            )
-            .await
-            .unwrap()
-            .dangerous_traced("test")
-            .await
-            .unwrap();
+            let options = strongroom::Options::default();
+            let sr = if init {
+                strongroom::Strongroom::init(sqlite.clone(), &protector, options).await
+            } else {
+                strongroom::Strongroom::unseal(sqlite.clone(), &protector, options).await
+            };
+            let door = sr.unwrap().dangerous_traced("test").await.unwrap();
             let out = f(&door).await;
             door.seal();
             sqlite.close().await;

@@ -336,39 +336,34 @@ impl Storage for Barrier {
         // bytes now; the rest are read and opened.
         let memo = self.memo.as_deref();
         let mut recalled = Vec::new();
-        // Both wiped if a failed precondition read ends this early.
-        let mut pending = UnsentOps(ops);
-        pending.reverse();
-        let mut resolved = UnsentOps(Vec::with_capacity(pending.len()));
-        while let Some(op) = pending.pop() {
-            let at = resolved.len();
-            let op = match op {
-                BatchOp::Expect {
-                    key,
-                    value: Some(expected),
-                } if !passes_through(&key) => {
-                    let expected = SecretBytes::new(expected);
-                    let stored = match memo.and_then(|m| m.stored(&key, expected.expose_secret())) {
-                        Some(stored) => {
-                            recalled.push((at, expected));
-                            stored
-                        }
-                        None => {
-                            self.sr
-                                .stored_opening_to(&key, expected.expose_secret())
-                                .await?
-                        }
-                    };
-                    BatchOp::Expect {
-                        key,
-                        value: Some(stored),
-                    }
-                }
-                other => other,
+        // Resolved in place; wiped if a failed precondition read ends this
+        // early.
+        let mut ops = UnsentOps(ops);
+        for (at, op) in ops.iter_mut().enumerate() {
+            let BatchOp::Expect {
+                key,
+                value: Some(value),
+            } = op
+            else {
+                continue;
             };
-            resolved.push(op);
+            if passes_through(key) {
+                continue;
+            }
+            let expected = SecretBytes::new(std::mem::take(value));
+            *value = match memo.and_then(|m| m.stored(key, expected.expose_secret())) {
+                Some(stored) => {
+                    recalled.push((at, expected));
+                    stored
+                }
+                None => {
+                    self.sr
+                        .stored_opening_to(key, expected.expose_secret())
+                        .await?
+                }
+            };
         }
-        let resolved = resolved.send();
+        let resolved = ops.send();
         let Some(memo) = memo else {
             return self.sr.barrier_batch(resolved).await;
         };

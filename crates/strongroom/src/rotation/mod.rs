@@ -115,6 +115,8 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use engine::State;
 pub(crate) use engine::load_staged;
 use engine::{Lock, Op, Session, load_version, random_owner, read_state, sealed_key, staged_from};
 pub use engine::{RotationEngine, RotationReport, validate_name};

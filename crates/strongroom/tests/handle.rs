@@ -1,7 +1,9 @@
 //! The principal-bound handle: policy checks, bypass attempts, audit of every
 //! operation, fail-closed behaviour, tamper detection, restarts, inventory.
 
-use std::fmt;
+#[path = "tracing_capture/mod.rs"]
+mod tracing_capture;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use strongroom::protector::SoftwareProtector;
 use strongroom::secrets::{MetadataPatch, SecretError};
 use strongroom::storage::{DynStorage, MemoryStorage};
 use strongroom::{Error, Handle, Options, SecretBytes, Strongroom};
+use tracing_capture::Capture;
 
 const CANARY: &str = "canary-7f3e9d1c-never-log-me";
 const CANARY2: &str = "canary-2-a8b7c6d5-never-log-me";
@@ -142,35 +145,6 @@ impl AuditSink for BudgetSink {
         }
         self.inner.write(r, l).await
     }
-}
-
-/// Captures every `tracing` event's fields as text.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<String>>);
-
-struct Visitor<'a>(&'a mut String);
-
-impl tracing::field::Visit for Visitor<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        self.0.push_str(&format!("{}={:?}\n", field.name(), value));
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut s = self.0.lock().unwrap();
-        event.record(&mut Visitor(&mut s));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 fn is_denied(r: &Result<impl Sized, Error>) -> bool {
@@ -464,7 +438,7 @@ async fn canary_never_reaches_audit_output_or_errors() {
     let file = dir.path().join("audit.jsonl");
     let mem = Arc::new(MemorySink::new());
     let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+    let _installed = capture.install();
     let log = Arc::new(
         sr.open_audit_log(
             vec![
@@ -540,7 +514,7 @@ async fn canary_never_reaches_audit_output_or_errors() {
     let outputs = [
         ("memory", mem.lines().join("\n")),
         ("jsonl", std::fs::read_to_string(&file).unwrap()),
-        ("tracing", capture.0.lock().unwrap().clone()),
+        ("tracing", capture.text()),
         ("errors and debug output", texts.join("\n")),
     ];
     for (name, text) in &outputs {
@@ -582,7 +556,7 @@ async fn canary_never_reaches_audit_output_or_errors() {
             ),
         ]
     );
-    assert!(capture.0.lock().unwrap().contains(hmac.as_str()));
+    assert!(capture.text().contains(hmac.as_str()));
     let head = sr.saved_audit_head().await.unwrap().unwrap();
     assert_eq!(head, log.head().await);
     verify_jsonl_file(&file, &sr.audit_key().unwrap(), None, Some(&head)).unwrap();

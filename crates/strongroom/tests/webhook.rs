@@ -7,6 +7,8 @@
 
 #[path = "webhook_support/mod.rs"]
 mod support;
+#[path = "tracing_capture/mod.rs"]
+mod tracing_capture;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,8 @@ use strongroom::alerts::{
 use strongroom::audit::{AuditEvent, AuditLog, MemorySink, Operation};
 use strongroom::backoff::Backoff;
 use strongroom::clock::{ManualClock, Timestamp};
-use support::{Capture, TestCa, https_receiver};
+use support::{TestCa, https_receiver};
+use tracing_capture::Capture;
 
 const KEY: &[u8] = b"webhook shared key, 32 bytes ...";
 
@@ -145,7 +148,7 @@ async fn an_untrusted_or_misnamed_server_gets_nothing_and_it_is_counted() {
     let ca = TestCa::new("the CA the sink trusts");
     let other = TestCa::new("some other CA");
     let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+    let _installed = capture.install();
     for (acceptor, what) in [
         (
             other.acceptor(&["127.0.0.1"]),
@@ -174,7 +177,7 @@ async fn an_untrusted_or_misnamed_server_gets_nothing_and_it_is_counted() {
         );
     }
     // each failure is logged with its reason, never with the alert's body
-    let logged = capture.0.lock().unwrap().clone();
+    let logged = capture.text();
     assert_eq!(
         logged.matches("alert webhook gave up").count(),
         2,

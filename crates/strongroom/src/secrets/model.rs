@@ -25,8 +25,8 @@ pub struct SecretsOptions {
     /// `max_versions`. Clamped to `1..=`[`MAX_MAX_VERSIONS`].
     pub default_max_versions: u32,
     /// The read cache of [`SecretsStore::get`] (see [`CacheOptions`] and
-    /// the "Read cache" section of the [module docs](crate::secrets)); `None`, the
-    /// default, keeps no plaintext between calls.
+    /// the "Read cache" section of the [module docs](crate::secrets));
+    /// `None`, the default, keeps no plaintext between calls.
     pub cache: Option<CacheOptions>,
     /// Whether a write keeps the new current version's value (up to
     /// [`MAX_INLINE_VALUE`] bytes) inside the secret's metadata record
@@ -230,6 +230,9 @@ pub enum WriteKind {
     Update,
 }
 
+/// Checks `patch` against the bounds on metadata: labels (owner,
+/// environment, tags, custom keys), counts, text sizes, the rotation
+/// interval and `max_versions`.
 pub(super) fn validate_patch(path: &SecretPath, patch: &MetadataPatch) -> Result<(), SecretError> {
     if let Some(Some(o)) = &patch.owner {
         check_label(path, "owner", o, MAX_LABEL_BYTES)?;

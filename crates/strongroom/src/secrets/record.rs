@@ -29,7 +29,7 @@ const METADATA_FORMAT_INLINE: u8 = 2;
 pub(crate) struct MetaRecord {
     /// Format 1, or 2 exactly when `inline` is set (see
     /// [`MetaRecord::set_inline`]).
-    pub(super) format: u8,
+    format: u8,
     pub(super) current_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) max_versions: Option<u32>,

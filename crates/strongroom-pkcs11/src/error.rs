@@ -95,3 +95,54 @@ pub(crate) fn session_is_dead(e: &CkError) -> bool {
         )
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cryptoki::context::Function;
+
+    #[test]
+    fn return_values_map_to_actionable_kinds() {
+        use ProtectorErrorKind as K;
+        let cases = [
+            (RvError::PinIncorrect, K::WrongPin),
+            (RvError::PinLocked, K::PinLocked),
+            (RvError::TokenNotPresent, K::TokenRemoved),
+            (RvError::DeviceRemoved, K::TokenRemoved),
+            (RvError::KeyHandleInvalid, K::KeyNotFound),
+            (RvError::MechanismInvalid, K::MechanismUnsupported),
+            (RvError::SlotIdInvalid, K::TokenNotFound),
+            (RvError::GeneralError, K::Device),
+        ];
+        for (rv, kind) in cases {
+            let e = map(CkError::Pkcs11(rv, Function::Login), "testing");
+            assert!(
+                matches!(e, Error::Protector { protector: "pkcs11", kind: k, .. } if k == kind),
+                "{rv:?}: {e:?}"
+            );
+        }
+        // a failed unwrap says nothing more, whatever the token said
+        for rv in [
+            RvError::GeneralError,
+            RvError::EncryptedDataInvalid,
+            RvError::WrappedKeyInvalid,
+            RvError::KeyFunctionNotPermitted,
+        ] {
+            let e = map_unwrap(CkError::Pkcs11(rv, Function::Decrypt));
+            assert_eq!(
+                e.to_string(),
+                format!("key protector pkcs11: unwrap failed: {}", UNWRAP_FAILED)
+            );
+        }
+        // but a pulled token is still reported as such
+        let e = map_unwrap(CkError::Pkcs11(RvError::DeviceRemoved, Function::Decrypt));
+        assert!(matches!(
+            e,
+            Error::Protector {
+                kind: K::TokenRemoved,
+                ..
+            }
+        ));
+    }
+}

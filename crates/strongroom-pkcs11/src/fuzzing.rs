@@ -23,7 +23,7 @@ pub struct BlobFields {
 
 /// Parses a wrapped blob as `unwrap` does before it reaches the token.
 pub fn parse_blob(bytes: &[u8]) -> Option<BlobFields> {
-    crate::parse_blob(bytes).map(|b| BlobFields {
+    crate::blob::parse_blob(bytes).map(|b| BlobFields {
         mechanism: b.mechanism,
         version: b.version,
         label: b.label.to_vec(),
@@ -34,5 +34,5 @@ pub fn parse_blob(bytes: &[u8]) -> Option<BlobFields> {
 
 /// The blob header `wrap` writes for `mechanism`, key `version` and `label`.
 pub fn encode_header(mechanism: WrapMechanism, version: u32, label: &str) -> Result<Vec<u8>> {
-    crate::encode_header(mechanism, version, label)
+    crate::blob::encode_header(mechanism, version, label)
 }

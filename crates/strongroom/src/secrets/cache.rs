@@ -294,10 +294,7 @@ impl ReadCache {
             let Some((_, oldest)) = state.order.pop_first() else {
                 break;
             };
-            if let Some(e) = state.entries.remove(&oldest) {
-                state.bytes -= e.read.value.len();
-                dropped.push(e);
-            }
+            dropped.extend(state.remove(&oldest));
         }
         let seq = state.next_seq;
         state.next_seq += 1;
